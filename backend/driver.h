@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The driver interface: one ops table per engine (targets/<engine>.c).
+ *
+ * Threads: validate and check_run are pure and fast and may run on a FUSE
+ * request thread (inside the write to ctl).  Everything else runs on the
+ * worker thread only, which owns every struct target_ctx and run_ctx; a
+ * driver may block there (network, process start) but every network call
+ * has a timeout.  A driver never touches the mountpoint.
+ *
+ * A driver reports progress through the ws_* functions in ws.h
+ * (ws_run_transition, ws_run_save, ws_target_set_nodes), each one SQLite
+ * transaction + one events line + cache invalidation.
+ */
+#ifndef MLFS_DRIVER_H
+#define MLFS_DRIVER_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "objects.h"
+#include "parse.h"
+
+struct ws;
+
+struct target_ctx {
+	struct ws *ws;
+	struct obj obj;			/* the target's row */
+	struct kv_list config;		/* parsed `config` */
+	const struct driver *drv;
+	void *priv;			/* the driver's, freed by ->release */
+	int active;			/* runs the worker tracks on it */
+};
+
+struct run_ctx {
+	struct ws *ws;
+	struct obj obj;			/* the run's row, kept current */
+	struct target_ctx *t;
+	char *command;			/* the `command` setting */
+	struct kv_list env;		/* the `env` setting, parsed */
+	struct resources res;
+	char dir[PATH_MAX];		/* <state>/objects/<id> */
+	int wait_fd;			/* readable when the run may have ended; -1 */
+	int started;			/* the engine has it (spawned / submitted) */
+	double cancel_sent;		/* when TERM was sent, 0 if not */
+	void *priv;			/* the driver's */
+	/* worker bookkeeping */
+	int64_t log_size;
+	int64_t metrics_off;		/* bytes of metrics.raw converted */
+	struct run_ctx *next;
+};
+
+/* Paths inside a run's folder (<state>/objects/<id>/…) */
+#define RUN_FILES	"files"		/* the user's files, frozen at submit */
+#define RUN_WORK	"work"		/* the working copy (local target) */
+#define RUN_LOG		"log"		/* stdout + stderr */
+#define RUN_METRICS_RAW	"metrics.raw"	/* $MLFS_METRICS */
+#define RUN_METRICS	"metrics"	/* name value step time */
+#define RUN_EXIT	"exit"		/* exit code, written by the supervisor */
+#define RUN_PID		"pid"		/* supervisor pid, child pgid, start */
+
+struct driver {
+	const char *type;
+	const char *const *config_keys;	/* NULL-terminated */
+	const char *const *live_keys;	/* changeable while provisioned */
+	int can_host;			/* can host deployments */
+
+	/* Pure: check a target's config.  0 or -EINVAL + sentence. */
+	int (*validate)(const struct kv_list *config, struct err *e);
+	/* Pure: can this target ever run @res?  0 or -EINVAL + sentence.
+	 * @nodes_text is the target's `nodes` file (may be empty). */
+	int (*check_run)(const struct kv_list *config, const char *nodes_text,
+			 const struct resources *res, struct err *e);
+
+	/* Worker: make the target usable; fill @nodes (one line a node:
+	 * "name state cpus memory gpus").  0 or -errno + sentence. */
+	int (*provision)(struct target_ctx *t, char **nodes, struct err *e);
+	int (*deprovision)(struct target_ctx *t, struct err *e);
+	/* Worker: refresh `nodes` now and then (may be NULL). */
+	int (*refresh)(struct target_ctx *t, char **nodes, struct err *e);
+
+	/* Worker: 1 if @r may start now (capacity, GPUs), else 0. */
+	int (*can_start)(struct target_ctx *t, struct run_ctx *r);
+	/* Worker: hand @r to the engine.  Sets r->started, r->obj.backend_id
+	 * and reports state through ws_run_transition. */
+	int (*start)(struct target_ctx *t, struct run_ctx *r, struct err *e);
+	/* Worker: called every tick for the target's started runs (the driver
+	 * decides when an engine round-trip is due).  Reports transitions. */
+	void (*poll)(struct target_ctx *t, struct run_ctx **runs, int n);
+	/* Worker: stop @r (TERM, then KILL after the grace period: the driver
+	 * is called again each tick while r->obj.cancel is set). */
+	int (*cancel)(struct target_ctx *t, struct run_ctx *r, struct err *e);
+	/* Worker, at start-up: re-attach to a run the engine had before the
+	 * daemon stopped.  0, or -ENOENT if it never reached the engine. */
+	int (*adopt)(struct target_ctx *t, struct run_ctx *r, struct err *e);
+	/* Worker: forget driver state of a run that left the worker. */
+	void (*release_run)(struct target_ctx *t, struct run_ctx *r);
+	void (*release)(struct target_ctx *t);
+};
+
+const struct driver *driver_find(const char *type);
+/* Comma-separated list of known types, for error sentences. */
+const char *driver_types(void);
+
+extern const struct driver local_driver;
+
+/* Where mlfs-run and the other helpers live (set once by main). */
+extern char mlfs_helper_dir[PATH_MAX];
+
+#endif

@@ -1,0 +1,1186 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Pure parsers, see parse.h.
+ *
+ * Inputs come from users (writes to control and setting files) and from
+ * run processes (the metrics file): they may be huge, binary or hostile.
+ * So every loop here is linear in its input, nothing recurses, and
+ * duplicate keys are found with a hash set rather than by comparing every
+ * pair.  Sentences quote offending values through quote(), which truncates
+ * them and escapes everything but printable ASCII, so that an `error` file
+ * or the `events` stream never carries terminal escapes, NUL bytes or
+ * broken UTF-8.
+ *
+ * Sentences start in lower case (a caller may prefix "cannot submit: ")
+ * and end with a period.
+ */
+#include "parse.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- sentences ---------------------------------------------------------- */
+
+int err_set(struct err *e, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+#define QUOTE_IN_MAX	48	/* bytes of a value shown before "..." */
+
+/* A value made fit for a sentence: each byte may become \xNN. */
+struct quote {
+	char s[QUOTE_IN_MAX * 4 + sizeof("...")];
+};
+
+static const char *quote(struct quote *q, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = len < QUOTE_IN_MAX ? len : QUOTE_IN_MAX;
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = s[i];
+
+		if (c == '\\' || c == '\'') {
+			q->s[o++] = '\\';
+			q->s[o++] = c;
+		} else if (c >= 0x20 && c < 0x7f) {
+			q->s[o++] = c;
+		} else {
+			q->s[o++] = '\\';
+			q->s[o++] = 'x';
+			q->s[o++] = hex[c >> 4];
+			q->s[o++] = hex[c & 15];
+		}
+	}
+	if (len > n) {
+		memcpy(q->s + o, "...", 3);
+		o += 3;
+	}
+	q->s[o] = '\0';
+	return q->s;
+}
+
+static const char *quote_str(struct quote *q, const char *s)
+{
+	return s ? quote(q, s, strlen(s)) : quote(q, "", 0);
+}
+
+/* ---- characters and lines ----------------------------------------------- */
+
+/* Locale-independent classes: the grammar is ASCII whatever the locale. */
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_lower(char c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+static bool is_alpha(char c)
+{
+	return is_lower(c) || (c >= 'A' && c <= 'Z');
+}
+
+static bool is_alnum(char c)
+{
+	return is_alpha(c) || is_digit(c);
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* A NUL byte or a control character other than tab. */
+static bool is_bad_byte(char c)
+{
+	unsigned char u = c;
+
+	return (u < 0x20 && u != '\t') || u == 0x7f;
+}
+
+static size_t find_bad_byte(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (is_bad_byte(s[i]))
+			break;
+	return i;
+}
+
+/* "<what> line <no> contains …", or "<what> contains …" when @no is 0. */
+static int bad_byte(struct err *e, const char *what, size_t no, char c)
+{
+	char where[64];
+	struct quote q;
+
+	if (no)
+		snprintf(where, sizeof(where), "%s line %zu", what, no);
+	else
+		snprintf(where, sizeof(where), "%s", what);
+	if (!c)
+		return err_set(e, -EINVAL, "%s contains a NUL byte.", where);
+	return err_set(e, -EINVAL, "%s contains the control character '%s'.",
+		       where, quote(&q, &c, 1));
+}
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n && is_blank(**s)) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && is_blank((*s)[*n - 1]))
+		(*n)--;
+}
+
+static bool is_blank_span(const char *s, size_t n)
+{
+	trim(&s, &n);
+	return n == 0;
+}
+
+struct lines {
+	const char *p, *end;
+	size_t no;		/* number of the line last returned, from 1 */
+};
+
+static void lines_init(struct lines *it, const char *buf, size_t len)
+{
+	it->p = buf;
+	it->end = buf ? buf + len : buf;
+	it->no = 0;
+}
+
+/*
+ * The next line, without its '\n' and without one trailing '\r' (files
+ * saved by Windows editors); false at the end.  No line follows a final
+ * '\n'.
+ */
+static bool next_line(struct lines *it, const char **s, size_t *n)
+{
+	const char *nl;
+
+	if (it->p >= it->end)
+		return false;
+	nl = memchr(it->p, '\n', it->end - it->p);
+	*s = it->p;
+	*n = (nl ? nl : it->end) - it->p;
+	it->p = nl ? nl + 1 : it->end;
+	it->no++;
+	if (*n && (*s)[*n - 1] == '\r')
+		(*n)--;
+	return true;
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+static bool is_name_char(char c)
+{
+	return is_alnum(c) || c == '.' || c == '_' || c == '-';
+}
+
+int name_valid(const char *s, struct err *e)
+{
+	struct quote q, qc;
+	size_t len, i;
+
+	if (!s || !*s)
+		return err_set(e, -EINVAL, "a name must not be empty.");
+	if (!strcmp(s, ".") || !strcmp(s, ".."))
+		return err_set(e, -EINVAL, "'%s' is not a valid name.", s);
+	len = strlen(s);
+	if (!is_alnum(s[0]))
+		return err_set(e, -EINVAL,
+			       "name '%s' must start with a letter or a digit.",
+			       quote(&q, s, len));
+	for (i = 1; i < len && is_name_char(s[i]); i++)
+		;
+	if (i < len)
+		return err_set(e, -EINVAL,
+			       "name '%s' contains '%s' (at position %zu); use only letters, digits, '.', '_' and '-'.",
+			       quote(&q, s, len), quote(&qc, s + i, 1), i + 1);
+	if (len > MLFS_NAME_MAX)
+		return err_set(e, -EINVAL,
+			       "name '%s' is too long (%zu characters, at most %d).",
+			       quote(&q, s, len), len, MLFS_NAME_MAX);
+	return 0;
+}
+
+/* ---- ctl lines ---------------------------------------------------------- */
+
+static int ctl_words(const char *s, size_t n, size_t no, struct ctl_cmd *c,
+		     struct err *e)
+{
+	struct quote q;
+	size_t i = 0, w;
+
+	memset(c, 0, sizeof(*c));
+	for (;;) {
+		while (i < n && is_blank(s[i]))
+			i++;
+		if (i == n)
+			return 0;
+		for (w = i; i < n && !is_blank(s[i]); i++)
+			;
+		if (c->argc == CTL_MAX_ARGS)
+			return err_set(e, -EINVAL,
+				       "ctl line %zu has more than %d words: '%s'.",
+				       no, CTL_MAX_ARGS, quote(&q, s, n));
+		if (i - w >= CTL_WORD_MAX)
+			return err_set(e, -EINVAL,
+				       "ctl line %zu: the word '%s' is too long (%zu bytes, at most %d).",
+				       no, quote(&q, s + w, i - w), i - w,
+				       CTL_WORD_MAX - 1);
+		memcpy(c->argv[c->argc++], s + w, i - w);
+	}
+}
+
+int ctl_split(const char *buf, size_t len, struct ctl_cmd *cmds, int max,
+	      struct err *e)
+{
+	struct lines it;
+	const char *s;
+	size_t n, bad;
+	int count = 0, rc;
+
+	lines_init(&it, buf, len);
+	while (next_line(&it, &s, &n)) {
+		bad = find_bad_byte(s, n);
+		if (bad < n)
+			return bad_byte(e, "ctl", it.no, s[bad]);
+		trim(&s, &n);
+		if (!n || *s == '#')
+			continue;
+		if (count >= max)
+			return err_set(e, -EINVAL,
+				       "too many commands in one write (at most %d).",
+				       max < 0 ? 0 : max);
+		rc = ctl_words(s, n, it.no, &cmds[count], e);
+		if (rc)
+			return rc;
+		count++;
+	}
+	return count;
+}
+
+/* ---- key/value lists ---------------------------------------------------- */
+
+void kv_free(struct kv_list *l)
+{
+	int i;
+
+	if (!l)
+		return;
+	for (i = 0; i < l->n; i++) {
+		free(l->items[i].key);
+		free(l->items[i].value);
+	}
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+const char *kv_get(const struct kv_list *l, const char *key)
+{
+	int i;
+
+	if (!l || !key)
+		return NULL;
+	for (i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i].key, key))
+			return l->items[i].value;
+	return NULL;
+}
+
+/*
+ * A list under construction.  @slot is an open-addressing hash set of
+ * items, so that finding a duplicate key stays linear in the input even
+ * for 100,000 lines; each slot keeps the key's hash to skip most string
+ * comparisons, and @aux keeps it per item to rebuild the set on growth
+ * without hashing again.
+ */
+struct kv_slot {
+	unsigned int item;	/* index + 1, 0 = free */
+	unsigned int hash;
+};
+
+struct kv_aux {
+	size_t line;		/* for "first on line N" */
+	unsigned int hash;
+};
+
+struct kv_build {
+	struct kv_list *out;
+	const char *what;	/* "config", "env", … for sentences */
+	size_t cap;
+	struct kv_aux *aux;
+	struct kv_slot *slot;
+	size_t nslot;		/* a power of two, >= 2 * cap */
+};
+
+static unsigned int key_hash(const char *s, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;	/* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	h ^= h >> 33;				/* spread into the low bits */
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (unsigned int)h;
+}
+
+/* The slot holding key @s (hash @h), or the free slot where it would go. */
+static size_t kvb_find(const struct kv_build *b, const char *s, size_t n,
+		       unsigned int h)
+{
+	size_t mask = b->nslot - 1;
+	size_t i = h & mask;
+	const char *k;
+
+	for (; b->slot[i].item; i = (i + 1) & mask) {
+		if (b->slot[i].hash != h)
+			continue;
+		k = b->out->items[b->slot[i].item - 1].key;
+		if (!strncmp(k, s, n) && k[n] == '\0')
+			break;
+	}
+	return i;
+}
+
+/* Room for one more item; the set is rebuilt at twice the size. */
+static int kvb_grow(struct kv_build *b)
+{
+	size_t cap = b->cap ? 2 * b->cap : 16;
+	struct kv *items;
+	struct kv_aux *aux;
+	size_t i, j, mask;
+
+	if (cap > INT_MAX)
+		return -ENOMEM;
+	items = realloc(b->out->items, cap * sizeof(*items));
+	if (!items)
+		return -ENOMEM;
+	b->out->items = items;
+	aux = realloc(b->aux, cap * sizeof(*aux));
+	if (!aux)
+		return -ENOMEM;
+	b->aux = aux;
+	free(b->slot);
+	b->nslot = 2 * cap;
+	b->slot = calloc(b->nslot, sizeof(*b->slot));
+	if (!b->slot)
+		return -ENOMEM;
+	b->cap = cap;
+	mask = b->nslot - 1;
+	for (i = 0; i < (size_t)b->out->n; i++) {
+		for (j = aux[i].hash & mask; b->slot[j].item; j = (j + 1) & mask)
+			;
+		b->slot[j].item = i + 1;
+		b->slot[j].hash = aux[i].hash;
+	}
+	return 0;
+}
+
+static char *memdup0(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static int kvb_add(struct kv_build *b, const char *k, size_t kn,
+		   const char *v, size_t vn, size_t no, struct err *e)
+{
+	struct kv_list *l = b->out;
+	unsigned int h = key_hash(k, kn);
+	struct kv *kv;
+	struct quote q;
+	size_t i;
+
+	if ((size_t)l->n == b->cap && kvb_grow(b))
+		return err_set(e, -ENOMEM, "out of memory reading %s.",
+			       b->what);
+	i = kvb_find(b, k, kn, h);
+	if (b->slot[i].item)
+		return err_set(e, -EINVAL,
+			       "%s line %zu: the key '%s' is given twice (first on line %zu).",
+			       b->what, no, quote(&q, k, kn),
+			       b->aux[b->slot[i].item - 1].line);
+	kv = &l->items[l->n];
+	kv->key = memdup0(k, kn);
+	kv->value = memdup0(v, vn);
+	if (!kv->key || !kv->value) {
+		free(kv->key);
+		free(kv->value);
+		return err_set(e, -ENOMEM, "out of memory reading %s.",
+			       b->what);
+	}
+	b->aux[l->n].line = no;
+	b->aux[l->n].hash = h;
+	b->slot[i].hash = h;
+	b->slot[i].item = ++l->n;
+	return 0;
+}
+
+/* Frees the scaffolding, and the list too on failure. */
+static int kvb_done(struct kv_build *b, int rc)
+{
+	free(b->aux);
+	free(b->slot);
+	if (rc)
+		kv_free(b->out);
+	return rc;
+}
+
+/* ---- key = value config ------------------------------------------------- */
+
+/* [a-z_][a-z0-9_]* */
+static bool config_key_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (!n || !(is_lower(s[0]) || s[0] == '_'))
+		return false;
+	for (i = 1; i < n; i++)
+		if (!(is_lower(s[i]) || is_digit(s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static int kv_line(struct kv_build *b, const char *s, size_t n, size_t no,
+		   struct err *e)
+{
+	const char *eq, *k, *v;
+	size_t kn, vn, bad;
+	struct quote q;
+
+	bad = find_bad_byte(s, n);
+	if (bad < n)
+		return bad_byte(e, b->what, no, s[bad]);
+	trim(&s, &n);
+	if (!n || *s == '#')
+		return 0;
+	eq = memchr(s, '=', n);
+	if (!eq)
+		return err_set(e, -EINVAL,
+			       "%s line %zu has no '=' (expected key = value): '%s'.",
+			       b->what, no, quote(&q, s, n));
+	k = s;
+	kn = eq - s;
+	trim(&k, &kn);
+	v = eq + 1;
+	vn = s + n - v;
+	trim(&v, &vn);
+	if (!kn)
+		return err_set(e, -EINVAL, "%s line %zu has no key before '='.",
+			       b->what, no);
+	if (!config_key_valid(k, kn))
+		return err_set(e, -EINVAL,
+			       "%s line %zu: '%s' is not a valid key (use a-z, 0-9 and '_', not starting with a digit).",
+			       b->what, no, quote(&q, k, kn));
+	return kvb_add(b, k, kn, v, vn, no, e);
+}
+
+static int kv_parse_as(const char *buf, size_t len, struct kv_list *out,
+		       const char *what, struct err *e)
+{
+	struct kv_build b = { .out = out, .what = what };
+	struct lines it;
+	const char *s;
+	size_t n;
+	int rc = 0;
+
+	out->items = NULL;
+	out->n = 0;
+	lines_init(&it, buf, len);
+	while (!rc && next_line(&it, &s, &n))
+		rc = kv_line(&b, s, n, it.no, e);
+	return kvb_done(&b, rc);
+}
+
+int kv_parse(const char *buf, size_t len, struct kv_list *out, struct err *e)
+{
+	return kv_parse_as(buf, len, out, "config", e);
+}
+
+/* Index of the first key of @l not in @allowed, or -1. */
+static int first_unknown(const struct kv_list *l, const char *const *allowed)
+{
+	const char *const *a;
+	int i;
+
+	for (i = 0; i < l->n; i++) {
+		for (a = allowed; a && *a; a++)
+			if (!strcmp(*a, l->items[i].key))
+				break;
+		if (!a || !*a)
+			return i;
+	}
+	return -1;
+}
+
+/* "a, b, c" into @buf, truncated with "..." if it does not fit. */
+static const char *join_keys(const char *const *allowed, char *buf,
+			     size_t sz)
+{
+	size_t o = 0, n;
+
+	buf[0] = '\0';
+	for (; allowed && *allowed; allowed++) {
+		n = strlen(*allowed);
+		if (o + n + 2 + 4 > sz) {
+			strcpy(buf + o, "...");
+			return buf;
+		}
+		if (o) {
+			memcpy(buf + o, ", ", 2);
+			o += 2;
+		}
+		memcpy(buf + o, *allowed, n + 1);
+		o += n;
+	}
+	return o ? buf : "none";
+}
+
+int kv_check_keys(const struct kv_list *l, const char *const *allowed,
+		  const char *type, struct err *e)
+{
+	char known[200];
+	struct quote q, qt;
+	int i;
+
+	if (!l)
+		return 0;
+	i = first_unknown(l, allowed);
+	if (i < 0)
+		return 0;
+	if (!type)
+		return err_set(e, -EINVAL, "unknown config key '%s' (known: %s).",
+			       quote_str(&q, l->items[i].key),
+			       join_keys(allowed, known, sizeof(known)));
+	return err_set(e, -EINVAL,
+		       "unknown config key '%s' for type %s (known: %s).",
+		       quote_str(&q, l->items[i].key), quote_str(&qt, type),
+		       join_keys(allowed, known, sizeof(known)));
+}
+
+/* ---- env lines ---------------------------------------------------------- */
+
+/* [A-Za-z_][A-Za-z0-9_]* */
+static bool env_key_valid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (!n || !(is_alpha(s[0]) || s[0] == '_'))
+		return false;
+	for (i = 1; i < n; i++)
+		if (!(is_alnum(s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static int env_key_check(const char *k, size_t kn, size_t no, struct err *e)
+{
+	struct quote q;
+
+	if (!kn)
+		return err_set(e, -EINVAL, "env line %zu has no name before '='.",
+			       no);
+	if (is_blank(k[kn - 1]))
+		return err_set(e, -EINVAL,
+			       "env line %zu: no blanks are allowed before '=' (write NAME=value): '%s'.",
+			       no, quote(&q, k, kn));
+	if (!env_key_valid(k, kn))
+		return err_set(e, -EINVAL,
+			       "env line %zu: '%s' is not a valid variable name (use A-Z, a-z, 0-9 and '_', not starting with a digit).",
+			       no, quote(&q, k, kn));
+	if (kn >= 5 && !memcmp(k, "MLFS_", 5))
+		return err_set(e, -EINVAL,
+			       "env line %zu: '%s' is reserved (mlfs sets the MLFS_ variables itself).",
+			       no, quote(&q, k, kn));
+	return 0;
+}
+
+static int env_line(struct kv_build *b, const char *s, size_t n, size_t no,
+		    struct err *e)
+{
+	const char *eq;
+	struct quote q;
+	size_t kn;
+	int rc;
+
+	if (memchr(s, '\0', n))
+		return bad_byte(e, "env", no, '\0');
+	while (n && is_blank(*s)) {
+		s++;
+		n--;
+	}
+	if (!n || *s == '#')
+		return 0;
+	eq = memchr(s, '=', n);
+	if (!eq)
+		return err_set(e, -EINVAL,
+			       "env line %zu has no '=' (expected NAME=value): '%s'.",
+			       no, quote(&q, s, n));
+	kn = eq - s;
+	rc = env_key_check(s, kn, no, e);
+	if (rc)
+		return rc;
+	return kvb_add(b, s, kn, eq + 1, n - kn - 1, no, e);
+}
+
+int env_parse(const char *buf, size_t len, struct kv_list *out,
+	      struct err *e)
+{
+	struct kv_build b = { .out = out, .what = "env" };
+	struct lines it;
+	const char *s;
+	size_t n;
+	int rc = 0;
+
+	out->items = NULL;
+	out->n = 0;
+	lines_init(&it, buf, len);
+	while (!rc && next_line(&it, &s, &n))
+		rc = env_line(&b, s, n, it.no, e);
+	return kvb_done(&b, rc);
+}
+
+/* ---- numbers ------------------------------------------------------------ */
+
+/*
+ * Digits at @p into @v, saturating at @sat (so that callers can multiply
+ * without overflow and still see "too large").  NULL if no digit.
+ */
+static const char *scan_digits(const char *p, uint64_t sat, uint64_t *v)
+{
+	if (!is_digit(*p))
+		return NULL;
+	for (*v = 0; is_digit(*p); p++)
+		*v = *v > (sat - 9) / 10 ? sat : *v * 10 + (*p - '0');
+	return p;
+}
+
+int parse_int(const char *s, long min, long max, long *out, const char *what,
+	      struct err *e)
+{
+	uint64_t mag, lim = (uint64_t)LONG_MAX + 1;
+	const char *p = s;
+	bool neg = false;
+	struct quote q;
+	long v;
+
+	if (!p)
+		goto refuse;
+	if (*p == '+' || *p == '-')
+		neg = *p++ == '-';
+	p = scan_digits(p, lim + 1, &mag);
+	if (!p || *p || mag > lim || (!neg && mag == lim))
+		goto refuse;
+	if (!neg)
+		v = (long)mag;
+	else
+		v = mag ? -(long)(mag - 1) - 1 : 0;	/* LONG_MIN too */
+	if (v < min || v > max)
+		goto refuse;
+	*out = v;
+	return 0;
+refuse:
+	return err_set(e, -EINVAL, "%s must be an integer from %ld to %ld, not '%s'.",
+		       what ? what : "the value", min, max, quote_str(&q, s));
+}
+
+/* ---- memory sizes ------------------------------------------------------- */
+
+#define MEM_MAX_MIB	(UINT64_MAX >> 20)	/* bytes still fit 64 bits */
+#define MEM_FRAC_MAX	9			/* decimals after the point */
+#define SAT		1000000000000000ull	/* 1e15: > any limit here */
+
+struct decimal {
+	uint64_t ip;		/* integer part, saturated at SAT */
+	uint64_t fp;		/* fraction digits as an integer */
+	uint64_t scale;		/* 10^(number of fraction digits) */
+};
+
+/* "12" or "1.5" at @p; returns the end or NULL. */
+static const char *scan_decimal(const char *p, struct decimal *d)
+{
+	int nd;
+
+	p = scan_digits(p, SAT, &d->ip);
+	d->fp = 0;
+	d->scale = 1;
+	if (!p || *p != '.')
+		return p;
+	if (!is_digit(*++p))
+		return NULL;
+	for (nd = 0; is_digit(*p); p++, nd++) {
+		if (nd == MEM_FRAC_MAX)
+			return NULL;
+		d->fp = d->fp * 10 + (*p - '0');
+		d->scale *= 10;
+	}
+	return p;
+}
+
+/* Unit letter → shift from MiB (K = -10); "i", "B" may follow.  -1: bad. */
+static int mem_unit(const char *p, int *shift)
+{
+	static const char units[] = "KMGT";
+	const char *u;
+
+	if (!*p) {
+		*shift = 0;
+		return 0;
+	}
+	u = strchr(units, *p & ~0x20);
+	if (!u || !*u)
+		return -1;
+	*shift = (int)(u - units) * 10 - 10;
+	p++;
+	if (*p == 'i')
+		p++;
+	if ((*p & ~0x20) == 'B')
+		p++;
+	return *p ? -1 : 0;
+}
+
+/* ceil(d * 2^shift), shift in {-10, 0, 10, 20}; > MEM_MAX_MIB if too large */
+static uint64_t mem_scale(const struct decimal *d, int shift)
+{
+	uint64_t m, frac;
+
+	if (shift < 0) {
+		frac = (d->ip % 1024) * d->scale + d->fp;
+		return d->ip / 1024 +
+		       (frac + 1024 * d->scale - 1) / (1024 * d->scale);
+	}
+	m = 1ull << shift;
+	if (d->ip > MEM_MAX_MIB / m)
+		return MEM_MAX_MIB + 1;
+	return d->ip * m + (d->fp * m + d->scale - 1) / d->scale;
+}
+
+int parse_mem_mib(const char *s, uint64_t *mib, struct err *e)
+{
+	struct decimal d;
+	struct quote q;
+	const char *p;
+	uint64_t v;
+	int shift;
+
+	p = s ? scan_decimal(s, &d) : NULL;
+	if (!p || mem_unit(p, &shift))
+		return err_set(e, -EINVAL,
+			       "memory must be a size like 512M, 1G or 1.5G (K, M, G or T; MiB without a unit), not '%s'.",
+			       quote_str(&q, s));
+	v = mem_scale(&d, shift);
+	if (!v)
+		return err_set(e, -EINVAL, "memory must be more than 0, not '%s'.",
+			       quote_str(&q, s));
+	if (v > MEM_MAX_MIB)
+		return err_set(e, -EINVAL,
+			       "memory '%s' is too large (the limit is 16 EiB).",
+			       quote_str(&q, s));
+	*mib = v;
+	return 0;
+}
+
+/* ---- durations ---------------------------------------------------------- */
+
+#define DUR_MAX_DAYS	3650
+#define DUR_MAX		((uint64_t)DUR_MAX_DAYS * 86400)
+
+/*
+ * [D-]F[:F[:F]] as scanned.  What each field means depends on the form:
+ * "M", "M:S", "H:M:S" without a day count, "H", "H:M", "H:M:S" after one.
+ */
+struct dur {
+	bool has_day;
+	uint64_t day;
+	uint64_t f[3];
+	int nf;
+};
+
+enum dur_field { DF_HOURS, DF_MINUTES, DF_SECONDS };
+
+static const struct {
+	const char *name;
+	uint64_t secs;
+	uint64_t below;		/* bound when not the leading field */
+} dur_fields[] = {
+	[DF_HOURS]	= { "hours",	3600,	24 },
+	[DF_MINUTES]	= { "minutes",	60,	60 },
+	[DF_SECONDS]	= { "seconds",	1,	60 },
+};
+
+static const enum dur_field dur_forms[2][3][3] = {
+	{ { DF_MINUTES }, { DF_MINUTES, DF_SECONDS },
+	  { DF_HOURS, DF_MINUTES, DF_SECONDS } },
+	{ { DF_HOURS }, { DF_HOURS, DF_MINUTES },
+	  { DF_HOURS, DF_MINUTES, DF_SECONDS } },
+};
+
+static int dur_scan(const char *p, struct dur *d)
+{
+	p = scan_digits(p, SAT, &d->f[0]);
+	if (!p)
+		return -1;
+	d->has_day = *p == '-';
+	if (d->has_day) {
+		d->day = d->f[0];
+		p = scan_digits(p + 1, SAT, &d->f[0]);
+		if (!p)
+			return -1;
+	}
+	for (d->nf = 1; *p == ':' && d->nf < 3; d->nf++) {
+		p = scan_digits(p + 1, SAT, &d->f[d->nf]);
+		if (!p)
+			return -1;
+	}
+	return *p ? -1 : 0;
+}
+
+/*
+ * Seconds of a scanned duration, or -1 with *@bad the field out of range.
+ * The leading field of "M", "M:S" and "H:M:S" is not bounded ("90",
+ * "100:00:00"); the others are (minutes and seconds below 60, hours below
+ * 24 after a day count).  Fields are saturated at SAT: no overflow.
+ */
+static int dur_value(const struct dur *d, uint64_t *secs,
+		     enum dur_field *bad)
+{
+	const enum dur_field *form = dur_forms[d->has_day][d->nf - 1];
+	uint64_t t = d->has_day ? d->day * 86400 : 0;
+	int i;
+
+	for (i = 0; i < d->nf; i++) {
+		if ((i > 0 || d->has_day) &&
+		    d->f[i] >= dur_fields[form[i]].below) {
+			*bad = form[i];
+			return -1;
+		}
+		t += d->f[i] * dur_fields[form[i]].secs;
+	}
+	*secs = t;
+	return 0;
+}
+
+/* "90s", "10m", "2h", "1d": 0 and *@secs set, or -1 if not that form. */
+static int dur_unit(const char *s, uint64_t *secs)
+{
+	const char *p;
+	uint64_t v;
+
+	p = scan_digits(s, SAT, &v);
+	if (!p || !*p || p[1])
+		return -1;
+	switch (*p | 0x20) {
+	case 's':
+		*secs = v;
+		return 0;
+	case 'm':
+		*secs = v * 60;
+		return 0;
+	case 'h':
+		*secs = v * 3600;
+		return 0;
+	case 'd':
+		*secs = v * 86400;
+		return 0;
+	}
+	return -1;
+}
+
+/* Seconds of @s: 0; -1 if malformed; 1 with *@bad out of range. */
+static int dur_parse(const char *s, uint64_t *t, enum dur_field *bad)
+{
+	struct dur d = { 0 };
+
+	if (!dur_unit(s, t))
+		return 0;
+	if (dur_scan(s, &d))
+		return -1;
+	return dur_value(&d, t, bad) ? 1 : 0;
+}
+
+int parse_duration(const char *s, uint64_t *secs, struct err *e)
+{
+	enum dur_field bad = DF_SECONDS;
+	uint64_t t = 0;
+	struct quote q;
+	int rc;
+
+	rc = s ? dur_parse(s, &t, &bad) : -1;
+	if (rc < 0)
+		return err_set(e, -EINVAL,
+			       "time must be a duration like 90 (minutes), 1:30:00, 2-03:04:05 or 2h, not '%s'.",
+			       quote_str(&q, s));
+	if (rc > 0)
+		return err_set(e, -EINVAL,
+			       "time '%s' is invalid: %s must be below %d.",
+			       quote_str(&q, s), dur_fields[bad].name,
+			       (int)dur_fields[bad].below);
+	if (!t)
+		return err_set(e, -EINVAL, "time must be more than 0, not '%s'.",
+			       quote_str(&q, s));
+	if (t > DUR_MAX)
+		return err_set(e, -EINVAL,
+			       "time '%s' is too long (at most %d days).",
+			       quote_str(&q, s), DUR_MAX_DAYS);
+	*secs = t;
+	return 0;
+}
+
+/* ---- resources ---------------------------------------------------------- */
+
+static const char *const res_keys[] = {
+	"nodes", "cpus", "gpus", "memory", "time", NULL
+};
+
+static int res_set(struct resources *r, const struct kv *kv, struct err *e)
+{
+	char known[64];
+	struct quote q;
+
+	if (!strcmp(kv->key, "nodes"))
+		return parse_int(kv->value, 1, 1024, &r->nodes, "nodes", e);
+	if (!strcmp(kv->key, "cpus"))
+		return parse_int(kv->value, 1, 4096, &r->cpus, "cpus", e);
+	if (!strcmp(kv->key, "gpus"))
+		return parse_int(kv->value, 0, 64, &r->gpus, "gpus", e);
+	if (!strcmp(kv->key, "memory"))
+		return parse_mem_mib(kv->value, &r->memory_mib, e);
+	if (!strcmp(kv->key, "time"))
+		return parse_duration(kv->value, &r->time_secs, e);
+	return err_set(e, -EINVAL, "unknown resources key '%s' (known: %s).",
+		       quote_str(&q, kv->key),
+		       join_keys(res_keys, known, sizeof(known)));
+}
+
+int resources_parse(const char *buf, size_t len, struct resources *r,
+		    struct err *e)
+{
+	struct resources t = { .nodes = 1, .cpus = 1, .gpus = 0 };
+	struct kv_list l;
+	int i, rc;
+
+	rc = kv_parse_as(buf, len, &l, "resources", e);
+	for (i = 0; !rc && i < l.n; i++)
+		rc = res_set(&t, &l.items[i], e);
+	kv_free(&l);
+	if (!rc)
+		*r = t;
+	return rc;
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+#define METRIC_NAME_MAX		128
+#define METRIC_VALUE_MAX	128	/* longer numbers are not plausible */
+
+static bool is_metric_char(char c)
+{
+	return is_alnum(c) || strchr("_.:/-", c) != NULL;
+}
+
+/* [+-]? (D+ (. D*)? | . D+) ([eE] [+-]? D+)? over exactly @n bytes */
+static bool is_decimal_float(const char *s, size_t n)
+{
+	const char *p = s, *end = s + n;
+	size_t digits = 0;
+
+	if (p < end && (*p == '+' || *p == '-'))
+		p++;
+	for (; p < end && is_digit(*p); p++)
+		digits++;
+	if (p < end && *p == '.')
+		for (p++; p < end && is_digit(*p); p++)
+			digits++;
+	if (!digits)
+		return false;
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		if (++p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p == end || !is_digit(*p))
+			return false;
+		while (p < end && is_digit(*p))
+			p++;
+	}
+	return p == end;
+}
+
+/*
+ * strtod is correctly rounded but also takes "inf", "nan", hex and
+ * leading blanks: the grammar is checked first, so it sees plain decimals
+ * only.  It follows LC_NUMERIC; the daemon keeps the "C" locale.
+ */
+static int metric_value(const char *s, size_t n, double *v)
+{
+	char buf[METRIC_VALUE_MAX + 1];
+	char *end;
+
+	if (n > METRIC_VALUE_MAX || !is_decimal_float(s, n))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	*v = strtod(buf, &end);
+	if (end != buf + n || !isfinite(*v))
+		return -EINVAL;
+	return 0;
+}
+
+static int metric_step(const char *s, size_t n, long long *step)
+{
+	unsigned long long v = 0;
+	size_t i;
+
+	if (!n)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (!is_digit(s[i]) ||
+		    v > (unsigned long long)(LLONG_MAX - (s[i] - '0')) / 10)
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	*step = (long long)v;
+	return 0;
+}
+
+/* Up to 4 blank-separated words of @s (@n bytes); returns how many. */
+static int split_words(const char *s, size_t n, const char **w, size_t *wn)
+{
+	size_t i = 0, start;
+	int nw = 0;
+
+	for (;;) {
+		while (i < n && is_blank(s[i]))
+			i++;
+		if (i == n || nw == 4)
+			return nw;
+		for (start = i; i < n && !is_blank(s[i]); i++)
+			;
+		w[nw] = s + start;
+		wn[nw++] = i - start;
+	}
+}
+
+static bool metric_name_ok(const char *s, size_t n, size_t name_sz)
+{
+	size_t i;
+
+	if (!n || n > METRIC_NAME_MAX || n >= name_sz)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!is_metric_char(s[i]))
+			return false;
+	return true;
+}
+
+int metric_parse_line(const char *line, char *name, size_t name_sz,
+		      double *value, long long *step)
+{
+	const char *w[4];
+	size_t wn[4], n;
+	long long st = 0;
+	double v;
+	int nw;
+
+	if (!line || !name)
+		return -EINVAL;
+	n = strlen(line);
+	if (n && line[n - 1] == '\r')
+		n--;
+	nw = split_words(line, n, w, wn);
+	if (nw < 2 || nw > 3 || !metric_name_ok(w[0], wn[0], name_sz))
+		return -EINVAL;
+	if (metric_value(w[1], wn[1], &v))
+		return -EINVAL;
+	if (nw == 3 && metric_step(w[2], wn[2], &st))
+		return -EINVAL;
+	memcpy(name, w[0], wn[0]);
+	name[wn[0]] = '\0';
+	*value = v;
+	if (nw == 3 && step)
+		*step = st;
+	return nw == 3;
+}
+
+/* ---- one-value files ---------------------------------------------------- */
+
+static int first_word_rest(struct lines *it, struct err *e)
+{
+	const char *s;
+	size_t n;
+	struct quote q;
+
+	while (next_line(it, &s, &n))
+		if (!is_blank_span(s, n))
+			return err_set(e, -EINVAL,
+				       "line %zu is not blank ('%s'); this file holds a single value.",
+				       it->no, quote(&q, s, n));
+	return 0;
+}
+
+int first_word(const char *buf, size_t len, char *out, size_t out_sz,
+	       struct err *e)
+{
+	struct lines it;
+	const char *s = "";
+	size_t n = 0, w, bad;
+	struct quote q;
+	int rc;
+
+	if (!out || !out_sz)
+		return err_set(e, -EINVAL, "there is no room for the value.");
+	out[0] = '\0';
+	lines_init(&it, buf, len);
+	next_line(&it, &s, &n);
+	bad = find_bad_byte(s, n);
+	if (bad < n)
+		return bad_byte(e, "the value", 0, s[bad]);
+	trim(&s, &n);
+	for (w = 0; w < n && !is_blank(s[w]); w++)
+		;
+	if (w < n)
+		return err_set(e, -EINVAL,
+			       "'%s' has more than one word; this file holds a single value.",
+			       quote(&q, s, n));
+	rc = first_word_rest(&it, e);
+	if (rc)
+		return rc;
+	if (n >= out_sz)
+		return err_set(e, -EINVAL,
+			       "'%s' is too long (%zu bytes, at most %zu).",
+			       quote(&q, s, n), n, out_sz - 1);
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pure parsers for everything a user or an engine writes into the tree:
+ * object names, ctl lines, `key = value` config, env lines, resources,
+ * durations and sizes.  No I/O, no globals, no allocation except where a
+ * function says so: each can be unit-tested and fuzzed on its own.
+ *
+ * Every parser that can refuse takes a `struct err` and, on refusal, fills
+ * it with one human sentence (no trailing newline) and returns a negative
+ * errno (almost always -EINVAL).
+ */
+#ifndef MLFS_PARSE_H
+#define MLFS_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MLFS_NAME_MAX	63	/* [A-Za-z0-9][A-Za-z0-9._-]{0,62} */
+#define ERR_MSG_MAX	512
+
+struct err {
+	char msg[ERR_MSG_MAX];
+};
+
+/* Fill @e with a printf-style sentence and return @rc (a negative errno). */
+int err_set(struct err *e, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * name_valid - is @s a valid object name?
+ * Returns 0, or -EINVAL with a sentence (too long, empty, bad character,
+ * "." / "..").
+ */
+int name_valid(const char *s, struct err *e);
+
+/* ---- ctl lines ---------------------------------------------------------- */
+
+#define CTL_MAX_ARGS	4
+#define CTL_WORD_MAX	256
+
+struct ctl_cmd {
+	int argc;				/* words on the line, >= 1 */
+	char argv[CTL_MAX_ARGS][CTL_WORD_MAX];	/* argv[0] is the verb */
+};
+
+/*
+ * ctl_split - split a write to a ctl file into commands.
+ * @buf, @len: the bytes written (not NUL-terminated; may hold NUL bytes).
+ * @cmds, @max: output array.
+ * Lines are separated by '\n'; blank lines and lines starting with '#' are
+ * skipped; words are separated by blanks (space, tab); a trailing '\r' is
+ * dropped.  Returns the number of commands (0 for only blank input), or
+ * -EINVAL (NUL byte, control character, more than CTL_MAX_ARGS words, a
+ * word longer than CTL_WORD_MAX-1, more than @max commands) with a sentence.
+ */
+int ctl_split(const char *buf, size_t len, struct ctl_cmd *cmds, int max,
+	      struct err *e);
+
+/* ---- key = value config ------------------------------------------------- */
+
+struct kv {
+	char *key;
+	char *value;
+};
+
+struct kv_list {
+	struct kv *items;
+	int n;
+};
+
+/*
+ * kv_parse - parse `key = value` lines.
+ * Blank lines and lines whose first non-blank character is '#' are skipped;
+ * blanks around key and value are trimmed; a value may be empty and may
+ * contain '=' and '#'.  Keys are [a-z_][a-z0-9_]*; a key given twice,
+ * a line without '=', a NUL byte or a control character other than tab is
+ * -EINVAL with a sentence naming the line number.
+ * On success @out owns malloc'd copies (free with kv_free).  -ENOMEM too.
+ */
+int kv_parse(const char *buf, size_t len, struct kv_list *out, struct err *e);
+void kv_free(struct kv_list *l);
+/* Returns the value of @key or NULL. */
+const char *kv_get(const struct kv_list *l, const char *key);
+/*
+ * kv_check_keys - refuse keys not in the NULL-terminated @allowed list:
+ * -EINVAL "unknown config key 'x' for type T (known: a, b)".
+ */
+int kv_check_keys(const struct kv_list *l, const char *const *allowed,
+		  const char *type, struct err *e);
+
+/* ---- env lines ---------------------------------------------------------- */
+
+/*
+ * env_parse - parse `KEY=VALUE` lines (no blanks around '=' needed, but
+ * blanks before KEY are trimmed; the value is taken verbatim to end of line,
+ * a trailing '\r' dropped).  Blank and '#' lines skipped.  KEY is
+ * [A-Za-z_][A-Za-z0-9_]*.  Refused (-EINVAL): a bad key, a line without
+ * '=', NUL bytes, a key starting with "MLFS_" (reserved), a key given twice.
+ * On success @out holds "KEY=VALUE" strings in a kv_list (key, value split),
+ * free with kv_free.
+ */
+int env_parse(const char *buf, size_t len, struct kv_list *out,
+	      struct err *e);
+
+/* ---- numbers, sizes, durations ------------------------------------------ */
+
+/* A decimal integer in [min, max]; -EINVAL "<what> must be an integer from
+ * min to max, not 'x'". */
+int parse_int(const char *s, long min, long max, long *out, const char *what,
+	      struct err *e);
+
+/* "512M", "1G", "1.5G", "2048" (MiB when no suffix), K/M/G/T (binary).
+ * Result in MiB (rounded up), > 0. */
+int parse_mem_mib(const char *s, uint64_t *mib, struct err *e);
+
+/* Slurm-style durations: "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S",
+ * or with a unit "90s", "10m", "2h", "1d".  Result in seconds, > 0. */
+int parse_duration(const char *s, uint64_t *secs, struct err *e);
+
+/* ---- resources ---------------------------------------------------------- */
+
+struct resources {
+	long nodes;		/* default 1, 1..1024 */
+	long cpus;		/* per node (per task), default 1, 1..4096 */
+	long gpus;		/* per node, default 0, 0..64 */
+	uint64_t memory_mib;	/* per node, 0 = not set */
+	uint64_t time_secs;	/* 0 = no limit */
+};
+
+/*
+ * resources_parse - parse the `resources` file (key = value lines; keys
+ * nodes, cpus, gpus, memory, time).  Missing keys take the defaults above;
+ * an empty buffer is all defaults.  Unknown keys and bad values: -EINVAL.
+ */
+int resources_parse(const char *buf, size_t len, struct resources *r,
+		    struct err *e);
+
+/* ---- metrics ------------------------------------------------------------ */
+
+/*
+ * metric_parse_line - one line a run appended to $MLFS_METRICS:
+ * `name value [step]` (blank-separated; name [A-Za-z0-9_.:/-]{1,128};
+ * value a finite double; step a non-negative integer).  @line is
+ * NUL-terminated without its newline.  Returns 1 with a step, 0 without,
+ * -EINVAL for a malformed line.
+ */
+int metric_parse_line(const char *line, char *name, size_t name_sz,
+		      double *value, long long *step);
+
+/* ---- text helpers ------------------------------------------------------- */
+
+/*
+ * first_word - copy the first blank-separated word of @buf (up to the first
+ * newline) into @out.  Used for one-value files like `target` and `type`.
+ * Returns 0 (empty @out for a blank file), -EINVAL if a second word
+ * follows on that line or a later line is non-blank, or the word does not
+ * fit @out_sz.
+ */
+int first_word(const char *buf, size_t len, char *out, size_t out_sz,
+	       struct err *e);
+
+#endif /* MLFS_PARSE_H */

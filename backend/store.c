@@ -1,0 +1,664 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Every SQL statement of mlfs lives in this file.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Schema migrations: migrations[i] takes user_version i to i + 1. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE objects ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  kind INTEGER NOT NULL,"
+	"  parent INTEGER NOT NULL DEFAULT 0,"
+	"  name TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  error TEXT NOT NULL DEFAULT '',"
+	"  uid INTEGER NOT NULL DEFAULT 0,"
+	"  gid INTEGER NOT NULL DEFAULT 0,"
+	"  created REAL NOT NULL,"
+	"  changed REAL NOT NULL,"
+	"  target_id INTEGER NOT NULL DEFAULT 0,"
+	"  seq INTEGER NOT NULL DEFAULT 0,"
+	"  exit_code INTEGER,"
+	"  queued REAL NOT NULL DEFAULT 0,"
+	"  started REAL NOT NULL DEFAULT 0,"
+	"  ended REAL NOT NULL DEFAULT 0,"
+	"  cancel INTEGER NOT NULL DEFAULT 0,"
+	"  backend_id TEXT NOT NULL DEFAULT '',"
+	"  node TEXT NOT NULL DEFAULT '',"
+	"  gpus TEXT NOT NULL DEFAULT '',"
+	"  type TEXT NOT NULL DEFAULT '',"
+	"  ddata TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE UNIQUE INDEX objects_by_name ON objects(kind, parent, name);"
+	"CREATE INDEX objects_by_state ON objects(kind, state);"
+	"CREATE TABLE texts ("
+	"  obj INTEGER NOT NULL,"
+	"  file INTEGER NOT NULL,"
+	"  value BLOB NOT NULL,"
+	"  PRIMARY KEY (obj, file)"
+	") WITHOUT ROWID;",
+};
+
+#define OBJ_COLS "id, kind, parent, name, state, error, uid, gid, created, " \
+	"changed, target_id, seq, exit_code, queued, started, ended, cancel, " \
+	"backend_id, node, gpus, type, ddata"
+
+enum stmt_id {
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_GET, S_FIND, S_INSERT, S_UPDATE, S_DELETE, S_DELETE_TEXTS,
+	S_LIST, S_ACTIVE, S_BUSY_TARGETS, S_COUNT_ACTIVE, S_MAX_SEQ, S_IDS,
+	S_TEXT_GET, S_TEXT_PUT,
+	S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_GET] = "SELECT " OBJ_COLS " FROM objects WHERE id = :id",
+	[S_FIND] = "SELECT " OBJ_COLS " FROM objects"
+		   " WHERE kind = :kind AND parent = :parent AND name = :name",
+	[S_INSERT] = "INSERT INTO objects (kind, parent, name, state, error,"
+		     " uid, gid, created, changed, type)"
+		     " VALUES (:kind, :parent, :name, :state, :error, :uid,"
+		     " :gid, :created, :changed, :type)",
+	[S_UPDATE] = "UPDATE objects SET name = :name, state = :state,"
+		     " error = :error, changed = :changed,"
+		     " target_id = :target_id, seq = :seq,"
+		     " exit_code = :exit_code, queued = :queued,"
+		     " started = :started, ended = :ended, cancel = :cancel,"
+		     " backend_id = :backend_id, node = :node, gpus = :gpus,"
+		     " type = :type, ddata = :ddata WHERE id = :id",
+	[S_DELETE] = "DELETE FROM objects WHERE id = :id",
+	[S_DELETE_TEXTS] = "DELETE FROM texts WHERE obj = :id",
+	[S_LIST] = "SELECT " OBJ_COLS " FROM objects"
+		   " WHERE kind = :kind AND parent = :parent AND id > :after"
+		   " ORDER BY id",
+	[S_ACTIVE] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 2 AND"
+		     " state IN ('Queued', 'Starting', 'Running') ORDER BY seq",
+	[S_BUSY_TARGETS] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 1"
+			   " AND state IN ('Creating', 'Updating', 'Deleting')"
+			   " ORDER BY id",
+	[S_COUNT_ACTIVE] = "SELECT count(*) FROM objects WHERE kind = 2 AND"
+			   " state IN ('Queued', 'Starting', 'Running')"
+			   " AND target_id = :target",
+	[S_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM objects WHERE kind = 2",
+	[S_IDS] = "SELECT id FROM objects ORDER BY id",
+	[S_TEXT_GET] = "SELECT value FROM texts WHERE obj = :id AND file = :file",
+	[S_TEXT_PUT] = "INSERT OR REPLACE INTO texts (obj, file, value)"
+		       " VALUES (:id, :file, :value)",
+};
+
+struct store {
+	pthread_mutex_t lock;	/* recursive; guards db and stmt[] */
+	sqlite3 *db;
+	sqlite3_stmt *stmt[S_COUNT];
+};
+
+static int sql_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	default:
+		return -EIO;
+	}
+}
+
+static int fail(struct store *s, int rc, const char *what)
+{
+	log_err("store: %s: %s", what, sqlite3_errmsg(s->db));
+	return sql_errno(rc);
+}
+
+static sqlite3_stmt *stmt(struct store *s, enum stmt_id id)
+{
+	sqlite3_stmt *st = s->stmt[id];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static void bind_i64(sqlite3_stmt *st, const char *name, int64_t v)
+{
+	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, name), v);
+}
+
+static void bind_text(sqlite3_stmt *st, const char *name, const char *v)
+{
+	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, name), v, -1,
+			  SQLITE_STATIC);
+}
+
+static void bind_real(sqlite3_stmt *st, const char *name, double v)
+{
+	sqlite3_bind_double(st, sqlite3_bind_parameter_index(st, name), v);
+}
+
+static void col_text(sqlite3_stmt *st, int col, char *dst, size_t sz)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, sz, "%s", t ? (const char *)t : "");
+}
+
+static void row_to_obj(sqlite3_stmt *st, struct obj *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->id = sqlite3_column_int64(st, 0);
+	o->kind = sqlite3_column_int(st, 1);
+	o->parent = sqlite3_column_int64(st, 2);
+	col_text(st, 3, o->name, sizeof(o->name));
+	col_text(st, 4, o->state, sizeof(o->state));
+	col_text(st, 5, o->error, sizeof(o->error));
+	o->uid = sqlite3_column_int64(st, 6);
+	o->gid = sqlite3_column_int64(st, 7);
+	o->created = sqlite3_column_double(st, 8);
+	o->changed = sqlite3_column_double(st, 9);
+	o->target_id = sqlite3_column_int64(st, 10);
+	o->seq = sqlite3_column_int64(st, 11);
+	o->exit_code = sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 :
+		       sqlite3_column_int(st, 12);
+	o->queued = sqlite3_column_double(st, 13);
+	o->started = sqlite3_column_double(st, 14);
+	o->ended = sqlite3_column_double(st, 15);
+	o->cancel = sqlite3_column_int(st, 16);
+	col_text(st, 17, o->backend_id, sizeof(o->backend_id));
+	col_text(st, 18, o->node, sizeof(o->node));
+	col_text(st, 19, o->gpus, sizeof(o->gpus));
+	col_text(st, 20, o->type, sizeof(o->type));
+	col_text(st, 21, o->ddata, sizeof(o->ddata));
+}
+
+static int exec_sql(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		log_err("store: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return sql_errno(rc) ? sql_errno(rc) : -EIO;
+	}
+	return 0;
+}
+
+static int user_version(struct store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL))
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int migrate(struct store *s, struct err *e)
+{
+	int n = sizeof(migrations) / sizeof(migrations[0]);
+	int v = user_version(s);
+	char sql[64];
+
+	if (v < 0)
+		return err_set(e, -EIO, "cannot read the schema version: %s",
+			       sqlite3_errmsg(s->db));
+	if (v > n)
+		return err_set(e, -EPROTO, "the workspace has schema version %d,"
+			       " newer than this mlfs (%d): upgrade mlfs", v, n);
+	for (; v < n; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (exec_sql(s, "BEGIN IMMEDIATE") ||
+		    exec_sql(s, migrations[v]) || exec_sql(s, sql) ||
+		    exec_sql(s, "COMMIT")) {
+			exec_sql(s, "ROLLBACK");
+			return err_set(e, -EIO, "schema migration %d -> %d failed:"
+				       " %s", v, v + 1, sqlite3_errmsg(s->db));
+		}
+		log_info("store: migrated schema to version %d", v + 1);
+	}
+	return 0;
+}
+
+static int prepare_all(struct store *s, struct err *e)
+{
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1,
+				       SQLITE_PREPARE_PERSISTENT, &s->stmt[i],
+				       NULL) != SQLITE_OK)
+			return err_set(e, -EIO, "cannot prepare statement %d: %s",
+				       i, sqlite3_errmsg(s->db));
+	}
+	return 0;
+}
+
+int store_open(const char *path, struct store **sp, struct err *e)
+{
+	pthread_mutexattr_t ma;
+	struct store *s;
+	int rc;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
+			     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = err_set(e, -EIO, "cannot open %s: %s", path,
+			     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto out_close;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_extended_result_codes(s->db, 0);
+	rc = exec_sql(s, "PRAGMA journal_mode = WAL;"
+		      "PRAGMA synchronous = NORMAL;"
+		      "PRAGMA foreign_keys = OFF;"
+		      "PRAGMA cache_size = -4096;");
+	if (rc) {
+		rc = err_set(e, rc, "cannot set up %s: %s", path,
+			     sqlite3_errmsg(s->db));
+		goto out_close;
+	}
+	rc = migrate(s, e);
+	if (!rc)
+		rc = prepare_all(s, e);
+	if (rc)
+		goto out_close;
+	*sp = s;
+	return 0;
+
+out_close:
+	store_close(s);
+	return rc;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	sqlite3_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int step_done(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return fail(s, rc, what);
+	return 0;
+}
+
+int store_begin(struct store *s)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = step_done(s, stmt(s, S_BEGIN), "begin");
+	if (rc)
+		pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_commit(struct store *s)
+{
+	int rc = step_done(s, stmt(s, S_COMMIT), "commit");
+
+	if (rc)
+		step_done(s, stmt(s, S_ROLLBACK), "rollback");
+	sqlite3_reset(s->stmt[S_COMMIT]);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void store_rollback(struct store *s)
+{
+	step_done(s, stmt(s, S_ROLLBACK), "rollback");
+	sqlite3_reset(s->stmt[S_ROLLBACK]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int fetch_one(struct store *s, sqlite3_stmt *st, struct obj *o)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		row_to_obj(st, o);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = fail(s, rc, "select");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_get(struct store *s, int64_t id, struct obj *o)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_GET);
+	bind_i64(st, ":id", id);
+	rc = fetch_one(s, st, o);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_find(struct store *s, int kind, int64_t parent, const char *name,
+	       struct obj *o)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_FIND);
+	bind_i64(st, ":kind", kind);
+	bind_i64(st, ":parent", parent);
+	bind_text(st, ":name", name);
+	rc = fetch_one(s, st, o);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_insert(struct store *s, struct obj *o)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_INSERT);
+	bind_i64(st, ":kind", o->kind);
+	bind_i64(st, ":parent", o->parent);
+	bind_text(st, ":name", o->name);
+	bind_text(st, ":state", o->state);
+	bind_text(st, ":error", o->error);
+	bind_i64(st, ":uid", o->uid);
+	bind_i64(st, ":gid", o->gid);
+	bind_real(st, ":created", o->created);
+	bind_real(st, ":changed", o->changed);
+	bind_text(st, ":type", o->type);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		o->id = sqlite3_last_insert_rowid(s->db);
+		rc = 0;
+	} else {
+		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
+		     fail(s, rc, "insert");
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_update(struct store *s, const struct obj *o)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_UPDATE);
+	bind_i64(st, ":id", o->id);
+	bind_text(st, ":name", o->name);
+	bind_text(st, ":state", o->state);
+	bind_text(st, ":error", o->error);
+	bind_real(st, ":changed", o->changed);
+	bind_i64(st, ":target_id", o->target_id);
+	bind_i64(st, ":seq", o->seq);
+	if (o->exit_code >= 0)
+		bind_i64(st, ":exit_code", o->exit_code);
+	bind_real(st, ":queued", o->queued);
+	bind_real(st, ":started", o->started);
+	bind_real(st, ":ended", o->ended);
+	bind_i64(st, ":cancel", o->cancel);
+	bind_text(st, ":backend_id", o->backend_id);
+	bind_text(st, ":node", o->node);
+	bind_text(st, ":gpus", o->gpus);
+	bind_text(st, ":type", o->type);
+	bind_text(st, ":ddata", o->ddata);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
+		     fail(s, rc, "update");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_delete(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_DELETE);
+	bind_i64(st, ":id", id);
+	rc = step_done(s, st, "delete");
+	if (!rc) {
+		st = stmt(s, S_DELETE_TEXTS);
+		bind_i64(st, ":id", id);
+		rc = step_done(s, st, "delete texts");
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int each_row(struct store *s, sqlite3_stmt *st,
+		    int (*cb)(void *arg, const struct obj *o), void *arg)
+{
+	struct obj o;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_to_obj(st, &o);
+		if (cb(arg, &o))
+			break;
+	}
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "list");
+	sqlite3_reset(st);
+	return rc;
+}
+
+int store_list(struct store *s, int kind, int64_t parent, int64_t after,
+	       int (*cb)(void *arg, const struct obj *o), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_LIST);
+	bind_i64(st, ":kind", kind);
+	bind_i64(st, ":parent", parent);
+	bind_i64(st, ":after", after);
+	rc = each_row(s, st, cb, arg);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_list_active_runs(struct store *s,
+			   int (*cb)(void *arg, const struct obj *o),
+			   void *arg)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = each_row(s, stmt(s, S_ACTIVE), cb, arg);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_list_busy_targets(struct store *s,
+			    int (*cb)(void *arg, const struct obj *o),
+			    void *arg)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = each_row(s, stmt(s, S_BUSY_TARGETS), cb, arg);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int64_t single_int(struct store *s, sqlite3_stmt *st)
+{
+	int64_t v = -EIO;
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	else
+		fail(s, rc, "count");
+	sqlite3_reset(st);
+	return v;
+}
+
+int store_count_active_runs(struct store *s, int64_t target_id)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_COUNT_ACTIVE);
+	bind_i64(st, ":target", target_id);
+	n = single_int(s, st);
+	pthread_mutex_unlock(&s->lock);
+	return (int)n;
+}
+
+int64_t store_max_seq(struct store *s)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = single_int(s, stmt(s, S_MAX_SEQ));
+	pthread_mutex_unlock(&s->lock);
+	return n < 0 ? 0 : n;
+}
+
+int store_list_ids(struct store *s, int (*cb)(void *arg, int64_t id),
+		   void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_IDS);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(arg, sqlite3_column_int64(st, 0)))
+			break;
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "ids");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_text_get(struct store *s, int64_t id, int file, char **buf,
+		   size_t *len)
+{
+	sqlite3_stmt *st;
+	const void *blob;
+	int rc, n;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_TEXT_GET);
+	bind_i64(st, ":id", id);
+	bind_i64(st, ":file", file);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		blob = sqlite3_column_blob(st, 0);
+		n = sqlite3_column_bytes(st, 0);
+		*buf = malloc(n + 1);
+		if (*buf) {
+			if (n)
+				memcpy(*buf, blob, n);
+			(*buf)[n] = '\0';
+			*len = n;
+			rc = 0;
+		} else {
+			rc = -ENOMEM;
+		}
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "text get");
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_text_put(struct store *s, int64_t id, int file, const char *buf,
+		   size_t len)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_TEXT_PUT);
+	bind_i64(st, ":id", id);
+	bind_i64(st, ":file", file);
+	sqlite3_bind_blob(st, sqlite3_bind_parameter_index(st, ":value"),
+			  buf ? buf : "", (int)len, SQLITE_STATIC);
+	rc = step_done(s, st, "text put");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_check(struct store *s, struct err *e)
+{
+	sqlite3_stmt *st;
+	const char *t;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL)) {
+		pthread_mutex_unlock(&s->lock);
+		return err_set(e, -EIO, "integrity check failed to run");
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		t = (const char *)sqlite3_column_text(st, 0);
+		if (!t || strcmp(t, "ok"))
+			rc = err_set(e, -EIO, "integrity check: %s", t ? t : "?");
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store.  This module owns every SQL statement of the project:
+ * prepared once, named parameters, BEGIN IMMEDIATE for writes, errors
+ * returned as -errno (never exit()).
+ *
+ * Locking: one connection guarded by one recursive mutex.  Single calls
+ * lock for their own duration; store_begin() takes the lock and holds it
+ * (with the transaction) until store_commit()/store_rollback(), so a
+ * caller can read, check and write atomically.
+ */
+#ifndef MLFS_STORE_H
+#define MLFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "objects.h"
+#include "parse.h"
+
+struct store;
+
+/* Open or create @path (WAL), apply migrations.  0 or -errno + sentence. */
+int store_open(const char *path, struct store **sp, struct err *e);
+void store_close(struct store *s);
+
+int store_begin(struct store *s);	/* lock + BEGIN IMMEDIATE */
+int store_commit(struct store *s);	/* COMMIT + unlock; rolls back on failure */
+void store_rollback(struct store *s);	/* ROLLBACK + unlock */
+
+int store_get(struct store *s, int64_t id, struct obj *o);	/* -ENOENT */
+int store_find(struct store *s, int kind, int64_t parent, const char *name,
+	       struct obj *o);					/* -ENOENT */
+/* Insert @o (id ignored, set on return).  -EEXIST on a taken name. */
+int store_insert(struct store *s, struct obj *o);
+/* Write every mutable column of @o. */
+int store_update(struct store *s, const struct obj *o);
+/* Delete the row and its texts. */
+int store_delete(struct store *s, int64_t id);
+
+/* Objects of @kind under @parent with id > @after, by id, until @cb != 0.
+ * @cb runs with the store locked and must not call the store. */
+int store_list(struct store *s, int kind, int64_t parent, int64_t after,
+	       int (*cb)(void *arg, const struct obj *o), void *arg);
+/* Runs in an active state (Queued, Starting, Running), by seq. */
+int store_list_active_runs(struct store *s,
+			   int (*cb)(void *arg, const struct obj *o),
+			   void *arg);
+/* Targets in a transient state (Creating, Updating, Deleting). */
+int store_list_busy_targets(struct store *s,
+			    int (*cb)(void *arg, const struct obj *o),
+			    void *arg);
+/* Number of active runs whose target is @target_id. */
+int store_count_active_runs(struct store *s, int64_t target_id);
+/* Largest seq so far (0 if none). */
+int64_t store_max_seq(struct store *s);
+/* Every object id, in id order (for start-up reconciliation). */
+int store_list_ids(struct store *s, int (*cb)(void *arg, int64_t id),
+		   void *arg);
+
+/* Texts (settings, nodes, keys): one blob per (object, file).
+ * store_text_get: 0 with a malloc'd *buf (NUL-terminated, *len bytes
+ * without the NUL), -ENOENT when unset. */
+int store_text_get(struct store *s, int64_t id, int file, char **buf,
+		   size_t *len);
+int store_text_put(struct store *s, int64_t id, int file, const char *buf,
+		   size_t len);
+
+/* PRAGMA integrity_check: 0 if "ok", else -EIO with the first complaint. */
+int store_check(struct store *s, struct err *e);
+
+#endif

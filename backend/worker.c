@@ -1,0 +1,691 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Workers: one thread per target that has work (its runs, its
+ * provisioning), so that a slow or unreachable engine delays only its own
+ * runs; target id 0 is housekeeping (emptying the trash).  A worker owns
+ * its struct target_ctx and run_ctx: no other thread touches them.
+ * FUSE threads talk to a worker only through worker_kick().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ws_i.h"
+
+#define MAX_KICKS	4096
+
+struct tworker {
+	struct ws *ws;
+	int64_t target_id;		/* 0: housekeeping */
+	pthread_t thr;
+	int wake_fd;			/* eventfd */
+	pthread_mutex_t lock;		/* guards kicks, nkicks, overflow */
+	int64_t *kicks;			/* ids to look at again */
+	int nkicks;
+	int overflow;			/* too many kicks: rescan the store */
+	struct tworker *next;		/* ws->workers, under ws->req_lock */
+
+	/* worker thread only */
+	struct target_ctx t;
+	int have_target;
+	struct run_ctx *runs;		/* tracked runs, by seq */
+	int idle_ticks;
+};
+
+/* ---- run contexts ---------------------------------------------------------- */
+
+static void run_free(struct tworker *w, struct run_ctx *r)
+{
+	if (w->have_target && w->t.drv->release_run)
+		w->t.drv->release_run(&w->t, r);
+	free(r->command);
+	kv_free(&r->env);
+	free(r);
+}
+
+static struct run_ctx *run_find(struct tworker *w, int64_t id)
+{
+	for (struct run_ctx *r = w->runs; r; r = r->next)
+		if (r->obj.id == id)
+			return r;
+	return NULL;
+}
+
+/* Insert @r keeping the list in seq (FIFO) order. */
+static void run_insert(struct tworker *w, struct run_ctx *r)
+{
+	struct run_ctx **pp = &w->runs;
+
+	while (*pp && (*pp)->obj.seq < r->obj.seq)
+		pp = &(*pp)->next;
+	r->next = *pp;
+	*pp = r;
+}
+
+static int run_load_settings(struct ws *ws, struct run_ctx *r,
+			     struct err *e)
+{
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = ws_read_text(ws, r->obj.id, F_COMMAND, &r->command, &len);
+	if (rc)
+		return err_set(e, rc, "cannot read command");
+	rc = ws_read_text(ws, r->obj.id, F_ENV, &buf, &len);
+	if (!rc) {
+		rc = env_parse(buf, len, &r->env, e);
+		free(buf);
+	}
+	if (!rc && !(rc = ws_read_text(ws, r->obj.id, F_RESOURCES, &buf,
+					&len))) {
+		rc = resources_parse(buf, len, &r->res, e);
+		free(buf);
+	}
+	return rc;
+}
+
+static struct run_ctx *run_new(struct tworker *w, const struct obj *o)
+{
+	struct run_ctx *r;
+	struct err e = { { 0 } };
+	char path[PATH_MAX];
+	struct stat st;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->ws = w->ws;
+	r->obj = *o;
+	r->t = &w->t;
+	r->wait_fd = -1;
+	ws_obj_path(w->ws, o->id, NULL, r->dir);
+	if (run_load_settings(w->ws, r, &e)) {
+		ws_run_transition(w->ws, r, RS_FAILED, -1, e.msg);
+		run_free(w, r);
+		return NULL;
+	}
+	ws_obj_path(w->ws, o->id, RUN_LOG, path);
+	if (!stat(path, &st))
+		r->log_size = st.st_size;
+	return r;
+}
+
+/* ---- metrics: metrics.raw -> metrics ---------------------------------- */
+
+/* Count earlier lines of @name in @path for the default step. */
+static long long metric_count(const char *path, const char *name)
+{
+	char line[512], n[160];
+	long long count = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%159s", n) == 1 && !strcmp(n, name))
+			count++;
+	fclose(f);
+	return count;
+}
+
+static void metrics_line(struct run_ctx *r, const char *line, FILE *out,
+			 const char *out_path, double when)
+{
+	char name[160];
+	long long step;
+	double value;
+	int rc;
+
+	rc = metric_parse_line(line, name, sizeof(name), &value, &step);
+	if (rc < 0) {
+		log_debug("run %s: ignored metrics line '%.60s'", r->obj.name,
+			  line);
+		return;
+	}
+	if (rc == 0) {
+		fflush(out);
+		step = metric_count(out_path, name);
+	}
+	fprintf(out, "%s %.15g %lld %.3f\n", name, value, step, when);
+}
+
+/*
+ * Convert new complete lines of metrics.raw.  The offset lives in memory;
+ * at adoption it is recovered from the metrics file (see metrics_recover).
+ */
+static void metrics_pump(struct tworker *w, struct run_ctx *r)
+{
+	char raw[PATH_MAX], out_path[PATH_MAX], *buf, *p, *nl;
+	struct stat st, ost;
+	ssize_t n;
+	FILE *out;
+	int fd;
+
+	ws_obj_path(w->ws, r->obj.id, RUN_METRICS_RAW, raw);
+	if (stat(raw, &st) || st.st_size <= r->metrics_off)
+		return;
+	if (st.st_size - r->metrics_off > (1 << 24))
+		r->metrics_off = st.st_size - (1 << 24);
+	fd = open(raw, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	buf = malloc(st.st_size - r->metrics_off + 1);
+	n = buf ? pread(fd, buf, st.st_size - r->metrics_off, r->metrics_off) : -1;
+	close(fd);
+	if (n <= 0) {
+		free(buf);
+		return;
+	}
+	buf[n] = '\0';
+	ws_obj_path(w->ws, r->obj.id, RUN_METRICS, out_path);
+	out = fopen(out_path, "a");
+	if (!out) {
+		free(buf);
+		return;
+	}
+	ost.st_size = 0;
+	fstat(fileno(out), &ost);
+	for (p = buf; (nl = memchr(p, '\n', buf + n - p)); p = nl + 1) {
+		*nl = '\0';
+		metrics_line(r, p, out, out_path, now_s());
+	}
+	r->metrics_off += p - buf;
+	fclose(out);
+	free(buf);
+	if (w->ws->hooks.inval_grow)
+		w->ws->hooks.inval_grow(w->ws->hooks.ctx, r->obj.id, F_METRICS,
+					ost.st_size);
+}
+
+/* After a restart: the number of raw lines already converted equals the
+ * number of lines in metrics, skip that many complete raw lines. */
+static void metrics_recover(struct tworker *w, struct run_ctx *r)
+{
+	char path[PATH_MAX], line[4096];
+	long long done = 0, seen = 0;
+	FILE *f;
+
+	ws_obj_path(w->ws, r->obj.id, RUN_METRICS, path);
+	f = fopen(path, "r");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			done++;
+		fclose(f);
+	}
+	ws_obj_path(w->ws, r->obj.id, RUN_METRICS_RAW, path);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (seen < done && fgets(line, sizeof(line), f)) {
+		size_t l = strlen(line);
+		char n[160];
+		double v;
+		long long s;
+
+		r->metrics_off += l;
+		if (l && line[l - 1] == '\n') {
+			line[l - 1] = '\0';
+			if (metric_parse_line(line, n, sizeof(n), &v, &s) >= 0)
+				seen++;
+		}
+	}
+	fclose(f);
+}
+
+/* ---- target ------------------------------------------------------------ */
+
+static int target_load(struct tworker *w, struct err *e)
+{
+	struct target_ctx *t = &w->t;
+	struct obj o;
+	int rc;
+
+	rc = ws_get(w->ws, w->target_id, &o);
+	if (rc)
+		return err_set(e, rc, "target %lld vanished",
+			       (long long)w->target_id);
+	if (w->have_target && !strcmp(o.type, t->obj.type)) {
+		t->obj = o;
+		kv_free(&t->config);
+		return ws_load_config(w->ws, o.id, &t->config, e);
+	}
+	if (w->have_target && t->drv->release)
+		t->drv->release(t);
+	kv_free(&t->config);
+	memset(t, 0, sizeof(*t));
+	t->ws = w->ws;
+	t->obj = o;
+	t->drv = driver_find(o.type);
+	w->have_target = t->drv != NULL;
+	if (!t->drv)
+		return err_set(e, -EINVAL, "unknown type '%s'", o.type);
+	return ws_load_config(w->ws, o.id, &t->config, e);
+}
+
+static int target_to(struct tworker *w, const char *state, const char *error)
+{
+	struct obj o = w->t.obj;
+
+	snprintf(o.state, sizeof(o.state), "%s", state);
+	snprintf(o.error, sizeof(o.error), "%s", error ? error : "");
+	if (ws_update_obj(w->ws, &o, w->t.obj.state, FBIT(F_NODES) |
+			  FBIT(F_CTL)))
+		return -EAGAIN;
+	w->t.obj = o;
+	return 0;
+}
+
+static void target_provision(struct tworker *w)
+{
+	struct err e = { { 0 } };
+	char *nodes = NULL;
+	int rc;
+
+	rc = target_load(w, &e);
+	if (!rc && w->t.drv->provision)
+		rc = w->t.drv->provision(&w->t, &nodes, &e);
+	if (!rc && nodes)
+		ws_target_set_nodes(w->ws, &w->t, nodes);
+	free(nodes);
+	if (rc)
+		target_to(w, TS_FAILED, e.msg[0] ? e.msg : strerror(-rc));
+	else
+		target_to(w, TS_SUCCEEDED, NULL);
+}
+
+static void target_deprovision(struct tworker *w)
+{
+	struct err e = { { 0 } };
+	int rc;
+
+	rc = target_load(w, &e);
+	if (!rc && w->t.drv->deprovision)
+		rc = w->t.drv->deprovision(&w->t, &e);
+	if (rc) {
+		target_to(w, TS_FAILED, e.msg[0] ? e.msg : strerror(-rc));
+		return;
+	}
+	ws_target_set_nodes(w->ws, &w->t, "");
+	target_to(w, TS_DRAFT, NULL);
+}
+
+/* Refresh nodes (e.g. GPU detection of the local target at start-up). */
+static void target_refresh(struct tworker *w)
+{
+	struct err e = { { 0 } };
+	char *nodes = NULL;
+
+	if (w->t.drv->refresh && !w->t.drv->refresh(&w->t, &nodes, &e) &&
+	    nodes)
+		ws_target_set_nodes(w->ws, &w->t, nodes);
+	free(nodes);
+}
+
+static void target_step(struct tworker *w)
+{
+	struct err e = { { 0 } };
+
+	if (target_load(w, &e)) {
+		log_warn("target %lld: %s", (long long)w->target_id, e.msg);
+		return;
+	}
+	if (!strcmp(w->t.obj.state, TS_CREATING))
+		target_provision(w);
+	else if (!strcmp(w->t.obj.state, TS_DELETING))
+		target_deprovision(w);
+	else if (!strcmp(w->t.obj.state, TS_UPDATING))
+		target_to(w, TS_SUCCEEDED, NULL);
+	else if (!strcmp(w->t.obj.state, TS_SUCCEEDED))
+		target_refresh(w);
+}
+
+/* ---- runs ------------------------------------------------------------- */
+
+/* A run the store says is active: track it (adopting it after a restart). */
+static void run_track(struct tworker *w, const struct obj *o)
+{
+	struct err e = { { 0 } };
+	struct run_ctx *r;
+	int rc;
+
+	r = run_new(w, o);
+	if (!r)
+		return;
+	if (strcmp(o->state, RS_QUEUED) || o->backend_id[0]) {
+		rc = w->t.drv->adopt ? w->t.drv->adopt(&w->t, r, &e) : -ENOENT;
+		if (rc == 0) {
+			r->started = 1;
+			metrics_recover(w, r);
+			log_info("adopted run %s (%s)", o->name, o->backend_id);
+		} else if (rc != -ENOENT) {
+			ws_run_transition(w->ws, r, RS_FAILED, -1, e.msg);
+			run_free(w, r);
+			return;
+		}
+		/* -ENOENT: it never reached the engine: start it again */
+	}
+	run_insert(w, r);
+}
+
+static void kick_one(struct tworker *w, int64_t id)
+{
+	struct run_ctx *r;
+	struct obj o;
+
+	if (!w->target_id)
+		return;		/* housekeeping: the trash is emptied anyway */
+	if (id == w->target_id) {
+		target_step(w);
+		return;
+	}
+	if (ws_get(w->ws, id, &o) || o.kind != K_RUN)
+		return;
+	r = run_find(w, id);
+	if (r)
+		r->obj = o;
+	else if (run_state_active(o.state))
+		run_track(w, &o);
+}
+
+static int active_cb(void *arg, const struct obj *o)
+{
+	struct tworker *w = arg;
+
+	if (o->target_id == w->target_id && !run_find(w, o->id))
+		run_track(w, o);
+	return 0;
+}
+
+static void drain_kicks(struct tworker *w)
+{
+	int64_t *ids;
+	int n, overflow;
+
+	pthread_mutex_lock(&w->lock);
+	ids = w->kicks;
+	n = w->nkicks;
+	overflow = w->overflow;
+	w->kicks = NULL;
+	w->nkicks = 0;
+	w->overflow = 0;
+	pthread_mutex_unlock(&w->lock);
+	for (int i = 0; i < n; i++)
+		kick_one(w, ids[i]);
+	free(ids);
+	if (overflow)
+		store_list_active_runs(w->ws->st, active_cb, w);
+}
+
+static void run_cancel_step(struct tworker *w, struct run_ctx *r)
+{
+	struct err e = { { 0 } };
+
+	if (!r->obj.cancel || run_state_final(r->obj.state))
+		return;
+	if (!r->started) {
+		ws_run_transition(w->ws, r, RS_CANCELED, -1, NULL);
+		return;
+	}
+	if (w->t.drv->cancel && w->t.drv->cancel(&w->t, r, &e))
+		ws_run_note(w->ws, r, e.msg);
+}
+
+static void schedule(struct tworker *w)
+{
+	struct err e;
+
+	if (strcmp(w->t.obj.state, TS_SUCCEEDED) &&
+	    strcmp(w->t.obj.state, TS_UPDATING))
+		return;
+	for (struct run_ctx *r = w->runs; r; r = r->next) {
+		if (r->started || strcmp(r->obj.state, RS_QUEUED) ||
+		    r->obj.cancel)
+			continue;
+		if (w->t.drv->can_start && !w->t.drv->can_start(&w->t, r))
+			break;		/* FIFO: nobody overtakes */
+		memset(&e, 0, sizeof(e));
+		if (w->t.drv->start(&w->t, r, &e) && !run_state_final(r->obj.state))
+			ws_run_transition(w->ws, r, RS_FAILED, -1, e.msg);
+	}
+}
+
+static void watch_log(struct tworker *w, struct run_ctx *r)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	ws_obj_path(w->ws, r->obj.id, RUN_LOG, path);
+	if (stat(path, &st) || st.st_size == r->log_size)
+		return;
+	if (w->ws->hooks.inval_grow)
+		w->ws->hooks.inval_grow(w->ws->hooks.ctx, r->obj.id, F_LOG,
+					r->log_size);
+	r->log_size = st.st_size;
+}
+
+static void runs_step(struct tworker *w)
+{
+	struct run_ctx **pp, *r, *started[256];
+	int n = 0;
+
+	for (r = w->runs; r; r = r->next)
+		run_cancel_step(w, r);
+	for (r = w->runs; r; r = r->next) {
+		if (!r->started || run_state_final(r->obj.state))
+			continue;
+		started[n++] = r;
+		if (n == (int)(sizeof(started) / sizeof(started[0]))) {
+			w->t.drv->poll(&w->t, started, n);
+			n = 0;
+		}
+	}
+	if (n)
+		w->t.drv->poll(&w->t, started, n);
+	schedule(w);
+	for (pp = &w->runs; (r = *pp);) {
+		if (r->started) {
+			watch_log(w, r);
+			metrics_pump(w, r);
+		}
+		if (run_state_final(r->obj.state) ||
+		    !run_state_active(r->obj.state)) {
+			*pp = r->next;
+			run_free(w, r);
+			continue;
+		}
+		pp = &r->next;
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static int wait_events(struct tworker *w)
+{
+	struct pollfd pfd[64];
+	int n = 0, timeout = -1;
+	uint64_t v;
+
+	pfd[n++] = (struct pollfd){ .fd = w->wake_fd, .events = POLLIN };
+	for (struct run_ctx *r = w->runs; r; r = r->next) {
+		if (r->wait_fd >= 0 && n < 64)
+			pfd[n++] = (struct pollfd){ .fd = r->wait_fd,
+						    .events = POLLIN };
+		timeout = 200;
+	}
+	if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+		return -errno;
+	if (pfd[0].revents & POLLIN) {
+		if (read(w->wake_fd, &v, sizeof(v)) < 0) {
+			/* nothing to read: a spurious wake-up */
+		}
+	}
+	return 0;
+}
+
+static int stopping(struct ws *ws)
+{
+	int s;
+
+	pthread_mutex_lock(&ws->req_lock);
+	s = ws->stopping;
+	pthread_mutex_unlock(&ws->req_lock);
+	return s;
+}
+
+static void *worker_main(void *arg)
+{
+	struct tworker *w = arg;
+	struct err e = { { 0 } };
+
+	if (w->target_id && target_load(w, &e))
+		log_warn("worker for target %lld: %s", (long long)w->target_id,
+			 e.msg);
+	while (!stopping(w->ws)) {
+		drain_kicks(w);
+		if (!w->target_id)
+			ws_trash_empty(w->ws);
+		else if (w->have_target)
+			runs_step(w);
+		wait_events(w);
+	}
+	while (w->runs) {
+		struct run_ctx *r = w->runs;
+
+		w->runs = r->next;
+		run_free(w, r);
+	}
+	if (w->have_target && w->t.drv->release)
+		w->t.drv->release(&w->t);
+	kv_free(&w->t.config);
+	return NULL;
+}
+
+static struct tworker *worker_new(struct ws *ws, int64_t target_id)
+{
+	struct tworker *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->ws = ws;
+	w->target_id = target_id;
+	pthread_mutex_init(&w->lock, NULL);
+	w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->wake_fd < 0 || pthread_create(&w->thr, NULL, worker_main, w)) {
+		log_err("cannot start a worker: %s", strerror(errno));
+		if (w->wake_fd >= 0)
+			close(w->wake_fd);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* The worker of @target_id, started on first use.  Under ws->req_lock. */
+static struct tworker *worker_get(struct ws *ws, int64_t target_id)
+{
+	struct tworker *w;
+
+	for (w = ws->workers; w; w = w->next)
+		if (w->target_id == target_id)
+			return w;
+	if (ws->stopping || !ws->started)
+		return NULL;
+	w = worker_new(ws, target_id);
+	if (w) {
+		w->next = ws->workers;
+		ws->workers = w;
+	}
+	return w;
+}
+
+static void worker_post(struct tworker *w, int64_t id)
+{
+	uint64_t one = 1;
+	int64_t *n;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->nkicks >= MAX_KICKS) {
+		w->overflow = 1;
+	} else {
+		n = realloc(w->kicks, (w->nkicks + 1) * sizeof(*n));
+		if (n) {
+			w->kicks = n;
+			w->kicks[w->nkicks++] = id;
+		} else {
+			w->overflow = 1;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+		/* the counter is saturated: the worker is awake anyway */
+	}
+}
+
+void worker_kick(struct ws *ws, int64_t id)
+{
+	struct tworker *w;
+	int64_t target = 0;
+	struct obj o;
+
+	if (id && !ws_get(ws, id, &o))
+		target = o.kind == K_RUN ? o.target_id :
+			 o.kind == K_TARGET ? o.id : 0;
+	if (id && !target)
+		return;
+	pthread_mutex_lock(&ws->req_lock);
+	w = worker_get(ws, target);
+	if (w)
+		worker_post(w, id ? id : 0);
+	pthread_mutex_unlock(&ws->req_lock);
+}
+
+static int start_cb(void *arg, const struct obj *o)
+{
+	worker_kick(arg, o->id);
+	return 0;
+}
+
+int worker_start(struct ws *ws)
+{
+	struct obj local;
+
+	pthread_mutex_lock(&ws->req_lock);
+	ws->started = 1;
+	pthread_mutex_unlock(&ws->req_lock);
+	worker_kick(ws, 0);
+	if (!ws_find(ws, K_TARGET, 0, "local", &local))
+		worker_kick(ws, local.id);
+	store_list_busy_targets(ws->st, start_cb, ws);
+	return store_list_active_runs(ws->st, start_cb, ws);
+}
+
+void worker_stop(struct ws *ws)
+{
+	struct tworker *w, *next;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&ws->req_lock);
+	ws->stopping = 1;
+	w = ws->workers;
+	ws->workers = NULL;
+	pthread_mutex_unlock(&ws->req_lock);
+	for (; w; w = next) {
+		next = w->next;
+		if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+			/* saturated: it wakes anyway */
+		}
+		pthread_join(w->thr, NULL);
+		close(w->wake_fd);
+		free(w->kicks);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+	}
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The workspace: objects, their control files, the state machines, the
+ * events stream and the worker that advances them.  The FUSE layer (fs/)
+ * calls only this API; drivers (targets/) report progress through it.
+ *
+ * Thread-safety: every function may be called from any thread unless it
+ * says "worker only".  Each state change is one SQLite transaction, one
+ * line in `events`, then the invalidation hooks for exactly the files it
+ * changed, called with no lock held.
+ */
+#ifndef MLFS_WS_H
+#define MLFS_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "driver.h"
+#include "objects.h"
+#include "parse.h"
+
+struct ws;
+
+/* Cache invalidation, supplied by the FUSE layer.  Any may be NULL. */
+struct ws_hooks {
+	void *ctx;
+	/* Content and attributes of these control files of object @id. */
+	void (*inval_files)(void *ctx, int64_t id, unsigned files_mask);
+	/* A file grew from @old_size (log, metrics): attributes + tail. */
+	void (*inval_grow)(void *ctx, int64_t id, int file, off_t old_size);
+	/* The events file grew from @old_size. */
+	void (*inval_events)(void *ctx, off_t old_size);
+	/* The name @name in the folder of object @parent_id (0: the top
+	 * folder of @kind, e.g. runs/) appeared, vanished or changed. */
+	void (*inval_entry)(void *ctx, int kind, int64_t parent_id,
+			    const char *name);
+	/* Everything below the outputs folder of run @id may have changed. */
+	void (*inval_outputs)(void *ctx, int64_t id);
+};
+
+/* Control-file descriptions, per kind. */
+enum file_flags {
+	FD_SETTING = 1 << 0,	/* user-editable text kept in the store */
+	FD_GEN = 1 << 1,	/* generated from the row on each open */
+	FD_DISK = 1 << 2,	/* a file in the object's folder on disk */
+	FD_CTL = 1 << 3,	/* write = commands, read = valid commands */
+	FD_DIRECTORY = 1 << 4,	/* a folder on disk (outputs/) */
+	FD_SECRET = 1 << 5,	/* mode 0600 */
+};
+
+struct file_desc {
+	const char *name;
+	int file;		/* enum ctl_file */
+	int flags;
+};
+
+/* The control files of @kind, in listing order; *n set to the count. */
+const struct file_desc *ws_files(int kind, int *n);
+/* The control file called @name in a folder of @kind, or NULL. */
+const struct file_desc *ws_file_by_name(int kind, const char *name);
+const struct file_desc *ws_file_by_id(int kind, int file);
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+/*
+ * ws_open - open (create, migrate) the workspace in @state_dir.
+ * Creates the folder, the store, the `local` target on first use, and
+ * reconciles the store with the files (logging what it repaired).
+ * Returns 0 or -errno with a sentence.
+ */
+int ws_open(struct ws **wsp, const char *state_dir, struct err *e);
+void ws_set_hooks(struct ws *ws, const struct ws_hooks *hooks);
+/* Start the worker thread (after daemonizing): adopts active runs. */
+int ws_start(struct ws *ws);
+/* Stop the worker; runs keep going on their engines. */
+void ws_close(struct ws *ws);
+const char *ws_state_dir(const struct ws *ws);
+/* <state>/objects/<id>[/sub] into @buf (PATH_MAX). */
+void ws_obj_path(const struct ws *ws, int64_t id, const char *sub, char *buf);
+/* <state>/events */
+const char *ws_events_path(const struct ws *ws);
+
+/* ---- lookups ------------------------------------------------------------- */
+
+int ws_get(struct ws *ws, int64_t id, struct obj *o);		/* 0, -ENOENT */
+int ws_find(struct ws *ws, int kind, int64_t parent, const char *name,
+	    struct obj *o);					/* 0, -ENOENT */
+/*
+ * ws_list - call @cb for each object of @kind under @parent whose id is
+ * greater than @after, in id order, until @cb returns non-zero.
+ * Streams from the store: memory does not grow with the count.
+ */
+int ws_list(struct ws *ws, int kind, int64_t parent, int64_t after,
+	    int (*cb)(void *arg, const struct obj *o), void *arg);
+
+/* ---- objects -------------------------------------------------------------- */
+
+/*
+ * ws_create - mkdir of a new object.  0 (and *out), -EINVAL bad name,
+ * -EEXIST taken, -EIO.
+ */
+int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
+	      uint32_t uid, uint32_t gid, struct obj *out, struct err *e);
+/*
+ * ws_remove - rmdir of an object: removes its row and bytes.  -EBUSY when
+ * it is active (a run not finished, a target with active runs or being
+ * provisioned, a deployment serving, a model version in use).
+ */
+int ws_remove(struct ws *ws, int64_t id, struct err *e);
+/* ws_rename - mv within the same folder kind.  -EBUSY active, -EEXIST. */
+int ws_rename(struct ws *ws, int64_t id, const char *newname,
+	      struct err *e);
+/* 1 while the user's files in the object's folder may change. */
+int ws_files_writable(const struct obj *o);
+
+/* ---- control files -------------------------------------------------------- */
+
+/*
+ * ws_render - the content of a generated or setting file of @o as a
+ * malloc'd buffer (*len bytes).  0 or -errno.
+ */
+int ws_render(struct ws *ws, const struct obj *o, int file, char **buf,
+	      size_t *len);
+/* Mode bits (without S_IFREG) of control file @file of @o. */
+unsigned ws_file_mode(struct ws *ws, const struct obj *o, int file);
+
+/*
+ * ws_setting_write - write @len bytes at @off into a setting file
+ * (truncating it first to @off when @trunc).  0, -EROFS frozen, -EFBIG past
+ * SETTING_MAX, -EACCES not a setting.
+ */
+#define SETTING_MAX	(1 << 20)
+int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
+		     size_t len, off_t off);
+int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size);
+/* Replace a setting whole (rename-over by editors). */
+int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
+		       size_t len);
+
+/*
+ * ws_ctl - commands written to an object's ctl file, acted on inside the
+ * write: 0, or -errno (EINVAL malformed, ENOENT unknown target/model,
+ * EBUSY wrong state, ENOTSUP the driver lacks the verb, EIO) with the
+ * sentence also written to the object's `error` file and to `events`.
+ */
+int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
+	   uint32_t uid, uint32_t gid);
+
+/* ---- for drivers and the worker (worker only) --------------------------- */
+
+/*
+ * ws_run_transition - move @r to @state (exit code, error sentence or NULL
+ * to leave) in one transaction, if its stored state is still the one
+ * r->obj holds.  0, -EAGAIN if someone else moved it (r->obj reloaded).
+ */
+int ws_run_transition(struct ws *ws, struct run_ctx *r, const char *state,
+		      int exit_code, const char *error);
+/* Persist r->obj's backend fields (backend_id, node, gpus, ddata). */
+int ws_run_save(struct ws *ws, struct run_ctx *r);
+/* Set the error text of run @r without a state change (e.g. engine
+ * unreachable); one events line when it changes. */
+int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error);
+int ws_target_set_nodes(struct ws *ws, struct target_ctx *t,
+			const char *nodes);
+
+/* Append one line to `events`: "<time> <kind> <name> <text>". */
+void ws_event(struct ws *ws, int kind, const char *name, const char *text);
+const char *kind_name(int kind);
+
+#endif

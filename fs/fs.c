@@ -1,0 +1,1579 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The FUSE layer.  Thin: it maps inodes to workspace objects and files,
+ * and asks backend/ (ws.h) for everything else.  Low-level API, so that
+ * the kernel can cache entries, attributes and small files with long
+ * timeouts and the backend can invalidate exactly what a change touched.
+ *
+ * Replies pass a positive errno; helpers return 0 or -errno.
+ */
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backend/log.h"
+#include "../backend/ws.h"
+#include "node.h"
+
+/* Cache timeout for files written behind the kernel's back (outputs). */
+#define SHORT_TIMEOUT	1.0
+#define CTL_WRITE_MAX	(64 * 1024)
+
+struct mlfs {
+	struct ws *ws;
+	struct node_table *nodes;
+	struct fuse_session *se;
+	double timeout;
+	uid_t uid;
+	gid_t gid;
+	struct timespec mounted;
+
+	/* Entry invalidations that must wait until the request that caused
+	 * them has been answered (the kernel holds the folder's lock until
+	 * then).  Handled by the notifier thread. */
+	pthread_mutex_t q_lock;		/* guards q, q_stop */
+	pthread_cond_t q_cond;
+	struct pending *q;
+	int q_stop;
+	pthread_t notifier;
+	int have_notifier;
+};
+
+struct pending {
+	uint64_t parent;
+	char name[NAME_MAX + 1];
+	struct pending *next;
+};
+
+enum fh_kind { FH_BUF, FH_SETTING, FH_CTL, FH_FD };
+
+struct fh {
+	enum fh_kind kind;
+	int fd;
+	int64_t id;
+	int file;
+	char *buf;
+	size_t len;
+};
+
+struct dh {
+	uint64_t ino;
+	DIR *dir;		/* the backing folder, for user entries */
+	long pos;		/* index of the next backing entry */
+};
+
+static const char readme_text[] =
+	"mlfs: this folder is an ML workspace.\n"
+	"\n"
+	"  targets/NAME/   where runs execute: mkdir, write type and config,\n"
+	"                  echo provision > ctl.  targets/local exists already.\n"
+	"  runs/NAME/      mkdir, copy your files in, write command (and target,\n"
+	"                  env, resources), then: echo submit > ctl\n"
+	"                  status, exit_code, log, metrics, outputs/ follow it.\n"
+	"  deployments/    models served over HTTP.\n"
+	"  models/NAME/V/  registered model files.\n"
+	"  events          one line per state change: tail -f events\n"
+	"\n"
+	"A refused command fails the write with an errno and leaves one\n"
+	"sentence in the object's error file.  cat ctl lists the commands\n"
+	"valid now.  See mlfs(1).\n";
+
+static struct mlfs *M(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* ---- notifier --------------------------------------------------------------- */
+
+static void *notifier_main(void *arg)
+{
+	struct mlfs *m = arg;
+	struct pending *p;
+
+	pthread_mutex_lock(&m->q_lock);
+	for (;;) {
+		while (!m->q && !m->q_stop)
+			pthread_cond_wait(&m->q_cond, &m->q_lock);
+		if (!m->q)
+			break;
+		p = m->q;
+		m->q = p->next;
+		pthread_mutex_unlock(&m->q_lock);
+		fuse_lowlevel_notify_inval_entry(m->se, p->parent, p->name,
+						 strlen(p->name));
+		free(p);
+		pthread_mutex_lock(&m->q_lock);
+	}
+	pthread_mutex_unlock(&m->q_lock);
+	return NULL;
+}
+
+static void defer_inval_entry(struct mlfs *m, uint64_t parent,
+			      const char *name)
+{
+	struct pending *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return;
+	p->parent = parent;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	pthread_mutex_lock(&m->q_lock);
+	p->next = m->q;
+	m->q = p;
+	pthread_cond_signal(&m->q_cond);
+	pthread_mutex_unlock(&m->q_lock);
+}
+
+/* ---- invalidation hooks (called by the backend, no lock held) ---------- */
+
+static void hook_files(void *ctx, int64_t id, unsigned mask)
+{
+	struct mlfs *m = ctx;
+
+	for (int f = 0; f < F_COUNT; f++)
+		if (mask & FBIT(f))
+			fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, f),
+							 0, 0);
+}
+
+static void hook_grow(void *ctx, int64_t id, int file, off_t old)
+{
+	struct mlfs *m = ctx;
+
+	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, file), old, 0);
+}
+
+static void hook_events(void *ctx, off_t old)
+{
+	struct mlfs *m = ctx;
+
+	fuse_lowlevel_notify_inval_inode(m->se, INO_EVENTS, old, 0);
+}
+
+static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
+{
+	struct mlfs *m = ctx;
+	uint64_t p = parent ? obj_ino(parent, F_DIR) : kind_top_ino(kind);
+
+	defer_inval_entry(m, p, name);
+}
+
+static void hook_outputs(void *ctx, int64_t id)
+{
+	struct mlfs *m = ctx;
+
+	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, F_OUTPUTS), 0, 0);
+}
+
+/* ---- paths ------------------------------------------------------------------ */
+
+static void root_path(struct mlfs *m, int64_t id, int root, char *buf)
+{
+	ws_obj_path(m->ws, id, root == F_OUTPUTS ? RUN_WORK "/outputs" :
+		    RUN_FILES, buf);
+}
+
+/* The backing path of user node or root @ino. */
+static int backing_path(struct mlfs *m, uint64_t ino, char *path,
+			int64_t *obj, int *root)
+{
+	char rel[PATH_MAX], base[PATH_MAX];
+	int rc;
+
+	rc = nodes_path(m->nodes, ino, obj, root, rel, sizeof(rel));
+	if (rc)
+		return rc;
+	root_path(m, *obj, *root, base);
+	if (snprintf(path, PATH_MAX, "%s%s%s", base, rel[0] ? "/" : "", rel) >=
+	    PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int child_backing(struct mlfs *m, uint64_t parent, const char *name,
+			 char *path, int64_t *obj, int *root)
+{
+	char dir[PATH_MAX];
+	int rc;
+
+	rc = backing_path(m, parent, dir, obj, root);
+	if (rc)
+		return rc;
+	if (snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Does @parent hold user files (an object folder with files, outputs/,
+ * or a user folder)? */
+static int holds_user_files(uint64_t parent, const struct obj *o)
+{
+	if (ino_is_user(parent))
+		return 1;
+	if (!ino_is_obj(parent))
+		return 0;
+	if (ino_file(parent) == F_OUTPUTS)
+		return 1;
+	return ino_file(parent) == F_DIR && (o->kind == K_RUN ||
+		o->kind == K_DEPLOYMENT || o->kind == K_VERSION);
+}
+
+/* The object that owns @ino (any node below an object).  0 or -ENOENT. */
+static int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root)
+{
+	char rel[8];
+	int64_t id;
+	int r, rc;
+
+	if (ino_is_obj(ino)) {
+		*root = ino_file(ino);
+		return ws_get(m->ws, ino_obj(ino), o);
+	}
+	if (!ino_is_user(ino))
+		return -ENOENT;
+	rc = nodes_path(m->nodes, ino, &id, &r, rel, sizeof(rel));
+	if (rc && rc != -ENAMETOOLONG)
+		return rc;
+	if (rc) {
+		char big[PATH_MAX];
+
+		rc = nodes_path(m->nodes, ino, &id, &r, big, sizeof(big));
+		if (rc)
+			return rc;
+	}
+	*root = r;
+	return ws_get(m->ws, id, o);
+}
+
+/* ---- attributes ------------------------------------------------------------ */
+
+static void fixed_attr(struct mlfs *m, uint64_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_uid = m->uid;
+	st->st_gid = m->gid;
+	st->st_atim = st->st_mtim = st->st_ctim = m->mounted;
+	st->st_blksize = 4096;
+	if (ino == INO_README) {
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_size = sizeof(readme_text) - 1;
+	} else {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+	}
+}
+
+static void obj_times(const struct obj *o, struct stat *st)
+{
+	st->st_mtim.tv_sec = (time_t)o->changed;
+	st->st_mtim.tv_nsec = (long)((o->changed - (time_t)o->changed) * 1e9);
+	st->st_ctim = st->st_mtim;
+	st->st_atim = st->st_mtim;
+}
+
+static int disk_file_path(struct mlfs *m, const struct obj *o, int file,
+			  char *path)
+{
+	switch (file) {
+	case F_LOG:
+		ws_obj_path(m->ws, o->id, RUN_LOG, path);
+		return 0;
+	case F_METRICS:
+		ws_obj_path(m->ws, o->id, RUN_METRICS, path);
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
+static int ctl_attr(struct mlfs *m, const struct obj *o, int file,
+		    struct stat *st)
+{
+	const struct file_desc *fd = ws_file_by_id(o->kind, file);
+	char path[PATH_MAX];
+	struct stat bs;
+	size_t len = 0;
+	char *buf;
+
+	if (!fd)
+		return -ENOENT;
+	memset(st, 0, sizeof(*st));
+	st->st_ino = obj_ino(o->id, file);
+	st->st_uid = o->uid;
+	st->st_gid = o->gid;
+	st->st_blksize = 4096;
+	obj_times(o, st);
+	st->st_nlink = 1;
+	st->st_mode = S_IFREG | ws_file_mode(m->ws, o, file);
+	if (fd->flags & FD_DIRECTORY) {
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 2;
+	} else if (fd->flags & FD_DISK) {
+		disk_file_path(m, o, file, path);
+		if (!stat(path, &bs)) {
+			st->st_size = bs.st_size;
+			st->st_mtim = bs.st_mtim;
+			st->st_blocks = bs.st_blocks;
+		}
+	} else if (!(fd->flags & FD_CTL)) {
+		if (ws_render(m->ws, o, file, &buf, &len))
+			return -EIO;
+		free(buf);
+		st->st_size = len;
+	}
+	return 0;
+}
+
+static int obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
+{
+	struct obj o;
+	int rc;
+
+	rc = ws_get(m->ws, ino_obj(ino), &o);
+	if (rc)
+		return rc;
+	if (ino_file(ino) != F_DIR)
+		return ctl_attr(m, &o, ino_file(ino), st);
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | 0755;
+	st->st_nlink = 2;
+	st->st_uid = o.uid;
+	st->st_gid = o.gid;
+	st->st_blksize = 4096;
+	obj_times(&o, st);
+	return 0;
+}
+
+static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
+{
+	char path[PATH_MAX];
+	int64_t id;
+	int root, rc;
+
+	rc = backing_path(m, ino, path, &id, &root);
+	if (rc)
+		return rc;
+	if (lstat(path, st))
+		return -errno;
+	st->st_ino = ino;
+	return 0;
+}
+
+static int do_getattr(struct mlfs *m, uint64_t ino, struct stat *st)
+{
+	if (ino == INO_EVENTS) {
+		fixed_attr(m, ino, st);
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		if (!stat(ws_events_path(m->ws), &(struct stat){ 0 })) {
+			struct stat es;
+
+			stat(ws_events_path(m->ws), &es);
+			st->st_size = es.st_size;
+			st->st_mtim = es.st_mtim;
+		}
+		return 0;
+	}
+	if (ino < INO_FIXED_MAX) {
+		fixed_attr(m, ino, st);
+		return 0;
+	}
+	if (ino_is_user(ino))
+		return user_attr(m, ino, st);
+	return obj_attr(m, ino, st);
+}
+
+/* Cache timeout for @ino: short below outputs/, long elsewhere. */
+static double timeout_for(struct mlfs *m, uint64_t ino)
+{
+	struct obj o;
+	int root;
+
+	if (ino_is_obj(ino) && ino_file(ino) == F_OUTPUTS)
+		return SHORT_TIMEOUT;
+	if (ino_is_user(ino) && !owner_of(m, ino, &o, &root) &&
+	    root == F_OUTPUTS)
+		return SHORT_TIMEOUT;
+	return m->timeout;
+}
+
+static void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct mlfs *m = M(req);
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	rc = do_getattr(m, ino, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, timeout_for(m, ino));
+}
+
+/* ---- lookup ----------------------------------------------------------------- */
+
+static int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino)
+{
+	struct fuse_entry_param e = { 0 };
+	int rc;
+
+	rc = do_getattr(m, ino, &e.attr);
+	if (rc)
+		return rc;
+	e.ino = ino;
+	e.attr_timeout = e.entry_timeout = timeout_for(m, ino);
+	if (ino_is_user(ino))
+		nodes_ref(m->nodes, ino);
+	if (fuse_reply_entry(req, &e) && ino_is_user(ino))
+		nodes_forget(m->nodes, ino, 1);
+	return 0;
+}
+
+static void reply_negative(fuse_req_t req, double timeout)
+{
+	struct fuse_entry_param e = { 0 };
+
+	e.entry_timeout = timeout;
+	fuse_reply_entry(req, &e);
+}
+
+static uint64_t lookup_root(const char *name)
+{
+	static const struct { const char *n; uint64_t ino; } tab[] = {
+		{ "README", INO_README }, { "events", INO_EVENTS },
+		{ "targets", INO_TARGETS }, { "runs", INO_RUNS },
+		{ "deployments", INO_DEPLOYMENTS }, { "models", INO_MODELS },
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (!strcmp(tab[i].n, name))
+			return tab[i].ino;
+	return 0;
+}
+
+/* A user entry @name below @parent: 0 and *ino, or -errno. */
+static int lookup_user(struct mlfs *m, uint64_t parent, const char *name,
+		       uint64_t *ino)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int64_t id;
+	int root, rc;
+
+	rc = child_backing(m, parent, name, path, &id, &root);
+	if (rc)
+		return rc;
+	if (lstat(path, &st))
+		return -errno;
+	*ino = nodes_get(m->nodes, parent, name);
+	return *ino ? 0 : -ENOMEM;
+}
+
+static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
+		     uint64_t *ino)
+{
+	const struct file_desc *fd;
+	struct obj o;
+	int kind, rc;
+
+	*ino = 0;
+	if (parent == INO_ROOT) {
+		*ino = lookup_root(name);
+		return *ino ? 0 : -ENOENT;
+	}
+	kind = top_ino_kind(parent);
+	if (kind) {
+		rc = ws_find(m->ws, kind, 0, name, &o);
+		if (!rc)
+			*ino = obj_ino(o.id, F_DIR);
+		return rc;
+	}
+	if (ino_is_obj(parent) && ino_file(parent) == F_DIR) {
+		rc = ws_get(m->ws, ino_obj(parent), &o);
+		if (rc)
+			return rc;
+		if (o.kind == K_MODEL) {
+			rc = ws_find(m->ws, K_VERSION, o.id, name, &o);
+			if (!rc)
+				*ino = obj_ino(o.id, F_DIR);
+			return rc;
+		}
+		fd = ws_file_by_name(o.kind, name);
+		if (fd) {
+			*ino = obj_ino(o.id, fd->file);
+			return 0;
+		}
+		if (!holds_user_files(parent, &o))
+			return -ENOENT;
+	}
+	return lookup_user(m, parent, name, ino);
+}
+
+static void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mlfs *m = M(req);
+	uint64_t ino;
+	int rc;
+
+	rc = do_lookup(m, parent, name, &ino);
+	if (!rc)
+		rc = reply_entry(req, m, ino);
+	if (rc == -ENOENT)
+		reply_negative(req, timeout_for(m, parent));
+	else if (rc)
+		fuse_reply_err(req, -rc);
+}
+
+static void mlfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n)
+{
+	if (ino_is_user(ino))
+		nodes_forget(M(req)->nodes, ino, n);
+	fuse_reply_none(req);
+}
+
+static void mlfs_forget_multi(fuse_req_t req, size_t count,
+			      struct fuse_forget_data *f)
+{
+	for (size_t i = 0; i < count; i++)
+		if (ino_is_user(f[i].ino))
+			nodes_forget(M(req)->nodes, f[i].ino, f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* ---- readdir ---------------------------------------------------------------- */
+
+struct dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, len;
+	int full;
+};
+
+/* Add one entry; returns 1 when the reply buffer is full. */
+static int dir_add(struct dirbuf *b, const char *name, uint64_t ino,
+		   mode_t mode, off_t next)
+{
+	struct stat st = { .st_ino = ino, .st_mode = mode };
+	size_t n;
+
+	n = fuse_add_direntry(b->req, b->buf + b->len, b->size - b->len, name,
+			      &st, next);
+	if (n > b->size - b->len) {
+		b->full = 1;
+		return 1;
+	}
+	b->len += n;
+	return 0;
+}
+
+/* Offsets: 1 ".", 2 "..", then object id + 2 in top and model folders,
+ * 3 + i for control files, USER_OFF + i for backing entries. */
+#define USER_OFF 1024
+
+struct list_ctx {
+	struct dirbuf *b;
+};
+
+static int list_cb(void *arg, const struct obj *o)
+{
+	struct list_ctx *c = arg;
+
+	return dir_add(c->b, o->name, obj_ino(o->id, F_DIR), S_IFDIR,
+		       o->id + 2);
+}
+
+static void list_objects(struct mlfs *m, struct dirbuf *b, int kind,
+			 int64_t parent, off_t off)
+{
+	struct list_ctx c = { b };
+
+	ws_list(m->ws, kind, parent, off > 2 ? off - 2 : 0, list_cb, &c);
+}
+
+static void list_root(struct dirbuf *b, off_t off)
+{
+	static const struct { const char *n; uint64_t ino; mode_t mode; } tab[] = {
+		{ "README", INO_README, S_IFREG }, { "events", INO_EVENTS, S_IFREG },
+		{ "targets", INO_TARGETS, S_IFDIR }, { "runs", INO_RUNS, S_IFDIR },
+		{ "deployments", INO_DEPLOYMENTS, S_IFDIR },
+		{ "models", INO_MODELS, S_IFDIR },
+	};
+
+	for (size_t i = off > 2 ? off - 2 : 0; i < sizeof(tab) / sizeof(tab[0]);
+	     i++)
+		if (dir_add(b, tab[i].n, tab[i].ino, tab[i].mode, i + 3))
+			return;
+}
+
+static void list_ctl(const struct obj *o, struct dirbuf *b, off_t off)
+{
+	const struct file_desc *f;
+	int n;
+
+	f = ws_files(o->kind, &n);
+	for (int i = off >= 3 ? off - 2 : 0; i < n; i++)
+		if (dir_add(b, f[i].name, obj_ino(o->id, f[i].file),
+			    f[i].flags & FD_DIRECTORY ? S_IFDIR : S_IFREG,
+			    3 + i))
+			return;
+}
+
+static void list_backing(struct mlfs *m, struct dh *d, struct dirbuf *b,
+			 off_t off)
+{
+	long want = off >= USER_OFF ? off - USER_OFF : 0;
+	struct dirent *de;
+	uint64_t ino;
+	long here;
+
+	if (!d->dir)
+		return;
+	if (want != d->pos) {
+		rewinddir(d->dir);
+		d->pos = 0;
+	}
+	for (;;) {
+		here = telldir(d->dir);
+		de = readdir(d->dir);
+		if (!de)
+			break;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (d->pos < want) {
+			d->pos++;
+			continue;
+		}
+		ino = nodes_get(m->nodes, d->ino, de->d_name);
+		if (dir_add(b, de->d_name, ino ? ino : 0xffffffff,
+			    DTTOIF(de->d_type), USER_OFF + d->pos + 1)) {
+			seekdir(d->dir, here);
+			return;
+		}
+		d->pos++;
+	}
+}
+
+static void mlfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct mlfs *m = M(req);
+	char path[PATH_MAX];
+	struct dh *d;
+	struct obj o;
+	int64_t id;
+	int root;
+
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	d->ino = ino;
+	if ((ino_is_user(ino) || (ino_is_obj(ino) && !ws_get(m->ws,
+	     ino_obj(ino), &o) && holds_user_files(ino, &o))) &&
+	    !backing_path(m, ino, path, &id, &root))
+		d->dir = opendir(path);
+	fi->fh = (uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+static void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t off, struct fuse_file_info *fi)
+{
+	struct mlfs *m = M(req);
+	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+	struct dirbuf b = { .req = req, .size = size };
+	struct obj o;
+	int kind;
+
+	b.buf = malloc(size);
+	if (!b.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (off < 1 && dir_add(&b, ".", ino, S_IFDIR, 1))
+		goto out_reply;
+	if (off < 2 && dir_add(&b, "..", INO_ROOT, S_IFDIR, 2))
+		goto out_reply;
+	kind = top_ino_kind(ino);
+	if (ino == INO_ROOT) {
+		list_root(&b, off);
+	} else if (kind) {
+		list_objects(m, &b, kind, 0, off);
+	} else if (ino_is_obj(ino) && ino_file(ino) == F_DIR &&
+		   !ws_get(m->ws, ino_obj(ino), &o)) {
+		if (o.kind == K_MODEL) {
+			list_objects(m, &b, K_VERSION, o.id, off);
+		} else {
+			if (off < USER_OFF)
+				list_ctl(&o, &b, off);
+			if (!b.full)
+				list_backing(m, d, &b, off);
+		}
+	} else {
+		list_backing(m, d, &b, off);
+	}
+out_reply:
+	fuse_reply_buf(req, b.buf, b.len);
+	free(b.buf);
+}
+
+static void mlfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_file_info *fi)
+{
+	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+
+	(void)ino;
+	if (d->dir)
+		closedir(d->dir);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+/* ---- open, read, write ------------------------------------------------------ */
+
+static struct fh *fh_new(enum fh_kind kind, int64_t id, int file)
+{
+	struct fh *h = calloc(1, sizeof(*h));
+
+	if (h) {
+		h->kind = kind;
+		h->fd = -1;
+		h->id = id;
+		h->file = file;
+	}
+	return h;
+}
+
+static void fh_free(struct fh *h)
+{
+	if (!h)
+		return;
+	if (h->fd >= 0)
+		close(h->fd);
+	free(h->buf);
+	free(h);
+}
+
+static int wants_write(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
+			 struct fuse_file_info *fi, struct fh **hp)
+{
+	const struct file_desc *fd = ws_file_by_id(o->kind, file);
+	char path[PATH_MAX];
+	struct fh *h;
+	int rc = 0;
+
+	if (!fd)
+		return -ENOENT;
+	if (fd->flags & FD_DIRECTORY)
+		return -EISDIR;
+	if (wants_write(fi->flags) && !(fd->flags & (FD_SETTING | FD_CTL)))
+		return -EACCES;
+	if ((fd->flags & FD_SETTING) && wants_write(fi->flags) &&
+	    !(ws_file_mode(m->ws, o, file) & 0200))
+		return -EROFS;
+	h = fh_new(fd->flags & FD_SETTING ? FH_SETTING :
+		   fd->flags & FD_CTL ? FH_CTL :
+		   fd->flags & FD_DISK ? FH_FD : FH_BUF, o->id, file);
+	if (!h)
+		return -ENOMEM;
+	if (h->kind == FH_FD) {
+		disk_file_path(m, o, file, path);
+		h->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (h->fd < 0 && errno != ENOENT)
+			rc = -errno;
+	} else if (h->kind != FH_SETTING) {
+		rc = ws_render(m->ws, o, file, &h->buf, &h->len);
+	} else if (fi->flags & O_TRUNC) {
+		rc = ws_setting_truncate(m->ws, o->id, file, 0);
+	}
+	if (rc) {
+		fh_free(h);
+		return rc;
+	}
+	fi->direct_io = h->kind == FH_CTL;
+	fi->keep_cache = h->kind != FH_CTL;
+	*hp = h;
+	return 0;
+}
+
+/* May the user's files of @o below @root change now? */
+static int user_writable(const struct obj *o, int root)
+{
+	if (root == F_OUTPUTS)
+		return -EROFS;
+	return ws_files_writable(o) ? 0 : -EROFS;
+}
+
+static int open_user_file(struct mlfs *m, uint64_t ino,
+			  struct fuse_file_info *fi, struct fh **hp)
+{
+	char path[PATH_MAX];
+	struct obj o;
+	struct fh *h;
+	int64_t id;
+	int root, rc;
+
+	rc = backing_path(m, ino, path, &id, &root);
+	if (!rc)
+		rc = ws_get(m->ws, id, &o);
+	if (!rc && wants_write(fi->flags))
+		rc = user_writable(&o, root);
+	if (rc)
+		return rc;
+	h = fh_new(FH_FD, id, 0);
+	if (!h)
+		return -ENOMEM;
+	h->fd = open(path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) |
+		     O_CLOEXEC | O_NOFOLLOW);
+	if (h->fd < 0) {
+		rc = -errno;
+		fh_free(h);
+		return rc;
+	}
+	fi->keep_cache = root != F_OUTPUTS;
+	*hp = h;
+	return 0;
+}
+
+static void mlfs_open(fuse_req_t req, fuse_ino_t ino,
+		      struct fuse_file_info *fi)
+{
+	struct mlfs *m = M(req);
+	struct fh *h = NULL;
+	struct obj o;
+	int rc;
+
+	if (ino == INO_README) {
+		rc = wants_write(fi->flags) ? -EACCES : 0;
+		h = rc ? NULL : fh_new(FH_BUF, 0, 0);
+		if (h)
+			h->buf = strdup(readme_text);
+		if (h)
+			h->len = sizeof(readme_text) - 1;
+		fi->keep_cache = 1;
+	} else if (ino == INO_EVENTS) {
+		rc = wants_write(fi->flags) ? -EACCES : 0;
+		h = rc ? NULL : fh_new(FH_FD, 0, 0);
+		if (h)
+			h->fd = open(ws_events_path(M(req)->ws),
+				     O_RDONLY | O_CLOEXEC);
+		fi->keep_cache = 1;
+	} else if (ino_is_user(ino)) {
+		rc = open_user_file(m, ino, fi, &h);
+	} else if (ino_is_obj(ino)) {
+		rc = ws_get(m->ws, ino_obj(ino), &o);
+		if (!rc)
+			rc = open_ctl_file(m, &o, ino_file(ino), fi, &h);
+	} else {
+		rc = -EISDIR;
+	}
+	if (!rc && !h)
+		rc = -ENOMEM;
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	if (fuse_reply_open(req, fi))
+		fh_free(h);
+}
+
+static void reply_slice(fuse_req_t req, const char *buf, size_t len,
+			size_t size, off_t off)
+{
+	if ((size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, buf + off, len - off < size ? len - off : size);
+}
+
+static void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	size_t len;
+	char *buf;
+	int rc;
+
+	(void)ino;
+	switch (h->kind) {
+	case FH_BUF:
+	case FH_CTL:
+		reply_slice(req, h->buf, h->len, size, off);
+		return;
+	case FH_SETTING:
+		rc = ws_render(M(req)->ws, &(struct obj){ .id = h->id },
+			       h->file, &buf, &len);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		reply_slice(req, buf, len, size, off);
+		free(buf);
+		return;
+	case FH_FD:
+		if (h->fd < 0) {
+			fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = h->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+}
+
+static void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		       size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct mlfs *m = M(req);
+	ssize_t n;
+	int rc;
+
+	(void)ino;
+	switch (h->kind) {
+	case FH_CTL:
+		rc = size > CTL_WRITE_MAX ? -EFBIG :
+		     ws_ctl(m->ws, h->id, buf, size, ctx->uid, ctx->gid);
+		break;
+	case FH_SETTING:
+		rc = ws_setting_write(m->ws, h->id, h->file, buf, size, off);
+		break;
+	case FH_FD:
+		n = pwrite(h->fd, buf, size, off);
+		rc = n < 0 ? -errno : 0;
+		if (!rc)
+			size = n;
+		break;
+	default:
+		rc = -EACCES;
+		break;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void mlfs_release(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	fh_free((struct fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void mlfs_flush(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		       struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	int rc = 0;
+
+	(void)ino;
+	if (h->kind == FH_FD && h->fd >= 0)
+		rc = (datasync ? fdatasync(h->fd) : fsync(h->fd)) ? errno : 0;
+	fuse_reply_err(req, rc == EINVAL || rc == EBADF ? 0 : rc);
+}
+
+/* ---- creating and removing ---------------------------------------------- */
+
+/*
+ * Where can user entries be made below @parent?  Fills @path with the
+ * backing path of @name.  -EPERM in generated folders, -EEXIST for
+ * control-file names, -EROFS when frozen.
+ */
+static int user_target(struct mlfs *m, uint64_t parent, const char *name,
+		       char *path, struct obj *o)
+{
+	int64_t id;
+	int root, rc;
+
+	rc = owner_of(m, parent, o, &root);
+	if (rc)
+		return rc;
+	if (ino_is_obj(parent) && !holds_user_files(parent, o))
+		return -EPERM;
+	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
+	    ws_file_by_name(o->kind, name))
+		return -EEXIST;
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	rc = user_writable(o, root);
+	if (rc)
+		return rc;
+	return child_backing(m, parent, name, path, &id, &root);
+}
+
+static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e = { 0 };
+	struct mlfs *m = M(req);
+	char path[PATH_MAX];
+	struct obj o;
+	struct fh *h;
+	int rc, fd;
+
+	rc = user_target(m, parent, name, path, &o);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fd = open(path, (fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW) &
+		  ~O_NOCTTY, mode);
+	h = fd >= 0 ? fh_new(FH_FD, o.id, 0) : NULL;
+	if (!h) {
+		rc = fd < 0 ? errno : ENOMEM;
+		if (fd >= 0)
+			close(fd);
+		fuse_reply_err(req, rc);
+		return;
+	}
+	h->fd = fd;
+	e.ino = nodes_get(m->nodes, parent, name);
+	if (!e.ino || fstat(fd, &e.attr)) {
+		fh_free(h);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	e.attr.st_ino = e.ino;
+	e.attr_timeout = e.entry_timeout = m->timeout;
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 1;
+	nodes_ref(m->nodes, e.ino);
+	if (fuse_reply_create(req, &e, fi)) {
+		nodes_forget(m->nodes, e.ino, 1);
+		fh_free(h);
+	}
+}
+
+static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct mlfs *m = M(req);
+	struct err e = { { 0 } };
+	char path[PATH_MAX];
+	struct obj o;
+	int kind, rc;
+
+	kind = top_ino_kind(parent);
+	if (kind) {
+		rc = ws_create(m->ws, kind, 0, name, ctx->uid, ctx->gid, &o, &e);
+	} else if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
+		   !ws_get(m->ws, ino_obj(parent), &o) && o.kind == K_MODEL) {
+		rc = ws_create(m->ws, K_VERSION, o.id, name, ctx->uid, ctx->gid,
+			       &o, &e);
+	} else if (parent == INO_ROOT) {
+		rc = -EPERM;
+	} else {
+		rc = user_target(m, parent, name, path, &o);
+		if (!rc && mkdir(path, mode))
+			rc = -errno;
+		if (!rc) {
+			rc = lookup_user(m, parent, name, &(uint64_t){ 0 });
+			if (!rc)
+				rc = reply_entry(req, m,
+					nodes_get(m->nodes, parent, name));
+			if (!rc)
+				return;
+		}
+	}
+	if (!rc && kind)
+		rc = reply_entry(req, m, obj_ino(o.id, F_DIR));
+	else if (!rc)
+		rc = reply_entry(req, m, obj_ino(o.id, F_DIR));
+	if (rc) {
+		if (e.msg[0])
+			log_debug("mkdir %s: %s", name, e.msg);
+		fuse_reply_err(req, -rc);
+	}
+}
+
+/* May user entries below @parent be removed?  Draft or finished objects. */
+static int user_removable(struct mlfs *m, uint64_t parent, const char *name,
+			  char *path)
+{
+	struct obj o;
+	int64_t id;
+	int root, rc;
+
+	rc = owner_of(m, parent, &o, &root);
+	if (rc)
+		return rc;
+	if (o.kind == K_RUN && run_state_active(o.state))
+		return -EROFS;
+	if (root == F_OUTPUTS && o.kind == K_RUN && !run_state_final(o.state))
+		return -EROFS;
+	if (o.kind == K_VERSION && !ws_files_writable(&o))
+		return -EROFS;
+	return child_backing(m, parent, name, path, &id, &root);
+}
+
+/* unlink of a control file: a setting is emptied, others stay. */
+static int unlink_ctl(struct mlfs *m, const struct obj *o,
+		      const struct file_desc *fd)
+{
+	if (o->kind == K_RUN && run_state_active(o->state))
+		return -EBUSY;
+	if ((fd->flags & FD_SETTING) &&
+	    (ws_file_mode(m->ws, o, fd->file) & 0200))
+		return ws_setting_truncate(m->ws, o->id, fd->file, 0);
+	return 0;
+}
+
+static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	const struct file_desc *fd;
+	struct mlfs *m = M(req);
+	char path[PATH_MAX];
+	struct obj o;
+	int rc;
+
+	if (parent < INO_FIXED_MAX) {
+		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EISDIR);
+		return;
+	}
+	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
+	    !ws_get(m->ws, ino_obj(parent), &o) &&
+	    (fd = ws_file_by_name(o.kind, name))) {
+		rc = fd->flags & FD_DIRECTORY ? -EISDIR : unlink_ctl(m, &o, fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = user_removable(m, parent, name, path);
+	if (!rc && unlink(path))
+		rc = -errno;
+	if (!rc)
+		nodes_unlink(m->nodes, parent, name);
+	fuse_reply_err(req, -rc);
+}
+
+static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mlfs *m = M(req);
+	struct err e = { { 0 } };
+	char path[PATH_MAX];
+	uint64_t ino;
+	struct obj o;
+	int rc;
+
+	if (parent == INO_ROOT) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (top_ino_kind(parent) || (ino_is_obj(parent) &&
+	    ino_file(parent) == F_DIR && !ws_get(m->ws, ino_obj(parent), &o) &&
+	    o.kind == K_MODEL)) {
+		rc = do_lookup(m, parent, name, &ino);
+		if (!rc)
+			rc = ws_remove(m->ws, ino_obj(ino), &e);
+		if (rc && e.msg[0])
+			log_debug("rmdir %s: %s", name, e.msg);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
+	    !ws_get(m->ws, ino_obj(parent), &o) &&
+	    ws_file_by_name(o.kind, name)) {
+		rc = !strcmp(name, "outputs") ?
+		     (run_state_active(o.state) ? -EBUSY : 0) : -ENOTDIR;
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = user_removable(m, parent, name, path);
+	if (!rc && rmdir(path))
+		rc = -errno;
+	if (!rc)
+		nodes_unlink(m->nodes, parent, name);
+	fuse_reply_err(req, -rc);
+}
+
+/* An editor's rename-over of a setting: take the file's bytes. */
+static int rename_onto_setting(struct mlfs *m, uint64_t parent,
+			       const char *name, const struct obj *o,
+			       const struct file_desc *fd)
+{
+	char path[PATH_MAX], *buf;
+	struct stat st;
+	ssize_t n;
+	int rc, f;
+
+	if (!(fd->flags & FD_SETTING))
+		return -EACCES;
+	rc = user_removable(m, parent, name, path);
+	if (rc)
+		return rc;
+	f = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (f < 0)
+		return -errno;
+	if (fstat(f, &st) || st.st_size > SETTING_MAX) {
+		close(f);
+		return -EFBIG;
+	}
+	buf = malloc(st.st_size + 1);
+	n = buf ? read(f, buf, st.st_size) : -1;
+	close(f);
+	rc = n < 0 ? -EIO : ws_setting_replace(m->ws, o->id, fd->file, buf, n);
+	free(buf);
+	if (rc)
+		return rc;
+	unlink(path);
+	nodes_unlink(m->nodes, parent, name);
+	defer_inval_entry(m, obj_ino(o->id, F_DIR), fd->name);
+	return 0;
+}
+
+static int rename_object(struct mlfs *m, uint64_t parent, const char *name,
+			 const char *newname)
+{
+	struct err e = { { 0 } };
+	uint64_t ino;
+	int rc;
+
+	rc = do_lookup(m, parent, name, &ino);
+	if (!rc)
+		rc = ws_rename(m->ws, ino_obj(ino), newname, &e);
+	if (rc && e.msg[0])
+		log_debug("rename %s: %s", name, e.msg);
+	return rc;
+}
+
+static int rename_user(struct mlfs *m, uint64_t parent, const char *name,
+		       uint64_t newparent, const char *newname,
+		       unsigned flags)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct obj o, no;
+	int rc;
+
+	rc = user_removable(m, parent, name, from);
+	if (!rc)
+		rc = user_target(m, newparent, newname, to, &no);
+	if (!rc && owner_of(m, parent, &o, &(int){ 0 }) == 0 && o.id != no.id)
+		rc = -EXDEV;
+	if (!rc && renameat2(AT_FDCWD, from, AT_FDCWD, to, flags))
+		rc = -errno;
+	if (!rc)
+		nodes_move(m->nodes, parent, name, newparent, newname);
+	return rc;
+}
+
+static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned int flags)
+{
+	const struct file_desc *fd;
+	struct mlfs *m = M(req);
+	struct obj o;
+	int rc;
+
+	if (parent == INO_ROOT || newparent == INO_ROOT) {
+		rc = -EPERM;
+	} else if (top_ino_kind(parent) || top_ino_kind(newparent)) {
+		rc = parent != newparent ? -EXDEV : flags ? -EINVAL :
+		     rename_object(m, parent, name, newname);
+	} else if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
+		   !ws_get(m->ws, ino_obj(parent), &o) &&
+		   ws_file_by_name(o.kind, name)) {
+		rc = -EACCES;	/* control files stay where they are */
+	} else if (ino_is_obj(newparent) && ino_file(newparent) == F_DIR &&
+		   !ws_get(m->ws, ino_obj(newparent), &o) &&
+		   (fd = ws_file_by_name(o.kind, newname))) {
+		rc = flags ? -EINVAL :
+		     rename_onto_setting(m, parent, name, &o, fd);
+	} else {
+		rc = rename_user(m, parent, name, newparent, newname, flags);
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			 const char *name)
+{
+	struct mlfs *m = M(req);
+	char path[PATH_MAX];
+	struct obj o;
+	int rc;
+
+	rc = user_target(m, parent, name, path, &o);
+	if (!rc && symlink(link, path))
+		rc = -errno;
+	if (!rc)
+		rc = reply_entry(req, m, nodes_get(m->nodes, parent, name));
+	if (rc)
+		fuse_reply_err(req, -rc);
+}
+
+static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		      const char *newname)
+{
+	struct mlfs *m = M(req);
+	char from[PATH_MAX], to[PATH_MAX];
+	struct obj o, no;
+	int64_t id;
+	int root, rc;
+
+	rc = ino_is_user(ino) ? backing_path(m, ino, from, &id, &root) : -EPERM;
+	if (!rc)
+		rc = user_target(m, newparent, newname, to, &no);
+	if (!rc && (ws_get(m->ws, id, &o) || o.id != no.id))
+		rc = -EXDEV;
+	if (!rc && link(from, to))
+		rc = -errno;
+	if (!rc)
+		rc = reply_entry(req, m, nodes_get(m->nodes, newparent, newname));
+	if (rc)
+		fuse_reply_err(req, -rc);
+}
+
+static void mlfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char path[PATH_MAX], target[PATH_MAX];
+	int64_t id;
+	int root;
+	ssize_t n = -1;
+
+	if (ino_is_user(ino) && !backing_path(M(req), ino, path, &id, &root))
+		n = readlink(path, target, sizeof(target) - 1);
+	if (n < 0) {
+		fuse_reply_err(req, ino_is_user(ino) ? errno : EINVAL);
+		return;
+	}
+	target[n] = '\0';
+	fuse_reply_readlink(req, target);
+}
+
+/* ---- setattr ------------------------------------------------------------- */
+
+static int setattr_user(struct mlfs *m, uint64_t ino, struct stat *attr,
+			int to_set, struct fuse_file_info *fi)
+{
+	char path[PATH_MAX];
+	struct timespec tv[2];
+	struct obj o;
+	int64_t id;
+	int root, rc;
+
+	rc = backing_path(m, ino, path, &id, &root);
+	if (!rc)
+		rc = ws_get(m->ws, id, &o);
+	if (!rc)
+		rc = user_writable(&o, root);
+	if (rc)
+		return rc;
+	if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode))
+		return -errno;
+	if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+	    lchown(path, to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
+		   to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1))
+		return -errno;
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		struct fh *h = fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
+
+		if (h && h->kind == FH_FD ? ftruncate(h->fd, attr->st_size) :
+		    truncate(path, attr->st_size))
+			return -errno;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		tv[0] = to_set & FUSE_SET_ATTR_ATIME_NOW ?
+			(struct timespec){ 0, UTIME_NOW } :
+			to_set & FUSE_SET_ATTR_ATIME ? attr->st_atim :
+			(struct timespec){ 0, UTIME_OMIT };
+		tv[1] = to_set & FUSE_SET_ATTR_MTIME_NOW ?
+			(struct timespec){ 0, UTIME_NOW } :
+			to_set & FUSE_SET_ATTR_MTIME ? attr->st_mtim :
+			(struct timespec){ 0, UTIME_OMIT };
+		if (utimensat(AT_FDCWD, path, tv, AT_SYMLINK_NOFOLLOW))
+			return -errno;
+	}
+	return 0;
+}
+
+static int setattr_ctl(struct mlfs *m, uint64_t ino, struct stat *attr,
+		       int to_set)
+{
+	const struct file_desc *fd;
+	struct obj o;
+	int rc;
+
+	rc = ws_get(m->ws, ino_obj(ino), &o);
+	if (rc)
+		return rc;
+	fd = ws_file_by_id(o.kind, ino_file(ino));
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+		      FUSE_SET_ATTR_GID))
+		return -EPERM;
+	if (!(to_set & FUSE_SET_ATTR_SIZE))
+		return 0;	/* times: accepted, generated anyway */
+	if (fd && (fd->flags & FD_CTL))
+		return 0;	/* `echo x > ctl` truncates first */
+	if (!fd || !(fd->flags & FD_SETTING))
+		return -EACCES;
+	return ws_setting_truncate(m->ws, o.id, fd->file, attr->st_size);
+}
+
+static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			 int to_set, struct fuse_file_info *fi)
+{
+	struct mlfs *m = M(req);
+	struct stat st;
+	int rc;
+
+	if (ino_is_user(ino))
+		rc = setattr_user(m, ino, attr, to_set, fi);
+	else if (ino_is_obj(ino) && ino_file(ino) != F_DIR)
+		rc = setattr_ctl(m, ino, attr, to_set);
+	else
+		rc = (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+				 FUSE_SET_ATTR_ATIME_NOW |
+				 FUSE_SET_ATTR_MTIME_NOW)) ? -EPERM : 0;
+	if (!rc)
+		rc = do_getattr(m, ino, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, timeout_for(m, ino));
+}
+
+static void mlfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	if (statvfs(ws_state_dir(M(req)->ws), &sv))
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* ---- init ------------------------------------------------------------- */
+
+static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+	/* the daemon decides what the page cache may keep (keep_cache and
+	 * explicit invalidation), not the mtime */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	conn->max_write = 1 << 20;
+}
+
+const struct fuse_lowlevel_ops mlfs_ops = {
+	.init		= mlfs_init,
+	.lookup		= mlfs_lookup,
+	.forget		= mlfs_forget,
+	.forget_multi	= mlfs_forget_multi,
+	.getattr	= mlfs_getattr,
+	.setattr	= mlfs_setattr,
+	.readlink	= mlfs_readlink,
+	.mknod		= NULL,
+	.mkdir		= mlfs_mkdir,
+	.unlink		= mlfs_unlink,
+	.rmdir		= mlfs_rmdir,
+	.symlink	= mlfs_symlink,
+	.rename		= mlfs_rename,
+	.link		= mlfs_link,
+	.open		= mlfs_open,
+	.read		= mlfs_read,
+	.write		= mlfs_write,
+	.flush		= mlfs_flush,
+	.release	= mlfs_release,
+	.fsync		= mlfs_fsync,
+	.opendir	= mlfs_opendir,
+	.readdir	= mlfs_readdir,
+	.releasedir	= mlfs_releasedir,
+	.statfs		= mlfs_statfs,
+	.create		= mlfs_create,
+};
+
+struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
+{
+	struct mlfs *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	if (nodes_init(&m->nodes)) {
+		free(m);
+		return NULL;
+	}
+	m->ws = ws;
+	m->timeout = o->timeout;
+	m->uid = getuid();
+	m->gid = getgid();
+	clock_gettime(CLOCK_REALTIME, &m->mounted);
+	pthread_mutex_init(&m->q_lock, NULL);
+	pthread_cond_init(&m->q_cond, NULL);
+	return m;
+}
+
+void mlfs_attach(struct mlfs *m, struct fuse_session *se)
+{
+	struct ws_hooks h = {
+		.ctx		= m,
+		.inval_files	= hook_files,
+		.inval_grow	= hook_grow,
+		.inval_events	= hook_events,
+		.inval_entry	= hook_entry,
+		.inval_outputs	= hook_outputs,
+	};
+
+	m->se = se;
+	ws_set_hooks(m->ws, &h);
+	m->have_notifier = !pthread_create(&m->notifier, NULL, notifier_main,
+					   m);
+}
+
+void mlfs_free(struct mlfs *m)
+{
+	if (!m)
+		return;
+	if (m->have_notifier) {
+		pthread_mutex_lock(&m->q_lock);
+		m->q_stop = 1;
+		pthread_cond_signal(&m->q_cond);
+		pthread_mutex_unlock(&m->q_lock);
+		pthread_join(m->notifier, NULL);
+	}
+	nodes_free(m->nodes);
+	free(m);
+}

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* The FUSE layer: path → node, the low-level ops table, invalidation. */
+#ifndef MLFS_FS_H
+#define MLFS_FS_H
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+struct ws;
+
+struct mlfs_opts {
+	double timeout;		/* kernel cache timeout for generated nodes */
+};
+
+/* The ops table and the context it needs. */
+extern const struct fuse_lowlevel_ops mlfs_ops;
+
+struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o);
+/* After fuse_session_new: install the invalidation hooks in @ws. */
+void mlfs_attach(struct mlfs *m, struct fuse_session *se);
+void mlfs_free(struct mlfs *m);
+
+#endif

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Inode numbers.  Everything the daemon generates has a computed inode
+ * number, so it needs no table and no memory per node:
+ *
+ *   1..7                      the root and the fixed top-level entries
+ *   (object id << 8) | file   an object's folder (F_DIR) and control files
+ *   USER_BIT | n              a user's file or folder below an object
+ *
+ * Object ids come from SQLite AUTOINCREMENT and are never reused, so a
+ * removed object's numbers never alias a new one.  User nodes live in a
+ * table keyed both ways (ino, and parent + name), with the kernel's lookup
+ * count; they are mapped to paths under the state dir on use (no file
+ * descriptor per node).
+ */
+#ifndef MLFS_NODE_H
+#define MLFS_NODE_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "../backend/objects.h"
+
+enum {
+	INO_ROOT = 1,
+	INO_README,
+	INO_EVENTS,
+	INO_TARGETS,
+	INO_RUNS,
+	INO_DEPLOYMENTS,
+	INO_MODELS,
+	INO_FIXED_MAX,
+};
+
+#define USER_BIT	(1ULL << 62)
+
+static inline uint64_t obj_ino(int64_t id, int file)
+{
+	return ((uint64_t)id << 8) | (unsigned)file;
+}
+
+static inline int ino_is_obj(uint64_t ino)
+{
+	return !(ino & USER_BIT) && ino >= 256;
+}
+
+static inline int64_t ino_obj(uint64_t ino)
+{
+	return (int64_t)(ino >> 8);
+}
+
+static inline int ino_file(uint64_t ino)
+{
+	return (int)(ino & 0xff);
+}
+
+static inline int ino_is_user(uint64_t ino)
+{
+	return (ino & USER_BIT) != 0;
+}
+
+/* The top folder of @kind (runs/ …), or 0. */
+uint64_t kind_top_ino(int kind);
+/* The kind whose objects live in top folder @ino, or K_NONE. */
+int top_ino_kind(uint64_t ino);
+
+/* ---- user nodes ------------------------------------------------------ */
+
+struct node_table;
+
+int nodes_init(struct node_table **tp);
+void nodes_free(struct node_table *t);
+
+/*
+ * nodes_get - the user node for @name in folder @parent (an object folder,
+ * an outputs folder or another user node), created with lookup count 0 if
+ * missing.  Returns its inode number, 0 on ENOMEM.
+ */
+uint64_t nodes_get(struct node_table *t, uint64_t parent, const char *name);
+/* Count one more kernel reference (a successful lookup reply). */
+void nodes_ref(struct node_table *t, uint64_t ino);
+/* The kernel forgot @n references; the node goes at zero. */
+void nodes_forget(struct node_table *t, uint64_t ino, uint64_t n);
+/* The name @name in @parent no longer maps to its node (unlink). */
+void nodes_unlink(struct node_table *t, uint64_t parent, const char *name);
+/* Move a node (rename).  A node already at the target is detached. */
+void nodes_move(struct node_table *t, uint64_t parent, const char *name,
+		uint64_t newparent, const char *newname);
+
+/*
+ * nodes_path - resolve @ino (any inode under an object) into the object
+ * id, its root (F_DIR for the user's files, F_OUTPUTS for outputs/) and
+ * the path relative to that root ("" for the root itself).
+ * Returns 0, -ENOENT (unknown node), -ENAMETOOLONG.
+ */
+int nodes_path(struct node_table *t, uint64_t ino, int64_t *obj, int *root,
+	       char *rel, size_t relsz);
+
+#endif

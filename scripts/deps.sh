@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install the Debian packages mlfs needs to build, run and test, if missing.
+#   scripts/deps.sh [build|test|fuzz]...   (default: build)
+set -euo pipefail
+
+build_pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
+	libsqlite3-dev libcurl4-openssl-dev libcjson-dev)
+run_pkgs=(fuse3 python3 curl procps psmisc)
+test_pkgs=(python3 curl procps util-linux sqlite3 coreutils)
+fuzz_pkgs=(clang libclang-rt-14-dev)
+
+want=()
+for what in "${@:-build}"; do
+	case $what in
+	build) want+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
+	test) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+	fuzz) want+=("${fuzz_pkgs[@]}") ;;
+	*) echo "deps.sh: unknown set '$what'" >&2; exit 2 ;;
+	esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+if [[ $(id -u) -ne 0 ]]; then
+	echo "deps.sh: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

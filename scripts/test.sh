@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install what is missing, build, and run the whole test suite: unit tests,
+# mounted integration tests (Slurm and SSH included), then the same suite
+# once more built with AddressSanitizer + UBSan.  Ends with one line:
+#   N passed, M failed
+#
+#   scripts/test.sh [--no-asan] [--asan-only] [--fuzz SECONDS] [PATTERN...]
+#
+# PATTERN limits the integration tests to files whose name contains it.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+asan=1 plain=1 fuzz=0 patterns=()
+while (($#)); do
+	case $1 in
+	--no-asan) asan=0 ;;
+	--asan-only) plain=0 ;;
+	--fuzz) fuzz=$2; shift ;;
+	-h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+	*) patterns+=("$1") ;;
+	esac
+	shift
+done
+
+scripts/deps.sh test || exit 1
+((fuzz > 0)) && { scripts/deps.sh fuzz || exit 1; }
+
+PASS=0 FAIL=0
+LOGDIR=$(mktemp -d /tmp/mlfs-testlogs.XXXXXX)
+
+count() {	# count FILE: add its ok / not ok lines
+	local p f
+	p=$(grep -c '^ok ' "$1")
+	f=$(grep -c '^not ok ' "$1")
+	PASS=$((PASS + p))
+	FAIL=$((FAIL + f))
+	echo "$p $f"
+}
+
+build() {	# build DIR [meson options...]
+	local dir=$1
+	shift
+	if [[ ! -f $dir/build.ninja ]]; then
+		meson setup "$dir" "$@" >"$LOGDIR/setup-$(basename "$dir").log" 2>&1 || {
+			cat "$LOGDIR/setup-$(basename "$dir").log"
+			return 1
+		}
+	fi
+	ninja -C "$dir" >"$LOGDIR/build-$(basename "$dir").log" 2>&1 || {
+		tail -40 "$LOGDIR/build-$(basename "$dir").log"
+		return 1
+	}
+}
+
+selected() {
+	local f=$1 p
+	((${#patterns[@]})) || return 0
+	for p in "${patterns[@]}"; do [[ $f == *"$p"* ]] && return 0; done
+	return 1
+}
+
+run_one() {	# run_one LABEL TIMEOUT COMMAND...
+	local label=$1 to=$2 out rc res
+	shift 2
+	out=$LOGDIR/$(echo "$label" | tr '/ ' '__').log
+	local t0=$SECONDS
+	timeout -k 10 "$to" "$@" >"$out" 2>&1
+	rc=$?
+	res=$(count "$out")
+	if ((rc != 0)) && [[ ${res#* } == 0 ]]; then
+		echo "not ok - $label exited $rc without a failed check" >>"$out"
+		FAIL=$((FAIL + 1))
+		res="${res% *} 1"
+	fi
+	printf '%-44s %4s passed %3s failed  %3ds\n' "$label" "${res% *}" \
+		"${res#* }" $((SECONDS - t0))
+	if ((rc != 0)) || [[ ${res#* } != 0 ]]; then
+		grep -E '^(not ok|#)' "$out" | head -30 | sed 's/^/    /'
+	fi
+}
+
+suite() {	# suite BUILDDIR LABEL
+	local dir=$1 label=$2 t
+	echo "== $label: unit tests"
+	for t in "$dir"/tests/test_*; do
+		[[ -x $t && ! -d $t ]] || continue
+		run_one "$label unit/$(basename "$t")" 120 "$t"
+	done
+	echo "== $label: integration tests"
+	for t in tests/it/*.sh; do
+		selected "$t" || continue
+		run_one "$label $(basename "$t" .sh)" 600 env BUILD="$ROOT/$dir" \
+			bash "$t"
+	done
+}
+
+if ((plain)); then
+	build build || { echo "0 passed, 1 failed"; exit 1; }
+	suite build plain
+fi
+if ((asan)); then
+	build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug || { echo "$PASS passed, $((FAIL + 1)) failed"; exit 1; }
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=0}
+	suite build-asan asan
+fi
+if ((fuzz > 0)); then
+	echo "== fuzzing, ${fuzz}s per target"
+	run_one "fuzz" 3600 scripts/fuzz.sh "$fuzz"
+fi
+
+echo "logs: $LOGDIR"
+echo "$PASS passed, $FAIL failed"
+((FAIL == 0))

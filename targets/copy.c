@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+#include "copy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+int remove_tree(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : -errno;
+	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS))
+		return -errno;
+	return 0;
+}
+
+static int copy_file(int sdir, int ddir, const char *name, mode_t mode)
+{
+	int in, out, rc = 0;
+	ssize_t n;
+
+	in = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	out = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		     mode & 07777);
+	if (out < 0) {
+		rc = -errno;
+		close(in);
+		return rc;
+	}
+	do {
+		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+	} while (n > 0);
+	if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
+		char buf[1 << 16];
+
+		while ((n = read(in, buf, sizeof(buf))) > 0)
+			if (write(out, buf, n) != n) {
+				n = -1;
+				break;
+			}
+	}
+	if (n < 0)
+		rc = -errno;
+	close(in);
+	if (close(out) && !rc)
+		rc = -errno;
+	return rc;
+}
+
+static int copy_link(int sdir, int ddir, const char *name)
+{
+	char target[PATH_MAX];
+	ssize_t n;
+
+	n = readlinkat(sdir, name, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = '\0';
+	return symlinkat(target, ddir, name) ? -errno : 0;
+}
+
+static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz);
+
+static int copy_entry(int sdir, int ddir, const char *name, int depth,
+		      char *where, size_t wsz)
+{
+	struct stat st;
+	int s, d, rc;
+
+	if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return copy_link(sdir, ddir, name);
+	if (S_ISREG(st.st_mode))
+		return copy_file(sdir, ddir, name, st.st_mode);
+	if (!S_ISDIR(st.st_mode))
+		return 0;	/* fifos, sockets, devices: not copied */
+	if (mkdirat(ddir, name, 0700))
+		return -errno;
+	s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = (s < 0 || d < 0) ? -errno : copy_dir(s, d, depth + 1, where, wsz);
+	if (!rc && fchmod(d, st.st_mode & 07777))
+		rc = -errno;
+	if (s >= 0)
+		close(s);
+	if (d >= 0)
+		close(d);
+	return rc;
+}
+
+static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd, rc = 0;
+
+	if (depth > 512)
+		return -ELOOP;
+	fd = dup(sdir);
+	dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir)
+		return -errno;
+	while (!rc && (de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		rc = copy_entry(sdir, ddir, de->d_name, depth, where, wsz);
+		if (rc && !where[0])
+			snprintf(where, wsz, "%s", de->d_name);
+	}
+	closedir(dir);
+	return rc;
+}
+
+int copy_tree_fresh(const char *src, const char *dst, struct err *e)
+{
+	char where[NAME_MAX + 1] = "", out[PATH_MAX];
+	int s, d, rc;
+
+	rc = remove_tree(dst);
+	if (rc)
+		return err_set(e, rc, "cannot clear the old working copy: %s",
+			       strerror(-rc));
+	if (mkdir(dst, 0755))
+		return err_set(e, -errno, "cannot make the working copy: %s",
+			       strerror(errno));
+	s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = (s < 0 || d < 0) ? -errno : copy_dir(s, d, 0, where, sizeof(where));
+	if (s >= 0)
+		close(s);
+	if (d >= 0)
+		close(d);
+	if (rc)
+		return err_set(e, rc, "cannot copy the run's files%s%s: %s",
+			       where[0] ? " at " : "", where, strerror(-rc));
+	snprintf(out, sizeof(out), "%s/outputs", dst);
+	if (mkdir(out, 0755) && errno != EEXIST)
+		return err_set(e, -errno, "cannot make outputs/: %s",
+			       strerror(errno));
+	return 0;
+}

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+/* Copying a run's files into a working copy. */
+#ifndef MLFS_COPY_H
+#define MLFS_COPY_H
+
+#include "../backend/parse.h"
+
+/*
+ * copy_tree_fresh - make @dst a copy of the tree @src: regular files
+ * copied (copy_file_range), symlinks copied as links (never followed),
+ * folders recreated, modes kept.  A leftover @dst (a copy half made before
+ * a crash) is removed first.  Also makes @dst/outputs.
+ * 0 or -errno with a sentence.
+ */
+int copy_tree_fresh(const char *src, const char *dst, struct err *e);
+
+/* rm -r @path without following symlinks.  0 or -errno. */
+int remove_tree(const char *path);
+
+#endif

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: MIT
+#include "gpu.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int gpu_parse(const char *csv, struct gpu_info *gpus, int max)
+{
+	const char *line = csv;
+	int n = 0;
+
+	while (line && *line && n < max) {
+		struct gpu_info g = { 0 };
+		char name[96];
+
+		if (sscanf(line, "%d , %95[^,] , %ld", &g.index, name,
+			   &g.memory_mib) == 3) {
+			snprintf(g.name, sizeof(g.name), "%s", name);
+			gpus[n++] = g;
+		}
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	return n;
+}
+
+static int read_with_timeout(int fd, char *buf, size_t sz, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t len = 0;
+	ssize_t n;
+
+	while (len + 1 < sz) {
+		if (poll(&pfd, 1, ms) <= 0)
+			return -ETIMEDOUT;
+		n = read(fd, buf + len, sz - len - 1);
+		if (n <= 0)
+			break;
+		len += n;
+	}
+	buf[len] = '\0';
+	return (int)len;
+}
+
+int gpu_detect(struct gpu_info *gpus, int max)
+{
+	char *argv[] = { "nvidia-smi", "--query-gpu=index,name,memory.total",
+			 "--format=csv,noheader,nounits", NULL };
+	posix_spawn_file_actions_t fa;
+	char buf[8192];
+	int pipefd[2], status, n = 0, rc;
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC))
+		return 0;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawnp(&pid, "nvidia-smi", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pipefd[1]);
+	if (rc) {
+		close(pipefd[0]);
+		return 0;
+	}
+	rc = read_with_timeout(pipefd[0], buf, sizeof(buf), 10000);
+	close(pipefd[0]);
+	if (rc < 0)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (rc > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		n = gpu_parse(buf, gpus, max);
+	return n;
+}

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The local driver: runs are processes on this machine, each under its own
+ * supervisor (mlfs-run), which records the exit code even when the daemon
+ * is gone.  Concurrency limit max_concurrent (default: cores), FIFO;
+ * NVIDIA GPUs detected with nvidia-smi and handed out exclusively through
+ * CUDA_VISIBLE_DEVICES.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backend/driver.h"
+#include "../backend/log.h"
+#include "../backend/ws.h"
+#include "copy.h"
+#include "gpu.h"
+
+extern char **environ;
+
+#define MAX_GPUS 64
+
+static const char *const local_keys[] = {
+	"max_concurrent", "cancel_grace_seconds", NULL
+};
+
+struct local_target {
+	int running;			/* runs holding a slot */
+	int ngpus;
+	int gpu_busy[MAX_GPUS];		/* run id holding each GPU, 0 free */
+};
+
+struct local_run {
+	pid_t pid;			/* supervisor */
+	pid_t pgid;			/* the command's process group */
+	int holds_slot;
+	int timed_out;
+	double term_sent;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long cfg_long(const struct kv_list *cfg, const char *key, long def)
+{
+	const char *v = kv_get(cfg, key);
+
+	return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+static long max_concurrent(const struct kv_list *cfg)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return cfg_long(cfg, "max_concurrent", n > 0 ? n : 1);
+}
+
+static int local_validate(const struct kv_list *cfg, struct err *e)
+{
+	const char *v;
+	long n;
+	int rc;
+
+	v = kv_get(cfg, "max_concurrent");
+	if (v && (rc = parse_int(v, 1, 4096, &n, "max_concurrent", e)))
+		return rc;
+	v = kv_get(cfg, "cancel_grace_seconds");
+	if (v && (rc = parse_int(v, 0, 3600, &n, "cancel_grace_seconds", e)))
+		return rc;
+	return 0;
+}
+
+/* GPUs of the target, from its `nodes` text (5th column). */
+static long nodes_gpus(const char *nodes)
+{
+	char name[128], state[64], mem[64];
+	long cpus, gpus = 0;
+
+	if (nodes && sscanf(nodes, "%127s %63s %ld %63s %ld", name, state,
+			    &cpus, mem, &gpus) != 5)
+		gpus = 0;
+	return gpus;
+}
+
+static int local_check_run(const struct kv_list *cfg, const char *nodes,
+			   const struct resources *res, struct err *e)
+{
+	long have = nodes_gpus(nodes);
+
+	(void)cfg;
+	if (res->nodes != 1)
+		return err_set(e, -EINVAL, "a local target runs on one node,"
+			       " but resources asks for nodes = %ld",
+			       res->nodes);
+	if (res->gpus > have)
+		return err_set(e, -EINVAL, "the run asks for %ld GPU%s but the"
+			       " target has %ld", res->gpus,
+			       res->gpus == 1 ? "" : "s", have);
+	return 0;
+}
+
+static struct local_target *lt(struct target_ctx *t)
+{
+	if (!t->priv)
+		t->priv = calloc(1, sizeof(struct local_target));
+	return t->priv;
+}
+
+static int local_nodes(struct target_ctx *t, char **nodes, struct err *e)
+{
+	struct gpu_info gpus[MAX_GPUS];
+	char host[256], mem[32];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int n;
+
+	n = gpu_detect(gpus, MAX_GPUS);
+	if (lt(t))
+		lt(t)->ngpus = n;
+	if (gethostname(host, sizeof(host)))
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(mem, sizeof(mem), "%lluM",
+		 (unsigned long long)(sysconf(_SC_PHYS_PAGES) *
+				      (sysconf(_SC_PAGESIZE) / 1024) / 1024));
+	if (asprintf(nodes, "%s up %ld %s %d\n", host, cpus, mem, n) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static int local_provision(struct target_ctx *t, char **nodes, struct err *e)
+{
+	return local_nodes(t, nodes, e);
+}
+
+static int local_deprovision(struct target_ctx *t, struct err *e)
+{
+	(void)t;
+	(void)e;
+	return 0;
+}
+
+static int gpus_free(struct local_target *l)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->ngpus; i++)
+		n += !l->gpu_busy[i];
+	return n;
+}
+
+static int local_can_start(struct target_ctx *t, struct run_ctx *r)
+{
+	struct local_target *l = lt(t);
+
+	if (!l || l->running >= max_concurrent(&t->config))
+		return 0;
+	return gpus_free(l) >= r->res.gpus;
+}
+
+/* Give @r its GPUs; fills r->obj.gpus ("0,1"). */
+static void gpus_take(struct local_target *l, struct run_ctx *r)
+{
+	size_t off = 0;
+	long want = r->res.gpus;
+
+	r->obj.gpus[0] = '\0';
+	for (int i = 0; i < l->ngpus && want > 0; i++) {
+		if (l->gpu_busy[i])
+			continue;
+		l->gpu_busy[i] = (int)r->obj.id;
+		off += snprintf(r->obj.gpus + off, sizeof(r->obj.gpus) - off,
+				"%s%d", off ? "," : "", i);
+		want--;
+	}
+}
+
+static void gpus_put(struct local_target *l, struct run_ctx *r)
+{
+	for (int i = 0; i < l->ngpus; i++)
+		if (l->gpu_busy[i] == (int)r->obj.id)
+			l->gpu_busy[i] = 0;
+}
+
+/* Re-mark GPUs listed in r->obj.gpus as busy (after a restart). */
+static void gpus_retake(struct local_target *l, struct run_ctx *r)
+{
+	char *p = r->obj.gpus, *end;
+	long i;
+
+	while (*p) {
+		i = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (i >= 0 && i < MAX_GPUS)
+			l->gpu_busy[i] = (int)r->obj.id;
+		p = *end ? end + 1 : end;
+	}
+}
+
+/* ---- environment ------------------------------------------------------- */
+
+struct envp {
+	char **v;
+	int n, cap;
+};
+
+static int envp_add(struct envp *e, const char *kv)
+{
+	char **nv;
+
+	if (e->n + 2 > e->cap) {
+		e->cap = e->cap ? e->cap * 2 : 64;
+		nv = realloc(e->v, e->cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		e->v = nv;
+	}
+	e->v[e->n] = strdup(kv);
+	if (!e->v[e->n])
+		return -ENOMEM;
+	e->v[++e->n] = NULL;
+	return 0;
+}
+
+static int envp_addf(struct envp *e, const char *k, const char *v)
+{
+	char *kv;
+	int rc;
+
+	if (asprintf(&kv, "%s=%s", k, v) < 0)
+		return -ENOMEM;
+	rc = envp_add(e, kv);
+	free(kv);
+	return rc;
+}
+
+static void envp_free(struct envp *e)
+{
+	for (int i = 0; i < e->n; i++)
+		free(e->v[i]);
+	free(e->v);
+}
+
+static int user_sets(const struct run_ctx *r, const char *kv)
+{
+	size_t kl = strcspn(kv, "=");
+
+	for (int i = 0; i < r->env.n; i++)
+		if (strlen(r->env.items[i].key) == kl &&
+		    !strncmp(r->env.items[i].key, kv, kl))
+			return 1;
+	return 0;
+}
+
+/* The daemon's environment, the run's env lines, then MLFS_*. */
+static int run_envp(struct run_ctx *r, struct envp *e, const char *work)
+{
+	char path[PATH_MAX];
+	int rc = 0;
+
+	for (char **p = environ; *p && !rc; p++)
+		if (strncmp(*p, "MLFS_", 5) && strncmp(*p, "CUDA_VISIBLE_", 13)
+		    && !user_sets(r, *p))
+			rc = envp_add(e, *p);
+	for (int i = 0; i < r->env.n && !rc; i++)
+		rc = envp_addf(e, r->env.items[i].key, r->env.items[i].value);
+	if (!rc)
+		rc = envp_addf(e, "MLFS_RUN", r->obj.name);
+	snprintf(path, sizeof(path), "%s/outputs", work);
+	if (!rc)
+		rc = envp_addf(e, "MLFS_OUTPUTS", path);
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_METRICS_RAW);
+	if (!rc)
+		rc = envp_addf(e, "MLFS_METRICS", path);
+	if (!rc && (r->res.gpus > 0 || lt(r->t)->ngpus > 0))
+		rc = envp_addf(e, "CUDA_VISIBLE_DEVICES", r->obj.gpus);
+	return rc;
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+static int spawn_supervisor(struct run_ctx *r, const char *work, pid_t *pid,
+			    struct err *e)
+{
+	char helper[PATH_MAX];
+	char *argv[] = { "mlfs-run", r->dir, (char *)work, r->command, NULL };
+	posix_spawnattr_t attr;
+	struct envp env = { 0 };
+	sigset_t none;
+	int rc;
+
+	snprintf(helper, sizeof(helper), "%s/mlfs-run", mlfs_helper_dir);
+	rc = run_envp(r, &env, work);
+	if (rc)
+		return err_set(e, rc, "out of memory");
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
+				 POSIX_SPAWN_SETSIGMASK);
+	rc = posix_spawn(pid, helper, NULL, &attr, argv, env.v);
+	posix_spawnattr_destroy(&attr);
+	envp_free(&env);
+	if (rc)
+		return err_set(e, -rc, "cannot start %s: %s", helper,
+			       strerror(rc));
+	return 0;
+}
+
+static int local_start(struct target_ctx *t, struct run_ctx *r,
+		       struct err *e)
+{
+	struct local_target *l = lt(t);
+	char files[PATH_MAX], work[PATH_MAX], pidf[PATH_MAX];
+	struct local_run *lr;
+	pid_t pid;
+	int rc;
+
+	snprintf(pidf, sizeof(pidf), "%s/%s", r->dir, RUN_PID);
+	if (!access(pidf, F_OK))	/* a supervisor claimed it before */
+		return t->drv->adopt(t, r, e);
+	rc = ws_run_transition(r->ws, r, RS_STARTING, -1, NULL);
+	if (rc)
+		return rc == -EAGAIN ? 0 : err_set(e, rc, "the store failed");
+	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
+	snprintf(work, sizeof(work), "%s/%s", r->dir, RUN_WORK);
+	rc = copy_tree_fresh(files, work, e);
+	if (rc)
+		return rc;
+	lr = calloc(1, sizeof(*lr));
+	if (!lr)
+		return err_set(e, -ENOMEM, "out of memory");
+	gpus_take(l, r);
+	rc = spawn_supervisor(r, work, &pid, e);
+	if (rc) {
+		gpus_put(l, r);
+		free(lr);
+		return rc;
+	}
+	r->priv = lr;
+	lr->pid = pid;
+	lr->holds_slot = 1;
+	l->running++;
+	r->started = 1;
+	r->wait_fd = pidfd_open(pid, 0);
+	snprintf(r->obj.backend_id, sizeof(r->obj.backend_id), "pid %d",
+		 (int)pid);
+	gethostname(r->obj.node, sizeof(r->obj.node) - 1);
+	ws_run_transition(r->ws, r, RS_RUNNING, -1, NULL);
+	return 0;
+}
+
+/* ---- poll --------------------------------------------------------------- */
+
+/* Read RUNDIR/pid: supervisor pid, child pgid, start ticks. */
+static int read_pid_file(struct run_ctx *r, pid_t *pid, pid_t *pgid,
+			 unsigned long long *ticks)
+{
+	char path[PATH_MAX];
+	int n = 0, p = 0, g = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_PID);
+	f = fopen(path, "r");
+	if (!f)
+		return -ENOENT;
+	n = fscanf(f, "%d %d %llu", &p, &g, ticks);
+	fclose(f);
+	if (n != 3)
+		return -EAGAIN;
+	*pid = p;
+	*pgid = g;
+	return 0;
+}
+
+static int read_exit(struct run_ctx *r, int *code)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_EXIT);
+	f = fopen(path, "r");
+	if (!f)
+		return -ENOENT;
+	n = fscanf(f, "%d", code);
+	fclose(f);
+	return n == 1 ? 0 : -EIO;
+}
+
+static int supervisor_alive(struct local_run *lr)
+{
+	int status;
+
+	if (lr->pid <= 0)
+		return 0;
+	if (waitpid(lr->pid, &status, WNOHANG) == lr->pid)
+		return 0;
+	return kill(lr->pid, 0) == 0 || errno == EPERM;
+}
+
+static void release_slot(struct target_ctx *t, struct run_ctx *r)
+{
+	struct local_run *lr = r->priv;
+	struct local_target *l = lt(t);
+
+	if (lr && lr->holds_slot) {
+		lr->holds_slot = 0;
+		l->running--;
+		gpus_put(l, r);
+	}
+	if (r->wait_fd >= 0) {
+		close(r->wait_fd);
+		r->wait_fd = -1;
+	}
+}
+
+static void finish(struct target_ctx *t, struct run_ctx *r, int code)
+{
+	struct local_run *lr = r->priv;
+	char why[160];
+
+	release_slot(t, r);
+	if (r->obj.cancel && !lr->timed_out) {
+		ws_run_transition(r->ws, r, RS_CANCELED, code, NULL);
+	} else if (lr->timed_out) {
+		snprintf(why, sizeof(why), "the run exceeded its time limit of"
+			 " %llu s and was stopped",
+			 (unsigned long long)r->res.time_secs);
+		ws_run_transition(r->ws, r, RS_FAILED, code, why);
+	} else if (code == 0) {
+		ws_run_transition(r->ws, r, RS_COMPLETED, 0, NULL);
+	} else {
+		if (code > 128)
+			snprintf(why, sizeof(why), "the command was killed by"
+				 " signal %d (%s)", code - 128,
+				 strsignal(code - 128));
+		else
+			snprintf(why, sizeof(why), "the command exited with"
+				 " code %d", code);
+		ws_run_transition(r->ws, r, RS_FAILED, code, why);
+	}
+}
+
+static void signal_group(struct run_ctx *r, int sig)
+{
+	struct local_run *lr = r->priv;
+	unsigned long long ticks;
+	pid_t pid, pgid;
+
+	if (lr->pgid <= 0 && !read_pid_file(r, &pid, &pgid, &ticks))
+		lr->pgid = pgid;
+	if (lr->pgid > 0)
+		kill(-lr->pgid, sig);
+}
+
+/* TERM now, KILL after cancel_grace_seconds: called every tick. */
+static void stop_step(struct target_ctx *t, struct run_ctx *r)
+{
+	struct local_run *lr = r->priv;
+	long grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
+
+	if (!lr->term_sent) {
+		signal_group(r, SIGTERM);
+		lr->term_sent = now_s();
+	} else if (now_s() - lr->term_sent >= grace) {
+		signal_group(r, SIGKILL);
+	}
+}
+
+static void poll_one(struct target_ctx *t, struct run_ctx *r)
+{
+	struct local_run *lr = r->priv;
+	int code;
+
+	if (!lr)
+		return;
+	if (read_exit(r, &code) == 0) {
+		finish(t, r, code);
+		return;
+	}
+	if (!supervisor_alive(lr)) {
+		if (read_exit(r, &code) == 0) {
+			finish(t, r, code);
+			return;
+		}
+		release_slot(t, r);
+		ws_run_transition(r->ws, r, RS_FAILED, -1, "the run's"
+				  " supervisor died without recording an exit"
+				  " code");
+		return;
+	}
+	if (r->res.time_secs && r->obj.started > 0 &&
+	    now_s() - r->obj.started > (double)r->res.time_secs) {
+		lr->timed_out = 1;
+		stop_step(t, r);
+	}
+}
+
+static void local_poll(struct target_ctx *t, struct run_ctx **runs, int n)
+{
+	for (int i = 0; i < n; i++)
+		poll_one(t, runs[i]);
+}
+
+static int local_cancel(struct target_ctx *t, struct run_ctx *r,
+			struct err *e)
+{
+	(void)e;
+	if (r->priv)
+		stop_step(t, r);
+	return 0;
+}
+
+/* ---- adopt ---------------------------------------------------------- */
+
+static unsigned long long proc_start_ticks(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		t = strtoull(p + 1, NULL, 10);
+	return t;
+}
+
+static int local_adopt(struct target_ctx *t, struct run_ctx *r,
+		       struct err *e)
+{
+	struct local_target *l = lt(t);
+	unsigned long long ticks = 0;
+	struct local_run *lr;
+	pid_t pid = 0, pgid = 0;
+	int rc, code;
+
+	rc = read_pid_file(r, &pid, &pgid, &ticks);
+	for (int i = 0; rc == -EAGAIN && i < 40; i++) {
+		usleep(50000);	/* the supervisor is writing it */
+		rc = read_pid_file(r, &pid, &pgid, &ticks);
+	}
+	if (rc == -ENOENT)
+		return -ENOENT;		/* never started: start it */
+	lr = calloc(1, sizeof(*lr));
+	if (!lr)
+		return err_set(e, -ENOMEM, "out of memory");
+	r->priv = lr;
+	r->started = 1;
+	if (rc == 0 && proc_start_ticks(pid) == ticks) {
+		lr->pid = pid;
+		lr->pgid = pgid;
+		r->wait_fd = pidfd_open(pid, 0);
+	}
+	lr->holds_slot = 1;
+	l->running++;
+	gpus_retake(l, r);
+	if (strcmp(r->obj.state, RS_RUNNING) && read_exit(r, &code))
+		ws_run_transition(r->ws, r, RS_RUNNING, -1, NULL);
+	return 0;
+}
+
+static void local_release_run(struct target_ctx *t, struct run_ctx *r)
+{
+	release_slot(t, r);
+	free(r->priv);
+	r->priv = NULL;
+}
+
+static void local_release(struct target_ctx *t)
+{
+	free(t->priv);
+	t->priv = NULL;
+}
+
+const struct driver local_driver = {
+	.type		= "local",
+	.config_keys	= local_keys,
+	.live_keys	= local_keys,
+	.can_host	= 1,
+	.validate	= local_validate,
+	.check_run	= local_check_run,
+	.provision	= local_provision,
+	.deprovision	= local_deprovision,
+	.refresh	= local_nodes,
+	.can_start	= local_can_start,
+	.start		= local_start,
+	.poll		= local_poll,
+	.cancel		= local_cancel,
+	.adopt		= local_adopt,
+	.release_run	= local_release_run,
+	.release	= local_release,
+};

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mlfs-run - the supervisor of one local run.
+ *
+ *   mlfs-run RUNDIR WORKDIR COMMAND
+ *
+ * Started by the daemon (posix_spawn, its own session) and independent of
+ * it from then on: a daemon crash loses nothing.  It
+ *   1. claims RUNDIR/pid with O_EXCL, so that a run never starts twice
+ *      (a second supervisor for the same run exits 99 without running);
+ *   2. forks the command, `/bin/sh -c COMMAND` in WORKDIR, in its own
+ *      process group, stdout and stderr appended to RUNDIR/log;
+ *   3. records "SUPERVISOR_PID CHILD_PGID START_TICKS" in RUNDIR/pid;
+ *   4. waits, then writes the exit code (128 + signal when killed) to
+ *      RUNDIR/exit atomically (exit.tmp + rename).
+ * The daemon cancels by signalling the child's process group directly.
+ * It links against libc only, so that it starts fast.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_TAKEN 99
+
+static void on_signal(int sig)
+{
+	(void)sig;	/* the supervisor outlives its run's signals */
+}
+
+static unsigned long long start_ticks(void)
+{
+	unsigned long long t = 0;
+	char buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* after ")": state is field 3, starttime field 22 */
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p)
+		t = strtoull(p + 1, NULL, 10);
+	return t;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void child(const char *rundir, const char *workdir, const char *cmd)
+{
+	char path[4096];
+	sigset_t none;
+	int fd;
+
+	setpgid(0, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	snprintf(path, sizeof(path), "%s/log", rundir);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	fd = open("/dev/null", O_RDONLY);
+	if (fd >= 0 && fd != 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	if (chdir(workdir)) {
+		dprintf(2, "mlfs: cannot enter the working directory %s: %s\n",
+			workdir, strerror(errno));
+		_exit(126);
+	}
+	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	dprintf(2, "mlfs: cannot run /bin/sh: %s\n", strerror(errno));
+	_exit(127);
+}
+
+static int record_exit(const char *rundir, int status)
+{
+	char tmp[4096], path[4096], line[32];
+	int code, fd, n;
+
+	code = WIFEXITED(status) ? WEXITSTATUS(status) :
+	       WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
+	snprintf(tmp, sizeof(tmp), "%s/exit.tmp", rundir);
+	snprintf(path, sizeof(path), "%s/exit", rundir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return 1;
+	n = snprintf(line, sizeof(line), "%d\n", code);
+	if (write_all(fd, line, n) || fsync(fd) || close(fd) ||
+	    rename(tmp, path))
+		return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	char path[4096], line[96];
+	struct sigaction sa = { .sa_handler = on_signal };
+	int fd, status, n;
+	pid_t pid;
+
+	if (argc != 4) {
+		fprintf(stderr, "usage: mlfs-run RUNDIR WORKDIR COMMAND\n");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/pid", argv[1]);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? EXIT_TAKEN : 1;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(fd);
+		return record_exit(argv[1], 127 << 8);
+	}
+	if (pid == 0)
+		child(argv[1], argv[2], argv[3]);
+	setpgid(pid, pid);
+	n = snprintf(line, sizeof(line), "%d %d %llu\n", (int)getpid(),
+		     (int)pid, start_ticks());
+	if (write_all(fd, line, n) || fsync(fd))
+		perror("mlfs-run: pid file");
+	close(fd);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	return record_exit(argv[1], status);
+}

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target for ctl_split: the bytes of a write(2) to a ctl file.
+ * Invariants on success: every command has 1..CTL_MAX_ARGS words, every
+ * word is non-empty, shorter than CTL_WORD_MAX, free of blanks and control
+ * bytes, and copied from the input; unused words are empty; the count is
+ * the number of non-blank, non-comment lines.  On refusal: -EINVAL and a
+ * printable one-line sentence.  The output arrays are heap blocks of the
+ * exact size, so that AddressSanitizer sees any write past @max.
+ */
+#define _GNU_SOURCE
+#include "parse.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CMDS	8
+
+static void need(bool ok)
+{
+	if (!ok)
+		abort();
+}
+
+static void check_sentence(const struct err *e)
+{
+	size_t n = strnlen(e->msg, sizeof(e->msg)), i;
+
+	need(n > 0 && n < sizeof(e->msg) && e->msg[n - 1] == '.');
+	for (i = 0; i < n; i++)
+		need(e->msg[i] >= 0x20 && e->msg[i] <= 0x7e);
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Commands ctl_split should find, counted the simple way. */
+static int count_commands(const char *p, size_t n)
+{
+	const char *end = p + n, *nl, *s;
+	int count = 0;
+
+	while (p < end) {
+		nl = memchr(p, '\n', end - p);
+		if (!nl)
+			nl = end;
+		for (s = p; s < nl && (is_blank(*s) || *s == '\r'); s++)
+			;
+		if (s < nl && *s != '#')
+			count++;
+		p = nl + 1;
+	}
+	return count;
+}
+
+static void check_cmd(const struct ctl_cmd *c, const uint8_t *data,
+		      size_t size)
+{
+	size_t len, j;
+	int i;
+
+	need(c->argc >= 1 && c->argc <= CTL_MAX_ARGS);
+	need(c->argv[0][0] != '#');
+	for (i = 0; i < CTL_MAX_ARGS; i++) {
+		len = strnlen(c->argv[i], CTL_WORD_MAX);
+		need(len < CTL_WORD_MAX);
+		if (i >= c->argc) {
+			need(len == 0);
+			continue;
+		}
+		need(len > 0);
+		for (j = 0; j < len; j++) {
+			unsigned char u = c->argv[i][j];
+
+			need(!is_blank(u) && u >= 0x20 && u != 0x7f);
+		}
+		need(memmem(data, size, c->argv[i], len) != NULL);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ctl_cmd *cmds = malloc(MAX_CMDS * sizeof(*cmds));
+	struct ctl_cmd *one = malloc(sizeof(*one));
+	const char *buf = (const char *)data;
+	struct err e;
+	int rc, rc1, i;
+
+	need(cmds && one);
+	memset(&e, 0, sizeof(e));
+	rc = ctl_split(buf, size, cmds, MAX_CMDS, &e);
+	if (rc < 0) {
+		need(rc == -EINVAL);
+		check_sentence(&e);
+	} else {
+		need(rc <= MAX_CMDS);
+		need(rc == count_commands(buf, size));
+		for (i = 0; i < rc; i++)
+			check_cmd(&cmds[i], data, size);
+	}
+	/* The same write with room for one command. */
+	memset(&e, 0, sizeof(e));
+	rc1 = ctl_split(buf, size, one, 1, &e);
+	if (rc < 0 || rc > 1) {
+		need(rc1 == -EINVAL);
+		check_sentence(&e);
+	} else {
+		need(rc1 == rc);
+		if (rc == 1)
+			need(!memcmp(one, &cmds[0], sizeof(*one)));
+	}
+	free(one);
+	free(cmds);
+	return 0;
+}

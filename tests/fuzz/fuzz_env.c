@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libFuzzer target for env_parse: the bytes of a run's `env` file.
+ * Invariants on success: every name matches [A-Za-z_][A-Za-z0-9_]* and
+ * does not start with MLFS_, names are unique, and each "NAME=value"
+ * appears verbatim in the input.  On refusal: -EINVAL (or -ENOMEM), an
+ * empty list and a printable one-line sentence.
+ */
+#define _GNU_SOURCE
+#include "parse.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void need(bool ok)
+{
+	if (!ok)
+		abort();
+}
+
+static void check_sentence(const struct err *e)
+{
+	size_t n = strnlen(e->msg, sizeof(e->msg)), i;
+
+	need(n > 0 && n < sizeof(e->msg) && e->msg[n - 1] == '.');
+	for (i = 0; i < n; i++)
+		need(e->msg[i] >= 0x20 && e->msg[i] <= 0x7e);
+}
+
+static bool is_alpha_(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool name_ok(const char *k)
+{
+	size_t i;
+
+	if (!is_alpha_(k[0]) || !strncmp(k, "MLFS_", 5))
+		return false;
+	for (i = 1; k[i]; i++)
+		if (!is_alpha_(k[i]) && !(k[i] >= '0' && k[i] <= '9'))
+			return false;
+	return true;
+}
+
+/* "NAME=value" is in the input. */
+static bool in_input(const struct kv *kv, const uint8_t *data, size_t size)
+{
+	size_t kn = strlen(kv->key), vn = strlen(kv->value);
+	char *line = malloc(kn + vn + 2);
+	bool found;
+
+	need(line != NULL);
+	memcpy(line, kv->key, kn);
+	line[kn] = '=';
+	memcpy(line + kn + 1, kv->value, vn + 1);
+	found = memmem(data, size, line, kn + vn + 1) != NULL;
+	free(line);
+	return found;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct kv_list l = { (struct kv *)1, -1 };
+	struct err e;
+	int rc, i, j;
+
+	memset(&e, 0, sizeof(e));
+	rc = env_parse((const char *)data, size, &l, &e);
+	if (rc) {
+		need(rc == -EINVAL || rc == -ENOMEM);
+		need(l.n == 0 && l.items == NULL);
+		check_sentence(&e);
+		return 0;
+	}
+	need(l.n >= 0);
+	for (i = 0; i < l.n; i++) {
+		need(name_ok(l.items[i].key));
+		need(!strchr(l.items[i].value, '\n'));
+		need(in_input(&l.items[i], data, size));
+		need(kv_get(&l, l.items[i].key) == l.items[i].value);
+		for (j = 0; j < i && l.n < 2000; j++)
+			need(strcmp(l.items[i].key, l.items[j].key));
+	}
+	kv_free(&l);
+	return 0;
+}

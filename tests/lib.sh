@@ -1,0 +1,161 @@
+# SPDX-License-Identifier: MIT
+# Shared helpers for the mounted integration tests (sourced, bash).
+#
+# Each test gets its own mountpoint, state dir and daemon log under $T,
+# a mount fixture that polls for the mount and fails fast if the daemon
+# died, and a cleanup trap that unmounts lazily, then TERM, then KILL.
+# Output: "ok N - text" / "not ok N - text" lines; scripts/test.sh counts.
+
+set -u
+ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD=${BUILD:-$ROOT/build}
+MLFS=${MLFS:-$BUILD/mlfs}
+T=$(mktemp -d /tmp/mlfs-it.XXXXXX)
+MNT=$T/mnt
+STATE=$T/state
+DAEMON_ERR=$T/daemon.err
+DPID=
+N=0
+FAILED=0
+mkdir -p "$MNT"
+
+ok() { N=$((N + 1)); echo "ok $N - $*"; }
+not_ok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $*"; }
+
+# check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
+check() {
+	local d=$1
+	shift
+	if "$@"; then ok "$d"; else not_ok "$d"; fi
+}
+
+# eq DESCRIPTION EXPECTED ACTUAL
+eq() {
+	if [[ "$2" == "$3" ]]; then
+		ok "$1"
+	else
+		not_ok "$1 (expected '$2', got '$3')"
+	fi
+}
+
+# expect_err DESCRIPTION "strerror text" COMMAND...: COMMAND fails and its
+# stderr names that error (e.g. "Invalid argument").
+expect_err() {
+	local d=$1 want=$2 out
+	shift 2
+	if out=$("$@" 2>&1); then
+		not_ok "$d (succeeded, wanted '$want')"
+	elif [[ "$out" == *"$want"* ]]; then
+		ok "$d"
+	else
+		not_ok "$d (wanted '$want', got: ${out//$'\n'/ })"
+	fi
+}
+
+# wr FILE TEXT: write TEXT into FILE with one write(2) (like echo).
+wr() { printf '%s\n' "$2" > "$1"; }
+
+# wait_for FILE VALUE [SECONDS]: poll until FILE's content is VALUE.
+wait_for() {
+	local f=$1 v=$2 s=${3:-20} i
+	for ((i = 0; i < s * 20; i++)); do
+		[[ "$(cat "$f" 2>/dev/null)" == "$v" ]] && return 0
+		sleep 0.05
+	done
+	echo "# $f is '$(cat "$f" 2>/dev/null)', not '$v' after ${s}s" >&2
+	return 1
+}
+
+# wait_final RUNDIR [SECONDS]: until status is Completed/Failed/Canceled.
+wait_final() {
+	local s=${2:-30} i st
+	for ((i = 0; i < s * 20; i++)); do
+		st=$(cat "$1/status" 2>/dev/null)
+		case $st in Completed | Failed | Canceled) return 0 ;; esac
+		sleep 0.05
+	done
+	echo "# $1 still $st after ${s}s" >&2
+	return 1
+}
+
+is_mounted() { grep -q " $MNT fuse" /proc/mounts; }
+
+# mount_ws [ARGS...]: start the daemon in the foreground, wait for the mount.
+mount_ws() {
+	"$MLFS" -f --state "$STATE" "$@" "$MNT" 2>>"$DAEMON_ERR" &
+	DPID=$!
+	local i
+	for ((i = 0; i < 200; i++)); do
+		if is_mounted && [[ -d $MNT/runs ]]; then return 0; fi
+		if ! kill -0 "$DPID" 2>/dev/null; then
+			echo "# daemon died at start:" >&2
+			tail -5 "$DAEMON_ERR" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	echo "# mount did not appear" >&2
+	return 1
+}
+
+# unmount_ws: fusermount3 -u, then the daemon must exit 0 within 30 s.
+unmount_ws() {
+	local i rc
+	fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null
+	for ((i = 0; i < 600; i++)); do
+		kill -0 "$DPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	if kill -0 "$DPID" 2>/dev/null; then
+		echo "# daemon still alive 30 s after unmount" >&2
+		return 1
+	fi
+	wait "$DPID"
+	rc=$?
+	DPID=
+	return $rc
+}
+
+# crash_ws: kill -9 the daemon, leaving a dead mount behind.
+crash_ws() {
+	kill -9 "$DPID" 2>/dev/null
+	wait "$DPID" 2>/dev/null
+	DPID=
+}
+
+# Daemon stderr must not have ERROR or sanitizer reports.
+daemon_clean() {
+	! grep -E 'ERROR|AddressSanitizer|runtime error|==[0-9]+==' \
+		"$DAEMON_ERR" >/dev/null 2>&1
+}
+
+cleanup() {
+	if [[ -n "$DPID" ]] && kill -0 "$DPID" 2>/dev/null; then
+		fusermount3 -uz "$MNT" 2>/dev/null
+		kill -TERM "$DPID" 2>/dev/null
+		sleep 1
+		kill -KILL "$DPID" 2>/dev/null
+	fi
+	is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
+	# runs started by this test: their supervisors live in sessions of
+	# their own; stop them by the pids they recorded
+	local p
+	for p in "$STATE"/objects/*/pid; do
+		[[ -f $p ]] || continue
+		read -r sup child _ < "$p" || continue
+		[[ -n "$child" ]] && kill -KILL -- "-$child" 2>/dev/null
+		[[ -n "$sup" ]] && kill -KILL "$sup" 2>/dev/null
+	done
+	if [[ -s "$DAEMON_ERR" ]] && ! daemon_clean; then
+		echo "# daemon stderr:" && sed 's/^/#   /' "$DAEMON_ERR" | tail -20
+	fi
+	[[ -n "${KEEP:-}" ]] || rm -rf "$T"
+}
+trap cleanup EXIT
+
+# done_testing: the last line of every test file.
+done_testing() {
+	check "daemon stderr has no ERROR or sanitizer report" daemon_clean
+	echo "# $((N - FAILED)) passed, $FAILED failed"
+	[[ $FAILED -eq 0 ]]
+}

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/* Unit test of the SQLite store: migrations, rows, texts, listing. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "tap.h"
+
+static int count_cb(void *arg, const struct obj *o)
+{
+	(void)o;
+	++*(int *)arg;
+	return 0;
+}
+
+static int first_cb(void *arg, const struct obj *o)
+{
+	*(int64_t *)arg = o->id;
+	return 1;
+}
+
+static struct obj mk(int kind, int64_t parent, const char *name)
+{
+	struct obj o = { 0 };
+
+	o.kind = kind;
+	o.parent = parent;
+	snprintf(o.name, sizeof(o.name), "%s", name);
+	snprintf(o.state, sizeof(o.state), "Draft");
+	o.created = o.changed = 1.0;
+	o.exit_code = -1;
+	return o;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/mlfs-store-XXXXXX", path[256];
+	struct store *s;
+	struct err e;
+	struct obj a, b, c, got;
+	char *buf;
+	size_t len;
+	int n, rc;
+	int64_t first;
+
+	if (!mkdtemp(dir))
+		return 2;
+	snprintf(path, sizeof(path), "%s/ws.db", dir);
+	rc = store_open(path, &s, &e);
+	CHECK(rc == 0, "open creates and migrates");
+	a = mk(K_RUN, 0, "r1");
+	CHECK(store_insert(s, &a) == 0 && a.id > 0, "insert r1");
+	b = mk(K_RUN, 0, "r1");
+	CHECK(store_insert(s, &b) == -EEXIST, "same name -> EEXIST");
+	b = mk(K_TARGET, 0, "r1");
+	CHECK(store_insert(s, &b) == 0, "same name, other kind is fine");
+	c = mk(K_RUN, 0, "r2");
+	store_insert(s, &c);
+	CHECK(c.id > b.id, "ids grow");
+	CHECK(store_find(s, K_RUN, 0, "r2", &got) == 0 && got.id == c.id,
+	      "find by name");
+	CHECK(store_find(s, K_RUN, 0, "nope", &got) == -ENOENT,
+	      "find unknown -> ENOENT");
+	CHECK(store_get(s, a.id, &got) == 0 && got.exit_code == -1,
+	      "exit code NULL reads as -1");
+	snprintf(a.state, sizeof(a.state), "Running");
+	a.exit_code = 3;
+	snprintf(a.backend_id, sizeof(a.backend_id), "pid 42");
+	CHECK(store_update(s, &a) == 0, "update");
+	store_get(s, a.id, &got);
+	CHECK(!strcmp(got.state, "Running") && got.exit_code == 3 &&
+	      !strcmp(got.backend_id, "pid 42"), "update persists fields");
+	snprintf(c.name, sizeof(c.name), "r1");
+	CHECK(store_update(s, &c) == -EEXIST, "rename onto a taken name");
+	n = 0;
+	store_list_active_runs(s, count_cb, &n);
+	CHECK(n == 1, "one active run");
+	CHECK(store_count_active_runs(s, 0) == 1, "count active by target");
+	n = 0;
+	store_list(s, K_RUN, 0, 0, count_cb, &n);
+	CHECK(n == 2, "list runs");
+	first = 0;
+	store_list(s, K_RUN, 0, a.id, first_cb, &first);
+	CHECK(first == c.id, "list resumes after an id");
+	CHECK(store_text_get(s, a.id, F_COMMAND, &buf, &len) == -ENOENT,
+	      "unset text -> ENOENT");
+	CHECK(store_text_put(s, a.id, F_COMMAND, "a\0b", 3) == 0, "put text");
+	CHECK(store_text_get(s, a.id, F_COMMAND, &buf, &len) == 0 && len == 3 &&
+	      !memcmp(buf, "a\0b", 3), "text keeps NUL bytes");
+	free(buf);
+	CHECK(store_begin(s) == 0, "begin");
+	store_delete(s, a.id);
+	store_rollback(s);
+	CHECK(store_get(s, a.id, &got) == 0, "rollback keeps the row");
+	store_begin(s);
+	store_delete(s, a.id);
+	CHECK(store_commit(s) == 0, "commit");
+	CHECK(store_get(s, a.id, &got) == -ENOENT, "delete removes the row");
+	CHECK(store_text_get(s, a.id, F_COMMAND, &buf, &len) == -ENOENT,
+	      "delete removes texts");
+	CHECK(store_check(s, &e) == 0, "integrity check ok");
+	store_close(s);
+	rc = store_open(path, &s, &e);
+	CHECK(rc == 0 && store_get(s, c.id, &got) == 0, "reopen keeps data");
+	CHECK(store_max_seq(s) == 0, "max seq");
+	store_close(s);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	if (system(path))
+		return 2;
+	return tap_done();
+}
