@@ -33,7 +33,7 @@ usage() {
 install_missing() {
 	local missing=() p
 	for p in "${PKGS[@]}"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *"ok installed" ]] ||
 			missing+=("$p")
 	done
 	((${#missing[@]})) || return 0
@@ -47,8 +47,10 @@ install_missing() {
 
 # ---------------------------------------------------------------- processes
 
-# Name of the daemon each pid file belongs to, and the prefix its
-# /proc/PID/exe must have (Debian installs slurmctld-wlm etc. via alternatives).
+# Note: no `cmd | grep -q` below: with pipefail, grep quitting early can
+# fail the writer with SIGPIPE and turn a match into a failure.
+
+# The pid file of daemon $1 (munged, slurmctld, slurmrestd, node1, node2).
 pidfile_of() {
 	case $1 in
 	munged)     echo "$D/munge/munged.pid" ;;
@@ -58,6 +60,8 @@ pidfile_of() {
 	esac
 }
 
+# What /proc/PID/exe of daemon $1 must start with (Debian installs
+# slurmctld-wlm etc. through alternatives).
 exe_of() {
 	case $1 in
 	node*) echo slurmd ;;
@@ -69,14 +73,15 @@ exe_of() {
 # has the expected name and its command line names DIR (munged, slurmctld and
 # slurmd get paths under DIR as arguments; slurmrestd gets the slurm.conf).
 pid_of() {
-	local f pid exe
+	local f pid exe cmd
 	f=$(pidfile_of "$1")
 	[[ -r $f ]] || return 1
 	read -r pid <"$f" 2>/dev/null || return 1
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
 	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
 	[[ $(basename "$exe") == "$(exe_of "$1")"* ]] || return 1
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$D/" || return 1
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	[[ $cmd == *"$D/"* ]] || return 1
 	echo "$pid"
 }
 
@@ -120,7 +125,9 @@ stop_one() {
 
 # A port counts as free when nothing listens on it (any address).
 port_free() {
-	! ss -Htln "sport = :$1" 2>/dev/null | grep -q .
+	local out
+	out=$(ss -Htln "sport = :$1") || return 1
+	[[ -z $out ]]
 }
 
 # Prints the first free port from $1 upward that is not in the rest of the
@@ -258,18 +265,21 @@ wait_for() {
 }
 
 munge_ok() { munge -n --socket="$D/munge/munge.socket" | unmunge --socket="$D/munge/munge.socket"; }
-ctld_ok() { scontrol ping | grep -q 'is UP'; }
+ctld_ok() { [[ $(scontrol ping) == *"is UP"* ]]; }
 
 nodes_idle() {
 	local out
 	out=$(sinfo -h -N -p debug -o '%N %t') || return 1
-	[[ $(grep -cE '^node[12] idle$' <<<"$out") == 2 ]]
+	out=$'\n'$out$'\n'	# whole lines: "idle*" (not responding) is not idle
+	[[ $out == *$'\nnode1 idle\n'* && $out == *$'\nnode2 idle\n'* ]]
 }
 
 rest_ok() {
-	curl -fsS -m 2 -H "X-SLURM-USER-NAME: root" \
+	local out
+	out=$(curl -fsS -m 2 -H "X-SLURM-USER-NAME: root" \
 		-H "X-SLURM-USER-TOKEN: $(cat "$D/token")" \
-		"http://127.0.0.1:$REST_PORT/slurm/$API_VERSION/ping" | grep -q '"pings"'
+		"http://127.0.0.1:$REST_PORT/slurm/$API_VERSION/ping") || return 1
+	[[ $out == *'"pings"'* ]]
 }
 
 # ---------------------------------------------------------------- start
@@ -323,9 +333,9 @@ start_all() {
 	t0=$(date +%s%N)
 	SECONDS=0
 	DEADLINE=$TIMEOUT
+	check_reachable
 	STARTING=1
 	trap on_exit EXIT
-	check_reachable
 	install -d -m 0755 "$D/run" "$D/log" "$D/spool" "$D/state"
 	make_keys
 	pick_ports
@@ -357,7 +367,7 @@ cmd_start() {
 	mkdir -p "$D"
 	chmod 0755 "$D"
 	case $(running_count) in
-	${#DAEMONS[@]})
+	"${#DAEMONS[@]}")
 		say "already running in $D"
 		return 0 ;;
 	0) ;;
@@ -383,7 +393,7 @@ cancel_jobs() {
 		[[ -z $(timeout 5 squeue -h -t running,completing,configuring -o %i 2>/dev/null) ]] && break
 		sleep 0.05
 	done
-	say "cancelled jobs $(echo $ids)"
+	say "cancelled jobs ${ids//$'\n'/ }"
 }
 
 cmd_stop() {

@@ -426,6 +426,13 @@ static void release_slot(struct target_ctx *t, struct run_ctx *r)
 		l->running--;
 		gpus_put(l, r);
 	}
+	/* Reap our supervisor (it exits right after writing the exit file;
+	 * an adopted one is not our child: ECHILD at once). */
+	if (lr && lr->pid > 0) {
+		while (waitpid(lr->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		lr->pid = 0;
+	}
 	if (r->wait_fd >= 0) {
 		close(r->wait_fd);
 		r->wait_fd = -1;
