@@ -48,11 +48,23 @@ struct mlfs {
 	int q_stop;
 	pthread_t notifier;
 	int have_notifier;
+
+	/* Negotiated at init: the kernel opens files and folders without
+	 * asking (FUSE_CAP_NO_OPEN_SUPPORT / _NO_OPENDIR_SUPPORT), caches
+	 * every file's pages and every folder's listing, and we answer each
+	 * read, write and readdir without a handle. */
+	int no_open;
+	int no_opendir;
+
+	/* Backing folder streams kept between readdir calls, so that a long
+	 * listing continues where it stopped instead of re-reading. */
+	pthread_mutex_t dc_lock;	/* guards dc[] */
+	struct dh *dc[8];
 };
 
 struct pending {
-	uint64_t parent;
-	char name[NAME_MAX + 1];
+	uint64_t ino;		/* inode to invalidate, or the parent */
+	char name[NAME_MAX + 1];	/* entry to invalidate; "" for an inode */
 	struct pending *next;
 };
 
@@ -110,8 +122,11 @@ static void *notifier_main(void *arg)
 		p = m->q;
 		m->q = p->next;
 		pthread_mutex_unlock(&m->q_lock);
-		fuse_lowlevel_notify_inval_entry(m->se, p->parent, p->name,
-						 strlen(p->name));
+		if (p->name[0])
+			fuse_lowlevel_notify_inval_entry(m->se, p->ino, p->name,
+							 strlen(p->name));
+		else
+			fuse_lowlevel_notify_inval_inode(m->se, p->ino, 0, 0);
 		free(p);
 		pthread_mutex_lock(&m->q_lock);
 	}
@@ -119,15 +134,16 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
-static void defer_inval_entry(struct mlfs *m, uint64_t parent,
-			      const char *name)
+/* Invalidate entry @name of @ino ("" or NULL: @ino itself) once the
+ * current request has been answered. */
+static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return;
-	p->parent = parent;
-	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->ino = ino;
+	snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
 	pthread_mutex_lock(&m->q_lock);
 	p->next = m->q;
 	m->q = p;
@@ -166,7 +182,7 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 	struct mlfs *m = ctx;
 	uint64_t p = parent ? obj_ino(parent, F_DIR) : kind_top_ino(kind);
 
-	defer_inval_entry(m, p, name);
+	defer_inval(m, p, name);
 }
 
 static void hook_outputs(void *ctx, int64_t id)
@@ -669,27 +685,83 @@ static void list_backing(struct mlfs *m, struct dh *d, struct dirbuf *b,
 	}
 }
 
-static void mlfs_opendir(fuse_req_t req, fuse_ino_t ino,
-			 struct fuse_file_info *fi)
+/* The backing folder of @ino, if it lists user files. */
+static int dir_backing(struct mlfs *m, uint64_t ino, char *path)
 {
-	struct mlfs *m = M(req);
-	char path[PATH_MAX];
-	struct dh *d;
 	struct obj o;
 	int64_t id;
 	int root;
 
+	if (!ino_is_user(ino) && !(ino_is_obj(ino) && !ws_get(m->ws,
+	    ino_obj(ino), &o) && holds_user_files(ino, &o)))
+		return -ENOENT;
+	return backing_path(m, ino, path, &id, &root);
+}
+
+/* A stream of @ino's backing folder: from the cache when one stopped at
+ * @pos, else opened anew.  The caller owns it until dir_put. */
+static struct dh *dir_get(struct mlfs *m, uint64_t ino, long pos)
+{
+	char path[PATH_MAX];
+	struct dh *d = NULL;
+
+	pthread_mutex_lock(&m->dc_lock);
+	for (size_t i = 0; i < sizeof(m->dc) / sizeof(m->dc[0]); i++) {
+		if (m->dc[i] && m->dc[i]->ino == ino && m->dc[i]->pos == pos) {
+			d = m->dc[i];
+			m->dc[i] = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->dc_lock);
+	if (d)
+		return d;
 	d = calloc(1, sizeof(*d));
-	if (!d) {
-		fuse_reply_err(req, ENOMEM);
+	if (!d)
+		return NULL;
+	d->ino = ino;
+	if (!dir_backing(m, ino, path))
+		d->dir = opendir(path);
+	return d;
+}
+
+static void dh_free(struct dh *d)
+{
+	if (d && d->dir)
+		closedir(d->dir);
+	free(d);
+}
+
+/* Keep @d for the next call if the listing has more; else close it. */
+static void dir_put(struct mlfs *m, struct dh *d, int more)
+{
+	struct dh *old = NULL;
+	static unsigned next;
+
+	if (!more || !d->dir) {
+		dh_free(d);
 		return;
 	}
-	d->ino = ino;
-	if ((ino_is_user(ino) || (ino_is_obj(ino) && !ws_get(m->ws,
-	     ino_obj(ino), &o) && holds_user_files(ino, &o))) &&
-	    !backing_path(m, ino, path, &id, &root))
-		d->dir = opendir(path);
-	fi->fh = (uintptr_t)d;
+	pthread_mutex_lock(&m->dc_lock);
+	next = (next + 1) % (sizeof(m->dc) / sizeof(m->dc[0]));
+	old = m->dc[next];
+	m->dc[next] = d;
+	pthread_mutex_unlock(&m->dc_lock);
+	dh_free(old);
+}
+
+static void mlfs_opendir(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct mlfs *m = M(req);
+
+	if (m->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	fi->fh = 0;
+	fi->cache_readdir = 1;
+	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
 }
 
@@ -697,11 +769,12 @@ static void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			 off_t off, struct fuse_file_info *fi)
 {
 	struct mlfs *m = M(req);
-	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
 	struct dirbuf b = { .req = req, .size = size };
+	struct dh *d = NULL;
 	struct obj o;
 	int kind;
 
+	(void)fi;
 	b.buf = malloc(size);
 	if (!b.buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -717,32 +790,30 @@ static void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	} else if (kind) {
 		list_objects(m, &b, kind, 0, off);
 	} else if (ino_is_obj(ino) && ino_file(ino) == F_DIR &&
-		   !ws_get(m->ws, ino_obj(ino), &o)) {
-		if (o.kind == K_MODEL) {
-			list_objects(m, &b, K_VERSION, o.id, off);
-		} else {
-			if (off < USER_OFF)
-				list_ctl(&o, &b, off);
-			if (!b.full)
+		   !ws_get(m->ws, ino_obj(ino), &o) && o.kind == K_MODEL) {
+		list_objects(m, &b, K_VERSION, o.id, off);
+	} else {
+		if (ino_is_obj(ino) && ino_file(ino) == F_DIR &&
+		    !ws_get(m->ws, ino_obj(ino), &o) && off < USER_OFF)
+			list_ctl(&o, &b, off);
+		if (!b.full) {
+			d = dir_get(m, ino, off >= USER_OFF ? off - USER_OFF : 0);
+			if (d)
 				list_backing(m, d, &b, off);
 		}
-	} else {
-		list_backing(m, d, &b, off);
 	}
 out_reply:
 	fuse_reply_buf(req, b.buf, b.len);
 	free(b.buf);
+	if (d)
+		dir_put(m, d, b.full);
 }
 
 static void mlfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
-	struct dh *d = (struct dh *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	if (d->dir)
-		closedir(d->dir);
-	free(d);
+	(void)fi;
 	fuse_reply_err(req, 0);
 }
 
@@ -865,6 +936,10 @@ static void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 	struct obj o;
 	int rc;
 
+	if (m->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (ino == INO_README) {
 		rc = wants_write(fi->flags) ? -EACCES : 0;
 		h = rc ? NULL : fh_new(FH_BUF, 0, 0);
@@ -909,16 +984,98 @@ static void reply_slice(fuse_req_t req, const char *buf, size_t len,
 		fuse_reply_buf(req, buf + off, len - off < size ? len - off : size);
 }
 
+/* Reply with bytes of the file at @path (spliced, no copy). */
+static void reply_path(fuse_req_t req, const char *path, size_t size,
+		       off_t off)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			fuse_reply_buf(req, NULL, 0);	/* not written yet */
+		else
+			fuse_reply_err(req, errno);
+		return;
+	}
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+	close(fd);
+}
+
+static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+
+	bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	bv.buf[0].fd = fd;
+	bv.buf[0].pos = off;
+	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* read without a handle (FUSE_CAP_NO_OPEN_SUPPORT): decide by inode. */
+static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		     size_t size, off_t off)
+{
+	const struct file_desc *fd;
+	char path[PATH_MAX], *buf;
+	struct obj o;
+	size_t len;
+	int64_t id;
+	int root, rc;
+
+	if (ino == INO_README) {
+		reply_slice(req, readme_text, sizeof(readme_text) - 1, size, off);
+		return;
+	}
+	if (ino == INO_EVENTS) {
+		reply_path(req, ws_events_path(m->ws), size, off);
+		return;
+	}
+	if (ino_is_user(ino)) {
+		rc = backing_path(m, ino, path, &id, &root);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			reply_path(req, path, size, off);
+		return;
+	}
+	rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
+	fd = rc ? NULL : ws_file_by_id(o.kind, ino_file(ino));
+	if (!rc && (!fd || (fd->flags & FD_DIRECTORY)))
+		rc = -EISDIR;
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (fd->flags & FD_DISK) {
+		disk_file_path(m, &o, fd->file, path);
+		reply_path(req, path, size, off);
+		return;
+	}
+	rc = ws_render(m->ws, &o, fd->file, &buf, &len);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_slice(req, buf, len, size, off);
+	free(buf);
+}
+
 static void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
 	size_t len;
 	char *buf;
 	int rc;
 
-	(void)ino;
+	if (!h) {
+		read_ino(req, M(req), ino, size, off);
+		return;
+	}
 	switch (h->kind) {
 	case FH_BUF:
 	case FH_CTL:
@@ -935,16 +1092,64 @@ static void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(buf);
 		return;
 	case FH_FD:
-		if (h->fd < 0) {
+		if (h->fd < 0)
 			fuse_reply_buf(req, NULL, 0);
-			return;
-		}
-		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = h->fd;
-		bv.buf[0].pos = off;
-		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		else
+			reply_fd(req, h->fd, size, off);
 		return;
 	}
+}
+
+/* write to a user file without a handle: open, pwrite, close. */
+static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
+		      size_t size, off_t off, size_t *done)
+{
+	char path[PATH_MAX];
+	struct obj o;
+	int64_t id;
+	ssize_t n;
+	int root, rc, fd;
+
+	rc = backing_path(m, ino, path, &id, &root);
+	if (!rc)
+		rc = ws_get(m->ws, id, &o);
+	if (!rc)
+		rc = user_writable(&o, root);
+	if (rc)
+		return rc;
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	n = pwrite(fd, buf, size, off);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	*done = n < 0 ? 0 : (size_t)n;
+	return rc;
+}
+
+/* write without a handle: a ctl command, a setting, a user file. */
+static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		     const char *buf, size_t *size, off_t off)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	const struct file_desc *fd;
+	struct obj o;
+
+	if (ino_is_user(ino))
+		return write_user(m, ino, buf, *size, off, size);
+	if (!ino_is_obj(ino) || ws_get(m->ws, ino_obj(ino), &o))
+		return -EACCES;
+	fd = ws_file_by_id(o.kind, ino_file(ino));
+	if (!fd || !(fd->flags & (FD_CTL | FD_SETTING)))
+		return -EACCES;
+	if (fd->flags & FD_SETTING)
+		return ws_setting_write(m->ws, o.id, fd->file, buf, *size, off);
+	/* the written bytes sit in ctl's page cache: drop them (later: the
+	 * kernel holds those pages locked until this write is answered) */
+	defer_inval(m, ino, NULL);
+	if (*size > CTL_WRITE_MAX)
+		return -EFBIG;
+	return ws_ctl(m->ws, o.id, buf, *size, ctx->uid, ctx->gid);
 }
 
 static void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -956,7 +1161,14 @@ static void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	ssize_t n;
 	int rc;
 
-	(void)ino;
+	if (!h) {
+		rc = write_ino(req, m, ino, buf, &size, off);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			fuse_reply_write(req, size);
+		return;
+	}
 	switch (h->kind) {
 	case FH_CTL:
 		rc = size > CTL_WRITE_MAX ? -EFBIG :
@@ -989,23 +1201,31 @@ static void mlfs_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* Nothing to do at close: ENOSYS tells the kernel never to ask again. */
 static void mlfs_flush(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	(void)ino;
 	(void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		       struct fuse_file_info *fi)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	int rc = 0;
+	char path[PATH_MAX];
+	int64_t id;
+	int root, fd, rc = 0;
 
-	(void)ino;
-	if (h->kind == FH_FD && h->fd >= 0)
+	if (h && h->kind == FH_FD && h->fd >= 0) {
 		rc = (datasync ? fdatasync(h->fd) : fsync(h->fd)) ? errno : 0;
+	} else if (!h && ino_is_user(ino) &&
+		   !backing_path(M(req), ino, path, &id, &root) &&
+		   (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+		rc = (datasync ? fdatasync(fd) : fsync(fd)) ? errno : 0;
+		close(fd);
+	}
 	fuse_reply_err(req, rc == EINVAL || rc == EBADF ? 0 : rc);
 }
 
@@ -1254,7 +1474,8 @@ static int rename_onto_setting(struct mlfs *m, uint64_t parent,
 		return rc;
 	unlink(path);
 	nodes_unlink(m->nodes, parent, name);
-	defer_inval_entry(m, obj_ino(o->id, F_DIR), fd->name);
+	defer_inval(m, obj_ino(o->id, F_DIR), fd->name);
+	defer_inval(m, obj_ino(o->id, fd->file), NULL);
 	return 0;
 }
 
@@ -1485,7 +1706,12 @@ static void mlfs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
+	struct mlfs *m = userdata;
+
+	if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+		m->no_open = 1;
+	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+		m->no_opendir = 1;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -1543,6 +1769,7 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	clock_gettime(CLOCK_REALTIME, &m->mounted);
 	pthread_mutex_init(&m->q_lock, NULL);
 	pthread_cond_init(&m->q_cond, NULL);
+	pthread_mutex_init(&m->dc_lock, NULL);
 	return m;
 }
 
@@ -1574,6 +1801,8 @@ void mlfs_free(struct mlfs *m)
 		pthread_mutex_unlock(&m->q_lock);
 		pthread_join(m->notifier, NULL);
 	}
+	for (size_t i = 0; i < sizeof(m->dc) / sizeof(m->dc[0]); i++)
+		dh_free(m->dc[i]);
 	nodes_free(m->nodes);
 	free(m);
 }
