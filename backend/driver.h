@@ -47,6 +47,7 @@ struct run_ctx {
 	/* worker bookkeeping */
 	int64_t log_size;
 	int64_t metrics_off;		/* bytes of metrics.raw converted */
+	int watch;			/* inotify watch on dir, -1 if none */
 	struct run_ctx *next;
 };
 

@@ -7,7 +7,9 @@
  * to the same host.  Options that differ between methods are all set on
  * every call, so nothing leaks from one request into the next.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* asprintf, strndupa, memrchr, … */
+#endif
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>

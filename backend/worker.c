@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,13 +37,20 @@ struct tworker {
 	struct target_ctx t;
 	int have_target;
 	struct run_ctx *runs;		/* tracked runs, by seq */
-	int idle_ticks;
+	int ino_fd;			/* inotify on started runs' folders */
+	double ino_last;		/* when inotify last woke us */
 };
+
+/* Log growth is seen at once through inotify, but at most this often. */
+#define INOTIFY_MIN_S	0.01
+#define TICK_MS		200
 
 /* ---- run contexts ---------------------------------------------------------- */
 
 static void run_free(struct tworker *w, struct run_ctx *r)
 {
+	if (r->watch >= 0 && w->ino_fd >= 0)
+		inotify_rm_watch(w->ino_fd, r->watch);
 	if (w->have_target && w->t.drv->release_run)
 		w->t.drv->release_run(&w->t, r);
 	free(r->command);
@@ -106,6 +114,7 @@ static struct run_ctx *run_new(struct tworker *w, const struct obj *o)
 	r->obj = *o;
 	r->t = &w->t;
 	r->wait_fd = -1;
+	r->watch = -1;
 	ws_obj_path(w->ws, o->id, NULL, r->dir);
 	if (run_load_settings(w->ws, r, &e)) {
 		ws_run_transition(w->ws, r, RS_FAILED, -1, e.msg);
@@ -462,6 +471,9 @@ static void watch_log(struct tworker *w, struct run_ctx *r)
 	char path[PATH_MAX];
 	struct stat st;
 
+	if (r->watch < 0 && w->ino_fd >= 0)
+		r->watch = inotify_add_watch(w->ino_fd, r->dir, IN_MODIFY |
+					     IN_CREATE | IN_MOVED_TO);
 	ws_obj_path(w->ws, r->obj.id, RUN_LOG, path);
 	if (stat(path, &st) || st.st_size == r->log_size)
 		return;
@@ -469,6 +481,17 @@ static void watch_log(struct tworker *w, struct run_ctx *r)
 		w->ws->hooks.inval_grow(w->ws->hooks.ctx, r->obj.id, F_LOG,
 					r->log_size);
 	r->log_size = st.st_size;
+}
+
+/* Log and metrics growth of every started run (cheap: one stat each). */
+static void watch_files(struct tworker *w)
+{
+	for (struct run_ctx *r = w->runs; r; r = r->next) {
+		if (r->started) {
+			watch_log(w, r);
+			metrics_pump(w, r);
+		}
+	}
 }
 
 static void runs_step(struct tworker *w)
@@ -490,11 +513,8 @@ static void runs_step(struct tworker *w)
 	if (n)
 		w->t.drv->poll(&w->t, started, n);
 	schedule(w);
+	watch_files(w);
 	for (pp = &w->runs; (r = *pp);) {
-		if (r->started) {
-			watch_log(w, r);
-			metrics_pump(w, r);
-		}
 		if (run_state_final(r->obj.state) ||
 		    !run_state_active(r->obj.state)) {
 			*pp = r->next;
@@ -507,25 +527,47 @@ static void runs_step(struct tworker *w)
 
 /* ---- the loop ------------------------------------------------------------ */
 
+/*
+ * Sleep until a kick, a run's wait_fd, file growth (inotify, coalesced to
+ * INOTIFY_MIN_S) or the tick.  Returns 1 when only files grew.
+ */
 static int wait_events(struct tworker *w)
 {
 	struct pollfd pfd[64];
-	int n = 0, timeout = -1;
+	int n = 0, timeout = -1, ino_at = -1, other;
+	char buf[4096];
 	uint64_t v;
 
 	pfd[n++] = (struct pollfd){ .fd = w->wake_fd, .events = POLLIN };
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
-		if (r->wait_fd >= 0 && n < 64)
+		if (r->wait_fd >= 0 && n < 63)
 			pfd[n++] = (struct pollfd){ .fd = r->wait_fd,
 						    .events = POLLIN };
-		timeout = 200;
+		timeout = TICK_MS;
+	}
+	if (w->ino_fd >= 0 && w->runs) {
+		if (now_s() - w->ino_last >= INOTIFY_MIN_S) {
+			ino_at = n;
+			pfd[n++] = (struct pollfd){ .fd = w->ino_fd,
+						    .events = POLLIN };
+		} else {
+			timeout = (int)(INOTIFY_MIN_S * 1000) + 1;
+		}
 	}
 	if (poll(pfd, n, timeout) < 0 && errno != EINTR)
-		return -errno;
-	if (pfd[0].revents & POLLIN) {
-		if (read(w->wake_fd, &v, sizeof(v)) < 0) {
-			/* nothing to read: a spurious wake-up */
-		}
+		return 0;
+	if ((pfd[0].revents & POLLIN) && read(w->wake_fd, &v, sizeof(v)) < 0) {
+		/* a spurious wake-up */
+	}
+	other = 0;
+	for (int i = 0; i < n; i++)
+		if (i != ino_at && pfd[i].revents)
+			other = 1;
+	if (ino_at >= 0 && (pfd[ino_at].revents & POLLIN)) {
+		while (read(w->ino_fd, buf, sizeof(buf)) > 0)
+			;
+		w->ino_last = now_s();
+		return !other;
 	}
 	return 0;
 }
@@ -548,14 +590,18 @@ static void *worker_main(void *arg)
 	if (w->target_id && target_load(w, &e))
 		log_warn("worker for target %lld: %s", (long long)w->target_id,
 			 e.msg);
+	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	while (!stopping(w->ws)) {
 		drain_kicks(w);
 		if (!w->target_id)
 			ws_trash_empty(w->ws);
 		else if (w->have_target)
 			runs_step(w);
-		wait_events(w);
+		while (wait_events(w) && !stopping(w->ws))
+			watch_files(w);
 	}
+	if (w->ino_fd >= 0)
+		close(w->ino_fd);
 	while (w->runs) {
 		struct run_ctx *r = w->runs;
 
