@@ -721,10 +721,15 @@ refuse:
 
 #define MEM_MAX_MIB	(UINT64_MAX >> 20)	/* bytes still fit 64 bits */
 #define MEM_FRAC_MAX	9			/* decimals after the point */
-#define SAT		1000000000000000ull	/* 1e15: > any limit here */
+/*
+ * Integer parts saturate here: above MEM_MAX_MIB even in KiB (so that a
+ * saturated "...K" is still too large), and small enough that the
+ * arithmetic in mem_scale cannot overflow.
+ */
+#define MEM_SAT		1000000000000000000ull	/* 1e18 */
 
 struct decimal {
-	uint64_t ip;		/* integer part, saturated at SAT */
+	uint64_t ip;		/* integer part, saturated at MEM_SAT */
 	uint64_t fp;		/* fraction digits as an integer */
 	uint64_t scale;		/* 10^(number of fraction digits) */
 };
@@ -734,7 +739,7 @@ static const char *scan_decimal(const char *p, struct decimal *d)
 {
 	int nd;
 
-	p = scan_digits(p, SAT, &d->ip);
+	p = scan_digits(p, MEM_SAT, &d->ip);
 	d->fp = 0;
 	d->scale = 1;
 	if (!p || *p != '.')
@@ -817,6 +822,11 @@ int parse_mem_mib(const char *s, uint64_t *mib, struct err *e)
 
 #define DUR_MAX_DAYS	3650
 #define DUR_MAX		((uint64_t)DUR_MAX_DAYS * 86400)
+/*
+ * Fields saturate here: any saturated field makes a duration over DUR_MAX,
+ * and days * 86400 + hours * 3600 + … cannot overflow 64 bits.
+ */
+#define DUR_SAT		1000000000000ull	/* 1e12 */
 
 /*
  * [D-]F[:F[:F]] as scanned.  What each field means depends on the form:
@@ -850,18 +860,18 @@ static const enum dur_field dur_forms[2][3][3] = {
 
 static int dur_scan(const char *p, struct dur *d)
 {
-	p = scan_digits(p, SAT, &d->f[0]);
+	p = scan_digits(p, DUR_SAT, &d->f[0]);
 	if (!p)
 		return -1;
 	d->has_day = *p == '-';
 	if (d->has_day) {
 		d->day = d->f[0];
-		p = scan_digits(p + 1, SAT, &d->f[0]);
+		p = scan_digits(p + 1, DUR_SAT, &d->f[0]);
 		if (!p)
 			return -1;
 	}
 	for (d->nf = 1; *p == ':' && d->nf < 3; d->nf++) {
-		p = scan_digits(p + 1, SAT, &d->f[d->nf]);
+		p = scan_digits(p + 1, DUR_SAT, &d->f[d->nf]);
 		if (!p)
 			return -1;
 	}
@@ -872,7 +882,7 @@ static int dur_scan(const char *p, struct dur *d)
  * Seconds of a scanned duration, or -1 with *@bad the field out of range.
  * The leading field of "M", "M:S" and "H:M:S" is not bounded ("90",
  * "100:00:00"); the others are (minutes and seconds below 60, hours below
- * 24 after a day count).  Fields are saturated at SAT: no overflow.
+ * 24 after a day count).  Fields are saturated at DUR_SAT: no overflow.
  */
 static int dur_value(const struct dur *d, uint64_t *secs,
 		     enum dur_field *bad)
@@ -899,7 +909,7 @@ static int dur_unit(const char *s, uint64_t *secs)
 	const char *p;
 	uint64_t v;
 
-	p = scan_digits(s, SAT, &v);
+	p = scan_digits(s, DUR_SAT, &v);
 	if (!p || !*p || p[1])
 		return -1;
 	switch (*p | 0x20) {

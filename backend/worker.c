@@ -352,8 +352,6 @@ static void target_step(struct tworker *w)
 		target_deprovision(w);
 	else if (!strcmp(w->t.obj.state, TS_UPDATING))
 		target_to(w, TS_SUCCEEDED, NULL);
-	else if (!strcmp(w->t.obj.state, TS_SUCCEEDED))
-		target_refresh(w);
 }
 
 /* ---- runs ------------------------------------------------------------- */
@@ -590,6 +588,8 @@ static void *worker_main(void *arg)
 	if (w->target_id && target_load(w, &e))
 		log_warn("worker for target %lld: %s", (long long)w->target_id,
 			 e.msg);
+	else if (w->target_id && !strcmp(w->t.obj.state, TS_SUCCEEDED))
+		target_refresh(w);	/* e.g. GPUs, before adopting runs */
 	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	while (!stopping(w->ws)) {
 		drain_kicks(w);

@@ -222,7 +222,7 @@ void ws_inval(struct ws *ws, int64_t id, unsigned mask)
 
 /* Files that change with every state transition. */
 #define STATE_FILES (FBIT(F_STATUS) | FBIT(F_INFO) | FBIT(F_ERROR) | \
-		     FBIT(F_EXIT_CODE))
+		     FBIT(F_EXIT_CODE) | FBIT(F_CTL))
 #define RUN_SETTINGS (FBIT(F_COMMAND) | FBIT(F_TARGET) | FBIT(F_ENV) | \
 		      FBIT(F_RESOURCES))
 #define TARGET_SETTINGS (FBIT(F_TYPE) | FBIT(F_CONFIG))
@@ -464,6 +464,21 @@ static void trash_obj(struct ws *ws, int64_t id)
 	worker_kick(ws, 0);
 }
 
+int ws_busy(struct ws *ws, const struct obj *o)
+{
+	struct err e;
+
+	return busy_reason(ws, o, &e) == -EBUSY;
+}
+
+void ws_refuse(struct ws *ws, int64_t id, int rc, const struct err *e)
+{
+	struct obj o;
+
+	if (!store_get(ws->st, id, &o))
+		refuse(ws, &o, rc, e);
+}
+
 static int count_cb(void *arg, const struct obj *o)
 {
 	(void)o;
@@ -497,6 +512,8 @@ int ws_remove(struct ws *ws, int64_t id, struct err *e)
 		store_rollback(ws->st);
 		if (!e->msg[0])
 			err_set(e, rc, "cannot remove %s", o.name);
+		if (rc == -EBUSY || rc == -EPERM || rc == -ENOTEMPTY)
+			refuse(ws, &o, rc, e);
 		return rc;
 	}
 	rc = store_commit(ws->st);
@@ -553,6 +570,8 @@ out_rollback:
 	store_rollback(ws->st);
 	if (!e->msg[0])
 		err_set(e, rc, "cannot rename: %s", strerror(-rc));
+	if (rc == -EBUSY || rc == -EEXIST)
+		ws_refuse(ws, id, rc, e);
 	return rc;
 }
 
@@ -606,6 +625,35 @@ static int setting_check(struct ws *ws, int64_t id, int file, struct obj *o)
 	return setting_writable(o, file);
 }
 
+static int setting_too_big(struct ws *ws, int64_t id)
+{
+	struct err e;
+
+	err_set(&e, -EFBIG, "a setting file holds at most %d bytes",
+		SETTING_MAX);
+	ws_refuse(ws, id, -EFBIG, &e);
+	return -EFBIG;
+}
+
+/* A refused write to a setting: say why in `error` (after the store's
+ * transaction: refuse() writes the row itself). */
+static int setting_refused(struct ws *ws, const struct obj *o, int file,
+			   int rc)
+{
+	const struct file_desc *fd;
+	struct err e;
+
+	if (rc != -EROFS)
+		return rc;
+	fd = ws_file_by_id(o->kind, file);
+	if (!fd)
+		return rc;
+	err_set(&e, rc, "%s is read-only while %s '%s' is %s", fd->name,
+		kind_name(o->kind), o->name, o->state);
+	ws_refuse(ws, o->id, rc, &e);
+	return rc;
+}
+
 static int setting_store(struct ws *ws, const struct obj *o, int file,
 			 const char *buf, size_t len)
 {
@@ -625,7 +673,7 @@ int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 	int rc;
 
 	if (off < 0 || (uint64_t)off + len > SETTING_MAX)
-		return -EFBIG;
+		return setting_too_big(ws, id);
 	rc = store_begin(ws->st);
 	if (rc)
 		return rc;
@@ -653,7 +701,7 @@ int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 out_rollback:
 	free(cur);
 	store_rollback(ws->st);
-	return rc;
+	return setting_refused(ws, &o, file, rc);
 }
 
 int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size)
@@ -664,7 +712,7 @@ int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size)
 	int rc;
 
 	if (size < 0 || size > SETTING_MAX)
-		return -EFBIG;
+		return setting_too_big(ws, id);
 	rc = store_begin(ws->st);
 	if (rc)
 		return rc;
@@ -690,7 +738,7 @@ int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size)
 out_rollback:
 	free(cur);
 	store_rollback(ws->st);
-	return rc;
+	return setting_refused(ws, &o, file, rc);
 }
 
 int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
@@ -700,7 +748,7 @@ int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 	int rc;
 
 	if (len > SETTING_MAX)
-		return -EFBIG;
+		return setting_too_big(ws, id);
 	rc = store_begin(ws->st);
 	if (rc)
 		return rc;
@@ -709,7 +757,7 @@ int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 		rc = setting_store(ws, &o, file, buf, len);
 	if (rc) {
 		store_rollback(ws->st);
-		return rc;
+		return setting_refused(ws, &o, file, rc);
 	}
 	rc = store_commit(ws->st);
 	if (!rc)
@@ -972,6 +1020,16 @@ unsigned ws_file_mode(struct ws *ws, const struct obj *o, int file)
 
 /* ---- ctl: runs -------------------------------------------------------- */
 
+/* Prefix the sentence in @e with "@what: " (e->msg is copied first: it
+ * cannot be both source and destination of err_set). */
+static int err_prefix(struct err *e, int rc, const char *what)
+{
+	char tmp[ERR_MSG_MAX];
+
+	snprintf(tmp, sizeof(tmp), "%s", e->msg);
+	return err_set(e, rc, "%s: %s", what, tmp);
+}
+
 /* Texts beyond the control files, private to the backend. */
 #define TEXT_APPLIED_CONFIG	40	/* a target's config as provisioned */
 
@@ -998,7 +1056,7 @@ static int read_word(struct ws *ws, int64_t id, int file, const char *what,
 	rc = first_word(buf, len, out, sz, e);
 	free(buf);
 	if (rc)
-		return err_set(e, rc, "%s: %s", what, e->msg);
+		return err_prefix(e, rc, what);
 	return 0;
 }
 
@@ -1055,14 +1113,14 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 		free(buf);
 		kv_free(&env);
 		if (rc)
-			return err_set(e, rc, "env: %s", e->msg);
+			return err_prefix(e, rc, "env");
 	}
 	rc = ws_read_text(ws, o->id, F_RESOURCES, &buf, &len);
 	if (!rc) {
 		rc = resources_parse(buf, len, &res, e);
 		free(buf);
 		if (rc)
-			return err_set(e, rc, "resources: %s", e->msg);
+			return err_prefix(e, rc, "resources");
 	}
 	d = driver_find(t->type);
 	if (!d)
@@ -1157,7 +1215,7 @@ static int target_config(struct ws *ws, const struct obj *o,
 
 	rc = ws_load_config(ws, o->id, cfg, e);
 	if (rc)
-		return err_set(e, rc, "config: %s", e->msg);
+		return err_prefix(e, rc, "config");
 	rc = kv_check_keys(cfg, d->config_keys, d->type, e);
 	if (!rc && d->validate)
 		rc = d->validate(cfg, e);

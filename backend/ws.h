@@ -111,6 +111,11 @@ int ws_remove(struct ws *ws, int64_t id, struct err *e);
 /* ws_rename - mv within the same folder kind.  -EBUSY active, -EEXIST. */
 int ws_rename(struct ws *ws, int64_t id, const char *newname,
 	      struct err *e);
+/* 1 when the object is active (ws_remove would say EBUSY). */
+int ws_busy(struct ws *ws, const struct obj *o);
+/* Record a refusal decided outside ws.c: @e's sentence goes to the
+ * object's `error` and to events. */
+void ws_refuse(struct ws *ws, int64_t id, int rc, const struct err *e);
 /* 1 while the user's files in the object's folder may change. */
 int ws_files_writable(const struct obj *o);
 

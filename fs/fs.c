@@ -157,10 +157,17 @@ static void hook_files(void *ctx, int64_t id, unsigned mask)
 {
 	struct mlfs *m = ctx;
 
-	for (int f = 0; f < F_COUNT; f++)
-		if (mask & FBIT(f))
+	for (int f = 0; f < F_COUNT; f++) {
+		if (!(mask & FBIT(f)))
+			continue;
+		/* ctl changes inside writes to ctl, whose pages the kernel
+		 * holds locked until the write is answered: later */
+		if (f == F_CTL)
+			defer_inval(m, obj_ino(id, f), NULL);
+		else
 			fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, f),
 							 0, 0);
+	}
 }
 
 static void hook_grow(void *ctx, int64_t id, int file, off_t old)
@@ -344,7 +351,7 @@ static int ctl_attr(struct mlfs *m, const struct obj *o, int file,
 			st->st_mtim = bs.st_mtim;
 			st->st_blocks = bs.st_blocks;
 		}
-	} else if (!(fd->flags & FD_CTL)) {
+	} else {
 		if (ws_render(m->ws, o, file, &buf, &len))
 			return -EIO;
 		free(buf);
@@ -889,12 +896,23 @@ static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
 	return 0;
 }
 
-/* May the user's files of @o below @root change now? */
-static int user_writable(const struct obj *o, int root)
+/* May the user's files of @o below @root change now?  A refusal is
+ * explained in the object's `error`. */
+static int user_writable(struct mlfs *m, const struct obj *o, int root)
 {
+	struct err e;
+
+	if (root != F_OUTPUTS && ws_files_writable(o))
+		return 0;
 	if (root == F_OUTPUTS)
-		return -EROFS;
-	return ws_files_writable(o) ? 0 : -EROFS;
+		err_set(&e, -EROFS, "outputs/ of run '%s' is written by the run"
+			" only", o->name);
+	else
+		err_set(&e, -EROFS, "the files of %s '%s' are read-only since"
+			" it was submitted (it is %s)", kind_name(o->kind),
+			o->name, o->state);
+	ws_refuse(m->ws, o->id, -EROFS, &e);
+	return -EROFS;
 }
 
 static int open_user_file(struct mlfs *m, uint64_t ino,
@@ -910,7 +928,7 @@ static int open_user_file(struct mlfs *m, uint64_t ino,
 	if (!rc)
 		rc = ws_get(m->ws, id, &o);
 	if (!rc && wants_write(fi->flags))
-		rc = user_writable(&o, root);
+		rc = user_writable(m, &o, root);
 	if (rc)
 		return rc;
 	h = fh_new(FH_FD, id, 0);
@@ -1114,7 +1132,7 @@ static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
 	if (!rc)
 		rc = ws_get(m->ws, id, &o);
 	if (!rc)
-		rc = user_writable(&o, root);
+		rc = user_writable(m, &o, root);
 	if (rc)
 		return rc;
 	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1252,7 +1270,7 @@ static int user_target(struct mlfs *m, uint64_t parent, const char *name,
 		return -EEXIST;
 	if (strlen(name) > NAME_MAX)
 		return -ENAMETOOLONG;
-	rc = user_writable(o, root);
+	rc = user_writable(m, o, root);
 	if (rc)
 		return rc;
 	return child_backing(m, parent, name, path, &id, &root);
@@ -1355,24 +1373,21 @@ static int user_removable(struct mlfs *m, uint64_t parent, const char *name,
 	rc = owner_of(m, parent, &o, &root);
 	if (rc)
 		return rc;
-	if (o.kind == K_RUN && run_state_active(o.state))
-		return -EROFS;
-	if (root == F_OUTPUTS && o.kind == K_RUN && !run_state_final(o.state))
-		return -EROFS;
-	if (o.kind == K_VERSION && !ws_files_writable(&o))
-		return -EROFS;
+	if ((o.kind == K_RUN && run_state_active(o.state)) ||
+	    (root == F_OUTPUTS && o.kind == K_RUN && !run_state_final(o.state)) ||
+	    (o.kind == K_VERSION && !ws_files_writable(&o)))
+		return user_writable(m, &o, F_DIR);
 	return child_backing(m, parent, name, path, &id, &root);
 }
 
-/* unlink of a control file: a setting is emptied, others stay. */
-static int unlink_ctl(struct mlfs *m, const struct obj *o,
-		      const struct file_desc *fd)
+/* unlink of a control file (rm -r of an object folder): nothing changes;
+ * refused while the object is active, so that rm -r stops early. */
+static int unlink_ctl(struct mlfs *m, const struct obj *o)
 {
 	if (o->kind == K_RUN && run_state_active(o->state))
 		return -EBUSY;
-	if ((fd->flags & FD_SETTING) &&
-	    (ws_file_mode(m->ws, o, fd->file) & 0200))
-		return ws_setting_truncate(m->ws, o->id, fd->file, 0);
+	if (o->kind == K_TARGET && ws_busy(m->ws, o))
+		return -EBUSY;
 	return 0;
 }
 
@@ -1391,7 +1406,7 @@ static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 	    !ws_get(m->ws, ino_obj(parent), &o) &&
 	    (fd = ws_file_by_name(o.kind, name))) {
-		rc = fd->flags & FD_DIRECTORY ? -EISDIR : unlink_ctl(m, &o, fd);
+		rc = fd->flags & FD_DIRECTORY ? -EISDIR : unlink_ctl(m, &o);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -1614,7 +1629,7 @@ static int setattr_user(struct mlfs *m, uint64_t ino, struct stat *attr,
 	if (!rc)
 		rc = ws_get(m->ws, id, &o);
 	if (!rc)
-		rc = user_writable(&o, root);
+		rc = user_writable(m, &o, root);
 	if (rc)
 		return rc;
 	if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode))
@@ -1679,6 +1694,9 @@ static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		rc = setattr_user(m, ino, attr, to_set, fi);
 	else if (ino_is_obj(ino) && ino_file(ino) != F_DIR)
 		rc = setattr_ctl(m, ino, attr, to_set);
+	else if (to_set & FUSE_SET_ATTR_SIZE)
+		rc = ino < INO_FIXED_MAX && ino != INO_ROOT &&
+		     top_ino_kind(ino) == K_NONE ? -EACCES : -EISDIR;
 	else
 		rc = (to_set & ~(FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 				 FUSE_SET_ATTR_ATIME_NOW |
@@ -1712,8 +1730,11 @@ static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 		m->no_open = 1;
 	if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
 		m->no_opendir = 1;
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+	/* without OPEN requests, O_TRUNC must come as a SETATTR */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC && !m->no_open)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	else
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
