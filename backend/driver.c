@@ -6,6 +6,7 @@
 
 static const struct driver *const drivers[] = {
 	&local_driver,
+	&ssh_driver,
 };
 
 char mlfs_helper_dir[PATH_MAX] = ".";

@@ -357,8 +357,10 @@ static int make_obj_dirs(struct ws *ws, const struct obj *o)
 	char path[PATH_MAX];
 	int rc;
 
+	/* 0711: a run executing as its creator must reach its working copy,
+	 * but nobody may list the folders */
 	ws_obj_path(ws, o->id, NULL, path);
-	rc = mkdir_p(path, 0700);
+	rc = mkdir_p(path, 0711);
 	if (rc || (o->kind != K_RUN && o->kind != K_DEPLOYMENT &&
 		   o->kind != K_VERSION))
 		return rc;
@@ -1145,6 +1147,11 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 	if (strcmp(o->state, RS_DRAFT))
 		return err_set(e, -EBUSY, "run '%s' is %s: submit works only on"
 			       " a Draft run", o->name, o->state);
+	if (geteuid() != 0 && o->uid != geteuid())
+		return err_set(e, -EACCES, "run '%s' belongs to uid %u, and this"
+			       " daemon (uid %u, not root) runs only its own"
+			       " user's runs", o->name, o->uid,
+			       (unsigned)geteuid());
 	rc = submit_check(ws, o, &t, e);
 	if (rc)
 		return rc;
@@ -1656,7 +1663,9 @@ static int open_dirs(struct ws *ws, struct err *e)
 
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", ws->dir, subs[i]);
-		rc = mkdir_p(path, 0700);
+		rc = mkdir_p(path, 0711);
+		if (!rc)
+			chmod(path, 0711);
 		if (rc)
 			return err_set(e, rc, "cannot create %s: %s", path,
 				       strerror(-rc));

@@ -35,6 +35,7 @@ struct mlfs {
 	struct node_table *nodes;
 	struct fuse_session *se;
 	double timeout;
+	int shared;		/* other users come in (allow_other) */
 	uid_t uid;
 	gid_t gid;
 	struct timespec mounted;
@@ -294,7 +295,10 @@ static void fixed_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 		st->st_nlink = 1;
 		st->st_size = sizeof(readme_text) - 1;
 	} else {
-		st->st_mode = S_IFDIR | 0755;
+		/* with other users in, anyone may make objects; the sticky
+		 * bit keeps them from removing each other's */
+		st->st_mode = S_IFDIR | (m->shared && top_ino_kind(ino) ?
+					 01777 : 0755);
 		st->st_nlink = 2;
 	}
 }
@@ -1249,6 +1253,17 @@ static void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* ---- creating and removing ---------------------------------------------- */
 
+/* A root daemon makes user entries on disk as root: give them to the
+ * caller, so that modes and owners mean what they show. */
+static int give_to_caller(fuse_req_t req, const char *path)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
+		return 0;
+	return lchown(path, ctx->uid, ctx->gid) ? -errno : 0;
+}
+
 /*
  * Where can user entries be made below @parent?  Fills @path with the
  * backing path of @name.  -EPERM in generated folders, -EEXIST for
@@ -1302,6 +1317,7 @@ static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	h->fd = fd;
+	give_to_caller(req, path);
 	e.ino = nodes_get(m->nodes, parent, name);
 	if (!e.ino || fstat(fd, &e.attr)) {
 		fh_free(h);
@@ -1342,6 +1358,8 @@ static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = user_target(m, parent, name, path, &o);
 		if (!rc && mkdir(path, mode))
 			rc = -errno;
+		if (!rc)
+			give_to_caller(req, path);
 		if (!rc) {
 			rc = lookup_user(m, parent, name, &(uint64_t){ 0 });
 			if (!rc)
@@ -1570,6 +1588,8 @@ static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	if (!rc && symlink(link, path))
 		rc = -errno;
 	if (!rc)
+		give_to_caller(req, path);
+	if (!rc)
 		rc = reply_entry(req, m, nodes_get(m->nodes, parent, name));
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -1785,6 +1805,7 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	}
 	m->ws = ws;
 	m->timeout = o->timeout;
+	m->shared = o->shared;
 	m->uid = getuid();
 	m->gid = getgid();
 	clock_gettime(CLOCK_REALTIME, &m->mounted);

@@ -10,6 +10,7 @@ struct ws;
 
 struct mlfs_opts {
 	double timeout;		/* kernel cache timeout for generated nodes */
+	int shared;		/* -o allow_other: top folders are 1777 */
 };
 
 /* The ops table and the context it needs. */

@@ -180,7 +180,8 @@ static void set_helper_dir(void)
 static int run_session(struct fuse_args *args, struct fuse_cmdline_opts *o,
 		       struct ws *ws, struct conf *c)
 {
-	struct mlfs_opts mo = { .timeout = c->timeout };
+	struct mlfs_opts mo = { .timeout = c->timeout,
+				.shared = c->allow_other };
 	struct fuse_loop_config *lc;
 	struct fuse_session *se;
 	struct mlfs *m;

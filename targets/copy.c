@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +22,36 @@ static int rm_entry(const char *path, const struct stat *sb, int flag,
 	else
 		unlink(path);
 	return 0;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+static __thread int chown_err;
+
+static int chown_entry(const char *path, const struct stat *sb, int flag,
+		       struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, chown_uid, chown_gid) && !chown_err)
+		chown_err = -errno;
+	return 0;
+}
+
+int chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	int rc;
+
+	/* nftw has no user argument: one chown at a time */
+	pthread_mutex_lock(&lock);
+	chown_uid = uid;
+	chown_gid = gid;
+	chown_err = 0;
+	rc = nftw(path, chown_entry, 32, FTW_PHYS) ? -errno : chown_err;
+	pthread_mutex_unlock(&lock);
+	return rc;
 }
 
 int remove_tree(const char *path)

@@ -3,6 +3,8 @@
 #ifndef MLFS_COPY_H
 #define MLFS_COPY_H
 
+#include <sys/types.h>
+
 #include "../backend/parse.h"
 
 /*
@@ -13,6 +15,9 @@
  * 0 or -errno with a sentence.
  */
 int copy_tree_fresh(const char *src, const char *dst, struct err *e);
+
+/* chown -R @path to @uid:@gid without following symlinks.  0 or -errno. */
+int chown_tree(const char *path, uid_t uid, gid_t gid);
 
 /* rm -r @path without following symlinks.  0 or -errno. */
 int remove_tree(const char *path);

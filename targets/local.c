@@ -296,17 +296,36 @@ static int run_envp(struct run_ctx *r, struct envp *e, const char *work)
 
 /* ---- start ------------------------------------------------------------- */
 
+/* Runs execute as their creator when the daemon is root. */
+static int run_as_creator(const struct run_ctx *r)
+{
+	return geteuid() == 0 && r->obj.uid != 0;
+}
+
 static int spawn_supervisor(struct run_ctx *r, const char *work, pid_t *pid,
 			    struct err *e)
 {
-	char helper[PATH_MAX];
-	char *argv[] = { "mlfs-run", r->dir, (char *)work, r->command, NULL };
+	char helper[PATH_MAX], uid[16], gid[16];
+	char *argv[10];
 	posix_spawnattr_t attr;
 	struct envp env = { 0 };
 	sigset_t none;
-	int rc;
+	int rc, n = 0;
 
 	snprintf(helper, sizeof(helper), "%s/mlfs-run", mlfs_helper_dir);
+	argv[n++] = "mlfs-run";
+	if (run_as_creator(r)) {
+		snprintf(uid, sizeof(uid), "%u", r->obj.uid);
+		snprintf(gid, sizeof(gid), "%u", r->obj.gid);
+		argv[n++] = "-u";
+		argv[n++] = uid;
+		argv[n++] = "-g";
+		argv[n++] = gid;
+	}
+	argv[n++] = r->dir;
+	argv[n++] = (char *)work;
+	argv[n++] = r->command;
+	argv[n] = NULL;
 	rc = run_envp(r, &env, work);
 	if (rc)
 		return err_set(e, rc, "out of memory");
@@ -321,6 +340,27 @@ static int spawn_supervisor(struct run_ctx *r, const char *work, pid_t *pid,
 	if (rc)
 		return err_set(e, -rc, "cannot start %s: %s", helper,
 			       strerror(rc));
+	return 0;
+}
+
+/* Give the working copy and the metrics file to the run's user. */
+static int hand_over(struct run_ctx *r, const char *work, struct err *e)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_METRICS_RAW);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return err_set(e, -errno, "cannot create the metrics file: %s",
+			       strerror(errno));
+	rc = run_as_creator(r) && fchown(fd, r->obj.uid, r->obj.gid) ? -errno : 0;
+	close(fd);
+	if (!rc && run_as_creator(r))
+		rc = chown_tree(work, r->obj.uid, r->obj.gid);
+	if (rc)
+		return err_set(e, rc, "cannot give the working copy to uid %u:"
+			       " %s", r->obj.uid, strerror(-rc));
 	return 0;
 }
 
@@ -342,6 +382,8 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
 	snprintf(work, sizeof(work), "%s/%s", r->dir, RUN_WORK);
 	rc = copy_tree_fresh(files, work, e);
+	if (!rc)
+		rc = hand_over(r, work, e);
 	if (rc)
 		return rc;
 	lr = calloc(1, sizeof(*lr));

@@ -2,7 +2,7 @@
 /*
  * mlfs-run - the supervisor of one local run.
  *
- *   mlfs-run RUNDIR WORKDIR COMMAND
+ *   mlfs-run [-u UID -g GID] RUNDIR WORKDIR COMMAND
  *
  * Started by the daemon (posix_spawn, its own session) and independent of
  * it from then on: a daemon crash loses nothing.  It
@@ -13,10 +13,14 @@
  *   3. records "SUPERVISOR_PID CHILD_PGID START_TICKS" in RUNDIR/pid;
  *   4. waits, then writes the exit code (128 + signal when killed) to
  *      RUNDIR/exit atomically (exit.tmp + rename).
+ * With -u/-g (the daemon runs as root) the command runs as that user: its
+ * groups, uid, gid, HOME, USER and LOGNAME; the log is opened before.
  * The daemon cancels by signalling the child's process group directly.
  * It links against libc only, so that it starts fast.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +76,37 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+static uid_t run_uid = (uid_t)-1;
+static gid_t run_gid = (gid_t)-1;
+
+/* Become the run's user; on failure say why in the log and exit 126. */
+static void become_user(void)
+{
+	struct passwd *pw;
+
+	if (run_uid == (uid_t)-1 || (run_uid == getuid() && run_gid == getgid()))
+		return;
+	pw = getpwuid(run_uid);
+	if (pw ? initgroups(pw->pw_name, run_gid) : setgroups(0, NULL))
+		goto out_fail;
+	if (setgid(run_gid) || setuid(run_uid))
+		goto out_fail;
+	if (setuid(0) == 0) {	/* must be impossible now */
+		errno = EPERM;
+		goto out_fail;
+	}
+	if (pw) {
+		setenv("HOME", pw->pw_dir, 1);
+		setenv("USER", pw->pw_name, 1);
+		setenv("LOGNAME", pw->pw_name, 1);
+	}
+	return;
+out_fail:
+	dprintf(2, "mlfs: cannot run as uid %d gid %d: %s\n", (int)run_uid,
+		(int)run_gid, strerror(errno));
+	_exit(126);
+}
+
 static void child(const char *rundir, const char *workdir, const char *cmd)
 {
 	char path[4096];
@@ -95,6 +130,7 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 		dup2(fd, 0);
 		close(fd);
 	}
+	become_user();
 	if (chdir(workdir)) {
 		dprintf(2, "mlfs: cannot enter the working directory %s: %s\n",
 			workdir, strerror(errno));
@@ -131,8 +167,21 @@ int main(int argc, char **argv)
 	int fd, status, n;
 	pid_t pid;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: mlfs-run RUNDIR WORKDIR COMMAND\n");
+	int opt;
+
+	while ((opt = getopt(argc, argv, "+u:g:")) != -1) {
+		if (opt == 'u')
+			run_uid = (uid_t)strtoul(optarg, NULL, 10);
+		else if (opt == 'g')
+			run_gid = (gid_t)strtoul(optarg, NULL, 10);
+		else
+			return 2;
+	}
+	argv += optind - 1;
+	argc -= optind - 1;
+	if (argc != 4 || (run_uid == (uid_t)-1) != (run_gid == (gid_t)-1)) {
+		fprintf(stderr, "usage: mlfs-run [-u UID -g GID] RUNDIR WORKDIR"
+			" COMMAND\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/pid", argv[1]);

@@ -9,10 +9,12 @@
  * parses whichever version produced it; only request bodies differ by
  * version, and those differences are the table's columns.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* asprintf, strndupa, memrchr, … */
+#endif
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
+#include <math.h>	/* isfinite() */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,21 +42,21 @@ static const struct slurm_api api_table[] = {
 		.prefix		= "/slurm/v0.0.37",
 		.env_as_list	= false,
 		.gres_key	= "gres",
-		.gres_fmt	= "gpu:%u",
+		.gres_prefix	= "gpu:",
 	},
 	{
 		.name		= "v0.0.38",
 		.prefix		= "/slurm/v0.0.38",
 		.env_as_list	= false,
 		.gres_key	= "gres",
-		.gres_fmt	= "gpu:%u",
+		.gres_prefix	= "gpu:",
 	},
 	{
 		.name		= "v0.0.39",
 		.prefix		= "/slurm/v0.0.39",
 		.env_as_list	= true,
 		.gres_key	= "tres_per_node",
-		.gres_fmt	= "gres:gpu:%u",
+		.gres_prefix	= "gres:gpu:",
 	},
 };
 
@@ -220,7 +222,9 @@ static bool read_int(const cJSON *v, double min, double max, long long *out)
 	if (!cJSON_IsNumber(v))
 		return false;
 	d = v->valuedouble;
-	if (!isfinite(d) || d < min || d > max || d != floor(d))
+	if (!isfinite(d) || d < min || d > max)
+		return false;
+	if ((double)(long long)d != d)	/* in range, so the cast is defined */
 		return false;
 	*out = (long long)d;
 	return true;
@@ -436,7 +440,8 @@ static bool fill_job(const struct slurm_api *api, cJSON *job,
 {
 	char gres[32];
 
-	snprintf(gres, sizeof(gres), api->gres_fmt, s->gpus_per_node);
+	snprintf(gres, sizeof(gres), "%s%u", api->gres_prefix,
+		 s->gpus_per_node);
 	return add_str(job, "name", s->name) &&
 	       add_str(job, "partition", s->partition) &&
 	       add_str(job, "current_working_directory", s->cwd) &&

@@ -20,7 +20,7 @@ struct slurm_api {
 	const char *prefix;	/* "/slurm/v0.0.38": prepend to "/ping", "/jobs"… */
 	bool env_as_list;	/* submit: environment ["K=V"] (else {"K": "V"}) */
 	const char *gres_key;	/* submit: key for GPUs per node */
-	const char *gres_fmt;	/* submit: its value, printf with the count */
+	const char *gres_prefix; /* submit: its value is this + the count */
 };
 
 /* slurm_api_find() - the table entry named @version ("v0.0.38"), or NULL. */

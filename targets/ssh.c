@@ -1,0 +1,1393 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The SSH driver: an existing Linux machine attached over OpenSSH.
+ *
+ * Every remote step is the system's ssh (or scp / rsync) started with
+ * posix_spawnp, argv only, each value quoted for the remote shell
+ * (ssh_script.c), each call killed after a timeout (ssh_exec.c).  Calls
+ * share one connection per target (ControlMaster, socket in the target's
+ * folder), so a poll costs one round trip on an open connection.
+ *
+ * A run's life: start copies its files to WORKDIR/RID/work and launches
+ * the command detached under a wrapper that records its pid, its log and
+ * its exit code on the host (see ssh_script.h).  Every ~0.5 s one round
+ * trip reads the status of all the target's runs with the new bytes of
+ * their logs and metrics, which are appended to the local files; when a
+ * run has exited and its log is caught up, outputs/ is copied back and the
+ * final state reported.  The remote id RID is saved (backend_id) before
+ * anything happens on the host, and the host refuses to launch a folder
+ * twice (the `launched` marker): after a restart or a network cut the
+ * driver re-reads the folder's state and carries on; nothing runs twice.
+ *
+ * Worker thread only, except ssh_validate and ssh_check_run (pure).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backend/driver.h"
+#include "../backend/log.h"
+#include "../backend/ws.h"
+#include "ssh_exec.h"
+#include "ssh_quote.h"
+#include "ssh_script.h"
+
+#define MAX_GPUS	64
+#define CALL_TIMEOUT	30		/* s, one remote command */
+#define COPY_TIMEOUT	600		/* s, one upload or download */
+#define POLL_EVERY	0.5		/* s between status round trips */
+#define RETRY_EVERY	2.0		/* s between tries while unreachable */
+#define START_WAIT	60.0		/* s a launched run may lack a pid */
+#define LOG_CHUNK	(1 << 20)	/* log bytes per run and poll */
+#define MET_CHUNK	(256 << 10)
+#define POLL_OUT_MAX	(48 << 20)
+#define REMOVE_BATCH	1000		/* folders per remove round trip */
+#define DEFAULT_WORKDIR	"~/.mlfs"
+
+static const char *const ssh_keys[] = {
+	"host", "port", "user", "identity_file", "workdir", "max_concurrent",
+	"connect_timeout", "cancel_grace_seconds", "transfer", NULL
+};
+
+static const char *const ssh_live_keys[] = {
+	"max_concurrent", "cancel_grace_seconds", NULL
+};
+
+/* Per target, worker only. */
+struct ssh_tgt {
+	int running;			/* runs holding a slot */
+	int ngpus;			/* -1: not read from `nodes` yet */
+	long cpus;
+	int gpu_busy[MAX_GPUS];		/* run id holding each GPU, 0 free */
+	int rsync;			/* -1 unknown, else the host has it */
+	double next_poll;		/* monotonic */
+	char node[128];			/* the host's name, from `nodes` */
+	char user[64];			/* the default user (ours) */
+};
+
+enum phase {
+	PH_UNKNOWN,	/* to be read from the host (after a restart, a cut) */
+	PH_SETUP,	/* not launched: create, upload, launch */
+	PH_RUNNING,	/* launched: poll */
+	PH_FETCH,	/* exited, log read: copy outputs back, finish */
+};
+
+/* Per run, worker only. */
+struct ssh_run {
+	enum phase phase;
+	char rid[48];			/* the folder under workdir */
+	int holds_slot;
+	int code;			/* exit code once known */
+	int timed_out;
+	int noted;			/* an "unreachable" note is shown */
+	double term_sent;		/* monotonic; 0: not yet */
+	int kill_sent;
+	double starting_since;		/* launched, no pid seen yet */
+	double next_try;		/* monotonic, for setup/fetch/signals */
+	int caught_up;			/* PH_FETCH: the log and metrics are here */
+	char fetch_err[256];
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static long cfg_long(const struct kv_list *cfg, const char *key, long def)
+{
+	const char *v = kv_get(cfg, key);
+
+	return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+static const char *cfg_str(const struct kv_list *cfg, const char *key,
+			   const char *def)
+{
+	const char *v = kv_get(cfg, key);
+
+	return v ? v : def;
+}
+
+/* ---- validation (pure) ----------------------------------------------------- */
+
+static int check_transfer(const char *v, struct err *e)
+{
+	if (!strcmp(v, "auto") || !strcmp(v, "rsync") || !strcmp(v, "scp"))
+		return 0;
+	return err_set(e, -EINVAL, "transfer must be auto, rsync or scp, not"
+		       " '%.64s'", v);
+}
+
+static int ssh_validate(const struct kv_list *cfg, struct err *e)
+{
+	char why[SSH_WHY_MAX];
+	const char *v;
+	long n;
+	int rc = 0, x;
+
+	v = kv_get(cfg, "host");
+	if (!v || !*v)
+		return err_set(e, -EINVAL, "config needs host = NAME: the"
+			       " machine to attach");
+	rc = ssh_check_host(v, why, sizeof(why));
+	if (!rc && (v = kv_get(cfg, "user")))
+		rc = ssh_check_user(v, why, sizeof(why));
+	if (!rc && (v = kv_get(cfg, "port")))
+		rc = ssh_check_port(v, &x, why, sizeof(why));
+	if (!rc && (v = kv_get(cfg, "identity_file")))
+		rc = ssh_check_identity_file(v, why, sizeof(why));
+	if (!rc && (v = kv_get(cfg, "workdir")))
+		rc = ssh_check_workdir(v, why, sizeof(why));
+	if (!rc && (v = kv_get(cfg, "max_concurrent")))
+		rc = ssh_check_max_concurrent(v, &x, why, sizeof(why));
+	if (!rc && (v = kv_get(cfg, "connect_timeout")))
+		rc = ssh_check_connect_timeout(v, &x, why, sizeof(why));
+	if (rc)
+		return err_set(e, rc, "%s", why);
+	v = kv_get(cfg, "cancel_grace_seconds");
+	if (v && (rc = parse_int(v, 0, 3600, &n, "cancel_grace_seconds", e)))
+		return rc;
+	v = kv_get(cfg, "transfer");
+	return v ? check_transfer(v, e) : 0;
+}
+
+/* The node line's columns: name state cpus memory gpus. */
+static int nodes_parse(const char *nodes, char *name, size_t name_sz,
+		       long *cpus, long *gpus)
+{
+	char n[128], state[64], mem[64];
+
+	*cpus = 0;
+	*gpus = 0;
+	if (!nodes || sscanf(nodes, "%127s %63s %ld %63s %ld", n, state, cpus,
+			     mem, gpus) != 5)
+		return -EINVAL;
+	if (name)
+		snprintf(name, name_sz, "%s", n);
+	return 0;
+}
+
+static int ssh_check_run(const struct kv_list *cfg, const char *nodes,
+			 const struct resources *res, struct err *e)
+{
+	long cpus, have;
+
+	(void)cfg;
+	nodes_parse(nodes, NULL, 0, &cpus, &have);
+	if (res->nodes != 1)
+		return err_set(e, -EINVAL, "an ssh target runs on one node,"
+			       " but resources asks for nodes = %ld",
+			       res->nodes);
+	if (res->gpus > have)
+		return err_set(e, -EINVAL, "the run asks for %ld GPU%s but the"
+			       " host has %ld", res->gpus,
+			       res->gpus == 1 ? "" : "s", have);
+	return 0;
+}
+
+/* ---- the target's state ---------------------------------------------------- */
+
+static struct ssh_tgt *st_of(struct target_ctx *t)
+{
+	struct ssh_tgt *s = t->priv;
+
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		s->ngpus = -1;
+		s->rsync = -1;
+		t->priv = s;
+	}
+	return s;
+}
+
+/* Read cpus, GPUs and the node name from the target's `nodes` file. */
+static void st_load_nodes(struct target_ctx *t, struct ssh_tgt *s)
+{
+	long cpus, gpus;
+	size_t len;
+	char *buf;
+
+	if (s->ngpus >= 0)
+		return;
+	if (ws_render(t->ws, &t->obj, F_NODES, &buf, &len))
+		return;
+	if (!nodes_parse(buf, s->node, sizeof(s->node), &cpus, &gpus)) {
+		s->cpus = cpus;
+		s->ngpus = gpus < MAX_GPUS ? (int)gpus : MAX_GPUS;
+	}
+	free(buf);
+}
+
+static const char *default_user(struct ssh_tgt *s)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (!s->user[0] && !getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res)
+	    && res)
+		snprintf(s->user, sizeof(s->user), "%s", pw.pw_name);
+	return s->user[0] ? s->user : "root";
+}
+
+/*
+ * The connection to @t's host, from its config (strings borrowed from
+ * t->config: valid until the worker reloads it).  @strict: the host key
+ * must already be in our known_hosts (anything but provision).
+ */
+static int conn_make(struct target_ctx *t, int strict, struct ssh_conn *c,
+		     struct err *e)
+{
+	const struct kv_list *cfg = &t->config;
+	struct ssh_tgt *s = st_of(t);
+	char dir[PATH_MAX];
+	const char *id;
+	int rc;
+
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	memset(c, 0, sizeof(*c));
+	c->t.host = cfg_str(cfg, "host", "");
+	c->t.user = cfg_str(cfg, "user", default_user(s));
+	c->t.port = (int)cfg_long(cfg, "port", 22);
+	id = kv_get(cfg, "identity_file");
+	c->t.identity_file = id && *id ? id : NULL;
+	c->t.connect_timeout = (int)cfg_long(cfg, "connect_timeout", 10);
+	c->t.strict_host_key = strict;
+	ws_obj_path(t->ws, t->obj.id, NULL, dir);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return err_set(e, -errno, "cannot create %s: %s", dir,
+			       strerror(errno));
+	ws_obj_path(t->ws, t->obj.id, "known_hosts", c->known_hosts);
+	c->t.known_hosts = c->known_hosts;
+	rc = ssh_conn_control_path(dir, c->control_path,
+				   sizeof(c->control_path));
+	if (rc)
+		c->control_path[0] = '\0';	/* no sharing: slower, works */
+	return 0;
+}
+
+static const char *workdir_of(struct target_ctx *t)
+{
+	return cfg_str(&t->config, "workdir", DEFAULT_WORKDIR);
+}
+
+static int max_concurrent(struct target_ctx *t, struct ssh_tgt *s)
+{
+	return (int)cfg_long(&t->config, "max_concurrent",
+			     s->cpus > 0 ? s->cpus : 1);
+}
+
+/* ---- provision, detach ------------------------------------------------------ */
+
+struct detect {
+	char workdir[1024];
+	char host[128];
+	char os[64];
+	long cpus, gpus;
+	unsigned long long memory;
+	int rsync, setsid;
+};
+
+static void detect_parse(const char *out, struct detect *d)
+{
+	const char *line = out;
+
+	memset(d, 0, sizeof(*d));
+	while (line && *line) {
+		if (!strncmp(line, "workdir ", 8))
+			sscanf(line + 8, "%1023[^\n]", d->workdir);
+		else if (!strncmp(line, "host ", 5))
+			sscanf(line + 5, "%127s", d->host);
+		else if (!strncmp(line, "os ", 3))
+			sscanf(line + 3, "%63s", d->os);
+		sscanf(line, "cpus %ld", &d->cpus);
+		sscanf(line, "gpus %ld", &d->gpus);
+		sscanf(line, "memory %llu", &d->memory);
+		sscanf(line, "rsync %d", &d->rsync);
+		sscanf(line, "setsid %d", &d->setsid);
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+}
+
+/* Is @prog an executable in our PATH? */
+static int have_local(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		size_t l = strcspn(p, ":");
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)l, l ? p : ".",
+			 prog);
+		if (!access(buf, X_OK))
+			return 1;
+		p += l + (p[l] == ':');
+	}
+	return 0;
+}
+
+/* Connect and read the host's facts; a sentence about any failure. */
+static int detect(struct target_ctx *t, int strict, struct detect *d,
+		  struct err *e)
+{
+	struct sx_result res;
+	struct ssh_conn c;
+	char why[ERR_MSG_MAX];
+	char *script;
+	int rc;
+
+	rc = conn_make(t, strict, &c, e);
+	if (rc)
+		return rc;
+	script = ssh_script_detect(workdir_of(t));
+	if (!script)
+		return err_set(e, -ENOMEM, "out of memory");
+	rc = ssh_conn_exec(&c, script, CALL_TIMEOUT, 65536, &res);
+	free(script);
+	if (rc)
+		return err_set(e, -EIO, "%s", res.err);
+	if (ssh_conn_why(&c, &res, CALL_TIMEOUT, why, sizeof(why)) != SX_OK) {
+		sx_result_free(&res);
+		return err_set(e, -EIO, "%s", why);
+	}
+	detect_parse(res.out ? res.out : "", d);
+	sx_result_free(&res);
+	if (strcmp(d->os, "Linux"))
+		return err_set(e, -EIO, "%s runs %s: the ssh target needs a"
+			       " Linux host", c.t.host, d->os[0] ? d->os :
+			       "an unknown system");
+	if (!d->setsid)
+		return err_set(e, -EIO, "%s has no setsid command (util-linux):"
+			       " runs could not outlive the connection",
+			       c.t.host);
+	return 0;
+}
+
+static int use_rsync_setting(struct target_ctx *t, int host_has, struct err *e)
+{
+	const char *mode = cfg_str(&t->config, "transfer", "auto");
+	int local = have_local("rsync");
+
+	if (!strcmp(mode, "scp"))
+		return 0;
+	if (!strcmp(mode, "rsync") && !(local && host_has))
+		return err_set(e, -EIO, "transfer = rsync, but %s has no rsync",
+			       local ? "the host" : "this machine");
+	return local && host_has;
+}
+
+static int make_nodes(struct target_ctx *t, const struct detect *d,
+		      char **nodes, struct err *e)
+{
+	struct ssh_tgt *s = st_of(t);
+
+	s->cpus = d->cpus > 0 ? d->cpus : 1;
+	s->ngpus = d->gpus < MAX_GPUS ? (int)d->gpus : MAX_GPUS;
+	snprintf(s->node, sizeof(s->node), "%s", d->host[0] ? d->host :
+		 cfg_str(&t->config, "host", "?"));
+	if (asprintf(nodes, "%s up %ld %lluM %d\n", s->node, s->cpus,
+		     d->memory / (1024 * 1024), s->ngpus) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Attach: a fresh connection (accept-new: a first key is recorded, a
+ * changed one refused), the workdir made, cores, memory, GPUs read. */
+static int ssh_provision(struct target_ctx *t, char **nodes, struct err *e)
+{
+	const char *id = kv_get(&t->config, "identity_file");
+	struct ssh_tgt *s = st_of(t);
+	struct ssh_conn c;
+	struct detect d;
+	int rc;
+
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	if (id && access(id, R_OK))
+		return err_set(e, -EINVAL, "identity_file %s cannot be read:"
+			       " %s", id, strerror(errno));
+	rc = conn_make(t, 0, &c, e);
+	if (rc)
+		return rc;
+	ssh_conn_close(&c);	/* check the host key on a new connection */
+	rc = detect(t, 0, &d, e);
+	if (rc)
+		return rc;
+	rc = use_rsync_setting(t, d.rsync, e);
+	if (rc < 0)
+		return rc;
+	s->rsync = rc;
+	log_info("target %s: attached %s@%s:%d (%s, workdir %s, %s)",
+		 t->obj.name, c.t.user, c.t.host, c.t.port ? c.t.port : 22,
+		 d.host, d.workdir, s->rsync ? "rsync" : "scp");
+	return make_nodes(t, &d, nodes, e);
+}
+
+static int ssh_refresh(struct target_ctx *t, char **nodes, struct err *e)
+{
+	struct detect d;
+	int rc;
+
+	rc = detect(t, 1, &d, e);
+	if (rc)
+		return rc;
+	rc = use_rsync_setting(t, d.rsync, e);
+	if (rc < 0)
+		return rc;
+	st_of(t)->rsync = rc;
+	return make_nodes(t, &d, nodes, e);
+}
+
+struct rid_list {
+	int64_t target;
+	char **v;
+	int n, cap;
+};
+
+/* Collect the remote folders of the target's finished runs. */
+static int rid_cb(void *arg, const struct obj *o)
+{
+	struct rid_list *l = arg;
+	char rid[48], **nv;
+
+	if (o->target_id != l->target || !run_state_final(o->state) ||
+	    sscanf(o->backend_id, "ssh %*s %47s", rid) != 1)
+		return 0;
+	if (l->n + 2 > l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		nv = realloc(l->v, l->cap * sizeof(*nv));
+		if (!nv)
+			return 1;
+		l->v = nv;
+	}
+	l->v[l->n] = strdup(rid);
+	if (l->v[l->n])
+		l->v[++l->n] = NULL;
+	return 0;
+}
+
+static int remove_batch(struct ssh_conn *c, const char *workdir,
+			char **rids, char *why, size_t n)
+{
+	struct sx_result res;
+	enum sx_why w;
+	char *script;
+
+	script = ssh_script_remove(workdir, (const char *const *)rids);
+	if (!script)
+		return -ENOMEM;
+	if (ssh_conn_exec(c, script, CALL_TIMEOUT, 4096, &res)) {
+		free(script);
+		snprintf(why, n, "%s", res.err);
+		return -EIO;
+	}
+	free(script);
+	w = ssh_conn_why(c, &res, CALL_TIMEOUT, why, n);
+	sx_result_free(&res);
+	return w == SX_OK ? 0 : -EIO;
+}
+
+/* Remove the working copies of the target's finished runs from the host. */
+static int remove_copies(struct target_ctx *t, struct ssh_conn *c, char *why,
+			 size_t n)
+{
+	struct rid_list l = { .target = t->obj.id };
+	int rc = 0;
+
+	ws_list(t->ws, K_RUN, 0, 0, rid_cb, &l);
+	for (int i = 0; i < l.n && !rc; i += REMOVE_BATCH) {
+		int end = i + REMOVE_BATCH < l.n ? i + REMOVE_BATCH : l.n;
+		char *keep = l.v[end];
+
+		l.v[end] = NULL;
+		rc = remove_batch(c, workdir_of(t), l.v + i, why, n);
+		l.v[end] = keep;
+	}
+	for (int i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+	return rc;
+}
+
+/* Detach: no active runs (the workspace checked); remove the finished
+ * runs' working copies (best effort: an unreachable host is detached
+ * anyway, with a warning in events), close the shared connection. */
+static int ssh_deprovision(struct target_ctx *t, struct err *e)
+{
+	char why[ERR_MSG_MAX], text[ERR_MSG_MAX + 64];
+	struct ssh_conn c;
+	int rc;
+
+	rc = conn_make(t, 1, &c, e);
+	if (rc)
+		return rc;
+	if (remove_copies(t, &c, why, sizeof(why))) {
+		log_warn("target %s: %s", t->obj.name, why);
+		snprintf(text, sizeof(text), "warning: the working copies on"
+			 " the host were not removed: %s", why);
+		ws_event(t->ws, K_TARGET, t->obj.name, text);
+	}
+	ssh_conn_close(&c);
+	free(t->priv);
+	t->priv = NULL;
+	return 0;
+}
+
+/* ---- slots and GPUs ---------------------------------------------------------- */
+
+static int gpus_free(struct ssh_tgt *s)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->ngpus; i++)
+		n += !s->gpu_busy[i];
+	return n;
+}
+
+static int ssh_can_start(struct target_ctx *t, struct run_ctx *r)
+{
+	struct ssh_tgt *s = st_of(t);
+
+	if (!s)
+		return 0;
+	st_load_nodes(t, s);
+	if (s->running >= max_concurrent(t, s))
+		return 0;
+	return gpus_free(s) >= r->res.gpus;
+}
+
+/* Give @r a slot and its GPUs (r->obj.gpus = "0,1"). */
+static void slot_take(struct ssh_tgt *s, struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+	size_t off = 0;
+	long want = r->res.gpus;
+
+	sr->holds_slot = 1;
+	s->running++;
+	r->obj.gpus[0] = '\0';
+	for (int i = 0; i < s->ngpus && want > 0; i++) {
+		if (s->gpu_busy[i])
+			continue;
+		s->gpu_busy[i] = (int)r->obj.id;
+		off += snprintf(r->obj.gpus + off, sizeof(r->obj.gpus) - off,
+				"%s%d", off ? "," : "", i);
+		want--;
+	}
+}
+
+/* After a restart: the slot, and the GPUs r->obj.gpus lists. */
+static void slot_retake(struct ssh_tgt *s, struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+	char *p = r->obj.gpus, *end;
+	long i;
+
+	sr->holds_slot = 1;
+	s->running++;
+	while (*p) {
+		i = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (i >= 0 && i < MAX_GPUS)
+			s->gpu_busy[i] = (int)r->obj.id;
+		p = *end ? end + 1 : end;
+	}
+}
+
+static void slot_put(struct target_ctx *t, struct run_ctx *r)
+{
+	struct ssh_tgt *s = t->priv;
+	struct ssh_run *sr = r->priv;
+
+	if (!s || !sr || !sr->holds_slot)
+		return;
+	sr->holds_slot = 0;
+	s->running--;
+	for (int i = 0; i < MAX_GPUS; i++)
+		if (s->gpu_busy[i] == (int)r->obj.id)
+			s->gpu_busy[i] = 0;
+}
+
+/* ---- local files --------------------------------------------------------------- */
+
+static long long file_size(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) ? 0 : (long long)st.st_size;
+}
+
+static int append_file(const char *dir, const char *name, const char *data,
+		       size_t n)
+{
+	char path[PATH_MAX];
+	ssize_t w;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (n > 0) {
+		w = write(fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			return -EIO;
+		}
+		data += w;
+		n -= w;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The log (so that tail -f has a file from the start) and work/outputs. */
+static void local_prepare(struct run_ctx *r)
+{
+	char path[PATH_MAX];
+
+	append_file(r->dir, RUN_LOG, "", 0);
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s/outputs", r->dir, RUN_WORK);
+	mkdir(path, 0755);
+}
+
+/* ---- run outcomes ------------------------------------------------------------ */
+
+/* The host cannot be reached now: say so; the run keeps its state. */
+static void note_down(struct run_ctx *r, const char *why)
+{
+	struct ssh_run *sr = r->priv;
+
+	sr->noted = 1;
+	sr->next_try = mono_s() + RETRY_EVERY;
+	ws_run_note(r->ws, r, why);
+}
+
+static void note_clear(struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+
+	if (sr->noted) {
+		sr->noted = 0;
+		ws_run_note(r->ws, r, "");
+	}
+}
+
+static void fail_run(struct target_ctx *t, struct run_ctx *r, const char *why)
+{
+	slot_put(t, r);
+	ws_run_transition(r->ws, r, RS_FAILED, -1, why);
+}
+
+static void code_sentence(int code, char *why, size_t n)
+{
+	if (code > 128 && code < 128 + 65)
+		snprintf(why, n, "the command was killed by signal %d (%s)",
+			 code - 128, strsignal(code - 128));
+	else
+		snprintf(why, n, "the command exited with code %d", code);
+}
+
+/* The run ended with @code (-1: vanished without one): report it. */
+static void finish(struct target_ctx *t, struct run_ctx *r, int code)
+{
+	struct ssh_run *sr = r->priv;
+	char why[ERR_MSG_MAX];
+
+	slot_put(t, r);
+	if (r->obj.cancel && !sr->timed_out) {
+		ws_run_transition(r->ws, r, RS_CANCELED, code, "");
+	} else if (sr->timed_out) {
+		snprintf(why, sizeof(why), "the run exceeded its time limit of"
+			 " %llu s and was stopped",
+			 (unsigned long long)r->res.time_secs);
+		ws_run_transition(r->ws, r, RS_FAILED, code, why);
+	} else if (code < 0) {
+		snprintf(why, sizeof(why), "the run's process on %s vanished"
+			 " without recording an exit code (killed, or the"
+			 " host restarted)", cfg_str(&t->config, "host", "?"));
+		ws_run_transition(r->ws, r, RS_FAILED, -1, why);
+	} else if (code == 0) {
+		ws_run_transition(r->ws, r, RS_COMPLETED, 0, sr->fetch_err);
+	} else {
+		code_sentence(code, why, sizeof(why));
+		ws_run_transition(r->ws, r, RS_FAILED, code, why);
+	}
+}
+
+/* ---- copying ------------------------------------------------------------------ */
+
+/* The end of a copy command line: flags, "--", source, destination. */
+static void copy_args(struct argv_buf *a, int rsync, int up, const char *local,
+		      const char *spec)
+{
+	const char *from = up ? local : spec, *to = up ? spec : local;
+
+	if (rsync) {		/* "DIR/": the folder's content */
+		argv_push(a, "-rlpts");
+		argv_push(a, "--chmod=u+rwX");
+		argv_push(a, "--");
+		argv_push_fmt(a, "%s/", from);
+		argv_push_fmt(a, "%s/", to);
+	} else {
+		argv_push(a, "-rp");
+		argv_push(a, "--");
+		argv_push(a, from);
+		argv_push(a, to);
+	}
+}
+
+/*
+ * Copy between this machine and the run's folder: @up copies the content
+ * of the local folder @local into RUNDIR/@sub, else the content of
+ * RUNDIR/@sub into @local.  With rsync when both sides have it, else scp
+ * (whose -r copies the folder itself: into the parent of the target).
+ * 0, -EHOSTUNREACH (the connection) or -EIO, with a sentence in @why.
+ */
+static int copy_tree(struct target_ctx *t, struct ssh_conn *c,
+		     struct run_ctx *r, int up, const char *local,
+		     const char *sub, char *why, size_t n)
+{
+	struct ssh_run *sr = r->priv;
+	struct argv_buf a = ARGV_BUF_INIT;
+	int rsync = st_of(t)->rsync > 0;
+	char rpath[PATH_MAX], ldir[PATH_MAX], *spec;
+	struct sx_result res;
+	enum sx_why w;
+	int rc;
+
+	if (ssh_copy_path(workdir_of(t), sr->rid, sub, rpath, sizeof(rpath))) {
+		snprintf(why, n, "the remote path is too long");
+		return -EIO;
+	}
+	snprintf(ldir, sizeof(ldir), "%s", local);
+	if (!up && !rsync && strrchr(ldir, '/'))
+		*strrchr(ldir, '/') = '\0';
+	spec = ssh_remote_spec(&c->t, rpath);
+	rc = ssh_conn_argv(c, rsync ? "rsync" : "scp", &a, why, n);
+	if (!rc && spec)
+		copy_args(&a, rsync, up, ldir, spec);
+	free(spec);
+	if (rc || !spec || a.err) {
+		if (!rc)
+			snprintf(why, n, "out of memory");
+		argv_free(&a);
+		return -EIO;
+	}
+	rc = sx_run(a.v, COPY_TIMEOUT, 4096, &res);
+	argv_free(&a);
+	if (rc) {
+		snprintf(why, n, "%s", res.err);
+		return -EIO;
+	}
+	w = ssh_conn_why(c, &res, COPY_TIMEOUT, why, n);
+	sx_result_free(&res);
+	return w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
+}
+
+/* Run @script on the host: 0 with the output, -EHOSTUNREACH (the
+ * connection, sentence in @why) or -EIO (the script failed). */
+static int remote(struct ssh_conn *c, char *script, struct sx_result *res,
+		  char *why, size_t n)
+{
+	enum sx_why w;
+
+	if (!script) {
+		snprintf(why, n, "out of memory");
+		return -ENOMEM;
+	}
+	if (ssh_conn_exec(c, script, CALL_TIMEOUT, 65536, res)) {
+		free(script);
+		snprintf(why, n, "%s", res->err);
+		return -EIO;
+	}
+	free(script);
+	w = ssh_conn_why(c, res, CALL_TIMEOUT, why, n);
+	if (w == SX_OK)
+		return 0;
+	sx_result_free(res);
+	return w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
+}
+
+static int run_dir(struct target_ctx *t, struct run_ctx *r, char *out,
+		   size_t n)
+{
+	struct ssh_run *sr = r->priv;
+
+	return ssh_run_dir(workdir_of(t), sr->rid, out, n);
+}
+
+/* ---- setup: create, upload, launch ------------------------------------------- */
+
+/* The run is Running on the host with wrapper pid @pid. */
+static void mark_running(struct run_ctx *r, long pid)
+{
+	struct ssh_run *sr = r->priv;
+	char *p;
+
+	sr->phase = PH_RUNNING;
+	sr->starting_since = 0;
+	p = strstr(r->obj.backend_id, " pid ");
+	if (pid > 0 && !p) {
+		size_t l = strlen(r->obj.backend_id);
+
+		snprintf(r->obj.backend_id + l, sizeof(r->obj.backend_id) - l,
+			 " pid %ld", pid);
+	}
+	if (strcmp(r->obj.state, RS_RUNNING))
+		ws_run_transition(r->ws, r, RS_RUNNING, -1, "");
+	else if (pid > 0 && !p)
+		ws_run_save(r->ws, r);
+	note_clear(r);
+}
+
+/* 1: fresh folder made, 0: launched before (adopt), <0: failed. */
+static int setup_create(struct target_ctx *t, struct ssh_conn *c,
+			struct run_ctx *r, char *why, size_t n)
+{
+	struct sx_result res;
+	char dir[PATH_MAX];
+	int rc;
+
+	if (run_dir(t, r, dir, sizeof(dir))) {
+		snprintf(why, n, "the remote path is too long");
+		return -EIO;
+	}
+	rc = remote(c, ssh_script_create(dir), &res, why, n);
+	if (rc)
+		return rc;
+	rc = res.out && strstr(res.out, "fresh") ? 1 : 0;
+	sx_result_free(&res);
+	return rc;
+}
+
+/* The env lines as KEY, VALUE, … NULL (borrowed), malloc'd array. */
+static const char **env_pairs(const struct run_ctx *r)
+{
+	const char **v = calloc(2 * r->env.n + 1, sizeof(*v));
+
+	for (int i = 0; v && i < r->env.n; i++) {
+		v[2 * i] = r->env.items[i].key;
+		v[2 * i + 1] = r->env.items[i].value;
+	}
+	return v;
+}
+
+static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
+			struct run_ctx *r, long *pid, char *why, size_t n)
+{
+	struct ssh_tgt *s = st_of(t);
+	struct ssh_launch l = { 0 };
+	struct sx_result res;
+	char dir[PATH_MAX];
+	const char **env;
+	int rc;
+
+	if (run_dir(t, r, dir, sizeof(dir))) {
+		snprintf(why, n, "the remote path is too long");
+		return -EIO;
+	}
+	env = env_pairs(r);
+	l.dir = dir;
+	l.name = r->obj.name;
+	l.command = r->command;
+	l.gpus = r->res.gpus > 0 || s->ngpus > 0 ? r->obj.gpus : NULL;
+	l.env = env;
+	rc = env ? remote(c, ssh_script_launch(&l), &res, why, n) : -ENOMEM;
+	free(env);
+	if (rc)
+		return rc;
+	*pid = 0;
+	if (res.out)
+		sscanf(res.out, "started %ld", pid);
+	sx_result_free(&res);
+	return 0;
+}
+
+static void setup_failed(struct target_ctx *t, struct run_ctx *r, int rc,
+			 const char *what, const char *why, int maybe_launched)
+{
+	struct ssh_run *sr = r->priv;
+	char text[ERR_MSG_MAX];
+
+	if (rc == -EHOSTUNREACH) {
+		if (maybe_launched)
+			sr->phase = PH_UNKNOWN;	/* the poll finds out */
+		note_down(r, why);
+		return;
+	}
+	snprintf(text, sizeof(text), "%s on %s: %s", what,
+		 cfg_str(&t->config, "host", "?"), why);
+	fail_run(t, r, text);
+}
+
+/* The copy of the run's files, if it has any.  0 or -errno + @why. */
+static int setup_upload(struct target_ctx *t, struct ssh_conn *c,
+			struct run_ctx *r, char *why, size_t n)
+{
+	char files[PATH_MAX];
+	struct stat st;
+
+	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
+	if (stat(files, &st) || !S_ISDIR(st.st_mode))
+		return 0;
+	return copy_tree(t, c, r, 1, files, "work", why, n);
+}
+
+/* Launched before (found by create or launch): the poll takes over. */
+static void setup_adopt(struct target_ctx *t, struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+
+	sr->phase = PH_UNKNOWN;
+	st_of(t)->next_poll = 0;
+}
+
+/* Not launched yet: make the folder, copy the files, launch. */
+static void setup_step(struct target_ctx *t, struct run_ctx *r)
+{
+	char why[ERR_MSG_MAX];
+	struct ssh_conn c;
+	struct err e;
+	long pid = 0;
+	int rc;
+
+	if (conn_make(t, 1, &c, &e)) {
+		fail_run(t, r, e.msg);
+		return;
+	}
+	rc = setup_create(t, &c, r, why, sizeof(why));
+	if (rc <= 0) {
+		if (rc == 0)
+			setup_adopt(t, r);
+		else
+			setup_failed(t, r, rc, "cannot make the run's folder",
+				     why, 0);
+		return;
+	}
+	rc = setup_upload(t, &c, r, why, sizeof(why));
+	if (rc) {
+		setup_failed(t, r, rc, "cannot copy the run's files", why, 0);
+		return;
+	}
+	if (r->obj.cancel) {
+		slot_put(t, r);
+		ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
+		return;
+	}
+	rc = setup_launch(t, &c, r, &pid, why, sizeof(why));
+	if (rc)
+		setup_failed(t, r, rc, "the command did not start", why, 1);
+	else if (pid > 0)
+		mark_running(r, pid);
+	else
+		setup_adopt(t, r);
+}
+
+static int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
+{
+	struct ssh_tgt *s = st_of(t);
+	struct ssh_run *sr;
+	unsigned int rnd = 0;
+	int rc;
+
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	st_load_nodes(t, s);
+	sr = calloc(1, sizeof(*sr));
+	if (!sr)
+		return err_set(e, -ENOMEM, "out of memory");
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (unsigned int)(wall_s() * 1e6) ^ (unsigned int)getpid();
+	snprintf(sr->rid, sizeof(sr->rid), "%lld-%08x", (long long)r->obj.id,
+		 rnd);
+	sr->code = -1;
+	r->priv = sr;
+	slot_take(s, r);
+	/* The remote id is in the store before anything happens there. */
+	snprintf(r->obj.backend_id, sizeof(r->obj.backend_id), "ssh %s@%s:%ld %s",
+		 cfg_str(&t->config, "user", default_user(s)),
+		 cfg_str(&t->config, "host", "?"),
+		 cfg_long(&t->config, "port", 22), sr->rid);
+	snprintf(r->obj.node, sizeof(r->obj.node), "%s", s->node[0] ? s->node :
+		 cfg_str(&t->config, "host", "?"));
+	rc = ws_run_transition(r->ws, r, RS_STARTING, -1, NULL);
+	if (rc) {
+		slot_put(t, r);
+		free(sr);
+		r->priv = NULL;
+		return rc == -EAGAIN ? 0 : err_set(e, rc, "the store failed");
+	}
+	r->started = 1;
+	local_prepare(r);
+	sr->phase = PH_SETUP;
+	setup_step(t, r);
+	return 0;
+}
+
+/* ---- fetch: outputs back, final state ------------------------------------------ */
+
+static void fetch_step(struct target_ctx *t, struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+	char why[ERR_MSG_MAX], out[PATH_MAX];
+	struct ssh_conn c;
+	struct err e;
+	int rc;
+
+	if (conn_make(t, 1, &c, &e)) {
+		fail_run(t, r, e.msg);
+		return;
+	}
+	local_prepare(r);
+	snprintf(out, sizeof(out), "%s/%s/outputs", r->dir, RUN_WORK);
+	rc = copy_tree(t, &c, r, 0, out, "work/outputs", why, sizeof(why));
+	if (rc == -EHOSTUNREACH) {
+		note_down(r, why);
+		return;
+	}
+	if (rc)
+		snprintf(sr->fetch_err, sizeof(sr->fetch_err), "outputs/ could"
+			 " not be copied back: %s", why);
+	finish(t, r, sr->code);
+}
+
+/* ---- signals: cancel and time limit ----------------------------------------------- */
+
+static int send_signal(struct target_ctx *t, struct run_ctx *r,
+		       const char *sig)
+{
+	char why[ERR_MSG_MAX], dir[PATH_MAX];
+	struct sx_result res;
+	struct ssh_conn c;
+	struct err e;
+	int rc;
+
+	if (conn_make(t, 1, &c, &e) || run_dir(t, r, dir, sizeof(dir)))
+		return -EIO;
+	rc = remote(&c, ssh_script_signal(dir, sig), &res, why, sizeof(why));
+	if (rc == -EHOSTUNREACH)
+		note_down(r, why);
+	else if (!rc)
+		sx_result_free(&res);
+	else
+		log_warn("run %s: cannot send %s: %s", r->obj.name, sig, why);
+	return rc;
+}
+
+/* TERM to the process group now, KILL once after the grace period. */
+static void stop_step(struct target_ctx *t, struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+	long grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
+	double now = mono_s();
+
+	if (sr->phase != PH_RUNNING || sr->kill_sent || now < sr->next_try)
+		return;
+	if (!sr->term_sent) {
+		if (!send_signal(t, r, "TERM"))
+			sr->term_sent = now;
+	} else if (now - sr->term_sent >= grace) {
+		if (!send_signal(t, r, "KILL"))
+			sr->kill_sent = 1;
+	}
+}
+
+static int ssh_cancel(struct target_ctx *t, struct run_ctx *r, struct err *e)
+{
+	struct ssh_run *sr = r->priv;
+
+	(void)e;
+	if (!sr)
+		return 0;
+	if (sr->phase == PH_SETUP) {	/* never launched */
+		slot_put(t, r);
+		ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
+		return 0;
+	}
+	stop_step(t, r);
+	return 0;
+}
+
+/* ---- poll ----------------------------------------------------------------------- */
+
+/* Append what the host sent; 1 when the local copies are caught up. */
+static int take_bytes(struct run_ctx *r, const struct ssh_poll_reply *p,
+		      const struct ssh_poll_item *it)
+{
+	if (p->log_n > 0 && append_file(r->dir, RUN_LOG, p->log, p->log_n))
+		log_warn("run %s: cannot append to its log", r->obj.name);
+	if (p->met_n > 0 &&
+	    append_file(r->dir, RUN_METRICS_RAW, p->met, p->met_n))
+		log_warn("run %s: cannot append to metrics", r->obj.name);
+	return it->log_off + p->log_n >= p->log_size &&
+	       it->met_off + p->met_n >= p->met_size;
+}
+
+/* A folder that was never launched: launch it, unless canceled. */
+static void reply_fresh(struct target_ctx *t, struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+
+	if (sr->phase == PH_RUNNING) {
+		fail_run(t, r, "the run's folder on the host vanished");
+		return;
+	}
+	if (r->obj.cancel) {
+		slot_put(t, r);
+		ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
+		return;
+	}
+	sr->phase = PH_SETUP;
+	setup_step(t, r);
+}
+
+static void apply_reply(struct target_ctx *t, struct run_ctx *r,
+			const struct ssh_poll_reply *p,
+			const struct ssh_poll_item *it)
+{
+	struct ssh_run *sr = r->priv;
+	int caught_up = take_bytes(r, p, it);
+	double now = mono_s();
+
+	note_clear(r);
+	if (!caught_up)
+		st_of(t)->next_poll = 0;	/* more to read: at once */
+	if (!strcmp(p->status, "nodir") || !strcmp(p->status, "fresh")) {
+		reply_fresh(t, r);
+	} else if (!strcmp(p->status, "starting")) {
+		if (!sr->starting_since)
+			sr->starting_since = now;
+		else if (now - sr->starting_since > START_WAIT)
+			finish(t, r, -1);
+	} else if (!strcmp(p->status, "running")) {
+		if (sr->phase != PH_RUNNING || strcmp(r->obj.state, RS_RUNNING))
+			mark_running(r, p->arg);
+	} else if (!strcmp(p->status, "exited")) {
+		sr->code = p->arg >= 0 && p->arg < 256 ? (int)p->arg : -1;
+		sr->phase = PH_FETCH;
+		sr->caught_up = caught_up;
+		if (caught_up)
+			fetch_step(t, r);
+	} else {			/* lost */
+		finish(t, r, -1);
+	}
+}
+
+static void check_time_limit(struct target_ctx *t, struct run_ctx *r)
+{
+	struct ssh_run *sr = r->priv;
+
+	if (sr->phase != PH_RUNNING || !r->res.time_secs ||
+	    r->obj.started <= 0 ||
+	    wall_s() - r->obj.started <= (double)r->res.time_secs)
+		return;
+	sr->timed_out = 1;
+	stop_step(t, r);
+}
+
+/* Steps that run outside the poll: setup and fetch (retried when due
+ * after the host was unreachable), the time limit. */
+static void other_steps(struct target_ctx *t, struct run_ctx **runs, int n)
+{
+	double now = mono_s();
+
+	for (int i = 0; i < n; i++) {
+		struct run_ctx *r = runs[i];
+		struct ssh_run *sr = r->priv;
+
+		if (!sr || run_state_final(r->obj.state))
+			continue;
+		if (sr->phase == PH_SETUP && now >= sr->next_try)
+			setup_step(t, r);
+		else if (sr->phase == PH_FETCH && sr->caught_up &&
+			 now >= sr->next_try)
+			fetch_step(t, r);
+		else if (sr->phase == PH_RUNNING)
+			check_time_limit(t, r);
+	}
+}
+
+/* Does the poll read this run's state and bytes from the host? */
+static int polled(const struct ssh_run *sr)
+{
+	return sr && (sr->phase == PH_UNKNOWN || sr->phase == PH_RUNNING ||
+		      (sr->phase == PH_FETCH && !sr->caught_up));
+}
+
+/* Apply the poll's output to the @m runs it asked about. */
+static void poll_apply(struct target_ctx *t, struct run_ctx **who,
+		       const struct ssh_poll_item *items, int m,
+		       const struct sx_result *res)
+{
+	struct ssh_poll_reply p;
+	size_t pos = 0;
+	int rc;
+
+	while ((rc = ssh_poll_parse(res->out ? res->out : "", res->out_len,
+				    &pos, &p)) == 1)
+		if (p.index >= 0 && p.index < m &&
+		    !run_state_final(who[p.index]->obj.state))
+			apply_reply(t, who[p.index], &p, &items[p.index]);
+	if (rc < 0)
+		log_warn("target %s: unexpected output from the host's poll",
+			 t->obj.name);
+}
+
+/* Poll the runs whose state is read from the host: one round trip. */
+static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
+{
+	struct ssh_poll_item *items = calloc(n, sizeof(*items));
+	struct run_ctx **who = calloc(n, sizeof(*who));
+	char (*dirs)[PATH_MAX] = calloc(n, sizeof(*dirs));
+	long long lmax = n <= 16 ? LOG_CHUNK : (16 << 20) / n;
+	char why[ERR_MSG_MAX], *script = NULL;
+	struct sx_result res;
+	struct ssh_conn c;
+	struct err e;
+	int m = 0;
+
+	if (!items || !who || !dirs || conn_make(t, 1, &c, &e))
+		goto out_free;
+	for (int i = 0; i < n; i++) {
+		if (!polled(runs[i]->priv) ||
+		    run_dir(t, runs[i], dirs[m], PATH_MAX))
+			continue;
+		items[m] = (struct ssh_poll_item){
+			.dir = dirs[m],
+			.log_off = file_size(runs[i]->dir, RUN_LOG),
+			.log_max = lmax < 65536 ? 65536 : lmax,
+			.met_off = file_size(runs[i]->dir, RUN_METRICS_RAW),
+			.met_max = MET_CHUNK,
+		};
+		who[m++] = runs[i];
+	}
+	script = m ? ssh_script_poll(items, m) : NULL;
+	if (!script || ssh_conn_exec(&c, script, CALL_TIMEOUT, POLL_OUT_MAX,
+				     &res))
+		goto out_free;
+	if (ssh_conn_why(&c, &res, CALL_TIMEOUT, why, sizeof(why)) != SX_OK) {
+		for (int i = 0; i < m; i++)
+			note_down(who[i], why);
+		st_of(t)->next_poll = mono_s() + RETRY_EVERY;
+	} else {
+		poll_apply(t, who, items, m, &res);
+	}
+	sx_result_free(&res);
+out_free:
+	free(script);
+	free(items);
+	free(who);
+	free(dirs);
+}
+
+static void ssh_poll(struct target_ctx *t, struct run_ctx **runs, int n)
+{
+	struct ssh_tgt *s = st_of(t);
+	double now = mono_s();
+
+	if (!s)
+		return;
+	other_steps(t, runs, n);
+	if (now < s->next_poll)
+		return;
+	s->next_poll = now + POLL_EVERY;
+	poll_round(t, runs, n);
+}
+
+/* ---- adopt, release ------------------------------------------------------------- */
+
+/* After a restart: the run's folder is named in backend_id; its state on
+ * the host is read by the next poll (launched or not, running, exited). */
+static int ssh_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e)
+{
+	struct ssh_tgt *s = st_of(t);
+	struct ssh_run *sr;
+	char rid[48];
+
+	if (!strcmp(r->obj.state, RS_QUEUED))
+		return -ENOENT;
+	if (sscanf(r->obj.backend_id, "ssh %*s %47s", rid) != 1)
+		return err_set(e, -EIO, "the run has no remote folder on record"
+			       " ('%s')", r->obj.backend_id);
+	sr = s ? calloc(1, sizeof(*sr)) : NULL;
+	if (!sr)
+		return err_set(e, -ENOMEM, "out of memory");
+	snprintf(sr->rid, sizeof(sr->rid), "%s", rid);
+	sr->code = -1;
+	sr->phase = PH_UNKNOWN;
+	r->priv = sr;
+	r->started = 1;
+	st_load_nodes(t, s);
+	slot_retake(s, r);
+	s->next_poll = 0;
+	return 0;
+}
+
+static void ssh_release_run(struct target_ctx *t, struct run_ctx *r)
+{
+	slot_put(t, r);
+	free(r->priv);
+	r->priv = NULL;
+}
+
+static void ssh_release(struct target_ctx *t)
+{
+	struct ssh_conn c;
+	struct err e;
+
+	if (!strcmp(t->obj.state, TS_SUCCEEDED) && kv_get(&t->config, "host") &&
+	    !conn_make(t, 1, &c, &e))
+		ssh_conn_close(&c);
+	free(t->priv);
+	t->priv = NULL;
+}
+
+const struct driver ssh_driver = {
+	.type		= "ssh",
+	.config_keys	= ssh_keys,
+	.live_keys	= ssh_live_keys,
+	.can_host	= 0,
+	.validate	= ssh_validate,
+	.check_run	= ssh_check_run,
+	.provision	= ssh_provision,
+	.deprovision	= ssh_deprovision,
+	.refresh	= ssh_refresh,
+	.can_start	= ssh_can_start,
+	.start		= ssh_start,
+	.poll		= ssh_poll,
+	.cancel		= ssh_cancel,
+	.adopt		= ssh_adopt,
+	.release_run	= ssh_release_run,
+	.release	= ssh_release,
+};

@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ssh_script.c — the remote scripts of the SSH driver (see ssh_script.h).
+ *
+ * Scripts are built with open_memstream; every value from a user or a
+ * config goes through sh_quote()/sh_quote_path() on its way in.
+ */
+#include "ssh_script.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ssh_quote.h"
+
+/*
+ * Functions the status-reading scripts share.  A run is alive when the
+ * boot is the same, its wrapper's pid exists, is not a zombie (a slow
+ * PID 1 leaves them around) and started at the recorded time (not a
+ * recycled pid).  mlfs_chunk prints "N SIZE" and then exactly N bytes of
+ * FILE from OFFSET, never more than MAX: the file only grows, so the
+ * count is known before the bytes are sent.
+ */
+static const char prelude[] =
+	"mlfs_pst() { sed 's/^.*) //' /proc/\"$1\"/stat 2>/dev/null |"
+	" cut -d' ' -f1,20; }\n"
+	"mlfs_alive() {\n"
+	"  [ \"$(cat \"$1/boot\" 2>/dev/null)\" ="
+	" \"$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)\" ] || return 1\n"
+	"  set -- $(cat \"$1/pid\" 2>/dev/null)\n"
+	"  [ -n \"$2\" ] || return 1\n"
+	"  set -- \"$1\" \"$2\" $(mlfs_pst \"$1\")\n"
+	"  [ -n \"$3\" ] && [ \"$3\" != Z ] && [ \"$4\" = \"$2\" ]\n"
+	"}\n"
+	"mlfs_st() {\n"
+	"  if [ ! -d \"$1\" ]; then echo nodir\n"
+	"  elif [ -s \"$1/exit\" ]; then echo \"exited $(cat \"$1/exit\")\"\n"
+	"  elif [ ! -e \"$1/launched\" ]; then echo fresh\n"
+	"  elif [ ! -s \"$1/pid\" ]; then echo starting\n"
+	"  elif mlfs_alive \"$1\"; then echo \"running $(cut -d' ' -f1 \"$1/pid\")\"\n"
+	"  elif [ -s \"$1/exit\" ]; then echo \"exited $(cat \"$1/exit\")\"\n"
+	"  else echo lost; fi\n"
+	"}\n"
+	"mlfs_chunk() {\n"
+	"  s=0; [ -f \"$1\" ] && s=$((0 + $(wc -c <\"$1\")))\n"
+	"  n=$((s - $2)); [ \"$n\" -gt \"$3\" ] && n=$3; [ \"$n\" -lt 0 ] && n=0\n"
+	"  echo \"$n $s\"\n"
+	"  if [ \"$n\" -gt 0 ]; then tail -c +$(($2 + 1)) -- \"$1\" | head -c \"$n\"; fi\n"
+	"}\n"
+	"mlfs_one() {\n"
+	"  printf '@@mlfs %s ' \"$1\"; mlfs_st \"$2\"\n"
+	"  mlfs_chunk \"$2/log\" \"$3\" \"$4\"; mlfs_chunk \"$2/metrics\" \"$5\" \"$6\"\n"
+	"}\n";
+
+/*
+ * The wrapper, run as `setsid sh -c WRAPPER mlfs-run COMMAND` in D: its
+ * pid is the job's pid, process group and session.  It survives TERM
+ * (cancel) to write the exit code of the command it waits for.
+ */
+static const char wrapper[] =
+	"trap 'c=1' TERM INT HUP\n"
+	"cat /proc/sys/kernel/random/boot_id >boot 2>/dev/null\n"
+	"t=$(sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f20)\n"
+	"echo \"$$ $t\" >pid.tmp && mv -f pid.tmp pid\n"
+	"(cd work && exec sh -c \"$1\") >>log 2>&1 </dev/null\n"
+	"s=$?\n"
+	"echo \"$s\" >exit.tmp && mv -f exit.tmp exit\n";
+
+static const char detect_tail[] =
+	"echo \"workdir $(pwd -P)\"\n"
+	"echo \"host $(uname -n)\"\n"
+	"echo \"os $(uname -s)\"\n"
+	"echo \"cpus $(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)\"\n"
+	"awk '/^MemTotal:/ { printf \"memory %.0f\\n\", $2 * 1024 }'"
+	" /proc/meminfo 2>/dev/null\n"
+	"g=; command -v nvidia-smi >/dev/null 2>&1 && g=$(nvidia-smi"
+	" --query-gpu=index,name,memory.total --format=csv,noheader"
+	" 2>/dev/null)\n"
+	"if [ -n \"$g\" ]; then echo \"gpus $(printf '%s\\n' \"$g\" | grep -c .)\";"
+	" printf '%s\\n' \"$g\" | sed 's/^/gpu /'; else echo 'gpus 0'; fi\n"
+	"if command -v rsync >/dev/null 2>&1; then echo 'rsync 1'; else"
+	" echo 'rsync 0'; fi\n"
+	"if command -v setsid >/dev/null 2>&1; then echo 'setsid 1'; else"
+	" echo 'setsid 0'; fi\n";
+
+/* Write @s quoted (as a path when @path) to @f.  0 or -ENOMEM. */
+static int put_q(FILE *f, const char *s, int path)
+{
+	char *q = path ? sh_quote_path(s) : sh_quote(s);
+
+	if (!q)
+		return -ENOMEM;
+	fputs(q, f);
+	free(q);
+	return 0;
+}
+
+/* Close @f and hand out its buffer, or NULL (freed) after any failure. */
+static char *finish(FILE *f, char *buf, int rc)
+{
+	if (fclose(f) || rc) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+char *ssh_script_detect(const char *workdir)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	int rc;
+
+	if (!f)
+		return NULL;
+	fputs("d=", f);
+	rc = put_q(f, workdir, 1);
+	fputs("\nmkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n", f);
+	fputs(detect_tail, f);
+	return finish(f, buf, rc);
+}
+
+char *ssh_script_create(const char *dir)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	int rc;
+
+	if (!f)
+		return NULL;
+	fputs("d=", f);
+	rc = put_q(f, dir, 1);
+	fputs("\nmkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n"
+	      "if [ -e launched ] || [ -s pid ] || [ -s exit ]; then"
+	      " echo launched; exit 0; fi\n"
+	      "rm -rf work || exit 1\n"
+	      "echo fresh\n", f);
+	return finish(f, buf, rc);
+}
+
+/* A key safe to write unquoted after `export` ([A-Za-z_][A-Za-z0-9_]*). */
+static int env_key_ok(const char *k)
+{
+	if (!*k || (*k >= '0' && *k <= '9'))
+		return 0;
+	for (; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		      (*k >= '0' && *k <= '9') || *k == '_'))
+			return 0;
+	return 1;
+}
+
+static int put_env(FILE *f, const struct ssh_launch *l)
+{
+	int rc = 0;
+
+	for (int i = 0; l->env && l->env[i] && l->env[i + 1] && !rc; i += 2) {
+		if (!env_key_ok(l->env[i]))
+			return -EINVAL;
+		fprintf(f, "export %s=", l->env[i]);
+		rc = put_q(f, l->env[i + 1], 0);
+		fputc('\n', f);
+	}
+	if (rc)
+		return rc;
+	fputs("h=$(pwd -P)\nexport MLFS_RUN=", f);
+	rc = put_q(f, l->name, 0);
+	fputs(" MLFS_OUTPUTS=\"$h/work/outputs\" MLFS_METRICS=\"$h/metrics\"\n",
+	      f);
+	if (!rc && l->gpus) {
+		fputs("export CUDA_VISIBLE_DEVICES=", f);
+		rc = put_q(f, l->gpus, 0);
+		fputc('\n', f);
+	}
+	return rc;
+}
+
+char *ssh_script_launch(const struct ssh_launch *l)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	int rc;
+
+	if (!f)
+		return NULL;
+	fputs("d=", f);
+	rc = put_q(f, l->dir, 1);
+	fputs("\ncd -- \"$d\" || exit 1\n"
+	      "if [ -e launched ] || [ -s pid ] || [ -s exit ]; then"
+	      " echo launched; exit 0; fi\n"
+	      ": >launched || exit 1\n"
+	      "rm -f exit exit.tmp pid pid.tmp boot\n"
+	      "mkdir -p work/outputs || exit 1\n", f);
+	if (!rc)
+		rc = put_env(f, l);
+	fputs("setsid sh -c ", f);
+	if (!rc)
+		rc = put_q(f, wrapper, 0);
+	fputs(" mlfs-run ", f);
+	if (!rc)
+		rc = put_q(f, l->command, 0);
+	fputs(" </dev/null >/dev/null 2>&1 &\n"
+	      "i=0; while [ ! -s pid ] && [ \"$i\" -lt 100 ]; do sleep 0.1;"
+	      " i=$((i + 1)); done\n"
+	      "if [ -s pid ]; then echo \"started $(cut -d' ' -f1 pid)\"; else"
+	      " echo 'the command did not start within 10 s' >&2; exit 1; fi\n",
+	      f);
+	return finish(f, buf, rc);
+}
+
+char *ssh_script_poll(const struct ssh_poll_item *items, int n)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	int rc = 0;
+
+	if (!f)
+		return NULL;
+	fputs(prelude, f);
+	for (int i = 0; i < n && !rc; i++) {
+		fprintf(f, "mlfs_one %d ", i);
+		rc = put_q(f, items[i].dir, 1);
+		fprintf(f, " %lld %lld %lld %lld\n", items[i].log_off,
+			items[i].log_max, items[i].met_off, items[i].met_max);
+	}
+	return finish(f, buf, rc);
+}
+
+char *ssh_script_signal(const char *dir, const char *sig)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	int rc;
+
+	if (!f)
+		return NULL;
+	fputs(prelude, f);
+	fputs("d=", f);
+	rc = put_q(f, dir, 1);
+	fputs("\nmlfs_alive \"$d\" || exit 0\nkill -s ", f);
+	if (!rc)
+		rc = put_q(f, sig, 0);
+	fputs(" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\nexit 0\n", f);
+	return finish(f, buf, rc);
+}
+
+char *ssh_script_remove(const char *workdir, const char *const *rids)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	int rc;
+
+	if (!f)
+		return NULL;
+	fputs("cd -- ", f);
+	rc = put_q(f, workdir, 1);
+	fputs(" 2>/dev/null || exit 0\nrm -rf --", f);
+	for (int i = 0; rids[i] && !rc; i++) {
+		fputc(' ', f);
+		rc = put_q(f, rids[i], 0);
+	}
+	fputc('\n', f);
+	return finish(f, buf, rc);
+}
+
+/* ---- parsing the poll's output ------------------------------------------ */
+
+/* Copy the line at *@pos (without '\n') into @line; advance past it. */
+static int take_line(const char *buf, size_t len, size_t *pos, char *line,
+		     size_t n)
+{
+	const char *nl = memchr(buf + *pos, '\n', len - *pos);
+	size_t l;
+
+	if (!nl)
+		return -EINVAL;
+	l = nl - (buf + *pos);
+	if (l >= n)
+		return -EINVAL;
+	memcpy(line, buf + *pos, l);
+	line[l] = '\0';
+	*pos += l + 1;
+	return 0;
+}
+
+/* "N SIZE\n" then N bytes. */
+static int take_chunk(const char *buf, size_t len, size_t *pos,
+		      const char **data, long long *n, long long *size)
+{
+	char line[64];
+
+	if (take_line(buf, len, pos, line, sizeof(line)) ||
+	    sscanf(line, "%lld %lld", n, size) != 2 || *n < 0 ||
+	    (unsigned long long)*n > len - *pos)
+		return -EINVAL;
+	*data = buf + *pos;
+	*pos += *n;
+	return 0;
+}
+
+/* At the start, skip what a login script may have printed. */
+static int find_first(const char *buf, size_t len, size_t *pos)
+{
+	static const char mark[] = "@@mlfs ";
+	const char *p = buf;
+
+	while ((size_t)(p - buf) + sizeof(mark) - 1 <= len) {
+		if (!memcmp(p, mark, sizeof(mark) - 1)) {
+			*pos = p - buf;
+			return 1;
+		}
+		p = memchr(p, '\n', len - (p - buf));
+		if (!p)
+			break;
+		p++;
+	}
+	return 0;
+}
+
+int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
+		   struct ssh_poll_reply *r)
+{
+	char line[128];
+	int k;
+
+	if (*pos == 0 && !find_first(buf, len, pos))
+		return 0;
+	if (*pos >= len)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	if (take_line(buf, len, pos, line, sizeof(line)))
+		return -EINVAL;
+	k = sscanf(line, "@@mlfs %d %15s %lld", &r->index, r->status, &r->arg);
+	if (k < 2)
+		return -EINVAL;
+	if (k == 2)
+		r->arg = -1;
+	if (take_chunk(buf, len, pos, &r->log, &r->log_n, &r->log_size) ||
+	    take_chunk(buf, len, pos, &r->met, &r->met_n, &r->met_size))
+		return -EINVAL;
+	return 1;
+}
+
+/* ---- paths -------------------------------------------------------------- */
+
+/* @workdir without trailing slashes (but "/" stays "/"): its length. */
+static size_t base_len(const char *workdir)
+{
+	size_t l = strlen(workdir);
+
+	while (l > 1 && workdir[l - 1] == '/')
+		l--;
+	return l;
+}
+
+int ssh_run_dir(const char *workdir, const char *rid, char *out, size_t n)
+{
+	size_t l = base_len(workdir);
+	int w;
+
+	w = snprintf(out, n, "%.*s%s%s", (int)l, workdir,
+		     workdir[l - 1] == '/' ? "" : "/", rid);
+	return w < 0 || (size_t)w >= n ? -ENAMETOOLONG : 0;
+}
+
+int ssh_copy_path(const char *workdir, const char *rid, const char *sub,
+		  char *out, size_t n)
+{
+	size_t l = base_len(workdir);
+	const char *base = workdir;
+	int w;
+
+	if (!strcmp(workdir, "~") || !strncmp(workdir, "~/", 2)) {
+		/* scp and rsync take a relative path from the home */
+		base = workdir[1] ? workdir + 2 : "";
+		l = base[0] ? l - 2 : 0;
+	}
+	w = snprintf(out, n, "%.*s%s%s%s%s", (int)l, base,
+		     l && base[l - 1] != '/' ? "/" : "", rid, sub[0] ? "/" : "",
+		     sub);
+	return w < 0 || (size_t)w >= n ? -ENAMETOOLONG : 0;
+}
