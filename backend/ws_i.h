@@ -30,6 +30,7 @@ struct ws {
 	struct tworker *workers;
 	int stopping;
 	int started;			/* ws_start ran: workers may start */
+	int opened;			/* ws_open completed: mark a clean stop */
 };
 
 static inline double now_s(void)

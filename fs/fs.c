@@ -397,6 +397,8 @@ static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 	if (lstat(path, st))
 		return -errno;
 	st->st_ino = ino;
+	/* cp and friends size their buffers by st_blksize: big requests */
+	st->st_blksize = 1 << 20;
 	return 0;
 }
 
@@ -1215,6 +1217,46 @@ static void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, size);
 }
 
+/*
+ * write_buf: with FUSE_CAP_SPLICE_READ the bytes may still sit in a pipe;
+ * user files take them straight from it (splice), everything else gets a
+ * copy in memory first.
+ */
+static void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
+			   struct fuse_bufvec *in, off_t off,
+			   struct fuse_file_info *fi)
+{
+	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+	ssize_t n;
+
+	if (h && h->kind == FH_FD && h->fd >= 0) {
+		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+
+		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		dst.buf[0].fd = h->fd;
+		dst.buf[0].pos = off;
+		n = fuse_buf_copy(&dst, in, FUSE_BUF_SPLICE_NONBLOCK);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_write(req, (size_t)n);
+		return;
+	}
+	mem.buf[0].mem = malloc(size ? size : 1);
+	if (!mem.buf[0].mem) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = fuse_buf_copy(&mem, in, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		mlfs_write(req, ino, mem.buf[0].mem, (size_t)n, off, fi);
+	free(mem.buf[0].mem);
+}
+
 static void mlfs_release(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
@@ -1757,12 +1799,15 @@ static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	/* the daemon decides what the page cache may keep (keep_cache and
 	 * explicit invalidation), not the mtime */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
 }
 
 const struct fuse_lowlevel_ops mlfs_ops = {
@@ -1783,6 +1828,7 @@ const struct fuse_lowlevel_ops mlfs_ops = {
 	.open		= mlfs_open,
 	.read		= mlfs_read,
 	.write		= mlfs_write,
+	.write_buf	= mlfs_write_buf,
 	.flush		= mlfs_flush,
 	.release	= mlfs_release,
 	.fsync		= mlfs_fsync,

@@ -9,7 +9,11 @@
 # Sections: meta (the metadata workload over RUNS finished runs vs. the same
 # tree copied to the local disk), submit (SUBMITS trivial runs made and
 # submitted by a shell loop), latency (a printed line until it is readable
-# in log), rss (daemon peak RSS).  Default: all, RUNS=10000, SUBMITS=1000.
+# in log), rss (daemon peak RSS), bulk (cp of a 256 MiB file into a run
+# folder and reading it back, vs. the local disk), scale (stat and cat
+# status of one run, ls runs, RSS and mount time at 1,000 / 10,000 /
+# 100,000 runs; SCALE="1000 10000 100000" to choose).
+# Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NRUNS=10000 NSUB=1000 REPEAT=5
@@ -22,7 +26,8 @@ while getopts n:s:r:h o; do
 	esac
 done
 shift $((OPTIND - 1))
-SECTIONS=${*:-meta submit latency rss}
+SECTIONS=${*:-meta submit latency rss bulk}
+SCALE=${SCALE:-1000 10000 100000}
 
 "$ROOT/scripts/deps.sh" build >/dev/null
 [[ -f $ROOT/build/build.ninja ]] || meson setup "$ROOT/build" >/dev/null
@@ -89,6 +94,80 @@ make_runs() {	# make_runs PREFIX COUNT: mkdir, command, submit
 	done
 }
 
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+# MB/s of "$@" moving 256 MiB, median of REPEAT, each after PREP
+mbps() {
+	local prep=$1 i t0 t1
+	shift
+	for ((i = 0; i < REPEAT; i++)); do
+		eval "$prep"
+		t0=$(now)
+		"$@"
+		t1=$(now)
+		echo "256 / ($t1 - $t0)" | bc -l
+	done | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)]}'
+}
+
+bulk_section() {
+	local src=$W/src256 mw nw mr nr
+	dd if=/dev/urandom of="$src" bs=1M count=256 status=none
+	mkdir -p "$MNT/runs/bulk"
+	nw=$(mbps "rm -f $NATIVE/big" cp "$src" "$NATIVE/big")
+	mw=$(mbps "rm -f $MNT/runs/bulk/big" cp "$src" "$MNT/runs/bulk/big")
+	row "cp 256 MiB in (MB/s)" "$mw" "$nw" "$(ratio "$mw" "$nw")x"
+	nr=$(mbps drop_caches cp "$NATIVE/big" /dev/null)
+	mr=$(mbps drop_caches cp "$MNT/runs/bulk/big" /dev/null)
+	row "read 256 MiB back, cold (MB/s)" "$mr" "$nr" "$(ratio "$mr" "$nr")x"
+	nr=$(mbps : cp "$NATIVE/big" /dev/null)
+	mr=$(mbps : cp "$MNT/runs/bulk/big" /dev/null)
+	row "read 256 MiB back, warm (MB/s)" "$mr" "$nr" "$(ratio "$mr" "$nr")x"
+	rm -f "$MNT/runs/bulk/big" "$NATIVE/big" "$src"
+}
+
+# per-op median (µs) of stat and of reading status, over 500 runs picked
+# at random among N; "cold" after dropping the kernel's caches
+op_costs() {
+	python3 - "$MNT/runs" "$1" "$2" <<'PYEOF'
+import os, random, statistics, sys, time
+runs, n, cold = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "cold"
+pick = [f"{runs}/z{random.randrange(n)}" for _ in range(500)]
+if cold:
+    os.system("sync; echo 3 > /proc/sys/vm/drop_caches")
+st, rd = [], []
+for p in pick:
+    t = time.perf_counter_ns(); os.stat(p); st.append(time.perf_counter_ns() - t)
+    t = time.perf_counter_ns()
+    with open(p + "/status") as f: f.read()
+    rd.append(time.perf_counter_ns() - t)
+print(f"{statistics.median(st)/1000:.1f} {statistics.median(rd)/1000:.1f}")
+PYEOF
+}
+
+scale_section() {
+	local n have i t0 t1 ws wr cs cr lt rss mt
+	for n in $SCALE; do
+		have=$(ls "$MNT/runs" | grep -c '^z' || true)
+		for ((i = have; i < n; i++)); do mkdir "$MNT/runs/z$i"; done
+		read -r ws wr < <(op_costs "$n" warm)
+		read -r cs cr < <(op_costs "$n" cold)
+		lt=$(median_time ls "$MNT/runs")
+		rss=$(awk '/VmRSS/ {print $2}' "/proc/$DPID/status")
+		fusermount3 -u "$MNT"
+		wait "$DPID" || true
+		t0=$(now)
+		mount_ws
+		ls "$MNT/runs/z0" >/dev/null
+		t1=$(now)
+		mt=$(echo "$t1 - $t0" | bc -l)
+		row "$n runs: stat one run, warm / cold (us)" "$ws / $cs" "-" "-"
+		row "$n runs: cat status, warm / cold (us)" "$wr / $cr" "-" "-"
+		row "$n runs: ls runs (s)" "$lt" "-" "-"
+		row "$n runs: daemon RSS (MiB)" "$((rss / 1024))" "-" "-"
+		row "$n runs: mount until ls works (s)" "$(printf %.3f "$mt")" "-" "-"
+	done
+}
+
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
 mount_ws
 row "figure" "mlfs" "baseline" "ratio"
@@ -152,6 +231,12 @@ SH
 	rss)
 		rss=$(awk '/VmHWM/ {print $2}' "/proc/$DPID/status")
 		row "daemon peak RSS (MiB)" "$((rss / 1024))" "64 (limit)" "-"
+		;;
+	bulk)
+		bulk_section
+		;;
+	scale)
+		scale_section
 		;;
 	esac
 done
