@@ -2,6 +2,7 @@
 /* The table of drivers, one per engine. */
 #include "driver.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static const struct driver *const drivers[] = {
@@ -19,16 +20,21 @@ const struct driver *driver_find(const char *type)
 	return NULL;
 }
 
+static char type_list[256];
+
+static void make_type_list(void)
+{
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
+		if (i)
+			strcat(type_list, ", ");
+		strcat(type_list, drivers[i]->type);
+	}
+}
+
 const char *driver_types(void)
 {
-	static char list[256];
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!list[0]) {
-		for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++) {
-			if (i)
-				strcat(list, ", ");
-			strcat(list, drivers[i]->type);
-		}
-	}
-	return list;
+	pthread_once(&once, make_type_list);
+	return type_list;
 }

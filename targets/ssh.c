@@ -815,7 +815,7 @@ static int copy_tree(struct target_ctx *t, struct ssh_conn *c,
 	return w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
 }
 
-/* Run @script on the host: 0 with the output, -EHOSTUNREACH (the
+/* Run @script (freed here) on the host: 0 with the output, -EHOSTUNREACH (the
  * connection, sentence in @why) or -EIO (the script failed). */
 static int remote(struct ssh_conn *c, char *script, struct sx_result *res,
 		  char *why, size_t n)

@@ -507,7 +507,7 @@ enum sx_why ssh_conn_why(const struct ssh_conn *c, const struct sx_result *res,
 	if (res->status == 255 || res->status < 0 ||
 	    has_mark(e, unreachable_marks)) {
 		snprintf(buf, n, "host %s:%d is unreachable: %s", host, port,
-			 line[0] ? line : "ssh failed");
+			 line[0] ? line : "the connection was lost");
 		return SX_UNREACHABLE;
 	}
 	snprintf(buf, n, "the command on %s:%d failed (exit code %d)%s%s",

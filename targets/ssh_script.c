@@ -96,14 +96,15 @@ static int put_q(FILE *f, const char *s, int path)
 	return 0;
 }
 
-/* Close @f and hand out its buffer, or NULL (freed) after any failure. */
-static char *finish(FILE *f, char *buf, int rc)
+/* Close @f and hand out its buffer *@buf (set by fclose), or NULL (freed)
+ * after any failure. */
+static char *finish(FILE *f, char **buf, int rc)
 {
 	if (fclose(f) || rc) {
-		free(buf);
+		free(*buf);
 		return NULL;
 	}
-	return buf;
+	return *buf;
 }
 
 char *ssh_script_detect(const char *workdir)
@@ -119,7 +120,7 @@ char *ssh_script_detect(const char *workdir)
 	rc = put_q(f, workdir, 1);
 	fputs("\nmkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n", f);
 	fputs(detect_tail, f);
-	return finish(f, buf, rc);
+	return finish(f, &buf, rc);
 }
 
 char *ssh_script_create(const char *dir)
@@ -138,7 +139,7 @@ char *ssh_script_create(const char *dir)
 	      " echo launched; exit 0; fi\n"
 	      "rm -rf work || exit 1\n"
 	      "echo fresh\n", f);
-	return finish(f, buf, rc);
+	return finish(f, &buf, rc);
 }
 
 /* A key safe to write unquoted after `export` ([A-Za-z_][A-Za-z0-9_]*). */
@@ -209,7 +210,7 @@ char *ssh_script_launch(const struct ssh_launch *l)
 	      "if [ -s pid ]; then echo \"started $(cut -d' ' -f1 pid)\"; else"
 	      " echo 'the command did not start within 10 s' >&2; exit 1; fi\n",
 	      f);
-	return finish(f, buf, rc);
+	return finish(f, &buf, rc);
 }
 
 char *ssh_script_poll(const struct ssh_poll_item *items, int n)
@@ -228,7 +229,7 @@ char *ssh_script_poll(const struct ssh_poll_item *items, int n)
 		fprintf(f, " %lld %lld %lld %lld\n", items[i].log_off,
 			items[i].log_max, items[i].met_off, items[i].met_max);
 	}
-	return finish(f, buf, rc);
+	return finish(f, &buf, rc);
 }
 
 char *ssh_script_signal(const char *dir, const char *sig)
@@ -247,7 +248,7 @@ char *ssh_script_signal(const char *dir, const char *sig)
 	if (!rc)
 		rc = put_q(f, sig, 0);
 	fputs(" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\nexit 0\n", f);
-	return finish(f, buf, rc);
+	return finish(f, &buf, rc);
 }
 
 char *ssh_script_remove(const char *workdir, const char *const *rids)
@@ -267,7 +268,7 @@ char *ssh_script_remove(const char *workdir, const char *const *rids)
 		rc = put_q(f, rids[i], 0);
 	}
 	fputc('\n', f);
-	return finish(f, buf, rc);
+	return finish(f, &buf, rc);
 }
 
 /* ---- parsing the poll's output ------------------------------------------ */
