@@ -7,6 +7,7 @@
 
 static const struct driver *const drivers[] = {
 	&local_driver,
+	&slurm_driver,
 	&ssh_driver,
 };
 

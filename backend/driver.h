@@ -104,6 +104,7 @@ const struct driver *driver_find(const char *type);
 const char *driver_types(void);
 
 extern const struct driver local_driver;
+extern const struct driver slurm_driver;
 extern const struct driver ssh_driver;
 
 /* Where mlfs-run and the other helpers live (set once by main). */

@@ -453,8 +453,11 @@ static void schedule(struct tworker *w)
 	    strcmp(w->t.obj.state, TS_UPDATING))
 		return;
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
-		if (r->started || strcmp(r->obj.state, RS_QUEUED) ||
-		    r->obj.cancel)
+		/* Starting and not started: adoption found it never reached
+		 * the engine (a crash between the two): start it now */
+		if (r->started || r->obj.cancel ||
+		    (strcmp(r->obj.state, RS_QUEUED) &&
+		     strcmp(r->obj.state, RS_STARTING)))
 			continue;
 		if (w->t.drv->can_start && !w->t.drv->can_start(&w->t, r))
 			break;		/* FIFO: nobody overtakes */

@@ -227,10 +227,28 @@ void ws_inval(struct ws *ws, int64_t id, unsigned mask)
 		      FBIT(F_RESOURCES))
 #define TARGET_SETTINGS (FBIT(F_TYPE) | FBIT(F_CONFIG))
 
+static void change_begin(struct ws *ws, int64_t id)
+{
+	struct obj old;
+
+	if (ws->hooks.change_begin && !store_get(ws->st, id, &old))
+		ws->hooks.change_begin(ws->hooks.ctx, &old);
+}
+
+static void change_end(struct ws *ws, int64_t id)
+{
+	if (ws->hooks.change_end)
+		ws->hooks.change_end(ws->hooks.ctx, id);
+}
+
 /*
  * ws_update_obj - write @o in one transaction if the stored state is still
  * @expect (NULL: any).  Logs the state change to events and invalidates
  * @mask plus the state files.  0, -EAGAIN (then @o is reloaded), -errno.
+ *
+ * The change is published inside change_begin/change_end (no lock held):
+ * meanwhile readers are served the object as it was, so that the kernel
+ * never pairs a new size with old cached pages or the reverse.
  */
 int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 		  unsigned mask)
@@ -238,9 +256,10 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 	struct obj cur;
 	int rc;
 
+	change_begin(ws, o->id);
 	rc = store_begin(ws->st);
 	if (rc)
-		return rc;
+		goto out_end;
 	rc = store_get(ws->st, o->id, &cur);
 	if (rc)
 		goto out_rollback;
@@ -256,14 +275,17 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 		goto out_rollback;
 	rc = store_commit(ws->st);
 	if (rc)
-		return rc;
+		goto out_end;
 	if (strcmp(cur.state, o->state))
 		obj_event(ws, o, o->state);
 	ws_inval(ws, o->id, mask | STATE_FILES);
+	change_end(ws, o->id);
 	return 0;
 
 out_rollback:
 	store_rollback(ws->st);
+out_end:
+	change_end(ws, o->id);
 	return rc;
 }
 
@@ -924,9 +946,10 @@ static void json_run(struct ws *ws, cJSON *j, const struct obj *o)
 	json_time(j, "queued", o->queued);
 	json_time(j, "started", o->started);
 	json_time(j, "ended", o->ended);
-	if (o->started > 0)
+	/* only once ended: a generated file must not change by itself */
+	if (o->started > 0 && o->ended > 0)
 		cJSON_AddNumberToObject(j, "duration_seconds",
-			(o->ended > 0 ? o->ended : now_s()) - o->started);
+					o->ended - o->started);
 	cJSON_AddStringToObject(j, "backend_id", o->backend_id);
 	cJSON_AddStringToObject(j, "node", o->node);
 	cJSON_AddStringToObject(j, "gpus", o->gpus);
@@ -1521,9 +1544,11 @@ int ws_target_set_nodes(struct ws *ws, struct target_ctx *t, const char *nodes)
 	free(cur);
 	if (same)
 		return 0;
+	change_begin(ws, t->obj.id);
 	rc = store_text_put(ws->st, t->obj.id, F_NODES, nodes, strlen(nodes));
 	if (!rc)
 		ws_inval(ws, t->obj.id, FBIT(F_NODES) | FBIT(F_INFO));
+	change_end(ws, t->obj.id);
 	return rc;
 }
 

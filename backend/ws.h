@@ -37,6 +37,10 @@ struct ws_hooks {
 			    const char *name);
 	/* Everything below the outputs folder of run @id may have changed. */
 	void (*inval_outputs)(void *ctx, int64_t id);
+	/* A change to object @old->id is being committed and invalidated:
+	 * until change_end, serve @old (a copy) to readers of its files. */
+	void (*change_begin)(void *ctx, const struct obj *old);
+	void (*change_end)(void *ctx, int64_t id);
 };
 
 /* Control-file descriptions, per kind. */

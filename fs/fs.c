@@ -61,6 +61,29 @@ struct mlfs {
 	 * listing continues where it stopped instead of re-reading. */
 	pthread_mutex_t dc_lock;	/* guards dc[] */
 	struct dh *dc[8];
+
+	/* Publishing changes (see struct stripe). */
+	pthread_mutex_t sl_lock;	/* guards stripes[] */
+	pthread_cond_t sl_cond;		/* a stripe's change ended */
+	struct stripe *stripes;		/* NSTRIPES */
+};
+
+/*
+ * A seqlock per stripe of object ids.  The kernel caches a generated
+ * file's size (attributes) and its bytes (pages) separately; a reader
+ * must never get a new size with old bytes or the reverse.  While a
+ * change to an object is committed and invalidated, seq is odd: GETATTR
+ * (and LOOKUP) wait for it to end -- they hold no page lock, so the
+ * invalidation cannot wait for them -- and READ, which must not wait
+ * (the invalidation waits for its page), is answered from @old, the
+ * object as the kernel last saw it.  A READ that straddles a whole change
+ * (seq moved) is answered from @old as well.
+ */
+#define NSTRIPES 256
+
+struct stripe {
+	unsigned seq;
+	struct obj old;		/* valid when old.id is the object read */
 };
 
 struct pending {
@@ -198,6 +221,63 @@ static void hook_outputs(void *ctx, int64_t id)
 	struct mlfs *m = ctx;
 
 	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, F_OUTPUTS), 0, 0);
+}
+
+static struct stripe *stripe_of(struct mlfs *m, int64_t id)
+{
+	return &m->stripes[(uint64_t)id % NSTRIPES];
+}
+
+static void hook_change_begin(void *ctx, const struct obj *old)
+{
+	struct mlfs *m = ctx;
+	struct stripe *s = stripe_of(m, old->id);
+
+	pthread_mutex_lock(&m->sl_lock);
+	while (s->seq & 1)
+		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
+	s->seq++;
+	s->old = *old;
+	pthread_mutex_unlock(&m->sl_lock);
+}
+
+static void hook_change_end(void *ctx, int64_t id)
+{
+	struct mlfs *m = ctx;
+	struct stripe *s = stripe_of(m, id);
+
+	pthread_mutex_lock(&m->sl_lock);
+	if (s->seq & 1)
+		s->seq++;
+	pthread_cond_broadcast(&m->sl_cond);
+	pthread_mutex_unlock(&m->sl_lock);
+}
+
+/* Wait until no change of @id's stripe is in flight; its seq. */
+static unsigned stripe_wait(struct mlfs *m, int64_t id)
+{
+	struct stripe *s = stripe_of(m, id);
+	unsigned seq;
+
+	pthread_mutex_lock(&m->sl_lock);
+	while (s->seq & 1)
+		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
+	seq = s->seq;
+	pthread_mutex_unlock(&m->sl_lock);
+	return seq;
+}
+
+static unsigned stripe_seq(struct mlfs *m, int64_t id, struct obj *old)
+{
+	struct stripe *s = stripe_of(m, id);
+	unsigned seq;
+
+	pthread_mutex_lock(&m->sl_lock);
+	seq = s->seq;
+	if (old)
+		*old = s->old;
+	pthread_mutex_unlock(&m->sl_lock);
+	return seq;
 }
 
 /* ---- paths ------------------------------------------------------------------ */
@@ -385,6 +465,19 @@ static int obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 	return 0;
 }
 
+/* obj_attr outside any change to the object (see struct stripe). */
+static int stable_obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
+{
+	unsigned seq;
+	int rc;
+
+	do {
+		seq = stripe_wait(m, ino_obj(ino));
+		rc = obj_attr(m, ino, st);
+	} while (stripe_seq(m, ino_obj(ino), NULL) != seq);
+	return rc;
+}
+
 static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 {
 	char path[PATH_MAX];
@@ -423,7 +516,7 @@ static int do_getattr(struct mlfs *m, uint64_t ino, struct stat *st)
 	}
 	if (ino_is_user(ino))
 		return user_attr(m, ino, st);
-	return obj_attr(m, ino, st);
+	return stable_obj_attr(m, ino, st);
 }
 
 /* Cache timeout for @ino: short below outputs/, long elsewhere. */
@@ -1045,7 +1138,8 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 {
 	const struct file_desc *fd;
 	char path[PATH_MAX], *buf;
-	struct obj o;
+	struct obj o, old = { 0 };
+	unsigned seq;
 	size_t len;
 	int64_t id;
 	int root, rc;
@@ -1066,7 +1160,14 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 			reply_path(req, path, size, off);
 		return;
 	}
-	rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
+	seq = ino_is_obj(ino) ? stripe_seq(m, ino_obj(ino), &old) : 0;
+	if ((seq & 1) && old.id == ino_obj(ino)) {
+		o = old;	/* being changed: as the kernel saw it */
+		rc = 0;
+	} else {
+		rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
+		seq &= ~1u;
+	}
 	fd = rc ? NULL : ws_file_by_id(o.kind, ino_file(ino));
 	if (!rc && (!fd || (fd->flags & FD_DIRECTORY)))
 		rc = -EISDIR;
@@ -1079,6 +1180,8 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		reply_path(req, path, size, off);
 		return;
 	}
+	if (stripe_seq(m, o.id, &old) != seq && old.id == o.id)
+		o = old;	/* a change is in flight: as the kernel saw it */
 	rc = ws_render(m->ws, &o, fd->file, &buf, &len);
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -1858,6 +1961,14 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	pthread_mutex_init(&m->q_lock, NULL);
 	pthread_cond_init(&m->q_cond, NULL);
 	pthread_mutex_init(&m->dc_lock, NULL);
+	pthread_mutex_init(&m->sl_lock, NULL);
+	pthread_cond_init(&m->sl_cond, NULL);
+	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
+	if (!m->stripes) {
+		nodes_free(m->nodes);
+		free(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -1870,6 +1981,8 @@ void mlfs_attach(struct mlfs *m, struct fuse_session *se)
 		.inval_events	= hook_events,
 		.inval_entry	= hook_entry,
 		.inval_outputs	= hook_outputs,
+		.change_begin	= hook_change_begin,
+		.change_end	= hook_change_end,
 	};
 
 	m->se = se;
@@ -1892,5 +2005,6 @@ void mlfs_free(struct mlfs *m)
 	for (size_t i = 0; i < sizeof(m->dc) / sizeof(m->dc[0]); i++)
 		dh_free(m->dc[i]);
 	nodes_free(m->nodes);
+	free(m->stripes);
 	free(m);
 }

@@ -12,7 +12,10 @@
 # in log), rss (daemon peak RSS), bulk (cp of a 256 MiB file into a run
 # folder and reading it back, vs. the local disk), scale (stat and cat
 # status of one run, ls runs, RSS and mount time at 1,000 / 10,000 /
-# 100,000 runs; SCALE="1000 10000 100000" to choose).
+# 100,000 runs; SCALE="1000 10000 100000" to choose), slurm (NSLURM=200
+# trivial runs submitted through the tree to a slurm target vs. the same
+# jobs by `sbatch --wrap true` in a shell loop, same private cluster; and
+# what one poll round costs each way: GET /jobs vs. GET /job/{id} each).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,8 +46,12 @@ cleanup() {
 		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
 		wait "$DPID" 2>/dev/null || true
 	fi
+	if [[ -n $SLURM_D ]]; then
+		"$ROOT/scripts/slurm-cluster.sh" stop "$SLURM_D" >/dev/null 2>&1 || true
+	fi
 	rm -rf "$W"
 }
+SLURM_D=
 trap cleanup EXIT
 
 mount_ws() {
@@ -168,6 +175,87 @@ scale_section() {
 	done
 }
 
+# ---- slurm ----------------------------------------------------------------
+
+ms() { printf '%.1f' "$(echo "$1 * 1000" | bc -l)"; }
+count_jobs() { scontrol -o show jobs 2>/dev/null | grep -c " JobName=$1" || true; }
+
+slurm_target() {
+	mkdir "$MNT/targets/sl"
+	echo slurm > "$MNT/targets/sl/type"
+	printf 'url = %s\ntoken_file = %s\npartition = %s\n' "$SLURM_URL" \
+		"$SLURM_TOKEN_FILE" "$SLURM_PARTITION" > "$MNT/targets/sl/config"
+	echo provision > "$MNT/targets/sl/ctl"
+	while [[ $(cat "$MNT/targets/sl/status") == Creating ]]; do sleep 0.05; done
+	[[ $(cat "$MNT/targets/sl/status") == Succeeded ]] ||
+		{ echo "bench: slurm target: $(cat "$MNT/targets/sl/error")" >&2; exit 1; }
+}
+
+# Seconds of `curl` over one kept-alive connection for the URLs given.
+curl_time() {
+	local u args=()
+	for u in "$@"; do args+=(-o /dev/null "$u"); done
+	curl -s -w '%{time_total}\n' -H "X-SLURM-USER-NAME: root" \
+		-H "X-SLURM-USER-TOKEN: $(cat "$SLURM_TOKEN_FILE")" "${args[@]}" |
+		awk '{ s += $1 } END { printf "%.4f", s }'
+}
+
+# One poll round both ways, with every job of this section still known.
+poll_costs() {
+	local api=$SLURM_URL/slurm/v0.0.38 ids urls=() all one304 each nj
+	ids=$(scontrol -o show jobs | sed -n 's/^JobId=\([0-9]*\) JobName=ms.*/\1/p')
+	nj=$(scontrol -o show jobs | grep -c '^JobId=')
+	for i in $ids; do urls+=("$api/job/$i"); done
+	all=$(curl_time "$api/jobs")
+	one304=$(curl_time "$api/jobs?update_time=$(($(date +%s) + 5))")
+	each=$(curl_time "${urls[@]}")
+	row "poll: GET /jobs, $nj jobs known (ms)" "$(ms "$all")" "-" "-"
+	row "poll: GET /jobs?update_time, 304 (ms)" "$(ms "$one304")" "-" "-"
+	row "poll: GET /job/{id} x ${#urls[@]} (ms)" "$(ms "$each")" "-" "-"
+	row "poll: GET /job/{id}, one (ms)" \
+		"$(ms "$(echo "$each / ${#urls[@]}" | bc -l)")" "-" "-"
+}
+
+slurm_section() {
+	local n=${NSLURM:-200} i t0 t1 t2 t3 t4 t5 t6 m b
+	chmod 755 "$W"
+	SLURM_D=$W/slurm
+	"$ROOT/scripts/slurm-cluster.sh" start "$SLURM_D" >/dev/null
+	set -a
+	source "$SLURM_D/cluster.env"
+	set +a
+	t0=$(now)
+	for ((i = 0; i < n; i++)); do
+		sbatch -Q -J "sb$i" -o /dev/null --wrap true
+	done
+	t1=$(now)
+	while [[ -n $(squeue -h -o %i) ]]; do sleep 0.05; done
+	t2=$(now)
+	slurm_target
+	t3=$(now)
+	for ((i = 0; i < n; i++)); do
+		mkdir "$MNT/runs/ms$i"
+		echo true > "$MNT/runs/ms$i/command"
+		echo sl > "$MNT/runs/ms$i/target"
+		echo submit > "$MNT/runs/ms$i/ctl"
+	done
+	t4=$(now)
+	while (($(count_jobs ms) < n)); do sleep 0.02; done
+	t5=$(now)
+	wait_all_final ms "$n"
+	t6=$(now)
+	m=$(echo "$n / ($t5 - $t3)" | bc -l)
+	b=$(echo "$n / ($t1 - $t0)" | bc -l)
+	row "slurm: $n runs, shell loop done (s)" "$(printf %.2f "$(echo "$t4 - $t3" | bc -l)")" "-" "-"
+	row "slurm: $n runs, submits/s (all in Slurm)" "$(printf %.0f "$m")" "$(printf %.0f "$b")" "$(ratio "$m" "$b")x"
+	row "slurm: $n runs, until all Completed (s)" \
+		"$(printf %.1f "$(echo "$t6 - $t3" | bc -l)")" \
+		"$(printf %.1f "$(echo "$t2 - $t0" | bc -l)")" \
+		"$(ratio "$(echo "$t6 - $t3" | bc -l)" "$(echo "$t2 - $t0" | bc -l)")x"
+	row "slurm: jobs in Slurm per mlfs run" "$(echo "$(count_jobs ms) / $n" | bc)" "1" "-"
+	poll_costs
+}
+
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
 mount_ws
 row "figure" "mlfs" "baseline" "ratio"
@@ -237,6 +325,9 @@ SH
 		;;
 	scale)
 		scale_section
+		;;
+	slurm)
+		slurm_section
 		;;
 	esac
 done

@@ -2,12 +2,15 @@
 # slurm-cluster.sh — a private two-node Slurm cluster on loopback, for tests.
 #
 # Usage: scripts/slurm-cluster.sh start DIR | stop DIR | status DIR
+#                                 | stop-rest DIR | start-rest DIR
 #
 # Everything lives under DIR (an absolute path): munged, slurmctld, two slurmd
 # nodes (node1, node2, partition "debug") and slurmrestd with JWT auth.  After
 # `start`, DIR/cluster.env holds SLURM_URL, SLURM_USER, SLURM_TOKEN_FILE,
 # SLURM_PARTITION and SLURM_CONF.  Nothing outside DIR is read or written
 # except the Debian packages (installed on first use).  Must run as root.
+# stop-rest and start-rest stop and start slurmrestd alone (same port), to
+# test what clients do while it is away; jobs keep running meanwhile.
 #
 # Facts behind the settings: /work/shared/notes/slurm.md (measured on this
 # machine type).  Environment knobs: MLFS_SLURM_TIMEOUT (seconds to wait for
@@ -24,7 +27,7 @@ die() { echo "slurm-cluster: $*" >&2; exit 1; }
 say() { echo "slurm-cluster: $*"; }
 
 usage() {
-	echo "usage: $0 start DIR | stop DIR | status DIR" >&2
+	echo "usage: $0 start DIR | stop DIR | status DIR | stop-rest DIR | start-rest DIR" >&2
 	exit 2
 }
 
@@ -425,6 +428,29 @@ cmd_status() {
 	return 1
 }
 
+# slurmrestd alone, on the port cluster.env names.
+cmd_stop_rest() {
+	stop_one slurmrestd
+}
+
+cmd_start_rest() {
+	local url
+	[[ -r $D/cluster.env ]] || die "no cluster in $D (start it first)"
+	pid_of slurmctld >/dev/null || die "slurmctld is not running in $D"
+	url=$(sed -n 's/^SLURM_URL=//p' "$D/cluster.env")
+	REST_PORT=${url##*:}
+	[[ $REST_PORT =~ ^[0-9]+$ ]] || die "no port in SLURM_URL=$url"
+	if pid_of slurmrestd >/dev/null; then
+		say "slurmrestd already running in $D"
+		return 0
+	fi
+	SECONDS=0
+	DEADLINE=$TIMEOUT
+	start_slurmrestd
+	wait_for "slurmrestd at 127.0.0.1:$REST_PORT" "$D/log/slurmrestd.log" rest_ok
+	say "slurmrestd up again at $url"
+}
+
 main() {
 	(($# == 2)) || usage
 	[[ $2 == /* ]] || die "DIR must be an absolute path: $2"
@@ -436,6 +462,8 @@ main() {
 	start)  cmd_start ;;
 	stop)   cmd_stop ;;
 	status) cmd_status ;;
+	stop-rest)  cmd_stop_rest ;;
+	start-rest) cmd_start_rest ;;
 	*)      usage ;;
 	esac
 }

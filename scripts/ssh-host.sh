@@ -124,6 +124,7 @@ port_pick() {
 make_keys() {
 	[ -s "$DIR/ssh_host_ed25519_key" ] ||
 		ssh-keygen -q -t ed25519 -N '' -C mlfs-test-host -f "$DIR/ssh_host_ed25519_key"
+		rm -f "$DIR/known_hosts_check"	# a new host key: forget the old one
 	[ -s "$DIR/id_ed25519" ] ||
 		ssh-keygen -q -t ed25519 -N '' -C mlfs-test-user -f "$DIR/id_ed25519"
 	chmod 600 "$DIR/ssh_host_ed25519_key" "$DIR/id_ed25519"

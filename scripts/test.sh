@@ -107,9 +107,19 @@ if ((asan)); then
 	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=0}
 	suite build-asan asan
 fi
+# fuzz.sh prints a line per target; make them countable checks
+fuzz_checks() {
+	scripts/fuzz.sh "$1" 2>&1 | awk '
+		/executions in/ { print "ok - fuzz " $0; next }
+		/CRASH|REGRESSION/ { print "not ok - fuzz " $0; next }
+		{ print "# " $0 }'
+	return "${PIPESTATUS[0]}"
+}
+
 if ((fuzz > 0)); then
 	echo "== fuzzing, ${fuzz}s per target"
-	run_one "fuzz" 3600 scripts/fuzz.sh "$fuzz"
+	export -f fuzz_checks
+	run_one "fuzz" 3600 bash -c 'fuzz_checks "$0"' "$fuzz"
 fi
 
 echo "logs: $LOGDIR"

@@ -458,7 +458,7 @@ static int supervisor_alive(struct local_run *lr)
 	return kill(lr->pid, 0) == 0 || errno == EPERM;
 }
 
-static void release_slot(struct target_ctx *t, struct run_ctx *r)
+static void release_slot(struct target_ctx *t, struct run_ctx *r, int ended)
 {
 	struct local_run *lr = r->priv;
 	struct local_target *l = lt(t);
@@ -468,10 +468,13 @@ static void release_slot(struct target_ctx *t, struct run_ctx *r)
 		l->running--;
 		gpus_put(l, r);
 	}
-	/* Reap our supervisor (it exits right after writing the exit file;
-	 * an adopted one is not our child: ECHILD at once). */
+	/* Reap our supervisor: once the run has ended it exits right after
+	 * writing the exit file (an adopted one is not our child: ECHILD at
+	 * once); a run still going (the daemon stops) is left to run. */
 	if (lr && lr->pid > 0) {
-		while (waitpid(lr->pid, NULL, 0) < 0 && errno == EINTR)
+		int flags = ended ? 0 : WNOHANG;
+
+		while (waitpid(lr->pid, NULL, flags) < 0 && errno == EINTR)
 			;
 		lr->pid = 0;
 	}
@@ -486,7 +489,7 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 	struct local_run *lr = r->priv;
 	char why[160];
 
-	release_slot(t, r);
+	release_slot(t, r, 1);
 	if (r->obj.cancel && !lr->timed_out) {
 		ws_run_transition(r->ws, r, RS_CANCELED, code, NULL);
 	} else if (lr->timed_out) {
@@ -508,7 +511,9 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 	}
 }
 
-static void signal_group(struct run_ctx *r, int sig)
+/* Signal the command's process group: 0, or -EAGAIN while the supervisor
+ * has not recorded it yet (just started). */
+static int signal_group(struct run_ctx *r, int sig)
 {
 	struct local_run *lr = r->priv;
 	unsigned long long ticks;
@@ -516,8 +521,10 @@ static void signal_group(struct run_ctx *r, int sig)
 
 	if (lr->pgid <= 0 && !read_pid_file(r, &pid, &pgid, &ticks))
 		lr->pgid = pgid;
-	if (lr->pgid > 0)
-		kill(-lr->pgid, sig);
+	if (lr->pgid <= 0)
+		return -EAGAIN;
+	kill(-lr->pgid, sig);
+	return 0;
 }
 
 /* TERM now, KILL after cancel_grace_seconds: called every tick. */
@@ -527,8 +534,8 @@ static void stop_step(struct target_ctx *t, struct run_ctx *r)
 	long grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
 
 	if (!lr->term_sent) {
-		signal_group(r, SIGTERM);
-		lr->term_sent = now_s();
+		if (!signal_group(r, SIGTERM))
+			lr->term_sent = now_s();
 	} else if (now_s() - lr->term_sent >= grace) {
 		signal_group(r, SIGKILL);
 	}
@@ -550,7 +557,7 @@ static void poll_one(struct target_ctx *t, struct run_ctx *r)
 			finish(t, r, code);
 			return;
 		}
-		release_slot(t, r);
+		release_slot(t, r, 1);
 		ws_run_transition(r->ws, r, RS_FAILED, -1, "the run's"
 				  " supervisor died without recording an exit"
 				  " code");
@@ -640,7 +647,7 @@ static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 
 static void local_release_run(struct target_ctx *t, struct run_ctx *r)
 {
-	release_slot(t, r);
+	release_slot(t, r, run_state_final(r->obj.state));
 	free(r->priv);
 	r->priv = NULL;
 }

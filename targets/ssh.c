@@ -126,7 +126,7 @@ static const char *cfg_str(const struct kv_list *cfg, const char *key,
 	return v ? v : def;
 }
 
-/* ---- validation (pure) ----------------------------------------------------- */
+/* ---- validation (pure) ------------------------------------------------- */
 
 static int check_transfer(const char *v, struct err *e)
 {
@@ -203,7 +203,7 @@ static int ssh_check_run(const struct kv_list *cfg, const char *nodes,
 	return 0;
 }
 
-/* ---- the target's state ---------------------------------------------------- */
+/* ---- the target's state ------------------------------------------------ */
 
 static struct ssh_tgt *st_of(struct target_ctx *t)
 {
@@ -297,7 +297,7 @@ static int max_concurrent(struct target_ctx *t, struct ssh_tgt *s)
 			     s->cpus > 0 ? s->cpus : 1);
 }
 
-/* ---- provision, detach ------------------------------------------------------ */
+/* ---- provision, detach ------------------------------------------------- */
 
 struct detect {
 	char workdir[1024];
@@ -556,7 +556,7 @@ static int ssh_deprovision(struct target_ctx *t, struct err *e)
 	return 0;
 }
 
-/* ---- slots and GPUs ---------------------------------------------------------- */
+/* ---- slots and GPUs ---------------------------------------------------- */
 
 static int gpus_free(struct ssh_tgt *s)
 {
@@ -632,7 +632,7 @@ static void slot_put(struct target_ctx *t, struct run_ctx *r)
 			s->gpu_busy[i] = 0;
 }
 
-/* ---- local files --------------------------------------------------------------- */
+/* ---- local files ------------------------------------------------------- */
 
 static long long file_size(const char *dir, const char *name)
 {
@@ -681,7 +681,7 @@ static void local_prepare(struct run_ctx *r)
 	mkdir(path, 0755);
 }
 
-/* ---- run outcomes ------------------------------------------------------------ */
+/* ---- run outcomes ------------------------------------------------------ */
 
 /* The host cannot be reached now: say so; the run keeps its state. */
 static void note_down(struct run_ctx *r, const char *why)
@@ -745,7 +745,55 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 	}
 }
 
-/* ---- copying ------------------------------------------------------------------ */
+/* ---- remote calls and copies ------------------------------------------- */
+
+/* Run @script (freed here) on the host: 0 with the output in @res,
+ * -EHOSTUNREACH (the connection; sentence in @why) or -EIO (the script
+ * failed). */
+static int remote(struct ssh_conn *c, char *script, struct sx_result *res,
+		  char *why, size_t n)
+{
+	enum sx_why w;
+
+	if (!script) {
+		snprintf(why, n, "out of memory");
+		return -ENOMEM;
+	}
+	if (ssh_conn_exec(c, script, CALL_TIMEOUT, 65536, res)) {
+		free(script);
+		snprintf(why, n, "%s", res->err);
+		return -EIO;
+	}
+	free(script);
+	w = ssh_conn_why(c, res, CALL_TIMEOUT, why, n);
+	if (w == SX_OK)
+		return 0;
+	sx_result_free(res);
+	return w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
+}
+
+/* Does the host have rsync?  Known from provision; after a restart whose
+ * refresh could not reach the host, asked now.  0 or -EHOSTUNREACH. */
+static int know_rsync(struct target_ctx *t, struct ssh_conn *c, char *why,
+		      size_t n)
+{
+	struct ssh_tgt *s = st_of(t);
+	struct sx_result res;
+	struct err e;
+	int rc, has;
+
+	if (s->rsync >= 0)
+		return 0;
+	rc = remote(c, strdup("if command -v rsync >/dev/null 2>&1; then"
+			      " echo yes; fi"), &res, why, n);
+	if (rc == -EHOSTUNREACH)
+		return rc;
+	has = !rc && res.out && strstr(res.out, "yes");
+	if (!rc)
+		sx_result_free(&res);
+	s->rsync = use_rsync_setting(t, has, &e) > 0;
+	return 0;
+}
 
 /* The end of a copy command line: flags, "--", source, destination. */
 static void copy_args(struct argv_buf *a, int rsync, int up, const char *local,
@@ -780,12 +828,14 @@ static int copy_tree(struct target_ctx *t, struct ssh_conn *c,
 {
 	struct ssh_run *sr = r->priv;
 	struct argv_buf a = ARGV_BUF_INIT;
-	int rsync = st_of(t)->rsync > 0;
 	char rpath[PATH_MAX], ldir[PATH_MAX], *spec;
 	struct sx_result res;
 	enum sx_why w;
-	int rc;
+	int rc, rsync;
 
+	if (know_rsync(t, c, why, n))
+		return -EHOSTUNREACH;
+	rsync = st_of(t)->rsync > 0;
 	if (ssh_copy_path(workdir_of(t), sr->rid, sub, rpath, sizeof(rpath))) {
 		snprintf(why, n, "the remote path is too long");
 		return -EIO;
@@ -815,30 +865,6 @@ static int copy_tree(struct target_ctx *t, struct ssh_conn *c,
 	return w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
 }
 
-/* Run @script (freed here) on the host: 0 with the output, -EHOSTUNREACH (the
- * connection, sentence in @why) or -EIO (the script failed). */
-static int remote(struct ssh_conn *c, char *script, struct sx_result *res,
-		  char *why, size_t n)
-{
-	enum sx_why w;
-
-	if (!script) {
-		snprintf(why, n, "out of memory");
-		return -ENOMEM;
-	}
-	if (ssh_conn_exec(c, script, CALL_TIMEOUT, 65536, res)) {
-		free(script);
-		snprintf(why, n, "%s", res->err);
-		return -EIO;
-	}
-	free(script);
-	w = ssh_conn_why(c, res, CALL_TIMEOUT, why, n);
-	if (w == SX_OK)
-		return 0;
-	sx_result_free(res);
-	return w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
-}
-
 static int run_dir(struct target_ctx *t, struct run_ctx *r, char *out,
 		   size_t n)
 {
@@ -847,7 +873,7 @@ static int run_dir(struct target_ctx *t, struct run_ctx *r, char *out,
 	return ssh_run_dir(workdir_of(t), sr->rid, out, n);
 }
 
-/* ---- setup: create, upload, launch ------------------------------------------- */
+/* ---- setup: create, upload, launch ------------------------------------- */
 
 /* The run is Running on the host with wrapper pid @pid. */
 static void mark_running(struct run_ctx *r, long pid)
@@ -1055,7 +1081,7 @@ static int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	return 0;
 }
 
-/* ---- fetch: outputs back, final state ------------------------------------------ */
+/* ---- fetch: outputs back, final state ---------------------------------- */
 
 static void fetch_step(struct target_ctx *t, struct run_ctx *r)
 {
@@ -1082,7 +1108,7 @@ static void fetch_step(struct target_ctx *t, struct run_ctx *r)
 	finish(t, r, sr->code);
 }
 
-/* ---- signals: cancel and time limit ----------------------------------------------- */
+/* ---- signals: cancel and time limit ------------------------------------ */
 
 static int send_signal(struct target_ctx *t, struct run_ctx *r,
 		       const char *sig)
@@ -1139,7 +1165,7 @@ static int ssh_cancel(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	return 0;
 }
 
-/* ---- poll ----------------------------------------------------------------------- */
+/* ---- poll -------------------------------------------------------------- */
 
 /* Append what the host sent; 1 when the local copies are caught up. */
 static int take_bytes(struct run_ctx *r, const struct ssh_poll_reply *p,
@@ -1270,7 +1296,9 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 	struct ssh_poll_item *items = calloc(n, sizeof(*items));
 	struct run_ctx **who = calloc(n, sizeof(*who));
 	char (*dirs)[PATH_MAX] = calloc(n, sizeof(*dirs));
+	/* at most ~20 MiB a round, whatever the number of runs */
 	long long lmax = n <= 16 ? LOG_CHUNK : (16 << 20) / n;
+	long long mmax = n <= 16 ? MET_CHUNK : (4 << 20) / n;
 	char why[ERR_MSG_MAX], *script = NULL;
 	struct sx_result res;
 	struct ssh_conn c;
@@ -1288,7 +1316,7 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 			.log_off = file_size(runs[i]->dir, RUN_LOG),
 			.log_max = lmax < 65536 ? 65536 : lmax,
 			.met_off = file_size(runs[i]->dir, RUN_METRICS_RAW),
-			.met_max = MET_CHUNK,
+			.met_max = mmax < 16384 ? 16384 : mmax,
 		};
 		who[m++] = runs[i];
 	}
@@ -1325,7 +1353,7 @@ static void ssh_poll(struct target_ctx *t, struct run_ctx **runs, int n)
 	poll_round(t, runs, n);
 }
 
-/* ---- adopt, release ------------------------------------------------------------- */
+/* ---- adopt, release ---------------------------------------------------- */
 
 /* After a restart: the run's folder is named in backend_id; its state on
  * the host is read by the next poll (launched or not, running, exited). */

@@ -33,7 +33,7 @@ static double mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* ---- spawning ------------------------------------------------------------ */
+/* ---- spawning ---------------------------------------------------------- */
 
 struct sx_pipes {
 	int out[2];
@@ -231,7 +231,7 @@ void sx_result_free(struct sx_result *res)
 	res->out_len = 0;
 }
 
-/* ---- connection options ---------------------------------------------------- */
+/* ---- connection options ------------------------------------------------ */
 
 /* Characters ssh takes literally in a ControlPath (no %, ~, blanks, quotes). */
 static int plain_path(const char *s)
@@ -427,7 +427,7 @@ void ssh_conn_close(const struct ssh_conn *c)
 	argv_free(&a);
 }
 
-/* ---- sentences ------------------------------------------------------------ */
+/* ---- sentences --------------------------------------------------------- */
 
 /* The last non-empty line of @s, printable, into @out. */
 static void last_line(const char *s, char *out, size_t n)

@@ -2,7 +2,9 @@
 /*
  * ssh_quote.c — pure helpers for the SSH driver (see ssh_quote.h).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "ssh_quote.h"
 
 #include <arpa/inet.h>
@@ -599,10 +601,12 @@ int rsync_argv(const struct ssh_target *t, struct argv_buf *a, char *why, size_t
 
 char *ssh_remote_spec(const struct ssh_target *t, const char *path)
 {
-	const char *fmt = strchr(t->host, ':') ? "%s@[%s]:%s" : "%s@%s:%s";
 	char *out;
+	int n;
 
-	if (asprintf(&out, fmt, t->user, t->host, path) < 0)
-		return NULL;
-	return out;
+	if (strchr(t->host, ':'))	/* IPv6: brackets */
+		n = asprintf(&out, "%s@[%s]:%s", t->user, t->host, path);
+	else
+		n = asprintf(&out, "%s@%s:%s", t->user, t->host, path);
+	return n < 0 ? NULL : out;
 }

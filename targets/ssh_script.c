@@ -46,11 +46,14 @@ static const char prelude[] =
 	"  s=0; [ -f \"$1\" ] && s=$((0 + $(wc -c <\"$1\")))\n"
 	"  n=$((s - $2)); [ \"$n\" -gt \"$3\" ] && n=$3; [ \"$n\" -lt 0 ] && n=0\n"
 	"  echo \"$n $s\"\n"
-	"  if [ \"$n\" -gt 0 ]; then tail -c +$(($2 + 1)) -- \"$1\" | head -c \"$n\"; fi\n"
+	"  if [ \"$n\" -gt 0 ]; then\n"
+	"    tail -c +$(($2 + 1)) -- \"$1\" | head -c \"$n\"\n"
+	"  fi\n"
 	"}\n"
 	"mlfs_one() {\n"
 	"  printf '@@mlfs %s ' \"$1\"; mlfs_st \"$2\"\n"
-	"  mlfs_chunk \"$2/log\" \"$3\" \"$4\"; mlfs_chunk \"$2/metrics\" \"$5\" \"$6\"\n"
+	"  mlfs_chunk \"$2/log\" \"$3\" \"$4\"\n"
+	"  mlfs_chunk \"$2/metrics\" \"$5\" \"$6\"\n"
 	"}\n";
 
 /*
@@ -271,7 +274,7 @@ char *ssh_script_remove(const char *workdir, const char *const *rids)
 	return finish(f, &buf, rc);
 }
 
-/* ---- parsing the poll's output ------------------------------------------ */
+/* ---- parsing the poll's output ----------------------------------------- */
 
 /* Copy the line at *@pos (without '\n') into @line; advance past it. */
 static int take_line(const char *buf, size_t len, size_t *pos, char *line,
@@ -349,7 +352,7 @@ int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 	return 1;
 }
 
-/* ---- paths -------------------------------------------------------------- */
+/* ---- paths ------------------------------------------------------------- */
 
 /* @workdir without trailing slashes (but "/" stays "/"): its length. */
 static size_t base_len(const char *workdir)

@@ -159,3 +159,69 @@ done_testing() {
 	echo "# $((N - FAILED)) passed, $FAILED failed"
 	[[ $FAILED -eq 0 ]]
 }
+
+# ---- helpers added for the area tests (02-08) -------------------------------
+
+# wait_until SECONDS COMMAND...: poll (every 0.05 s) until COMMAND succeeds.
+wait_until() {
+	local s=$1 i
+	shift
+	for ((i = 0; i < s * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	"$@"
+}
+
+# has_sentence FILE: FILE holds exactly one non-empty line of several words.
+has_sentence() {
+	local c
+	c=$(cat "$1" 2>/dev/null) || return 1
+	[[ -n "$c" && "$c" != *$'\n'* && "$c" == *[[:alpha:]]*" "*[[:alpha:]]* ]]
+}
+
+# ev_count PATTERN: the number of lines of events matching the ERE PATTERN.
+ev_count() { grep -cE -- "$1" "$MNT/events" 2>/dev/null; }
+
+# now_ms: wall clock in milliseconds.
+now_ms() { date +%s%3N; }
+
+# obj_ids: the object folders under the state dir, one id a line, sorted.
+obj_ids() { ls "$STATE/objects" 2>/dev/null | sort -n; }
+
+# wr1 FILE TEXT: write TEXT (as is, no newline added) into FILE with exactly
+# one write(2), even when TEXT has several lines (bash's printf writes
+# line by line).
+wr1() {
+	local tmp
+	tmp=$(mktemp "$T/wr1.XXXXXX")
+	printf '%s' "$2" > "$tmp"
+	dd if="$tmp" of="$1" bs=1M status=none
+	local rc=$?
+	rm -f "$tmp"
+	return $rc
+}
+
+# json_ok FILE: FILE is one valid JSON document.
+json_ok() { python3 -m json.tool "$1" >/dev/null 2>&1; }
+
+# json_get FILE KEY: the value of top-level KEY ("" for null or missing).
+json_get() {
+	python3 -c 'import json,sys
+v = json.load(open(sys.argv[1])).get(sys.argv[2])
+print("" if v is None else v)' "$1" "$2" 2>/dev/null
+}
+
+# mount_or_bail [DESCRIPTION [ARGS...]]: mount_ws, or end the test file
+# at once (every later check would fail slowly).
+mount_or_bail() {
+	local d=${1:-mount}
+	shift $(($# ? 1 : 0))
+	if mount_ws "$@"; then
+		ok "$d"
+	else
+		not_ok "$d (bailing out)"
+		done_testing
+		exit 1
+	fi
+}

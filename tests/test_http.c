@@ -6,7 +6,9 @@
  *
  * Prints TAP lines ("ok N - …" / "not ok N - …"); exits 1 if any check fails.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* asprintf, strndupa, memrchr, … */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -511,6 +511,38 @@ static void test_kv_huge(void)
 	free(line);
 }
 
+/* Best of three kv_parse timings of @lines distinct lines, in ms. */
+static double kv_time(int lines)
+{
+	struct buf b = { 0 };
+	struct kv_list l;
+	struct err e;
+	double best = 1e9, t;
+	int i;
+
+	for (i = 0; i < lines; i++)
+		buf_add(&b, "key_%d = value %d\n", i, i);
+	for (i = 0; i < 3; i++) {
+		t = now_ms();
+		kv(b.p, b.n, &l, &e);
+		t = now_ms() - t;
+		best = t < best ? t : best;
+		kv_free(&l);
+	}
+	free(b.p);
+	return best;
+}
+
+/* Linear: 10 times the lines, about 10 times the time (quadratic: 100). */
+static void test_kv_scaling(void)
+{
+	double t10k = kv_time(10000), t100k = kv_time(100000);
+
+	check(t100k < 30 * t10k + 1,
+	      "kv: 100,000 lines take %.1f times as long as 10,000 (%.1f ms, %.1f ms)",
+	      t100k / t10k, t100k, t10k);
+}
+
 static void test_kv_check_keys(void)
 {
 	static const char *const allowed[] = {
@@ -536,6 +568,28 @@ static void test_kv_check_keys(void)
 	kv_free(&l);
 	check(kv_check_keys(&l, allowed, "local", &e) == 0,
 	      "kv_check_keys: empty list");
+	check(kv_check_keys(NULL, allowed, "local", &e) == 0,
+	      "kv_check_keys: NULL list");
+	check(kv_get(NULL, "a") == NULL, "kv_get: NULL list");
+}
+
+static void test_kv_check_many_keys(void)
+{
+	static const char *const many[] = {
+		"a_rather_long_key_number_one", "a_rather_long_key_number_two",
+		"a_rather_long_key_number_three", "a_rather_long_key_number_four",
+		"a_rather_long_key_number_five", "a_rather_long_key_number_six",
+		"a_rather_long_key_number_seven", "a_rather_long_key_number_eight",
+		NULL
+	};
+	struct kv_list l;
+	struct err e;
+
+	kvs("zzz = 1", &l, &e);
+	refused(kv_check_keys(&l, many, "slurm", &e), &e,
+		"kv_check_keys: a long known list is cut short",
+		"(known: a_rather_long_key_number_one, ", "...).", NULL);
+	kv_free(&l);
 }
 
 /* ---- env_parse ---------------------------------------------------------- */
@@ -1011,6 +1065,8 @@ static void test_metric_bad(void)
 	huge[1] = ' ';
 	metric_bad(huge, "a 1 MiB value");
 	metric_bad(NULL, "NULL");
+	check(metric_parse_line("loss 1", NULL, 129, &(double){ 0 }, NULL) ==
+	      -EINVAL, "metric: rejects a NULL name buffer");
 	free(n129);
 	free(huge);
 }
@@ -1072,6 +1128,8 @@ static void test_first_word(void)
 	       "\\x1b");
 	fw_bad("a\n\n\n\x01", 5, "first_word: a control character on line 4",
 	       "line 4");
+	check(first_word("a", 1, w64, 0, NULL) == -EINVAL,
+	      "first_word: out_sz 0");
 	free(w63);
 	free(w64);
 	free(huge);
@@ -1079,8 +1137,40 @@ static void test_first_word(void)
 
 /* ---- inputs the fuzzers found (tests/fuzz/regress/) ---------------------- */
 
+/*
+ * fuzz_resources, tests/fuzz/regress/resources/mem-huge-kib-saturated:
+ * integer parts saturated at 1e15, which divided by 1024 for K came out
+ * under the limit, so this 46-digit size was accepted as 976562500000 MiB.
+ */
+static void test_regress_mem_kib(void)
+{
+	mem_bad("6777777777777777777777777777777777777777777777K", "too large");
+	mem_bad("99999999999999999999K", "too large");
+	mem_bad("18014398509481984K", "too large");
+	mem_ok("18014398509480960K", 17592186044415ull);
+	mem_bad("18014398509480961K", "too large");
+	mem_ok("16777215.999999T", 17592186044415ull);
+	mem_bad("16777215.9999999T", "too large");
+}
+
+/*
+ * Found by review while strengthening fuzz_resources: duration fields
+ * saturated at 1e15 and 1e15 * 86400 wrapped 64 bits (refused only by
+ * luck).  Fields now saturate at 1e12.
+ */
+static void test_regress_duration_wrap(void)
+{
+	dur_bad("999999999999999999d", "too long");
+	dur_bad("213503982334602d", "too long");
+	dur_bad("213503982334602-0", "too long");
+	dur_bad("5124095576030432:0:0", "too long");
+	dur_bad("307445734561825861", "too long");
+}
+
 static void test_regressions(void)
 {
+	test_regress_mem_kib();
+	test_regress_duration_wrap();
 }
 
 int main(void)
@@ -1095,7 +1185,9 @@ int main(void)
 	test_kv_good();
 	test_kv_bad();
 	test_kv_huge();
+	test_kv_scaling();
 	test_kv_check_keys();
+	test_kv_check_many_keys();
 	test_env_good();
 	test_env_bad();
 	test_env_huge();

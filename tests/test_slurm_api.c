@@ -6,10 +6,13 @@
  * malformed input, which must never crash (build with
  * -fsanitize=address,undefined).
  *
- * Usage: test_slurm_api [CORPUS_DIR]   (default tests/fuzz/corpus/slurm_json)
+ * Usage: test_slurm_api [CORPUS_DIR]
+ *        (default: fuzz/corpus/slurm_json beside this source file)
  * Prints one TAP line per check; exits 1 if any check fails.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE	/* asprintf, strndupa, memrchr, … */
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -22,7 +25,9 @@
 
 #include "slurm_api.h"
 
-static const char *corpus = "tests/fuzz/corpus/slurm_json";
+/* Set in main(): argv[1], else found from this file's path. */
+static const char *corpus;
+static char corpus_buf[4096];
 static int nchecks, nfailed;
 
 static bool check(bool ok, const char *fmt, ...)
@@ -763,10 +768,28 @@ static void test_mutations(void)
 	      "without a crash", files, runs);
 }
 
+/*
+ * The compiler sees this file as "../tests/test_slurm_api.c" from a meson
+ * build directory (or by an absolute path), so the corpus beside it is
+ * found from where tests usually run without any argument.
+ */
+static __attribute__((unused)) const char *default_corpus(void)
+{
+	const char *slash = strrchr(__FILE__, '/');
+	int dir = slash ? (int)(slash - __FILE__) : 1;
+
+	snprintf(corpus_buf, sizeof(corpus_buf), "%.*s/fuzz/corpus/slurm_json",
+		 dir, slash ? __FILE__ : ".");
+	return corpus_buf;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc > 1)
-		corpus = argv[1];
+#ifdef SLURM_CORPUS
+	corpus = argc > 1 ? argv[1] : SLURM_CORPUS;
+#else
+	corpus = argc > 1 ? argv[1] : default_corpus();
+#endif
 	test_versions();
 	test_submit_body_v38();
 	test_submit_body_v39();

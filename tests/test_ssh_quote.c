@@ -12,7 +12,9 @@
  * scripts/ssh-host.sh start DIR), the built ssh/scp/rsync command lines are
  * also run for real against that server; otherwise those checks are skipped.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "ssh_quote.h"
 
 #include <errno.h>

@@ -3,8 +3,8 @@
  * libFuzzer target for ctl_split: the bytes of a write(2) to a ctl file.
  * Invariants on success: every command has 1..CTL_MAX_ARGS words, every
  * word is non-empty, shorter than CTL_WORD_MAX, free of blanks and control
- * bytes, and copied from the input; unused words are empty; the count is
- * the number of non-blank, non-comment lines.  On refusal: -EINVAL and a
+ * bytes, and copied from the input; unused words are empty; the commands
+ * are what a simple line-by-line reading of the input gives.  On refusal: -EINVAL and a
  * printable one-line sentence.  The output arrays are heap blocks of the
  * exact size, so that AddressSanitizer sees any write past @max.
  */
@@ -39,21 +39,37 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* Commands ctl_split should find, counted the simple way. */
-static int count_commands(const char *p, size_t n)
+/*
+ * Each non-blank, non-comment line, split at blanks the simple way, is
+ * command @i; returns the number of commands.
+ */
+static int check_reference(const struct ctl_cmd *cmds, int n, const char *p,
+			   size_t size)
 {
-	const char *end = p + n, *nl, *s;
-	int count = 0;
+	const char *end = p + size, *nl, *e, *w;
+	int count = 0, argc;
 
-	while (p < end) {
+	for (; p < end; p = nl + 1) {
 		nl = memchr(p, '\n', end - p);
 		if (!nl)
 			nl = end;
-		for (s = p; s < nl && (is_blank(*s) || *s == '\r'); s++)
-			;
-		if (s < nl && *s != '#')
-			count++;
-		p = nl + 1;
+		e = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
+		while (p < e && is_blank(*p))
+			p++;
+		if (p == e || *p == '#')
+			continue;
+		need(count < n);
+		for (argc = 0; p < e; argc++) {
+			for (w = p; p < e && !is_blank(*p); p++)
+				;
+			need(argc < cmds[count].argc);
+			need(strlen(cmds[count].argv[argc]) == (size_t)(p - w) &&
+			     !memcmp(cmds[count].argv[argc], w, p - w));
+			while (p < e && is_blank(*p))
+				p++;
+		}
+		need(argc == cmds[count].argc);
+		count++;
 	}
 	return count;
 }
@@ -99,9 +115,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_sentence(&e);
 	} else {
 		need(rc <= MAX_CMDS);
-		need(rc == count_commands(buf, size));
 		for (i = 0; i < rc; i++)
 			check_cmd(&cmds[i], data, size);
+		need(check_reference(cmds, rc, buf, size) == rc);
 	}
 	/* The same write with room for one command. */
 	memset(&e, 0, sizeof(e));

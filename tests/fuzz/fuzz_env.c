@@ -2,8 +2,9 @@
 /*
  * libFuzzer target for env_parse: the bytes of a run's `env` file.
  * Invariants on success: every name matches [A-Za-z_][A-Za-z0-9_]* and
- * does not start with MLFS_, names are unique, and each "NAME=value"
- * appears verbatim in the input.  On refusal: -EINVAL (or -ENOMEM), an
+ * does not start with MLFS_, names are unique, each "NAME=value" appears
+ * verbatim in the input, and the list is what a line-by-line reference
+ * reading of the input gives, in order.  On refusal: -EINVAL (or -ENOMEM), an
  * empty list and a printable one-line sentence.
  */
 #define _GNU_SOURCE
@@ -63,6 +64,34 @@ static bool in_input(const struct kv *kv, const uint8_t *data, size_t size)
 	return found;
 }
 
+/* Each non-blank, non-comment line is item @i's NAME=value. */
+static void check_reference(const struct kv_list *l, const char *p,
+			    size_t size)
+{
+	const char *end = p + size, *nl, *s, *e, *eq;
+	int i = 0;
+
+	for (; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', end - p);
+		if (!nl)
+			nl = end;
+		e = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
+		for (s = p; s < e && (*s == ' ' || *s == '\t'); s++)
+			;
+		if (s == e || *s == '#')
+			continue;
+		need(i < l->n);
+		eq = memchr(s, '=', e - s);
+		need(eq != NULL);
+		need(strlen(l->items[i].key) == (size_t)(eq - s) &&
+		     !memcmp(l->items[i].key, s, eq - s));
+		need(strlen(l->items[i].value) == (size_t)(e - eq - 1) &&
+		     !memcmp(l->items[i].value, eq + 1, e - eq - 1));
+		i++;
+	}
+	need(i == l->n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kv_list l = { (struct kv *)1, -1 };
@@ -86,6 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (j = 0; j < i && l.n < 2000; j++)
 			need(strcmp(l.items[i].key, l.items[j].key));
 	}
+	check_reference(&l, (const char *)data, size);
 	kv_free(&l);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * libFuzzer target for kv_parse and kv_check_keys: the bytes of a `config`
  * file.  Invariants on success: every key matches [a-z_][a-z0-9_]*, keys
  * are unique, kv_get finds each value, values have no control byte but
- * tab and no blank at either end.  On refusal: -EINVAL (or -ENOMEM), an
+ * tab and no blank at either end, and the list is what a line-by-line
+ * reference reading of the input gives, in order.  On refusal: -EINVAL (or -ENOMEM), an
  * empty list and a printable one-line sentence.
  */
 #include "parse.h"
@@ -72,6 +73,45 @@ static void check_list(const struct kv_list *l)
 	}
 }
 
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Each non-blank, non-comment line, trimmed, is item @i's "key = value". */
+static void check_reference(const struct kv_list *l, const char *p,
+			    size_t size)
+{
+	const char *end = p + size, *nl, *s, *e, *eq, *ke, *vs;
+	int i = 0;
+
+	for (; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', end - p);
+		if (!nl)
+			nl = end;
+		e = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
+		for (s = p; s < e && is_blank(*s); s++)
+			;
+		while (e > s && is_blank(e[-1]))
+			e--;
+		if (s == e || *s == '#')
+			continue;
+		need(i < l->n);
+		eq = memchr(s, '=', e - s);
+		need(eq != NULL);
+		for (ke = eq; ke > s && is_blank(ke[-1]); ke--)
+			;
+		for (vs = eq + 1; vs < e && is_blank(*vs); vs++)
+			;
+		need(strlen(l->items[i].key) == (size_t)(ke - s) &&
+		     !memcmp(l->items[i].key, s, ke - s));
+		need(strlen(l->items[i].value) == (size_t)(e - vs) &&
+		     !memcmp(l->items[i].value, vs, e - vs));
+		i++;
+	}
+	need(i == l->n);
+}
+
 static void check_keys(const struct kv_list *l)
 {
 	static const char *const allowed[] = { "entry", "port", "replicas",
@@ -107,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	check_list(&l);
+	check_reference(&l, (const char *)data, size);
 	check_keys(&l);
 	kv_free(&l);
 	need(l.n == 0 && l.items == NULL);

@@ -4,9 +4,10 @@
  * it: resources_parse on the raw bytes, then parse_int, parse_mem_mib and
  * parse_duration on the input as one NUL-terminated string.
  * Invariants: results inside their documented ranges; *out untouched on
- * refusal; parse_int agrees with strtol; parse_mem_mib agrees with a
- * floating-point reckoning to within 1 MiB; parse_duration agrees with a
- * simple reckoning of the unit forms; printable one-line sentences.
+ * refusal; parse_int agrees with strtol; parse_mem_mib and parse_duration
+ * agree with a reckoning in long double (sizes to 1 MiB, durations
+ * exactly) and refuse anything that reckons over their limits; printable
+ * one-line sentences.
  */
 #include "parse.h"
 
@@ -79,38 +80,53 @@ static void fuzz_int(const char *s)
 	need(!*end && !errno && v == ref);
 }
 
-/* The value of @s by floating point, for plain "D[.D][unit]" forms. */
-static bool mem_reference(const char *s, double *mib)
+/* Digits at *@p as a long double (exact below 2^64); false if none. */
+static bool digits(const char **p, long double *v)
 {
-	char *end;
-	double d = strtod(s, &end);
-	int c = *end & ~0x20;
+	const char *s = *p;
 
-	if (end == s || s[0] < '0' || s[0] > '9')
+	for (*v = 0; **p >= '0' && **p <= '9'; (*p)++)
+		*v = *v * 10 + (**p - '0');
+	return *p > s;
+}
+
+/* MiB of @s reckoned in long double, for "D[.D][unit]"; false otherwise. */
+static bool mem_reference(const char *s, long double *mib)
+{
+	long double ip, fp = 0, scale = 1;
+	const char *p = s;
+	int c;
+
+	if (!digits(&p, &ip))
 		return false;
-	if (!*end)
-		c = 'M';
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			fp = fp * 10 + (*p - '0');
+			scale *= 10;
+		}
+	*mib = ip + fp / scale;
+	c = *p ? *p & ~0x20 : 'M';
 	switch (c) {
 	case 'K':
-		*mib = d / 1024;
+		*mib /= 1024;
 		return true;
 	case 'M':
-		*mib = d;
 		return true;
 	case 'G':
-		*mib = d * 1024;
+		*mib *= 1024;
 		return true;
 	case 'T':
-		*mib = d * 1024 * 1024;
+		*mib *= 1024 * 1024;
 		return true;
 	}
 	return false;
 }
 
+/* Accepted sizes are right to 1 MiB; sizes over the limit are refused. */
 static void fuzz_mem(const char *s)
 {
+	long double ref;
 	uint64_t v = 7;
-	double ref;
 	struct err e;
 	int rc;
 
@@ -118,35 +134,84 @@ static void fuzz_mem(const char *s)
 	if (rc) {
 		need(rc == -EINVAL && v == 7);
 		check_sentence(&e);
-		return;
+	} else {
+		need(v > 0 && v <= MEM_MAX);
 	}
-	need(v > 0 && v <= MEM_MAX);
-	if (mem_reference(s, &ref) && ref < 1e12)
-		need(fabs((double)v - ceil(ref)) <= 1.0);
+	if (!mem_reference(s, &ref))
+		return;
+	if (ref > (long double)MEM_MAX + 1)
+		need(rc != 0);
+	if (!rc)
+		need(fabsl((long double)v - ceill(ref)) <= 1);
 }
 
+/*
+ * Seconds of @s reckoned in long double: "N<unit>", or up to three
+ * ':'-separated fields after an optional "D-"; false for anything else.
+ * Field bounds are not checked here.
+ */
+static bool dur_reference(const char *s, long double *secs)
+{
+	static const long double mul[2][3][3] = {
+		{ { 60 }, { 60, 1 }, { 3600, 60, 1 } },
+		{ { 3600 }, { 3600, 60 }, { 3600, 60, 1 } },
+	};
+	long double f[3], day = 0;
+	const char *p = s;
+	int nf = 0, has_day = 0, i;
+
+	if (!digits(&p, &f[0]))
+		return false;
+	if (*p && strchr("smhdSMHD", *p) && !p[1]) {
+		static const char units[] = "smhd";
+		static const long double unit_secs[] = { 1, 60, 3600, 86400 };
+
+		*secs = f[0] * unit_secs[strchr(units, *p | 0x20) - units];
+		return true;
+	}
+	if (*p == '-') {
+		has_day = 1;
+		day = f[0];
+		p++;
+		if (!digits(&p, &f[0]))
+			return false;
+	}
+	for (nf = 1; *p == ':' && nf < 3; nf++) {
+		p++;
+		if (!digits(&p, &f[nf]))
+			return false;
+	}
+	if (*p)
+		return false;
+	*secs = day * 86400;
+	for (i = 0; i < nf; i++)
+		*secs += f[i] * mul[has_day][nf - 1][i];
+	return true;
+}
+
+/* Accepted durations are exact; a well-formed one over the limit is refused. */
 static void fuzz_duration(const char *s)
 {
+	long double ref;
 	uint64_t v = 7;
 	struct err e;
-	char *end;
-	unsigned long long n;
 	int rc;
 
 	rc = parse_duration(s, &v, &e);
 	if (rc) {
 		need(rc == -EINVAL && v == 7);
 		check_sentence(&e);
+	} else {
+		need(v > 0 && v <= TIME_MAX);
+	}
+	if (!dur_reference(s, &ref)) {
+		need(rc != 0);
 		return;
 	}
-	need(v > 0 && v <= TIME_MAX);
-	if (s[0] < '0' || s[0] > '9')
-		abort();
-	n = strtoull(s, &end, 10);
-	if (!*end)
-		need(v == n * 60);
-	else if (!end[1] && (*end == 's' || *end == 'h'))
-		need(v == n * (*end == 's' ? 1 : 3600));
+	if (ref > TIME_MAX)
+		need(rc != 0);
+	if (!rc)
+		need((long double)v == ref);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

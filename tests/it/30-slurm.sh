@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The slurm target against a real private cluster (scripts/slurm-cluster.sh):
+# provisioning (good and bad configs), runs that complete, fail, get
+# canceled, span two nodes; slurmrestd stopped mid-run; the daemon killed
+# mid-run, also between a POST and the store (nothing submitted twice).
+source "$(dirname "$0")/../lib.sh"
+
+chmod 755 "$T"
+trap '"$ROOT/scripts/slurm-cluster.sh" stop "$T/slurm" >/dev/null; cleanup' EXIT
+if ! "$ROOT/scripts/slurm-cluster.sh" start "$T/slurm" >"$T/cluster.log" 2>&1; then
+	not_ok "the test cluster starts"
+	sed 's/^/# /' "$T/cluster.log" | tail -20
+	done_testing
+	exit 1
+fi
+set -a
+source "$T/slurm/cluster.env"
+set +a
+TOKEN=$(cat "$SLURM_TOKEN_FILE")
+
+# provision NAME CONFIG: a slurm target, returns once it left Creating.
+provision() {
+	mkdir "$MNT/targets/$1" && wr "$MNT/targets/$1/type" slurm &&
+		printf '%s\n' "$2" >"$MNT/targets/$1/config" &&
+		wr "$MNT/targets/$1/ctl" provision || return 1
+	wait_until 20 not_creating "$1"
+}
+not_creating() { [[ $(cat "$MNT/targets/$1/status") != Creating ]]; }
+
+# run NAME COMMAND [RESOURCES]: a run on target sl, submitted.
+run() {
+	mkdir "$MNT/runs/$1" && wr "$MNT/runs/$1/command" "$2" &&
+		wr "$MNT/runs/$1/target" sl || return 1
+	[[ -z ${3:-} ]] || printf '%s\n' "$3" >"$MNT/runs/$1/resources"
+	wr "$MNT/runs/$1/ctl" submit
+}
+job_of() { sed -n 's/.*"backend_id":[[:space:]]*"slurm \([0-9]*\)".*/\1/p' "$MNT/runs/$1/info.json"; }
+has_job() { [[ -n $(job_of "$1") ]]; }
+job_field() { scontrol -o show job "$1" | tr ' ' '\n' | sed -n "s|^$2=||p"; }
+job_is() { [[ $(job_field "$1" JobState) == "$2" ]]; }
+jobs_named() { scontrol -o show jobs | grep -c " JobName=$1 " || true; }
+log_has() { grep -q -- "$2" "$MNT/runs/$1/log" 2>/dev/null; }
+error_has() { [[ $(cat "$MNT/runs/$1/error") == *"$2"* ]]; }
+
+check "mount" mount_ws
+
+# ---- provision -----------------------------------------------------------
+provision sl "url = $SLURM_URL
+user = $SLURM_USER
+token_file = $SLURM_TOKEN_FILE
+partition = $SLURM_PARTITION
+poll_seconds = 0.5"
+eq "good config: Succeeded" Succeeded "$(cat "$MNT/targets/sl/status")"
+eq "nodes lists the partition's nodes" "node1 node2" \
+	"$(awk '{ print $1 }' "$MNT/targets/sl/nodes" | xargs)"
+check "nodes: name state cpus memory gpus" grep -qE '^node1 idle 2 [0-9]+M 2$' \
+	"$MNT/targets/sl/nodes"
+
+dead_port=$((${SLURM_URL##*:} + 1))
+provision badurl "url = http://127.0.0.1:$dead_port"
+eq "wrong url: Failed" Failed "$(cat "$MNT/targets/badurl/status")"
+check "wrong url: the reason" grep -q "connection refused at http://127.0.0.1:$dead_port" \
+	"$MNT/targets/badurl/error"
+provision badtok "url = $SLURM_URL
+token = not.a.jwt"
+eq "bad token: Failed" Failed "$(cat "$MNT/targets/badtok/status")"
+check "bad token: says check token" grep -q "check token" "$MNT/targets/badtok/error"
+provision notok "url = $SLURM_URL"
+check "missing token: 401 ... check token" grep -q "401 from slurmrestd: check token" \
+	"$MNT/targets/notok/error"
+provision badpart "url = $SLURM_URL
+token_file = $SLURM_TOKEN_FILE
+partition = nope"
+eq "unknown partition: Failed" Failed "$(cat "$MNT/targets/badpart/status")"
+check "unknown partition: the reason" grep -q "no partition nope" \
+	"$MNT/targets/badpart/error"
+mkdir "$MNT/targets/badcfg" && wr "$MNT/targets/badcfg/type" slurm
+wr "$MNT/targets/badcfg/config" "url = ftp://x"
+expect_err "url with a bad scheme refused at provision" "Invalid argument" \
+	wr "$MNT/targets/badcfg/ctl" provision
+
+check "config with a token is 0600/0400" bash -c \
+	"[[ \$(stat -c %a '$MNT/targets/badtok/config') == [46]00 ]]"
+check "info.json hides the token" bash -c \
+	"grep -q '\"token\":.*(hidden)' '$MNT/targets/badtok/info.json' && ! grep -q not.a.jwt '$MNT/targets/badtok/info.json'"
+
+# ---- runs ----------------------------------------------------------------
+R=$MNT/runs
+mkdir "$R/ok" && cat >"$R/ok/train.sh" <<'SH'
+echo "hello $MLFS_RUN from $(pwd)"
+echo "to stderr" >&2
+echo "loss 0.5 1" >> "$MLFS_METRICS"
+echo weights > "$MLFS_OUTPUTS/model.txt"
+SH
+wr "$R/ok/command" 'sh train.sh'
+wr "$R/ok/target" sl
+wr "$R/ok/env" 'GREETING=hi'
+check "submit a run to the slurm target" wr "$R/ok/ctl" submit
+run fail 'echo failing; exit 3'
+run long 'echo started; sleep 300'
+run res 'echo cpus $SLURM_CPUS_PER_TASK' 'cpus = 2
+gpus = 1
+memory = 100M
+time = 5'
+run two 'echo "rank $MLFS_NODE_RANK of $MLFS_NUM_NODES at $MASTER_ADDR:$MASTER_PORT"' \
+	'nodes = 2'
+expect_err "nodes = 3 refused (the target has 2)" "Invalid argument" \
+	run big 'true' 'nodes = 3'
+
+check "ok completes" wait_for "$R/ok/status" Completed 30
+eq "ok: exit code 0" 0 "$(cat "$R/ok/exit_code")"
+check "ok: stdout in log" log_has ok "hello ok from $STATE/objects/"
+check "ok: stderr in log" log_has ok "to stderr"
+eq "ok: outputs appear" weights "$(cat "$R/ok/outputs/model.txt" 2>/dev/null)"
+check "ok: metrics" grep -q '^loss 0.5 1 ' "$R/ok/metrics"
+J=$(job_of ok)
+check "ok: Slurm job id in info.json" test -n "$J"
+eq "scontrol shows the job under the run's name" ok "$(job_field "$J" JobName)"
+check "the job carries mlfs's comment" bash -c \
+	"scontrol -o show job $J | grep -q 'Comment=mlfs:$STATE:'"
+
+check "fail ends Failed" wait_for "$R/fail/status" Failed 30
+eq "fail: exit code 3" 3 "$(cat "$R/fail/exit_code")"
+check "fail: the reason" error_has fail "exited with code 3"
+
+check "two completes" wait_for "$R/two/status" Completed 30
+check "two: node1's line with rank 0" log_has two "^node1: rank 0 of 2 at [0-9.]*:[0-9]*$"
+check "two: node2's line with rank 1" log_has two "^node2: rank 1 of 2 at "
+
+check "res completes" wait_for "$R/res/status" Completed 30
+J=$(job_of res)
+eq "res: cpus -> cpus_per_task" 2 "$(job_field "$J" CPUs/Task)"
+eq "res: time -> time_limit" 00:05:00 "$(job_field "$J" TimeLimit)"
+eq "res: memory -> per node" 100M "$(job_field "$J" MinMemoryNode)"
+check "res: gpus -> gres gpu:1" bash -c "scontrol -o show job $J | grep -q 'gpu:1'"
+
+check "long is Running" wait_for "$R/long/status" Running 30
+check "long: its log is live" wait_until 10 log_has long started
+J=$(job_of long)
+eq "squeue shows it running under the run's name" "long R" \
+	"$(squeue -h -j "$J" -o '%j %t')"
+check "cancel" wr "$R/long/ctl" cancel
+check "long ends Canceled" wait_for "$R/long/status" Canceled 15
+eq "Slurm cancelled the job" CANCELLED "$(job_field "$J" JobState)"
+
+# ---- a shared workdir elsewhere: outputs come back ---------------------
+mkdir -m 755 "$T/shared"
+provision sl2 "url = $SLURM_URL
+token_file = $SLURM_TOKEN_FILE
+workdir = $T/shared
+poll_seconds = 0.5"
+mkdir "$R/wd" && wr "$R/wd/command" 'pwd; echo w2 > "$MLFS_OUTPUTS/out.txt"'
+wr "$R/wd/target" sl2
+wr "$R/wd/ctl" submit
+check "workdir: the run completes" wait_for "$R/wd/status" Completed 30
+check "workdir: it ran there" log_has wd "^$T/shared/mlfs-[0-9a-f]*/[0-9]*-wd$"
+eq "workdir: outputs copied back" w2 "$(cat "$R/wd/outputs/out.txt" 2>/dev/null)"
+check "workdir: the working copy is gone" bash -c "! ls -d '$T'/shared/mlfs-*/*-wd 2>/dev/null"
+
+# ---- slurmrestd away mid-run ---------------------------------------------
+run away 'sleep 3; echo back'
+check "away is Running" wait_for "$R/away/status" Running 30
+"$ROOT/scripts/slurm-cluster.sh" stop-rest "$T/slurm" >/dev/null
+check "outage: error says unreachable" wait_until 10 error_has away unreachable
+eq "outage: the run keeps its state" Running "$(cat "$R/away/status")"
+check "outage: events say unreachable" grep -q "run away error: slurmrestd is unreachable" \
+	"$MNT/events"
+check "outage: the job ends meanwhile" wait_until 15 job_is "$(job_of away)" COMPLETED
+eq "outage: still the last known state" Running "$(cat "$R/away/status")"
+"$ROOT/scripts/slurm-cluster.sh" start-rest "$T/slurm" >/dev/null
+check "back: the run completes" wait_for "$R/away/status" Completed 20
+eq "back: the note is gone" "" "$(cat "$R/away/error")"
+
+# ---- the daemon killed mid-run ----------------------------------------------
+run k9 'sleep 3; echo after the crash'
+run dup 'sleep 3; echo once'
+check "k9 is Running" wait_for "$R/k9/status" Running 30
+check "dup has its job" wait_until 10 has_job dup
+crash_ws
+# Pretend the crash came between dup's POST and the store keeping its id.
+sqlite3 "$STATE/workspace.db" "UPDATE objects SET state = 'Queued',
+	backend_id = '', ddata = 'submit' WHERE kind = 2 AND name = 'dup'"
+check "remount after kill -9" mount_ws
+check "k9 is adopted and completes" wait_for "$R/k9/status" Completed 30
+check "k9: its log" log_has k9 "after the crash"
+eq "k9: one job" 1 "$(jobs_named k9)"
+check "dup completes" wait_for "$R/dup/status" Completed 30
+eq "dup: found by its comment, not submitted twice" 1 "$(jobs_named dup)"
+check "dup: its job id is back" has_job dup
+
+check "the token is in no log nor events" bash -c \
+	"! grep -qF '$TOKEN' '$DAEMON_ERR' '$MNT/events' '$STATE/mlfs.log' 2>/dev/null"
+check "unmount exits 0" unmount_ws
+done_testing
