@@ -982,14 +982,14 @@ static int render_info(struct ws *ws, const struct obj *o, char **buf,
 	if (!s)
 		return -ENOMEM;
 	*len = strlen(s) + 1;
-	*buf = realloc(s, *len + 1);
-	if (!*buf) {
-		free(s);
-		return -ENOMEM;
+	*buf = malloc(*len + 1);
+	if (*buf) {
+		memcpy(*buf, s, *len - 1);
+		(*buf)[*len - 1] = '\n';
+		(*buf)[*len] = '\0';
 	}
-	(*buf)[*len - 1] = '\n';
-	(*buf)[*len] = '\0';
-	return 0;
+	free(s);
+	return *buf ? 0 : -ENOMEM;
 }
 
 int ws_render(struct ws *ws, const struct obj *o, int file, char **buf,

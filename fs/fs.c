@@ -1227,14 +1227,13 @@ static void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 }
 
-/* write to a user file without a handle: open, pwrite, close. */
-static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
-		      size_t size, off_t off, size_t *done)
+/* Open user file @ino for one write (no handles: FUSE_CAP_NO_OPEN).
+ * The fd, or -1 with *err set to -errno. */
+static int open_user_for_write(struct mlfs *m, uint64_t ino, ssize_t *err)
 {
 	char path[PATH_MAX];
 	struct obj o;
 	int64_t id;
-	ssize_t n;
 	int root, rc, fd;
 
 	rc = backing_path(m, ino, path, &id, &root);
@@ -1242,11 +1241,26 @@ static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
 		rc = ws_get(m->ws, id, &o);
 	if (!rc)
 		rc = user_writable(m, &o, root);
-	if (rc)
-		return rc;
+	if (rc) {
+		*err = rc;
+		return -1;
+	}
 	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return -errno;
+		*err = -errno;
+	return fd;
+}
+
+/* write to a user file without a handle: open, pwrite, close. */
+static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
+		      size_t size, off_t off, size_t *done)
+{
+	ssize_t n, err = 0;
+	int rc, fd;
+
+	fd = open_user_for_write(m, ino, &err);
+	if (fd < 0)
+		return (int)err;
 	n = pwrite(fd, buf, size, off);
 	rc = n < 0 ? -errno : 0;
 	close(fd);
@@ -1332,15 +1346,24 @@ static void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	size_t size = fuse_buf_size(in);
 	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+	int fd = h && h->kind == FH_FD ? h->fd : -1;
 	ssize_t n;
 
-	if (h && h->kind == FH_FD && h->fd >= 0) {
+	if (!h && ino_is_user(ino))
+		fd = open_user_for_write(M(req), ino, &n);
+	if (!h && ino_is_user(ino) && fd < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	if (fd >= 0) {
 		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
 
 		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		dst.buf[0].fd = h->fd;
+		dst.buf[0].fd = fd;
 		dst.buf[0].pos = off;
 		n = fuse_buf_copy(&dst, in, FUSE_BUF_SPLICE_NONBLOCK);
+		if (!h)
+			close(fd);
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
 		else
@@ -1471,8 +1494,13 @@ static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	e.attr.st_ino = e.ino;
 	e.attr_timeout = e.entry_timeout = m->timeout;
-	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 1;
+	if (m->no_open) {
+		/* no OPEN, no RELEASE: writes find the file by inode */
+		fh_free(h);
+		h = NULL;
+	}
+	fi->fh = (uintptr_t)h;
 	nodes_ref(m->nodes, e.ino);
 	if (fuse_reply_create(req, &e, fi)) {
 		nodes_forget(m->nodes, e.ino, 1);

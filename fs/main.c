@@ -279,6 +279,7 @@ int main(int argc, char **argv)
 	rc = run_session(&args, &o, ws, &c);
 	fuse_opt_free_args(&args);
 	free(o.mountpoint);
+	free(c.state);
 	close(lock);
 	return rc;
 }

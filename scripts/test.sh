@@ -30,13 +30,8 @@ scripts/deps.sh test || exit 1
 PASS=0 FAIL=0
 LOGDIR=$(mktemp -d /tmp/mlfs-testlogs.XXXXXX)
 
-count() {	# count FILE: add its ok / not ok lines
-	local p f
-	p=$(grep -c '^ok ' "$1")
-	f=$(grep -c '^not ok ' "$1")
-	PASS=$((PASS + p))
-	FAIL=$((FAIL + f))
-	echo "$p $f"
+count() {	# count FILE: "PASSED FAILED" of its ok / not ok lines
+	echo "$(grep -c '^ok ' "$1") $(grep -c '^not ok ' "$1")"
 }
 
 build() {	# build DIR [meson options...]
@@ -71,9 +66,10 @@ run_one() {	# run_one LABEL TIMEOUT COMMAND...
 	res=$(count "$out")
 	if ((rc != 0)) && [[ ${res#* } == 0 ]]; then
 		echo "not ok - $label exited $rc without a failed check" >>"$out"
-		FAIL=$((FAIL + 1))
 		res="${res% *} 1"
 	fi
+	PASS=$((PASS + ${res% *}))
+	FAIL=$((FAIL + ${res#* }))
 	printf '%-44s %4s passed %3s failed  %3ds\n' "$label" "${res% *}" \
 		"${res#* }" $((SECONDS - t0))
 	if ((rc != 0)) || [[ ${res#* } != 0 ]]; then
