@@ -65,6 +65,7 @@ struct driver {
 	const char *const *config_keys;	/* NULL-terminated */
 	const char *const *live_keys;	/* changeable while provisioned */
 	int can_host;			/* can host deployments */
+	int refresh_seconds;		/* ->refresh while idle, 0: at start */
 
 	/* Pure: check a target's config.  0 or -EINVAL + sentence. */
 	int (*validate)(const struct kv_list *config, struct err *e);

@@ -39,6 +39,7 @@ struct tworker {
 	struct run_ctx *runs;		/* tracked runs, by seq */
 	int ino_fd;			/* inotify on started runs' folders */
 	double ino_last;		/* when inotify last woke us */
+	double refreshed;		/* when nodes were last refreshed */
 };
 
 /* Log growth is seen at once through inotify, but at most this often. */
@@ -354,6 +355,20 @@ static void target_step(struct tworker *w)
 		target_to(w, TS_SUCCEEDED, NULL);
 }
 
+/* An idle target's nodes are refreshed every refresh_seconds (a busy one
+ * refreshes them from its poll). */
+static int idle_refresh_due(struct tworker *w)
+{
+	int every = w->t.drv->refresh_seconds;
+
+	if (every <= 0 || strcmp(w->t.obj.state, TS_SUCCEEDED))
+		return 0;
+	if (now_s() - w->refreshed < every)
+		return 0;
+	w->refreshed = now_s();
+	return 1;
+}
+
 /* ---- runs ------------------------------------------------------------- */
 
 /* A run the store says is active: track it (adopting it after a restart). */
@@ -540,6 +555,8 @@ static int wait_events(struct tworker *w)
 	uint64_t v;
 
 	pfd[n++] = (struct pollfd){ .fd = w->wake_fd, .events = POLLIN };
+	if (w->have_target && w->t.drv->refresh_seconds > 0)
+		timeout = w->t.drv->refresh_seconds * 1000;
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
 		if (r->wait_fd >= 0 && n < 63)
 			pfd[n++] = (struct pollfd){ .fd = r->wait_fd,
@@ -591,8 +608,10 @@ static void *worker_main(void *arg)
 	if (w->target_id && target_load(w, &e))
 		log_warn("worker for target %lld: %s", (long long)w->target_id,
 			 e.msg);
-	else if (w->target_id && !strcmp(w->t.obj.state, TS_SUCCEEDED))
+	else if (w->target_id && !strcmp(w->t.obj.state, TS_SUCCEEDED)) {
 		target_refresh(w);	/* e.g. GPUs, before adopting runs */
+		w->refreshed = now_s();
+	}
 	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	while (!stopping(w->ws)) {
 		drain_kicks(w);
@@ -600,6 +619,8 @@ static void *worker_main(void *arg)
 			ws_trash_empty(w->ws);
 		else if (w->have_target)
 			runs_step(w);
+		if (w->have_target && !w->runs && idle_refresh_due(w))
+			target_refresh(w);
 		while (wait_events(w) && !stopping(w->ws))
 			watch_files(w);
 	}
@@ -702,6 +723,16 @@ static int start_cb(void *arg, const struct obj *o)
 	return 0;
 }
 
+/* Targets whose nodes go stale (e.g. a Slurm partition) get a worker. */
+static int refresh_cb(void *arg, const struct obj *o)
+{
+	const struct driver *d = driver_find(o->type);
+
+	if (d && d->refresh_seconds > 0 && !strcmp(o->state, TS_SUCCEEDED))
+		worker_kick(arg, o->id);
+	return 0;
+}
+
 int worker_start(struct ws *ws)
 {
 	struct obj local;
@@ -713,6 +744,7 @@ int worker_start(struct ws *ws)
 	if (!ws_find(ws, K_TARGET, 0, "local", &local))
 		worker_kick(ws, local.id);
 	store_list_busy_targets(ws->st, start_cb, ws);
+	store_list(ws->st, K_TARGET, 0, 0, refresh_cb, ws);
 	return store_list_active_runs(ws->st, start_cb, ws);
 }
 

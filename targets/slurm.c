@@ -1532,6 +1532,7 @@ const struct driver slurm_driver = {
 	.config_keys	= slurm_keys,
 	.live_keys	= slurm_live_keys,
 	.can_host	= 0,
+	.refresh_seconds = (int)NODES_EVERY,
 	.validate	= slurm_validate,
 	.check_run	= slurm_check_run,
 	.provision	= slurm_provision,
