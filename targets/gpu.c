@@ -85,3 +85,62 @@ int gpu_detect(struct gpu_info *gpus, int max)
 		n = gpu_parse(buf, gpus, max);
 	return n;
 }
+
+int gpu_pool_free(const struct gpu_pool *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->n && i < GPU_MAX; i++)
+		n += !p->busy[i];
+	return n;
+}
+
+void gpu_pool_take(struct gpu_pool *p, int64_t id, long want, char *list,
+		   size_t sz)
+{
+	size_t off = 0;
+
+	list[0] = '\0';
+	for (int i = 0; i < p->n && i < GPU_MAX && want > 0; i++) {
+		if (p->busy[i])
+			continue;
+		p->busy[i] = id;
+		off += snprintf(list + off, off < sz ? sz - off : 0, "%s%d",
+				off ? "," : "", i);
+		want--;
+	}
+}
+
+void gpu_pool_retake(struct gpu_pool *p, int64_t id, const char *list)
+{
+	const char *s = list;
+	char *end;
+	long i;
+
+	while (*s) {
+		i = strtol(s, &end, 10);
+		if (end == s)
+			break;
+		if (i >= 0 && i < GPU_MAX)
+			p->busy[i] = id;
+		s = *end ? end + 1 : end;
+	}
+}
+
+void gpu_pool_put(struct gpu_pool *p, int64_t id)
+{
+	for (int i = 0; i < GPU_MAX; i++)
+		if (p->busy[i] == id)
+			p->busy[i] = 0;
+}
+
+long nodes_gpus(const char *nodes)
+{
+	char name[128], state[64], mem[64];
+	long cpus, gpus = 0;
+
+	if (!nodes || sscanf(nodes, "%127s %63s %ld %63s %ld", name, state,
+			     &cpus, mem, &gpus) != 5)
+		gpus = 0;
+	return gpus;
+}

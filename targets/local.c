@@ -27,10 +27,9 @@
 #include "../backend/ws.h"
 #include "copy.h"
 #include "gpu.h"
+#include "proc.h"
 
 extern char **environ;
-
-#define MAX_GPUS 64
 
 static const char *const local_keys[] = {
 	"max_concurrent", "cancel_grace_seconds", NULL
@@ -38,8 +37,7 @@ static const char *const local_keys[] = {
 
 struct local_target {
 	int running;			/* runs holding a slot */
-	int ngpus;
-	int gpu_busy[MAX_GPUS];		/* run id holding each GPU, 0 free */
+	struct gpu_pool gpus;
 };
 
 struct local_run {
@@ -87,18 +85,6 @@ static int local_validate(const struct kv_list *cfg, struct err *e)
 	return 0;
 }
 
-/* GPUs of the target, from its `nodes` text (5th column). */
-static long nodes_gpus(const char *nodes)
-{
-	char name[128], state[64], mem[64];
-	long cpus, gpus = 0;
-
-	if (nodes && sscanf(nodes, "%127s %63s %ld %63s %ld", name, state,
-			    &cpus, mem, &gpus) != 5)
-		gpus = 0;
-	return gpus;
-}
-
 static int local_check_run(const struct kv_list *cfg, const char *nodes,
 			   const struct resources *res, struct err *e)
 {
@@ -125,14 +111,14 @@ static struct local_target *lt(struct target_ctx *t)
 
 static int local_nodes(struct target_ctx *t, char **nodes, struct err *e)
 {
-	struct gpu_info gpus[MAX_GPUS];
+	struct gpu_info gpus[GPU_MAX];
 	char host[256], mem[32];
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int n;
 
-	n = gpu_detect(gpus, MAX_GPUS);
+	n = gpu_detect(gpus, GPU_MAX);
 	if (lt(t))
-		lt(t)->ngpus = n;
+		lt(t)->gpus.n = n;
 	if (gethostname(host, sizeof(host)))
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -156,62 +142,13 @@ static int local_deprovision(struct target_ctx *t, struct err *e)
 	return 0;
 }
 
-static int gpus_free(struct local_target *l)
-{
-	int n = 0;
-
-	for (int i = 0; i < l->ngpus; i++)
-		n += !l->gpu_busy[i];
-	return n;
-}
-
 static int local_can_start(struct target_ctx *t, struct run_ctx *r)
 {
 	struct local_target *l = lt(t);
 
 	if (!l || l->running >= max_concurrent(&t->config))
 		return 0;
-	return gpus_free(l) >= r->res.gpus;
-}
-
-/* Give @r its GPUs; fills r->obj.gpus ("0,1"). */
-static void gpus_take(struct local_target *l, struct run_ctx *r)
-{
-	size_t off = 0;
-	long want = r->res.gpus;
-
-	r->obj.gpus[0] = '\0';
-	for (int i = 0; i < l->ngpus && want > 0; i++) {
-		if (l->gpu_busy[i])
-			continue;
-		l->gpu_busy[i] = (int)r->obj.id;
-		off += snprintf(r->obj.gpus + off, sizeof(r->obj.gpus) - off,
-				"%s%d", off ? "," : "", i);
-		want--;
-	}
-}
-
-static void gpus_put(struct local_target *l, struct run_ctx *r)
-{
-	for (int i = 0; i < l->ngpus; i++)
-		if (l->gpu_busy[i] == (int)r->obj.id)
-			l->gpu_busy[i] = 0;
-}
-
-/* Re-mark GPUs listed in r->obj.gpus as busy (after a restart). */
-static void gpus_retake(struct local_target *l, struct run_ctx *r)
-{
-	char *p = r->obj.gpus, *end;
-	long i;
-
-	while (*p) {
-		i = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		if (i >= 0 && i < MAX_GPUS)
-			l->gpu_busy[i] = (int)r->obj.id;
-		p = *end ? end + 1 : end;
-	}
+	return gpu_pool_free(&l->gpus) >= r->res.gpus;
 }
 
 /* ---- environment ------------------------------------------------------- */
@@ -289,7 +226,7 @@ static int run_envp(struct run_ctx *r, struct envp *e, const char *work)
 	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_METRICS_RAW);
 	if (!rc)
 		rc = envp_addf(e, "MLFS_METRICS", path);
-	if (!rc && (r->res.gpus > 0 || lt(r->t)->ngpus > 0))
+	if (!rc && (r->res.gpus > 0 || lt(r->t)->gpus.n > 0))
 		rc = envp_addf(e, "CUDA_VISIBLE_DEVICES", r->obj.gpus);
 	return rc;
 }
@@ -389,10 +326,11 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 	lr = calloc(1, sizeof(*lr));
 	if (!lr)
 		return err_set(e, -ENOMEM, "out of memory");
-	gpus_take(l, r);
+	gpu_pool_take(&l->gpus, r->obj.id, r->res.gpus, r->obj.gpus,
+		      sizeof(r->obj.gpus));
 	rc = spawn_supervisor(r, work, &pid, e);
 	if (rc) {
-		gpus_put(l, r);
+		gpu_pool_put(&l->gpus, r->obj.id);
 		free(lr);
 		return rc;
 	}
@@ -466,7 +404,7 @@ static void release_slot(struct target_ctx *t, struct run_ctx *r, int ended)
 	if (lr && lr->holds_slot) {
 		lr->holds_slot = 0;
 		l->running--;
-		gpus_put(l, r);
+		gpu_pool_put(&l->gpus, r->obj.id);
 	}
 	/* Reap our supervisor: once the run has ended it exits right after
 	 * writing the exit file (an adopted one is not our child: ECHILD at
@@ -587,30 +525,6 @@ static int local_cancel(struct target_ctx *t, struct run_ctx *r,
 
 /* ---- adopt ---------------------------------------------------------- */
 
-static unsigned long long proc_start_ticks(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long t = 0;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		t = strtoull(p + 1, NULL, 10);
-	return t;
-}
-
 static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 		       struct err *e)
 {
@@ -639,7 +553,7 @@ static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 	}
 	lr->holds_slot = 1;
 	l->running++;
-	gpus_retake(l, r);
+	gpu_pool_retake(&l->gpus, r->obj.id, r->obj.gpus);
 	if (strcmp(r->obj.state, RS_RUNNING) && read_exit(r, &code))
 		ws_run_transition(r->ws, r, RS_RUNNING, -1, NULL);
 	return 0;

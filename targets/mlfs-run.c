@@ -30,35 +30,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "proc.h"
+
 #define EXIT_TAKEN 99
 
 static void on_signal(int sig)
 {
 	(void)sig;	/* the supervisor outlives its run's signals */
-}
-
-static unsigned long long start_ticks(void)
-{
-	unsigned long long t = 0;
-	char buf[1024], *p;
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	/* after ")": state is field 3, starttime field 22 */
-	for (int field = 2; p && field < 22; field++)
-		p = strchr(p + 1, ' ');
-	if (p)
-		t = strtoull(p + 1, NULL, 10);
-	return t;
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -200,7 +178,7 @@ int main(int argc, char **argv)
 		child(argv[1], argv[2], argv[3]);
 	setpgid(pid, pid);
 	n = snprintf(line, sizeof(line), "%d %d %llu\n", (int)getpid(),
-		     (int)pid, start_ticks());
+		     (int)pid, proc_start_ticks(0));
 	if (write_all(fd, line, n) || fsync(fd))
 		perror("mlfs-run: pid file");
 	close(fd);

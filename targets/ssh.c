@@ -35,11 +35,11 @@
 #include "../backend/driver.h"
 #include "../backend/log.h"
 #include "../backend/ws.h"
+#include "gpu.h"
 #include "ssh_exec.h"
 #include "ssh_quote.h"
 #include "ssh_script.h"
 
-#define MAX_GPUS	64
 #define CALL_TIMEOUT	30		/* s, one remote command */
 #define COPY_TIMEOUT	600		/* s, one upload or download */
 #define POLL_EVERY	0.5		/* s between status round trips */
@@ -63,9 +63,9 @@ static const char *const ssh_live_keys[] = {
 /* Per target, worker only. */
 struct ssh_tgt {
 	int running;			/* runs holding a slot */
-	int ngpus;			/* -1: not read from `nodes` yet */
+	int nodes_read;			/* cpus, gpus known */
 	long cpus;
-	int gpu_busy[MAX_GPUS];		/* run id holding each GPU, 0 free */
+	struct gpu_pool gpus;
 	int rsync;			/* -1 unknown, else the host has it */
 	double next_poll;		/* monotonic */
 	char node[128];			/* the host's name, from `nodes` */
@@ -213,7 +213,6 @@ static struct ssh_tgt *st_of(struct target_ctx *t)
 		s = calloc(1, sizeof(*s));
 		if (!s)
 			return NULL;
-		s->ngpus = -1;
 		s->rsync = -1;
 		t->priv = s;
 	}
@@ -227,13 +226,14 @@ static void st_load_nodes(struct target_ctx *t, struct ssh_tgt *s)
 	size_t len;
 	char *buf;
 
-	if (s->ngpus >= 0)
+	if (s->nodes_read)
 		return;
 	if (ws_render(t->ws, &t->obj, F_NODES, &buf, &len))
 		return;
 	if (!nodes_parse(buf, s->node, sizeof(s->node), &cpus, &gpus)) {
 		s->cpus = cpus;
-		s->ngpus = gpus < MAX_GPUS ? (int)gpus : MAX_GPUS;
+		s->gpus.n = gpus < GPU_MAX ? (int)gpus : GPU_MAX;
+		s->nodes_read = 1;
 	}
 	free(buf);
 }
@@ -405,11 +405,12 @@ static int make_nodes(struct target_ctx *t, const struct detect *d,
 	struct ssh_tgt *s = st_of(t);
 
 	s->cpus = d->cpus > 0 ? d->cpus : 1;
-	s->ngpus = d->gpus < MAX_GPUS ? (int)d->gpus : MAX_GPUS;
+	s->gpus.n = d->gpus < GPU_MAX ? (int)d->gpus : GPU_MAX;
+	s->nodes_read = 1;
 	snprintf(s->node, sizeof(s->node), "%s", d->host[0] ? d->host :
 		 cfg_str(&t->config, "host", "?"));
 	if (asprintf(nodes, "%s up %ld %lluM %d\n", s->node, s->cpus,
-		     d->memory / (1024 * 1024), s->ngpus) < 0)
+		     d->memory / (1024 * 1024), s->gpus.n) < 0)
 		return err_set(e, -ENOMEM, "out of memory");
 	return 0;
 }
@@ -558,15 +559,6 @@ static int ssh_deprovision(struct target_ctx *t, struct err *e)
 
 /* ---- slots and GPUs ---------------------------------------------------- */
 
-static int gpus_free(struct ssh_tgt *s)
-{
-	int n = 0;
-
-	for (int i = 0; i < s->ngpus; i++)
-		n += !s->gpu_busy[i];
-	return n;
-}
-
 static int ssh_can_start(struct target_ctx *t, struct run_ctx *r)
 {
 	struct ssh_tgt *s = st_of(t);
@@ -576,46 +568,28 @@ static int ssh_can_start(struct target_ctx *t, struct run_ctx *r)
 	st_load_nodes(t, s);
 	if (s->running >= max_concurrent(t, s))
 		return 0;
-	return gpus_free(s) >= r->res.gpus;
+	return gpu_pool_free(&s->gpus) >= r->res.gpus;
 }
 
 /* Give @r a slot and its GPUs (r->obj.gpus = "0,1"). */
 static void slot_take(struct ssh_tgt *s, struct run_ctx *r)
 {
 	struct ssh_run *sr = r->priv;
-	size_t off = 0;
-	long want = r->res.gpus;
 
 	sr->holds_slot = 1;
 	s->running++;
-	r->obj.gpus[0] = '\0';
-	for (int i = 0; i < s->ngpus && want > 0; i++) {
-		if (s->gpu_busy[i])
-			continue;
-		s->gpu_busy[i] = (int)r->obj.id;
-		off += snprintf(r->obj.gpus + off, sizeof(r->obj.gpus) - off,
-				"%s%d", off ? "," : "", i);
-		want--;
-	}
+	gpu_pool_take(&s->gpus, r->obj.id, r->res.gpus, r->obj.gpus,
+		      sizeof(r->obj.gpus));
 }
 
 /* After a restart: the slot, and the GPUs r->obj.gpus lists. */
 static void slot_retake(struct ssh_tgt *s, struct run_ctx *r)
 {
 	struct ssh_run *sr = r->priv;
-	char *p = r->obj.gpus, *end;
-	long i;
 
 	sr->holds_slot = 1;
 	s->running++;
-	while (*p) {
-		i = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		if (i >= 0 && i < MAX_GPUS)
-			s->gpu_busy[i] = (int)r->obj.id;
-		p = *end ? end + 1 : end;
-	}
+	gpu_pool_retake(&s->gpus, r->obj.id, r->obj.gpus);
 }
 
 static void slot_put(struct target_ctx *t, struct run_ctx *r)
@@ -627,9 +601,7 @@ static void slot_put(struct target_ctx *t, struct run_ctx *r)
 		return;
 	sr->holds_slot = 0;
 	s->running--;
-	for (int i = 0; i < MAX_GPUS; i++)
-		if (s->gpu_busy[i] == (int)r->obj.id)
-			s->gpu_busy[i] = 0;
+	gpu_pool_put(&s->gpus, r->obj.id);
 }
 
 /* ---- local files ------------------------------------------------------- */
@@ -947,7 +919,7 @@ static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
 	l.dir = dir;
 	l.name = r->obj.name;
 	l.command = r->command;
-	l.gpus = r->res.gpus > 0 || s->ngpus > 0 ? r->obj.gpus : NULL;
+	l.gpus = r->res.gpus > 0 || s->gpus.n > 0 ? r->obj.gpus : NULL;
 	l.env = env;
 	rc = env ? remote(c, ssh_script_launch(&l), &res, why, n) : -ENOMEM;
 	free(env);
