@@ -1116,17 +1116,17 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 	struct resources res;
 	char *buf, *nodes;
 	size_t len;
-	int rc;
+	int rc, blank;
 
 	rc = ws_read_text(ws, o->id, F_COMMAND, &buf, &len);
 	if (rc)
 		return err_set(e, rc, "cannot read command");
-	if (!trim_len(buf, len) || memchr(buf, '\0', len)) {
+	blank = !trim_len(buf, len);
+	if (blank || memchr(buf, '\0', len)) {
 		free(buf);
 		return err_set(e, -EINVAL, "command is %s: write the shell"
-			       " command to runs/%s/command",
-			       trim_len(buf, len) ? "not text (it holds a NUL"
-			       " byte)" : "empty", o->name);
+			       " command to runs/%s/command", blank ? "empty" :
+			       "not text (it holds a NUL byte)", o->name);
 	}
 	free(buf);
 	rc = submit_target(ws, o, t, e);

@@ -87,7 +87,7 @@ suite() {	# suite BUILDDIR LABEL
 	echo "== $label: integration tests"
 	for t in tests/it/*.sh; do
 		selected "$t" || continue
-		run_one "$label $(basename "$t" .sh)" 600 env BUILD="$ROOT/$dir" \
+		run_one "$label $(basename "$t" .sh)" 300 env BUILD="$ROOT/$dir" \
 			bash "$t"
 	done
 }

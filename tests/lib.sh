@@ -80,13 +80,45 @@ wait_final() {
 
 is_mounted() { grep -q " $MNT fuse" /proc/mounts; }
 
+# A daemon that dies (a sanitizer abort) with requests in flight would leave
+# the test blocked in the kernel: the watchdog aborts the FUSE connection
+# then, so that pending operations fail at once (ENOTCONN).
+WATCHDOG=
+start_watchdog() {
+	local conn
+	conn=$(mountpoint -d "$MNT" 2>/dev/null | cut -d: -f2)
+	[[ -n $conn ]] || return 0
+	if [[ ! -d /sys/fs/fuse/connections/$conn ]] && [[ $(id -u) -eq 0 ]]; then
+		mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+	fi
+	(
+		while :; do
+			st=$(awk '{print $3}' "/proc/$DPID/stat" 2>/dev/null)
+			if [[ -z $st || $st == Z ]]; then
+				echo 1 > "/sys/fs/fuse/connections/$conn/abort" 2>/dev/null
+				exit 0
+			fi
+			sleep 0.5
+		done
+	) &
+	WATCHDOG=$!
+}
+
+stop_watchdog() {
+	[[ -n $WATCHDOG ]] && kill "$WATCHDOG" 2>/dev/null
+	WATCHDOG=
+}
+
 # mount_ws [ARGS...]: start the daemon in the foreground, wait for the mount.
 mount_ws() {
 	"$MLFS" -f --state "$STATE" "$@" "$MNT" 2>>"$DAEMON_ERR" &
 	DPID=$!
 	local i
 	for ((i = 0; i < 200; i++)); do
-		if is_mounted && [[ -d $MNT/runs ]]; then return 0; fi
+		if is_mounted && [[ -d $MNT/runs ]]; then
+			start_watchdog
+			return 0
+		fi
 		if ! kill -0 "$DPID" 2>/dev/null; then
 			echo "# daemon died at start:" >&2
 			tail -5 "$DAEMON_ERR" >&2
@@ -101,6 +133,7 @@ mount_ws() {
 # unmount_ws: fusermount3 -u, then the daemon must exit 0 within 30 s.
 unmount_ws() {
 	local i rc
+	stop_watchdog
 	fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null
 	for ((i = 0; i < 600; i++)); do
 		kill -0 "$DPID" 2>/dev/null || break
@@ -118,6 +151,7 @@ unmount_ws() {
 
 # crash_ws: kill -9 the daemon, leaving a dead mount behind.
 crash_ws() {
+	stop_watchdog
 	kill -9 "$DPID" 2>/dev/null
 	wait "$DPID" 2>/dev/null
 	DPID=
@@ -130,6 +164,7 @@ daemon_clean() {
 }
 
 cleanup() {
+	stop_watchdog
 	if [[ -n "$DPID" ]] && kill -0 "$DPID" 2>/dev/null; then
 		fusermount3 -uz "$MNT" 2>/dev/null
 		kill -TERM "$DPID" 2>/dev/null
