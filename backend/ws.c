@@ -229,10 +229,8 @@ void ws_inval(struct ws *ws, int64_t id, unsigned mask)
 
 static void change_begin(struct ws *ws, int64_t id)
 {
-	struct obj old;
-
-	if (ws->hooks.change_begin && !store_get(ws->st, id, &old))
-		ws->hooks.change_begin(ws->hooks.ctx, &old);
+	if (ws->hooks.change_begin)
+		ws->hooks.change_begin(ws->hooks.ctx, id);
 }
 
 static void change_end(struct ws *ws, int64_t id)

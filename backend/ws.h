@@ -37,9 +37,10 @@ struct ws_hooks {
 			    const char *name);
 	/* Everything below the outputs folder of run @id may have changed. */
 	void (*inval_outputs)(void *ctx, int64_t id);
-	/* A change to object @old->id is being committed and invalidated:
-	 * until change_end, serve @old (a copy) to readers of its files. */
-	void (*change_begin)(void *ctx, const struct obj *old);
+	/* A change to object @id is about to be committed and invalidated
+	 * (called with no lock held, before the transaction): until
+	 * change_end, readers of its files get the object as it is now. */
+	void (*change_begin)(void *ctx, int64_t id);
 	void (*change_end)(void *ctx, int64_t id);
 };
 

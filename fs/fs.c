@@ -70,16 +70,20 @@ struct mlfs {
 
 /*
  * A seqlock per stripe of object ids.  The kernel caches a generated
- * file's size (attributes) and its bytes (pages) separately; a reader
- * must never get a new size with old bytes or the reverse.  While a
- * change to an object is committed and invalidated, seq is odd: GETATTR
- * (and LOOKUP) wait for it to end -- they hold no page lock, so the
- * invalidation cannot wait for them -- and READ, which must not wait
- * (the invalidation waits for its page), is answered from @old, the
- * object as the kernel last saw it.  A READ that straddles a whole change
- * (seq moved) is answered from @old as well.
+ * file's size (attributes) and its bytes (pages) separately, and a reader
+ * takes the size it checked before it reads the bytes: it must never get
+ * a new size with old bytes or the reverse.
+ *
+ * While a change to an object is committed and published, seq is odd:
+ * GETATTR and LOOKUP wait for it to end (they hold no page lock, so the
+ * publication cannot be waiting for them); READ never waits (the
+ * publication may be waiting for its page) and is answered from @old, the
+ * object as it was before.  The publication (hook_files) stores each
+ * changed file's new bytes straight into the kernel's page cache, padded
+ * with newlines to the old length when shorter (the kernel then extends a
+ * smaller cached size itself), and only then drops the cached size.
  */
-#define NSTRIPES 256
+#define NSTRIPES 1024
 
 struct stripe {
 	unsigned seq;
@@ -175,11 +179,126 @@ static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
 	pthread_mutex_unlock(&m->q_lock);
 }
 
+static struct stripe *stripe_of(struct mlfs *m, int64_t id)
+{
+	return &m->stripes[(uint64_t)id % NSTRIPES];
+}
+
+static void hook_change_begin(void *ctx, int64_t id)
+{
+	struct mlfs *m = ctx;
+	struct stripe *s = stripe_of(m, id);
+	struct obj old;
+
+	pthread_mutex_lock(&m->sl_lock);
+	while (s->seq & 1)
+		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
+	s->seq++;
+	s->old.id = 0;		/* until the snapshot below: read the store */
+	pthread_mutex_unlock(&m->sl_lock);
+	/* Taken after the previous change of this stripe ended and before
+	 * ours commits: exactly what the kernel may have cached. */
+	if (ws_get(m->ws, id, &old))
+		return;
+	pthread_mutex_lock(&m->sl_lock);
+	s->old = old;
+	pthread_mutex_unlock(&m->sl_lock);
+}
+
+static void hook_change_end(void *ctx, int64_t id)
+{
+	struct mlfs *m = ctx;
+	struct stripe *s = stripe_of(m, id);
+
+	pthread_mutex_lock(&m->sl_lock);
+	if (s->seq & 1)
+		s->seq++;
+	pthread_cond_broadcast(&m->sl_cond);
+	pthread_mutex_unlock(&m->sl_lock);
+}
+
+/* Wait until no change of @id's stripe is in flight; its seq. */
+static unsigned stripe_wait(struct mlfs *m, int64_t id)
+{
+	struct stripe *s = stripe_of(m, id);
+	unsigned seq;
+
+	pthread_mutex_lock(&m->sl_lock);
+	while (s->seq & 1)
+		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
+	seq = s->seq;
+	pthread_mutex_unlock(&m->sl_lock);
+	return seq;
+}
+
+static unsigned stripe_seq(struct mlfs *m, int64_t id, struct obj *old)
+{
+	struct stripe *s = stripe_of(m, id);
+	unsigned seq;
+
+	pthread_mutex_lock(&m->sl_lock);
+	seq = s->seq;
+	if (old)
+		*old = s->old;
+	pthread_mutex_unlock(&m->sl_lock);
+	return seq;
+}
+
 /* ---- invalidation hooks (called by the backend, no lock held) ---------- */
+
+/*
+ * Store @f's new bytes into the kernel's cache, padded with newlines to
+ * the old length, then drop its cached size (see struct stripe).
+ * 0, or -1 when the plain invalidation must do.
+ */
+static int publish_file(struct mlfs *m, const struct obj *old,
+			const struct obj *cur, int f)
+{
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
+	char *nb = NULL, *ob = NULL, *p;
+	size_t nl, ol;
+	int rc = -1;
+
+	if (ws_render(m->ws, cur, f, &nb, &nl))
+		return -1;
+	if (ws_render(m->ws, old, f, &ob, &ol))
+		goto out_free;
+	if (ol > nl) {
+		p = realloc(nb, ol);
+		if (!p)
+			goto out_free;
+		nb = p;
+		memset(nb + nl, '\n', ol - nl);
+		nl = ol;
+	}
+	bv.buf[0].mem = nb;
+	bv.buf[0].size = nl;
+	rc = fuse_lowlevel_notify_store(m->se, obj_ino(cur->id, f), 0, &bv, 0);
+	if (rc && rc != -ENOENT)
+		goto out_free;
+	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(cur->id, f), -1, 0);
+	rc = 0;
+out_free:
+	free(nb);
+	free(ob);
+	return rc;
+}
 
 static void hook_files(void *ctx, int64_t id, unsigned mask)
 {
 	struct mlfs *m = ctx;
+	const struct file_desc *fd;
+	struct obj old, cur;
+	int in_change;
+
+	in_change = (stripe_seq(m, id, &old) & 1) && old.id == id &&
+		    !ws_get(m->ws, id, &cur);
+	for (int f = 0; in_change && f < F_COUNT; f++) {
+		fd = ws_file_by_id(cur.kind, f);
+		if (f != F_CTL && (mask & FBIT(f)) && fd &&
+		    (fd->flags & FD_GEN) && !publish_file(m, &old, &cur, f))
+			mask &= ~FBIT(f);
+	}
 
 	for (int f = 0; f < F_COUNT; f++) {
 		if (!(mask & FBIT(f)))
@@ -221,63 +340,6 @@ static void hook_outputs(void *ctx, int64_t id)
 	struct mlfs *m = ctx;
 
 	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, F_OUTPUTS), 0, 0);
-}
-
-static struct stripe *stripe_of(struct mlfs *m, int64_t id)
-{
-	return &m->stripes[(uint64_t)id % NSTRIPES];
-}
-
-static void hook_change_begin(void *ctx, const struct obj *old)
-{
-	struct mlfs *m = ctx;
-	struct stripe *s = stripe_of(m, old->id);
-
-	pthread_mutex_lock(&m->sl_lock);
-	while (s->seq & 1)
-		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
-	s->seq++;
-	s->old = *old;
-	pthread_mutex_unlock(&m->sl_lock);
-}
-
-static void hook_change_end(void *ctx, int64_t id)
-{
-	struct mlfs *m = ctx;
-	struct stripe *s = stripe_of(m, id);
-
-	pthread_mutex_lock(&m->sl_lock);
-	if (s->seq & 1)
-		s->seq++;
-	pthread_cond_broadcast(&m->sl_cond);
-	pthread_mutex_unlock(&m->sl_lock);
-}
-
-/* Wait until no change of @id's stripe is in flight; its seq. */
-static unsigned stripe_wait(struct mlfs *m, int64_t id)
-{
-	struct stripe *s = stripe_of(m, id);
-	unsigned seq;
-
-	pthread_mutex_lock(&m->sl_lock);
-	while (s->seq & 1)
-		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
-	seq = s->seq;
-	pthread_mutex_unlock(&m->sl_lock);
-	return seq;
-}
-
-static unsigned stripe_seq(struct mlfs *m, int64_t id, struct obj *old)
-{
-	struct stripe *s = stripe_of(m, id);
-	unsigned seq;
-
-	pthread_mutex_lock(&m->sl_lock);
-	seq = s->seq;
-	if (old)
-		*old = s->old;
-	pthread_mutex_unlock(&m->sl_lock);
-	return seq;
 }
 
 /* ---- paths ------------------------------------------------------------------ */
@@ -476,6 +538,22 @@ static int stable_obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 		rc = obj_attr(m, ino, st);
 	} while (stripe_seq(m, ino_obj(ino), NULL) != seq);
 	return rc;
+}
+
+/*
+ * The object a READ of @ino is answered from: the stashed old one when a
+ * change is being published or was published while we read *cur (@seq:
+ * the stripe's seq before), else *cur.
+ */
+static void read_view(struct mlfs *m, uint64_t ino, unsigned seq,
+		      struct obj *cur)
+{
+	struct stripe *s = stripe_of(m, ino_obj(ino));
+
+	pthread_mutex_lock(&m->sl_lock);
+	if (s->old.id == ino_obj(ino) && (s->seq != seq || (seq & 1)))
+		*cur = s->old;
+	pthread_mutex_unlock(&m->sl_lock);
 }
 
 static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
@@ -1138,7 +1216,7 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 {
 	const struct file_desc *fd;
 	char path[PATH_MAX], *buf;
-	struct obj o, old = { 0 };
+	struct obj o;
 	unsigned seq;
 	size_t len;
 	int64_t id;
@@ -1160,14 +1238,8 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 			reply_path(req, path, size, off);
 		return;
 	}
-	seq = ino_is_obj(ino) ? stripe_seq(m, ino_obj(ino), &old) : 0;
-	if ((seq & 1) && old.id == ino_obj(ino)) {
-		o = old;	/* being changed: as the kernel saw it */
-		rc = 0;
-	} else {
-		rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
-		seq &= ~1u;
-	}
+	seq = ino_is_obj(ino) ? stripe_seq(m, ino_obj(ino), NULL) : 0;
+	rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
 	fd = rc ? NULL : ws_file_by_id(o.kind, ino_file(ino));
 	if (!rc && (!fd || (fd->flags & FD_DIRECTORY)))
 		rc = -EISDIR;
@@ -1180,8 +1252,7 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		reply_path(req, path, size, off);
 		return;
 	}
-	if (stripe_seq(m, o.id, &old) != seq && old.id == o.id)
-		o = old;	/* a change is in flight: as the kernel saw it */
+	read_view(m, ino, seq, &o);
 	rc = ws_render(m->ws, &o, fd->file, &buf, &len);
 	if (rc) {
 		fuse_reply_err(req, -rc);
