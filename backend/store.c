@@ -48,6 +48,9 @@ static const char *const migrations[] = {
 	"  value BLOB NOT NULL,"
 	"  PRIMARY KEY (obj, file)"
 	") WITHOUT ROWID;",
+	/* 1 -> 2: listings (readdir) walk a folder by id: without this index
+	 * each readdir call sorted the whole folder (quadratic listings) */
+	"CREATE INDEX objects_by_parent ON objects(kind, parent, id);",
 };
 
 #define OBJ_COLS "id, kind, parent, name, state, error, uid, gid, created, " \

@@ -141,6 +141,10 @@ runs, n, cold = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "cold"
 pick = [f"{runs}/z{random.randrange(n)}" for _ in range(500)]
 if cold:
     os.system("sync; echo 3 > /proc/sys/vm/drop_caches")
+else:
+    for p in pick:
+        os.stat(p)
+        with open(p + "/status") as f: f.read()
 st, rd = [], []
 for p in pick:
     t = time.perf_counter_ns(); os.stat(p); st.append(time.perf_counter_ns() - t)

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 #include "tap.h"
 
@@ -50,6 +52,25 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/ws.db", dir);
 	rc = store_open(path, &s, &e);
 	CHECK(rc == 0, "open creates and migrates");
+	{
+		sqlite3 *db;
+		sqlite3_stmt *st;
+		int v = -1, idx = 0;
+
+		sqlite3_open(path, &db);
+		if (!sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		if (!sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master"
+					" WHERE name = 'objects_by_parent'", -1,
+					&st, NULL) && sqlite3_step(st) == SQLITE_ROW)
+			idx = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		CHECK(v == 2 && idx == 1, "schema version 2 with the listing"
+		      " index (version %d)", v);
+	}
 	a = mk(K_RUN, 0, "r1");
 	CHECK(store_insert(s, &a) == 0 && a.id > 0, "insert r1");
 	b = mk(K_RUN, 0, "r1");
