@@ -144,12 +144,12 @@ if cold:
 else:
     for p in pick:
         os.stat(p)
-        with open(p + "/status") as f: f.read()
+        with open(p + "/status", "rb") as f: f.read()
 st, rd = [], []
 for p in pick:
     t = time.perf_counter_ns(); os.stat(p); st.append(time.perf_counter_ns() - t)
     t = time.perf_counter_ns()
-    with open(p + "/status") as f: f.read()
+    with open(p + "/status", "rb") as f: f.read()
     rd.append(time.perf_counter_ns() - t)
 print(f"{statistics.median(st)/1000:.1f} {statistics.median(rd)/1000:.1f}")
 PYEOF

@@ -9,6 +9,7 @@
 #   BUILD_DIR     where binaries, scratch corpora, logs and crash files go
 #                 (default build-fuzz/ under the repository)
 #   FUZZ_TARGETS  space-separated subset of: ctl kv env resources name metric
+#                 slurm_json
 #   FUZZ_MAX_LEN  longest input libFuzzer generates (default 8192)
 #
 # Each target first replays tests/fuzz/regress/<target>/* (inputs that once
@@ -22,7 +23,7 @@ shopt -s extglob
 secs=${1:-30}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
-read -r -a targets <<< "${FUZZ_TARGETS:-ctl kv env resources name metric}"
+read -r -a targets <<< "${FUZZ_TARGETS:-ctl kv env resources name metric slurm_json}"
 max_len=${FUZZ_MAX_LEN:-8192}
 cflags=(-g -O1 "-fsanitize=fuzzer,address,undefined"
 	-fno-sanitize-recover=all -Wall -Wextra)
@@ -58,9 +59,12 @@ install_clang() {
 }
 
 build_target() {
-	local t=$1
+	local t=$1 extra=()
+	# slurmrestd answers are read by targets/slurm_api.c, on cJSON
+	[[ $t == slurm_json ]] && extra=(-I"$root/targets"
+		"$root/targets/slurm_api.c" $(pkg-config --cflags --libs libcjson))
 	clang "${cflags[@]}" -I"$root/backend" "$root/backend/parse.c" \
-		"$root/tests/fuzz/fuzz_$t.c" -o "$build/fuzz_$t"
+		"$root/tests/fuzz/fuzz_$t.c" "${extra[@]}" -o "$build/fuzz_$t"
 }
 
 # Replays the regression inputs of target $1, if any.
