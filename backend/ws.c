@@ -1136,14 +1136,14 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 		free(buf);
 		kv_free(&env);
 		if (rc)
-			return err_prefix(e, rc, "env");
+			return rc;	/* the sentence names env */
 	}
 	rc = ws_read_text(ws, o->id, F_RESOURCES, &buf, &len);
 	if (!rc) {
 		rc = resources_parse(buf, len, &res, e);
 		free(buf);
 		if (rc)
-			return err_prefix(e, rc, "resources");
+			return rc;	/* the sentence names resources */
 	}
 	d = driver_find(t->type);
 	if (!d)
@@ -1243,7 +1243,7 @@ static int target_config(struct ws *ws, const struct obj *o,
 
 	rc = ws_load_config(ws, o->id, cfg, e);
 	if (rc)
-		return err_prefix(e, rc, "config");
+		return rc;	/* the sentence names config */
 	rc = kv_check_keys(cfg, d->config_keys, d->type, e);
 	if (!rc && d->validate)
 		rc = d->validate(cfg, e);
