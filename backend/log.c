@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "log.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,12 +17,25 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *log_path;
 static int log_fd = 2;
 static int log_debug_on;
-static volatile sig_atomic_t reopen_pending;
-
+/*
+ * SIGHUP: reopen the log file at once (after logrotate moved it), with
+ * async-signal-safe calls only: the new file takes the old descriptor's
+ * number through dup2, so writers never see a closed descriptor.
+ */
 void log_hup(int sig)
 {
+	int saved = errno, fd;
+
 	(void)sig;
-	reopen_pending = 1;
+	if (log_path && log_fd > 2) {
+		fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			  0600);
+		if (fd >= 0) {
+			dup3(fd, log_fd, O_CLOEXEC);
+			close(fd);
+		}
+	}
+	errno = saved;
 }
 
 void log_init(const char *path, int debug)
@@ -70,10 +84,6 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 
 	if (lvl == LOG_DEBUG_ && !log_debug_on)
 		return;
-	if (reopen_pending) {
-		reopen_pending = 0;
-		log_reopen();
-	}
 	now = time(NULL);
 	gmtime_r(&now, &tm);
 	n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ ", &tm);

@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -134,9 +135,11 @@ static int run_fusermount(const char *mnt)
  */
 static int clear_dead_mount(const char *mnt)
 {
-	struct stat st;
+	struct statfs sf;
 
-	if (!stat(mnt, &st))
+	/* statfs always reaches the daemon (stat may be answered from the
+	 * kernel's cache of the root's attributes) */
+	if (!statfs(mnt, &sf))
 		return 0;
 	if (errno != ENOTCONN && errno != ECONNABORTED)
 		return 0;	/* fuse_session_mount will explain */
@@ -207,7 +210,9 @@ static int run_session(struct fuse_args *args, struct fuse_cmdline_opts *o,
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
-	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	/* a signal (SIGTERM, SIGINT) ends the loop with its number: a clean
+	 * exit like an unmount; only a negative value is an error */
+	rc = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	log_info("unmounting %s", o->mountpoint);
 out_unmount:

@@ -260,3 +260,73 @@ mount_or_bail() {
 		exit 1
 	fi
 }
+
+# ---- helpers added for the reliability tests (50-54) --------------------------
+
+# mount_count: how many mounts sit on $MNT (a crashed daemon's dead mount
+# stays there until something clears it).
+mount_count() { awk -v m="$MNT" '$2 == m' /proc/mounts | wc -l; }
+
+# remount_ws [ARGS...]: mount_ws for a mountpoint that may hold the dead
+# mount of a killed daemon.  The kernel answers stat() of a dead mount's
+# root (and of cached entries) from its cache, so mount_ws's readiness test
+# can pass before the new daemon has mounted: wait for the new daemon's own
+# "mounted" line and a readdir (never cached) that works.
+remount_ws() {
+	local i
+	"$MLFS" -f --state "$STATE" "$@" "$MNT" 2>>"$DAEMON_ERR" &
+	DPID=$!
+	for ((i = 0; i < 200; i++)); do
+		if grep -q "mlfs\[$DPID\] info: mounted" "$DAEMON_ERR" &&
+			ls "$MNT/runs" >/dev/null 2>&1; then
+			start_watchdog
+			return 0
+		fi
+		if ! kill -0 "$DPID" 2>/dev/null; then
+			echo "# daemon died at start:" >&2
+			tail -5 "$DAEMON_ERR" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+	echo "# mount did not appear" >&2
+	return 1
+}
+
+# remount_or_bail [DESCRIPTION [ARGS...]]: remount_ws, or end the test file.
+remount_or_bail() {
+	local d=${1:-remount}
+	shift $(($# ? 1 : 0))
+	if remount_ws "$@"; then
+		ok "$d"
+	else
+		not_ok "$d (bailing out)"
+		done_testing
+		exit 1
+	fi
+}
+
+# is_dead_mount: $MNT is a mount whose daemon is gone (readdir fails with
+# ENOTCONN; stat may still succeed from the kernel's cache).
+is_dead_mount() {
+	local out
+	out=$(ls "$MNT" 2>&1 >/dev/null)
+	[[ $out == *"not connected"* ]]
+}
+
+# vm_rss_kb PID: the resident set size of PID in KiB.
+vm_rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# cleanup_deep: cleanup, then lazily unmount whatever is still stacked on
+# $MNT (dead mounts a crash left behind), then remove $T.  For tests that
+# kill the daemon: trap cleanup_deep EXIT
+cleanup_deep() {
+	local keep=${KEEP:-} i
+	KEEP=1 cleanup
+	for ((i = 0; i < 8; i++)); do
+		(($(mount_count))) || break
+		umount -l "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null ||
+			break
+	done
+	[[ -n $keep ]] || rm -rf "$T"
+}
