@@ -816,8 +816,6 @@ static const char *ctl_valid(struct ws *ws, const struct obj *o)
 			return "submit\n";
 		if (run_state_active(o->state))
 			return "cancel\n";
-		if (!strcmp(o->state, RS_COMPLETED))
-			return "register NAME [PATH]\n";
 		return "";
 	case K_TARGET:
 		if (!strcmp(o->state, TS_DRAFT) || !strcmp(o->state, TS_FAILED))
