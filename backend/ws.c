@@ -170,6 +170,57 @@ static void display_name(struct ws *ws, const struct obj *o, char *buf,
 		snprintf(buf, sz, "%s", o->name);
 }
 
+/* ---- printable text ------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at @p (of @n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t need;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		need = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		need = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		need = 4;
+	else
+		return 0;
+	if (n < need)
+		return 0;
+	for (size_t i = 1; i < need; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	return need;
+}
+
+/*
+ * text_clean - copy @in into @out (NUL-terminated, cut to fit) as
+ * printable UTF-8: control bytes, DEL and invalid UTF-8 become \xNN, so
+ * that events, error files and info.json stay readable whatever users or
+ * engines wrote.
+ */
+static void text_clean(const char *in, char *out, size_t sz)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0, n = strlen(in), l;
+
+	while (*p && o + 5 < sz) {
+		l = utf8_len(p, n - (size_t)(p - (const unsigned char *)in));
+		if (l == 1 && *p >= 0x20 && *p != 0x7f) {
+			out[o++] = (char)*p++;
+		} else if (l > 1) {
+			memcpy(out + o, p, l);
+			o += l;
+			p += l;
+		} else {
+			o += snprintf(out + o, sz - o, "\\x%02x", *p++);
+		}
+	}
+	out[o] = '\0';
+}
+
 /* ---- events --------------------------------------------------------------- */
 
 static void event_line(struct ws *ws, const char *kind, const char *name,
@@ -179,8 +230,11 @@ static void event_line(struct ws *ws, const char *kind, const char *name,
 	off_t old;
 	int n;
 
+	char clean[ERR_MSG_MAX + 64];
+
+	text_clean(text, clean, sizeof(clean));
 	iso_time(now_s(), ts, sizeof(ts));
-	n = snprintf(line, sizeof(line), "%s %s %s %s\n", ts, kind, name, text);
+	n = snprintf(line, sizeof(line), "%s %s %s %s\n", ts, kind, name, clean);
 	if (n >= (int)sizeof(line)) {
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
@@ -268,6 +322,12 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 	}
 	o->changed = now_s();
 	o->cancel |= cur.cancel;	/* set by ctl writes, never cleared */
+	if (strcmp(o->error, cur.error)) {
+		char clean[ERR_MSG_MAX];
+
+		text_clean(o->error, clean, sizeof(clean));
+		memcpy(o->error, clean, sizeof(clean));
+	}
 	rc = store_update(ws->st, o);
 	if (rc)
 		goto out_rollback;
@@ -651,7 +711,7 @@ static int setting_too_big(struct ws *ws, int64_t id)
 {
 	struct err e;
 
-	err_set(&e, -EFBIG, "a setting file holds at most %d bytes",
+	err_set(&e, -EFBIG, "a setting file holds less than %d bytes",
 		SETTING_MAX);
 	ws_refuse(ws, id, -EFBIG, &e);
 	return -EFBIG;
@@ -694,7 +754,10 @@ int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 	struct obj o;
 	int rc;
 
-	if (off < 0 || (uint64_t)off + len > SETTING_MAX)
+	/* a write reaching the limit is refused whole: the kernel cuts big
+	 * writes into 1 MiB pieces, and a first piece accepted would
+	 * replace the setting by the head of a refused write */
+	if (off < 0 || (uint64_t)off + len >= SETTING_MAX)
 		return setting_too_big(ws, id);
 	rc = store_begin(ws->st);
 	if (rc)
@@ -733,7 +796,7 @@ int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size)
 	struct obj o;
 	int rc;
 
-	if (size < 0 || size > SETTING_MAX)
+	if (size < 0 || size >= SETTING_MAX)
 		return setting_too_big(ws, id);
 	rc = store_begin(ws->st);
 	if (rc)
@@ -769,7 +832,7 @@ int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 	struct obj o;
 	int rc;
 
-	if (len > SETTING_MAX)
+	if (len >= SETTING_MAX)
 		return setting_too_big(ws, id);
 	rc = store_begin(ws->st);
 	if (rc)
@@ -837,6 +900,19 @@ static const char *ctl_valid(struct ws *ws, const struct obj *o)
 	}
 }
 
+/* A string in info.json: always valid UTF-8 (see text_clean). */
+static void json_str(cJSON *j, const char *key, const char *v)
+{
+	size_t n = strlen(v) * 4 + 1;
+	char *clean = malloc(n);
+
+	if (!clean)
+		return;
+	text_clean(v, clean, n);
+	cJSON_AddStringToObject(j, key, clean);
+	free(clean);
+}
+
 static void json_time(cJSON *j, const char *key, double t)
 {
 	char ts[32];
@@ -859,7 +935,7 @@ static void json_setting(struct ws *ws, cJSON *j, const char *key,
 		return;
 	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
-	cJSON_AddStringToObject(j, key, buf);
+	json_str(j, key, buf);
 	free(buf);
 }
 
@@ -880,9 +956,8 @@ static void json_config(struct ws *ws, cJSON *j, int64_t id)
 		return;
 	c = cJSON_AddObjectToObject(j, "config");
 	for (int i = 0; i < cfg.n; i++)
-		cJSON_AddStringToObject(c, cfg.items[i].key,
-					secret_key(cfg.items[i].key) ?
-					"(hidden)" : cfg.items[i].value);
+		json_str(c, cfg.items[i].key, secret_key(cfg.items[i].key) ?
+			 "(hidden)" : cfg.items[i].value);
 	kv_free(&cfg);
 }
 
@@ -918,7 +993,7 @@ static void json_common(cJSON *j, const struct obj *o)
 	cJSON_AddStringToObject(j, "name", o->name);
 	cJSON_AddStringToObject(j, "kind", kind_name(o->kind));
 	cJSON_AddStringToObject(j, "status", o->state);
-	cJSON_AddStringToObject(j, "error", o->error);
+	json_str(j, "error", o->error);
 	cJSON_AddNumberToObject(j, "uid", o->uid);
 	cJSON_AddNumberToObject(j, "gid", o->gid);
 	json_time(j, "created", o->created);

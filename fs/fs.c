@@ -556,6 +556,16 @@ static void read_view(struct mlfs *m, uint64_t ino, unsigned seq,
 	pthread_mutex_unlock(&m->sl_lock);
 }
 
+/*
+ * The inode number stat shows for a user file: its backing file's, tagged
+ * (USER_BIT) apart from generated ones, so that two hard links show one
+ * inode, as cp -a, tar and du expect.  The FUSE node id stays per name.
+ */
+static uint64_t user_st_ino(uint64_t backing)
+{
+	return USER_BIT | (backing & (USER_BIT - 1));
+}
+
 static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 {
 	char path[PATH_MAX];
@@ -567,7 +577,7 @@ static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 		return rc;
 	if (lstat(path, st))
 		return -errno;
-	st->st_ino = ino;
+	st->st_ino = user_st_ino(st->st_ino);
 	/* cp and friends size their buffers by st_blksize: big requests */
 	st->st_blksize = 1 << 20;
 	return 0;
@@ -682,6 +692,8 @@ static int lookup_user(struct mlfs *m, uint64_t parent, const char *name,
 	if (lstat(path, &st))
 		return -errno;
 	*ino = nodes_get(m->nodes, parent, name);
+	if (*ino)
+		nodes_set_backing(m->nodes, *ino, st.st_ino);
 	return *ino ? 0 : -ENOMEM;
 }
 
@@ -839,7 +851,6 @@ static void list_backing(struct mlfs *m, struct dh *d, struct dirbuf *b,
 {
 	long want = off >= USER_OFF ? off - USER_OFF : 0;
 	struct dirent *de;
-	uint64_t ino;
 	long here;
 
 	if (!d->dir)
@@ -859,8 +870,7 @@ static void list_backing(struct mlfs *m, struct dh *d, struct dirbuf *b,
 			d->pos++;
 			continue;
 		}
-		ino = nodes_get(m->nodes, d->ino, de->d_name);
-		if (dir_add(b, de->d_name, ino ? ino : 0xffffffff,
+		if (dir_add(b, de->d_name, user_st_ino(de->d_ino),
 			    DTTOIF(de->d_type), USER_OFF + d->pos + 1)) {
 			seekdir(d->dir, here);
 			return;
@@ -1322,6 +1332,22 @@ static int open_user_for_write(struct mlfs *m, uint64_t ino, ssize_t *err)
 	return fd;
 }
 
+/* A file with hard links changed: the kernel caches each name apart.
+ * Notified with no lock held: a READ of another name may hold its page
+ * while it resolves its path in the node table. */
+static void wrote_user(struct mlfs *m, uint64_t ino, int fd)
+{
+	uint64_t alias[16];
+	struct stat st;
+	int n;
+
+	if (fstat(fd, &st) || st.st_nlink < 2)
+		return;
+	n = nodes_by_backing(m->nodes, st.st_ino, ino, alias, 16);
+	for (int i = 0; i < n; i++)
+		fuse_lowlevel_notify_inval_inode(m->se, alias[i], 0, 0);
+}
+
 /* write to a user file without a handle: open, pwrite, close. */
 static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
 		      size_t size, off_t off, size_t *done)
@@ -1334,6 +1360,8 @@ static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
 		return (int)err;
 	n = pwrite(fd, buf, size, off);
 	rc = n < 0 ? -errno : 0;
+	if (!rc)
+		wrote_user(m, ino, fd);
 	close(fd);
 	*done = n < 0 ? 0 : (size_t)n;
 	return rc;
@@ -1349,8 +1377,10 @@ static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 
 	if (ino_is_user(ino))
 		return write_user(m, ino, buf, *size, off, size);
-	if (!ino_is_obj(ino) || ws_get(m->ws, ino_obj(ino), &o))
+	if (!ino_is_obj(ino))
 		return -EACCES;
+	if (ws_get(m->ws, ino_obj(ino), &o))
+		return -ENOENT;		/* removed meanwhile */
 	fd = ws_file_by_id(o.kind, ino_file(ino));
 	if (!fd || !(fd->flags & (FD_CTL | FD_SETTING)))
 		return -EACCES;
@@ -1433,6 +1463,8 @@ static void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 		dst.buf[0].fd = fd;
 		dst.buf[0].pos = off;
 		n = fuse_buf_copy(&dst, in, FUSE_BUF_SPLICE_NONBLOCK);
+		if (n > 0)
+			wrote_user(M(req), ino, fd);
 		if (!h)
 			close(fd);
 		if (n < 0)
@@ -1558,12 +1590,14 @@ static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	h->fd = fd;
 	give_to_caller(req, path);
 	e.ino = nodes_get(m->nodes, parent, name);
+	if (e.ino && !fstat(fd, &e.attr))
+		nodes_set_backing(m->nodes, e.ino, e.attr.st_ino);
 	if (!e.ino || fstat(fd, &e.attr)) {
 		fh_free(h);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	e.attr.st_ino = e.ino;
+	e.attr.st_ino = user_st_ino(e.attr.st_ino);
 	e.attr_timeout = e.entry_timeout = m->timeout;
 	fi->keep_cache = 1;
 	if (m->no_open) {
@@ -1855,6 +1889,8 @@ static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		rc = -EXDEV;
 	if (!rc && link(from, to))
 		rc = -errno;
+	if (!rc)	/* the first name's link count changed (attrs only) */
+		fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
 	if (!rc)
 		rc = reply_entry(req, m, nodes_get(m->nodes, newparent, newname));
 	if (rc)

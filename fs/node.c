@@ -44,6 +44,7 @@ struct unode {
 	uint64_t parent;
 	char *name;		/* NULL once unlinked */
 	uint64_t nlookup;
+	uint64_t backing;	/* the backing file's inode, 0 unknown */
 	struct unode *by_ino_next;
 	struct unode *by_name_next;
 };
@@ -345,4 +346,30 @@ out_unlock:
 	/* skip the leading '/' */
 	snprintf(rel, relsz, "%s", buf[pos] == '/' ? buf + pos + 1 : buf + pos);
 	return 0;
+}
+
+void nodes_set_backing(struct node_table *t, uint64_t ino, uint64_t backing)
+{
+	struct unode *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = find_ino(t, ino);
+	if (n)
+		n->backing = backing;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int nodes_by_backing(struct node_table *t, uint64_t backing, uint64_t except,
+		     uint64_t *out, int max)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->nbuckets && n < max; i++)
+		for (struct unode *u = t->by_ino[i]; u && n < max;
+		     u = u->by_ino_next)
+			if (u->backing == backing && u->ino != except)
+				out[n++] = u->ino;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }

@@ -87,6 +87,13 @@ void nodes_unlink(struct node_table *t, uint64_t parent, const char *name);
 void nodes_move(struct node_table *t, uint64_t parent, const char *name,
 		uint64_t newparent, const char *newname);
 
+/* Record the backing file's inode number of user node @ino. */
+void nodes_set_backing(struct node_table *t, uint64_t ino, uint64_t backing);
+/* The user nodes (but @except) whose backing file is @backing (hard
+ * links), at most @max into @out; returns how many. */
+int nodes_by_backing(struct node_table *t, uint64_t backing, uint64_t except,
+		     uint64_t *out, int max);
+
 /*
  * nodes_path - resolve @ino (any inode under an object) into the object
  * id, its root (F_DIR for the user's files, F_OUTPUTS for outputs/) and

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +113,50 @@ static int copy_link(int sdir, int ddir, const char *name)
 	return symlinkat(target, ddir, name) ? -errno : 0;
 }
 
+/* Files with several links seen so far: copied once, then linked. */
+struct links {
+	struct link_seen {
+		dev_t dev;
+		ino_t ino;
+		int dir;	/* the folder (fd) it was copied into */
+		char name[NAME_MAX + 1];
+	} *v;
+	size_t n, cap;
+};
+
+static __thread struct links *cur_links;
+
+static struct link_seen *link_find(const struct stat *st)
+{
+	for (size_t i = 0; cur_links && i < cur_links->n; i++)
+		if (cur_links->v[i].dev == st->st_dev &&
+		    cur_links->v[i].ino == st->st_ino)
+			return &cur_links->v[i];
+	return NULL;
+}
+
+static void link_add(const struct stat *st, int dir, const char *name)
+{
+	struct links *l = cur_links;
+	struct link_seen *v;
+
+	if (!l)
+		return;
+	if (l->n == l->cap) {
+		v = realloc(l->v, (l->cap ? l->cap * 2 : 16) * sizeof(*v));
+		if (!v)
+			return;
+		l->v = v;
+		l->cap = l->cap ? l->cap * 2 : 16;
+	}
+	l->v[l->n].dev = st->st_dev;
+	l->v[l->n].ino = st->st_ino;
+	l->v[l->n].dir = dup(dir);
+	snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
+	if (l->v[l->n].dir >= 0)
+		l->n++;
+}
+
 static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz);
 
 static int copy_entry(int sdir, int ddir, const char *name, int depth,
@@ -124,6 +169,17 @@ static int copy_entry(int sdir, int ddir, const char *name, int depth,
 		return -errno;
 	if (S_ISLNK(st.st_mode))
 		return copy_link(sdir, ddir, name);
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		struct link_seen *seen = link_find(&st);
+
+		if (seen)	/* a hard link within the run: link again */
+			return linkat(seen->dir, seen->name, ddir, name, 0) ?
+			       -errno : 0;
+		rc = copy_file(sdir, ddir, name, st.st_mode);
+		if (!rc)
+			link_add(&st, ddir, name);
+		return rc;
+	}
 	if (S_ISREG(st.st_mode))
 		return copy_file(sdir, ddir, name, st.st_mode);
 	if (!S_ISDIR(st.st_mode))
@@ -168,6 +224,7 @@ static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz)
 int copy_tree_fresh(const char *src, const char *dst, struct err *e)
 {
 	char where[NAME_MAX + 1] = "", out[PATH_MAX];
+	struct links links = { 0 };
 	int s, d, rc;
 
 	rc = remove_tree(dst);
@@ -179,7 +236,12 @@ int copy_tree_fresh(const char *src, const char *dst, struct err *e)
 			       strerror(errno));
 	s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cur_links = &links;
 	rc = (s < 0 || d < 0) ? -errno : copy_dir(s, d, 0, where, sizeof(where));
+	cur_links = NULL;
+	for (size_t i = 0; i < links.n; i++)
+		close(links.v[i].dir);
+	free(links.v);
 	if (s >= 0)
 		close(s);
 	if (d >= 0)
