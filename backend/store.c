@@ -341,7 +341,8 @@ int store_commit(struct store *s)
 {
 	int rc = step_done(s, stmt(s, S_COMMIT), "commit");
 
-	if (rc)
+	/* a failed COMMIT (disk full) may have rolled back already */
+	if (rc && !sqlite3_get_autocommit(s->db))
 		step_done(s, stmt(s, S_ROLLBACK), "rollback");
 	sqlite3_reset(s->stmt[S_COMMIT]);
 	pthread_mutex_unlock(&s->lock);

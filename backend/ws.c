@@ -1821,8 +1821,9 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 		rec.repaired = 0;
 		store_list_ids(ws->st, reconcile_obj, &rec);
 		reconcile_orphans(ws, &rec.repaired);
-		log_info("start-up after an unclean stop: %d inconsistencies"
-			 " repaired", rec.repaired);
+		if (rec.repaired)
+			log_info("start-up after an unclean stop: %d"
+				 " inconsistencies repaired", rec.repaired);
 	}
 	ws->opened = 1;
 	*wsp = ws;
