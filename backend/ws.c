@@ -1789,7 +1789,7 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 	char path[PATH_MAX];
 	struct reconcile rec;
 	struct ws *ws;
-	int rc;
+	int rc, fresh;
 
 	ws = calloc(1, sizeof(*ws));
 	if (!ws)
@@ -1807,6 +1807,7 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 	if (rc)
 		goto out_close;
 	snprintf(path, sizeof(path), "%s/workspace.db", ws->dir);
+	fresh = access(path, F_OK) != 0;
 	rc = store_open(path, &ws->st, e);
 	if (!rc)
 		rc = ensure_local(ws, e);
@@ -1816,14 +1817,13 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 	/* After a clean stop the files match the store: skip the scan, so
 	 * that 100,000 runs mount at once.  Else (a crash) reconcile. */
 	snprintf(path, sizeof(path), "%s/clean", ws->dir);
-	if (unlink(path)) {
+	if (unlink(path) && !fresh) {
 		rec.ws = ws;
 		rec.repaired = 0;
 		store_list_ids(ws->st, reconcile_obj, &rec);
 		reconcile_orphans(ws, &rec.repaired);
-		if (rec.repaired)
-			log_info("start-up after an unclean stop: %d"
-				 " inconsistencies repaired", rec.repaired);
+		log_info("start-up after an unclean stop: %d inconsistencies"
+			 " repaired", rec.repaired);
 	}
 	ws->opened = 1;
 	*wsp = ws;
