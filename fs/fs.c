@@ -333,6 +333,7 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 	uint64_t p = parent ? obj_ino(parent, F_DIR) : kind_top_ino(kind);
 
 	defer_inval(m, p, name);
+	defer_inval(m, p, NULL);	/* and the folder's cached listing */
 }
 
 static void hook_outputs(void *ctx, int64_t id)
@@ -1094,6 +1095,9 @@ static int user_writable(struct mlfs *m, const struct obj *o, int root)
 	if (root == F_OUTPUTS)
 		err_set(&e, -EROFS, "outputs/ of run '%s' is written by the run"
 			" only", o->name);
+	else if (o->kind == K_VERSION)
+		err_set(&e, -EROFS, "version %s of this model is in use by a deployment:"
+			" its files are read-only", o->name);
 	else
 		err_set(&e, -EROFS, "the files of %s '%s' are read-only since"
 			" it was submitted (it is %s)", kind_name(o->kind),
@@ -1682,7 +1686,8 @@ static int unlink_ctl(struct mlfs *m, const struct obj *o)
 {
 	if (o->kind == K_RUN && run_state_active(o->state))
 		return -EBUSY;
-	if (o->kind == K_TARGET && ws_busy(m->ws, o))
+	if ((o->kind == K_TARGET || o->kind == K_VERSION) &&
+	    ws_busy(m->ws, o))
 		return -EBUSY;
 	return 0;
 }
@@ -1837,7 +1842,10 @@ static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (parent == INO_ROOT || newparent == INO_ROOT) {
 		rc = -EPERM;
 	} else if (top_ino_kind(parent) || top_ino_kind(newparent)) {
-		rc = parent != newparent ? -EXDEV : flags ? -EINVAL :
+		/* an object never replaces another (EEXIST): that is
+		 * RENAME_NOREPLACE already; only EXCHANGE is refused */
+		rc = parent != newparent ? -EXDEV :
+		     (flags & ~RENAME_NOREPLACE) ? -EINVAL :
 		     rename_object(m, parent, name, newname);
 	} else if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 		   !ws_get(m->ws, ino_obj(parent), &o) &&

@@ -92,9 +92,14 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 	int fd;
 
 	setpgid(0, 0);
+	/* the supervisor's no-op handlers would swallow a cancel that comes
+	 * before exec: back to the defaults, then deliver what is pending */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
 	snprintf(path, sizeof(path), "%s/log", rundir);
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
 	if (fd >= 0) {
@@ -119,21 +124,42 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 	_exit(127);
 }
 
+/*
+ * The exit file's space is taken when the run starts (exit_fd, exit.tmp
+ * filled with blanks): a run that fills the disk still gets its exit code
+ * recorded -- rewriting reserved bytes, shrinking and renaming need no
+ * new space.
+ */
+static int exit_fd = -1;
+
+static void reserve_exit(const char *rundir)
+{
+	char tmp[4096];
+
+	snprintf(tmp, sizeof(tmp), "%s/exit.tmp", rundir);
+	exit_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (exit_fd >= 0 && write_all(exit_fd, "                \n", 17)) {
+		close(exit_fd);
+		exit_fd = -1;
+	}
+}
+
 static int record_exit(const char *rundir, int status)
 {
 	char tmp[4096], path[4096], line[32];
-	int code, fd, n;
+	int code, fd = exit_fd, n;
 
 	code = WIFEXITED(status) ? WEXITSTATUS(status) :
 	       WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
 	snprintf(tmp, sizeof(tmp), "%s/exit.tmp", rundir);
 	snprintf(path, sizeof(path), "%s/exit", rundir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return 1;
 	n = snprintf(line, sizeof(line), "%d\n", code);
-	if (write_all(fd, line, n) || fsync(fd) || close(fd) ||
-	    rename(tmp, path))
+	if (pwrite(fd, line, n, 0) != n || ftruncate(fd, n) || fsync(fd) ||
+	    close(fd) || rename(tmp, path))
 		return 1;
 	return 0;
 }
@@ -142,6 +168,7 @@ int main(int argc, char **argv)
 {
 	char path[4096], line[96];
 	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block;
 	int fd, status, n;
 	pid_t pid;
 
@@ -166,6 +193,12 @@ int main(int argc, char **argv)
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return errno == EEXIST ? EXIT_TAKEN : 1;
+	reserve_exit(argv[1]);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, NULL);	/* until the child is set up */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
@@ -176,6 +209,7 @@ int main(int argc, char **argv)
 	}
 	if (pid == 0)
 		child(argv[1], argv[2], argv[3]);
+	sigprocmask(SIG_UNBLOCK, &block, NULL);
 	setpgid(pid, pid);
 	n = snprintf(line, sizeof(line), "%d %d %llu\n", (int)getpid(),
 		     (int)pid, proc_start_ticks(0));
