@@ -22,6 +22,9 @@
 #include "parse.h"
 
 struct ws;
+struct deploy_ctx;
+struct deploy_spec;
+struct replica;
 
 struct target_ctx {
 	struct ws *ws;
@@ -98,7 +101,106 @@ struct driver {
 	/* Worker: forget driver state of a run that left the worker. */
 	void (*release_run)(struct target_ctx *t, struct run_ctx *r);
 	void (*release)(struct target_ctx *t);
+
+	/* ---- deployments (can_host; see struct replica) ---- */
+	/* Pure, inside the write of `deploy`: can @s be served (e.g. is its
+	 * fixed port free)?  0 or -errno (EADDRINUSE …) + sentence. */
+	int (*check_deploy)(const struct kv_list *config,
+			    const struct deploy_spec *s, struct err *e);
+	/* Worker: start replica @r of generation @s and return at once.
+	 * Picks a free port first when s->port is 0.  Sets r->pid. */
+	int (*replica_start)(struct target_ctx *t, struct deploy_ctx *d,
+			     struct deploy_spec *s, struct replica *r,
+			     struct err *e);
+	/* Worker, every tick, cheap: REP_STARTING, REP_READY (it listens on
+	 * s->port) or REP_EXITED (r->exit_code, the reason in @e). */
+	int (*replica_poll)(struct target_ctx *t, struct deploy_ctx *d,
+			    const struct deploy_spec *s, struct replica *r,
+			    struct err *e);
+	/* Worker: TERM (@force 0: the server drains) or KILL (@force 1). */
+	void (*replica_stop)(struct target_ctx *t, struct deploy_ctx *d,
+			     struct replica *r, int force);
+	/* Worker, at start-up: the replicas of @d the engine still runs,
+	 * each a calloc'd struct replica (gen, slot, pid, priv) pushed on
+	 * *@list.  Returns how many, or -errno. */
+	int (*replica_adopt)(struct target_ctx *t, struct deploy_ctx *d,
+			     struct replica **list);
+	/* Worker: forget an exited replica (reap it, drop its files). */
+	void (*replica_release)(struct target_ctx *t, struct deploy_ctx *d,
+				struct replica *r);
+	/* Worker: GET / of the service, short timeout.  0 or -errno +
+	 * sentence. */
+	int (*health)(struct target_ctx *t, struct deploy_ctx *d,
+		      const struct deploy_spec *s, struct err *e);
 };
+
+/*
+ * Deployments.  The workspace (backend/deploy.c) runs the state machine:
+ * generations, rolling updates, restarts with backoff, health; a driver
+ * only starts, watches and stops single replicas (server processes that
+ * share one port with SO_REUSEPORT).
+ */
+
+/* What one generation of a deployment serves, fixed when `deploy` or
+ * `restart` is taken; kept in <dir>/gen/<gen>/spec. */
+struct deploy_spec {
+	int gen;			/* 1, 2, …; 0: none */
+	int64_t version_id;		/* the model version's object id */
+	char model[2 * MLFS_NAME_MAX + 2];	/* NAME:VERSION */
+	char code[PATH_MAX];		/* snapshot of the user's files: cwd */
+	char model_dir[PATH_MAX];	/* AZUREML_MODEL_DIR */
+	char entry[256];		/* the entry script, relative */
+	char command[1024];		/* a server of the user's, or "" */
+	char host[64];
+	int port;			/* 0 until picked */
+	int replicas;
+	int ready_timeout;		/* seconds a replica may take to listen */
+};
+
+enum replica_state {
+	REP_STARTING = 1,		/* spawned, not listening yet */
+	REP_READY,			/* listening */
+	REP_STOPPING,			/* TERM sent */
+	REP_EXITED,			/* gone: release it */
+	REP_WAITING,			/* crashed: restart at restart_at */
+};
+
+struct replica {
+	int gen, slot;
+	int state;			/* enum replica_state */
+	long pid;			/* the engine's pid (local or remote) */
+	int exit_code;			/* -1: unknown */
+	int restarts;			/* crashes of this slot in a row */
+	int killed;			/* KILL sent after the grace */
+	double started, ready, stop_sent, restart_at;
+	void *priv;			/* the driver's */
+	struct replica *next;
+};
+
+struct deploy_ctx {
+	struct ws *ws;
+	struct obj obj;			/* the deployment's row, kept current */
+	struct target_ctx *t;
+	char dir[PATH_MAX];		/* <state>/objects/<id> */
+	char key[160];			/* the bearer key */
+	struct deploy_spec serving;	/* the generation serving (gen 0: none) */
+	struct deploy_spec coming;	/* the one being rolled out (0: none) */
+	int last_gen;			/* highest generation number used */
+	int verb;			/* the request being carried out, 0 none */
+	long req_done;			/* serial of the last request taken */
+	double verb_at;			/* when it was taken */
+	struct replica *reps;
+	double next_health;
+	int health_fails;
+	int64_t log_size;
+	int watch;			/* inotify watch on dir, -1 if none */
+	void *priv;			/* the driver's */
+	struct deploy_ctx *next;
+};
+
+/* <dir>/… of a deployment */
+#define DEP_GEN		"gen"		/* gen/<n>/spec, gen/<n>/code/ */
+#define DEP_REPLICAS	"replicas"	/* the local driver's pid files */
 
 const struct driver *driver_find(const char *type);
 /* Comma-separated list of known types, for error sentences. */

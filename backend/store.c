@@ -62,6 +62,7 @@ enum stmt_id {
 	S_GET, S_FIND, S_INSERT, S_UPDATE, S_DELETE, S_DELETE_TEXTS,
 	S_LIST, S_ACTIVE, S_BUSY_TARGETS, S_COUNT_ACTIVE, S_MAX_SEQ, S_IDS,
 	S_TEXT_GET, S_TEXT_PUT,
+	S_NEXT_VERSION, S_VERSION_USERS, S_LIVE_DEPLOYMENTS, S_KIND_STATE,
 	S_COUNT
 };
 
@@ -101,6 +102,21 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_TEXT_GET] = "SELECT value FROM texts WHERE obj = :id AND file = :file",
 	[S_TEXT_PUT] = "INSERT OR REPLACE INTO texts (obj, file, value)"
 		       " VALUES (:id, :file, :value)",
+	/* versions named by integers: the next one (1 for a new model) */
+	[S_NEXT_VERSION] = "SELECT coalesce(max(CAST(name AS INTEGER)), 0) + 1"
+			   " FROM objects WHERE kind = 5 AND parent = :model"
+			   " AND name NOT GLOB '*[^0-9]*'",
+	/* a deployment's seq is the model version it serves */
+	[S_VERSION_USERS] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 3"
+			    " AND seq = :version AND state IN"
+			    " ('Transitioning', 'Healthy', 'Unhealthy')"
+			    " ORDER BY id",
+	[S_LIVE_DEPLOYMENTS] = "SELECT " OBJ_COLS " FROM objects WHERE"
+			       " kind = 3 AND state IN"
+			       " ('Transitioning', 'Healthy', 'Unhealthy')"
+			       " ORDER BY id",
+	[S_KIND_STATE] = "SELECT " OBJ_COLS " FROM objects"
+			 " WHERE kind = :kind AND state = :state ORDER BY id",
 };
 
 struct store {
@@ -566,6 +582,62 @@ int store_count_active_runs(struct store *s, int64_t target_id)
 	n = single_int(s, st);
 	pthread_mutex_unlock(&s->lock);
 	return (int)n;
+}
+
+int64_t store_next_version(struct store *s, int64_t model_id)
+{
+	sqlite3_stmt *st;
+	int64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_NEXT_VERSION);
+	bind_i64(st, ":model", model_id);
+	n = single_int(s, st);
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int store_list_version_users(struct store *s, int64_t version_id,
+			     int (*cb)(void *arg, const struct obj *o),
+			     void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_VERSION_USERS);
+	bind_i64(st, ":version", version_id);
+	rc = each_row(s, st, cb, arg);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_list_live_deployments(struct store *s,
+				int (*cb)(void *arg, const struct obj *o),
+				void *arg)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = each_row(s, stmt(s, S_LIVE_DEPLOYMENTS), cb, arg);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_list_kind_state(struct store *s, int kind, const char *state,
+			  int (*cb)(void *arg, const struct obj *o),
+			  void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_KIND_STATE);
+	bind_i64(st, ":kind", kind);
+	bind_text(st, ":state", state);
+	rc = each_row(s, st, cb, arg);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 int64_t store_max_seq(struct store *s)

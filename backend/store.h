@@ -52,6 +52,21 @@ int store_list_busy_targets(struct store *s,
 			    void *arg);
 /* Number of active runs whose target is @target_id. */
 int store_count_active_runs(struct store *s, int64_t target_id);
+/* The next integer version name of model @model_id (1 when none). */
+int64_t store_next_version(struct store *s, int64_t model_id);
+/* Deployments serving (Transitioning, Healthy, Unhealthy) model version
+ * @version_id (their seq), by id.  Same @cb rules as store_list. */
+int store_list_version_users(struct store *s, int64_t version_id,
+			     int (*cb)(void *arg, const struct obj *o),
+			     void *arg);
+/* Deployments in Transitioning, Healthy or Unhealthy, by id. */
+int store_list_live_deployments(struct store *s,
+				int (*cb)(void *arg, const struct obj *o),
+				void *arg);
+/* Objects of @kind in @state, by id. */
+int store_list_kind_state(struct store *s, int kind, const char *state,
+			  int (*cb)(void *arg, const struct obj *o),
+			  void *arg);
 /* Largest seq so far (0 if none). */
 int64_t store_max_seq(struct store *s);
 /* Every object id, in id order (for start-up reconciliation). */

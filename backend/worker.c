@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "deploy_i.h"
 #include "log.h"
 #include "ws_i.h"
 
@@ -40,6 +41,7 @@ struct tworker {
 	int ino_fd;			/* inotify on started runs' folders */
 	double ino_last;		/* when inotify last woke us */
 	double refreshed;		/* when nodes were last refreshed */
+	struct deploy_ctx *deps;	/* tracked deployments (deploy.c) */
 };
 
 /* Log growth is seen at once through inotify, but at most this often. */
@@ -408,6 +410,11 @@ static void kick_one(struct tworker *w, int64_t id)
 		target_step(w);
 		return;
 	}
+	if (!ws_get(w->ws, id, &o) && o.kind == K_DEPLOYMENT) {
+		if (w->have_target)
+			deploy_track(&w->t, &w->deps, &o);
+		return;
+	}
 	if (ws_get(w->ws, id, &o) || o.kind != K_RUN)
 		return;
 	r = run_find(w, id);
@@ -508,6 +515,7 @@ static void watch_files(struct tworker *w)
 			metrics_pump(w, r);
 		}
 	}
+	deploy_watch_logs(w->deps);
 }
 
 static void runs_step(struct tworker *w)
@@ -563,7 +571,8 @@ static int wait_events(struct tworker *w)
 						    .events = POLLIN };
 		timeout = TICK_MS;
 	}
-	if (w->ino_fd >= 0 && w->runs) {
+	timeout = deploy_timeout_ms(w->deps, timeout);
+	if (w->ino_fd >= 0 && (w->runs || w->deps)) {
 		if (now_s() - w->ino_last >= INOTIFY_MIN_S) {
 			ino_at = n;
 			pfd[n++] = (struct pollfd){ .fd = w->ino_fd,
@@ -619,11 +628,14 @@ static void *worker_main(void *arg)
 			ws_trash_empty(w->ws);
 		else if (w->have_target)
 			runs_step(w);
+		if (w->target_id && w->have_target && w->deps)
+			deploy_step(&w->t, &w->deps, w->ino_fd);
 		if (w->have_target && !w->runs && idle_refresh_due(w))
 			target_refresh(w);
 		while (wait_events(w) && !stopping(w->ws))
 			watch_files(w);
 	}
+	deploy_release_all(&w->t, &w->deps, w->ino_fd);
 	if (w->ino_fd >= 0)
 		close(w->ino_fd);
 	while (w->runs) {
@@ -706,7 +718,8 @@ void worker_kick(struct ws *ws, int64_t id)
 	struct obj o;
 
 	if (id && !ws_get(ws, id, &o))
-		target = o.kind == K_RUN ? o.target_id :
+		target = o.kind == K_RUN || o.kind == K_DEPLOYMENT ?
+			 o.target_id :
 			 o.kind == K_TARGET ? o.id : 0;
 	if (id && !target)
 		return;
@@ -745,6 +758,7 @@ int worker_start(struct ws *ws)
 		worker_kick(ws, local.id);
 	store_list_busy_targets(ws->st, start_cb, ws);
 	store_list(ws->st, K_TARGET, 0, 0, refresh_cb, ws);
+	deploy_start_all(ws);
 	return store_list_active_runs(ws->st, start_cb, ws);
 }
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deploy_i.h"
 #include "log.h"
 #include "ws_i.h"
 
@@ -357,8 +358,14 @@ static int refuse(struct ws *ws, struct obj *o, int rc, const struct err *e)
 	char text[ERR_MSG_MAX + 16];
 
 	if (!store_get(ws->st, o->id, &cur)) {
-		snprintf(cur.error, sizeof(cur.error), "%s", e->msg);
-		ws_update_obj(ws, &cur, NULL, FBIT(F_ERROR) | FBIT(F_INFO));
+		/* expect the state just read: a worker's transition made
+		 * meanwhile must not be undone by this stale copy */
+		for (int i = 0; i < 3; i++) {
+			snprintf(cur.error, sizeof(cur.error), "%s", e->msg);
+			if (ws_update_obj(ws, &cur, cur.state, FBIT(F_ERROR) |
+					  FBIT(F_INFO)) != -EAGAIN)
+				break;
+		}
 		*o = cur;
 	}
 	snprintf(text, sizeof(text), "error: %s", e->msg);
@@ -528,6 +535,8 @@ static int busy_reason(struct ws *ws, const struct obj *o, struct err *e)
 			return err_set(e, -EBUSY, "deployment '%s' is %s:"
 				       " delete it first", o->name, o->state);
 		return 0;
+	case K_VERSION:
+		return version_busy(ws, o, e);
 	default:
 		return 0;
 	}
@@ -879,6 +888,8 @@ static const char *ctl_valid(struct ws *ws, const struct obj *o)
 			return "submit\n";
 		if (run_state_active(o->state))
 			return "cancel\n";
+		if (!strcmp(o->state, RS_COMPLETED))
+			return "register NAME [PATH]\n";
 		return "";
 	case K_TARGET:
 		if (!strcmp(o->state, TS_DRAFT) || !strcmp(o->state, TS_FAILED))
@@ -1045,6 +1056,12 @@ static int render_info(struct ws *ws, const struct obj *o, char **buf,
 		json_config(ws, j, o->id);
 		json_nodes(ws, j, o->id);
 		break;
+	case K_DEPLOYMENT:
+		deployment_json(ws, j, o);
+		break;
+	case K_VERSION:
+		version_json(ws, j, o);
+		break;
 	default:
 		break;
 	}
@@ -1082,6 +1099,8 @@ int ws_render(struct ws *ws, const struct obj *o, int file, char **buf,
 		return dup_text(ctl_valid(ws, o), buf, len);
 	case F_INFO:
 		return render_info(ws, o, buf, len);
+	case F_SCORING_URI:	/* kept in the row: one transaction */
+		return line_text(o->backend_id, buf, len);
 	default:
 		return ws_read_text(ws, o->id, file, buf, len);
 	}
@@ -1299,11 +1318,13 @@ static int run_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		return run_submit(ws, o, e);
 	if (!strcmp(c->argv[0], "cancel") && c->argc == 1)
 		return run_cancel(ws, o, e);
+	if (!strcmp(c->argv[0], "register"))
+		return model_register(ws, o, c, e);
 	if (!strcmp(c->argv[0], "submit") || !strcmp(c->argv[0], "cancel"))
 		return err_set(e, -EINVAL, "'%s' takes no arguments",
 			       c->argv[0]);
 	return err_set(e, -EINVAL, "unknown command '%s' for a run (commands:"
-		       " submit, cancel)", c->argv[0]);
+		       " submit, cancel, register)", c->argv[0]);
 }
 
 /* ---- ctl: targets ------------------------------------------------------- */
@@ -1529,6 +1550,9 @@ int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
 			break;
 		case K_TARGET:
 			rc = target_verb(ws, &o, &cmds[i], &e);
+			break;
+		case K_DEPLOYMENT:
+			rc = deployment_verb(ws, &o, &cmds[i], &e);
 			break;
 		default:
 			rc = err_set(&e, -EINVAL, "%s folders take no commands"

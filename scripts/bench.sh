@@ -15,7 +15,11 @@
 # 100,000 runs; SCALE="1000 10000 100000" to choose), slurm (NSLURM=200
 # trivial runs submitted through the tree to a slurm target vs. the same
 # jobs by `sbatch --wrap true` in a shell loop, same private cluster; and
-# what one poll round costs each way: GET /jobs vs. GET /job/{id} each).
+# what one poll round costs each way: GET /jobs vs. GET /job/{id} each),
+# deploy (a trivial model served on the local target: time from `echo
+# deploy > ctl` to Healthy, median of REPEAT; then requests/s and p50/p99
+# latency of POST /score with 1 and 2 replicas, CONNS=4 keep-alive client
+# connections for LOAD_S=5 seconds, by scripts/score-bench.py).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -220,6 +224,59 @@ poll_costs() {
 		"$(ms "$(echo "$each / ${#urls[@]}" | bc -l)")" "-" "-"
 }
 
+# deploy_wait DIR STATE: poll status until STATE (30 s at most).
+deploy_wait() {
+	for _ in $(seq 600); do
+		[[ $(cat "$1/status") == "$2" ]] && return 0
+		sleep 0.01
+	done
+	echo "bench: $1 is $(cat "$1/status"): $(cat "$1/error")" >&2
+	return 1
+}
+
+# deploy_load DIR REPLICAS: requests/s, p50 and p99 rows for one load.
+deploy_load() {
+	local d=$1 out
+	out=$(python3 "$ROOT/scripts/score-bench.py" "$(cat "$d/scoring_uri")" \
+		"$(cat "$d/key")" -c "${CONNS:-4}" -d "${LOAD_S:-5}")
+	read -r rps p50 p99 errs <<< "$out"
+	row "/score, $2 replica(s): requests/s" "$rps" ">= 1000" "-"
+	row "/score, $2 replica(s): p50 latency (ms)" "$p50" "-" "-"
+	row "/score, $2 replica(s): p99 latency (ms)" "$p99" "< 20" "-"
+	((errs == 0)) || row "/score, $2 replica(s): failed requests" "$errs" "0" "-"
+}
+
+deploy_section() {
+	local d=$MNT/deployments/bench t0 t1 times=()
+	mkdir -p "$MNT/models/trivial/1"
+	echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
+	mkdir "$d"
+	printf 'def init():\n    pass\ndef run(data):\n    return {"y": 1}\n' \
+		> "$d/score.py"
+	echo trivial:1 > "$d/model"
+	for ((i = 0; i < REPEAT; i++)); do
+		t0=$(now)
+		echo deploy > "$d/ctl"
+		deploy_wait "$d" Healthy
+		t1=$(now)
+		times+=("$(echo "($t1 - $t0) * 1000" | bc -l)")
+		echo delete > "$d/ctl"
+		deploy_wait "$d" Draft
+	done
+	row "echo deploy > ctl -> Healthy, median (ms)" "$(printf '%s\n' \
+		"${times[@]}" | sort -n | awk '{a[NR]=$1} END \
+		{printf "%.0f", a[int((NR+1)/2)]}')" "< 2000" "-"
+	echo deploy > "$d/ctl"
+	deploy_wait "$d" Healthy
+	deploy_load "$d" 1
+	echo "replicas = 2" > "$d/config"
+	echo deploy > "$d/ctl"
+	deploy_wait "$d" Healthy
+	deploy_load "$d" 2
+	echo delete > "$d/ctl"
+	deploy_wait "$d" Draft
+}
+
 slurm_section() {
 	local n=${NSLURM:-200} i t0 t1 t2 t3 t4 t5 t6 m b
 	chmod 755 "$W"
@@ -332,6 +389,9 @@ SH
 		;;
 	slurm)
 		slurm_section
+		;;
+	deploy)
+		deploy_section
 		;;
 	esac
 done

@@ -255,3 +255,41 @@ int copy_tree_fresh(const char *src, const char *dst, struct err *e)
 			       strerror(errno));
 	return 0;
 }
+
+/* Shared by copy_into: a links table around one copy. */
+static int copy_with_links(int s, int d, const char *name, char *where,
+			   size_t wsz)
+{
+	struct links links = { 0 };
+	int rc;
+
+	cur_links = &links;
+	rc = name ? copy_entry(s, d, name, 0, where, wsz) :
+		    copy_dir(s, d, 0, where, wsz);
+	cur_links = NULL;
+	for (size_t i = 0; i < links.n; i++)
+		close(links.v[i].dir);
+	free(links.v);
+	return rc;
+}
+
+int copy_into(const char *src, const char *name, const char *dst,
+	      struct err *e)
+{
+	char where[NAME_MAX + 1] = "";
+	int s, d, rc;
+
+	s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = (s < 0 || d < 0) ? -errno :
+	     copy_with_links(s, d, name, where, sizeof(where));
+	if (s >= 0)
+		close(s);
+	if (d >= 0)
+		close(d);
+	if (rc)
+		return err_set(e, rc, "cannot copy %s%s%s: %s", name ? name :
+			       "the files", where[0] ? " at " : "", where,
+			       strerror(-rc));
+	return 0;
+}

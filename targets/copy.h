@@ -16,6 +16,14 @@
  */
 int copy_tree_fresh(const char *src, const char *dst, struct err *e);
 
+/*
+ * copy_into - copy entry @name of folder @src (a file or a whole tree),
+ * or with @name NULL everything in @src, into the existing folder @dst,
+ * as copy_tree_fresh copies.  0 or -errno with a sentence.
+ */
+int copy_into(const char *src, const char *name, const char *dst,
+	      struct err *e);
+
 /* chown -R @path to @uid:@gid without following symlinks.  0 or -errno. */
 int chown_tree(const char *path, uid_t uid, gid_t gid);
 

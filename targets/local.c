@@ -27,6 +27,7 @@
 #include "../backend/ws.h"
 #include "copy.h"
 #include "gpu.h"
+#include "local_deploy.h"
 #include "proc.h"
 
 extern char **environ;
@@ -589,4 +590,11 @@ const struct driver local_driver = {
 	.adopt		= local_adopt,
 	.release_run	= local_release_run,
 	.release	= local_release,
+	.check_deploy	= local_check_deploy,
+	.replica_start	= local_replica_start,
+	.replica_poll	= local_replica_poll,
+	.replica_stop	= local_replica_stop,
+	.replica_adopt	= local_replica_adopt,
+	.replica_release = local_replica_release,
+	.health		= local_health,
 };

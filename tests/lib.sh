@@ -163,6 +163,22 @@ daemon_clean() {
 		"$DAEMON_ERR" >/dev/null 2>&1
 }
 
+# stop_replicas: KILL the server processes of deployments, by the pid and
+# start time each replica recorded (a pid reused since is left alone).
+stop_replicas() {
+	local f pid ticks now
+	for f in "$STATE"/objects/*/replicas/*.pid \
+		"$STATE"/trash/*/replicas/*.pid; do
+		[[ -f $f ]] || continue
+		read -r pid ticks < "$f" || continue
+		now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null |
+			awk '{print $20}')
+		[[ -n $pid && $now == "$ticks" ]] &&
+			kill -KILL -- "-$pid" 2>/dev/null
+	done
+	return 0
+}
+
 cleanup() {
 	stop_watchdog
 	if [[ -n "$DPID" ]] && kill -0 "$DPID" 2>/dev/null; then
@@ -181,6 +197,7 @@ cleanup() {
 		[[ -n "$child" ]] && kill -KILL -- "-$child" 2>/dev/null
 		[[ -n "$sup" ]] && kill -KILL "$sup" 2>/dev/null
 	done
+	stop_replicas
 	if [[ -s "$DAEMON_ERR" ]] && ! daemon_clean; then
 		echo "# daemon stderr:" && sed 's/^/#   /' "$DAEMON_ERR" | tail -20
 	fi

@@ -215,7 +215,7 @@ echo keep > "$R5/data.txt"
 wr "$R5/command" 'echo five'
 wr "$R5/ctl" submit
 check "e5 Completed" wait_for "$R5/status" Completed
-eq "cat ctl of a Completed run (DESIGN: submit | cancel only)" "" "$(cat "$R5/ctl")"
+eq "cat ctl of a Completed run (issue 5: register)" "register NAME [PATH]" "$(cat "$R5/ctl")"
 refused "submit a Completed run" "$EBUSY" "$R5" "run e5" "completed" \
 	wr "$R5/ctl" submit
 

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to backend/: models (registration, versions in use) and
+ * deployments (ctl verbs, the worker's state machine), called from the
+ * hooks in ws.c and worker.c.
+ *
+ * How a deployment uses the fields of struct obj:
+ *   target_id   the target serving it (resolved at deploy)
+ *   seq         the model version (object id) it serves
+ *   queued      when the last deploy/restart/delete was written
+ *   started     when it last became Healthy
+ *   backend_id  the scoring URI while something serves, else ""
+ *   ddata       "gen=N last=M req=R port=P reps=SLOT:GEN:PID:STATE:N,…"
+ * and the text TEXT_DEPLOY_REQ holds the last request ("SERIAL VERB"),
+ * which the worker carries out once (ddata req= is the last it took).
+ */
+#ifndef MLFS_DEPLOY_I_H
+#define MLFS_DEPLOY_I_H
+
+#include <cjson/cJSON.h>
+
+#include "driver.h"
+#include "objects.h"
+#include "parse.h"
+
+struct ws;
+
+/* Texts beyond the control files (ws.c uses 40). */
+#define TEXT_VERSION_SOURCE	41	/* kv: run, run_id, path */
+#define TEXT_DEPLOY_REQ		42	/* "SERIAL VERB" */
+
+/* Model version states, as shown in their info.json. */
+#define VS_READY	"Ready"
+#define VS_IN_USE	"InUse"		/* a deployment serves it: frozen */
+
+/* ---- models.c ------------------------------------------------------------- */
+
+/*
+ * model_register - `register NAME [PATH]` on a Completed run: a new
+ * version (next integer) of models/NAME, made from the run's outputs/ (or
+ * the file or folder outputs/PATH).  0, or -EINVAL (usage, name, path),
+ * -EBUSY (not Completed), -ENOENT (nothing there), -EIO, with a sentence.
+ */
+int model_register(struct ws *ws, const struct obj *run,
+		   const struct ctl_cmd *c, struct err *e);
+/* -EBUSY + sentence while a deployment serves version @o, else 0. */
+int version_busy(struct ws *ws, const struct obj *o, struct err *e);
+/* info.json of a version: model, source run, deployments serving it. */
+void version_json(struct ws *ws, cJSON *j, const struct obj *o);
+/* Set version @id InUse or Ready from the deployments serving it. */
+void models_sync_use(struct ws *ws, int64_t id);
+/* At start-up: every InUse version checked again. */
+void models_reconcile(struct ws *ws);
+
+/* ---- deploy.c ------------------------------------------------------------ */
+
+/*
+ * deployment_verb - deploy | restart | delete, checked inside the write
+ * (model, config, entry script, target, port) and handed to the target's
+ * worker.  0 or -errno (EINVAL, ENOENT, EBUSY, ENOTSUP, EADDRINUSE) with
+ * a sentence.
+ */
+int deployment_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
+		    struct err *e);
+/* info.json of a deployment. */
+void deployment_json(struct ws *ws, cJSON *j, const struct obj *o);
+/*
+ * deploy_config_parse - a deployment's `config` (pure): entry, command,
+ * port, replicas, host, ready_timeout into @s (defaults for the rest).
+ * 0 or -EINVAL with a sentence.
+ */
+int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
+			struct err *e);
+
+/* Worker only: track deployment @o (adopting its replicas after a
+ * restart) or refresh the tracked copy. */
+void deploy_track(struct target_ctx *t, struct deploy_ctx **list,
+		  const struct obj *o);
+/* Worker only: advance every tracked deployment one step. */
+void deploy_step(struct target_ctx *t, struct deploy_ctx **list,
+		 int ino_fd);
+/* Worker only: log growth of tracked deployments (cheap: one stat). */
+void deploy_watch_logs(struct deploy_ctx *list);
+/* The worker's poll timeout given @timeout (-1: none) and @list. */
+int deploy_timeout_ms(const struct deploy_ctx *list, int timeout);
+/* Worker exit: forget everything; replicas keep serving. */
+void deploy_release_all(struct target_ctx *t, struct deploy_ctx **list,
+			int ino_fd);
+/* ws_start: kick every live deployment (adoption), check versions. */
+void deploy_start_all(struct ws *ws);
+
+#endif

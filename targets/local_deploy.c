@@ -1,0 +1,637 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The local driver's deployments: each replica is a process on this
+ * machine, started with posix_spawn in a session (and process group) of
+ * its own, stdout and stderr appended to the deployment's log, its pid
+ * and start time in <dir>/replicas/g<GEN>-<SLOT>.pid so that a restarted
+ * daemon adopts it (the start time tells it from a process that reused
+ * the pid).  It is stopped by that pid only: TERM, then KILL.
+ *
+ * A replica is ready when a process of its group holds a listening TCP
+ * socket on the deployment's port (/proc/net/tcp{,6} and /proc/PID/fd):
+ * a new replica counts only once it listens itself, not because an old
+ * one answers on the shared port.
+ */
+#include "local_deploy.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../backend/log.h"
+#include "../backend/ws.h"
+#include "proc.h"
+
+extern char **environ;
+
+struct local_rep {
+	pid_t pid;			/* also the process group */
+	unsigned long long ticks;	/* start time, against pid reuse */
+	int child;			/* ours to reap */
+};
+
+/* ---- ports -------------------------------------------------------------- */
+
+static int host_addr(const char *host, int port, struct sockaddr_storage *sa,
+		     socklen_t *len)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai;
+	char ps[16];
+
+	snprintf(ps, sizeof(ps), "%d", port);
+	if (getaddrinfo(host, ps, &hints, &ai))
+		return -EINVAL;
+	memcpy(sa, ai->ai_addr, ai->ai_addrlen);
+	*len = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+/* Bind @host:@port as a new server would (SO_REUSEADDR, no REUSEPORT):
+ * 0 and the port bound, or -errno. */
+static int try_bind(const char *host, int port, int *bound)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int fd, one = 1, rc;
+
+	rc = host_addr(host, port, &sa, &len);
+	if (rc)
+		return rc;
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	rc = bind(fd, (struct sockaddr *)&sa, len) ? -errno : 0;
+	if (!rc && getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		*bound = ntohs(sa.ss_family == AF_INET6 ?
+			       ((struct sockaddr_in6 *)&sa)->sin6_port :
+			       ((struct sockaddr_in *)&sa)->sin_port);
+	close(fd);
+	return rc;
+}
+
+int local_check_deploy(const struct kv_list *config,
+		       const struct deploy_spec *s, struct err *e)
+{
+	int bound, rc;
+
+	(void)config;
+	rc = try_bind(s->host, s->port, &bound);
+	if (rc == -EADDRINUSE)
+		return err_set(e, -EADDRINUSE, "port %d on %s is already in use:"
+			       " choose another in config (or port = 0)",
+			       s->port, s->host);
+	if (rc)
+		return err_set(e, rc, "cannot listen on %s:%d: %s", s->host,
+			       s->port, strerror(-rc));
+	return 0;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static void rep_file(const struct deploy_ctx *d, const struct replica *r,
+		     const char *ext, char *buf)
+{
+	snprintf(buf, PATH_MAX, "%s/%s/g%d-%d.%s", d->dir, DEP_REPLICAS,
+		 r->gen, r->slot, ext);
+}
+
+static int write_pid_file(const struct deploy_ctx *d, const struct replica *r,
+			  const struct local_rep *lr)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+
+	rep_file(d, r, "pid", path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d %llu\n", (int)lr->pid, lr->ticks);
+	if (fclose(f) || rename(tmp, path))
+		return -errno;
+	return 0;
+}
+
+/* ---- start ---------------------------------------------------------------- */
+
+struct envp {
+	char **v;
+	int n, cap;
+};
+
+static int envp_add(struct envp *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int envp_add(struct envp *e, const char *fmt, ...)
+{
+	va_list ap;
+	char **nv;
+	int rc;
+
+	if (e->n + 2 > e->cap) {
+		e->cap = e->cap ? e->cap * 2 : 64;
+		nv = realloc(e->v, e->cap * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		e->v = nv;
+	}
+	va_start(ap, fmt);
+	rc = vasprintf(&e->v[e->n], fmt, ap);
+	va_end(ap);
+	if (rc < 0)
+		return -ENOMEM;
+	e->v[++e->n] = NULL;
+	return 0;
+}
+
+static void envp_free(struct envp *e)
+{
+	for (int i = 0; i < e->n; i++)
+		free(e->v[i]);
+	free(e->v);
+}
+
+static int ours(const char *kv)
+{
+	static const char *const names[] = {
+		"MLFS_", "AZUREML_MODEL_DIR=", "PORT=", "PYTHONUNBUFFERED=",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strncmp(kv, names[i], strlen(names[i])))
+			return 1;
+	return 0;
+}
+
+static int rep_envp(const struct deploy_ctx *d, const struct deploy_spec *s,
+		    const struct replica *r, struct envp *e)
+{
+	char err[PATH_MAX];
+	int rc = 0;
+
+	for (char **p = environ; *p && !rc; p++)
+		if (!ours(*p))
+			rc = envp_add(e, "%s", *p);
+	rep_file(d, r, "err", err);
+	if (!rc)
+		rc = envp_add(e, "AZUREML_MODEL_DIR=%s", s->model_dir);
+	if (!rc)
+		rc = envp_add(e, "MLFS_KEY=%s", d->key);
+	if (!rc)
+		rc = envp_add(e, "MLFS_ERROR_FILE=%s", err);
+	if (!rc)
+		rc = envp_add(e, "MLFS_DEPLOYMENT=%s", d->obj.name);
+	if (!rc)
+		rc = envp_add(e, "MLFS_REPLICA=%d", r->slot);
+	if (!rc)
+		rc = envp_add(e, "MLFS_HOST=%s", s->host);
+	if (!rc)
+		rc = envp_add(e, "PORT=%d", s->port);
+	if (!rc)
+		rc = envp_add(e, "PYTHONUNBUFFERED=1");
+	return rc;
+}
+
+static int spawn_rep(const struct deploy_ctx *d, const struct deploy_spec *s,
+		     char *const argv[], char *const envp[], pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	char log[PATH_MAX];
+	sigset_t none, def;
+	int rc;
+
+	ws_obj_path(d->ws, d->obj.id, RUN_LOG, log);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_APPEND |
+					 O_CREAT, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_addchdir_np(&fa, s->code);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGHUP);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &def);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
+				 POSIX_SPAWN_SETSIGMASK |
+				 POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return rc;
+}
+
+/* Debian's python3 (scripts/deps.sh installs it) rather than whatever PATH
+ * finds first: a per-user interpreter (pyenv …) may be out of the reach of
+ * the deployment's owner. */
+static char *python3(void)
+{
+	static char sys_py[] = "/usr/bin/python3", any[] = "python3";
+
+	return access(sys_py, X_OK) ? any : sys_py;
+}
+
+/*
+ * A root daemon runs a deployment as its creator, as runs are: argv is
+ * prefixed with util-linux's setpriv (uid, gid, groups).  Returns the
+ * number of words put in @pre.
+ */
+static int as_creator(const struct deploy_ctx *d, char pre[4][32])
+{
+	if (geteuid() != 0 || d->obj.uid == 0)
+		return 0;
+	snprintf(pre[0], 32, "setpriv");
+	snprintf(pre[1], 32, "--reuid=%u", d->obj.uid);
+	snprintf(pre[2], 32, "--regid=%u", d->obj.gid);
+	snprintf(pre[3], 32, getpwuid(d->obj.uid) ? "--init-groups" :
+		 "--clear-groups");
+	return 4;
+}
+
+int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
+			struct deploy_spec *s, struct replica *r,
+			struct err *e)
+{
+	char helper[PATH_MAX], port[16], dir[PATH_MAX], err[PATH_MAX];
+	char *serve[] = { python3(), helper, "--entry", s->entry, "--host",
+			  s->host, "--port", port, NULL };
+	char *shell[] = { "/bin/sh", "-c", s->command, NULL };
+	char pre[4][32], *argv[16], **cmd = s->command[0] ? shell : serve;
+	struct envp env = { 0 };
+	struct local_rep *lr;
+	pid_t pid;
+	int rc, n;
+
+	(void)t;
+	if (!s->port && (rc = try_bind(s->host, 0, &s->port)))
+		return err_set(e, rc, "cannot find a free port on %s: %s",
+			       s->host, strerror(-rc));
+	snprintf(port, sizeof(port), "%d", s->port);
+	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py", mlfs_helper_dir);
+	snprintf(dir, sizeof(dir), "%s/%s", d->dir, DEP_REPLICAS);
+	mkdir(dir, 0700);
+	n = as_creator(d, pre);
+	for (int i = 0; i < n; i++)
+		argv[i] = pre[i];
+	if (n)
+		argv[n++] = "--";
+	for (int i = 0; cmd[i]; i++)
+		argv[n++] = cmd[i];
+	argv[n] = NULL;
+	if (argv[0] == pre[0] && chown(dir, d->obj.uid, d->obj.gid))
+		log_warn("deployment %s: cannot give %s to uid %u", d->obj.name,
+			 dir, d->obj.uid);
+	rep_file(d, r, "err", err);
+	unlink(err);
+	lr = calloc(1, sizeof(*lr));
+	rc = lr ? rep_envp(d, s, r, &env) : -ENOMEM;
+	if (!rc)
+		rc = -spawn_rep(d, s, argv, env.v, &pid);
+	envp_free(&env);
+	if (rc) {
+		free(lr);
+		return err_set(e, rc, "cannot start %s: %s", argv[0],
+			       strerror(-rc));
+	}
+	lr->pid = pid;
+	lr->child = 1;
+	lr->ticks = proc_start_ticks(pid);
+	r->priv = lr;
+	r->pid = pid;
+	if (write_pid_file(d, r, lr))
+		log_warn("deployment %s: cannot record replica %d's pid",
+			 d->obj.name, r->slot);
+	return 0;
+}
+
+/* ---- poll ----------------------------------------------------------------- */
+
+/* 1 while @lr runs; else 0 with *code (-1 unknown). */
+static int rep_alive(struct local_rep *lr, int *code)
+{
+	int status;
+	pid_t p;
+
+	*code = -1;
+	if (lr->child) {
+		p = waitpid(lr->pid, &status, WNOHANG);
+		if (p == lr->pid) {
+			lr->child = 0;
+			lr->ticks = 0;
+			*code = WIFEXITED(status) ? WEXITSTATUS(status) :
+				128 + WTERMSIG(status);
+			return 0;
+		}
+		if (p == 0)
+			return 1;
+		lr->child = 0;	/* not ours after all (ECHILD) */
+	}
+	return lr->ticks && proc_start_ticks(lr->pid) == lr->ticks;
+}
+
+/* Inodes of the TCP sockets listening on @port (both families). */
+static int listen_inodes(int port, unsigned long *ino, int max)
+{
+	static const char *const files[] = { "/proc/net/tcp",
+					     "/proc/net/tcp6" };
+	char line[512], local[128];
+	unsigned long inode;
+	unsigned st, p;
+	int n = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < 2; i++) {
+		f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		while (n < max && fgets(line, sizeof(line), f)) {
+			if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %*s %*s"
+				   " %lu", local, &st, &inode) != 3 ||
+			    st != 0x0A)
+				continue;
+			if (sscanf(strrchr(local, ':') ? strrchr(local, ':') + 1
+				   : "", "%x", &p) == 1 && (int)p == port)
+				ino[n++] = inode;
+		}
+		fclose(f);
+	}
+	return n;
+}
+
+static int pid_holds(pid_t pid, const unsigned long *ino, int n)
+{
+	char path[64], link[64], want[40];
+	struct dirent *de;
+	ssize_t l;
+	DIR *d;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	while (d && !found && (de = readdir(d))) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid,
+			 de->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		for (int i = 0; i < n && !found; i++) {
+			snprintf(want, sizeof(want), "socket:[%lu]", ino[i]);
+			found = !strcmp(link, want);
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Field 5 of /proc/PID/stat: the process group. */
+static pid_t proc_pgrp(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int pgrp = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %d", &pgrp) != 1)
+		return 0;
+	return pgrp;
+}
+
+/* Does a process of group @pgid listen on @port? */
+static int group_listens(pid_t pgid, int port)
+{
+	unsigned long ino[64];
+	struct dirent *de;
+	int n, found;
+	pid_t pid;
+	DIR *d;
+
+	n = listen_inodes(port, ino, 64);
+	if (!n)
+		return 0;
+	if (pid_holds(pgid, ino, n))
+		return 1;
+	d = opendir("/proc");
+	found = 0;
+	while (d && !found && (de = readdir(d))) {
+		pid = atoi(de->d_name);
+		if (pid > 0 && pid != pgid && proc_pgrp(pid) == pgid)
+			found = pid_holds(pid, ino, n);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static void exit_reason(const struct deploy_ctx *d, const struct replica *r,
+			int code, struct err *e)
+{
+	char path[PATH_MAX], line[ERR_MSG_MAX - 64];
+	FILE *f;
+
+	rep_file(d, r, "err", path);
+	f = fopen(path, "re");
+	if (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		err_set(e, -EIO, "failed to start: %s", line);
+	} else if (code > 128) {
+		err_set(e, -EIO, "was killed by signal %d (%s)", code - 128,
+			strsignal(code - 128));
+	} else if (code >= 0) {
+		err_set(e, -EIO, "exited with code %d", code);
+	} else {
+		err_set(e, -EIO, "is gone (exit code unknown)");
+	}
+	if (f)
+		fclose(f);
+}
+
+int local_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
+		       const struct deploy_spec *s, struct replica *r,
+		       struct err *e)
+{
+	struct local_rep *lr = r->priv;
+	int code;
+
+	(void)t;
+	if (!lr || !rep_alive(lr, &code)) {
+		exit_reason(d, r, lr ? code : -1, e);
+		r->exit_code = lr ? code : -1;
+		return REP_EXITED;
+	}
+	if (r->state == REP_STARTING && group_listens(lr->pid, s->port))
+		return REP_READY;
+	return r->state;
+}
+
+void local_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
+			struct replica *r, int force)
+{
+	struct local_rep *lr = r->priv;
+	int code;
+
+	(void)t;
+	(void)d;
+	if (lr && rep_alive(lr, &code))
+		kill(-lr->pid, force ? SIGKILL : SIGTERM);
+}
+
+/* ---- adopt, release ------------------------------------------------------ */
+
+int local_replica_adopt(struct target_ctx *t, struct deploy_ctx *d,
+			struct replica **list)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	unsigned long long ticks;
+	struct local_rep *lr;
+	struct replica *r;
+	struct dirent *de;
+	int gen, slot, pid, n = 0;
+	DIR *dd;
+	FILE *f;
+
+	(void)t;
+	snprintf(dir, sizeof(dir), "%s/%s", d->dir, DEP_REPLICAS);
+	dd = opendir(dir);
+	while (dd && (de = readdir(dd))) {
+		if (sscanf(de->d_name, "g%d-%d.pid", &gen, &slot) != 2 ||
+		    !strstr(de->d_name, ".pid") || strstr(de->d_name, ".tmp"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%d %llu", &pid, &ticks) != 2)
+			pid = 0;
+		fclose(f);
+		if (pid <= 0 || !ticks || proc_start_ticks(pid) != ticks) {
+			unlink(path);	/* gone: a reboot, a crash */
+			continue;
+		}
+		r = calloc(1, sizeof(*r));
+		lr = calloc(1, sizeof(*lr));
+		if (!r || !lr) {
+			free(r);
+			free(lr);
+			break;
+		}
+		lr->pid = pid;
+		lr->ticks = ticks;
+		r->gen = gen;
+		r->slot = slot;
+		r->pid = pid;
+		r->priv = lr;
+		r->next = *list;
+		*list = r;
+		n++;
+	}
+	if (dd)
+		closedir(dd);
+	return n;
+}
+
+void local_replica_release(struct target_ctx *t, struct deploy_ctx *d,
+			   struct replica *r)
+{
+	struct local_rep *lr = r->priv;
+	char path[PATH_MAX];
+	int code;
+
+	(void)t;
+	if (lr && lr->child && !rep_alive(lr, &code))
+		lr->child = 0;
+	rep_file(d, r, "pid", path);
+	unlink(path);
+	rep_file(d, r, "err", path);
+	unlink(path);
+	free(lr);
+	r->priv = NULL;
+}
+
+/* ---- health ------------------------------------------------------------------- */
+
+/* Wait for @fd to be ready for @events until @deadline (ms). */
+static int wait_fd(int fd, short events, long ms)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	return poll(&p, 1, ms) == 1 ? 0 : -ETIMEDOUT;
+}
+
+int local_health(struct target_ctx *t, struct deploy_ctx *d,
+		 const struct deploy_spec *s, struct err *e)
+{
+	const char *host = s->host;
+	static const char req[] = "GET / HTTP/1.1\r\nHost: mlfs\r\n"
+				  "Connection: close\r\n\r\n";
+	struct sockaddr_storage sa;
+	char buf[64];
+	socklen_t len;
+	int fd, rc, soerr = 0;
+	ssize_t n = -1;
+
+	(void)t;
+	(void)d;
+	if (!strcmp(host, "0.0.0.0"))
+		host = "127.0.0.1";
+	else if (!strcmp(host, "::"))
+		host = "::1";
+	if (host_addr(host, s->port, &sa, &len))
+		return err_set(e, -EINVAL, "cannot resolve %s", host);
+	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, -errno, "socket: %s", strerror(errno));
+	rc = connect(fd, (struct sockaddr *)&sa, len) && errno != EINPROGRESS ?
+	     -errno : wait_fd(fd, POLLOUT, 1000);
+	len = sizeof(soerr);
+	if (!rc && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr))
+		rc = -soerr;
+	if (!rc && write(fd, req, sizeof(req) - 1) != sizeof(req) - 1)
+		rc = -EIO;
+	if (!rc && !(rc = wait_fd(fd, POLLIN, 1000)))
+		n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (rc)
+		return err_set(e, rc, "GET / on %s:%d failed: %s", host, s->port,
+			       strerror(-rc));
+	buf[n > 0 ? n : 0] = '\0';
+	if (n < 12 || strncmp(buf, "HTTP/1.", 7) || buf[9] != '2')
+		return err_set(e, -EIO, "GET / on %s:%d answered '%.12s'", host,
+			       s->port, n > 0 ? buf : "nothing");
+	return 0;
+}
