@@ -83,11 +83,17 @@ struct mlfs {
  * with newlines to the old length when shorter (the kernel then extends a
  * smaller cached size itself), and only then drops the cached size.
  */
-#define NSTRIPES 1024
+#define NSTRIPES 256
+#define NSTASH 4		/* back-to-back changes a READ may straddle */
 
 struct stripe {
 	unsigned seq;
-	struct obj old;		/* valid when old.id is the object read */
+	struct obj old;		/* the latest change's stash */
+	struct {
+		unsigned begin;	/* seq when that change began (even) */
+		struct obj old;
+	} ring[NSTASH];		/* the last changes, oldest overwritten */
+	unsigned next;
 };
 
 struct pending {
@@ -202,6 +208,9 @@ static void hook_change_begin(void *ctx, int64_t id)
 		return;
 	pthread_mutex_lock(&m->sl_lock);
 	s->old = old;
+	s->ring[s->next].begin = s->seq - 1;
+	s->ring[s->next].old = old;
+	s->next = (s->next + 1) % NSTASH;
 	pthread_mutex_unlock(&m->sl_lock);
 }
 
@@ -551,9 +560,16 @@ static void read_view(struct mlfs *m, uint64_t ino, unsigned seq,
 {
 	struct stripe *s = stripe_of(m, ino_obj(ino));
 
+	unsigned first = (seq & 1) ? seq - 1 : seq;
+
 	pthread_mutex_lock(&m->sl_lock);
-	if (s->old.id == ino_obj(ino) && (s->seq != seq || (seq & 1)))
-		*cur = s->old;
+	/* the object before the first change that began since the READ did:
+	 * what the kernel's cached size belongs to */
+	if (s->seq != seq || (seq & 1))
+		for (int i = 0; i < NSTASH; i++)
+			if (s->ring[i].begin == first &&
+			    s->ring[i].old.id == ino_obj(ino))
+				*cur = s->ring[i].old;
 	pthread_mutex_unlock(&m->sl_lock);
 }
 
