@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "gpu.h"
 
+#include "../backend/parse.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -143,4 +145,19 @@ long nodes_gpus(const char *nodes)
 			     &cpus, mem, &gpus) != 5)
 		gpus = 0;
 	return gpus;
+}
+
+int check_one_node(const struct resources *res, const char *nodes,
+		   const char *what, struct err *e)
+{
+	long have = nodes_gpus(nodes);
+
+	if (res->nodes != 1)
+		return err_set(e, -EINVAL, "%s runs on one node, but resources"
+			       " asks for nodes = %ld", what, res->nodes);
+	if (res->gpus > have)
+		return err_set(e, -EINVAL, "the run asks for %ld GPU%s but the"
+			       " target has %ld", res->gpus,
+			       res->gpus == 1 ? "" : "s", have);
+	return 0;
 }

@@ -44,4 +44,14 @@ void gpu_pool_put(struct gpu_pool *p, int64_t id);
  * line ("name state cpus memory gpus"), 0 when absent. */
 long nodes_gpus(const char *nodes);
 
+struct resources;
+struct err;
+/*
+ * check_one_node - can a one-node target (@what: "a local target", "an
+ * ssh target") whose `nodes` text is @nodes ever run @res?  0, or -EINVAL
+ * with a sentence (more than one node, more GPUs than it has).
+ */
+int check_one_node(const struct resources *res, const char *nodes,
+		   const char *what, struct err *e);
+
 #endif

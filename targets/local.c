@@ -89,18 +89,8 @@ static int local_validate(const struct kv_list *cfg, struct err *e)
 static int local_check_run(const struct kv_list *cfg, const char *nodes,
 			   const struct resources *res, struct err *e)
 {
-	long have = nodes_gpus(nodes);
-
 	(void)cfg;
-	if (res->nodes != 1)
-		return err_set(e, -EINVAL, "a local target runs on one node,"
-			       " but resources asks for nodes = %ld",
-			       res->nodes);
-	if (res->gpus > have)
-		return err_set(e, -EINVAL, "the run asks for %ld GPU%s but the"
-			       " target has %ld", res->gpus,
-			       res->gpus == 1 ? "" : "s", have);
-	return 0;
+	return check_one_node(res, nodes, "a local target", e);
 }
 
 static struct local_target *lt(struct target_ctx *t)

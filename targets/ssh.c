@@ -188,19 +188,8 @@ static int nodes_parse(const char *nodes, char *name, size_t name_sz,
 static int ssh_check_run(const struct kv_list *cfg, const char *nodes,
 			 const struct resources *res, struct err *e)
 {
-	long cpus, have;
-
 	(void)cfg;
-	nodes_parse(nodes, NULL, 0, &cpus, &have);
-	if (res->nodes != 1)
-		return err_set(e, -EINVAL, "an ssh target runs on one node,"
-			       " but resources asks for nodes = %ld",
-			       res->nodes);
-	if (res->gpus > have)
-		return err_set(e, -EINVAL, "the run asks for %ld GPU%s but the"
-			       " host has %ld", res->gpus,
-			       res->gpus == 1 ? "" : "s", have);
-	return 0;
+	return check_one_node(res, nodes, "an ssh target", e);
 }
 
 /* ---- the target's state ------------------------------------------------ */
