@@ -288,20 +288,13 @@ static void change_begin(struct ws *ws, int64_t id)
 		ws->hooks.change_begin(ws->hooks.ctx, id);
 }
 
-static void change_end(struct ws *ws, int64_t id)
-{
-	if (ws->hooks.change_end)
-		ws->hooks.change_end(ws->hooks.ctx, id);
-}
-
 /*
  * ws_update_obj - write @o in one transaction if the stored state is still
  * @expect (NULL: any).  Logs the state change to events and invalidates
  * @mask plus the state files.  0, -EAGAIN (then @o is reloaded), -errno.
  *
- * The change is published inside change_begin/change_end (no lock held):
- * meanwhile readers are served the object as it was, so that the kernel
- * never pairs a new size with old cached pages or the reverse.
+ * change_begin (no lock held) lets the FUSE layer keep the row as it was:
+ * the kernel may still ask for the old bytes of a file it looked up.
  */
 int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 		  unsigned mask)
@@ -312,7 +305,7 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 	change_begin(ws, o->id);
 	rc = store_begin(ws->st);
 	if (rc)
-		goto out_end;
+		return rc;
 	rc = store_get(ws->st, o->id, &cur);
 	if (rc)
 		goto out_rollback;
@@ -334,17 +327,16 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 		goto out_rollback;
 	rc = store_commit(ws->st);
 	if (rc)
-		goto out_end;
+		return rc;
+	/* the kernel's caches first: whoever sees the events line and reads
+	 * the object's files gets the new bytes */
+	ws_inval(ws, o->id, mask | STATE_FILES);
 	if (strcmp(cur.state, o->state))
 		obj_event(ws, o, o->state);
-	ws_inval(ws, o->id, mask | STATE_FILES);
-	change_end(ws, o->id);
 	return 0;
 
 out_rollback:
 	store_rollback(ws->st);
-out_end:
-	change_end(ws, o->id);
 	return rc;
 }
 
@@ -648,13 +640,13 @@ int ws_rename(struct ws *ws, int64_t id, const char *newname, struct err *e)
 	rc = store_commit(ws->st);
 	if (rc)
 		return err_set(e, rc, "the store failed");
+	ws_inval(ws, id, FBIT(F_INFO));
 	{
 		char text[MLFS_NAME_MAX + 32];
 
 		snprintf(text, sizeof(text), "renamed from %s", old);
 		obj_event(ws, &o, text);
 	}
-	ws_inval(ws, id, FBIT(F_INFO));
 	return 0;
 
 out_rollback:
@@ -1643,7 +1635,6 @@ int ws_target_set_nodes(struct ws *ws, struct target_ctx *t, const char *nodes)
 	rc = store_text_put(ws->st, t->obj.id, F_NODES, nodes, strlen(nodes));
 	if (!rc)
 		ws_inval(ws, t->obj.id, FBIT(F_NODES) | FBIT(F_INFO));
-	change_end(ws, t->obj.id);
 	return rc;
 }
 

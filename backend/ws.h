@@ -37,11 +37,10 @@ struct ws_hooks {
 			    const char *name);
 	/* Everything below the outputs folder of run @id may have changed. */
 	void (*inval_outputs)(void *ctx, int64_t id);
-	/* A change to object @id is about to be committed and invalidated
-	 * (called with no lock held, before the transaction): until
-	 * change_end, readers of its files get the object as it is now. */
+	/* A change to object @id is about to be committed (called with no
+	 * lock held, before the transaction): keep what its files show now,
+	 * for the kernel may still ask for those bytes after the change. */
 	void (*change_begin)(void *ctx, int64_t id);
-	void (*change_end)(void *ctx, int64_t id);
 };
 
 /* Control-file descriptions, per kind. */

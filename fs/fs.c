@@ -62,43 +62,33 @@ struct mlfs {
 	pthread_mutex_t dc_lock;	/* guards dc[] */
 	struct dh *dc[8];
 
-	/* Publishing changes (see struct stripe). */
+	/* Objects as they were before their latest changes (see struct
+	 * stripe). */
 	pthread_mutex_t sl_lock;	/* guards stripes[] */
-	pthread_cond_t sl_cond;		/* a stripe's change ended */
 	struct stripe *stripes;		/* NSTRIPES */
 };
 
 /*
- * A seqlock per stripe of object ids.  The kernel caches a generated
- * file's size (attributes) and its bytes (pages) separately, and a reader
- * takes the size it checked before it reads the bytes: it must never get
- * a new size with old bytes or the reverse.
- *
- * While a change to an object is committed and published, seq is odd:
- * GETATTR and LOOKUP wait for it to end (they hold no page lock, so the
- * publication cannot be waiting for them); READ never waits (the
- * publication may be waiting for its page) and is answered from @old, the
- * object as it was before.  The publication (hook_files) stores each
- * changed file's new bytes straight into the kernel's page cache, padded
- * with newlines to the old length when shorter (the kernel then extends a
- * smaller cached size itself), and only then drops the cached size.
+ * Generated files are versioned inodes (fs/node.h): the kernel may hold a
+ * version whose bytes the object no longer renders, e.g. a LOOKUP answered
+ * just before a change and the READ that follows it just after.  Such a
+ * request is answered from the object as it was before its latest
+ * changes: each change records the object's old row here first (a ring
+ * per stripe of object ids), and a version is found again by rendering
+ * those rows.
  */
 #define NSTRIPES 256
-#define NSTASH 4		/* back-to-back changes a READ may straddle */
+#define NSTASH 4		/* changes of one stripe a request may straddle */
 
 struct stripe {
-	unsigned seq;
-	struct obj old;		/* the latest change's stash */
-	struct {
-		unsigned begin;	/* seq when that change began (even) */
-		struct obj old;
-	} ring[NSTASH];		/* the last changes, oldest overwritten */
+	struct obj old[NSTASH];	/* the last changes, oldest overwritten */
 	unsigned next;
 };
 
 struct pending {
 	uint64_t ino;		/* inode to invalidate, or the parent */
 	char name[NAME_MAX + 1];	/* entry to invalidate; "" for an inode */
+	off_t off;		/* the inode's pages from there (-1: none) */
 	struct pending *next;
 };
 
@@ -160,7 +150,8 @@ static void *notifier_main(void *arg)
 			fuse_lowlevel_notify_inval_entry(m->se, p->ino, p->name,
 							 strlen(p->name));
 		else
-			fuse_lowlevel_notify_inval_inode(m->se, p->ino, 0, 0);
+			fuse_lowlevel_notify_inval_inode(m->se, p->ino, p->off,
+							 0);
 		free(p);
 		pthread_mutex_lock(&m->q_lock);
 	}
@@ -168,15 +159,24 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
-/* Invalidate entry @name of @ino ("" or NULL: @ino itself) once the
- * current request has been answered. */
-static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
+/*
+ * Invalidations wait for kernel locks: a name for its folder's, an inode's
+ * pages for each page's, and the tasks holding those may be waiting for
+ * the answer to a request of theirs.  A thread answering requests must
+ * not wait for them (a cycle through two requests deadlocks: `echo submit
+ * > r/ctl` racing `rm -r r`), so from such a thread they go to the
+ * notifier thread, which does them one by one.
+ */
+static __thread int in_request;
+
+static void enqueue(struct mlfs *m, uint64_t ino, const char *name, off_t off)
 {
 	struct pending *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return;
 	p->ino = ino;
+	p->off = off;
 	snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
 	pthread_mutex_lock(&m->q_lock);
 	p->next = m->q;
@@ -185,140 +185,121 @@ static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
 	pthread_mutex_unlock(&m->q_lock);
 }
 
+/* Invalidate entry @name of @ino ("" or NULL: @ino's attributes and
+ * pages), on the notifier thread. */
+static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
+{
+	enqueue(m, ino, name, 0);
+}
+
+/* Invalidate @ino's attributes and its pages from @off (-1: none): at
+ * once, but from a request thread when it cannot wait (see in_request). */
+static void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
+{
+	if (in_request && off >= 0)
+		enqueue(m, ino, NULL, off);
+	else
+		fuse_lowlevel_notify_inval_inode(m->se, ino, off, 0);
+}
+
 static struct stripe *stripe_of(struct mlfs *m, int64_t id)
 {
 	return &m->stripes[(uint64_t)id % NSTRIPES];
 }
 
+/* A change to @id is about to be committed: keep the row as it is. */
 static void hook_change_begin(void *ctx, int64_t id)
 {
 	struct mlfs *m = ctx;
 	struct stripe *s = stripe_of(m, id);
 	struct obj old;
 
-	pthread_mutex_lock(&m->sl_lock);
-	while (s->seq & 1)
-		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
-	s->seq++;
-	s->old.id = 0;		/* until the snapshot below: read the store */
-	pthread_mutex_unlock(&m->sl_lock);
-	/* Taken after the previous change of this stripe ended and before
-	 * ours commits: exactly what the kernel may have cached. */
 	if (ws_get(m->ws, id, &old))
 		return;
 	pthread_mutex_lock(&m->sl_lock);
-	s->old = old;
-	s->ring[s->next].begin = s->seq - 1;
-	s->ring[s->next].old = old;
+	s->old[s->next] = old;
 	s->next = (s->next + 1) % NSTASH;
 	pthread_mutex_unlock(&m->sl_lock);
 }
 
-static void hook_change_end(void *ctx, int64_t id)
+/* Does this control file come in versions (its bytes are generated)? */
+static int versioned(const struct file_desc *fd)
 {
-	struct mlfs *m = ctx;
-	struct stripe *s = stripe_of(m, id);
-
-	pthread_mutex_lock(&m->sl_lock);
-	if (s->seq & 1)
-		s->seq++;
-	pthread_cond_broadcast(&m->sl_cond);
-	pthread_mutex_unlock(&m->sl_lock);
+	return fd && (fd->flags & (FD_GEN | FD_CTL));
 }
 
-/* Wait until no change of @id's stripe is in flight; its seq. */
-static unsigned stripe_wait(struct mlfs *m, int64_t id)
+/* The version of @len bytes at @buf: FNV-1a, folded to VER_MASK bits. */
+static unsigned bytes_ver(const char *buf, size_t len)
 {
-	struct stripe *s = stripe_of(m, id);
-	unsigned seq;
+	uint32_t h = 2166136261u;
 
-	pthread_mutex_lock(&m->sl_lock);
-	while (s->seq & 1)
-		pthread_cond_wait(&m->sl_cond, &m->sl_lock);
-	seq = s->seq;
-	pthread_mutex_unlock(&m->sl_lock);
-	return seq;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)buf[i]) * 16777619u;
+	return (h ^ (h >> 22)) & VER_MASK;
 }
-
-static unsigned stripe_seq(struct mlfs *m, int64_t id, struct obj *old)
-{
-	struct stripe *s = stripe_of(m, id);
-	unsigned seq;
-
-	pthread_mutex_lock(&m->sl_lock);
-	seq = s->seq;
-	if (old)
-		*old = s->old;
-	pthread_mutex_unlock(&m->sl_lock);
-	return seq;
-}
-
-/* ---- invalidation hooks (called by the backend, no lock held) ---------- */
 
 /*
- * Store @f's new bytes into the kernel's cache, padded with newlines to
- * the old length, then drop its cached size (see struct stripe).
- * 0, or -1 when the plain invalidation must do.
+ * The bytes of version ino_ver(@ino) of generated file @file of @o: the
+ * current rendering, or one of the rows kept before recent changes.
+ * 0 with a malloc'd *buf; -ESTALE when the version is gone (then *buf is
+ * the current rendering, NULL if none); other -errno.
  */
-static int publish_file(struct mlfs *m, const struct obj *old,
-			const struct obj *cur, int f)
+static int version_bytes(struct mlfs *m, uint64_t ino, const struct obj *o,
+			 int file, char **buf, size_t *len)
 {
-	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(0);
-	char *nb = NULL, *ob = NULL, *p;
-	size_t nl, ol;
-	int rc = -1;
+	struct stripe *s = stripe_of(m, o->id);
+	struct obj old[NSTASH];
+	size_t ol;
+	char *ob;
+	int rc, n = 0;
 
-	if (ws_render(m->ws, cur, f, &nb, &nl))
-		return -1;
-	if (ws_render(m->ws, old, f, &ob, &ol))
-		goto out_free;
-	if (ol > nl) {
-		p = realloc(nb, ol);
-		if (!p)
-			goto out_free;
-		nb = p;
-		memset(nb + nl, '\n', ol - nl);
-		nl = ol;
+	*buf = NULL;
+	rc = ws_render(m->ws, o, file, buf, len);
+	if (rc || bytes_ver(*buf, *len) == ino_ver(ino))
+		return rc;
+	pthread_mutex_lock(&m->sl_lock);
+	for (int i = 0; i < NSTASH; i++)
+		if (s->old[i].id == o->id)
+			old[n++] = s->old[i];
+	pthread_mutex_unlock(&m->sl_lock);
+	for (int i = 0; i < n; i++) {
+		if (ws_render(m->ws, &old[i], file, &ob, &ol))
+			continue;
+		if (bytes_ver(ob, ol) == ino_ver(ino)) {
+			free(*buf);
+			*buf = ob;
+			*len = ol;
+			return 0;
+		}
+		free(ob);
 	}
-	bv.buf[0].mem = nb;
-	bv.buf[0].size = nl;
-	rc = fuse_lowlevel_notify_store(m->se, obj_ino(cur->id, f), 0, &bv, 0);
-	if (rc && rc != -ENOENT)
-		goto out_free;
-	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(cur->id, f), -1, 0);
-	rc = 0;
-out_free:
-	free(nb);
-	free(ob);
-	return rc;
+	return -ESTALE;
 }
 
+/*
+ * Files of @id in @mask changed.  A generated file's name is dropped so
+ * that the next lookup finds its new version; an active object's names
+ * are looked up on every open anyway (see name_timeout), so this matters
+ * for finished ones and may come a moment later.  A setting changes only
+ * its mode here (its bytes are written through the kernel).
+ */
 static void hook_files(void *ctx, int64_t id, unsigned mask)
 {
 	struct mlfs *m = ctx;
 	const struct file_desc *fd;
-	struct obj old, cur;
-	int in_change;
+	struct obj o;
 
-	in_change = (stripe_seq(m, id, &old) & 1) && old.id == id &&
-		    !ws_get(m->ws, id, &cur);
-	for (int f = 0; in_change && f < F_COUNT; f++) {
-		fd = ws_file_by_id(cur.kind, f);
-		if (f != F_CTL && (mask & FBIT(f)) && fd &&
-		    (fd->flags & FD_GEN) && !publish_file(m, &old, &cur, f))
-			mask &= ~FBIT(f);
-	}
-
+	if (ws_get(m->ws, id, &o))
+		return;
 	for (int f = 0; f < F_COUNT; f++) {
 		if (!(mask & FBIT(f)))
 			continue;
-		/* ctl changes inside writes to ctl, whose pages the kernel
-		 * holds locked until the write is answered: later */
-		if (f == F_CTL)
-			defer_inval(m, obj_ino(id, f), NULL);
+		fd = ws_file_by_id(o.kind, f);
+		if (versioned(fd))
+			defer_inval(m, obj_ino(id, F_DIR), fd->name);
 		else
-			fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, f),
-							 0, 0);
+			inval_inode(m, obj_ino(id, f), fd && (fd->flags &
+				    FD_SETTING) ? -1 : 0);
 	}
 }
 
@@ -326,14 +307,14 @@ static void hook_grow(void *ctx, int64_t id, int file, off_t old)
 {
 	struct mlfs *m = ctx;
 
-	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, file), old, 0);
+	inval_inode(m, obj_ino(id, file), old);
 }
 
 static void hook_events(void *ctx, off_t old)
 {
 	struct mlfs *m = ctx;
 
-	fuse_lowlevel_notify_inval_inode(m->se, INO_EVENTS, old, 0);
+	inval_inode(m, INO_EVENTS, old);
 }
 
 static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
@@ -349,7 +330,7 @@ static void hook_outputs(void *ctx, int64_t id)
 {
 	struct mlfs *m = ctx;
 
-	fuse_lowlevel_notify_inval_inode(m->se, obj_ino(id, F_OUTPUTS), 0, 0);
+	inval_inode(m, obj_ino(id, F_OUTPUTS), 0);
 }
 
 /* ---- paths ------------------------------------------------------------------ */
@@ -478,19 +459,23 @@ static int disk_file_path(struct mlfs *m, const struct obj *o, int file,
 	}
 }
 
-static int ctl_attr(struct mlfs *m, const struct obj *o, int file,
+/* Attributes of control file @ino of @o (for a generated file, of the
+ * version @ino names). */
+static int ctl_attr(struct mlfs *m, uint64_t ino, const struct obj *o,
 		    struct stat *st)
 {
+	int file = ino_file(ino);
 	const struct file_desc *fd = ws_file_by_id(o->kind, file);
 	char path[PATH_MAX];
 	struct stat bs;
 	size_t len = 0;
-	char *buf;
+	char *buf = NULL;
+	int rc;
 
 	if (!fd)
 		return -ENOENT;
 	memset(st, 0, sizeof(*st));
-	st->st_ino = obj_ino(o->id, file);
+	st->st_ino = ino_base(ino);	/* one number for all versions */
 	st->st_uid = o->uid;
 	st->st_gid = o->gid;
 	st->st_blksize = 4096;
@@ -508,9 +493,11 @@ static int ctl_attr(struct mlfs *m, const struct obj *o, int file,
 			st->st_blocks = bs.st_blocks;
 		}
 	} else {
-		if (ws_render(m->ws, o, file, &buf, &len))
-			return -EIO;
+		rc = versioned(fd) ? version_bytes(m, ino, o, file, &buf, &len) :
+		     ws_render(m->ws, o, file, &buf, &len);
 		free(buf);
+		if (rc)
+			return rc == -ESTALE ? rc : -EIO;
 		st->st_size = len;
 	}
 	return 0;
@@ -525,7 +512,7 @@ static int obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 	if (rc)
 		return rc;
 	if (ino_file(ino) != F_DIR)
-		return ctl_attr(m, &o, ino_file(ino), st);
+		return ctl_attr(m, ino, &o, st);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | 0755;
@@ -535,42 +522,6 @@ static int obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 	st->st_blksize = 4096;
 	obj_times(&o, st);
 	return 0;
-}
-
-/* obj_attr outside any change to the object (see struct stripe). */
-static int stable_obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
-{
-	unsigned seq;
-	int rc;
-
-	do {
-		seq = stripe_wait(m, ino_obj(ino));
-		rc = obj_attr(m, ino, st);
-	} while (stripe_seq(m, ino_obj(ino), NULL) != seq);
-	return rc;
-}
-
-/*
- * The object a READ of @ino is answered from: the stashed old one when a
- * change is being published or was published while we read *cur (@seq:
- * the stripe's seq before), else *cur.
- */
-static void read_view(struct mlfs *m, uint64_t ino, unsigned seq,
-		      struct obj *cur)
-{
-	struct stripe *s = stripe_of(m, ino_obj(ino));
-
-	unsigned first = (seq & 1) ? seq - 1 : seq;
-
-	pthread_mutex_lock(&m->sl_lock);
-	/* the object before the first change that began since the READ did:
-	 * what the kernel's cached size belongs to */
-	if (s->seq != seq || (seq & 1))
-		for (int i = 0; i < NSTASH; i++)
-			if (s->ring[i].begin == first &&
-			    s->ring[i].old.id == ino_obj(ino))
-				*cur = s->ring[i].old;
-	pthread_mutex_unlock(&m->sl_lock);
 }
 
 /*
@@ -621,7 +572,7 @@ static int do_getattr(struct mlfs *m, uint64_t ino, struct stat *st)
 	}
 	if (ino_is_user(ino))
 		return user_attr(m, ino, st);
-	return stable_obj_attr(m, ino, st);
+	return obj_attr(m, ino, st);
 }
 
 /* Cache timeout for @ino: short below outputs/, long elsewhere. */
@@ -632,10 +583,37 @@ static double timeout_for(struct mlfs *m, uint64_t ino)
 
 	if (ino_is_obj(ino) && ino_file(ino) == F_OUTPUTS)
 		return SHORT_TIMEOUT;
+	if (ino == INO_EVENTS)
+		return 0;	/* its size, fresh for every read */
 	if (ino_is_user(ino) && !owner_of(m, ino, &o, &root) &&
 	    root == F_OUTPUTS)
 		return SHORT_TIMEOUT;
 	return m->timeout;
+}
+
+/*
+ * How long the kernel may keep the name of @ino without asking again.  A
+ * generated file's version changes with its object: names of objects that
+ * may still change are looked up on every open (a lookup, and the pages
+ * of an unchanged version stay cached), so that no change needs the
+ * kernel's folder lock to be seen at once.  Finished runs, the bulk of a
+ * workspace, keep theirs, dropped by the notifier on the rare change; but
+ * `error`, which refusals of rmdir, unlink… change while the kernel holds
+ * the folder's lock, is always looked up.
+ */
+static double name_timeout(struct mlfs *m, uint64_t ino)
+{
+	const struct file_desc *fd;
+	struct obj o;
+
+	if (!ino_is_obj(ino) || ino_file(ino) == F_DIR)
+		return timeout_for(m, ino);
+	if (ino_file(ino) == F_ERROR || ws_get(m->ws, ino_obj(ino), &o))
+		return 0;
+	fd = ws_file_by_id(o.kind, ino_file(ino));
+	if (!versioned(fd) || (o.kind == K_RUN && run_state_final(o.state)))
+		return timeout_for(m, ino);
+	return 0;
 }
 
 static void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -664,7 +642,8 @@ static int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino)
 	if (rc)
 		return rc;
 	e.ino = ino;
-	e.attr_timeout = e.entry_timeout = timeout_for(m, ino);
+	e.attr_timeout = timeout_for(m, ino);
+	e.entry_timeout = name_timeout(m, ino);
 	if (ino_is_user(ino))
 		nodes_ref(m->nodes, ino);
 	if (fuse_reply_entry(req, &e) && ino_is_user(ino))
@@ -714,6 +693,26 @@ static int lookup_user(struct mlfs *m, uint64_t parent, const char *name,
 	return *ino ? 0 : -ENOMEM;
 }
 
+/* The inode of control file @fd of @o: for a generated file, the
+ * version of its bytes now. */
+static int ctl_ino(struct mlfs *m, const struct obj *o,
+		   const struct file_desc *fd, uint64_t *ino)
+{
+	size_t len;
+	char *buf;
+	int rc;
+
+	*ino = obj_ino(o->id, fd->file);
+	if (!versioned(fd))
+		return 0;
+	rc = ws_render(m->ws, o, fd->file, &buf, &len);
+	if (rc)
+		return rc;
+	*ino = obj_ino_v(o->id, fd->file, bytes_ver(buf, len));
+	free(buf);
+	return 0;
+}
+
 static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
 		     uint64_t *ino)
 {
@@ -744,10 +743,8 @@ static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
 			return rc;
 		}
 		fd = ws_file_by_name(o.kind, name);
-		if (fd) {
-			*ino = obj_ino(o.id, fd->file);
-			return 0;
-		}
+		if (fd)
+			return ctl_ino(m, &o, fd, ino);
 		if (!holds_user_files(parent, &o))
 			return -ENOENT;
 	}
@@ -1247,7 +1244,6 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	const struct file_desc *fd;
 	char path[PATH_MAX], *buf;
 	struct obj o;
-	unsigned seq;
 	size_t len;
 	int64_t id;
 	int root, rc;
@@ -1268,7 +1264,6 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 			reply_path(req, path, size, off);
 		return;
 	}
-	seq = ino_is_obj(ino) ? stripe_seq(m, ino_obj(ino), NULL) : 0;
 	rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
 	fd = rc ? NULL : ws_file_by_id(o.kind, ino_file(ino));
 	if (!rc && (!fd || (fd->flags & FD_DIRECTORY)))
@@ -1282,9 +1277,18 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		reply_path(req, path, size, off);
 		return;
 	}
-	read_view(m, ino, seq, &o);
-	rc = ws_render(m->ws, &o, fd->file, &buf, &len);
+	if (!versioned(fd)) {
+		rc = ws_render(m->ws, &o, fd->file, &buf, &len);
+	} else {
+		/* a version gone from the stash (rare: its pages were
+		 * dropped while someone kept it open): the bytes of now */
+		buf = NULL;
+		rc = version_bytes(m, ino, &o, fd->file, &buf, &len);
+		if (rc == -ESTALE && buf)
+			rc = 0;
+	}
 	if (rc) {
+		free(buf);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -1365,7 +1369,7 @@ static void wrote_user(struct mlfs *m, uint64_t ino, int fd)
 		return;
 	n = nodes_by_backing(m->nodes, st.st_ino, ino, alias, 16);
 	for (int i = 0; i < n; i++)
-		fuse_lowlevel_notify_inval_inode(m->se, alias[i], 0, 0);
+		inval_inode(m, alias[i], 0);
 }
 
 /* write to a user file without a handle: open, pwrite, close. */
@@ -1582,8 +1586,9 @@ static int user_target(struct mlfs *m, uint64_t parent, const char *name,
 	return child_backing(m, parent, name, path, &id, &root);
 }
 
-static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode, struct fuse_file_info *fi)
+static void dir_op_create(fuse_req_t req, fuse_ino_t parent,
+			  const char *name, mode_t mode,
+			  struct fuse_file_info *fi)
 {
 	struct fuse_entry_param e = { 0 };
 	struct mlfs *m = M(req);
@@ -1633,8 +1638,8 @@ static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
-static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       mode_t mode)
+static void dir_op_mkdir(fuse_req_t req, fuse_ino_t parent,
+			 const char *name, mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct mlfs *m = M(req);
@@ -1708,7 +1713,8 @@ static int unlink_ctl(struct mlfs *m, const struct obj *o)
 	return 0;
 }
 
-static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void dir_op_unlink(fuse_req_t req, fuse_ino_t parent,
+			  const char *name)
 {
 	const struct file_desc *fd;
 	struct mlfs *m = M(req);
@@ -1735,7 +1741,8 @@ static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, -rc);
 }
 
-static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void dir_op_rmdir(fuse_req_t req, fuse_ino_t parent,
+			 const char *name)
 {
 	struct mlfs *m = M(req);
 	struct err e = { { 0 } };
@@ -1846,9 +1853,9 @@ static int rename_user(struct mlfs *m, uint64_t parent, const char *name,
 	return rc;
 }
 
-static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-			fuse_ino_t newparent, const char *newname,
-			unsigned int flags)
+static void dir_op_rename(fuse_req_t req, fuse_ino_t parent,
+			  const char *name, fuse_ino_t newparent,
+			  const char *newname, unsigned int flags)
 {
 	const struct file_desc *fd;
 	struct mlfs *m = M(req);
@@ -1878,8 +1885,8 @@ static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fuse_reply_err(req, -rc);
 }
 
-static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-			 const char *name)
+static void dir_op_symlink(fuse_req_t req, const char *link,
+			   fuse_ino_t parent, const char *name)
 {
 	struct mlfs *m = M(req);
 	char path[PATH_MAX];
@@ -1897,8 +1904,8 @@ static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		fuse_reply_err(req, -rc);
 }
 
-static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		      const char *newname)
+static void dir_op_link(fuse_req_t req, fuse_ino_t ino,
+			fuse_ino_t newparent, const char *newname)
 {
 	struct mlfs *m = M(req);
 	char from[PATH_MAX], to[PATH_MAX];
@@ -2007,8 +2014,9 @@ static int setattr_ctl(struct mlfs *m, uint64_t ino, struct stat *attr,
 	return ws_setting_truncate(m->ws, o.id, fd->file, attr->st_size);
 }
 
-static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			 int to_set, struct fuse_file_info *fi)
+static void dir_op_setattr(fuse_req_t req, fuse_ino_t ino,
+			   struct stat *attr, int to_set,
+			   struct fuse_file_info *fi)
 {
 	struct mlfs *m = M(req);
 	struct stat st;
@@ -2072,6 +2080,74 @@ static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1 << 20;
 }
 
+/*
+ * The operations that change things, on the threads answering requests:
+ * the invalidations they cause that may wait are done by the notifier
+ * (see in_request).
+ */
+static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, struct fuse_file_info *fi)
+{
+	in_request = 1;
+	dir_op_create(req, parent, name, mode, fi);
+	in_request = 0;
+}
+
+static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode)
+{
+	in_request = 1;
+	dir_op_mkdir(req, parent, name, mode);
+	in_request = 0;
+}
+
+static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	in_request = 1;
+	dir_op_unlink(req, parent, name);
+	in_request = 0;
+}
+
+static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	in_request = 1;
+	dir_op_rmdir(req, parent, name);
+	in_request = 0;
+}
+
+static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned int flags)
+{
+	in_request = 1;
+	dir_op_rename(req, parent, name, newparent, newname, flags);
+	in_request = 0;
+}
+
+static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			 const char *name)
+{
+	in_request = 1;
+	dir_op_symlink(req, link, parent, name);
+	in_request = 0;
+}
+
+static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		      const char *newname)
+{
+	in_request = 1;
+	dir_op_link(req, ino, newparent, newname);
+	in_request = 0;
+}
+
+static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			 int to_set, struct fuse_file_info *fi)
+{
+	in_request = 1;
+	dir_op_setattr(req, ino, attr, to_set, fi);
+	in_request = 0;
+}
+
 const struct fuse_lowlevel_ops mlfs_ops = {
 	.init		= mlfs_init,
 	.lookup		= mlfs_lookup,
@@ -2121,7 +2197,6 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	pthread_cond_init(&m->q_cond, NULL);
 	pthread_mutex_init(&m->dc_lock, NULL);
 	pthread_mutex_init(&m->sl_lock, NULL);
-	pthread_cond_init(&m->sl_cond, NULL);
 	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
 	if (!m->stripes) {
 		nodes_free(m->nodes);
@@ -2141,7 +2216,6 @@ void mlfs_attach(struct mlfs *m, struct fuse_session *se)
 		.inval_entry	= hook_entry,
 		.inval_outputs	= hook_outputs,
 		.change_begin	= hook_change_begin,
-		.change_end	= hook_change_end,
 	};
 
 	m->se = se;

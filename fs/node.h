@@ -5,7 +5,15 @@
  *
  *   1..7                      the root and the fixed top-level entries
  *   (object id << 8) | file   an object's folder (F_DIR) and control files
+ *     | (version << 40)       generated files: a version of their bytes
  *   USER_BIT | n              a user's file or folder below an object
+ *
+ * A generated file (status, info.json, ctl …) is a new inode each time its
+ * bytes change: the version is a hash of them.  The kernel caches an
+ * inode's size and pages apart and may pair a size it learnt before a
+ * change with bytes it reads after; an inode whose bytes never change
+ * cannot be read torn.  A change drops the name's cached entry, and the
+ * next lookup finds the new version.  Object ids stay below 2^32.
  *
  * Object ids come from SQLite AUTOINCREMENT and are never reused, so a
  * removed object's numbers never alias a new one.  User nodes live in a
@@ -34,9 +42,18 @@ enum {
 
 #define USER_BIT	(1ULL << 62)
 
+#define VER_SHIFT	40
+#define VER_MASK	((1U << 22) - 1)
+
 static inline uint64_t obj_ino(int64_t id, int file)
 {
 	return ((uint64_t)id << 8) | (unsigned)file;
+}
+
+/* Version @ver of generated file @file of object @id. */
+static inline uint64_t obj_ino_v(int64_t id, int file, unsigned ver)
+{
+	return obj_ino(id, file) | ((uint64_t)(ver & VER_MASK) << VER_SHIFT);
 }
 
 static inline int ino_is_obj(uint64_t ino)
@@ -46,7 +63,18 @@ static inline int ino_is_obj(uint64_t ino)
 
 static inline int64_t ino_obj(uint64_t ino)
 {
-	return (int64_t)(ino >> 8);
+	return (int64_t)((ino & ((1ULL << VER_SHIFT) - 1)) >> 8);
+}
+
+static inline unsigned ino_ver(uint64_t ino)
+{
+	return (unsigned)(ino >> VER_SHIFT) & VER_MASK;
+}
+
+/* The inode number without its version (what stat shows). */
+static inline uint64_t ino_base(uint64_t ino)
+{
+	return ino & ~((uint64_t)VER_MASK << VER_SHIFT);
 }
 
 static inline int ino_file(uint64_t ino)
