@@ -102,8 +102,10 @@ for r in f1 f2 f3; do newrun $r t1 'sleep 1'; done
 for r in f1 f2 f3; do wr "$MNT/runs/$r/ctl" submit; done
 maxact=0 polls=0 t0=$SECONDS
 while ((SECONDS - t0 < 20)); do
-	s1=$(cat "$MNT/runs/f1/status") s2=$(cat "$MNT/runs/f2/status")
-	s3=$(cat "$MNT/runs/f3/status")
+	# later runs first: the reads are not one snapshot, and one that saw
+	# f2 start must not see f1 running from an older read
+	s3=$(cat "$MNT/runs/f3/status") s2=$(cat "$MNT/runs/f2/status")
+	s1=$(cat "$MNT/runs/f1/status")
 	n=0
 	for s in "$s1" "$s2" "$s3"; do active "$s" && n=$((n + 1)); done
 	((n > maxact)) && maxact=$n

@@ -63,8 +63,14 @@ shell() {
 		16 | 17) EXTRA='Is a directory' op "$k" "rm -r $n" rm -rf "$d" ;;
 		18) op "$k" "rmdir $n" rmdir "$d" ;;
 		19)
+			# mv's rename says EEXIST, then its lstat of the target
+			# (removed meanwhile by an rm -r) says ENOENT, and mv
+			# reports that as "cannot overwrite non-directory"
+			# (strace shows exactly these two calls), as on any
+			# file system
 			m=${POOL[RANDOM % ${#POOL[@]}]}
-			[[ $m == "$n" ]] || op "$k" "mv -T $n $m" mv -T "$d" "$MNT/runs/$m"
+			[[ $m == "$n" ]] || EXTRA='cannot overwrite non-directory' \
+				op "$k" "mv -T $n $m" mv -T "$d" "$MNT/runs/$m"
 			;;
 		esac
 	done
