@@ -1357,6 +1357,36 @@ static int kick_cb(void *arg, const struct obj *o)
 	return 0;
 }
 
+struct on_target {
+	int64_t target;
+	int n;
+	char first[MLFS_NAME_MAX + 2];
+};
+
+static int on_target_cb(void *arg, const struct obj *o)
+{
+	struct on_target *l = arg;
+
+	if (o->target_id == l->target && !l->n++)
+		snprintf(l->first, sizeof(l->first), "%s", o->name);
+	return 0;
+}
+
+int deployments_busy(struct ws *ws, const struct obj *t, struct err *e)
+{
+	struct on_target l = { .target = t->id };
+
+	store_list_live_deployments(ws->st, on_target_cb, &l);
+	if (!l.n)
+		return 0;
+	if (l.n == 1)
+		return err_set(e, -EBUSY, "target '%s' serves deployment '%s':"
+			       " delete it first", t->name, l.first);
+	return err_set(e, -EBUSY, "target '%s' serves %d deployments ('%s'"
+		       " and others): delete them first", t->name, l.n,
+		       l.first);
+}
+
 void deploy_start_all(struct ws *ws)
 {
 	struct { int64_t *ids; int n, cap; } l = { 0 };

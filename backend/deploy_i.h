@@ -62,6 +62,8 @@ void models_reconcile(struct ws *ws);
  */
 int deployment_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		    struct err *e);
+/* -EBUSY + sentence while a deployment is live on target @t, else 0. */
+int deployments_busy(struct ws *ws, const struct obj *t, struct err *e);
 /* info.json of a deployment. */
 void deployment_json(struct ws *ws, cJSON *j, const struct obj *o);
 /*
