@@ -87,62 +87,87 @@ static const char detect_tail[] =
 	"if command -v setsid >/dev/null 2>&1; then echo 'setsid 1'; else"
 	" echo 'setsid 0'; fi\n";
 
-/* Write @s quoted (as a path when @path) to @f.  0 or -ENOMEM. */
-static int put_q(FILE *f, const char *s, int path)
-{
-	char *q = path ? sh_quote_path(s) : sh_quote(s);
+/* A script being built in a memstream; the first failure is kept. */
+struct script {
+	FILE *f;
+	char *buf;			/* set by fclose */
+	size_t len;
+	int rc;				/* 0, or -ENOMEM / -EINVAL */
+};
 
-	if (!q)
-		return -ENOMEM;
-	fputs(q, f);
+/* Write @v quoted (as a path when @path) to @s. */
+static void put_q(struct script *s, const char *v, int path)
+{
+	char *q;
+
+	if (s->rc)
+		return;
+	q = path ? sh_quote_path(v) : sh_quote(v);
+	if (!q) {
+		s->rc = -ENOMEM;
+		return;
+	}
+	fputs(q, s->f);
 	free(q);
+}
+
+/*
+ * Start @s with the shell functions @pre1 and @pre2 (either may be NULL),
+ * then, when @var is set, the line VAR=PATH with @path quoted as a path.
+ * 0 or -ENOMEM.
+ */
+static int script_open(struct script *s, const char *pre1, const char *pre2,
+		       const char *var, const char *path)
+{
+	memset(s, 0, sizeof(*s));
+	s->f = open_memstream(&s->buf, &s->len);
+	if (!s->f)
+		return -ENOMEM;
+	if (pre1)
+		fputs(pre1, s->f);
+	if (pre2)
+		fputs(pre2, s->f);
+	if (var) {
+		fprintf(s->f, "%s=", var);
+		put_q(s, path, 1);
+		fputc('\n', s->f);
+	}
 	return 0;
 }
 
-/* Close @f and hand out its buffer *@buf (set by fclose), or NULL (freed)
- * after any failure. */
-static char *finish(FILE *f, char **buf, int rc)
+/* The script (malloc'd), or NULL (freed) after any failure. */
+static char *script_close(struct script *s)
 {
-	if (fclose(f) || rc) {
-		free(*buf);
+	if (fclose(s->f) || s->rc) {
+		free(s->buf);
 		return NULL;
 	}
-	return *buf;
+	return s->buf;
 }
 
 char *ssh_script_detect(const char *workdir)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, "d", workdir))
 		return NULL;
-	fputs("d=", f);
-	rc = put_q(f, workdir, 1);
-	fputs("\nmkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n", f);
-	fputs(detect_tail, f);
-	return finish(f, &buf, rc);
+	fputs("mkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n", s.f);
+	fputs(detect_tail, s.f);
+	return script_close(&s);
 }
 
 char *ssh_script_create(const char *dir)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, "d", dir))
 		return NULL;
-	fputs("d=", f);
-	rc = put_q(f, dir, 1);
-	fputs("\nmkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n"
+	fputs("mkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n"
 	      "if [ -e launched ] || [ -s pid ] || [ -s exit ]; then"
 	      " echo launched; exit 0; fi\n"
 	      "rm -rf work || exit 1\n"
-	      "echo fresh\n", f);
-	return finish(f, &buf, rc);
+	      "echo fresh\n", s.f);
+	return script_close(&s);
 }
 
 /* A key safe to write unquoted after `export` ([A-Za-z_][A-Za-z0-9_]*). */
@@ -157,121 +182,97 @@ static int env_key_ok(const char *k)
 	return 1;
 }
 
-static int put_env(FILE *f, const struct ssh_launch *l)
+static void put_env(struct script *s, const struct ssh_launch *l)
 {
-	int rc = 0;
-
-	for (int i = 0; l->env && l->env[i] && l->env[i + 1] && !rc; i += 2) {
-		if (!env_key_ok(l->env[i]))
-			return -EINVAL;
-		fprintf(f, "export %s=", l->env[i]);
-		rc = put_q(f, l->env[i + 1], 0);
-		fputc('\n', f);
+	for (int i = 0; l->env && l->env[i] && l->env[i + 1]; i += 2) {
+		if (!env_key_ok(l->env[i])) {
+			s->rc = -EINVAL;
+			return;
+		}
+		fprintf(s->f, "export %s=", l->env[i]);
+		put_q(s, l->env[i + 1], 0);
+		fputc('\n', s->f);
 	}
-	if (rc)
-		return rc;
-	fputs("h=$(pwd -P)\nexport MLFS_RUN=", f);
-	rc = put_q(f, l->name, 0);
+	fputs("h=$(pwd -P)\nexport MLFS_RUN=", s->f);
+	put_q(s, l->name, 0);
 	fputs(" MLFS_OUTPUTS=\"$h/work/outputs\" MLFS_METRICS=\"$h/metrics\"\n",
-	      f);
-	if (!rc && l->gpus) {
-		fputs("export CUDA_VISIBLE_DEVICES=", f);
-		rc = put_q(f, l->gpus, 0);
-		fputc('\n', f);
+	      s->f);
+	if (l->gpus) {
+		fputs("export CUDA_VISIBLE_DEVICES=", s->f);
+		put_q(s, l->gpus, 0);
+		fputc('\n', s->f);
 	}
-	return rc;
 }
 
 char *ssh_script_launch(const struct ssh_launch *l)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, "d", l->dir))
 		return NULL;
-	fputs("d=", f);
-	rc = put_q(f, l->dir, 1);
-	fputs("\ncd -- \"$d\" || exit 1\n"
+	fputs("cd -- \"$d\" || exit 1\n"
 	      "if [ -e launched ] || [ -s pid ] || [ -s exit ]; then"
 	      " echo launched; exit 0; fi\n"
 	      ": >launched || exit 1\n"
 	      "rm -f exit exit.tmp pid pid.tmp boot\n"
-	      "mkdir -p work/outputs || exit 1\n", f);
-	if (!rc)
-		rc = put_env(f, l);
-	fputs("setsid sh -c ", f);
-	if (!rc)
-		rc = put_q(f, wrapper, 0);
-	fputs(" mlfs-run ", f);
-	if (!rc)
-		rc = put_q(f, l->command, 0);
+	      "mkdir -p work/outputs || exit 1\n", s.f);
+	put_env(&s, l);
+	fputs("setsid sh -c ", s.f);
+	put_q(&s, wrapper, 0);
+	fputs(" mlfs-run ", s.f);
+	put_q(&s, l->command, 0);
 	fputs(" </dev/null >/dev/null 2>&1 &\n"
 	      "i=0; while [ ! -s pid ] && [ \"$i\" -lt 100 ]; do sleep 0.1;"
 	      " i=$((i + 1)); done\n"
 	      "if [ -s pid ]; then echo \"started $(cut -d' ' -f1 pid)\"; else"
 	      " echo 'the command did not start within 10 s' >&2; exit 1; fi\n",
-	      f);
-	return finish(f, &buf, rc);
+	      s.f);
+	return script_close(&s);
 }
 
 char *ssh_script_poll(const struct ssh_poll_item *items, int n)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc = 0;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, prelude, NULL, NULL, NULL))
 		return NULL;
-	fputs(prelude, f);
-	for (int i = 0; i < n && !rc; i++) {
-		fprintf(f, "mlfs_one %d ", i);
-		rc = put_q(f, items[i].dir, 1);
-		fprintf(f, " %lld %lld %lld %lld\n", items[i].log_off,
+	for (int i = 0; i < n; i++) {
+		fprintf(s.f, "mlfs_one %d ", i);
+		put_q(&s, items[i].dir, 1);
+		fprintf(s.f, " %lld %lld %lld %lld\n", items[i].log_off,
 			items[i].log_max, items[i].met_off, items[i].met_max);
 	}
-	return finish(f, &buf, rc);
+	return script_close(&s);
 }
 
 char *ssh_script_signal(const char *dir, const char *sig)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, prelude, NULL, "d", dir))
 		return NULL;
-	fputs(prelude, f);
-	fputs("d=", f);
-	rc = put_q(f, dir, 1);
-	fputs("\nmlfs_alive \"$d\" || exit 0\nkill -s ", f);
-	if (!rc)
-		rc = put_q(f, sig, 0);
-	fputs(" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\nexit 0\n", f);
-	return finish(f, &buf, rc);
+	fputs("mlfs_alive \"$d\" || exit 0\nkill -s ", s.f);
+	put_q(&s, sig, 0);
+	fputs(" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\nexit 0\n",
+	      s.f);
+	return script_close(&s);
 }
 
 char *ssh_script_remove(const char *workdir, const char *const *rids)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, NULL, NULL))
 		return NULL;
-	fputs("cd -- ", f);
-	rc = put_q(f, workdir, 1);
-	fputs(" 2>/dev/null || exit 0\nrm -rf --", f);
-	for (int i = 0; rids[i] && !rc; i++) {
-		fputc(' ', f);
-		rc = put_q(f, rids[i], 0);
+	fputs("cd -- ", s.f);
+	put_q(&s, workdir, 1);
+	fputs(" 2>/dev/null || exit 0\nrm -rf --", s.f);
+	for (int i = 0; rids[i]; i++) {
+		fputc(' ', s.f);
+		put_q(&s, rids[i], 0);
 	}
-	fputc('\n', f);
-	return finish(f, &buf, rc);
+	fputc('\n', s.f);
+	return script_close(&s);
 }
 
 /* ---- parsing the poll's output ----------------------------------------- */
