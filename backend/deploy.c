@@ -301,7 +301,8 @@ static int check_target(struct ws *ws, const struct obj *o, struct obj *t,
 	*drv = driver_find(type);
 	if (*drv && !(*drv)->can_host)
 		return err_set(e, -ENOTSUP, "target '%s' (type %s) cannot host"
-			       " deployments: use a local target", name, type);
+			       " deployments: use a local or ssh target", name,
+			       type);
 	if (!*drv)
 		return err_set(e, -EINVAL, "target '%s' has no known type",
 			       name);

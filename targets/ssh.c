@@ -19,8 +19,8 @@
  * twice (the `launched` marker): after a restart or a network cut the
  * driver re-reads the folder's state and carries on; nothing runs twice.
  *
- * The connection, remote-call and copy helpers are declared in ssh_i.h,
- * for the driver's other parts.
+ * Deployments (replicas on the host) are in ssh_deploy.c; both share the
+ * connection and copy helpers declared in ssh_i.h.
  *
  * Worker thread only, except ssh_validate and ssh_check_run (pure).
  */
@@ -39,6 +39,7 @@
 #include "../backend/log.h"
 #include "../backend/ws.h"
 #include "gpu.h"
+#include "ssh_deploy.h"
 #include "ssh_exec.h"
 #include "ssh_i.h"
 #include "ssh_quote.h"
@@ -507,13 +508,18 @@ static int remove_copies(struct target_ctx *t, struct ssh_conn *c, char *why,
 /* Forget the target's state (what runs on the host keeps running). */
 static void tgt_free(struct target_ctx *t)
 {
-	free(t->priv);
+	struct ssh_tgt *s = t->priv;
+
+	if (s)
+		ssh_deploy_free(s->dep);
+	free(s);
 	t->priv = NULL;
 }
 
-/* Detach: no active runs (the workspace checked); remove the finished
- * runs' working copies (best effort: an unreachable host is detached
- * anyway, with a warning in events), close the shared connection. */
+/* Detach: no active runs nor live deployments (the workspace checked);
+ * remove the finished runs' working copies (best effort: an unreachable
+ * host is detached anyway, with a warning in events), close the shared
+ * connection. */
 static int ssh_deprovision(struct target_ctx *t, struct err *e)
 {
 	char why[ERR_MSG_MAX], text[ERR_MSG_MAX + 64];
@@ -1346,7 +1352,8 @@ const struct driver ssh_driver = {
 	.type		= "ssh",
 	.config_keys	= ssh_keys,
 	.live_keys	= ssh_live_keys,
-	.can_host	= 0,
+	.can_host	= 1,
+	.deploy_host	= "0.0.0.0",
 	.validate	= ssh_validate,
 	.check_run	= ssh_check_run,
 	.provision	= ssh_provision,
@@ -1359,4 +1366,13 @@ const struct driver ssh_driver = {
 	.adopt		= ssh_adopt,
 	.release_run	= ssh_release_run,
 	.release	= ssh_release,
+	.check_deploy	= NULL,		/* a fixed port: checked on the host */
+	.replica_start	= ssh_replica_start,
+	.replica_poll	= ssh_replica_poll,
+	.replica_stop	= ssh_replica_stop,
+	.replica_adopt	= ssh_replica_adopt,
+	.replica_release = ssh_replica_release,
+	.health		= ssh_health,
+	.service_host	= ssh_service_host,
+	.undeploy	= ssh_undeploy,
 };

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the SSH driver: what its parts share, the connection to the
- * host, remote calls and copies (ssh.c).  Worker thread only.
+ * Private to the SSH driver: what its runs (ssh.c) and its deployments
+ * (ssh_deploy.c) share, the connection to the host, remote calls and
+ * copies.  Worker thread only.
  */
 #ifndef MLFS_SSH_I_H
 #define MLFS_SSH_I_H
@@ -18,6 +19,8 @@
 #define SSH_RETRY_EVERY		2.0	/* s between tries while unreachable */
 #define SSH_OUT_MAX		65536	/* stdout kept of a plain remote call */
 
+struct ssh_dep;				/* ssh_deploy.c's, per target */
+
 /* Per target (t->priv), worker only. */
 struct ssh_tgt {
 	int running;			/* runs holding a slot */
@@ -28,6 +31,7 @@ struct ssh_tgt {
 	double next_poll;		/* monotonic */
 	char node[128];			/* the host's name, from `nodes` */
 	char user[64];			/* the default user (ours) */
+	struct ssh_dep *dep;		/* replicas on the host, or NULL */
 };
 
 static inline double ssh_mono_s(void)
