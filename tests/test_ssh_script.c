@@ -27,7 +27,7 @@ static void check(int ok, const char *what, const char *detail)
 		printf("ok - %s\n", what);
 	} else {
 		failed++;
-		printf("FAIL - %s%s%s\n", what, detail ? ": " : "",
+		printf("not ok - %s%s%s\n", what, detail ? ": " : "",
 		       detail ? detail : "");
 	}
 }
@@ -288,9 +288,11 @@ static int dep_poll(const char *dir, int port, const char *sig,
 		    char **out)
 {
 	struct ssh_dep_item it = { dir, 0, 1 << 20, port, sig };
+	char *script = ssh_script_dep_poll(&it, 1, trash);
 	size_t len, pos = 0;
 
-	run_sh(ssh_script_dep_poll(&it, 1, trash), out, &len);
+	run_sh(script, out, &len);
+	free(script);
 	return ssh_poll_parse(*out, len, &pos, r);
 }
 
