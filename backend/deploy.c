@@ -153,7 +153,6 @@ int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
 
 	memset(s, 0, sizeof(*s));
 	snprintf(s->entry, sizeof(s->entry), "score.py");
-	snprintf(s->host, sizeof(s->host), "127.0.0.1");
 	s->replicas = 1;
 	s->ready_timeout = 120;
 	rc = kv_parse(buf, len, &cfg, e);
@@ -302,7 +301,8 @@ static int check_target(struct ws *ws, const struct obj *o, struct obj *t,
 	*drv = driver_find(type);
 	if (*drv && !(*drv)->can_host)
 		return err_set(e, -ENOTSUP, "target '%s' (type %s) cannot host"
-			       " deployments: use a local target", name, type);
+			       " deployments: use a local or ssh target", name,
+			       type);
 	if (!*drv)
 		return err_set(e, -EINVAL, "target '%s' has no known type",
 			       name);
@@ -310,6 +310,14 @@ static int check_target(struct ws *ws, const struct obj *o, struct obj *t,
 		return err_set(e, -EBUSY, "target '%s' is %s, not Succeeded:"
 			       " provision it first", name, t->state);
 	return 0;
+}
+
+/* No host in config: where the target's replicas listen by default. */
+static void default_host(struct deploy_spec *s, const struct driver *drv)
+{
+	if (!s->host[0])
+		snprintf(s->host, sizeof(s->host), "%s", drv->deploy_host ?
+			 drv->deploy_host : "127.0.0.1");
 }
 
 /* A fixed port must be free, unless this deployment already serves on it. */
@@ -453,6 +461,7 @@ static int dep_deploy(struct ws *ws, struct obj *o, struct err *e)
 		rc = check_target(ws, o, &t, &drv, e);
 	if (rc)
 		return rc;
+	default_host(&s, drv);
 	if ((is_state(o, DS_HEALTHY) || is_state(o, DS_UNHEALTHY)) &&
 	    o->target_id && o->target_id != t.id)
 		return err_set(e, -EBUSY, "deployment '%s' is served by another"
@@ -608,6 +617,7 @@ static int gen_from_settings(struct deploy_ctx *d, struct deploy_spec *s,
 	rc = check_config(d->ws, &d->obj, s, e);
 	if (rc)
 		return rc;
+	default_host(s, d->t->drv);
 	/* the version the write resolved (and marked in use), not the
 	 * `model` file as it may be by now */
 	if (ws_get(d->ws, d->obj.seq, &v) || ws_get(d->ws, v.parent, &m))
@@ -685,11 +695,14 @@ static void gen_gc(struct deploy_ctx *d)
 
 /* ---- saving ---------------------------------------------------------------- */
 
-static void scoring_uri(const struct deploy_spec *s, char *buf, size_t sz)
+static void scoring_uri(const struct deploy_ctx *d, const struct deploy_spec *s,
+			char *buf, size_t sz)
 {
 	char host[256];
 
-	if (!strcmp(s->host, "0.0.0.0") || !strcmp(s->host, "::")) {
+	if (d->t->drv->service_host) {
+		d->t->drv->service_host(d->t, s, host, sizeof(host));
+	} else if (!strcmp(s->host, "0.0.0.0") || !strcmp(s->host, "::")) {
 		if (gethostname(host, sizeof(host)))
 			snprintf(host, sizeof(host), "localhost");
 		host[sizeof(host) - 1] = '\0';
@@ -717,7 +730,7 @@ static int dep_save(struct deploy_ctx *d, const char *state,
 	ddata_render(d, d->req_done, o.ddata, sizeof(o.ddata));
 	o.backend_id[0] = '\0';
 	if (d->serving.gen && live_state(state))
-		scoring_uri(&d->serving, o.backend_id, sizeof(o.backend_id));
+		scoring_uri(d, &d->serving, o.backend_id, sizeof(o.backend_id));
 	if (!strcmp(state, DS_HEALTHY) && !is_state(&d->obj, DS_HEALTHY))
 		o.started = now_s();
 	rc = ws_update_obj(d->ws, &o, d->obj.state, FBIT(F_SCORING_URI));
@@ -760,7 +773,7 @@ static struct deploy_spec *spec_of(struct deploy_ctx *d,
 static int rep_start(struct deploy_ctx *d, struct deploy_spec *s,
 		     struct replica *r, struct err *e)
 {
-	int rc;
+	int picked = !s->port, rc;
 
 	r->state = REP_STARTING;
 	r->started = now_s();
@@ -769,6 +782,10 @@ static int rep_start(struct deploy_ctx *d, struct deploy_spec *s,
 	rc = drv(d)->replica_start(d->t, d, s, r, e);
 	if (rc)
 		r->state = REP_EXITED;
+	/* the port the driver picked, for adoption after a restart */
+	if (picked && s->port && spec_write(d, s))
+		log_warn("deployment %s: cannot record the port of generation"
+			 " %d", d->obj.name, s->gen);
 	return rc;
 }
 
@@ -1127,6 +1144,8 @@ static void adopt(struct deploy_ctx *d)
 	d->last_gen = (int)ddata_long(d->obj.ddata, "last");
 	if (d->serving.gen && spec_read(d, d->serving.gen, &d->serving))
 		d->serving.gen = 0;
+	if (d->serving.gen && !d->serving.port)	/* recorded before the pick */
+		d->serving.port = (int)ddata_long(d->obj.ddata, "port");
 	n = drv(d)->replica_adopt ? drv(d)->replica_adopt(d->t, d, &list) : 0;
 	for (r = list; n > 0 && r; r = next) {
 		next = r->next;
@@ -1283,6 +1302,8 @@ void deploy_step(struct target_ctx *t, struct deploy_ctx **list, int ino_fd)
 		watch_log(d, ino_fd);
 		if (!d->reps && !d->verb && !live_state(d->obj.state)) {
 			*pp = d->next;
+			if (drv(d)->undeploy)
+				drv(d)->undeploy(d->t, d);
 			dep_free(d, ino_fd);
 			continue;
 		}
@@ -1335,6 +1356,36 @@ static int kick_cb(void *arg, const struct obj *o)
 	}
 	l->ids[l->n++] = o->id;
 	return 0;
+}
+
+struct on_target {
+	int64_t target;
+	int n;
+	char first[MLFS_NAME_MAX + 2];
+};
+
+static int on_target_cb(void *arg, const struct obj *o)
+{
+	struct on_target *l = arg;
+
+	if (o->target_id == l->target && !l->n++)
+		snprintf(l->first, sizeof(l->first), "%s", o->name);
+	return 0;
+}
+
+int deployments_busy(struct ws *ws, const struct obj *t, struct err *e)
+{
+	struct on_target l = { .target = t->id };
+
+	store_list_live_deployments(ws->st, on_target_cb, &l);
+	if (!l.n)
+		return 0;
+	if (l.n == 1)
+		return err_set(e, -EBUSY, "target '%s' serves deployment '%s':"
+			       " delete it first", t->name, l.first);
+	return err_set(e, -EBUSY, "target '%s' serves %d deployments ('%s'"
+		       " and others): delete them first", t->name, l.n,
+		       l.first);
 }
 
 void deploy_start_all(struct ws *ws)

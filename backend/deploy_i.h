@@ -62,11 +62,14 @@ void models_reconcile(struct ws *ws);
  */
 int deployment_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		    struct err *e);
+/* -EBUSY + sentence while a deployment is live on target @t, else 0. */
+int deployments_busy(struct ws *ws, const struct obj *t, struct err *e);
 /* info.json of a deployment. */
 void deployment_json(struct ws *ws, cJSON *j, const struct obj *o);
 /*
  * deploy_config_parse - a deployment's `config` (pure): entry, command,
- * port, replicas, host, ready_timeout into @s (defaults for the rest).
+ * port, replicas, host, ready_timeout into @s (defaults for the rest;
+ * host stays "" when unset: the target's driver has the default).
  * 0 or -EINVAL with a sentence.
  */
 int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,

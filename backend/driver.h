@@ -68,6 +68,9 @@ struct driver {
 	const char *const *config_keys;	/* NULL-terminated */
 	const char *const *live_keys;	/* changeable while provisioned */
 	int can_host;			/* can host deployments */
+	const char *deploy_host;	/* bind address of replicas when the
+					 * deployment's config sets no host
+					 * (NULL: 127.0.0.1) */
 	int refresh_seconds;		/* ->refresh while idle, 0: at start */
 
 	/* Pure: check a target's config.  0 or -EINVAL + sentence. */
@@ -132,6 +135,13 @@ struct driver {
 	 * sentence. */
 	int (*health)(struct target_ctx *t, struct deploy_ctx *d,
 		      const struct deploy_spec *s, struct err *e);
+	/* Worker: the host name clients reach @s at, for scoring_uri (NULL:
+	 * s->host, or this machine's name when that is 0.0.0.0 or ::). */
+	void (*service_host)(struct target_ctx *t, const struct deploy_spec *s,
+			     char *buf, size_t n);
+	/* Worker: nothing of @d runs any more (Draft after delete, or
+	 * Failed): drop what the engine keeps for it (may be NULL). */
+	void (*undeploy)(struct target_ctx *t, struct deploy_ctx *d);
 };
 
 /*
@@ -200,7 +210,7 @@ struct deploy_ctx {
 
 /* <dir>/… of a deployment */
 #define DEP_GEN		"gen"		/* gen/<n>/spec, gen/<n>/code/ */
-#define DEP_REPLICAS	"replicas"	/* the local driver's pid files */
+#define DEP_REPLICAS	"replicas"	/* the drivers' replica records */
 
 const struct driver *driver_find(const char *type);
 /* Comma-separated list of known types, for error sentences. */

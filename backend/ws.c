@@ -521,7 +521,7 @@ static int busy_reason(struct ws *ws, const struct obj *o, struct err *e)
 		if (n > 0)
 			return err_set(e, -EBUSY, "target '%s' has %d active"
 				       " run%s", o->name, n, n == 1 ? "" : "s");
-		return 0;
+		return deployments_busy(ws, o, e);
 	case K_DEPLOYMENT:
 		if (strcmp(o->state, DS_DRAFT) && strcmp(o->state, DS_FAILED))
 			return err_set(e, -EBUSY, "deployment '%s' is %s:"
@@ -1471,6 +1471,9 @@ static int target_deprovision(struct ws *ws, struct obj *o, struct err *e)
 	if (n > 0)
 		return err_set(e, -EBUSY, "target '%s' has %d active run%s",
 			       o->name, n, n == 1 ? "" : "s");
+	rc = deployments_busy(ws, o, e);
+	if (rc)
+		return rc;
 	snprintf(expect, sizeof(expect), "%s", o->state);
 	snprintf(o->state, sizeof(o->state), "%s", TS_DELETING);
 	o->error[0] = '\0';

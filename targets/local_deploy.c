@@ -18,9 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -36,6 +34,7 @@
 #include "../backend/log.h"
 #include "../backend/ws.h"
 #include "proc.h"
+#include "replica.h"
 
 extern char **environ;
 
@@ -47,23 +46,6 @@ struct local_rep {
 
 /* ---- ports -------------------------------------------------------------- */
 
-static int host_addr(const char *host, int port, struct sockaddr_storage *sa,
-		     socklen_t *len)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *ai;
-	char ps[16];
-
-	snprintf(ps, sizeof(ps), "%d", port);
-	if (getaddrinfo(host, ps, &hints, &ai))
-		return -EINVAL;
-	memcpy(sa, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 /* Bind @host:@port as a new server would (SO_REUSEADDR, no REUSEPORT):
  * 0 and the port bound, or -errno. */
 static int try_bind(const char *host, int port, int *bound)
@@ -72,7 +54,7 @@ static int try_bind(const char *host, int port, int *bound)
 	socklen_t len;
 	int fd, one = 1, rc;
 
-	rc = host_addr(host, port, &sa, &len);
+	rc = replica_addr(host, port, &sa, &len);
 	if (rc)
 		return rc;
 	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -466,19 +448,11 @@ static void exit_reason(const struct deploy_ctx *d, const struct replica *r,
 
 	rep_file(d, r, "err", path);
 	f = fopen(path, "re");
-	if (f && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		err_set(e, -EIO, "failed to start: %s", line);
-	} else if (code > 128) {
-		err_set(e, -EIO, "was killed by signal %d (%s)", code - 128,
-			strsignal(code - 128));
-	} else if (code >= 0) {
-		err_set(e, -EIO, "exited with code %d", code);
-	} else {
-		err_set(e, -EIO, "is gone (exit code unknown)");
-	}
+	if (!f || !fgets(line, sizeof(line), f))
+		line[0] = '\0';
 	if (f)
 		fclose(f);
+	replica_exit_reason(line, code, e);
 }
 
 int local_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
@@ -585,25 +559,10 @@ void local_replica_release(struct target_ctx *t, struct deploy_ctx *d,
 
 /* ---- health ------------------------------------------------------------------- */
 
-/* Wait for @fd to be ready for @events until @deadline (ms). */
-static int wait_fd(int fd, short events, long ms)
-{
-	struct pollfd p = { .fd = fd, .events = events };
-
-	return poll(&p, 1, ms) == 1 ? 0 : -ETIMEDOUT;
-}
-
 int local_health(struct target_ctx *t, struct deploy_ctx *d,
 		 const struct deploy_spec *s, struct err *e)
 {
 	const char *host = s->host;
-	static const char req[] = "GET / HTTP/1.1\r\nHost: mlfs\r\n"
-				  "Connection: close\r\n\r\n";
-	struct sockaddr_storage sa;
-	char buf[64];
-	socklen_t len;
-	int fd, rc, soerr = 0;
-	ssize_t n = -1;
 
 	(void)t;
 	(void)d;
@@ -611,27 +570,5 @@ int local_health(struct target_ctx *t, struct deploy_ctx *d,
 		host = "127.0.0.1";
 	else if (!strcmp(host, "::"))
 		host = "::1";
-	if (host_addr(host, s->port, &sa, &len))
-		return err_set(e, -EINVAL, "cannot resolve %s", host);
-	fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(e, -errno, "socket: %s", strerror(errno));
-	rc = connect(fd, (struct sockaddr *)&sa, len) && errno != EINPROGRESS ?
-	     -errno : wait_fd(fd, POLLOUT, 1000);
-	len = sizeof(soerr);
-	if (!rc && (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) || soerr))
-		rc = -soerr;
-	if (!rc && write(fd, req, sizeof(req) - 1) != sizeof(req) - 1)
-		rc = -EIO;
-	if (!rc && !(rc = wait_fd(fd, POLLIN, 1000)))
-		n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (rc)
-		return err_set(e, rc, "GET / on %s:%d failed: %s", host, s->port,
-			       strerror(-rc));
-	buf[n > 0 ? n : 0] = '\0';
-	if (n < 12 || strncmp(buf, "HTTP/1.", 7) || buf[9] != '2')
-		return err_set(e, -EIO, "GET / on %s:%d answered '%.12s'", host,
-			       s->port, n > 0 ? buf : "nothing");
-	return 0;
+	return replica_probe(host, s->port, 1000, e);
 }

@@ -19,6 +19,9 @@
  * twice (the `launched` marker): after a restart or a network cut the
  * driver re-reads the folder's state and carries on; nothing runs twice.
  *
+ * Deployments (replicas on the host) are in ssh_deploy.c; both share the
+ * connection and copy helpers declared in ssh_i.h.
+ *
  * Worker thread only, except ssh_validate and ssh_check_run (pure).
  */
 #include <errno.h>
@@ -36,14 +39,13 @@
 #include "../backend/log.h"
 #include "../backend/ws.h"
 #include "gpu.h"
+#include "ssh_deploy.h"
 #include "ssh_exec.h"
+#include "ssh_i.h"
 #include "ssh_quote.h"
 #include "ssh_script.h"
 
-#define CALL_TIMEOUT	30		/* s, one remote command */
-#define COPY_TIMEOUT	600		/* s, one upload or download */
 #define POLL_EVERY	0.5		/* s between status round trips */
-#define RETRY_EVERY	2.0		/* s between tries while unreachable */
 #define START_WAIT	60.0		/* s a launched run may lack a pid */
 #define LOG_CHUNK	(1 << 20)	/* log bytes per run and poll */
 #define MET_CHUNK	(256 << 10)
@@ -58,18 +60,6 @@ static const char *const ssh_keys[] = {
 
 static const char *const ssh_live_keys[] = {
 	"max_concurrent", "cancel_grace_seconds", NULL
-};
-
-/* Per target, worker only. */
-struct ssh_tgt {
-	int running;			/* runs holding a slot */
-	int nodes_read;			/* cpus, gpus known */
-	long cpus;
-	struct gpu_pool gpus;
-	int rsync;			/* -1 unknown, else the host has it */
-	double next_poll;		/* monotonic */
-	char node[128];			/* the host's name, from `nodes` */
-	char user[64];			/* the default user (ours) */
 };
 
 enum phase {
@@ -94,14 +84,6 @@ struct ssh_run {
 	int caught_up;			/* PH_FETCH: the log and metrics are here */
 	char fetch_err[256];
 };
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double wall_s(void)
 {
@@ -194,7 +176,7 @@ static int ssh_check_run(const struct kv_list *cfg, const char *nodes,
 
 /* ---- the target's state ------------------------------------------------ */
 
-static struct ssh_tgt *st_of(struct target_ctx *t)
+struct ssh_tgt *ssh_tgt_of(struct target_ctx *t)
 {
 	struct ssh_tgt *s = t->priv;
 
@@ -238,16 +220,11 @@ static const char *default_user(struct ssh_tgt *s)
 	return s->user[0] ? s->user : "root";
 }
 
-/*
- * The connection to @t's host, from its config (strings borrowed from
- * t->config: valid until the worker reloads it).  @strict: the host key
- * must already be in our known_hosts (anything but provision).
- */
-static int conn_make(struct target_ctx *t, int strict, struct ssh_conn *c,
-		     struct err *e)
+int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
+		struct err *e)
 {
 	const struct kv_list *cfg = &t->config;
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 	char dir[PATH_MAX];
 	const char *id;
 	int rc;
@@ -275,9 +252,14 @@ static int conn_make(struct target_ctx *t, int strict, struct ssh_conn *c,
 	return 0;
 }
 
-static const char *workdir_of(struct target_ctx *t)
+const char *ssh_workdir(struct target_ctx *t)
 {
 	return cfg_str(&t->config, "workdir", DEFAULT_WORKDIR);
+}
+
+const char *ssh_host(struct target_ctx *t)
+{
+	return cfg_str(&t->config, "host", "?");
 }
 
 static int max_concurrent(struct target_ctx *t, struct ssh_tgt *s)
@@ -348,17 +330,18 @@ static int detect(struct target_ctx *t, int strict, struct detect *d,
 	char *script;
 	int rc;
 
-	rc = conn_make(t, strict, &c, e);
+	rc = ssh_conn_of(t, strict, &c, e);
 	if (rc)
 		return rc;
-	script = ssh_script_detect(workdir_of(t));
+	script = ssh_script_detect(ssh_workdir(t));
 	if (!script)
 		return err_set(e, -ENOMEM, "out of memory");
-	rc = ssh_conn_exec(&c, script, CALL_TIMEOUT, 65536, &res);
+	rc = ssh_conn_exec(&c, script, SSH_CALL_TIMEOUT, 65536, &res);
 	free(script);
 	if (rc)
 		return err_set(e, -EIO, "%s", res.err);
-	if (ssh_conn_why(&c, &res, CALL_TIMEOUT, why, sizeof(why)) != SX_OK) {
+	if (ssh_conn_why(&c, &res, SSH_CALL_TIMEOUT, why, sizeof(why)) !=
+	    SX_OK) {
 		sx_result_free(&res);
 		return err_set(e, -EIO, "%s", why);
 	}
@@ -391,13 +374,13 @@ static int use_rsync_setting(struct target_ctx *t, int host_has, struct err *e)
 static int make_nodes(struct target_ctx *t, const struct detect *d,
 		      char **nodes, struct err *e)
 {
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 
 	s->cpus = d->cpus > 0 ? d->cpus : 1;
 	s->gpus.n = d->gpus < GPU_MAX ? (int)d->gpus : GPU_MAX;
 	s->nodes_read = 1;
 	snprintf(s->node, sizeof(s->node), "%s", d->host[0] ? d->host :
-		 cfg_str(&t->config, "host", "?"));
+		 ssh_host(t));
 	if (asprintf(nodes, "%s up %ld %lluM %d\n", s->node, s->cpus,
 		     d->memory / (1024 * 1024), s->gpus.n) < 0)
 		return err_set(e, -ENOMEM, "out of memory");
@@ -409,7 +392,7 @@ static int make_nodes(struct target_ctx *t, const struct detect *d,
 static int ssh_provision(struct target_ctx *t, char **nodes, struct err *e)
 {
 	const char *id = kv_get(&t->config, "identity_file");
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_conn c;
 	struct detect d;
 	int rc;
@@ -419,7 +402,7 @@ static int ssh_provision(struct target_ctx *t, char **nodes, struct err *e)
 	if (id && access(id, R_OK))
 		return err_set(e, -EINVAL, "identity_file %s cannot be read:"
 			       " %s", id, strerror(errno));
-	rc = conn_make(t, 0, &c, e);
+	rc = ssh_conn_of(t, 0, &c, e);
 	if (rc)
 		return rc;
 	ssh_conn_close(&c);	/* check the host key on a new connection */
@@ -447,7 +430,7 @@ static int ssh_refresh(struct target_ctx *t, char **nodes, struct err *e)
 	rc = use_rsync_setting(t, d.rsync, e);
 	if (rc < 0)
 		return rc;
-	st_of(t)->rsync = rc;
+	ssh_tgt_of(t)->rsync = rc;
 	return make_nodes(t, &d, nodes, e);
 }
 
@@ -489,13 +472,13 @@ static int remove_batch(struct ssh_conn *c, const char *workdir,
 	script = ssh_script_remove(workdir, (const char *const *)rids);
 	if (!script)
 		return -ENOMEM;
-	if (ssh_conn_exec(c, script, CALL_TIMEOUT, 4096, &res)) {
+	if (ssh_conn_exec(c, script, SSH_CALL_TIMEOUT, 4096, &res)) {
 		free(script);
 		snprintf(why, n, "%s", res.err);
 		return -EIO;
 	}
 	free(script);
-	w = ssh_conn_why(c, &res, CALL_TIMEOUT, why, n);
+	w = ssh_conn_why(c, &res, SSH_CALL_TIMEOUT, why, n);
 	sx_result_free(&res);
 	return w == SX_OK ? 0 : -EIO;
 }
@@ -513,7 +496,7 @@ static int remove_copies(struct target_ctx *t, struct ssh_conn *c, char *why,
 		char *keep = l.v[end];
 
 		l.v[end] = NULL;
-		rc = remove_batch(c, workdir_of(t), l.v + i, why, n);
+		rc = remove_batch(c, ssh_workdir(t), l.v + i, why, n);
 		l.v[end] = keep;
 	}
 	for (int i = 0; i < l.n; i++)
@@ -522,16 +505,28 @@ static int remove_copies(struct target_ctx *t, struct ssh_conn *c, char *why,
 	return rc;
 }
 
-/* Detach: no active runs (the workspace checked); remove the finished
- * runs' working copies (best effort: an unreachable host is detached
- * anyway, with a warning in events), close the shared connection. */
+/* Forget the target's state (what runs on the host keeps running). */
+static void tgt_free(struct target_ctx *t)
+{
+	struct ssh_tgt *s = t->priv;
+
+	if (s)
+		ssh_deploy_free(s->dep);
+	free(s);
+	t->priv = NULL;
+}
+
+/* Detach: no active runs nor live deployments (the workspace checked);
+ * remove the finished runs' working copies (best effort: an unreachable
+ * host is detached anyway, with a warning in events), close the shared
+ * connection. */
 static int ssh_deprovision(struct target_ctx *t, struct err *e)
 {
 	char why[ERR_MSG_MAX], text[ERR_MSG_MAX + 64];
 	struct ssh_conn c;
 	int rc;
 
-	rc = conn_make(t, 1, &c, e);
+	rc = ssh_conn_of(t, 1, &c, e);
 	if (rc)
 		return rc;
 	if (remove_copies(t, &c, why, sizeof(why))) {
@@ -541,8 +536,7 @@ static int ssh_deprovision(struct target_ctx *t, struct err *e)
 		ws_event(t->ws, K_TARGET, t->obj.name, text);
 	}
 	ssh_conn_close(&c);
-	free(t->priv);
-	t->priv = NULL;
+	tgt_free(t);
 	return 0;
 }
 
@@ -550,7 +544,7 @@ static int ssh_deprovision(struct target_ctx *t, struct err *e)
 
 static int ssh_can_start(struct target_ctx *t, struct run_ctx *r)
 {
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 
 	if (!s)
 		return 0;
@@ -604,7 +598,7 @@ static long long file_size(const char *dir, const char *name)
 	return stat(path, &st) ? 0 : (long long)st.st_size;
 }
 
-static int append_file(const char *dir, const char *name, const char *data,
+int ssh_append(const char *dir, const char *name, const char *data,
 		       size_t n)
 {
 	char path[PATH_MAX];
@@ -635,7 +629,7 @@ static void local_prepare(struct run_ctx *r)
 {
 	char path[PATH_MAX];
 
-	append_file(r->dir, RUN_LOG, "", 0);
+	ssh_append(r->dir, RUN_LOG, "", 0);
 	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/%s/outputs", r->dir, RUN_WORK);
@@ -650,7 +644,7 @@ static void note_down(struct run_ctx *r, const char *why)
 	struct ssh_run *sr = r->priv;
 
 	sr->noted = 1;
-	sr->next_try = mono_s() + RETRY_EVERY;
+	sr->next_try = ssh_mono_s() + SSH_RETRY_EVERY;
 	ws_run_note(r->ws, r, why);
 }
 
@@ -696,7 +690,7 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 	} else if (code < 0) {
 		snprintf(why, sizeof(why), "the run's process on %s vanished"
 			 " without recording an exit code (killed, or the"
-			 " host restarted)", cfg_str(&t->config, "host", "?"));
+			 " host restarted)", ssh_host(t));
 		ws_run_transition(r->ws, r, RS_FAILED, -1, why);
 	} else if (code == 0) {
 		ws_run_transition(r->ws, r, RS_COMPLETED, 0, sr->fetch_err);
@@ -708,11 +702,8 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 
 /* ---- remote calls and copies ------------------------------------------- */
 
-/* Run @script (freed here) on the host: 0 with the output in @res,
- * -EHOSTUNREACH (the connection; sentence in @why) or -EIO (the script
- * failed). */
-static int remote(struct ssh_conn *c, char *script, struct sx_result *res,
-		  char *why, size_t n)
+int ssh_remote(struct ssh_conn *c, char *script, size_t out_max,
+	       struct sx_result *res, char *why, size_t n)
 {
 	enum sx_why w;
 
@@ -720,13 +711,13 @@ static int remote(struct ssh_conn *c, char *script, struct sx_result *res,
 		snprintf(why, n, "out of memory");
 		return -ENOMEM;
 	}
-	if (ssh_conn_exec(c, script, CALL_TIMEOUT, 65536, res)) {
+	if (ssh_conn_exec(c, script, SSH_CALL_TIMEOUT, out_max, res)) {
 		free(script);
 		snprintf(why, n, "%s", res->err);
 		return -EIO;
 	}
 	free(script);
-	w = ssh_conn_why(c, res, CALL_TIMEOUT, why, n);
+	w = ssh_conn_why(c, res, SSH_CALL_TIMEOUT, why, n);
 	if (w == SX_OK)
 		return 0;
 	sx_result_free(res);
@@ -738,15 +729,16 @@ static int remote(struct ssh_conn *c, char *script, struct sx_result *res,
 static int know_rsync(struct target_ctx *t, struct ssh_conn *c, char *why,
 		      size_t n)
 {
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct sx_result res;
 	struct err e;
 	int rc, has;
 
 	if (s->rsync >= 0)
 		return 0;
-	rc = remote(c, strdup("if command -v rsync >/dev/null 2>&1; then"
-			      " echo yes; fi"), &res, why, n);
+	rc = ssh_remote(c, strdup("if command -v rsync >/dev/null 2>&1; then"
+			      " echo yes; fi"), SSH_OUT_MAX, &res, why,
+			n);
 	if (rc == -EHOSTUNREACH)
 		return rc;
 	has = !rc && res.out && strstr(res.out, "yes");
@@ -776,18 +768,9 @@ static void copy_args(struct argv_buf *a, int rsync, int up, const char *local,
 	}
 }
 
-/*
- * Copy between this machine and the run's folder: @up copies the content
- * of the local folder @local into RUNDIR/@sub, else the content of
- * RUNDIR/@sub into @local.  With rsync when both sides have it, else scp
- * (whose -r copies the folder itself: into the parent of the target).
- * 0, -EHOSTUNREACH (the connection) or -EIO, with a sentence in @why.
- */
-static int copy_tree(struct target_ctx *t, struct ssh_conn *c,
-		     struct run_ctx *r, int up, const char *local,
-		     const char *sub, char *why, size_t n)
+int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
+	     int up, const char *local, const char *sub, char *why, size_t n)
 {
-	struct ssh_run *sr = r->priv;
 	struct argv_buf a = ARGV_BUF_INIT;
 	char rpath[PATH_MAX], ldir[PATH_MAX], *spec;
 	struct sx_result res;
@@ -796,8 +779,8 @@ static int copy_tree(struct target_ctx *t, struct ssh_conn *c,
 
 	if (know_rsync(t, c, why, n))
 		return -EHOSTUNREACH;
-	rsync = st_of(t)->rsync > 0;
-	if (ssh_copy_path(workdir_of(t), sr->rid, sub, rpath, sizeof(rpath))) {
+	rsync = ssh_tgt_of(t)->rsync > 0;
+	if (ssh_copy_path(ssh_workdir(t), rid, sub, rpath, sizeof(rpath))) {
 		snprintf(why, n, "the remote path is too long");
 		return -EIO;
 	}
@@ -815,13 +798,13 @@ static int copy_tree(struct target_ctx *t, struct ssh_conn *c,
 		argv_free(&a);
 		return -EIO;
 	}
-	rc = sx_run(a.v, COPY_TIMEOUT, 4096, &res);
+	rc = sx_run(a.v, SSH_COPY_TIMEOUT, 4096, &res);
 	argv_free(&a);
 	if (rc) {
 		snprintf(why, n, "%s", res.err);
 		return -EIO;
 	}
-	w = ssh_conn_why(c, &res, COPY_TIMEOUT, why, n);
+	w = ssh_conn_why(c, &res, SSH_COPY_TIMEOUT, why, n);
 	sx_result_free(&res);
 	return w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
 }
@@ -831,7 +814,7 @@ static int run_dir(struct target_ctx *t, struct run_ctx *r, char *out,
 {
 	struct ssh_run *sr = r->priv;
 
-	return ssh_run_dir(workdir_of(t), sr->rid, out, n);
+	return ssh_run_dir(ssh_workdir(t), sr->rid, out, n);
 }
 
 /* ---- setup: create, upload, launch ------------------------------------- */
@@ -870,7 +853,7 @@ static int setup_create(struct target_ctx *t, struct ssh_conn *c,
 		snprintf(why, n, "the remote path is too long");
 		return -EIO;
 	}
-	rc = remote(c, ssh_script_create(dir), &res, why, n);
+	rc = ssh_remote(c, ssh_script_create(dir), SSH_OUT_MAX, &res, why, n);
 	if (rc)
 		return rc;
 	rc = res.out && strstr(res.out, "fresh") ? 1 : 0;
@@ -893,7 +876,7 @@ static const char **env_pairs(const struct run_ctx *r)
 static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
 			struct run_ctx *r, long *pid, char *why, size_t n)
 {
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_launch l = { 0 };
 	struct sx_result res;
 	char dir[PATH_MAX];
@@ -910,7 +893,8 @@ static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
 	l.command = r->command;
 	l.gpus = r->res.gpus > 0 || s->gpus.n > 0 ? r->obj.gpus : NULL;
 	l.env = env;
-	rc = env ? remote(c, ssh_script_launch(&l), &res, why, n) : -ENOMEM;
+	rc = env ? ssh_remote(c, ssh_script_launch(&l), SSH_OUT_MAX, &res, why,
+			    n) : -ENOMEM;
 	free(env);
 	if (rc)
 		return rc;
@@ -934,7 +918,7 @@ static void setup_failed(struct target_ctx *t, struct run_ctx *r, int rc,
 		return;
 	}
 	snprintf(text, sizeof(text), "%s on %s: %s", what,
-		 cfg_str(&t->config, "host", "?"), why);
+		 ssh_host(t), why);
 	fail_run(t, r, text);
 }
 
@@ -942,13 +926,14 @@ static void setup_failed(struct target_ctx *t, struct run_ctx *r, int rc,
 static int setup_upload(struct target_ctx *t, struct ssh_conn *c,
 			struct run_ctx *r, char *why, size_t n)
 {
+	struct ssh_run *sr = r->priv;
 	char files[PATH_MAX];
 	struct stat st;
 
 	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
 	if (stat(files, &st) || !S_ISDIR(st.st_mode))
 		return 0;
-	return copy_tree(t, c, r, 1, files, "work", why, n);
+	return ssh_copy(t, c, sr->rid, 1, files, "work", why, n);
 }
 
 /* Launched before (found by create or launch): the poll takes over. */
@@ -957,7 +942,7 @@ static void setup_adopt(struct target_ctx *t, struct run_ctx *r)
 	struct ssh_run *sr = r->priv;
 
 	sr->phase = PH_UNKNOWN;
-	st_of(t)->next_poll = 0;
+	ssh_tgt_of(t)->next_poll = 0;
 }
 
 /* Not launched yet: make the folder, copy the files, launch. */
@@ -969,7 +954,7 @@ static void setup_step(struct target_ctx *t, struct run_ctx *r)
 	long pid = 0;
 	int rc;
 
-	if (conn_make(t, 1, &c, &e)) {
+	if (ssh_conn_of(t, 1, &c, &e)) {
 		fail_run(t, r, e.msg);
 		return;
 	}
@@ -1003,7 +988,7 @@ static void setup_step(struct target_ctx *t, struct run_ctx *r)
 
 static int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 {
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_run *sr;
 	unsigned int rnd = 0;
 	int rc;
@@ -1024,10 +1009,10 @@ static int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	/* The remote id is in the store before anything happens there. */
 	snprintf(r->obj.backend_id, sizeof(r->obj.backend_id), "ssh %s@%s:%ld %s",
 		 cfg_str(&t->config, "user", default_user(s)),
-		 cfg_str(&t->config, "host", "?"),
+		 ssh_host(t),
 		 cfg_long(&t->config, "port", 22), sr->rid);
 	snprintf(r->obj.node, sizeof(r->obj.node), "%s", s->node[0] ? s->node :
-		 cfg_str(&t->config, "host", "?"));
+		 ssh_host(t));
 	rc = ws_run_transition(r->ws, r, RS_STARTING, -1, NULL);
 	if (rc) {
 		slot_put(t, r);
@@ -1052,13 +1037,13 @@ static void fetch_step(struct target_ctx *t, struct run_ctx *r)
 	struct err e;
 	int rc;
 
-	if (conn_make(t, 1, &c, &e)) {
+	if (ssh_conn_of(t, 1, &c, &e)) {
 		fail_run(t, r, e.msg);
 		return;
 	}
 	local_prepare(r);
 	snprintf(out, sizeof(out), "%s/%s/outputs", r->dir, RUN_WORK);
-	rc = copy_tree(t, &c, r, 0, out, "work/outputs", why, sizeof(why));
+	rc = ssh_copy(t, &c, sr->rid, 0, out, "work/outputs", why, sizeof(why));
 	if (rc == -EHOSTUNREACH) {
 		note_down(r, why);
 		return;
@@ -1080,9 +1065,10 @@ static int send_signal(struct target_ctx *t, struct run_ctx *r,
 	struct err e;
 	int rc;
 
-	if (conn_make(t, 1, &c, &e) || run_dir(t, r, dir, sizeof(dir)))
+	if (ssh_conn_of(t, 1, &c, &e) || run_dir(t, r, dir, sizeof(dir)))
 		return -EIO;
-	rc = remote(&c, ssh_script_signal(dir, sig), &res, why, sizeof(why));
+	rc = ssh_remote(&c, ssh_script_signal(dir, sig), SSH_OUT_MAX, &res, why,
+			sizeof(why));
 	if (rc == -EHOSTUNREACH)
 		note_down(r, why);
 	else if (!rc)
@@ -1097,7 +1083,7 @@ static void stop_step(struct target_ctx *t, struct run_ctx *r)
 {
 	struct ssh_run *sr = r->priv;
 	long grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
-	double now = mono_s();
+	double now = ssh_mono_s();
 
 	if (sr->phase != PH_RUNNING || sr->kill_sent || now < sr->next_try)
 		return;
@@ -1132,10 +1118,10 @@ static int ssh_cancel(struct target_ctx *t, struct run_ctx *r, struct err *e)
 static int take_bytes(struct run_ctx *r, const struct ssh_poll_reply *p,
 		      const struct ssh_poll_item *it)
 {
-	if (p->log_n > 0 && append_file(r->dir, RUN_LOG, p->log, p->log_n))
+	if (p->log_n > 0 && ssh_append(r->dir, RUN_LOG, p->log, p->log_n))
 		log_warn("run %s: cannot append to its log", r->obj.name);
 	if (p->met_n > 0 &&
-	    append_file(r->dir, RUN_METRICS_RAW, p->met, p->met_n))
+	    ssh_append(r->dir, RUN_METRICS_RAW, p->met, p->met_n))
 		log_warn("run %s: cannot append to metrics", r->obj.name);
 	return it->log_off + p->log_n >= p->log_size &&
 	       it->met_off + p->met_n >= p->met_size;
@@ -1165,11 +1151,11 @@ static void apply_reply(struct target_ctx *t, struct run_ctx *r,
 {
 	struct ssh_run *sr = r->priv;
 	int caught_up = take_bytes(r, p, it);
-	double now = mono_s();
+	double now = ssh_mono_s();
 
 	note_clear(r);
 	if (!caught_up)
-		st_of(t)->next_poll = 0;	/* more to read: at once */
+		ssh_tgt_of(t)->next_poll = 0;	/* more to read: at once */
 	if (!strcmp(p->status, "nodir") || !strcmp(p->status, "fresh")) {
 		reply_fresh(t, r);
 	} else if (!strcmp(p->status, "starting")) {
@@ -1207,7 +1193,7 @@ static void check_time_limit(struct target_ctx *t, struct run_ctx *r)
  * after the host was unreachable), the time limit. */
 static void other_steps(struct target_ctx *t, struct run_ctx **runs, int n)
 {
-	double now = mono_s();
+	double now = ssh_mono_s();
 
 	for (int i = 0; i < n; i++) {
 		struct run_ctx *r = runs[i];
@@ -1266,7 +1252,7 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 	struct err e;
 	int m = 0;
 
-	if (!items || !who || !dirs || conn_make(t, 1, &c, &e))
+	if (!items || !who || !dirs || ssh_conn_of(t, 1, &c, &e))
 		goto out_free;
 	for (int i = 0; i < n; i++) {
 		if (!polled(runs[i]->priv) ||
@@ -1282,13 +1268,14 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 		who[m++] = runs[i];
 	}
 	script = m ? ssh_script_poll(items, m) : NULL;
-	if (!script || ssh_conn_exec(&c, script, CALL_TIMEOUT, POLL_OUT_MAX,
+	if (!script || ssh_conn_exec(&c, script, SSH_CALL_TIMEOUT, POLL_OUT_MAX,
 				     &res))
 		goto out_free;
-	if (ssh_conn_why(&c, &res, CALL_TIMEOUT, why, sizeof(why)) != SX_OK) {
+	if (ssh_conn_why(&c, &res, SSH_CALL_TIMEOUT, why, sizeof(why)) !=
+	    SX_OK) {
 		for (int i = 0; i < m; i++)
 			note_down(who[i], why);
-		st_of(t)->next_poll = mono_s() + RETRY_EVERY;
+		ssh_tgt_of(t)->next_poll = ssh_mono_s() + SSH_RETRY_EVERY;
 	} else {
 		poll_apply(t, who, items, m, &res);
 	}
@@ -1302,8 +1289,8 @@ out_free:
 
 static void ssh_poll(struct target_ctx *t, struct run_ctx **runs, int n)
 {
-	struct ssh_tgt *s = st_of(t);
-	double now = mono_s();
+	struct ssh_tgt *s = ssh_tgt_of(t);
+	double now = ssh_mono_s();
 
 	if (!s)
 		return;
@@ -1320,7 +1307,7 @@ static void ssh_poll(struct target_ctx *t, struct run_ctx **runs, int n)
  * the host is read by the next poll (launched or not, running, exited). */
 static int ssh_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e)
 {
-	struct ssh_tgt *s = st_of(t);
+	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_run *sr;
 	char rid[48];
 
@@ -1356,17 +1343,17 @@ static void ssh_release(struct target_ctx *t)
 	struct err e;
 
 	if (!strcmp(t->obj.state, TS_SUCCEEDED) && kv_get(&t->config, "host") &&
-	    !conn_make(t, 1, &c, &e))
+	    !ssh_conn_of(t, 1, &c, &e))
 		ssh_conn_close(&c);
-	free(t->priv);
-	t->priv = NULL;
+	tgt_free(t);
 }
 
 const struct driver ssh_driver = {
 	.type		= "ssh",
 	.config_keys	= ssh_keys,
 	.live_keys	= ssh_live_keys,
-	.can_host	= 0,
+	.can_host	= 1,
+	.deploy_host	= "0.0.0.0",
 	.validate	= ssh_validate,
 	.check_run	= ssh_check_run,
 	.provision	= ssh_provision,
@@ -1379,4 +1366,13 @@ const struct driver ssh_driver = {
 	.adopt		= ssh_adopt,
 	.release_run	= ssh_release_run,
 	.release	= ssh_release,
+	.check_deploy	= NULL,		/* a fixed port: checked on the host */
+	.replica_start	= ssh_replica_start,
+	.replica_poll	= ssh_replica_poll,
+	.replica_stop	= ssh_replica_stop,
+	.replica_adopt	= ssh_replica_adopt,
+	.replica_release = ssh_replica_release,
+	.health		= ssh_health,
+	.service_host	= ssh_service_host,
+	.undeploy	= ssh_undeploy,
 };

@@ -15,12 +15,12 @@
 #include "ssh_quote.h"
 
 /*
- * Functions the status-reading scripts share.  A run is alive when the
- * boot is the same, its wrapper's pid exists, is not a zombie (a slow
- * PID 1 leaves them around) and started at the recorded time (not a
- * recycled pid).  mlfs_chunk prints "N SIZE" and then exactly N bytes of
- * FILE from OFFSET, never more than MAX: the file only grows, so the
- * count is known before the bytes are sent.
+ * Functions the status-reading scripts share.  A process is alive when
+ * the boot is the same, its pid (from DIR/pid, or DIR/FILE) exists, is not
+ * a zombie (a slow PID 1 leaves them around) and started at the recorded
+ * time (not a recycled pid).  mlfs_chunk prints "N SIZE" and then exactly
+ * N bytes of FILE from OFFSET, never more than MAX: the file only grows,
+ * so the count is known before the bytes are sent.
  */
 static const char prelude[] =
 	"mlfs_pst() { sed 's/^.*) //' /proc/\"$1\"/stat 2>/dev/null |"
@@ -28,19 +28,10 @@ static const char prelude[] =
 	"mlfs_alive() {\n"
 	"  [ \"$(cat \"$1/boot\" 2>/dev/null)\" ="
 	" \"$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)\" ] || return 1\n"
-	"  set -- $(cat \"$1/pid\" 2>/dev/null)\n"
+	"  set -- $(cat \"$1/${2:-pid}\" 2>/dev/null)\n"
 	"  [ -n \"$2\" ] || return 1\n"
 	"  set -- \"$1\" \"$2\" $(mlfs_pst \"$1\")\n"
 	"  [ -n \"$3\" ] && [ \"$3\" != Z ] && [ \"$4\" = \"$2\" ]\n"
-	"}\n"
-	"mlfs_st() {\n"
-	"  if [ ! -d \"$1\" ]; then echo nodir\n"
-	"  elif [ -s \"$1/exit\" ]; then echo \"exited $(cat \"$1/exit\")\"\n"
-	"  elif [ ! -e \"$1/launched\" ]; then echo fresh\n"
-	"  elif [ ! -s \"$1/pid\" ]; then echo starting\n"
-	"  elif mlfs_alive \"$1\"; then echo \"running $(cut -d' ' -f1 \"$1/pid\")\"\n"
-	"  elif [ -s \"$1/exit\" ]; then echo \"exited $(cat \"$1/exit\")\"\n"
-	"  else echo lost; fi\n"
 	"}\n"
 	"mlfs_chunk() {\n"
 	"  s=0; [ -f \"$1\" ] && s=$((0 + $(wc -c <\"$1\")))\n"
@@ -49,6 +40,18 @@ static const char prelude[] =
 	"  if [ \"$n\" -gt 0 ]; then\n"
 	"    tail -c +$(($2 + 1)) -- \"$1\" | head -c \"$n\"\n"
 	"  fi\n"
+	"}\n";
+
+/* A run's state, and one run's reply to the poll. */
+static const char run_prelude[] =
+	"mlfs_st() {\n"
+	"  if [ ! -d \"$1\" ]; then echo nodir\n"
+	"  elif [ -s \"$1/exit\" ]; then echo \"exited $(cat \"$1/exit\")\"\n"
+	"  elif [ ! -e \"$1/launched\" ]; then echo fresh\n"
+	"  elif [ ! -s \"$1/pid\" ]; then echo starting\n"
+	"  elif mlfs_alive \"$1\"; then echo \"running $(cut -d' ' -f1 \"$1/pid\")\"\n"
+	"  elif [ -s \"$1/exit\" ]; then echo \"exited $(cat \"$1/exit\")\"\n"
+	"  else echo lost; fi\n"
 	"}\n"
 	"mlfs_one() {\n"
 	"  printf '@@mlfs %s ' \"$1\"; mlfs_st \"$2\"\n"
@@ -87,62 +90,87 @@ static const char detect_tail[] =
 	"if command -v setsid >/dev/null 2>&1; then echo 'setsid 1'; else"
 	" echo 'setsid 0'; fi\n";
 
-/* Write @s quoted (as a path when @path) to @f.  0 or -ENOMEM. */
-static int put_q(FILE *f, const char *s, int path)
-{
-	char *q = path ? sh_quote_path(s) : sh_quote(s);
+/* A script being built in a memstream; the first failure is kept. */
+struct script {
+	FILE *f;
+	char *buf;			/* set by fclose */
+	size_t len;
+	int rc;				/* 0, or -ENOMEM / -EINVAL */
+};
 
-	if (!q)
-		return -ENOMEM;
-	fputs(q, f);
+/* Write @v quoted (as a path when @path) to @s. */
+static void put_q(struct script *s, const char *v, int path)
+{
+	char *q;
+
+	if (s->rc)
+		return;
+	q = path ? sh_quote_path(v) : sh_quote(v);
+	if (!q) {
+		s->rc = -ENOMEM;
+		return;
+	}
+	fputs(q, s->f);
 	free(q);
+}
+
+/*
+ * Start @s with the shell functions @pre1 and @pre2 (either may be NULL),
+ * then, when @var is set, the line VAR=PATH with @path quoted as a path.
+ * 0 or -ENOMEM.
+ */
+static int script_open(struct script *s, const char *pre1, const char *pre2,
+		       const char *var, const char *path)
+{
+	memset(s, 0, sizeof(*s));
+	s->f = open_memstream(&s->buf, &s->len);
+	if (!s->f)
+		return -ENOMEM;
+	if (pre1)
+		fputs(pre1, s->f);
+	if (pre2)
+		fputs(pre2, s->f);
+	if (var) {
+		fprintf(s->f, "%s=", var);
+		put_q(s, path, 1);
+		fputc('\n', s->f);
+	}
 	return 0;
 }
 
-/* Close @f and hand out its buffer *@buf (set by fclose), or NULL (freed)
- * after any failure. */
-static char *finish(FILE *f, char **buf, int rc)
+/* The script (malloc'd), or NULL (freed) after any failure. */
+static char *script_close(struct script *s)
 {
-	if (fclose(f) || rc) {
-		free(*buf);
+	if (fclose(s->f) || s->rc) {
+		free(s->buf);
 		return NULL;
 	}
-	return *buf;
+	return s->buf;
 }
 
 char *ssh_script_detect(const char *workdir)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, "d", workdir))
 		return NULL;
-	fputs("d=", f);
-	rc = put_q(f, workdir, 1);
-	fputs("\nmkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n", f);
-	fputs(detect_tail, f);
-	return finish(f, &buf, rc);
+	fputs("mkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n", s.f);
+	fputs(detect_tail, s.f);
+	return script_close(&s);
 }
 
 char *ssh_script_create(const char *dir)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, "d", dir))
 		return NULL;
-	fputs("d=", f);
-	rc = put_q(f, dir, 1);
-	fputs("\nmkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n"
+	fputs("mkdir -p -- \"$d\" && cd -- \"$d\" || exit 1\n"
 	      "if [ -e launched ] || [ -s pid ] || [ -s exit ]; then"
 	      " echo launched; exit 0; fi\n"
 	      "rm -rf work || exit 1\n"
-	      "echo fresh\n", f);
-	return finish(f, &buf, rc);
+	      "echo fresh\n", s.f);
+	return script_close(&s);
 }
 
 /* A key safe to write unquoted after `export` ([A-Za-z_][A-Za-z0-9_]*). */
@@ -157,121 +185,340 @@ static int env_key_ok(const char *k)
 	return 1;
 }
 
-static int put_env(FILE *f, const struct ssh_launch *l)
+static void put_env(struct script *s, const struct ssh_launch *l)
 {
-	int rc = 0;
-
-	for (int i = 0; l->env && l->env[i] && l->env[i + 1] && !rc; i += 2) {
-		if (!env_key_ok(l->env[i]))
-			return -EINVAL;
-		fprintf(f, "export %s=", l->env[i]);
-		rc = put_q(f, l->env[i + 1], 0);
-		fputc('\n', f);
+	for (int i = 0; l->env && l->env[i] && l->env[i + 1]; i += 2) {
+		if (!env_key_ok(l->env[i])) {
+			s->rc = -EINVAL;
+			return;
+		}
+		fprintf(s->f, "export %s=", l->env[i]);
+		put_q(s, l->env[i + 1], 0);
+		fputc('\n', s->f);
 	}
-	if (rc)
-		return rc;
-	fputs("h=$(pwd -P)\nexport MLFS_RUN=", f);
-	rc = put_q(f, l->name, 0);
+	fputs("h=$(pwd -P)\nexport MLFS_RUN=", s->f);
+	put_q(s, l->name, 0);
 	fputs(" MLFS_OUTPUTS=\"$h/work/outputs\" MLFS_METRICS=\"$h/metrics\"\n",
-	      f);
-	if (!rc && l->gpus) {
-		fputs("export CUDA_VISIBLE_DEVICES=", f);
-		rc = put_q(f, l->gpus, 0);
-		fputc('\n', f);
+	      s->f);
+	if (l->gpus) {
+		fputs("export CUDA_VISIBLE_DEVICES=", s->f);
+		put_q(s, l->gpus, 0);
+		fputc('\n', s->f);
 	}
-	return rc;
 }
 
 char *ssh_script_launch(const struct ssh_launch *l)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, "d", l->dir))
 		return NULL;
-	fputs("d=", f);
-	rc = put_q(f, l->dir, 1);
-	fputs("\ncd -- \"$d\" || exit 1\n"
+	fputs("cd -- \"$d\" || exit 1\n"
 	      "if [ -e launched ] || [ -s pid ] || [ -s exit ]; then"
 	      " echo launched; exit 0; fi\n"
 	      ": >launched || exit 1\n"
 	      "rm -f exit exit.tmp pid pid.tmp boot\n"
-	      "mkdir -p work/outputs || exit 1\n", f);
-	if (!rc)
-		rc = put_env(f, l);
-	fputs("setsid sh -c ", f);
-	if (!rc)
-		rc = put_q(f, wrapper, 0);
-	fputs(" mlfs-run ", f);
-	if (!rc)
-		rc = put_q(f, l->command, 0);
+	      "mkdir -p work/outputs || exit 1\n", s.f);
+	put_env(&s, l);
+	fputs("setsid sh -c ", s.f);
+	put_q(&s, wrapper, 0);
+	fputs(" mlfs-run ", s.f);
+	put_q(&s, l->command, 0);
 	fputs(" </dev/null >/dev/null 2>&1 &\n"
 	      "i=0; while [ ! -s pid ] && [ \"$i\" -lt 100 ]; do sleep 0.1;"
 	      " i=$((i + 1)); done\n"
 	      "if [ -s pid ]; then echo \"started $(cut -d' ' -f1 pid)\"; else"
 	      " echo 'the command did not start within 10 s' >&2; exit 1; fi\n",
-	      f);
-	return finish(f, &buf, rc);
+	      s.f);
+	return script_close(&s);
 }
 
 char *ssh_script_poll(const struct ssh_poll_item *items, int n)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc = 0;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, prelude, run_prelude, NULL, NULL))
 		return NULL;
-	fputs(prelude, f);
-	for (int i = 0; i < n && !rc; i++) {
-		fprintf(f, "mlfs_one %d ", i);
-		rc = put_q(f, items[i].dir, 1);
-		fprintf(f, " %lld %lld %lld %lld\n", items[i].log_off,
+	for (int i = 0; i < n; i++) {
+		fprintf(s.f, "mlfs_one %d ", i);
+		put_q(&s, items[i].dir, 1);
+		fprintf(s.f, " %lld %lld %lld %lld\n", items[i].log_off,
 			items[i].log_max, items[i].met_off, items[i].met_max);
 	}
-	return finish(f, &buf, rc);
+	return script_close(&s);
 }
 
 char *ssh_script_signal(const char *dir, const char *sig)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, prelude, NULL, "d", dir))
 		return NULL;
-	fputs(prelude, f);
-	fputs("d=", f);
-	rc = put_q(f, dir, 1);
-	fputs("\nmlfs_alive \"$d\" || exit 0\nkill -s ", f);
-	if (!rc)
-		rc = put_q(f, sig, 0);
-	fputs(" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\nexit 0\n", f);
-	return finish(f, &buf, rc);
+	fputs("mlfs_alive \"$d\" || exit 0\nkill -s ", s.f);
+	put_q(&s, sig, 0);
+	fputs(" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\nexit 0\n",
+	      s.f);
+	return script_close(&s);
 }
 
 char *ssh_script_remove(const char *workdir, const char *const *rids)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	int rc;
+	struct script s;
 
-	if (!f)
+	if (script_open(&s, NULL, NULL, NULL, NULL))
 		return NULL;
-	fputs("cd -- ", f);
-	rc = put_q(f, workdir, 1);
-	fputs(" 2>/dev/null || exit 0\nrm -rf --", f);
-	for (int i = 0; rids[i] && !rc; i++) {
-		fputc(' ', f);
-		rc = put_q(f, rids[i], 0);
+	fputs("cd -- ", s.f);
+	put_q(&s, workdir, 1);
+	fputs(" 2>/dev/null || exit 0\nrm -rf --", s.f);
+	for (int i = 0; rids[i]; i++) {
+		fputc(' ', s.f);
+		put_q(&s, rids[i], 0);
 	}
-	fputc('\n', f);
-	return finish(f, &buf, rc);
+	fputc('\n', s.f);
+	return script_close(&s);
+}
+
+/* ---- deployments --------------------------------------------------------- */
+
+/*
+ * What the deployment scripts add to the prelude.  mlfs_tcp PORT lists the
+ * inodes of the TCP sockets listening on PORT (any address, IPv4 or 6);
+ * mlfs_listens PGID PORT says whether a process of group PGID holds one
+ * (so that a new replica counts only once it listens itself, not because
+ * an old one answers on the shared port); mlfs_free_port SEED picks a
+ * port of the ephemeral range no socket uses; mlfs_sig D SIG signals
+ * replica D; mlfs_rep I D OFF MAX PORT is one replica's reply to the poll.
+ * POSIX sh and awk only: a host serving `command =` needs no python.
+ */
+static const char dep_prelude[] =
+	"mlfs_pgs() {\n"
+	"  sed 's/^.*) //' /proc/\"$1\"/stat 2>/dev/null | cut -d' ' -f1,3,20\n"
+	"}\n"
+	"mlfs_tcp() {\n"
+	"  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |\n"
+	"    awk -v h=\"$(printf '%04X' \"$1\")\" '$4 == \"0A\" &&\n"
+	"      substr($2, length($2) - 3) == h { printf \"socket:[%s] \", $10 }'\n"
+	"}\n"
+	"mlfs_free_port() {\n"
+	"  set -- \"$1\" $(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)\n"
+	"  cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |\n"
+	"    awk -v s=\"$1\" -v lo=\"${2:-32768}\" -v hi=\"${3:-60999}\" '\n"
+	"    function hex(x, k, v) {\n"
+	"      for (k = 1; k <= length(x); k++)\n"
+	"        v = v * 16 + index(\"0123456789ABCDEF\", substr(x, k, 1)) - 1\n"
+	"      return v\n"
+	"    }\n"
+	"    $2 ~ /:/ { n = split($2, a, \":\"); u[hex(a[n])] = 1 }\n"
+	"    END {\n"
+	"      r = hi - lo + 1\n"
+	"      for (k = 0; k < r; k++)\n"
+	"        if (!((p = lo + (s + k) % r) in u)) { print p; exit }\n"
+	"    }'\n"
+	"}\n"
+	"mlfs_listens() {\n"
+	"  i=$(mlfs_tcp \"$2\")\n"
+	"  [ -n \"$i\" ] || return 1\n"
+	"  for p in $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v g=\"$1\" '\n"
+	"      { p = $1; sub(/^.*\\) /, \"\"); if ($3 == g) print p }'); do\n"
+	"    ls -l /proc/\"$p\"/fd 2>/dev/null | awk -v i=\"$i\" '\n"
+	"      BEGIN { n = split(i, a, \" \"); for (k = 1; k <= n; k++) w[a[k]] = 1 }\n"
+	"      ($NF in w) { f = 1 }\n"
+	"      END { exit !f }' && return 0\n"
+	"  done\n"
+	"  return 1\n"
+	"}\n"
+	"mlfs_sig() {\n"
+	"  w=$(cut -d' ' -f1 \"$1/pid\" 2>/dev/null)\n"
+	"  if mlfs_alive \"$1\"; then kill -s \"$2\" -- \"-$w\" 2>/dev/null; return 0; fi\n"
+	"  mlfs_alive \"$1\" spid || return 0\n"
+	"  set -- \"$1\" \"$2\" $(cat \"$1/spid\")\n"
+	"  set -- \"$@\" $(mlfs_pgs \"$3\")\n"
+	"  if [ \"$6\" = \"$w\" ]; then kill -s \"$2\" -- \"-$w\" 2>/dev/null\n"
+	"  else kill -s \"$2\" \"$3\" 2>/dev/null; fi\n"
+	"  return 0\n"
+	"}\n"
+	"mlfs_rep() {\n"
+	"  if [ ! -d \"$2\" ]; then st=nodir\n"
+	"  elif mlfs_alive \"$2\" spid; then\n"
+	"    set -- \"$@\" $(cat \"$2/spid\")\n"
+	"    st=\"running $6\"\n"
+	"    if [ \"$5\" -gt 0 ]; then\n"
+	"      st=\"starting $6\"\n"
+	"      mlfs_listens \"$(cut -d' ' -f1 \"$2/pid\")\" \"$5\" && st=\"ready $6\"\n"
+	"    fi\n"
+	"  elif [ -s \"$2/exit\" ]; then st=\"exited $(cat \"$2/exit\")\"\n"
+	"  elif mlfs_alive \"$2\"; then st=\"starting 0\"\n"
+	"  elif [ -s \"$2/exit\" ]; then st=\"exited $(cat \"$2/exit\")\"\n"
+	"  else st=lost; fi\n"
+	"  printf '@@mlfs %s %s\\n' \"$1\" \"$st\"\n"
+	"  mlfs_chunk \"$2/log\" \"$3\" \"$4\"\n"
+	"  case $st in\n"
+	"  exited* | lost) mlfs_chunk \"$2/err\" 0 1024 ;;\n"
+	"  *) echo '0 0' ;;\n"
+	"  esac\n"
+	"}\n";
+
+/*
+ * The wrapper, run as `setsid sh -c WRAPPER mlfs-replica G SPID ARGV…` in
+ * R: its pid is the replica's process group and session.  It survives
+ * TERM (a drain) to record the server's exit status.  SPID, run by the
+ * server's own shell just before it execs ARGV, records the server's pid.
+ */
+static const char dep_wrapper[] =
+	"trap 'c=1' TERM INT HUP\n"
+	"cat /proc/sys/kernel/random/boot_id >boot 2>/dev/null\n"
+	"t=$(sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f20)\n"
+	"echo \"$$ $t\" >pid.tmp && mv -f pid.tmp pid\n"
+	"d=$(pwd -P) g=$1 i=$2\n"
+	"shift 2\n"
+	"if ! MLFS_KEY=$(cat \"$g/serve/key\"); then\n"
+	"  echo \"cannot read the deployment's key on the host\" >err\n"
+	"  echo 1 >exit\n"
+	"  exit 1\n"
+	"fi\n"
+	"export MLFS_KEY\n"
+	"(cd \"$g/code\" && exec sh -c \"$i\" \"$d\" \"$@\") >>log 2>&1 </dev/null\n"
+	"s=$?\n"
+	"echo \"$s\" >exit.tmp && mv -f exit.tmp exit\n";
+
+static const char dep_spid[] =
+	"t=$(sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f20)\n"
+	"echo \"$$ $t\" >\"$0/spid.tmp\" && mv -f \"$0/spid.tmp\" \"$0/spid\" &&"
+	" exec \"$@\"\n";
+
+char *ssh_script_dep_stage(const char *gen_dir, const char *model_id)
+{
+	struct script s;
+
+	if (script_open(&s, NULL, NULL, "g", gen_dir))
+		return NULL;
+	fputs("mkdir -p -- \"$g\" && cd -- \"$g\" || exit 1\n"
+	      "if [ -e staged ]; then echo staged; exit 0; fi\n"
+	      "rm -rf code model serve model.id || exit 1\n"
+	      "m=", s.f);
+	put_q(&s, model_id, 0);
+	fputs("\nfor p in ../g*; do\n"
+	      "  [ -e \"$p/staged\" ] && [ \"$(cat \"$p/model.id\" 2>/dev/null)\""
+	      " = \"$m\" ] || continue\n"
+	      "  if cp -Rp -- \"$p/model\" model 2>/dev/null; then echo model;"
+	      " break; fi\n"
+	      "  rm -rf model\n"
+	      "done\n"
+	      "echo fresh\n", s.f);
+	return script_close(&s);
+}
+
+/* The export lines of a replica's environment (the key comes later, from
+ * serve/key, in the wrapper). */
+static void put_dep_env(struct script *s, const struct ssh_dep_launch *l)
+{
+	fputs("export AZUREML_MODEL_DIR=\"$g/model\" MLFS_ERROR_FILE=\"$d/err\""
+	      " PORT=\"$port\" PYTHONUNBUFFERED=1\nexport MLFS_DEPLOYMENT=",
+	      s->f);
+	put_q(s, l->name, 0);
+	fprintf(s->f, " MLFS_REPLICA=%d MLFS_HOST=", l->slot);
+	put_q(s, l->host, 0);
+	fputc('\n', s->f);
+}
+
+/* The port: the fixed one (checked when asked), or one picked now. */
+static void put_dep_port(struct script *s, const struct ssh_dep_launch *l)
+{
+	fprintf(s->f, "port=%d\n", l->port);
+	if (!l->port)
+		fprintf(s->f, "port=$(mlfs_free_port %u)\n"
+			"[ -n \"$port\" ] || { echo 'fail no TCP port is free on"
+			" the host'; exit 0; }\n", l->seed % 1000000);
+	else if (l->check_port)
+		fputs("[ -n \"$(mlfs_tcp \"$port\")\" ] &&"
+		      " { echo \"busy $port\"; exit 0; }\n", s->f);
+}
+
+/* The server's argv after the wrapper's own arguments. */
+static void put_dep_server(struct script *s, const struct ssh_dep_launch *l)
+{
+	if (l->command) {
+		fputs(" sh -c ", s->f);
+		put_q(s, l->command, 0);
+		return;
+	}
+	fputs(" python3 \"$g/serve/mlfs-serve.py\" --entry ", s->f);
+	put_q(s, l->entry, 0);
+	fputs(" --host ", s->f);
+	put_q(s, l->host, 0);
+	fputs(" --port \"$port\"", s->f);
+}
+
+char *ssh_script_dep_launch(const struct ssh_dep_launch *l)
+{
+	struct script s;
+
+	if (script_open(&s, prelude, dep_prelude, "g", l->gen_dir))
+		return NULL;
+	fputs("cd -- \"$g\" || exit 1\ng=$(pwd -P)\n", s.f);
+	if (l->mark) {
+		fputs("printf '%s\\n' ", s.f);
+		put_q(&s, l->model_id, 0);
+		fputs(" >model.id && : >staged || exit 1\n", s.f);
+	}
+	fputs("[ -e staged ] || { echo \"fail the deployment's files are not"
+	      " complete on the host\"; exit 0; }\nr=", s.f);
+	put_q(&s, l->rep, 0);
+	fputs("\nmkdir -- \"$r\" && cd -- \"$r\" || exit 1\nd=$(pwd -P)\n",
+	      s.f);
+	put_dep_port(&s, l);
+	if (!l->command)
+		fputs("command -v python3 >/dev/null 2>&1 || { echo 'fail the"
+		      " host has no python3, which mlfs-serve.py needs (or set"
+		      " command = ... in config)'; exit 0; }\n", s.f);
+	put_dep_env(&s, l);
+	fputs("setsid sh -c ", s.f);
+	put_q(&s, dep_wrapper, 0);
+	fputs(" mlfs-replica \"$g\" ", s.f);
+	put_q(&s, dep_spid, 0);
+	put_dep_server(&s, l);
+	fputs(" </dev/null >/dev/null 2>&1 &\n"
+	      "i=0; while [ ! -s spid ] && [ ! -s exit ] && [ \"$i\" -lt 200 ];"
+	      " do sleep 0.05; i=$((i + 1)); done\n"
+	      "if [ -s spid ]; then echo \"started $(cat spid) $port\"\n"
+	      "elif [ -s exit ]; then echo \"started 0 0 $port\"\n"
+	      "else echo 'fail the server did not start within 10 s'; fi\n",
+	      s.f);
+	return script_close(&s);
+}
+
+char *ssh_script_dep_poll(const struct ssh_dep_item *items, int n,
+			  const char *const *trash)
+{
+	struct script s;
+
+	if (script_open(&s, prelude, dep_prelude, NULL, NULL))
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		if (!items[i].sig)
+			continue;
+		fputs("mlfs_sig ", s.f);
+		put_q(&s, items[i].dir, 1);
+		fputc(' ', s.f);
+		put_q(&s, items[i].sig, 0);
+		fputc('\n', s.f);
+	}
+	if (trash && trash[0]) {
+		fputs("rm -rf --", s.f);
+		for (int i = 0; trash[i]; i++) {
+			fputc(' ', s.f);
+			put_q(&s, trash[i], 1);
+		}
+		fputs(" 2>/dev/null\n", s.f);
+	}
+	for (int i = 0; i < n; i++) {
+		fprintf(s.f, "mlfs_rep %d ", i);
+		put_q(&s, items[i].dir, 1);
+		fprintf(s.f, " %lld %lld %d\n", items[i].log_off,
+			items[i].log_max, items[i].listen_port > 0 ?
+			items[i].listen_port : 0);
+	}
+	return script_close(&s);
 }
 
 /* ---- parsing the poll's output ----------------------------------------- */

@@ -63,14 +63,77 @@ char *ssh_script_signal(const char *dir, const char *sig);
 /* Remove the folders @rids (NULL-terminated) under @workdir. */
 char *ssh_script_remove(const char *workdir, const char *const *rids);
 
-/* What the poll printed for one run. */
+/*
+ * Deployments.  One generation of a deployment on the host,
+ * G = WORKDIR/deploy-ID-TAG/gGEN:
+ *   code/ model/ serve/   the code snapshot, the model version's files,
+ *                         mlfs-serve.py and the bearer key (0600): copied
+ *   staged model.id       written by the first launch: the copies are
+ *                         complete; which model version model/ holds
+ *   R = rSLOT-RND/        one replica:
+ *     boot pid            boot id; "PID STARTTIME" of its wrapper (= pgid)
+ *     spid                "PID STARTTIME" of the server (the wrapper's child)
+ *     log err exit        stdout + stderr; a one-line start failure
+ *                         ($MLFS_ERROR_FILE); the server's exit status
+ * The server runs detached (setsid) under a sh wrapper that reads the key
+ * from serve/key into its environment: the key is on no command line.
+ */
+
+/* Before the copies: make @gen_dir; print "staged" when it is complete,
+ * else empty it and print "fresh", after "model" when the model/ of a
+ * complete sibling generation holding @model_id was copied in on the host
+ * (then the model need not be sent again). */
+char *ssh_script_dep_stage(const char *gen_dir, const char *model_id);
+
+struct ssh_dep_launch {
+	const char *gen_dir;		/* G */
+	const char *rep;		/* R's name, made here (must not exist) */
+	int mark;			/* write staged and model.id first */
+	const char *model_id;
+	int port;			/* 0: pick a free one on the host */
+	int check_port;			/* print "busy" if something listens */
+	unsigned int seed;		/* where the pick starts */
+	const char *command;		/* the user's server, or NULL: */
+	const char *entry;		/*   mlfs-serve.py --entry ENTRY */
+	const char *host;		/* --host, $MLFS_HOST */
+	const char *name;		/* $MLFS_DEPLOYMENT */
+	int slot;			/* $MLFS_REPLICA */
+};
+
+/* Start one replica detached; print "started PID STARTTIME PORT" (PID 0
+ * when the server exited at once: the poll tells why), "busy PORT", or
+ * "fail SENTENCE" when it cannot start (exit 1: R could not be made). */
+char *ssh_script_dep_launch(const struct ssh_dep_launch *l);
+
+struct ssh_dep_item {
+	const char *dir;		/* G/R */
+	long long log_off, log_max;	/* bytes of log already here, cap */
+	int listen_port;		/* > 0: say "ready" once R listens */
+	const char *sig;		/* "TERM", "KILL" or NULL: send first */
+};
+
+/*
+ * One round trip for @n replicas: send the signals, remove the folders
+ * @trash (NULL-terminated; may be NULL), then for each item in order
+ *   "@@mlfs I STATUS\n" "N SIZE\n" N bytes of log "N SIZE\n" N bytes of err
+ * (as ssh_poll_parse reads it, err in place of metrics, sent once the
+ * server is gone).  STATUS: nodir | starting PID (not listening yet, or
+ * PID 0: not started yet) | ready PID | running PID (alive; not asked
+ * whether it listens: listen_port 0) | exited CODE | lost.  Signals go to R's process group while its wrapper or its server
+ * (checked by start time and boot) lives, so never to a reused pid.
+ */
+char *ssh_script_dep_poll(const struct ssh_dep_item *items, int n,
+			  const char *const *trash);
+
+/* What the poll printed for one run (or replica). */
 struct ssh_poll_reply {
 	int index;
-	char status[16];		/* nodir fresh starting running exited lost */
-	long long arg;			/* PID or exit code */
+	char status[16];		/* nodir fresh starting running exited
+					 * lost (runs), ready (replicas) */
+	long long arg;			/* PID or exit code, -1 if none */
 	const char *log;		/* bytes into the parsed buffer */
 	long long log_n, log_size;
-	const char *met;
+	const char *met;		/* metrics (runs), err (replicas) */
 	long long met_n, met_size;
 };
 

@@ -347,3 +347,154 @@ cleanup_deep() {
 	done
 	[[ -n $keep ]] || rm -rf "$T"
 }
+
+# ---- helpers for the deployment tests (42, 44) --------------------------------
+
+# ready_pids DEPLOYMENT_DIR: the pids of its ready replicas (info.json).
+ready_pids() {
+	python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))["replicas"]
+print(" ".join(str(x["pid"]) for x in r if x["state"] == "ready"))' "$1/info.json"
+}
+
+# serves_gen DIR N: generation N of deployment DIR serves, Healthy.
+serves_gen() {
+	[[ $(json_get "$1/info.json" generation) == "$2" &&
+		$(cat "$1/status") == Healthy ]]
+}
+
+# deploy_timed DIR [SECONDS]: deploy DIR, Transitioning at once, Healthy
+# within SECONDS (default 30); says how long it took; sets URI and KEY.
+deploy_timed() {
+	local t0
+	t0=$(now_ms)
+	check "deploy $(basename "$1")" wr "$1/ctl" deploy
+	eq "Transitioning right after the write" Transitioning "$(cat "$1/status")"
+	check "Healthy" wait_for "$1/status" Healthy "${2:-30}"
+	echo "# deploy -> Healthy: $(($(now_ms) - t0)) ms"
+	URI=$(cat "$1/scoring_uri")
+	KEY=$(cat "$1/key")
+}
+
+# replica_killed DIR WANT: kill -9 one ready replica of deployment DIR by
+# its pid; it turns Unhealthy, error names the crash, it is Healthy again
+# with a new process, and the caller's `ask` answers WANT.
+replica_killed() {
+	local name p victim u0 p2
+	name=$(basename "$1")
+	p=$(ready_pids "$1")
+	victim=${p%% *}
+	u0=$(ev_count "deployment $name Unhealthy")
+	kill -9 "$victim"
+	check "Unhealthy after a replica died" wait_until 10 \
+		eval "[[ \$(ev_count 'deployment $name Unhealthy') -gt $u0 ]]"
+	check "the error names the crash" \
+		wait_until 5 grep -q "killed by signal 9" "$1/error"
+	check "Healthy again" wait_for "$1/status" Healthy 20
+	p2=$(ready_pids "$1")
+	check "a new process replaced it ($p -> $p2)" eval "[[ ' $p2 ' != \
+		*' $victim '* && \$(wc -w <<< '$p2') == $(wc -w <<< "$p") ]]"
+	eq "it still answers" "$2" "$(ask)"
+	eq "error is empty once Healthy" "" "$(cat "$1/error")"
+}
+
+# rolling_update DIR GEN UPDATE...: with a client looping over /score at
+# $URI with $KEY, run UPDATE (it makes the entry script answer version
+# GEN), deploy, wait for generation GEN: no request failed, the client saw
+# version GEN-1 then GEN, the URI stayed.
+rolling_update() {
+	local d=$1 gen=$2
+	shift 2
+	client_start "$URI" "$KEY"
+	sleep 0.5
+	"$@"
+	check "deploy again after changing score.py" wr "$d/ctl" deploy
+	eq "Transitioning during the update" Transitioning "$(cat "$d/status")"
+	check "generation $gen serves, Healthy" wait_until 60 serves_gen "$d" "$gen"
+	sleep 0.5
+	client_stop
+	check "the client made many requests ($NREQ)" eval "[[ ${NREQ:-0} -gt 20 ]]"
+	eq "no failed request during the rolling update" 0 "$NFAIL"
+	eq "the client saw version $((gen - 1)) then $gen" "$((gen - 1)),$gen" "$SEEN"
+	eq "same scoring URI" "$URI" "$(cat "$d/scoring_uri")"
+}
+
+# crash_loop DIR: deploy in DIR (1 replica) an entry script whose init()
+# works once only, and kill its server: each restart crashes again
+# (Unhealthy meanwhile, restarts in events), then Failed with the count and
+# the last reason in error.
+crash_loop() {
+	local name
+	name=$(basename "$1")
+	cat > "$1/score.py" <<PY
+import os
+def init():
+    if os.path.exists("$T/inited.$name"):
+        raise RuntimeError("cannot load twice")
+    open("$T/inited.$name", "w").close()
+def run(data):
+    return data
+PY
+	wr "$1/config" "replicas = 1"
+	check "deploy a server that starts only once" wr "$1/ctl" deploy
+	check "Healthy" wait_for "$1/status" Healthy 20
+	kill -9 $(ready_pids "$1")
+	check "Unhealthy while it is restarted" wait_for "$1/status" Unhealthy 10
+	check "Failed after repeated crashes" wait_for "$1/status" Failed 40
+	check "error tells the crashes" grep -q "crashed 6 times" "$1/error"
+	check "error has the last reason" grep -q "cannot load twice" "$1/error"
+	eq "scoring_uri empty" "" "$(cat "$1/scoring_uri")"
+	check "restarts were logged in events" eval \
+		"[[ \$(ev_count 'deployment $name replica 1 .*restarting') -ge 5 ]]"
+}
+
+# client_start URI KEY: tests/score-client.py in the background, POSTing
+# to URI until client_stop ($CLIENT is its pid).
+client_start() {
+	local hp=${1#http://}
+	hp=${hp%/score}
+	rm -f "$T/stop"
+	python3 "$ROOT/tests/score-client.py" "${hp%:*}" "${hp##*:}" "$2" \
+		"$T/stop" > "$T/client.out" 2> "$T/client.err" &
+	CLIENT=$!
+}
+
+# client_stop: stop the client; its counts in NREQ NFAIL SEEN.
+client_stop() {
+	touch "$T/stop"
+	wait "$CLIENT"
+	CLIENT=
+	read -r NREQ NFAIL SEEN < "$T/client.out"
+	echo "# client: $NREQ requests, $NFAIL failed, versions seen $SEEN"
+}
+
+# ---- helpers for the ssh tests (20, 44) ------------------------------------------
+# They use $SSHD, the folder of the test's sshd (scripts/ssh-host.sh).
+
+# sshd_start: start (or keep) the test's sshd; $SSHD/host.env tells where.
+sshd_start() { "$ROOT/scripts/ssh-host.sh" start "$SSHD" >/dev/null; }
+
+# sshd_kids: the per-connection sshd processes of our listener (by its pid).
+sshd_kids() {
+	local lp
+	lp=$(head -n1 "$SSHD/sshd.pid" 2>/dev/null) || return 0
+	[[ -n $lp ]] && ps -o pid= --ppid "$lp" 2>/dev/null
+}
+
+# sshd_cut: a network cut: stop the listener and the open connections.
+sshd_cut() {
+	local kids
+	kids=$(sshd_kids)
+	"$ROOT/scripts/ssh-host.sh" stop "$SSHD" >/dev/null 2>&1
+	[[ -n $kids ]] && kill $kids 2>/dev/null
+	return 0
+}
+
+# ssh_config [LINE...]: a target config for the test's sshd, then LINEs.
+ssh_config() {
+	echo "host = $SSH_HOST"
+	echo "port = $SSH_PORT"
+	echo "user = $SSH_USER"
+	echo "identity_file = $SSH_IDENTITY"
+	printf '%s\n' "$@"
+}

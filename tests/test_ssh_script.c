@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@ static void check(int ok, const char *what, const char *detail)
 		printf("ok - %s\n", what);
 	} else {
 		failed++;
-		printf("FAIL - %s%s%s\n", what, detail ? ": " : "",
+		printf("not ok - %s%s%s\n", what, detail ? ": " : "",
 		       detail ? detail : "");
 	}
 }
@@ -243,6 +244,241 @@ static void test_signal(const char *tmp)
 	      "TERM: the wrapper records 143", r.status);
 }
 
+/* ---- deployments -------------------------------------------------------- */
+
+#define SECRET "k3y-s3cr3t-0f-the-test"
+
+/* A server that listens on $PORT (no SO_REUSEPORT) and says what it got. */
+static const char listener[] =
+	"exec python3 -c 'import os, socket, time\n"
+	"s = socket.socket(); s.bind((\"127.0.0.1\", int(os.environ[\"PORT\"])))\n"
+	"s.listen()\n"
+	"print(\"key=\" + os.environ[\"MLFS_KEY\"], \"cwd=\" + os.getcwd(),"
+	" \"model=\" + os.environ[\"AZUREML_MODEL_DIR\"], flush=True)\n"
+	"time.sleep(60)'";
+
+static char *dep_run(char *script)
+{
+	char *out;
+	size_t len;
+
+	run_sh(script, &out, &len);
+	free(script);
+	return out;
+}
+
+/* Launch @cmd as replica @rep of generation folder @g. */
+static char *dep_launch(const char *g, const char *rep, int port, int check,
+			const char *cmd)
+{
+	struct ssh_dep_launch l = {
+		.gen_dir = g, .rep = rep, .mark = 1, .model_id = "7",
+		.port = port, .check_port = check, .seed = 12345,
+		.command = cmd, .entry = "score.py", .host = "127.0.0.1",
+		.name = "d'1", .slot = 1,
+	};
+
+	return dep_run(ssh_script_dep_launch(&l));
+}
+
+/* Poll replica @dir once (asking whether it listens on @port, sending
+ * @sig, removing @trash); the reply in @r, the output to free in *out. */
+static int dep_poll(const char *dir, int port, const char *sig,
+		    const char *const *trash, struct ssh_poll_reply *r,
+		    char **out)
+{
+	struct ssh_dep_item it = { dir, 0, 1 << 20, port, sig };
+	char *script = ssh_script_dep_poll(&it, 1, trash);
+	size_t len, pos = 0;
+
+	run_sh(script, out, &len);
+	free(script);
+	return ssh_poll_parse(*out, len, &pos, r);
+}
+
+/* Poll until the status is @want (10 s at most). */
+static int dep_wait(const char *dir, int port, const char *want,
+		    struct ssh_poll_reply *r, char **out)
+{
+	for (int i = 0; i < 200; i++) {
+		*out = NULL;
+		if (dep_poll(dir, port, NULL, NULL, r, out) == 1 &&
+		    !strcmp(r->status, want))
+			return 1;
+		free(*out);
+		*out = NULL;
+		usleep(50000);
+	}
+	return 0;
+}
+
+/* Does the ERE @re match the command line of any process?  (Write it so
+ * that it does not match itself, as "k[e]y".) */
+static int in_some_cmdline(const char *re)
+{
+	char cmd[256], *out;
+	size_t len;
+	int found;
+
+	snprintf(cmd, sizeof(cmd), "for f in /proc/[0-9]*/cmdline; do"
+		 " tr '\\0' ' ' 2>/dev/null < $f; echo; done | grep -cE '%s'",
+		 re);
+	run_sh(cmd, &out, &len);
+	found = atoi(out) > 0;
+	free(out);
+	return found;
+}
+
+/* A generation folder as the daemon's copies leave it. */
+static void dep_gen(const char *g)
+{
+	char cmd[1200], *out;
+	size_t len;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/code' '%s/model' '%s/serve' &&"
+		 " echo m > '%s/model/m.txt' && printf '%%s\\n' '" SECRET "'"
+		 " > '%s/serve/key'", g, g, g, g, g);
+	run_sh(cmd, &out, &len);
+	free(out);
+}
+
+static void test_dep_stage(const char *tmp)
+{
+	char g1[512], g2[512], p[600], *out;
+	struct stat st;
+
+	snprintf(g1, sizeof(g1), "%s/w d/deploy-1-ab/g1", tmp);
+	snprintf(g2, sizeof(g2), "%s/w d/deploy-1-ab/g2", tmp);
+	out = dep_run(ssh_script_dep_stage(g1, "7"));
+	check(strstr(out, "fresh") && !strstr(out, "staged") &&
+	      !strstr(out, "model"), "stage: a new generation is fresh", out);
+	free(out);
+	dep_gen(g1);
+	free(dep_launch(g1, "r0-x", 0, 0, "true"));	/* marks it staged */
+	out = dep_run(ssh_script_dep_stage(g1, "7"));
+	check(!strcmp(out, "staged\n"), "stage: staged after the first launch",
+	      out);
+	free(out);
+	out = dep_run(ssh_script_dep_stage(g2, "7"));
+	snprintf(p, sizeof(p), "%s/model/m.txt", g2);
+	check(strstr(out, "model\n") && strstr(out, "fresh") && !stat(p, &st),
+	      "stage: the same model version is copied on the host", out);
+	free(out);
+	out = dep_run(ssh_script_dep_stage(g2, "8"));
+	check(!strstr(out, "model") && stat(p, &st),
+	      "stage: another version is not, and the old copy is gone", out);
+	free(out);
+	snprintf(p, sizeof(p), "%s/w d/deploy-1-ab/g3", tmp);
+	out = dep_run(ssh_script_dep_stage(p, "7"));
+	free(out);
+	{
+		struct ssh_dep_launch l = { .gen_dir = p, .rep = "r1-y",
+					    .model_id = "7", .command = "true",
+					    .host = "0.0.0.0", .name = "d",
+					    .slot = 1 };
+
+		out = dep_run(ssh_script_dep_launch(&l));
+	}
+	check(!strncmp(out, "fail the deployment's files are not complete",
+		       44), "launch: an unstaged generation is refused", out);
+	free(out);
+}
+
+static void test_dep_serve(const char *tmp)
+{
+	char g[512], dir[600], *out;
+	struct ssh_poll_reply r;
+	long pid;
+	int port = 0, ok;
+
+	snprintf(g, sizeof(g), "%s/w d/deploy-2-cd/g1", tmp);
+	free(dep_run(ssh_script_dep_stage(g, "7")));
+	dep_gen(g);
+	out = dep_launch(g, "r1-a", 0, 0, listener);
+	ok = sscanf(out, "started %ld %*u %d", &pid, &port) == 2;
+	check(ok && pid > 0 && port >= 1024, "launch: started PID START PORT,"
+	      " on a port it picked", out);
+	free(out);
+	snprintf(dir, sizeof(dir), "%s/r1-a", g);
+	check(dep_wait(dir, port, "ready", &r, &out) && r.arg == pid,
+	      "poll: ready PID once its group listens", r.status);
+	free(out);
+	check(in_some_cmdline("mlfs-replic[a] .*/g1 "),
+	      "the wrapper is seen in the command lines", NULL);
+	check(!in_some_cmdline("k3y-s3cr3[t]-0f"), "the key is on no command"
+	      " line", NULL);
+	dep_poll(dir, 0, NULL, NULL, &r, &out);
+	check(!strcmp(r.status, "running") && r.arg == pid,
+	      "poll: running when not asked whether it listens", r.status);
+	check(r.log_n > 0 && memmem(r.log, r.log_n, "key=" SECRET " ", 27) &&
+	      memmem(r.log, r.log_n, "/code model=", 12) &&
+	      memmem(r.log, r.log_n, "/g1/model\n", 10),
+	      "the server has the key, runs in code/, sees model/", NULL);
+	free(out);
+	out = dep_launch(g, "r2-a", port, 1, listener);
+	snprintf(dir, sizeof(dir), "busy %d\n", port);
+	check(!strcmp(out, dir), "launch: a fixed port already taken is busy",
+	      out);
+	free(out);
+
+	snprintf(dir, sizeof(dir), "%s/r1-a", g);
+	dep_poll(dir, 0, "TERM", NULL, &r, &out);
+	free(out);
+	check(dep_wait(dir, 0, "exited", &r, &out) && r.arg == 143,
+	      "TERM: exited 143", r.status);
+	free(out);
+}
+
+static void test_dep_ends(const char *tmp)
+{
+	char g[512], dir[600], cmd[700], *out, *tr[2] = { dir, NULL };
+	struct ssh_poll_reply r;
+	size_t len;
+
+	snprintf(g, sizeof(g), "%s/deploy-3-ef/g1", tmp);
+	free(dep_run(ssh_script_dep_stage(g, "7")));
+	dep_gen(g);
+	free(dep_launch(g, "r1-b", 0, 0, "echo 'init() failed: ValueError: x'"
+			" > \"$MLFS_ERROR_FILE\"; echo traceback; exit 3"));
+	snprintf(dir, sizeof(dir), "%s/r1-b", g);
+	check(dep_wait(dir, 0, "exited", &r, &out) && r.arg == 3 &&
+	      r.met_n > 0 && !memcmp(r.met, "init() failed: ValueError: x\n",
+				     r.met_n) &&
+	      r.log_n == 10 && !memcmp(r.log, "traceback\n", 10),
+	      "a start failure: exited 3, its line in err, the log", r.status);
+	free(out);
+
+	/* the wrapper KILLed, the server alive: still running, and TERM
+	 * still reaches the server (its group is the wrapper's) */
+	free(dep_launch(g, "r2-b", 0, 0, "exec sleep 30"));
+	snprintf(dir, sizeof(dir), "%s/r2-b", g);
+	snprintf(cmd, sizeof(cmd), "kill -KILL $(cut -d' ' -f1 '%s/pid')", dir);
+	run_sh(cmd, &out, &len);
+	free(out);
+	usleep(100000);
+	dep_poll(dir, 0, NULL, NULL, &r, &out);
+	check(!strcmp(r.status, "running"), "the wrapper killed: the server"
+	      " still runs", r.status);
+	free(out);
+	dep_poll(dir, 0, "TERM", NULL, &r, &out);
+	free(out);
+	check(dep_wait(dir, 0, "lost", &r, &out), "... TERM ends it: lost (no"
+	      " exit status without the wrapper)", r.status);
+	free(out);
+
+	/* the whole group KILLed */
+	free(dep_launch(g, "r3-b", 0, 0, "exec sleep 30"));
+	snprintf(dir, sizeof(dir), "%s/r3-b", g);
+	dep_poll(dir, 0, "KILL", NULL, &r, &out);
+	free(out);
+	check(dep_wait(dir, 0, "lost", &r, &out), "KILL: lost", r.status);
+	free(out);
+	dep_poll(dir, 0, NULL, (const char *const *)tr, &r, &out);
+	check(!strcmp(r.status, "nodir"), "trash: the folder is removed first",
+	      r.status);
+	free(out);
+}
+
 int main(void)
 {
 	char tmp[] = "/tmp/test_ssh_script.XXXXXX", cmd[600], *out;
@@ -256,6 +492,9 @@ int main(void)
 	}
 	test_run(tmp);
 	test_signal(tmp);
+	test_dep_stage(tmp);
+	test_dep_serve(tmp);
+	test_dep_ends(tmp);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 	run_sh(cmd, &out, &len);
 	free(out);

@@ -8,24 +8,6 @@ source "$(dirname "$0")/../lib.sh"
 SSHD=$T/sshd
 WORK="$T/re mote"		# a blank in the remote path, on purpose
 
-# The per-connection sshd processes of our listener (by its pid).
-sshd_kids() {
-	local lp
-	lp=$(head -n1 "$SSHD/sshd.pid" 2>/dev/null) || return 0
-	[[ -n $lp ]] && ps -o pid= --ppid "$lp" 2>/dev/null
-}
-
-# A network cut: stop the listener and the open connections.
-sshd_cut() {
-	local kids
-	kids=$(sshd_kids)
-	"$ROOT/scripts/ssh-host.sh" stop "$SSHD" >/dev/null 2>&1
-	[[ -n $kids ]] && kill $kids 2>/dev/null
-	return 0
-}
-
-sshd_start() { "$ROOT/scripts/ssh-host.sh" start "$SSHD" >/dev/null; }
-
 ssh_cleanup() {
 	local p pid
 	for p in "$WORK"/*/pid; do	# runs left on the "host"
@@ -47,16 +29,8 @@ check "mount" mount_ws
 
 B=$MNT/targets/box
 mkdir "$B" && wr "$B/type" ssh
-cat > "$B/config" <<EOF
-host = $SSH_HOST
-port = $SSH_PORT
-user = $SSH_USER
-identity_file = $SSH_IDENTITY
-workdir = $WORK
-connect_timeout = 3
-cancel_grace_seconds = 2
-max_concurrent = 4
-EOF
+ssh_config "workdir = $WORK" "connect_timeout = 3" \
+	"cancel_grace_seconds = 2" "max_concurrent = 4" > "$B/config"
 check "provision an ssh target" wr "$B/ctl" provision
 check "it attaches: Succeeded" wait_for "$B/status" Succeeded 20
 eq "nodes shows the host" "up $(nproc) 0" \

@@ -42,13 +42,7 @@ def run(data):
     return [sum(w * x for w, x in zip(model["w"], r)) + model["b"] for r in rows]
 PY
 wr "$D/model" lin:1
-t0=$(now_ms)
-check "deploy" wr "$D/ctl" deploy
-eq "status right after the write" Transitioning "$(cat "$D/status")"
-check "becomes Healthy" wait_for "$D/status" Healthy 20
-echo "# deploy -> Healthy: $(($(now_ms) - t0)) ms"
-URI=$(cat "$D/scoring_uri")
-KEY=$(cat "$D/key")
+deploy_timed "$D" 20
 check "scoring_uri is http://127.0.0.1:PORT/score" \
 	eval "[[ '$URI' =~ ^http://127\.0\.0\.1:[0-9]+/score$ ]]"
 eq "key is mode 0600" 600 "$(stat -c %a "$D/key")"

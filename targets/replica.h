@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the drivers that host deployments (local_deploy.c, ssh_deploy.c)
+ * share about a replica: the sentence for its end, and the GET / that
+ * tells whether a service answers.
+ */
+#ifndef MLFS_REPLICA_H
+#define MLFS_REPLICA_H
+
+#include <sys/socket.h>
+
+#include "../backend/parse.h"
+
+/*
+ * replica_exit_reason - the sentence for a replica that ended, into @e
+ * (-EIO): its one-line start failure @err_line when it wrote one (may be
+ * NULL), else how it ended: @code > 128 a signal, >= 0 an exit code, < 0
+ * unknown.
+ */
+void replica_exit_reason(const char *err_line, int code, struct err *e);
+
+/* @host:@port as a socket address (numeric port; @host resolved).
+ * 0 or -EINVAL. */
+int replica_addr(const char *host, int port, struct sockaddr_storage *sa,
+		 socklen_t *len);
+
+/*
+ * replica_probe - GET / on @host:@port, allowing @ms to connect and as
+ * long again for the answer.  0 when it answers 2xx, else -errno with a
+ * sentence naming @host:@port.
+ */
+int replica_probe(const char *host, int port, int ms, struct err *e);
+
+#endif

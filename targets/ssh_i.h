@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the SSH driver: what its runs (ssh.c) and its deployments
+ * (ssh_deploy.c) share, the connection to the host, remote calls and
+ * copies.  Worker thread only.
+ */
+#ifndef MLFS_SSH_I_H
+#define MLFS_SSH_I_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "../backend/driver.h"
+#include "gpu.h"
+#include "ssh_exec.h"
+
+#define SSH_CALL_TIMEOUT	30	/* s, one remote command */
+#define SSH_COPY_TIMEOUT	600	/* s, one upload or download */
+#define SSH_RETRY_EVERY		2.0	/* s between tries while unreachable */
+#define SSH_OUT_MAX		65536	/* stdout kept of a plain remote call */
+
+struct ssh_dep;				/* ssh_deploy.c's, per target */
+
+/* Per target (t->priv), worker only. */
+struct ssh_tgt {
+	int running;			/* runs holding a slot */
+	int nodes_read;			/* cpus, gpus known */
+	long cpus;
+	struct gpu_pool gpus;
+	int rsync;			/* -1 unknown, else the host has it */
+	double next_poll;		/* monotonic */
+	char node[128];			/* the host's name, from `nodes` */
+	char user[64];			/* the default user (ours) */
+	struct ssh_dep *dep;		/* replicas on the host, or NULL */
+};
+
+static inline double ssh_mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The target's state, made on first use; NULL when out of memory. */
+struct ssh_tgt *ssh_tgt_of(struct target_ctx *t);
+
+/* `host` of the target's config ("?" when unset). */
+const char *ssh_host(struct target_ctx *t);
+/* `workdir` of the target's config, or the default (~/.mlfs). */
+const char *ssh_workdir(struct target_ctx *t);
+
+/*
+ * ssh_conn_of - the connection to @t's host, from its config (strings
+ * borrowed from t->config: valid until the worker reloads it).  @strict:
+ * the host key must already be in our known_hosts (anything but
+ * provision).  0 or -errno with a sentence.
+ */
+int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
+		struct err *e);
+
+/*
+ * ssh_remote - run @script (freed here; NULL means out of memory) on the
+ * host, keeping at most @out_max bytes of its output: 0 with the output in
+ * @res (free it with sx_result_free), -EHOSTUNREACH (the connection;
+ * sentence in @why) or -EIO (the script failed; its last line in @why).
+ */
+int ssh_remote(struct ssh_conn *c, char *script, size_t out_max,
+	       struct sx_result *res, char *why, size_t n);
+
+/*
+ * ssh_copy - copy between this machine and WORKDIR/@rid on the host: @up
+ * copies the content of the local folder @local into WORKDIR/@rid/@sub,
+ * else the content of WORKDIR/@rid/@sub into @local.  rsync when both
+ * sides have it, else scp (whose -r copies the folder itself: the remote
+ * @sub must not exist yet on an upload).  0, -EHOSTUNREACH (the
+ * connection) or -EIO, with a sentence in @why.
+ */
+int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
+	     int up, const char *local, const char *sub, char *why, size_t n);
+
+/* Append @n bytes to the file @dir/@name (made if missing).  0 or -errno. */
+int ssh_append(const char *dir, const char *name, const char *data, size_t n);
+
+#endif /* MLFS_SSH_I_H */

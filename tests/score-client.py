@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A client loop for the deployment tests: POST /score over keep-alive
+connections until STOPFILE exists, then print "REQUESTS FAILED VERSIONS"
+(VERSIONS: the "version" fields seen, in order, each change once).
+
+    score-client.py HOST PORT KEY STOPFILE
+"""
+import http.client
+import json
+import os
+import sys
+
+host, port, key, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+n = fails = 0
+seen = []
+conn = None
+while not os.path.exists(stop):
+    try:
+        if conn is None:
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("POST", "/score", body='{"x": 1}',
+                     headers={"Authorization": "Bearer " + key})
+        r = conn.getresponse()
+        body = r.read()
+        n += 1
+        if r.status != 200:
+            fails += 1
+            print("status", r.status, body, file=sys.stderr)
+        else:
+            v = json.loads(body)["version"]
+            if not seen or seen[-1] != v:
+                seen.append(v)
+        if r.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = None
+    except Exception as e:
+        fails += 1
+        print("error", repr(e), file=sys.stderr)
+        conn = None
+print(n, fails, ",".join(map(str, seen)))
