@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
@@ -51,6 +52,8 @@ static const char *const migrations[] = {
 	/* 1 -> 2: listings (readdir) walk a folder by id: without this index
 	 * each readdir call sorted the whole folder (quadratic listings) */
 	"CREATE INDEX objects_by_parent ON objects(kind, parent, id);",
+	/* 2 -> 3: pages kept for a full disk (see store_reserve) */
+	"CREATE TABLE reserve (id INTEGER PRIMARY KEY, pad BLOB NOT NULL);",
 };
 
 #define OBJ_COLS "id, kind, parent, name, state, error, uid, gid, created, " \
@@ -63,6 +66,7 @@ enum stmt_id {
 	S_LIST, S_ACTIVE, S_BUSY_TARGETS, S_COUNT_ACTIVE, S_MAX_SEQ, S_IDS,
 	S_TEXT_GET, S_TEXT_PUT,
 	S_NEXT_VERSION, S_VERSION_USERS, S_LIVE_DEPLOYMENTS, S_KIND_STATE,
+	S_RESERVE_SIZE, S_RESERVE_PUT, S_RESERVE_DROP,
 	S_COUNT
 };
 
@@ -117,12 +121,17 @@ static const char *const stmt_sql[S_COUNT] = {
 			       " ORDER BY id",
 	[S_KIND_STATE] = "SELECT " OBJ_COLS " FROM objects"
 			 " WHERE kind = :kind AND state = :state ORDER BY id",
+	[S_RESERVE_SIZE] = "SELECT coalesce(max(length(pad)), 0) FROM reserve",
+	[S_RESERVE_PUT] = "INSERT OR REPLACE INTO reserve (id, pad)"
+			  " VALUES (1, zeroblob(:bytes))",
+	[S_RESERVE_DROP] = "DELETE FROM reserve",
 };
 
 struct store {
 	pthread_mutex_t lock;	/* recursive; guards db and stmt[] */
 	sqlite3 *db;
 	sqlite3_stmt *stmt[S_COUNT];
+	char *wal_path;		/* <db>-wal */
 };
 
 static int sql_errno(int rc)
@@ -227,12 +236,13 @@ static int exec_sql(struct store *s, const char *sql)
 	return 0;
 }
 
-static int user_version(struct store *s)
+/* The value of a PRAGMA that answers one integer, or -1. */
+static int pragma_int(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st;
 	int v = -1;
 
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL))
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL))
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int(st, 0);
@@ -243,7 +253,7 @@ static int user_version(struct store *s)
 static int migrate(struct store *s, struct err *e)
 {
 	int n = sizeof(migrations) / sizeof(migrations[0]);
-	int v = user_version(s);
+	int v = pragma_int(s, "PRAGMA user_version");
 	char sql[64];
 
 	if (v < 0)
@@ -309,6 +319,14 @@ int store_open(const char *path, struct store **sp, struct err *e)
 			     sqlite3_errmsg(s->db));
 		goto out_close;
 	}
+	/* the WAL keeps its length across restarts (see store_reserve) */
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL,
+			     &(int){ 1 });
+	if (asprintf(&s->wal_path, "%s-wal", path) < 0) {
+		s->wal_path = NULL;
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out_close;
+	}
 	rc = migrate(s, e);
 	if (!rc)
 		rc = prepare_all(s, e);
@@ -330,6 +348,7 @@ void store_close(struct store *s)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
 	pthread_mutex_destroy(&s->lock);
+	free(s->wal_path);
 	free(s);
 }
 
@@ -714,6 +733,64 @@ int store_text_put(struct store *s, int64_t id, int file, const char *buf,
 			  buf ? buf : "", (int)len, SQLITE_STATIC);
 	rc = step_done(s, st, "text put");
 	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_reserve(struct store *s, size_t bytes)
+{
+	struct stat st;
+	sqlite3_stmt *q;
+	int64_t have;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	have = single_int(s, stmt(s, S_RESERVE_SIZE));
+	if (have >= (int64_t)bytes && !stat(s->wal_path, &st) &&
+	    st.st_size >= (off_t)bytes) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	rc = store_begin(s);
+	if (!rc) {
+		q = stmt(s, S_RESERVE_PUT);
+		bind_i64(q, ":bytes", (int64_t)bytes);
+		rc = step_done(s, q, "reserve");
+		sqlite3_reset(q);
+		if (rc)
+			store_rollback(s);
+		else
+			rc = store_commit(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int64_t store_reserve_size(struct store *s)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = single_int(s, stmt(s, S_RESERVE_SIZE));
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int store_release_reserve(struct store *s)
+{
+	int rc, secure;
+
+	pthread_mutex_lock(&s->lock);
+	/* zeros need no overwriting: secure_delete (on in Debian's SQLite)
+	 * would write every freed page again, 4 MiB the full disk has not */
+	secure = pragma_int(s, "PRAGMA secure_delete");
+	exec_sql(s, "PRAGMA secure_delete = 0");
+	rc = step_done(s, stmt(s, S_RESERVE_DROP), "release reserve");
+	sqlite3_reset(s->stmt[S_RESERVE_DROP]);
+	if (!rc)
+		rc = sqlite3_changes(s->db) > 0;
+	if (secure > 0)
+		exec_sql(s, "PRAGMA secure_delete = 1");
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

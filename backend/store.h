@@ -81,6 +81,20 @@ int store_text_get(struct store *s, int64_t id, int file, char **buf,
 int store_text_put(struct store *s, int64_t id, int file, const char *buf,
 		   size_t len);
 
+/*
+ * store_reserve - keep room the store needs on a full disk: a row of
+ * @bytes zero bytes, whose pages (freed by store_release_reserve) take new
+ * rows without growing the file, and a WAL at least that long, kept across
+ * restarts, which transactions rewrite in place.  0, or -ENOSPC (no room
+ * for it now: try again later), -errno.
+ */
+int store_reserve(struct store *s, size_t bytes);
+/* Bytes of the reserve now (0: none), or -errno. */
+int64_t store_reserve_size(struct store *s);
+/* Free the reserve's pages for the store's next writes.  1 when there was
+ * a reserve, 0 when there was none, -errno. */
+int store_release_reserve(struct store *s);
+
 /* PRAGMA integrity_check: 0 if "ok", else -EIO with the first complaint. */
 int store_check(struct store *s, struct err *e);
 

@@ -565,6 +565,8 @@ static int wait_events(struct tworker *w)
 	pfd[n++] = (struct pollfd){ .fd = w->wake_fd, .events = POLLIN };
 	if (w->have_target && w->t.drv->refresh_seconds > 0)
 		timeout = w->t.drv->refresh_seconds * 1000;
+	if (!w->target_id)
+		timeout = SPACE_TICK_MS;	/* housekeeping */
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
 		if (r->wait_fd >= 0 && n < 63)
 			pfd[n++] = (struct pollfd){ .fd = r->wait_fd,
@@ -624,8 +626,10 @@ static void *worker_main(void *arg)
 	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	while (!stopping(w->ws)) {
 		drain_kicks(w);
-		if (!w->target_id)
+		if (!w->target_id) {
 			ws_trash_empty(w->ws);
+			space_tick(w->ws);
+		}
 		else if (w->have_target)
 			runs_step(w);
 		if (w->target_id && w->have_target && w->deps)

@@ -224,8 +224,8 @@ static void text_clean(const char *in, char *out, size_t sz)
 
 /* ---- events --------------------------------------------------------------- */
 
-static void event_line(struct ws *ws, const char *kind, const char *name,
-		       const char *text)
+void ws_event_line(struct ws *ws, const char *kind, const char *name,
+		   const char *text)
 {
 	char line[ERR_MSG_MAX + 256], ts[32];
 	off_t old;
@@ -249,6 +249,7 @@ static void event_line(struct ws *ws, const char *kind, const char *name,
 		ws->events_size += n;
 	else
 		log_err("events: cannot append: %s", strerror(errno));
+	space_events_room(ws);
 	pthread_mutex_unlock(&ws->ev_lock);
 	if (ws->hooks.inval_events)
 		ws->hooks.inval_events(ws->hooks.ctx, old);
@@ -256,7 +257,7 @@ static void event_line(struct ws *ws, const char *kind, const char *name,
 
 void ws_event(struct ws *ws, int kind, const char *name, const char *text)
 {
-	event_line(ws, kind_name(kind), name, text);
+	ws_event_line(ws, kind_name(kind), name, text);
 }
 
 static void obj_event(struct ws *ws, const struct obj *o, const char *text)
@@ -264,7 +265,7 @@ static void obj_event(struct ws *ws, const struct obj *o, const char *text)
 	char name[2 * MLFS_NAME_MAX + 2];
 
 	display_name(ws, o, name, sizeof(name));
-	event_line(ws, kind_name(o->kind), name, text);
+	ws_event_line(ws, kind_name(o->kind), name, text);
 }
 
 /* ---- invalidation --------------------------------------------------------- */
@@ -296,27 +297,26 @@ static void change_begin(struct ws *ws, int64_t id)
  * change_begin (no lock held) lets the FUSE layer keep the row as it was:
  * the kernel may still ask for the old bytes of a file it looked up.
  */
-int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
-		  unsigned mask)
+/* One try of ws_update_obj: the row as it was into @cur. */
+static int update_once(struct ws *ws, struct obj *o, const char *expect,
+		       struct obj *cur)
 {
-	struct obj cur;
 	int rc;
 
-	change_begin(ws, o->id);
 	rc = store_begin(ws->st);
 	if (rc)
 		return rc;
-	rc = store_get(ws->st, o->id, &cur);
+	rc = store_get(ws->st, o->id, cur);
 	if (rc)
 		goto out_rollback;
-	if (expect && strcmp(cur.state, expect)) {
-		*o = cur;
+	if (expect && strcmp(cur->state, expect)) {
+		*o = *cur;
 		rc = -EAGAIN;
 		goto out_rollback;
 	}
 	o->changed = now_s();
-	o->cancel |= cur.cancel;	/* set by ctl writes, never cleared */
-	if (strcmp(o->error, cur.error)) {
+	o->cancel |= cur->cancel;	/* set by ctl writes, never cleared */
+	if (strcmp(o->error, cur->error)) {
 		char clean[ERR_MSG_MAX];
 
 		text_clean(o->error, clean, sizeof(clean));
@@ -325,7 +325,27 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 	rc = store_update(ws->st, o);
 	if (rc)
 		goto out_rollback;
-	rc = store_commit(ws->st);
+	return store_commit(ws->st);
+
+out_rollback:
+	store_rollback(ws->st);
+	return rc;
+}
+
+int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
+		  unsigned mask)
+{
+	struct obj cur, want = *o;
+	int rc;
+
+	change_begin(ws, o->id);
+	/* the workspace's own bookkeeping goes on when the disk is full */
+	space_before_write(ws);
+	rc = update_once(ws, o, expect, &cur);
+	if (rc == -ENOSPC && space_use_reserve(ws)) {
+		*o = want;
+		rc = update_once(ws, o, expect, &cur);
+	}
 	if (rc)
 		return rc;
 	/* the kernel's caches first: whoever sees the events line and reads
@@ -334,10 +354,6 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 	if (strcmp(cur.state, o->state))
 		obj_event(ws, o, o->state);
 	return 0;
-
-out_rollback:
-	store_rollback(ws->st);
-	return rc;
 }
 
 /*
@@ -472,6 +488,10 @@ int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 	rc = name_valid(name, e);
 	if (rc)
 		return rc;
+	if (space_full(ws))
+		return err_set(e, -ENOSPC, "%s '%s' was not made: no space left"
+			       " on the file system of the state dir %s",
+			       kind_name(kind), name, ws->dir);
 	o.kind = kind;
 	o.parent = parent;
 	snprintf(o.name, sizeof(o.name), "%s", name);
@@ -569,7 +589,7 @@ static int count_cb(void *arg, const struct obj *o)
 	return 1;
 }
 
-int ws_remove(struct ws *ws, int64_t id, struct err *e)
+static int remove_once(struct ws *ws, int64_t id, struct err *e)
 {
 	struct obj o;
 	int rc, n = 0;
@@ -606,6 +626,20 @@ int ws_remove(struct ws *ws, int64_t id, struct err *e)
 	obj_event(ws, &o, "removed");
 	trash_obj(ws, id);
 	return 0;
+}
+
+int ws_remove(struct ws *ws, int64_t id, struct err *e)
+{
+	int rc;
+
+	/* removing is how a user frees space: it works on a full disk */
+	space_before_write(ws);
+	rc = remove_once(ws, id, e);
+	if (rc == -ENOSPC && space_use_reserve(ws)) {
+		memset(e, 0, sizeof(*e));
+		rc = remove_once(ws, id, e);
+	}
+	return rc;
 }
 
 int ws_rename(struct ws *ws, int64_t id, const char *newname, struct err *e)
@@ -726,13 +760,15 @@ static int setting_refused(struct ws *ws, const struct obj *o, int file,
 	const struct file_desc *fd;
 	struct err e;
 
-	if (rc != -EROFS)
-		return rc;
 	fd = ws_file_by_id(o->kind, file);
-	if (!fd)
+	if (!fd || (rc != -EROFS && rc != -ENOSPC))
 		return rc;
-	err_set(&e, rc, "%s is read-only while %s '%s' is %s", fd->name,
-		kind_name(o->kind), o->name, o->state);
+	if (rc == -ENOSPC)
+		err_set(&e, rc, "%s was not changed: no space left on the file"
+			" system of the state dir %s", fd->name, ws->dir);
+	else
+		err_set(&e, rc, "%s is read-only while %s '%s' is %s",
+			fd->name, kind_name(o->kind), o->name, o->state);
 	ws_refuse(ws, o->id, rc, &e);
 	return rc;
 }
@@ -740,7 +776,12 @@ static int setting_refused(struct ws *ws, const struct obj *o, int file,
 static int setting_store(struct ws *ws, const struct obj *o, int file,
 			 const char *buf, size_t len)
 {
-	int rc = store_text_put(ws->st, o->id, file, buf, len);
+	int rc;
+
+	/* a full disk's last room is the workspace's own (see space.c) */
+	if (space_full(ws))
+		return -ENOSPC;
+	rc = store_text_put(ws->st, o->id, file, buf, len);
 
 	if (!rc && file == F_CONFIG)
 		ws_inval(ws, o->id, FBIT(F_INFO));
@@ -782,7 +823,8 @@ int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 	if (rc)
 		goto out_rollback;
 	free(cur);
-	return store_commit(ws->st);
+	rc = store_commit(ws->st);
+	return rc ? setting_refused(ws, &o, file, rc) : 0;
 
 out_rollback:
 	free(cur);
@@ -819,7 +861,8 @@ int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size)
 	if (rc)
 		goto out_rollback;
 	free(cur);
-	return store_commit(ws->st);
+	rc = store_commit(ws->st);
+	return rc ? setting_refused(ws, &o, file, rc) : 0;
 
 out_rollback:
 	free(cur);
@@ -846,9 +889,10 @@ int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 		return setting_refused(ws, &o, file, rc);
 	}
 	rc = store_commit(ws->st);
-	if (!rc)
-		ws_inval(ws, id, FBIT(file));
-	return rc;
+	if (rc)
+		return setting_refused(ws, &o, file, rc);
+	ws_inval(ws, id, FBIT(file));
+	return 0;
 }
 
 /* ---- rendering ------------------------------------------------------------ */
@@ -1576,6 +1620,9 @@ int ws_run_transition(struct ws *ws, struct run_ctx *r, const char *state,
 		o.exit_code = exit_code;
 	if (error)
 		snprintf(o.error, sizeof(o.error), "%s", error);
+	/* a run that failed on a full disk says so: its writes failed */
+	if (!strcmp(state, RS_FAILED) && space_full(ws))
+		space_note(ws, o.error, sizeof(o.error));
 	if ((!strcmp(state, RS_STARTING) || !strcmp(state, RS_RUNNING)) &&
 	    o.started <= 0)
 		o.started = now;
@@ -1817,6 +1864,7 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 	ws->ncpu = sysconf(_SC_NPROCESSORS_ONLN) > 0 ?
 		   (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
 	pthread_mutex_init(&ws->ev_lock, NULL);
+	pthread_mutex_init(&ws->space_lock, NULL);
 	pthread_mutex_init(&ws->seq_lock, NULL);
 	pthread_mutex_init(&ws->req_lock, NULL);
 	rc = open_dirs(ws, e);
@@ -1831,6 +1879,7 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 		rc = ensure_local(ws, e);
 	if (rc)
 		goto out_close;
+	space_open(ws);
 	ws->seq = store_max_seq(ws->st);
 	/* After a clean stop the files match the store: skip the scan, so
 	 * that 100,000 runs mount at once.  Else (a crash) reconcile. */

@@ -1372,6 +1372,22 @@ static void wrote_user(struct mlfs *m, uint64_t ino, int fd)
 		inval_inode(m, alias[i], 0);
 }
 
+/* A write to user file @ino failed with @rc: a full disk is explained in
+ * its object's `error` (the write itself fails with ENOSPC). */
+static void explain_write(struct mlfs *m, uint64_t ino, int rc)
+{
+	struct err e;
+	struct obj o;
+	int root;
+
+	if ((rc != -ENOSPC && rc != -EDQUOT) || owner_of(m, ino, &o, &root))
+		return;
+	err_set(&e, rc, "a file of %s '%s' was not written: no space left on"
+		" the file system of the state dir %s", kind_name(o.kind),
+		o.name, ws_state_dir(m->ws));
+	ws_refuse(m->ws, o.id, rc, &e);
+}
+
 /* write to a user file without a handle: open, pwrite, close. */
 static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
 		      size_t size, off_t off, size_t *done)
@@ -1388,6 +1404,7 @@ static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
 		wrote_user(m, ino, fd);
 	close(fd);
 	*done = n < 0 ? 0 : (size_t)n;
+	explain_write(m, ino, rc);
 	return rc;
 }
 
@@ -1446,6 +1463,7 @@ static void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	case FH_FD:
 		n = pwrite(h->fd, buf, size, off);
 		rc = n < 0 ? -errno : 0;
+		explain_write(m, ino, rc);
 		if (!rc)
 			size = n;
 		break;
@@ -1491,6 +1509,7 @@ static void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 			wrote_user(M(req), ino, fd);
 		if (!h)
 			close(fd);
+		explain_write(M(req), ino, n < 0 ? (int)n : 0);
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
 		else

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -68,7 +69,7 @@ int main(void)
 			idx = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 		sqlite3_close(db);
-		CHECK(v == 2 && idx == 1, "schema version 2 with the listing"
+		CHECK(v == 3 && idx == 1, "schema version 3 with the listing"
 		      " index (version %d)", v);
 	}
 	a = mk(K_RUN, 0, "r1");
@@ -121,8 +122,33 @@ int main(void)
 	CHECK(store_get(s, a.id, &got) == -ENOENT, "delete removes the row");
 	CHECK(store_text_get(s, a.id, F_COMMAND, &buf, &len) == -ENOENT,
 	      "delete removes texts");
+	CHECK(store_reserve_size(s) == 0, "no reserve at first");
+	CHECK(store_reserve(s, 1 << 20) == 0, "make a 1 MiB reserve");
+	CHECK(store_reserve_size(s) == 1 << 20, "the reserve is 1 MiB");
+	{
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/ws.db-wal", dir);
+		CHECK(!stat(path, &st) && st.st_size >= 1 << 20,
+		      "the WAL is at least as long (%lld)",
+		      (long long)st.st_size);
+		snprintf(path, sizeof(path), "%s/ws.db", dir);
+	}
+	CHECK(store_reserve(s, 1 << 20) == 0, "making it again is a no-op");
+	CHECK(store_release_reserve(s) == 1, "release the reserve");
+	CHECK(store_reserve_size(s) == 0, "no reserve after the release");
+	CHECK(store_release_reserve(s) == 0, "a second release finds none");
+	CHECK(store_reserve(s, 1 << 20) == 0, "make it again");
 	CHECK(store_check(s, &e) == 0, "integrity check ok");
 	store_close(s);
+	{
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/ws.db-wal", dir);
+		CHECK(!stat(path, &st) && st.st_size >= 1 << 20,
+		      "the WAL keeps its length after the close");
+		snprintf(path, sizeof(path), "%s/ws.db", dir);
+	}
 	rc = store_open(path, &s, &e);
 	CHECK(rc == 0 && store_get(s, c.id, &got) == 0, "reopen keeps data");
 	CHECK(store_max_seq(s) == 0, "max seq");
