@@ -29,6 +29,16 @@
 /* Cache timeout for files written behind the kernel's back (outputs). */
 #define SHORT_TIMEOUT	1.0
 #define CTL_WRITE_MAX	(64 * 1024)
+/*
+ * The largest WRITE: 1 MiB with libfuse's 4 KiB of header is a request
+ * that still fits a pipe of the default maximum size (fs.pipe-max-size,
+ * 1 MiB), so that libfuse splices requests instead of copying them out
+ * (a bigger one makes it fall back to read(2) for good).
+ */
+#define MAX_WRITE	((1 << 20) - 4096)
+/* st_blksize of user files: cp and friends size their buffers by it;
+ * a write of this size is one request. */
+#define USER_BLKSIZE	MAX_WRITE
 
 struct mlfs {
 	struct ws *ws;
@@ -546,8 +556,7 @@ static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 	if (lstat(path, st))
 		return -errno;
 	st->st_ino = user_st_ino(st->st_ino);
-	/* cp and friends size their buffers by st_blksize: big requests */
-	st->st_blksize = 1 << 20;
+	st->st_blksize = USER_BLKSIZE;
 	return 0;
 }
 
@@ -575,19 +584,22 @@ static int do_getattr(struct mlfs *m, uint64_t ino, struct stat *st)
 	return obj_attr(m, ino, st);
 }
 
-/* Cache timeout for @ino: short below outputs/, long elsewhere. */
+/* Cache timeout for @ino: short below outputs/ of a run not yet ended,
+ * none for events (its size), long elsewhere. */
 static double timeout_for(struct mlfs *m, uint64_t ino)
 {
 	struct obj o;
 	int root;
 
-	if (ino_is_obj(ino) && ino_file(ino) == F_OUTPUTS)
-		return SHORT_TIMEOUT;
 	if (ino == INO_EVENTS)
 		return 0;	/* its size, fresh for every read */
-	if (ino_is_user(ino) && !owner_of(m, ino, &o, &root) &&
-	    root == F_OUTPUTS)
-		return SHORT_TIMEOUT;
+	/* a run writes its outputs behind the kernel's back until it ends
+	 * (its end invalidates outputs/); then they never change */
+	if ((ino_is_obj(ino) && ino_file(ino) == F_OUTPUTS &&
+	     !ws_get(m->ws, ino_obj(ino), &o)) ||
+	    (ino_is_user(ino) && !owner_of(m, ino, &o, &root) &&
+	     root == F_OUTPUTS))
+		return run_state_final(o.state) ? m->timeout : SHORT_TIMEOUT;
 	return m->timeout;
 }
 
@@ -1642,6 +1654,7 @@ static void dir_op_create(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	e.attr.st_ino = user_st_ino(e.attr.st_ino);
+	e.attr.st_blksize = USER_BLKSIZE;
 	e.attr_timeout = e.entry_timeout = m->timeout;
 	fi->keep_cache = 1;
 	if (m->no_open) {
@@ -2095,7 +2108,7 @@ static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 	/* the daemon decides what the page cache may keep (keep_cache and
 	 * explicit invalidation), not the mtime */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-	conn->max_write = 1 << 20;
+	conn->max_write = MAX_WRITE;
 	conn->max_readahead = 1 << 20;
 }
 
