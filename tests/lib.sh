@@ -84,10 +84,21 @@ is_mounted() { grep -q " $MNT fuse" /proc/mounts; }
 # the test blocked in the kernel: the watchdog aborts the FUSE connection
 # then, so that pending operations fail at once (ENOTCONN).
 WATCHDOG=
+CONN=
+# abort_conn: abort the FUSE connection of the daemon mounted on $MNT (the
+# number saved at mount, if $MNT still holds it: numbers are reused).
+abort_conn() {
+	[[ -n $CONN ]] || return 0
+	[[ $(mountpoint -d "$MNT" 2>/dev/null | cut -d: -f2) == "$CONN" ]] ||
+		return 0
+	echo 1 > "/sys/fs/fuse/connections/$CONN/abort" 2>/dev/null
+}
+
 start_watchdog() {
 	local conn
 	conn=$(mountpoint -d "$MNT" 2>/dev/null | cut -d: -f2)
 	[[ -n $conn ]] || return 0
+	CONN=$conn
 	if [[ ! -d /sys/fs/fuse/connections/$conn ]] && [[ $(id -u) -eq 0 ]]; then
 		mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
 	fi
@@ -95,7 +106,7 @@ start_watchdog() {
 		while :; do
 			st=$(awk '{print $3}' "/proc/$DPID/stat" 2>/dev/null)
 			if [[ -z $st || $st == Z ]]; then
-				echo 1 > "/sys/fs/fuse/connections/$conn/abort" 2>/dev/null
+				abort_conn
 				exit 0
 			fi
 			sleep 0.5
@@ -180,12 +191,20 @@ stop_replicas() {
 }
 
 cleanup() {
+	local i
 	stop_watchdog
 	if [[ -n "$DPID" ]] && kill -0 "$DPID" 2>/dev/null; then
-		fusermount3 -uz "$MNT" 2>/dev/null
 		kill -TERM "$DPID" 2>/dev/null
 		sleep 1
 		kill -KILL "$DPID" 2>/dev/null
+		# a daemon whose threads hang in the kernel (a deadlock) never
+		# goes, nor do the tasks waiting for it: abort its connection
+		for ((i = 0; i < 20; i++)); do
+			[[ -e /proc/$DPID ]] || break
+			sleep 0.1
+		done
+		[[ -e /proc/$DPID ]] && abort_conn
+		fusermount3 -uz "$MNT" 2>/dev/null
 	fi
 	is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
 	# runs started by this test: their supervisors live in sessions of
