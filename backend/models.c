@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * Models: `register NAME [PATH]` makes a version of models/NAME from a
- * Completed run's outputs; a version that a deployment serves is InUse
- * (its files are read-only, rmdir says EBUSY) until no deployment does.
+ * Completed run's outputs (hard links to them: ws_user_file_write parts a
+ * file from the run's before it is changed); a version that a deployment
+ * serves is InUse (its files are read-only, rmdir says EBUSY) until no
+ * deployment does.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -154,7 +156,9 @@ int model_register(struct ws *ws, const struct obj *run,
 	if (rc)
 		return rc;
 	ws_obj_path(ws, v.id, RUN_FILES, dst);
-	rc = copy_into(src, name[0] ? name : NULL, dst, e);
+	/* new names of the outputs' files, not copies: instant, however big
+	 * the model (its files are parted from the run's when written) */
+	rc = link_into(src, name[0] ? name : NULL, dst, e);
 	if (!rc && geteuid() == 0 && run->uid)
 		chown_tree(dst, run->uid, run->gid);
 	if (rc) {

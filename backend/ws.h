@@ -122,6 +122,13 @@ int ws_busy(struct ws *ws, const struct obj *o);
 void ws_refuse(struct ws *ws, int64_t id, int rc, const struct err *e);
 /* 1 while the user's files in the object's folder may change. */
 int ws_files_writable(const struct obj *o);
+/*
+ * ws_user_file_write - user file @path of @o is about to be changed
+ * (written, truncated, chmod…): a model version's file that is still a
+ * name of a run's output (register links them) becomes a file of its own
+ * first.  0 or -errno.
+ */
+int ws_user_file_write(struct ws *ws, const struct obj *o, const char *path);
 
 /* ---- control files -------------------------------------------------------- */
 

@@ -1131,6 +1131,32 @@ static int user_writable(struct mlfs *m, const struct obj *o, int root)
 	return -EROFS;
 }
 
+/*
+ * User file @ino of @o at @path is about to change.  The backend may make
+ * it a file of its own first (a model version's file that still is a
+ * name of a run's output): then the old inode's other names lose a link
+ * and this one has a new inode number, which the kernel caches.
+ */
+static int before_user_write(struct mlfs *m, uint64_t ino,
+			     const struct obj *o, const char *path)
+{
+	uint64_t alias[16];
+	struct stat a, b;
+	int rc, n;
+
+	if (lstat(path, &a))
+		return 0;
+	rc = ws_user_file_write(m->ws, o, path);
+	if (rc || lstat(path, &b) || a.st_ino == b.st_ino)
+		return rc;
+	nodes_set_backing(m->nodes, ino, b.st_ino);
+	inval_inode(m, ino, -1);
+	n = nodes_by_backing(m->nodes, a.st_ino, ino, alias, 16);
+	for (int i = 0; i < n; i++)
+		inval_inode(m, alias[i], -1);
+	return 0;
+}
+
 static int open_user_file(struct mlfs *m, uint64_t ino,
 			  struct fuse_file_info *fi, struct fh **hp)
 {
@@ -1145,6 +1171,8 @@ static int open_user_file(struct mlfs *m, uint64_t ino,
 		rc = ws_get(m->ws, id, &o);
 	if (!rc && wants_write(fi->flags))
 		rc = user_writable(m, &o, root);
+	if (!rc && wants_write(fi->flags))
+		rc = before_user_write(m, ino, &o, path);
 	if (rc)
 		return rc;
 	h = fh_new(FH_FD, id, 0);
@@ -1358,6 +1386,8 @@ static int open_user_for_write(struct mlfs *m, uint64_t ino, ssize_t *err)
 		rc = ws_get(m->ws, id, &o);
 	if (!rc)
 		rc = user_writable(m, &o, root);
+	if (!rc)
+		rc = before_user_write(m, ino, &o, path);
 	if (rc) {
 		*err = rc;
 		return -1;
@@ -1993,6 +2023,8 @@ static int setattr_user(struct mlfs *m, uint64_t ino, struct stat *attr,
 		rc = ws_get(m->ws, id, &o);
 	if (!rc)
 		rc = user_writable(m, &o, root);
+	if (!rc)
+		rc = before_user_write(m, ino, &o, path);
 	if (rc)
 		return rc;
 	if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode))

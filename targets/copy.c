@@ -66,15 +66,17 @@ int remove_tree(const char *path)
 	return 0;
 }
 
-static int copy_file(int sdir, int ddir, const char *name, mode_t mode)
+/* Copy file @sname of folder @sdir into a new file @dname of @ddir. */
+static int copy_file_as(int sdir, const char *sname, int ddir,
+			const char *dname, mode_t mode)
 {
 	int in, out, rc = 0;
 	ssize_t n;
 
-	in = openat(sdir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	in = openat(sdir, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
-	out = openat(ddir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	out = openat(ddir, dname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 		     mode & 07777);
 	if (out < 0) {
 		rc = -errno;
@@ -101,6 +103,11 @@ static int copy_file(int sdir, int ddir, const char *name, mode_t mode)
 	return rc;
 }
 
+static int copy_file(int sdir, int ddir, const char *name, mode_t mode)
+{
+	return copy_file_as(sdir, name, ddir, name, mode);
+}
+
 static int copy_link(int sdir, int ddir, const char *name)
 {
 	char target[PATH_MAX];
@@ -125,6 +132,8 @@ struct links {
 };
 
 static __thread struct links *cur_links;
+/* link_into: regular files become new names of the same inodes */
+static __thread int share_files;
 
 static struct link_seen *link_find(const struct stat *st)
 {
@@ -169,7 +178,7 @@ static int copy_entry(int sdir, int ddir, const char *name, int depth,
 		return -errno;
 	if (S_ISLNK(st.st_mode))
 		return copy_link(sdir, ddir, name);
-	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !share_files) {
 		struct link_seen *seen = link_find(&st);
 
 		if (seen)	/* a hard link within the run: link again */
@@ -180,6 +189,9 @@ static int copy_entry(int sdir, int ddir, const char *name, int depth,
 			link_add(&st, ddir, name);
 		return rc;
 	}
+	if (S_ISREG(st.st_mode) && share_files &&
+	    !linkat(sdir, name, ddir, name, 0))
+		return 0;	/* else (another file system …) a copy */
 	if (S_ISREG(st.st_mode))
 		return copy_file(sdir, ddir, name, st.st_mode);
 	if (!S_ISDIR(st.st_mode))
@@ -292,4 +304,47 @@ int copy_into(const char *src, const char *name, const char *dst,
 			       "the files", where[0] ? " at " : "", where,
 			       strerror(-rc));
 	return 0;
+}
+
+int link_into(const char *src, const char *name, const char *dst,
+	      struct err *e)
+{
+	int rc;
+
+	share_files = 1;
+	rc = copy_into(src, name, dst, e);
+	share_files = 0;
+	return rc;
+}
+
+int unshare_file(const char *path)
+{
+	char tmp[PATH_MAX + 16], *slash;
+	struct stat st;
+	int dir, rc;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISREG(st.st_mode) || st.st_nlink < 2)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	slash = strrchr(tmp, '/');
+	if (!slash)
+		return -EINVAL;
+	*slash = '\0';
+	dir = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return -errno;
+	snprintf(tmp, sizeof(tmp), ".%s.mlfs-unshare", slash + 1);
+	unlinkat(dir, tmp, 0);
+	rc = copy_file_as(dir, slash + 1, dir, tmp, st.st_mode);
+	if (!rc && fchownat(dir, tmp, st.st_uid, st.st_gid,
+			    AT_SYMLINK_NOFOLLOW) && geteuid() == 0)
+		rc = -errno;
+	if (!rc && renameat(dir, tmp, dir, slash + 1))
+		rc = -errno;
+	if (rc)
+		unlinkat(dir, tmp, 0);
+	close(dir);
+	return rc;
 }

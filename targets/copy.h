@@ -24,6 +24,20 @@ int copy_tree_fresh(const char *src, const char *dst, struct err *e);
 int copy_into(const char *src, const char *name, const char *dst,
 	      struct err *e);
 
+/*
+ * link_into - as copy_into, but regular files become new names (hard
+ * links) of the same inodes, copied only where a link cannot be made.
+ * Instant, and no second copy of the bytes: for registering outputs as a
+ * model version (which unshare_file parts before it is written).
+ */
+int link_into(const char *src, const char *name, const char *dst,
+	      struct err *e);
+
+/* The regular file @path, if it has other names, becomes a copy of its
+ * own (same bytes, mode and owner), so that writing it changes only it.
+ * 0 or -errno. */
+int unshare_file(const char *path);
+
 /* chown -R @path to @uid:@gid without following symlinks.  0 or -errno. */
 int chown_tree(const char *path, uid_t uid, gid_t gid);
 

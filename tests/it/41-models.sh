@@ -33,6 +33,8 @@ eq "version 1" 1 "$(ls "$MNT/models/m")"
 eq "version 1 holds all of outputs/" "info.json model.bin tok tok/vocab.txt" \
 	"$(cd "$MNT/models/m/1" && find . -mindepth 1 | sed 's|^\./||' | sort | paste -sd' ')"
 eq "content copied" weights "$(cat "$MNT/models/m/1/model.bin")"
+eq "no second copy of the bytes: the output's own inode" \
+	"$(stat -c %i "$R/outputs/model.bin")" "$(stat -c %i "$MNT/models/m/1/model.bin")"
 eq "info.json: run" t "$(json_get "$MNT/models/m/1/info.json" run)"
 eq "info.json: path" outputs "$(json_get "$MNT/models/m/1/info.json" run_path)"
 eq "info.json: model" m "$(json_get "$MNT/models/m/1/info.json" model)"
@@ -52,6 +54,13 @@ check "the run's outputs are untouched" test -f "$R/outputs/model.bin"
 check "a registered version is editable while unused" \
 	sh -c "echo more >> '$MNT/models/m/4/model.bin'"
 check "and the run's copy is not" eval "[[ \$(cat '$R/outputs/model.bin') == weights ]]"
+check "the edited version's file is now a file of its own" \
+	test "$(stat -c %i "$R/outputs/model.bin")" != "$(stat -c %i "$MNT/models/m/4/model.bin")"
+check "truncating a still-shared version file leaves the run's alone" \
+	truncate -s 0 "$MNT/models/m/1/model.bin"
+eq "the run's output after the truncate" weights "$(cat "$R/outputs/model.bin")"
+check "chmod of a version file leaves the run's mode alone" chmod 600 "$MNT/models/m/1/tok/vocab.txt"
+eq "the run's vocab.txt mode" 644 "$(stat -c %a "$R/outputs/tok/vocab.txt")"
 
 # refusals
 expect_err "register without a name" "$EINVAL" wr "$R/ctl" register
