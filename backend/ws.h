@@ -146,7 +146,10 @@ unsigned ws_file_mode(struct ws *ws, const struct obj *o, int file);
  * (truncating it first to @off when @trunc).  0, -EROFS frozen, -EFBIG past
  * SETTING_MAX, -EACCES not a setting.
  */
-#define SETTING_MAX	(1 << 20)
+/* A setting holds less than 1020 KiB: the largest request the kernel
+ * sends (fs/fs.c MAX_WRITE), so that the first piece of a write too big
+ * for a setting already reaches the limit, and no head of it is kept. */
+#define SETTING_MAX	((1 << 20) - 4096)
 int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 		     size_t len, off_t off);
 int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size);

@@ -36,6 +36,8 @@
  * (a bigger one makes it fall back to read(2) for good).
  */
 #define MAX_WRITE	((1 << 20) - 4096)
+_Static_assert(SETTING_MAX <= MAX_WRITE, "a write too big for a setting"
+	       " must reach the limit in its first piece");
 /* st_blksize of user files: cp and friends size their buffers by it;
  * a write of this size is one request. */
 #define USER_BLKSIZE	MAX_WRITE
@@ -135,8 +137,21 @@ static const char readme_text[] =
 	"sentence in the object's error file.  cat ctl lists the commands\n"
 	"valid now.  See mlfs(1).\n";
 
+/*
+ * Invalidations wait for kernel locks: a name for its folder's, an inode's
+ * pages for each page's, and the tasks holding those may be waiting for
+ * the answer to a request of theirs.  A thread answering requests must
+ * not wait for them (a cycle through two requests deadlocks: `echo submit
+ * > r/ctl` racing `rm -r r`), so from such a thread they go to the
+ * notifier thread, which does them one by one.  A thread is marked when
+ * it first answers a request (every handler starts with M()); the
+ * backend's workers never are.
+ */
+static __thread int in_request;
+
 static struct mlfs *M(fuse_req_t req)
 {
+	in_request = 1;
 	return fuse_req_userdata(req);
 }
 
@@ -168,16 +183,6 @@ static void *notifier_main(void *arg)
 	pthread_mutex_unlock(&m->q_lock);
 	return NULL;
 }
-
-/*
- * Invalidations wait for kernel locks: a name for its folder's, an inode's
- * pages for each page's, and the tasks holding those may be waiting for
- * the answer to a request of theirs.  A thread answering requests must
- * not wait for them (a cycle through two requests deadlocks: `echo submit
- * > r/ctl` racing `rm -r r`), so from such a thread they go to the
- * notifier thread, which does them one by one.
- */
-static __thread int in_request;
 
 static void enqueue(struct mlfs *m, uint64_t ino, const char *name, off_t off)
 {
@@ -1647,9 +1652,8 @@ static int user_target(struct mlfs *m, uint64_t parent, const char *name,
 	return child_backing(m, parent, name, path, &id, &root);
 }
 
-static void dir_op_create(fuse_req_t req, fuse_ino_t parent,
-			  const char *name, mode_t mode,
-			  struct fuse_file_info *fi)
+static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, struct fuse_file_info *fi)
 {
 	struct fuse_entry_param e = { 0 };
 	struct mlfs *m = M(req);
@@ -1700,8 +1704,8 @@ static void dir_op_create(fuse_req_t req, fuse_ino_t parent,
 	}
 }
 
-static void dir_op_mkdir(fuse_req_t req, fuse_ino_t parent,
-			 const char *name, mode_t mode)
+static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		       mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct mlfs *m = M(req);
@@ -1775,8 +1779,7 @@ static int unlink_ctl(struct mlfs *m, const struct obj *o)
 	return 0;
 }
 
-static void dir_op_unlink(fuse_req_t req, fuse_ino_t parent,
-			  const char *name)
+static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	const struct file_desc *fd;
 	struct mlfs *m = M(req);
@@ -1803,8 +1806,7 @@ static void dir_op_unlink(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, -rc);
 }
 
-static void dir_op_rmdir(fuse_req_t req, fuse_ino_t parent,
-			 const char *name)
+static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mlfs *m = M(req);
 	struct err e = { { 0 } };
@@ -1915,9 +1917,9 @@ static int rename_user(struct mlfs *m, uint64_t parent, const char *name,
 	return rc;
 }
 
-static void dir_op_rename(fuse_req_t req, fuse_ino_t parent,
-			  const char *name, fuse_ino_t newparent,
-			  const char *newname, unsigned int flags)
+static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned int flags)
 {
 	const struct file_desc *fd;
 	struct mlfs *m = M(req);
@@ -1947,8 +1949,8 @@ static void dir_op_rename(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, -rc);
 }
 
-static void dir_op_symlink(fuse_req_t req, const char *link,
-			   fuse_ino_t parent, const char *name)
+static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+			 const char *name)
 {
 	struct mlfs *m = M(req);
 	char path[PATH_MAX];
@@ -1966,8 +1968,8 @@ static void dir_op_symlink(fuse_req_t req, const char *link,
 		fuse_reply_err(req, -rc);
 }
 
-static void dir_op_link(fuse_req_t req, fuse_ino_t ino,
-			fuse_ino_t newparent, const char *newname)
+static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		      const char *newname)
 {
 	struct mlfs *m = M(req);
 	char from[PATH_MAX], to[PATH_MAX];
@@ -2078,9 +2080,8 @@ static int setattr_ctl(struct mlfs *m, uint64_t ino, struct stat *attr,
 	return ws_setting_truncate(m->ws, o.id, fd->file, attr->st_size);
 }
 
-static void dir_op_setattr(fuse_req_t req, fuse_ino_t ino,
-			   struct stat *attr, int to_set,
-			   struct fuse_file_info *fi)
+static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+			 int to_set, struct fuse_file_info *fi)
 {
 	struct mlfs *m = M(req);
 	struct stat st;
@@ -2142,74 +2143,6 @@ static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->max_write = MAX_WRITE;
 	conn->max_readahead = 1 << 20;
-}
-
-/*
- * The operations that change things, on the threads answering requests:
- * the invalidations they cause that may wait are done by the notifier
- * (see in_request).
- */
-static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode, struct fuse_file_info *fi)
-{
-	in_request = 1;
-	dir_op_create(req, parent, name, mode, fi);
-	in_request = 0;
-}
-
-static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		       mode_t mode)
-{
-	in_request = 1;
-	dir_op_mkdir(req, parent, name, mode);
-	in_request = 0;
-}
-
-static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	in_request = 1;
-	dir_op_unlink(req, parent, name);
-	in_request = 0;
-}
-
-static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-	in_request = 1;
-	dir_op_rmdir(req, parent, name);
-	in_request = 0;
-}
-
-static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-			fuse_ino_t newparent, const char *newname,
-			unsigned int flags)
-{
-	in_request = 1;
-	dir_op_rename(req, parent, name, newparent, newname, flags);
-	in_request = 0;
-}
-
-static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
-			 const char *name)
-{
-	in_request = 1;
-	dir_op_symlink(req, link, parent, name);
-	in_request = 0;
-}
-
-static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
-		      const char *newname)
-{
-	in_request = 1;
-	dir_op_link(req, ino, newparent, newname);
-	in_request = 0;
-}
-
-static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-			 int to_set, struct fuse_file_info *fi)
-{
-	in_request = 1;
-	dir_op_setattr(req, ino, attr, to_set, fi);
-	in_request = 0;
 }
 
 const struct fuse_lowlevel_ops mlfs_ops = {
