@@ -659,13 +659,21 @@ int store_list_kind_state(struct store *s, int kind, const char *state,
 	return rc;
 }
 
-int64_t store_max_seq(struct store *s)
+/* The one integer statement @id (no parameters) answers, or -errno. */
+static int64_t locked_int(struct store *s, enum stmt_id id)
 {
 	int64_t n;
 
 	pthread_mutex_lock(&s->lock);
-	n = single_int(s, stmt(s, S_MAX_SEQ));
+	n = single_int(s, stmt(s, id));
 	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int64_t store_max_seq(struct store *s)
+{
+	int64_t n = locked_int(s, S_MAX_SEQ);
+
 	return n < 0 ? 0 : n;
 }
 
@@ -768,12 +776,7 @@ int store_reserve(struct store *s, size_t bytes)
 
 int64_t store_reserve_size(struct store *s)
 {
-	int64_t n;
-
-	pthread_mutex_lock(&s->lock);
-	n = single_int(s, stmt(s, S_RESERVE_SIZE));
-	pthread_mutex_unlock(&s->lock);
-	return n;
+	return locked_int(s, S_RESERVE_SIZE);
 }
 
 int store_release_reserve(struct store *s)
