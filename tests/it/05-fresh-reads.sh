@@ -72,6 +72,13 @@ for i in $(seq 1 15); do
 done
 eq "status of 15 short runs: each of $nreads reads one whole word" "" "$junk"
 
+# three threads reading status in a tight loop while runs go by: every
+# read is one whole word and its newline (no cut word, no NUL, no padding)
+read -r hreads hjunk < <(timeout 120 python3 "$ROOT/tests/status-hammer.py" "$MNT" 30 3)
+echo "# status hammer: ${hreads:-?} reads"
+check "status hammer: some reads done (${hreads:-0})" test "${hreads:-0}" -gt 1000
+eq "status hammer: no read of a status was torn" 0 "${hjunk:-?}"
+
 stale=0
 for i in 1 2 3 4 5 6 7 8; do
 	newrun q$i 'true'
