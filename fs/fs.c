@@ -207,11 +207,20 @@ static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
 	enqueue(m, ino, name, 0);
 }
 
-/* Invalidate @ino's attributes and its pages from @off (-1: none): at
- * once, but from a request thread when it cannot wait (see in_request). */
+/*
+ * Invalidate @ino's attributes and its pages from @off (-1: none): at
+ * once, but from a request thread when it cannot wait (see in_request).
+ * A folder's listing never waits (the kernel locks its pages only to fill
+ * them from a READDIR already answered), so that a new entry (a model's
+ * version, say) is listed as soon as the write that made it returns.
+ */
 static void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 {
-	if (in_request && off >= 0)
+	int dir = top_ino_kind(ino) != K_NONE ||
+		  (ino_is_obj(ino) && (ino_file(ino) == F_DIR ||
+				       ino_file(ino) == F_OUTPUTS));
+
+	if (in_request && off >= 0 && !dir)
 		enqueue(m, ino, NULL, off);
 	else
 		fuse_lowlevel_notify_inval_inode(m->se, ino, off, 0);
@@ -338,7 +347,7 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 	uint64_t p = parent ? obj_ino(parent, F_DIR) : kind_top_ino(kind);
 
 	defer_inval(m, p, name);
-	defer_inval(m, p, NULL);	/* and the folder's cached listing */
+	inval_inode(m, p, 0);		/* and the folder's cached listing */
 }
 
 static void hook_outputs(void *ctx, int64_t id)
