@@ -55,12 +55,17 @@ struct mlfs {
 	/* Entry invalidations that must wait until the request that caused
 	 * them has been answered (the kernel holds the folder's lock until
 	 * then).  Handled by the notifier thread. */
-	pthread_mutex_t q_lock;		/* guards q, q_stop */
+	pthread_mutex_t q_lock;		/* guards q, q_tail, q_stop */
 	pthread_cond_t q_cond;
-	struct pending *q;
+	struct pending *q, **q_tail;	/* first in, first done */
 	int q_stop;
 	pthread_t notifier;
 	int have_notifier;
+	/* Notifications go to the kernel only while live: mlfs_quiesce
+	 * ends that before the session's file descriptor is closed. */
+	pthread_rwlock_t live_lock;	/* guards live, held around a call */
+	int live;
+	char *mountpoint;
 
 	/* Negotiated at init: the kernel opens files and folders without
 	 * asking (FUSE_CAP_NO_OPEN_SUPPORT / _NO_OPENDIR_SUPPORT), caches
@@ -137,25 +142,42 @@ static const char readme_text[] =
 	"sentence in the object's error file.  cat ctl lists the commands\n"
 	"valid now.  See mlfs(1).\n";
 
-/*
- * Invalidations wait for kernel locks: a name for its folder's, an inode's
- * pages for each page's, and the tasks holding those may be waiting for
- * the answer to a request of theirs.  A thread answering requests must
- * not wait for them (a cycle through two requests deadlocks: `echo submit
- * > r/ctl` racing `rm -r r`), so from such a thread they go to the
- * notifier thread, which does them one by one.  A thread is marked when
- * it first answers a request (every handler starts with M()); the
- * backend's workers never are.
- */
-static __thread int in_request;
-
 static struct mlfs *M(fuse_req_t req)
 {
-	in_request = 1;
 	return fuse_req_userdata(req);
 }
 
 /* ---- notifier --------------------------------------------------------------- */
+
+/*
+ * Invalidations may wait for kernel locks: a name for its folder's, an
+ * inode's pages for each page's, and the tasks holding those may be
+ * waiting for the answer to a request of theirs.  A thread answering
+ * requests must not wait for them (a cycle through two requests
+ * deadlocks: `echo submit > r/ctl` racing `rm -r r`), nor a worker (its
+ * target's runs would stall, and it could not stop once requests are no
+ * longer answered): they go to the notifier thread, which does them one
+ * by one.  Only those that cannot wait are done at once: attributes, and a
+ * folder's listing (its pages are locked only to fill them from an
+ * answered READDIR).
+ */
+static void kernel_inval_inode(struct mlfs *m, uint64_t ino, off_t off)
+{
+	pthread_rwlock_rdlock(&m->live_lock);
+	if (m->live)
+		fuse_lowlevel_notify_inval_inode(m->se, ino, off, 0);
+	pthread_rwlock_unlock(&m->live_lock);
+}
+
+static void kernel_inval_entry(struct mlfs *m, uint64_t parent,
+			       const char *name)
+{
+	pthread_rwlock_rdlock(&m->live_lock);
+	if (m->live)
+		fuse_lowlevel_notify_inval_entry(m->se, parent, name,
+						 strlen(name));
+	pthread_rwlock_unlock(&m->live_lock);
+}
 
 static void *notifier_main(void *arg)
 {
@@ -166,17 +188,17 @@ static void *notifier_main(void *arg)
 	for (;;) {
 		while (!m->q && !m->q_stop)
 			pthread_cond_wait(&m->q_cond, &m->q_lock);
-		if (!m->q)
-			break;
+		if (m->q_stop)
+			break;	/* what is left is dropped with the mount */
 		p = m->q;
 		m->q = p->next;
+		if (!m->q)
+			m->q_tail = &m->q;
 		pthread_mutex_unlock(&m->q_lock);
 		if (p->name[0])
-			fuse_lowlevel_notify_inval_entry(m->se, p->ino, p->name,
-							 strlen(p->name));
+			kernel_inval_entry(m, p->ino, p->name);
 		else
-			fuse_lowlevel_notify_inval_inode(m->se, p->ino, p->off,
-							 0);
+			kernel_inval_inode(m, p->ino, p->off);
 		free(p);
 		pthread_mutex_lock(&m->q_lock);
 	}
@@ -194,8 +216,8 @@ static void enqueue(struct mlfs *m, uint64_t ino, const char *name, off_t off)
 	p->off = off;
 	snprintf(p->name, sizeof(p->name), "%s", name ? name : "");
 	pthread_mutex_lock(&m->q_lock);
-	p->next = m->q;
-	m->q = p;
+	*m->q_tail = p;
+	m->q_tail = &p->next;
 	pthread_cond_signal(&m->q_cond);
 	pthread_mutex_unlock(&m->q_lock);
 }
@@ -208,11 +230,10 @@ static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
 }
 
 /*
- * Invalidate @ino's attributes and its pages from @off (-1: none): at
- * once, but from a request thread when it cannot wait (see in_request).
- * A folder's listing never waits (the kernel locks its pages only to fill
- * them from a READDIR already answered), so that a new entry (a model's
- * version, say) is listed as soon as the write that made it returns.
+ * Invalidate @ino's attributes and its pages from @off (-1: none): pages
+ * of files on the notifier; attributes and folders at once (see above),
+ * so that a new entry (a model's version, say) is listed as soon as the
+ * write that made it returns.
  */
 static void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 {
@@ -220,10 +241,10 @@ static void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 		  (ino_is_obj(ino) && (ino_file(ino) == F_DIR ||
 				       ino_file(ino) == F_OUTPUTS));
 
-	if (in_request && off >= 0 && !dir)
+	if (off >= 0 && !dir)
 		enqueue(m, ino, NULL, off);
 	else
-		fuse_lowlevel_notify_inval_inode(m->se, ino, off, 0);
+		kernel_inval_inode(m, ino, off);
 }
 
 static struct stripe *stripe_of(struct mlfs *m, int64_t id)
@@ -1994,7 +2015,7 @@ static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	if (!rc && link(from, to))
 		rc = -errno;
 	if (!rc)	/* the first name's link count changed (attrs only) */
-		fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
+		inval_inode(m, ino, -1);
 	if (!rc)
 		rc = reply_entry(req, m, nodes_get(m->nodes, newparent, newname));
 	if (rc)
@@ -2201,6 +2222,8 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	clock_gettime(CLOCK_REALTIME, &m->mounted);
 	pthread_mutex_init(&m->q_lock, NULL);
 	pthread_cond_init(&m->q_cond, NULL);
+	m->q_tail = &m->q;
+	pthread_rwlock_init(&m->live_lock, NULL);
 	pthread_mutex_init(&m->dc_lock, NULL);
 	pthread_mutex_init(&m->sl_lock, NULL);
 	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
@@ -2212,7 +2235,8 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	return m;
 }
 
-void mlfs_attach(struct mlfs *m, struct fuse_session *se)
+void mlfs_attach(struct mlfs *m, struct fuse_session *se,
+		 const char *mountpoint)
 {
 	struct ws_hooks h = {
 		.ctx		= m,
@@ -2225,22 +2249,87 @@ void mlfs_attach(struct mlfs *m, struct fuse_session *se)
 	};
 
 	m->se = se;
+	m->live = 1;
+	m->mountpoint = strdup(mountpoint);
 	ws_set_hooks(m->ws, &h);
 	m->have_notifier = !pthread_create(&m->notifier, NULL, notifier_main,
 					   m);
 }
 
-void mlfs_free(struct mlfs *m)
+/* The device minor of our mount (its fusectl connection), read from
+ * /proc/self/mountinfo: a stat of the mountpoint would ask ourselves. */
+static int conn_of(const char *mountpoint)
 {
-	if (!m)
-		return;
+	char line[4096], mp[PATH_MAX];
+	unsigned maj, min;
+	int conn = -1;
+	FILE *f;
+
+	f = mountpoint ? fopen("/proc/self/mountinfo", "re") : NULL;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min,
+			   mp) == 3 && !strcmp(mp, mountpoint))
+			conn = (int)min;	/* the last: ours, on top */
+	if (f)
+		fclose(f);
+	return conn;
+}
+
+/* Abort our FUSE connection (fusectl), which ends every request and
+ * notification in flight.  Best effort: fusectl may not be mounted. */
+static void abort_conn(struct mlfs *m)
+{
+	int fd, conn = conn_of(m->mountpoint);
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%d/abort",
+		 conn);
+	fd = conn >= 0 ? open(path, O_WRONLY | O_CLOEXEC) : -1;
+	if (fd >= 0 && write(fd, "1", 1) != 1)
+		log_warn("cannot abort FUSE connection %d", conn);
+	if (fd >= 0)
+		close(fd);
+}
+
+void mlfs_quiesce(struct mlfs *m)
+{
+	struct timespec until;
+
 	if (m->have_notifier) {
 		pthread_mutex_lock(&m->q_lock);
 		m->q_stop = 1;
 		pthread_cond_signal(&m->q_cond);
 		pthread_mutex_unlock(&m->q_lock);
-		pthread_join(m->notifier, NULL);
+		/* a name waiting for a folder whose holder waits for an answer
+		 * that no thread gives any more: abort to free both */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 2;
+		if (pthread_timedjoin_np(m->notifier, NULL, &until)) {
+			log_warn("an invalidation did not end: aborting the"
+				 " FUSE connection");
+			abort_conn(m);
+			pthread_join(m->notifier, NULL);
+		}
+		m->have_notifier = 0;
 	}
+	pthread_rwlock_wrlock(&m->live_lock);
+	m->live = 0;
+	pthread_rwlock_unlock(&m->live_lock);
+}
+
+void mlfs_free(struct mlfs *m)
+{
+	struct pending *p;
+
+	if (!m)
+		return;
+	mlfs_quiesce(m);
+	while ((p = m->q)) {
+		m->q = p->next;
+		free(p);
+	}
+	pthread_rwlock_destroy(&m->live_lock);
+	free(m->mountpoint);
 	for (size_t i = 0; i < sizeof(m->dc) / sizeof(m->dc[0]); i++)
 		dh_free(m->dc[i]);
 	nodes_free(m->nodes);

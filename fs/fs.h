@@ -17,8 +17,12 @@ struct mlfs_opts {
 extern const struct fuse_lowlevel_ops mlfs_ops;
 
 struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o);
-/* After fuse_session_new: install the invalidation hooks in @ws. */
-void mlfs_attach(struct mlfs *m, struct fuse_session *se);
+/* Once mounted on @mountpoint: install the invalidation hooks in @ws. */
+void mlfs_attach(struct mlfs *m, struct fuse_session *se,
+		 const char *mountpoint);
+/* When the session loop has ended, before the session is unmounted: no
+ * notification reaches the kernel any more (pending ones are dropped). */
+void mlfs_quiesce(struct mlfs *m);
 void mlfs_free(struct mlfs *m);
 
 #endif

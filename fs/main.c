@@ -203,7 +203,7 @@ static int run_session(struct fuse_args *args, struct fuse_cmdline_opts *o,
 		goto out_signals;
 	if (fuse_daemonize(o->foreground))
 		goto out_unmount;
-	mlfs_attach(m, se);
+	mlfs_attach(m, se, o->mountpoint);
 	if (ws_start(ws))
 		log_warn("the workers did not all start");
 	log_info("mounted %s (state %s)", o->mountpoint, ws_state_dir(ws));
@@ -215,6 +215,7 @@ static int run_session(struct fuse_args *args, struct fuse_cmdline_opts *o,
 	rc = fuse_session_loop_mt(se, lc) < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
 	log_info("unmounting %s", o->mountpoint);
+	mlfs_quiesce(m);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
