@@ -693,10 +693,15 @@ out_rollback:
 	return rc;
 }
 
+int ws_files_shared(const struct obj *o)
+{
+	return o->kind == K_VERSION;
+}
+
 int ws_user_file_write(struct ws *ws, const struct obj *o, const char *path)
 {
 	(void)ws;
-	return o->kind == K_VERSION ? unshare_file(path) : 0;
+	return ws_files_shared(o) ? unshare_file(path) : 0;
 }
 
 int ws_files_writable(const struct obj *o)

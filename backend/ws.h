@@ -122,6 +122,9 @@ int ws_busy(struct ws *ws, const struct obj *o);
 void ws_refuse(struct ws *ws, int64_t id, int rc, const struct err *e);
 /* 1 while the user's files in the object's folder may change. */
 int ws_files_writable(const struct obj *o);
+/* 1 when the user files of @o may be names of other objects' files (a
+ * model version's, of a run's outputs): see ws_user_file_write. */
+int ws_files_shared(const struct obj *o);
 /*
  * ws_user_file_write - user file @path of @o is about to be changed
  * (written, truncated, chmod…): a model version's file that is still a

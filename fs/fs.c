@@ -1179,7 +1179,7 @@ static int before_user_write(struct mlfs *m, uint64_t ino,
 	struct stat a, b;
 	int rc, n;
 
-	if (lstat(path, &a))
+	if (!ws_files_shared(o) || lstat(path, &a))
 		return 0;
 	rc = ws_user_file_write(m->ws, o, path);
 	if (rc || lstat(path, &b) || a.st_ino == b.st_ino)
