@@ -505,9 +505,9 @@ static int disk_file_path(struct mlfs *m, const struct obj *o, int file,
 }
 
 /* Attributes of control file @ino of @o (for a generated file, of the
- * version @ino names). */
+ * version @ino names; @known: its length if just rendered, else -1). */
 static int ctl_attr(struct mlfs *m, uint64_t ino, const struct obj *o,
-		    struct stat *st)
+		    ssize_t known, struct stat *st)
 {
 	int file = ino_file(ino);
 	const struct file_desc *fd = ws_file_by_id(o->kind, file);
@@ -537,6 +537,8 @@ static int ctl_attr(struct mlfs *m, uint64_t ino, const struct obj *o,
 			st->st_mtim = bs.st_mtim;
 			st->st_blocks = bs.st_blocks;
 		}
+	} else if (known >= 0) {
+		st->st_size = known;
 	} else {
 		rc = versioned(fd) ? version_bytes(m, ino, o, file, &buf, &len) :
 		     ws_render(m->ws, o, file, &buf, &len);
@@ -557,7 +559,7 @@ static int obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 	if (rc)
 		return rc;
 	if (ino_file(ino) != F_DIR)
-		return ctl_attr(m, ino, &o, st);
+		return ctl_attr(m, ino, &o, -1, st);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | 0755;
@@ -648,19 +650,27 @@ static double timeout_for(struct mlfs *m, uint64_t ino)
  * `error`, which refusals of rmdir, unlink… change while the kernel holds
  * the folder's lock, is always looked up.
  */
+static double ctl_name_timeout(struct mlfs *m, uint64_t ino,
+				const struct obj *o)
+{
+	const struct file_desc *fd = ws_file_by_id(o->kind, ino_file(ino));
+
+	if (ino_file(ino) == F_ERROR)
+		return 0;
+	if (!versioned(fd) || (o->kind == K_RUN && run_state_final(o->state)))
+		return timeout_for(m, ino);
+	return 0;
+}
+
 static double name_timeout(struct mlfs *m, uint64_t ino)
 {
-	const struct file_desc *fd;
 	struct obj o;
 
 	if (!ino_is_obj(ino) || ino_file(ino) == F_DIR)
 		return timeout_for(m, ino);
-	if (ino_file(ino) == F_ERROR || ws_get(m->ws, ino_obj(ino), &o))
+	if (ws_get(m->ws, ino_obj(ino), &o))
 		return 0;
-	fd = ws_file_by_id(o.kind, ino_file(ino));
-	if (!versioned(fd) || (o.kind == K_RUN && run_state_final(o.state)))
-		return timeout_for(m, ino);
-	return 0;
+	return ctl_name_timeout(m, ino, &o);
 }
 
 static void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -680,17 +690,28 @@ static void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
 
 /* ---- lookup ----------------------------------------------------------------- */
 
-static int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino)
+/* What a lookup of a control file learnt: its object and, for a
+ * generated file, the length of the version it found (else -1). */
+struct ctl_view {
+	struct obj o;
+	ssize_t len;
+};
+
+/* Answer a LOOKUP with @ino (@v: what resolving it found, or NULL). */
+static int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		       const struct ctl_view *v)
 {
 	struct fuse_entry_param e = { 0 };
 	int rc;
 
-	rc = do_getattr(m, ino, &e.attr);
+	rc = v ? ctl_attr(m, ino, &v->o, v->len, &e.attr) :
+	     do_getattr(m, ino, &e.attr);
 	if (rc)
 		return rc;
 	e.ino = ino;
 	e.attr_timeout = timeout_for(m, ino);
-	e.entry_timeout = name_timeout(m, ino);
+	e.entry_timeout = v ? ctl_name_timeout(m, ino, &v->o) :
+			  name_timeout(m, ino);
 	if (ino_is_user(ino))
 		nodes_ref(m->nodes, ino);
 	if (fuse_reply_entry(req, &e) && ino_is_user(ino))
@@ -741,33 +762,40 @@ static int lookup_user(struct mlfs *m, uint64_t parent, const char *name,
 }
 
 /* The inode of control file @fd of @o: for a generated file, the
- * version of its bytes now. */
+ * version of its bytes now (and their length in *@len, else -1). */
 static int ctl_ino(struct mlfs *m, const struct obj *o,
-		   const struct file_desc *fd, uint64_t *ino)
+		   const struct file_desc *fd, uint64_t *ino, ssize_t *len)
 {
-	size_t len;
+	size_t n;
 	char *buf;
 	int rc;
 
 	*ino = obj_ino(o->id, fd->file);
+	*len = -1;
 	if (!versioned(fd))
 		return 0;
-	rc = ws_render(m->ws, o, fd->file, &buf, &len);
+	rc = ws_render(m->ws, o, fd->file, &buf, &n);
 	if (rc)
 		return rc;
-	*ino = obj_ino_v(o->id, fd->file, bytes_ver(buf, len));
+	*ino = obj_ino_v(o->id, fd->file, bytes_ver(buf, n));
+	*len = (ssize_t)n;
 	free(buf);
 	return 0;
 }
 
+/* Resolve @name in @parent to *@ino.  When @name is a control file,
+ * *@v (if not NULL) gets its object and the length ctl_ino found; else
+ * v->o.id is 0. */
 static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
-		     uint64_t *ino)
+		     uint64_t *ino, struct ctl_view *v)
 {
 	const struct file_desc *fd;
 	struct obj o;
 	int kind, rc;
 
 	*ino = 0;
+	if (v)
+		v->o.id = 0;
 	if (parent == INO_ROOT) {
 		*ino = lookup_root(name);
 		return *ino ? 0 : -ENOENT;
@@ -790,8 +818,12 @@ static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
 			return rc;
 		}
 		fd = ws_file_by_name(o.kind, name);
+		if (fd && v) {
+			v->o = o;
+			return ctl_ino(m, &o, fd, ino, &v->len);
+		}
 		if (fd)
-			return ctl_ino(m, &o, fd, ino);
+			return ctl_ino(m, &o, fd, ino, &(ssize_t){ 0 });
 		if (!holds_user_files(parent, &o))
 			return -ENOENT;
 	}
@@ -801,12 +833,13 @@ static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
 static void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mlfs *m = M(req);
+	struct ctl_view v;
 	uint64_t ino;
 	int rc;
 
-	rc = do_lookup(m, parent, name, &ino);
+	rc = do_lookup(m, parent, name, &ino, &v);
 	if (!rc)
-		rc = reply_entry(req, m, ino);
+		rc = reply_entry(req, m, ino, v.o.id ? &v : NULL);
 	if (rc == -ENOENT)
 		reply_negative(req, timeout_for(m, parent));
 	else if (rc)
@@ -1763,15 +1796,15 @@ static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 			rc = lookup_user(m, parent, name, &(uint64_t){ 0 });
 			if (!rc)
 				rc = reply_entry(req, m,
-					nodes_get(m->nodes, parent, name));
+					nodes_get(m->nodes, parent, name), NULL);
 			if (!rc)
 				return;
 		}
 	}
 	if (!rc && kind)
-		rc = reply_entry(req, m, obj_ino(o.id, F_DIR));
+		rc = reply_entry(req, m, obj_ino(o.id, F_DIR), NULL);
 	else if (!rc)
-		rc = reply_entry(req, m, obj_ino(o.id, F_DIR));
+		rc = reply_entry(req, m, obj_ino(o.id, F_DIR), NULL);
 	if (rc) {
 		if (e.msg[0])
 			log_debug("mkdir %s: %s", name, e.msg);
@@ -1852,7 +1885,7 @@ static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (top_ino_kind(parent) || (ino_is_obj(parent) &&
 	    ino_file(parent) == F_DIR && !ws_get(m->ws, ino_obj(parent), &o) &&
 	    o.kind == K_MODEL)) {
-		rc = do_lookup(m, parent, name, &ino);
+		rc = do_lookup(m, parent, name, &ino, NULL);
 		if (!rc)
 			rc = ws_remove(m->ws, ino_obj(ino), &e);
 		if (rc && e.msg[0])
@@ -1919,7 +1952,7 @@ static int rename_object(struct mlfs *m, uint64_t parent, const char *name,
 	uint64_t ino;
 	int rc;
 
-	rc = do_lookup(m, parent, name, &ino);
+	rc = do_lookup(m, parent, name, &ino, NULL);
 	if (!rc)
 		rc = ws_rename(m->ws, ino_obj(ino), newname, &e);
 	if (rc && e.msg[0])
@@ -1993,7 +2026,8 @@ static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	if (!rc)
 		give_to_caller(req, path);
 	if (!rc)
-		rc = reply_entry(req, m, nodes_get(m->nodes, parent, name));
+		rc = reply_entry(req, m, nodes_get(m->nodes, parent, name),
+				 NULL);
 	if (rc)
 		fuse_reply_err(req, -rc);
 }
@@ -2017,7 +2051,8 @@ static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	if (!rc)	/* the first name's link count changed (attrs only) */
 		inval_inode(m, ino, -1);
 	if (!rc)
-		rc = reply_entry(req, m, nodes_get(m->nodes, newparent, newname));
+		rc = reply_entry(req, m, nodes_get(m->nodes, newparent, newname),
+				 NULL);
 	if (rc)
 		fuse_reply_err(req, -rc);
 }
