@@ -290,14 +290,6 @@ static void change_begin(struct ws *ws, int64_t id)
 		ws->hooks.change_begin(ws->hooks.ctx, id);
 }
 
-/*
- * ws_update_obj - write @o in one transaction if the stored state is still
- * @expect (NULL: any).  Logs the state change to events and invalidates
- * @mask plus the state files.  0, -EAGAIN (then @o is reloaded), -errno.
- *
- * change_begin (no lock held) lets the FUSE layer keep the row as it was:
- * the kernel may still ask for the old bytes of a file it looked up.
- */
 /* One try of ws_update_obj: the row as it was into @cur. */
 static int update_once(struct ws *ws, struct obj *o, const char *expect,
 		       struct obj *cur)
@@ -333,6 +325,14 @@ out_rollback:
 	return rc;
 }
 
+/*
+ * ws_update_obj - write @o in one transaction if the stored state is still
+ * @expect (NULL: any).  Logs the state change to events and invalidates
+ * @mask plus the state files.  0, -EAGAIN (then @o is reloaded), -errno.
+ *
+ * change_begin (no lock held) lets the FUSE layer keep the row as it was:
+ * the kernel may still ask for the old bytes of a file it looked up.
+ */
 int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 		  unsigned mask)
 {

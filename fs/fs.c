@@ -222,11 +222,10 @@ static void enqueue(struct mlfs *m, uint64_t ino, const char *name, off_t off)
 	pthread_mutex_unlock(&m->q_lock);
 }
 
-/* Invalidate entry @name of @ino ("" or NULL: @ino's attributes and
- * pages), on the notifier thread. */
-static void defer_inval(struct mlfs *m, uint64_t ino, const char *name)
+/* Drop the cached name @name in folder @parent, on the notifier. */
+static void inval_name(struct mlfs *m, uint64_t parent, const char *name)
 {
-	enqueue(m, ino, name, 0);
+	enqueue(m, parent, name, 0);
 }
 
 /*
@@ -341,7 +340,7 @@ static void hook_files(void *ctx, int64_t id, unsigned mask)
 			continue;
 		fd = ws_file_by_id(o.kind, f);
 		if (versioned(fd))
-			defer_inval(m, obj_ino(id, F_DIR), fd->name);
+			inval_name(m, obj_ino(id, F_DIR), fd->name);
 		else
 			inval_inode(m, obj_ino(id, f), fd && (fd->flags &
 				    FD_SETTING) ? -1 : 0);
@@ -367,7 +366,7 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 	struct mlfs *m = ctx;
 	uint64_t p = parent ? obj_ino(parent, F_DIR) : kind_top_ino(kind);
 
-	defer_inval(m, p, name);
+	inval_name(m, p, name);
 	inval_inode(m, p, 0);		/* and the folder's cached listing */
 }
 
@@ -1539,7 +1538,7 @@ static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		return ws_setting_write(m->ws, o.id, fd->file, buf, *size, off);
 	/* the written bytes sit in ctl's page cache: drop them (later: the
 	 * kernel holds those pages locked until this write is answered) */
-	defer_inval(m, ino, NULL);
+	inval_inode(m, ino, 0);
 	if (*size > CTL_WRITE_MAX)
 		return -EFBIG;
 	return ws_ctl(m->ws, o.id, buf, *size, ctx->uid, ctx->gid);
@@ -1940,8 +1939,8 @@ static int rename_onto_setting(struct mlfs *m, uint64_t parent,
 		return rc;
 	unlink(path);
 	nodes_unlink(m->nodes, parent, name);
-	defer_inval(m, obj_ino(o->id, F_DIR), fd->name);
-	defer_inval(m, obj_ino(o->id, fd->file), NULL);
+	inval_name(m, obj_ino(o->id, F_DIR), fd->name);
+	inval_inode(m, obj_ino(o->id, fd->file), 0);
 	return 0;
 }
 

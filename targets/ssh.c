@@ -85,6 +85,15 @@ struct ssh_run {
 	char fetch_err[256];
 };
 
+unsigned int ssh_rnd32(void)
+{
+	unsigned int v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+		v = (unsigned int)(ssh_mono_s() * 1e6) ^ (unsigned int)getpid();
+	return v;
+}
+
 static double wall_s(void)
 {
 	struct timespec ts;
@@ -990,7 +999,6 @@ static int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 {
 	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_run *sr;
-	unsigned int rnd = 0;
 	int rc;
 
 	if (!s)
@@ -999,10 +1007,8 @@ static int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	sr = calloc(1, sizeof(*sr));
 	if (!sr)
 		return err_set(e, -ENOMEM, "out of memory");
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = (unsigned int)(wall_s() * 1e6) ^ (unsigned int)getpid();
 	snprintf(sr->rid, sizeof(sr->rid), "%lld-%08x", (long long)r->obj.id,
-		 rnd);
+		 ssh_rnd32());
 	sr->code = -1;
 	r->priv = sr;
 	slot_take(s, r);

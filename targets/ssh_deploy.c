@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,15 +129,6 @@ static struct ssh_rent *ent_of(struct ssh_dep *dt, const struct replica *r)
 	return NULL;
 }
 
-static unsigned int rnd32(void)
-{
-	unsigned int v = 0;
-
-	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
-		v = (unsigned int)(ssh_mono_s() * 1e6) ^ (unsigned int)getpid();
-	return v;
-}
-
 /* ---- local records ------------------------------------------------------ */
 
 static void rec_path(const char *dir, int gen, int slot, char *buf)
@@ -198,7 +188,7 @@ static int dep_tag(const struct deploy_ctx *d, char *tag, size_t n)
 		}
 		fclose(f);
 	}
-	snprintf(tag, n, "%08x", rnd32());
+	snprintf(tag, n, "%08x", ssh_rnd32());
 	f = fopen(path, "we");
 	if (!f)
 		return -errno;
@@ -640,7 +630,7 @@ static int launch(struct target_ctx *t, struct ssh_conn *c,
 		.gen_dir = gdir, .rep = strrchr(x->rdir, '/') + 1,
 		.mark = !g->marked, .model_id = vid, .port = s->port,
 		.check_port = s->port && !port_held(dep_of(t), x, s->port),
-		.seed = rnd32(), .command = s->command[0] ? s->command : NULL,
+		.seed = ssh_rnd32(), .command = s->command[0] ? s->command : NULL,
 		.entry = s->entry, .host = s->host, .name = d->obj.name,
 		.slot = x->slot,
 	};
@@ -710,7 +700,7 @@ int ssh_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 		return rc;
 	}
 	snprintf(x->rdir, sizeof(x->rdir), "%s/r%d-%08x", g->dir, r->slot,
-		 rnd32());
+		 ssh_rnd32());
 	x->port = s->port;
 	rec_write(x);		/* before anything runs there */
 	rc = launch(t, &c, d, s, g, x, why, sizeof(why));

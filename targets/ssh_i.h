@@ -42,6 +42,10 @@ static inline double ssh_mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* A random 32-bit number for remote folder names (a clock-based one if
+ * getrandom fails). */
+unsigned int ssh_rnd32(void);
+
 /* The target's state, made on first use; NULL when out of memory. */
 struct ssh_tgt *ssh_tgt_of(struct target_ctx *t);
 
