@@ -81,8 +81,9 @@ struct mlfs {
 
 	/* Objects as they were before their latest changes (see struct
 	 * stripe). */
-	pthread_mutex_t sl_lock;	/* guards stripes[] */
+	pthread_mutex_t sl_lock;	/* guards stripes[], lens[] */
 	struct stripe *stripes;		/* NSTRIPES */
+	struct vlen *lens;		/* NLENS */
 };
 
 /*
@@ -100,6 +101,20 @@ struct mlfs {
 struct stripe {
 	struct obj old[NSTASH];	/* the last changes, oldest overwritten */
 	unsigned next;
+};
+
+/*
+ * The sizes of versions given out, in a table of NLENS slots by inode
+ * (a newer one takes the slot).  A version's size never changes: the
+ * kernel may ask for it again long after its bytes left the stash (an
+ * unlink of a control file by a racing rm -r drops the cached attributes
+ * of a file someone holds open), and gets it here.
+ */
+#define NLENS 4096
+
+struct vlen {
+	uint64_t ino;
+	size_t len;
 };
 
 struct pending {
@@ -264,6 +279,31 @@ static void hook_change_begin(void *ctx, int64_t id)
 	s->old[s->next] = old;
 	s->next = (s->next + 1) % NSTASH;
 	pthread_mutex_unlock(&m->sl_lock);
+}
+
+static void len_note(struct mlfs *m, uint64_t ino, size_t len)
+{
+	struct vlen *v = &m->lens[(ino ^ (ino >> VER_SHIFT)) % NLENS];
+
+	pthread_mutex_lock(&m->sl_lock);
+	v->ino = ino;
+	v->len = len;
+	pthread_mutex_unlock(&m->sl_lock);
+}
+
+/* The size of version @ino if the table has it: 0, else -ESTALE. */
+static int len_find(struct mlfs *m, uint64_t ino, size_t *len)
+{
+	struct vlen *v = &m->lens[(ino ^ (ino >> VER_SHIFT)) % NLENS];
+	int rc = -ESTALE;
+
+	pthread_mutex_lock(&m->sl_lock);
+	if (v->ino == ino) {
+		*len = v->len;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&m->sl_lock);
+	return rc;
 }
 
 /* Does this control file come in versions (its bytes are generated)? */
@@ -542,10 +582,14 @@ static int ctl_attr(struct mlfs *m, uint64_t ino, const struct obj *o,
 		rc = versioned(fd) ? version_bytes(m, ino, o, file, &buf, &len) :
 		     ws_render(m->ws, o, file, &buf, &len);
 		free(buf);
+		if (rc == -ESTALE)
+			rc = len_find(m, ino, &len);
 		if (rc)
 			return rc == -ESTALE ? rc : -EIO;
 		st->st_size = len;
 	}
+	if (versioned(fd))
+		len_note(m, ino, st->st_size);
 	return 0;
 }
 
@@ -2261,8 +2305,11 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	pthread_mutex_init(&m->dc_lock, NULL);
 	pthread_mutex_init(&m->sl_lock, NULL);
 	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
-	if (!m->stripes) {
+	m->lens = calloc(NLENS, sizeof(*m->lens));
+	if (!m->stripes || !m->lens) {
 		nodes_free(m->nodes);
+		free(m->stripes);
+		free(m->lens);
 		free(m);
 		return NULL;
 	}
@@ -2368,5 +2415,6 @@ void mlfs_free(struct mlfs *m)
 		dh_free(m->dc[i]);
 	nodes_free(m->nodes);
 	free(m->stripes);
+	free(m->lens);
 	free(m);
 }
