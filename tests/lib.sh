@@ -517,3 +517,46 @@ ssh_config() {
 	echo "identity_file = $SSH_IDENTITY"
 	printf '%s\n' "$@"
 }
+
+# ---- helpers for the multi-user tests (60-69) -----------------------------------
+
+# mu_users [USER...]: make the unprivileged test users (default mlfs_ua
+# mlfs_ub mlfs_uc) unless they exist; $T becomes reachable by them.  Skips
+# the whole file (0 checks but the daemon's) when not root.
+mu_users() {
+	local u
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "# needs root to create users; skipped"
+		done_testing
+		exit
+	fi
+	(($#)) || set -- mlfs_ua mlfs_ub mlfs_uc
+	for u in "$@"; do
+		id "$u" >/dev/null 2>&1 || useradd -m -s /bin/sh "$u" ||
+			return 1
+	done
+	chmod 755 "$T"
+}
+
+# as USER COMMAND...: COMMAND as USER (its groups and HOME), with an
+# environment a login would give, not root's.
+as() {
+	local u=$1
+	shift
+	setpriv --reuid="$u" --regid="$u" --init-groups env -i \
+		HOME="$(getent passwd "$u" | cut -d: -f6)" USER="$u" \
+		LOGNAME="$u" PATH=/usr/local/bin:/usr/bin:/bin "$@"
+}
+
+# decoy PATH: a root-only file with known bytes; decoy_intact PATH: it is
+# still root's, mode 0600, with the same bytes.
+decoy() {
+	printf 'root secret %s\n' "$RANDOM$RANDOM" > "$1"
+	chmod 600 "$1"
+	chown root:root "$1"
+	sha256sum < "$1" > "$1.sum"
+}
+decoy_intact() {
+	[[ $(stat -c '%U %G %a %h' "$1") == "root root 600 1" ]] &&
+		sha256sum < "$1" | cmp -s - "$1.sum"
+}
