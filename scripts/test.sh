@@ -5,20 +5,26 @@
 # once more built with AddressSanitizer + UBSan.  Ends with one line:
 #   N passed, M failed
 #
-#   scripts/test.sh [--no-asan] [--asan-only] [--fuzz SECONDS] [PATTERN...]
+#   scripts/test.sh [--no-asan] [--asan-only] [--fuzz SECONDS] [--retry]
+#                   [PATTERN...]
 #
 # PATTERN limits the integration tests to files whose name contains it.
+# --retry (local use only, never in CI) runs a failing integration file once
+# more and counts the second attempt: CI is green only when the tests are.
+# A test killed by its timeout is reaped (tests/reap.sh): its mounts, its
+# daemon (stacks dumped into its log first) and its runs are stopped.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-asan=1 plain=1 fuzz=0 patterns=()
+asan=1 plain=1 fuzz=0 retry=0 patterns=()
 while (($#)); do
 	case $1 in
 	--no-asan) asan=0 ;;
 	--asan-only) plain=0 ;;
 	--fuzz) fuzz=$2; shift ;;
-	-h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+	--retry) retry=1 ;;
+	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
 	*) patterns+=("$1") ;;
 	esac
 	shift
@@ -61,8 +67,13 @@ run_one() {	# run_one LABEL TIMEOUT COMMAND...
 	shift 2
 	out=$LOGDIR/$(echo "$label" | tr '/ ' '__').log
 	local t0=$SECONDS
+	export MLFS_TEST_DIRS=$out.dirs
+	: >"$MLFS_TEST_DIRS"
 	timeout -k 10 "$to" "$@" >"$out" 2>&1
 	rc=$?
+	# a test killed by its timeout never ran its cleanup
+	((rc == 124 || rc == 137)) && echo "# timed out after ${to}s" >>"$out"
+	[[ -n ${KEEP:-} ]] || bash tests/reap.sh $(cat "$MLFS_TEST_DIRS") >>"$out" 2>&1
 	res=$(count "$out")
 	if ((rc != 0)) && [[ ${res#* } == 0 ]]; then
 		echo "not ok - $label exited $rc without a failed check" >>"$out"
@@ -77,18 +88,17 @@ run_one() {	# run_one LABEL TIMEOUT COMMAND...
 	fi
 }
 
-# it_file LABEL COMMAND...: one integration test file.  Some checks race
-# the kernel's caches on a loaded machine (a status read during a
-# transition); a file that fails is run once more, and only the second
-# attempt counts -- loudly, so that flakiness is seen and fixed.
+# it_file LABEL COMMAND...: one integration test file, with a timeout far
+# above what it needs; with --retry, a file that fails runs once more and
+# only the second attempt counts -- loudly.
 it_file() {
 	local label=$1 p0=$PASS f0=$FAIL
 	shift
-	run_one "$label" 300 "$@"
-	if ((FAIL > f0)); then
-		echo "    ^ failed: running $label once more (flaky?)"
+	run_one "$label" 900 "$@"
+	if ((retry && FAIL > f0)); then
+		echo "    ^ failed: running $label once more (--retry)"
 		PASS=$p0 FAIL=$f0
-		run_one "$label (second attempt)" 300 "$@"
+		run_one "$label (second attempt)" 900 "$@"
 	fi
 }
 

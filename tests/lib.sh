@@ -10,14 +10,27 @@ set -u
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 BUILD=${BUILD:-$ROOT/build}
 MLFS=${MLFS:-$BUILD/mlfs}
-T=$(mktemp -d /tmp/mlfs-it.XXXXXX)
+# MLFS_REAP=DIR: source only the helpers, to clean up what the test whose
+# folder is DIR left behind (tests/reap.sh; the runner calls it after a
+# test it had to kill).  Otherwise a new folder for this test, registered
+# in $MLFS_TEST_DIRS (when the runner sets it) so that it can be reaped.
+if [[ -n ${MLFS_REAP:-} ]]; then
+	T=$MLFS_REAP
+else
+	T=$(mktemp -d /tmp/mlfs-it.XXXXXX)
+	[[ -n ${MLFS_TEST_DIRS:-} ]] && echo "$T" >> "$MLFS_TEST_DIRS"
+fi
 MNT=$T/mnt
 STATE=$T/state
 DAEMON_ERR=$T/daemon.err
 DPID=
 N=0
 FAILED=0
-mkdir -p "$MNT"
+[[ -n ${MLFS_REAP:-} ]] || mkdir -p "$MNT"
+
+# track_pid PID: a process of this test that must not outlive it (daemons);
+# tests/reap.sh stops what a killed test left.
+track_pid() { echo "$1" >> "$T/pids"; }
 
 ok() { N=$((N + 1)); echo "ok $N - $*"; }
 not_ok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $*"; }
@@ -55,26 +68,47 @@ expect_err() {
 # wr FILE TEXT: write TEXT into FILE with one write(2) (like echo).
 wr() { printf '%s\n' "$2" > "$1"; }
 
+# Every wait below is bounded by wall time, never by a count of tries (a
+# condition may itself take seconds on a slow machine).  The bounds are
+# generous -- a wait ends as soon as its condition holds -- and scaled by
+# $MLFS_WAIT_SCALE (default 3): machines of our own kind have been measured
+# 3x slower than others.
+WAIT_SCALE=${MLFS_WAIT_SCALE:-3}
+
+# now_ms: wall clock in milliseconds (no fork).
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+# deadline SECONDS: the wall time (ms) a wait of SECONDS (scaled) ends at.
+deadline() {
+	local ms
+	ms=$(awk -v s="$1" -v k="$WAIT_SCALE" 'BEGIN { printf "%d", s * k * 1000 }')
+	echo $(($(now_ms) + ms))
+}
+
 # wait_for FILE VALUE [SECONDS]: poll until FILE's content is VALUE.
 wait_for() {
-	local f=$1 v=$2 s=${3:-20} i
-	for ((i = 0; i < s * 20; i++)); do
+	local f=$1 v=$2 end
+	end=$(deadline "${3:-20}")
+	while :; do
 		[[ "$(cat "$f" 2>/dev/null)" == "$v" ]] && return 0
+		(($(now_ms) < end)) || break
 		sleep 0.05
 	done
-	echo "# $f is '$(cat "$f" 2>/dev/null)', not '$v' after ${s}s" >&2
+	echo "# $f is '$(cat "$f" 2>/dev/null)', not '$v' after $((${3:-20} * WAIT_SCALE))s" >&2
 	return 1
 }
 
 # wait_final RUNDIR [SECONDS]: until status is Completed/Failed/Canceled.
 wait_final() {
-	local s=${2:-30} i st
-	for ((i = 0; i < s * 20; i++)); do
+	local end st
+	end=$(deadline "${2:-30}")
+	while :; do
 		st=$(cat "$1/status" 2>/dev/null)
 		case $st in Completed | Failed | Canceled) return 0 ;; esac
+		(($(now_ms) < end)) || break
 		sleep 0.05
 	done
-	echo "# $1 still $st after ${s}s" >&2
+	echo "# $1 still $st after $((${2:-30} * WAIT_SCALE))s" >&2
 	return 1
 }
 
@@ -102,17 +136,56 @@ start_watchdog() {
 	if [[ ! -d /sys/fs/fuse/connections/$conn ]] && [[ $(id -u) -eq 0 ]]; then
 		mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
 	fi
-	(
-		while :; do
-			st=$(awk '{print $3}' "/proc/$DPID/stat" 2>/dev/null)
-			if [[ -z $st || $st == Z ]]; then
-				abort_conn
-				exit 0
-			fi
-			sleep 0.5
-		done
-	) &
+	watchdog_loop &
 	WATCHDOG=$!
+}
+
+# watchdog_loop: every second, is the daemon still there (else abort its
+# connection), and is a process of this test waiting for the mount for more
+# than 10 s (then the daemon's stacks go into the test's log, once: a real
+# hang explains itself).
+watchdog_loop() {
+	local st pgid=$(ps -o pgid= $$ | tr -d ' ') since=() dumped=
+	while :; do
+		st=$(awk '{print $3}' "/proc/$DPID/stat" 2>/dev/null)
+		if [[ -z $st || $st == Z ]]; then
+			abort_conn
+			exit 0
+		fi
+		if [[ -z $dumped ]] && blocked_for "$pgid" 10; then
+			dump_stacks "$DPID" "an operation on the mount has waited over 10 s"
+			dumped=1
+		fi
+		sleep 1
+	done
+}
+
+# blocked_for PGID SECONDS: a process of group PGID (the test's) has waited
+# in a FUSE request for SECONDS or more.  Keeps first-seen times in the
+# caller's array `since`, indexed by pid.
+blocked_for() {
+	local pid now=$SECONDS cur=()
+	for pid in $(ps -eo pid=,pgid=,wchan:40= | awk -v g="$1" \
+		'$2 == g && ($3 ~ /fuse|request_wait_answer/) {print $1}'); do
+		cur[pid]=${since[pid]:-$now}
+		((now - cur[pid] >= $2)) && { since=(); return 0; }
+	done
+	since=()
+	for pid in "${!cur[@]}"; do since[pid]=${cur[pid]}; done
+	return 1
+}
+
+# dump_stacks PID WHY: every thread's stack of PID into the test's log.
+dump_stacks() {
+	echo "# watchdog: $2; stacks of daemon $1:"
+	if command -v gdb >/dev/null; then
+		timeout 30 gdb -batch -p "$1" -ex 'thread apply all bt' 2>&1 |
+			grep -E '^(Thread|#)' | sed 's/^/#   /'
+	else
+		echo "#   (gdb is not installed)"
+	fi
+	ps -eo pid=,pgid=,stat=,wchan:32=,args= | awk -v g="$(ps -o pgid= $$)" \
+		'$2 == g+0' | sed 's/^/#   blocked? /'
 }
 
 stop_watchdog() {
@@ -124,8 +197,10 @@ stop_watchdog() {
 mount_ws() {
 	"$MLFS" -f --state "$STATE" "$@" "$MNT" 2>>"$DAEMON_ERR" &
 	DPID=$!
-	local i
-	for ((i = 0; i < 200; i++)); do
+	track_pid "$DPID"
+	local end
+	end=$(deadline 10)
+	while (($(now_ms) < end)); do
 		if is_mounted && [[ -d $MNT/runs ]]; then
 			start_watchdog
 			return 0
@@ -143,15 +218,16 @@ mount_ws() {
 
 # unmount_ws: fusermount3 -u, then the daemon must exit 0 within 30 s.
 unmount_ws() {
-	local i rc
+	local end rc
 	stop_watchdog
 	fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null
-	for ((i = 0; i < 600; i++)); do
+	end=$(deadline 10)
+	while (($(now_ms) < end)); do
 		kill -0 "$DPID" 2>/dev/null || break
 		sleep 0.05
 	done
 	if kill -0 "$DPID" 2>/dev/null; then
-		echo "# daemon still alive 30 s after unmount" >&2
+		echo "# daemon still alive $((10 * WAIT_SCALE)) s after unmount" >&2
 		return 1
 	fi
 	wait "$DPID"
@@ -207,9 +283,18 @@ cleanup() {
 		fusermount3 -uz "$MNT" 2>/dev/null
 	fi
 	is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
-	# runs started by this test: their supervisors live in sessions of
-	# their own; stop them by the pids they recorded
-	local p
+	stop_runs
+	if [[ -s "$DAEMON_ERR" ]] && ! daemon_clean; then
+		echo "# daemon stderr:" && sed 's/^/#   /' "$DAEMON_ERR" | tail -20
+	fi
+	[[ -n "${KEEP:-}" ]] || rm -rf "$T"
+}
+[[ -n ${MLFS_REAP:-} ]] || trap cleanup EXIT
+
+# stop_runs: runs and replicas started by this test: their supervisors live
+# in sessions of their own; stop them by the pids they recorded.
+stop_runs() {
+	local p sup child
 	for p in "$STATE"/objects/*/pid; do
 		[[ -f $p ]] || continue
 		read -r sup child _ < "$p" || continue
@@ -217,12 +302,37 @@ cleanup() {
 		[[ -n "$sup" ]] && kill -KILL "$sup" 2>/dev/null
 	done
 	stop_replicas
-	if [[ -s "$DAEMON_ERR" ]] && ! daemon_clean; then
-		echo "# daemon stderr:" && sed 's/^/#   /' "$DAEMON_ERR" | tail -20
-	fi
-	[[ -n "${KEEP:-}" ]] || rm -rf "$T"
 }
-trap cleanup EXIT
+
+# reap: what a test killed by its timeout left behind in $T (its cleanup
+# never ran): its daemons (stacks dumped first: a hang explains itself),
+# every mount under $T, the runs and replicas of every state folder, the
+# test cluster and sshd.  Each process is stopped by the pid recorded for
+# it, and only while its command line still names $T.
+reap() {
+	local pid m c st
+	[[ -d $T ]] || return 0
+	echo "# reaping what the test in $T left behind"
+	for pid in $(sort -u "$T/pids" 2>/dev/null); do
+		tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null |
+			grep -qF -- "$T/" || continue
+		dump_stacks "$pid" "daemon $pid outlived its test"
+		kill -KILL "$pid" 2>/dev/null
+	done
+	for m in $(awk -v t="$T/" 'index($2, t) == 1 { print $2 }' \
+		/proc/mounts | sort -r); do
+		c=$(mountpoint -d "$m" 2>/dev/null | cut -d: -f2)
+		[[ -n $c ]] && echo 1 > "/sys/fs/fuse/connections/$c/abort" 2>/dev/null
+		umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
+		echo "# unmounted $m"
+	done
+	for st in "$T"/state*; do
+		[[ -d $st ]] && STATE=$st stop_runs
+	done
+	[[ -d $T/slurm ]] && "$ROOT/scripts/slurm-cluster.sh" stop "$T/slurm" >/dev/null 2>&1
+	[[ -d $T/sshd ]] && "$ROOT/scripts/ssh-host.sh" stop "$T/sshd" >/dev/null 2>&1
+	rm -rf "$T"
+}
 
 # done_testing: the last line of every test file.
 done_testing() {
@@ -233,15 +343,17 @@ done_testing() {
 
 # ---- helpers added for the area tests (02-08) -------------------------------
 
-# wait_until SECONDS COMMAND...: poll (every 0.05 s) until COMMAND succeeds.
+# wait_until SECONDS COMMAND...: poll (every 0.05 s) until COMMAND succeeds;
+# gives up after SECONDS (scaled) of wall time, however long COMMAND takes.
 wait_until() {
-	local s=$1 i
+	local end
+	end=$(deadline "$1")
 	shift
-	for ((i = 0; i < s * 20; i++)); do
+	while :; do
 		"$@" && return 0
+		(($(now_ms) < end)) || return 1
 		sleep 0.05
 	done
-	"$@"
 }
 
 # has_sentence FILE: FILE holds exactly one non-empty line of several words.
@@ -254,8 +366,6 @@ has_sentence() {
 # ev_count PATTERN: the number of lines of events matching the ERE PATTERN.
 ev_count() { grep -cE -- "$1" "$MNT/events" 2>/dev/null; }
 
-# now_ms: wall clock in milliseconds.
-now_ms() { date +%s%3N; }
 
 # obj_ids: the object folders under the state dir, one id a line, sorted.
 obj_ids() { ls "$STATE/objects" 2>/dev/null | sort -n; }
@@ -312,7 +422,10 @@ remount_ws() {
 	local i
 	"$MLFS" -f --state "$STATE" "$@" "$MNT" 2>>"$DAEMON_ERR" &
 	DPID=$!
-	for ((i = 0; i < 200; i++)); do
+	track_pid "$DPID"
+	local end
+	end=$(deadline 10)
+	while (($(now_ms) < end)); do
 		if grep -q "mlfs\[$DPID\] info: mounted" "$DAEMON_ERR" &&
 			ls "$MNT/runs" >/dev/null 2>&1; then
 			start_watchdog

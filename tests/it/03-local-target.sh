@@ -100,8 +100,8 @@ eq "type unchanged" local "$(cat "$TG/type")"
 # ---- FIFO with max_concurrent = 1 ----------------------------------------------
 for r in f1 f2 f3; do newrun $r t1 'sleep 1'; done
 for r in f1 f2 f3; do wr "$MNT/runs/$r/ctl" submit; done
-maxact=0 polls=0 t0=$SECONDS
-while ((SECONDS - t0 < 20)); do
+maxact=0 polls=0 end=$(deadline 20)
+while (($(now_ms) < end)); do
 	# later runs first: the reads are not one snapshot, and one that saw
 	# f2 start must not see f1 running from an older read
 	s3=$(cat "$MNT/runs/f3/status") s2=$(cat "$MNT/runs/f2/status")
@@ -133,8 +133,8 @@ check "provision applies a live change" wr "$TG/ctl" provision
 check "t1 back to Succeeded" wait_for "$TG/status" Succeeded 10
 check "events: t1 went through Updating" \
 	test "$(ev_count ' target t1 Updating$')" -gt "$ev_up"
-newrun g1 t1 'sleep 2'
-newrun g2 t1 'sleep 2'
+newrun g1 t1 "while [ ! -e $T/go-g ]; do sleep 0.05; done"
+newrun g2 t1 "while [ ! -e $T/go-g ]; do sleep 0.05; done"
 wr "$MNT/runs/g1/ctl" submit
 wr "$MNT/runs/g2/ctl" submit
 check "max_concurrent = 2 takes effect: g1 and g2 run together" \
@@ -146,6 +146,7 @@ check "g1 Running" wait_for "$MNT/runs/g1/status" Running 5
 refused "deprovision with active runs" "$EBUSY" "$TG" "active|run" \
 	wr "$TG/ctl" deprovision
 eq "t1 stays Succeeded" Succeeded "$(cat "$TG/status")"
+touch "$T/go-g"
 check "g1 Completed" wait_for "$MNT/runs/g1/status" Completed 10
 check "g2 Completed" wait_for "$MNT/runs/g2/status" Completed 10
 check "deprovision" wr "$TG/ctl" deprovision
@@ -212,8 +213,9 @@ check "c1 Completed" wait_for "$MNT/runs/c1/status" Completed 10
 check "gpus = 1 gets CUDA_VISIBLE_DEVICES 0 or 1 ($(cat "$MNT/runs/c1/log"))" \
 	grep -qxE 'cvd=\[[01]\]' "$MNT/runs/c1/log"
 
-newrun a1 gpu "$CVD; sleep 3" "gpus = 1"
-newrun a2 gpu "$CVD; sleep 3" "gpus = 1"
+# a1 and a2 hold the two GPUs until the test lets them go
+newrun a1 gpu "$CVD; while [ ! -e $T/go-gpu ]; do sleep 0.05; done" "gpus = 1"
+newrun a2 gpu "$CVD; while [ ! -e $T/go-gpu ]; do sleep 0.05; done" "gpus = 1"
 newrun a3 gpu "$CVD" "gpus = 1"
 wr "$MNT/runs/a1/ctl" submit
 wr "$MNT/runs/a2/ctl" submit
@@ -226,14 +228,12 @@ g1=$(cat "$MNT/runs/a1/log") g2=$(cat "$MNT/runs/a2/log")
 check "a1 got one GPU ($g1)" eval "[[ '$g1' =~ ^cvd=\\[[01]\\]\$ ]]"
 check "a2 got one GPU ($g2)" eval "[[ '$g2' =~ ^cvd=\\[[01]\\]\$ ]]"
 check "two GPU runs at once get different GPUs" test "$g1" != "$g2"
-sleep 1
+sleep 0.5	# the worker would have started a3 by now if it were to
 s1=$(cat "$MNT/runs/a1/status") s2=$(cat "$MNT/runs/a2/status")
 s3=$(cat "$MNT/runs/a3/status")
-if [[ $s1 == Running && $s2 == Running ]]; then
-	eq "a third GPU run waits Queued while both GPUs are busy" Queued "$s3"
-else
-	not_ok "a1/a2 ended too soon to see a3 wait ($s1 $s2 $s3)"
-fi
+eq "a1 and a2 still Running (they wait for the test)" "Running Running" "$s1 $s2"
+eq "a third GPU run waits Queued while both GPUs are busy" Queued "$s3"
+touch "$T/go-gpu"
 check "a3 Completed once a GPU is free" wait_for "$MNT/runs/a3/status" Completed 15
 check "a3 got one GPU" grep -qxE 'cvd=\[[01]\]' "$MNT/runs/a3/log"
 py_gpus=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gpus"])' "$MNT/runs/a3/info.json" 2>&1)

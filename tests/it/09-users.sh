@@ -76,7 +76,8 @@ S2=$T/state-a M2=$T/mnt-a
 mkdir -p "$M2" "$S2" && chown $UA "$M2" "$S2"
 as $UA "$MLFS" -f --state "$S2" -o allow_other "$M2" 2>>"$DAEMON_ERR" &
 P2=$!
-for _ in $(seq 100); do grep -q " $M2 fuse" /proc/mounts && break; sleep 0.05; done
+track_pid "$P2"
+wait_until 10 grep -q " $M2 fuse" /proc/mounts
 check "$UA mounts its own workspace (not root)" grep -q " $M2 fuse" /proc/mounts
 check "$UA runs there" as $UA sh -c "mkdir $M2/runs/x && echo 'id -un' > $M2/runs/x/command && echo submit > $M2/runs/x/ctl"
 check "x completes" wait_for "$M2/runs/x/status" Completed

@@ -95,6 +95,8 @@ for i in 1 2 3 4 5 6; do
 	echo "loss 0.$i" >> "$MLFS_METRICS"
 	sleep 0.5
 done
+# the run stays Running until the test has seen every line
+while [ ! -e "$GO" ]; do sleep 0.05; done
 echo "weights" > outputs/model.txt
 mkdir -p "$MLFS_OUTPUTS/deep" && echo deep > "$MLFS_OUTPUTS/deep/d.txt"
 printf 'env [%s] run %s\n' "$TRICKY" "$MLFS_RUN"
@@ -102,15 +104,16 @@ echo once >> "$COUNT"
 SH
 wr "$R/command" 'sh train.sh'
 wr "$R/target" box
-printf '%s\n' "TRICKY=it's \$(touch $T/pwned) \`x\` \"q\"; rm -rf /nothing" "COUNT=$T/live.count" > "$R/env"
+printf '%s\n' "TRICKY=it's \$(touch $T/pwned) \`x\` \"q\"; rm -rf /nothing" "COUNT=$T/live.count" "GO=$T/go-live" > "$R/env"
 check "submit a run to the ssh target" wr "$R/ctl" submit
 : > "$T/tail.out"
 tail -f "$R/log" >> "$T/tail.out" 2>/dev/null &
 TAILPID=$!
 
-# Arrival delay (ms) of each line "line N STAMP" seen by tail -f.
-max_lat=0 seen=0 running_seen=0
-for ((i = 0; i < 300 && seen < 6; i++)); do
+# Arrival delay (ms) of each line "line N STAMP" seen by tail -f (a figure,
+# not a check: tests do not assume the machine's speed).
+max_lat=0 seen=0 running_seen=0 end=$(deadline 30)
+while ((seen < 6 && $(now_ms) < end)); do
 	mapfile -t lines < <(grep '^line ' "$T/tail.out")
 	now=$(now_ms)
 	while ((seen < ${#lines[@]})); do
@@ -122,9 +125,9 @@ for ((i = 0; i < 300 && seen < 6; i++)); do
 	sleep 0.05
 done
 eq "tail -f shows the 6 lines" 6 "$seen"
-check "lines arrived while Running" test "$running_seen" -ge 4
-check "each line within 2.5 s (tail -f polls each 1 s; max ${max_lat} ms)" \
-	test "$max_lat" -lt 2500
+eq "all 6 arrived while Running (the run waits for the test)" 6 "$running_seen"
+echo "# tail -f: worst arrival delay ${max_lat} ms (tail polls each 1 s)"
+touch "$T/go-live"
 check "the run completes" wait_final "$R" 20
 kill "$TAILPID" 2>/dev/null
 eq "status Completed" Completed "$(cat "$R/status")"

@@ -47,7 +47,7 @@ echo "# room at start: $(room_kib) KiB"
 # ---- before the disk fills ------------------------------------------------------
 check "a Draft run with a file" newrun keep 'cat data.bin > /dev/null'
 check "its file copied in" cp "$T/data.bin" "$MNT/runs/keep/data.bin"
-newrun sleeper 'sleep 4'
+newrun sleeper "while [ ! -e $T/go-sleeper ]; do sleep 0.05; done"
 newrun victim 'sleep 120'
 newrun fill 'dd if=/dev/zero of="$MLFS_OUTPUTS/big" bs=1M 2>/dev/null'
 wr "$MNT/runs/sleeper/ctl" submit
@@ -80,6 +80,8 @@ check "no half-made run is left" test ! -e "$MNT/runs/new"
 # ---- the workspace's own writes go on ----------------------------------------------
 expect_err "a bad ctl command is refused as usual" "$EINVAL" wr "$MNT/runs/keep/ctl" frobnicate
 check "with its sentence in error" one_sentence_like "$MNT/runs/keep/error" "frobnicate"
+eq "the sleeper is still Running (it waits for the test)" Running "$(cat "$MNT/runs/sleeper/status")"
+touch "$T/go-sleeper"
 check "a run ending on the full disk is Completed" \
 	wait_for "$MNT/runs/sleeper/status" Completed 20
 eq "with exit code 0" 0 "$(cat "$MNT/runs/sleeper/exit_code")"
