@@ -53,9 +53,9 @@ worker() {	# worker ID
 		op "$name" "cat log" cat "$d/log"
 		op "$name" "ls -l" ls -l "$d"
 		s=
-		local end
-		end=$(deadline 20)
-		while (($(now_ms) < end)); do
+		local wend
+		wend=$(deadline 20)
+		while (($(now_ms) < wend)); do
 			s=$(timeout -k 1 30 cat "$d/status" 2>>"$ERR")
 			[[ $? == 124 ]] && echo "$name: cat status hung for 30 s" >> "$SLOW"
 			case $s in Completed | Failed | Canceled) break ;; esac
