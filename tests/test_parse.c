@@ -19,20 +19,11 @@
 #include <time.h>
 
 /*
- * 100,000 lines must parse in well under 100 ms; AddressSanitizer makes
- * malloc several times slower, so sanitized builds get more room.  A
- * quadratic parser would take seconds either way.
+ * Parsers must be linear: the tests compare the time of 100,000 lines with
+ * that of 10,000 measured in the same run (a quadratic parser: 100 times),
+ * never with a fixed number of milliseconds -- machines differ 3x and more,
+ * sanitizers more again.  The figures are printed as # lines.
  */
-#if defined(__SANITIZE_ADDRESS__)
-#define LIMIT_MS	400.0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LIMIT_MS	400.0
-#endif
-#endif
-#ifndef LIMIT_MS
-#define LIMIT_MS	100.0
-#endif
 
 static int n_pass, n_fail;
 
@@ -97,11 +88,13 @@ static void refused(int rc, const struct err *e, const char *what, ...)
 		printf("# rc %d, msg \"%s\"\n", rc, e->msg);
 }
 
+/* This thread's CPU time: what the parser did, not how long other
+ * processes of a loaded machine held the CPU meanwhile. */
 static double now_ms(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -360,8 +353,7 @@ static void test_ctl_huge(void)
 	check(split(b.p, b.n, c, &e) == 1 && is_cmd(&c[0], 1, "submit", 0, 0, 0),
 	      "ctl: 100,000 blank and comment lines then a command");
 	t = now_ms() - t;
-	check(t < LIMIT_MS, "ctl: 100,000 lines in under %.0f ms (%.1f ms)",
-	      LIMIT_MS, t);
+	printf("# ctl: 100,000 lines in %.1f ms\n", t);
 	b.n = 0;
 	for (i = 0; i < 100000; i++)
 		buf_add(&b, "submit\n");
@@ -493,16 +485,14 @@ static void test_kv_huge(void)
 	t = now_ms() - t;
 	check(i == 0 && l.n == 100000 && val_is(&l, "key_99999", "value 99999"),
 	      "kv: 100,000 lines");
-	check(t < LIMIT_MS, "kv: 100,000 lines in under %.0f ms (%.1f ms)",
-	      LIMIT_MS, t);
+	printf("# kv: 100,000 lines in %.1f ms\n", t);
 	kv_free(&l);
 	buf_add(&b, "key_0 = again\n");
 	t = now_ms();
 	kv_refused(b.p, b.n, "kv: a duplicate on line 100,001",
 		   "line 100001", "first on line 1");
 	t = now_ms() - t;
-	check(t < 2 * LIMIT_MS, "kv: ...found in under %.0f ms (%.1f ms)",
-	      2 * LIMIT_MS, t);
+	printf("# kv: ...found in %.1f ms\n", t);
 	b.n = 0;
 	for (i = 0; i < 100000; i++)
 		buf_add(&b, "same = %d\n", i);
@@ -511,36 +501,60 @@ static void test_kv_huge(void)
 	free(line);
 }
 
-/* Best of three kv_parse timings of @lines distinct lines, in ms. */
-static double kv_time(int lines)
+static int env(const char *s, size_t len, struct kv_list *l, struct err *e);
+
+/* What one parser does with @lines generated lines (timed by best_ms). */
+enum parse_kind { P_CTL, P_KV, P_ENV };
+
+static void parse_once(enum parse_kind k, const struct buf *b)
 {
-	struct buf b = { 0 };
+	struct ctl_cmd c[NCMD];
 	struct kv_list l;
 	struct err e;
+
+	if (k == P_CTL) {
+		split(b->p, b->n, c, &e);
+		return;
+	}
+	if (k == P_KV ? kv(b->p, b->n, &l, &e) : env(b->p, b->n, &l, &e))
+		return;
+	kv_free(&l);
+}
+
+/* Best of three timings of @k over @lines lines, in ms. */
+static double best_ms(enum parse_kind k, int lines)
+{
+	struct buf b = { 0 };
 	double best = 1e9, t;
 	int i;
 
 	for (i = 0; i < lines; i++)
-		buf_add(&b, "key_%d = value %d\n", i, i);
+		buf_add(&b, k == P_CTL ? "# comment %d\n" : k == P_KV ?
+			"key_%d = value %d\n" : "VAR_%d=value %d\n", i, i);
+	if (k == P_CTL)
+		buf_add(&b, "submit\n");
 	for (i = 0; i < 3; i++) {
 		t = now_ms();
-		kv(b.p, b.n, &l, &e);
+		parse_once(k, &b);
 		t = now_ms() - t;
 		best = t < best ? t : best;
-		kv_free(&l);
 	}
 	free(b.p);
 	return best;
 }
 
 /* Linear: 10 times the lines, about 10 times the time (quadratic: 100). */
-static void test_kv_scaling(void)
+static void test_scaling(void)
 {
-	double t10k = kv_time(10000), t100k = kv_time(100000);
+	static const char *const names[] = { "ctl", "kv", "env" };
 
-	check(t100k < 30 * t10k + 1,
-	      "kv: 100,000 lines take %.1f times as long as 10,000 (%.1f ms, %.1f ms)",
-	      t100k / t10k, t100k, t10k);
+	for (int k = P_CTL; k <= P_ENV; k++) {
+		double t10k = best_ms(k, 10000), t100k = best_ms(k, 100000);
+
+		check(t100k < 30 * t10k + 1,
+		      "%s: 100,000 lines take %.1f times as long as 10,000 "
+		      "(%.1f ms, %.1f ms)", names[k], t100k / t10k, t100k, t10k);
+	}
 }
 
 static void test_kv_check_keys(void)
@@ -684,8 +698,7 @@ static void test_env_huge(void)
 	t = now_ms() - t;
 	check(i == 0 && l.n == 100000 && val_is(&l, "VAR_12345", "value 12345"),
 	      "env: 100,000 lines");
-	check(t < LIMIT_MS, "env: 100,000 lines in under %.0f ms (%.1f ms)",
-	      LIMIT_MS, t);
+	printf("# env: 100,000 lines in %.1f ms\n", t);
 	kv_free(&l);
 	buf_add(&b, "MLFS_OUTPUTS=/tmp\n");
 	env_refused(b.p, b.n, "env: MLFS_ on line 100,001", "line 100001",
@@ -1185,7 +1198,7 @@ int main(void)
 	test_kv_good();
 	test_kv_bad();
 	test_kv_huge();
-	test_kv_scaling();
+	test_scaling();
 	test_kv_check_keys();
 	test_kv_check_many_keys();
 	test_env_good();
