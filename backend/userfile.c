@@ -142,6 +142,10 @@ int userfile_open(uid_t uid, gid_t gid, const char *key, const char *path,
 	if (fd == -EACCES || fd == -EPERM)
 		return err_set(e, -EACCES, "%s %s: the target's creator (uid %u)"
 			       " cannot read it", key, path, (unsigned)uid);
+	if (fd == -ELOOP)	/* RESOLVE_NO_MAGICLINKS (or a loop) */
+		return err_set(e, -EACCES, "%s %s: a link into /proc (or a"
+			       " loop of links) is never followed for a"
+			       " setting", key, path);
 	if (fd < 0)
 		return err_set(e, fd, "%s %s cannot be read: %s", key, path,
 			       strerror(-fd));

@@ -100,6 +100,22 @@ expect_err "token_file = a root-only file: provision is EACCES" "$EACCES" \
 	as $UA bash -c "echo provision > $TS/ctl"
 check "… with the sentence" grep -q "token_file $T/root/secret: the target's creator (uid $(id -u $UA)) cannot read it" "$TS/error"
 eq "… still Draft" Draft "$(cat "$TS/status")"
+# the daemon's own files through /proc: magic links to its open files, its
+# environment and memory map are never read for a setting
+REFUSED=0 TRIED=0
+for f in /proc/self/fd/{0..12} /dev/fd/3 /dev/stdin /proc/self/environ \
+	/proc/self/maps /proc/$DPID/environ /proc/thread-self/fd/5 \
+	"$STATE/workspace.db"; do
+	as $UA sh -c "printf 'url = http://127.0.0.1:$LPORT\ntoken_file = $f\n' > $TS/config"
+	TRIED=$((TRIED + 1))
+	as $UA bash -c "echo provision > $TS/ctl" 2>/dev/null ||
+		REFUSED=$((REFUSED + 1))
+	wait_until 10 sh -c "grep -qxE 'Draft|Failed' $TS/status"
+done
+ATTACKS=$((ATTACKS + TRIED))
+eq "token_file naming the daemon's own files: all $TRIED refused" \
+	"$TRIED" "$REFUSED"
+check "… the listener got nothing" test ! -s "$LOGH"
 # the creator's own token works, and is what the listener gets
 as $UA sh -c "echo 'SLURM_JWT=alicetok$$' > $HA/tok; chmod 600 $HA/tok"
 as $UA sh -c "printf 'url = http://127.0.0.1:$LPORT\ntoken_file = $HA/tok\n' > $TS/config"
