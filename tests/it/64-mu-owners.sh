@@ -86,6 +86,7 @@ open(sys.argv[2], "w").write(str(s.server_port))
 s.serve_forever()
 PY
 LPID=$!
+declare -F track_pid >/dev/null && track_pid "$LPID"	# reaped if killed
 wait_until 10 test -s "$T/listener.port"
 LPORT=$(cat "$T/listener.port")
 SECRET=$(awk '{print $3}' "$T/root/secret")
