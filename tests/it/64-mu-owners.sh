@@ -126,7 +126,7 @@ wait_until 30 grep -qx Failed "$TS/status"
 # race: the token file swapped for a link to the root file while the target
 # is provisioned again and again (write check, then the worker's read)
 as $UA sh -c "
-	end=\$((\$(date +%s) + 10)); i=0
+	end=\$((\$(date +%s) + 20)); i=0
 	while [ \$(date +%s) -lt \$end ]; do
 		ln -sf $T/root/secret $HA/tok.l && mv -f $HA/tok.l $HA/tok
 		echo 'alicetok$$' > $HA/tok.n && mv -f $HA/tok.n $HA/tok
