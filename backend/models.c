@@ -90,6 +90,18 @@ static int register_source(struct ws *ws, const struct obj *run,
 	return 0;
 }
 
+/* A model is its creator's: only they (or root) add versions to it.  The
+ * run's owner is who registers (only they, or root, write its ctl). */
+static int model_owned(const struct obj *run, const struct obj *m,
+		       struct err *e)
+{
+	if (run->uid == 0 || run->uid == m->uid)
+		return 0;
+	return err_set(e, -EACCES, "model '%s' belongs to uid %u: only its"
+		       " owner adds versions to it (register under another"
+		       " name)", m->name, m->uid);
+}
+
 /* models/NAME, made when missing.  0 or -errno with a sentence. */
 static int model_get(struct ws *ws, const struct obj *run, const char *name,
 		     struct obj *m, struct err *e)
@@ -97,10 +109,10 @@ static int model_get(struct ws *ws, const struct obj *run, const char *name,
 	int rc;
 
 	if (!ws_find(ws, K_MODEL, 0, name, m))
-		return 0;
+		return model_owned(run, m, e);
 	rc = ws_create(ws, K_MODEL, 0, name, run->uid, run->gid, m, e);
 	if (rc == -EEXIST && !ws_find(ws, K_MODEL, 0, name, m))
-		return 0;
+		return model_owned(run, m, e);
 	if (!rc && ws->hooks.inval_entry)
 		ws->hooks.inval_entry(ws->hooks.ctx, K_MODEL, 0, name);
 	return rc;

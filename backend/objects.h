@@ -75,6 +75,7 @@ struct obj {
 	char state[STATE_MAX];
 	char error[ERR_MSG_MAX];
 	uint32_t uid, gid;
+	uint32_t mode;			/* the folder's permission bits */
 	double created, changed;	/* unix time, seconds */
 
 	/* runs */

@@ -5,12 +5,15 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -54,11 +57,16 @@ static const char *const migrations[] = {
 	"CREATE INDEX objects_by_parent ON objects(kind, parent, id);",
 	/* 2 -> 3: pages kept for a full disk (see store_reserve) */
 	"CREATE TABLE reserve (id INTEGER PRIMARY KEY, pad BLOB NOT NULL);",
+	/* 3 -> 4: an object folder's permission bits (chmod, and who may
+	 * use a target); targets made before were shared with everyone,
+	 * which let any user run on another's credentials: private now */
+	"ALTER TABLE objects ADD COLUMN mode INTEGER NOT NULL DEFAULT 493;"
+	"UPDATE objects SET mode = 448 WHERE kind = 1 AND name <> 'local';",
 };
 
 #define OBJ_COLS "id, kind, parent, name, state, error, uid, gid, created, " \
 	"changed, target_id, seq, exit_code, queued, started, ended, cancel, " \
-	"backend_id, node, gpus, type, ddata"
+	"backend_id, node, gpus, type, ddata, mode"
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
@@ -66,7 +74,7 @@ enum stmt_id {
 	S_LIST, S_ACTIVE, S_BUSY_TARGETS, S_COUNT_ACTIVE, S_MAX_SEQ, S_IDS,
 	S_TEXT_GET, S_TEXT_PUT,
 	S_NEXT_VERSION, S_VERSION_USERS, S_LIVE_DEPLOYMENTS, S_KIND_STATE,
-	S_RESERVE_SIZE, S_RESERVE_PUT, S_RESERVE_DROP,
+	S_RESERVE_SIZE, S_RESERVE_PUT, S_RESERVE_DROP, S_SET_OWNER,
 	S_COUNT
 };
 
@@ -78,9 +86,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_FIND] = "SELECT " OBJ_COLS " FROM objects"
 		   " WHERE kind = :kind AND parent = :parent AND name = :name",
 	[S_INSERT] = "INSERT INTO objects (kind, parent, name, state, error,"
-		     " uid, gid, created, changed, type)"
+		     " uid, gid, created, changed, type, mode)"
 		     " VALUES (:kind, :parent, :name, :state, :error, :uid,"
-		     " :gid, :created, :changed, :type)",
+		     " :gid, :created, :changed, :type, :mode)",
 	[S_UPDATE] = "UPDATE objects SET name = :name, state = :state,"
 		     " error = :error, changed = :changed,"
 		     " target_id = :target_id, seq = :seq,"
@@ -125,6 +133,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_RESERVE_PUT] = "INSERT OR REPLACE INTO reserve (id, pad)"
 			  " VALUES (1, zeroblob(:bytes))",
 	[S_RESERVE_DROP] = "DELETE FROM reserve",
+	/* owner and mode apart from store_update: a worker writing back its
+	 * copy of a row must not undo a chmod made meanwhile */
+	[S_SET_OWNER] = "UPDATE objects SET uid = :uid, gid = :gid,"
+			" mode = :mode WHERE id = :id",
 };
 
 struct store {
@@ -221,6 +233,7 @@ static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 	col_text(st, 19, o->gpus, sizeof(o->gpus));
 	col_text(st, 20, o->type, sizeof(o->type));
 	col_text(st, 21, o->ddata, sizeof(o->ddata));
+	o->mode = sqlite3_column_int(st, 22) & 07777;
 }
 
 static int exec_sql(struct store *s, const char *sql)
@@ -288,6 +301,39 @@ static int prepare_all(struct store *s, struct err *e)
 	return 0;
 }
 
+/*
+ * The database and its -wal and -shm hold every setting (tokens, env
+ * secrets, deployment keys): the daemon's user's alone.  SQLite makes the
+ * -wal and -shm with the database's mode, so the database is made 0600
+ * before SQLite sees it; files of an older mlfs are brought to 0600 too.
+ */
+static int private_file(const char *path, int create)
+{
+	int fd, rc = 0;
+
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+		  (create ? O_CREAT : 0), 0600);
+	if (fd < 0)
+		return errno == ENOENT && !create ? 0 : -errno;
+	if (fchmod(fd, 0600))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int private_files(const char *path)
+{
+	const char *sfx[] = { "-wal", "-shm" };
+	char p[PATH_MAX];
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]) && !rc; i++) {
+		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
+		rc = private_file(p, 0);
+	}
+	return rc;
+}
+
 int store_open(const char *path, struct store **sp, struct err *e)
 {
 	pthread_mutexattr_t ma;
@@ -301,6 +347,14 @@ int store_open(const char *path, struct store **sp, struct err *e)
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&s->lock, &ma);
 	pthread_mutexattr_destroy(&ma);
+	rc = private_file(path, 1);
+	if (!rc)
+		rc = private_files(path);
+	if (rc) {
+		rc = err_set(e, rc, "cannot make %s private (0600): %s", path,
+			     strerror(-rc));
+		goto out_close;
+	}
 	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
 			     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -330,6 +384,8 @@ int store_open(const char *path, struct store **sp, struct err *e)
 	rc = migrate(s, e);
 	if (!rc)
 		rc = prepare_all(s, e);
+	if (!rc && private_files(path))	/* made now, by another umask? */
+		rc = err_set(e, -EIO, "cannot make %s-wal private", path);
 	if (rc)
 		goto out_close;
 	*sp = s;
@@ -453,6 +509,7 @@ int store_insert(struct store *s, struct obj *o)
 	bind_real(st, ":created", o->created);
 	bind_real(st, ":changed", o->changed);
 	bind_text(st, ":type", o->type);
+	bind_i64(st, ":mode", o->mode & 07777);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
 		o->id = sqlite3_last_insert_rowid(s->db);
@@ -461,6 +518,26 @@ int store_insert(struct store *s, struct obj *o)
 		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
 		     fail(s, rc, "insert");
 	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+int store_set_owner(struct store *s, int64_t id, uint32_t uid, uint32_t gid,
+		    uint32_t mode)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_SET_OWNER);
+	bind_i64(st, ":id", id);
+	bind_i64(st, ":uid", uid);
+	bind_i64(st, ":gid", gid);
+	bind_i64(st, ":mode", mode & 07777);
+	rc = step_done(s, st, "set owner");
+	if (!rc && !sqlite3_changes(s->db))
+		rc = -ENOENT;
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
 	return rc;

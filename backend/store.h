@@ -35,6 +35,10 @@ int store_find(struct store *s, int kind, int64_t parent, const char *name,
 int store_insert(struct store *s, struct obj *o);
 /* Write every mutable column of @o. */
 int store_update(struct store *s, const struct obj *o);
+/* Set the owner and the permission bits of @id (kept apart from
+ * store_update, which never writes them).  0, -ENOENT or -errno. */
+int store_set_owner(struct store *s, int64_t id, uint32_t uid, uint32_t gid,
+		    uint32_t mode);
 /* Delete the row and its texts. */
 int store_delete(struct store *s, int64_t id);
 

@@ -467,6 +467,23 @@ static void run_cancel_step(struct tworker *w, struct run_ctx *r)
 		ws_run_note(w->ws, r, e.msg);
 }
 
+/*
+ * The owner of a queued run may still use the target: one made private
+ * since the submit takes no more runs of others (their runs fail with
+ * the reason); runs already on the engine go on, as an open file does.
+ */
+static int still_usable(struct tworker *w, struct run_ctx *r)
+{
+	struct err e = { { 0 } };
+	struct obj t;
+
+	if (ws_get(w->ws, w->target_id, &t) ||
+	    !ws_target_usable(&t, r->obj.uid, r->obj.gid, &e))
+		return 1;
+	ws_run_transition(w->ws, r, RS_FAILED, -1, e.msg);
+	return 0;
+}
+
 static void schedule(struct tworker *w)
 {
 	struct err e;
@@ -480,6 +497,8 @@ static void schedule(struct tworker *w)
 		if (r->started || r->obj.cancel ||
 		    (strcmp(r->obj.state, RS_QUEUED) &&
 		     strcmp(r->obj.state, RS_STARTING)))
+			continue;
+		if (!still_usable(w, r))
 			continue;
 		if (w->t.drv->can_start && !w->t.drv->can_start(&w->t, r))
 			break;		/* FIFO: nobody overtakes */

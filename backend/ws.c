@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "../targets/copy.h"
 #include "deploy_i.h"
 #include "log.h"
+#include "userfile.h"
 #include "ws_i.h"
 
 /* ---- control-file tables ------------------------------------------------ */
@@ -499,6 +501,9 @@ int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 	snprintf(o.state, sizeof(o.state), "%s", initial_state(kind));
 	o.uid = uid;
 	o.gid = gid;
+	/* whatever the umask: a target runs on its creator's credentials
+	 * (ssh key, Slurm token), so it is theirs until they share it */
+	o.mode = kind == K_TARGET ? 0700 : 0755;
 	o.created = o.changed = now_s();
 	o.exit_code = -1;
 	rc = store_insert(ws->st, &o);
@@ -1223,6 +1228,149 @@ static int read_word(struct ws *ws, int64_t id, int file, const char *what,
 	return 0;
 }
 
+/* ---- ownership ---------------------------------------------------------- */
+
+/* @uid's login for a sentence, else "uid N". */
+static void user_name(uint32_t uid, char *buf, size_t sz)
+{
+	struct passwd pw, *res = NULL;
+	char tmp[4096];
+
+	if (!getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) && res)
+		snprintf(buf, sz, "%s", pw.pw_name);
+	else
+		snprintf(buf, sz, "uid %u", uid);
+}
+
+/* The rwx bits of @o that apply to @uid (primary group @gid): the owner's,
+ * else the group's if @uid is in the object's group, else the others'. */
+static unsigned perm_bits(const struct obj *o, uint32_t uid, uint32_t gid)
+{
+	if (uid == o->uid)
+		return (o->mode >> 6) & 7;
+	if (userfile_in_group(uid, gid, o->gid))
+		return (o->mode >> 3) & 7;
+	return o->mode & 7;
+}
+
+int ws_target_usable(const struct obj *t, uint32_t uid, uint32_t gid,
+		     struct err *e)
+{
+	char owner[64];
+
+	if (uid == 0 || (perm_bits(t, uid, gid) & 1))
+		return 0;
+	if (uid == t->uid)
+		return err_set(e, -EACCES, "target '%s' (mode %04o) is not"
+			       " usable even by its owner: chmod u+x"
+			       " targets/%s", t->name, t->mode, t->name);
+	user_name(t->uid, owner, sizeof(owner));
+	return err_set(e, -EACCES, "target '%s' is private to %s: ask its"
+		       " owner to share it (chmod go+x targets/%s)", t->name,
+		       owner, t->name);
+}
+
+/*
+ * Group and others never get write permission on an object folder: what
+ * is inside belongs to its owner (a model's versions, a run's files), so
+ * only the read and search bits change; no set-id or sticky bit.
+ */
+static uint32_t folder_mode(mode_t mode)
+{
+	return (mode & 0555) | 0200;
+}
+
+int ws_obj_chmod(struct ws *ws, int64_t id, uint32_t uid, mode_t mode)
+{
+	struct obj o;
+	int rc;
+
+	rc = store_get(ws->st, id, &o);
+	if (rc)
+		return rc;
+	if (uid != 0 && uid != o.uid)
+		return -EPERM;
+	rc = store_set_owner(ws->st, id, o.uid, o.gid, folder_mode(mode));
+	if (!rc)
+		ws_inval(ws, id, FBIT(F_DIR));
+	return rc;
+}
+
+/* chown: root gives an object to anyone; its owner may only change the
+ * group, to one of their own groups (the kernel's rule for files). */
+int ws_obj_chown(struct ws *ws, int64_t id, uint32_t uid, uint32_t gid,
+		 uint32_t new_uid, uint32_t new_gid)
+{
+	struct obj o;
+	int rc;
+
+	rc = store_get(ws->st, id, &o);
+	if (rc)
+		return rc;
+	if (new_uid == (uint32_t)-1)
+		new_uid = o.uid;
+	if (new_gid == (uint32_t)-1)
+		new_gid = o.gid;
+	if (uid != 0 && (uid != o.uid || new_uid != o.uid ||
+			 (new_gid != o.gid &&
+			  !userfile_in_group(uid, gid, new_gid))))
+		return -EPERM;
+	rc = store_set_owner(ws->st, id, new_uid, new_gid, o.mode);
+	if (!rc)
+		ws_inval(ws, id, FBIT(F_DIR));
+	return rc;
+}
+
+/* The deployment's target (the one `deploy` will take, or the one it
+ * serves on for `restart`) may be used by the deployment's owner. */
+static int deploy_target_usable(struct ws *ws, const struct obj *o,
+				const char *verb, struct err *e)
+{
+	char name[MLFS_NAME_MAX + 2];
+	struct obj t;
+
+	if (!strcmp(verb, "restart")) {
+		if (ws_get(ws, o->target_id, &t))
+			return 0;	/* deploy.c says why */
+		return ws_target_usable(&t, o->uid, o->gid, e);
+	}
+	if (strcmp(verb, "deploy"))
+		return 0;
+	if (read_word(ws, o->id, F_TARGET, "target", name, sizeof(name), e))
+		return 0;
+	if (!name[0])
+		snprintf(name, sizeof(name), "local");
+	if (store_find(ws->st, K_TARGET, 0, name, &t))
+		return 0;
+	return ws_target_usable(&t, o->uid, o->gid, e);
+}
+
+/* Config keys that name a file the driver reads (any type). */
+static const char *const file_keys[] = { "token_file", "identity_file" };
+
+/*
+ * Each file a target's config names must be readable by the target's
+ * owner, checked inside the write with the owner's rights (only opened:
+ * the driver reads it on the worker, with the same rights).
+ */
+static int file_keys_check(const struct obj *o, const struct kv_list *cfg,
+			   struct err *e)
+{
+	const char *v;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(file_keys) / sizeof(file_keys[0]); i++) {
+		v = kv_get(cfg, file_keys[i]);
+		if (!v || !*v)
+			continue;
+		fd = userfile_open(o->uid, o->gid, file_keys[i], v, e);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
+	return 0;
+}
+
 /* Load the target a run names and check it can take runs. */
 static int submit_target(struct ws *ws, const struct obj *o, struct obj *t,
 			 struct err *e)
@@ -1314,6 +1462,8 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 			       " user's runs", o->name, o->uid,
 			       (unsigned)geteuid());
 	rc = submit_check(ws, o, &t, e);
+	if (!rc)	/* the run runs as its owner: theirs is the right */
+		rc = ws_target_usable(&t, o->uid, o->gid, e);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&ws->seq_lock);
@@ -1389,6 +1539,8 @@ static int target_config(struct ws *ws, const struct obj *o,
 	rc = kv_check_keys(cfg, d->config_keys, d->type, e);
 	if (!rc && d->validate)
 		rc = d->validate(cfg, e);
+	if (!rc)
+		rc = file_keys_check(o, cfg, e);
 	if (rc)
 		kv_free(cfg);
 	return rc;
@@ -1603,7 +1755,9 @@ int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
 			rc = target_verb(ws, &o, &cmds[i], &e);
 			break;
 		case K_DEPLOYMENT:
-			rc = deployment_verb(ws, &o, &cmds[i], &e);
+			rc = deploy_target_usable(ws, &o, cmds[i].argv[0], &e);
+			if (!rc)
+				rc = deployment_verb(ws, &o, &cmds[i], &e);
 			break;
 		default:
 			rc = err_set(&e, -EINVAL, "%s folders take no commands"
@@ -1766,6 +1920,9 @@ static int ensure_local(struct ws *ws, struct err *e)
 	store_text_put(ws->st, o.id, TEXT_APPLIED_CONFIG, cfg, strlen(cfg));
 	snprintf(o.state, sizeof(o.state), "%s", TS_SUCCEEDED);
 	snprintf(o.type, sizeof(o.type), "local");
+	/* the local machine is everyone's: runs there run as their owner */
+	if (store_set_owner(ws->st, o.id, o.uid, o.gid, 0755))
+		return err_set(e, -EIO, "cannot record the local target");
 	return store_update(ws->st, &o) ?
 	       err_set(e, -EIO, "cannot record the local target") : 0;
 }
@@ -1828,17 +1985,25 @@ static void reconcile_orphans(struct ws *ws, int *repaired)
 	closedir(d);
 }
 
+/*
+ * The state dir and objects/ are 0711: a run, executing as its owner,
+ * reaches its working copy through them (search permission), but nobody
+ * lists them.  What holds secrets below is 0600 (workspace.db and its
+ * -wal and -shm, see store.c) or in a 0700 folder.  The trash holds only
+ * what is being deleted: nobody's business, 0700.
+ */
 static int open_dirs(struct ws *ws, struct err *e)
 {
 	const char *subs[] = { "", "/objects", "/trash" };
+	const mode_t modes[] = { 0711, 0711, 0700 };
 	char path[PATH_MAX];
 	int rc;
 
 	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		snprintf(path, sizeof(path), "%s%s", ws->dir, subs[i]);
-		rc = mkdir_p(path, 0711);
-		if (!rc)
-			chmod(path, 0711);
+		rc = mkdir_p(path, modes[i]);
+		if (!rc && chmod(path, modes[i]))
+			rc = -errno;
 		if (rc)
 			return err_set(e, rc, "cannot create %s: %s", path,
 				       strerror(-rc));

@@ -115,6 +115,22 @@ int ws_remove(struct ws *ws, int64_t id, struct err *e);
 /* ws_rename - mv within the same folder kind.  -EBUSY active, -EEXIST. */
 int ws_rename(struct ws *ws, int64_t id, const char *newname,
 	      struct err *e);
+/*
+ * ws_target_usable - may @uid (primary group @gid) run on target @t?  Its
+ * x bits by the owner, group, other rule; root always.  0, or -EACCES
+ * with a sentence naming the owner.  Cheap (may look up groups).
+ */
+int ws_target_usable(const struct obj *t, uint32_t uid, uint32_t gid,
+		     struct err *e);
+/*
+ * ws_obj_chmod, ws_obj_chown - chmod and chown of an object folder by
+ * @uid: its owner or root (chown of the owner: root only; a group: one
+ * of the caller's).  Group and others never get write permission.  0,
+ * -EPERM, -ENOENT, -errno.  (uint32_t)-1 keeps an id.
+ */
+int ws_obj_chmod(struct ws *ws, int64_t id, uint32_t uid, mode_t mode);
+int ws_obj_chown(struct ws *ws, int64_t id, uint32_t uid, uint32_t gid,
+		 uint32_t new_uid, uint32_t new_gid);
 /* 1 when the object is active (ws_remove would say EBUSY). */
 int ws_busy(struct ws *ws, const struct obj *o);
 /* Record a refusal decided outside ws.c: @e's sentence goes to the

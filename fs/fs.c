@@ -605,7 +605,7 @@ static int obj_attr(struct mlfs *m, uint64_t ino, struct stat *st)
 		return ctl_attr(m, ino, &o, -1, st);
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFDIR | 0755;
+	st->st_mode = S_IFDIR | o.mode;	/* a target: 0700 until shared */
 	st->st_nlink = 2;
 	st->st_uid = o.uid;
 	st->st_gid = o.gid;
@@ -2188,6 +2188,25 @@ static int setattr_ctl(struct mlfs *m, uint64_t ino, struct stat *attr,
 	return ws_setting_truncate(m->ws, o.id, fd->file, attr->st_size);
 }
 
+/* chmod, chown of an object folder (sharing a target); times ignored. */
+static int setattr_obj(struct mlfs *m, uint64_t ino, struct stat *attr,
+		       int to_set, const struct fuse_ctx *ctx)
+{
+	int rc = 0;
+
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		return -EISDIR;
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		rc = ws_obj_chown(m->ws, ino_obj(ino), ctx->uid, ctx->gid,
+				  to_set & FUSE_SET_ATTR_UID ? attr->st_uid :
+				  (uint32_t)-1, to_set & FUSE_SET_ATTR_GID ?
+				  attr->st_gid : (uint32_t)-1);
+	if (!rc && (to_set & FUSE_SET_ATTR_MODE))
+		rc = ws_obj_chmod(m->ws, ino_obj(ino), ctx->uid,
+				  attr->st_mode);
+	return rc;
+}
+
 static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			 int to_set, struct fuse_file_info *fi)
 {
@@ -2199,6 +2218,8 @@ static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		rc = setattr_user(m, ino, attr, to_set, fi);
 	else if (ino_is_obj(ino) && ino_file(ino) != F_DIR)
 		rc = setattr_ctl(m, ino, attr, to_set);
+	else if (ino_is_obj(ino))
+		rc = setattr_obj(m, ino, attr, to_set, fuse_req_ctx(req));
 	else if (to_set & FUSE_SET_ATTR_SIZE)
 		rc = ino < INO_FIXED_MAX && ino != INO_ROOT &&
 		     top_ino_kind(ino) == K_NONE ? -EACCES : -EISDIR;

@@ -48,6 +48,7 @@
 #include "../backend/driver.h"
 #include "../backend/http.h"
 #include "../backend/log.h"
+#include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "copy.h"
 #include "slurm_api.h"
@@ -384,26 +385,28 @@ static int sl_handle(struct slurm_target *st, struct err *e)
 	return 0;
 }
 
-/* Read token_file into @buf: the token, blanks and "SLURM_JWT=" dropped. */
-static int token_read(const char *path, char *buf, size_t len, struct err *e)
+/*
+ * Read token_file into @buf: the token, blanks and "SLURM_JWT=" dropped.
+ * It is opened with the rights of the target's owner, never the daemon's:
+ * a root daemon would else send any root file to a URL the user chose.
+ */
+static int token_read(const struct obj *owner, const char *path, char *buf,
+		      size_t len, struct err *e)
 {
-	ssize_t n;
-	char *p;
-	int fd;
+	size_t n;
+	char *txt, *p;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, -errno, "cannot read token_file %s: %s",
-			       path, strerror(errno));
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return err_set(e, -EIO, "cannot read token_file %s", path);
-	buf[n] = '\0';
-	p = buf + strspn(buf, " \t\r\n");
+	rc = userfile_read(owner->uid, owner->gid, "token_file", path, &txt,
+			   &n, e);
+	if (rc)
+		return rc;
+	p = txt + strspn(txt, " \t\r\n");
 	if (!strncmp(p, "SLURM_JWT=", 10))
 		p += 10;
-	memmove(buf, p, strlen(p) + 1);
+	snprintf(buf, len, "%s", p);
+	explicit_bzero(txt, n);
+	free(txt);
 	buf[strcspn(buf, " \t\r\n")] = '\0';
 	if (!buf[0])
 		return err_set(e, -EINVAL, "token_file %s is empty", path);
@@ -412,7 +415,8 @@ static int token_read(const char *path, char *buf, size_t len, struct err *e)
 
 /* Send the configured token; token_file is read again once a second, so a
  * renewed token is picked up without a restart. */
-static int sl_token(struct slurm_target *st, struct err *e)
+static int sl_token(struct slurm_target *st, const struct obj *owner,
+		    struct err *e)
 {
 	char buf[TOKEN_MAX] = "";
 	const char *tok = st->cfg.token;
@@ -422,7 +426,8 @@ static int sl_token(struct slurm_target *st, struct err *e)
 	if (st->cfg.token_file) {
 		if (st->token_id && mono() - st->token_at < 1.0)
 			return 0;
-		rc = token_read(st->cfg.token_file, buf, sizeof(buf), e);
+		rc = token_read(owner, st->cfg.token_file, buf, sizeof(buf),
+				e);
 		st->token_at = mono();
 		tok = buf;
 	}
@@ -532,7 +537,7 @@ static int sl_ready(struct target_ctx *t, struct slurm_target **stp,
 		return err_set(e, -EAGAIN, "%s", st->down);
 	rc = sl_handle(st, e);
 	if (!rc)
-		rc = sl_token(st, e);
+		rc = sl_token(st, &t->obj, e);
 	if (!rc)
 		rc = sl_api(st, e);
 	if (rc && rc != -EAGAIN)	/* e.g. no API version: back off too */

@@ -37,6 +37,7 @@
 
 #include "../backend/driver.h"
 #include "../backend/log.h"
+#include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "gpu.h"
 #include "ssh_deploy.h"
@@ -229,6 +230,68 @@ static const char *default_user(struct ssh_tgt *s)
 	return s->user[0] ? s->user : "root";
 }
 
+/*
+ * The key ssh is given: ssh runs as the daemon's user (root), and would
+ * read identity_file with root's rights.  So the daemon reads it with the
+ * rights of the target's owner and gives ssh a copy of those bytes, 0600 in
+ * <objects>/<id>/keys/ (0700, the daemon's: no user can put a link there).
+ * Made again at each provision; made when missing (a target provisioned by
+ * an older mlfs).  0, or -errno with a sentence.
+ */
+static int identity_copy(struct target_ctx *t, const char *path, int fresh,
+			 char *out, struct err *e)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX + 8];
+	size_t len;
+	char *buf;
+	int fd, rc;
+
+	ws_obj_path(t->ws, t->obj.id, "keys", dir);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return err_set(e, -errno, "cannot create %s: %s", dir,
+			       strerror(errno));
+	snprintf(out, PATH_MAX, "%s/identity", dir);
+	if (!fresh && !access(out, F_OK))
+		return 0;
+	rc = userfile_read(t->obj.uid, t->obj.gid, "identity_file", path,
+			   &buf, &len, e);
+	if (rc)
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%s.new", out);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	rc = fd < 0 ? -errno : 0;
+	if (!rc && write(fd, buf, len) != (ssize_t)len)
+		rc = -EIO;
+	if (fd >= 0 && close(fd) && !rc)
+		rc = -errno;
+	explicit_bzero(buf, len);
+	free(buf);
+	if (!rc && rename(tmp, out))
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return err_set(e, rc, "cannot keep a copy of identity_file %s:"
+			       " %s", path, strerror(-rc));
+	}
+	return 0;
+}
+
+/*
+ * Without identity_file, ssh would offer the keys (and agent) of the
+ * daemon's user: a root daemon's to a host a user names.  Only a target of
+ * the daemon's own user may go without one.
+ */
+static int identity_needed(struct target_ctx *t, struct err *e)
+{
+	if (geteuid() != 0 || t->obj.uid == 0)
+		return 0;
+	return err_set(e, -EACCES, "identity_file is required: the daemon runs"
+		       " as root, and ssh without one would log in with root's"
+		       " own keys; set identity_file to a key of yours");
+}
+
 int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
 		struct err *e)
 {
@@ -245,7 +308,8 @@ int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
 	c->t.user = cfg_str(cfg, "user", default_user(s));
 	c->t.port = (int)cfg_long(cfg, "port", 22);
 	id = kv_get(cfg, "identity_file");
-	c->t.identity_file = id && *id ? id : NULL;
+	c->identity_shown = id && *id ? id : NULL;
+	c->t.identity_file = NULL;
 	c->t.connect_timeout = (int)cfg_long(cfg, "connect_timeout", 10);
 	c->t.strict_host_key = strict;
 	ws_obj_path(t->ws, t->obj.id, NULL, dir);
@@ -254,6 +318,11 @@ int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
 			       strerror(errno));
 	ws_obj_path(t->ws, t->obj.id, "known_hosts", c->known_hosts);
 	c->t.known_hosts = c->known_hosts;
+	rc = c->identity_shown ? identity_copy(t, id, 0, c->identity, e) :
+	     identity_needed(t, e);
+	if (rc)
+		return rc;
+	c->t.identity_file = c->identity_shown ? c->identity : NULL;
 	rc = ssh_conn_control_path(dir, c->control_path,
 				   sizeof(c->control_path));
 	if (rc)
@@ -406,11 +475,15 @@ static int ssh_provision(struct target_ctx *t, char **nodes, struct err *e)
 	struct detect d;
 	int rc;
 
+	char copy[PATH_MAX];
+
 	if (!s)
 		return err_set(e, -ENOMEM, "out of memory");
-	if (id && access(id, R_OK))
-		return err_set(e, -EINVAL, "identity_file %s cannot be read:"
-			       " %s", id, strerror(errno));
+	/* read again at each provision: a new key is taken */
+	rc = id && *id ? identity_copy(t, id, 1, copy, e) :
+	     identity_needed(t, e);
+	if (rc)
+		return rc;
 	rc = ssh_conn_of(t, 0, &c, e);
 	if (rc)
 		return rc;

@@ -500,8 +500,8 @@ enum sx_why ssh_conn_why(const struct ssh_conn *c, const struct sx_result *res,
 	if (strstr(e, "Permission denied") ||
 	    strstr(e, "Too many authentication failures")) {
 		snprintf(buf, n, "%s@%s:%d refused the key%s%s: %s", user, host,
-			 port, c->t.identity_file ? " " : "",
-			 c->t.identity_file ? c->t.identity_file : "", line);
+			 port, c->identity_shown ? " " : "",
+			 c->identity_shown ? c->identity_shown : "", line);
 		return SX_AUTH;
 	}
 	if (res->status == 255 || res->status < 0 ||

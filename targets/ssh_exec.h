@@ -44,6 +44,8 @@ void sx_result_free(struct sx_result *res);
 struct ssh_conn {
 	struct ssh_target t;		/* borrowed strings */
 	char known_hosts[4096];
+	char identity[4096];		/* the daemon's copy of the key */
+	const char *identity_shown;	/* identity_file as the user set it */
 	char control_path[108];		/* "" = no connection sharing */
 };
 

@@ -56,6 +56,7 @@ int main(void)
 	{
 		sqlite3 *db;
 		sqlite3_stmt *st;
+		struct stat pst;
 		int v = -1, idx = 0;
 
 		sqlite3_open(path, &db);
@@ -69,11 +70,20 @@ int main(void)
 			idx = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 		sqlite3_close(db);
-		CHECK(v == 3 && idx == 1, "schema version 3 with the listing"
+		CHECK(v == 4 && idx == 1, "schema version 4 with the listing"
 		      " index (version %d)", v);
+		CHECK((stat(path, &pst), (pst.st_mode & 0777) == 0600),
+		      "the database is 0600 (%o)", pst.st_mode & 0777);
 	}
 	a = mk(K_RUN, 0, "r1");
 	CHECK(store_insert(s, &a) == 0 && a.id > 0, "insert r1");
+	CHECK(store_set_owner(s, a.id, 7, 8, 0750) == 0 &&
+	      store_get(s, a.id, &got) == 0 && got.uid == 7 && got.gid == 8 &&
+	      got.mode == 0750, "owner and mode are kept (%o)", got.mode);
+	CHECK(store_update(s, &a) == 0 && store_get(s, a.id, &got) == 0 &&
+	      got.mode == 0750 && got.uid == 7, "an update leaves them");
+	CHECK(store_set_owner(s, 99999, 0, 0, 0) == -ENOENT,
+	      "set_owner of no row: ENOENT");
 	b = mk(K_RUN, 0, "r1");
 	CHECK(store_insert(s, &b) == -EEXIST, "same name -> EEXIST");
 	b = mk(K_TARGET, 0, "r1");

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Opening a file a user named, with that user's rights.
+ *
+ * The calling thread (and only it: credentials are per thread in Linux,
+ * which is why setgroups is the raw syscall, not glibc's process-wide one)
+ * takes the user's fsuid, fsgid and groups for the one open(), then its own
+ * back.  A fsuid other than 0 drops CAP_DAC_OVERRIDE and its kin, so the
+ * kernel checks every path component as it would for the user.  Magic links
+ * (/proc/self/fd/N would reach the daemon's own files: a thread of the same
+ * process passes ptrace checks) and /proc or /sys files are refused.
+ */
+#include "userfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/magic.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
+
+#define GROUPS_MAX	256
+
+/* The groups of @uid as a login gives them, @gid first.  Count or -1. */
+static int user_groups(uid_t uid, gid_t gid, gid_t *groups, int max)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int n = max;
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) || !res) {
+		groups[0] = gid;
+		return 1;
+	}
+	if (getgrouplist(pw.pw_name, gid, groups, &n) < 0)
+		return -1;
+	return n;
+}
+
+int userfile_in_group(uid_t uid, gid_t gid, gid_t grp)
+{
+	gid_t groups[GROUPS_MAX];
+	int n;
+
+	if (grp == gid)
+		return 1;
+	n = user_groups(uid, gid, groups, GROUPS_MAX);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == grp)
+			return 1;
+	return 0;
+}
+
+static int open_plain(const char *path)
+{
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	long fd;
+#ifdef SYS_openat2
+	struct open_how how = { .flags = flags,
+				.resolve = RESOLVE_NO_MAGICLINKS };
+
+	fd = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+	if (fd >= 0 || errno != ENOSYS)
+		return fd < 0 ? -errno : (int)fd;
+#endif
+	fd = open(path, flags);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* open() with the user's fsuid, fsgid and groups; the thread's own after. */
+static int open_as(uid_t uid, gid_t gid, const gid_t *groups, int n,
+		   const char *path)
+{
+	gid_t saved[GROUPS_MAX];
+	int nsaved, fd;
+	uid_t ouid;
+	gid_t ogid;
+
+	nsaved = getgroups(GROUPS_MAX, saved);
+	if (nsaved < 0)
+		return -errno;
+	if (syscall(SYS_setgroups, n, groups))
+		return -errno;
+	ogid = setfsgid(gid);
+	ouid = setfsuid(uid);
+	/* setfsuid reports no error: ask again which one holds */
+	if ((uid_t)setfsuid(-1) != uid || (gid_t)setfsgid(-1) != gid)
+		fd = -EPERM;
+	else
+		fd = open_plain(path);
+	setfsuid(ouid);
+	setfsgid(ogid);
+	if (syscall(SYS_setgroups, nsaved, saved) && fd >= 0) {
+		close(fd);
+		fd = -EPERM;
+	}
+	return fd;
+}
+
+/* Regular files only, and none of the kernel's: /proc/self/... would be
+ * the daemon's own. */
+static int plain_file(int fd)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (fstat(fd, &st) || fstatfs(fd, &sfs))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return -EINVAL;
+	if (sfs.f_type == PROC_SUPER_MAGIC || sfs.f_type == SYSFS_MAGIC)
+		return -EACCES;
+	return 0;
+}
+
+int userfile_open(uid_t uid, gid_t gid, const char *key, const char *path,
+		  struct err *e)
+{
+	gid_t groups[GROUPS_MAX];
+	int n, fd, rc;
+
+	if (path[0] != '/')
+		return err_set(e, -EINVAL, "%s %s is not an absolute path",
+			       key, path);
+	if (geteuid() != 0 || uid == 0) {
+		fd = open_plain(path);
+	} else {
+		n = user_groups(uid, gid, groups, GROUPS_MAX);
+		fd = n < 0 ? -ENOMEM : open_as(uid, gid, groups, n, path);
+	}
+	if (fd == -EACCES || fd == -EPERM)
+		return err_set(e, -EACCES, "%s %s: the target's creator (uid %u)"
+			       " cannot read it", key, path, (unsigned)uid);
+	if (fd == -ELOOP)	/* RESOLVE_NO_MAGICLINKS (or a loop) */
+		return err_set(e, -EACCES, "%s %s: a link into /proc (or a"
+			       " loop of links) is never followed for a"
+			       " setting", key, path);
+	if (fd < 0)
+		return err_set(e, fd, "%s %s cannot be read: %s", key, path,
+			       strerror(-fd));
+	rc = plain_file(fd);
+	if (rc) {
+		close(fd);
+		return err_set(e, rc == -EINVAL ? -EINVAL : -EACCES,
+			       "%s %s: %s", key, path, rc == -EINVAL ?
+			       "not a regular file" : "a file of the kernel's"
+			       " (/proc, /sys) is never read for a setting");
+	}
+	return fd;
+}
+
+int userfile_read(uid_t uid, gid_t gid, const char *key, const char *path,
+		  char **buf, size_t *len, struct err *e)
+{
+	size_t got = 0;
+	ssize_t n;
+	char *b;
+	int fd;
+
+	fd = userfile_open(uid, gid, key, path, e);
+	if (fd < 0)
+		return fd;
+	b = malloc(USERFILE_MAX + 1);
+	if (!b) {
+		close(fd);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	while (got < USERFILE_MAX &&
+	       (n = read(fd, b + got, USERFILE_MAX - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			n = -errno;
+			close(fd);
+			free(b);
+			return err_set(e, (int)n, "%s %s cannot be read: %s",
+				       key, path, strerror((int)-n));
+		}
+		got += n;
+	}
+	close(fd);
+	b[got] = '\0';
+	*buf = b;
+	*len = got;
+	return 0;
+}
