@@ -157,4 +157,96 @@ whole_versions() {
 check "every version made in the race is whole" whole_versions
 check "the daemon still answers" test -d "$MNT/models"
 
+# ---- the scoring server: hostile clients ---------------------------------------
+
+PY=python3
+[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3
+ATTACK="$ROOT/tests/serve-attack.py"
+D=$MNT/deployments/s1
+as $UA mkdir "$D"
+as $UA sh -c "printf 'def run(d):\n    return len(d)\n' > '$D/score.py'"
+as $UA sh -c "echo m1:1 > '$D/model'"
+as $UA sh -c "printf 'max_body = 1048576\nread_timeout = 3\n' > '$D/config'"
+check "$UA deploys s1" as $UA bash -c "echo deploy > '$D/ctl'"
+check "s1 is Healthy" wait_for "$D/status" Healthy 30
+URI=$(cat "$D/scoring_uri")
+KEY=$(cat "$D/key")
+HP=${URI#http://}
+HP=${HP%/score}
+SHOST=${HP%:*}
+SPORT=${HP##*:}
+
+# raw NAME BYTES: send BYTES (printf format) as one request; "STATUS closed|open"
+raw() {
+	$PY "$ATTACK" "$SHOST" "$SPORT" "$KEY" raw \
+		"$(printf "$1" | od -An -v -tx1 | tr -d ' \n')"
+}
+score_ok() {
+	[[ $(curl -s -m 10 -H "Authorization: Bearer $KEY" -d hello "$URI") == 5 ]]
+}
+AUTH="Authorization: Bearer $KEY\r\n"
+POST="POST /score HTTP/1.1\r\nHost: t\r\n$AUTH"
+
+check "a good request is answered" score_ok
+eq "a negative chunk size: 400, closed" "400 closed" \
+	"$(raw "${POST}Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n")"
+check "and the server still serves others" score_ok
+eq "a non-hex chunk size: 400, closed" "400 closed" \
+	"$(raw "${POST}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")"
+eq "an overflowing chunk size: 400, closed" "400 closed" \
+	"$(raw "${POST}Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nhi\r\n0\r\n\r\n")"
+eq "a chunk size over max_body: 413, closed" "413 closed" \
+	"$(raw "${POST}Transfer-Encoding: chunked\r\n\r\nfffffff\r\nhi\r\n")"
+eq "a well-formed chunked body is scored" "200 closed" \
+	"$(raw "${POST}Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")"
+for cl in "1_0" "+10" " 10x" "-1" "0x10" "1e3"; do
+	eq "Content-Length: '$cl' is 400" "400 closed" \
+		"$(raw "${POST}Content-Length: $cl\r\n\r\n0123456789")"
+done
+eq "two Content-Length headers: 400" "400 closed" \
+	"$(raw "${POST}Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello")"
+eq "Transfer-Encoding: xchunked is refused (501)" "501 closed" \
+	"$(raw "${POST}Transfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")"
+eq "Transfer-Encoding and Content-Length together: 400" "400 closed" \
+	"$(raw "${POST}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n")"
+eq "a body over max_body: 413 before it is sent" "413 closed" \
+	"$(raw "${POST}Content-Length: 2097152\r\n\r\n")"
+eq "a wrong key with a body announced: 401 before it is sent, closed" \
+	"401 closed" "$(raw "POST /score HTTP/1.1\r\nContent-Length: 100\r\n\r\n")"
+eq "a wrong key without a body keeps the connection" "401 open" \
+	"$(raw "POST /score HTTP/1.1\r\nAuthorization: Bearer nope\r\nContent-Length: 0\r\n\r\n")"
+check "the server still serves" score_ok
+
+RPID=$(ready_pids "$D")
+RSS0=$(vm_rss_kb "$RPID")
+read -r ST PEAK SECS <<< "$($PY "$ATTACK" "$SHOST" "$SPORT" "$KEY" wrongkey 12 62 "$RPID")"
+echo "# 12 x 62 MiB with a wrong key: statuses $ST, replica RSS ${RSS0} -> peak ${PEAK} KiB, ${SECS} s"
+eq "12 connections announcing 62 MiB with a wrong key: all 401" \
+	"401,401,401,401,401,401,401,401,401,401,401,401" "$ST"
+check "the replica's memory stayed small (peak ${PEAK} KiB, +<32 MiB)" \
+	eval "[[ ${PEAK:-999999999} -lt $((RSS0 + 32768)) ]]"
+check "the server still serves" score_ok
+
+read -r GOOD SLOWEST CLOSED <<< "$($PY "$ATTACK" "$SHOST" "$SPORT" "$KEY" slow 8 8)"
+echo "# slowloris: $GOOD good answers, slowest ${SLOWEST} s, $CLOSED of 8 slow connections closed by the server"
+check "a good client is answered while 8 slow clients hang ($GOOD answers)" \
+	eval "[[ ${GOOD:-0} -ge 10 ]]"
+check "each good answer came in under 5 s (slowest $SLOWEST s)" \
+	eval "[[ \$(echo '${SLOWEST:-99} < 5' | bc) == 1 ]]"
+eq "every slow connection was closed by the server (read_timeout = 3)" 8 "$CLOSED"
+check "the server still serves" score_ok
+
+# ---- liveness: a replica that stops answering is restarted ------------------------
+
+RPID=$(ready_pids "$D")
+R0=$(ev_count "deployment s1 replica 1 stopped answering its liveness probe")
+kill -STOP "$RPID"
+check "a stopped replica is restarted (new pid, Healthy)" wait_until 90 \
+	eval "[[ -n \$(ready_pids '$D') && \$(ready_pids '$D') != '$RPID' && \$(cat '$D/status') == Healthy ]]"
+check "events say why" eval "[[ \$(ev_count 'deployment s1 replica 1 stopped answering its liveness probe') -gt $R0 ]]"
+check "the stopped process is gone" wait_until 10 eval "[[ ! -e /proc/$RPID ]] || grep -q '^State:.*Z' /proc/$RPID/status"
+check "the new replica serves" score_ok
+check "$UA deletes s1" as $UA bash -c "echo delete > '$D/ctl'"
+check "s1 is Draft" wait_for "$D/status" Draft 30
+
 done_testing
