@@ -51,6 +51,8 @@ MAX_HEAD = 64 * 1024
 MAX_BODY = 100 * 1024 * 1024	# default of config max_body
 READ_TIMEOUT = 30.0	# default of config read_timeout: a head, a body's pauses
 MAX_CONNS = 512		# open connections; more are closed at once
+LIVE_CONNS = 16		# on the liveness port; more push out the oldest
+LIVE_TIMEOUT = 2.0	# the liveness port's read timeout
 LINGER = 2.0		# seconds unread bytes are discarded before a close
 DRAIN_IDLE = 1.0	# seconds an idle connection may stay open in a drain
 DRAIN_MAX = 30.0	# a drain never lasts longer than this
@@ -158,7 +160,8 @@ class Server:
 		self.read_timeout = a.read_timeout
 		self.max_conns = a.max_conns
 		self.conns = set()
-		self.nconn = 0		# accepted, not yet lost
+		self.nconn = 0		# accepted on the service's port, not lost
+		self.live = []		# connections on the liveness port, oldest first
 		self.draining = False
 		self.loop = None
 
@@ -173,13 +176,21 @@ class Server:
 			except OSError as e:
 				log("accept: %s" % e)
 				return
-			if self.nconn >= self.max_conns:
+			live = sock is not self.socks[0]
+			if not live and self.nconn >= self.max_conns:
 				self.refuse(c)
 				continue
-			self.nconn += 1
+			if live and len(self.live) >= LIVE_CONNS:
+				self.live.pop(0).close()	# a full cap never
+							# starves the probe
+			conn = Conn(self, live)
+			if live:
+				self.live.append(conn)
+			else:
+				self.nconn += 1
 			c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 			self.loop.create_task(self.loop.connect_accepted_socket(
-				lambda: Conn(self), c))
+				lambda conn=conn: conn, c))
 
 	def refuse(self, c):
 		"""Over the connection cap: a 503 if it fits, then close."""
@@ -259,8 +270,10 @@ class Conn(asyncio.Protocol):
 	"Connection: close": what follows on the stream cannot be trusted.
 	"""
 
-	def __init__(self, srv):
+	def __init__(self, srv, live=False):
 		self.srv = srv
+		self.live = live	# on the liveness port: GET / only
+		self.timeout = LIVE_TIMEOUT if live else srv.read_timeout
 		self.buf = bytearray()
 		self.busy = False
 		self.closing = False
@@ -276,15 +289,21 @@ class Conn(asyncio.Protocol):
 
 	def connection_made(self, transport):
 		self.t = transport
+		if self.closing:	# pushed out before it was made
+			transport.close()
+			return
 		self.srv.conns.add(self)
-		self.arm(self.srv.read_timeout, "idle")
+		self.arm(self.timeout, "idle")
 		if self.srv.draining:
 			self.drain()
 
 	def connection_lost(self, exc):
 		self.closing = True
 		self.srv.conns.discard(self)
-		self.srv.nconn -= 1
+		if not self.live:
+			self.srv.nconn -= 1
+		elif self in self.srv.live:
+			self.srv.live.remove(self)
 		for tm in (self.idle_timer, self.timer):
 			if tm:
 				tm.cancel()
@@ -306,9 +325,9 @@ class Conn(asyncio.Protocol):
 			self.close()
 			return
 		log("closing a connection: its request took longer than %g s"
-		    " (%s)" % (self.srv.read_timeout, what))
+		    " (%s)" % (self.timeout, what))
 		self.send(408, error_body("request not received within %g s" %
-					  self.srv.read_timeout), False)
+					  self.timeout), False)
 
 	def drain(self):
 		if not self.busy and not self.buf and self.req is None:
@@ -318,7 +337,8 @@ class Conn(asyncio.Protocol):
 	def close(self):
 		if not self.closing:
 			self.closing = True
-			self.t.close()
+			if self.t:
+				self.t.close()
 
 	def linger(self):
 		"""Close after an answer sent while a body was still coming: the
@@ -343,7 +363,7 @@ class Conn(asyncio.Protocol):
 		if self.closing:
 			return
 		if not self.buf and self.req is None and not self.busy:
-			self.arm(self.srv.read_timeout, "head")
+			self.arm(self.timeout, "head")
 		self.buf += data
 		if self.idle_timer:
 			self.idle_timer.cancel()
@@ -375,7 +395,7 @@ class Conn(asyncio.Protocol):
 				break
 			if not self.dispatch(req):
 				break
-			self.arm(self.srv.read_timeout, "idle")
+			self.arm(self.timeout, "idle")
 		if self.srv.draining and not self.busy and not self.closing:
 			self.drain()
 
@@ -444,7 +464,7 @@ class Conn(asyncio.Protocol):
 					self.srv.max_body)
 		self.req, self.body = req, bytearray()
 		self.need, self.chunk = n, "size" if te is not None else None
-		self.arm(self.srv.read_timeout, "body")
+		self.arm(self.timeout, "body")
 		if announced and h.get("expect", "").lower() == "100-continue":
 			self.t.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 		return True
@@ -469,7 +489,7 @@ class Conn(asyncio.Protocol):
 			self.body += self.buf[:take]
 			del self.buf[:take]
 			self.need -= take
-			self.arm(self.srv.read_timeout, "body")
+			self.arm(self.timeout, "body")
 		return self.done() if self.need == 0 else None
 
 	def read_chunked(self):
@@ -506,7 +526,7 @@ class Conn(asyncio.Protocol):
 		self.body += self.buf[:take]
 		del self.buf[:take]
 		self.need -= take
-		self.arm(self.srv.read_timeout, "body")
+		self.arm(self.timeout, "body")
 		if not self.need:
 			self.chunk = "crlf"
 		return "more"
@@ -543,6 +563,9 @@ class Conn(asyncio.Protocol):
 		path = req.path.split("?")[0]
 		if path == "/" and req.method in ("GET", "HEAD"):
 			return self.send(200, b'{"status": "alive"}\n', req.keep)
+		if self.live:
+			return self.send(404, error_body("the liveness port answers"
+							 " GET / only"), False)
 		if path != "/score":
 			return self.send(404, error_body("no such path: use POST"
 							 " /score"), req.keep)
@@ -564,7 +587,7 @@ class Conn(asyncio.Protocol):
 			return
 		status, body = fut.result()
 		if self.send(status, body, keep):
-			self.arm(self.srv.read_timeout, "idle")
+			self.arm(self.timeout, "idle")
 			self.next()
 
 

@@ -181,12 +181,26 @@ def cmd_slow(n, secs):
 	print(good, round(slowest, 2), closed[0])
 
 
+def cmd_cap(n):
+	held = [connect() for _ in range(n)]
+	time.sleep(0.5)	# accepted by the server's loop
+	s = connect()
+	status, _ = read_answer(s)
+	s.close()
+	for h in held:
+		h.close()
+	time.sleep(0.5)
+	print(status, "answered" if good_request() else "unanswered")
+
+
 def main():
 	what = sys.argv[4]
 	if what == "raw":
 		cmd_raw(sys.argv[5])
 	elif what == "wrongkey":
 		cmd_wrongkey(int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
+	elif what == "cap":
+		cmd_cap(int(sys.argv[5]))
 	elif what == "slow":
 		cmd_slow(int(sys.argv[5]), float(sys.argv[6]))
 

@@ -249,4 +249,22 @@ check "the new replica serves" score_ok
 check "$UA deletes s1" as $UA bash -c "echo delete > '$D/ctl'"
 check "s1 is Draft" wait_for "$D/status" Draft 30
 
+# ---- the connection cap (the server alone, --max-conns 4) ---------------------------
+
+mkdir "$T/cap"
+printf 'def run(d):\n    return 1\n' > "$T/cap/score.py"
+CAPPORT=$((20000 + RANDOM % 20000))
+(cd "$T/cap" && MLFS_KEY=capkey exec $PY "$ROOT/targets/mlfs-serve.py" \
+	--entry score.py --port $CAPPORT --max-conns 4 2> "$T/cap/log") &
+CAPPID=$!
+cap_up() { curl -s -m 2 "http://127.0.0.1:$CAPPORT/" >/dev/null; }
+if wait_until 30 cap_up; then
+	eq "past the cap a new connection gets 503, and the server goes on" \
+		"503 answered" "$($PY "$ATTACK" 127.0.0.1 $CAPPORT capkey cap 4)"
+else
+	not_ok "the server with --max-conns 4 did not start: $(tail -1 "$T/cap/log")"
+fi
+kill $CAPPID 2>/dev/null
+wait $CAPPID 2>/dev/null
+
 done_testing
