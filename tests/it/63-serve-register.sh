@@ -166,6 +166,12 @@ D=$MNT/deployments/s1
 as $UA mkdir "$D"
 as $UA sh -c "printf 'def run(d):\n    return len(d)\n' > '$D/score.py'"
 as $UA sh -c "echo m1:1 > '$D/model'"
+for bad in "max_body = 0" "max_body = 1_0" "read_timeout = -1"; do
+	as $UA sh -c "echo '$bad' > '$D/config'"
+	expect_err "config '$bad' is refused at deploy" "$EINVAL" \
+		as $UA bash -c "echo deploy > '$D/ctl'"
+	check "... with a sentence naming the key" grep -q "${bad%% *}" "$D/error"
+done
 as $UA sh -c "printf 'max_body = 1048576\nread_timeout = 3\n' > '$D/config'"
 check "$UA deploys s1" as $UA bash -c "echo deploy > '$D/ctl'"
 check "s1 is Healthy" wait_for "$D/status" Healthy 30
