@@ -48,8 +48,12 @@ enum { V_NONE, V_DEPLOY, V_RESTART, V_DELETE };
 static const char *const verb_names[] = { "", "deploy", "restart", "delete" };
 
 static const char *const dep_keys[] = {
-	"entry", "command", "port", "replicas", "host", "ready_timeout", NULL
+	"entry", "command", "port", "replicas", "host", "ready_timeout",
+	"max_body", "read_timeout", NULL
 };
+
+#define MAX_BODY_DEFAULT	(100L << 20)	/* mlfs-serve's defaults */
+#define READ_TIMEOUT_DEFAULT	30
 
 static int is_state(const struct obj *o, const char *s)
 {
@@ -123,6 +127,11 @@ static int config_values(const struct kv_list *cfg, struct deploy_spec *s,
 	if (!rc)
 		rc = config_number(cfg, "ready_timeout", 1, 3600,
 				   &s->ready_timeout, e);
+	if (!rc)
+		rc = config_number(cfg, "read_timeout", 1, 3600,
+				   &s->read_timeout, e);
+	if (!rc && (v = kv_get(cfg, "max_body")))
+		rc = parse_int(v, 1, 16L << 30, &s->max_body, "max_body", e);
 	if (rc)
 		return rc;
 	v = kv_get(cfg, "host");
@@ -155,6 +164,8 @@ int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
 	snprintf(s->entry, sizeof(s->entry), "score.py");
 	s->replicas = 1;
 	s->ready_timeout = 120;
+	s->max_body = MAX_BODY_DEFAULT;
+	s->read_timeout = READ_TIMEOUT_DEFAULT;
 	rc = kv_parse(buf, len, &cfg, e);
 	if (!rc)
 		rc = kv_check_keys(&cfg, dep_keys, "deployment", e);
@@ -537,9 +548,11 @@ static int spec_write(const struct deploy_ctx *d, const struct deploy_spec *s)
 	if (!f)
 		return -errno;
 	fprintf(f, "version_id = %lld\nmodel = %s\nentry = %s\ncommand = %s\n"
-		"host = %s\nport = %d\nreplicas = %d\nready_timeout = %d\n",
+		"host = %s\nport = %d\nreplicas = %d\nready_timeout = %d\n"
+		"max_body = %ld\nread_timeout = %d\n",
 		(long long)s->version_id, s->model, s->entry, s->command,
-		s->host, s->port, s->replicas, s->ready_timeout);
+		s->host, s->port, s->replicas, s->ready_timeout, s->max_body,
+		s->read_timeout);
 	if (fclose(f) || rename(tmp, path))
 		return -errno;
 	return 0;
@@ -586,6 +599,13 @@ static int spec_read(const struct deploy_ctx *d, int gen,
 	s->port = (v = kv_get(&kv, "port")) ? atoi(v) : 0;
 	s->replicas = (v = kv_get(&kv, "replicas")) ? atoi(v) : 1;
 	s->ready_timeout = (v = kv_get(&kv, "ready_timeout")) ? atoi(v) : 120;
+	/* generations recorded before these keys: the defaults */
+	s->max_body = (v = kv_get(&kv, "max_body")) ? atol(v) : 0;
+	s->read_timeout = (v = kv_get(&kv, "read_timeout")) ? atoi(v) : 0;
+	if (s->max_body <= 0)
+		s->max_body = MAX_BODY_DEFAULT;
+	if (s->read_timeout <= 0)
+		s->read_timeout = READ_TIMEOUT_DEFAULT;
 	kv_free(&kv);
 	gen_path(d, gen, "code", s->code);
 	ws_obj_path(d->ws, s->version_id, RUN_FILES, s->model_dir);

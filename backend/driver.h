@@ -165,6 +165,8 @@ struct deploy_spec {
 	int port;			/* 0 until picked */
 	int replicas;
 	int ready_timeout;		/* seconds a replica may take to listen */
+	long max_body;			/* bytes of a request body (mlfs-serve) */
+	int read_timeout;		/* seconds for a head, a body's pauses */
 };
 
 enum replica_state {

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../backend/log.h"
@@ -42,7 +43,36 @@ struct local_rep {
 	pid_t pid;			/* also the process group */
 	unsigned long long ticks;	/* start time, against pid reuse */
 	int child;			/* ours to reap */
+	/* the liveness probe of this replica (see live_step) */
+	int probe_fd;			/* a GET / in flight, or -1 */
+	int probe_port;			/* its own port, 0 until found */
+	double probe_at;		/* when sent, or when the next is due */
+	int probe_fails;		/* in a row */
+	int wedged;			/* KILLed for not answering */
 };
+
+#define LIVE_EVERY_S	2.0	/* a GET / to each ready replica */
+#define LIVE_WAIT_S	3.0	/* its answer within this */
+#define LIVE_FAILS	3	/* unanswered in a row: killed, restarted */
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct local_rep *rep_priv(pid_t pid)
+{
+	struct local_rep *lr = calloc(1, sizeof(*lr));
+
+	if (lr) {
+		lr->pid = pid;
+		lr->probe_fd = -1;
+	}
+	return lr;
+}
 
 /* ---- ports -------------------------------------------------------------- */
 
@@ -259,10 +289,12 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 			struct err *e)
 {
 	char helper[PATH_MAX], port[16], dir[PATH_MAX], err[PATH_MAX];
+	char body[24], tmo[16];
 	char *serve[] = { python3(), helper, "--entry", s->entry, "--host",
-			  s->host, "--port", port, NULL };
+			  s->host, "--port", port, "--max-body", body,
+			  "--read-timeout", tmo, NULL };
 	char *shell[] = { "/bin/sh", "-c", s->command, NULL };
-	char pre[4][32], *argv[16], **cmd = s->command[0] ? shell : serve;
+	char pre[4][32], *argv[24], **cmd = s->command[0] ? shell : serve;
 	struct envp env = { 0 };
 	struct local_rep *lr;
 	pid_t pid;
@@ -273,6 +305,8 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 		return err_set(e, rc, "cannot find a free port on %s: %s",
 			       s->host, strerror(-rc));
 	snprintf(port, sizeof(port), "%d", s->port);
+	snprintf(body, sizeof(body), "%ld", s->max_body);
+	snprintf(tmo, sizeof(tmo), "%d", s->read_timeout);
 	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py", mlfs_helper_dir);
 	snprintf(dir, sizeof(dir), "%s/%s", d->dir, DEP_REPLICAS);
 	mkdir(dir, 0700);
@@ -289,7 +323,7 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 			 dir, d->obj.uid);
 	rep_file(d, r, "err", err);
 	unlink(err);
-	lr = calloc(1, sizeof(*lr));
+	lr = rep_priv(0);
 	rc = lr ? rep_envp(d, s, r, &env) : -ENOMEM;
 	if (!rc)
 		rc = -spawn_rep(d, s, argv, env.v, &pid);
@@ -455,6 +489,94 @@ static void exit_reason(const struct deploy_ctx *d, const struct replica *r,
 	replica_exit_reason(line, code, e);
 }
 
+/* Listening TCP sockets on 127.0.0.1 (inode and port), up to @max. */
+static int loopback_listeners(unsigned long *ino, int *ports, int max)
+{
+	char line[512];
+	unsigned long inode;
+	unsigned st, port;
+	int n = 0;
+	FILE *f = fopen("/proc/net/tcp", "re");
+
+	while (f && n < max && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " %*s 0100007F:%x %*s %x %*s %*s %*s %*s %*s"
+			   " %lu", &port, &st, &inode) != 3 || st != 0x0A)
+			continue;
+		ino[n] = inode;
+		ports[n++] = (int)port;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* mlfs-serve's own liveness port: a socket that @pid itself listens on at
+ * 127.0.0.1, other than the service's @port.  0: none (a server of the
+ * user's, by `command`, has none: the deployment's GET / watches it). */
+static int find_probe_port(pid_t pid, int port)
+{
+	unsigned long ino[256];
+	int ports[256], n;
+
+	n = loopback_listeners(ino, ports, 256);
+	for (int i = 0; i < n; i++)
+		if (ports[i] != port && pid_holds(pid, &ino[i], 1))
+			return ports[i];
+	return 0;
+}
+
+/* A probe ended: @ok, or one more failure; LIVE_FAILS in a row and the
+ * replica is killed (poll then reports it with the reason). */
+static void live_result(const struct deploy_ctx *d, struct local_rep *lr,
+			int ok)
+{
+	if (lr->probe_fd >= 0)
+		close(lr->probe_fd);
+	lr->probe_fd = -1;
+	lr->probe_at = mono_s() + LIVE_EVERY_S;
+	lr->probe_fails = ok ? 0 : lr->probe_fails + 1;
+	if (lr->probe_fails < LIVE_FAILS || lr->wedged)
+		return;
+	log_warn("deployment %s: replica pid %d did not answer GET / on"
+		 " 127.0.0.1:%d %d times in a row: killing it", d->obj.name,
+		 (int)lr->pid, lr->probe_port, LIVE_FAILS);
+	lr->wedged = 1;
+	kill(-lr->pid, SIGKILL);
+}
+
+/*
+ * The liveness probe of one ready replica, without blocking the worker:
+ * a GET / is sent to the replica's own port, its answer looked for at the
+ * next ticks.  A SIGSTOPped replica, or one whose event loop is wedged,
+ * still gets connected by the kernel but never answers.
+ */
+static void live_step(const struct deploy_ctx *d, const struct deploy_spec *s,
+		      struct local_rep *lr)
+{
+	int rc;
+
+	if (lr->probe_fd >= 0) {
+		rc = replica_probe_check(lr->probe_fd);
+		if (rc || mono_s() - lr->probe_at > LIVE_WAIT_S)
+			live_result(d, lr, rc > 0);
+		return;
+	}
+	if (mono_s() < lr->probe_at || lr->wedged)
+		return;
+	if (!lr->probe_port)
+		lr->probe_port = find_probe_port(lr->pid, s->port);
+	if (!lr->probe_port) {
+		lr->probe_at = mono_s() + LIVE_EVERY_S;
+		return;
+	}
+	rc = replica_probe_send("127.0.0.1", lr->probe_port, 500);
+	lr->probe_at = mono_s();
+	if (rc < 0)
+		live_result(d, lr, 0);
+	else
+		lr->probe_fd = rc;
+}
+
 int local_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		       const struct deploy_spec *s, struct replica *r,
 		       struct err *e)
@@ -465,11 +587,17 @@ int local_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 	(void)t;
 	if (!lr || !rep_alive(lr, &code)) {
 		exit_reason(d, r, lr ? code : -1, e);
+		if (lr && lr->wedged)
+			err_set(e, -EIO, "stopped answering its liveness probe"
+				" (GET / on 127.0.0.1:%d, %d times in a row)",
+				lr->probe_port, LIVE_FAILS);
 		r->exit_code = lr ? code : -1;
 		return REP_EXITED;
 	}
 	if (r->state == REP_STARTING && group_listens(lr->pid, s->port))
 		return REP_READY;
+	if (r->state == REP_READY)
+		live_step(d, s, lr);
 	return r->state;
 }
 
@@ -518,7 +646,7 @@ int local_replica_adopt(struct target_ctx *t, struct deploy_ctx *d,
 			continue;
 		}
 		r = calloc(1, sizeof(*r));
-		lr = calloc(1, sizeof(*lr));
+		lr = rep_priv(pid);
 		if (!r || !lr) {
 			free(r);
 			free(lr);
@@ -553,6 +681,8 @@ void local_replica_release(struct target_ctx *t, struct deploy_ctx *d,
 	unlink(path);
 	rep_file(d, r, "err", path);
 	unlink(path);
+	if (lr && lr->probe_fd >= 0)
+		close(lr->probe_fd);
 	free(lr);
 	r->priv = NULL;
 }

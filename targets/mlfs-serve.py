@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """mlfs-serve - the scoring server of one replica of an mlfs deployment.
 
-    python3 mlfs-serve.py --entry score.py --host 127.0.0.1 --port 8080
+    python3 mlfs-serve.py --entry score.py --host 127.0.0.1 --port 8080 \
+        [--max-body BYTES] [--read-timeout SECONDS] [--max-conns N]
 
 Started by the mlfs daemon in the deployment's code snapshot (the working
 directory), with AZUREML_MODEL_DIR (the model version's folder), MLFS_KEY
@@ -18,6 +19,17 @@ join before an old one leaves).  HTTP/1.1 with keep-alive:
                   JSON; an exception is a 500 with its message (and the
                   traceback in the log).  Needs "Authorization: Bearer KEY",
                   else 401.
+
+Hostile clients (issue 11): the key is checked as soon as the head is in,
+before any byte of the body is kept (401; the connection closes when a body
+was announced); a body over --max-body is 413 before it is read; framing is
+strict (Content-Length digits only and once, Transfer-Encoding exactly
+"chunked" and never with Content-Length, chunk sizes 1-16 hex digits): 400
+or 501, then close; a head must arrive within --read-timeout of its first
+byte and a body may not pause longer (408, close); past --max-conns open
+connections new ones get 503.  Each replica also listens on 127.0.0.1 port
+0, its own: the daemon's liveness probe reaches this replica there, where
+the shared port would reach any of them.
 
 SIGTERM drains: the listening socket is emptied and closed, each open
 connection gets its next answer with "Connection: close", idle ones are
@@ -36,15 +48,21 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 MAX_HEAD = 64 * 1024
-MAX_BODY = 64 * 1024 * 1024
+MAX_BODY = 100 * 1024 * 1024	# default of config max_body
+READ_TIMEOUT = 30.0	# default of config read_timeout: a head, a body's pauses
+MAX_CONNS = 512		# open connections; more are closed at once
+LIVE_CONNS = 16		# on the liveness port; more push out the oldest
+LIVE_TIMEOUT = 2.0	# the liveness port's read timeout
+LINGER = 2.0		# seconds unread bytes are discarded before a close
 DRAIN_IDLE = 1.0	# seconds an idle connection may stay open in a drain
 DRAIN_MAX = 30.0	# a drain never lasts longer than this
 
 REASONS = {
 	100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
-	404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
-	413: "Payload Too Large", 431: "Request Header Fields Too Large",
-	500: "Internal Server Error",
+	404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+	411: "Length Required", 413: "Payload Too Large",
+	431: "Request Header Fields Too Large", 500: "Internal Server Error",
+	501: "Not Implemented", 503: "Service Unavailable",
 }
 
 
@@ -96,13 +114,17 @@ def load_entry(entry):
 	return mod.run
 
 
-def listen(host, port):
+def listen(host, port, shared):
+	"""The service's socket (@shared: SO_REUSEPORT, replicas share it), or
+	the replica's own liveness socket (port 0: the daemon finds it among
+	this process's sockets and probes this replica, not any of them)."""
 	try:
 		info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
 					  flags=socket.AI_PASSIVE)[0]
 		s = socket.socket(info[0], socket.SOCK_STREAM)
 		s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-		s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+		if shared:
+			s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 		s.bind(info[4])
 		s.listen(1024)
 	except OSError:
@@ -129,29 +151,56 @@ class Request:
 
 
 class Server:
-	def __init__(self, run, key, sock, threads):
+	def __init__(self, run, key, socks, a):
 		self.run = run
 		self.key = key.encode()
-		self.sock = sock
-		self.pool = ThreadPoolExecutor(max_workers=threads)
+		self.socks = socks	# the service's, then the liveness one
+		self.pool = ThreadPoolExecutor(max_workers=max(1, a.threads))
+		self.max_body = a.max_body
+		self.read_timeout = a.read_timeout
+		self.max_conns = a.max_conns
 		self.conns = set()
+		self.nconn = 0		# accepted on the service's port, not lost
+		self.live = []		# connections on the liveness port, oldest first
 		self.draining = False
 		self.loop = None
 
 	# ---- accepting ---------------------------------------------------
 
-	def on_accept(self):
+	def on_accept(self, sock):
 		while True:
 			try:
-				c, _ = self.sock.accept()
+				c, _ = sock.accept()
 			except (BlockingIOError, InterruptedError):
 				return
 			except OSError as e:
 				log("accept: %s" % e)
 				return
+			live = sock is not self.socks[0]
+			if not live and self.nconn >= self.max_conns:
+				self.refuse(c)
+				continue
+			if live and len(self.live) >= LIVE_CONNS:
+				self.live.pop(0).close()	# a full cap never
+							# starves the probe
+			conn = Conn(self, live)
+			if live:
+				self.live.append(conn)
+			else:
+				self.nconn += 1
 			c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 			self.loop.create_task(self.loop.connect_accepted_socket(
-				lambda: Conn(self), c))
+				lambda conn=conn: conn, c))
+
+	def refuse(self, c):
+		"""Over the connection cap: a 503 if it fits, then close."""
+		try:
+			c.setblocking(False)
+			c.send(response(503, error_body("too many connections"),
+					close=True))
+		except OSError:
+			pass
+		c.close()
 
 	def drain(self):
 		"""SIGTERM: stop listening without dropping queued connections."""
@@ -159,9 +208,10 @@ class Server:
 			return
 		self.draining = True
 		log("draining (SIGTERM)")
-		self.loop.remove_reader(self.sock.fileno())
-		self.on_accept()	# take what waits in the accept queue
-		self.sock.close()
+		for s in self.socks:
+			self.loop.remove_reader(s.fileno())
+			self.on_accept(s)	# take what waits in the queue
+			s.close()
 		for c in list(self.conns):
 			c.drain()
 		self.loop.call_later(DRAIN_MAX, self.loop.stop)
@@ -173,7 +223,8 @@ class Server:
 
 	def serve(self):
 		self.loop = asyncio.new_event_loop()
-		self.loop.add_reader(self.sock.fileno(), self.on_accept)
+		for s in self.socks:
+			self.loop.add_reader(s.fileno(), self.on_accept, s)
 		for sig in (signal.SIGTERM, signal.SIGINT):
 			self.loop.add_signal_handler(sig, self.drain)
 		try:
@@ -210,45 +261,117 @@ class Server:
 
 
 class Conn(asyncio.Protocol):
-	"""One client connection: requests answered in order."""
+	"""One client connection: requests answered in order.
 
-	def __init__(self, srv):
+	A request is read in steps: the head (bounded, within read_timeout of
+	its first byte), then the key is checked and the body announced is
+	judged (max_body) before a byte of it is kept, then the body, each
+	chunk size parsed strictly.  Anything malformed is answered 4xx with
+	"Connection: close": what follows on the stream cannot be trusted.
+	"""
+
+	def __init__(self, srv, live=False):
 		self.srv = srv
+		self.live = live	# on the liveness port: GET / only
+		self.timeout = LIVE_TIMEOUT if live else srv.read_timeout
 		self.buf = bytearray()
 		self.busy = False
 		self.closing = False
 		self.idle_timer = None
-		self.continued = False
 		self.t = None
+		self.req = None		# the request whose body is being read
+		self.body = None
+		self.need = 0		# body bytes still to come (Content-Length)
+		self.chunk = None	# chunked: "size", "data", "crlf", "trailer"
+		self.timer = None	# read timeout of the request at hand
+		self.paused = False
+		self.lingering = False
 
 	def connection_made(self, transport):
 		self.t = transport
+		if self.closing:	# pushed out before it was made
+			transport.close()
+			return
 		self.srv.conns.add(self)
+		self.arm(self.timeout, "idle")
 		if self.srv.draining:
 			self.drain()
 
 	def connection_lost(self, exc):
 		self.closing = True
 		self.srv.conns.discard(self)
-		if self.idle_timer:
-			self.idle_timer.cancel()
+		if not self.live:
+			self.srv.nconn -= 1
+		elif self in self.srv.live:
+			self.srv.live.remove(self)
+		for tm in (self.idle_timer, self.timer):
+			if tm:
+				tm.cancel()
 		self.srv.maybe_exit()
 
+	# ---- timeouts ------------------------------------------------------
+
+	def arm(self, secs, what):
+		"""(Re)start the read timeout: @what says which phase."""
+		if self.timer:
+			self.timer.cancel()
+		self.timer = self.srv.loop.call_later(secs, self.timed_out, what)
+
+	def timed_out(self, what):
+		self.timer = None
+		if self.closing or self.busy:
+			return
+		if what == "idle" and not self.buf:
+			self.close()
+			return
+		log("closing a connection: its request took longer than %g s"
+		    " (%s)" % (self.timeout, what))
+		self.send(408, error_body("request not received within %g s" %
+					  self.timeout), False)
+
 	def drain(self):
-		if not self.busy and not self.buf:
+		if not self.busy and not self.buf and self.req is None:
 			self.idle_timer = self.srv.loop.call_later(
 				DRAIN_IDLE, self.close)
 
 	def close(self):
 		if not self.closing:
 			self.closing = True
+			if self.t:
+				self.t.close()
+
+	def linger(self):
+		"""Close after an answer sent while a body was still coming: the
+		write side first, unread bytes discarded for LINGER seconds, so
+		that the client reads the answer rather than a reset."""
+		if self.closing:
+			return
+		self.closing = self.lingering = True
+		self.buf = bytearray()
+		if self.timer:
+			self.timer.cancel()
+		if self.t.can_write_eof():
+			self.t.write_eof()
+		self.srv.loop.call_later(LINGER, self.t.close)
+
+	def eof_received(self):
+		if self.lingering:
 			self.t.close()
+		return None
 
 	def data_received(self, data):
+		if self.closing:
+			return
+		if not self.buf and self.req is None and not self.busy:
+			self.arm(self.timeout, "head")
 		self.buf += data
 		if self.idle_timer:
 			self.idle_timer.cancel()
 			self.idle_timer = None
+		if self.busy and len(self.buf) > MAX_HEAD + 65536 and \
+		   not self.paused:
+			self.paused = True	# pipelining: wait for the answer
+			self.t.pause_reading()
 		if not self.busy:
 			self.next()
 
@@ -256,8 +379,13 @@ class Conn(asyncio.Protocol):
 		close = not keep or self.srv.draining
 		self.t.write(response(status, body, close=close, extra=extra))
 		if close:
-			self.close()
+			self.linger()
 		return not close
+
+	def bad(self, status, msg):
+		"""A request that cannot be read: answer, then close."""
+		self.send(status, error_body(msg), False)
+		return None
 
 	def next(self):
 		"""Parse and answer the requests waiting in buf, one at a time."""
@@ -267,96 +395,163 @@ class Conn(asyncio.Protocol):
 				break
 			if not self.dispatch(req):
 				break
+			self.arm(self.timeout, "idle")
 		if self.srv.draining and not self.busy and not self.closing:
 			self.drain()
 
+	# ---- reading a request ----------------------------------------------
+
 	def parse(self):
+		if self.req is None and not self.parse_head():
+			return None
+		if self.chunk is not None:
+			return self.read_chunked()
+		return self.read_length()
+
+	def parse_head(self):
+		"""The head of the next request: self.req set (True) or not yet."""
 		end = self.buf.find(b"\r\n\r\n")
 		if end < 0:
 			if len(self.buf) > MAX_HEAD:
-				self.send(431, error_body("headers too large"), False)
-			return None
+				self.bad(431, "headers too large")
+			return False
+		if end > MAX_HEAD:
+			return self.bad(431, "headers too large")
 		try:
 			lines = self.buf[:end].decode("latin-1").split("\r\n")
 			method, path, version = lines[0].split(" ", 2)
 		except ValueError:
-			self.send(400, error_body("malformed request line"), False)
-			return None
-		h = {}
+			return self.bad(400, "malformed request line")
+		del self.buf[:end + 4]
+		h, seen = {}, {}
 		for line in lines[1:]:
 			k, sep, v = line.partition(":")
-			if not sep:
-				self.send(400, error_body("malformed header"), False)
-				return None
-			h[k.strip().lower()] = v.strip()
+			k = k.lower()
+			if not sep or not k or k != k.strip():
+				return self.bad(400, "malformed header")
+			h[k] = v.strip(" \t")
+			seen[k] = seen.get(k, 0) + 1
 		req = Request()
 		req.method, req.path, req.headers = method, path, h
 		conn = h.get("connection", "").lower()
 		req.keep = conn != "close" if version == "HTTP/1.1" else \
 			conn == "keep-alive"
-		return self.read_body(req, end + 4)
+		return self.framing(req, seen)
 
-	def read_body(self, req, start):
+	def framing(self, req, seen):
+		"""How the body is framed (RFC 9112 6.3, strictly), then the key
+		and the size are judged before a byte of the body is kept."""
 		h = req.headers
-		if "chunked" in h.get("transfer-encoding", "").lower():
-			return self.read_chunked(req, start)
-		try:
-			n = int(h.get("content-length", "0"))
-		except ValueError:
-			n = -1
-		if n < 0 or n > MAX_BODY:
-			self.send(413 if n > 0 else 400,
-				  error_body("bad Content-Length"), False)
-			return None
-		if len(self.buf) - start < n:
-			self.expect_continue(req, start)
-			return None
-		req.body = bytes(self.buf[start:start + n])
-		del self.buf[:start + n]
+		if seen.get("content-length", 0) > 1 or \
+		   seen.get("transfer-encoding", 0) > 1:
+			return self.bad(400, "duplicate Content-Length or"
+					" Transfer-Encoding header")
+		te, cl = h.get("transfer-encoding"), h.get("content-length")
+		if te is not None and cl is not None:
+			return self.bad(400, "both Transfer-Encoding and"
+					" Content-Length")
+		if te is not None and te.lower() != "chunked":
+			return self.bad(501, "Transfer-Encoding must be chunked")
+		if cl is not None and (not cl or len(cl) > 19 or
+				       not all(c in "0123456789" for c in cl)):
+			return self.bad(400, "bad Content-Length")
+		n = int(cl) if cl is not None else 0
+		announced = te is not None or n > 0
+		if not self.admit(req, announced):
+			return False
+		if n > self.srv.max_body:
+			return self.bad(413, "body larger than %d bytes" %
+					self.srv.max_body)
+		self.req, self.body = req, bytearray()
+		self.need, self.chunk = n, "size" if te is not None else None
+		self.arm(self.timeout, "body")
+		if announced and h.get("expect", "").lower() == "100-continue":
+			self.t.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+		return True
+
+	def admit(self, req, announced):
+		"""Refuse a request for /score without the key, before its body:
+		the connection closes when a body was announced (unread)."""
+		if req.path.split("?")[0] != "/score" or req.method != "POST" or \
+		   self.srv.authorized(req.headers):
+			return True
+		self.unauthorized(req.keep and not announced)
+		return False
+
+	def done(self):
+		req, self.req = self.req, None
+		req.body, self.body = bytes(self.body), None
 		return req
 
-	def read_chunked(self, req, pos):
-		body = bytearray()
-		while True:
-			eol = self.buf.find(b"\r\n", pos)
-			if eol < 0:
-				return self.expect_continue(req, pos)
-			try:
-				size = int(bytes(self.buf[pos:eol]).split(b";")[0], 16)
-			except ValueError:
-				self.send(400, error_body("bad chunk"), False)
-				return None
-			if size == 0:	# then optional trailers, then an empty line
-				if self.buf[eol + 2:eol + 4] == b"\r\n":
-					end = eol + 4
-				else:
-					end = self.buf.find(b"\r\n\r\n", eol)
-					if end < 0:
-						return None
-					end += 4
-				req.body = bytes(body)
-				del self.buf[:end]
-				return req
-			if len(body) + size > MAX_BODY:
-				self.send(413, error_body("body too large"), False)
-				return None
-			if len(self.buf) < eol + 2 + size + 2:
-				return self.expect_continue(req, pos)
-			body += self.buf[eol + 2:eol + 2 + size]
-			pos = eol + 2 + size + 2
+	def read_length(self):
+		take = min(self.need, len(self.buf))
+		if take:
+			self.body += self.buf[:take]
+			del self.buf[:take]
+			self.need -= take
+			self.arm(self.timeout, "body")
+		return self.done() if self.need == 0 else None
 
-	def expect_continue(self, req, start):
-		"""The body is still coming: refuse early or say 100 Continue."""
-		if req.headers.get("expect", "").lower() != "100-continue":
+	def read_chunked(self):
+		while not self.closing:
+			step = getattr(self, "chunk_" + self.chunk)()
+			if step is None:
+				return None	# more bytes needed, or refused
+			if step == "end":
+				return self.done()
+
+	def chunk_size(self):
+		eol = self.buf.find(b"\r\n", 0, 4096)
+		if eol < 0:
+			if len(self.buf) >= 4096:
+				return self.bad(400, "bad chunk size line")
 			return None
-		if req.path.split("?")[0] == "/score" and \
-		   not self.srv.authorized(req.headers):
-			self.unauthorized(False)
+		size = bytes(self.buf[:eol]).split(b";")[0].strip(b" \t")
+		del self.buf[:eol + 2]
+		if not size or len(size) > 16 or \
+		   size.strip(b"0123456789abcdefABCDEF"):
+			return self.bad(400, "bad chunk size %r" %
+					size[:32].decode("latin-1"))
+		self.need = int(size, 16)
+		if len(self.body) + self.need > self.srv.max_body:
+			return self.bad(413, "body larger than %d bytes" %
+					self.srv.max_body)
+		self.chunk = "data" if self.need else "trailer"
+		return "more"
+
+	def chunk_data(self):
+		take = min(self.need, len(self.buf))
+		if not take:
 			return None
-		if not self.continued:
-			self.continued = True
-			self.t.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-		return None
+		self.body += self.buf[:take]
+		del self.buf[:take]
+		self.need -= take
+		self.arm(self.timeout, "body")
+		if not self.need:
+			self.chunk = "crlf"
+		return "more"
+
+	def chunk_crlf(self):
+		if len(self.buf) < 2:
+			return None
+		if self.buf[:2] != b"\r\n":
+			return self.bad(400, "chunk data not followed by CRLF")
+		del self.buf[:2]
+		self.chunk = "size"
+		return "more"
+
+	def chunk_trailer(self):
+		"""Trailer lines (ignored) up to an empty line."""
+		eol = self.buf.find(b"\r\n", 0, MAX_HEAD)
+		if eol < 0:
+			if len(self.buf) >= MAX_HEAD:
+				return self.bad(431, "trailers too large")
+			return None
+		del self.buf[:eol + 2]
+		if eol:
+			return "more"
+		self.chunk = None
+		return "end"
 
 	def unauthorized(self, keep):
 		return self.send(401, error_body("missing or wrong key: send"
@@ -365,18 +560,18 @@ class Conn(asyncio.Protocol):
 
 	def dispatch(self, req):
 		"""Answer @req; False when the connection cannot go on now."""
-		self.continued = False
 		path = req.path.split("?")[0]
 		if path == "/" and req.method in ("GET", "HEAD"):
 			return self.send(200, b'{"status": "alive"}\n', req.keep)
+		if self.live:
+			return self.send(404, error_body("the liveness port answers"
+							 " GET / only"), False)
 		if path != "/score":
 			return self.send(404, error_body("no such path: use POST"
 							 " /score"), req.keep)
 		if req.method != "POST":
 			return self.send(405, error_body("use POST /score"),
 					 req.keep, "Allow: POST\r\n")
-		if not self.srv.authorized(req.headers):
-			return self.unauthorized(req.keep)
 		self.busy = True
 		fut = self.srv.loop.run_in_executor(self.srv.pool,
 						    self.srv.score, req.body)
@@ -385,10 +580,14 @@ class Conn(asyncio.Protocol):
 
 	def scored(self, fut, keep):
 		self.busy = False
+		if self.paused:
+			self.paused = False
+			self.t.resume_reading()
 		if self.closing:
 			return
 		status, body = fut.result()
 		if self.send(status, body, keep):
+			self.arm(self.timeout, "idle")
 			self.next()
 
 
@@ -398,6 +597,9 @@ def main():
 	ap.add_argument("--host", default="127.0.0.1")
 	ap.add_argument("--port", type=int, required=True)
 	ap.add_argument("--threads", type=int, default=1)
+	ap.add_argument("--max-body", type=int, default=MAX_BODY)
+	ap.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
+	ap.add_argument("--max-conns", type=int, default=MAX_CONNS)
 	a = ap.parse_args()
 	key = os.environ.pop("MLFS_KEY", "")
 	if not key:
@@ -407,9 +609,10 @@ def main():
 			fail_start("cannot start", 2)
 	sys.path.insert(0, os.getcwd())
 	run = load_entry(a.entry)
-	sock = listen(a.host, a.port)
-	log("serving %s on %s:%d" % (a.entry, a.host, a.port))
-	Server(run, key, sock, max(1, a.threads)).serve()
+	socks = [listen(a.host, a.port, True), listen("127.0.0.1", 0, False)]
+	log("serving %s on %s:%d (liveness on 127.0.0.1:%d)" % (
+		a.entry, a.host, a.port, socks[1].getsockname()[1]))
+	Server(run, key, socks, a).serve()
 
 
 if __name__ == "__main__":

@@ -95,10 +95,40 @@ static int connect_host(const char *host, int port, int ms)
 	return fd;
 }
 
+static const char req[] = "GET / HTTP/1.1\r\nHost: mlfs\r\n"
+			  "Connection: close\r\n\r\n";
+
+int replica_probe_send(const char *host, int port, int ms)
+{
+	int fd = connect_host(host, port, ms);
+
+	if (fd < 0)
+		return fd;
+	/* a few bytes into an empty socket buffer: never blocks */
+	if (write(fd, req, sizeof(req) - 1) != sizeof(req) - 1) {
+		close(fd);
+		return -EIO;
+	}
+	return fd;
+}
+
+int replica_probe_check(int fd)
+{
+	char buf[16];
+	ssize_t n;
+
+	n = recv(fd, buf, sizeof(buf) - 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	if (n == 0)
+		return -ECONNRESET;
+	if (n < 12)
+		return 0;	/* the rest of the status line is coming */
+	return !strncmp(buf, "HTTP/1.", 7) && buf[9] == '2' ? 1 : -EIO;
+}
+
 int replica_probe(const char *host, int port, int ms, struct err *e)
 {
-	static const char req[] = "GET / HTTP/1.1\r\nHost: mlfs\r\n"
-				  "Connection: close\r\n\r\n";
 	char buf[64];
 	ssize_t n = -1;
 	int fd, rc;

@@ -31,4 +31,14 @@ int replica_addr(const char *host, int port, struct sockaddr_storage *sa,
  */
 int replica_probe(const char *host, int port, int ms, struct err *e);
 
+/*
+ * replica_probe_send - the same GET /, without waiting for the answer (the
+ * worker must not block on a replica that stopped answering): the socket,
+ * once connected within @ms, for replica_probe_check; or -errno.
+ */
+int replica_probe_send(const char *host, int port, int ms);
+/* The answer on @fd so far: 1 a 2xx came, 0 nothing yet, -errno closed,
+ * failed or not 2xx. */
+int replica_probe_check(int fd);
+
 #endif

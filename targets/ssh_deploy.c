@@ -632,6 +632,7 @@ static int launch(struct target_ctx *t, struct ssh_conn *c,
 		.check_port = s->port && !port_held(dep_of(t), x, s->port),
 		.seed = ssh_rnd32(), .command = s->command[0] ? s->command : NULL,
 		.entry = s->entry, .host = s->host, .name = d->obj.name,
+		.max_body = s->max_body, .read_timeout = s->read_timeout,
 		.slot = x->slot,
 	};
 	struct sx_result res;

@@ -447,6 +447,10 @@ static void put_dep_server(struct script *s, const struct ssh_dep_launch *l)
 	fputs(" --host ", s->f);
 	put_q(s, l->host, 0);
 	fputs(" --port \"$port\"", s->f);
+	if (l->max_body > 0)
+		fprintf(s->f, " --max-body %ld", l->max_body);
+	if (l->read_timeout > 0)
+		fprintf(s->f, " --read-timeout %d", l->read_timeout);
 }
 
 char *ssh_script_dep_launch(const struct ssh_dep_launch *l)

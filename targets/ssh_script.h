@@ -96,6 +96,8 @@ struct ssh_dep_launch {
 	const char *command;		/* the user's server, or NULL: */
 	const char *entry;		/*   mlfs-serve.py --entry ENTRY */
 	const char *host;		/* --host, $MLFS_HOST */
+	long max_body;			/* --max-body when > 0 */
+	int read_timeout;		/* --read-timeout when > 0 */
 	const char *name;		/* $MLFS_DEPLOYMENT */
 	int slot;			/* $MLFS_REPLICA */
 };
