@@ -3,6 +3,8 @@
 """A client loop for the deployment tests: POST /score over keep-alive
 connections until STOPFILE exists, then print "REQUESTS FAILED VERSIONS"
 (VERSIONS: the "version" fields seen, in order, each change once).
+Tells its progress in files beside STOPFILE: STOPFILE.ready once a first
+answer came, STOPFILE.seen gets a line per new version seen.
 
     score-client.py HOST PORT KEY STOPFILE
 """
@@ -18,7 +20,7 @@ conn = None
 while not os.path.exists(stop):
     try:
         if conn is None:
-            conn = http.client.HTTPConnection(host, port, timeout=5)
+            conn = http.client.HTTPConnection(host, port, timeout=60)
         conn.request("POST", "/score", body='{"x": 1}',
                      headers={"Authorization": "Bearer " + key})
         r = conn.getresponse()
@@ -31,6 +33,10 @@ while not os.path.exists(stop):
             v = json.loads(body)["version"]
             if not seen or seen[-1] != v:
                 seen.append(v)
+                with open(stop + ".seen", "a") as f:
+                    f.write("%s\n" % v)
+            if n == 1:
+                open(stop + ".ready", "w").close()
         if r.getheader("Connection", "").lower() == "close":
             conn.close()
             conn = None
