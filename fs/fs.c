@@ -1540,10 +1540,12 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	}
 	if (ino_is_user(ino)) {
 		rc = open_user(req, m, ino, O_RDONLY, &root);
-		if (rc < 0) {
+		if (rc == -ENOENT)
+			fuse_reply_buf(req, NULL, 0);	/* gone meanwhile */
+		else if (rc < 0)
 			fuse_reply_err(req, -rc);
+		if (rc < 0)
 			return;
-		}
 		reply_fd(req, rc, size, off);
 		close(rc);
 		return;
@@ -2168,8 +2170,6 @@ static char *slurp_as_caller(fuse_req_t req, struct at *a, ssize_t *len,
 		free(buf);
 		buf = NULL;
 	}
-	if (!*rc && unlinkat(a->dir, a->name, 0))
-		*rc = -errno;
 	return buf;
 }
 
@@ -2195,6 +2195,10 @@ static int rename_onto_setting(fuse_req_t req, struct mlfs *m,
 	free(buf);
 	if (rc)
 		return rc;
+	{
+		AS_CALLER(req);
+		unlinkat(a.dir, a.name, 0);
+	}
 	nodes_unlink(m->nodes, parent, name);
 	inval_name(m, obj_ino(o->id, F_DIR), fd->name);
 	inval_inode(m, obj_ino(o->id, fd->file), 0);
