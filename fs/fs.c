@@ -1520,6 +1520,23 @@ static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* Read user file @ino as @req's caller. */
+static void read_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		      size_t size, off_t off)
+{
+	int root, fd;
+
+	fd = open_user(req, m, ino, O_RDONLY, &root);
+	if (fd == -ENOENT) {
+		fuse_reply_buf(req, NULL, 0);	/* gone meanwhile */
+	} else if (fd < 0) {
+		fuse_reply_err(req, -fd);
+	} else {
+		reply_fd(req, fd, size, off);
+		close(fd);
+	}
+}
+
 /* read without a handle (FUSE_CAP_NO_OPEN_SUPPORT): decide by inode. */
 static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		     size_t size, off_t off)
@@ -1528,7 +1545,7 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	char path[PATH_MAX], *buf;
 	struct obj o;
 	size_t len;
-	int root, rc;
+	int rc;
 
 	if (ino == INO_README) {
 		reply_slice(req, readme_text, sizeof(readme_text) - 1, size, off);
@@ -1539,15 +1556,7 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		return;
 	}
 	if (ino_is_user(ino)) {
-		rc = open_user(req, m, ino, O_RDONLY, &root);
-		if (rc == -ENOENT)
-			fuse_reply_buf(req, NULL, 0);	/* gone meanwhile */
-		else if (rc < 0)
-			fuse_reply_err(req, -rc);
-		if (rc < 0)
-			return;
-		reply_fd(req, rc, size, off);
-		close(rc);
+		read_user(req, m, ino, size, off);
 		return;
 	}
 	rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
