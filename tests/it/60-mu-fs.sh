@@ -212,41 +212,47 @@ as $UA mkdir -p "$RR/top/x"
 as $UA sh -c "echo mine > $RR/top/x/secret"
 RB=$(objdir "$RR")/files/top
 mkdir -m 777 "$T/race"
-cat > "$T/flip.sh" <<EOF
-end=\$((SECONDS + 20)) n=0
-while ((SECONDS < end)); do
-	{
-	mv "$RR/top/x" "$RR/top/x.real"
-	ln -sfn "$ROOTD" "$RR/top/x"
-	rm -f "$RR/top/x"
-	mv "$RR/top/x.real" "$RR/top/x"
-	mv "$RB/x" "$RB/x.real"
-	ln -sfn "$ROOTD" "$RB/x"
-	rm -f "$RB/x"
-	mv "$RB/x.real" "$RB/x"
-	} 2>/dev/null
-	n=\$((n + 1))
-done
-echo \$n > "$T/race/flips"
-EOF
-cat > "$T/hit.sh" <<EOF
-end=\$((SECONDS + 20)) n=0
-while ((SECONDS < end)); do
-	{
-	echo pwned > "$RR/top/x/secret"
-	echo pwned >> "$RR/top/x/f"
-	chmod 666 "$RR/top/x/secret"
-	truncate -s 0 "$RR/top/x/g"
-	truncate -s 0 "$RR/top/x/secret"
-	} 2>/dev/null
-	n=\$((n + 1))
-done
-echo \$n > "$T/race/hits"
-EOF
-chmod 755 "$T/flip.sh" "$T/hit.sh"
-as $UA bash "$T/flip.sh" &
+# For 20 s: flip swaps x for a symlink to the root folder and back, through
+# the mount and in the backing folder; hit writes, chmods and truncates
+# through the path meanwhile.  Each counts its rounds.
+cat > "$T/race.py" <<'PY'
+import os, sys, time
+mode, mnt, back, rootd, out = sys.argv[1:]
+end, n = time.monotonic() + 20, 0
+def tryit(f, *a):
+    try:
+        f(*a)
+    except OSError:
+        pass
+def flip(d):
+    x, real = d + "/x", d + "/x.real"
+    tryit(os.rename, x, real)
+    tryit(os.symlink, rootd, x)
+    tryit(os.unlink, x)
+    tryit(os.rename, real, x)
+def write(p, flags):
+    fd = os.open(p, flags, 0o644)
+    try:
+        os.write(fd, b"pwned\n")
+    finally:
+        os.close(fd)
+while time.monotonic() < end:
+    if mode == "flip":
+        flip(mnt)
+        flip(back)
+    else:
+        x = mnt + "/x/"
+        tryit(write, x + "secret", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        tryit(write, x + "f", os.O_WRONLY | os.O_APPEND)
+        tryit(os.chmod, x + "secret", 0o666)
+        tryit(os.truncate, x + "g", 0)
+        tryit(os.truncate, x + "secret", 0)
+    n += 1
+open(out, "w").write(str(n))
+PY
+as $UA python3 "$T/race.py" flip "$RR/top" "$RB" "$ROOTD" "$T/race/flips" &
 FLIP=$!
-as $UA bash "$T/hit.sh" &
+as $UA python3 "$T/race.py" hit "$RR/top" "$RB" "$ROOTD" "$T/race/hits" &
 HIT=$!
 wait $FLIP $HIT
 echo "# race: $(cat "$T/race/flips") flip rounds, $(cat "$T/race/hits") write/chmod/truncate rounds, 20 s"
