@@ -7,6 +7,7 @@
 #include <linux/openat2.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -26,6 +27,23 @@ static int open_how(int dirfd, const char *path, int flags, mode_t mode)
 	return fd < 0 ? -errno : (int)fd;
 }
 
+/* Open folder @comp of @fd on the way, O_NOFOLLOW: a symlink there is
+ * -ELOOP, as openat2 says. */
+static int open_step(int fd, const char *comp)
+{
+	struct stat st;
+	int nfd;
+
+	nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (nfd >= 0)
+		return nfd;
+	nfd = -errno;
+	if (nfd == -ENOTDIR && !fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISLNK(st.st_mode))
+		nfd = -ELOOP;
+	return nfd;
+}
+
 /* The same by hand: each folder opened O_NOFOLLOW, ".." refused. */
 static int open_walk(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -41,12 +59,9 @@ static int open_walk(int dirfd, const char *path, int flags, mode_t mode)
 		if (!strcmp(comp, ".."))
 			nfd = -EXDEV;
 		else if (next)
-			nfd = openat(fd, *comp ? comp : ".", O_PATH | O_DIRECTORY |
-				     O_NOFOLLOW | O_CLOEXEC);
-		else
-			nfd = openat(fd, *comp ? comp : ".", flags | O_NOFOLLOW |
-				     O_CLOEXEC, mode);
-		if (nfd < 0 && nfd != -EXDEV)
+			nfd = open_step(fd, *comp ? comp : ".");
+		else if ((nfd = openat(fd, *comp ? comp : ".", flags |
+				       O_NOFOLLOW | O_CLOEXEC, mode)) < 0)
 			nfd = -errno;
 		if (fd != dirfd)
 			close(fd);
