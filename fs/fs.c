@@ -710,6 +710,13 @@ static uint64_t user_st_ino(uint64_t backing)
 	return USER_BIT | (backing & (USER_BIT - 1));
 }
 
+/* What stat shows of a user file whose backing file has @st. */
+static void user_stat(struct stat *st)
+{
+	st->st_ino = user_st_ino(st->st_ino);
+	st->st_blksize = USER_BLKSIZE;
+}
+
 static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		     struct stat *st)
 {
@@ -727,8 +734,7 @@ static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	}
 	if (rc)
 		return rc;
-	st->st_ino = user_st_ino(st->st_ino);
-	st->st_blksize = USER_BLKSIZE;
+	user_stat(st);
 	return 0;
 }
 
@@ -827,10 +833,14 @@ static void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
 /* ---- lookup ----------------------------------------------------------------- */
 
 /* What a lookup of a control file learnt: its object and, for a
- * generated file, the length of the version it found (else -1). */
+ * generated file, the length of the version it found (else -1); of a
+ * user entry, its attributes (answered as they are, not looked for
+ * again). */
 struct ctl_view {
 	struct obj o;
 	ssize_t len;
+	int user;		/* or a user entry: its attributes */
+	struct stat ust;
 };
 
 /* Answer a LOOKUP with @ino (@v: what resolving it found, or NULL). */
@@ -840,13 +850,15 @@ static int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	struct fuse_entry_param e = { 0 };
 	int rc;
 
-	rc = v ? ctl_attr(m, ino, &v->o, v->len, &e.attr) :
+	if (v && v->user)
+		e.attr = v->ust;
+	rc = v && v->user ? 0 : v ? ctl_attr(m, ino, &v->o, v->len, &e.attr) :
 	     do_getattr(req, m, ino, &e.attr);
 	if (rc)
 		return rc;
 	e.ino = ino;
 	e.attr_timeout = timeout_for(m, ino);
-	e.entry_timeout = v ? ctl_name_timeout(m, ino, &v->o) :
+	e.entry_timeout = v && !v->user ? ctl_name_timeout(m, ino, &v->o) :
 			  name_timeout(m, ino);
 	if (ino_is_user(ino))
 		nodes_ref(m->nodes, ino);
@@ -877,11 +889,11 @@ static uint64_t lookup_root(const char *name)
 	return 0;
 }
 
-/* A user entry @name below @parent: 0 and *ino, or -errno. */
+/* A user entry @name below @parent: 0 and *ino, its attributes in
+ * *@st, or -errno. */
 static int lookup_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
-		       const char *name, uint64_t *ino)
+		       const char *name, uint64_t *ino, struct stat *st)
 {
-	struct stat st;
 	AT(a);
 	int rc;
 
@@ -892,13 +904,14 @@ static int lookup_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		AS_CALLER(req);
 		rc = at_open(&a);
 		if (!rc)
-			rc = at_stat(&a, &st);
+			rc = at_stat(&a, st);
 	}
 	if (rc)
 		return rc;
 	*ino = nodes_get(m->nodes, parent, name);
 	if (*ino)
-		nodes_set_backing(m->nodes, *ino, st.st_ino);
+		nodes_set_backing(m->nodes, *ino, st->st_ino);
+	user_stat(st);
 	return *ino ? 0 : -ENOMEM;
 }
 
@@ -936,7 +949,7 @@ static int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
 
 	*ino = 0;
 	if (v)
-		v->o.id = 0;
+		v->o.id = v->user = 0;
 	if (parent == INO_ROOT) {
 		*ino = lookup_root(name);
 		return *ino ? 0 : -ENOENT;
@@ -968,7 +981,11 @@ static int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		if (!holds_user_files(parent, &o))
 			return -ENOENT;
 	}
-	return lookup_user(req, m, parent, name, ino);
+	if (!v)
+		return lookup_user(req, m, parent, name, ino,
+				   &(struct stat){ 0 });
+	v->user = 1;
+	return lookup_user(req, m, parent, name, ino, &v->ust);
 }
 
 static void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -980,7 +997,7 @@ static void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	rc = do_lookup(req, m, parent, name, &ino, &v);
 	if (!rc)
-		rc = reply_entry(req, m, ino, v.o.id ? &v : NULL);
+		rc = reply_entry(req, m, ino, v.o.id || v.user ? &v : NULL);
 	if (rc == -ENOENT)
 		reply_negative(req, timeout_for(m, parent));
 	else if (rc)
@@ -2001,7 +2018,9 @@ static int make_as_caller(fuse_req_t req, struct at *a, mode_t mode,
 static int make_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		     const char *name, mode_t mode, const char *link)
 {
+	struct ctl_view v = { .user = 1 };
 	struct obj o;
+	uint64_t ino;
 	AT(a);
 	int rc;
 
@@ -2009,10 +2028,9 @@ static int make_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 	if (!rc)
 		rc = make_as_caller(req, &a, mode, link);
 	if (!rc)
-		rc = lookup_user(req, m, parent, name, &(uint64_t){ 0 });
+		rc = lookup_user(req, m, parent, name, &ino, &v.ust);
 	if (!rc)
-		rc = reply_entry(req, m, nodes_get(m->nodes, parent, name),
-				 NULL);
+		rc = reply_entry(req, m, ino, &v);
 	return rc;
 }
 
