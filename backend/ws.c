@@ -450,10 +450,16 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * The folder of @o, and for objects with user files their files/ folder,
+ * owned by the object's creator: a root daemon makes and changes the
+ * files below it as their caller (fs/creds.h), so the creator must own
+ * it.  Given by fd, never by path: nothing below objects/ID is followed.
+ */
 static int make_obj_dirs(struct ws *ws, const struct obj *o)
 {
 	char path[PATH_MAX];
-	int rc;
+	int dir, files, rc;
 
 	/* 0711: a run executing as its creator must reach its working copy,
 	 * but nobody may list the folders */
@@ -462,10 +468,21 @@ static int make_obj_dirs(struct ws *ws, const struct obj *o)
 	if (rc || (o->kind != K_RUN && o->kind != K_DEPLOYMENT &&
 		   o->kind != K_VERSION))
 		return rc;
-	ws_obj_path(ws, o->id, RUN_FILES, path);
-	if (mkdir(path, 0755) && errno != EEXIST)
+	dir = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir < 0)
 		return -errno;
-	return 0;
+	if (mkdirat(dir, RUN_FILES, 0755) && errno != EEXIST)
+		rc = -errno;
+	files = rc ? -1 : openat(dir, RUN_FILES, O_RDONLY | O_DIRECTORY |
+				 O_NOFOLLOW | O_CLOEXEC);
+	if (!rc && files < 0)
+		rc = -errno;
+	if (!rc && geteuid() == 0 && fchown(files, o->uid, o->gid))
+		rc = -errno;
+	if (files >= 0)
+		close(files);
+	close(dir);
+	return rc;
 }
 
 static const char *initial_state(int kind)

@@ -24,6 +24,8 @@
 
 #include "../backend/log.h"
 #include "../backend/ws.h"
+#include "beneath.h"
+#include "creds.h"
 #include "node.h"
 
 /* Cache timeout for files written behind the kernel's back (outputs). */
@@ -41,10 +43,14 @@ _Static_assert(SETTING_MAX <= MAX_WRITE, "a write too big for a setting"
 /* st_blksize of user files: cp and friends size their buffers by it;
  * a write of this size is one request. */
 #define USER_BLKSIZE	MAX_WRITE
+/* Users' writes leave this much room on the state dir's file system to
+ * the workspace's own (backend/space.c: a full disk has less). */
+#define USER_FLOOR	(1 << 20)
 
 struct mlfs {
 	struct ws *ws;
 	struct node_table *nodes;
+	int objects_fd;		/* the state dir's objects/ */
 	struct fuse_session *se;
 	double timeout;
 	int shared;		/* other users come in (allow_other) */
@@ -137,6 +143,7 @@ struct fh {
 
 struct dh {
 	uint64_t ino;
+	uid_t uid;		/* whose rights opened it */
 	DIR *dir;		/* the backing folder, for user entries */
 	long pos;		/* index of the next backing entry */
 };
@@ -419,41 +426,120 @@ static void hook_outputs(void *ctx, int64_t id)
 
 /* ---- paths ------------------------------------------------------------------ */
 
-static void root_path(struct mlfs *m, int64_t id, int root, char *buf)
+/*
+ * Where a user node's backing file is, held by fd: @dir, the folder that
+ * holds it, and @name in it ("" for the object's root itself).  Found in
+ * two steps.  at_find, as the daemon: the node's object and path, and
+ * objects/ID, which only the daemon writes.  at_open, as the caller: the
+ * folder below it, resolved without following symlinks (beneath.h).
+ * Everything after is done on @dir and @name by *at() calls that never
+ * follow a symlink either.  AT() declares one that closes itself.
+ */
+struct at {
+	int obj;		/* objects/ID (O_PATH), by the daemon */
+	int dir;		/* the folder (O_PATH), by the caller */
+	int64_t id;		/* the object */
+	int root;		/* F_DIR (files/) or F_OUTPUTS */
+	char name[NAME_MAX + 1];
+	char path[PATH_MAX];	/* of @dir, below objects/ID */
+};
+
+static void at_close(struct at *a)
 {
-	ws_obj_path(m->ws, id, root == F_OUTPUTS ? RUN_WORK "/outputs" :
-		    RUN_FILES, buf);
+	if (a->obj >= 0)
+		close(a->obj);
+	if (a->dir >= 0)
+		close(a->dir);
+	a->obj = a->dir = -1;
 }
 
-/* The backing path of user node or root @ino. */
-static int backing_path(struct mlfs *m, uint64_t ino, char *path,
-			int64_t *obj, int *root)
-{
-	char rel[PATH_MAX], base[PATH_MAX];
-	int rc;
+#define AT(a)	struct at a __attribute__((cleanup(at_close))) = \
+			{ .obj = -1, .dir = -1 }
 
-	rc = nodes_path(m->nodes, ino, obj, root, rel, sizeof(rel));
-	if (rc)
-		return rc;
-	root_path(m, *obj, *root, base);
-	if (snprintf(path, PATH_MAX, "%s%s%s", base, rel[0] ? "/" : "", rel) >=
-	    PATH_MAX)
+/* objects/ID of @id, opened by the daemon. */
+static int obj_fd(struct mlfs *m, int64_t id)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%lld", (long long)id);
+	return beneath_open(m->objects_fd, name, O_PATH | O_DIRECTORY, 0);
+}
+
+/* Split @rel (the node's path below its root) into @a's folder and name. */
+static int at_split(struct at *a, char *rel)
+{
+	char *slash = strrchr(rel, '/');
+	const char *base = slash ? slash + 1 : rel;
+
+	if (strlen(base) > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(a->name, base, strlen(base) + 1);
+	if (slash)
+		*slash = '\0';
+	else
+		rel[0] = '\0';
+	if ((size_t)snprintf(a->path, sizeof(a->path), "%s%s%s",
+			     a->root == F_OUTPUTS ? RUN_WORK "/outputs" :
+			     RUN_FILES, rel[0] ? "/" : "", rel) >=
+	    sizeof(a->path))
 		return -ENAMETOOLONG;
 	return 0;
 }
 
-static int child_backing(struct mlfs *m, uint64_t parent, const char *name,
-			 char *path, int64_t *obj, int *root)
+/* User node or object root @ino (with @child: its entry @child), as the
+ * daemon: 0 or -errno. */
+static int at_find(struct mlfs *m, uint64_t ino, const char *child,
+		   struct at *a)
 {
-	char dir[PATH_MAX];
+	char rel[PATH_MAX];
+	size_t l;
 	int rc;
 
-	rc = backing_path(m, parent, dir, obj, root);
+	rc = nodes_path(m->nodes, ino, &a->id, &a->root, rel, sizeof(rel));
 	if (rc)
 		return rc;
-	if (snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX)
+	l = strlen(rel);
+	if (child && l + strlen(child) + 2 > sizeof(rel))
 		return -ENAMETOOLONG;
+	if (child)
+		snprintf(rel + l, sizeof(rel) - l, "%s%s", l ? "/" : "", child);
+	rc = at_split(a, rel);
+	if (rc)
+		return rc;
+	a->obj = obj_fd(m, a->id);
+	return a->obj < 0 ? a->obj : 0;
+}
+
+/* The folder of @a, with the current (the caller's) credentials. */
+static int at_open(struct at *a)
+{
+	a->dir = beneath_open(a->obj, a->path, O_PATH | O_DIRECTORY, 0);
+	return a->dir < 0 ? a->dir : 0;
+}
+
+/* Open what @a names (never a symlink): fd or -errno. */
+static int at_openat(const struct at *a, int flags, mode_t mode)
+{
+	int fd = openat(a->dir, a->name[0] ? a->name : ".",
+			flags | O_NOFOLLOW | O_CLOEXEC, mode);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* lstat of what @a names. */
+static int at_stat(const struct at *a, struct stat *st)
+{
+	if (fstatat(a->dir, a->name[0] ? a->name : "", st,
+		    AT_SYMLINK_NOFOLLOW | (a->name[0] ? 0 : AT_EMPTY_PATH)))
+		return -errno;
 	return 0;
+}
+
+/* A path for code that takes one (backend/): the held folder through
+ * /proc, which pins it, and the name. */
+static void at_proc_path(const struct at *a, char *buf, size_t size)
+{
+	snprintf(buf, size, "/proc/self/fd/%d/%s", a->dir, a->name);
 }
 
 /* Does @parent hold user files (an object folder with files, outputs/,
@@ -624,23 +710,36 @@ static uint64_t user_st_ino(uint64_t backing)
 	return USER_BIT | (backing & (USER_BIT - 1));
 }
 
-static int user_attr(struct mlfs *m, uint64_t ino, struct stat *st)
+/* What stat shows of a user file whose backing file has @st. */
+static void user_stat(struct stat *st)
 {
-	char path[PATH_MAX];
-	int64_t id;
-	int root, rc;
-
-	rc = backing_path(m, ino, path, &id, &root);
-	if (rc)
-		return rc;
-	if (lstat(path, st))
-		return -errno;
 	st->st_ino = user_st_ino(st->st_ino);
 	st->st_blksize = USER_BLKSIZE;
+}
+
+static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		     struct stat *st)
+{
+	AT(a);
+	int rc;
+
+	rc = at_find(m, ino, NULL, &a);
+	if (rc)
+		return rc;
+	{
+		AS_CALLER(req);
+		rc = at_open(&a);
+		if (!rc)
+			rc = at_stat(&a, st);
+	}
+	if (rc)
+		return rc;
+	user_stat(st);
 	return 0;
 }
 
-static int do_getattr(struct mlfs *m, uint64_t ino, struct stat *st)
+static int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		      struct stat *st)
 {
 	if (ino == INO_EVENTS) {
 		fixed_attr(m, ino, st);
@@ -660,7 +759,7 @@ static int do_getattr(struct mlfs *m, uint64_t ino, struct stat *st)
 		return 0;
 	}
 	if (ino_is_user(ino))
-		return user_attr(m, ino, st);
+		return user_attr(req, m, ino, st);
 	return obj_attr(m, ino, st);
 }
 
@@ -724,7 +823,7 @@ static void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	(void)fi;
-	rc = do_getattr(m, ino, &st);
+	rc = do_getattr(req, m, ino, &st);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -734,10 +833,14 @@ static void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
 /* ---- lookup ----------------------------------------------------------------- */
 
 /* What a lookup of a control file learnt: its object and, for a
- * generated file, the length of the version it found (else -1). */
+ * generated file, the length of the version it found (else -1); of a
+ * user entry, its attributes (answered as they are, not looked for
+ * again). */
 struct ctl_view {
 	struct obj o;
 	ssize_t len;
+	int user;		/* or a user entry: its attributes */
+	struct stat ust;
 };
 
 /* Answer a LOOKUP with @ino (@v: what resolving it found, or NULL). */
@@ -747,13 +850,15 @@ static int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	struct fuse_entry_param e = { 0 };
 	int rc;
 
-	rc = v ? ctl_attr(m, ino, &v->o, v->len, &e.attr) :
-	     do_getattr(m, ino, &e.attr);
+	if (v && v->user)
+		e.attr = v->ust;
+	rc = v && v->user ? 0 : v ? ctl_attr(m, ino, &v->o, v->len, &e.attr) :
+	     do_getattr(req, m, ino, &e.attr);
 	if (rc)
 		return rc;
 	e.ino = ino;
 	e.attr_timeout = timeout_for(m, ino);
-	e.entry_timeout = v ? ctl_name_timeout(m, ino, &v->o) :
+	e.entry_timeout = v && !v->user ? ctl_name_timeout(m, ino, &v->o) :
 			  name_timeout(m, ino);
 	if (ino_is_user(ino))
 		nodes_ref(m->nodes, ino);
@@ -784,23 +889,29 @@ static uint64_t lookup_root(const char *name)
 	return 0;
 }
 
-/* A user entry @name below @parent: 0 and *ino, or -errno. */
-static int lookup_user(struct mlfs *m, uint64_t parent, const char *name,
-		       uint64_t *ino)
+/* A user entry @name below @parent: 0 and *ino, its attributes in
+ * *@st, or -errno. */
+static int lookup_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
+		       const char *name, uint64_t *ino, struct stat *st)
 {
-	char path[PATH_MAX];
-	struct stat st;
-	int64_t id;
-	int root, rc;
+	AT(a);
+	int rc;
 
-	rc = child_backing(m, parent, name, path, &id, &root);
+	rc = at_find(m, parent, name, &a);
 	if (rc)
 		return rc;
-	if (lstat(path, &st))
-		return -errno;
+	{
+		AS_CALLER(req);
+		rc = at_open(&a);
+		if (!rc)
+			rc = at_stat(&a, st);
+	}
+	if (rc)
+		return rc;
 	*ino = nodes_get(m->nodes, parent, name);
 	if (*ino)
-		nodes_set_backing(m->nodes, *ino, st.st_ino);
+		nodes_set_backing(m->nodes, *ino, st->st_ino);
+	user_stat(st);
 	return *ino ? 0 : -ENOMEM;
 }
 
@@ -829,8 +940,8 @@ static int ctl_ino(struct mlfs *m, const struct obj *o,
 /* Resolve @name in @parent to *@ino.  When @name is a control file,
  * *@v (if not NULL) gets its object and the length ctl_ino found; else
  * v->o.id is 0. */
-static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
-		     uint64_t *ino, struct ctl_view *v)
+static int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
+		     const char *name, uint64_t *ino, struct ctl_view *v)
 {
 	const struct file_desc *fd;
 	struct obj o;
@@ -838,7 +949,7 @@ static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
 
 	*ino = 0;
 	if (v)
-		v->o.id = 0;
+		v->o.id = v->user = 0;
 	if (parent == INO_ROOT) {
 		*ino = lookup_root(name);
 		return *ino ? 0 : -ENOENT;
@@ -870,7 +981,11 @@ static int do_lookup(struct mlfs *m, uint64_t parent, const char *name,
 		if (!holds_user_files(parent, &o))
 			return -ENOENT;
 	}
-	return lookup_user(m, parent, name, ino);
+	if (!v)
+		return lookup_user(req, m, parent, name, ino,
+				   &(struct stat){ 0 });
+	v->user = 1;
+	return lookup_user(req, m, parent, name, ino, &v->ust);
 }
 
 static void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -880,9 +995,9 @@ static void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t ino;
 	int rc;
 
-	rc = do_lookup(m, parent, name, &ino, &v);
+	rc = do_lookup(req, m, parent, name, &ino, &v);
 	if (!rc)
-		rc = reply_entry(req, m, ino, v.o.id ? &v : NULL);
+		rc = reply_entry(req, m, ino, v.o.id || v.user ? &v : NULL);
 	if (rc == -ENOENT)
 		reply_negative(req, timeout_for(m, parent));
 	else if (rc)
@@ -1016,29 +1131,43 @@ static void list_backing(struct mlfs *m, struct dh *d, struct dirbuf *b,
 	}
 }
 
-/* The backing folder of @ino, if it lists user files. */
-static int dir_backing(struct mlfs *m, uint64_t ino, char *path)
+/* A stream of the backing folder of @ino, if it lists user files, opened
+ * as @req's caller; NULL if none. */
+static DIR *dir_backing(fuse_req_t req, struct mlfs *m, uint64_t ino)
 {
 	struct obj o;
-	int64_t id;
-	int root;
+	DIR *dir;
+	AT(a);
+	int fd;
 
 	if (!ino_is_user(ino) && !(ino_is_obj(ino) && !ws_get(m->ws,
 	    ino_obj(ino), &o) && holds_user_files(ino, &o)))
-		return -ENOENT;
-	return backing_path(m, ino, path, &id, &root);
+		return NULL;
+	if (at_find(m, ino, NULL, &a))
+		return NULL;
+	{
+		AS_CALLER(req);
+		fd = at_open(&a) ? -1 : at_openat(&a, O_RDONLY | O_DIRECTORY, 0);
+	}
+	dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir && fd >= 0)
+		close(fd);
+	return dir;
 }
 
 /* A stream of @ino's backing folder: from the cache when one stopped at
- * @pos, else opened anew.  The caller owns it until dir_put. */
-static struct dh *dir_get(struct mlfs *m, uint64_t ino, long pos)
+ * @pos for the same user, else opened anew.  The caller owns it until
+ * dir_put. */
+static struct dh *dir_get(fuse_req_t req, struct mlfs *m, uint64_t ino,
+			  long pos)
 {
-	char path[PATH_MAX];
+	uid_t uid = fuse_req_ctx(req)->uid;
 	struct dh *d = NULL;
 
 	pthread_mutex_lock(&m->dc_lock);
 	for (size_t i = 0; i < sizeof(m->dc) / sizeof(m->dc[0]); i++) {
-		if (m->dc[i] && m->dc[i]->ino == ino && m->dc[i]->pos == pos) {
+		if (m->dc[i] && m->dc[i]->ino == ino && m->dc[i]->pos == pos &&
+		    m->dc[i]->uid == uid) {
 			d = m->dc[i];
 			m->dc[i] = NULL;
 			break;
@@ -1051,8 +1180,8 @@ static struct dh *dir_get(struct mlfs *m, uint64_t ino, long pos)
 	if (!d)
 		return NULL;
 	d->ino = ino;
-	if (!dir_backing(m, ino, path))
-		d->dir = opendir(path);
+	d->uid = uid;
+	d->dir = dir_backing(req, m, ino);
 	return d;
 }
 
@@ -1128,7 +1257,8 @@ static void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		    !ws_get(m->ws, ino_obj(ino), &o) && off < USER_OFF)
 			list_ctl(&o, &b, off);
 		if (!b.full) {
-			d = dir_get(m, ino, off >= USER_OFF ? off - USER_OFF : 0);
+			d = dir_get(req, m, ino,
+				    off >= USER_OFF ? off - USER_OFF : 0);
 			if (d)
 				list_backing(m, d, &b, off);
 		}
@@ -1243,59 +1373,78 @@ static int user_writable(struct mlfs *m, const struct obj *o, int root)
 }
 
 /*
- * User file @ino of @o at @path is about to change.  The backend may make
- * it a file of its own first (a model version's file that still is a
- * name of a run's output): then the old inode's other names lose a link
- * and this one has a new inode number, which the kernel caches.
+ * User file @ino of @o, @a, is about to change (as the caller).  The
+ * backend may make it a file of its own first (a model version's file
+ * that still is a name of a run's output): then the old inode's other
+ * names lose a link and this one has a new inode number, which the
+ * kernel caches.
  */
 static int before_user_write(struct mlfs *m, uint64_t ino,
-			     const struct obj *o, const char *path)
+			     const struct obj *o, const struct at *a)
 {
+	char path[PATH_MAX + 64];
 	uint64_t alias[16];
-	struct stat a, b;
+	struct stat sa, sb;
 	int rc, n;
 
-	if (!ws_files_shared(o) || lstat(path, &a))
+	if (!ws_files_shared(o) || at_stat(a, &sa))
 		return 0;
+	at_proc_path(a, path, sizeof(path));
 	rc = ws_user_file_write(m->ws, o, path);
-	if (rc || lstat(path, &b) || a.st_ino == b.st_ino)
+	if (rc || at_stat(a, &sb) || sa.st_ino == sb.st_ino)
 		return rc;
-	nodes_set_backing(m->nodes, ino, b.st_ino);
+	nodes_set_backing(m->nodes, ino, sb.st_ino);
 	inval_inode(m, ino, -1);
-	n = nodes_by_backing(m->nodes, a.st_ino, ino, alias, 16);
+	n = nodes_by_backing(m->nodes, sa.st_ino, ino, alias, 16);
 	for (int i = 0; i < n; i++)
 		inval_inode(m, alias[i], -1);
 	return 0;
 }
 
-static int open_user_file(struct mlfs *m, uint64_t ino,
-			  struct fuse_file_info *fi, struct fh **hp)
+/*
+ * Open user file @ino with @flags as @req's caller: the fd, or -errno.
+ * A write is first checked against the object's state (as the daemon:
+ * a refusal is explained in `error`).
+ */
+static int open_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		     int flags, int *root)
 {
-	char path[PATH_MAX];
 	struct obj o;
-	struct fh *h;
-	int64_t id;
-	int root, rc;
+	AT(a);
+	int rc;
 
-	rc = backing_path(m, ino, path, &id, &root);
+	rc = at_find(m, ino, NULL, &a);
 	if (!rc)
-		rc = ws_get(m->ws, id, &o);
-	if (!rc && wants_write(fi->flags))
-		rc = user_writable(m, &o, root);
-	if (!rc && wants_write(fi->flags))
-		rc = before_user_write(m, ino, &o, path);
+		rc = ws_get(m->ws, a.id, &o);
+	if (!rc && wants_write(flags))
+		rc = user_writable(m, &o, a.root);
 	if (rc)
 		return rc;
-	h = fh_new(FH_FD, id, 0);
-	if (!h)
-		return -ENOMEM;
-	h->fd = open(path, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) |
-		     O_CLOEXEC | O_NOFOLLOW);
-	if (h->fd < 0) {
-		rc = -errno;
-		fh_free(h);
+	*root = a.root;
+	AS_CALLER(req);
+	rc = at_open(&a);
+	if (!rc && wants_write(flags))
+		rc = before_user_write(m, ino, &o, &a);
+	if (rc)
 		return rc;
+	return at_openat(&a, flags & ~(O_CREAT | O_EXCL | O_NOCTTY), 0);
+}
+
+static int open_user_file(fuse_req_t req, struct mlfs *m, uint64_t ino,
+			  struct fuse_file_info *fi, struct fh **hp)
+{
+	struct fh *h;
+	int root, fd;
+
+	fd = open_user(req, m, ino, fi->flags, &root);
+	if (fd < 0)
+		return fd;
+	h = fh_new(FH_FD, 0, 0);
+	if (!h) {
+		close(fd);
+		return -ENOMEM;
 	}
+	h->fd = fd;
 	fi->keep_cache = root != F_OUTPUTS;
 	*hp = h;
 	return 0;
@@ -1329,7 +1478,7 @@ static void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 				     O_RDONLY | O_CLOEXEC);
 		fi->keep_cache = 1;
 	} else if (ino_is_user(ino)) {
-		rc = open_user_file(m, ino, fi, &h);
+		rc = open_user_file(req, m, ino, fi, &h);
 	} else if (ino_is_obj(ino)) {
 		rc = ws_get(m->ws, ino_obj(ino), &o);
 		if (!rc)
@@ -1388,6 +1537,23 @@ static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
 	fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* Read user file @ino as @req's caller. */
+static void read_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		      size_t size, off_t off)
+{
+	int root, fd;
+
+	fd = open_user(req, m, ino, O_RDONLY, &root);
+	if (fd == -ENOENT) {
+		fuse_reply_buf(req, NULL, 0);	/* gone meanwhile */
+	} else if (fd < 0) {
+		fuse_reply_err(req, -fd);
+	} else {
+		reply_fd(req, fd, size, off);
+		close(fd);
+	}
+}
+
 /* read without a handle (FUSE_CAP_NO_OPEN_SUPPORT): decide by inode. */
 static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		     size_t size, off_t off)
@@ -1396,8 +1562,7 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	char path[PATH_MAX], *buf;
 	struct obj o;
 	size_t len;
-	int64_t id;
-	int root, rc;
+	int rc;
 
 	if (ino == INO_README) {
 		reply_slice(req, readme_text, sizeof(readme_text) - 1, size, off);
@@ -1408,11 +1573,7 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		return;
 	}
 	if (ino_is_user(ino)) {
-		rc = backing_path(m, ino, path, &id, &root);
-		if (rc)
-			fuse_reply_err(req, -rc);
-		else
-			reply_path(req, path, size, off);
+		read_user(req, m, ino, size, off);
 		return;
 	}
 	rc = ino_is_obj(ino) ? ws_get(m->ws, ino_obj(ino), &o) : -EISDIR;
@@ -1485,28 +1646,34 @@ static void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* Open user file @ino for one write (no handles: FUSE_CAP_NO_OPEN).
  * The fd, or -1 with *err set to -errno. */
-static int open_user_for_write(struct mlfs *m, uint64_t ino, ssize_t *err)
+static int open_user_for_write(fuse_req_t req, struct mlfs *m, uint64_t ino,
+			       ssize_t *err)
 {
-	char path[PATH_MAX];
-	struct obj o;
-	int64_t id;
-	int root, rc, fd;
+	int root, fd;
 
-	rc = backing_path(m, ino, path, &id, &root);
-	if (!rc)
-		rc = ws_get(m->ws, id, &o);
-	if (!rc)
-		rc = user_writable(m, &o, root);
-	if (!rc)
-		rc = before_user_write(m, ino, &o, path);
-	if (rc) {
-		*err = rc;
-		return -1;
-	}
-	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open_user(req, m, ino, O_WRONLY, &root);
 	if (fd < 0)
-		*err = -errno;
+		*err = fd;
 	return fd;
+}
+
+/*
+ * How much of a @size-byte write to a user file may go to disk: users
+ * leave the last USER_FLOOR bytes to the workspace (a full disk, see
+ * backend/space.c); a root daemon's own reserved blocks are not counted
+ * (f_bavail).  0 when full.
+ */
+static size_t user_room(struct mlfs *m, size_t size)
+{
+	struct statvfs sv;
+	unsigned long long room;
+
+	if (statvfs(ws_state_dir(m->ws), &sv))
+		return size;
+	room = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	if (room <= USER_FLOOR)
+		return 0;
+	return room - USER_FLOOR < size ? room - USER_FLOOR : size;
 }
 
 /* A file with hard links changed: the kernel caches each name apart.
@@ -1542,17 +1709,47 @@ static void explain_write(struct mlfs *m, uint64_t ino, int rc)
 }
 
 /* write to a user file without a handle: open, pwrite, close. */
-static int write_user(struct mlfs *m, uint64_t ino, const char *buf,
-		      size_t size, off_t off, size_t *done)
+/*
+ * Write @in to user file @fd at @off as @req's caller (a write as root
+ * would keep the set-id bits a user's write clears), within the room
+ * users have.  Bytes written or -errno.
+ */
+static ssize_t user_write(fuse_req_t req, struct mlfs *m, int fd,
+			  struct fuse_bufvec *in, off_t off)
+{
+	size_t size = user_room(m, fuse_buf_size(in));
+	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+
+	if (!size && fuse_buf_size(in))
+		return -ENOSPC;
+	dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	dst.buf[0].fd = fd;
+	dst.buf[0].pos = off;
+	AS_CALLER(req);
+	return fuse_buf_copy(&dst, in, FUSE_BUF_SPLICE_NONBLOCK);
+}
+
+/* The same from memory. */
+static ssize_t user_pwrite(fuse_req_t req, struct mlfs *m, int fd,
+			   const char *buf, size_t size, off_t off)
+{
+	struct fuse_bufvec in = FUSE_BUFVEC_INIT(size);
+
+	in.buf[0].mem = (void *)buf;
+	return user_write(req, m, fd, &in, off);
+}
+
+static int write_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		      const char *buf, size_t size, off_t off, size_t *done)
 {
 	ssize_t n, err = 0;
 	int rc, fd;
 
-	fd = open_user_for_write(m, ino, &err);
+	fd = open_user_for_write(req, m, ino, &err);
 	if (fd < 0)
 		return (int)err;
-	n = pwrite(fd, buf, size, off);
-	rc = n < 0 ? -errno : 0;
+	n = user_pwrite(req, m, fd, buf, size, off);
+	rc = n < 0 ? (int)n : 0;
 	if (!rc)
 		wrote_user(m, ino, fd);
 	close(fd);
@@ -1570,7 +1767,7 @@ static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	struct obj o;
 
 	if (ino_is_user(ino))
-		return write_user(m, ino, buf, *size, off, size);
+		return write_user(req, m, ino, buf, *size, off, size);
 	if (!ino_is_obj(ino))
 		return -EACCES;
 	if (ws_get(m->ws, ino_obj(ino), &o))
@@ -1614,8 +1811,8 @@ static void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		rc = ws_setting_write(m->ws, h->id, h->file, buf, size, off);
 		break;
 	case FH_FD:
-		n = pwrite(h->fd, buf, size, off);
-		rc = n < 0 ? -errno : 0;
+		n = user_pwrite(req, m, h->fd, buf, size, off);
+		rc = n < 0 ? (int)n : 0;
 		explain_write(m, ino, rc);
 		if (!rc)
 			size = n;
@@ -1646,18 +1843,13 @@ static void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	ssize_t n;
 
 	if (!h && ino_is_user(ino))
-		fd = open_user_for_write(M(req), ino, &n);
+		fd = open_user_for_write(req, M(req), ino, &n);
 	if (!h && ino_is_user(ino) && fd < 0) {
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
 	if (fd >= 0) {
-		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
-
-		dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		dst.buf[0].fd = fd;
-		dst.buf[0].pos = off;
-		n = fuse_buf_copy(&dst, in, FUSE_BUF_SPLICE_NONBLOCK);
+		n = user_write(req, M(req), fd, in, off);
 		if (n > 0)
 			wrote_user(M(req), ino, fd);
 		if (!h)
@@ -1703,15 +1895,12 @@ static void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		       struct fuse_file_info *fi)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-	char path[PATH_MAX];
-	int64_t id;
 	int root, fd, rc = 0;
 
 	if (h && h->kind == FH_FD && h->fd >= 0) {
 		rc = (datasync ? fdatasync(h->fd) : fsync(h->fd)) ? errno : 0;
 	} else if (!h && ino_is_user(ino) &&
-		   !backing_path(M(req), ino, path, &id, &root) &&
-		   (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) >= 0) {
+		   (fd = open_user(req, M(req), ino, O_RDONLY, &root)) >= 0) {
 		rc = (datasync ? fdatasync(fd) : fsync(fd)) ? errno : 0;
 		close(fd);
 	}
@@ -1720,26 +1909,15 @@ static void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* ---- creating and removing ---------------------------------------------- */
 
-/* A root daemon makes user entries on disk as root: give them to the
- * caller, so that modes and owners mean what they show. */
-static int give_to_caller(fuse_req_t req, const char *path)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-
-	if (geteuid() != 0 || (ctx->uid == 0 && ctx->gid == 0))
-		return 0;
-	return lchown(path, ctx->uid, ctx->gid) ? -errno : 0;
-}
-
 /*
- * Where can user entries be made below @parent?  Fills @path with the
- * backing path of @name.  -EPERM in generated folders, -EEXIST for
- * control-file names, -EROFS when frozen.
+ * Where can user entry @name be made below @parent?  Fills @a (found,
+ * not yet opened).  -EPERM in generated folders, -EEXIST for control-file
+ * names, -EROFS when frozen.  Entries are made as their caller, who owns
+ * them (and the kernel checks the folder's mode).
  */
 static int user_target(struct mlfs *m, uint64_t parent, const char *name,
-		       char *path, struct obj *o)
+		       struct at *a, struct obj *o)
 {
-	int64_t id;
 	int root, rc;
 
 	rc = owner_of(m, parent, o, &root);
@@ -1755,7 +1933,33 @@ static int user_target(struct mlfs *m, uint64_t parent, const char *name,
 	rc = user_writable(m, o, root);
 	if (rc)
 		return rc;
-	return child_backing(m, parent, name, path, &id, &root);
+	return at_find(m, parent, name, a);
+}
+
+/* Create user file @a as @req's caller: the fd or -errno. */
+static int create_as_caller(fuse_req_t req, struct at *a, int flags,
+			    mode_t mode)
+{
+	AS_CALLER(req);
+	int rc = at_open(a);
+
+	if (rc)
+		return rc;
+	return at_openat(a, (flags | O_CREAT) & ~O_NOCTTY, mode);
+}
+
+/* The entry of a file just created at @fd: 0 or -ENOMEM. */
+static int created_entry(struct mlfs *m, uint64_t parent, const char *name,
+			 int fd, struct fuse_entry_param *e)
+{
+	e->ino = nodes_get(m->nodes, parent, name);
+	if (!e->ino || fstat(fd, &e->attr))
+		return -ENOMEM;
+	nodes_set_backing(m->nodes, e->ino, e->attr.st_ino);
+	e->attr.st_ino = user_st_ino(e->attr.st_ino);
+	e->attr.st_blksize = USER_BLKSIZE;
+	e->attr_timeout = e->entry_timeout = m->timeout;
+	return 0;
 }
 
 static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1763,39 +1967,26 @@ static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fuse_entry_param e = { 0 };
 	struct mlfs *m = M(req);
-	char path[PATH_MAX];
 	struct obj o;
 	struct fh *h;
 	int rc, fd;
+	AT(a);
 
-	rc = user_target(m, parent, name, path, &o);
+	rc = user_target(m, parent, name, &a, &o);
+	fd = rc ? rc : create_as_caller(req, &a, fi->flags, mode);
+	h = fd >= 0 ? fh_new(FH_FD, o.id, 0) : NULL;
+	rc = fd < 0 ? fd : !h ? -ENOMEM : 0;
+	if (h)
+		h->fd = fd;
+	else if (fd >= 0)
+		close(fd);
+	if (!rc)
+		rc = created_entry(m, parent, name, fd, &e);
 	if (rc) {
+		fh_free(h);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fd = open(path, (fi->flags | O_CREAT | O_CLOEXEC | O_NOFOLLOW) &
-		  ~O_NOCTTY, mode);
-	h = fd >= 0 ? fh_new(FH_FD, o.id, 0) : NULL;
-	if (!h) {
-		rc = fd < 0 ? errno : ENOMEM;
-		if (fd >= 0)
-			close(fd);
-		fuse_reply_err(req, rc);
-		return;
-	}
-	h->fd = fd;
-	give_to_caller(req, path);
-	e.ino = nodes_get(m->nodes, parent, name);
-	if (e.ino && !fstat(fd, &e.attr))
-		nodes_set_backing(m->nodes, e.ino, e.attr.st_ino);
-	if (!e.ino || fstat(fd, &e.attr)) {
-		fh_free(h);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	e.attr.st_ino = user_st_ino(e.attr.st_ino);
-	e.attr.st_blksize = USER_BLKSIZE;
-	e.attr_timeout = e.entry_timeout = m->timeout;
 	fi->keep_cache = 1;
 	if (m->no_open) {
 		/* no OPEN, no RELEASE: writes find the file by inode */
@@ -1810,13 +2001,45 @@ static void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
+/* mkdir @a, or symlink @link at @a, as @req's caller. */
+static int make_as_caller(fuse_req_t req, struct at *a, mode_t mode,
+			  const char *link)
+{
+	AS_CALLER(req);
+	int rc = at_open(a);
+
+	if (!rc && (link ? symlinkat(link, a->dir, a->name) :
+		    mkdirat(a->dir, a->name, mode)))
+		rc = -errno;
+	return rc;
+}
+
+/* A user folder or symlink @name in @parent: made and answered. */
+static int make_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
+		     const char *name, mode_t mode, const char *link)
+{
+	struct ctl_view v = { .user = 1 };
+	struct obj o;
+	uint64_t ino;
+	AT(a);
+	int rc;
+
+	rc = user_target(m, parent, name, &a, &o);
+	if (!rc)
+		rc = make_as_caller(req, &a, mode, link);
+	if (!rc)
+		rc = lookup_user(req, m, parent, name, &ino, &v.ust);
+	if (!rc)
+		rc = reply_entry(req, m, ino, &v);
+	return rc;
+}
+
 static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		       mode_t mode)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct mlfs *m = M(req);
 	struct err e = { { 0 } };
-	char path[PATH_MAX];
 	struct obj o;
 	int kind, rc;
 
@@ -1830,23 +2053,11 @@ static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else if (parent == INO_ROOT) {
 		rc = -EPERM;
 	} else {
-		rc = user_target(m, parent, name, path, &o);
-		if (!rc && mkdir(path, mode))
-			rc = -errno;
+		rc = make_user(req, m, parent, name, mode, NULL);
 		if (!rc)
-			give_to_caller(req, path);
-		if (!rc) {
-			rc = lookup_user(m, parent, name, &(uint64_t){ 0 });
-			if (!rc)
-				rc = reply_entry(req, m,
-					nodes_get(m->nodes, parent, name), NULL);
-			if (!rc)
-				return;
-		}
+			return;
 	}
-	if (!rc && kind)
-		rc = reply_entry(req, m, obj_ino(o.id, F_DIR), NULL);
-	else if (!rc)
+	if (!rc)
 		rc = reply_entry(req, m, obj_ino(o.id, F_DIR), NULL);
 	if (rc) {
 		if (e.msg[0])
@@ -1855,12 +2066,12 @@ static void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
-/* May user entries below @parent be removed?  Draft or finished objects. */
+/* May user entries below @parent be removed?  Draft or finished objects.
+ * Fills @a (found, not yet opened). */
 static int user_removable(struct mlfs *m, uint64_t parent, const char *name,
-			  char *path)
+			  struct at *a)
 {
 	struct obj o;
-	int64_t id;
 	int root, rc;
 
 	rc = owner_of(m, parent, &o, &root);
@@ -1870,7 +2081,7 @@ static int user_removable(struct mlfs *m, uint64_t parent, const char *name,
 	    (root == F_OUTPUTS && o.kind == K_RUN && !run_state_final(o.state)) ||
 	    (o.kind == K_VERSION && !ws_files_writable(&o)))
 		return user_writable(m, &o, F_DIR);
-	return child_backing(m, parent, name, path, &id, &root);
+	return at_find(m, parent, name, a);
 }
 
 /* unlink of a control file (rm -r of an object folder): nothing changes;
@@ -1885,11 +2096,30 @@ static int unlink_ctl(struct mlfs *m, const struct obj *o)
 	return 0;
 }
 
+/* Remove user entry @name of @parent (@flags: AT_REMOVEDIR) as @req's
+ * caller. */
+static int remove_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
+		       const char *name, int flags)
+{
+	AT(a);
+	int rc;
+
+	rc = user_removable(m, parent, name, &a);
+	if (!rc) {
+		AS_CALLER(req);
+		rc = at_open(&a);
+		if (!rc && unlinkat(a.dir, a.name, flags))
+			rc = -errno;
+	}
+	if (!rc)
+		nodes_unlink(m->nodes, parent, name);
+	return rc;
+}
+
 static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	const struct file_desc *fd;
 	struct mlfs *m = M(req);
-	char path[PATH_MAX];
 	struct obj o;
 	int rc;
 
@@ -1904,19 +2134,13 @@ static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	rc = user_removable(m, parent, name, path);
-	if (!rc && unlink(path))
-		rc = -errno;
-	if (!rc)
-		nodes_unlink(m->nodes, parent, name);
-	fuse_reply_err(req, -rc);
+	fuse_reply_err(req, -remove_user(req, m, parent, name, 0));
 }
 
 static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct mlfs *m = M(req);
 	struct err e = { { 0 } };
-	char path[PATH_MAX];
 	uint64_t ino;
 	struct obj o;
 	int rc;
@@ -1928,7 +2152,7 @@ static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (top_ino_kind(parent) || (ino_is_obj(parent) &&
 	    ino_file(parent) == F_DIR && !ws_get(m->ws, ino_obj(parent), &o) &&
 	    o.kind == K_MODEL)) {
-		rc = do_lookup(m, parent, name, &ino, NULL);
+		rc = do_lookup(req, m, parent, name, &ino, NULL);
 		if (!rc)
 			rc = ws_remove(m->ws, ino_obj(ino), &e);
 		if (rc && e.msg[0])
@@ -1944,58 +2168,78 @@ static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	rc = user_removable(m, parent, name, path);
-	if (!rc && rmdir(path))
-		rc = -errno;
-	if (!rc)
-		nodes_unlink(m->nodes, parent, name);
-	fuse_reply_err(req, -rc);
+	fuse_reply_err(req, -remove_user(req, m, parent, name, AT_REMOVEDIR));
+}
+
+/* The bytes of user file @a, read as @req's caller: malloc'd, or NULL
+ * with *rc set. */
+static char *slurp_as_caller(fuse_req_t req, struct at *a, ssize_t *len,
+			     int *rc)
+{
+	AS_CALLER(req);
+	struct stat st;
+	char *buf;
+	int f;
+
+	*rc = at_open(a);
+	f = *rc ? *rc : at_openat(a, O_RDONLY, 0);
+	if (f < 0) {
+		*rc = f;
+		return NULL;
+	}
+	*rc = fstat(f, &st) || st.st_size > SETTING_MAX ? -EFBIG : 0;
+	buf = *rc ? NULL : malloc(st.st_size + 1);
+	*len = buf ? read(f, buf, st.st_size) : -1;
+	close(f);
+	if (!*rc && *len < 0)
+		*rc = -EIO;
+	if (*rc) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
 }
 
 /* An editor's rename-over of a setting: take the file's bytes. */
-static int rename_onto_setting(struct mlfs *m, uint64_t parent,
-			       const char *name, const struct obj *o,
-			       const struct file_desc *fd)
+static int rename_onto_setting(fuse_req_t req, struct mlfs *m,
+			       uint64_t parent, const char *name,
+			       const struct obj *o, const struct file_desc *fd)
 {
-	char path[PATH_MAX], *buf;
-	struct stat st;
 	ssize_t n;
-	int rc, f;
+	char *buf;
+	AT(a);
+	int rc;
 
 	if (!(fd->flags & FD_SETTING))
 		return -EACCES;
-	rc = user_removable(m, parent, name, path);
+	rc = user_removable(m, parent, name, &a);
 	if (rc)
 		return rc;
-	f = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (f < 0)
-		return -errno;
-	if (fstat(f, &st) || st.st_size > SETTING_MAX) {
-		close(f);
-		return -EFBIG;
-	}
-	buf = malloc(st.st_size + 1);
-	n = buf ? read(f, buf, st.st_size) : -1;
-	close(f);
-	rc = n < 0 ? -EIO : ws_setting_replace(m->ws, o->id, fd->file, buf, n);
+	buf = slurp_as_caller(req, &a, &n, &rc);
+	if (rc)
+		return rc;
+	rc = ws_setting_replace(m->ws, o->id, fd->file, buf, n);
 	free(buf);
 	if (rc)
 		return rc;
-	unlink(path);
+	{
+		AS_CALLER(req);
+		unlinkat(a.dir, a.name, 0);
+	}
 	nodes_unlink(m->nodes, parent, name);
 	inval_name(m, obj_ino(o->id, F_DIR), fd->name);
 	inval_inode(m, obj_ino(o->id, fd->file), 0);
 	return 0;
 }
 
-static int rename_object(struct mlfs *m, uint64_t parent, const char *name,
-			 const char *newname)
+static int rename_object(fuse_req_t req, struct mlfs *m, uint64_t parent,
+			 const char *name, const char *newname)
 {
 	struct err e = { { 0 } };
 	uint64_t ino;
 	int rc;
 
-	rc = do_lookup(m, parent, name, &ino, NULL);
+	rc = do_lookup(req, m, parent, name, &ino, NULL);
 	if (!rc)
 		rc = ws_rename(m->ws, ino_obj(ino), newname, &e);
 	if (rc && e.msg[0])
@@ -2003,21 +2247,39 @@ static int rename_object(struct mlfs *m, uint64_t parent, const char *name,
 	return rc;
 }
 
-static int rename_user(struct mlfs *m, uint64_t parent, const char *name,
-		       uint64_t newparent, const char *newname,
-		       unsigned flags)
+/* Open both folders of a rename or link as @req's caller, then act. */
+static int two_as_caller(fuse_req_t req, struct at *from, struct at *to,
+			 unsigned flags, int link)
 {
-	char from[PATH_MAX], to[PATH_MAX];
-	struct obj o, no;
+	AS_CALLER(req);
+	int rc = at_open(from);
+
+	if (!rc)
+		rc = at_open(to);
+	if (rc)
+		return rc;
+	if (link ? linkat(from->dir, from->name, to->dir, to->name, 0) :
+	    renameat2(from->dir, from->name, to->dir, to->name, flags))
+		return -errno;
+	return 0;
+}
+
+static int rename_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
+		       const char *name, uint64_t newparent,
+		       const char *newname, unsigned flags)
+{
+	struct obj no;
+	AT(from);
+	AT(to);
 	int rc;
 
-	rc = user_removable(m, parent, name, from);
+	rc = user_removable(m, parent, name, &from);
 	if (!rc)
-		rc = user_target(m, newparent, newname, to, &no);
-	if (!rc && owner_of(m, parent, &o, &(int){ 0 }) == 0 && o.id != no.id)
+		rc = user_target(m, newparent, newname, &to, &no);
+	if (!rc && from.id != no.id)
 		rc = -EXDEV;
-	if (!rc && renameat2(AT_FDCWD, from, AT_FDCWD, to, flags))
-		rc = -errno;
+	if (!rc)
+		rc = two_as_caller(req, &from, &to, flags, 0);
 	if (!rc)
 		nodes_move(m->nodes, parent, name, newparent, newname);
 	return rc;
@@ -2039,7 +2301,7 @@ static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 * RENAME_NOREPLACE already; only EXCHANGE is refused */
 		rc = parent != newparent ? -EXDEV :
 		     (flags & ~RENAME_NOREPLACE) ? -EINVAL :
-		     rename_object(m, parent, name, newname);
+		     rename_object(req, m, parent, name, newname);
 	} else if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 		   !ws_get(m->ws, ino_obj(parent), &o) &&
 		   ws_file_by_name(o.kind, name)) {
@@ -2048,9 +2310,10 @@ static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		   !ws_get(m->ws, ino_obj(newparent), &o) &&
 		   (fd = ws_file_by_name(o.kind, newname))) {
 		rc = flags ? -EINVAL :
-		     rename_onto_setting(m, parent, name, &o, fd);
+		     rename_onto_setting(req, m, parent, name, &o, fd);
 	} else {
-		rc = rename_user(m, parent, name, newparent, newname, flags);
+		rc = rename_user(req, m, parent, name, newparent, newname,
+				 flags);
 	}
 	fuse_reply_err(req, -rc);
 }
@@ -2058,19 +2321,8 @@ static void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			 const char *name)
 {
-	struct mlfs *m = M(req);
-	char path[PATH_MAX];
-	struct obj o;
-	int rc;
+	int rc = make_user(req, M(req), parent, name, 0, link);
 
-	rc = user_target(m, parent, name, path, &o);
-	if (!rc && symlink(link, path))
-		rc = -errno;
-	if (!rc)
-		give_to_caller(req, path);
-	if (!rc)
-		rc = reply_entry(req, m, nodes_get(m->nodes, parent, name),
-				 NULL);
 	if (rc)
 		fuse_reply_err(req, -rc);
 }
@@ -2079,18 +2331,18 @@ static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		      const char *newname)
 {
 	struct mlfs *m = M(req);
-	char from[PATH_MAX], to[PATH_MAX];
-	struct obj o, no;
-	int64_t id;
-	int root, rc;
+	struct obj no;
+	AT(from);
+	AT(to);
+	int rc;
 
-	rc = ino_is_user(ino) ? backing_path(m, ino, from, &id, &root) : -EPERM;
+	rc = ino_is_user(ino) ? at_find(m, ino, NULL, &from) : -EPERM;
 	if (!rc)
-		rc = user_target(m, newparent, newname, to, &no);
-	if (!rc && (ws_get(m->ws, id, &o) || o.id != no.id))
+		rc = user_target(m, newparent, newname, &to, &no);
+	if (!rc && from.id != no.id)
 		rc = -EXDEV;
-	if (!rc && link(from, to))
-		rc = -errno;
+	if (!rc)
+		rc = two_as_caller(req, &from, &to, 0, 1);
 	if (!rc)	/* the first name's link count changed (attrs only) */
 		inval_inode(m, ino, -1);
 	if (!rc)
@@ -2102,15 +2354,22 @@ static void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 static void mlfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	char path[PATH_MAX], target[PATH_MAX];
-	int64_t id;
-	int root;
-	ssize_t n = -1;
+	char target[PATH_MAX];
+	ssize_t n = -EINVAL;
+	AT(a);
 
-	if (ino_is_user(ino) && !backing_path(M(req), ino, path, &id, &root))
-		n = readlink(path, target, sizeof(target) - 1);
+	if (ino_is_user(ino)) {
+		n = at_find(M(req), ino, NULL, &a);
+		if (!n) {
+			AS_CALLER(req);
+			n = at_open(&a);
+			if (!n && (n = readlinkat(a.dir, a.name, target,
+						  sizeof(target) - 1)) < 0)
+				n = -errno;
+		}
+	}
 	if (n < 0) {
-		fuse_reply_err(req, ino_is_user(ino) ? errno : EINVAL);
+		fuse_reply_err(req, (int)-n);
 		return;
 	}
 	target[n] = '\0';
@@ -2119,50 +2378,104 @@ static void mlfs_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- setattr ------------------------------------------------------------- */
 
-static int setattr_user(struct mlfs *m, uint64_t ino, struct stat *attr,
-			int to_set, struct fuse_file_info *fi)
+/* chmod of @a, never through a symlink: the file held by an O_PATH fd,
+ * changed through /proc (fchmod refuses O_PATH fds). */
+static int at_chmod(const struct at *a, mode_t mode)
 {
-	char path[PATH_MAX];
-	struct timespec tv[2];
-	struct obj o;
-	int64_t id;
-	int root, rc;
+	char proc[64];
+	struct stat st;
+	int fd, rc = 0;
 
-	rc = backing_path(m, ino, path, &id, &root);
+	fd = at_openat(a, O_PATH, 0);
+	if (fd < 0)
+		return fd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (fstat(fd, &st))
+		rc = -errno;
+	else if (S_ISLNK(st.st_mode))
+		rc = -EOPNOTSUPP;
+	else if (chmod(proc, mode))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int at_truncate(const struct at *a, off_t size)
+{
+	int fd = at_openat(a, O_WRONLY, 0), rc = 0;
+
+	if (fd < 0)
+		return fd;
+	if (ftruncate(fd, size))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int at_utimens(const struct at *a, const struct stat *attr,
+		      int to_set)
+{
+	struct timespec tv[2];
+
+	tv[0] = to_set & FUSE_SET_ATTR_ATIME_NOW ?
+		(struct timespec){ 0, UTIME_NOW } :
+		to_set & FUSE_SET_ATTR_ATIME ? attr->st_atim :
+		(struct timespec){ 0, UTIME_OMIT };
+	tv[1] = to_set & FUSE_SET_ATTR_MTIME_NOW ?
+		(struct timespec){ 0, UTIME_NOW } :
+		to_set & FUSE_SET_ATTR_MTIME ? attr->st_mtim :
+		(struct timespec){ 0, UTIME_OMIT };
+	if (utimensat(a->dir, a->name, tv, AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	return 0;
+}
+
+/* The changes of a SETATTR to @a (opened), as the caller. */
+static int setattr_at(const struct at *a, const struct stat *attr,
+		      int to_set, struct fh *h)
+{
+	int rc = 0;
+
+	if (to_set & FUSE_SET_ATTR_MODE)
+		rc = at_chmod(a, attr->st_mode);
+	if (!rc && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+	    fchownat(a->dir, a->name,
+		     to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
+		     to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1,
+		     AT_SYMLINK_NOFOLLOW))
+		rc = -errno;
+	if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
+		rc = h ? (ftruncate(h->fd, attr->st_size) ? -errno : 0) :
+		     at_truncate(a, attr->st_size);
+	if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)))
+		rc = at_utimens(a, attr, to_set);
+	return rc;
+}
+
+static int setattr_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+			struct stat *attr, int to_set,
+			struct fuse_file_info *fi)
+{
+	struct fh *h = fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
+	struct obj o;
+	AT(a);
+	int rc;
+
+	rc = at_find(m, ino, NULL, &a);
 	if (!rc)
-		rc = ws_get(m->ws, id, &o);
+		rc = ws_get(m->ws, a.id, &o);
 	if (!rc)
-		rc = user_writable(m, &o, root);
-	if (!rc)
-		rc = before_user_write(m, ino, &o, path);
+		rc = user_writable(m, &o, a.root);
 	if (rc)
 		return rc;
-	if ((to_set & FUSE_SET_ATTR_MODE) && chmod(path, attr->st_mode))
-		return -errno;
-	if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
-	    lchown(path, to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
-		   to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1))
-		return -errno;
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		struct fh *h = fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
-
-		if (h && h->kind == FH_FD ? ftruncate(h->fd, attr->st_size) :
-		    truncate(path, attr->st_size))
-			return -errno;
-	}
-	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-		tv[0] = to_set & FUSE_SET_ATTR_ATIME_NOW ?
-			(struct timespec){ 0, UTIME_NOW } :
-			to_set & FUSE_SET_ATTR_ATIME ? attr->st_atim :
-			(struct timespec){ 0, UTIME_OMIT };
-		tv[1] = to_set & FUSE_SET_ATTR_MTIME_NOW ?
-			(struct timespec){ 0, UTIME_NOW } :
-			to_set & FUSE_SET_ATTR_MTIME ? attr->st_mtim :
-			(struct timespec){ 0, UTIME_OMIT };
-		if (utimensat(AT_FDCWD, path, tv, AT_SYMLINK_NOFOLLOW))
-			return -errno;
-	}
-	return 0;
+	AS_CALLER(req);
+	rc = at_open(&a);
+	if (!rc)
+		rc = before_user_write(m, ino, &o, &a);
+	if (!rc)
+		rc = setattr_at(&a, attr, to_set,
+				h && h->kind == FH_FD ? h : NULL);
+	return rc;
 }
 
 static int setattr_ctl(struct mlfs *m, uint64_t ino, struct stat *attr,
@@ -2215,7 +2528,7 @@ static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int rc;
 
 	if (ino_is_user(ino))
-		rc = setattr_user(m, ino, attr, to_set, fi);
+		rc = setattr_user(req, m, ino, attr, to_set, fi);
 	else if (ino_is_obj(ino) && ino_file(ino) != F_DIR)
 		rc = setattr_ctl(m, ino, attr, to_set);
 	else if (ino_is_obj(ino))
@@ -2228,7 +2541,7 @@ static void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 				 FUSE_SET_ATTR_ATIME_NOW |
 				 FUSE_SET_ATTR_MTIME_NOW)) ? -EPERM : 0;
 	if (!rc)
-		rc = do_getattr(m, ino, &st);
+		rc = do_getattr(req, m, ino, &st);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -2303,13 +2616,31 @@ const struct fuse_lowlevel_ops mlfs_ops = {
 	.create		= mlfs_create,
 };
 
+/* The state dir's objects/, which the daemon made and only it writes. */
+static int open_objects(struct ws *ws)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/objects", ws_state_dir(ws));
+	return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
 struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 {
 	struct mlfs *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
+	creds_init();
+	m->objects_fd = open_objects(ws);
+	if (m->objects_fd < 0) {
+		log_err("cannot open %s/objects: %s", ws_state_dir(ws),
+			strerror(errno));
+		free(m);
+		return NULL;
+	}
 	if (nodes_init(&m->nodes)) {
+		close(m->objects_fd);
 		free(m);
 		return NULL;
 	}
@@ -2328,6 +2659,7 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
 	m->lens = calloc(NLENS, sizeof(*m->lens));
 	if (!m->stripes || !m->lens) {
+		close(m->objects_fd);
 		nodes_free(m->nodes);
 		free(m->stripes);
 		free(m->lens);
@@ -2435,6 +2767,7 @@ void mlfs_free(struct mlfs *m)
 	for (size_t i = 0; i < sizeof(m->dc) / sizeof(m->dc[0]); i++)
 		dh_free(m->dc[i]);
 	nodes_free(m->nodes);
+	close(m->objects_fd);
 	free(m->stripes);
 	free(m->lens);
 	free(m);

@@ -320,6 +320,7 @@ int link_into(const char *src, const char *name, const char *dst,
 int unshare_file(const char *path)
 {
 	char tmp[PATH_MAX + 16], *slash;
+	const char *name;
 	struct stat st;
 	int dir, rc;
 
@@ -335,13 +336,15 @@ int unshare_file(const char *path)
 	dir = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return -errno;
-	snprintf(tmp, sizeof(tmp), ".%s.mlfs-unshare", slash + 1);
+	/* the name from @path: tmp is about to be overwritten */
+	name = path + (slash - tmp) + 1;
+	snprintf(tmp, sizeof(tmp), ".%s.mlfs-unshare", name);
 	unlinkat(dir, tmp, 0);
-	rc = copy_file_as(dir, slash + 1, dir, tmp, st.st_mode);
+	rc = copy_file_as(dir, name, dir, tmp, st.st_mode);
 	if (!rc && fchownat(dir, tmp, st.st_uid, st.st_gid,
 			    AT_SYMLINK_NOFOLLOW) && geteuid() == 0)
 		rc = -errno;
-	if (!rc && renameat(dir, tmp, dir, slash + 1))
+	if (!rc && renameat(dir, tmp, dir, name))
 		rc = -errno;
 	if (rc)
 		unlinkat(dir, tmp, 0);
