@@ -75,14 +75,19 @@ struct owner {
 	gid_t gid;
 };
 
-/* chown (no set-id bits survive a chown of a file) without following */
+/* chown without following, and no set-id bit left on a file (st: what
+ * fstatat saw; the folder is held, so the name is that file) */
 static int chown_entry(int dir, const char *name, const struct stat *st,
 		       void *arg)
 {
 	const struct owner *o = arg;
 
-	(void)st;
-	return fchownat(dir, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
+	if (o->uid != (uid_t)-1 &&
+	    fchownat(dir, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW))
+		return -1;
+	if (S_ISREG(st->st_mode) && (st->st_mode & 06000))
+		return fchmodat(dir, name, st->st_mode & 0777, 0);
+	return 0;
 }
 
 /* Open the parent of @path and point *@base at its last name. */
@@ -110,8 +115,8 @@ int chown_tree(const char *path, uid_t uid, gid_t gid)
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = fchown(fd, uid, gid) ? -errno : walk_at(fd, 0, chown_entry,
-						      NULL, &o);
+	rc = uid != (uid_t)-1 && fchown(fd, uid, gid) ? -errno :
+	     walk_at(fd, 0, chown_entry, NULL, &o);
 	close(fd);
 	return rc;
 }
