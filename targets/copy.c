@@ -75,19 +75,40 @@ struct owner {
 	gid_t gid;
 };
 
-/* chown without following, and no set-id bit left on a file (st: what
- * fstatat saw; the folder is held, so the name is that file) */
+/* A regular file: chowned and stripped of set-id bits through an fd
+ * opened without following (the name may have become a symlink since
+ * fstatat: fchmodat would follow it). */
+static int own_file(int dir, const char *name, const struct owner *o)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		goto out_close;
+	if (o->uid != (uid_t)-1 && fchown(fd, o->uid, o->gid))
+		rc = -1;
+	else if ((st.st_mode & 06000) && fchmod(fd, st.st_mode & 0777))
+		rc = -1;
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* chown without following; no set-id bit left on a file */
 static int chown_entry(int dir, const char *name, const struct stat *st,
 		       void *arg)
 {
 	const struct owner *o = arg;
 
-	if (o->uid != (uid_t)-1 &&
-	    fchownat(dir, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW))
-		return -1;
-	if (S_ISREG(st->st_mode) && (st->st_mode & 06000))
-		return fchmodat(dir, name, st->st_mode & 0777, 0);
-	return 0;
+	if (S_ISREG(st->st_mode))
+		return own_file(dir, name, o);
+	if (o->uid == (uid_t)-1)
+		return 0;
+	return fchownat(dir, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
 }
 
 /* Open the parent of @path and point *@base at its last name. */

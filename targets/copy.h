@@ -52,8 +52,8 @@ int unshare_file(const char *path);
 
 /* chown -R @path to @uid:@gid without following symlinks (by folder fds:
  * a folder swapped for a symlink meanwhile is not followed either), and
- * no file in it keeps a set-id bit.  @uid (uid_t)-1: only the bits.
- * For trees only the daemon can write while it runs.  0 or -errno. */
+ * no file in it keeps a set-id bit (files are changed through fds opened
+ * O_NOFOLLOW).  @uid (uid_t)-1: only the bits.  0 or -errno. */
 int chown_tree(const char *path, uid_t uid, gid_t gid);
 
 /* rm -r @path without following symlinks (by folder fds, as chown_tree).

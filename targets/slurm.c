@@ -1188,6 +1188,21 @@ static void outputs_back(const struct target_ctx *t, const struct run_ctx *r)
 	remove_tree(work);
 }
 
+/* The working copy, outputs and all, is the run's user's once the job is
+ * over (a root daemon), whoever the job ran as, and no file in it keeps a
+ * set-id bit: the job's user may be another, root even. */
+static void hand_over(const struct run_ctx *r)
+{
+	int mine = geteuid() != 0 || r->obj.uid == 0;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
+	if (chown_tree(path, mine ? (uid_t)-1 : r->obj.uid, r->obj.gid) &&
+	    errno != ENOENT)
+		log_warn("run %s: cannot give its outputs to uid %u",
+			 r->obj.name, r->obj.uid);
+}
+
 static void run_finish(struct target_ctx *t, struct run_ctx *r,
 		       const struct slurm_job *j, const char *state,
 		       const char *slurm_why)
@@ -1195,6 +1210,7 @@ static void run_finish(struct target_ctx *t, struct run_ctx *r,
 	char why[ERR_MSG_MAX];
 
 	outputs_back(t, r);
+	hand_over(r);
 	if (!strcmp(state, RS_COMPLETED)) {
 		ws_run_transition(r->ws, r, state, 0, "");
 	} else if (!strcmp(state, RS_CANCELED)) {

@@ -157,19 +157,21 @@ cat > "$U/swap.sh" <<EOF
 w=\$1 end=\$((\$(date +%s) + 20))
 while [ "\$(date +%s)" -lt "\$end" ] && [ ! -e "\$w/../exit" ]; do
 	if [ -d "\$w/d" ] && [ ! -L "\$w/d" ]; then
-		mv "\$w/d" "\$w/d.x" 2>/dev/null && ln -s "$ROOTDIR" "\$w/d" 2>/dev/null
+		mv "\$w/d" "\$w/d.x" 2>/dev/null && ln -s "$ROOTDIR" "\$w/d" 2>/dev/null &&
+			echo SWAP
 	fi
+	echo LOOK
 	find "\$w" \( -user root -o -perm -4000 -o -perm -2000 \) ! -type d \
 		-printf 'ESCAPE %u %m %p\n' 2>/dev/null
 done
 EOF
 chown "$UA:" "$U/swap.sh"
-iters=0 escapes=0 end=$(($(date +%s) + 15))
+iters=0 escapes=0 swaps=0 looks=0 end=$(($(date +%s) + 15))
 while (($(date +%s) < end)); do
 	iters=$((iters + 1))
 	n=race$iters
 	id=$(run_as "$UA" $n true) || break
-	as "$UA" sh -c 'mkdir "$1/d" && for f in $(seq 1 200); do
+	as "$UA" sh -c 'mkdir "$1/d" && for f in $(seq 1 60); do
 		cp /bin/true "$1/d/f$f" && chmod u+s "$1/d/f$f"; done' sh \
 		"$MNT/runs/$n"
 	as "$UA" sh "$U/swap.sh" "$STATE/objects/$id/work" > "$U/esc.$n" 2>/dev/null &
@@ -178,8 +180,10 @@ while (($(date +%s) < end)); do
 	final $n >/dev/null
 	wait $spid
 	escapes=$((escapes + $(grep -c ESCAPE "$U/esc.$n")))
+	swaps=$((swaps + $(grep -c SWAP "$U/esc.$n")))
+	looks=$((looks + $(grep -c LOOK "$U/esc.$n")))
 done
-echo "# class 5: $iters working copies raced (15 s), $escapes escapes"
+echo "# class 5: $iters working copies raced (15 s): $swaps swaps, $looks looks, $escapes escapes"
 eq "swaps never show a root-owned or set-id file ($iters races)" 0 "$escapes"
 check "swaps never chown a root file (decoy intact)" decoy_intact "$ROOTDIR/victim"
 check "nor the secret" decoy_intact "$ROOTDIR/secret"
