@@ -651,7 +651,8 @@ static int gen_from_settings(struct deploy_ctx *d, struct deploy_spec *s,
 	ws_obj_path(d->ws, d->obj.id, RUN_FILES, files);
 	s->gen = gen_dir(d);
 	gen_path(d, s->gen, "code", s->code);
-	return copy_tree_fresh(files, s->code, e);
+	/* the snapshot is its creator's, made with their rights (copy.h) */
+	return copy_tree_as(files, s->code, d->obj.uid, d->obj.gid, e);
 }
 
 /* A new generation for `restart`: the last one deployed, anew. */
@@ -668,7 +669,7 @@ static int gen_from_last(struct deploy_ctx *d, struct deploy_spec *s,
 	snprintf(old, sizeof(old), "%s", s->code);
 	s->gen = gen_dir(d);
 	gen_path(d, s->gen, "code", s->code);
-	return copy_tree_fresh(old, s->code, e);
+	return copy_tree_as(old, s->code, d->obj.uid, d->obj.gid, e);
 }
 
 static int gen_make(struct deploy_ctx *d, int verb, struct deploy_spec *s,

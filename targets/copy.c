@@ -4,66 +4,172 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
+/*
+ * The walks below hold a folder open (O_NOFOLLOW) and name its entries
+ * relative to it: swapping a folder of the tree for a symlink while they
+ * run never makes them act outside the tree (a path walk, nftw's, would
+ * follow the new link between its lstat and its next step).
+ */
+typedef int (*entry_fn)(int dir, const char *name, const struct stat *st,
+			void *arg);
+
+/* Call @pre for each entry of @dir (before its content), @post after. */
+static int walk_at(int dir, int depth, entry_fn pre, entry_fn post, void *arg)
 {
-	(void)sb;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int fd, sub, rc = 0;
+
+	if (depth > 512)
+		return -ELOOP;
+	fd = dup(dir);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d)
+		return fd >= 0 ? (close(fd), -errno) : -errno;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dir, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
+		if (pre && pre(dir, de->d_name, &st, arg) && !rc)
+			rc = -errno;
+		if (S_ISDIR(st.st_mode)) {
+			sub = openat(dir, de->d_name, O_RDONLY | O_DIRECTORY |
+				     O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0) {
+				int r = walk_at(sub, depth + 1, pre, post, arg);
+
+				rc = rc ? rc : r;
+				close(sub);
+			}
+		}
+		if (post && post(dir, de->d_name, &st, arg) && !rc)
+			rc = -errno;
+	}
+	closedir(d);
+	return rc;
+}
+
+static int rm_entry(int dir, const char *name, const struct stat *st,
+		    void *arg)
+{
+	(void)arg;
+	unlinkat(dir, name, S_ISDIR(st->st_mode) ? AT_REMOVEDIR : 0);
 	return 0;
 }
 
-static uid_t chown_uid;
-static gid_t chown_gid;
-static __thread int chown_err;
+struct owner {
+	uid_t uid;
+	gid_t gid;
+};
 
-static int chown_entry(const char *path, const struct stat *sb, int flag,
-		       struct FTW *ftw)
+/* A regular file: chowned and stripped of set-id bits through an fd
+ * opened without following (the name may have become a symlink since
+ * fstatat: fchmodat would follow it). */
+static int own_file(int dir, const char *name, const struct owner *o)
 {
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	if (lchown(path, chown_uid, chown_gid) && !chown_err)
-		chown_err = -errno;
-	return 0;
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENOENT ? 0 : -1;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		goto out_close;
+	if (o->uid != (uid_t)-1 && fchown(fd, o->uid, o->gid))
+		rc = -1;
+	else if ((st.st_mode & 06000) && fchmod(fd, st.st_mode & 0777))
+		rc = -1;
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* chown without following; no set-id bit left on a file */
+static int chown_entry(int dir, const char *name, const struct stat *st,
+		       void *arg)
+{
+	const struct owner *o = arg;
+
+	if (S_ISREG(st->st_mode))
+		return own_file(dir, name, o);
+	if (o->uid == (uid_t)-1)
+		return 0;
+	return fchownat(dir, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
+}
+
+/* Open the parent of @path and point *@base at its last name. */
+static int open_parent(const char *path, char *buf, size_t sz,
+		       const char **base)
+{
+	char *slash;
+	int fd;
+
+	snprintf(buf, sz, "%s", path);
+	slash = strrchr(buf, '/');
+	if (!slash || !slash[1])
+		return -EINVAL;
+	*slash = '\0';
+	*base = slash + 1;
+	fd = open(slash == buf ? "/" : buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 int chown_tree(const char *path, uid_t uid, gid_t gid)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	int rc;
+	struct owner o = { uid, gid };
+	int fd, rc;
 
-	/* nftw has no user argument: one chown at a time */
-	pthread_mutex_lock(&lock);
-	chown_uid = uid;
-	chown_gid = gid;
-	chown_err = 0;
-	rc = nftw(path, chown_entry, 32, FTW_PHYS) ? -errno : chown_err;
-	pthread_mutex_unlock(&lock);
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = uid != (uid_t)-1 && fchown(fd, uid, gid) ? -errno :
+	     walk_at(fd, 0, chown_entry, NULL, &o);
+	close(fd);
 	return rc;
 }
 
 int remove_tree(const char *path)
 {
+	char buf[PATH_MAX];
+	const char *base;
 	struct stat st;
+	int dir, fd, rc = 0;
 
-	if (lstat(path, &st))
-		return errno == ENOENT ? 0 : -errno;
-	if (nftw(path, rm_entry, 32, FTW_DEPTH | FTW_PHYS))
-		return -errno;
-	return 0;
+	dir = open_parent(path, buf, sizeof(buf), &base);
+	if (dir < 0)
+		return dir == -ENOENT ? 0 : dir;
+	if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW)) {
+		rc = errno == ENOENT ? 0 : -errno;
+		goto out_close;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		fd = openat(dir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			    O_CLOEXEC);
+		if (fd >= 0) {
+			walk_at(fd, 0, NULL, rm_entry, NULL);
+			close(fd);
+		}
+	}
+	if (unlinkat(dir, base, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) &&
+	    errno != ENOENT)
+		rc = -errno;
+out_close:
+	close(dir);
+	return rc;
 }
 
 /* Copy file @sname of folder @sdir into a new file @dname of @ddir. */
@@ -73,11 +179,20 @@ static int copy_file_as(int sdir, const char *sname, int ddir,
 	int in, out, rc = 0;
 	ssize_t n;
 
-	in = openat(sdir, sname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+
+	/* O_NONBLOCK: a file swapped for a fifo must not hang the copy */
+	in = openat(sdir, sname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
-	out = openat(ddir, dname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-		     mode & 07777);
+	if (fstat(in, &st) || !S_ISREG(st.st_mode)) {
+		close(in);
+		return -EINVAL;	/* it changed under us: not what we saw */
+	}
+	/* no set-id bits: a copy must not make a set-id file its author
+	 * could not have made (a root-owned one, before any chown) */
+	out = openat(ddir, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		     O_CLOEXEC, mode & 0777);
 	if (out < 0) {
 		rc = -errno;
 		close(in);
@@ -201,7 +316,10 @@ static int copy_entry(int sdir, int ddir, const char *name, int depth,
 	s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	rc = (s < 0 || d < 0) ? -errno : copy_dir(s, d, depth + 1, where, wsz);
-	if (!rc && fchmod(d, st.st_mode & 07777))
+	/* folders keep setgid (it only picks the group of new files, and
+	 * the copy is made as its owner, so the kernel drops it where the
+	 * owner could not set it), never setuid */
+	if (!rc && fchmod(d, st.st_mode & 03777))
 		rc = -errno;
 	if (s >= 0)
 		close(s);
@@ -233,39 +351,163 @@ static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz)
 	return rc;
 }
 
-int copy_tree_fresh(const char *src, const char *dst, struct err *e)
+/* ---- per-thread credentials ---------------------------------------------- */
+
+/*
+ * The worker thread takes the owner's fsuid, fsgid and groups for the
+ * copy, by raw system calls: they change this thread only (glibc's
+ * setgroups and setfsuid wrappers would change, or sync, every thread of
+ * the daemon).  With fsuid not 0 the kernel also drops the thread's file
+ * capabilities, so the copy reads and creates exactly what the owner may.
+ */
+#define CREDS_GROUPS 1024
+
+struct creds {
+	int on;
+	uid_t fsuid;
+	gid_t fsgid;
+	int ngroups;
+	gid_t groups[CREDS_GROUPS];
+};
+
+/* The owner's groups (NSS): before the switch, as root. */
+static int owner_groups(uid_t uid, gid_t gid, gid_t *list)
 {
-	char where[NAME_MAX + 1] = "", out[PATH_MAX];
-	struct links links = { 0 };
-	int s, d, rc;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	int n = CREDS_GROUPS;
+
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) || !res) {
+		list[0] = gid;
+		return 1;
+	}
+	/* more than CREDS_GROUPS: the first ones, fewer rights, never more */
+	if (getgrouplist(res->pw_name, gid, list, &n) < 0)
+		n = CREDS_GROUPS;
+	return n;
+}
+
+static void creds_leave(struct creds *c)
+{
+	if (!c->on)
+		return;
+	syscall(SYS_setfsuid, c->fsuid);	/* first: root's rights back */
+	syscall(SYS_setfsgid, c->fsgid);
+	syscall(SYS_setgroups, c->ngroups, c->groups);
+	c->on = 0;
+}
+
+/* Become @uid:@gid for file access on this thread (nothing to do unless
+ * the daemon is root and @uid another user).  0 or -errno. */
+static int creds_enter(struct creds *c, uid_t uid, gid_t gid)
+{
+	static __thread gid_t list[CREDS_GROUPS];
+	int n;
+
+	c->on = 0;
+	if (uid == (uid_t)-1 || geteuid() != 0 || uid == 0)
+		return 0;
+	n = owner_groups(uid, gid, list);
+	c->ngroups = getgroups(CREDS_GROUPS, c->groups);
+	if (c->ngroups < 0)
+		return -errno;
+	c->fsuid = geteuid();
+	c->fsgid = getegid();
+	c->on = 1;
+	if (syscall(SYS_setgroups, n, list)) {
+		int rc = -errno;
+
+		creds_leave(c);
+		return rc;
+	}
+	syscall(SYS_setfsgid, gid);
+	syscall(SYS_setfsuid, uid);
+	/* an id the kernel refused leaves the old one: check both */
+	if ((uid_t)syscall(SYS_setfsuid, -1) != uid ||
+	    (gid_t)syscall(SYS_setfsgid, -1) != gid) {
+		creds_leave(c);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* ---- working copies -------------------------------------------------------- */
+
+/* @dst anew (0755, or 0700 for its owner @uid:@gid): an open fd. */
+static int make_top(const char *dst, uid_t uid, gid_t gid, struct err *e)
+{
+	int rc, d;
 
 	rc = remove_tree(dst);
 	if (rc)
 		return err_set(e, rc, "cannot clear the old working copy: %s",
 			       strerror(-rc));
-	if (mkdir(dst, 0755))
+	if (mkdir(dst, 0700))
 		return err_set(e, -errno, "cannot make the working copy: %s",
 			       strerror(errno));
-	s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (d < 0)
+		return err_set(e, -errno, "cannot open the working copy: %s",
+			       strerror(errno));
+	rc = uid == (uid_t)-1 ? fchmod(d, 0755) :
+	     geteuid() == 0 ? fchown(d, uid, gid) : 0;
+	if (rc) {
+		rc = err_set(e, -errno, "cannot give the working copy to uid"
+			     " %u: %s", (unsigned)uid, strerror(errno));
+		close(d);
+		return rc;
+	}
+	return d;
+}
+
+/* Copy the content of @src into the open folder @d, and make outputs/. */
+static int copy_top(const char *src, int d, struct err *e)
+{
+	char where[NAME_MAX + 1] = "";
+	struct links links = { 0 };
+	int s, rc;
+
+	s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	cur_links = &links;
-	rc = (s < 0 || d < 0) ? -errno : copy_dir(s, d, 0, where, sizeof(where));
+	rc = s < 0 ? -errno : copy_dir(s, d, 0, where, sizeof(where));
 	cur_links = NULL;
 	for (size_t i = 0; i < links.n; i++)
 		close(links.v[i].dir);
 	free(links.v);
 	if (s >= 0)
 		close(s);
-	if (d >= 0)
-		close(d);
 	if (rc)
 		return err_set(e, rc, "cannot copy the run's files%s%s: %s",
 			       where[0] ? " at " : "", where, strerror(-rc));
-	snprintf(out, sizeof(out), "%s/outputs", dst);
-	if (mkdir(out, 0755) && errno != EEXIST)
+	if (mkdirat(d, "outputs", 0755) && errno != EEXIST)
 		return err_set(e, -errno, "cannot make outputs/: %s",
 			       strerror(errno));
 	return 0;
+}
+
+int copy_tree_as(const char *src, const char *dst, uid_t uid, gid_t gid,
+		 struct err *e)
+{
+	struct creds c;
+	int d, rc;
+
+	d = make_top(dst, uid, gid, e);
+	if (d < 0)
+		return d;
+	rc = creds_enter(&c, uid, gid);
+	if (rc)
+		rc = err_set(e, rc, "cannot take the credentials of uid %u: %s",
+			     (unsigned)uid, strerror(-rc));
+	else
+		rc = copy_top(src, d, e);
+	creds_leave(&c);
+	close(d);
+	return rc;
+}
+
+int copy_tree_fresh(const char *src, const char *dst, struct err *e)
+{
+	return copy_tree_as(src, dst, (uid_t)-1, (gid_t)-1, e);
 }
 
 /* Shared by copy_into: a links table around one copy. */

@@ -10,11 +10,23 @@
 /*
  * copy_tree_fresh - make @dst a copy of the tree @src: regular files
  * copied (copy_file_range), symlinks copied as links (never followed),
- * folders recreated, modes kept.  A leftover @dst (a copy half made before
- * a crash) is removed first.  Also makes @dst/outputs.
+ * folders recreated, modes kept but set-id bits (a folder keeps setgid).
+ * A leftover @dst (a copy half made before a crash) is removed first.
+ * Also makes @dst/outputs.  @dst is 0755, the daemon's.
  * 0 or -errno with a sentence.
  */
 int copy_tree_fresh(const char *src, const char *dst, struct err *e);
+
+/*
+ * copy_tree_as - copy_tree_fresh made as @uid:@gid when the daemon is root
+ * (and @uid is not): @dst is made by the daemon, given to @uid (fchown)
+ * with mode 0700, and everything in it is read and created with the
+ * owner's fsuid, fsgid and groups on this thread only, so that the kernel
+ * checks the owner's rights and a file of the copy is never anyone else's.
+ * @uid (uid_t)-1: as copy_tree_fresh.  0 or -errno with a sentence.
+ */
+int copy_tree_as(const char *src, const char *dst, uid_t uid, gid_t gid,
+		 struct err *e);
 
 /*
  * copy_into - copy entry @name of folder @src (a file or a whole tree),
@@ -38,10 +50,14 @@ int link_into(const char *src, const char *name, const char *dst,
  * 0 or -errno. */
 int unshare_file(const char *path);
 
-/* chown -R @path to @uid:@gid without following symlinks.  0 or -errno. */
+/* chown -R @path to @uid:@gid without following symlinks (by folder fds:
+ * a folder swapped for a symlink meanwhile is not followed either), and
+ * no file in it keeps a set-id bit (files are changed through fds opened
+ * O_NOFOLLOW).  @uid (uid_t)-1: only the bits.  0 or -errno. */
 int chown_tree(const char *path, uid_t uid, gid_t gid);
 
-/* rm -r @path without following symlinks.  0 or -errno. */
+/* rm -r @path without following symlinks (by folder fds, as chown_tree).
+ * 0 or -errno. */
 int remove_tree(const char *path);
 
 #endif

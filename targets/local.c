@@ -30,8 +30,6 @@
 #include "local_deploy.h"
 #include "proc.h"
 
-extern char **environ;
-
 static const char *const local_keys[] = {
 	"max_concurrent", "cancel_grace_seconds", NULL
 };
@@ -186,29 +184,24 @@ static void envp_free(struct envp *e)
 	free(e->v);
 }
 
-static int user_sets(const struct run_ctx *r, const char *kv)
-{
-	size_t kl = strcspn(kv, "=");
-
-	for (int i = 0; i < r->env.n; i++)
-		if (strlen(r->env.items[i].key) == kl &&
-		    !strncmp(r->env.items[i].key, kv, kl))
-			return 1;
-	return 0;
-}
-
-/* The daemon's environment, the run's env lines, then MLFS_*. */
+/*
+ * What mlfs-run (root) starts with: nothing of the daemon's own
+ * environment, MLFS_* and CUDA_VISIBLE_DEVICES, and the run's env lines
+ * as MLFS_ENV_KEY=VALUE: names that neither ld.so nor libc read in the
+ * root supervisor; it applies them to the command only, after dropping
+ * its privileges, with PATH, HOME, … (see mlfs-run.c).
+ */
 static int run_envp(struct run_ctx *r, struct envp *e, const char *work)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], *key;
 	int rc = 0;
 
-	for (char **p = environ; *p && !rc; p++)
-		if (strncmp(*p, "MLFS_", 5) && strncmp(*p, "CUDA_VISIBLE_", 13)
-		    && !user_sets(r, *p))
-			rc = envp_add(e, *p);
-	for (int i = 0; i < r->env.n && !rc; i++)
-		rc = envp_addf(e, r->env.items[i].key, r->env.items[i].value);
+	for (int i = 0; i < r->env.n && !rc; i++) {
+		if (asprintf(&key, "MLFS_ENV_%s", r->env.items[i].key) < 0)
+			return -ENOMEM;
+		rc = envp_addf(e, key, r->env.items[i].value);
+		free(key);
+	}
 	if (!rc)
 		rc = envp_addf(e, "MLFS_RUN", r->obj.name);
 	snprintf(path, sizeof(path), "%s/outputs", work);
@@ -271,32 +264,42 @@ static int spawn_supervisor(struct run_ctx *r, const char *work, pid_t *pid,
 	return 0;
 }
 
-/* Give the working copy and the metrics file to the run's user. */
-static int hand_over(struct run_ctx *r, const char *work, struct err *e)
+/* The metrics file, the run's user's (the folder it is in is the
+ * daemon's: the user can write the file, never replace it). */
+static int make_metrics(struct run_ctx *r, struct err *e)
 {
 	char path[PATH_MAX];
 	int fd, rc;
 
 	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_METRICS_RAW);
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return err_set(e, -errno, "cannot create the metrics file: %s",
 			       strerror(errno));
 	rc = run_as_creator(r) && fchown(fd, r->obj.uid, r->obj.gid) ? -errno : 0;
 	close(fd);
-	if (!rc && run_as_creator(r))
-		rc = chown_tree(work, r->obj.uid, r->obj.gid);
 	if (rc)
-		return err_set(e, rc, "cannot give the working copy to uid %u:"
+		return err_set(e, rc, "cannot give the metrics file to uid %u:"
 			       " %s", r->obj.uid, strerror(-rc));
 	return 0;
+}
+
+/* The working copy, made as the run's user (0700, theirs). */
+static int make_work(struct run_ctx *r, const char *work, struct err *e)
+{
+	char files[PATH_MAX];
+
+	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
+	if (!run_as_creator(r))
+		return copy_tree_as(files, work, getuid(), getgid(), e);
+	return copy_tree_as(files, work, r->obj.uid, r->obj.gid, e);
 }
 
 static int local_start(struct target_ctx *t, struct run_ctx *r,
 		       struct err *e)
 {
 	struct local_target *l = lt(t);
-	char files[PATH_MAX], work[PATH_MAX], pidf[PATH_MAX];
+	char work[PATH_MAX], pidf[PATH_MAX];
 	struct local_run *lr;
 	pid_t pid;
 	int rc;
@@ -307,11 +310,10 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 	rc = ws_run_transition(r->ws, r, RS_STARTING, -1, NULL);
 	if (rc)
 		return rc == -EAGAIN ? 0 : err_set(e, rc, "the store failed");
-	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
 	snprintf(work, sizeof(work), "%s/%s", r->dir, RUN_WORK);
-	rc = copy_tree_fresh(files, work, e);
+	rc = make_work(r, work, e);
 	if (!rc)
-		rc = hand_over(r, work, e);
+		rc = make_metrics(r, e);
 	if (rc)
 		return rc;
 	lr = calloc(1, sizeof(*lr));
@@ -340,16 +342,32 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 
 /* ---- poll --------------------------------------------------------------- */
 
+/* A file the supervisor wrote in the run's (daemon-only) folder, opened
+ * without following a symlink. */
+static FILE *open_record(struct run_ctx *r, const char *name)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, name);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	f = fdopen(fd, "r");
+	if (!f)
+		close(fd);
+	return f;
+}
+
 /* Read RUNDIR/pid: supervisor pid, child pgid, start ticks. */
 static int read_pid_file(struct run_ctx *r, pid_t *pid, pid_t *pgid,
 			 unsigned long long *ticks)
 {
-	char path[PATH_MAX];
 	int n = 0, p = 0, g = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_PID);
-	f = fopen(path, "r");
+	f = open_record(r, RUN_PID);
 	if (!f)
 		return -ENOENT;
 	n = fscanf(f, "%d %d %llu", &p, &g, ticks);
@@ -363,12 +381,10 @@ static int read_pid_file(struct run_ctx *r, pid_t *pid, pid_t *pgid,
 
 static int read_exit(struct run_ctx *r, int *code)
 {
-	char path[PATH_MAX];
 	FILE *f;
 	int n;
 
-	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_EXIT);
-	f = fopen(path, "r");
+	f = open_record(r, RUN_EXIT);
 	if (!f)
 		return -ENOENT;
 	n = fscanf(f, "%d", code);

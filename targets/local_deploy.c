@@ -7,6 +7,12 @@
  * daemon adopts it (the start time tells it from a process that reused
  * the pid).  It is stopped by that pid only: TERM, then KILL.
  *
+ * replicas/ is the daemon's alone (0711, never the deployment user's):
+ * what the daemon reads back there, and kills by, nobody else can write.
+ * A replica tells a start failure in replicas/g<GEN>-<SLOT>/err, in a
+ * folder of its user's own; the daemon reads it without following a
+ * symlink, and only a file of that user's.
+ *
  * A replica is ready when a process of its group holds a listening TCP
  * socket on the deployment's port (/proc/net/tcp{,6} and /proc/PID/fd):
  * a new replica counts only once it listens itself, not because an old
@@ -34,10 +40,9 @@
 
 #include "../backend/log.h"
 #include "../backend/ws.h"
+#include "copy.h"
 #include "proc.h"
 #include "replica.h"
-
-extern char **environ;
 
 struct local_rep {
 	pid_t pid;			/* also the process group */
@@ -126,21 +131,101 @@ static void rep_file(const struct deploy_ctx *d, const struct replica *r,
 		 r->gen, r->slot, ext);
 }
 
+/* The replica's own folder, and its error file in it (MLFS_ERROR_FILE). */
+static void rep_err(const struct deploy_ctx *d, const struct replica *r,
+		    char *buf)
+{
+	snprintf(buf, PATH_MAX, "%s/%s/g%d-%d/err", d->dir, DEP_REPLICAS,
+		 r->gen, r->slot);
+}
+
+static int uses_creator(const struct deploy_ctx *d)
+{
+	return geteuid() == 0 && d->obj.uid != 0;
+}
+
+/*
+ * replicas/, opened: the daemon's own, 0711.  One left by an older mlfs
+ * (given to the deployment's user) or not a folder is removed first:
+ * nothing in a folder a user could write is trusted.  fd or -errno.
+ */
+static int open_replicas(const struct deploy_ctx *d, int make)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/%s", d->dir, DEP_REPLICAS);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) || st.st_uid != geteuid() ||
+			(st.st_mode & 022))) {
+		close(fd);
+		fd = -1;
+		if (!make)
+			return -EPERM;
+		remove_tree(dir);
+	}
+	if (fd < 0 && make) {
+		if (mkdir(dir, 0711) && errno != EEXIST)
+			return -errno;
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd >= 0 && make && fchmod(fd, 0711)) {
+		close(fd);
+		return -errno;
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+/* Folder g<GEN>-<SLOT> of replicas/ anew, the replica user's (0700). */
+static int make_rep_dir(const struct deploy_ctx *d, const struct replica *r,
+			int dir)
+{
+	char name[64], path[PATH_MAX];
+	int fd, rc = 0;
+
+	snprintf(name, sizeof(name), "g%d-%d", r->gen, r->slot);
+	snprintf(path, sizeof(path), "%s/%s/%s", d->dir, DEP_REPLICAS, name);
+	remove_tree(path);
+	if (mkdirat(dir, name, 0700))
+		return -errno;
+	fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (uses_creator(d) && fchown(fd, d->obj.uid, d->obj.gid))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 static int write_pid_file(const struct deploy_ctx *d, const struct replica *r,
 			  const struct local_rep *lr)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
+	char name[64], tmp[72], line[64];
+	int dir, fd, n, rc = 0;
 
-	rep_file(d, r, "pid", path);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	fprintf(f, "%d %llu\n", (int)lr->pid, lr->ticks);
-	if (fclose(f) || rename(tmp, path))
-		return -errno;
-	return 0;
+	dir = open_replicas(d, 0);
+	if (dir < 0)
+		return dir;
+	snprintf(name, sizeof(name), "g%d-%d.pid", r->gen, r->slot);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	unlinkat(dir, tmp, 0);
+	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_close_dir;
+	}
+	n = snprintf(line, sizeof(line), "%d %llu\n", (int)lr->pid, lr->ticks);
+	if (write(fd, line, n) != n)
+		rc = -EIO;
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && renameat(dir, tmp, dir, name))
+		rc = -errno;
+out_close_dir:
+	close(dir);
+	return rc;
 }
 
 /* ---- start ---------------------------------------------------------------- */
@@ -182,28 +267,43 @@ static void envp_free(struct envp *e)
 	free(e->v);
 }
 
-static int ours(const char *kv)
+/* HOME, USER, LOGNAME, SHELL of the replica's user (passwd), a default
+ * PATH and LANG: nothing of the daemon's own environment. */
+static int rep_defaults(const struct deploy_ctx *d, struct envp *e)
 {
-	static const char *const names[] = {
-		"MLFS_", "AZUREML_MODEL_DIR=", "PORT=", "PYTHONUNBUFFERED=",
-	};
+	uid_t uid = uses_creator(d) ? d->obj.uid : getuid();
+	struct passwd pw, *p = NULL;
+	char buf[4096], num[16];
+	int rc;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strncmp(kv, names[i], strlen(names[i])))
-			return 1;
-	return 0;
+	getpwuid_r(uid, &pw, buf, sizeof(buf), &p);
+	snprintf(num, sizeof(num), "%u", (unsigned)uid);
+	rc = envp_add(e, "PATH=%s", uid ? "/usr/local/bin:/usr/bin:/bin" :
+		      "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+		      "/sbin:/bin");
+	if (!rc)
+		rc = envp_add(e, "HOME=%s", p && *p->pw_dir ? p->pw_dir : "/");
+	if (!rc)
+		rc = envp_add(e, "USER=%s", p ? p->pw_name : num);
+	if (!rc)
+		rc = envp_add(e, "LOGNAME=%s", p ? p->pw_name : num);
+	if (!rc)
+		rc = envp_add(e, "SHELL=%s", p && *p->pw_shell ? p->pw_shell :
+			      "/bin/sh");
+	if (!rc)
+		rc = envp_add(e, "LANG=C.UTF-8");
+	return rc;
 }
 
+/* Built by the daemon alone: setpriv runs as root with it. */
 static int rep_envp(const struct deploy_ctx *d, const struct deploy_spec *s,
 		    const struct replica *r, struct envp *e)
 {
 	char err[PATH_MAX];
-	int rc = 0;
+	int rc;
 
-	for (char **p = environ; *p && !rc; p++)
-		if (!ours(*p))
-			rc = envp_add(e, "%s", *p);
-	rep_file(d, r, "err", err);
+	rc = rep_defaults(d, e);
+	rep_err(d, r, err);
 	if (!rc)
 		rc = envp_add(e, "AZUREML_MODEL_DIR=%s", s->model_dir);
 	if (!rc)
@@ -236,7 +336,7 @@ static int spawn_rep(const struct deploy_ctx *d, const struct deploy_spec *s,
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_APPEND |
-					 O_CREAT, 0644);
+					 O_CREAT | O_NOFOLLOW, 0644);
 	posix_spawn_file_actions_adddup2(&fa, 1, 2);
 	posix_spawn_file_actions_addchdir_np(&fa, s->code);
 	posix_spawnattr_init(&attr);
@@ -274,7 +374,7 @@ static char *python3(void)
  */
 static int as_creator(const struct deploy_ctx *d, char pre[4][32])
 {
-	if (geteuid() != 0 || d->obj.uid == 0)
+	if (!uses_creator(d))
 		return 0;
 	snprintf(pre[0], 32, "setpriv");
 	snprintf(pre[1], 32, "--reuid=%u", d->obj.uid);
@@ -288,8 +388,7 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 			struct deploy_spec *s, struct replica *r,
 			struct err *e)
 {
-	char helper[PATH_MAX], port[16], dir[PATH_MAX], err[PATH_MAX];
-	char body[24], tmo[16];
+	char helper[PATH_MAX], port[16], body[24], tmo[16];
 	char *serve[] = { python3(), helper, "--entry", s->entry, "--host",
 			  s->host, "--port", port, "--max-body", body,
 			  "--read-timeout", tmo, NULL };
@@ -298,7 +397,7 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	struct envp env = { 0 };
 	struct local_rep *lr;
 	pid_t pid;
-	int rc, n;
+	int rc, n, dir;
 
 	(void)t;
 	if (!s->port && (rc = try_bind(s->host, 0, &s->port)))
@@ -308,8 +407,6 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	snprintf(body, sizeof(body), "%ld", s->max_body);
 	snprintf(tmo, sizeof(tmo), "%d", s->read_timeout);
 	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py", mlfs_helper_dir);
-	snprintf(dir, sizeof(dir), "%s/%s", d->dir, DEP_REPLICAS);
-	mkdir(dir, 0700);
 	n = as_creator(d, pre);
 	for (int i = 0; i < n; i++)
 		argv[i] = pre[i];
@@ -318,11 +415,13 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	for (int i = 0; cmd[i]; i++)
 		argv[n++] = cmd[i];
 	argv[n] = NULL;
-	if (argv[0] == pre[0] && chown(dir, d->obj.uid, d->obj.gid))
-		log_warn("deployment %s: cannot give %s to uid %u", d->obj.name,
-			 dir, d->obj.uid);
-	rep_file(d, r, "err", err);
-	unlink(err);
+	dir = open_replicas(d, 1);
+	rc = dir < 0 ? dir : make_rep_dir(d, r, dir);
+	if (dir >= 0)
+		close(dir);
+	if (rc)
+		return err_set(e, rc, "cannot make the replica's folder: %s",
+			       strerror(-rc));
 	lr = rep_priv(0);
 	rc = lr ? rep_envp(d, s, r, &env) : -ENOMEM;
 	if (!rc)
@@ -478,14 +577,22 @@ static void exit_reason(const struct deploy_ctx *d, const struct replica *r,
 			int code, struct err *e)
 {
 	char path[PATH_MAX], line[ERR_MSG_MAX - 64];
-	FILE *f;
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
 
-	rep_file(d, r, "err", path);
-	f = fopen(path, "re");
-	if (!f || !fgets(line, sizeof(line), f))
-		line[0] = '\0';
-	if (f)
-		fclose(f);
+	/* the user's folder: no symlink, and only a file of the user's
+	 * (not a hard link to someone else's) tells the reason */
+	rep_err(d, r, path);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) &&
+	    st.st_nlink == 1 &&
+	    st.st_uid == (uses_creator(d) ? d->obj.uid : geteuid()))
+		n = read(fd, line, sizeof(line) - 1);
+	if (fd >= 0)
+		close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	line[strcspn(line, "\n")] = '\0';
 	replica_exit_reason(line, code, e);
 }
 
@@ -615,49 +722,70 @@ void local_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
 
 /* ---- adopt, release ------------------------------------------------------ */
 
+/* Read pid and start time from record @name of the open replicas/. */
+static int read_record(int dir, const char *name, int *pid,
+		       unsigned long long *ticks)
+{
+	char line[64];
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid())
+		n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	return sscanf(line, "%d %llu", pid, ticks) == 2 ? 0 : -1;
+}
+
+static struct replica *adopted(int gen, int slot, int pid,
+			       unsigned long long ticks)
+{
+	struct replica *r = calloc(1, sizeof(*r));
+	struct local_rep *lr = rep_priv(pid);
+
+	if (!r || !lr) {
+		free(r);
+		free(lr);
+		return NULL;
+	}
+	lr->ticks = ticks;
+	r->gen = gen;
+	r->slot = slot;
+	r->pid = pid;
+	r->priv = lr;
+	return r;
+}
+
 int local_replica_adopt(struct target_ctx *t, struct deploy_ctx *d,
 			struct replica **list)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 300];
 	unsigned long long ticks;
-	struct local_rep *lr;
 	struct replica *r;
 	struct dirent *de;
-	int gen, slot, pid, n = 0;
+	int gen, slot, pid, n = 0, dir;
 	DIR *dd;
-	FILE *f;
 
 	(void)t;
-	snprintf(dir, sizeof(dir), "%s/%s", d->dir, DEP_REPLICAS);
-	dd = opendir(dir);
+	dir = open_replicas(d, 0);	/* none, or not the daemon's alone */
+	dd = dir >= 0 ? fdopendir(dir) : NULL;
+	if (!dd && dir >= 0)
+		close(dir);
 	while (dd && (de = readdir(dd))) {
 		if (sscanf(de->d_name, "g%d-%d.pid", &gen, &slot) != 2 ||
 		    !strstr(de->d_name, ".pid") || strstr(de->d_name, ".tmp"))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fscanf(f, "%d %llu", &pid, &ticks) != 2)
-			pid = 0;
-		fclose(f);
-		if (pid <= 0 || !ticks || proc_start_ticks(pid) != ticks) {
-			unlink(path);	/* gone: a reboot, a crash */
+		if (read_record(dir, de->d_name, &pid, &ticks) || pid <= 0 ||
+		    !ticks || proc_start_ticks(pid) != ticks) {
+			unlinkat(dir, de->d_name, 0);	/* a reboot, a crash */
 			continue;
 		}
-		r = calloc(1, sizeof(*r));
-		lr = rep_priv(pid);
-		if (!r || !lr) {
-			free(r);
-			free(lr);
+		r = adopted(gen, slot, pid, ticks);
+		if (!r)
 			break;
-		}
-		lr->pid = pid;
-		lr->ticks = ticks;
-		r->gen = gen;
-		r->slot = slot;
-		r->pid = pid;
-		r->priv = lr;
 		r->next = *list;
 		*list = r;
 		n++;
@@ -679,8 +807,9 @@ void local_replica_release(struct target_ctx *t, struct deploy_ctx *d,
 		lr->child = 0;
 	rep_file(d, r, "pid", path);
 	unlink(path);
-	rep_file(d, r, "err", path);
-	unlink(path);
+	snprintf(path, sizeof(path), "%s/%s/g%d-%d", d->dir, DEP_REPLICAS,
+		 r->gen, r->slot);
+	remove_tree(path);
 	if (lr && lr->probe_fd >= 0)
 		close(lr->probe_fd);
 	free(lr);

@@ -14,9 +14,17 @@
  *   4. waits, then writes the exit code (128 + signal when killed) to
  *      RUNDIR/exit atomically (exit.tmp + rename).
  * With -u/-g (the daemon runs as root) the command runs as that user: its
- * groups, uid, gid, HOME, USER and LOGNAME; the log is opened before.
+ * groups, uid and gid, dropped for good (checked); the log is opened before.
  * The daemon cancels by signalling the child's process group directly.
  * It links against libc only, so that it starts fast.
+ *
+ * Environment: the daemon starts it with a daemon-built one only; the
+ * run's own `env` lines come as MLFS_ENV_KEY=VALUE, a name nothing in libc
+ * or ld.so reads, so that LD_PRELOAD, GCONV_PATH & co never act in this
+ * root process.  The command gets, after the privileges are gone: PATH,
+ * HOME, USER, LOGNAME, SHELL (passwd), LANG (C.UTF-8) unless the env lines
+ * set them, the other MLFS_* (and CUDA_VISIBLE_DEVICES) as the daemon gave
+ * them, then the env lines.
  */
 #include <errno.h>
 #include <grp.h>
@@ -57,32 +65,108 @@ static int write_all(int fd, const char *buf, size_t len)
 static uid_t run_uid = (uid_t)-1;
 static gid_t run_gid = (gid_t)-1;
 
-/* Become the run's user; on failure say why in the log and exit 126. */
+static void fail_user(void)
+{
+	dprintf(2, "mlfs: cannot run as uid %d gid %d: %s\n", (int)run_uid,
+		(int)run_gid, strerror(errno));
+	_exit(126);
+}
+
+/* Become the run's user for good: groups, gids, uids, and check that none
+ * of root's can be taken back; on failure say why in the log, exit 126. */
 static void become_user(void)
 {
 	struct passwd *pw;
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
 
 	if (run_uid == (uid_t)-1 || (run_uid == getuid() && run_gid == getgid()))
 		return;
 	pw = getpwuid(run_uid);
-	if (pw ? initgroups(pw->pw_name, run_gid) : setgroups(0, NULL))
-		goto out_fail;
-	if (setgid(run_gid) || setuid(run_uid))
-		goto out_fail;
-	if (setuid(0) == 0) {	/* must be impossible now */
-		errno = EPERM;
-		goto out_fail;
-	}
-	if (pw) {
-		setenv("HOME", pw->pw_dir, 1);
-		setenv("USER", pw->pw_name, 1);
-		setenv("LOGNAME", pw->pw_name, 1);
-	}
-	return;
-out_fail:
-	dprintf(2, "mlfs: cannot run as uid %d gid %d: %s\n", (int)run_uid,
-		(int)run_gid, strerror(errno));
-	_exit(126);
+	if (pw ? initgroups(pw->pw_name, run_gid) : setgroups(1, &run_gid))
+		fail_user();
+	if (setresgid(run_gid, run_gid, run_gid) ||
+	    setresuid(run_uid, run_uid, run_uid))
+		fail_user();
+	errno = EPERM;
+	if (run_uid != 0 && (!setresuid(0, 0, 0) || !setresgid(0, 0, 0) ||
+			     !setgroups(0, NULL)))
+		fail_user();	/* must be impossible now */
+	if (getresuid(&ru, &eu, &su) || getresgid(&rg, &eg, &sg) ||
+	    ru != run_uid || eu != run_uid || su != run_uid ||
+	    rg != run_gid || eg != run_gid || sg != run_gid)
+		fail_user();
+}
+
+/* ---- the command's environment ------------------------------------------ */
+
+extern char **environ;
+
+#define ENV_USER	"MLFS_ENV_"	/* the run's env lines, see above */
+#define ENV_MAX		4096
+
+struct env {
+	char *v[ENV_MAX + 1];
+	int n;
+};
+
+/* Is the name of @kv (NAME=...) in @e already? */
+static int env_has(const struct env *e, const char *kv)
+{
+	size_t l = strcspn(kv, "=");
+
+	for (int i = 0; i < e->n; i++)
+		if (!strncmp(e->v[i], kv, l) && e->v[i][l] == '=')
+			return 1;
+	return 0;
+}
+
+/* The env line KEY among the user's (MLFS_ENV_KEY=) in environ? */
+static int user_sets(const char *key)
+{
+	size_t pl = strlen(ENV_USER), kl = strlen(key);
+
+	for (char **p = environ; *p; p++)
+		if (!strncmp(*p, ENV_USER, pl) && !strncmp(*p + pl, key, kl) &&
+		    (*p)[pl + kl] == '=')
+			return 1;
+	return 0;
+}
+
+static void env_put(struct env *e, const char *k, const char *v)
+{
+	char *kv;
+
+	if (e->n >= ENV_MAX || user_sets(k) || asprintf(&kv, "%s=%s", k, v) < 0)
+		return;
+	e->v[e->n++] = kv;
+}
+
+/* Built in the child, after become_user: uid and passwd are the run's. */
+static char **command_env(void)
+{
+	static struct env e;
+	size_t pl = strlen(ENV_USER);
+	struct passwd *pw = getpwuid(getuid());
+	char num[16];
+
+	snprintf(num, sizeof(num), "%u", (unsigned)getuid());
+	env_put(&e, "PATH", getuid() ? "/usr/local/bin:/usr/bin:/bin" :
+		"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	env_put(&e, "HOME", pw && *pw->pw_dir ? pw->pw_dir : "/");
+	env_put(&e, "USER", pw ? pw->pw_name : num);
+	env_put(&e, "LOGNAME", pw ? pw->pw_name : num);
+	env_put(&e, "SHELL", pw && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+	env_put(&e, "LANG", "C.UTF-8");
+	for (char **p = environ; *p && e.n < ENV_MAX; p++)
+		if (strncmp(*p, ENV_USER, pl) && strchr(*p, '='))
+			e.v[e.n++] = *p;
+	for (char **p = environ; *p && e.n < ENV_MAX; p++)
+		if (!strncmp(*p, ENV_USER, pl) && strchr(*p + pl, '=') &&
+		    !env_has(&e, *p + pl))
+			e.v[e.n++] = *p + pl;
+	e.v[e.n] = NULL;
+	return e.v;
 }
 
 static void child(const char *rundir, const char *workdir, const char *cmd)
@@ -101,7 +185,7 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	snprintf(path, sizeof(path), "%s/log", rundir);
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0644);
 	if (fd >= 0) {
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -119,7 +203,7 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 			workdir, strerror(errno));
 		_exit(126);
 	}
-	execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+	execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, command_env());
 	dprintf(2, "mlfs: cannot run /bin/sh: %s\n", strerror(errno));
 	_exit(127);
 }
@@ -137,7 +221,8 @@ static void reserve_exit(const char *rundir)
 	char tmp[4096];
 
 	snprintf(tmp, sizeof(tmp), "%s/exit.tmp", rundir);
-	exit_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	exit_fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+			       O_NOFOLLOW, 0644);
 	if (exit_fd >= 0 && write_all(exit_fd, "                \n", 17)) {
 		close(exit_fd);
 		exit_fd = -1;
@@ -154,7 +239,8 @@ static int record_exit(const char *rundir, int status)
 	snprintf(tmp, sizeof(tmp), "%s/exit.tmp", rundir);
 	snprintf(path, sizeof(path), "%s/exit", rundir);
 	if (fd < 0)
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+			       O_NOFOLLOW, 0644);
 	if (fd < 0)
 		return 1;
 	n = snprintf(line, sizeof(line), "%d\n", code);
@@ -190,7 +276,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/pid", argv[1]);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0644);
 	if (fd < 0)
 		return errno == EEXIST ? EXIT_TAKEN : 1;
 	reserve_exit(argv[1]);

@@ -787,12 +787,23 @@ static char *sq(const char *s)
 	return q;
 }
 
+/* The job's environment is exactly the one submitted (run_env, and PATH)
+ * plus Slurm's own SLURM_*: HOME, USER, LOGNAME and SHELL of the job's
+ * user come from its passwd entry on the node, unless env set them. */
+#define LOGIN_ENV \
+	"u=$(id -un); p=$(getent passwd \"$u\")\n" \
+	"export USER=\"${USER:-$u}\" LOGNAME=\"${LOGNAME:-$u}\"" \
+	" HOME=\"${HOME:-$(echo \"$p\" | cut -d: -f6)}\"" \
+	" SHELL=\"${SHELL:-$(echo \"$p\" | cut -d: -f7)}\"\n" \
+	"unset u p\n"
+
 /* One task per node; each line of output prefixed with the node's name;
  * rank 0 runs on the batch host, whose address srun passes to every task. */
 #define MULTI_SCRIPT \
 	"#!/bin/bash\n" \
 	"# mlfs run %s: the command once per node (srun)\n" \
 	"cd %s || exit 1\n" \
+	LOGIN_ENV \
 	"export MLFS_NUM_NODES=$SLURM_JOB_NUM_NODES\n" \
 	"export MASTER_PORT=$((20000 + SLURM_JOB_ID %% 20000))\n" \
 	"exec srun --nodes=$SLURM_JOB_NUM_NODES --ntasks=$SLURM_JOB_NUM_NODES" \
@@ -806,6 +817,7 @@ static char *sq(const char *s)
 	"#!/bin/bash\n" \
 	"# mlfs run %s\n" \
 	"cd %s || exit 1\n" \
+	LOGIN_ENV \
 	"exec /bin/sh -c %s\n"
 
 static char *run_script(const struct run_ctx *r, const char *work)
@@ -853,11 +865,15 @@ static void strv_free(struct strv *sv)
 	free(sv->v);
 }
 
-/* The job's environment: the run's env lines, then MLFS_*. */
+/* The job's environment: the run's env lines, then MLFS_*, LANG unless
+ * env sets it (PATH: slurm_api; HOME, USER …: LOGIN_ENV).  Nothing of the
+ * daemon's own. */
 static int run_env(const struct run_ctx *r, const char *work, struct strv *sv)
 {
 	int rc = 0;
 
+	if (!kv_get(&r->env, "LANG"))
+		rc = strv_addf(sv, "LANG=C.UTF-8");
 	for (int i = 0; i < r->env.n && !rc; i++)
 		rc = strv_addf(sv, "%s=%s", r->env.items[i].key,
 			       r->env.items[i].value);
@@ -1177,6 +1193,21 @@ static void outputs_back(const struct target_ctx *t, const struct run_ctx *r)
 	remove_tree(work);
 }
 
+/* The working copy, outputs and all, is the run's user's once the job is
+ * over (a root daemon), whoever the job ran as, and no file in it keeps a
+ * set-id bit: the job's user may be another, root even. */
+static void hand_over(const struct run_ctx *r)
+{
+	int mine = geteuid() != 0 || r->obj.uid == 0;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
+	if (chown_tree(path, mine ? (uid_t)-1 : r->obj.uid, r->obj.gid) &&
+	    errno != ENOENT)
+		log_warn("run %s: cannot give its outputs to uid %u",
+			 r->obj.name, r->obj.uid);
+}
+
 static void run_finish(struct target_ctx *t, struct run_ctx *r,
 		       const struct slurm_job *j, const char *state,
 		       const char *slurm_why)
@@ -1184,6 +1215,7 @@ static void run_finish(struct target_ctx *t, struct run_ctx *r,
 	char why[ERR_MSG_MAX];
 
 	outputs_back(t, r);
+	hand_over(r);
 	if (!strcmp(state, RS_COMPLETED)) {
 		ws_run_transition(r->ws, r, state, 0, "");
 	} else if (!strcmp(state, RS_CANCELED)) {

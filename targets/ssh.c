@@ -39,6 +39,7 @@
 #include "../backend/log.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
+#include "copy.h"
 #include "gpu.h"
 #include "ssh_deploy.h"
 #include "ssh_exec.h"
@@ -712,10 +713,25 @@ static void local_prepare(struct run_ctx *r)
 	char path[PATH_MAX];
 
 	ssh_append(r->dir, RUN_LOG, "", 0);
+	/* the daemon's alone until outputs are in and handed over */
 	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
-	mkdir(path, 0755);
+	mkdir(path, 0700);
 	snprintf(path, sizeof(path), "%s/%s/outputs", r->dir, RUN_WORK);
-	mkdir(path, 0755);
+	mkdir(path, 0700);
+}
+
+/* Outputs came in as the daemon's, with the modes the host gave: no file
+ * keeps a set-id bit, and everything becomes the run's user's (a root
+ * daemon), the working copy 0700 as on the local target. */
+static void hand_over(struct run_ctx *r)
+{
+	int mine = geteuid() != 0 || r->obj.uid == 0;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
+	if (chown_tree(path, mine ? (uid_t)-1 : r->obj.uid, r->obj.gid))
+		log_warn("run %s: cannot give its outputs to uid %u",
+			 r->obj.name, r->obj.uid);
 }
 
 /* ---- run outcomes ------------------------------------------------------ */
@@ -838,7 +854,7 @@ static void copy_args(struct argv_buf *a, int rsync, int up, const char *local,
 
 	if (rsync) {		/* "DIR/": the folder's content */
 		argv_push(a, "-rlpts");
-		argv_push(a, "--chmod=u+rwX");
+		argv_push(a, "--chmod=u+rwX,ug-s");	/* no set-id file */
 		argv_push(a, "--");
 		argv_push_fmt(a, "%s/", from);
 		argv_push_fmt(a, "%s/", to);
@@ -1127,6 +1143,7 @@ static void fetch_step(struct target_ctx *t, struct run_ctx *r)
 		note_down(r, why);
 		return;
 	}
+	hand_over(r);	/* last: no copy as root into a folder of the user's */
 	if (rc)
 		snprintf(sr->fetch_err, sizeof(sr->fetch_err), "outputs/ could"
 			 " not be copied back: %s", why);

@@ -69,7 +69,8 @@ static const char wrapper[] =
 	"cat /proc/sys/kernel/random/boot_id >boot 2>/dev/null\n"
 	"t=$(sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f20)\n"
 	"echo \"$$ $t\" >pid.tmp && mv -f pid.tmp pid\n"
-	"(cd work && exec sh -c \"$1\") >>log 2>&1 </dev/null\n"
+	"(if [ -f mlfs-env ]; then . ./mlfs-env; rm -f mlfs-env; fi\n"
+	" cd work && exec sh -c \"$1\") >>log 2>&1 </dev/null\n"
 	"s=$?\n"
 	"echo \"$s\" >exit.tmp && mv -f exit.tmp exit\n";
 
@@ -185,25 +186,60 @@ static int env_key_ok(const char *k)
 	return 1;
 }
 
+/*
+ * The run's environment, the same on every target: `env -i`, then the
+ * login's HOME, USER, LOGNAME and SHELL, a default PATH and LANG, MLFS_*
+ * (and CUDA_VISIBLE_DEVICES): nothing of sshd's session nor what the
+ * daemon's ssh client forwarded (SendEnv).  Starts the line that runs the
+ * wrapper.
+ */
+static const char env_reset[] =
+	"u=$(id -un 2>/dev/null || echo \"$USER\")\n"
+	"setsid env -i HOME=\"$HOME\" USER=\"$u\" LOGNAME=\"$u\""
+	" SHELL=\"${SHELL:-/bin/sh}\" PATH=/usr/local/bin:/usr/bin:/bin"
+	" LANG=C.UTF-8";
+
+/* One line of mlfs-env: export KEY=VALUE, quoted for the wrapper's `.`,
+ * then quoted again as an argument of printf '%s\n'. */
+static void put_env_line(struct script *s, const char *k, const char *v)
+{
+	char *q = sh_quote(v), *line = NULL;
+
+	if (!q || asprintf(&line, "export %s=%s", k, q) < 0) {
+		free(q);
+		s->rc = -ENOMEM;
+		return;
+	}
+	fputc(' ', s->f);
+	put_q(s, line, 0);
+	free(line);
+	free(q);
+}
+
+/*
+ * The env lines go to mlfs-env (0600), which the wrapper reads and removes
+ * before the command runs: values (secrets) are never in an argv that
+ * `ps` shows to the host's other users.
+ */
 static void put_env(struct script *s, const struct ssh_launch *l)
 {
+	fputs("(umask 077 && printf '%s\\n'", s->f);
 	for (int i = 0; l->env && l->env[i] && l->env[i + 1]; i += 2) {
 		if (!env_key_ok(l->env[i])) {
 			s->rc = -EINVAL;
 			return;
 		}
-		fprintf(s->f, "export %s=", l->env[i]);
-		put_q(s, l->env[i + 1], 0);
-		fputc('\n', s->f);
+		put_env_line(s, l->env[i], l->env[i + 1]);
 	}
-	fputs("h=$(pwd -P)\nexport MLFS_RUN=", s->f);
+	fputs(" >mlfs-env) || exit 1\nh=$(pwd -P)\n", s->f);
+	fputs(env_reset, s->f);
+	fputs(" MLFS_RUN=", s->f);
 	put_q(s, l->name, 0);
-	fputs(" MLFS_OUTPUTS=\"$h/work/outputs\" MLFS_METRICS=\"$h/metrics\"\n",
+	fputs(" MLFS_OUTPUTS=\"$h/work/outputs\" MLFS_METRICS=\"$h/metrics\"",
 	      s->f);
 	if (l->gpus) {
-		fputs("export CUDA_VISIBLE_DEVICES=", s->f);
+		fputs(" CUDA_VISIBLE_DEVICES=", s->f);
 		put_q(s, l->gpus, 0);
-		fputc('\n', s->f);
 	}
 }
 
@@ -220,7 +256,7 @@ char *ssh_script_launch(const struct ssh_launch *l)
 	      "rm -f exit exit.tmp pid pid.tmp boot\n"
 	      "mkdir -p work/outputs || exit 1\n", s.f);
 	put_env(&s, l);
-	fputs("setsid sh -c ", s.f);
+	fputs(" sh -c ", s.f);
 	put_q(&s, wrapper, 0);
 	fputs(" mlfs-run ", s.f);
 	put_q(&s, l->command, 0);
@@ -408,17 +444,16 @@ char *ssh_script_dep_stage(const char *gen_dir, const char *model_id)
 	return script_close(&s);
 }
 
-/* The export lines of a replica's environment (the key comes later, from
- * serve/key, in the wrapper). */
+/* The start of the line that runs a replica's wrapper: its environment
+ * as a run's (env_reset), the key comes later, from serve/key. */
 static void put_dep_env(struct script *s, const struct ssh_dep_launch *l)
 {
-	fputs("export AZUREML_MODEL_DIR=\"$g/model\" MLFS_ERROR_FILE=\"$d/err\""
-	      " PORT=\"$port\" PYTHONUNBUFFERED=1\nexport MLFS_DEPLOYMENT=",
-	      s->f);
+	fputs(env_reset, s->f);
+	fputs(" AZUREML_MODEL_DIR=\"$g/model\" MLFS_ERROR_FILE=\"$d/err\""
+	      " PORT=\"$port\" PYTHONUNBUFFERED=1 MLFS_DEPLOYMENT=", s->f);
 	put_q(s, l->name, 0);
 	fprintf(s->f, " MLFS_REPLICA=%d MLFS_HOST=", l->slot);
 	put_q(s, l->host, 0);
-	fputc('\n', s->f);
 }
 
 /* The port: the fixed one (checked when asked), or one picked now. */
@@ -476,7 +511,7 @@ char *ssh_script_dep_launch(const struct ssh_dep_launch *l)
 		      " host has no python3, which mlfs-serve.py needs (or set"
 		      " command = ... in config)'; exit 0; }\n", s.f);
 	put_dep_env(&s, l);
-	fputs("setsid sh -c ", s.f);
+	fputs(" sh -c ", s.f);
 	put_q(&s, dep_wrapper, 0);
 	fputs(" mlfs-replica \"$g\" ", s.f);
 	put_q(&s, dep_spid, 0);
