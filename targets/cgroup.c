@@ -160,6 +160,28 @@ long cg_parse_oom_control(const char *text)
 	return cg_parse_keyed(text, "oom_kill");
 }
 
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+/* <mnt><own relative to the mount's root>/mlfs-<h> into @out. */
+static void subtree(const char *mnt, const char *root, const char *own,
+		    uint32_t h, char *out)
+{
+	size_t rl = strlen(root);
+
+	if (strcmp(root, "/") && !strncmp(own, root, rl))
+		own += rl;
+	if (!strcmp(own, "/"))
+		own = "";
+	snprintf(out, PATH_MAX, "%s%s/mlfs-%08x", mnt, own, h);
+}
+
 #ifndef CG_PURE	/* the unit test links the parsers alone */
 
 /* ---- state --------------------------------------------------------------- */
@@ -214,28 +236,6 @@ static int put(const char *dir, const char *file, const char *fmt, ...)
 	return rc;
 }
 
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
-}
-
-/* <mnt><own relative to the mount's root>/mlfs-<h> into @out. */
-static void subtree(const char *mnt, const char *root, const char *own,
-		    uint32_t h, char *out)
-{
-	size_t rl = strlen(root);
-
-	if (strcmp(root, "/") && !strncmp(own, root, rl))
-		own += rl;
-	if (!strcmp(own, "/"))
-		own = "";
-	snprintf(out, PATH_MAX, "%s%s/mlfs-%08x", mnt, own, h);
-}
-
 static void find_bases(const char *self, const char *mi, uint32_t h)
 {
 	char mnt[PATH_MAX], root[PATH_MAX], own[PATH_MAX];
@@ -276,7 +276,7 @@ static int use_v1(void)
 static int use_v2(void)
 {
 	static const char *const ctrls[] = { "memory", "pids", "cpu" };
-	char parent[PATH_MAX];
+	char parent[PATH_MAX], off[32] = "";
 
 	if (!cg.v2[0] || make_dir(cg.v2))
 		return 0;
@@ -285,9 +285,11 @@ static int use_v2(void)
 	for (size_t i = 0; i < 3; i++)
 		if (put(parent, "cgroup.subtree_control", "+%s", ctrls[i]) ||
 		    put(cg.v2, "cgroup.subtree_control", "+%s", ctrls[i]))
-			log_warn("cgroups: cannot enable the %s controller in"
-				 " %s: its limits are not applied", ctrls[i],
-				 parent);
+			snprintf(off + strlen(off), sizeof(off) - strlen(off),
+				 " %s", ctrls[i]);
+	if (*off)
+		log_warn("cgroups: cannot enable these controllers below %s:%s;"
+			 " their limits are not applied", parent, off);
 	return 2;
 }
 

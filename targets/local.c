@@ -253,7 +253,8 @@ static int run_cg_create(struct target_ctx *t, struct run_ctx *r,
 {
 	struct cg_limits lim = {
 		.memory_mib	= r->res.memory_mib,
-		.cpu_milli	= r->res.cpus * 1000,
+		.cpu_milli	= r->res.cpu_milli ? r->res.cpu_milli :
+				  r->res.cpus * 1000,
 		.pids		= cfg_long(&t->config, "pids_max",
 					   CG_PIDS_DEFAULT),
 	};

@@ -90,19 +90,32 @@ check "the same run within memory = 1G completes" newrun m2 $UA \
 check "Completed" wait_for "$MNT/runs/m2/status" Completed 60
 
 # ---- cpus = -------------------------------------------------------------------
-check "a run with cpus = 2" newrun q1 $UA "$(stray q1); sleep 1000" "cpus = 2"
-check "its stray child runs" wait_until 20 alive q1
-pid=$(stray_pid q1)
-if [[ -e $(cg_file "$pid" cpu cpu.cfs_quota_us) ]]; then
-	eq "cpu.cfs_quota_us is 2 CPUs" 200000 "$(cat "$(cg_file "$pid" cpu cpu.cfs_quota_us)")"
-else
-	eq "cpu.max is 2 CPUs" "200000 100000" "$(cat "$(cg_file "$pid" cpu cpu.max)")"
-fi
-check "cancel" as $UA sh -c "echo cancel > $MNT/runs/q1/ctl"
-check "Canceled, stray gone" wait_until 30 gone q1
+for cpus in 0.5 2; do
+	n=q${cpus/./_}
+	check "a run with cpus = $cpus" newrun $n $UA "$(stray $n); sleep 1000" "cpus = $cpus"
+	check "its stray child runs" wait_until 20 alive $n
+	pid=$(stray_pid $n)
+	want=$(awk -v c=$cpus 'BEGIN { print c * 100000 }')
+	if [[ -e $(cg_file "$pid" cpu cpu.cfs_quota_us) ]]; then
+		eq "cpu.cfs_quota_us is $cpus CPUs" "$want" "$(cat "$(cg_file "$pid" cpu cpu.cfs_quota_us)")"
+	else
+		eq "cpu.max is $cpus CPUs" "$want 100000" "$(cat "$(cg_file "$pid" cpu cpu.max)")"
+	fi
+	check "cancel" as $UA sh -c "echo cancel > $MNT/runs/$n/ctl"
+	check "Canceled, stray gone" wait_until 30 gone $n
+done
 
 # ---- pids_max: a fork bomb (bounded by depth: 511 processes at most even
 # uncontained) on a target that allows 50 -------------------------------------
+B=$MNT/targets/bad
+for v in 0 -1 abc 4194305; do
+	mkdir "$B"
+	wr "$B/type" local
+	wr "$B/config" "pids_max = $v"
+	expect_err "pids_max = $v is refused" "Invalid argument" wr "$B/ctl" provision
+	check "pids_max = $v: error says why" grep -q 'pids_max' "$B/error"
+	rmdir "$B"
+done
 TG=$MNT/targets/small
 check "a local target with pids_max = 50" mkdir "$TG"
 wr "$TG/type" local
@@ -159,9 +172,25 @@ check "delete" as $UA sh -c "echo delete > $D/ctl"
 check "Draft" wait_for "$D/status" Draft 30
 check "the replica's stray child is gone" wait_until 10 gone rep
 
+# ---- cgroup v2 (MLFS_CGROUP=v2: the unified hierarchy, wherever mounted) ---
 check "unmount" unmount_ws
-base=$(grep -o 'runs under [^ ]*' "$DAEMON_ERR" | tail -1 | cut -d' ' -f3)
-check "the daemon said where its cgroups are" test -d "$base"
-check "no cgroup of a run or replica is left there" \
-	eval "! ls '$base' | grep -qE '^(run|rep)-'"
+MLFS_CGROUP=v2 mount_or_bail "mount again on cgroup v2" -o allow_other
+check "v2: a run that leaves a setsid child behind" newrun v2c $UA "$(stray v2c); echo done"
+check "v2: it completes" wait_for "$MNT/runs/v2c/status" Completed 30
+check "v2: its setsid child is gone" wait_until 10 gone v2c
+check "v2: a long run with a stray child" newrun v2k $UA "$(stray v2k); sleep 1000"
+check "v2: its stray child runs" wait_until 20 alive v2k
+check "v2: the stray is in the run's unified cgroup" \
+	grep -qE '^0::/.*mlfs-[0-9a-f]{8}/run-[0-9]+$' "/proc/$(stray_pid v2k)/cgroup"
+check "v2: cancel" as $UA sh -c "echo cancel > $MNT/runs/v2k/ctl"
+check "v2: Canceled" wait_for "$MNT/runs/v2k/status" Canceled 30
+check "v2: the stray child is gone" wait_until 10 gone v2k
+
+check "unmount" unmount_ws
+bases=$(grep -o 'runs under [^ ]*' "$DAEMON_ERR" | cut -d' ' -f3 | sort -u)
+eq "the daemon said where its cgroups are, v1 then v2" 2 "$(echo "$bases" | grep -c .)"
+for base in $bases; do
+	check "no cgroup of a run or replica is left in $base" \
+		eval "[[ -d '$base' ]] && ! ls '$base' | grep -qE '^(run|rep)-'"
+done
 done_testing
