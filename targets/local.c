@@ -111,6 +111,8 @@ static int local_nodes(struct target_ctx *t, char **nodes, struct err *e)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int n;
 
+	/* here too, so that what a crash left is swept early */
+	cg_setup(ws_state_dir(t->ws), getenv("MLFS_CGROUP"));
 	n = gpu_detect(gpus, GPU_MAX);
 	if (lt(t))
 		lt(t)->gpus.n = n;
