@@ -415,17 +415,7 @@ static int limits_v1(const char *name, const struct cg_limits *lim)
 	char d[PATH_MAX];
 	int rc = 0;
 
-	if (lim->memory_mib && !v1_dir(name, V1_MEMORY, d))
-		return -ENOTSUP;
-	if (lim->memory_mib) {
-		unsigned long long b = lim->memory_mib << 20;
-
-		rc = put(d, "memory.limit_in_bytes", "%llu", b);
-		if (!rc && put(d, "memory.memsw.limit_in_bytes", "%llu", b) &&
-		    errno != ENOENT)
-			log_debug("cgroups: %s: no swap limit", name);
-	}
-	if (!rc && lim->pids && v1_dir(name, V1_PIDS, d))
+	if (lim->pids && v1_dir(name, V1_PIDS, d))
 		rc = put(d, "pids.max", "%ld", lim->pids);
 	if (!rc && lim->cpu_milli && v1_dir(name, V1_CPU, d)) {
 		rc = put(d, "cpu.cfs_period_us", "100000");
@@ -433,6 +423,16 @@ static int limits_v1(const char *name, const struct cg_limits *lim)
 			rc = put(d, "cpu.cfs_quota_us", "%ld",
 				 lim->cpu_milli * 100);
 	}
+	if (rc || !lim->memory_mib)
+		return rc;
+	if (!v1_dir(name, V1_MEMORY, d))
+		return -ENOTSUP;
+	rc = put(d, "memory.limit_in_bytes", "%llu",
+		 (unsigned long long)lim->memory_mib << 20);
+	/* swap too, where the kernel accounts it (absent otherwise) */
+	if (!rc && put(d, "memory.memsw.limit_in_bytes", "%llu",
+		       (unsigned long long)lim->memory_mib << 20))
+		log_debug("cgroups: %s: no swap limit", name);
 	return rc;
 }
 
