@@ -127,6 +127,8 @@ wr "$T/bomb.sh" 'b() { if [ "$1" -gt 0 ]; then b $(($1 - 1)) & b $(($1 - 1)) & w
 chmod 644 "$T/bomb.sh"
 check "a fork bomb on it" newrun fb root "sh $T/bomb.sh mlfscg_${TAG}_fb; echo bomb over" "" small
 check "it runs" wait_until 20 alive fb
+bp=$(stray_pid fb)
+eq "pids.max of its cgroup is 50" 50 "$(cat "$(cg_file "$bp" pids pids.max)" 2>/dev/null)"
 most=0
 for ((i = 0; i < 40; i++)); do
 	c=$(pgrep -fc " mlfscg_${TAG}_fb\$")
