@@ -188,6 +188,17 @@ check "v2: cancel" as $UA sh -c "echo cancel > $MNT/runs/v2k/ctl"
 check "v2: Canceled" wait_for "$MNT/runs/v2k/status" Canceled 30
 check "v2: the stray child is gone" wait_until 10 gone v2k
 
+# ---- MLFS_CGROUP=off: process groups, as before cgroups ----------------------
+check "unmount" unmount_ws
+MLFS_CGROUP=off mount_or_bail "mount again without cgroups" -o allow_other
+check "off: a run" newrun off1 $UA "$(stray off1); sleep 1000"
+check "off: its stray child runs" wait_until 20 alive off1
+check "off: the stray is in no cgroup of mlfs" \
+	eval "! grep -q mlfs- /proc/$(stray_pid off1)/cgroup"
+check "off: cancel" as $UA sh -c "echo cancel > $MNT/runs/off1/ctl"
+check "off: Canceled" wait_for "$MNT/runs/off1/status" Canceled 30
+kill -9 "$(stray_pid off1)"	# what cgroups are for: it outlived its run
+
 check "unmount" unmount_ws
 bases=$(grep -o 'runs under [^ ]*' "$DAEMON_ERR" | cut -d' ' -f3 | sort -u)
 eq "the daemon said where its cgroups are, v1 then v2" 2 "$(echo "$bases" | grep -c .)"
