@@ -1026,7 +1026,7 @@ static int res_set(struct resources *r, const struct kv *kv, struct err *e)
 int resources_parse(const char *buf, size_t len, struct resources *r,
 		    struct err *e)
 {
-	struct resources t = { .nodes = 1, .cpus = 1, .cpu_milli = 1000 };
+	struct resources t = { .nodes = 1, .cpus = 1, .gpus = 0 };
 	struct kv_list l;
 	int i, rc;
 

@@ -124,7 +124,7 @@ struct resources {
 	long cpus;		/* per node (per task), default 1, 1..4096;
 				 * a fraction (0.5) rounds up here */
 	long cpu_milli;		/* the exact amount in thousandths (500), for
-				 * a CPU quota; default 1000 */
+				 * a CPU quota; 0 = cpus not set, no quota */
 	long gpus;		/* per node, default 0, 0..64 */
 	uint64_t memory_mib;	/* per node, 0 = not set */
 	uint64_t time_secs;	/* 0 = no limit */

@@ -249,14 +249,14 @@ static void cg_init(struct run_ctx *r)
 	cg_setup(ws_state_dir(r->ws), getenv("MLFS_CGROUP"));
 }
 
-/* Make the run's cgroup with its limits; -c DIR pairs into @argv. */
+/* Make the run's cgroup with its limits; its directories into @dirs (for
+ * mlfs-run -c).  How many, 0 without cgroups, or -errno. */
 static int run_cg_create(struct target_ctx *t, struct run_ctx *r,
 			 char dirs[CG_DIRS_MAX][4096], struct err *e)
 {
 	struct cg_limits lim = {
 		.memory_mib	= r->res.memory_mib,
-		.cpu_milli	= r->res.cpu_milli ? r->res.cpu_milli :
-				  r->res.cpus * 1000,
+		.cpu_milli	= r->res.cpu_milli,	/* 0: not asked */
 		.pids		= cfg_long(&t->config, "pids_max",
 					   CG_PIDS_DEFAULT),
 	};

@@ -973,8 +973,8 @@ static void test_resources(void)
 	      r.cpu_milli == 2250, "resources: cpus 2.25");
 	check(res("cpus = 3", &r, &e) == 0 && r.cpu_milli == 3000,
 	      "resources: whole cpus in thousandths too");
-	check(res("", &r, &e) == 0 && r.cpu_milli == 1000,
-	      "resources: one CPU by default");
+	check(res("", &r, &e) == 0 && r.cpu_milli == 0 && r.cpus == 1,
+	      "resources: cpus not set: one for schedulers, no quota");
 	res_bad("cpus = 0.0001", "resources: cpus 0.0001", "cpus must be a number");
 	res_bad("cpus = 0.0", "resources: cpus 0.0", "cpus must be a number");
 	res_bad("cpus = 4096.5", "resources: cpus 4096.5", "not '4096.5'");

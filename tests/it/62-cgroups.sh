@@ -66,6 +66,11 @@ check "the stray child is in the run's cgroup" \
 	grep -qE ':/.*mlfs-[0-9a-f]{8}/run-[0-9]+$' "/proc/$pid/cgroup"
 eq "the stray runs as $UA" $UA "$(ps -o user= -p "$pid")"
 eq "pids.max is 4096 by default" 4096 "$(cat "$(cg_file "$pid" pids pids.max)")"
+if [[ -e $(cg_file "$pid" cpu cpu.cfs_quota_us) ]]; then
+	eq "no cpus =, no CPU quota" -1 "$(cat "$(cg_file "$pid" cpu cpu.cfs_quota_us)")"
+else
+	eq "no cpus =, no CPU quota" "max 100000" "$(cat "$(cg_file "$pid" cpu cpu.max)")"
+fi
 expect_err "$UA cannot leave the run's cgroup" "Permission denied" \
 	as $UA sh -c "echo $pid > /sys/fs/cgroup/pids/cgroup.procs"
 check "cancel" as $UA sh -c "echo cancel > $MNT/runs/k1/ctl"
