@@ -971,6 +971,34 @@ int parse_duration(const char *s, uint64_t *secs, struct err *e)
 
 /* ---- resources ---------------------------------------------------------- */
 
+/* cpus: a whole number as before, or a fraction such as 0.5 (thousandths
+ * at most): schedulers get whole CPUs (rounded up), the local target's CPU
+ * quota the exact amount. */
+static int parse_cpus(const char *s, struct resources *r, struct err *e)
+{
+	struct decimal d;
+	struct quote q;
+	const char *p;
+	uint64_t milli;
+	int rc;
+
+	if (!strchr(s, '.')) {
+		rc = parse_int(s, 1, 4096, &r->cpus, "cpus", e);
+		r->cpu_milli = r->cpus * 1000;
+		return rc;
+	}
+	p = scan_decimal(s, &d);
+	milli = p && !*p && d.scale <= 1000 && d.ip <= 4096 ?
+		d.ip * 1000 + d.fp * (1000 / d.scale) : 0;
+	if (milli < 1 || milli > 4096000)
+		return err_set(e, -EINVAL, "cpus must be a number from 0.001 to"
+			       " 4096 (like 2 or 0.5), not '%s'.",
+			       quote_str(&q, s));
+	r->cpu_milli = (long)milli;
+	r->cpus = (long)((milli + 999) / 1000);
+	return 0;
+}
+
 static const char *const res_keys[] = {
 	"nodes", "cpus", "gpus", "memory", "time", NULL
 };
@@ -983,7 +1011,7 @@ static int res_set(struct resources *r, const struct kv *kv, struct err *e)
 	if (!strcmp(kv->key, "nodes"))
 		return parse_int(kv->value, 1, 1024, &r->nodes, "nodes", e);
 	if (!strcmp(kv->key, "cpus"))
-		return parse_int(kv->value, 1, 4096, &r->cpus, "cpus", e);
+		return parse_cpus(kv->value, r, e);
 	if (!strcmp(kv->key, "gpus"))
 		return parse_int(kv->value, 0, 64, &r->gpus, "gpus", e);
 	if (!strcmp(kv->key, "memory"))

@@ -121,7 +121,10 @@ int parse_duration(const char *s, uint64_t *secs, struct err *e);
 
 struct resources {
 	long nodes;		/* default 1, 1..1024 */
-	long cpus;		/* per node (per task), default 1, 1..4096 */
+	long cpus;		/* per node (per task), default 1, 1..4096;
+				 * a fraction (0.5) rounds up here */
+	long cpu_milli;		/* the exact amount in thousandths (500), for
+				 * a CPU quota; 0 = cpus not set, no quota */
 	long gpus;		/* per node, default 0, 0..64 */
 	uint64_t memory_mib;	/* per node, 0 = not set */
 	uint64_t time_secs;	/* 0 = no limit */

@@ -25,13 +25,14 @@
 #include "../backend/driver.h"
 #include "../backend/log.h"
 #include "../backend/ws.h"
+#include "cgroup.h"
 #include "copy.h"
 #include "gpu.h"
 #include "local_deploy.h"
 #include "proc.h"
 
 static const char *const local_keys[] = {
-	"max_concurrent", "cancel_grace_seconds", NULL
+	"max_concurrent", "cancel_grace_seconds", "pids_max", NULL
 };
 
 struct local_target {
@@ -81,6 +82,9 @@ static int local_validate(const struct kv_list *cfg, struct err *e)
 	v = kv_get(cfg, "cancel_grace_seconds");
 	if (v && (rc = parse_int(v, 0, 3600, &n, "cancel_grace_seconds", e)))
 		return rc;
+	v = kv_get(cfg, "pids_max");
+	if (v && (rc = parse_int(v, 1, 4194304, &n, "pids_max", e)))
+		return rc;
 	return 0;
 }
 
@@ -105,6 +109,8 @@ static int local_nodes(struct target_ctx *t, char **nodes, struct err *e)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	int n;
 
+	/* here too, so that what a crash left is swept early */
+	cg_setup(ws_state_dir(t->ws), getenv("MLFS_CGROUP"));
 	n = gpu_detect(gpus, GPU_MAX);
 	if (lt(t))
 		lt(t)->gpus.n = n;
@@ -223,11 +229,57 @@ static int run_as_creator(const struct run_ctx *r)
 	return geteuid() == 0 && r->obj.uid != 0;
 }
 
-static int spawn_supervisor(struct run_ctx *r, const char *work, pid_t *pid,
+/* ---- cgroups ------------------------------------------------------------ */
+
+/* The run's cgroup is named by its id alone: a restarted daemon finds it. */
+static void run_cg(const struct run_ctx *r, char *name)
+{
+	snprintf(name, CG_NAME_MAX, "run-%lld", (long long)r->obj.id);
+}
+
+static void cg_init(struct run_ctx *r)
+{
+	cg_setup(ws_state_dir(r->ws), getenv("MLFS_CGROUP"));
+}
+
+/* Make the run's cgroup with its limits; its directories into @dirs (for
+ * mlfs-run -c).  How many, 0 without cgroups, or -errno. */
+static int run_cg_create(struct target_ctx *t, struct run_ctx *r,
+			 char dirs[CG_DIRS_MAX][4096], struct err *e)
+{
+	struct cg_limits lim = {
+		.memory_mib	= r->res.memory_mib,
+		.cpu_milli	= r->res.cpu_milli,	/* 0: not asked */
+		.pids		= cfg_long(&t->config, "pids_max",
+					   CG_PIDS_DEFAULT),
+	};
+	char name[CG_NAME_MAX];
+
+	cg_init(r);
+	run_cg(r, name);
+	return cg_create(name, &lim, dirs, e);
+}
+
+/* End every process of the run and drop its cgroup: 1 when the kernel
+ * killed one of them for want of memory. */
+static int run_cg_end(struct run_ctx *r)
+{
+	char name[CG_NAME_MAX];
+	int oom;
+
+	run_cg(r, name);
+	oom = cg_oom_killed(name);
+	cg_kill(name);
+	cg_remove(name);
+	return oom;
+}
+
+static int spawn_supervisor(struct run_ctx *r, const char *work,
+			    char cgd[CG_DIRS_MAX][4096], int ncg, pid_t *pid,
 			    struct err *e)
 {
 	char helper[PATH_MAX], uid[16], gid[16];
-	char *argv[10];
+	char *argv[12 + 2 * CG_DIRS_MAX];
 	posix_spawnattr_t attr;
 	struct envp env = { 0 };
 	sigset_t none;
@@ -242,6 +294,10 @@ static int spawn_supervisor(struct run_ctx *r, const char *work, pid_t *pid,
 		argv[n++] = uid;
 		argv[n++] = "-g";
 		argv[n++] = gid;
+	}
+	for (int i = 0; i < ncg; i++) {
+		argv[n++] = "-c";
+		argv[n++] = cgd[i];
 	}
 	argv[n++] = r->dir;
 	argv[n++] = (char *)work;
@@ -300,9 +356,10 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 {
 	struct local_target *l = lt(t);
 	char work[PATH_MAX], pidf[PATH_MAX];
+	char cgd[CG_DIRS_MAX][4096];
 	struct local_run *lr;
 	pid_t pid;
-	int rc;
+	int rc, ncg;
 
 	snprintf(pidf, sizeof(pidf), "%s/%s", r->dir, RUN_PID);
 	if (!access(pidf, F_OK))	/* a supervisor claimed it before */
@@ -316,14 +373,20 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 		rc = make_metrics(r, e);
 	if (rc)
 		return rc;
+	ncg = run_cg_create(t, r, cgd, e);
+	if (ncg < 0)
+		return ncg;
 	lr = calloc(1, sizeof(*lr));
-	if (!lr)
+	if (!lr) {
+		run_cg_end(r);
 		return err_set(e, -ENOMEM, "out of memory");
+	}
 	gpu_pool_take(&l->gpus, r->obj.id, r->res.gpus, r->obj.gpus,
 		      sizeof(r->obj.gpus));
-	rc = spawn_supervisor(r, work, &pid, e);
+	rc = spawn_supervisor(r, work, cgd, ncg, &pid, e);
 	if (rc) {
 		gpu_pool_put(&l->gpus, r->obj.id);
+		run_cg_end(r);
 		free(lr);
 		return rc;
 	}
@@ -432,8 +495,10 @@ static void release_slot(struct target_ctx *t, struct run_ctx *r, int ended)
 static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 {
 	struct local_run *lr = r->priv;
-	char why[160];
+	char why[160], lim[32];
+	int oom;
 
+	oom = run_cg_end(r);	/* no setsid child outlives its run */
 	release_slot(t, r, 1);
 	if (r->obj.cancel && !lr->timed_out) {
 		ws_run_transition(r->ws, r, RS_CANCELED, code, NULL);
@@ -441,6 +506,11 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 		snprintf(why, sizeof(why), "the run exceeded its time limit of"
 			 " %llu s and was stopped",
 			 (unsigned long long)r->res.time_secs);
+		ws_run_transition(r->ws, r, RS_FAILED, code, why);
+	} else if (oom) {
+		cg_mem_spelling(r->res.memory_mib, lim, sizeof(lim));
+		snprintf(why, sizeof(why), "the run ran out of memory (limit"
+			 " %s)", lim);
 		ws_run_transition(r->ws, r, RS_FAILED, code, why);
 	} else if (code == 0) {
 		ws_run_transition(r->ws, r, RS_COMPLETED, 0, NULL);
@@ -478,11 +548,16 @@ static void stop_step(struct target_ctx *t, struct run_ctx *r)
 	struct local_run *lr = r->priv;
 	long grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
 
+	char name[CG_NAME_MAX];
+
+	run_cg(r, name);
 	if (!lr->term_sent) {
 		if (!signal_group(r, SIGTERM))
 			lr->term_sent = now_s();
+		cg_signal(name, SIGTERM);	/* setsid children too */
 	} else if (now_s() - lr->term_sent >= grace) {
 		signal_group(r, SIGKILL);
+		cg_kill(name);
 	}
 }
 
@@ -502,6 +577,7 @@ static void poll_one(struct target_ctx *t, struct run_ctx *r)
 			finish(t, r, code);
 			return;
 		}
+		run_cg_end(r);
 		release_slot(t, r, 1);
 		ws_run_transition(r->ws, r, RS_FAILED, -1, "the run's"
 				  " supervisor died without recording an exit"
@@ -541,6 +617,7 @@ static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 	pid_t pid = 0, pgid = 0;
 	int rc, code;
 
+	cg_init(r);
 	rc = read_pid_file(r, &pid, &pgid, &ticks);
 	for (int i = 0; rc == -EAGAIN && i < 40; i++) {
 		usleep(50000);	/* the supervisor is writing it */

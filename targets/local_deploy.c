@@ -5,7 +5,9 @@
  * its own, stdout and stderr appended to the deployment's log, its pid
  * and start time in <dir>/replicas/g<GEN>-<SLOT>.pid so that a restarted
  * daemon adopts it (the start time tells it from a process that reused
- * the pid).  It is stopped by that pid only: TERM, then KILL.
+ * the pid).  It is stopped by that pid only: TERM, then KILL.  With
+ * cgroups (cgroup.h) each replica has one, rep-<id>-g<gen>-<slot>, joined
+ * before the server starts; its end kills every process of it.
  *
  * replicas/ is the daemon's alone (0711, never the deployment user's):
  * what the daemon reads back there, and kills by, nobody else can write.
@@ -40,6 +42,7 @@
 
 #include "../backend/log.h"
 #include "../backend/ws.h"
+#include "cgroup.h"
 #include "copy.h"
 #include "proc.h"
 #include "replica.h"
@@ -357,6 +360,60 @@ static int spawn_rep(const struct deploy_ctx *d, const struct deploy_spec *s,
 	return rc;
 }
 
+/* ---- cgroups -------------------------------------------------------------- */
+
+static void rep_cg(const struct deploy_ctx *d, const struct replica *r,
+		   char *name)
+{
+	snprintf(name, CG_NAME_MAX, "rep-%lld-g%d-%d", (long long)d->obj.id,
+		 r->gen, r->slot);
+}
+
+/*
+ * The replica's cgroup, and the words that join it in front of @argv: a
+ * root /bin/sh (the daemon's words only, no user's) writes its own pid into
+ * each cgroup.procs and execs the rest, so that the server is contained
+ * from its first instruction.  Returns the number of words, or -errno.
+ */
+static int rep_cg_join(struct target_ctx *t, struct deploy_ctx *d,
+		       struct replica *r, char dirs[CG_DIRS_MAX][4096],
+		       char **argv, struct err *e)
+{
+	static char sh[] = "/bin/sh", c[] = "-c", me[] = "mlfs-cgjoin",
+		    sep[] = "--", join[] = "for d; do [ \"$d\" = -- ] && break;"
+		    " echo 0 > \"$d/cgroup.procs\" || exit 126; shift; done;"
+		    " shift; exec \"$@\"";
+	const char *pm = kv_get(&t->config, "pids_max");
+	struct cg_limits lim = {
+		.pids = pm && *pm ? atol(pm) : CG_PIDS_DEFAULT,
+	};
+	char name[CG_NAME_MAX];
+	int n, k = 0;
+
+	cg_setup(ws_state_dir(d->ws), getenv("MLFS_CGROUP"));
+	rep_cg(d, r, name);
+	n = cg_create(name, &lim, dirs, e);
+	if (n <= 0)
+		return n;
+	argv[k++] = sh;
+	argv[k++] = c;
+	argv[k++] = join;
+	argv[k++] = me;
+	for (int i = 0; i < n; i++)
+		argv[k++] = dirs[i];
+	argv[k++] = sep;
+	return k;
+}
+
+static void rep_cg_end(struct deploy_ctx *d, struct replica *r)
+{
+	char name[CG_NAME_MAX];
+
+	rep_cg(d, r, name);
+	cg_kill(name);
+	cg_remove(name);
+}
+
 /* Debian's python3 (scripts/deps.sh installs it) rather than whatever PATH
  * finds first: a per-user interpreter (pyenv …) may be out of the reach of
  * the deployment's owner. */
@@ -393,13 +450,13 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 			  s->host, "--port", port, "--max-body", body,
 			  "--read-timeout", tmo, NULL };
 	char *shell[] = { "/bin/sh", "-c", s->command, NULL };
-	char pre[4][32], *argv[24], **cmd = s->command[0] ? shell : serve;
+	char pre[4][32], *argv[32], **cmd = s->command[0] ? shell : serve;
+	char cgd[CG_DIRS_MAX][4096];
 	struct envp env = { 0 };
 	struct local_rep *lr;
 	pid_t pid;
-	int rc, n, dir;
+	int rc, n, j, dir;
 
-	(void)t;
 	if (!s->port && (rc = try_bind(s->host, 0, &s->port)))
 		return err_set(e, rc, "cannot find a free port on %s: %s",
 			       s->host, strerror(-rc));
@@ -407,11 +464,15 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	snprintf(body, sizeof(body), "%ld", s->max_body);
 	snprintf(tmo, sizeof(tmo), "%d", s->read_timeout);
 	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py", mlfs_helper_dir);
+	j = rep_cg_join(t, d, r, cgd, argv, e);
+	if (j < 0)
+		return j;
 	n = as_creator(d, pre);
 	for (int i = 0; i < n; i++)
-		argv[i] = pre[i];
+		argv[j + i] = pre[i];
 	if (n)
-		argv[n++] = "--";
+		argv[j + n++] = "--";
+	n += j;
 	for (int i = 0; cmd[i]; i++)
 		argv[n++] = cmd[i];
 	argv[n] = NULL;
@@ -419,9 +480,11 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	rc = dir < 0 ? dir : make_rep_dir(d, r, dir);
 	if (dir >= 0)
 		close(dir);
-	if (rc)
+	if (rc) {
+		rep_cg_end(d, r);
 		return err_set(e, rc, "cannot make the replica's folder: %s",
 			       strerror(-rc));
+	}
 	lr = rep_priv(0);
 	rc = lr ? rep_envp(d, s, r, &env) : -ENOMEM;
 	if (!rc)
@@ -429,6 +492,7 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	envp_free(&env);
 	if (rc) {
 		free(lr);
+		rep_cg_end(d, r);
 		return err_set(e, rc, "cannot start %s: %s", argv[0],
 			       strerror(-rc));
 	}
@@ -712,12 +776,17 @@ void local_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
 			struct replica *r, int force)
 {
 	struct local_rep *lr = r->priv;
+	char name[CG_NAME_MAX];
 	int code;
 
 	(void)t;
-	(void)d;
 	if (lr && rep_alive(lr, &code))
 		kill(-lr->pid, force ? SIGKILL : SIGTERM);
+	rep_cg(d, r, name);
+	if (force)
+		cg_kill(name);
+	else
+		cg_signal(name, SIGTERM);	/* its setsid children too */
 }
 
 /* ---- adopt, release ------------------------------------------------------ */
@@ -770,6 +839,7 @@ int local_replica_adopt(struct target_ctx *t, struct deploy_ctx *d,
 	DIR *dd;
 
 	(void)t;
+	cg_setup(ws_state_dir(d->ws), getenv("MLFS_CGROUP"));
 	dir = open_replicas(d, 0);	/* none, or not the daemon's alone */
 	dd = dir >= 0 ? fdopendir(dir) : NULL;
 	if (!dd && dir >= 0)
@@ -805,6 +875,7 @@ void local_replica_release(struct target_ctx *t, struct deploy_ctx *d,
 	(void)t;
 	if (lr && lr->child && !rep_alive(lr, &code))
 		lr->child = 0;
+	rep_cg_end(d, r);	/* no stray child outlives its replica */
 	rep_file(d, r, "pid", path);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/%s/g%d-%d", d->dir, DEP_REPLICAS,

@@ -2,7 +2,7 @@
 /*
  * mlfs-run - the supervisor of one local run.
  *
- *   mlfs-run [-u UID -g GID] RUNDIR WORKDIR COMMAND
+ *   mlfs-run [-u UID -g GID] [-c CGROUP_DIR]... RUNDIR WORKDIR COMMAND
  *
  * Started by the daemon (posix_spawn, its own session) and independent of
  * it from then on: a daemon crash loses nothing.  It
@@ -15,6 +15,9 @@
  *      RUNDIR/exit atomically (exit.tmp + rename).
  * With -u/-g (the daemon runs as root) the command runs as that user: its
  * groups, uid and gid, dropped for good (checked); the log is opened before.
+ * With -c the child joins each CGROUP_DIR (cgroup.procs) first, while it
+ * is still root, so that all it ever forks is in the run's cgroups; the
+ * supervisor stays out of them, to outlive their kill and record the exit.
  * The daemon cancels by signalling the child's process group directly.
  * It links against libc only, so that it starts fast.
  *
@@ -63,6 +66,27 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 static uid_t run_uid = (uid_t)-1;
+static const char *cg_dirs[4];
+static int cg_n;
+
+/* Join the run's cgroups, or exit 126: never run uncontained. */
+static void join_cgroups(void)
+{
+	char path[4096];
+	int fd;
+
+	for (int i = 0; i < cg_n; i++) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", cg_dirs[i]);
+		fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || write(fd, "0", 1) != 1) {
+			dprintf(2, "mlfs: cannot join the cgroup %s: %s\n",
+				cg_dirs[i], strerror(errno));
+			_exit(126);
+		}
+		close(fd);
+	}
+}
+
 static gid_t run_gid = (gid_t)-1;
 
 static void fail_user(void)
@@ -192,6 +216,7 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 		if (fd > 2)
 			close(fd);
 	}
+	join_cgroups();
 	fd = open("/dev/null", O_RDONLY);
 	if (fd >= 0 && fd != 0) {
 		dup2(fd, 0);
@@ -260,19 +285,21 @@ int main(int argc, char **argv)
 
 	int opt;
 
-	while ((opt = getopt(argc, argv, "+u:g:")) != -1) {
+	while ((opt = getopt(argc, argv, "+u:g:c:")) != -1) {
 		if (opt == 'u')
 			run_uid = (uid_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'g')
 			run_gid = (gid_t)strtoul(optarg, NULL, 10);
+		else if (opt == 'c' && cg_n < 4)
+			cg_dirs[cg_n++] = optarg;
 		else
 			return 2;
 	}
 	argv += optind - 1;
 	argc -= optind - 1;
 	if (argc != 4 || (run_uid == (uid_t)-1) != (run_gid == (gid_t)-1)) {
-		fprintf(stderr, "usage: mlfs-run [-u UID -g GID] RUNDIR WORKDIR"
-			" COMMAND\n");
+		fprintf(stderr, "usage: mlfs-run [-u UID -g GID] [-c CGROUP_DIR]..."
+			" RUNDIR WORKDIR COMMAND\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/pid", argv[1]);

@@ -980,6 +980,19 @@ static void test_resources(void)
 		"nodes must be an integer from 1 to 1024, not '0'.");
 	res_bad("nodes = 1025", "resources: nodes 1025", "'1025'");
 	res_bad("cpus = 4097", "resources: cpus 4097", "cpus must be");
+	check(res("cpus = 0.5", &r, &e) == 0 && r.cpus == 1 &&
+	      r.cpu_milli == 500, "resources: cpus 0.5 is a half, one for schedulers");
+	check(res("cpus = 2.25", &r, &e) == 0 && r.cpus == 3 &&
+	      r.cpu_milli == 2250, "resources: cpus 2.25");
+	check(res("cpus = 3", &r, &e) == 0 && r.cpu_milli == 3000,
+	      "resources: whole cpus in thousandths too");
+	check(res("", &r, &e) == 0 && r.cpu_milli == 0 && r.cpus == 1,
+	      "resources: cpus not set: one for schedulers, no quota");
+	res_bad("cpus = 0.0001", "resources: cpus 0.0001", "cpus must be a number");
+	res_bad("cpus = 0.0", "resources: cpus 0.0", "cpus must be a number");
+	res_bad("cpus = 4096.5", "resources: cpus 4096.5", "not '4096.5'");
+	res_bad("cpus = 1.", "resources: cpus 1.", "cpus must be a number");
+	res_bad("cpus = .5", "resources: cpus .5", "cpus must be a number");
 	res_bad("gpus = 65", "resources: gpus 65", "gpus must be");
 	res_bad("gpus = -1", "resources: gpus -1", "gpus must be");
 	res_bad("memory = 10Q", "resources: memory 10Q", "'10Q'");
