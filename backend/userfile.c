@@ -14,39 +14,22 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/magic.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "fscreds.h"
 
 #ifdef SYS_openat2
 #include <linux/openat2.h>
 #endif
 
 #define GROUPS_MAX	256
-
-/* The groups of @uid as a login gives them, @gid first.  Count or -1. */
-static int user_groups(uid_t uid, gid_t gid, gid_t *groups, int max)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	int n = max;
-
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) || !res) {
-		groups[0] = gid;
-		return 1;
-	}
-	if (getgrouplist(pw.pw_name, gid, groups, &n) < 0)
-		return -1;
-	return n;
-}
 
 int userfile_in_group(uid_t uid, gid_t gid, gid_t grp)
 {
@@ -55,7 +38,7 @@ int userfile_in_group(uid_t uid, gid_t gid, gid_t grp)
 
 	if (grp == gid)
 		return 1;
-	n = user_groups(uid, gid, groups, GROUPS_MAX);
+	n = fscreds_user_groups(uid, gid, groups, GROUPS_MAX);
 	for (int i = 0; i < n; i++)
 		if (groups[i] == grp)
 			return 1;
@@ -82,29 +65,13 @@ static int open_plain(const char *path)
 static int open_as(uid_t uid, gid_t gid, const gid_t *groups, int n,
 		   const char *path)
 {
-	gid_t saved[GROUPS_MAX];
-	int nsaved, fd;
-	uid_t ouid;
-	gid_t ogid;
+	struct fscreds s;
+	int fd;
 
-	nsaved = getgroups(GROUPS_MAX, saved);
-	if (nsaved < 0)
-		return -errno;
-	if (syscall(SYS_setgroups, n, groups))
-		return -errno;
-	ogid = setfsgid(gid);
-	ouid = setfsuid(uid);
-	/* setfsuid reports no error: ask again which one holds */
-	if ((uid_t)setfsuid(-1) != uid || (gid_t)setfsgid(-1) != gid)
-		fd = -EPERM;
-	else
+	fd = fscreds_wear(&s, uid, gid, n, groups);
+	if (!fd)
 		fd = open_plain(path);
-	setfsuid(ouid);
-	setfsgid(ogid);
-	if (syscall(SYS_setgroups, nsaved, saved) && fd >= 0) {
-		close(fd);
-		fd = -EPERM;
-	}
+	fscreds_restore(&s);
 	return fd;
 }
 
@@ -136,7 +103,7 @@ int userfile_open(uid_t uid, gid_t gid, const char *key, const char *path,
 	if (geteuid() != 0 || uid == 0) {
 		fd = open_plain(path);
 	} else {
-		n = user_groups(uid, gid, groups, GROUPS_MAX);
+		n = fscreds_user_groups(uid, gid, groups, GROUPS_MAX);
 		fd = n < 0 ? -ENOMEM : open_as(uid, gid, groups, n, path);
 	}
 	if (fd == -EACCES || fd == -EPERM)

@@ -4,16 +4,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
+
+#include "../backend/fscreds.h"
 
 /*
  * The walks below hold a folder open (O_NOFOLLOW) and name its entries
@@ -351,86 +350,6 @@ static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz)
 	return rc;
 }
 
-/* ---- per-thread credentials ---------------------------------------------- */
-
-/*
- * The worker thread takes the owner's fsuid, fsgid and groups for the
- * copy, by raw system calls: they change this thread only (glibc's
- * setgroups and setfsuid wrappers would change, or sync, every thread of
- * the daemon).  With fsuid not 0 the kernel also drops the thread's file
- * capabilities, so the copy reads and creates exactly what the owner may.
- */
-#define CREDS_GROUPS 1024
-
-struct creds {
-	int on;
-	uid_t fsuid;
-	gid_t fsgid;
-	int ngroups;
-	gid_t groups[CREDS_GROUPS];
-};
-
-/* The owner's groups (NSS): before the switch, as root. */
-static int owner_groups(uid_t uid, gid_t gid, gid_t *list)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	int n = CREDS_GROUPS;
-
-	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) || !res) {
-		list[0] = gid;
-		return 1;
-	}
-	/* more than CREDS_GROUPS: the first ones, fewer rights, never more */
-	if (getgrouplist(res->pw_name, gid, list, &n) < 0)
-		n = CREDS_GROUPS;
-	return n;
-}
-
-static void creds_leave(struct creds *c)
-{
-	if (!c->on)
-		return;
-	syscall(SYS_setfsuid, c->fsuid);	/* first: root's rights back */
-	syscall(SYS_setfsgid, c->fsgid);
-	syscall(SYS_setgroups, c->ngroups, c->groups);
-	c->on = 0;
-}
-
-/* Become @uid:@gid for file access on this thread (nothing to do unless
- * the daemon is root and @uid another user).  0 or -errno. */
-static int creds_enter(struct creds *c, uid_t uid, gid_t gid)
-{
-	static __thread gid_t list[CREDS_GROUPS];
-	int n;
-
-	c->on = 0;
-	if (uid == (uid_t)-1 || geteuid() != 0 || uid == 0)
-		return 0;
-	n = owner_groups(uid, gid, list);
-	c->ngroups = getgroups(CREDS_GROUPS, c->groups);
-	if (c->ngroups < 0)
-		return -errno;
-	c->fsuid = geteuid();
-	c->fsgid = getegid();
-	c->on = 1;
-	if (syscall(SYS_setgroups, n, list)) {
-		int rc = -errno;
-
-		creds_leave(c);
-		return rc;
-	}
-	syscall(SYS_setfsgid, gid);
-	syscall(SYS_setfsuid, uid);
-	/* an id the kernel refused leaves the old one: check both */
-	if ((uid_t)syscall(SYS_setfsuid, -1) != uid ||
-	    (gid_t)syscall(SYS_setfsgid, -1) != gid) {
-		creds_leave(c);
-		return -EPERM;
-	}
-	return 0;
-}
-
 /* ---- working copies -------------------------------------------------------- */
 
 /* @dst anew (0755, or 0700 for its owner @uid:@gid): an open fd. */
@@ -488,19 +407,21 @@ static int copy_top(const char *src, int d, struct err *e)
 int copy_tree_as(const char *src, const char *dst, uid_t uid, gid_t gid,
 		 struct err *e)
 {
-	struct creds c;
+	struct fscreds c;
 	int d, rc;
 
 	d = make_top(dst, uid, gid, e);
 	if (d < 0)
 		return d;
-	rc = creds_enter(&c, uid, gid);
+	/* the owner's fsuid, fsgid and groups on this worker thread: the
+	 * copy reads and creates exactly what the owner may */
+	rc = fscreds_wear_user(&c, uid, gid);
 	if (rc)
 		rc = err_set(e, rc, "cannot take the credentials of uid %u: %s",
 			     (unsigned)uid, strerror(-rc));
 	else
 		rc = copy_top(src, d, e);
-	creds_leave(&c);
+	fscreds_restore(&c);
 	close(d);
 	return rc;
 }
