@@ -58,7 +58,7 @@ wr "$R/command" "   "
 refused "submit with a blank command" "$EINVAL" "$R" "run e1" "command" \
 	wr "$R/ctl" submit
 eq "still Draft after missing command" Draft "$(cat "$R/status")"
-wr "$R/command" 'echo e1 ran; sleep 30'
+wr "$R/command" 'echo e1 ran; sleep 3600'
 
 # unknown target (a run of its own)
 U=$MNT/runs/ut
@@ -126,7 +126,7 @@ eq "cat ctl of a Running run" "cancel" "$(cat "$R/ctl")"
 R2=$MNT/runs/e2
 mkdir "$R2"
 echo "data v1" > "$R2/data.txt"
-wr "$R2/command" 'sleep 30'
+wr "$R2/command" 'sleep 3600'
 wr "$R2/ctl" submit
 check "e2 Running" wait_for "$R2/status" Running
 refused "write command after submit" "$EROFS" "$R2" "run e2" "." \
@@ -137,7 +137,7 @@ expect_err "truncate command after submit" "$EROFS" eval ": > '$R2/command'"
 expect_err "write env after submit" "$EROFS" wr "$R2/env" "A=1"
 expect_err "write resources after submit" "$EROFS" wr "$R2/resources" "cpus = 2"
 expect_err "write target after submit" "$EROFS" wr "$R2/target" dt
-eq "command unchanged" "sleep 30" "$(cat "$R2/command")"
+eq "command unchanged" "sleep 3600" "$(cat "$R2/command")"
 refused "write a user file after submit" "$EROFS" "$R2" "run e2" "." \
 	wr "$R2/data.txt" "data v2"
 expect_err "append to a user file after submit" "$EROFS" \
@@ -167,7 +167,7 @@ refused "rmdir a running run" "$EBUSY" "$R2" "run e2" "running|cancel" \
 expect_err "rm -r a running run" "$EBUSY" rm -r "$R2"
 eq "run keeps going after refused removal" Running "$(cat "$R2/status")"
 check "user file survives a refused rm -r" test -f "$R2/data.txt"
-eq "command survives a refused rm -r" "sleep 30" "$(cat "$R2/command")"
+eq "command survives a refused rm -r" "sleep 3600" "$(cat "$R2/command")"
 
 # ---- removal of a target with active runs -----------------------------------
 TG=$MNT/targets/t1
@@ -178,7 +178,7 @@ wr "$TG/ctl" provision
 check "t1 Succeeded" wait_for "$TG/status" Succeeded
 R3=$MNT/runs/e3
 mkdir "$R3"
-wr "$R3/command" 'sleep 30'
+wr "$R3/command" 'sleep 3600'
 wr "$R3/target" t1
 wr "$R3/ctl" submit
 check "e3 on t1 Running" wait_for "$R3/status" Running
@@ -228,7 +228,7 @@ wr "$TQ/ctl" provision
 check "tq Succeeded" wait_for "$TQ/status" Succeeded
 for r in q1 q2; do
 	mkdir "$MNT/runs/$r"
-	wr "$MNT/runs/$r/command" 'sleep 30'
+	wr "$MNT/runs/$r/command" 'sleep 3600'
 	wr "$MNT/runs/$r/target" tq
 	wr "$MNT/runs/$r/ctl" submit
 done
@@ -298,7 +298,7 @@ expect_err "mkdir at the top level" "$EPERM" mkdir "$MNT/other"
 # ---- several commands in one write -------------------------------------------
 M1=$MNT/runs/m1
 mkdir "$M1"
-wr "$M1/command" 'sleep 30'
+wr "$M1/command" 'sleep 3600'
 check "'submit\\ncancel' in one write" wr1 "$M1/ctl" $'submit\ncancel\n'
 check "m1 ends Canceled" wait_for "$M1/status" Canceled 5
 M2=$MNT/runs/m2

@@ -46,7 +46,7 @@ eq "info.json records the creator" "$(id -u $UA)" \
 expect_err "$UB cannot remove $UA's run" "not permitted" as $UB rmdir "$MNT/runs/a1"
 expect_err "$UB cannot rename $UA's run" "not permitted" as $UB mv "$MNT/runs/a1" "$MNT/runs/stolen"
 check "$UB makes a run of its own" as $UB mkdir "$MNT/runs/b1"
-check "$UB runs a long one" as $UB sh -c "echo 'sleep 30' > $MNT/runs/b1/command && echo submit > $MNT/runs/b1/ctl"
+check "$UB runs a long one" as $UB sh -c "echo 'sleep 3600' > $MNT/runs/b1/command && echo submit > $MNT/runs/b1/ctl"
 check "b1 runs" wait_for "$MNT/runs/b1/status" Running
 expect_err "$UA cannot cancel $UB's run" "Permission denied" \
 	as $UA bash -c "echo cancel > $MNT/runs/b1/ctl"

@@ -48,7 +48,7 @@ echo "# room at start: $(room_kib) KiB"
 check "a Draft run with a file" newrun keep 'cat data.bin > /dev/null'
 check "its file copied in" cp "$T/data.bin" "$MNT/runs/keep/data.bin"
 newrun sleeper "while [ ! -e $T/go-sleeper ]; do sleep 0.05; done"
-newrun victim 'sleep 120'
+newrun victim "while [ ! -e $T/go-victim ]; do sleep 0.05; done"	# ends by cancel only
 newrun fill 'dd if=/dev/zero of="$MLFS_OUTPUTS/big" bs=1M 2>/dev/null'
 wr "$MNT/runs/sleeper/ctl" submit
 wr "$MNT/runs/victim/ctl" submit
