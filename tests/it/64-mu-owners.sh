@@ -229,7 +229,7 @@ check "b2 completes" wait_for "$MNT/runs/b2/status" Completed 30
 
 # queued across a chmod: the worker checks again before the run starts
 check "$UA: chmod 0711" as $UA chmod 0711 "$TA"
-mkrun $UA a2 ta "sleep 30"
+mkrun $UA a2 ta "sleep 3600"
 check "$UA occupies ta's one slot" as $UA sh -c "echo submit > $MNT/runs/a2/ctl"
 check "a2 Running" wait_for "$MNT/runs/a2/status" Running 30
 mkrun $UB b3 ta "id -un"
