@@ -42,6 +42,15 @@ int space_full(const struct ws *ws)
 	return room(ws) < FULL_BYTES;
 }
 
+size_t ws_user_room(const struct ws *ws, size_t size)
+{
+	unsigned long long r = room(ws);
+
+	if (r <= FULL_BYTES)
+		return 0;
+	return r - FULL_BYTES < size ? r - FULL_BYTES : size;
+}
+
 void space_note(const struct ws *ws, char *error, size_t size)
 {
 	size_t n = strlen(error);

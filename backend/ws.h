@@ -80,6 +80,11 @@ int ws_start(struct ws *ws);
 /* Stop the worker; runs keep going on their engines. */
 void ws_close(struct ws *ws);
 const char *ws_state_dir(const struct ws *ws);
+/* How much of a @size-byte write to a user's file may go to disk: users
+ * leave the last MiB of the state dir's file system to the workspace's
+ * own records (a full disk, backend/space.c); a root daemon's reserved
+ * blocks are not counted (f_bavail).  0 when full. */
+size_t ws_user_room(const struct ws *ws, size_t size);
 /* <state>/objects/<id>[/sub] into @buf (PATH_MAX). */
 void ws_obj_path(const struct ws *ws, int64_t id, const char *sub, char *buf);
 /* <state>/events */

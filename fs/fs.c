@@ -43,9 +43,6 @@ _Static_assert(SETTING_MAX <= MAX_WRITE, "a write too big for a setting"
 /* st_blksize of user files: cp and friends size their buffers by it;
  * a write of this size is one request. */
 #define USER_BLKSIZE	MAX_WRITE
-/* Users' writes leave this much room on the state dir's file system to
- * the workspace's own (backend/space.c: a full disk has less). */
-#define USER_FLOOR	(1 << 20)
 
 struct mlfs {
 	struct ws *ws;
@@ -1657,25 +1654,6 @@ static int open_user_for_write(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	return fd;
 }
 
-/*
- * How much of a @size-byte write to a user file may go to disk: users
- * leave the last USER_FLOOR bytes to the workspace (a full disk, see
- * backend/space.c); a root daemon's own reserved blocks are not counted
- * (f_bavail).  0 when full.
- */
-static size_t user_room(struct mlfs *m, size_t size)
-{
-	struct statvfs sv;
-	unsigned long long room;
-
-	if (statvfs(ws_state_dir(m->ws), &sv))
-		return size;
-	room = (unsigned long long)sv.f_bavail * sv.f_frsize;
-	if (room <= USER_FLOOR)
-		return 0;
-	return room - USER_FLOOR < size ? room - USER_FLOOR : size;
-}
-
 /* A file with hard links changed: the kernel caches each name apart.
  * Notified with no lock held: a READ of another name may hold its page
  * while it resolves its path in the node table. */
@@ -1717,7 +1695,7 @@ static void explain_write(struct mlfs *m, uint64_t ino, int rc)
 static ssize_t user_write(fuse_req_t req, struct mlfs *m, int fd,
 			  struct fuse_bufvec *in, off_t off)
 {
-	size_t size = user_room(m, fuse_buf_size(in));
+	size_t size = ws_user_room(m->ws, fuse_buf_size(in));
 	struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
 
 	if (!size && fuse_buf_size(in))
