@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -2043,6 +2044,17 @@ static int open_events(struct ws *ws, struct err *e)
 	return 0;
 }
 
+int ws_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (!sched_getaffinity(0, sizeof(set), &set) && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)n : 1;
+}
+
 int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 {
 	char path[PATH_MAX];
@@ -2055,8 +2067,7 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 		return err_set(e, -ENOMEM, "out of memory");
 	ws->dir = strdup(state_dir);
 	ws->events_fd = -1;
-	ws->ncpu = sysconf(_SC_NPROCESSORS_ONLN) > 0 ?
-		   (int)sysconf(_SC_NPROCESSORS_ONLN) : 1;
+	ws->ncpu = ws_cpus();
 	pthread_mutex_init(&ws->ev_lock, NULL);
 	pthread_mutex_init(&ws->space_lock, NULL);
 	pthread_mutex_init(&ws->seq_lock, NULL);

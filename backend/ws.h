@@ -80,6 +80,9 @@ int ws_start(struct ws *ws);
 /* Stop the worker; runs keep going on their engines. */
 void ws_close(struct ws *ws);
 const char *ws_state_dir(const struct ws *ws);
+/* The CPUs this process may run on (its affinity, as nproc counts them:
+ * a daemon confined to some cores runs that many at once by default). */
+int ws_cpus(void);
 /* How much of a @size-byte write to a user's file may go to disk: users
  * leave the last MiB of the state dir's file system to the workspace's
  * own records (a full disk, backend/space.c); a root daemon's reserved

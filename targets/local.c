@@ -65,9 +65,7 @@ static long cfg_long(const struct kv_list *cfg, const char *key, long def)
 
 static long max_concurrent(const struct kv_list *cfg)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return cfg_long(cfg, "max_concurrent", n > 0 ? n : 1);
+	return cfg_long(cfg, "max_concurrent", ws_cpus());
 }
 
 static int local_validate(const struct kv_list *cfg, struct err *e)
@@ -106,7 +104,7 @@ static int local_nodes(struct target_ctx *t, char **nodes, struct err *e)
 {
 	struct gpu_info gpus[GPU_MAX];
 	char host[256], mem[32];
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long cpus = ws_cpus();
 	int n;
 
 	/* here too, so that what a crash left is swept early */
