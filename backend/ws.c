@@ -2044,6 +2044,38 @@ static int open_events(struct ws *ws, struct err *e)
 	return 0;
 }
 
+static int own_files_obj(void *arg, int64_t id)
+{
+	struct ws *ws = arg;
+	struct obj o;
+
+	if (!ws_get(ws, id, &o))
+		make_obj_dirs(ws, &o);
+	return 0;
+}
+
+/*
+ * Once per state dir, for a root daemon: the files/ folder of each object
+ * becomes its creator's, as make_obj_dirs makes it now (users' files are
+ * worked on with the users' own rights, who must be able to create in it).
+ * A state dir made before that had them root's.  STATE/owners-1 says done.
+ */
+static void own_files(struct ws *ws, int fresh)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/owners-1", ws->dir);
+	if (geteuid() != 0 || !access(path, F_OK))
+		return;
+	if (!fresh)
+		store_list_ids(ws->st, own_files_obj, ws);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd >= 0)
+		close(fd);
+}
+
 int ws_cpus(void)
 {
 	cpu_set_t set;
@@ -2085,6 +2117,7 @@ int ws_open(struct ws **wsp, const char *state_dir, struct err *e)
 	if (rc)
 		goto out_close;
 	space_open(ws);
+	own_files(ws, fresh);
 	ws->seq = store_max_seq(ws->st);
 	/* After a clean stop the files match the store: skip the scan, so
 	 * that 100,000 runs mount at once.  Else (a crash) reconcile. */

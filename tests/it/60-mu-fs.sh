@@ -261,6 +261,20 @@ check "race: the decoys are intact" intact
 echo "# attacks: $ATTACKS attempts"
 check "unmount" unmount_ws
 
+# ---- a state dir from before: files/ folders root's -----------------------------------
+# (older versions made them root's; the next mount by a root daemon gives
+# each to its object's creator, once)
+for f in "$STATE"/objects/*/files; do chown root:root "$f"; done
+rm -f "$STATE/owners-1"
+mount_or_bail "mount a state dir whose files/ folders are root's" -o allow_other
+check "$UA creates a file in their run again" \
+	as $UA sh -c "echo again > '$MNT/runs/ra/again.txt'"
+eq "every files/ folder is its object's creator's again" "" \
+	"$(for f in "$STATE"/objects/*/files; do
+		[[ $(stat -c %u "$f") == 0 ]] && echo "$f"; done | head -3)"
+check "the marker says it is done" test -f "$STATE/owners-1"
+check "unmount" unmount_ws
+
 # ---- the 1 MiB floor on a full disk ---------------------------------------------------
 SMALL=$T/small
 mkdir -p "$SMALL"
