@@ -478,6 +478,10 @@ static int check_target(const struct ssh_target *t, struct resolved *r,
 static int push_common(const struct ssh_target *t, const struct resolved *r,
 		       struct argv_buf *a)
 {
+	/* no ssh_config: ssh runs as the daemon's user (root), whose
+	 * ~/.ssh/config must not lend its keys or hosts to a user's target */
+	argv_push(a, "-F");
+	argv_push(a, "none");
 	argv_push(a, "-o");
 	argv_push(a, "BatchMode=yes");
 	argv_push(a, "-o");

@@ -413,7 +413,7 @@ static void test_argv_builders(void)
 		.connect_timeout = 7, .strict_host_key = true,
 	};
 	static const char *const want_ssh[] = {
-		"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=7",
+		"ssh", "-F", "none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=7",
 		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", "UserKnownHostsFile=\"/st ate/k%%h\\\"\\\\q\"",
@@ -421,13 +421,13 @@ static void test_argv_builders(void)
 		"-p", "2222", "-l", "alice", "--", "example.com", NULL,
 	};
 	static const char *const want_min[] = {
-		"ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+		"ssh", "-F", "none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
 		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
 		"-o", "StrictHostKeyChecking=accept-new",
 		"-p", "22", "-l", "bob", "--", "::1", NULL,
 	};
 	static const char *const want_scp[] = {
-		"scp", "-q", "-o", "BatchMode=yes", "-o", "ConnectTimeout=7",
+		"scp", "-q", "-F", "none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=7",
 		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
 		"-o", "StrictHostKeyChecking=yes",
 		"-o", "UserKnownHostsFile=\"/st ate/k%%h\\\"\\\\q\"",
@@ -435,7 +435,7 @@ static void test_argv_builders(void)
 	};
 	static const char *const want_rsync[] = {
 		"rsync", "-e",
-		"'ssh' '-o' 'BatchMode=yes' '-o' 'ConnectTimeout=7' "
+		"'ssh' '-F' 'none' '-o' 'BatchMode=yes' '-o' 'ConnectTimeout=7' "
 		"'-o' 'ServerAliveInterval=5' '-o' 'ServerAliveCountMax=3' "
 		"'-o' 'StrictHostKeyChecking=yes' "
 		"'-o' 'UserKnownHostsFile=\"/st ate/k%%h\\\"\\\\q\"' "
