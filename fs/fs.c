@@ -714,21 +714,27 @@ static void user_stat(struct stat *st)
 	st->st_blksize = USER_BLKSIZE;
 }
 
-static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
-		     struct stat *st)
+/* The backing attributes of user node @ino (or of its entry @name),
+ * looked at as the caller: 0 or -errno. */
+static int backing_stat(fuse_req_t req, struct mlfs *m, uint64_t ino,
+			const char *name, struct stat *st)
 {
 	AT(a);
 	int rc;
 
-	rc = at_find(m, ino, NULL, &a);
+	rc = at_find(m, ino, name, &a);
 	if (rc)
 		return rc;
-	{
-		AS_CALLER(req);
-		rc = at_open(&a);
-		if (!rc)
-			rc = at_stat(&a, st);
-	}
+	AS_CALLER(req);
+	rc = at_open(&a);
+	return rc ? rc : at_stat(&a, st);
+}
+
+static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		     struct stat *st)
+{
+	int rc = backing_stat(req, m, ino, NULL, st);
+
 	if (rc)
 		return rc;
 	user_stat(st);
@@ -891,18 +897,8 @@ static uint64_t lookup_root(const char *name)
 static int lookup_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		       const char *name, uint64_t *ino, struct stat *st)
 {
-	AT(a);
-	int rc;
+	int rc = backing_stat(req, m, parent, name, st);
 
-	rc = at_find(m, parent, name, &a);
-	if (rc)
-		return rc;
-	{
-		AS_CALLER(req);
-		rc = at_open(&a);
-		if (!rc)
-			rc = at_stat(&a, st);
-	}
 	if (rc)
 		return rc;
 	*ino = nodes_get(m->nodes, parent, name);
