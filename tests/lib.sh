@@ -663,6 +663,14 @@ as() {
 		LOGNAME="$u" PATH=/usr/local/bin:/usr/bin:/bin "$@"
 }
 
+# new_obj CMD...: run CMD, print the id of the object folder it made.
+new_obj() {
+	local before
+	before=$(obj_ids)
+	"$@" || return 1
+	comm -13 <(sort <<<"$before") <(obj_ids | sort) | tail -1
+}
+
 # decoy PATH: a root-only file with known bytes; decoy_intact PATH: it is
 # still root's, mode 0600, with the same bytes.
 decoy() {

@@ -26,14 +26,6 @@ decoy "$ROOTDIR/pidtmp"
 MLFS_TEST_SECRET=s3cret-61 TEST_SECRET=s3cret-61 FOO_DAEMON=1 \
 	mount_or_bail "mount as root with allow_other" -o allow_other
 
-# new_obj CMD...: run CMD, print the id of the object folder it made.
-new_obj() {
-	local before
-	before=$(obj_ids)
-	"$@" || return 1
-	comm -13 <(sort <<<"$before") <(obj_ids | sort) | tail -1
-}
-
 # run_as USER NAME COMMAND [ENV]: a run of USER's, submitted; its id.
 run_as() {
 	local u=$1 r=$MNT/runs/$2 id

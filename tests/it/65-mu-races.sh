@@ -37,13 +37,6 @@ chmod 644 "$FLIP"
 
 mount_or_bail "mount as root with allow_other" -o allow_other
 
-# new_obj CMD...: run CMD, print the id of the object folder it made.
-new_obj() {
-	local before
-	before=$(obj_ids)
-	"$@" || return 1
-	comm -13 <(sort <<<"$before") <(obj_ids | sort) | tail -1
-}
 # fill DIR: a folder d of 20 files (one of them setuid) in an object folder
 fill() {
 	as $UA sh -c 'mkdir -p "$1/d" && for i in $(seq 1 20); do
