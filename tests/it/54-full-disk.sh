@@ -31,8 +31,9 @@ cleanup_small() {
 cleanup_keep_t() { KEEP=1 cleanup; }
 
 room_kib() { df -k --output=avail "$SMALL" | tail -n1 | tr -d ' '; }
-newrun() {
-	mkdir "$MNT/runs/$1" && wr "$MNT/runs/$1/command" "$2"
+newrun() {	# on target wide: the sleeper and the victim hold two slots
+	mkdir "$MNT/runs/$1" && wr "$MNT/runs/$1/command" "$2" &&
+		wr "$MNT/runs/$1/target" wide
 }
 one_sentence_like() {	# FILE ERE
 	has_sentence "$1" && grep -qiE -- "$2" "$1"
@@ -43,6 +44,10 @@ head -c 3145728 /dev/urandom > "$T/more.bin"
 
 mount_or_bail
 echo "# room at start: $(room_kib) KiB"
+mkdir "$MNT/targets/wide" && wr "$MNT/targets/wide/type" local &&
+	wr "$MNT/targets/wide/config" "max_concurrent = 4" &&
+	wr "$MNT/targets/wide/ctl" provision
+check "a target with room for 4 runs" wait_for "$MNT/targets/wide/status" Succeeded 10
 
 # ---- before the disk fills ------------------------------------------------------
 check "a Draft run with a file" newrun keep 'cat data.bin > /dev/null'
