@@ -82,7 +82,7 @@ PIDS=$(cat "$STATE"/objects/*/replicas/*.pid | awk '{print $1}')
 check "delete" wr "$D/ctl" delete
 check "back to Draft" wait_for "$D/status" Draft 20
 eq "scoring_uri is empty once Draft" "" "$(cat "$D/scoring_uri")"
-check "the server process is gone" eval "! kill -0 $PIDS 2>/dev/null"
+check "the server process is gone" wait_until 30 eval "! kill -0 $PIDS 2>/dev/null"
 eq "the port is closed" 000 "$(code "$BASE/")"
 eq "the version is Ready again" Ready "$(json_get "$MNT/models/lin/1/info.json" status)"
 expect_err "delete a Draft deployment" "$EBUSY" wr "$D/ctl" delete

@@ -47,7 +47,7 @@ replica_killed "$D" '{"y": 6, "version": 1}'
 P2=$(pids)
 rolling_update "$D" 2 score 2
 eq "the new version answers" '{"y": 6, "version": 2}' "$(ask)"
-check "the old replicas are gone" eval "! kill -0 $P2 2>/dev/null"
+check "the old replicas are gone" wait_until 30 eval "! kill -0 $P2 2>/dev/null"
 
 # ---- an update whose init() fails: the old generation keeps serving ---------------
 cp "$D/score.py" "$T/score.good"
@@ -63,7 +63,8 @@ cp "$T/score.good" "$D/score.py"
 P3=$(pids)
 check "restart" wr "$D/ctl" restart
 check "Healthy after restart" wait_for "$D/status" Healthy 30
-check "new processes" eval "[[ '$(pids)' != '$P3' ]] && ! kill -0 $P3 2>/dev/null"
+check "new processes" eval "[[ '$(pids)' != '$P3' ]]"
+check "the old ones are gone" wait_until 30 eval "! kill -0 $P3 2>/dev/null"
 eq "same answers" '{"y": 6, "version": 2}' "$(ask)"
 
 # ---- the daemon restarts: adopted, same URI and key -------------------------------------

@@ -153,7 +153,7 @@ replica_killed "$D" '{"y": 2.0, "version": 1}'
 P2=$(ready_pids "$D")
 rolling_update "$D" 2 score 2
 eq "the new version answers" 2 "$(json_get <(ask) version)"
-check "the old servers are gone from the host" eval "! kill -0 $P2 2>/dev/null"
+check "the old servers are gone from the host" wait_until 30 eval "! kill -0 $P2 2>/dev/null"
 check "the new generation has the model too" \
 	test -f "$(dirname "$G1")/g2/model/linear.json"
 check "the old generation's folder is removed" wait_until 5 test ! -e "$G1"
@@ -162,7 +162,8 @@ check "the old generation's folder is removed" wait_until 5 test ! -e "$G1"
 P3=$(ready_pids "$D")
 check "restart" wr "$D/ctl" restart
 check "generation 3 serves, Healthy" wait_until 60 serves_gen "$D" 3
-check "new processes" eval "[[ '$(ready_pids "$D")' != '$P3' ]] && ! kill -0 $P3 2>/dev/null"
+check "new processes" eval "[[ '$(ready_pids "$D")' != '$P3' ]]"
+check "the old ones are gone" wait_until 30 eval "! kill -0 $P3 2>/dev/null"
 eq "same URI after restart" "$URI" "$(cat "$D/scoring_uri")"
 
 # ---- a server of the user's own: command = ./serve.sh, on $PORT ------------------------
@@ -277,7 +278,7 @@ P5=$(ready_pids "$D")
 check "delete" wr "$D/ctl" delete
 check "back to Draft" wait_for "$D/status" Draft 20
 eq "scoring_uri is empty once Draft" "" "$(cat "$D/scoring_uri")"
-check "the servers are gone from the host" eval "! kill -0 $P5 2>/dev/null"
+check "the servers are gone from the host" wait_until 30 eval "! kill -0 $P5 2>/dev/null"
 eq "the port is closed" 000 "$(code "${URI%/score}/")"
 check "delete the crashed one" wr "$X/ctl" delete
 check "nothing of the deployments is left on the host" \
