@@ -169,17 +169,31 @@ static uint32_t fnv1a(const char *s)
 	return h;
 }
 
-/* <mnt><own relative to the mount's root>/mlfs-<h> into @out. */
+size_t cg_own_base(const char *own, uint32_t h)
+{
+	char leaf[32];
+	size_t ol = strlen(own), ll;
+
+	ll = snprintf(leaf, sizeof(leaf), "/mlfs-%08x/" CG_DAEMON_LEAF, h);
+	if (ol >= ll && !strcmp(own + ol - ll, leaf))
+		return ol - ll;
+	return ol;
+}
+
+/* <mnt><own relative to the mount's root>/mlfs-<h> into @out.  A daemon
+ * that already sits in its own leaf (cg_own_base) has the same subtree. */
 static void subtree(const char *mnt, const char *root, const char *own,
 		    uint32_t h, char *out)
 {
 	size_t rl = strlen(root);
+	int ol;
 
 	if (strcmp(root, "/") && !strncmp(own, root, rl))
 		own += rl;
-	if (!strcmp(own, "/"))
-		own = "";
-	snprintf(out, PATH_MAX, "%s%s/mlfs-%08x", mnt, own, h);
+	ol = cg_own_base(own, h);
+	if (ol == 1 && own[0] == '/')
+		ol = 0;
+	snprintf(out, PATH_MAX, "%s%.*s/mlfs-%08x", mnt, ol, own, h);
 }
 
 #ifndef CG_PURE	/* the unit test links the parsers alone */
@@ -196,6 +210,7 @@ static struct {
 	int ver;			/* 1, 2, or 0: process groups */
 	char v1[V1_N][PATH_MAX];	/* subtree per controller, "" none */
 	char v2[PATH_MAX];		/* unified subtree, "" none */
+	char v2_mnt[PATH_MAX];		/* where the unified hierarchy is */
 } cg = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static ssize_t read_text(const char *path, char *buf, size_t n)
@@ -246,8 +261,10 @@ static void find_bases(const char *self, const char *mi, uint32_t h)
 		    !cg_parse_self(self, v1_ctrl[i], own, sizeof(own)))
 			subtree(mnt, root, own, h, cg.v1[i]);
 	if (!cg_parse_mount(mi, NULL, mnt, sizeof(mnt), root, sizeof(root)) &&
-	    !cg_parse_self(self, NULL, own, sizeof(own)))
+	    !cg_parse_self(self, NULL, own, sizeof(own))) {
 		subtree(mnt, root, own, h, cg.v2);
+		snprintf(cg.v2_mnt, sizeof(cg.v2_mnt), "%s", mnt);
+	}
 }
 
 static int make_dir(const char *path)
@@ -269,10 +286,36 @@ static int use_v1(void)
 	return 1;
 }
 
+/*
+ * v2's "no internal processes" rule: a cgroup other than the root may hand
+ * controllers to its children only while it holds no process itself.  So
+ * the daemon leaves the cgroup it was started in for a leaf of its own
+ * subtree, mlfs-<h>/daemon: then mlfs-<h> holds no process, and neither
+ * does the cgroup it was started in when the daemon was alone there (a
+ * systemd service with Delegate=yes).  At the top of the hierarchy (the
+ * root cgroup, where the rule does not apply, or a container's root, which
+ * the daemon cannot leave) it stays where it is.
+ */
+static void move_to_leaf(const char *parent)
+{
+	char leaf[PATH_MAX + 16];
+	int rc;
+
+	if (!strcmp(parent, cg.v2_mnt))
+		return;
+	snprintf(leaf, sizeof(leaf), "%s/" CG_DAEMON_LEAF, cg.v2);
+	rc = make_dir(leaf);
+	if (!rc)
+		rc = put(leaf, "cgroup.procs", "%d", (int)getpid());
+	if (rc)
+		log_warn("cgroups: cannot move the daemon into %s: %s", leaf,
+			 strerror(-rc));
+}
+
 /* v2: the controllers must be enabled in the parent of our subtree and in
- * the subtree itself; a parent holding processes refuses (EBUSY: the "no
- * internal processes" rule), and then runs are still contained and ended
- * by cgroup.kill, only without limits. */
+ * the subtree itself; a parent holding other processes than the daemon
+ * refuses (EBUSY), and then runs are still contained and ended by
+ * cgroup.kill, only without limits. */
 static int use_v2(void)
 {
 	static const char *const ctrls[] = { "memory", "pids", "cpu" };
@@ -282,6 +325,7 @@ static int use_v2(void)
 		return 0;
 	snprintf(parent, sizeof(parent), "%s", cg.v2);
 	*strrchr(parent, '/') = '\0';
+	move_to_leaf(parent);
 	for (size_t i = 0; i < 3; i++)
 		if (put(parent, "cgroup.subtree_control", "+%s", ctrls[i]) ||
 		    put(cg.v2, "cgroup.subtree_control", "+%s", ctrls[i]))

@@ -91,6 +91,16 @@ int cg_parse_self(const char *text, const char *ctrl, char *path, size_t n);
 int cg_parse_mount(const char *text, const char *ctrl, char *mnt, size_t mn,
 		   char *root, size_t rn);
 
+/* The v2 leaf the daemon moves itself into, below its subtree. */
+#define CG_DAEMON_LEAF	"daemon"
+
+/*
+ * cg_own_base - the length of @own (the daemon's cgroup path) without a
+ * trailing "/mlfs-<@h>/daemon": a daemon already in its leaf finds the
+ * same subtree as one that was not moved yet.
+ */
+size_t cg_own_base(const char *own, uint32_t h);
+
 /* "64M", "2G", "1536M": a limit as the error sentence names it. */
 void cg_mem_spelling(uint64_t mib, char *buf, size_t n);
 

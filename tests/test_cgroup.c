@@ -97,6 +97,21 @@ static void test_subtree(void)
 	CHECK(fnv1a("/var/lib/mlfs") == fnv1a("/var/lib/mlfs") &&
 	      fnv1a("/var/lib/mlfs") != fnv1a("/var/lib/mlfs2"),
 	      "subtree: the hash is a function of the state dir");
+	subtree("/sys/fs/cgroup", "/", "/system.slice/mlfs.service/"
+		"mlfs-00000002/daemon", 2, out);
+	CHECK(!strcmp(out, "/sys/fs/cgroup/system.slice/mlfs.service/"
+		      "mlfs-00000002"),
+	      "subtree: a daemon already in its leaf finds the same subtree");
+	subtree("/sys/fs/cgroup", "/", "/mlfs-00000002/daemon", 2, out);
+	CHECK(!strcmp(out, "/sys/fs/cgroup/mlfs-00000002"),
+	      "subtree: its leaf below the root cgroup");
+	subtree("/sys/fs/cgroup", "/", "/a/mlfs-00000003/daemon", 2, out);
+	CHECK(!strcmp(out, "/sys/fs/cgroup/a/mlfs-00000003/daemon/"
+		      "mlfs-00000002"),
+	      "subtree: the leaf of another state dir is not ours");
+	CHECK(cg_own_base("/x/mlfs-00000002/daemonx", 2) == 24 &&
+	      cg_own_base("daemon", 2) == 6,
+	      "own base: only a whole trailing leaf is stripped");
 }
 
 static void test_memory(void)

@@ -180,8 +180,22 @@ check "Draft" wait_for "$D/status" Draft 30
 check "the replica's stray child is gone" wait_until 10 gone rep
 
 # ---- cgroup v2 (MLFS_CGROUP=v2: the unified hierarchy, wherever mounted) ---
+# The daemon starts in a cgroup of its own (as a systemd service does), not
+# in the root one: it moves itself into a leaf of its subtree, so that the
+# "no internal processes" rule lets it hand controllers to its runs.
 check "unmount" unmount_ws
+V2=$(findmnt -n -t cgroup2 -o TARGET | head -1)
+V2T=$V2/mlfs-t62-$$
+check "a v2 cgroup for the daemon to start in" mkdir "$V2T"
+echo $$ > "$V2T/cgroup.procs"
 MLFS_CGROUP=v2 mount_or_bail "mount again on cgroup v2" -o allow_other
+for p in $(cat "$V2T/cgroup.procs"); do	# this shell and its watchdog
+	echo "$p" > "$V2/cgroup.procs"
+done
+check "v2: the daemon moved itself into its leaf" \
+	grep -qE "^0::/mlfs-t62-$$/mlfs-[0-9a-f]{8}/daemon\$" "/proc/$DPID/cgroup"
+check "v2: and said nothing against it" \
+	eval "! grep -q 'cannot move the daemon' '$DAEMON_ERR'"
 check "v2: a run that leaves a setsid child behind" newrun v2c $UA "$(stray v2c); echo done"
 check "v2: it completes" wait_for "$MNT/runs/v2c/status" Completed 30
 check "v2: its setsid child is gone" wait_until 10 gone v2c
@@ -192,6 +206,8 @@ check "v2: the stray is in the run's unified cgroup" \
 check "v2: cancel" as $UA sh -c "echo cancel > $MNT/runs/v2k/ctl"
 check "v2: Canceled" wait_for "$MNT/runs/v2k/status" Canceled 30
 check "v2: the stray child is gone" wait_until 10 gone v2k
+check "v2: the run's cgroup is below the daemon's subtree" \
+	grep -q "runs under $V2T/mlfs-" "$DAEMON_ERR"
 
 # ---- MLFS_CGROUP=off: process groups, as before cgroups ----------------------
 check "unmount" unmount_ws
@@ -211,4 +227,6 @@ for base in $bases; do
 	check "no cgroup of a run or replica is left in $base" \
 		eval "[[ -d '$base' ]] && ! ls '$base' | grep -qE '^(run|rep)-'"
 done
+rmdir "$V2T"/mlfs-*/daemon "$V2T"/mlfs-*
+check "the v2 cgroups of the daemon end with it" rmdir "$V2T"
 done_testing
