@@ -127,6 +127,13 @@ R2=$MNT/runs/e2
 mkdir "$R2"
 echo "data v1" > "$R2/data.txt"
 wr "$R2/command" 'sleep 3600'
+# e1 still runs: e2 goes to a target with room for both on any machine (the
+# local target takes one run per CPU, and a machine may have only one)
+mkdir "$MNT/targets/wide" && wr "$MNT/targets/wide/type" local &&
+	wr "$MNT/targets/wide/config" "max_concurrent = 4" &&
+	wr "$MNT/targets/wide/ctl" provision
+check "a target with room for 4 runs" wait_for "$MNT/targets/wide/status" Succeeded 10
+wr "$R2/target" wide
 wr "$R2/ctl" submit
 check "e2 Running" wait_for "$R2/status" Running
 refused "write command after submit" "$EROFS" "$R2" "run e2" "." \
