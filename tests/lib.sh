@@ -314,7 +314,7 @@ reap() {
 	[[ -d $T ]] || return 0
 	echo "# reaping what the test in $T left behind"
 	for pid in $(sort -u "$T/pids" 2>/dev/null); do
-		tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null |
+		tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline" |
 			grep -qF -- "$T/" || continue
 		dump_stacks "$pid" "daemon $pid outlived its test"
 		kill -KILL "$pid" 2>/dev/null
