@@ -53,6 +53,9 @@
 #define DEP_LOG_CHUNK	(1 << 20)	/* log bytes per replica and round */
 #define DEP_OUT_MAX	(48 << 20)
 #define PROBE_MS	1000		/* GET /: connect, then answer */
+#define LIVE_EVERY_S	2.0		/* a liveness probe of each replica */
+#define LIVE_NONE_S	30.0		/* ... of one that had no liveness port */
+#define LIVE_FAILS	3		/* unanswered in a row: killed */
 #define REC_EXT		".ssh"		/* <dir>/replicas/gGEN-SLOT.ssh */
 #define TAG_FILE	"ssh.tag"	/* <dir>/replicas/ssh.tag */
 #define SERVE_DIR	"ssh-serve"	/* <dir>/replicas/ssh-serve/: staging */
@@ -91,6 +94,10 @@ struct ssh_rent {
 	int code;
 	int caught_up;			/* the whole log is here */
 	char err[256];
+	/* its liveness probe, run by the round on the host */
+	double live_at;			/* when the next is due (monotonic) */
+	int live_fails;			/* unanswered in a row */
+	int wedged;			/* killed for it */
 	struct ssh_rent *next;
 };
 
@@ -350,6 +357,36 @@ static void take_log(struct ssh_rent *x, const struct ssh_poll_reply *p)
 	}
 }
 
+/* Is a liveness probe of @x due with this round?  (The host starts it,
+ * and sends its answer with a later round.) */
+static int live_ask(struct ssh_rent *x)
+{
+	if (x->st != ST_RUNNING || x->want_ready || x->stopping ||
+	    x->orphan || x->wedged || x->sig || ssh_mono_s() < x->live_at)
+		return 0;
+	x->live_at = ssh_mono_s() + LIVE_EVERY_S;
+	return 1;
+}
+
+/* What the probe said (enum ssh_live): LIVE_FAILS unanswered in a row and
+ * the replica is killed with the next round; the poll then reports it
+ * gone, with the reason. */
+static void live_result(struct ssh_rent *x, int live)
+{
+	if (live == SSH_LIVE_NOT_ASKED)
+		return;
+	if (live == SSH_LIVE_NONE)
+		x->live_at = ssh_mono_s() + LIVE_NONE_S;
+	x->live_fails = live == SSH_LIVE_FAILED ? x->live_fails + 1 : 0;
+	if (x->live_fails < LIVE_FAILS || x->wedged || x->stopping)
+		return;
+	log_warn("deployment %s: replica pid %ld did not answer GET / on its"
+		 " liveness port %d times in a row: killing it", x->name,
+		 x->pid, LIVE_FAILS);
+	x->wedged = 1;
+	x->sig = "KILL";
+}
+
 static void apply_reply(struct ssh_rent *x, const struct ssh_poll_reply *p)
 {
 	x->st = rstate_of(p->status);
@@ -367,6 +404,7 @@ static void apply_reply(struct ssh_rent *x, const struct ssh_poll_reply *p)
 			 p->met_n), p->met);
 	}
 	take_log(x, p);
+	live_result(x, p->live);
 }
 
 /* The script for the entries @who (item i is @who[i]'s), with the trash
@@ -396,6 +434,7 @@ static char *round_script(struct target_ctx *t, struct ssh_dep *dt,
 			.log_max = lmax < 65536 ? 65536 : lmax,
 			.listen_port = who[i]->want_ready ? who[i]->port : 0,
 			.sig = who[i]->sig,
+			.live_port = live_ask(who[i]) ? who[i]->port : 0,
 		};
 	}
 	if (items && tdirs && trash)
@@ -752,6 +791,10 @@ int ssh_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 	if (x->st == ST_NODIR)
 		err_set(e, -EIO, "is gone: its folder on %s vanished",
 			ssh_host(t));
+	else if (x->wedged)
+		err_set(e, -EIO, "stopped answering its liveness probe (GET /"
+			" on its own port on %s, %d times in a row)",
+			ssh_host(t), LIVE_FAILS);
 	else
 		replica_exit_reason(x->err, x->st == ST_EXITED ? x->code : -1,
 				    e);

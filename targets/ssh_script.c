@@ -60,6 +60,47 @@ static const char run_prelude[] =
 	"}\n";
 
 /*
+ * The liveness probe of a serving replica, run on the host as
+ * `python3 -c "$mlfs_live_py" SPID PORT` (mlfs-serve.py needs python3
+ * there anyway): the socket that SPID listens on at 127.0.0.1, other than
+ * the service's PORT, is mlfs-serve's own liveness port; a GET / on it
+ * must be answered within 2 s.  Prints 1 (answered), 0 (not), or - (no
+ * such port: a server of the user's, by `command =`).  The poll starts it
+ * in the background (R/live.tmp, then R/live) and reports its answer at
+ * the next poll, so that a wedged replica never slows the round.
+ */
+static const char dep_live_py[] =
+	"import os, socket, sys\n"
+	"pid, port = sys.argv[1], int(sys.argv[2])\n"
+	"ino = set()\n"
+	"for f in os.listdir('/proc/%s/fd' % pid):\n"
+	"    try:\n"
+	"        l = os.readlink('/proc/%s/fd/%s' % (pid, f))\n"
+	"    except OSError:\n"
+	"        continue\n"
+	"    if l.startswith('socket:['):\n"
+	"        ino.add(l[8:-1])\n"
+	"live = 0\n"
+	"for t in open('/proc/net/tcp').readlines()[1:]:\n"
+	"    f = t.split()\n"
+	"    a, h = f[1].split(':')\n"
+	"    if f[3] == '0A' and a == '0100007F' and f[9] in ino \\\n"
+	"            and int(h, 16) != port:\n"
+	"        live = int(h, 16)\n"
+	"        break\n"
+	"if not live:\n"
+	"    print('-')\n"
+	"    sys.exit(0)\n"
+	"try:\n"
+	"    s = socket.create_connection(('127.0.0.1', live), 1)\n"
+	"    s.settimeout(2)\n"
+	"    s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
+	"    ok = s.recv(16).startswith(b'HTTP/1.')\n"
+	"except OSError:\n"
+	"    ok = False\n"
+	"print(1 if ok else 0)\n";
+
+/*
  * The wrapper, run as `setsid sh -c WRAPPER mlfs-run COMMAND` in D: its
  * pid is the job's pid, process group and session.  It survives TERM
  * (cancel) to write the exit code of the command it waits for.
@@ -373,14 +414,24 @@ static const char dep_prelude[] =
 	"  else kill -s \"$2\" \"$3\" 2>/dev/null; fi\n"
 	"  return 0\n"
 	"}\n"
+	"mlfs_live() {\n"
+	"  command -v python3 >/dev/null 2>&1 || { echo -; return; }\n"
+	"  python3 -c \"$mlfs_live_py\" \"$1\" \"$2\" 2>/dev/null || echo -\n"
+	"}\n"
 	"mlfs_rep() {\n"
 	"  if [ ! -d \"$2\" ]; then st=nodir\n"
 	"  elif mlfs_alive \"$2\" spid; then\n"
 	"    set -- \"$@\" $(cat \"$2/spid\")\n"
-	"    st=\"running $6\"\n"
+	"    st=\"running $7\"\n"
 	"    if [ \"$5\" -gt 0 ]; then\n"
-	"      st=\"starting $6\"\n"
-	"      mlfs_listens \"$(cut -d' ' -f1 \"$2/pid\")\" \"$5\" && st=\"ready $6\"\n"
+	"      st=\"starting $7\"\n"
+	"      mlfs_listens \"$(cut -d' ' -f1 \"$2/pid\")\" \"$5\" && st=\"ready $7\"\n"
+	"    elif [ \"$6\" -gt 0 ]; then\n"
+	"      st=\"running $7 $(cat \"$2/live\" 2>/dev/null)\"\n"
+	"      rm -f \"$2/live\"\n"
+	"      [ -n \"$(find \"$2/live.tmp\" -mmin +1 2>/dev/null)\" ] && rm -f \"$2/live.tmp\"\n"
+	"      [ -e \"$2/live.tmp\" ] || (mlfs_live \"$7\" \"$6\" >\"$2/live.tmp\" &&\n"
+	"        mv -f \"$2/live.tmp\" \"$2/live\") </dev/null >/dev/null 2>&1 &\n"
 	"    fi\n"
 	"  elif [ -s \"$2/exit\" ]; then st=\"exited $(cat \"$2/exit\")\"\n"
 	"  elif mlfs_alive \"$2\"; then st=\"starting 0\"\n"
@@ -550,12 +601,20 @@ char *ssh_script_dep_poll(const struct ssh_dep_item *items, int n,
 		}
 		fputs(" 2>/dev/null\n", s.f);
 	}
+	for (int i = 0; i < n; i++)
+		if (items[i].live_port > 0) {
+			fputs("mlfs_live_py=", s.f);
+			put_q(&s, dep_live_py, 0);
+			fputc('\n', s.f);
+			break;
+		}
 	for (int i = 0; i < n; i++) {
 		fprintf(s.f, "mlfs_rep %d ", i);
 		put_q(&s, items[i].dir, 1);
-		fprintf(s.f, " %lld %lld %d\n", items[i].log_off,
+		fprintf(s.f, " %lld %lld %d %d\n", items[i].log_off,
 			items[i].log_max, items[i].listen_port > 0 ?
-			items[i].listen_port : 0);
+			items[i].listen_port : 0, items[i].live_port > 0 ?
+			items[i].live_port : 0);
 	}
 	return script_close(&s);
 }
@@ -617,7 +676,7 @@ static int find_first(const char *buf, size_t len, size_t *pos)
 int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 		   struct ssh_poll_reply *r)
 {
-	char line[128];
+	char line[128], live[3];
 	int k;
 
 	if (*pos == 0 && !find_first(buf, len, pos))
@@ -627,11 +686,14 @@ int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 	memset(r, 0, sizeof(*r));
 	if (take_line(buf, len, pos, line, sizeof(line)))
 		return -EINVAL;
-	k = sscanf(line, "@@mlfs %d %15s %lld", &r->index, r->status, &r->arg);
+	k = sscanf(line, "@@mlfs %d %15s %lld %2s", &r->index, r->status,
+		   &r->arg, live);
 	if (k < 2)
 		return -EINVAL;
 	if (k == 2)
 		r->arg = -1;
+	r->live = k < 4 ? SSH_LIVE_NOT_ASKED : !strcmp(live, "1") ? SSH_LIVE_OK :
+		  !strcmp(live, "0") ? SSH_LIVE_FAILED : SSH_LIVE_NONE;
 	if (take_chunk(buf, len, pos, &r->log, &r->log_n, &r->log_size) ||
 	    take_chunk(buf, len, pos, &r->met, &r->met_n, &r->met_size))
 		return -EINVAL;

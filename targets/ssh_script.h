@@ -112,6 +112,8 @@ struct ssh_dep_item {
 	long long log_off, log_max;	/* bytes of log already here, cap */
 	int listen_port;		/* > 0: say "ready" once R listens */
 	const char *sig;		/* "TERM", "KILL" or NULL: send first */
+	int live_port;			/* > 0: probe the liveness port of the
+					 * server serving on this port */
 };
 
 /*
@@ -121,8 +123,11 @@ struct ssh_dep_item {
  * (as ssh_poll_parse reads it, err in place of metrics, sent once the
  * server is gone).  STATUS: nodir | starting PID (not listening yet, or
  * PID 0: not started yet) | ready PID | running PID (alive; not asked
- * whether it listens: listen_port 0) | exited CODE | lost.  Signals go to R's process group while its wrapper or its server
- * (checked by start time and boot) lives, so never to a reused pid.
+ * whether it listens: listen_port 0; with live_port, a liveness probe is
+ * started and the last one's answer L given: "running PID L", L 1, 0 or -)
+ * | exited CODE | lost.  Signals go to R's
+ * process group while its wrapper or its server (checked by start time
+ * and boot) lives, so never to a reused pid.
  */
 char *ssh_script_dep_poll(const struct ssh_dep_item *items, int n,
 			  const char *const *trash);
@@ -137,6 +142,15 @@ struct ssh_poll_reply {
 	long long log_n, log_size;
 	const char *met;		/* metrics (runs), err (replicas) */
 	long long met_n, met_size;
+	int live;			/* enum ssh_live */
+};
+
+/* The liveness probe's answer in a replica's reply. */
+enum ssh_live {
+	SSH_LIVE_NOT_ASKED,			/* no probe this round */
+	SSH_LIVE_OK,			/* GET / on its own port answered */
+	SSH_LIVE_FAILED,			/* not within 3 s */
+	SSH_LIVE_NONE,			/* no liveness port (a user's server) */
 };
 
 /*

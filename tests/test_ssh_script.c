@@ -257,6 +257,20 @@ static const char listener[] =
 	" \"model=\" + os.environ[\"AZUREML_MODEL_DIR\"], flush=True)\n"
 	"time.sleep(60)'";
 
+/* A server with a liveness port of its own, as mlfs-serve.py has: both
+ * answer any request with a status line. */
+static const char live_server[] =
+	"exec python3 -c 'import os, socket, threading\n"
+	"def serve(s):\n"
+	"    while True:\n"
+	"        c = s.accept()[0]; c.recv(100)\n"
+	"        c.sendall(b\"HTTP/1.1 200 OK\\r\\n\\r\\n\"); c.close()\n"
+	"a = socket.socket(); a.bind((\"127.0.0.1\", int(os.environ[\"PORT\"])))\n"
+	"b = socket.socket(); b.bind((\"127.0.0.1\", 0))\n"
+	"a.listen(); b.listen()\n"
+	"threading.Thread(target=serve, args=(a,)).start()\n"
+	"serve(b)'";
+
 static char *dep_run(char *script)
 {
 	char *out;
@@ -294,6 +308,31 @@ static int dep_poll(const char *dir, int port, const char *sig,
 	run_sh(script, out, &len);
 	free(script);
 	return ssh_poll_parse(*out, len, &pos, r);
+}
+
+/* Poll replica @dir, probing its liveness next to @port, until a probe
+ * answers @want (10 s at most); the reply in @r. */
+static int dep_poll_live(const char *dir, int port, int want,
+			 struct ssh_poll_reply *r, char **out)
+{
+	struct ssh_dep_item it = { .dir = dir, .log_max = 1 << 20,
+				   .live_port = port };
+	char *script = ssh_script_dep_poll(&it, 1, NULL);
+	size_t len, pos;
+	int rc = 0;
+
+	for (int i = 0; i < 100; i++) {
+		pos = 0;
+		run_sh(script, out, &len);
+		rc = ssh_poll_parse(*out, len, &pos, r);
+		if (rc != 1 || r->live == want)
+			break;
+		free(*out);
+		*out = NULL;
+		usleep(100000);
+	}
+	free(script);
+	return rc;
 }
 
 /* Poll until the status is @want (10 s at most). */
@@ -429,6 +468,63 @@ static void test_dep_serve(const char *tmp)
 	free(out);
 }
 
+static void test_dep_live(const char *tmp)
+{
+	char g[512], dir[600], cmd[700], *out;
+	struct ssh_poll_reply r;
+	long pid;
+	int port = 0;
+	size_t len;
+
+	snprintf(g, sizeof(g), "%s/deploy-4-ab/g1", tmp);
+	free(dep_run(ssh_script_dep_stage(g, "7")));
+	dep_gen(g);
+	out = dep_launch(g, "r1-l", 0, 0, live_server);
+	sscanf(out, "started %ld %*u %d", &pid, &port);
+	free(out);
+	snprintf(dir, sizeof(dir), "%s/r1-l", g);
+	check(dep_wait(dir, port, "ready", &r, &out), "live: the server is"
+	      " ready", r.status);
+	free(out);
+	dep_poll(dir, 0, NULL, NULL, &r, &out);
+	check(r.live == SSH_LIVE_NOT_ASKED, "live: not probed unless asked",
+	      out);
+	free(out);
+	dep_poll_live(dir, port, SSH_LIVE_OK, &r, &out);
+	check(!strcmp(r.status, "running") && r.arg == pid &&
+	      r.live == SSH_LIVE_OK, "live: its own port answers", out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "kill -STOP %ld", pid);
+	run_sh(cmd, &out, &len);
+	free(out);
+	dep_poll_live(dir, port, SSH_LIVE_FAILED, &r, &out);
+	check(!strcmp(r.status, "running") && r.live == SSH_LIVE_FAILED,
+	      "live: a stopped server does not answer", out);
+	free(out);
+	dep_poll(dir, 0, "KILL", NULL, &r, &out);
+	free(out);
+	snprintf(cmd, sizeof(cmd), "kill -CONT %ld 2>/dev/null", pid);
+	run_sh(cmd, &out, &len);
+	free(out);
+	check(dep_wait(dir, 0, "lost", &r, &out), "live: KILL ends it",
+	      r.status);
+	free(out);
+
+	out = dep_launch(g, "r2-l", 0, 0, listener);
+	sscanf(out, "started %ld %*u %d", &pid, &port);
+	free(out);
+	snprintf(dir, sizeof(dir), "%s/r2-l", g);
+	check(dep_wait(dir, port, "ready", &r, &out), "live: a user's server"
+	      " is ready", r.status);
+	free(out);
+	dep_poll_live(dir, port, SSH_LIVE_NONE, &r, &out);
+	check(!strcmp(r.status, "running") && r.live == SSH_LIVE_NONE,
+	      "live: a user's server has no liveness port", out);
+	free(out);
+	dep_poll(dir, 0, "KILL", NULL, &r, &out);
+	free(out);
+}
+
 static void test_dep_ends(const char *tmp)
 {
 	char g[512], dir[600], cmd[700], *out, *tr[2] = { dir, NULL };
@@ -494,6 +590,7 @@ int main(void)
 	test_signal(tmp);
 	test_dep_stage(tmp);
 	test_dep_serve(tmp);
+	test_dep_live(tmp);
 	test_dep_ends(tmp);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 	run_sh(cmd, &out, &len);

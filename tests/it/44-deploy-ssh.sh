@@ -205,6 +205,16 @@ eq "… with its picked port: same URI" "$CURI" "$(cat "$C/scoring_uri")"
 check "delete it" wr "$C/ctl" delete
 check "Draft again" wait_for "$C/status" Draft 20
 
+# ---- liveness: a replica that stops answering on the host is restarted ---------------
+RPID=$(ready_pids "$D" | cut -d' ' -f1)
+R0=$(ev_count "deployment lin replica [0-9]+ stopped answering its liveness probe")
+kill -STOP "$RPID"
+check "a stopped replica on the host is restarted (new pid, Healthy)" wait_until 90 \
+	eval "[[ \$(ready_pids '$D' | wc -w) == 2 && \$(ready_pids '$D') != *$RPID* && \$(cat '$D/status') == Healthy ]]"
+check "events say why" eval "[[ \$(ev_count 'deployment lin replica [0-9]+ stopped answering its liveness probe') -gt $R0 ]]"
+check "the stopped process is gone" wait_until 10 eval "[[ ! -e /proc/$RPID ]] || grep -q '^State:.*Z' /proc/$RPID/status"
+eq "the new replica serves" "[0.5, 5.5]" "$(preds)"
+
 # ---- init() raises ---------------------------------------------------------------------
 F=$MNT/deployments/broken
 mkdir "$F"
