@@ -234,8 +234,8 @@ static int cfg_more(const struct kv_list *kv, struct slurm_cfg *c,
 }
 
 /* Parse @kv into @c (pointers into @kv).  0 or -EINVAL + sentence. */
-static int cfg_parse(const struct kv_list *kv, struct slurm_cfg *c,
-		     struct err *e)
+static int slurm_cfg_parse(const struct kv_list *kv, struct slurm_cfg *c,
+			   struct err *e)
 {
 	memset(c, 0, sizeof(*c));
 	c->url = cfg_str(kv, "url");
@@ -255,7 +255,7 @@ static int slurm_validate(const struct kv_list *kv, struct err *e)
 {
 	struct slurm_cfg c;
 
-	return cfg_parse(kv, &c, e);
+	return slurm_cfg_parse(kv, &c, e);
 }
 
 /* ---- check_run (pure) --------------------------------------------------- */
@@ -335,7 +335,7 @@ static struct slurm_target *sl_get(struct target_ctx *t, struct err *e)
 			 ws_state_dir(t->ws));
 		t->priv = st;
 	}
-	if (cfg_parse(&t->config, &st->cfg, e))
+	if (slurm_cfg_parse(&t->config, &st->cfg, e))
 		return NULL;
 	return st;
 }
@@ -546,8 +546,8 @@ static int sl_ready(struct target_ctx *t, struct slurm_target **stp,
 }
 
 /* The API prefix + @suffix into @buf. */
-static void api_path(const struct slurm_target *st, char *buf, size_t len,
-		     const char *suffix)
+static void sl_api_path(const struct slurm_target *st, char *buf, size_t len,
+			const char *suffix)
 {
 	snprintf(buf, len, "%s%s", st->api->prefix, suffix);
 }
@@ -581,7 +581,7 @@ static int sl_ping(struct slurm_target *st, struct err *e)
 	char path[128], host[128];
 	int rc;
 
-	api_path(st, path, sizeof(path), "/ping");
+	sl_api_path(st, path, sizeof(path), "/ping");
 	rc = sl_call(st, M_GET, path, NULL, &res, e);
 	if (!rc && ping_down(res.body, host, sizeof(host)))
 		rc = err_set(e, -EIO, "slurmrestd answers but slurmctld on %s"
@@ -598,7 +598,7 @@ static int sl_partition(struct slurm_target *st, struct err *e)
 
 	if (!st->cfg.partition)
 		return 0;
-	api_path(st, path, sizeof(path), "/partitions");
+	sl_api_path(st, path, sizeof(path), "/partitions");
 	rc = sl_call(st, M_GET, path, NULL, &res, e);
 	if (!rc && slurm_api_partition(res.body, st->cfg.partition, nodes,
 				       sizeof(nodes), msg, sizeof(msg)))
@@ -638,7 +638,7 @@ static int sl_nodes(struct slurm_target *st, char **text, struct err *e)
 	size_t n = 0;
 	int rc;
 
-	api_path(st, path, sizeof(path), "/nodes");
+	sl_api_path(st, path, sizeof(path), "/nodes");
 	rc = sl_call(st, M_GET, path, NULL, &res, e);
 	if (!rc && slurm_api_parse_nodes(res.body, &nd, &n, msg, sizeof(msg)))
 		rc = err_set(e, -EIO, "%s", msg);
@@ -694,7 +694,7 @@ static int slurm_deprovision(struct target_ctx *t, struct err *e)
 
 /* ---- runs: notes -------------------------------------------------------- */
 
-static struct slurm_run *sr_get(struct run_ctx *r)
+static struct slurm_run *sl_run_get(struct run_ctx *r)
 {
 	if (!r->priv)
 		r->priv = calloc(1, sizeof(struct slurm_run));
@@ -702,7 +702,7 @@ static struct slurm_run *sr_get(struct run_ctx *r)
 }
 
 /* Note an outage on @r (one events line when the text changes). */
-static void run_note(struct run_ctx *r, const char *why)
+static void sl_run_note(struct run_ctx *r, const char *why)
 {
 	struct slurm_run *sr = r->priv;
 
@@ -712,7 +712,7 @@ static void run_note(struct run_ctx *r, const char *why)
 }
 
 /* slurmrestd answered: drop our outage note from r->obj (not saved). */
-static int run_unnote(struct run_ctx *r)
+static int sl_run_unnote(struct run_ctx *r)
 {
 	struct slurm_run *sr = r->priv;
 
@@ -726,8 +726,8 @@ static int run_unnote(struct run_ctx *r)
 /* ---- runs: the job ---------------------------------------------------------- */
 
 /* Where the job works: <run>/work, or <workdir>/mlfs-<hash>/<id>-<name>. */
-static void work_path(const struct target_ctx *t, const struct run_ctx *r,
-		      char *buf)
+static void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
+			 char *buf)
 {
 	const struct slurm_target *st = t->priv;
 
@@ -986,7 +986,7 @@ static int run_submitted(struct run_ctx *r, unsigned long id,
 	snprintf(r->obj.backend_id, sizeof(r->obj.backend_id), "slurm %lu",
 		 id);
 	r->obj.ddata[0] = '\0';
-	run_unnote(r);
+	sl_run_unnote(r);
 	rc = ws_run_save(r->ws, r);
 	if (rc)
 		log_warn("run %s: job %lu submitted but not recorded (%s);"
@@ -1019,18 +1019,18 @@ static unsigned long find_comment(const char *json, const char *comment)
 }
 
 /*
- * run_search - look for a job of @r that a POST may have made.
+ * sl_run_search - look for a job of @r that a POST may have made.
  * 0 found (and recorded); -ENOENT none; -EAGAIN / -EIO with a sentence.
  */
-static int run_search(struct slurm_target *st, struct run_ctx *r,
-		      struct err *e)
+static int sl_run_search(struct slurm_target *st, struct run_ctx *r,
+			 struct err *e)
 {
 	struct http_result res = { 0 };
 	char path[128], comment[PATH_MAX + 32];
 	unsigned long id = 0;
 	int rc;
 
-	api_path(st, path, sizeof(path), "/jobs");
+	sl_api_path(st, path, sizeof(path), "/jobs");
 	rc = sl_call(st, M_GET, path, NULL, &res, e);
 	snprintf(comment, sizeof(comment), "%s%lld", st->marker,
 		 (long long)r->obj.id);
@@ -1060,7 +1060,7 @@ static int submit_failed(struct slurm_target *st, struct run_ctx *r, int rc,
 			sr->searched = 0;
 			r->started = 1;	/* poll and cancel resolve it */
 		}
-		run_note(r, e->msg);
+		sl_run_note(r, e->msg);
 		return 0;
 	}
 	return err_set(e, -EIO, "Slurm refused the job: %s",
@@ -1075,7 +1075,7 @@ static int post_job(struct slurm_target *st, struct run_ctx *r,
 	unsigned long id = 0;
 	int rc;
 
-	api_path(st, path, sizeof(path), "/job/submit");
+	sl_api_path(st, path, sizeof(path), "/job/submit");
 	rc = sl_call(st, M_POST, path, body, &res, e);
 	if (res.body)
 		slurm_api_parse_submit(res.body, &id, msg, sizeof(msg));
@@ -1105,7 +1105,7 @@ static int run_submit(struct target_ctx *t, struct slurm_target *st,
 	char work[PATH_MAX], *body;
 	int rc;
 
-	work_path(t, r, work);
+	sl_work_path(t, r, work);
 	rc = make_copy(t, r, work, e);
 	if (rc)
 		return rc;
@@ -1130,23 +1130,23 @@ static int slurm_start(struct target_ctx *t, struct run_ctx *r,
 		       struct err *e)
 {
 	struct slurm_target *st;
-	struct slurm_run *sr = sr_get(r);
+	struct slurm_run *sr = sl_run_get(r);
 	int rc;
 
 	if (!sr)
 		return err_set(e, -ENOMEM, "out of memory");
 	rc = sl_ready(t, &st, e);
 	if (rc == -EAGAIN) {
-		run_note(r, e->msg);	/* stays Queued: tried again later */
+		sl_run_note(r, e->msg);	/* stays Queued: tried again later */
 		return 0;
 	}
 	if (rc)
 		return rc;
 	if (!sr->searched && !strcmp(r->obj.ddata, SUBMIT_MARK)) {
 		/* a POST before a crash may have made its job */
-		rc = run_search(st, r, e);
+		rc = sl_run_search(st, r, e);
 		if (rc == -EAGAIN)
-			run_note(r, e->msg);
+			sl_run_note(r, e->msg);
 		if (rc != -ENOENT)
 			return rc == -EAGAIN ? 0 : rc;
 	}
@@ -1183,7 +1183,7 @@ static void outputs_back(const struct target_ctx *t, const struct run_ctx *r)
 
 	if (!((struct slurm_target *)t->priv)->cfg.workdir)
 		return;
-	work_path(t, r, work);
+	sl_work_path(t, r, work);
 	snprintf(src, sizeof(src), "%s/outputs", work);
 	snprintf(dst, sizeof(dst), "%s/%s/outputs", r->dir, RUN_WORK);
 	remove_tree(dst);
@@ -1233,7 +1233,7 @@ static void run_apply(struct target_ctx *t, struct run_ctx *r,
 {
 	char why[ERR_MSG_MAX];
 	const char *state = slurm_api_run_state(j, why, sizeof(why));
-	int changed = run_unnote(r);
+	int changed = sl_run_unnote(r);
 
 	if (j->nodes[0] && strcmp(r->obj.node, j->nodes)) {
 		snprintf(r->obj.node, sizeof(r->obj.node), "%s", j->nodes);
@@ -1255,7 +1255,7 @@ static void run_vanished(struct run_ctx *r, unsigned long id)
 {
 	char why[ERR_MSG_MAX];
 
-	run_unnote(r);
+	sl_run_unnote(r);
 	snprintf(why, sizeof(why), "Slurm no longer knows job %lu (it ended"
 		 " longer ago than MinJobAge, or was purged): its outcome is"
 		 " unknown", id);
@@ -1334,7 +1334,7 @@ static int fetch_all(struct slurm_target *st, struct err *e)
 	if (now - st->cache_at < CACHE_SECONDS)
 		return 0;
 	if (full)
-		api_path(st, path, sizeof(path), "/jobs");
+		sl_api_path(st, path, sizeof(path), "/jobs");
 	else
 		snprintf(path, sizeof(path), "%s/jobs?update_time=%lu",
 			 st->api->prefix, (unsigned long)st->since);
@@ -1415,12 +1415,12 @@ static void poll_uncertain(struct slurm_target *st, struct run_ctx *r)
 	struct err e = { { 0 } };
 	int rc;
 
-	rc = run_search(st, r, &e);
+	rc = sl_run_search(st, r, &e);
 	if (rc == -ENOENT) {
 		sr->uncertain = 0;
 		r->started = 0;		/* the worker starts it again */
 	} else if (rc == -EAGAIN) {
-		run_note(r, e.msg);
+		sl_run_note(r, e.msg);
 	}
 }
 
@@ -1432,7 +1432,7 @@ static int due_runs(struct slurm_target *st, struct run_ctx **runs, int n,
 	int m = 0;
 
 	for (int i = 0; i < n; i++) {
-		struct slurm_run *sr = sr_get(runs[i]);
+		struct slurm_run *sr = sl_run_get(runs[i]);
 
 		if (!sr || sr->due > now)
 			continue;
@@ -1475,7 +1475,7 @@ static void slurm_poll(struct target_ctx *t, struct run_ctx **runs, int n)
 		rc = poll_states(t, due, m, &e);
 	for (int i = 0; rc < 0 && i < m; i++)
 		if (!run_state_final(due[i]->obj.state))
-			run_note(due[i], e.msg);
+			sl_run_note(due[i], e.msg);
 	free(due);
 	if (!rc)
 		refresh_nodes(t, st);
@@ -1515,7 +1515,7 @@ static int slurm_cancel(struct target_ctx *t, struct run_ctx *r,
 	if (st)
 		sr->cancel_next = mono() + st->cfg.poll_s;
 	if (!rc && !sr->job_id) {
-		rc = run_search(st, r, e);
+		rc = sl_run_search(st, r, e);
 		if (rc == -ENOENT) {	/* never reached Slurm */
 			sr->uncertain = 0;
 			r->started = 0;
@@ -1525,7 +1525,7 @@ static int slurm_cancel(struct target_ctx *t, struct run_ctx *r,
 	if (!rc)
 		rc = cancel_job(st, r, e);
 	if (rc == -EAGAIN)
-		run_note(r, e->msg);
+		sl_run_note(r, e->msg);
 	return rc == -EAGAIN ? 0 : rc;
 }
 
@@ -1538,7 +1538,7 @@ static int slurm_adopt(struct target_ctx *t, struct run_ctx *r,
 	(void)t;
 	if (sscanf(r->obj.backend_id, "slurm %lu", &id) != 1 || !id)
 		return -ENOENT;	/* start() looks for it by its comment */
-	sr = sr_get(r);
+	sr = sl_run_get(r);
 	if (!sr)
 		return err_set(e, -ENOMEM, "out of memory");
 	sr->job_id = id;
