@@ -220,7 +220,7 @@ static void st_load_nodes(struct target_ctx *t, struct ssh_tgt *s)
 	free(buf);
 }
 
-static const char *default_user(struct ssh_tgt *s)
+static const char *ssh_default_user(struct ssh_tgt *s)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096];
@@ -239,8 +239,8 @@ static const char *default_user(struct ssh_tgt *s)
  * Made again at each provision; made when missing (a target provisioned by
  * an older mlfs).  0, or -errno with a sentence.
  */
-static int identity_copy(struct target_ctx *t, const char *path, int fresh,
-			 char *out, struct err *e)
+static int ssh_identity_copy(struct target_ctx *t, const char *path, int fresh,
+			     char *out, struct err *e)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX + 8];
 	size_t len;
@@ -284,7 +284,7 @@ static int identity_copy(struct target_ctx *t, const char *path, int fresh,
  * daemon's user: a root daemon's to a host a user names.  Only a target of
  * the daemon's own user may go without one.
  */
-static int identity_needed(struct target_ctx *t, struct err *e)
+static int ssh_identity_needed(struct target_ctx *t, struct err *e)
 {
 	if (geteuid() != 0 || t->obj.uid == 0)
 		return 0;
@@ -306,7 +306,7 @@ int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
 		return err_set(e, -ENOMEM, "out of memory");
 	memset(c, 0, sizeof(*c));
 	c->t.host = cfg_str(cfg, "host", "");
-	c->t.user = cfg_str(cfg, "user", default_user(s));
+	c->t.user = cfg_str(cfg, "user", ssh_default_user(s));
 	c->t.port = (int)cfg_long(cfg, "port", 22);
 	id = kv_get(cfg, "identity_file");
 	c->identity_shown = id && *id ? id : NULL;
@@ -319,8 +319,8 @@ int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
 			       strerror(errno));
 	ws_obj_path(t->ws, t->obj.id, "known_hosts", c->known_hosts);
 	c->t.known_hosts = c->known_hosts;
-	rc = c->identity_shown ? identity_copy(t, id, 0, c->identity, e) :
-	     identity_needed(t, e);
+	rc = c->identity_shown ? ssh_identity_copy(t, id, 0, c->identity, e) :
+	     ssh_identity_needed(t, e);
 	if (rc)
 		return rc;
 	c->t.identity_file = c->identity_shown ? c->identity : NULL;
@@ -437,7 +437,7 @@ static int detect(struct target_ctx *t, int strict, struct detect *d,
 	return 0;
 }
 
-static int use_rsync_setting(struct target_ctx *t, int host_has, struct err *e)
+static int ssh_use_rsync(struct target_ctx *t, int host_has, struct err *e)
 {
 	const char *mode = cfg_str(&t->config, "transfer", "auto");
 	int local = have_local("rsync");
@@ -481,8 +481,8 @@ static int ssh_provision(struct target_ctx *t, char **nodes, struct err *e)
 	if (!s)
 		return err_set(e, -ENOMEM, "out of memory");
 	/* read again at each provision: a new key is taken */
-	rc = id && *id ? identity_copy(t, id, 1, copy, e) :
-	     identity_needed(t, e);
+	rc = id && *id ? ssh_identity_copy(t, id, 1, copy, e) :
+	     ssh_identity_needed(t, e);
 	if (rc)
 		return rc;
 	rc = ssh_conn_of(t, 0, &c, e);
@@ -492,7 +492,7 @@ static int ssh_provision(struct target_ctx *t, char **nodes, struct err *e)
 	rc = detect(t, 0, &d, e);
 	if (rc)
 		return rc;
-	rc = use_rsync_setting(t, d.rsync, e);
+	rc = ssh_use_rsync(t, d.rsync, e);
 	if (rc < 0)
 		return rc;
 	s->rsync = rc;
@@ -510,7 +510,7 @@ static int ssh_refresh(struct target_ctx *t, char **nodes, struct err *e)
 	rc = detect(t, 1, &d, e);
 	if (rc)
 		return rc;
-	rc = use_rsync_setting(t, d.rsync, e);
+	rc = ssh_use_rsync(t, d.rsync, e);
 	if (rc < 0)
 		return rc;
 	ssh_tgt_of(t)->rsync = rc;
@@ -842,7 +842,7 @@ static int know_rsync(struct target_ctx *t, struct ssh_conn *c, char *why,
 	has = !rc && res.out && strstr(res.out, "yes");
 	if (!rc)
 		sx_result_free(&res);
-	s->rsync = use_rsync_setting(t, has, &e) > 0;
+	s->rsync = ssh_use_rsync(t, has, &e) > 0;
 	return 0;
 }
 
@@ -1103,7 +1103,7 @@ static int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	slot_take(s, r);
 	/* The remote id is in the store before anything happens there. */
 	snprintf(r->obj.backend_id, sizeof(r->obj.backend_id), "ssh %s@%s:%ld %s",
-		 cfg_str(&t->config, "user", default_user(s)),
+		 cfg_str(&t->config, "user", ssh_default_user(s)),
 		 ssh_host(t),
 		 cfg_long(&t->config, "port", 22), sr->rid);
 	snprintf(r->obj.node, sizeof(r->obj.node), "%s", s->node[0] ? s->node :
