@@ -612,7 +612,7 @@ static pid_t proc_pgrp(pid_t pid)
 }
 
 /* Does a process of group @pgid listen on @port? */
-static int group_listens(pid_t pgid, int port)
+static int listen_by_group(pid_t pgid, int port)
 {
 	unsigned long ino[64];
 	struct dirent *de;
@@ -684,7 +684,7 @@ static int loopback_listeners(unsigned long *ino, int *ports, int max)
 /* mlfs-serve's own liveness port: a socket that @pid itself listens on at
  * 127.0.0.1, other than the service's @port.  0: none (a server of the
  * user's, by `command`, has none: the deployment's GET / watches it). */
-static int find_probe_port(pid_t pid, int port)
+static int listen_probe_port(pid_t pid, int port)
 {
 	unsigned long ino[256];
 	int ports[256], n;
@@ -735,7 +735,7 @@ static void live_step(const struct deploy_ctx *d, const struct deploy_spec *s,
 	if (mono_s() < lr->probe_at || lr->wedged)
 		return;
 	if (!lr->probe_port)
-		lr->probe_port = find_probe_port(lr->pid, s->port);
+		lr->probe_port = listen_probe_port(lr->pid, s->port);
 	if (!lr->probe_port) {
 		lr->probe_at = mono_s() + LIVE_EVERY_S;
 		return;
@@ -765,7 +765,7 @@ int local_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		r->exit_code = lr ? code : -1;
 		return REP_EXITED;
 	}
-	if (r->state == REP_STARTING && group_listens(lr->pid, s->port))
+	if (r->state == REP_STARTING && listen_by_group(lr->pid, s->port))
 		return REP_READY;
 	if (r->state == REP_READY)
 		live_step(d, s, lr);
