@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the SSH driver: what its runs (ssh.c) and its deployments
- * (ssh_deploy.c) share, the connection to the host, remote calls and
- * copies.  Worker thread only.
+ * Private to the SSH driver: what its target ops (ssh.c), runs (ssh_run.c)
+ * and deployments (ssh_deploy.c) share, the connection to the host, remote
+ * calls and copies, all in ssh_common.c.  Worker thread only.
  */
 #ifndef MLFS_SSH_I_H
 #define MLFS_SSH_I_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "../backend/driver.h"
@@ -42,12 +43,49 @@ static inline double ssh_mono_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The value of @key in the target's config, or @def (cfg_long: also when
+ * the value is empty). */
+static inline long cfg_long(const struct kv_list *cfg, const char *key,
+			    long def)
+{
+	const char *v = kv_get(cfg, key);
+
+	return v && *v ? strtol(v, NULL, 10) : def;
+}
+
+static inline const char *cfg_str(const struct kv_list *cfg, const char *key,
+				  const char *def)
+{
+	const char *v = kv_get(cfg, key);
+
+	return v ? v : def;
+}
+
 /* A random 32-bit number for remote folder names (a clock-based one if
  * getrandom fails). */
 unsigned int ssh_rnd32(void);
 
 /* The target's state, made on first use; NULL when out of memory. */
 struct ssh_tgt *ssh_tgt_of(struct target_ctx *t);
+
+/* The daemon's user's name: who ssh logs in as unless `user` says. */
+const char *ssh_default_user(struct ssh_tgt *s);
+
+/*
+ * ssh_identity_copy - the copy of identity_file (read with the rights of
+ * the target's owner) that ssh is given, its path into @out (PATH_MAX);
+ * @fresh: read it again.  0 or -errno with a sentence.
+ */
+int ssh_identity_copy(struct target_ctx *t, const char *path, int fresh,
+		      char *out, struct err *e);
+/* Without identity_file: 0 unless the daemon is root and the target not
+ * root's (-EACCES with a sentence). */
+int ssh_identity_needed(struct target_ctx *t, struct err *e);
+
+/* Copy with rsync (1) or scp (0), from `transfer` and whether the host
+ * (@host_has) and this machine have rsync; -EIO when transfer = rsync
+ * cannot be honoured. */
+int ssh_use_rsync(struct target_ctx *t, int host_has, struct err *e);
 
 /* `host` of the target's config ("?" when unset). */
 const char *ssh_host(struct target_ctx *t);

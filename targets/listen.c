@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Which processes listen on which TCP port, read from /proc/net/tcp{,6}
+ * and /proc/PID/fd (a listening socket's inode, then the fds that hold
+ * it): whether a local replica's process group listens on the service's
+ * port yet, and mlfs-serve's own liveness port.  No state; backend worker
+ * thread (local_deploy.c's replica poll).
+ */
+#include "listen.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Inodes of the TCP sockets listening on @port (both families). */
+static int listen_inodes(int port, unsigned long *ino, int max)
+{
+	static const char *const files[] = { "/proc/net/tcp",
+					     "/proc/net/tcp6" };
+	char line[512], local[128];
+	unsigned long inode;
+	unsigned st, p;
+	int n = 0;
+	FILE *f;
+
+	for (size_t i = 0; i < 2; i++) {
+		f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		while (n < max && fgets(line, sizeof(line), f)) {
+			if (sscanf(line, " %*s %127s %*s %x %*s %*s %*s %*s %*s"
+				   " %lu", local, &st, &inode) != 3 ||
+			    st != 0x0A)
+				continue;
+			if (sscanf(strrchr(local, ':') ? strrchr(local, ':') + 1
+				   : "", "%x", &p) == 1 && (int)p == port)
+				ino[n++] = inode;
+		}
+		fclose(f);
+	}
+	return n;
+}
+
+static int pid_holds(pid_t pid, const unsigned long *ino, int n)
+{
+	char path[64], link[64], want[40];
+	struct dirent *de;
+	ssize_t l;
+	DIR *d;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	while (d && !found && (de = readdir(d))) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid,
+			 de->d_name);
+		l = readlink(path, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		for (int i = 0; i < n && !found; i++) {
+			snprintf(want, sizeof(want), "socket:[%lu]", ino[i]);
+			found = !strcmp(link, want);
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Field 5 of /proc/PID/stat: the process group. */
+static pid_t proc_pgrp(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	int pgrp = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %*c %*d %d", &pgrp) != 1)
+		return 0;
+	return pgrp;
+}
+
+/* Does a process of group @pgid listen on @port? */
+int listen_by_group(pid_t pgid, int port)
+{
+	unsigned long ino[64];
+	struct dirent *de;
+	int n, found;
+	pid_t pid;
+	DIR *d;
+
+	n = listen_inodes(port, ino, 64);
+	if (!n)
+		return 0;
+	if (pid_holds(pgid, ino, n))
+		return 1;
+	d = opendir("/proc");
+	found = 0;
+	while (d && !found && (de = readdir(d))) {
+		pid = atoi(de->d_name);
+		if (pid > 0 && pid != pgid && proc_pgrp(pid) == pgid)
+			found = pid_holds(pid, ino, n);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+/* Listening TCP sockets on 127.0.0.1 (inode and port), up to @max. */
+static int loopback_listeners(unsigned long *ino, int *ports, int max)
+{
+	char line[512];
+	unsigned long inode;
+	unsigned st, port;
+	int n = 0;
+	FILE *f = fopen("/proc/net/tcp", "re");
+
+	while (f && n < max && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " %*s 0100007F:%x %*s %x %*s %*s %*s %*s %*s"
+			   " %lu", &port, &st, &inode) != 3 || st != 0x0A)
+			continue;
+		ino[n] = inode;
+		ports[n++] = (int)port;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* mlfs-serve's own liveness port: a socket that @pid itself listens on at
+ * 127.0.0.1, other than the service's @port.  0: none (a server of the
+ * user's, by `command`, has none: the deployment's GET / watches it). */
+int listen_probe_port(pid_t pid, int port)
+{
+	unsigned long ino[256];
+	int ports[256], n;
+
+	n = loopback_listeners(ino, ports, 256);
+	for (int i = 0; i < n; i++)
+		if (ports[i] != port && pid_holds(pid, &ino[i], 1))
+			return ports[i];
+	return 0;
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Which processes listen on which TCP port (from /proc): see listen.c.
+ */
+#ifndef MLFS_LISTEN_H
+#define MLFS_LISTEN_H
+
+#include <sys/types.h>
+
+/* Does a process of group @pgid hold a listening TCP socket on @port
+ * (IPv4 or IPv6)?  1 or 0. */
+int listen_by_group(pid_t pgid, int port);
+
+/* A port other than @port on which @pid itself listens at 127.0.0.1 (the
+ * liveness port of mlfs-serve), or 0: none. */
+int listen_probe_port(pid_t pid, int port);
+
+#endif

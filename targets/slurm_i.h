@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the slurm driver: what its files share.  The layers, each
+ * calling only down:
+ *
+ *   slurm.c         the driver table, provision and release
+ *   slurm_poll.c    following the jobs' states (the poll round)
+ *   slurm_jobs.c    a run's job: copy, script, submit, cancel, adopt
+ *   slurm_conn.c    the connection to slurmrestd: url, token, calls, nodes
+ *   slurm_config.c  the target's config keys (pure)
+ *   slurm_api.c     the JSON of each API version (pure)
+ *
+ * Everything but slurm_config.c runs on the backend's worker thread.
+ */
+#ifndef MLFS_SLURM_I_H
+#define MLFS_SLURM_I_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "../backend/driver.h"
+#include "../backend/http.h"
+#include "slurm_api.h"
+
+#define NODES_EVERY	30.0	/* seconds between refreshes of `nodes` */
+
+/* A target's config, parsed anew at every entry (pointers into it). */
+struct slurm_cfg {
+	const char *url;
+	const char *user;		/* NULL: the daemon's user */
+	const char *token;
+	const char *token_file;
+	const char *partition;		/* NULL: the cluster's default */
+	const struct slurm_api *api;	/* NULL: discover */
+	const char *workdir;		/* NULL: each run's own folder */
+	double poll_s;
+	long timeout_s;
+};
+
+/* Per target, worker thread only. */
+struct slurm_target {
+	struct slurm_cfg cfg;
+	struct http *http;
+	char http_for[PATH_MAX];	/* url + timeout the handle was made for */
+	const struct slurm_api *api;	/* NULL until discovered */
+	uint64_t token_id;		/* hash of the token sent, 0: none */
+	double token_at;		/* when token_file was last read */
+	char marker[PATH_MAX];		/* "mlfs:<state dir>:" */
+	char down[ERR_MSG_MAX];		/* why the last call failed, or "" */
+	int last_rc;			/* http_* result of the last call */
+	double retry_at;		/* no new call before (monotonic) */
+	double nodes_at;		/* last refresh of `nodes` */
+	/* polling: measured costs in seconds, EWMA */
+	double one_cost;		/* one GET /job/{id} */
+	double all_cost;		/* one round of GET /jobs */
+	double all_at;			/* when all_cost was last measured */
+	time_t since;			/* update_time for the next GET /jobs */
+	double full_at;			/* last answer without update_time */
+	struct slurm_job *cache;	/* last full GET /jobs, by job id */
+	size_t ncache;
+	double cache_at;		/* when it was last known current */
+};
+
+/* Per run, worker thread only. */
+struct slurm_run {
+	unsigned long job_id;		/* 0 until known */
+	int uncertain;			/* a POST may have made a job we lack */
+	int searched;			/* looked for our comment already */
+	int noted;			/* r->obj.error holds our outage note */
+	double due;			/* next poll (monotonic) */
+	double cancel_next;		/* next DELETE allowed (monotonic) */
+};
+
+enum { M_GET, M_POST, M_DELETE };
+
+static inline double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static inline uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+/* The next poll round: rounds are aligned, so due runs come together. */
+static inline double next_round(const struct slurm_target *st)
+{
+	/* (no libm in the link: the clock is positive, truncation floors) */
+	return ((long long)(mono() / st->cfg.poll_s) + 1) * st->cfg.poll_s;
+}
+
+/* ---- slurm_config.c (pure) ---------------------------------------------- */
+
+/* The config keys, and those a provisioned target may change. */
+extern const char *const slurm_keys[];
+extern const char *const slurm_live_keys[];
+
+/* Parse @kv into @c (pointers into @kv).  0 or -EINVAL + sentence. */
+int slurm_cfg_parse(const struct kv_list *kv, struct slurm_cfg *c,
+		    struct err *e);
+int slurm_validate(const struct kv_list *kv, struct err *e);
+/* Can the target's `nodes` hold @res?  0 (also when unknown) or -EINVAL. */
+int slurm_check_run(const struct kv_list *cfg, const char *nodes,
+		    const struct resources *res, struct err *e);
+
+/* ---- slurm_conn.c ------------------------------------------------------- */
+
+/* Drop the connection (made again by the next sl_ready). */
+void sl_free_http(struct slurm_target *st);
+/* The target's state (made on first use), its config parsed anew; NULL
+ * with a sentence when the config is invalid or memory is out. */
+struct slurm_target *sl_get(struct target_ctx *t, struct err *e);
+/* Working connection, token and API version: see slurm_conn.c. */
+int sl_ready(struct target_ctx *t, struct slurm_target **stp,
+	     struct err *e);
+/* One request to slurmrestd: see slurm_conn.c for the outcomes. */
+int sl_call(struct slurm_target *st, int method, const char *path,
+	    const char *body, struct http_result *res, struct err *e);
+/* The API prefix + @suffix into @buf. */
+void sl_api_path(const struct slurm_target *st, char *buf, size_t len,
+		 const char *suffix);
+/* Is slurmctld up?  Does the configured partition exist?  0 or -errno. */
+int sl_ping(struct slurm_target *st, struct err *e);
+int sl_partition(struct slurm_target *st, struct err *e);
+/* The `nodes` text (malloc'd) of the partition.  0 or -errno. */
+int sl_nodes(struct slurm_target *st, char **text, struct err *e);
+
+/* ---- slurm_jobs.c ------------------------------------------------------- */
+
+/* The run's state, made on first use; NULL when out of memory. */
+struct slurm_run *sl_run_get(struct run_ctx *r);
+/* Note an outage on @r; drop the note (1 when there was one). */
+void sl_run_note(struct run_ctx *r, const char *why);
+int sl_run_unnote(struct run_ctx *r);
+/* Where the job works (PATH_MAX bytes). */
+void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
+		  char *buf);
+/* Look for @r's job by its comment: 0 found, -ENOENT none, or -errno. */
+int sl_run_search(struct slurm_target *st, struct run_ctx *r,
+		  struct err *e);
+int slurm_can_start(struct target_ctx *t, struct run_ctx *r);
+int slurm_start(struct target_ctx *t, struct run_ctx *r, struct err *e);
+int slurm_cancel(struct target_ctx *t, struct run_ctx *r, struct err *e);
+int slurm_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e);
+void slurm_release_run(struct target_ctx *t, struct run_ctx *r);
+
+/* ---- slurm_poll.c ------------------------------------------------------- */
+
+/* One poll round: the due runs' states, and now and then `nodes`. */
+void slurm_poll(struct target_ctx *t, struct run_ctx **runs, int n);
+
+#endif /* MLFS_SLURM_I_H */

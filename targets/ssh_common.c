@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: MIT
+/*
+ * What the SSH driver's runs (ssh_run.c) and deployments (ssh_deploy.c)
+ * share, declared in ssh_i.h: the target's state, the connection to the
+ * host (user, identity file copied with the owner's rights, known_hosts,
+ * the shared ControlMaster socket), one remote call, one copy each way
+ * (rsync or scp), appending to a local file.  They call down into this
+ * file, never into each other.  Backend worker thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../backend/driver.h"
+#include "../backend/userfile.h"
+#include "../backend/ws.h"
+#include "ssh_exec.h"
+#include "ssh_i.h"
+#include "ssh_quote.h"
+#include "ssh_script.h"
+
+#define DEFAULT_WORKDIR	"~/.mlfs"
+
+unsigned int ssh_rnd32(void)
+{
+	unsigned int v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+		v = (unsigned int)(ssh_mono_s() * 1e6) ^ (unsigned int)getpid();
+	return v;
+}
+
+/* ---- the target's state ------------------------------------------------ */
+
+struct ssh_tgt *ssh_tgt_of(struct target_ctx *t)
+{
+	struct ssh_tgt *s = t->priv;
+
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		s->rsync = -1;
+		t->priv = s;
+	}
+	return s;
+}
+
+const char *ssh_default_user(struct ssh_tgt *s)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (!s->user[0] && !getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res)
+	    && res)
+		snprintf(s->user, sizeof(s->user), "%s", pw.pw_name);
+	return s->user[0] ? s->user : "root";
+}
+
+/*
+ * The key ssh is given: ssh runs as the daemon's user (root), and would
+ * read identity_file with root's rights.  So the daemon reads it with the
+ * rights of the target's owner and gives ssh a copy of those bytes, 0600 in
+ * <objects>/<id>/keys/ (0700, the daemon's: no user can put a link there).
+ * Made again at each provision; made when missing (a target provisioned by
+ * an older mlfs).  0, or -errno with a sentence.
+ */
+int ssh_identity_copy(struct target_ctx *t, const char *path, int fresh,
+		      char *out, struct err *e)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX + 8];
+	size_t len;
+	char *buf;
+	int fd, rc;
+
+	ws_obj_path(t->ws, t->obj.id, "keys", dir);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return err_set(e, -errno, "cannot create %s: %s", dir,
+			       strerror(errno));
+	snprintf(out, PATH_MAX, "%s/identity", dir);
+	if (!fresh && !access(out, F_OK))
+		return 0;
+	rc = userfile_read(t->obj.uid, t->obj.gid, "identity_file", path,
+			   &buf, &len, e);
+	if (rc)
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%s.new", out);
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	rc = fd < 0 ? -errno : 0;
+	if (!rc && write(fd, buf, len) != (ssize_t)len)
+		rc = -EIO;
+	if (fd >= 0 && close(fd) && !rc)
+		rc = -errno;
+	explicit_bzero(buf, len);
+	free(buf);
+	if (!rc && rename(tmp, out))
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return err_set(e, rc, "cannot keep a copy of identity_file %s:"
+			       " %s", path, strerror(-rc));
+	}
+	return 0;
+}
+
+/*
+ * Without identity_file, ssh would offer the keys (and agent) of the
+ * daemon's user: a root daemon's to a host a user names.  Only a target of
+ * the daemon's own user may go without one.
+ */
+int ssh_identity_needed(struct target_ctx *t, struct err *e)
+{
+	if (geteuid() != 0 || t->obj.uid == 0)
+		return 0;
+	return err_set(e, -EACCES, "identity_file is required: the daemon runs"
+		       " as root, and ssh without one would log in with root's"
+		       " own keys; set identity_file to a key of yours");
+}
+
+int ssh_conn_of(struct target_ctx *t, int strict, struct ssh_conn *c,
+		struct err *e)
+{
+	const struct kv_list *cfg = &t->config;
+	struct ssh_tgt *s = ssh_tgt_of(t);
+	char dir[PATH_MAX];
+	const char *id;
+	int rc;
+
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	memset(c, 0, sizeof(*c));
+	c->t.host = cfg_str(cfg, "host", "");
+	c->t.user = cfg_str(cfg, "user", ssh_default_user(s));
+	c->t.port = (int)cfg_long(cfg, "port", 22);
+	id = kv_get(cfg, "identity_file");
+	c->identity_shown = id && *id ? id : NULL;
+	c->t.identity_file = NULL;
+	c->t.connect_timeout = (int)cfg_long(cfg, "connect_timeout", 10);
+	c->t.strict_host_key = strict;
+	ws_obj_path(t->ws, t->obj.id, NULL, dir);
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return err_set(e, -errno, "cannot create %s: %s", dir,
+			       strerror(errno));
+	ws_obj_path(t->ws, t->obj.id, "known_hosts", c->known_hosts);
+	c->t.known_hosts = c->known_hosts;
+	rc = c->identity_shown ? ssh_identity_copy(t, id, 0, c->identity, e) :
+	     ssh_identity_needed(t, e);
+	if (rc)
+		return rc;
+	c->t.identity_file = c->identity_shown ? c->identity : NULL;
+	rc = ssh_conn_control_path(dir, c->control_path,
+				   sizeof(c->control_path));
+	if (rc)
+		c->control_path[0] = '\0';	/* no sharing: slower, works */
+	return 0;
+}
+
+const char *ssh_workdir(struct target_ctx *t)
+{
+	return cfg_str(&t->config, "workdir", DEFAULT_WORKDIR);
+}
+
+const char *ssh_host(struct target_ctx *t)
+{
+	return cfg_str(&t->config, "host", "?");
+}
+
+/* Is @prog an executable in our PATH? */
+static int have_local(const char *prog)
+{
+	const char *path = getenv("PATH");
+	char buf[PATH_MAX];
+
+	for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
+		size_t l = strcspn(p, ":");
+
+		snprintf(buf, sizeof(buf), "%.*s/%s", (int)l, l ? p : ".",
+			 prog);
+		if (!access(buf, X_OK))
+			return 1;
+		p += l + (p[l] == ':');
+	}
+	return 0;
+}
+
+int ssh_use_rsync(struct target_ctx *t, int host_has, struct err *e)
+{
+	const char *mode = cfg_str(&t->config, "transfer", "auto");
+	int local = have_local("rsync");
+
+	if (!strcmp(mode, "scp"))
+		return 0;
+	if (!strcmp(mode, "rsync") && !(local && host_has))
+		return err_set(e, -EIO, "transfer = rsync, but %s has no rsync",
+			       local ? "the host" : "this machine");
+	return local && host_has;
+}
+
+int ssh_append(const char *dir, const char *name, const char *data,
+		       size_t n)
+{
+	char path[PATH_MAX];
+	ssize_t w;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (n > 0) {
+		w = write(fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			close(fd);
+			return -EIO;
+		}
+		data += w;
+		n -= w;
+	}
+	close(fd);
+	return 0;
+}
+
+/* ---- remote calls and copies ------------------------------------------- */
+
+int ssh_remote(struct ssh_conn *c, char *script, size_t out_max,
+	       struct sx_result *res, char *why, size_t n)
+{
+	enum sx_why w;
+
+	if (!script) {
+		snprintf(why, n, "out of memory");
+		return -ENOMEM;
+	}
+	if (ssh_conn_exec(c, script, SSH_CALL_TIMEOUT, out_max, res)) {
+		free(script);
+		snprintf(why, n, "%s", res->err);
+		return -EIO;
+	}
+	free(script);
+	w = ssh_conn_why(c, res, SSH_CALL_TIMEOUT, why, n);
+	if (w == SX_OK)
+		return 0;
+	sx_result_free(res);
+	return w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
+}
+
+/* Does the host have rsync?  Known from provision; after a restart whose
+ * refresh could not reach the host, asked now.  0 or -EHOSTUNREACH. */
+static int know_rsync(struct target_ctx *t, struct ssh_conn *c, char *why,
+		      size_t n)
+{
+	struct ssh_tgt *s = ssh_tgt_of(t);
+	struct sx_result res;
+	struct err e;
+	int rc, has;
+
+	if (s->rsync >= 0)
+		return 0;
+	rc = ssh_remote(c, strdup("if command -v rsync >/dev/null 2>&1; then"
+			      " echo yes; fi"), SSH_OUT_MAX, &res, why,
+			n);
+	if (rc == -EHOSTUNREACH)
+		return rc;
+	has = !rc && res.out && strstr(res.out, "yes");
+	if (!rc)
+		sx_result_free(&res);
+	s->rsync = ssh_use_rsync(t, has, &e) > 0;
+	return 0;
+}
+
+/* The end of a copy command line: flags, "--", source, destination. */
+static void copy_args(struct argv_buf *a, int rsync, int up, const char *local,
+		      const char *spec)
+{
+	const char *from = up ? local : spec, *to = up ? spec : local;
+
+	if (rsync) {		/* "DIR/": the folder's content */
+		argv_push(a, "-rlpts");
+		argv_push(a, "--chmod=u+rwX,ug-s");	/* no set-id file */
+		argv_push(a, "--");
+		argv_push_fmt(a, "%s/", from);
+		argv_push_fmt(a, "%s/", to);
+	} else {
+		argv_push(a, "-rp");
+		argv_push(a, "--");
+		argv_push(a, from);
+		argv_push(a, to);
+	}
+}
+
+int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
+	     int up, const char *local, const char *sub, char *why, size_t n)
+{
+	struct argv_buf a = ARGV_BUF_INIT;
+	char rpath[PATH_MAX], ldir[PATH_MAX], *spec;
+	struct sx_result res;
+	enum sx_why w;
+	int rc, rsync;
+
+	if (know_rsync(t, c, why, n))
+		return -EHOSTUNREACH;
+	rsync = ssh_tgt_of(t)->rsync > 0;
+	if (ssh_copy_path(ssh_workdir(t), rid, sub, rpath, sizeof(rpath))) {
+		snprintf(why, n, "the remote path is too long");
+		return -EIO;
+	}
+	snprintf(ldir, sizeof(ldir), "%s", local);
+	if (!up && !rsync && strrchr(ldir, '/'))
+		*strrchr(ldir, '/') = '\0';
+	spec = ssh_remote_spec(&c->t, rpath);
+	rc = ssh_conn_argv(c, rsync ? "rsync" : "scp", &a, why, n);
+	if (!rc && spec)
+		copy_args(&a, rsync, up, ldir, spec);
+	free(spec);
+	if (rc || !spec || a.err) {
+		if (!rc)
+			snprintf(why, n, "out of memory");
+		argv_free(&a);
+		return -EIO;
+	}
+	rc = sx_run(a.v, SSH_COPY_TIMEOUT, 4096, &res);
+	argv_free(&a);
+	if (rc) {
+		snprintf(why, n, "%s", res.err);
+		return -EIO;
+	}
+	w = ssh_conn_why(c, &res, SSH_COPY_TIMEOUT, why, n);
+	sx_result_free(&res);
+	return w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
+}
