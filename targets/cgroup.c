@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270

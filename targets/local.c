@@ -23,10 +23,10 @@
 #include <unistd.h>
 
 #include "../backend/driver.h"
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "gpu.h"
 #include "local_deploy.h"
 #include "proc.h"

@@ -46,11 +46,11 @@
 #include <cjson/cJSON.h>
 
 #include "../backend/driver.h"
-#include "../backend/http.h"
-#include "../backend/log.h"
+#include "../lib/http.h"
+#include "../lib/log.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "slurm_api.h"
 
 #define POLL_DEFAULT	2.0	/* seconds between two polls of a run */

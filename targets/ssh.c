@@ -36,10 +36,10 @@
 #include <unistd.h>
 
 #include "../backend/driver.h"
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "gpu.h"
 #include "ssh_deploy.h"
 #include "ssh_exec.h"

@@ -41,9 +41,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "replica.h"
 #include "ssh_i.h"
 #include "ssh_script.h"

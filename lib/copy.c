@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../backend/fscreds.h"
+#include "fscreds.h"
 
 /*
  * The walks below hold a folder open (O_NOFOLLOW) and name its entries
