@@ -19,25 +19,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- sentences ---------------------------------------------------------- */
-
-int err_set(struct err *e, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!e)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 #define QUOTE_IN_MAX	48	/* bytes of a value shown before "..." */
 
