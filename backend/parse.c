@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/hash.h"
+
 /* ---- sentences ---------------------------------------------------------- */
 
 #define QUOTE_IN_MAX	48	/* bytes of a value shown before "..." */
@@ -326,13 +328,8 @@ struct kv_build {
 
 static unsigned int key_hash(const char *s, size_t n)
 {
-	uint64_t h = 14695981039346656037ull;	/* FNV-1a */
-	size_t i;
+	uint64_t h = fnv1a64(s, n);
 
-	for (i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
 	h ^= h >> 33;				/* spread into the low bits */
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "fscreds.h"
+#include "vec.h"
 
 /*
  * The walks below hold a folder open (O_NOFOLLOW) and name its entries
@@ -261,17 +262,9 @@ static struct link_seen *link_find(const struct stat *st)
 static void link_add(const struct stat *st, int dir, const char *name)
 {
 	struct links *l = cur_links;
-	struct link_seen *v;
 
-	if (!l)
+	if (!l || vec_reserve(l, 1))
 		return;
-	if (l->n == l->cap) {
-		v = realloc(l->v, (l->cap ? l->cap * 2 : 16) * sizeof(*v));
-		if (!v)
-			return;
-		l->v = v;
-		l->cap = l->cap ? l->cap * 2 : 16;
-	}
 	l->v[l->n].dev = st->st_dev;
 	l->v[l->n].ino = st->st_ino;
 	l->v[l->n].dir = dup(dir);
