@@ -1,4 +1,11 @@
 // SPDX-License-Identifier: MIT
+/*
+ * Copies of file trees (copy.h): working copies of runs, snapshots of a
+ * deployment's files, model versions; chown and rm -r without following
+ * symlinks.  Any thread: the backend worker (working copies, snapshots)
+ * and FUSE request threads (unshare_file before a write); what a walk
+ * keeps between calls is per thread (__thread).
+ */
 #include "copy.h"
 
 #include <dirent.h>

@@ -6,6 +6,9 @@
  * connection in that handle's cache and picks it up again on the next call
  * to the same host.  Options that differ between methods are all set on
  * every call, so nothing leaks from one request into the next.
+ *
+ * Threads: the Slurm driver's calls, on the backend worker thread; a mutex
+ * in each handle serialises any other caller.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* asprintf, strndupa, memrchr, … */
