@@ -604,7 +604,7 @@ static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 	cg_init(r);
 	rc = read_pid_file(r, &pid, &pgid, &ticks);
 	for (int i = 0; rc == -EAGAIN && i < 40; i++) {
-		usleep(50000);	/* the supervisor is writing it */
+		nap_ms(50);	/* the supervisor is writing it */
 		rc = read_pid_file(r, &pid, &pgid, &ticks);
 	}
 	if (rc == -ENOENT)
