@@ -48,6 +48,14 @@ clean_tree() {
 		>> fs/fs.c
 }
 
+# Plant backend/a.c and b.c, each including the other's header.
+ab_cycle() {
+	printf '#include "a.h"\n' > backend/b.c
+	printf '#include "b.h"\n' > backend/a.c
+	: > backend/a.h
+	: > backend/b.h
+}
+
 run() {	# run [ARGS...]: the check on $tmp/t; its status
 	bash "$check" "$@" "$tmp/t" > "$tmp/out" 2>&1
 }
@@ -69,10 +77,7 @@ grep -q 'backend  -> lib (1 includes, 1 functions)' "$tmp/out"
 ok $? "the layer graph counts includes and functions"
 
 clean_tree
-printf '#include "a.h"\n' > backend/b.c
-printf '#include "b.h"\n' > backend/a.c
-: > backend/a.h
-: > backend/b.h
+ab_cycle
 expect_fail "an include cycle inside backend/" \
 	"include cycle: backend/a backend/b"
 
@@ -121,10 +126,7 @@ expect_fail "a private header from another folder" \
 	"private header: targets/local.c -> backend/ws_i.h"
 
 clean_tree
-printf '#include "a.h"\n' > backend/b.c
-printf '#include "b.h"\n' > backend/a.c
-: > backend/a.h
-: > backend/b.h
+ab_cycle
 printf '# known\ninclude cycle: backend/a backend/b\n' > "$tmp/allow"
 run --allow "$tmp/allow"
 ok $? "an allowed cycle passes"
