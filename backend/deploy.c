@@ -30,9 +30,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../targets/copy.h"
+#include "../lib/copy.h"
 #include "deploy_i.h"
-#include "log.h"
+#include "../lib/log.h"
 #include "ws_i.h"
 
 #define MAX_REPLICAS	16

@@ -19,25 +19,14 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/hash.h"
+
 /* ---- sentences ---------------------------------------------------------- */
-
-int err_set(struct err *e, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!e)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 #define QUOTE_IN_MAX	48	/* bytes of a value shown before "..." */
 
@@ -339,13 +328,8 @@ struct kv_build {
 
 static unsigned int key_hash(const char *s, size_t n)
 {
-	uint64_t h = 14695981039346656037ull;	/* FNV-1a */
-	size_t i;
+	uint64_t h = fnv1a64(s, n);
 
-	for (i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
 	h ^= h >> 33;				/* spread into the low bits */
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;

@@ -15,16 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../lib/err.h"
+
 #define MLFS_NAME_MAX	63	/* [A-Za-z0-9][A-Za-z0-9._-]{0,62} */
-#define ERR_MSG_MAX	512
-
-struct err {
-	char msg[ERR_MSG_MAX];
-};
-
-/* Fill @e with a printf-style sentence and return @rc (a negative errno). */
-int err_set(struct err *e, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /*
  * name_valid - is @s a valid object name?

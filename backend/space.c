@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "log.h"
+#include "../lib/log.h"
 #include "ws_i.h"
 
 #define RESERVE_BYTES	(4 << 20)

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "../lib/log.h"
 
 /* Schema migrations: migrations[i] takes user_version i to i + 1. */
 static const char *const migrations[] = {

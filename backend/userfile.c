@@ -23,7 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fscreds.h"
+#include "../lib/fscreds.h"
 
 #ifdef SYS_openat2
 #include <linux/openat2.h>

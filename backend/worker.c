@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "deploy_i.h"
-#include "log.h"
+#include "../lib/log.h"
 #include "ws_i.h"
 
 #define MAX_KICKS	4096

@@ -20,9 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../targets/copy.h"
+#include "../lib/copy.h"
 #include "deploy_i.h"
-#include "log.h"
+#include "../lib/log.h"
 #include "userfile.h"
 #include "ws_i.h"
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The caller's credentials on a FUSE request thread (creds.h), worn with
- * backend/fscreds.c: this thread only.
+ * lib/fscreds.c: this thread only.
  */
 #include "creds.h"
 
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../backend/fscreds.h"
-#include "../backend/log.h"
+#include "../lib/fscreds.h"
+#include "../lib/log.h"
 
 #define SMALL_GROUPS	64
 

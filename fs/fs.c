@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
 #include "beneath.h"
 #include "creds.h"

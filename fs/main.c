@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "../backend/driver.h"
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
 #include "fs.h"
 

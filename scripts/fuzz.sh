@@ -64,6 +64,7 @@ build_target() {
 	[[ $t == slurm_json ]] && extra=(-I"$root/targets"
 		"$root/targets/slurm_api.c" $(pkg-config --cflags --libs libcjson))
 	clang "${cflags[@]}" -I"$root/backend" "$root/backend/parse.c" \
+		"$root/lib/err.c" \
 		"$root/tests/fuzz/fuzz_$t.c" "${extra[@]}" -o "$build/fuzz_$t"
 }
 

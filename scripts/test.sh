@@ -109,6 +109,10 @@ suite() {	# suite BUILDDIR LABEL
 		[[ -x $t && ! -d $t ]] || continue
 		run_one "$label unit/$(basename "$t")" 120 "$t"
 	done
+	[[ $label == plain ]] && run_one "plain layers" 120 bash -c \
+		'bash tests/test_layers.sh && if out=$(scripts/check-layers.sh 2>&1)
+		then echo "ok - no layering error"; else echo "$out" | sed "s/^/# /"
+		echo "not ok - scripts/check-layers.sh"; fi'
 	echo "== $label: integration tests"
 	for t in tests/it/*.sh; do
 		selected "$t" || continue

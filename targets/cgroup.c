@@ -25,10 +25,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "../backend/log.h"
+#include "../lib/clock.h"
+#include "../lib/hash.h"
+#include "../lib/log.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -158,15 +159,6 @@ long cg_parse_keyed(const char *text, const char *key)
 long cg_parse_oom_control(const char *text)
 {
 	return cg_parse_keyed(text, "oom_kill");
-}
-
-static uint32_t fnv1a(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
 }
 
 size_t cg_own_base(const char *own, uint32_t h)
@@ -388,7 +380,7 @@ static void setup_locked(const char *state_dir, const char *mode)
 	if (geteuid() == 0 && read_text("/proc/self/cgroup", self,
 					 sizeof(self)) > 0 &&
 	    read_text("/proc/self/mountinfo", mi, sizeof(mi)) > 0)
-		find_bases(self, mi, fnv1a(real));
+		find_bases(self, mi, fnv1a32_str(real));
 	cg.ver = choose(mode && *mode ? mode : "auto");
 	for (int i = 0; cg.ver == 1 && i < V1_N; i++)
 		if (cg.v1[i][0])
@@ -551,13 +543,6 @@ int cg_signal(const char *name, int sig)
 	for (int i = 0; i < n; i++)
 		kill(pids[i], sig);
 	return n;
-}
-
-static void nap_ms(int ms)
-{
-	struct timespec ts = { 0, ms * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /* One v1 round: freeze (nothing forks while we look), SIGKILL each pid,

@@ -19,14 +19,15 @@
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../backend/driver.h"
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
-#include "copy.h"
+#include "../lib/copy.h"
+#include "../lib/clock.h"
+#include "../lib/vec.h"
 #include "gpu.h"
 #include "local_deploy.h"
 #include "proc.h"
@@ -47,14 +48,6 @@ struct local_run {
 	int timed_out;
 	double term_sent;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static long cfg_long(const struct kv_list *cfg, const char *key, long def)
 {
@@ -148,20 +141,13 @@ static int local_can_start(struct target_ctx *t, struct run_ctx *r)
 
 struct envp {
 	char **v;
-	int n, cap;
+	size_t n, cap;
 };
 
 static int envp_add(struct envp *e, const char *kv)
 {
-	char **nv;
-
-	if (e->n + 2 > e->cap) {
-		e->cap = e->cap ? e->cap * 2 : 64;
-		nv = realloc(e->v, e->cap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		e->v = nv;
-	}
+	if (vec_reserve(e, 2))
+		return -ENOMEM;
 	e->v[e->n] = strdup(kv);
 	if (!e->v[e->n])
 		return -ENOMEM;
@@ -183,7 +169,7 @@ static int envp_addf(struct envp *e, const char *k, const char *v)
 
 static void envp_free(struct envp *e)
 {
-	for (int i = 0; i < e->n; i++)
+	for (size_t i = 0; i < e->n; i++)
 		free(e->v[i]);
 	free(e->v);
 }
@@ -551,9 +537,9 @@ static void stop_step(struct target_ctx *t, struct run_ctx *r)
 	run_cg(r, name);
 	if (!lr->term_sent) {
 		if (!signal_group(r, SIGTERM))
-			lr->term_sent = now_s();
+			lr->term_sent = wall_s();
 		cg_signal(name, SIGTERM);	/* setsid children too */
-	} else if (now_s() - lr->term_sent >= grace) {
+	} else if (wall_s() - lr->term_sent >= grace) {
 		signal_group(r, SIGKILL);
 		cg_kill(name);
 	}
@@ -583,7 +569,7 @@ static void poll_one(struct target_ctx *t, struct run_ctx *r)
 		return;
 	}
 	if (r->res.time_secs && r->obj.started > 0 &&
-	    now_s() - r->obj.started > (double)r->res.time_secs) {
+	    wall_s() - r->obj.started > (double)r->res.time_secs) {
 		lr->timed_out = 1;
 		stop_step(t, r);
 	}
@@ -618,7 +604,7 @@ static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 	cg_init(r);
 	rc = read_pid_file(r, &pid, &pgid, &ticks);
 	for (int i = 0; rc == -EAGAIN && i < 40; i++) {
-		usleep(50000);	/* the supervisor is writing it */
+		nap_ms(50);	/* the supervisor is writing it */
 		rc = read_pid_file(r, &pid, &pgid, &ticks);
 	}
 	if (rc == -ENOENT)

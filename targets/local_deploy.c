@@ -40,10 +40,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "listen.h"
 #include "proc.h"
 #include "replica.h"

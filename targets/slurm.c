@@ -2,7 +2,7 @@
 /*
  * The slurm driver: a run is a batch job of a Slurm cluster, driven through
  * slurmrestd (REST + JSON over one kept-alive connection per target, see
- * backend/http.h; the JSON shapes and what differs between API versions
+ * lib/http.h; the JSON shapes and what differs between API versions
  * live in slurm_api.c, the one version table).
  *
  * Files: the job works in a copy of the run's files (under `workdir`, by

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The slurm driver's connection to slurmrestd: one kept-alive HTTP handle
- * per target (backend/http.h), made again when url or timeout_seconds
+ * per target (lib/http.h), made again when url or timeout_seconds
  * change; the token (token_file read again once a second, with the
  * owner's rights); the API version (config or GET /openapi); one call
  * with the classification of its failures and the back-off that follows
@@ -18,7 +18,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "slurm_i.h"

@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "../backend/driver.h"
-#include "../backend/http.h"
+#include "../lib/http.h"
 #include "slurm_api.h"
 
 #define NODES_EVERY	30.0	/* seconds between refreshes of `nodes` */

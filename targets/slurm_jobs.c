@@ -20,9 +20,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "slurm_i.h"
 
 #define SUBMIT_MARK	"submit"	/* ddata while a POST may be under way */

@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "slurm_i.h"
 
 #define FULL_EVERY	60.0	/* GET /jobs without update_time this often */

@@ -14,7 +14,7 @@
  *                 (provision, refresh) and detach
  *   ssh_run.c     runs: slots, setup, poll, fetch, cancel, adopt
  *   ssh_deploy.c  deployments: replicas on the host
- *   ssh_common.c  what runs and deployments share (ssh_i.h): the target's
+ *   ssh_common.c  what runs and deployments share (ssh_common.h): the target's
  *                 state, the connection, remote calls, copies
  *   ssh_script.c, ssh_quote.c, ssh_exec.c: the remote scripts, quoting,
  *                 and running ssh/scp/rsync with a timeout
@@ -29,12 +29,12 @@
 #include <unistd.h>
 
 #include "../backend/driver.h"
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
 #include "gpu.h"
 #include "ssh_deploy.h"
 #include "ssh_exec.h"
-#include "ssh_i.h"
+#include "ssh_common.h"
 #include "ssh_quote.h"
 #include "ssh_run.h"
 #include "ssh_script.h"

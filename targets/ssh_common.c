@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * What the SSH driver's runs (ssh_run.c) and deployments (ssh_deploy.c)
- * share, declared in ssh_i.h: the target's state, the connection to the
+ * share, declared in ssh_common.h: the target's state, the connection to the
  * host (user, identity file copied with the owner's rights, known_hosts,
  * the shared ControlMaster socket), one remote call, one copy each way
  * (rsync or scp), appending to a local file.  They call down into this
@@ -22,7 +22,7 @@
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "ssh_exec.h"
-#include "ssh_i.h"
+#include "ssh_common.h"
 #include "ssh_quote.h"
 #include "ssh_script.h"
 

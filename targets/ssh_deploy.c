@@ -41,11 +41,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "replica.h"
-#include "ssh_i.h"
+#include "ssh_common.h"
 #include "ssh_script.h"
 
 #define DEP_POLL_FAST	0.25		/* s between rounds while starting */

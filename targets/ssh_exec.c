@@ -17,21 +17,15 @@
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "../lib/clock.h"
+#include "../lib/hash.h"
 
 extern char **environ;
 
 /* Seconds ssh keeps an idle shared connection open. */
 #define CONTROL_PERSIST	60
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* ---- spawning ---------------------------------------------------------- */
 
@@ -244,17 +238,6 @@ static int plain_path(const char *s)
 	return 1;
 }
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 /* /tmp/mlfs-<uid>, ours and private, or -errno. */
 static int private_tmp(char *dir, size_t n)
 {
@@ -286,7 +269,8 @@ int ssh_conn_control_path(const char *objdir, char *out, size_t n)
 	if (rc)
 		return rc;
 	snprintf(out, n, "%s/%016llx", dir,
-		 (unsigned long long)fnv1a(objdir));
+		 (unsigned long long)fnv1a64_add(FNV64_BASIS_SHORT, objdir,
+						  strlen(objdir)));
 	return 0;
 }
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/vec.h"
+
 #define HOST_MAX 253
 #define LABEL_MAX 63
 #define USER_MAX 32
@@ -69,19 +71,6 @@ char *sh_quote_path(const char *path)
 
 /* ---- argv_buf --------------------------------------------------------- */
 
-static int argv_grow(struct argv_buf *a)
-{
-	size_t cap = a->cap ? a->cap * 2 : 16;
-	char **v;
-
-	v = realloc(a->v, cap * sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	a->v = v;
-	a->cap = cap;
-	return 0;
-}
-
 /* Take ownership of @s (NULL means a failed allocation). */
 static int argv_take(struct argv_buf *a, char *s)
 {
@@ -89,7 +78,7 @@ static int argv_take(struct argv_buf *a, char *s)
 		free(s);
 		return a->err;
 	}
-	if (!s || (a->n + 1 >= a->cap && argv_grow(a))) {
+	if (!s || vec_reserve(a, 2)) {
 		free(s);
 		a->err = -ENOMEM;
 		return a->err;

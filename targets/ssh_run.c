@@ -26,12 +26,12 @@
 #include <unistd.h>
 
 #include "../backend/driver.h"
-#include "../backend/log.h"
+#include "../lib/log.h"
 #include "../backend/ws.h"
-#include "copy.h"
+#include "../lib/copy.h"
 #include "gpu.h"
 #include "ssh_exec.h"
-#include "ssh_i.h"
+#include "ssh_common.h"
 #include "ssh_quote.h"
 #include "ssh_run.h"
 #include "ssh_script.h"

@@ -94,8 +94,8 @@ static void test_subtree(void)
 	subtree("/sys/fs/cgroup/freezer", "/lxc/c1", "/lxc/c1/sub", 2, out);
 	CHECK(!strcmp(out, "/sys/fs/cgroup/freezer/sub/mlfs-00000002"),
 	      "subtree: relative to the mount's root");
-	CHECK(fnv1a("/var/lib/mlfs") == fnv1a("/var/lib/mlfs") &&
-	      fnv1a("/var/lib/mlfs") != fnv1a("/var/lib/mlfs2"),
+	CHECK(fnv1a32_str("/var/lib/mlfs") == fnv1a32_str("/var/lib/mlfs") &&
+	      fnv1a32_str("/var/lib/mlfs") != fnv1a32_str("/var/lib/mlfs2"),
 	      "subtree: the hash is a function of the state dir");
 	subtree("/sys/fs/cgroup", "/", "/system.slice/mlfs.service/"
 		"mlfs-00000002/daemon", 2, out);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_http.c — unit test of backend/http.c against a tiny HTTP/1.1 server
+ * test_http.c — unit test of lib/http.c against a tiny HTTP/1.1 server
  * running in this process (plain sockets, keep-alive, one thread per
  * connection, counts the connections it accepts).
  *
@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http.h"
+#include "../lib/http.h"
 
 #define TOKEN "s3cr3t-token-value"
 

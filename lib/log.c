@@ -1,4 +1,8 @@
 // SPDX-License-Identifier: MIT
+/*
+ * The daemon's log (log.h).  Any thread: one write(2) a line, a mutex
+ * guards the file; the SIGHUP handler (log_hup) reopens it in place.
+ */
 #include "log.h"
 
 #include <errno.h>

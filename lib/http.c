@@ -6,6 +6,9 @@
  * connection in that handle's cache and picks it up again on the next call
  * to the same host.  Options that differ between methods are all set on
  * every call, so nothing leaks from one request into the next.
+ *
+ * Threads: the Slurm driver's calls, on the backend worker thread; a mutex
+ * in each handle serialises any other caller.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE	/* asprintf, strndupa, memrchr, … */
@@ -22,6 +25,7 @@
 #include <curl/curl.h>
 
 #include "http.h"
+#include "vec.h"
 
 #define HTTP_MAX_HEADERS 16
 
@@ -306,23 +310,14 @@ void http_result_free(struct http_result *res)
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct http *h = arg;
-	size_t n = size * nmemb, cap;
-	char *p;
+	size_t n = size * nmemb;
 
 	if (h->len + n + 1 > HTTP_MAX_BODY) {
 		h->too_big = true;
 		return 0;	/* makes curl fail with CURLE_WRITE_ERROR */
 	}
-	if (h->len + n + 1 > h->cap) {
-		cap = h->cap ? h->cap : 4096;
-		while (cap < h->len + n + 1)
-			cap *= 2;
-		p = realloc(h->buf, cap);
-		if (!p)
-			return 0;
-		h->buf = p;
-		h->cap = cap;
-	}
+	if (vec_grow(&h->buf, &h->cap, h->len + n + 1, 1))
+		return 0;
 	memcpy(h->buf + h->len, data, n);
 	h->len += n;
 	h->buf[h->len] = '\0';

@@ -11,7 +11,7 @@
  * (CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_CHOWN …); back to 0 restores them.
  *
  * Used by the FUSE request threads (fs/creds.c), the copies made as a
- * run's owner (targets/copy.c) and files named in settings
+ * run's owner (lib/copy.c) and files named in settings
  * (backend/userfile.c).
  */
 #ifndef MLFS_FSCREDS_H

@@ -1,4 +1,11 @@
 // SPDX-License-Identifier: MIT
+/*
+ * Copies of file trees (copy.h): working copies of runs, snapshots of a
+ * deployment's files, model versions; chown and rm -r without following
+ * symlinks.  Any thread: the backend worker (working copies, snapshots)
+ * and FUSE request threads (unshare_file before a write); what a walk
+ * keeps between calls is per thread (__thread).
+ */
 #include "copy.h"
 
 #include <dirent.h>
@@ -12,7 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../backend/fscreds.h"
+#include "fscreds.h"
+#include "vec.h"
 
 /*
  * The walks below hold a folder open (O_NOFOLLOW) and name its entries
@@ -261,17 +269,9 @@ static struct link_seen *link_find(const struct stat *st)
 static void link_add(const struct stat *st, int dir, const char *name)
 {
 	struct links *l = cur_links;
-	struct link_seen *v;
 
-	if (!l)
+	if (!l || vec_reserve(l, 1))
 		return;
-	if (l->n == l->cap) {
-		v = realloc(l->v, (l->cap ? l->cap * 2 : 16) * sizeof(*v));
-		if (!v)
-			return;
-		l->v = v;
-		l->cap = l->cap ? l->cap * 2 : 16;
-	}
 	l->v[l->n].dev = st->st_dev;
 	l->v[l->n].ino = st->st_ino;
 	l->v[l->n].dir = dup(dir);

@@ -4,8 +4,8 @@
  * and deployments (ssh_deploy.c) share, the connection to the host, remote
  * calls and copies, all in ssh_common.c.  Worker thread only.
  */
-#ifndef MLFS_SSH_I_H
-#define MLFS_SSH_I_H
+#ifndef MLFS_SSH_COMMON_H
+#define MLFS_SSH_COMMON_H
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -124,4 +124,4 @@ int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
 /* Append @n bytes to the file @dir/@name (made if missing).  0 or -errno. */
 int ssh_append(const char *dir, const char *name, const char *data, size_t n);
 
-#endif /* MLFS_SSH_I_H */
+#endif /* MLFS_SSH_COMMON_H */

@@ -5,7 +5,7 @@
 
 #include <sys/types.h>
 
-#include "../backend/parse.h"
+#include "err.h"
 
 /*
  * copy_tree_fresh - make @dst a copy of the tree @src: regular files

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Another user's rights for file access, on this thread only (fscreds.h). */
+/* Another user's rights for file access, on this thread only (fscreds.h):
+ * FUSE request threads and the backend worker, each for itself. */
 #include "fscreds.h"
 
 #include <errno.h>
