@@ -231,7 +231,7 @@ static int reg_fd(struct reg *g, int fd, const struct stat *st, int ddir,
 	return 0;
 }
 
-/* ---- register: what PATH names ---------------------------------------------- */
+/* ---- register: what PATH names ------------------------------------------- */
 
 /* PATH of `register NAME PATH`: relative, inside outputs/, no "..". */
 static int path_valid(const char *p, struct err *e)
@@ -649,7 +649,7 @@ void version_json(struct ws *ws, cJSON *j, const struct obj *o)
 				 cJSON_AddArrayToObject(j, "deployments"));
 }
 
-/* ---- the model and version kinds -------------------------------------------- */
+/* ---- the model and version kinds ----------------------------------------- */
 
 static int count_cb(void *arg, const struct obj *o)
 {
@@ -707,11 +707,6 @@ static int version_user_removable(const struct obj *o, int root)
 	return version_files_writable(o);
 }
 
-static int version_unlink_ctl(struct ws *ws, const struct obj *o)
-{
-	return ws_busy(ws, o) ? -EBUSY : 0;
-}
-
 /* models/NAME/VERSION: files made by register (or copied in), frozen
  * while a deployment serves them. */
 const struct kind_ops version_kind = {
@@ -732,6 +727,6 @@ const struct kind_ops version_kind = {
 	.setting_writable	= NULL,
 	.files_writable		= version_files_writable,
 	.user_removable		= version_user_removable,
-	.unlink_ctl		= version_unlink_ctl,
+	.unlink_ctl		= ws_ebusy,
 	.worker_of		= NULL,
 };

@@ -43,7 +43,8 @@ enum ctl_file {
  */
 enum obj_text {
 	TEXT_APPLIED_CONFIG = 40,	/* a target's config as provisioned */
-	TEXT_VERSION_SOURCE = 41,	/* a version's source: run, run_id, path */
+	TEXT_VERSION_SOURCE = 41,	/* a version's source (kv: run, run_id,
+					 * path) */
 	TEXT_DEPLOY_REQ = 42,		/* a deployment's last request */
 };
 

@@ -288,7 +288,7 @@ int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error)
 }
 
 
-/* ---- the run kind ---------------------------------------------------------- */
+/* ---- the run kind -------------------------------------------------------- */
 
 static const char *run_ctl_valid(const struct obj *o)
 {
@@ -329,11 +329,6 @@ static int run_user_removable(const struct obj *o, int root)
 	return root != F_OUTPUTS || run_state_final(o->state);
 }
 
-static int run_unlink_ctl(struct ws *ws, const struct obj *o)
-{
-	return ws_busy(ws, o) ? -EBUSY : 0;
-}
-
 static int64_t run_worker(const struct obj *o)
 {
 	return o->target_id;
@@ -356,6 +351,6 @@ const struct kind_ops run_kind = {
 	.setting_writable	= run_setting_writable,
 	.files_writable		= run_draft,
 	.user_removable		= run_user_removable,
-	.unlink_ctl		= run_unlink_ctl,
+	.unlink_ctl		= ws_ebusy,
 	.worker_of		= run_worker,
 };

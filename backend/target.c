@@ -327,7 +327,7 @@ int ws_target_set_nodes(struct ws *ws, struct target_ctx *t, const char *nodes)
 }
 
 
-/* ---- the target kind -------------------------------------------------------- */
+/* ---- the target kind ----------------------------------------------------- */
 
 static const char *target_ctl_valid(const struct obj *o)
 {
@@ -386,11 +386,6 @@ static int target_setting_writable(const struct obj *o, int file)
 	return -EROFS;
 }
 
-static int target_unlink_ctl(struct ws *ws, const struct obj *o)
-{
-	return ws_busy(ws, o) ? -EBUSY : 0;
-}
-
 static int64_t target_worker(const struct obj *o)
 {
 	return o->id;
@@ -399,7 +394,8 @@ static int64_t target_worker(const struct obj *o)
 const struct kind_ops target_kind = {
 	.name			= "target",
 	.files			= target_files,
-	.nfiles			= sizeof(target_files) / sizeof(target_files[0]),
+	.nfiles			= sizeof(target_files) /
+				  sizeof(target_files[0]),
 	.initial_state		= TS_DRAFT,
 	/* whatever the umask: a target runs on its creator's credentials
 	 * (ssh key, Slurm token), so it is theirs until they share it */
@@ -415,6 +411,6 @@ const struct kind_ops target_kind = {
 	.setting_writable	= target_setting_writable,
 	.files_writable		= NULL,
 	.user_removable		= NULL,
-	.unlink_ctl		= target_unlink_ctl,
+	.unlink_ctl		= ws_ebusy,
 	.worker_of		= target_worker,
 };

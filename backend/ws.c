@@ -26,7 +26,7 @@
 #include "userfile.h"
 #include "ws_i.h"
 
-/* ---- the kinds ------------------------------------------------------------ */
+/* ---- the kinds ----------------------------------------------------------- */
 
 /*
  * Written once, by ws_open.c before any other thread starts, and only
@@ -188,7 +188,7 @@ void ws_text_clean(const char *in, char *out, size_t sz)
 	}
 	out[o] = '\0';
 }
-/* ---- events --------------------------------------------------------------- */
+/* ---- events -------------------------------------------------------------- */
 
 void ws_event_line(struct ws *ws, const char *kind, const char *name,
 		   const char *text)
@@ -255,7 +255,7 @@ void ws_obj_event(struct ws *ws, const struct obj *o, const char *text)
 	display_name(ws, o, name, sizeof(name));
 	ws_event_line(ws, kind_name(o->kind), name, text);
 }
-/* ---- invalidation --------------------------------------------------------- */
+/* ---- invalidation -------------------------------------------------------- */
 
 void ws_inval(struct ws *ws, int64_t id, unsigned mask)
 {
@@ -535,6 +535,11 @@ int ws_busy(struct ws *ws, const struct obj *o)
 	return busy_reason(ws, o, &e) == -EBUSY;
 }
 
+int ws_ebusy(struct ws *ws, const struct obj *o)
+{
+	return ws_busy(ws, o) ? -EBUSY : 0;
+}
+
 void ws_refuse(struct ws *ws, int64_t id, int rc, const struct err *e)
 {
 	struct obj o;
@@ -661,7 +666,7 @@ int ws_files_writable(const struct obj *o)
 	return k->files_writable ? k->files_writable(o) : 0;
 }
 
-/* ---- questions of the FUSE layer ------------------------------------------ */
+/* ---- questions of the FUSE layer ----------------------------------------- */
 
 int ws_holds_user_files(const struct obj *o, int file)
 {
@@ -707,10 +712,10 @@ int ws_may_rmdir_file(struct ws *ws, const struct obj *o, int file)
 
 	if (!fd || !(fd->flags & FD_DIRECTORY))
 		return -ENOTDIR;
-	return ws_busy(ws, o) ? -EBUSY : 0;
+	return ws_ebusy(ws, o);
 }
 
-/* ---- reading settings ------------------------------------------------------ */
+/* ---- reading settings ---------------------------------------------------- */
 
 /* Prefix the sentence in @e with "@what: " (e->msg is copied first: it
  * cannot be both source and destination of err_set). */

@@ -107,7 +107,7 @@ int ws_find(struct ws *ws, int kind, int64_t parent, const char *name,
 int ws_list(struct ws *ws, int kind, int64_t parent, int64_t after,
 	    int (*cb)(void *arg, const struct obj *o), void *arg);
 
-/* ---- objects -------------------------------------------------------------- */
+/* ---- objects ------------------------------------------------------------- */
 
 /*
  * ws_create - mkdir of a new object.  0 (and *out), -EINVAL bad name,
@@ -158,7 +158,7 @@ int ws_files_shared(const struct obj *o);
  */
 int ws_user_file_write(struct ws *ws, const struct obj *o, const char *path);
 
-/* ---- questions of the FUSE layer (object policy lives here, not in fs/) --- */
+/* ---- questions of the FUSE layer: object policy lives here, not in fs/ */
 
 /* 1 when folder @file of @o (F_DIR: the object folder) holds user files. */
 int ws_holds_user_files(const struct obj *o, int file);
@@ -175,7 +175,7 @@ int ws_may_unlink_ctl(struct ws *ws, const struct obj *o);
  * active, -ENOTDIR when it is no folder. */
 int ws_may_rmdir_file(struct ws *ws, const struct obj *o, int file);
 
-/* ---- control files -------------------------------------------------------- */
+/* ---- control files ------------------------------------------------------- */
 
 /*
  * ws_render - the content of a generated or setting file of @o as a

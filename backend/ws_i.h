@@ -3,23 +3,26 @@
  * Private to backend/: the workspace structure, the kind table and the
  * helpers the core (ws.c) lends to the files above it.
  *
- * Floors, lowest first.  A file calls and includes only files of its own
- * floor or below; where a lower file must reach a higher one it calls a
- * hook the higher one registered (ws->kick, the kind table):
- *   1  store.c, parse.c, log.c, driver.c, userfile.c, fscreds.c
- *   2  space.c                  the workspace on a full disk
- *   3  ws.c                     the core: events, transactions, lookups,
- *                               create/remove/rename, trash, kind dispatch
- *      ws_owner.c               chmod/chown, who may use a target
- *   4  ws_settings.c            setting files (store texts), file modes
+ * Floors, lowest first.  A file calls and includes only files of floors
+ * below its own; where a lower file must reach a higher one it calls a
+ * hook the higher one registered (ws->kick, ws->stop, the kind table):
+ *   1  parse.c, log.c, driver.c, fscreds.c
+ *   2  store.c (SQL), userfile.c
+ *   3  space.c                  the workspace on a full disk
+ *   4  ws.c                     the core: events, transactions, lookups,
+ *                               create/remove/rename, ctl dispatch, trash
+ *   5  ws_owner.c               chmod/chown, who may use a target
+ *      ws_settings.c            setting files (store texts), file modes
  *      ws_render.c              generated files, info.json
- *   5  model.c                  the model and version kinds, register
- *   6  deploy.c                 deployments' ctl checks and state machine
- *   7  run.c, target.c,         the run, target and deployment kinds
+ *   6  model.c                  the model and version kinds, register
+ *   7  deploy.c                 deployments' ctl checks, state machine
+ *   8  run.c, target.c,         the run, target and deployment kinds
  *      deployment.c
- *   8  worker.c                 the worker threads
- *   9  ws_open.c                open/reconcile/close: registers the kinds
+ *   9  worker.c                 the worker threads
+ *  10  ws_open.c                open/reconcile/close: registers the kinds
  *                               and the worker's hooks
+ * (ws.c and deploy.c still include ../targets/copy.h: the one upward
+ * include, for the lib/ floor to take.)
  */
 #ifndef MLFS_WS_I_H
 #define MLFS_WS_I_H
@@ -44,8 +47,8 @@ struct kind_ops {
 	const struct file_desc *files;	/* control files, listing order */
 	int nfiles;
 	const char *initial_state;	/* at mkdir */
-	mode_t mode;			/* of a new folder (whatever the umask) */
-	int user_files;			/* the folder holds user files (files/) */
+	mode_t mode;			/* a new folder's, whatever the umask */
+	int user_files;			/* its folder holds user files */
 	int files_shared;		/* may be names of others' (register) */
 	/* ctl: one command (NULL: the kind takes none) */
 	int (*verb)(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
@@ -167,6 +170,8 @@ void ws_space_event(struct ws *ws);
 void ws_obj_event(struct ws *ws, const struct obj *o, const char *text);
 /* Record a refusal of @o: @e to `error` and events.  Returns @rc. */
 int ws_refuse_obj(struct ws *ws, struct obj *o, int rc, const struct err *e);
+/* -EBUSY when ws_busy says so, else 0 (a kind's unlink_ctl hook). */
+int ws_ebusy(struct ws *ws, const struct obj *o);
 /* The change_begin hook for @id (before a store write without update). */
 void ws_change_begin(struct ws *ws, int64_t id);
 /* The first word of text @file of @id into @out; "" when empty.  0 or
