@@ -327,6 +327,34 @@ int ws_target_set_nodes(struct ws *ws, struct target_ctx *t, const char *nodes)
 }
 
 
+/* At ws_open: the built-in `local` target, made on first use. */
+int target_ensure_local(struct ws *ws, struct err *e)
+{
+	char cfg[256];
+	struct obj o;
+	int rc;
+
+	if (!store_find(ws->st, K_TARGET, 0, "local", &o))
+		return 0;
+	rc = ws_create(ws, K_TARGET, 0, "local", getuid(), getgid(), &o, e);
+	if (rc)
+		return rc;
+	snprintf(cfg, sizeof(cfg),
+		 "# The built-in local target: runs are processes on this"
+		 " machine.\n# max_concurrent = %d\n"
+		 "# cancel_grace_seconds = 10\n", ws->ncpu);
+	store_text_put(ws->st, o.id, F_TYPE, "local\n", 6);
+	store_text_put(ws->st, o.id, F_CONFIG, cfg, strlen(cfg));
+	store_text_put(ws->st, o.id, TEXT_APPLIED_CONFIG, cfg, strlen(cfg));
+	snprintf(o.state, sizeof(o.state), "%s", TS_SUCCEEDED);
+	snprintf(o.type, sizeof(o.type), "local");
+	/* the local machine is everyone's: runs there run as their owner */
+	if (store_set_owner(ws->st, o.id, o.uid, o.gid, 0755))
+		return err_set(e, -EIO, "cannot record the local target");
+	return store_update(ws->st, &o) ?
+	       err_set(e, -EIO, "cannot record the local target") : 0;
+}
+
 /* ---- the target kind ----------------------------------------------------- */
 
 static const char *target_ctl_valid(const struct obj *o)

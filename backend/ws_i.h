@@ -200,6 +200,9 @@ void ws_json_time(struct cJSON *j, const char *key, double t);
 void ws_json_setting(struct ws *ws, struct cJSON *j, const char *key,
 		     int64_t id, int file);
 
+/* target.c, for ws_open.c: the built-in local target on first use. */
+int target_ensure_local(struct ws *ws, struct err *e);
+
 /* The kinds (their tables, for ws_open.c) */
 extern const struct kind_ops run_kind, target_kind, deployment_kind,
 	model_kind, version_kind;
