@@ -745,6 +745,8 @@ int ws_read_word(struct ws *ws, int64_t id, int file, const char *what,
 	return 0;
 }
 
+/* ---- ctl: dispatch to the kind ------------------------------------------ */
+
 #define CTL_MAX_CMDS 16
 
 int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
