@@ -36,6 +36,18 @@ enum ctl_file {
 
 #define FBIT(f)		(1u << (f))
 
+/*
+ * Texts of an object kept in the store beyond its control files (whose
+ * texts are numbered by enum ctl_file).  The numbers are stored in the
+ * database: never renumber.
+ */
+enum obj_text {
+	TEXT_APPLIED_CONFIG = 40,	/* a target's config as provisioned */
+	TEXT_VERSION_SOURCE = 41,	/* a version's source (kv: run, run_id,
+					 * path) */
+	TEXT_DEPLOY_REQ = 42,		/* a deployment's last request */
+};
+
 /* Run states, as shown in `status`. */
 #define RS_DRAFT	"Draft"
 #define RS_QUEUED	"Queued"

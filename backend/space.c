@@ -12,6 +12,10 @@
  * fails for lack of space tries once more.  What users write (their files,
  * settings, new objects) gets ENOSPC.  Housekeeping makes the reserve
  * again once there is room.
+ *
+ * Below the core (ws.c): it writes no events line itself; the callers say
+ * what space_use_reserve and space_tick did.  Runs on FUSE request threads
+ * (before writes) and on the housekeeping worker (space_tick).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -101,15 +105,14 @@ void space_open(struct ws *ws)
 	pthread_mutex_unlock(&ws->ev_lock);
 }
 
-void space_before_write(struct ws *ws)
+int space_before_write(struct ws *ws)
 {
 	int missing;
 
 	pthread_mutex_lock(&ws->space_lock);
 	missing = ws->reserve_missing;
 	pthread_mutex_unlock(&ws->space_lock);
-	if (!missing && space_full(ws))
-		space_use_reserve(ws);
+	return !missing && space_full(ws) ? space_use_reserve(ws) : 0;
 }
 
 int space_use_reserve(struct ws *ws)
@@ -125,18 +128,15 @@ int space_use_reserve(struct ws *ws)
 		return 0;
 	log_warn("no space left on the file system of the state dir %s: the"
 		 " store uses its reserve", ws->dir);
-	ws_event_line(ws, "workspace", "-", "no space left on the file system"
-		      " of the state dir: the store uses its reserve; free some"
-		      " space");
 	return 1;
 }
 
-void space_tick(struct ws *ws)
+int space_tick(struct ws *ws)
 {
 	int missing;
 
 	if (now_s() - ws->space_checked < TICK_S)
-		return;
+		return 0;
 	ws->space_checked = now_s();
 	pthread_mutex_lock(&ws->ev_lock);
 	space_events_room(ws);
@@ -145,9 +145,8 @@ void space_tick(struct ws *ws)
 	missing = ws->reserve_missing;
 	pthread_mutex_unlock(&ws->space_lock);
 	if (!missing || make_reserve(ws))
-		return;
+		return 0;
 	log_info("space is back on the state dir %s: the store's reserve is"
 		 " made again", ws->dir);
-	ws_event_line(ws, "workspace", "-", "space is back: the store's"
-		      " reserve is made again");
+	return 1;
 }

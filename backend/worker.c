@@ -4,7 +4,8 @@
  * provisioning), so that a slow or unreachable engine delays only its own
  * runs; target id 0 is housekeeping (emptying the trash).  A worker owns
  * its struct target_ctx and run_ctx: no other thread touches them.
- * FUSE threads talk to a worker only through worker_kick().
+ * FUSE threads talk to a worker only through worker_kick() (ws.c), which
+ * calls worker_wake through the hook ws_open.c registers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -630,6 +631,14 @@ static int stopping(struct ws *ws)
 	return s;
 }
 
+/* Housekeeping: the store's reserve made again is said in events. */
+static void space_ticked(struct ws *ws)
+{
+	if (space_tick(ws))
+		ws_event_line(ws, "workspace", "-", "space is back: the"
+			      " store's reserve is made again");
+}
+
 static void *worker_main(void *arg)
 {
 	struct tworker *w = arg;
@@ -647,7 +656,7 @@ static void *worker_main(void *arg)
 		drain_kicks(w);
 		if (!w->target_id) {
 			ws_trash_empty(w->ws);
-			space_tick(w->ws);
+			space_ticked(w->ws);
 		}
 		else if (w->have_target)
 			runs_step(w);
@@ -734,16 +743,17 @@ static void worker_post(struct tworker *w, int64_t id)
 	}
 }
 
-void worker_kick(struct ws *ws, int64_t id)
+void worker_wake(struct ws *ws, int64_t id)
 {
+	const struct kind_ops *k;
 	struct tworker *w;
 	int64_t target = 0;
 	struct obj o;
 
-	if (id && !ws_get(ws, id, &o))
-		target = o.kind == K_RUN || o.kind == K_DEPLOYMENT ?
-			 o.target_id :
-			 o.kind == K_TARGET ? o.id : 0;
+	if (id && !ws_get(ws, id, &o)) {
+		k = ws_kind(o.kind);
+		target = k->worker_of ? k->worker_of(&o) : 0;
+	}
 	if (id && !target)
 		return;
 	pthread_mutex_lock(&ws->req_lock);
@@ -755,7 +765,7 @@ void worker_kick(struct ws *ws, int64_t id)
 
 static int start_cb(void *arg, const struct obj *o)
 {
-	worker_kick(arg, o->id);
+	worker_wake(arg, o->id);
 	return 0;
 }
 
@@ -765,7 +775,7 @@ static int refresh_cb(void *arg, const struct obj *o)
 	const struct driver *d = driver_find(o->type);
 
 	if (d && d->refresh_seconds > 0 && !strcmp(o->state, TS_SUCCEEDED))
-		worker_kick(arg, o->id);
+		worker_wake(arg, o->id);
 	return 0;
 }
 
@@ -776,9 +786,9 @@ int worker_start(struct ws *ws)
 	pthread_mutex_lock(&ws->req_lock);
 	ws->started = 1;
 	pthread_mutex_unlock(&ws->req_lock);
-	worker_kick(ws, 0);
+	worker_wake(ws, 0);
 	if (!ws_find(ws, K_TARGET, 0, "local", &local))
-		worker_kick(ws, local.id);
+		worker_wake(ws, local.id);
 	store_list_busy_targets(ws->st, start_cb, ws);
 	store_list(ws->st, K_TARGET, 0, 0, refresh_cb, ws);
 	deploy_start_all(ws);

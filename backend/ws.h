@@ -57,6 +57,7 @@ struct file_desc {
 	const char *name;
 	int file;		/* enum ctl_file */
 	int flags;
+	const char *dir;	/* FD_DIRECTORY: its folder below objects/ID */
 };
 
 /* The control files of @kind, in listing order; *n set to the count. */
@@ -106,7 +107,7 @@ int ws_find(struct ws *ws, int kind, int64_t parent, const char *name,
 int ws_list(struct ws *ws, int kind, int64_t parent, int64_t after,
 	    int (*cb)(void *arg, const struct obj *o), void *arg);
 
-/* ---- objects -------------------------------------------------------------- */
+/* ---- objects ------------------------------------------------------------- */
 
 /*
  * ws_create - mkdir of a new object.  0 (and *out), -EINVAL bad name,
@@ -157,7 +158,24 @@ int ws_files_shared(const struct obj *o);
  */
 int ws_user_file_write(struct ws *ws, const struct obj *o, const char *path);
 
-/* ---- control files -------------------------------------------------------- */
+/* ---- questions of the FUSE layer: object policy lives here, not in fs/ */
+
+/* 1 when folder @file of @o (F_DIR: the object folder) holds user files. */
+int ws_holds_user_files(const struct obj *o, int file);
+/* The folder below objects/ID where the user files under control folder
+ * @root live (F_DIR: files/, a run's outputs/: work/outputs). */
+const char *ws_user_dir(int root);
+/* 1 when user entries below @root of @o may be removed now (else the
+ * caller refuses with EROFS, see ws_files_writable). */
+int ws_user_removable(const struct obj *o, int root);
+/* unlink of a control file of @o (rm -r of its folder): nothing changes;
+ * 0, or -EBUSY while it is active, so that rm -r stops early. */
+int ws_may_unlink_ctl(struct ws *ws, const struct obj *o);
+/* rmdir of control file @file of @o: 0 (nothing changes), -EBUSY while
+ * active, -ENOTDIR when it is no folder. */
+int ws_may_rmdir_file(struct ws *ws, const struct obj *o, int file);
+
+/* ---- control files ------------------------------------------------------- */
 
 /*
  * ws_render - the content of a generated or setting file of @o as a

@@ -1,5 +1,28 @@
 /* SPDX-License-Identifier: MIT */
-/* Private to backend/: the workspace structure shared by ws.c and worker.c. */
+/*
+ * Private to backend/: the workspace structure, the kind table and the
+ * helpers the core (ws.c) lends to the files above it.
+ *
+ * Floors, lowest first.  A file calls and includes only files of floors
+ * below its own; where a lower file must reach a higher one it calls a
+ * hook the higher one registered (ws->kick, ws->stop, the kind table):
+ *   1  parse.c, log.c, driver.c, fscreds.c
+ *   2  store.c (SQL), userfile.c
+ *   3  space.c                  the workspace on a full disk
+ *   4  ws.c                     the core: events, transactions, lookups,
+ *                               create/remove/rename, ctl dispatch, trash
+ *   5  ws_owner.c               chmod/chown, who may use a target
+ *      ws_settings.c            setting files (store texts), file modes
+ *      ws_render.c              generated files, info.json
+ *   6  model.c                  the model and version kinds, register
+ *   7  deploy.c                 deployments' ctl checks, state machine
+ *   8  run.c, target.c,         the run, target and deployment kinds
+ *      deployment.c
+ *   9  worker.c                 the worker threads
+ *  10  ws_open.c                open/reconcile/close: registers the kinds
+ *                               and the worker's hooks
+ * Below all of them: lib/ (copy, http, log, clock, hash, vec, err).
+ */
 #ifndef MLFS_WS_I_H
 #define MLFS_WS_I_H
 
@@ -10,12 +33,63 @@
 #include "ws.h"
 
 struct tworker;
+struct cJSON;
+struct ctl_cmd;
+
+/*
+ * What an object kind decides, one table per kind (run.c, target.c,
+ * deployment.c, model.c), registered by ws_open.c.  The core dispatches
+ * through it and knows no kind.  NULL hooks mean what their comment says.
+ */
+struct kind_ops {
+	const char *name;		/* in events and info.json */
+	const struct file_desc *files;	/* control files, listing order */
+	int nfiles;
+	const char *initial_state;	/* at mkdir */
+	mode_t mode;			/* a new folder's, whatever the umask */
+	int user_files;			/* its folder holds user files */
+	int files_shared;		/* may be names of others' (register) */
+	/* ctl: one command (NULL: the kind takes none) */
+	int (*verb)(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
+		    struct err *e);
+	/* ctl read: the commands valid now (NULL: none) */
+	const char *(*ctl_valid)(const struct obj *o);
+	/* info.json: the kind's keys after the common ones (NULL: none) */
+	void (*json)(struct ws *ws, struct cJSON *j, const struct obj *o);
+	/* why rmdir/rename are refused now, -EBUSY/-EPERM (NULL: never) */
+	int (*busy)(struct ws *ws, const struct obj *o, struct err *e);
+	/* rmdir, after busy: e.g. -ENOTEMPTY (NULL: removable) */
+	int (*may_remove)(struct ws *ws, const struct obj *o, struct err *e);
+	/* rename, after busy (NULL: allowed) */
+	int (*may_rename)(const struct obj *o, struct err *e);
+	/* may setting @file be written now: 0, -EROFS (NULL: never) */
+	int (*setting_writable)(const struct obj *o, int file);
+	/* 1 while the user files may change (NULL: never) */
+	int (*files_writable)(const struct obj *o);
+	/* 1 when user entries below control folder @root (F_DIR: files/)
+	 * may be removed (NULL: always) */
+	int (*user_removable)(const struct obj *o, int root);
+	/* unlink of a control file (rm -r): 0 or -EBUSY (NULL: 0) */
+	int (*unlink_ctl)(struct ws *ws, const struct obj *o);
+	/* the target whose worker advances @o (NULL: none) */
+	int64_t (*worker_of)(const struct obj *o);
+};
+
+/* The table of @kind (registered by ws_open.c); never NULL: an unknown
+ * kind gets one named "?" with no files and every hook NULL. */
+const struct kind_ops *ws_kind(int kind);
+void ws_kind_register(int kind, const struct kind_ops *ops);
 
 struct ws {
 	char *dir;			/* state dir, absolute */
 	char events_path[4096];
 	struct store *st;
 	struct ws_hooks hooks;		/* set once before ws_start */
+	/* wake the worker serving object @id (0: housekeeping), set by
+	 * ws_open.c: the core is below the worker and never calls it */
+	void (*kick)(struct ws *ws, int64_t id);
+	/* stop the workers (ws_close), set by ws_open.c */
+	void (*stop)(struct ws *ws);
 	int ncpu;
 
 	pthread_mutex_t ev_lock;	/* guards events_fd, events_size,
@@ -48,10 +122,12 @@ static inline double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* worker.c */
+/* worker.c (registered as ws->kick and ws->stop by ws_open.c) */
 int worker_start(struct ws *ws);
 void worker_stop(struct ws *ws);
-/* Ask the worker to look at object @id again (new submit, cancel, …). */
+void worker_wake(struct ws *ws, int64_t id);
+/* ws.c: ask the worker to look at object @id again (new submit, cancel,
+ * …) through ws->kick: callable from any floor. */
 void worker_kick(struct ws *ws, int64_t id);
 
 /* space.c: the workspace on a full disk */
@@ -59,13 +135,15 @@ void worker_kick(struct ws *ws, int64_t id);
 /* At ws_open: the store's reserve and room ahead in events. */
 void space_open(struct ws *ws);
 /* Before a write of the workspace's own: on a full disk, free the store's
- * reserve (once) so that the store grows into it, not the disk. */
-void space_before_write(struct ws *ws);
+ * reserve (once) so that the store grows into it, not the disk.  1 when
+ * it freed it now (then the caller says so in events). */
+int space_before_write(struct ws *ws);
 /* Such a write failed with ENOSPC: free the reserve if still there.  1
- * when the caller may try once more. */
+ * when the caller may try once more (and says so in events). */
 int space_use_reserve(struct ws *ws);
-/* Housekeeping: make the reserve again when there is room. */
-void space_tick(struct ws *ws);
+/* Housekeeping: make the reserve again when there is room.  1 when it was
+ * made again (the caller says so in events: space.c is below them). */
+int space_tick(struct ws *ws);
 /* 1 when the state dir's file system has (almost) no room left. */
 int space_full(const struct ws *ws);
 /* Append "the file system of the state dir … is full" to @error. */
@@ -73,7 +151,7 @@ void space_note(const struct ws *ws, char *error, size_t size);
 /* Under ev_lock, after an append: keep room allocated past its end. */
 void space_events_room(struct ws *ws);
 
-/* ws.c, for worker.c and space.c */
+/* ws.c, for the files above it */
 /* One events line, "<time> <kind> <name> <text>". */
 void ws_event_line(struct ws *ws, const char *kind, const char *name,
 		   const char *text);
@@ -85,5 +163,47 @@ int ws_load_config(struct ws *ws, int64_t id, struct kv_list *cfg,
 void ws_trash_empty(struct ws *ws);
 int ws_read_text(struct ws *ws, int64_t id, int file, char **buf,
 		 size_t *len);
+/* The line "no space left … uses its reserve" in events. */
+void ws_space_event(struct ws *ws);
+/* @o's change @text in events, under its display name ("m:3"). */
+void ws_obj_event(struct ws *ws, const struct obj *o, const char *text);
+/* Record a refusal of @o: @e to `error` and events.  Returns @rc. */
+int ws_refuse_obj(struct ws *ws, struct obj *o, int rc, const struct err *e);
+/* -EBUSY when ws_busy says so, else 0 (a kind's unlink_ctl hook). */
+int ws_ebusy(struct ws *ws, const struct obj *o);
+/* The change_begin hook for @id (before a store write without update). */
+void ws_change_begin(struct ws *ws, int64_t id);
+/* The first word of text @file of @id into @out; "" when empty.  0 or
+ * -errno with a sentence naming @what. */
+int ws_read_word(struct ws *ws, int64_t id, int file, const char *what,
+		 char *out, size_t sz, struct err *e);
+/* UTC ISO 8601 of unix time @t, "" when none. */
+void ws_iso_time(double t, char *buf, size_t sz);
+/* @in as printable UTF-8 (control bytes and invalid UTF-8 as \xNN). */
+void ws_text_clean(const char *in, char *out, size_t sz);
+int ws_mkdir_p(const char *path, mode_t mode);
+/* objects/ID (and files/ for kinds with user files), the owner's. */
+int ws_make_obj_dirs(struct ws *ws, const struct obj *o);
+/* Files that change with every state transition. */
+#define STATE_FILES (FBIT(F_STATUS) | FBIT(F_INFO) | FBIT(F_ERROR) | \
+		     FBIT(F_EXIT_CODE) | FBIT(F_CTL))
+
+/* ws_settings.c */
+/* May setting @file of @o be written now? 0 or -EROFS. */
+int ws_setting_writable(const struct obj *o, int file);
+
+/* ws_render.c: info.json helpers for the kinds */
+void ws_json_str(struct cJSON *j, const char *key, const char *v);
+void ws_json_time(struct cJSON *j, const char *key, double t);
+/* Setting @file of @id as a string (trailing newline dropped). */
+void ws_json_setting(struct ws *ws, struct cJSON *j, const char *key,
+		     int64_t id, int file);
+
+/* target.c, for ws_open.c: the built-in local target on first use. */
+int target_ensure_local(struct ws *ws, struct err *e);
+
+/* The kinds (their tables, for ws_open.c) */
+extern const struct kind_ops run_kind, target_kind, deployment_kind,
+	model_kind, version_kind;
 
 #endif

@@ -476,8 +476,7 @@ static int at_split(struct at *a, char *rel)
 	else
 		rel[0] = '\0';
 	if ((size_t)snprintf(a->path, sizeof(a->path), "%s%s%s",
-			     a->root == F_OUTPUTS ? RUN_WORK "/outputs" :
-			     RUN_FILES, rel[0] ? "/" : "", rel) >=
+			     ws_user_dir(a->root), rel[0] ? "/" : "", rel) >=
 	    sizeof(a->path))
 		return -ENAMETOOLONG;
 	return 0;
@@ -547,10 +546,7 @@ static int holds_user_files(uint64_t parent, const struct obj *o)
 		return 1;
 	if (!ino_is_obj(parent))
 		return 0;
-	if (ino_file(parent) == F_OUTPUTS)
-		return 1;
-	return ino_file(parent) == F_DIR && (o->kind == K_RUN ||
-		o->kind == K_DEPLOYMENT || o->kind == K_VERSION);
+	return ws_holds_user_files(o, ino_file(parent));
 }
 
 /* The object that owns @ino (any node below an object).  0 or -ENOENT. */
@@ -2051,23 +2047,9 @@ static int user_removable(struct mlfs *m, uint64_t parent, const char *name,
 	rc = owner_of(m, parent, &o, &root);
 	if (rc)
 		return rc;
-	if ((o.kind == K_RUN && run_state_active(o.state)) ||
-	    (root == F_OUTPUTS && o.kind == K_RUN && !run_state_final(o.state)) ||
-	    (o.kind == K_VERSION && !ws_files_writable(&o)))
+	if (!ws_user_removable(&o, root))
 		return user_writable(m, &o, F_DIR);
 	return at_find(m, parent, name, a);
-}
-
-/* unlink of a control file (rm -r of an object folder): nothing changes;
- * refused while the object is active, so that rm -r stops early. */
-static int unlink_ctl(struct mlfs *m, const struct obj *o)
-{
-	if (o->kind == K_RUN && run_state_active(o->state))
-		return -EBUSY;
-	if ((o->kind == K_TARGET || o->kind == K_VERSION) &&
-	    ws_busy(m->ws, o))
-		return -EBUSY;
-	return 0;
 }
 
 /* Remove user entry @name of @parent (@flags: AT_REMOVEDIR) as @req's
@@ -2104,7 +2086,10 @@ static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 	    !ws_get(m->ws, ino_obj(parent), &o) &&
 	    (fd = ws_file_by_name(o.kind, name))) {
-		rc = fd->flags & FD_DIRECTORY ? -EISDIR : unlink_ctl(m, &o);
+		/* rm -r of an object folder: nothing changes; refused while
+		 * the object is active, so that rm -r stops early */
+		rc = fd->flags & FD_DIRECTORY ? -EISDIR :
+		     ws_may_unlink_ctl(m->ws, &o);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -2113,6 +2098,7 @@ static void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	const struct file_desc *fd;
 	struct mlfs *m = M(req);
 	struct err e = { { 0 } };
 	uint64_t ino;
@@ -2136,9 +2122,8 @@ static void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 	    !ws_get(m->ws, ino_obj(parent), &o) &&
-	    ws_file_by_name(o.kind, name)) {
-		rc = !strcmp(name, "outputs") ?
-		     (run_state_active(o.state) ? -EBUSY : 0) : -ENOTDIR;
+	    (fd = ws_file_by_name(o.kind, name))) {
+		rc = ws_may_rmdir_file(m->ws, &o, fd->file);
 		fuse_reply_err(req, -rc);
 		return;
 	}

@@ -5,7 +5,9 @@
  * file from the run's before it is changed; never through a symlink, only
  * the run owner's own files, set-id bits dropped); a version that a deployment
  * serves is InUse (its files are read-only, rmdir says EBUSY) until no
- * deployment does.
+ * deployment does.  And the tables of the model and version kinds.
+ * register runs on the FUSE request thread of the ctl write;
+ * models_sync_use on whichever thread changed a deployment.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -229,7 +231,7 @@ static int reg_fd(struct reg *g, int fd, const struct stat *st, int ddir,
 	return 0;
 }
 
-/* ---- register: what PATH names ---------------------------------------------- */
+/* ---- register: what PATH names ------------------------------------------- */
 
 /* PATH of `register NAME PATH`: relative, inside outputs/, no "..". */
 static int path_valid(const char *p, struct err *e)
@@ -646,3 +648,85 @@ void version_json(struct ws *ws, cJSON *j, const struct obj *o)
 	store_list_version_users(ws->st, o->id, json_user_cb,
 				 cJSON_AddArrayToObject(j, "deployments"));
 }
+
+/* ---- the model and version kinds ----------------------------------------- */
+
+static int count_cb(void *arg, const struct obj *o)
+{
+	(void)o;
+	++*(int *)arg;
+	return 1;
+}
+
+static int model_may_remove(struct ws *ws, const struct obj *o, struct err *e)
+{
+	int n = 0;
+
+	store_list(ws->st, K_VERSION, o->id, 0, count_cb, &n);
+	if (n)
+		return err_set(e, -ENOTEMPTY, "model '%s' still has"
+			       " versions", o->name);
+	return 0;
+}
+
+/* models/NAME: a folder of versions, nothing else. */
+const struct kind_ops model_kind = {
+	.name			= "model",
+	.files			= NULL,
+	.nfiles			= 0,
+	.initial_state		= "Ready",
+	.mode			= 0755,
+	.user_files		= 0,
+	.files_shared		= 0,
+	.verb			= NULL,
+	.ctl_valid		= NULL,
+	.json			= NULL,
+	.busy			= NULL,
+	.may_remove		= model_may_remove,
+	.may_rename		= NULL,
+	.setting_writable	= NULL,
+	.files_writable		= NULL,
+	.user_removable		= NULL,
+	.unlink_ctl		= NULL,
+	.worker_of		= NULL,
+};
+
+static const struct file_desc version_files[] = {
+	{ "info.json",	F_INFO,		FD_GEN },
+};
+
+
+static int version_files_writable(const struct obj *o)
+{
+	return !strcmp(o->state, "Ready") || !strcmp(o->state, "Draft");
+}
+
+static int version_user_removable(const struct obj *o, int root)
+{
+	(void)root;
+	return version_files_writable(o);
+}
+
+/* models/NAME/VERSION: files made by register (or copied in), frozen
+ * while a deployment serves them. */
+const struct kind_ops version_kind = {
+	.name			= "model",
+	.files			= version_files,
+	.nfiles			= sizeof(version_files) /
+				  sizeof(version_files[0]),
+	.initial_state		= "Ready",
+	.mode			= 0755,
+	.user_files		= 1,
+	.files_shared		= 1,
+	.verb			= NULL,
+	.ctl_valid		= NULL,
+	.json			= version_json,
+	.busy			= version_busy,
+	.may_remove		= NULL,
+	.may_rename		= NULL,
+	.setting_writable	= NULL,
+	.files_writable		= version_files_writable,
+	.user_removable		= version_user_removable,
+	.unlink_ctl		= ws_ebusy,
+	.worker_of		= NULL,
+};

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The deployment kind: its control files and its table.  `deploy`,
+ * `restart` and `delete` are checked here for the target's permission and
+ * then by deploy.c (deployment_verb), inside the ctl write on the FUSE
+ * request thread; the replicas' state machine is deploy.c's, on the
+ * target's worker.
+ */
+#include "ws.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "deploy_i.h"
+#include "ws_i.h"
+
+static const struct file_desc deployment_files[] = {
+	{ "model",	F_MODEL,	FD_SETTING },
+	{ "target",	F_TARGET,	FD_SETTING },
+	{ "config",	F_CONFIG,	FD_SETTING },
+	{ "ctl",	F_CTL,		FD_CTL },
+	{ "status",	F_STATUS,	FD_GEN },
+	{ "scoring_uri", F_SCORING_URI,	FD_GEN },
+	{ "key",	F_KEY,		FD_GEN | FD_SECRET },
+	{ "log",	F_LOG,		FD_DISK },
+	{ "error",	F_ERROR,	FD_GEN },
+	{ "info.json",	F_INFO,		FD_GEN },
+};
+
+
+/* The deployment's target (the one `deploy` will take, or the one it
+ * serves on for `restart`) may be used by the deployment's owner. */
+static int deploy_target_usable(struct ws *ws, const struct obj *o,
+				const char *verb, struct err *e)
+{
+	char name[MLFS_NAME_MAX + 2];
+	struct obj t;
+
+	if (!strcmp(verb, "restart")) {
+		if (ws_get(ws, o->target_id, &t))
+			return 0;	/* deploy.c says why */
+		return ws_target_usable(&t, o->uid, o->gid, e);
+	}
+	if (strcmp(verb, "deploy"))
+		return 0;
+	if (ws_read_word(ws, o->id, F_TARGET, "target", name, sizeof(name), e))
+		return 0;
+	if (!name[0])
+		snprintf(name, sizeof(name), "local");
+	if (store_find(ws->st, K_TARGET, 0, name, &t))
+		return 0;
+	return ws_target_usable(&t, o->uid, o->gid, e);
+}
+
+
+static int deployment_kind_verb(struct ws *ws, struct obj *o,
+				const struct ctl_cmd *c, struct err *e)
+{
+	int rc;
+
+	rc = deploy_target_usable(ws, o, c->argv[0], e);
+	if (!rc)
+		rc = deployment_verb(ws, o, c, e);
+	return rc;
+}
+
+static const char *deployment_ctl_valid(const struct obj *o)
+{
+	if (!strcmp(o->state, DS_DRAFT))
+		return "deploy\n";
+	if (!strcmp(o->state, DS_TRANSITIONING))
+		return "delete\n";
+	return "deploy\nrestart\ndelete\n";
+}
+
+static int deployment_busy(struct ws *ws, const struct obj *o, struct err *e)
+{
+	(void)ws;
+	if (strcmp(o->state, DS_DRAFT) && strcmp(o->state, DS_FAILED))
+		return err_set(e, -EBUSY, "deployment '%s' is %s:"
+			       " delete it first", o->name, o->state);
+	return 0;
+}
+
+static int deployment_setting_writable(const struct obj *o, int file)
+{
+	(void)file;
+	return strcmp(o->state, DS_TRANSITIONING) ? 0 : -EROFS;
+}
+
+static int deployment_files_writable(const struct obj *o)
+{
+	(void)o;
+	return 1;
+}
+
+static int64_t deployment_worker(const struct obj *o)
+{
+	return o->target_id;
+}
+
+const struct kind_ops deployment_kind = {
+	.name			= "deployment",
+	.files			= deployment_files,
+	.nfiles			= sizeof(deployment_files) /
+				  sizeof(deployment_files[0]),
+	.initial_state		= DS_DRAFT,
+	.mode			= 0755,
+	.user_files		= 1,
+	.files_shared		= 0,
+	.verb			= deployment_kind_verb,
+	.ctl_valid		= deployment_ctl_valid,
+	.json			= deployment_json,
+	.busy			= deployment_busy,
+	.may_remove		= NULL,
+	.may_rename		= NULL,
+	.setting_writable	= deployment_setting_writable,
+	.files_writable		= deployment_files_writable,
+	.user_removable		= NULL,
+	/* rm -r of a serving deployment empties nothing and then fails at
+	 * rmdir with EBUSY */
+	.unlink_ctl		= NULL,
+	.worker_of		= deployment_worker,
+};

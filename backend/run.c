@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The run kind: its control files, `submit`, `cancel` and `register`
+ * (checked and recorded inside the ctl write, on the FUSE request thread),
+ * its info.json, and the transitions the worker and the drivers report
+ * (ws_run_transition, ws_run_save, ws_run_note: worker threads only).
+ */
+#include "ws.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deploy_i.h"
+#include "ws_i.h"
+
+static const struct file_desc run_files[] = {
+	{ "command",	F_COMMAND,	FD_SETTING },
+	{ "target",	F_TARGET,	FD_SETTING },
+	{ "env",	F_ENV,		FD_SETTING },
+	{ "resources",	F_RESOURCES,	FD_SETTING },
+	{ "ctl",	F_CTL,		FD_CTL },
+	{ "status",	F_STATUS,	FD_GEN },
+	{ "exit_code",	F_EXIT_CODE,	FD_GEN },
+	{ "log",	F_LOG,		FD_DISK },
+	{ "metrics",	F_METRICS,	FD_DISK },
+	{ "outputs",	F_OUTPUTS,	FD_DIRECTORY,	RUN_WORK "/outputs" },
+	{ "error",	F_ERROR,	FD_GEN },
+	{ "info.json",	F_INFO,		FD_GEN },
+};
+
+#define RUN_SETTINGS (FBIT(F_COMMAND) | FBIT(F_TARGET) | FBIT(F_ENV) | \
+		      FBIT(F_RESOURCES))
+
+static int trim_len(const char *s, size_t len)
+{
+	size_t a = 0;
+
+	while (a < len && (s[a] == ' ' || s[a] == '\t' || s[a] == '\n' ||
+			   s[a] == '\r'))
+		a++;
+	return a < len;
+}
+
+static void json_run(struct ws *ws, cJSON *j, const struct obj *o)
+{
+	struct obj t;
+
+	ws_json_setting(ws, j, "command", o->id, F_COMMAND);
+	if (o->target_id && !store_get(ws->st, o->target_id, &t))
+		cJSON_AddStringToObject(j, "target", t.name);
+	else
+		ws_json_setting(ws, j, "target", o->id, F_TARGET);
+	ws_json_setting(ws, j, "resources", o->id, F_RESOURCES);
+	if (o->exit_code >= 0)
+		cJSON_AddNumberToObject(j, "exit_code", o->exit_code);
+	else
+		cJSON_AddNullToObject(j, "exit_code");
+	ws_json_time(j, "queued", o->queued);
+	ws_json_time(j, "started", o->started);
+	ws_json_time(j, "ended", o->ended);
+	/* only once ended: a generated file must not change by itself */
+	if (o->started > 0 && o->ended > 0)
+		cJSON_AddNumberToObject(j, "duration_seconds",
+					o->ended - o->started);
+	cJSON_AddStringToObject(j, "backend_id", o->backend_id);
+	cJSON_AddStringToObject(j, "node", o->node);
+	cJSON_AddStringToObject(j, "gpus", o->gpus);
+	cJSON_AddBoolToObject(j, "cancel_requested", o->cancel);
+}
+
+/* Load the target a run names and check it can take runs. */
+static int submit_target(struct ws *ws, const struct obj *o, struct obj *t,
+			 struct err *e)
+{
+	char name[MLFS_NAME_MAX + 2];
+	int rc;
+
+	rc = ws_read_word(ws, o->id, F_TARGET, "target", name, sizeof(name), e);
+	if (rc)
+		return rc;
+	if (!name[0])
+		snprintf(name, sizeof(name), "local");
+	if (store_find(ws->st, K_TARGET, 0, name, t))
+		return err_set(e, -ENOENT, "unknown target '%s': see targets/",
+			       name);
+	if (strcmp(t->state, TS_SUCCEEDED))
+		return err_set(e, -EBUSY, "target '%s' is %s, not Succeeded:"
+			       " provision it first (echo provision >"
+			       " targets/%s/ctl)", name, t->state, name);
+	return 0;
+}
+
+/* Check everything a submit needs, without changing anything. */
+static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
+			struct err *e)
+{
+	struct kv_list env = { 0 }, cfg = { 0 };
+	const struct driver *d;
+	struct resources res;
+	char *buf, *nodes;
+	size_t len;
+	int rc, blank;
+
+	rc = ws_read_text(ws, o->id, F_COMMAND, &buf, &len);
+	if (rc)
+		return err_set(e, rc, "cannot read command");
+	blank = !trim_len(buf, len);
+	if (blank || memchr(buf, '\0', len)) {
+		free(buf);
+		return err_set(e, -EINVAL, "command is %s: write the shell"
+			       " command to runs/%s/command", blank ? "empty" :
+			       "not text (it holds a NUL byte)", o->name);
+	}
+	free(buf);
+	rc = submit_target(ws, o, t, e);
+	if (rc)
+		return rc;
+	rc = ws_read_text(ws, o->id, F_ENV, &buf, &len);
+	if (!rc) {
+		rc = env_parse(buf, len, &env, e);
+		free(buf);
+		kv_free(&env);
+		if (rc)
+			return rc;	/* the sentence names env */
+	}
+	rc = ws_read_text(ws, o->id, F_RESOURCES, &buf, &len);
+	if (!rc) {
+		rc = resources_parse(buf, len, &res, e);
+		free(buf);
+		if (rc)
+			return rc;	/* the sentence names resources */
+	}
+	d = driver_find(t->type);
+	if (!d)
+		return err_set(e, -EIO, "target '%s' has unknown type '%s'",
+			       t->name, t->type);
+	if (!d->check_run)
+		return 0;
+	rc = ws_load_config(ws, t->id, &cfg, e);
+	if (!rc && !(rc = ws_read_text(ws, t->id, F_NODES, &nodes, &len))) {
+		rc = d->check_run(&cfg, nodes, &res, e);
+		free(nodes);
+	}
+	kv_free(&cfg);
+	return rc;
+}
+
+static int run_submit(struct ws *ws, struct obj *o, struct err *e)
+{
+	struct obj t;
+	int rc;
+
+	if (strcmp(o->state, RS_DRAFT))
+		return err_set(e, -EBUSY, "run '%s' is %s: submit works only on"
+			       " a Draft run", o->name, o->state);
+	if (geteuid() != 0 && o->uid != geteuid())
+		return err_set(e, -EACCES, "run '%s' belongs to uid %u, and this"
+			       " daemon (uid %u, not root) runs only its own"
+			       " user's runs", o->name, o->uid,
+			       (unsigned)geteuid());
+	rc = submit_check(ws, o, &t, e);
+	if (!rc)	/* the run runs as its owner: theirs is the right */
+		rc = ws_target_usable(&t, o->uid, o->gid, e);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&ws->seq_lock);
+	o->seq = ++ws->seq;
+	pthread_mutex_unlock(&ws->seq_lock);
+	snprintf(o->state, sizeof(o->state), "%s", RS_QUEUED);
+	o->target_id = t.id;
+	o->queued = now_s();
+	o->error[0] = '\0';
+	o->exit_code = -1;
+	rc = ws_update_obj(ws, o, RS_DRAFT, RUN_SETTINGS);
+	if (rc == -EAGAIN)
+		return err_set(e, -EBUSY, "run '%s' changed to %s meanwhile",
+			       o->name, o->state);
+	if (rc)
+		return err_set(e, rc, "cannot record the submit: %s",
+			       strerror(-rc));
+	worker_kick(ws, o->id);
+	return 0;
+}
+
+static int run_cancel(struct ws *ws, struct obj *o, struct err *e)
+{
+	int rc;
+
+	if (!run_state_active(o->state))
+		return err_set(e, -EBUSY, "run '%s' is %s: only a Queued,"
+			       " Starting or Running run can be canceled",
+			       o->name, o->state);
+	if (o->cancel)
+		return 0;
+	o->cancel = 1;
+	rc = ws_update_obj(ws, o, o->state, 0);
+	if (rc == -EAGAIN && run_state_active(o->state)) {
+		o->cancel = 1;
+		rc = ws_update_obj(ws, o, o->state, 0);
+	}
+	if (rc)
+		return err_set(e, rc == -EAGAIN ? -EBUSY : rc, "run '%s' is %s"
+			       " now", o->name, o->state);
+	ws_obj_event(ws, o, "cancel requested");
+	worker_kick(ws, o->id);
+	return 0;
+}
+
+static int run_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
+		    struct err *e)
+{
+	if (!strcmp(c->argv[0], "submit") && c->argc == 1)
+		return run_submit(ws, o, e);
+	if (!strcmp(c->argv[0], "cancel") && c->argc == 1)
+		return run_cancel(ws, o, e);
+	if (!strcmp(c->argv[0], "register"))
+		return model_register(ws, o, c, e);
+	if (!strcmp(c->argv[0], "submit") || !strcmp(c->argv[0], "cancel"))
+		return err_set(e, -EINVAL, "'%s' takes no arguments",
+			       c->argv[0]);
+	return err_set(e, -EINVAL, "unknown command '%s' for a run (commands:"
+		       " submit, cancel, register)", c->argv[0]);
+}
+
+int ws_run_transition(struct ws *ws, struct run_ctx *r, const char *state,
+		      int exit_code, const char *error)
+{
+	struct obj o = r->obj;
+	unsigned mask = 0;
+	double now = now_s();
+	int rc;
+
+	snprintf(o.state, sizeof(o.state), "%s", state);
+	if (exit_code >= 0)
+		o.exit_code = exit_code;
+	if (error)
+		snprintf(o.error, sizeof(o.error), "%s", error);
+	/* a run that failed on a full disk says so: its writes failed */
+	if (!strcmp(state, RS_FAILED) && space_full(ws))
+		space_note(ws, o.error, sizeof(o.error));
+	if ((!strcmp(state, RS_STARTING) || !strcmp(state, RS_RUNNING)) &&
+	    o.started <= 0)
+		o.started = now;
+	if (run_state_final(state)) {
+		if (o.ended <= 0)
+			o.ended = now;
+		if (o.started <= 0)
+			o.started = o.ended;
+		mask |= FBIT(F_LOG) | FBIT(F_METRICS) | FBIT(F_CTL);
+	}
+	rc = ws_update_obj(ws, &o, r->obj.state, mask);
+	if (!rc || rc == -EAGAIN)
+		r->obj = o;
+	if (!rc && run_state_final(state) && ws->hooks.inval_outputs)
+		ws->hooks.inval_outputs(ws->hooks.ctx, o.id);
+	return rc;
+}
+
+int ws_run_save(struct ws *ws, struct run_ctx *r)
+{
+	struct obj o = r->obj;
+	int rc;
+
+	rc = ws_update_obj(ws, &o, r->obj.state, 0);
+	if (!rc || rc == -EAGAIN)
+		r->obj = o;
+	return rc;
+}
+
+int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error)
+{
+	char text[ERR_MSG_MAX + 16];
+	int rc;
+
+	if (!strcmp(r->obj.error, error ? error : ""))
+		return 0;
+	snprintf(r->obj.error, sizeof(r->obj.error), "%s", error ? error : "");
+	rc = ws_run_save(ws, r);
+	if (!rc && error && error[0]) {
+		snprintf(text, sizeof(text), "error: %s", error);
+		ws_obj_event(ws, &r->obj, text);
+	}
+	return rc;
+}
+
+
+/* ---- the run kind -------------------------------------------------------- */
+
+static const char *run_ctl_valid(const struct obj *o)
+{
+	if (!strcmp(o->state, RS_DRAFT))
+		return "submit\n";
+	if (run_state_active(o->state))
+		return "cancel\n";
+	if (!strcmp(o->state, RS_COMPLETED))
+		return "register NAME [PATH]\n";
+	return "";
+}
+
+static int run_busy(struct ws *ws, const struct obj *o, struct err *e)
+{
+	(void)ws;
+	if (run_state_active(o->state))
+		return err_set(e, -EBUSY, "run '%s' is %s: cancel it"
+			       " first", o->name, o->state);
+	return 0;
+}
+
+static int run_draft(const struct obj *o)
+{
+	return !strcmp(o->state, RS_DRAFT);
+}
+
+static int run_setting_writable(const struct obj *o, int file)
+{
+	(void)file;
+	return run_draft(o) ? 0 : -EROFS;
+}
+
+/* Not while it runs; outputs/ only once it ended. */
+static int run_user_removable(const struct obj *o, int root)
+{
+	if (run_state_active(o->state))
+		return 0;
+	return root != F_OUTPUTS || run_state_final(o->state);
+}
+
+static int64_t run_worker(const struct obj *o)
+{
+	return o->target_id;
+}
+
+const struct kind_ops run_kind = {
+	.name			= "run",
+	.files			= run_files,
+	.nfiles			= sizeof(run_files) / sizeof(run_files[0]),
+	.initial_state		= RS_DRAFT,
+	.mode			= 0755,
+	.user_files		= 1,
+	.files_shared		= 0,
+	.verb			= run_verb,
+	.ctl_valid		= run_ctl_valid,
+	.json			= json_run,
+	.busy			= run_busy,
+	.may_remove		= NULL,
+	.may_rename		= NULL,
+	.setting_writable	= run_setting_writable,
+	.files_writable		= run_draft,
+	.user_removable		= run_user_removable,
+	.unlink_ctl		= ws_ebusy,
+	.worker_of		= run_worker,
+};

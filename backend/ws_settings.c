@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Setting files (command, env, config, type, …): user-editable texts kept
+ * in the store, written like small files (partial writes, truncate,
+ * rename-over) while the object's kind allows it, and the mode bits of
+ * every control file.  Runs on FUSE request threads.
+ */
+#include "ws.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws_i.h"
+
+int ws_setting_writable(const struct obj *o, int file)
+{
+	const struct kind_ops *k = ws_kind(o->kind);
+
+	return k->setting_writable ? k->setting_writable(o, file) : -EROFS;
+}
+
+static int setting_check(struct ws *ws, int64_t id, int file, struct obj *o)
+{
+	const struct file_desc *fd;
+	int rc;
+
+	rc = store_get(ws->st, id, o);
+	if (rc)
+		return rc;
+	fd = ws_file_by_id(o->kind, file);
+	if (!fd || !(fd->flags & FD_SETTING))
+		return -EACCES;
+	return ws_setting_writable(o, file);
+}
+
+static int setting_too_big(struct ws *ws, int64_t id)
+{
+	struct err e;
+
+	err_set(&e, -EFBIG, "a setting file holds less than %d bytes",
+		SETTING_MAX);
+	ws_refuse(ws, id, -EFBIG, &e);
+	return -EFBIG;
+}
+
+/* A refused write to a setting: say why in `error` (after the store's
+ * transaction: ws_refuse_obj() writes the row itself). */
+static int setting_refused(struct ws *ws, const struct obj *o, int file,
+			   int rc)
+{
+	const struct file_desc *fd;
+	struct err e;
+
+	fd = ws_file_by_id(o->kind, file);
+	if (!fd || (rc != -EROFS && rc != -ENOSPC))
+		return rc;
+	if (rc == -ENOSPC)
+		err_set(&e, rc, "%s was not changed: no space left on the file"
+			" system of the state dir %s", fd->name, ws->dir);
+	else
+		err_set(&e, rc, "%s is read-only while %s '%s' is %s",
+			fd->name, kind_name(o->kind), o->name, o->state);
+	ws_refuse(ws, o->id, rc, &e);
+	return rc;
+}
+
+static int setting_store(struct ws *ws, const struct obj *o, int file,
+			 const char *buf, size_t len)
+{
+	int rc;
+
+	/* a full disk's last room is the workspace's own (see space.c) */
+	if (space_full(ws))
+		return -ENOSPC;
+	rc = store_text_put(ws->st, o->id, file, buf, len);
+
+	if (!rc && file == F_CONFIG)
+		ws_inval(ws, o->id, FBIT(F_INFO));
+	return rc;
+}
+
+int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
+		     size_t len, off_t off)
+{
+	size_t cur_len, new_len;
+	char *cur = NULL, *nb;
+	struct obj o;
+	int rc;
+
+	/* a write reaching the limit is refused whole: the kernel cuts big
+	 * writes into 1 MiB pieces, and a first piece accepted would
+	 * replace the setting by the head of a refused write */
+	if (off < 0 || (uint64_t)off + len >= SETTING_MAX)
+		return setting_too_big(ws, id);
+	rc = store_begin(ws->st);
+	if (rc)
+		return rc;
+	rc = setting_check(ws, id, file, &o);
+	if (!rc)
+		rc = ws_read_text(ws, id, file, &cur, &cur_len);
+	if (rc)
+		goto out_rollback;
+	new_len = (size_t)off + len > cur_len ? (size_t)off + len : cur_len;
+	nb = realloc(cur, new_len + 1);
+	if (!nb) {
+		rc = -ENOMEM;
+		goto out_rollback;
+	}
+	cur = nb;
+	if ((size_t)off > cur_len)
+		memset(cur + cur_len, 0, off - cur_len);
+	memcpy(cur + off, buf, len);
+	rc = setting_store(ws, &o, file, cur, new_len);
+	if (rc)
+		goto out_rollback;
+	free(cur);
+	rc = store_commit(ws->st);
+	return rc ? setting_refused(ws, &o, file, rc) : 0;
+
+out_rollback:
+	free(cur);
+	store_rollback(ws->st);
+	return setting_refused(ws, &o, file, rc);
+}
+
+int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size)
+{
+	size_t cur_len;
+	char *cur = NULL, *nb;
+	struct obj o;
+	int rc;
+
+	if (size < 0 || size >= SETTING_MAX)
+		return setting_too_big(ws, id);
+	rc = store_begin(ws->st);
+	if (rc)
+		return rc;
+	rc = setting_check(ws, id, file, &o);
+	if (!rc)
+		rc = ws_read_text(ws, id, file, &cur, &cur_len);
+	if (rc)
+		goto out_rollback;
+	nb = realloc(cur, size + 1);
+	if (!nb) {
+		rc = -ENOMEM;
+		goto out_rollback;
+	}
+	cur = nb;
+	if ((size_t)size > cur_len)
+		memset(cur + cur_len, 0, size - cur_len);
+	rc = setting_store(ws, &o, file, cur, size);
+	if (rc)
+		goto out_rollback;
+	free(cur);
+	rc = store_commit(ws->st);
+	return rc ? setting_refused(ws, &o, file, rc) : 0;
+
+out_rollback:
+	free(cur);
+	store_rollback(ws->st);
+	return setting_refused(ws, &o, file, rc);
+}
+
+int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
+		       size_t len)
+{
+	struct obj o;
+	int rc;
+
+	if (len >= SETTING_MAX)
+		return setting_too_big(ws, id);
+	rc = store_begin(ws->st);
+	if (rc)
+		return rc;
+	rc = setting_check(ws, id, file, &o);
+	if (!rc)
+		rc = setting_store(ws, &o, file, buf, len);
+	if (rc) {
+		store_rollback(ws->st);
+		return setting_refused(ws, &o, file, rc);
+	}
+	rc = store_commit(ws->st);
+	if (rc)
+		return setting_refused(ws, &o, file, rc);
+	ws_inval(ws, id, FBIT(file));
+	return 0;
+}
+
+unsigned ws_file_mode(struct ws *ws, const struct obj *o, int file)
+{
+	const struct file_desc *fd = ws_file_by_id(o->kind, file);
+	size_t len;
+	char *buf;
+	int secret;
+
+	if (!fd)
+		return 0;
+	if (fd->flags & FD_DIRECTORY)
+		return 0755;
+	if (fd->flags & FD_CTL)
+		return 0644;
+	if (fd->flags & FD_SECRET)
+		return 0600;
+	if (!(fd->flags & FD_SETTING))
+		return 0444;
+	secret = 0;
+	if (file == F_CONFIG && !ws_read_text(ws, o->id, file, &buf, &len)) {
+		secret = strstr(buf, "token") != NULL;
+		free(buf);
+	}
+	if (ws_setting_writable(o, file))
+		return secret ? 0400 : 0444;
+	return secret ? 0600 : 0644;
+}
