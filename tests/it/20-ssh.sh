@@ -184,18 +184,25 @@ check "its processes are gone from the host" wait_until 5 session_gone "$kpid"
 
 # ---- the daemon killed mid-run --------------------------------------------
 
+# After tick 1 the run waits for the file $GATE, which the test creates once
+# it has done what must happen while the run runs (on any machine's speed).
 cat > "$T/ticks.sh" <<'SH'
 echo once >> "$COUNT"
-for i in $(seq 1 "$N"); do echo "tick $i"; sleep 0.5; done
+for i in $(seq 1 "$N"); do
+	echo "tick $i"
+	if [ "$i" = 1 ]; then while [ ! -e "$GATE" ]; do sleep 0.1; done; fi
+	sleep 0.2
+done
 echo done > outputs/done.txt
 SH
 D=$MNT/runs/crash
 mkdir "$D" && wr "$D/target" box && wr "$D/command" "sh $T/ticks.sh"
-printf 'N=8\nCOUNT=%s\n' "$T/crash.count" > "$D/env"
+printf 'N=8\nCOUNT=%s\nGATE=%s\n' "$T/crash.count" "$T/go-crash" > "$D/env"
 check "submit a run" wr "$D/ctl" submit
 check "it logs" wait_until 15 grep -q 'tick 1' "$D/log"
 crash_ws
 check "remount after kill -9" mount_ws
+touch "$T/go-crash"
 check "the run is adopted and completes" wait_final "$D" 30
 eq "Completed" Completed "$(cat "$D/status")"
 eq "every tick once in the log" "12345678" "$(grep -o 'tick [0-9]' "$D/log" | cut -c6 | tr -d '\n')"
@@ -206,7 +213,7 @@ eq "it ran once" 1 "$(wc -l < "$T/crash.count")"
 
 X=$MNT/runs/cut
 mkdir "$X" && wr "$X/target" box && wr "$X/command" "sh $T/ticks.sh"
-printf 'N=12\nCOUNT=%s\n' "$T/cut.count" > "$X/env"
+printf 'N=12\nCOUNT=%s\nGATE=%s\n' "$T/cut.count" "$T/go-cut" > "$X/env"
 check "submit a run" wr "$X/ctl" submit
 check "it logs" wait_until 15 grep -q 'tick 1' "$X/log"
 sshd_cut
@@ -215,6 +222,7 @@ eq "… and the run stays Running" Running "$(cat "$X/status")"
 check "events has the note" grep -q 'run cut error: host .* is unreachable' "$MNT/events"
 sleep 3
 check "sshd back" sshd_start
+touch "$T/go-cut"
 check "the run catches up and completes" wait_final "$X" 30
 eq "Completed" Completed "$(cat "$X/status")"
 eq "error cleared" "" "$(cat "$X/error")"
