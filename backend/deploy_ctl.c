@@ -22,18 +22,6 @@
 
 const char *const verb_names[] = { "", "deploy", "restart", "delete" };
 
-long ddata_long(const char *dd, const char *key)
-{
-	char pat[32];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "%s=", key);
-	for (p = strstr(dd, pat); p; p = strstr(p + 1, pat))
-		if (p == dd || p[-1] == ' ')
-			return strtol(p + strlen(pat), NULL, 10);
-	return 0;
-}
-
 /* ---- settings, read inside the write ---------------------------------------- */
 
 static int setting_word(struct ws *ws, int64_t id, int file, const char *what,
@@ -165,7 +153,7 @@ static int check_port(struct ws *ws, const struct obj *o,
 	if (!s->port || !drv->check_deploy)
 		return 0;
 	if ((is_state(o, DS_HEALTHY) || is_state(o, DS_UNHEALTHY)) &&
-	    ddata_long(o->ddata, "port") == s->port)
+	    o->dep.port == s->port)
 		return 0;
 	rc = ws_load_config(ws, t->id, &cfg, e);
 	if (!rc)
@@ -240,7 +228,7 @@ static int verb_allowed(const struct obj *o, int verb, struct err *e)
 static int dep_request(struct ws *ws, struct obj *o, int verb,
 		       int64_t version, int64_t target, struct err *e)
 {
-	int64_t old_version = o->seq;
+	int64_t old_version = o->dep.model_version;
 	char text[64];
 	struct obj n;
 	int rc = -EAGAIN, dummy;
@@ -254,7 +242,7 @@ static int dep_request(struct ws *ws, struct obj *o, int verb,
 		n.error[0] = '\0';
 		n.queued = now_s();
 		if (version)
-			n.seq = version;
+			n.dep.model_version = version;
 		if (target)
 			n.target_id = target;
 		rc = ws_update_obj(ws, &n, o->state, FBIT(F_KEY) |
@@ -267,8 +255,8 @@ static int dep_request(struct ws *ws, struct obj *o, int verb,
 	snprintf(text, sizeof(text), "%ld %s\n", req_serial(ws, o->id, &dummy)
 		 + 1, verb_names[verb]);
 	store_text_put(ws->st, o->id, TEXT_DEPLOY_REQ, text, strlen(text));
-	models_sync_use(ws, o->seq);
-	if (old_version != o->seq)
+	models_sync_use(ws, o->dep.model_version);
+	if (old_version != o->dep.model_version)
 		models_sync_use(ws, old_version);
 	worker_kick(ws, o->id);
 	return 0;
@@ -317,10 +305,10 @@ static int dep_restart(struct ws *ws, struct obj *o, struct err *e)
 	rc = verb_allowed(o, V_RESTART, e);
 	if (rc)
 		return rc;
-	if (!ddata_long(o->ddata, "gen") && !ddata_long(o->ddata, "last"))
+	if (!o->dep.gen && !o->dep.last_gen)
 		return err_set(e, -EBUSY, "deployment '%s' has never been"
 			       " deployed: use deploy", o->name);
-	if (ws_get(ws, o->seq, &v))
+	if (ws_get(ws, o->dep.model_version, &v))
 		return err_set(e, -ENOENT, "the model version deployment '%s'"
 			       " served is gone: deploy another", o->name);
 	if (ws_get(ws, o->target_id, &t) || strcmp(t.state, TS_SUCCEEDED))
@@ -421,31 +409,20 @@ static void json_setting_word(struct ws *ws, cJSON *j, const char *key,
 	cJSON_AddStringToObject(j, key, word);
 }
 
-static void json_replicas(cJSON *j, const char *dd)
+static void json_replicas(cJSON *j, const struct dep_row *d)
 {
 	cJSON *arr = cJSON_AddArrayToObject(j, "replicas"), *r;
-	const char *p = strstr(dd, "reps=");
-	int slot, gen, restarts, n;
-	long pid;
-	char st;
+	const char *state;
 
-	static const struct { char c; const char *name; } names[] = {
-		{ 's', "starting" }, { 'r', "ready" }, { 't', "stopping" },
-		{ 'x', "exited" }, { 'w', "restarting" },
-	};
-
-	for (p = p ? p + 5 : NULL; p && sscanf(p, "%d:%d:%ld:%c:%d,%n", &slot,
-						  &gen, &pid, &st, &restarts,
-						  &n) == 5; p += n) {
+	for (int i = 0; i < d->nreps; i++) {
 		r = cJSON_CreateObject();
-		cJSON_AddNumberToObject(r, "slot", slot);
-		cJSON_AddNumberToObject(r, "generation", gen);
-		cJSON_AddNumberToObject(r, "pid", pid);
-		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-			if (names[i].c == st)
-				cJSON_AddStringToObject(r, "state",
-							names[i].name);
-		cJSON_AddNumberToObject(r, "restarts", restarts);
+		cJSON_AddNumberToObject(r, "slot", d->reps[i].slot);
+		cJSON_AddNumberToObject(r, "generation", d->reps[i].gen);
+		cJSON_AddNumberToObject(r, "pid", d->reps[i].pid);
+		state = dep_rep_state_name(d->reps[i].state);
+		if (state)
+			cJSON_AddStringToObject(r, "state", state);
+		cJSON_AddNumberToObject(r, "restarts", d->reps[i].restarts);
 		cJSON_AddItemToArray(arr, r);
 	}
 }
@@ -484,11 +461,11 @@ void deployment_json(struct ws *ws, cJSON *j, const struct obj *o)
 						cfg.items[i].value);
 	}
 	kv_free(&cfg);
-	cJSON_AddStringToObject(j, "scoring_uri", o->backend_id);
-	if (ddata_long(o->ddata, "port"))
-		cJSON_AddNumberToObject(j, "port", ddata_long(o->ddata, "port"));
-	cJSON_AddNumberToObject(j, "generation", ddata_long(o->ddata, "gen"));
+	cJSON_AddStringToObject(j, "scoring_uri", o->dep.scoring_uri);
+	if (o->dep.port)
+		cJSON_AddNumberToObject(j, "port", o->dep.port);
+	cJSON_AddNumberToObject(j, "generation", o->dep.gen);
 	json_when(j, "requested", o->queued);
 	json_when(j, "healthy_since", is_state(o, DS_HEALTHY) ? o->started : 0);
-	json_replicas(j, o->ddata);
+	json_replicas(j, &o->dep);
 }

@@ -130,7 +130,7 @@ static int gen_from_settings(struct deploy_ctx *d, struct deploy_spec *s,
 	default_host(s, d->t->drv);
 	/* the version the write resolved (and marked in use), not the
 	 * `model` file as it may be by now */
-	if (ws_get(d->ws, d->obj.seq, &v) || ws_get(d->ws, v.parent, &m))
+	if (ws_get(d->ws, d->obj.dep.model_version, &v) || ws_get(d->ws, v.parent, &m))
 		return err_set(e, -ENOENT, "the model version to deploy was"
 			       " removed meanwhile");
 	snprintf(s->model, sizeof(s->model), "%s:%s", m.name, v.name);
@@ -150,7 +150,7 @@ static int gen_from_last(struct deploy_ctx *d, struct deploy_spec *s,
 			 struct err *e)
 {
 	int last = d->serving.gen ? d->serving.gen :
-		   (int)ddata_long(d->obj.ddata, "last");
+		   d->obj.dep.last_gen;
 	char old[PATH_MAX];
 
 	if (!last || spec_read(d, last, s))
@@ -189,7 +189,7 @@ void gen_gc(struct deploy_ctx *d)
 	while (dir && (de = readdir(dir))) {
 		g = atoi(de->d_name);
 		if (g <= 0 || g == d->serving.gen || g == d->coming.gen ||
-		    g == (int)ddata_long(d->obj.ddata, "last"))
+		    g == d->obj.dep.last_gen)
 			continue;
 		used = 0;
 		for (struct replica *r = d->reps; r; r = r->next)

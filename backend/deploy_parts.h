@@ -38,7 +38,6 @@ static inline int live_state(const char *s)
 }
 
 /* deploy_ctl.c */
-long ddata_long(const char *dd, const char *key);
 /* `config`, and the entry script it names in the deployment's files. */
 int check_config(struct ws *ws, const struct obj *o, struct deploy_spec *s,
 		 struct err *e);

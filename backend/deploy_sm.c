@@ -37,25 +37,24 @@
 #define FAST_TICK_MS	50	/* while replicas start or stop */
 #define SLOW_TICK_MS	200
 
-static char rep_letter(int state)
+/* What the store keeps of @d (all but the model version and the URI). */
+static void dep_fill(const struct deploy_ctx *d, long req, struct dep_row *o)
 {
-	static const char l[] = "?srtxw";
+	o->gen = d->serving.gen;
+	o->last_gen = d->last_gen;
+	o->req_done = req;
+	o->port = d->serving.gen ? d->serving.port : d->coming.port;
+	o->nreps = 0;
+	for (const struct replica *r = d->reps; r && o->nreps < DEP_REPS_MAX;
+	     r = r->next) {
+		struct dep_replica *k = &o->reps[o->nreps++];
 
-	return state > 0 && state < (int)sizeof(l) - 1 ? l[state] : '?';
-}
-
-static void ddata_render(const struct deploy_ctx *d, long req, char *out,
-			 size_t sz)
-{
-	size_t n;
-
-	n = snprintf(out, sz, "gen=%d last=%d req=%ld port=%d reps=",
-		     d->serving.gen, d->last_gen, req,
-		     d->serving.gen ? d->serving.port : d->coming.port);
-	for (const struct replica *r = d->reps; r && n + 40 < sz; r = r->next)
-		n += snprintf(out + n, sz - n, "%d:%d:%ld:%c:%d,", r->slot,
-			      r->gen, r->pid, rep_letter(r->state),
-			      r->restarts);
+		k->slot = r->slot;
+		k->gen = r->gen;
+		k->pid = r->pid;
+		k->state = r->state;
+		k->restarts = r->restarts;
+	}
 }
 
 /* ---- saving ---------------------------------------------------------------- */
@@ -92,10 +91,11 @@ static int dep_save(struct deploy_ctx *d, const char *state,
 	snprintf(o.state, sizeof(o.state), "%s", state);
 	if (error)
 		snprintf(o.error, sizeof(o.error), "%s", error);
-	ddata_render(d, d->req_done, o.ddata, sizeof(o.ddata));
-	o.backend_id[0] = '\0';
+	dep_fill(d, d->req_done, &o.dep);
+	o.dep.scoring_uri[0] = '\0';
 	if (d->serving.gen && live_state(state))
-		scoring_uri(d, &d->serving, o.backend_id, sizeof(o.backend_id));
+		scoring_uri(d, &d->serving, o.dep.scoring_uri,
+			    sizeof(o.dep.scoring_uri));
 	if (!strcmp(state, DS_HEALTHY) && !is_state(&d->obj, DS_HEALTHY))
 		o.started = now_s();
 	rc = ws_update_obj(d->ws, &o, d->obj.state, FBIT(F_SCORING_URI));
@@ -103,7 +103,7 @@ static int dep_save(struct deploy_ctx *d, const char *state,
 	if (rc)
 		return rc;
 	if (was_live != live_state(state))
-		models_sync_use(d->ws, o.seq);
+		models_sync_use(d->ws, o.dep.model_version);
 	return 0;
 }
 
@@ -505,12 +505,12 @@ static void adopt(struct deploy_ctx *d)
 	struct replica *list = NULL, *r, *next;
 	int n;
 
-	d->serving.gen = (int)ddata_long(d->obj.ddata, "gen");
-	d->last_gen = (int)ddata_long(d->obj.ddata, "last");
+	d->serving.gen = d->obj.dep.gen;
+	d->last_gen = d->obj.dep.last_gen;
 	if (d->serving.gen && spec_read(d, d->serving.gen, &d->serving))
 		d->serving.gen = 0;
 	if (d->serving.gen && !d->serving.port)	/* recorded before the pick */
-		d->serving.port = (int)ddata_long(d->obj.ddata, "port");
+		d->serving.port = d->obj.dep.port;
 	n = drv(d)->replica_adopt ? drv(d)->replica_adopt(d->t, d, &list) : 0;
 	for (r = list; n > 0 && r; r = next) {
 		next = r->next;
@@ -528,7 +528,7 @@ static void adopt(struct deploy_ctx *d)
 	if (n > 0)
 		log_info("deployment %s: adopted %d replica%s", d->obj.name, n,
 			 n == 1 ? "" : "s");
-	d->req_done = ddata_long(d->obj.ddata, "req");
+	d->req_done = d->obj.dep.req_done;
 	if (is_state(&d->obj, DS_TRANSITIONING) && d->req_done > 0)
 		d->req_done--;	/* the request being carried out starts over */
 	if (!d->serving.gen && !is_state(&d->obj, DS_TRANSITIONING))
@@ -538,7 +538,7 @@ static void adopt(struct deploy_ctx *d)
 		 count_gen(d, d->serving.gen, 0) < d->serving.replicas)
 		dep_save(d, DS_UNHEALTHY, "replicas were missing after the"
 			 " daemon restarted: starting them again");
-	models_sync_use(d->ws, d->obj.seq);
+	models_sync_use(d->ws, d->obj.dep.model_version);
 }
 
 static struct deploy_ctx *dep_new(struct target_ctx *t, const struct obj *o)
@@ -618,9 +618,9 @@ void deploy_watch_logs(struct deploy_ctx *list)
 
 static void dep_step(struct deploy_ctx *d)
 {
-	char before[sizeof(d->obj.ddata)];
+	struct dep_row before = { 0 }, after = { 0 };
 
-	ddata_render(d, 0, before, sizeof(before));
+	dep_fill(d, 0, &before);
 	poll_replicas(d);
 	if (d->verb == V_DELETE)
 		step_delete(d);
@@ -631,13 +631,10 @@ static void dep_step(struct deploy_ctx *d)
 		step_serving(d);
 	if (reap(d) && !d->verb)
 		gen_gc(d);	/* generations nothing runs any more */
-	{
-		char after[sizeof(d->obj.ddata)];
-
-		ddata_render(d, 0, after, sizeof(after));
-		if (strcmp(before, after) && live_state(d->obj.state))
-			dep_save(d, d->obj.state, NULL);	/* info.json */
-	}
+	dep_fill(d, 0, &after);
+	if (memcmp(&before, &after, sizeof(before)) &&
+	    live_state(d->obj.state))
+		dep_save(d, d->obj.state, NULL);	/* info.json */
 }
 
 static void dep_free(struct deploy_ctx *d, int ino_fd)

@@ -62,11 +62,45 @@ static const char *const migrations[] = {
 	 * which let any user run on another's credentials: private now */
 	"ALTER TABLE objects ADD COLUMN mode INTEGER NOT NULL DEFAULT 493;"
 	"UPDATE objects SET mode = 448 WHERE kind = 1 AND name <> 'local';",
+	/* 4 -> 5: deployments in their own tables, no longer in the seq,
+	 * backend_id and ddata columns of objects (see migrate_deployments) */
+	"CREATE TABLE deployments ("
+	"  id INTEGER PRIMARY KEY,"	/* the deployment's objects.id */
+	"  model_version INTEGER NOT NULL DEFAULT 0,"
+	"  scoring_uri TEXT NOT NULL DEFAULT '',"
+	"  gen INTEGER NOT NULL DEFAULT 0,"
+	"  last_gen INTEGER NOT NULL DEFAULT 0,"
+	"  req_done INTEGER NOT NULL DEFAULT 0,"
+	"  port INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX deployments_by_version ON deployments(model_version);"
+	"CREATE TABLE replicas ("
+	"  deployment INTEGER NOT NULL,"
+	"  ord INTEGER NOT NULL,"	/* place in the worker's list */
+	"  slot INTEGER NOT NULL,"
+	"  gen INTEGER NOT NULL,"
+	"  pid INTEGER NOT NULL,"
+	"  state TEXT NOT NULL,"	/* starting, ready, stopping, ... */
+	"  restarts INTEGER NOT NULL,"
+	"  PRIMARY KEY (deployment, ord)"
+	") WITHOUT ROWID;",
+};
+
+struct store;
+static int migrate_deployments(struct store *s);
+static int dep_put(struct store *s, int64_t id, const struct dep_row *d);
+
+/* Work in C after migrations[i] (NULL: none), in its transaction. */
+static int (*const migration_fns[])(struct store *s) = {
+	[4] = migrate_deployments,
 };
 
 #define OBJ_COLS "id, kind, parent, name, state, error, uid, gid, created, " \
 	"changed, target_id, seq, exit_code, queued, started, ended, cancel, " \
-	"backend_id, node, gpus, type, ddata, mode"
+	"backend_id, node, gpus, type, ddata, mode, d.model_version, " \
+	"d.scoring_uri, d.gen, d.last_gen, d.req_done, d.port"
+/* an object's row with its deployment's, if it is one */
+#define OBJ_FROM " FROM objects LEFT JOIN deployments d USING (id)"
 
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
@@ -75,6 +109,8 @@ enum stmt_id {
 	S_TEXT_GET, S_TEXT_PUT,
 	S_NEXT_VERSION, S_VERSION_USERS, S_LIVE_DEPLOYMENTS, S_KIND_STATE,
 	S_RESERVE_SIZE, S_RESERVE_PUT, S_RESERVE_DROP, S_SET_OWNER,
+	S_DEP_PUT, S_DEP_DELETE, S_REPS_GET, S_REPS_DELETE, S_REP_PUT,
+	S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_COUNT
 };
 
@@ -82,8 +118,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_GET] = "SELECT " OBJ_COLS " FROM objects WHERE id = :id",
-	[S_FIND] = "SELECT " OBJ_COLS " FROM objects"
+	[S_GET] = "SELECT " OBJ_COLS OBJ_FROM " WHERE id = :id",
+	[S_FIND] = "SELECT " OBJ_COLS OBJ_FROM
 		   " WHERE kind = :kind AND parent = :parent AND name = :name",
 	[S_INSERT] = "INSERT INTO objects (kind, parent, name, state, error,"
 		     " uid, gid, created, changed, type, mode)"
@@ -98,12 +134,12 @@ static const char *const stmt_sql[S_COUNT] = {
 		     " type = :type, ddata = :ddata WHERE id = :id",
 	[S_DELETE] = "DELETE FROM objects WHERE id = :id",
 	[S_DELETE_TEXTS] = "DELETE FROM texts WHERE obj = :id",
-	[S_LIST] = "SELECT " OBJ_COLS " FROM objects"
+	[S_LIST] = "SELECT " OBJ_COLS OBJ_FROM
 		   " WHERE kind = :kind AND parent = :parent AND id > :after"
 		   " ORDER BY id",
-	[S_ACTIVE] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 2 AND"
+	[S_ACTIVE] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 2 AND"
 		     " state IN ('Queued', 'Starting', 'Running') ORDER BY seq",
-	[S_BUSY_TARGETS] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 1"
+	[S_BUSY_TARGETS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 1"
 			   " AND state IN ('Creating', 'Updating', 'Deleting')"
 			   " ORDER BY id",
 	[S_COUNT_ACTIVE] = "SELECT count(*) FROM objects WHERE kind = 2 AND"
@@ -118,16 +154,15 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_NEXT_VERSION] = "SELECT coalesce(max(CAST(name AS INTEGER)), 0) + 1"
 			   " FROM objects WHERE kind = 5 AND parent = :model"
 			   " AND name NOT GLOB '*[^0-9]*'",
-	/* a deployment's seq is the model version it serves */
-	[S_VERSION_USERS] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 3"
-			    " AND seq = :version AND state IN"
+	[S_VERSION_USERS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 3"
+			    " AND d.model_version = :version AND state IN"
 			    " ('Transitioning', 'Healthy', 'Unhealthy')"
 			    " ORDER BY id",
-	[S_LIVE_DEPLOYMENTS] = "SELECT " OBJ_COLS " FROM objects WHERE"
+	[S_LIVE_DEPLOYMENTS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE"
 			       " kind = 3 AND state IN"
 			       " ('Transitioning', 'Healthy', 'Unhealthy')"
 			       " ORDER BY id",
-	[S_KIND_STATE] = "SELECT " OBJ_COLS " FROM objects"
+	[S_KIND_STATE] = "SELECT " OBJ_COLS OBJ_FROM
 			 " WHERE kind = :kind AND state = :state ORDER BY id",
 	[S_RESERVE_SIZE] = "SELECT coalesce(max(length(pad)), 0) FROM reserve",
 	[S_RESERVE_PUT] = "INSERT OR REPLACE INTO reserve (id, pad)"
@@ -137,6 +172,22 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * copy of a row must not undo a chmod made meanwhile */
 	[S_SET_OWNER] = "UPDATE objects SET uid = :uid, gid = :gid,"
 			" mode = :mode WHERE id = :id",
+	[S_DEP_PUT] = "INSERT OR REPLACE INTO deployments (id, model_version,"
+		      " scoring_uri, gen, last_gen, req_done, port)"
+		      " VALUES (:id, :model_version, :scoring_uri, :gen,"
+		      " :last_gen, :req_done, :port)",
+	[S_DEP_DELETE] = "DELETE FROM deployments WHERE id = :id",
+	[S_REPS_GET] = "SELECT slot, gen, pid, state, restarts FROM replicas"
+		       " WHERE deployment = :id ORDER BY ord",
+	[S_REPS_DELETE] = "DELETE FROM replicas WHERE deployment = :id",
+	[S_REP_PUT] = "INSERT INTO replicas (deployment, ord, slot, gen, pid,"
+		      " state, restarts) VALUES (:id, :ord, :slot, :gen, :pid,"
+		      " :state, :restarts)",
+	/* a deployment's update writes three tables: all or none, inside
+	 * the caller's transaction or not */
+	[S_SAVEPOINT] = "SAVEPOINT store_update",
+	[S_RELEASE] = "RELEASE store_update",
+	[S_ROLLBACK_TO] = "ROLLBACK TO store_update",
 };
 
 struct store {
@@ -207,6 +258,22 @@ static void col_text(sqlite3_stmt *st, int col, char *dst, size_t sz)
 	snprintf(dst, sz, "%s", t ? (const char *)t : "");
 }
 
+/* The deployments columns from @col on (NULL before its first save). */
+static void row_to_dep(sqlite3_stmt *st, int col, struct obj *o)
+{
+	struct dep_row *d = &o->dep;
+
+	d->model_version = sqlite3_column_int64(st, col);
+	col_text(st, col + 1, d->scoring_uri, sizeof(d->scoring_uri));
+	d->gen = sqlite3_column_int(st, col + 2);
+	d->last_gen = sqlite3_column_int(st, col + 3);
+	d->req_done = sqlite3_column_int64(st, col + 4);
+	d->port = sqlite3_column_int(st, col + 5);
+	/* ws.c renders scoring_uri from backend_id until it asks
+	 * deploy_scoring_uri(); never written back (see store_update) */
+	snprintf(o->backend_id, sizeof(o->backend_id), "%s", d->scoring_uri);
+}
+
 static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -234,6 +301,8 @@ static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 	col_text(st, 20, o->type, sizeof(o->type));
 	col_text(st, 21, o->ddata, sizeof(o->ddata));
 	o->mode = sqlite3_column_int(st, 22) & 07777;
+	if (o->kind == K_DEPLOYMENT)
+		row_to_dep(st, 23, o);
 }
 
 static int exec_sql(struct store *s, const char *sql)
@@ -263,6 +332,108 @@ static int pragma_int(struct store *s, const char *sql)
 	return v;
 }
 
+/* ---- 4 -> 5: deployments out of the objects row ------------------------ */
+
+/* The number after " KEY=" in an old ddata text, 0 when none. */
+static long legacy_long(const char *dd, const char *key)
+{
+	char pat[32];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "%s=", key);
+	for (p = strstr(dd, pat); p; p = strstr(p + 1, pat))
+		if (p == dd || p[-1] == ' ')
+			return strtol(p + strlen(pat), NULL, 10);
+	return 0;
+}
+
+/* An old ddata: "gen=N last=M req=R port=P reps=SLOT:GEN:PID:L:N,…",
+ * L a letter of "?srtxw" (enum replica_state). */
+static void legacy_ddata(const char *dd, struct dep_row *d)
+{
+	static const char letters[] = "?srtxw";
+	const char *p = strstr(dd, "reps="), *l;
+	int slot, gen, restarts, n;
+	long pid;
+	char st;
+
+	d->gen = legacy_long(dd, "gen");
+	d->last_gen = legacy_long(dd, "last");
+	d->req_done = legacy_long(dd, "req");
+	d->port = legacy_long(dd, "port");
+	for (p = p ? p + 5 : NULL; p && d->nreps < DEP_REPS_MAX &&
+	     sscanf(p, "%d:%d:%ld:%c:%d,%n", &slot, &gen, &pid, &st,
+		    &restarts, &n) == 5; p += n) {
+		struct dep_replica *r = &d->reps[d->nreps++];
+
+		l = strchr(letters, st);
+		r->slot = slot;
+		r->gen = gen;
+		r->pid = pid;
+		r->state = l ? l - letters : 0;
+		r->restarts = restarts;
+	}
+}
+
+static int legacy_rows(struct store *s)
+{
+	const char *sql = "SELECT id, seq, backend_id, ddata FROM objects"
+			  " WHERE kind = 3";
+	sqlite3_stmt *st;
+	struct dep_row d;
+	char dd[1024];
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL))
+		return fail(s, SQLITE_ERROR, "old deployments");
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		memset(&d, 0, sizeof(d));
+		d.model_version = sqlite3_column_int64(st, 1);
+		col_text(st, 2, d.scoring_uri, sizeof(d.scoring_uri));
+		col_text(st, 3, dd, sizeof(dd));
+		legacy_ddata(dd, &d);
+		rc = dep_put(s, sqlite3_column_int64(st, 0), &d);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/*
+ * Each deployment's model version (objects.seq), scoring URI (backend_id)
+ * and ddata into the deployments and replicas tables, nothing lost; then
+ * those columns of deployments are emptied.  Runs before prepare_all:
+ * prepares the statements it uses and leaves them to it.
+ */
+static int migrate_deployments(struct store *s)
+{
+	static const enum stmt_id used[] = { S_DEP_PUT, S_REPS_DELETE,
+					     S_REP_PUT };
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(used) / sizeof(used[0]) && !rc; i++)
+		if (sqlite3_prepare_v2(s->db, stmt_sql[used[i]], -1,
+				       &s->stmt[used[i]], NULL))
+			rc = fail(s, SQLITE_ERROR, "prepare");
+	if (!rc)
+		rc = legacy_rows(s);
+	if (!rc)
+		rc = exec_sql(s, "UPDATE objects SET seq = 0, backend_id = '',"
+			      " ddata = '' WHERE kind = 3");
+	for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++) {
+		sqlite3_finalize(s->stmt[used[i]]);
+		s->stmt[used[i]] = NULL;
+	}
+	return rc;
+}
+
+/* The work in C of migration @v -> @v + 1, if it has some. */
+static int migrate_c(struct store *s, int v)
+{
+	int n = sizeof(migration_fns) / sizeof(migration_fns[0]);
+
+	return v < n && migration_fns[v] ? migration_fns[v](s) : 0;
+}
+
 static int migrate(struct store *s, struct err *e)
 {
 	int n = sizeof(migrations) / sizeof(migrations[0]);
@@ -278,8 +449,8 @@ static int migrate(struct store *s, struct err *e)
 	for (; v < n; v++) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
 		if (exec_sql(s, "BEGIN IMMEDIATE") ||
-		    exec_sql(s, migrations[v]) || exec_sql(s, sql) ||
-		    exec_sql(s, "COMMIT")) {
+		    exec_sql(s, migrations[v]) || migrate_c(s, v) ||
+		    exec_sql(s, sql) || exec_sql(s, "COMMIT")) {
 			exec_sql(s, "ROLLBACK");
 			return err_set(e, -EIO, "schema migration %d -> %d failed:"
 				       " %s", v, v + 1, sqlite3_errmsg(s->db));
@@ -417,6 +588,15 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
+/* step_done, then the statement reset (it holds nothing after). */
+static int run_done(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = step_done(s, st, what);
+
+	sqlite3_reset(st);
+	return rc;
+}
+
 int store_begin(struct store *s)
 {
 	int rc;
@@ -447,13 +627,84 @@ void store_rollback(struct store *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The replicas of deployment @o, from their table. */
+static int reps_load(struct store *s, struct obj *o)
+{
+	struct dep_row *d = &o->dep;
+	sqlite3_stmt *st = stmt(s, S_REPS_GET);
+	char state[16];
+	int rc;
+
+	bind_i64(st, ":id", o->id);
+	d->nreps = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && d->nreps < DEP_REPS_MAX) {
+		struct dep_replica *r = &d->reps[d->nreps++];
+
+		r->slot = sqlite3_column_int(st, 0);
+		r->gen = sqlite3_column_int(st, 1);
+		r->pid = sqlite3_column_int64(st, 2);
+		col_text(st, 3, state, sizeof(state));
+		r->state = dep_rep_state_parse(state);
+		r->restarts = sqlite3_column_int(st, 4);
+	}
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "replicas");
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* The row of @o as store_get gives it: its deployment's replicas too. */
+static int row_complete(struct store *s, sqlite3_stmt *st, struct obj *o)
+{
+	row_to_obj(st, o);
+	return o->kind == K_DEPLOYMENT ? reps_load(s, o) : 0;
+}
+
+static int rep_put(struct store *s, int64_t id, int ord,
+		   const struct dep_replica *r)
+{
+	sqlite3_stmt *st = stmt(s, S_REP_PUT);
+	const char *state = dep_rep_state_name(r->state);
+
+	bind_i64(st, ":id", id);
+	bind_i64(st, ":ord", ord);
+	bind_i64(st, ":slot", r->slot);
+	bind_i64(st, ":gen", r->gen);
+	bind_i64(st, ":pid", r->pid);
+	bind_text(st, ":state", state ? state : "");
+	bind_i64(st, ":restarts", r->restarts);
+	return run_done(s, st, "replica put");
+}
+
+/* Write deployment @id's own row and its replicas (replacing theirs). */
+static int dep_put(struct store *s, int64_t id, const struct dep_row *d)
+{
+	sqlite3_stmt *st = stmt(s, S_DEP_PUT);
+	int rc;
+
+	bind_i64(st, ":id", id);
+	bind_i64(st, ":model_version", d->model_version);
+	bind_text(st, ":scoring_uri", d->scoring_uri);
+	bind_i64(st, ":gen", d->gen);
+	bind_i64(st, ":last_gen", d->last_gen);
+	bind_i64(st, ":req_done", d->req_done);
+	bind_i64(st, ":port", d->port);
+	rc = run_done(s, st, "deployment put");
+	if (!rc) {
+		st = stmt(s, S_REPS_DELETE);
+		bind_i64(st, ":id", id);
+		rc = run_done(s, st, "replicas delete");
+	}
+	for (int i = 0; !rc && i < d->nreps && i < DEP_REPS_MAX; i++)
+		rc = rep_put(s, id, i, &d->reps[i]);
+	return rc;
+}
+
 static int fetch_one(struct store *s, sqlite3_stmt *st, struct obj *o)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW) {
-		row_to_obj(st, o);
-		rc = 0;
+		rc = row_complete(s, st, o);
 	} else if (rc == SQLITE_DONE) {
 		rc = -ENOENT;
 	} else {
@@ -543,12 +794,12 @@ int store_set_owner(struct store *s, int64_t id, uint32_t uid, uint32_t gid,
 	return rc;
 }
 
-int store_update(struct store *s, const struct obj *o)
+/* The objects row of @o (a deployment's other tables: dep_update). */
+static int obj_update(struct store *s, const struct obj *o)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
 	st = stmt(s, S_UPDATE);
 	bind_i64(st, ":id", o->id);
 	bind_text(st, ":name", o->name);
@@ -563,7 +814,9 @@ int store_update(struct store *s, const struct obj *o)
 	bind_real(st, ":started", o->started);
 	bind_real(st, ":ended", o->ended);
 	bind_i64(st, ":cancel", o->cancel);
-	bind_text(st, ":backend_id", o->backend_id);
+	/* a deployment's is its scoring URI's copy (row_to_dep) */
+	bind_text(st, ":backend_id", o->kind == K_DEPLOYMENT ? "" :
+		  o->backend_id);
 	bind_text(st, ":node", o->node);
 	bind_text(st, ":gpus", o->gpus);
 	bind_text(st, ":type", o->type);
@@ -575,6 +828,33 @@ int store_update(struct store *s, const struct obj *o)
 		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
 		     fail(s, rc, "update");
 	sqlite3_reset(st);
+	return rc;
+}
+
+/* A deployment: its objects row, its own row and its replicas, all or
+ * none (a savepoint: inside the caller's transaction or alone). */
+static int dep_update(struct store *s, const struct obj *o)
+{
+	int rc;
+
+	rc = run_done(s, stmt(s, S_SAVEPOINT), "savepoint");
+	if (rc)
+		return rc;
+	rc = obj_update(s, o);
+	if (!rc)
+		rc = dep_put(s, o->id, &o->dep);
+	if (rc)
+		run_done(s, stmt(s, S_ROLLBACK_TO), "rollback to savepoint");
+	run_done(s, stmt(s, S_RELEASE), "release savepoint");
+	return rc;
+}
+
+int store_update(struct store *s, const struct obj *o)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = o->kind == K_DEPLOYMENT ? dep_update(s, o) : obj_update(s, o);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -594,6 +874,11 @@ int store_delete(struct store *s, int64_t id)
 		rc = step_done(s, st, "delete texts");
 	}
 	sqlite3_reset(st);
+	for (int i = 0; !rc && i < 2; i++) {	/* a deployment's, if any */
+		st = stmt(s, i ? S_REPS_DELETE : S_DEP_DELETE);
+		bind_i64(st, ":id", id);
+		rc = run_done(s, st, "delete deployment");
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -605,8 +890,7 @@ static int each_row(struct store *s, sqlite3_stmt *st,
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_to_obj(st, &o);
-		if (cb(arg, &o))
+		if (row_complete(s, st, &o) || cb(arg, &o))
 			break;
 	}
 	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "list");
