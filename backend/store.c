@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Every SQL statement of mlfs lives in this file.
+ * Every SQL statement of mlfs lives in this file (the statement table),
+ * but for the schema and its migrations (store_schema.c).  Called from
+ * any thread: one connection under one recursive mutex (store.h).
  */
 #include "store.h"
 
@@ -16,84 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
-
-/* Schema migrations: migrations[i] takes user_version i to i + 1. */
-static const char *const migrations[] = {
-	/* 0 -> 1 */
-	"CREATE TABLE objects ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  kind INTEGER NOT NULL,"
-	"  parent INTEGER NOT NULL DEFAULT 0,"
-	"  name TEXT NOT NULL,"
-	"  state TEXT NOT NULL,"
-	"  error TEXT NOT NULL DEFAULT '',"
-	"  uid INTEGER NOT NULL DEFAULT 0,"
-	"  gid INTEGER NOT NULL DEFAULT 0,"
-	"  created REAL NOT NULL,"
-	"  changed REAL NOT NULL,"
-	"  target_id INTEGER NOT NULL DEFAULT 0,"
-	"  seq INTEGER NOT NULL DEFAULT 0,"
-	"  exit_code INTEGER,"
-	"  queued REAL NOT NULL DEFAULT 0,"
-	"  started REAL NOT NULL DEFAULT 0,"
-	"  ended REAL NOT NULL DEFAULT 0,"
-	"  cancel INTEGER NOT NULL DEFAULT 0,"
-	"  backend_id TEXT NOT NULL DEFAULT '',"
-	"  node TEXT NOT NULL DEFAULT '',"
-	"  gpus TEXT NOT NULL DEFAULT '',"
-	"  type TEXT NOT NULL DEFAULT '',"
-	"  ddata TEXT NOT NULL DEFAULT ''"
-	");"
-	"CREATE UNIQUE INDEX objects_by_name ON objects(kind, parent, name);"
-	"CREATE INDEX objects_by_state ON objects(kind, state);"
-	"CREATE TABLE texts ("
-	"  obj INTEGER NOT NULL,"
-	"  file INTEGER NOT NULL,"
-	"  value BLOB NOT NULL,"
-	"  PRIMARY KEY (obj, file)"
-	") WITHOUT ROWID;",
-	/* 1 -> 2: listings (readdir) walk a folder by id: without this index
-	 * each readdir call sorted the whole folder (quadratic listings) */
-	"CREATE INDEX objects_by_parent ON objects(kind, parent, id);",
-	/* 2 -> 3: pages kept for a full disk (see store_reserve) */
-	"CREATE TABLE reserve (id INTEGER PRIMARY KEY, pad BLOB NOT NULL);",
-	/* 3 -> 4: an object folder's permission bits (chmod, and who may
-	 * use a target); targets made before were shared with everyone,
-	 * which let any user run on another's credentials: private now */
-	"ALTER TABLE objects ADD COLUMN mode INTEGER NOT NULL DEFAULT 493;"
-	"UPDATE objects SET mode = 448 WHERE kind = 1 AND name <> 'local';",
-	/* 4 -> 5: deployments in their own tables, no longer in the seq,
-	 * backend_id and ddata columns of objects (see migrate_deployments) */
-	"CREATE TABLE deployments ("
-	"  id INTEGER PRIMARY KEY,"	/* the deployment's objects.id */
-	"  model_version INTEGER NOT NULL DEFAULT 0,"
-	"  scoring_uri TEXT NOT NULL DEFAULT '',"
-	"  gen INTEGER NOT NULL DEFAULT 0,"
-	"  last_gen INTEGER NOT NULL DEFAULT 0,"
-	"  req_done INTEGER NOT NULL DEFAULT 0,"
-	"  port INTEGER NOT NULL DEFAULT 0"
-	");"
-	"CREATE INDEX deployments_by_version ON deployments(model_version);"
-	"CREATE TABLE replicas ("
-	"  deployment INTEGER NOT NULL,"
-	"  ord INTEGER NOT NULL,"	/* place in the worker's list */
-	"  slot INTEGER NOT NULL,"
-	"  gen INTEGER NOT NULL,"
-	"  pid INTEGER NOT NULL,"
-	"  state TEXT NOT NULL,"	/* starting, ready, stopping, ... */
-	"  restarts INTEGER NOT NULL,"
-	"  PRIMARY KEY (deployment, ord)"
-	") WITHOUT ROWID;",
-};
-
-struct store;
-static int migrate_deployments(struct store *s);
-static int dep_put(struct store *s, int64_t id, const struct dep_row *d);
-
-/* Work in C after migrations[i] (NULL: none), in its transaction. */
-static int (*const migration_fns[])(struct store *s) = {
-	[4] = migrate_deployments,
-};
+#include "store_i.h"
 
 #define OBJ_COLS "id, kind, parent, name, state, error, uid, gid, created, " \
 	"changed, target_id, seq, exit_code, queued, started, ended, cancel, " \
@@ -102,19 +27,7 @@ static int (*const migration_fns[])(struct store *s) = {
 /* an object's row with its deployment's, if it is one */
 #define OBJ_FROM " FROM objects LEFT JOIN deployments d USING (id)"
 
-enum stmt_id {
-	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_GET, S_FIND, S_INSERT, S_UPDATE, S_DELETE, S_DELETE_TEXTS,
-	S_LIST, S_ACTIVE, S_BUSY_TARGETS, S_COUNT_ACTIVE, S_MAX_SEQ, S_IDS,
-	S_TEXT_GET, S_TEXT_PUT,
-	S_NEXT_VERSION, S_VERSION_USERS, S_LIVE_DEPLOYMENTS, S_KIND_STATE,
-	S_RESERVE_SIZE, S_RESERVE_PUT, S_RESERVE_DROP, S_SET_OWNER,
-	S_DEP_PUT, S_DEP_DELETE, S_REPS_GET, S_REPS_DELETE, S_REP_PUT,
-	S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
-	S_COUNT
-};
-
-static const char *const stmt_sql[S_COUNT] = {
+const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
@@ -190,13 +103,6 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_ROLLBACK_TO] = "ROLLBACK TO store_update",
 };
 
-struct store {
-	pthread_mutex_t lock;	/* recursive; guards db and stmt[] */
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S_COUNT];
-	char *wal_path;		/* <db>-wal */
-};
-
 static int sql_errno(int rc)
 {
 	switch (rc & 0xff) {
@@ -220,7 +126,7 @@ static int sql_errno(int rc)
 	}
 }
 
-static int fail(struct store *s, int rc, const char *what)
+int sql_fail(struct store *s, int rc, const char *what)
 {
 	log_err("store: %s: %s", what, sqlite3_errmsg(s->db));
 	return sql_errno(rc);
@@ -251,7 +157,7 @@ static void bind_real(sqlite3_stmt *st, const char *name, double v)
 	sqlite3_bind_double(st, sqlite3_bind_parameter_index(st, name), v);
 }
 
-static void col_text(sqlite3_stmt *st, int col, char *dst, size_t sz)
+void sql_col_text(sqlite3_stmt *st, int col, char *dst, size_t sz)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 
@@ -264,7 +170,7 @@ static void row_to_dep(sqlite3_stmt *st, int col, struct obj *o)
 	struct dep_row *d = &o->dep;
 
 	d->model_version = sqlite3_column_int64(st, col);
-	col_text(st, col + 1, d->scoring_uri, sizeof(d->scoring_uri));
+	sql_col_text(st, col + 1, d->scoring_uri, sizeof(d->scoring_uri));
 	d->gen = sqlite3_column_int(st, col + 2);
 	d->last_gen = sqlite3_column_int(st, col + 3);
 	d->req_done = sqlite3_column_int64(st, col + 4);
@@ -280,9 +186,9 @@ static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 	o->id = sqlite3_column_int64(st, 0);
 	o->kind = sqlite3_column_int(st, 1);
 	o->parent = sqlite3_column_int64(st, 2);
-	col_text(st, 3, o->name, sizeof(o->name));
-	col_text(st, 4, o->state, sizeof(o->state));
-	col_text(st, 5, o->error, sizeof(o->error));
+	sql_col_text(st, 3, o->name, sizeof(o->name));
+	sql_col_text(st, 4, o->state, sizeof(o->state));
+	sql_col_text(st, 5, o->error, sizeof(o->error));
 	o->uid = sqlite3_column_int64(st, 6);
 	o->gid = sqlite3_column_int64(st, 7);
 	o->created = sqlite3_column_double(st, 8);
@@ -295,17 +201,17 @@ static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 	o->started = sqlite3_column_double(st, 14);
 	o->ended = sqlite3_column_double(st, 15);
 	o->cancel = sqlite3_column_int(st, 16);
-	col_text(st, 17, o->backend_id, sizeof(o->backend_id));
-	col_text(st, 18, o->node, sizeof(o->node));
-	col_text(st, 19, o->gpus, sizeof(o->gpus));
-	col_text(st, 20, o->type, sizeof(o->type));
-	col_text(st, 21, o->ddata, sizeof(o->ddata));
+	sql_col_text(st, 17, o->backend_id, sizeof(o->backend_id));
+	sql_col_text(st, 18, o->node, sizeof(o->node));
+	sql_col_text(st, 19, o->gpus, sizeof(o->gpus));
+	sql_col_text(st, 20, o->type, sizeof(o->type));
+	sql_col_text(st, 21, o->ddata, sizeof(o->ddata));
 	o->mode = sqlite3_column_int(st, 22) & 07777;
 	if (o->kind == K_DEPLOYMENT)
 		row_to_dep(st, 23, o);
 }
 
-static int exec_sql(struct store *s, const char *sql)
+int sql_exec(struct store *s, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
@@ -319,7 +225,7 @@ static int exec_sql(struct store *s, const char *sql)
 }
 
 /* The value of a PRAGMA that answers one integer, or -1. */
-static int pragma_int(struct store *s, const char *sql)
+int sql_pragma_int(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st;
 	int v = -1;
@@ -330,134 +236,6 @@ static int pragma_int(struct store *s, const char *sql)
 		v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return v;
-}
-
-/* ---- 4 -> 5: deployments out of the objects row ------------------------ */
-
-/* The number after " KEY=" in an old ddata text, 0 when none. */
-static long legacy_long(const char *dd, const char *key)
-{
-	char pat[32];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "%s=", key);
-	for (p = strstr(dd, pat); p; p = strstr(p + 1, pat))
-		if (p == dd || p[-1] == ' ')
-			return strtol(p + strlen(pat), NULL, 10);
-	return 0;
-}
-
-/* An old ddata: "gen=N last=M req=R port=P reps=SLOT:GEN:PID:L:N,…",
- * L a letter of "?srtxw" (enum replica_state). */
-static void legacy_ddata(const char *dd, struct dep_row *d)
-{
-	static const char letters[] = "?srtxw";
-	const char *p = strstr(dd, "reps="), *l;
-	int slot, gen, restarts, n;
-	long pid;
-	char st;
-
-	d->gen = legacy_long(dd, "gen");
-	d->last_gen = legacy_long(dd, "last");
-	d->req_done = legacy_long(dd, "req");
-	d->port = legacy_long(dd, "port");
-	for (p = p ? p + 5 : NULL; p && d->nreps < DEP_REPS_MAX &&
-	     sscanf(p, "%d:%d:%ld:%c:%d,%n", &slot, &gen, &pid, &st,
-		    &restarts, &n) == 5; p += n) {
-		struct dep_replica *r = &d->reps[d->nreps++];
-
-		l = strchr(letters, st);
-		r->slot = slot;
-		r->gen = gen;
-		r->pid = pid;
-		r->state = l ? l - letters : 0;
-		r->restarts = restarts;
-	}
-}
-
-static int legacy_rows(struct store *s)
-{
-	const char *sql = "SELECT id, seq, backend_id, ddata FROM objects"
-			  " WHERE kind = 3";
-	sqlite3_stmt *st;
-	struct dep_row d;
-	char dd[1024];
-	int rc = 0;
-
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL))
-		return fail(s, SQLITE_ERROR, "old deployments");
-	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-		memset(&d, 0, sizeof(d));
-		d.model_version = sqlite3_column_int64(st, 1);
-		col_text(st, 2, d.scoring_uri, sizeof(d.scoring_uri));
-		col_text(st, 3, dd, sizeof(dd));
-		legacy_ddata(dd, &d);
-		rc = dep_put(s, sqlite3_column_int64(st, 0), &d);
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/*
- * Each deployment's model version (objects.seq), scoring URI (backend_id)
- * and ddata into the deployments and replicas tables, nothing lost; then
- * those columns of deployments are emptied.  Runs before prepare_all:
- * prepares the statements it uses and leaves them to it.
- */
-static int migrate_deployments(struct store *s)
-{
-	static const enum stmt_id used[] = { S_DEP_PUT, S_REPS_DELETE,
-					     S_REP_PUT };
-	int rc = 0;
-
-	for (size_t i = 0; i < sizeof(used) / sizeof(used[0]) && !rc; i++)
-		if (sqlite3_prepare_v2(s->db, stmt_sql[used[i]], -1,
-				       &s->stmt[used[i]], NULL))
-			rc = fail(s, SQLITE_ERROR, "prepare");
-	if (!rc)
-		rc = legacy_rows(s);
-	if (!rc)
-		rc = exec_sql(s, "UPDATE objects SET seq = 0, backend_id = '',"
-			      " ddata = '' WHERE kind = 3");
-	for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++) {
-		sqlite3_finalize(s->stmt[used[i]]);
-		s->stmt[used[i]] = NULL;
-	}
-	return rc;
-}
-
-/* The work in C of migration @v -> @v + 1, if it has some. */
-static int migrate_c(struct store *s, int v)
-{
-	int n = sizeof(migration_fns) / sizeof(migration_fns[0]);
-
-	return v < n && migration_fns[v] ? migration_fns[v](s) : 0;
-}
-
-static int migrate(struct store *s, struct err *e)
-{
-	int n = sizeof(migrations) / sizeof(migrations[0]);
-	int v = pragma_int(s, "PRAGMA user_version");
-	char sql[64];
-
-	if (v < 0)
-		return err_set(e, -EIO, "cannot read the schema version: %s",
-			       sqlite3_errmsg(s->db));
-	if (v > n)
-		return err_set(e, -EPROTO, "the workspace has schema version %d,"
-			       " newer than this mlfs (%d): upgrade mlfs", v, n);
-	for (; v < n; v++) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if (exec_sql(s, "BEGIN IMMEDIATE") ||
-		    exec_sql(s, migrations[v]) || migrate_c(s, v) ||
-		    exec_sql(s, sql) || exec_sql(s, "COMMIT")) {
-			exec_sql(s, "ROLLBACK");
-			return err_set(e, -EIO, "schema migration %d -> %d failed:"
-				       " %s", v, v + 1, sqlite3_errmsg(s->db));
-		}
-		log_info("store: migrated schema to version %d", v + 1);
-	}
-	return 0;
 }
 
 static int prepare_all(struct store *s, struct err *e)
@@ -535,7 +313,7 @@ int store_open(const char *path, struct store **sp, struct err *e)
 	}
 	sqlite3_busy_timeout(s->db, 5000);
 	sqlite3_extended_result_codes(s->db, 0);
-	rc = exec_sql(s, "PRAGMA journal_mode = WAL;"
+	rc = sql_exec(s, "PRAGMA journal_mode = WAL;"
 		      "PRAGMA synchronous = NORMAL;"
 		      "PRAGMA foreign_keys = OFF;"
 		      "PRAGMA cache_size = -4096;");
@@ -552,7 +330,7 @@ int store_open(const char *path, struct store **sp, struct err *e)
 		rc = err_set(e, -ENOMEM, "out of memory");
 		goto out_close;
 	}
-	rc = migrate(s, e);
+	rc = store_migrate(s, e);
 	if (!rc)
 		rc = prepare_all(s, e);
 	if (!rc && private_files(path))	/* made now, by another umask? */
@@ -584,7 +362,7 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char *what)
 	int rc = sqlite3_step(st);
 
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return fail(s, rc, what);
+		return sql_fail(s, rc, what);
 	return 0;
 }
 
@@ -643,11 +421,11 @@ static int reps_load(struct store *s, struct obj *o)
 		r->slot = sqlite3_column_int(st, 0);
 		r->gen = sqlite3_column_int(st, 1);
 		r->pid = sqlite3_column_int64(st, 2);
-		col_text(st, 3, state, sizeof(state));
+		sql_col_text(st, 3, state, sizeof(state));
 		r->state = dep_rep_state_parse(state);
 		r->restarts = sqlite3_column_int(st, 4);
 	}
-	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "replicas");
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sql_fail(s, rc, "replicas");
 	sqlite3_reset(st);
 	return rc;
 }
@@ -676,7 +454,7 @@ static int rep_put(struct store *s, int64_t id, int ord,
 }
 
 /* Write deployment @id's own row and its replicas (replacing theirs). */
-static int dep_put(struct store *s, int64_t id, const struct dep_row *d)
+int store_dep_put(struct store *s, int64_t id, const struct dep_row *d)
 {
 	sqlite3_stmt *st = stmt(s, S_DEP_PUT);
 	int rc;
@@ -708,7 +486,7 @@ static int fetch_one(struct store *s, sqlite3_stmt *st, struct obj *o)
 	} else if (rc == SQLITE_DONE) {
 		rc = -ENOENT;
 	} else {
-		rc = fail(s, rc, "select");
+		rc = sql_fail(s, rc, "select");
 	}
 	sqlite3_reset(st);
 	return rc;
@@ -767,7 +545,7 @@ int store_insert(struct store *s, struct obj *o)
 		rc = 0;
 	} else {
 		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
-		     fail(s, rc, "insert");
+		     sql_fail(s, rc, "insert");
 	}
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
@@ -826,7 +604,7 @@ static int obj_update(struct store *s, const struct obj *o)
 		rc = 0;
 	else
 		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
-		     fail(s, rc, "update");
+		     sql_fail(s, rc, "update");
 	sqlite3_reset(st);
 	return rc;
 }
@@ -842,7 +620,7 @@ static int dep_update(struct store *s, const struct obj *o)
 		return rc;
 	rc = obj_update(s, o);
 	if (!rc)
-		rc = dep_put(s, o->id, &o->dep);
+		rc = store_dep_put(s, o->id, &o->dep);
 	if (rc)
 		run_done(s, stmt(s, S_ROLLBACK_TO), "rollback to savepoint");
 	run_done(s, stmt(s, S_RELEASE), "release savepoint");
@@ -893,7 +671,7 @@ static int each_row(struct store *s, sqlite3_stmt *st,
 		if (row_complete(s, st, &o) || cb(arg, &o))
 			break;
 	}
-	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "list");
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sql_fail(s, rc, "list");
 	sqlite3_reset(st);
 	return rc;
 }
@@ -946,7 +724,7 @@ static int64_t single_int(struct store *s, sqlite3_stmt *st)
 	if (rc == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	else
-		fail(s, rc, "count");
+		sql_fail(s, rc, "count");
 	sqlite3_reset(st);
 	return v;
 }
@@ -1049,7 +827,7 @@ int store_list_ids(struct store *s, int (*cb)(void *arg, int64_t id),
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (cb(arg, sqlite3_column_int64(st, 0)))
 			break;
-	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "ids");
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sql_fail(s, rc, "ids");
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -1081,7 +859,7 @@ int store_text_get(struct store *s, int64_t id, int file, char **buf,
 			rc = -ENOMEM;
 		}
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "text get");
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_fail(s, rc, "text get");
 	}
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
@@ -1147,14 +925,14 @@ int store_release_reserve(struct store *s)
 	pthread_mutex_lock(&s->lock);
 	/* zeros need no overwriting: secure_delete (on in Debian's SQLite)
 	 * would write every freed page again, 4 MiB the full disk has not */
-	secure = pragma_int(s, "PRAGMA secure_delete");
-	exec_sql(s, "PRAGMA secure_delete = 0");
+	secure = sql_pragma_int(s, "PRAGMA secure_delete");
+	sql_exec(s, "PRAGMA secure_delete = 0");
 	rc = step_done(s, stmt(s, S_RESERVE_DROP), "release reserve");
 	sqlite3_reset(s->stmt[S_RESERVE_DROP]);
 	if (!rc)
 		rc = sqlite3_changes(s->db) > 0;
 	if (secure > 0)
-		exec_sql(s, "PRAGMA secure_delete = 1");
+		sql_exec(s, "PRAGMA secure_delete = 1");
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
