@@ -6,13 +6,16 @@
  *
  * How a deployment uses the fields of struct obj:
  *   target_id   the target serving it (resolved at deploy)
- *   seq         the model version (object id) it serves
  *   queued      when the last deploy/restart/delete was written
  *   started     when it last became Healthy
- *   backend_id  the scoring URI while something serves, else ""
- *   ddata       "gen=N last=M req=R port=P reps=SLOT:GEN:PID:STATE:N,…"
+ *   dep         its own tables (deploy_row.h): the model version it
+ *               serves, the scoring URI while something serves, the
+ *               generations, the port and the replicas the worker saved
  * and the text TEXT_DEPLOY_REQ holds the last request ("SERIAL VERB"),
- * which the worker carries out once (ddata req= is the last it took).
+ * which the worker carries out once (dep.req_done is the last it took).
+ * seq, backend_id and ddata are not a deployment's (the store fills
+ * backend_id with the scoring URI for ws.c's ws_render, see
+ * deploy_scoring_uri).
  */
 #ifndef MLFS_DEPLOY_I_H
 #define MLFS_DEPLOY_I_H
@@ -25,15 +28,13 @@
 
 struct ws;
 
-/* Texts beyond the control files (ws.c uses 40). */
-#define TEXT_VERSION_SOURCE	41	/* kv: run, run_id, path */
-#define TEXT_DEPLOY_REQ		42	/* "SERIAL VERB" */
+/* Texts beyond the control files: enum obj_text in objects.h. */
 
 /* Model version states, as shown in their info.json. */
 #define VS_READY	"Ready"
 #define VS_IN_USE	"InUse"		/* a deployment serves it: frozen */
 
-/* ---- models.c ------------------------------------------------------------- */
+/* ---- model.c ------------------------------------------------------------- */
 
 /*
  * model_register - `register NAME [PATH]` on a Completed run: a new
@@ -52,7 +53,7 @@ void models_sync_use(struct ws *ws, int64_t id);
 /* At start-up: every InUse version checked again. */
 void models_reconcile(struct ws *ws);
 
-/* ---- deploy.c ------------------------------------------------------------ */
+/* ---- deploy_ctl.c (FUSE threads), deploy_sm.c (the worker) --------------- */
 
 /*
  * deployment_verb - deploy | restart | delete, checked inside the write
@@ -74,6 +75,18 @@ void deployment_json(struct ws *ws, cJSON *j, const struct obj *o);
  */
 int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
 			struct err *e);
+
+/* What `scoring_uri` shows ("" while nothing serves; no newline). */
+static inline const char *deploy_scoring_uri(const struct obj *o)
+{
+	return o->dep.scoring_uri;
+}
+
+/* The model version (object id) deployment @o serves or last served. */
+static inline int64_t deploy_model_version(const struct obj *o)
+{
+	return o->dep.model_version;
+}
 
 /* Worker only: track deployment @o (adopting its replicas after a
  * restart) or refresh the tracked copy. */

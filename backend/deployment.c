@@ -2,8 +2,8 @@
 /*
  * The deployment kind: its control files and its table.  `deploy`,
  * `restart` and `delete` are checked here for the target's permission and
- * then by deploy.c (deployment_verb), inside the ctl write on the FUSE
- * request thread; the replicas' state machine is deploy.c's, on the
+ * then by deploy_ctl.c (deployment_verb), inside the ctl write on the FUSE
+ * request thread; the replicas' state machine is deploy_sm.c's, on the
  * target's worker.
  */
 #include "ws.h"
@@ -40,7 +40,7 @@ static int deploy_target_usable(struct ws *ws, const struct obj *o,
 
 	if (!strcmp(verb, "restart")) {
 		if (ws_get(ws, o->target_id, &t))
-			return 0;	/* deploy.c says why */
+			return 0;	/* deploy_ctl.c says why */
 		return ws_target_usable(&t, o->uid, o->gid, e);
 	}
 	if (strcmp(verb, "deploy"))
@@ -101,6 +101,16 @@ static int64_t deployment_worker(const struct obj *o)
 	return o->target_id;
 }
 
+/* scoring_uri: kept in the deployment's row (one transaction with its
+ * state). */
+static int deployment_render(const struct obj *o, int file, char **buf,
+			     size_t *len)
+{
+	if (file != F_SCORING_URI)
+		return -ENOENT;
+	return ws_line_text(deploy_scoring_uri(o), buf, len);
+}
+
 const struct kind_ops deployment_kind = {
 	.name			= "deployment",
 	.files			= deployment_files,
@@ -123,4 +133,5 @@ const struct kind_ops deployment_kind = {
 	 * rmdir with EBUSY */
 	.unlink_ctl		= NULL,
 	.worker_of		= deployment_worker,
+	.render			= deployment_render,
 };

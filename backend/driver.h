@@ -145,7 +145,7 @@ struct driver {
 };
 
 /*
- * Deployments.  The workspace (backend/deploy.c) runs the state machine:
+ * Deployments.  The workspace (backend/deploy_sm.c) runs the state machine:
  * generations, rolling updates, restarts with backoff, health; a driver
  * only starts, watches and stops single replicas (server processes that
  * share one port with SO_REUSEPORT).

@@ -689,6 +689,7 @@ const struct kind_ops model_kind = {
 	.user_removable		= NULL,
 	.unlink_ctl		= NULL,
 	.worker_of		= NULL,
+	.render			= NULL,
 };
 
 static const struct file_desc version_files[] = {
@@ -729,4 +730,5 @@ const struct kind_ops version_kind = {
 	.user_removable		= version_user_removable,
 	.unlink_ctl		= ws_ebusy,
 	.worker_of		= NULL,
+	.render			= NULL,
 };

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "deploy_row.h"
 #include "parse.h"
 
 enum obj_kind {
@@ -104,6 +105,9 @@ struct obj {
 	char type[32];
 	/* driver's private persistent state (small text), e.g. offsets */
 	char ddata[1024];
+
+	/* deployments: their own tables (deploy_row.h) */
+	struct dep_row dep;
 };
 
 static inline int run_state_final(const char *s)

@@ -353,4 +353,5 @@ const struct kind_ops run_kind = {
 	.user_removable		= run_user_removable,
 	.unlink_ctl		= ws_ebusy,
 	.worker_of		= run_worker,
+	.render			= NULL,
 };

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Every SQL statement of mlfs lives in this file.
+ * Every SQL statement of mlfs lives in this file (the statement table),
+ * but for the schema and its migrations (store_schema.c).  Called from
+ * any thread: one connection under one recursive mutex (store.h).
  */
 #include "store.h"
 
@@ -16,74 +18,21 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
-
-/* Schema migrations: migrations[i] takes user_version i to i + 1. */
-static const char *const migrations[] = {
-	/* 0 -> 1 */
-	"CREATE TABLE objects ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  kind INTEGER NOT NULL,"
-	"  parent INTEGER NOT NULL DEFAULT 0,"
-	"  name TEXT NOT NULL,"
-	"  state TEXT NOT NULL,"
-	"  error TEXT NOT NULL DEFAULT '',"
-	"  uid INTEGER NOT NULL DEFAULT 0,"
-	"  gid INTEGER NOT NULL DEFAULT 0,"
-	"  created REAL NOT NULL,"
-	"  changed REAL NOT NULL,"
-	"  target_id INTEGER NOT NULL DEFAULT 0,"
-	"  seq INTEGER NOT NULL DEFAULT 0,"
-	"  exit_code INTEGER,"
-	"  queued REAL NOT NULL DEFAULT 0,"
-	"  started REAL NOT NULL DEFAULT 0,"
-	"  ended REAL NOT NULL DEFAULT 0,"
-	"  cancel INTEGER NOT NULL DEFAULT 0,"
-	"  backend_id TEXT NOT NULL DEFAULT '',"
-	"  node TEXT NOT NULL DEFAULT '',"
-	"  gpus TEXT NOT NULL DEFAULT '',"
-	"  type TEXT NOT NULL DEFAULT '',"
-	"  ddata TEXT NOT NULL DEFAULT ''"
-	");"
-	"CREATE UNIQUE INDEX objects_by_name ON objects(kind, parent, name);"
-	"CREATE INDEX objects_by_state ON objects(kind, state);"
-	"CREATE TABLE texts ("
-	"  obj INTEGER NOT NULL,"
-	"  file INTEGER NOT NULL,"
-	"  value BLOB NOT NULL,"
-	"  PRIMARY KEY (obj, file)"
-	") WITHOUT ROWID;",
-	/* 1 -> 2: listings (readdir) walk a folder by id: without this index
-	 * each readdir call sorted the whole folder (quadratic listings) */
-	"CREATE INDEX objects_by_parent ON objects(kind, parent, id);",
-	/* 2 -> 3: pages kept for a full disk (see store_reserve) */
-	"CREATE TABLE reserve (id INTEGER PRIMARY KEY, pad BLOB NOT NULL);",
-	/* 3 -> 4: an object folder's permission bits (chmod, and who may
-	 * use a target); targets made before were shared with everyone,
-	 * which let any user run on another's credentials: private now */
-	"ALTER TABLE objects ADD COLUMN mode INTEGER NOT NULL DEFAULT 493;"
-	"UPDATE objects SET mode = 448 WHERE kind = 1 AND name <> 'local';",
-};
+#include "store_i.h"
 
 #define OBJ_COLS "id, kind, parent, name, state, error, uid, gid, created, " \
 	"changed, target_id, seq, exit_code, queued, started, ended, cancel, " \
-	"backend_id, node, gpus, type, ddata, mode"
+	"backend_id, node, gpus, type, ddata, mode, d.model_version, " \
+	"d.scoring_uri, d.gen, d.last_gen, d.req_done, d.port"
+/* an object's row with its deployment's, if it is one */
+#define OBJ_FROM " FROM objects LEFT JOIN deployments d USING (id)"
 
-enum stmt_id {
-	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_GET, S_FIND, S_INSERT, S_UPDATE, S_DELETE, S_DELETE_TEXTS,
-	S_LIST, S_ACTIVE, S_BUSY_TARGETS, S_COUNT_ACTIVE, S_MAX_SEQ, S_IDS,
-	S_TEXT_GET, S_TEXT_PUT,
-	S_NEXT_VERSION, S_VERSION_USERS, S_LIVE_DEPLOYMENTS, S_KIND_STATE,
-	S_RESERVE_SIZE, S_RESERVE_PUT, S_RESERVE_DROP, S_SET_OWNER,
-	S_COUNT
-};
-
-static const char *const stmt_sql[S_COUNT] = {
+const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_GET] = "SELECT " OBJ_COLS " FROM objects WHERE id = :id",
-	[S_FIND] = "SELECT " OBJ_COLS " FROM objects"
+	[S_GET] = "SELECT " OBJ_COLS OBJ_FROM " WHERE id = :id",
+	[S_FIND] = "SELECT " OBJ_COLS OBJ_FROM
 		   " WHERE kind = :kind AND parent = :parent AND name = :name",
 	[S_INSERT] = "INSERT INTO objects (kind, parent, name, state, error,"
 		     " uid, gid, created, changed, type, mode)"
@@ -98,12 +47,12 @@ static const char *const stmt_sql[S_COUNT] = {
 		     " type = :type, ddata = :ddata WHERE id = :id",
 	[S_DELETE] = "DELETE FROM objects WHERE id = :id",
 	[S_DELETE_TEXTS] = "DELETE FROM texts WHERE obj = :id",
-	[S_LIST] = "SELECT " OBJ_COLS " FROM objects"
+	[S_LIST] = "SELECT " OBJ_COLS OBJ_FROM
 		   " WHERE kind = :kind AND parent = :parent AND id > :after"
 		   " ORDER BY id",
-	[S_ACTIVE] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 2 AND"
+	[S_ACTIVE] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 2 AND"
 		     " state IN ('Queued', 'Starting', 'Running') ORDER BY seq",
-	[S_BUSY_TARGETS] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 1"
+	[S_BUSY_TARGETS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 1"
 			   " AND state IN ('Creating', 'Updating', 'Deleting')"
 			   " ORDER BY id",
 	[S_COUNT_ACTIVE] = "SELECT count(*) FROM objects WHERE kind = 2 AND"
@@ -118,16 +67,15 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_NEXT_VERSION] = "SELECT coalesce(max(CAST(name AS INTEGER)), 0) + 1"
 			   " FROM objects WHERE kind = 5 AND parent = :model"
 			   " AND name NOT GLOB '*[^0-9]*'",
-	/* a deployment's seq is the model version it serves */
-	[S_VERSION_USERS] = "SELECT " OBJ_COLS " FROM objects WHERE kind = 3"
-			    " AND seq = :version AND state IN"
+	[S_VERSION_USERS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 3"
+			    " AND d.model_version = :version AND state IN"
 			    " ('Transitioning', 'Healthy', 'Unhealthy')"
 			    " ORDER BY id",
-	[S_LIVE_DEPLOYMENTS] = "SELECT " OBJ_COLS " FROM objects WHERE"
+	[S_LIVE_DEPLOYMENTS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE"
 			       " kind = 3 AND state IN"
 			       " ('Transitioning', 'Healthy', 'Unhealthy')"
 			       " ORDER BY id",
-	[S_KIND_STATE] = "SELECT " OBJ_COLS " FROM objects"
+	[S_KIND_STATE] = "SELECT " OBJ_COLS OBJ_FROM
 			 " WHERE kind = :kind AND state = :state ORDER BY id",
 	[S_RESERVE_SIZE] = "SELECT coalesce(max(length(pad)), 0) FROM reserve",
 	[S_RESERVE_PUT] = "INSERT OR REPLACE INTO reserve (id, pad)"
@@ -137,13 +85,22 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * copy of a row must not undo a chmod made meanwhile */
 	[S_SET_OWNER] = "UPDATE objects SET uid = :uid, gid = :gid,"
 			" mode = :mode WHERE id = :id",
-};
-
-struct store {
-	pthread_mutex_t lock;	/* recursive; guards db and stmt[] */
-	sqlite3 *db;
-	sqlite3_stmt *stmt[S_COUNT];
-	char *wal_path;		/* <db>-wal */
+	[S_DEP_PUT] = "INSERT OR REPLACE INTO deployments (id, model_version,"
+		      " scoring_uri, gen, last_gen, req_done, port)"
+		      " VALUES (:id, :model_version, :scoring_uri, :gen,"
+		      " :last_gen, :req_done, :port)",
+	[S_DEP_DELETE] = "DELETE FROM deployments WHERE id = :id",
+	[S_REPS_GET] = "SELECT slot, gen, pid, state, restarts FROM replicas"
+		       " WHERE deployment = :id ORDER BY ord",
+	[S_REPS_DELETE] = "DELETE FROM replicas WHERE deployment = :id",
+	[S_REP_PUT] = "INSERT INTO replicas (deployment, ord, slot, gen, pid,"
+		      " state, restarts) VALUES (:id, :ord, :slot, :gen, :pid,"
+		      " :state, :restarts)",
+	/* a deployment's update writes three tables: all or none, inside
+	 * the caller's transaction or not */
+	[S_SAVEPOINT] = "SAVEPOINT store_update",
+	[S_RELEASE] = "RELEASE store_update",
+	[S_ROLLBACK_TO] = "ROLLBACK TO store_update",
 };
 
 static int sql_errno(int rc)
@@ -169,7 +126,7 @@ static int sql_errno(int rc)
 	}
 }
 
-static int fail(struct store *s, int rc, const char *what)
+int sql_fail(struct store *s, int rc, const char *what)
 {
 	log_err("store: %s: %s", what, sqlite3_errmsg(s->db));
 	return sql_errno(rc);
@@ -200,11 +157,24 @@ static void bind_real(sqlite3_stmt *st, const char *name, double v)
 	sqlite3_bind_double(st, sqlite3_bind_parameter_index(st, name), v);
 }
 
-static void col_text(sqlite3_stmt *st, int col, char *dst, size_t sz)
+void sql_col_text(sqlite3_stmt *st, int col, char *dst, size_t sz)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 
 	snprintf(dst, sz, "%s", t ? (const char *)t : "");
+}
+
+/* The deployments columns from @col on (NULL before its first save). */
+static void row_to_dep(sqlite3_stmt *st, int col, struct obj *o)
+{
+	struct dep_row *d = &o->dep;
+
+	d->model_version = sqlite3_column_int64(st, col);
+	sql_col_text(st, col + 1, d->scoring_uri, sizeof(d->scoring_uri));
+	d->gen = sqlite3_column_int(st, col + 2);
+	d->last_gen = sqlite3_column_int(st, col + 3);
+	d->req_done = sqlite3_column_int64(st, col + 4);
+	d->port = sqlite3_column_int(st, col + 5);
 }
 
 static void row_to_obj(sqlite3_stmt *st, struct obj *o)
@@ -213,9 +183,9 @@ static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 	o->id = sqlite3_column_int64(st, 0);
 	o->kind = sqlite3_column_int(st, 1);
 	o->parent = sqlite3_column_int64(st, 2);
-	col_text(st, 3, o->name, sizeof(o->name));
-	col_text(st, 4, o->state, sizeof(o->state));
-	col_text(st, 5, o->error, sizeof(o->error));
+	sql_col_text(st, 3, o->name, sizeof(o->name));
+	sql_col_text(st, 4, o->state, sizeof(o->state));
+	sql_col_text(st, 5, o->error, sizeof(o->error));
 	o->uid = sqlite3_column_int64(st, 6);
 	o->gid = sqlite3_column_int64(st, 7);
 	o->created = sqlite3_column_double(st, 8);
@@ -228,15 +198,17 @@ static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 	o->started = sqlite3_column_double(st, 14);
 	o->ended = sqlite3_column_double(st, 15);
 	o->cancel = sqlite3_column_int(st, 16);
-	col_text(st, 17, o->backend_id, sizeof(o->backend_id));
-	col_text(st, 18, o->node, sizeof(o->node));
-	col_text(st, 19, o->gpus, sizeof(o->gpus));
-	col_text(st, 20, o->type, sizeof(o->type));
-	col_text(st, 21, o->ddata, sizeof(o->ddata));
+	sql_col_text(st, 17, o->backend_id, sizeof(o->backend_id));
+	sql_col_text(st, 18, o->node, sizeof(o->node));
+	sql_col_text(st, 19, o->gpus, sizeof(o->gpus));
+	sql_col_text(st, 20, o->type, sizeof(o->type));
+	sql_col_text(st, 21, o->ddata, sizeof(o->ddata));
 	o->mode = sqlite3_column_int(st, 22) & 07777;
+	if (o->kind == K_DEPLOYMENT)
+		row_to_dep(st, 23, o);
 }
 
-static int exec_sql(struct store *s, const char *sql)
+int sql_exec(struct store *s, const char *sql)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
@@ -250,7 +222,7 @@ static int exec_sql(struct store *s, const char *sql)
 }
 
 /* The value of a PRAGMA that answers one integer, or -1. */
-static int pragma_int(struct store *s, const char *sql)
+int sql_pragma_int(struct store *s, const char *sql)
 {
 	sqlite3_stmt *st;
 	int v = -1;
@@ -263,33 +235,7 @@ static int pragma_int(struct store *s, const char *sql)
 	return v;
 }
 
-static int migrate(struct store *s, struct err *e)
-{
-	int n = sizeof(migrations) / sizeof(migrations[0]);
-	int v = pragma_int(s, "PRAGMA user_version");
-	char sql[64];
-
-	if (v < 0)
-		return err_set(e, -EIO, "cannot read the schema version: %s",
-			       sqlite3_errmsg(s->db));
-	if (v > n)
-		return err_set(e, -EPROTO, "the workspace has schema version %d,"
-			       " newer than this mlfs (%d): upgrade mlfs", v, n);
-	for (; v < n; v++) {
-		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-		if (exec_sql(s, "BEGIN IMMEDIATE") ||
-		    exec_sql(s, migrations[v]) || exec_sql(s, sql) ||
-		    exec_sql(s, "COMMIT")) {
-			exec_sql(s, "ROLLBACK");
-			return err_set(e, -EIO, "schema migration %d -> %d failed:"
-				       " %s", v, v + 1, sqlite3_errmsg(s->db));
-		}
-		log_info("store: migrated schema to version %d", v + 1);
-	}
-	return 0;
-}
-
-static int prepare_all(struct store *s, struct err *e)
+int store_prepare_all(struct store *s, struct err *e)
 {
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1,
@@ -299,101 +245,6 @@ static int prepare_all(struct store *s, struct err *e)
 				       i, sqlite3_errmsg(s->db));
 	}
 	return 0;
-}
-
-/*
- * The database and its -wal and -shm hold every setting (tokens, env
- * secrets, deployment keys): the daemon's user's alone.  SQLite makes the
- * -wal and -shm with the database's mode, so the database is made 0600
- * before SQLite sees it; files of an older mlfs are brought to 0600 too.
- */
-static int private_file(const char *path, int create)
-{
-	int fd, rc = 0;
-
-	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-		  (create ? O_CREAT : 0), 0600);
-	if (fd < 0)
-		return errno == ENOENT && !create ? 0 : -errno;
-	if (fchmod(fd, 0600))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
-static int private_files(const char *path)
-{
-	const char *sfx[] = { "-wal", "-shm" };
-	char p[PATH_MAX];
-	int rc = 0;
-
-	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]) && !rc; i++) {
-		snprintf(p, sizeof(p), "%s%s", path, sfx[i]);
-		rc = private_file(p, 0);
-	}
-	return rc;
-}
-
-int store_open(const char *path, struct store **sp, struct err *e)
-{
-	pthread_mutexattr_t ma;
-	struct store *s;
-	int rc;
-
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return err_set(e, -ENOMEM, "out of memory");
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-	pthread_mutex_init(&s->lock, &ma);
-	pthread_mutexattr_destroy(&ma);
-	rc = private_file(path, 1);
-	if (!rc)
-		rc = private_files(path);
-	if (rc) {
-		rc = err_set(e, rc, "cannot make %s private (0600): %s", path,
-			     strerror(-rc));
-		goto out_close;
-	}
-	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rc = err_set(e, -EIO, "cannot open %s: %s", path,
-			     s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-		goto out_close;
-	}
-	sqlite3_busy_timeout(s->db, 5000);
-	sqlite3_extended_result_codes(s->db, 0);
-	rc = exec_sql(s, "PRAGMA journal_mode = WAL;"
-		      "PRAGMA synchronous = NORMAL;"
-		      "PRAGMA foreign_keys = OFF;"
-		      "PRAGMA cache_size = -4096;");
-	if (rc) {
-		rc = err_set(e, rc, "cannot set up %s: %s", path,
-			     sqlite3_errmsg(s->db));
-		goto out_close;
-	}
-	/* the WAL keeps its length across restarts (see store_reserve) */
-	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL,
-			     &(int){ 1 });
-	if (asprintf(&s->wal_path, "%s-wal", path) < 0) {
-		s->wal_path = NULL;
-		rc = err_set(e, -ENOMEM, "out of memory");
-		goto out_close;
-	}
-	rc = migrate(s, e);
-	if (!rc)
-		rc = prepare_all(s, e);
-	if (!rc && private_files(path))	/* made now, by another umask? */
-		rc = err_set(e, -EIO, "cannot make %s-wal private", path);
-	if (rc)
-		goto out_close;
-	*sp = s;
-	return 0;
-
-out_close:
-	store_close(s);
-	return rc;
 }
 
 void store_close(struct store *s)
@@ -413,8 +264,17 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char *what)
 	int rc = sqlite3_step(st);
 
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return fail(s, rc, what);
+		return sql_fail(s, rc, what);
 	return 0;
+}
+
+/* step_done, then the statement reset (it holds nothing after). */
+static int run_done(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = step_done(s, st, what);
+
+	sqlite3_reset(st);
+	return rc;
 }
 
 int store_begin(struct store *s)
@@ -447,17 +307,88 @@ void store_rollback(struct store *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The replicas of deployment @o, from their table. */
+static int reps_load(struct store *s, struct obj *o)
+{
+	struct dep_row *d = &o->dep;
+	sqlite3_stmt *st = stmt(s, S_REPS_GET);
+	char state[16];
+	int rc;
+
+	bind_i64(st, ":id", o->id);
+	d->nreps = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && d->nreps < DEP_REPS_MAX) {
+		struct dep_replica *r = &d->reps[d->nreps++];
+
+		r->slot = sqlite3_column_int(st, 0);
+		r->gen = sqlite3_column_int(st, 1);
+		r->pid = sqlite3_column_int64(st, 2);
+		sql_col_text(st, 3, state, sizeof(state));
+		r->state = dep_rep_state_parse(state);
+		r->restarts = sqlite3_column_int(st, 4);
+	}
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sql_fail(s, rc, "replicas");
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* The row of @o as store_get gives it: its deployment's replicas too. */
+static int row_complete(struct store *s, sqlite3_stmt *st, struct obj *o)
+{
+	row_to_obj(st, o);
+	return o->kind == K_DEPLOYMENT ? reps_load(s, o) : 0;
+}
+
+static int rep_put(struct store *s, int64_t id, int ord,
+		   const struct dep_replica *r)
+{
+	sqlite3_stmt *st = stmt(s, S_REP_PUT);
+	const char *state = dep_rep_state_name(r->state);
+
+	bind_i64(st, ":id", id);
+	bind_i64(st, ":ord", ord);
+	bind_i64(st, ":slot", r->slot);
+	bind_i64(st, ":gen", r->gen);
+	bind_i64(st, ":pid", r->pid);
+	bind_text(st, ":state", state ? state : "");
+	bind_i64(st, ":restarts", r->restarts);
+	return run_done(s, st, "replica put");
+}
+
+/* Write deployment @id's own row and its replicas (replacing theirs). */
+int store_dep_put(struct store *s, int64_t id, const struct dep_row *d)
+{
+	sqlite3_stmt *st = stmt(s, S_DEP_PUT);
+	int rc;
+
+	bind_i64(st, ":id", id);
+	bind_i64(st, ":model_version", d->model_version);
+	bind_text(st, ":scoring_uri", d->scoring_uri);
+	bind_i64(st, ":gen", d->gen);
+	bind_i64(st, ":last_gen", d->last_gen);
+	bind_i64(st, ":req_done", d->req_done);
+	bind_i64(st, ":port", d->port);
+	rc = run_done(s, st, "deployment put");
+	if (!rc) {
+		st = stmt(s, S_REPS_DELETE);
+		bind_i64(st, ":id", id);
+		rc = run_done(s, st, "replicas delete");
+	}
+	for (int i = 0; !rc && i < d->nreps && i < DEP_REPS_MAX; i++)
+		rc = rep_put(s, id, i, &d->reps[i]);
+	return rc;
+}
+
 static int fetch_one(struct store *s, sqlite3_stmt *st, struct obj *o)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW) {
-		row_to_obj(st, o);
-		rc = 0;
+		rc = row_complete(s, st, o);
 	} else if (rc == SQLITE_DONE) {
 		rc = -ENOENT;
 	} else {
-		rc = fail(s, rc, "select");
+		rc = sql_fail(s, rc, "select");
 	}
 	sqlite3_reset(st);
 	return rc;
@@ -516,7 +447,7 @@ int store_insert(struct store *s, struct obj *o)
 		rc = 0;
 	} else {
 		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
-		     fail(s, rc, "insert");
+		     sql_fail(s, rc, "insert");
 	}
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
@@ -543,12 +474,12 @@ int store_set_owner(struct store *s, int64_t id, uint32_t uid, uint32_t gid,
 	return rc;
 }
 
-int store_update(struct store *s, const struct obj *o)
+/* The objects row of @o (a deployment's other tables: dep_update). */
+static int obj_update(struct store *s, const struct obj *o)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	pthread_mutex_lock(&s->lock);
 	st = stmt(s, S_UPDATE);
 	bind_i64(st, ":id", o->id);
 	bind_text(st, ":name", o->name);
@@ -563,7 +494,9 @@ int store_update(struct store *s, const struct obj *o)
 	bind_real(st, ":started", o->started);
 	bind_real(st, ":ended", o->ended);
 	bind_i64(st, ":cancel", o->cancel);
-	bind_text(st, ":backend_id", o->backend_id);
+	/* a deployment's is its scoring URI's copy (row_to_dep) */
+	bind_text(st, ":backend_id", o->kind == K_DEPLOYMENT ? "" :
+		  o->backend_id);
 	bind_text(st, ":node", o->node);
 	bind_text(st, ":gpus", o->gpus);
 	bind_text(st, ":type", o->type);
@@ -573,8 +506,35 @@ int store_update(struct store *s, const struct obj *o)
 		rc = 0;
 	else
 		rc = (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST :
-		     fail(s, rc, "update");
+		     sql_fail(s, rc, "update");
 	sqlite3_reset(st);
+	return rc;
+}
+
+/* A deployment: its objects row, its own row and its replicas, all or
+ * none (a savepoint: inside the caller's transaction or alone). */
+static int dep_update(struct store *s, const struct obj *o)
+{
+	int rc;
+
+	rc = run_done(s, stmt(s, S_SAVEPOINT), "savepoint");
+	if (rc)
+		return rc;
+	rc = obj_update(s, o);
+	if (!rc)
+		rc = store_dep_put(s, o->id, &o->dep);
+	if (rc)
+		run_done(s, stmt(s, S_ROLLBACK_TO), "rollback to savepoint");
+	run_done(s, stmt(s, S_RELEASE), "release savepoint");
+	return rc;
+}
+
+int store_update(struct store *s, const struct obj *o)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = o->kind == K_DEPLOYMENT ? dep_update(s, o) : obj_update(s, o);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -594,6 +554,11 @@ int store_delete(struct store *s, int64_t id)
 		rc = step_done(s, st, "delete texts");
 	}
 	sqlite3_reset(st);
+	for (int i = 0; !rc && i < 2; i++) {	/* a deployment's, if any */
+		st = stmt(s, i ? S_REPS_DELETE : S_DEP_DELETE);
+		bind_i64(st, ":id", id);
+		rc = run_done(s, st, "delete deployment");
+	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
@@ -605,11 +570,10 @@ static int each_row(struct store *s, sqlite3_stmt *st,
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		row_to_obj(st, &o);
-		if (cb(arg, &o))
+		if (row_complete(s, st, &o) || cb(arg, &o))
 			break;
 	}
-	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "list");
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sql_fail(s, rc, "list");
 	sqlite3_reset(st);
 	return rc;
 }
@@ -662,7 +626,7 @@ static int64_t single_int(struct store *s, sqlite3_stmt *st)
 	if (rc == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	else
-		fail(s, rc, "count");
+		sql_fail(s, rc, "count");
 	sqlite3_reset(st);
 	return v;
 }
@@ -765,7 +729,7 @@ int store_list_ids(struct store *s, int (*cb)(void *arg, int64_t id),
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if (cb(arg, sqlite3_column_int64(st, 0)))
 			break;
-	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : fail(s, rc, "ids");
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : sql_fail(s, rc, "ids");
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
 	return rc;
@@ -797,7 +761,7 @@ int store_text_get(struct store *s, int64_t id, int file, char **buf,
 			rc = -ENOMEM;
 		}
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : fail(s, rc, "text get");
+		rc = rc == SQLITE_DONE ? -ENOENT : sql_fail(s, rc, "text get");
 	}
 	sqlite3_reset(st);
 	pthread_mutex_unlock(&s->lock);
@@ -863,14 +827,14 @@ int store_release_reserve(struct store *s)
 	pthread_mutex_lock(&s->lock);
 	/* zeros need no overwriting: secure_delete (on in Debian's SQLite)
 	 * would write every freed page again, 4 MiB the full disk has not */
-	secure = pragma_int(s, "PRAGMA secure_delete");
-	exec_sql(s, "PRAGMA secure_delete = 0");
+	secure = sql_pragma_int(s, "PRAGMA secure_delete");
+	sql_exec(s, "PRAGMA secure_delete = 0");
 	rc = step_done(s, stmt(s, S_RESERVE_DROP), "release reserve");
 	sqlite3_reset(s->stmt[S_RESERVE_DROP]);
 	if (!rc)
 		rc = sqlite3_changes(s->db) > 0;
 	if (secure > 0)
-		exec_sql(s, "PRAGMA secure_delete = 1");
+		sql_exec(s, "PRAGMA secure_delete = 1");
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }

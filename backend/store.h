@@ -33,13 +33,14 @@ int store_find(struct store *s, int kind, int64_t parent, const char *name,
 	       struct obj *o);					/* -ENOENT */
 /* Insert @o (id ignored, set on return).  -EEXIST on a taken name. */
 int store_insert(struct store *s, struct obj *o);
-/* Write every mutable column of @o. */
+/* Write every mutable column of @o; a deployment's own row and replicas
+ * (o->dep) too, all or none. */
 int store_update(struct store *s, const struct obj *o);
 /* Set the owner and the permission bits of @id (kept apart from
  * store_update, which never writes them).  0, -ENOENT or -errno. */
 int store_set_owner(struct store *s, int64_t id, uint32_t uid, uint32_t gid,
 		    uint32_t mode);
-/* Delete the row and its texts. */
+/* Delete the row and its texts (a deployment's tables too). */
 int store_delete(struct store *s, int64_t id);
 
 /* Objects of @kind under @parent with id > @after, by id, until @cb != 0.
@@ -59,7 +60,7 @@ int store_count_active_runs(struct store *s, int64_t target_id);
 /* The next integer version name of model @model_id (1 when none). */
 int64_t store_next_version(struct store *s, int64_t model_id);
 /* Deployments serving (Transitioning, Healthy, Unhealthy) model version
- * @version_id (their seq), by id.  Same @cb rules as store_list. */
+ * @version_id (their dep.model_version), by id.  Same @cb rules as store_list. */
 int store_list_version_users(struct store *s, int64_t version_id,
 			     int (*cb)(void *arg, const struct obj *o),
 			     void *arg);

@@ -441,4 +441,5 @@ const struct kind_ops target_kind = {
 	.user_removable		= NULL,
 	.unlink_ctl		= ws_ebusy,
 	.worker_of		= target_worker,
+	.render			= NULL,
 };

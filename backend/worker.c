@@ -42,7 +42,7 @@ struct tworker {
 	int ino_fd;			/* inotify on started runs' folders */
 	double ino_last;		/* when inotify last woke us */
 	double refreshed;		/* when nodes were last refreshed */
-	struct deploy_ctx *deps;	/* tracked deployments (deploy.c) */
+	struct deploy_ctx *deps;	/* tracked deployments (deploy_sm.c) */
 };
 
 /* Log growth is seen at once through inotify, but at most this often. */

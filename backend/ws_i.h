@@ -15,7 +15,7 @@
  *      ws_settings.c            setting files (store texts), file modes
  *      ws_render.c              generated files, info.json
  *   6  model.c                  the model and version kinds, register
- *   7  deploy.c                 deployments' ctl checks, state machine
+ *   7  deploy_*.c               deployments: config, ctl, state machine
  *   8  run.c, target.c,         the run, target and deployment kinds
  *      deployment.c
  *   9  worker.c                 the worker threads
@@ -73,7 +73,13 @@ struct kind_ops {
 	int (*unlink_ctl)(struct ws *ws, const struct obj *o);
 	/* the target whose worker advances @o (NULL: none) */
 	int64_t (*worker_of)(const struct obj *o);
+	/* a generated file of the kind's own: its text, or -ENOENT for the
+	 * core's rendering (NULL: none) */
+	int (*render)(const struct obj *o, int file, char **buf, size_t *len);
 };
+
+/* @s and a newline ("" stays empty), malloc'd into *@buf. */
+int ws_line_text(const char *s, char **buf, size_t *len);
 
 /* The table of @kind (registered by ws_open.c); never NULL: an unknown
  * kind gets one named "?" with no files and every hook NULL. */

@@ -22,7 +22,7 @@ static int dup_text(const char *s, char **buf, size_t *len)
 	return *buf ? 0 : -ENOMEM;
 }
 
-static int line_text(const char *s, char **buf, size_t *len)
+int ws_line_text(const char *s, char **buf, size_t *len)
 {
 	char tmp[ERR_MSG_MAX + 2];
 
@@ -121,13 +121,17 @@ static int render_info(struct ws *ws, const struct obj *o, char **buf,
 int ws_render(struct ws *ws, const struct obj *o, int file, char **buf,
 	      size_t *len)
 {
+	const struct kind_ops *k = ws_kind(o->kind);
 	char tmp[32];
+	int rc;
 
+	if (k->render && (rc = k->render(o, file, buf, len)) != -ENOENT)
+		return rc;
 	switch (file) {
 	case F_STATUS:
-		return line_text(o->state, buf, len);
+		return ws_line_text(o->state, buf, len);
 	case F_ERROR:
-		return line_text(o->error, buf, len);
+		return ws_line_text(o->error, buf, len);
 	case F_EXIT_CODE:
 		if (o->exit_code < 0)
 			return dup_text("", buf, len);
@@ -137,8 +141,6 @@ int ws_render(struct ws *ws, const struct obj *o, int file, char **buf,
 		return dup_text(ctl_valid(o), buf, len);
 	case F_INFO:
 		return render_info(ws, o, buf, len);
-	case F_SCORING_URI:	/* kept in the row: one transaction */
-		return line_text(o->backend_id, buf, len);
 	default:
 		return ws_read_text(ws, o->id, file, buf, len);
 	}

@@ -14,7 +14,7 @@
  * first replica starts; a model the previous generation already holds is
  * copied on the host instead of over the network.
  *
- * Every tick deploy.c polls each replica; the first poll of a round makes
+ * Every tick deploy_sm.c polls each replica; the first poll of a round makes
  * one ssh round trip for all the target's replicas (every deployment's):
  * the signals still to send, the folders to remove, then each replica's
  * state, whether it listens yet (its own process group holds a listening
@@ -112,7 +112,7 @@ struct ssh_dep {
 	int down;			/* the last round did not get through */
 };
 
-/* r->priv: deploy.c may free() it on its own, so it holds no links. */
+/* r->priv: deploy_sm.c may free() it on its own, so it holds no links. */
 struct ssh_ref {
 	unsigned long id;
 };

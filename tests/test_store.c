@@ -37,6 +37,170 @@ static struct obj mk(int kind, int64_t parent, const char *name)
 	return o;
 }
 
+/* A workspace.db as schema 4 left it (mlfs before deployments had their
+ * own tables), with deployments in the old encoding. */
+static const char schema4[] =
+	"CREATE TABLE objects (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" kind INTEGER NOT NULL, parent INTEGER NOT NULL DEFAULT 0,"
+	" name TEXT NOT NULL, state TEXT NOT NULL,"
+	" error TEXT NOT NULL DEFAULT '', uid INTEGER NOT NULL DEFAULT 0,"
+	" gid INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,"
+	" changed REAL NOT NULL, target_id INTEGER NOT NULL DEFAULT 0,"
+	" seq INTEGER NOT NULL DEFAULT 0, exit_code INTEGER,"
+	" queued REAL NOT NULL DEFAULT 0, started REAL NOT NULL DEFAULT 0,"
+	" ended REAL NOT NULL DEFAULT 0, cancel INTEGER NOT NULL DEFAULT 0,"
+	" backend_id TEXT NOT NULL DEFAULT '', node TEXT NOT NULL DEFAULT '',"
+	" gpus TEXT NOT NULL DEFAULT '', type TEXT NOT NULL DEFAULT '',"
+	" ddata TEXT NOT NULL DEFAULT '',"
+	" mode INTEGER NOT NULL DEFAULT 493);"
+	"CREATE UNIQUE INDEX objects_by_name ON objects(kind, parent, name);"
+	"CREATE INDEX objects_by_state ON objects(kind, state);"
+	"CREATE TABLE texts (obj INTEGER NOT NULL, file INTEGER NOT NULL,"
+	" value BLOB NOT NULL, PRIMARY KEY (obj, file)) WITHOUT ROWID;"
+	"CREATE INDEX objects_by_parent ON objects(kind, parent, id);"
+	"CREATE TABLE reserve (id INTEGER PRIMARY KEY, pad BLOB NOT NULL);"
+	"INSERT INTO objects (id, kind, name, state, created, changed,"
+	" target_id, seq, queued, started, backend_id, ddata) VALUES"
+	" (1, 1, 'local', 'Succeeded', 1, 1, 0, 0, 0, 0, '', 'x=1'),"
+	" (2, 2, 'r', 'Running', 1, 1, 1, 9, 2, 3, 'pid 42', 'off=7'),"
+	" (3, 3, 'web', 'Healthy', 1, 1, 1, 7, 4, 5,"
+	"  'http://h:8080/score', 'gen=3 last=4 req=5 port=8080"
+	" reps=1:3:123:r:0,2:4:456:s:2,1:2:99:t:1,3:4:77:?:6,'),"
+	" (4, 3, 'idle', 'Draft', 1, 1, 0, 0, 0, 0, '', ''),"
+	" (5, 3, 'old', 'Failed', 1, 1, 1, 6, 0, 0, '',"
+	"  'gen=0 last=2 req=3 port=0 reps=');"
+	"INSERT INTO texts VALUES (3, 42, '5 deploy');"
+	"PRAGMA user_version = 4;";
+
+static void make_schema4(const char *path)
+{
+	sqlite3 *db;
+
+	unlink(path);
+	sqlite3_open(path, &db);
+	CHECK(sqlite3_exec(db, schema4, NULL, NULL, NULL) == SQLITE_OK,
+	      "a database at schema 4: %s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+}
+
+static int rep_is(const struct dep_replica *r, int slot, int gen, long pid,
+		  int state, int restarts)
+{
+	return r->slot == slot && r->gen == gen && r->pid == pid &&
+	       r->state == state && r->restarts == restarts;
+}
+
+static void check_web(struct store *s, const char *when)
+{
+	const struct dep_row *d;
+	struct obj o;
+
+	CHECK(store_get(s, 3, &o) == 0 && o.kind == K_DEPLOYMENT &&
+	      !strcmp(o.state, "Healthy") && o.target_id == 1 &&
+	      o.queued == 4 && o.started == 5, "%s: the row of web", when);
+	d = &o.dep;
+	CHECK(d->model_version == 7 && !strcmp(d->scoring_uri,
+	      "http://h:8080/score"), "%s: model version and scoring URI",
+	      when);
+	CHECK(d->gen == 3 && d->last_gen == 4 && d->req_done == 5 &&
+	      d->port == 8080, "%s: gen, last, req, port", when);
+	CHECK(d->nreps == 4 && rep_is(&d->reps[0], 1, 3, 123, 2, 0) &&
+	      rep_is(&d->reps[1], 2, 4, 456, 1, 2) &&
+	      rep_is(&d->reps[2], 1, 2, 99, 3, 1) &&
+	      rep_is(&d->reps[3], 3, 4, 77, 0, 6),
+	      "%s: the four replicas, in order (%d)", when, d->nreps);
+	CHECK(!o.backend_id[0] && !o.ddata[0] &&
+	      !o.seq, "%s: the old columns hold nothing of their own", when);
+}
+
+static int web_cb(void *arg, const struct obj *o)
+{
+	*(int *)arg += o->id == 3 && o->dep.nreps == 4;
+	return 0;
+}
+
+/* Schema 4 -> 5: deployments move to their own tables, nothing lost. */
+static void migration(const char *dir)
+{
+	char path[256], *buf;
+	struct store *s;
+	struct err e;
+	struct obj o;
+	size_t len;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/old.db", dir);
+	make_schema4(path);
+	CHECK(store_open(path, &s, &e) == 0, "open migrates schema 4");
+	check_web(s, "migrated");
+	CHECK(store_get(s, 2, &o) == 0 && o.seq == 9 &&
+	      !strcmp(o.backend_id, "pid 42") && !strcmp(o.ddata, "off=7"),
+	      "a run keeps seq, backend_id and ddata");
+	CHECK(store_get(s, 1, &o) == 0 && !strcmp(o.ddata, "x=1"),
+	      "a target keeps ddata");
+	CHECK(store_get(s, 4, &o) == 0 && !o.dep.model_version &&
+	      !o.dep.gen && !o.dep.nreps && !o.backend_id[0],
+	      "a Draft deployment: all zero");
+	CHECK(store_get(s, 5, &o) == 0 && o.dep.model_version == 6 &&
+	      o.dep.last_gen == 2 && o.dep.req_done == 3 && !o.dep.nreps,
+	      "a Failed one keeps its version, last and req");
+	CHECK(store_text_get(s, 3, 42, &buf, &len) == 0 &&
+	      !strcmp(buf, "5 deploy"), "texts are kept");
+	free(buf);
+	store_list_version_users(s, 7, web_cb, &n);
+	CHECK(n == 1, "web serves version 7, replicas and all");
+	n = 0;
+	store_list_version_users(s, 6, count_cb, &n);
+	CHECK(n == 0, "a Failed deployment serves nothing");
+	store_get(s, 3, &o);
+	snprintf(o.name, sizeof(o.name), "web2");
+	store_update(s, &o);
+	store_close(s);
+	CHECK(store_open(path, &s, &e) == 0, "reopen the migrated database");
+	check_web(s, "reopened after an update");
+	store_close(s);
+}
+
+/* A deployment's own row and replicas through update and delete. */
+static void deployment_rows(struct store *s)
+{
+	struct obj d = mk(K_DEPLOYMENT, 0, "d"), other, got;
+
+	CHECK(store_insert(s, &d) == 0, "insert a deployment");
+	CHECK(store_get(s, d.id, &got) == 0 && !got.dep.nreps &&
+	      !got.dep.scoring_uri[0], "a new deployment has no replicas");
+	d.dep.model_version = 11;
+	snprintf(d.dep.scoring_uri, sizeof(d.dep.scoring_uri), "http://x/s");
+	d.dep.nreps = 2;
+	d.dep.reps[0] = (struct dep_replica){ .pid = 5, .gen = 1, .slot = 1,
+					      .state = 2 };
+	d.dep.reps[1] = (struct dep_replica){ .pid = 6, .gen = 2, .slot = 1,
+					      .state = 5, .restarts = 3 };
+	CHECK(store_update(s, &d) == 0 && store_get(s, d.id, &got) == 0 &&
+	      got.dep.model_version == 11 && got.dep.nreps == 2 &&
+	      rep_is(&got.dep.reps[1], 1, 2, 6, 5, 3) &&
+	      !strcmp(got.dep.scoring_uri, "http://x/s") &&
+	      !got.backend_id[0], "update writes them");
+	d.dep.nreps = 1;
+	store_update(s, &d);
+	CHECK(store_get(s, d.id, &got) == 0 && got.dep.nreps == 1,
+	      "an update replaces the replicas");
+	other = mk(K_DEPLOYMENT, 0, "e");
+	store_insert(s, &other);
+	store_get(s, d.id, &got);
+	snprintf(got.name, sizeof(got.name), "e");
+	got.dep.nreps = 0;
+	CHECK(store_update(s, &got) == -EEXIST && store_get(s, d.id, &got) ==
+	      0 && got.dep.nreps == 1 && !strcmp(got.name, "d"),
+	      "a refused rename leaves it whole");
+	CHECK(store_delete(s, d.id) == 0 && store_get(s, d.id, &got) ==
+	      -ENOENT, "delete it");
+	d = mk(K_DEPLOYMENT, 0, "d");
+	CHECK(store_insert(s, &d) == 0 && store_get(s, d.id, &got) == 0 &&
+	      !got.dep.nreps && !got.dep.model_version,
+	      "its tables went with it");
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/mlfs-store-XXXXXX", path[256];
@@ -70,7 +234,7 @@ int main(void)
 			idx = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 		sqlite3_close(db);
-		CHECK(v == 4 && idx == 1, "schema version 4 with the listing"
+		CHECK(v == 5 && idx == 1, "schema version 5 with the listing"
 		      " index (version %d)", v);
 		CHECK((stat(path, &pst), (pst.st_mode & 0777) == 0600),
 		      "the database is 0600 (%o)", pst.st_mode & 0777);
@@ -161,8 +325,10 @@ int main(void)
 	}
 	rc = store_open(path, &s, &e);
 	CHECK(rc == 0 && store_get(s, c.id, &got) == 0, "reopen keeps data");
+	deployment_rows(s);
 	CHECK(store_max_seq(s) == 0, "max seq");
 	store_close(s);
+	migration(dir);
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
 	if (system(path))
 		return 2;

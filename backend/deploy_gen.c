@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A deployment's generations, on the target's worker thread: each
+ * `deploy` or `restart` makes one, <dir>/gen/<n>/ with a snapshot of the
+ * user's files (code/, made with their rights) and the spec it serves
+ * (model version, entry, command, host, port, replicas ...); the state
+ * machine (deploy_sm.c) starts replicas from it and, after a daemon
+ * restart, reads the serving one back.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/copy.h"
+#include "deploy_parts.h"
+#include "ws_i.h"
+
+static void gen_path(const struct deploy_ctx *d, int gen, const char *sub,
+		     char *buf)
+{
+	snprintf(buf, PATH_MAX, "%s/%s/%d%s%s", d->dir, DEP_GEN, gen,
+		 sub ? "/" : "", sub ? sub : "");
+}
+
+int spec_write(const struct deploy_ctx *d, const struct deploy_spec *s)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *f;
+
+	gen_path(d, s->gen, "spec", path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "version_id = %lld\nmodel = %s\nentry = %s\ncommand = %s\n"
+		"host = %s\nport = %d\nreplicas = %d\nready_timeout = %d\n"
+		"max_body = %ld\nread_timeout = %d\n",
+		(long long)s->version_id, s->model, s->entry, s->command,
+		s->host, s->port, s->replicas, s->ready_timeout, s->max_body,
+		s->read_timeout);
+	if (fclose(f) || rename(tmp, path))
+		return -errno;
+	return 0;
+}
+
+static const char *kv_or(const struct kv_list *kv, const char *key,
+			 const char *def)
+{
+	const char *v = kv_get(kv, key);
+
+	return v ? v : def;
+}
+
+int spec_read(const struct deploy_ctx *d, int gen, struct deploy_spec *s)
+{
+	struct kv_list kv = { 0 };
+	struct err e;
+	char path[PATH_MAX], buf[4096];
+	const char *v;
+	ssize_t n;
+	int fd, rc;
+
+	gen_path(d, gen, "spec", path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n <= 0)
+		return -EIO;
+	memset(s, 0, sizeof(*s));
+	rc = kv_parse(buf, n, &kv, &e);
+	if (rc)
+		return rc;
+	s->gen = gen;
+	s->version_id = (v = kv_get(&kv, "version_id")) ? atoll(v) : 0;
+	snprintf(s->model, sizeof(s->model), "%s", kv_or(&kv, "model", ""));
+	snprintf(s->entry, sizeof(s->entry), "%s", kv_or(&kv, "entry", ""));
+	snprintf(s->command, sizeof(s->command), "%s",
+		 kv_or(&kv, "command", ""));
+	snprintf(s->host, sizeof(s->host), "%s",
+		 kv_or(&kv, "host", "127.0.0.1"));
+	s->port = (v = kv_get(&kv, "port")) ? atoi(v) : 0;
+	s->replicas = (v = kv_get(&kv, "replicas")) ? atoi(v) : 1;
+	s->ready_timeout = (v = kv_get(&kv, "ready_timeout")) ? atoi(v) : 120;
+	/* generations recorded before these keys: the defaults */
+	s->max_body = (v = kv_get(&kv, "max_body")) ? atol(v) : 0;
+	s->read_timeout = (v = kv_get(&kv, "read_timeout")) ? atoi(v) : 0;
+	if (s->max_body <= 0)
+		s->max_body = MAX_BODY_DEFAULT;
+	if (s->read_timeout <= 0)
+		s->read_timeout = READ_TIMEOUT_DEFAULT;
+	kv_free(&kv);
+	gen_path(d, gen, "code", s->code);
+	ws_obj_path(d->ws, s->version_id, RUN_FILES, s->model_dir);
+	if (s->replicas < 1 || s->replicas > MAX_REPLICAS)
+		s->replicas = 1;
+	return 0;
+}
+
+/* The number and folder of a new generation. */
+static int gen_dir(struct deploy_ctx *d)
+{
+	char path[PATH_MAX];
+
+	d->last_gen++;
+	gen_path(d, d->last_gen, NULL, path);
+	remove_tree(path);	/* a leftover of a crash */
+	mkdir(path, 0711);
+	return d->last_gen;
+}
+
+/* A new generation for `deploy`: the settings as they are now. */
+static int gen_from_settings(struct deploy_ctx *d, struct deploy_spec *s,
+			     struct err *e)
+{
+	char files[PATH_MAX];
+	struct obj v, m;
+	int rc;
+
+	rc = check_config(d->ws, &d->obj, s, e);
+	if (rc)
+		return rc;
+	default_host(s, d->t->drv);
+	/* the version the write resolved (and marked in use), not the
+	 * `model` file as it may be by now */
+	if (ws_get(d->ws, d->obj.dep.model_version, &v) || ws_get(d->ws, v.parent, &m))
+		return err_set(e, -ENOENT, "the model version to deploy was"
+			       " removed meanwhile");
+	snprintf(s->model, sizeof(s->model), "%s:%s", m.name, v.name);
+	s->version_id = v.id;
+	ws_obj_path(d->ws, v.id, RUN_FILES, s->model_dir);
+	if (!s->port && d->serving.gen)
+		s->port = d->serving.port;	/* same URI across updates */
+	ws_obj_path(d->ws, d->obj.id, RUN_FILES, files);
+	s->gen = gen_dir(d);
+	gen_path(d, s->gen, "code", s->code);
+	/* the snapshot is its creator's, made with their rights (copy.h) */
+	return copy_tree_as(files, s->code, d->obj.uid, d->obj.gid, e);
+}
+
+/* A new generation for `restart`: the last one deployed, anew. */
+static int gen_from_last(struct deploy_ctx *d, struct deploy_spec *s,
+			 struct err *e)
+{
+	int last = d->serving.gen ? d->serving.gen :
+		   d->obj.dep.last_gen;
+	char old[PATH_MAX];
+
+	if (!last || spec_read(d, last, s))
+		return err_set(e, -ENOENT, "nothing deployed before to restart:"
+			       " use deploy");
+	snprintf(old, sizeof(old), "%s", s->code);
+	s->gen = gen_dir(d);
+	gen_path(d, s->gen, "code", s->code);
+	return copy_tree_as(old, s->code, d->obj.uid, d->obj.gid, e);
+}
+
+int gen_make(struct deploy_ctx *d, int verb, struct deploy_spec *s,
+	     struct err *e)
+{
+	char dir[PATH_MAX];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/%s", d->dir, DEP_GEN);
+	mkdir(dir, 0711);
+	rc = verb == V_DEPLOY ? gen_from_settings(d, s, e) :
+	     gen_from_last(d, s, e);
+	if (!rc && spec_write(d, s))
+		rc = err_set(e, -EIO, "cannot record generation %d", s->gen);
+	return rc;
+}
+
+void gen_gc(struct deploy_ctx *d)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *dir;
+	int g, used;
+
+	snprintf(path, sizeof(path), "%s/%s", d->dir, DEP_GEN);
+	dir = opendir(path);
+	while (dir && (de = readdir(dir))) {
+		g = atoi(de->d_name);
+		if (g <= 0 || g == d->serving.gen || g == d->coming.gen ||
+		    g == d->obj.dep.last_gen)
+			continue;
+		used = 0;
+		for (struct replica *r = d->reps; r; r = r->next)
+			used |= r->gen == g;
+		if (!used) {
+			gen_path(d, g, NULL, path);
+			remove_tree(path);
+		}
+	}
+	if (dir)
+		closedir(dir);
+}

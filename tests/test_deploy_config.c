@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+/* Unit test of a deployment's `config` parser (backend/deploy_config.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "deploy_i.h"
+#include "tap.h"
+
+static int parse(const char *text, struct deploy_spec *s, struct err *e)
+{
+	memset(e, 0, sizeof(*e));
+	return deploy_config_parse(text, strlen(text), s, e);
+}
+
+static void defaults(void)
+{
+	struct deploy_spec s;
+	struct err e;
+
+	CHECK(parse("", &s, &e) == 0, "an empty config is fine");
+	CHECK(!strcmp(s.entry, "score.py") && !s.command[0] && !s.host[0],
+	      "defaults: entry score.py, no command, no host");
+	CHECK(s.port == 0 && s.replicas == 1 && s.ready_timeout == 120,
+	      "defaults: port 0, 1 replica, ready_timeout 120");
+	CHECK(s.max_body == 100L << 20 && s.read_timeout == 30,
+	      "defaults: mlfs-serve's max_body and read_timeout");
+	CHECK(parse("# just a comment\n\n", &s, &e) == 0 && s.replicas == 1,
+	      "comments and blank lines");
+}
+
+static void good(void)
+{
+	struct deploy_spec s;
+	struct err e;
+
+	CHECK(parse("entry = app/serve.py\nport = 8080\nreplicas = 16\n"
+		    "host = 0.0.0.0\nready_timeout = 3600\n", &s, &e) == 0,
+	      "a full config: %s", e.msg);
+	CHECK(!strcmp(s.entry, "app/serve.py") && s.port == 8080 &&
+	      s.replicas == 16 && !strcmp(s.host, "0.0.0.0") &&
+	      s.ready_timeout == 3600, "its values");
+	CHECK(parse("command = python3 -m http.server $PORT\nhost = ::1\n"
+		    "max_body = 1024\nread_timeout = 1\nport = 65535\n",
+		    &s, &e) == 0, "a command, IPv6 host: %s", e.msg);
+	CHECK(!strcmp(s.command, "python3 -m http.server $PORT") &&
+	      !strcmp(s.host, "::1") && s.max_body == 1024 &&
+	      s.read_timeout == 1 && s.port == 65535, "their values");
+	CHECK(parse("host = localhost\n", &s, &e) == 0 &&
+	      !strcmp(s.host, "localhost"), "host localhost");
+	CHECK(parse("entry = a/./b.py\n", &s, &e) == 0, "entry with ./");
+	CHECK(parse("max_body = 17179869184\n", &s, &e) == 0 &&
+	      s.max_body == 16L << 30, "max_body up to 16 GiB");
+}
+
+static void bad(const char *text, const char *why, const char *words)
+{
+	struct deploy_spec s;
+	struct err e;
+	int rc = parse(text, &s, &e);
+
+	CHECK(rc == -EINVAL && strstr(e.msg, words), "%s: EINVAL (%s)", why,
+	      e.msg);
+}
+
+static void bads(void)
+{
+	char long_cmd[1100];
+
+	bad("colour = blue\n", "unknown key", "colour");
+	bad("port = 65536\n", "port too large", "port");
+	bad("port = -1\n", "negative port", "port");
+	bad("port = eighty\n", "port not a number", "port");
+	bad("replicas = 0\n", "no replicas", "replicas");
+	bad("replicas = 17\n", "more than 16 replicas", "replicas");
+	bad("ready_timeout = 0\n", "ready_timeout 0", "ready_timeout");
+	bad("read_timeout = 3601\n", "read_timeout too long", "read_timeout");
+	bad("max_body = 0\n", "max_body 0", "max_body");
+	bad("host = example.com\n", "host not an address", "IP address");
+	bad("host = 300.1.1.1\n", "host out of range", "IP address");
+	bad("entry = /etc/passwd\n", "absolute entry", "relative");
+	bad("entry = ../x.py\n", "entry going up", "inside");
+	bad("entry = a/../../x.py\n", "entry going up inside", "inside");
+	bad("entry = a/..\n", "entry ending in ..", "inside");
+	memset(long_cmd, 'x', sizeof(long_cmd));
+	memcpy(long_cmd, "command = ", 10);
+	long_cmd[sizeof(long_cmd) - 1] = '\0';
+	bad(long_cmd, "command too long", "longer than");
+	bad("port 80\n", "not key = value", "");
+}
+
+int main(void)
+{
+	defaults();
+	good();
+	bads();
+	return tap_done();
+}
