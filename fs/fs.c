@@ -8,6 +8,7 @@
  * Replies pass a positive errno; helpers return 0 or -errno.
  */
 #include "fs.h"
+#include "fs_i.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,143 +29,12 @@
 #include "creds.h"
 #include "node.h"
 
-/* Cache timeout for files written behind the kernel's back (outputs). */
-#define SHORT_TIMEOUT	1.0
-#define CTL_WRITE_MAX	(64 * 1024)
-/*
- * The largest WRITE: 1 MiB with libfuse's 4 KiB of header is a request
- * that still fits a pipe of the default maximum size (fs.pipe-max-size,
- * 1 MiB), so that libfuse splices requests instead of copying them out
- * (a bigger one makes it fall back to read(2) for good).
- */
-#define MAX_WRITE	((1 << 20) - 4096)
-_Static_assert(SETTING_MAX <= MAX_WRITE, "a write too big for a setting"
-	       " must reach the limit in its first piece");
-/* st_blksize of user files: cp and friends size their buffers by it;
- * a write of this size is one request. */
-#define USER_BLKSIZE	MAX_WRITE
-
-struct mlfs {
-	struct ws *ws;
-	struct node_table *nodes;
-	int objects_fd;		/* the state dir's objects/ */
-	struct fuse_session *se;
-	double timeout;
-	int shared;		/* other users come in (allow_other) */
-	uid_t uid;
-	gid_t gid;
-	struct timespec mounted;
-
-	/* Entry invalidations that must wait until the request that caused
-	 * them has been answered (the kernel holds the folder's lock until
-	 * then).  Handled by the notifier thread. */
-	pthread_mutex_t q_lock;		/* guards q, q_tail, q_stop */
-	pthread_cond_t q_cond;
-	struct pending *q, **q_tail;	/* first in, first done */
-	int q_stop;
-	pthread_t notifier;
-	int have_notifier;
-	/* Notifications go to the kernel only while live: mlfs_quiesce
-	 * ends that before the session's file descriptor is closed. */
-	pthread_rwlock_t live_lock;	/* guards live, held around a call */
-	int live;
-	char *mountpoint;
-
-	/* Negotiated at init: the kernel opens files and folders without
-	 * asking (FUSE_CAP_NO_OPEN_SUPPORT / _NO_OPENDIR_SUPPORT), caches
-	 * every file's pages and every folder's listing, and we answer each
-	 * read, write and readdir without a handle. */
-	int no_open;
-	int no_opendir;
-
-	/* Backing folder streams kept between readdir calls, so that a long
-	 * listing continues where it stopped instead of re-reading. */
-	pthread_mutex_t dc_lock;	/* guards dc[] */
-	struct dh *dc[8];
-
-	/* Objects as they were before their latest changes (see struct
-	 * stripe). */
-	pthread_mutex_t sl_lock;	/* guards stripes[], lens[] */
-	struct stripe *stripes;		/* NSTRIPES */
-	struct vlen *lens;		/* NLENS */
-};
-
-/*
- * Generated files are versioned inodes (fs/node.h): the kernel may hold a
- * version whose bytes the object no longer renders, e.g. a LOOKUP answered
- * just before a change and the READ that follows it just after.  Such a
- * request is answered from the object as it was before its latest
- * changes: each change records the object's old row here first (a ring
- * per stripe of object ids), and a version is found again by rendering
- * those rows.
- */
-#define NSTRIPES 256
-#define NSTASH 4		/* changes of one stripe a request may straddle */
-
-struct stripe {
-	struct obj old[NSTASH];	/* the last changes, oldest overwritten */
-	unsigned next;
-};
-
-/*
- * The sizes of versions given out, in a table of NLENS slots by inode
- * (a newer one takes the slot).  A version's size never changes: the
- * kernel may ask for it again long after its bytes left the stash (an
- * unlink of a control file by a racing rm -r drops the cached attributes
- * of a file someone holds open), and gets it here.
- */
-#define NLENS 4096
-
-struct vlen {
-	uint64_t ino;
-	size_t len;
-};
-
-struct pending {
-	uint64_t ino;		/* inode to invalidate, or the parent */
-	char name[NAME_MAX + 1];	/* entry to invalidate; "" for an inode */
-	off_t off;		/* the inode's pages from there (-1: none) */
-	struct pending *next;
-};
-
-enum fh_kind { FH_BUF, FH_SETTING, FH_CTL, FH_FD };
-
-struct fh {
-	enum fh_kind kind;
-	int fd;
-	int64_t id;
-	int file;
-	char *buf;
-	size_t len;
-};
-
 struct dh {
 	uint64_t ino;
 	uid_t uid;		/* whose rights opened it */
 	DIR *dir;		/* the backing folder, for user entries */
 	long pos;		/* index of the next backing entry */
 };
-
-static const char readme_text[] =
-	"mlfs: this folder is an ML workspace.\n"
-	"\n"
-	"  targets/NAME/   where runs execute: mkdir, write type and config,\n"
-	"                  echo provision > ctl.  targets/local exists already.\n"
-	"  runs/NAME/      mkdir, copy your files in, write command (and target,\n"
-	"                  env, resources), then: echo submit > ctl\n"
-	"                  status, exit_code, log, metrics, outputs/ follow it.\n"
-	"  deployments/    models served over HTTP.\n"
-	"  models/NAME/V/  registered model files.\n"
-	"  events          one line per state change: tail -f events\n"
-	"\n"
-	"A refused command fails the write with an errno and leaves one\n"
-	"sentence in the object's error file.  cat ctl lists the commands\n"
-	"valid now.  See mlfs(1).\n";
-
-static struct mlfs *M(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
 
 /* ---- notifier --------------------------------------------------------------- */
 
