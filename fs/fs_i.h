@@ -3,6 +3,8 @@
  * The FUSE layer's private header: struct mlfs, the context that every
  * request, the notifier thread and the backend's hooks reach, and what
  * the files of fs/ share.  Where each concern lives:
+ *   inval.c      kernel invalidation: the notifier thread, the backend's
+ *                change hooks, mlfs_attach and mlfs_quiesce
  *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
@@ -152,6 +154,12 @@ static inline struct mlfs *M(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/* inval.c */
+void inval_name(struct mlfs *m, uint64_t parent, const char *name);
+void inval_inode(struct mlfs *m, uint64_t ino, off_t off);
 
+/* fs.c */
+void hook_change_begin(void *ctx, int64_t id);
+int versioned(const struct file_desc *fd);
 
 #endif
