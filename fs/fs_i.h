@@ -5,6 +5,8 @@
  * the files of fs/ share.  Where each concern lives:
  *   inval.c      kernel invalidation: the notifier thread, the backend's
  *                change hooks, mlfs_attach and mlfs_quiesce
+ *   stash.c      versions of generated files: rows kept before changes,
+ *                sizes of versions given out
  *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
@@ -158,8 +160,13 @@ static inline struct mlfs *M(fuse_req_t req)
 void inval_name(struct mlfs *m, uint64_t parent, const char *name);
 void inval_inode(struct mlfs *m, uint64_t ino, off_t off);
 
-/* fs.c */
+/* stash.c */
 void hook_change_begin(void *ctx, int64_t id);
+void len_note(struct mlfs *m, uint64_t ino, size_t len);
+int len_find(struct mlfs *m, uint64_t ino, size_t *len);
 int versioned(const struct file_desc *fd);
+unsigned bytes_ver(const char *buf, size_t len);
+int version_bytes(struct mlfs *m, uint64_t ino, const struct obj *o,
+		  int file, char **buf, size_t *len);
 
 #endif
