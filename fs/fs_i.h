@@ -7,6 +7,7 @@
  *                change hooks, mlfs_attach and mlfs_quiesce
  *   stash.c      versions of generated files: rows kept before changes,
  *                sizes of versions given out
+ *   at.c         struct at: a user node's backing file, held by fd
  *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
@@ -156,6 +157,27 @@ static inline struct mlfs *M(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
+/*
+ * Where a user node's backing file is, held by fd: @dir, the folder that
+ * holds it, and @name in it ("" for the object's root itself).  Found in
+ * two steps.  at_find, as the daemon: the node's object and path, and
+ * objects/ID, which only the daemon writes.  at_open, as the caller: the
+ * folder below it, resolved without following symlinks (beneath.h).
+ * Everything after is done on @dir and @name by *at() calls that never
+ * follow a symlink either.  AT() declares one that closes itself.
+ */
+struct at {
+	int obj;		/* objects/ID (O_PATH), by the daemon */
+	int dir;		/* the folder (O_PATH), by the caller */
+	int64_t id;		/* the object */
+	int root;		/* F_DIR (files/) or F_OUTPUTS */
+	char name[NAME_MAX + 1];
+	char path[PATH_MAX];	/* of @dir, below objects/ID */
+};
+
+#define AT(a)	struct at a __attribute__((cleanup(at_close))) = \
+			{ .obj = -1, .dir = -1 }
+
 /* inval.c */
 void inval_name(struct mlfs *m, uint64_t parent, const char *name);
 void inval_inode(struct mlfs *m, uint64_t ino, off_t off);
@@ -168,5 +190,16 @@ int versioned(const struct file_desc *fd);
 unsigned bytes_ver(const char *buf, size_t len);
 int version_bytes(struct mlfs *m, uint64_t ino, const struct obj *o,
 		  int file, char **buf, size_t *len);
+
+/* at.c */
+void at_close(struct at *a);
+int at_find(struct mlfs *m, uint64_t ino, const char *child,
+	    struct at *a);
+int at_open(struct at *a);
+int at_openat(const struct at *a, int flags, mode_t mode);
+int at_stat(const struct at *a, struct stat *st);
+void at_proc_path(const struct at *a, char *buf, size_t size);
+int holds_user_files(uint64_t parent, const struct obj *o);
+int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root);
 
 #endif
