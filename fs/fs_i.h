@@ -8,6 +8,7 @@
  *   stash.c      versions of generated files: rows kept before changes,
  *                sizes of versions given out
  *   at.c         struct at: a user node's backing file, held by fd
+ *   attr.c       GETATTR, SETATTR, STATFS and the cache timeouts
  *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
@@ -201,5 +202,31 @@ int at_stat(const struct at *a, struct stat *st);
 void at_proc_path(const struct at *a, char *buf, size_t size);
 int holds_user_files(uint64_t parent, const struct obj *o);
 int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root);
+
+/* attr.c */
+int disk_file_path(struct mlfs *m, const struct obj *o, int file,
+		   char *path);
+int ctl_attr(struct mlfs *m, uint64_t ino, const struct obj *o,
+	     ssize_t known, struct stat *st);
+uint64_t user_st_ino(uint64_t backing);
+void user_stat(struct stat *st);
+int backing_stat(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		 const char *name, struct stat *st);
+int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
+	       struct stat *st);
+double timeout_for(struct mlfs *m, uint64_t ino);
+double ctl_name_timeout(struct mlfs *m, uint64_t ino,
+			const struct obj *o);
+double name_timeout(struct mlfs *m, uint64_t ino);
+void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
+		  struct fuse_file_info *fi);
+void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		  int to_set, struct fuse_file_info *fi);
+void mlfs_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* fs.c */
+int user_writable(struct mlfs *m, const struct obj *o, int root);
+int before_user_write(struct mlfs *m, uint64_t ino,
+		      const struct obj *o, const struct at *a);
 
 #endif
