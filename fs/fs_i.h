@@ -9,6 +9,7 @@
  *                sizes of versions given out
  *   at.c         struct at: a user node's backing file, held by fd
  *   attr.c       GETATTR, SETATTR, STATFS and the cache timeouts
+ *   dir.c        LOOKUP, FORGET, OPENDIR, READDIR
  *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
@@ -179,6 +180,17 @@ struct at {
 #define AT(a)	struct at a __attribute__((cleanup(at_close))) = \
 			{ .obj = -1, .dir = -1 }
 
+/* What a lookup of a control file learnt: its object and, for a
+ * generated file, the length of the version it found (else -1); of a
+ * user entry, its attributes (answered as they are, not looked for
+ * again). */
+struct ctl_view {
+	struct obj o;
+	ssize_t len;
+	int user;		/* or a user entry: its attributes */
+	struct stat ust;
+};
+
 /* inval.c */
 void inval_name(struct mlfs *m, uint64_t parent, const char *name);
 void inval_inode(struct mlfs *m, uint64_t ino, off_t off);
@@ -223,6 +235,25 @@ void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
 void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		  int to_set, struct fuse_file_info *fi);
 void mlfs_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* dir.c */
+int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		const struct ctl_view *v);
+int lookup_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
+		const char *name, uint64_t *ino, struct stat *st);
+int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
+	      const char *name, uint64_t *ino, struct ctl_view *v);
+void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mlfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n);
+void mlfs_forget_multi(fuse_req_t req, size_t count,
+		       struct fuse_forget_data *f);
+void dh_free(struct dh *d);
+void mlfs_opendir(fuse_req_t req, fuse_ino_t ino,
+		  struct fuse_file_info *fi);
+void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		  off_t off, struct fuse_file_info *fi);
+void mlfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi);
 
 /* fs.c */
 int user_writable(struct mlfs *m, const struct obj *o, int root);
