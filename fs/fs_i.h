@@ -10,6 +10,8 @@
  *   at.c         struct at: a user node's backing file, held by fd
  *   attr.c       GETATTR, SETATTR, STATFS and the cache timeouts
  *   dir.c        LOOKUP, FORGET, OPENDIR, READDIR
+ *   io.c         OPEN, READ, RELEASE, FLUSH, FSYNC
+ *   write.c      WRITE, WRITE_BUF: ctl commands, settings, user files
  *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
@@ -255,9 +257,30 @@ void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 void mlfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi);
 
-/* fs.c */
+/* io.c */
+struct fh *fh_new(enum fh_kind kind, int64_t id, int file);
+void fh_free(struct fh *h);
 int user_writable(struct mlfs *m, const struct obj *o, int root);
 int before_user_write(struct mlfs *m, uint64_t ino,
 		      const struct obj *o, const struct at *a);
+int open_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+	      int flags, int *root);
+void mlfs_open(fuse_req_t req, fuse_ino_t ino,
+	       struct fuse_file_info *fi);
+void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	       struct fuse_file_info *fi);
+void mlfs_release(fuse_req_t req, fuse_ino_t ino,
+		  struct fuse_file_info *fi);
+void mlfs_flush(fuse_req_t req, fuse_ino_t ino,
+		struct fuse_file_info *fi);
+void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		struct fuse_file_info *fi);
+
+/* write.c */
+void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		size_t size, off_t off, struct fuse_file_info *fi);
+void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
+		    struct fuse_bufvec *in, off_t off,
+		    struct fuse_file_info *fi);
 
 #endif
