@@ -12,6 +12,8 @@
  *   dir.c        LOOKUP, FORGET, OPENDIR, READDIR
  *   io.c         OPEN, READ, RELEASE, FLUSH, FSYNC
  *   write.c      WRITE, WRITE_BUF: ctl commands, settings, user files
+ *   namespace.c  CREATE, MKDIR, UNLINK, RMDIR, RENAME, LINK, SYMLINK,
+ *                READLINK
  *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
@@ -282,5 +284,21 @@ void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 		    struct fuse_bufvec *in, off_t off,
 		    struct fuse_file_info *fi);
+
+/* namespace.c */
+void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 mode_t mode, struct fuse_file_info *fi);
+void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode);
+void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		 fuse_ino_t newparent, const char *newname,
+		 unsigned int flags);
+void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		  const char *name);
+void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+	       const char *newname);
+void mlfs_readlink(fuse_req_t req, fuse_ino_t ino);
 
 #endif
