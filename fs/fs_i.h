@@ -3,6 +3,7 @@
  * The FUSE layer's private header: struct mlfs, the context that every
  * request, the notifier thread and the backend's hooks reach, and what
  * the files of fs/ share.  Where each concern lives:
+ *   ops.c        the ops table, INIT, mlfs_new and mlfs_free
  *   inval.c      kernel invalidation: the notifier thread, the backend's
  *                change hooks, mlfs_attach and mlfs_quiesce
  *   stash.c      versions of generated files: rows kept before changes,
@@ -14,7 +15,6 @@
  *   write.c      WRITE, WRITE_BUF: ctl commands, settings, user files
  *   namespace.c  CREATE, MKDIR, UNLINK, RMDIR, RENAME, LINK, SYMLINK,
  *                READLINK
- *   fs.c         the rest, not split yet
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
  */

@@ -5,12 +5,11 @@
  * the kernel can cache entries, attributes and small files with long
  * timeouts and the backend can invalidate exactly what a change touched.
  *
- * Replies pass a positive errno; helpers return 0 or -errno.
+ * This file: the ops table, which hands each request to the file of its
+ * concern (fs_i.h lists them), the INIT negotiation (on the first request
+ * thread), and the life of struct mlfs: mlfs_new before the mount and
+ * mlfs_free after it, on the main thread.
  */
-#include "fs.h"
-#include "fs_i.h"
-
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,18 +17,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../backend/log.h"
-#include "../backend/ws.h"
-#include "beneath.h"
 #include "creds.h"
-#include "node.h"
-
-/* ---- init ------------------------------------------------------------- */
+#include "fs_i.h"
 
 static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 {
