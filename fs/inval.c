@@ -6,8 +6,8 @@
  * mkdir...); inval_name and inval_inode are called from both.  What may
  * wait for a kernel lock (a name, a file's pages) goes to the notifier
  * thread, which alone does it.  mlfs_attach starts that thread and
- * installs the hooks once mounted; mlfs_quiesce ends both when the session
- * loop has ended (the main thread).
+ * installs the hooks once mounted; mlfs_quiesce stops the thread and every
+ * notification once the session loop has ended (both on the main thread).
  */
 #include <fcntl.h>
 #include <limits.h>
