@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Paths of user files: struct at holds the backing folder of a user node
+ * by fd, found as the daemon under objects/ID (at_find) and opened as the
+ * caller without following symlinks (at_open, over beneath.h); the object
+ * that owns a node (owner_of), and which folders hold user files.  FUSE
+ * request threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "beneath.h"
+#include "fs_i.h"
+
+void at_close(struct at *a)
+{
+	if (a->obj >= 0)
+		close(a->obj);
+	if (a->dir >= 0)
+		close(a->dir);
+	a->obj = a->dir = -1;
+}
+
+/* objects/ID of @id, opened by the daemon. */
+static int obj_fd(struct mlfs *m, int64_t id)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "%lld", (long long)id);
+	return beneath_open(m->objects_fd, name, O_PATH | O_DIRECTORY, 0);
+}
+
+/* Split @rel (the node's path below its root) into @a's folder and name. */
+static int at_split(struct at *a, char *rel)
+{
+	char *slash = strrchr(rel, '/');
+	const char *base = slash ? slash + 1 : rel;
+
+	if (strlen(base) > NAME_MAX)
+		return -ENAMETOOLONG;
+	memcpy(a->name, base, strlen(base) + 1);
+	if (slash)
+		*slash = '\0';
+	else
+		rel[0] = '\0';
+	if ((size_t)snprintf(a->path, sizeof(a->path), "%s%s%s",
+			     ws_user_dir(a->root), rel[0] ? "/" : "", rel) >=
+	    sizeof(a->path))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* User node or object root @ino (with @child: its entry @child), as the
+ * daemon: 0 or -errno. */
+int at_find(struct mlfs *m, uint64_t ino, const char *child,
+	    struct at *a)
+{
+	char rel[PATH_MAX];
+	size_t l;
+	int rc;
+
+	rc = nodes_path(m->nodes, ino, &a->id, &a->root, rel, sizeof(rel));
+	if (rc)
+		return rc;
+	l = strlen(rel);
+	if (child && l + strlen(child) + 2 > sizeof(rel))
+		return -ENAMETOOLONG;
+	if (child)
+		snprintf(rel + l, sizeof(rel) - l, "%s%s", l ? "/" : "", child);
+	rc = at_split(a, rel);
+	if (rc)
+		return rc;
+	a->obj = obj_fd(m, a->id);
+	return a->obj < 0 ? a->obj : 0;
+}
+
+/* The folder of @a, with the current (the caller's) credentials. */
+int at_open(struct at *a)
+{
+	a->dir = beneath_open(a->obj, a->path, O_PATH | O_DIRECTORY, 0);
+	return a->dir < 0 ? a->dir : 0;
+}
+
+/* Open what @a names (never a symlink): fd or -errno. */
+int at_openat(const struct at *a, int flags, mode_t mode)
+{
+	int fd = openat(a->dir, a->name[0] ? a->name : ".",
+			flags | O_NOFOLLOW | O_CLOEXEC, mode);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* lstat of what @a names. */
+int at_stat(const struct at *a, struct stat *st)
+{
+	if (fstatat(a->dir, a->name[0] ? a->name : "", st,
+		    AT_SYMLINK_NOFOLLOW | (a->name[0] ? 0 : AT_EMPTY_PATH)))
+		return -errno;
+	return 0;
+}
+
+/* A path for code that takes one (backend/): the held folder through
+ * /proc, which pins it, and the name. */
+void at_proc_path(const struct at *a, char *buf, size_t size)
+{
+	snprintf(buf, size, "/proc/self/fd/%d/%s", a->dir, a->name);
+}
+
+/* Does @parent hold user files (an object folder with files, outputs/,
+ * or a user folder)? */
+int holds_user_files(uint64_t parent, const struct obj *o)
+{
+	if (ino_is_user(parent))
+		return 1;
+	if (!ino_is_obj(parent))
+		return 0;
+	return ws_holds_user_files(o, ino_file(parent));
+}
+
+/* The object that owns @ino (any node below an object).  0 or -ENOENT. */
+int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root)
+{
+	char rel[8];
+	int64_t id;
+	int r, rc;
+
+	if (ino_is_obj(ino)) {
+		*root = ino_file(ino);
+		return ws_get(m->ws, ino_obj(ino), o);
+	}
+	if (!ino_is_user(ino))
+		return -ENOENT;
+	rc = nodes_path(m->nodes, ino, &id, &r, rel, sizeof(rel));
+	if (rc && rc != -ENAMETOOLONG)
+		return rc;
+	if (rc) {
+		char big[PATH_MAX];
+
+		rc = nodes_path(m->nodes, ino, &id, &r, big, sizeof(big));
+		if (rc)
+			return rc;
+	}
+	*root = r;
+	return ws_get(m->ws, id, o);
+}
+
+/* Where generated file @file of @o (a log, metrics) lies on disk. */
+int disk_file_path(struct mlfs *m, const struct obj *o, int file,
+		   char *path)
+{
+	switch (file) {
+	case F_LOG:
+		ws_obj_path(m->ws, o->id, RUN_LOG, path);
+		return 0;
+	case F_METRICS:
+		ws_obj_path(m->ws, o->id, RUN_METRICS, path);
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
