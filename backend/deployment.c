@@ -120,6 +120,7 @@ const struct kind_ops deployment_kind = {
 	.mode			= 0755,
 	.user_files		= 1,
 	.files_shared		= 0,
+	.child_kind		= K_NONE,
 	.verb			= deployment_kind_verb,
 	.ctl_valid		= deployment_ctl_valid,
 	.json			= deployment_json,

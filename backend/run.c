@@ -342,6 +342,7 @@ const struct kind_ops run_kind = {
 	.mode			= 0755,
 	.user_files		= 1,
 	.files_shared		= 0,
+	.child_kind		= K_NONE,
 	.verb			= run_verb,
 	.ctl_valid		= run_ctl_valid,
 	.json			= json_run,

@@ -430,6 +430,7 @@ const struct kind_ops target_kind = {
 	.mode			= 0700,
 	.user_files		= 0,
 	.files_shared		= 0,
+	.child_kind		= K_NONE,
 	.verb			= target_verb,
 	.ctl_valid		= target_ctl_valid,
 	.json			= target_json,

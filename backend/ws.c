@@ -668,6 +668,11 @@ int ws_files_writable(const struct obj *o)
 
 /* ---- questions of the FUSE layer ----------------------------------------- */
 
+int ws_child_kind(const struct obj *o)
+{
+	return ws_kind(o->kind)->child_kind;
+}
+
 int ws_holds_user_files(const struct obj *o, int file)
 {
 	const struct file_desc *fd;

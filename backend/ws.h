@@ -160,6 +160,9 @@ int ws_user_file_write(struct ws *ws, const struct obj *o, const char *path);
 
 /* ---- questions of the FUSE layer: object policy lives here, not in fs/ */
 
+/* The kind of the objects @o's folder holds (a model: its versions), or
+ * K_NONE: its entries are control and user files. */
+int ws_child_kind(const struct obj *o);
 /* 1 when folder @file of @o (F_DIR: the object folder) holds user files. */
 int ws_holds_user_files(const struct obj *o, int file);
 /* The folder below objects/ID where the user files under control folder

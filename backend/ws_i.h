@@ -49,6 +49,8 @@ struct kind_ops {
 	mode_t mode;			/* a new folder's, whatever the umask */
 	int user_files;			/* its folder holds user files */
 	int files_shared;		/* may be names of others' (register) */
+	int child_kind;			/* of the objects its folder holds, or
+					 * K_NONE */
 	/* ctl: one command (NULL: the kind takes none) */
 	int (*verb)(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		    struct err *e);

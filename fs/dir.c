@@ -137,8 +137,8 @@ int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		rc = ws_get(m->ws, ino_obj(parent), &o);
 		if (rc)
 			return rc;
-		if (o.kind == K_MODEL) {
-			rc = ws_find(m->ws, K_VERSION, o.id, name, &o);
+		if (ws_child_kind(&o)) {
+			rc = ws_find(m->ws, ws_child_kind(&o), o.id, name, &o);
 			if (!rc)
 				*ino = obj_ino(o.id, F_DIR);
 			return rc;
@@ -420,8 +420,8 @@ void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	} else if (kind) {
 		list_objects(m, &b, kind, 0, off);
 	} else if (ino_is_obj(ino) && ino_file(ino) == F_DIR &&
-		   !ws_get(m->ws, ino_obj(ino), &o) && o.kind == K_MODEL) {
-		list_objects(m, &b, K_VERSION, o.id, off);
+		   !ws_get(m->ws, ino_obj(ino), &o) && ws_child_kind(&o)) {
+		list_objects(m, &b, ws_child_kind(&o), o.id, off);
 	} else {
 		if (ino_is_obj(ino) && ino_file(ino) == F_DIR &&
 		    !ws_get(m->ws, ino_obj(ino), &o) && off < USER_OFF)

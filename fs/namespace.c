@@ -156,9 +156,9 @@ void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (kind) {
 		rc = ws_create(m->ws, kind, 0, name, ctx->uid, ctx->gid, &o, &e);
 	} else if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
-		   !ws_get(m->ws, ino_obj(parent), &o) && o.kind == K_MODEL) {
-		rc = ws_create(m->ws, K_VERSION, o.id, name, ctx->uid, ctx->gid,
-			       &o, &e);
+		   !ws_get(m->ws, ino_obj(parent), &o) && ws_child_kind(&o)) {
+		rc = ws_create(m->ws, ws_child_kind(&o), o.id, name, ctx->uid,
+			       ctx->gid, &o, &e);
 	} else if (parent == INO_ROOT) {
 		rc = -EPERM;
 	} else {
@@ -250,7 +250,7 @@ void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	if (top_ino_kind(parent) || (ino_is_obj(parent) &&
 	    ino_file(parent) == F_DIR && !ws_get(m->ws, ino_obj(parent), &o) &&
-	    o.kind == K_MODEL)) {
+	    ws_child_kind(&o))) {
 		rc = do_lookup(req, m, parent, name, &ino, NULL);
 		if (!rc)
 			rc = ws_remove(m->ws, ino_obj(ino), &e);
