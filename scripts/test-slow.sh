@@ -16,5 +16,6 @@ fi
 taskset -c "$core" sh -c 'while :; do :; done' &
 hog=$!
 trap 'kill "$hog" 2>/dev/null' EXIT
+export MLFS_FILE_TIMEOUT=${MLFS_FILE_TIMEOUT:-2700}
 echo "test-slow: pinned to core $core with a CPU hog (pid $hog)"
 taskset -c "$core" bash "$ROOT/scripts/test.sh" "$@"
