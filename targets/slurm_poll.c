@@ -111,8 +111,7 @@ static void run_apply(struct target_ctx *t, struct run_ctx *r,
 		      const struct slurm_job *j)
 {
 	char why[ERR_MSG_MAX];
-	const char *name = slurm_api_run_state(j, why, sizeof(why));
-	enum obj_state state = name ? state_parse(name) : STATE_NONE;
+	enum obj_state state = slurm_api_run_state(j, why, sizeof(why));
 	int changed = sl_run_unnote(r);
 
 	if (j->nodes[0] && strcmp(r->obj.node, j->nodes)) {
