@@ -129,9 +129,10 @@ static int check_target(struct ws *ws, const struct obj *o, struct obj *t,
 	if (!*drv)
 		return err_set(e, -EINVAL, "target '%s' has no known type",
 			       name);
-	if (strcmp(t->state, TS_SUCCEEDED))
+	if (t->state != TS_SUCCEEDED)
 		return err_set(e, -EBUSY, "target '%s' is %s, not Succeeded:"
-			       " provision it first", name, t->state);
+			       " provision it first", name,
+			       state_name(t->state));
 	return 0;
 }
 
@@ -214,7 +215,7 @@ static int verb_allowed(const struct obj *o, int verb, struct err *e)
 				  is_state(o, DS_TRANSITIONING)))
 		return err_set(e, -EBUSY, "deployment '%s' is %s: restart works"
 			       " on a Healthy, Unhealthy or Failed deployment",
-			       o->name, o->state);
+			       o->name, state_name(o->state));
 	if (verb == V_DELETE && is_state(o, DS_DRAFT))
 		return err_set(e, -EBUSY, "deployment '%s' is Draft: nothing to"
 			       " delete", o->name);
@@ -238,7 +239,7 @@ static int dep_request(struct ws *ws, struct obj *o, int verb,
 		if (rc)
 			return rc;
 		n = *o;
-		snprintf(n.state, sizeof(n.state), "%s", DS_TRANSITIONING);
+		n.state = DS_TRANSITIONING;
 		n.error[0] = '\0';
 		n.queued = now_s();
 		if (version)
@@ -311,7 +312,7 @@ static int dep_restart(struct ws *ws, struct obj *o, struct err *e)
 	if (ws_get(ws, o->dep.model_version, &v))
 		return err_set(e, -ENOENT, "the model version deployment '%s'"
 			       " served is gone: deploy another", o->name);
-	if (ws_get(ws, o->target_id, &t) || strcmp(t.state, TS_SUCCEEDED))
+	if (ws_get(ws, o->target_id, &t) || t.state != TS_SUCCEEDED)
 		return err_set(e, -EBUSY, "the target of deployment '%s' is"
 			       " not Succeeded", o->name);
 	return dep_request(ws, o, V_RESTART, 0, 0, e);

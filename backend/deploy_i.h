@@ -30,9 +30,6 @@ struct ws;
 
 /* Texts beyond the control files: enum obj_text in objects.h. */
 
-/* Model version states, as shown in their info.json. */
-#define VS_READY	"Ready"
-#define VS_IN_USE	"InUse"		/* a deployment serves it: frozen */
 
 /* ---- model.c ------------------------------------------------------------- */
 

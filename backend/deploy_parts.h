@@ -25,16 +25,15 @@
 enum { V_NONE, V_DEPLOY, V_RESTART, V_DELETE };
 extern const char *const verb_names[];	/* by V_*: "", "deploy", … */
 
-static inline int is_state(const struct obj *o, const char *s)
+static inline int is_state(const struct obj *o, enum obj_state s)
 {
-	return !strcmp(o->state, s);
+	return o->state == s;
 }
 
 /* A state in which replicas may be serving (and the model is in use). */
-static inline int live_state(const char *s)
+static inline int live_state(enum obj_state s)
 {
-	return !strcmp(s, DS_TRANSITIONING) || !strcmp(s, DS_HEALTHY) ||
-	       !strcmp(s, DS_UNHEALTHY);
+	return s == DS_TRANSITIONING || s == DS_HEALTHY || s == DS_UNHEALTHY;
 }
 
 /* deploy_ctl.c */

@@ -82,13 +82,13 @@ static void scoring_uri(const struct deploy_ctx *d, const struct deploy_spec *s,
  * the scoring URI and the request taken.  0, or -EAGAIN when a ctl write
  * moved the deployment meanwhile (d->obj reloaded).
  */
-static int dep_save(struct deploy_ctx *d, const char *state,
+static int dep_save(struct deploy_ctx *d, enum obj_state state,
 		    const char *error)
 {
 	struct obj o = d->obj;
 	int was_live = live_state(d->obj.state), rc;
 
-	snprintf(o.state, sizeof(o.state), "%s", state);
+	o.state = state;
 	if (error)
 		snprintf(o.error, sizeof(o.error), "%s", error);
 	dep_fill(d, d->req_done, &o.dep);
@@ -96,7 +96,7 @@ static int dep_save(struct deploy_ctx *d, const char *state,
 	if (d->serving.gen && live_state(state))
 		scoring_uri(d, &d->serving, o.dep.scoring_uri,
 			    sizeof(o.dep.scoring_uri));
-	if (!strcmp(state, DS_HEALTHY) && !is_state(&d->obj, DS_HEALTHY))
+	if (state == DS_HEALTHY && !is_state(&d->obj, DS_HEALTHY))
 		o.started = now_s();
 	rc = ws_update_obj(d->ws, &o, d->obj.state, FBIT(F_SCORING_URI));
 	d->obj = o;

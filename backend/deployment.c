@@ -68,9 +68,9 @@ static int deployment_kind_verb(struct ws *ws, struct obj *o,
 
 static const char *deployment_ctl_valid(const struct obj *o)
 {
-	if (!strcmp(o->state, DS_DRAFT))
+	if (o->state == DS_DRAFT)
 		return "deploy\n";
-	if (!strcmp(o->state, DS_TRANSITIONING))
+	if (o->state == DS_TRANSITIONING)
 		return "delete\n";
 	return "deploy\nrestart\ndelete\n";
 }
@@ -78,16 +78,17 @@ static const char *deployment_ctl_valid(const struct obj *o)
 static int deployment_busy(struct ws *ws, const struct obj *o, struct err *e)
 {
 	(void)ws;
-	if (strcmp(o->state, DS_DRAFT) && strcmp(o->state, DS_FAILED))
+	if (o->state != DS_DRAFT && o->state != DS_FAILED)
 		return err_set(e, -EBUSY, "deployment '%s' is %s:"
-			       " delete it first", o->name, o->state);
+			       " delete it first", o->name,
+			       state_name(o->state));
 	return 0;
 }
 
 static int deployment_setting_writable(const struct obj *o, int file)
 {
 	(void)file;
-	return strcmp(o->state, DS_TRANSITIONING) ? 0 : -EROFS;
+	return o->state == DS_TRANSITIONING ? -EROFS : 0;
 }
 
 static int deployment_files_writable(const struct obj *o)

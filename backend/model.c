@@ -472,9 +472,10 @@ int model_register(struct ws *ws, const struct obj *run,
 
 	if (c->argc < 2 || c->argc > 3)
 		return err_set(e, -EINVAL, "usage: register NAME [PATH]");
-	if (strcmp(run->state, RS_COMPLETED))
+	if (run->state != RS_COMPLETED)
 		return err_set(e, -EBUSY, "run '%s' is %s: register works only"
-			       " on a Completed run", run->name, run->state);
+			       " on a Completed run", run->name,
+			       state_name(run->state));
 	rc = name_valid(c->argv[1], e);
 	if (!rc)
 		rc = register_source(ws, run, c, &g, &src, e);
@@ -525,7 +526,7 @@ int version_busy(struct ws *ws, const struct obj *o, struct err *e)
 	struct users u = { 0 };
 	struct obj m;
 
-	if (strcmp(o->state, VS_IN_USE))
+	if (o->state != VS_IN_USE)
 		return 0;
 	store_list_version_users(ws->st, o->id, user_cb, &u);
 	if (store_get(ws->st, o->parent, &m))
@@ -539,7 +540,7 @@ int version_busy(struct ws *ws, const struct obj *o, struct err *e)
 static int sync_one(struct ws *ws, int64_t id, struct obj *v)
 {
 	struct users u = { 0 };
-	const char *want;
+	enum obj_state want;
 	int rc;
 
 	rc = store_begin(ws->st);
@@ -552,9 +553,9 @@ static int sync_one(struct ws *ws, int64_t id, struct obj *v)
 	if (rc)
 		goto out_rollback;
 	want = u.n ? VS_IN_USE : VS_READY;
-	if (!strcmp(v->state, want))
+	if (v->state == want)
 		goto out_rollback;	/* nothing to change */
-	snprintf(v->state, sizeof(v->state), "%s", want);
+	v->state = want;
 	v->changed = now_s();
 	rc = store_update(ws->st, v);
 	if (rc)
@@ -577,7 +578,7 @@ void models_sync_use(struct ws *ws, int64_t id)
 	if (store_get(ws->st, v.parent, &m))
 		return;
 	snprintf(name, sizeof(name), "%s:%s", m.name, v.name);
-	ws_event(ws, K_VERSION, name, v.state);
+	ws_event(ws, K_VERSION, name, state_name(v.state));
 	ws_inval(ws, v.id, FBIT(F_INFO) | FBIT(F_DIR));
 }
 
@@ -674,7 +675,7 @@ const struct kind_ops model_kind = {
 	.name			= "model",
 	.files			= NULL,
 	.nfiles			= 0,
-	.initial_state		= "Ready",
+	.initial_state		= VS_READY,
 	.mode			= 0755,
 	.user_files		= 0,
 	.files_shared		= 0,
@@ -700,7 +701,7 @@ static const struct file_desc version_files[] = {
 
 static int version_files_writable(const struct obj *o)
 {
-	return !strcmp(o->state, "Ready") || !strcmp(o->state, "Draft");
+	return o->state == VS_READY || o->state == RS_DRAFT;
 }
 
 static int version_user_removable(const struct obj *o, int root)
@@ -716,7 +717,7 @@ const struct kind_ops version_kind = {
 	.files			= version_files,
 	.nfiles			= sizeof(version_files) /
 				  sizeof(version_files[0]),
-	.initial_state		= "Ready",
+	.initial_state		= VS_READY,
 	.mode			= 0755,
 	.user_files		= 1,
 	.files_shared		= 1,

@@ -49,31 +49,44 @@ enum obj_text {
 	TEXT_DEPLOY_REQ = 42,		/* a deployment's last request */
 };
 
-/* Run states, as shown in `status`. */
-#define RS_DRAFT	"Draft"
-#define RS_QUEUED	"Queued"
-#define RS_STARTING	"Starting"
-#define RS_RUNNING	"Running"
-#define RS_COMPLETED	"Completed"
-#define RS_FAILED	"Failed"
-#define RS_CANCELED	"Canceled"
+/*
+ * Object states: one enum for every kind, as struct obj has one state for
+ * every kind and kinds share names (Draft, Failed): one value, one name
+ * (state_name, in state.c).  The prefix says which kind shows a state;
+ * models, versions and the root are Ready (VS_READY).  The store keeps
+ * the names.
+ */
+enum obj_state {
+	STATE_NONE = 0,		/* none: a name the store has, unknown */
+	RS_DRAFT,
+	RS_QUEUED,
+	RS_STARTING,
+	RS_RUNNING,
+	RS_COMPLETED,
+	RS_FAILED,
+	RS_CANCELED,
+	TS_CREATING,
+	TS_SUCCEEDED,
+	TS_UPDATING,
+	TS_DELETING,
+	DS_TRANSITIONING,
+	DS_HEALTHY,
+	DS_UNHEALTHY,
+	VS_READY,
+	VS_IN_USE,		/* a deployment serves the version: frozen */
+	STATE_COUNT,
+	/* the names kinds share */
+	TS_DRAFT = RS_DRAFT,
+	TS_FAILED = RS_FAILED,
+	DS_DRAFT = RS_DRAFT,
+	DS_FAILED = RS_FAILED,
+};
 
-/* Target states. */
-#define TS_DRAFT	"Draft"
-#define TS_CREATING	"Creating"
-#define TS_SUCCEEDED	"Succeeded"
-#define TS_UPDATING	"Updating"
-#define TS_DELETING	"Deleting"
-#define TS_FAILED	"Failed"
+/* The user-visible name of @s ("Running"), "" for STATE_NONE. */
+const char *state_name(enum obj_state s);
+/* The state named @name, STATE_NONE when none is. */
+enum obj_state state_parse(const char *name);
 
-/* Deployment states. */
-#define DS_DRAFT	"Draft"
-#define DS_TRANSITIONING "Transitioning"
-#define DS_HEALTHY	"Healthy"
-#define DS_UNHEALTHY	"Unhealthy"
-#define DS_FAILED	"Failed"
-
-#define STATE_MAX	16
 #define ID_TEXT_MAX	128
 
 /*
@@ -85,7 +98,7 @@ struct obj {
 	int kind;
 	int64_t parent;			/* model id for versions, else 0 */
 	char name[MLFS_NAME_MAX + 1];
-	char state[STATE_MAX];
+	enum obj_state state;
 	char error[ERR_MSG_MAX];
 	uint32_t uid, gid;
 	uint32_t mode;			/* the folder's permission bits */
@@ -110,15 +123,14 @@ struct obj {
 	struct dep_row dep;
 };
 
-static inline int run_state_final(const char *s)
+static inline int run_state_final(enum obj_state s)
 {
-	return s[0] == 'C' ? (s[1] == 'o' || s[1] == 'a') : s[0] == 'F';
+	return s == RS_COMPLETED || s == RS_FAILED || s == RS_CANCELED;
 }
 
-static inline int run_state_active(const char *s)
+static inline int run_state_active(enum obj_state s)
 {
-	/* Queued, Starting, Running */
-	return (s[0] == 'Q' || s[0] == 'S' || s[0] == 'R');
+	return s == RS_QUEUED || s == RS_STARTING || s == RS_RUNNING;
 }
 
 #endif

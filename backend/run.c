@@ -87,10 +87,11 @@ static int submit_target(struct ws *ws, const struct obj *o, struct obj *t,
 	if (store_find(ws->st, K_TARGET, 0, name, t))
 		return err_set(e, -ENOENT, "unknown target '%s': see targets/",
 			       name);
-	if (strcmp(t->state, TS_SUCCEEDED))
+	if (t->state != TS_SUCCEEDED)
 		return err_set(e, -EBUSY, "target '%s' is %s, not Succeeded:"
 			       " provision it first (echo provision >"
-			       " targets/%s/ctl)", name, t->state, name);
+			       " targets/%s/ctl)", name,
+			       state_name(t->state), name);
 	return 0;
 }
 
@@ -154,9 +155,9 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 	struct obj t;
 	int rc;
 
-	if (strcmp(o->state, RS_DRAFT))
+	if (o->state != RS_DRAFT)
 		return err_set(e, -EBUSY, "run '%s' is %s: submit works only on"
-			       " a Draft run", o->name, o->state);
+			       " a Draft run", o->name, state_name(o->state));
 	if (geteuid() != 0 && o->uid != geteuid())
 		return err_set(e, -EACCES, "run '%s' belongs to uid %u, and this"
 			       " daemon (uid %u, not root) runs only its own"
@@ -170,7 +171,7 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 	pthread_mutex_lock(&ws->seq_lock);
 	o->seq = ++ws->seq;
 	pthread_mutex_unlock(&ws->seq_lock);
-	snprintf(o->state, sizeof(o->state), "%s", RS_QUEUED);
+	o->state = RS_QUEUED;
 	o->target_id = t.id;
 	o->queued = now_s();
 	o->error[0] = '\0';
@@ -178,7 +179,7 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 	rc = ws_update_obj(ws, o, RS_DRAFT, RUN_SETTINGS);
 	if (rc == -EAGAIN)
 		return err_set(e, -EBUSY, "run '%s' changed to %s meanwhile",
-			       o->name, o->state);
+			       o->name, state_name(o->state));
 	if (rc)
 		return err_set(e, rc, "cannot record the submit: %s",
 			       strerror(-rc));
@@ -193,7 +194,7 @@ static int run_cancel(struct ws *ws, struct obj *o, struct err *e)
 	if (!run_state_active(o->state))
 		return err_set(e, -EBUSY, "run '%s' is %s: only a Queued,"
 			       " Starting or Running run can be canceled",
-			       o->name, o->state);
+			       o->name, state_name(o->state));
 	if (o->cancel)
 		return 0;
 	o->cancel = 1;
@@ -204,7 +205,7 @@ static int run_cancel(struct ws *ws, struct obj *o, struct err *e)
 	}
 	if (rc)
 		return err_set(e, rc == -EAGAIN ? -EBUSY : rc, "run '%s' is %s"
-			       " now", o->name, o->state);
+			       " now", o->name, state_name(o->state));
 	ws_obj_event(ws, o, "cancel requested");
 	worker_kick(ws, o->id);
 	return 0;
@@ -226,23 +227,23 @@ static int run_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		       " submit, cancel, register)", c->argv[0]);
 }
 
-int ws_run_transition(struct ws *ws, struct run_ctx *r, const char *state,
-		      int exit_code, const char *error)
+int ws_run_transition(struct ws *ws, struct run_ctx *r,
+		      enum obj_state state, int exit_code, const char *error)
 {
 	struct obj o = r->obj;
 	unsigned mask = 0;
 	double now = now_s();
 	int rc;
 
-	snprintf(o.state, sizeof(o.state), "%s", state);
+	o.state = state;
 	if (exit_code >= 0)
 		o.exit_code = exit_code;
 	if (error)
 		snprintf(o.error, sizeof(o.error), "%s", error);
 	/* a run that failed on a full disk says so: its writes failed */
-	if (!strcmp(state, RS_FAILED) && space_full(ws))
+	if (state == RS_FAILED && space_full(ws))
 		space_note(ws, o.error, sizeof(o.error));
-	if ((!strcmp(state, RS_STARTING) || !strcmp(state, RS_RUNNING)) &&
+	if ((state == RS_STARTING || state == RS_RUNNING) &&
 	    o.started <= 0)
 		o.started = now;
 	if (run_state_final(state)) {
@@ -292,11 +293,11 @@ int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error)
 
 static const char *run_ctl_valid(const struct obj *o)
 {
-	if (!strcmp(o->state, RS_DRAFT))
+	if (o->state == RS_DRAFT)
 		return "submit\n";
 	if (run_state_active(o->state))
 		return "cancel\n";
-	if (!strcmp(o->state, RS_COMPLETED))
+	if (o->state == RS_COMPLETED)
 		return "register NAME [PATH]\n";
 	return "";
 }
@@ -306,13 +307,13 @@ static int run_busy(struct ws *ws, const struct obj *o, struct err *e)
 	(void)ws;
 	if (run_state_active(o->state))
 		return err_set(e, -EBUSY, "run '%s' is %s: cancel it"
-			       " first", o->name, o->state);
+			       " first", o->name, state_name(o->state));
 	return 0;
 }
 
 static int run_draft(const struct obj *o)
 {
-	return !strcmp(o->state, RS_DRAFT);
+	return o->state == RS_DRAFT;
 }
 
 static int run_setting_writable(const struct obj *o, int file)

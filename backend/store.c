@@ -51,12 +51,12 @@ const char *const stmt_sql[S_COUNT] = {
 		   " WHERE kind = :kind AND parent = :parent AND id > :after"
 		   " ORDER BY id",
 	[S_ACTIVE] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 2 AND"
-		     " state IN ('Queued', 'Starting', 'Running') ORDER BY seq",
+		     " state IN (:s1, :s2, :s3) ORDER BY seq",
 	[S_BUSY_TARGETS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 1"
-			   " AND state IN ('Creating', 'Updating', 'Deleting')"
+			   " AND state IN (:s1, :s2, :s3)"
 			   " ORDER BY id",
 	[S_COUNT_ACTIVE] = "SELECT count(*) FROM objects WHERE kind = 2 AND"
-			   " state IN ('Queued', 'Starting', 'Running')"
+			   " state IN (:s1, :s2, :s3)"
 			   " AND target_id = :target",
 	[S_MAX_SEQ] = "SELECT coalesce(max(seq), 0) FROM objects WHERE kind = 2",
 	[S_IDS] = "SELECT id FROM objects ORDER BY id",
@@ -69,11 +69,11 @@ const char *const stmt_sql[S_COUNT] = {
 			   " AND name NOT GLOB '*[^0-9]*'",
 	[S_VERSION_USERS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE kind = 3"
 			    " AND d.model_version = :version AND state IN"
-			    " ('Transitioning', 'Healthy', 'Unhealthy')"
+			    " (:s1, :s2, :s3)"
 			    " ORDER BY id",
 	[S_LIVE_DEPLOYMENTS] = "SELECT " OBJ_COLS OBJ_FROM " WHERE"
 			       " kind = 3 AND state IN"
-			       " ('Transitioning', 'Healthy', 'Unhealthy')"
+			       " (:s1, :s2, :s3)"
 			       " ORDER BY id",
 	[S_KIND_STATE] = "SELECT " OBJ_COLS OBJ_FROM
 			 " WHERE kind = :kind AND state = :state ORDER BY id",
@@ -132,15 +132,6 @@ int sql_fail(struct store *s, int rc, const char *what)
 	return sql_errno(rc);
 }
 
-static sqlite3_stmt *stmt(struct store *s, enum stmt_id id)
-{
-	sqlite3_stmt *st = s->stmt[id];
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return st;
-}
-
 static void bind_i64(sqlite3_stmt *st, const char *name, int64_t v)
 {
 	sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, name), v);
@@ -150,6 +141,34 @@ static void bind_text(sqlite3_stmt *st, const char *name, const char *v)
 {
 	sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, name), v, -1,
 			  SQLITE_STATIC);
+}
+
+#define ACTIVE_RUNS	{ RS_QUEUED, RS_STARTING, RS_RUNNING }
+#define BUSY_TARGETS	{ TS_CREATING, TS_UPDATING, TS_DELETING }
+#define LIVE_DEPLOYMENTS { DS_TRANSITIONING, DS_HEALTHY, DS_UNHEALTHY }
+
+/* The states a statement's "state IN (:s1, :s2, :s3)" names. */
+static const enum obj_state in_states[S_COUNT][3] = {
+	[S_ACTIVE]		= ACTIVE_RUNS,
+	[S_COUNT_ACTIVE]	= ACTIVE_RUNS,
+	[S_BUSY_TARGETS]	= BUSY_TARGETS,
+	[S_VERSION_USERS]	= LIVE_DEPLOYMENTS,
+	[S_LIVE_DEPLOYMENTS]	= LIVE_DEPLOYMENTS,
+};
+
+/* Statement @id, reset, its state names bound (the store keeps names). */
+static sqlite3_stmt *stmt(struct store *s, enum stmt_id id)
+{
+	sqlite3_stmt *st = s->stmt[id];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (in_states[id][0]) {
+		bind_text(st, ":s1", state_name(in_states[id][0]));
+		bind_text(st, ":s2", state_name(in_states[id][1]));
+		bind_text(st, ":s3", state_name(in_states[id][2]));
+	}
+	return st;
 }
 
 static void bind_real(sqlite3_stmt *st, const char *name, double v)
@@ -162,6 +181,14 @@ void sql_col_text(sqlite3_stmt *st, int col, char *dst, size_t sz)
 	const unsigned char *t = sqlite3_column_text(st, col);
 
 	snprintf(dst, sz, "%s", t ? (const char *)t : "");
+}
+
+/* The state named in column @col, STATE_NONE for a name it does not know. */
+static enum obj_state col_state(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	return state_parse(t ? (const char *)t : "");
 }
 
 /* The deployments columns from @col on (NULL before its first save). */
@@ -184,7 +211,7 @@ static void row_to_obj(sqlite3_stmt *st, struct obj *o)
 	o->kind = sqlite3_column_int(st, 1);
 	o->parent = sqlite3_column_int64(st, 2);
 	sql_col_text(st, 3, o->name, sizeof(o->name));
-	sql_col_text(st, 4, o->state, sizeof(o->state));
+	o->state = col_state(st, 4);
 	sql_col_text(st, 5, o->error, sizeof(o->error));
 	o->uid = sqlite3_column_int64(st, 6);
 	o->gid = sqlite3_column_int64(st, 7);
@@ -433,7 +460,7 @@ int store_insert(struct store *s, struct obj *o)
 	bind_i64(st, ":kind", o->kind);
 	bind_i64(st, ":parent", o->parent);
 	bind_text(st, ":name", o->name);
-	bind_text(st, ":state", o->state);
+	bind_text(st, ":state", state_name(o->state));
 	bind_text(st, ":error", o->error);
 	bind_i64(st, ":uid", o->uid);
 	bind_i64(st, ":gid", o->gid);
@@ -483,7 +510,7 @@ static int obj_update(struct store *s, const struct obj *o)
 	st = stmt(s, S_UPDATE);
 	bind_i64(st, ":id", o->id);
 	bind_text(st, ":name", o->name);
-	bind_text(st, ":state", o->state);
+	bind_text(st, ":state", state_name(o->state));
 	bind_text(st, ":error", o->error);
 	bind_real(st, ":changed", o->changed);
 	bind_i64(st, ":target_id", o->target_id);
@@ -684,7 +711,7 @@ int store_list_live_deployments(struct store *s,
 	return rc;
 }
 
-int store_list_kind_state(struct store *s, int kind, const char *state,
+int store_list_kind_state(struct store *s, int kind, enum obj_state state,
 			  int (*cb)(void *arg, const struct obj *o),
 			  void *arg)
 {
@@ -694,7 +721,7 @@ int store_list_kind_state(struct store *s, int kind, const char *state,
 	pthread_mutex_lock(&s->lock);
 	st = stmt(s, S_KIND_STATE);
 	bind_i64(st, ":kind", kind);
-	bind_text(st, ":state", state);
+	bind_text(st, ":state", state_name(state));
 	rc = each_row(s, st, cb, arg);
 	pthread_mutex_unlock(&s->lock);
 	return rc;

@@ -69,7 +69,7 @@ int store_list_live_deployments(struct store *s,
 				int (*cb)(void *arg, const struct obj *o),
 				void *arg);
 /* Objects of @kind in @state, by id. */
-int store_list_kind_state(struct store *s, int kind, const char *state,
+int store_list_kind_state(struct store *s, int kind, enum obj_state state,
 			  int (*cb)(void *arg, const struct obj *o),
 			  void *arg);
 /* Largest seq so far (0 if none). */

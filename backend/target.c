@@ -197,12 +197,12 @@ static int target_update(struct ws *ws, struct obj *o, struct err *e)
 	kv_free(&old);
 	if (rc <= 0)
 		return rc;
-	snprintf(o->state, sizeof(o->state), "%s", TS_UPDATING);
+	o->state = TS_UPDATING;
 	o->error[0] = '\0';
 	rc = ws_update_obj(ws, o, TS_SUCCEEDED, 0);
 	if (rc)
 		return err_set(e, -EBUSY, "target '%s' is %s now", o->name,
-			       o->state);
+			       state_name(o->state));
 	applied_config_save(ws, o->id);
 	worker_kick(ws, o->id);
 	return 0;
@@ -210,16 +210,17 @@ static int target_update(struct ws *ws, struct obj *o, struct err *e)
 
 static int target_provision(struct ws *ws, struct obj *o, struct err *e)
 {
-	char type[32], expect[STATE_MAX];
+	char type[32];
+	enum obj_state expect = o->state;
 	struct kv_list cfg = { 0 };
 	const struct driver *d;
 	int rc;
 
-	if (!strcmp(o->state, TS_SUCCEEDED))
+	if (o->state == TS_SUCCEEDED)
 		return target_update(ws, o, e);
-	if (strcmp(o->state, TS_DRAFT) && strcmp(o->state, TS_FAILED))
+	if (o->state != TS_DRAFT && o->state != TS_FAILED)
 		return err_set(e, -EBUSY, "target '%s' is %s", o->name,
-			       o->state);
+			       state_name(o->state));
 	rc = ws_read_word(ws, o->id, F_TYPE, "type", type, sizeof(type), e);
 	if (rc)
 		return rc;
@@ -234,14 +235,13 @@ static int target_provision(struct ws *ws, struct obj *o, struct err *e)
 	kv_free(&cfg);
 	if (rc)
 		return rc;
-	snprintf(expect, sizeof(expect), "%s", o->state);
-	snprintf(o->state, sizeof(o->state), "%s", TS_CREATING);
+	o->state = TS_CREATING;
 	snprintf(o->type, sizeof(o->type), "%s", type);
 	o->error[0] = '\0';
 	rc = ws_update_obj(ws, o, expect, TARGET_SETTINGS | FBIT(F_NODES));
 	if (rc)
 		return err_set(e, -EBUSY, "target '%s' is %s now", o->name,
-			       o->state);
+			       state_name(o->state));
 	applied_config_save(ws, o->id);
 	worker_kick(ws, o->id);
 	return 0;
@@ -249,12 +249,12 @@ static int target_provision(struct ws *ws, struct obj *o, struct err *e)
 
 static int target_deprovision(struct ws *ws, struct obj *o, struct err *e)
 {
-	char expect[STATE_MAX];
+	enum obj_state expect = o->state;
 	int n, rc;
 
-	if (strcmp(o->state, TS_SUCCEEDED) && strcmp(o->state, TS_FAILED))
+	if (o->state != TS_SUCCEEDED && o->state != TS_FAILED)
 		return err_set(e, -EBUSY, "target '%s' is %s: nothing to"
-			       " deprovision", o->name, o->state);
+			       " deprovision", o->name, state_name(o->state));
 	n = store_count_active_runs(ws->st, o->id);
 	if (n > 0)
 		return err_set(e, -EBUSY, "target '%s' has %d active run%s",
@@ -262,13 +262,12 @@ static int target_deprovision(struct ws *ws, struct obj *o, struct err *e)
 	rc = deployments_busy(ws, o, e);
 	if (rc)
 		return rc;
-	snprintf(expect, sizeof(expect), "%s", o->state);
-	snprintf(o->state, sizeof(o->state), "%s", TS_DELETING);
+	o->state = TS_DELETING;
 	o->error[0] = '\0';
 	rc = ws_update_obj(ws, o, expect, 0);
 	if (rc)
 		return err_set(e, -EBUSY, "target '%s' is %s now", o->name,
-			       o->state);
+			       state_name(o->state));
 	worker_kick(ws, o->id);
 	return 0;
 }
@@ -346,7 +345,7 @@ int target_ensure_local(struct ws *ws, struct err *e)
 	store_text_put(ws->st, o.id, F_TYPE, "local\n", 6);
 	store_text_put(ws->st, o.id, F_CONFIG, cfg, strlen(cfg));
 	store_text_put(ws->st, o.id, TEXT_APPLIED_CONFIG, cfg, strlen(cfg));
-	snprintf(o.state, sizeof(o.state), "%s", TS_SUCCEEDED);
+	o.state = TS_SUCCEEDED;
 	snprintf(o.type, sizeof(o.type), "local");
 	/* the local machine is everyone's: runs there run as their owner */
 	if (store_set_owner(ws->st, o.id, o.uid, o.gid, 0755))
@@ -361,9 +360,9 @@ static const char *target_ctl_valid(const struct obj *o)
 {
 	const struct driver *d;
 
-	if (!strcmp(o->state, TS_DRAFT) || !strcmp(o->state, TS_FAILED))
+	if (o->state == TS_DRAFT || o->state == TS_FAILED)
 		return "provision\n";
-	if (strcmp(o->state, TS_SUCCEEDED))
+	if (o->state != TS_SUCCEEDED)
 		return "";
 	d = driver_find(o->type);
 	return d && d->live_keys && d->live_keys[0] ?
@@ -384,11 +383,11 @@ static int target_busy(struct ws *ws, const struct obj *o, struct err *e)
 	if (!strcmp(o->name, "local"))
 		return err_set(e, -EPERM, "the local target is built in"
 			       " and cannot be removed");
-	if (!strcmp(o->state, TS_CREATING) ||
-	    !strcmp(o->state, TS_UPDATING) ||
-	    !strcmp(o->state, TS_DELETING))
+	if (o->state == TS_CREATING ||
+	    o->state == TS_UPDATING ||
+	    o->state == TS_DELETING)
 		return err_set(e, -EBUSY, "target '%s' is %s", o->name,
-			       o->state);
+			       state_name(o->state));
 	n = store_count_active_runs(ws->st, o->id);
 	if (n > 0)
 		return err_set(e, -EBUSY, "target '%s' has %d active"
@@ -398,18 +397,20 @@ static int target_busy(struct ws *ws, const struct obj *o, struct err *e)
 
 static int target_may_rename(const struct obj *o, struct err *e)
 {
-	if (o->state[0] != 'D')
+	/* (busy refused Deleting already) */
+	if (o->state != TS_DRAFT)
 		return err_set(e, -EBUSY, "target '%s' is %s: only a Draft"
-			       " target can be renamed", o->name, o->state);
+			       " target can be renamed", o->name,
+			       state_name(o->state));
 	return 0;
 }
 
 static int target_setting_writable(const struct obj *o, int file)
 {
-	if (!strcmp(o->state, TS_DRAFT) || !strcmp(o->state, TS_FAILED))
+	if (o->state == TS_DRAFT || o->state == TS_FAILED)
 		return 0;
 	/* live keys: applied by `provision` on a Succeeded target */
-	if (file == F_CONFIG && !strcmp(o->state, TS_SUCCEEDED))
+	if (file == F_CONFIG && o->state == TS_SUCCEEDED)
 		return 0;
 	return -EROFS;
 }

@@ -283,11 +283,12 @@ static int target_load(struct tworker *w, struct err *e)
 	return ws_load_config(w->ws, o.id, &t->config, e);
 }
 
-static int target_to(struct tworker *w, const char *state, const char *error)
+static int target_to(struct tworker *w, enum obj_state state,
+		     const char *error)
 {
 	struct obj o = w->t.obj;
 
-	snprintf(o.state, sizeof(o.state), "%s", state);
+	o.state = state;
 	snprintf(o.error, sizeof(o.error), "%s", error ? error : "");
 	if (ws_update_obj(w->ws, &o, w->t.obj.state, FBIT(F_NODES) |
 			  FBIT(F_CTL)))
@@ -350,11 +351,11 @@ static void target_step(struct tworker *w)
 		log_warn("target %lld: %s", (long long)w->target_id, e.msg);
 		return;
 	}
-	if (!strcmp(w->t.obj.state, TS_CREATING))
+	if (w->t.obj.state == TS_CREATING)
 		target_provision(w);
-	else if (!strcmp(w->t.obj.state, TS_DELETING))
+	else if (w->t.obj.state == TS_DELETING)
 		target_deprovision(w);
-	else if (!strcmp(w->t.obj.state, TS_UPDATING))
+	else if (w->t.obj.state == TS_UPDATING)
 		target_to(w, TS_SUCCEEDED, NULL);
 }
 
@@ -364,7 +365,7 @@ static int idle_refresh_due(struct tworker *w)
 {
 	int every = w->t.drv->refresh_seconds;
 
-	if (every <= 0 || strcmp(w->t.obj.state, TS_SUCCEEDED))
+	if (every <= 0 || w->t.obj.state != TS_SUCCEEDED)
 		return 0;
 	if (now_s() - w->refreshed < every)
 		return 0;
@@ -384,7 +385,7 @@ static void run_track(struct tworker *w, const struct obj *o)
 	r = run_new(w, o);
 	if (!r)
 		return;
-	if (strcmp(o->state, RS_QUEUED) || o->backend_id[0]) {
+	if (o->state != RS_QUEUED || o->backend_id[0]) {
 		rc = w->t.drv->adopt ? w->t.drv->adopt(&w->t, r, &e) : -ENOENT;
 		if (rc == 0) {
 			r->started = 1;
@@ -489,15 +490,15 @@ static void schedule(struct tworker *w)
 {
 	struct err e;
 
-	if (strcmp(w->t.obj.state, TS_SUCCEEDED) &&
-	    strcmp(w->t.obj.state, TS_UPDATING))
+	if (w->t.obj.state != TS_SUCCEEDED &&
+	    w->t.obj.state != TS_UPDATING)
 		return;
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
 		/* Starting and not started: adoption found it never reached
 		 * the engine (a crash between the two): start it now */
 		if (r->started || r->obj.cancel ||
-		    (strcmp(r->obj.state, RS_QUEUED) &&
-		     strcmp(r->obj.state, RS_STARTING)))
+		    (r->obj.state != RS_QUEUED &&
+		     r->obj.state != RS_STARTING))
 			continue;
 		if (!still_usable(w, r))
 			continue;
@@ -647,7 +648,7 @@ static void *worker_main(void *arg)
 	if (w->target_id && target_load(w, &e))
 		log_warn("worker for target %lld: %s", (long long)w->target_id,
 			 e.msg);
-	else if (w->target_id && !strcmp(w->t.obj.state, TS_SUCCEEDED)) {
+	else if (w->target_id && w->t.obj.state == TS_SUCCEEDED) {
 		target_refresh(w);	/* e.g. GPUs, before adopting runs */
 		w->refreshed = now_s();
 	}
@@ -774,7 +775,7 @@ static int refresh_cb(void *arg, const struct obj *o)
 {
 	const struct driver *d = driver_find(o->type);
 
-	if (d && d->refresh_seconds > 0 && !strcmp(o->state, TS_SUCCEEDED))
+	if (d && d->refresh_seconds > 0 && o->state == TS_SUCCEEDED)
 		worker_wake(arg, o->id);
 	return 0;
 }

@@ -38,7 +38,7 @@ static const struct kind_ops no_kind = {
 	.name			= "?",
 	.files			= NULL,
 	.nfiles			= 0,
-	.initial_state		= "Ready",
+	.initial_state		= VS_READY,
 	.mode			= 0755,
 };
 
@@ -271,7 +271,7 @@ void ws_change_begin(struct ws *ws, int64_t id)
 }
 
 /* One try of ws_update_obj: the row as it was into @cur. */
-static int update_once(struct ws *ws, struct obj *o, const char *expect,
+static int update_once(struct ws *ws, struct obj *o, enum obj_state expect,
 		       struct obj *cur)
 {
 	int rc;
@@ -282,7 +282,7 @@ static int update_once(struct ws *ws, struct obj *o, const char *expect,
 	rc = store_get(ws->st, o->id, cur);
 	if (rc)
 		goto out_rollback;
-	if (expect && strcmp(cur->state, expect)) {
+	if (cur->state != expect) {
 		*o = *cur;
 		rc = -EAGAIN;
 		goto out_rollback;
@@ -307,13 +307,13 @@ out_rollback:
 
 /*
  * ws_update_obj - write @o in one transaction if the stored state is still
- * @expect (NULL: any).  Logs the state change to events and invalidates
+ * @expect.  Logs the state change to events and invalidates
  * @mask plus the state files.  0, -EAGAIN (then @o is reloaded), -errno.
  *
  * change_begin (no lock held) lets the FUSE layer keep the row as it was:
  * the kernel may still ask for the old bytes of a file it looked up.
  */
-int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
+int ws_update_obj(struct ws *ws, struct obj *o, enum obj_state expect,
 		  unsigned mask)
 {
 	struct obj cur, want = *o;
@@ -332,8 +332,8 @@ int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
 	/* the kernel's caches first: whoever sees the events line and reads
 	 * the object's files gets the new bytes */
 	ws_inval(ws, o->id, mask | STATE_FILES);
-	if (strcmp(cur.state, o->state))
-		ws_obj_event(ws, o, o->state);
+	if (cur.state != o->state)
+		ws_obj_event(ws, o, state_name(o->state));
 	return 0;
 }
 
@@ -476,7 +476,7 @@ int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 	o.kind = kind;
 	o.parent = parent;
 	snprintf(o.name, sizeof(o.name), "%s", name);
-	snprintf(o.state, sizeof(o.state), "%s", ws_kind(kind)->initial_state);
+	o.state = ws_kind(kind)->initial_state;
 	o.uid = uid;
 	o.gid = gid;
 	/* whatever the umask: a target runs on its creator's credentials

@@ -221,8 +221,8 @@ int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
  * to leave) in one transaction, if its stored state is still the one
  * r->obj holds.  0, -EAGAIN if someone else moved it (r->obj reloaded).
  */
-int ws_run_transition(struct ws *ws, struct run_ctx *r, const char *state,
-		      int exit_code, const char *error);
+int ws_run_transition(struct ws *ws, struct run_ctx *r,
+		      enum obj_state state, int exit_code, const char *error);
 /* Persist r->obj's backend fields (backend_id, node, gpus, ddata). */
 int ws_run_save(struct ws *ws, struct run_ctx *r);
 /* Set the error text of run @r without a state change (e.g. engine

@@ -6,7 +6,7 @@
  * Floors, lowest first.  A file calls and includes only files of floors
  * below its own; where a lower file must reach a higher one it calls a
  * hook the higher one registered (ws->kick, ws->stop, the kind table):
- *   1  parse.c, log.c, driver.c, fscreds.c
+ *   1  parse.c, state.c, log.c, driver.c, fscreds.c
  *   2  store.c (SQL), userfile.c
  *   3  space.c                  the workspace on a full disk
  *   4  ws.c                     the core: events, transactions, lookups,
@@ -45,7 +45,7 @@ struct kind_ops {
 	const char *name;		/* in events and info.json */
 	const struct file_desc *files;	/* control files, listing order */
 	int nfiles;
-	const char *initial_state;	/* at mkdir */
+	enum obj_state initial_state;	/* at mkdir */
 	mode_t mode;			/* a new folder's, whatever the umask */
 	int user_files;			/* its folder holds user files */
 	int files_shared;		/* may be names of others' (register) */
@@ -164,7 +164,7 @@ void space_events_room(struct ws *ws);
 void ws_event_line(struct ws *ws, const char *kind, const char *name,
 		   const char *text);
 void ws_inval(struct ws *ws, int64_t id, unsigned mask);
-int ws_update_obj(struct ws *ws, struct obj *o, const char *expect,
+int ws_update_obj(struct ws *ws, struct obj *o, enum obj_state expect,
 		  unsigned mask);
 int ws_load_config(struct ws *ws, int64_t id, struct kv_list *cfg,
 		   struct err *e);

@@ -83,7 +83,7 @@ static void json_common(cJSON *j, const struct obj *o)
 {
 	cJSON_AddStringToObject(j, "name", o->name);
 	cJSON_AddStringToObject(j, "kind", kind_name(o->kind));
-	cJSON_AddStringToObject(j, "status", o->state);
+	cJSON_AddStringToObject(j, "status", state_name(o->state));
 	ws_json_str(j, "error", o->error);
 	cJSON_AddNumberToObject(j, "uid", o->uid);
 	cJSON_AddNumberToObject(j, "gid", o->gid);
@@ -129,7 +129,7 @@ int ws_render(struct ws *ws, const struct obj *o, int file, char **buf,
 		return rc;
 	switch (file) {
 	case F_STATUS:
-		return ws_line_text(o->state, buf, len);
+		return ws_line_text(state_name(o->state), buf, len);
 	case F_ERROR:
 		return ws_line_text(o->error, buf, len);
 	case F_EXIT_CODE:

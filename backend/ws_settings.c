@@ -61,7 +61,8 @@ static int setting_refused(struct ws *ws, const struct obj *o, int file,
 			" system of the state dir %s", fd->name, ws->dir);
 	else
 		err_set(&e, rc, "%s is read-only while %s '%s' is %s",
-			fd->name, kind_name(o->kind), o->name, o->state);
+			fd->name, kind_name(o->kind), o->name,
+			state_name(o->state));
 	ws_refuse(ws, o->id, rc, &e);
 	return rc;
 }

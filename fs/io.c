@@ -104,7 +104,7 @@ int user_writable(struct mlfs *m, const struct obj *o, int root)
 	else
 		err_set(&e, -EROFS, "the files of %s '%s' are read-only since"
 			" it was submitted (it is %s)", kind_name(o->kind),
-			o->name, o->state);
+			o->name, state_name(o->state));
 	ws_refuse(m->ws, o->id, -EROFS, &e);
 	return -EROFS;
 }

@@ -622,7 +622,7 @@ static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 	lr->holds_slot = 1;
 	l->running++;
 	gpu_pool_retake(&l->gpus, r->obj.id, r->obj.gpus);
-	if (strcmp(r->obj.state, RS_RUNNING) && read_exit(r, &code))
+	if (r->obj.state != RS_RUNNING && read_exit(r, &code))
 		ws_run_transition(r->ws, r, RS_RUNNING, -1, NULL);
 	return 0;
 }

@@ -657,23 +657,23 @@ static const struct {
 /* Slurm job states that map straight to an mlfs state. */
 static const struct {
 	const char *state;
-	const char *run;
+	enum obj_state run;
 } plain_states[] = {
-	{ "PENDING",      "Queued" },
-	{ "REQUEUED",     "Queued" },
-	{ "REQUEUE_HOLD", "Queued" },
-	{ "REQUEUE_FED",  "Queued" },
-	{ "CONFIGURING",  "Starting" },
-	{ "RUNNING",      "Running" },
-	{ "COMPLETING",   "Running" },
-	{ "SIGNALING",    "Running" },
-	{ "STAGE_OUT",    "Running" },
-	{ "RESIZING",     "Running" },
+	{ "PENDING",      RS_QUEUED },
+	{ "REQUEUED",     RS_QUEUED },
+	{ "REQUEUE_HOLD", RS_QUEUED },
+	{ "REQUEUE_FED",  RS_QUEUED },
+	{ "CONFIGURING",  RS_STARTING },
+	{ "RUNNING",      RS_RUNNING },
+	{ "COMPLETING",   RS_RUNNING },
+	{ "SIGNALING",    RS_RUNNING },
+	{ "STAGE_OUT",    RS_RUNNING },
+	{ "RESIZING",     RS_RUNNING },
 	/* mlfs has no paused state: a suspended job is still under way */
-	{ "SUSPENDED",    "Running" },
-	{ "STOPPED",      "Running" },
-	{ "COMPLETED",    "Completed" },
-	{ "CANCELLED",    "Canceled" },
+	{ "SUSPENDED",    RS_RUNNING },
+	{ "STOPPED",      RS_RUNNING },
+	{ "COMPLETED",    RS_COMPLETED },
+	{ "CANCELLED",    RS_CANCELED },
 };
 
 static void failed_why(const struct slurm_job *job, char *why, size_t len)
@@ -693,27 +693,27 @@ static void failed_why(const struct slurm_job *job, char *why, size_t len)
 		say(why, len, 0, "the job failed");
 }
 
-const char *slurm_api_run_state(const struct slurm_job *job, char *why,
-				size_t whylen)
+enum obj_state slurm_api_run_state(const struct slurm_job *job, char *why,
+				   size_t whylen)
 {
 	size_t i;
 
 	copy(why, whylen, "");
 	if (!job)
-		return NULL;
+		return STATE_NONE;
 	for (i = 0; i < sizeof(plain_states) / sizeof(plain_states[0]); i++)
 		if (!strcmp(job->state, plain_states[i].state))
 			return plain_states[i].run;
 	if (!strcmp(job->state, "FAILED")) {
 		failed_why(job, why, whylen);
-		return "Failed";
+		return RS_FAILED;
 	}
 	for (i = 0; i < sizeof(failed_states) / sizeof(failed_states[0]); i++)
 		if (!strcmp(job->state, failed_states[i].state)) {
 			copy(why, whylen, failed_states[i].why);
-			return "Failed";
+			return RS_FAILED;
 		}
-	return NULL;
+	return STATE_NONE;
 }
 
 /* ------------------------------------------------------------ nodes */

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../backend/objects.h"
+
 /* One supported slurmrestd API version (an entry of the table). */
 struct slurm_api {
 	const char *name;	/* "v0.0.38" */
@@ -117,13 +119,14 @@ int slurm_api_parse_jobs(const char *json, struct slurm_job **jobs, size_t *n,
 int slurm_api_exit_code(long long wait_status);
 
 /*
- * slurm_api_run_state() - the mlfs run state for @job: "Queued", "Starting",
- * "Running", "Completed", "Failed" or "Canceled".  For "Failed", @why gets a
- * sentence ("the job reached its time limit"); otherwise @why is "".
- * Returns NULL for a state mlfs does not map (the caller keeps its state).
+ * slurm_api_run_state() - the mlfs run state for @job: RS_QUEUED,
+ * RS_STARTING, RS_RUNNING, RS_COMPLETED, RS_FAILED or RS_CANCELED.  For
+ * RS_FAILED, @why gets a sentence ("the job reached its time limit");
+ * otherwise @why is "".  Returns STATE_NONE for a state mlfs does not map
+ * (the caller keeps its state).
  */
-const char *slurm_api_run_state(const struct slurm_job *job, char *why,
-				size_t whylen);
+enum obj_state slurm_api_run_state(const struct slurm_job *job, char *why,
+				   size_t whylen);
 
 /* One node of a nodes answer. */
 struct slurm_node {

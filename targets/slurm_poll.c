@@ -88,16 +88,16 @@ static void hand_over(const struct run_ctx *r)
 }
 
 static void run_finish(struct target_ctx *t, struct run_ctx *r,
-		       const struct slurm_job *j, const char *state,
+		       const struct slurm_job *j, enum obj_state state,
 		       const char *slurm_why)
 {
 	char why[ERR_MSG_MAX];
 
 	outputs_back(t, r);
 	hand_over(r);
-	if (!strcmp(state, RS_COMPLETED)) {
+	if (state == RS_COMPLETED) {
 		ws_run_transition(r->ws, r, state, 0, "");
-	} else if (!strcmp(state, RS_CANCELED)) {
+	} else if (state == RS_CANCELED) {
 		ws_run_transition(r->ws, r, state, j->exit_code, r->obj.cancel ?
 				  "" : "the job was cancelled in Slurm");
 	} else {
@@ -111,14 +111,14 @@ static void run_apply(struct target_ctx *t, struct run_ctx *r,
 		      const struct slurm_job *j)
 {
 	char why[ERR_MSG_MAX];
-	const char *state = slurm_api_run_state(j, why, sizeof(why));
+	enum obj_state state = slurm_api_run_state(j, why, sizeof(why));
 	int changed = sl_run_unnote(r);
 
 	if (j->nodes[0] && strcmp(r->obj.node, j->nodes)) {
 		snprintf(r->obj.node, sizeof(r->obj.node), "%s", j->nodes);
 		changed = 1;
 	}
-	if (!state || !strcmp(state, r->obj.state)) {
+	if (state == STATE_NONE || state == r->obj.state) {
 		if (changed)
 			ws_run_save(r->ws, r);
 		return;

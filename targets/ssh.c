@@ -350,7 +350,7 @@ static void ssh_release(struct target_ctx *t)
 	struct ssh_conn c;
 	struct err e;
 
-	if (!strcmp(t->obj.state, TS_SUCCEEDED) && kv_get(&t->config, "host") &&
+	if (t->obj.state == TS_SUCCEEDED && kv_get(&t->config, "host") &&
 	    !ssh_conn_of(t, 1, &c, &e))
 		ssh_conn_close(&c);
 	tgt_free(t);

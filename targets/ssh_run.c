@@ -288,7 +288,7 @@ static void mark_running(struct run_ctx *r, long pid)
 		snprintf(r->obj.backend_id + l, sizeof(r->obj.backend_id) - l,
 			 " pid %ld", pid);
 	}
-	if (strcmp(r->obj.state, RS_RUNNING))
+	if (r->obj.state != RS_RUNNING)
 		ws_run_transition(r->ws, r, RS_RUNNING, -1, "");
 	else if (pid > 0 && !p)
 		ws_run_save(r->ws, r);
@@ -616,7 +616,7 @@ static void apply_reply(struct target_ctx *t, struct run_ctx *r,
 		else if (now - sr->starting_since > START_WAIT)
 			finish(t, r, -1);
 	} else if (!strcmp(p->status, "running")) {
-		if (sr->phase != PH_RUNNING || strcmp(r->obj.state, RS_RUNNING))
+		if (sr->phase != PH_RUNNING || r->obj.state != RS_RUNNING)
 			mark_running(r, p->arg);
 	} else if (!strcmp(p->status, "exited")) {
 		sr->code = p->arg >= 0 && p->arg < 256 ? (int)p->arg : -1;
@@ -763,7 +763,7 @@ int ssh_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	struct ssh_run *sr;
 	char rid[48];
 
-	if (!strcmp(r->obj.state, RS_QUEUED))
+	if (r->obj.state == RS_QUEUED)
 		return -ENOENT;
 	if (sscanf(r->obj.backend_id, "ssh %*s %47s", rid) != 1)
 		return err_set(e, -EIO, "the run has no remote folder on record"

@@ -326,16 +326,17 @@ static void job_case(const char *file, const char *state, int code,
 {
 	struct slurm_job *j = NULL;
 	char err[256] = "", w[256] = "";
-	const char *r = NULL;
+	enum obj_state r = STATE_NONE;
 	size_t n = 0;
 	int rc = jobs_of(file, &j, &n, err, sizeof(err));
 
 	if (rc == 0 && n == 1)
 		r = slurm_api_run_state(&j[0], w, sizeof(w));
 	check(rc == 0 && n == 1 && !strcmp(j[0].state, state) &&
-	      j[0].exit_code == code && r && !strcmp(r, run) && !strcmp(w, why),
-	      "%s: %s exit %d -> %s \"%s\"", file, n ? j[0].state : "-",
-	      n ? j[0].exit_code : -2, r ? r : "NULL", w);
+	      j[0].exit_code == code && r && !strcmp(state_name(r), run) &&
+	      !strcmp(w, why), "%s: %s exit %d -> %s \"%s\"", file,
+	      n ? j[0].state : "-", n ? j[0].exit_code : -2,
+	      r ? state_name(r) : "NULL", w);
 	free(j);
 }
 
@@ -403,7 +404,7 @@ static void test_jobs_v39(void)
 	check(a && a->exit_code == 0 && b && b->exit_code == 3 && c &&
 	      c->exit_code == -1 && d && d->exit_code == 143,
 	      "v39 exit_code {set,number}: 0, 3, unset -> -1, 15 -> 143");
-	check(d && !strcmp(slurm_api_run_state(d, why, sizeof(why)), "Failed") &&
+	check(d && slurm_api_run_state(d, why, sizeof(why)) == RS_FAILED &&
 	      !strcmp(why, "the job reached its time limit"), "v39 TIMEOUT -> Failed");
 	free(j);
 }
@@ -526,17 +527,18 @@ static void test_run_states(void)
 	snprintf(j.reason, sizeof(j.reason), "OutOfMemory");
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		snprintf(j.state, sizeof(j.state), "%s", t[i].st);
-		r = slurm_api_run_state(&j, why, sizeof(why));
-		check((r == t[i].run || (r && t[i].run && !strcmp(r, t[i].run))) &&
+		r = state_name(slurm_api_run_state(&j, why, sizeof(why)));
+		check((t[i].run ? !strcmp(r, t[i].run) : !r[0]) &&
 		      !strcmp(why, t[i].why), "state %s -> %s \"%s\"", t[i].st,
-		      r ? r : "NULL", why);
+		      r[0] ? r : "NULL", why);
 	}
 	j.exit_code = -1;
 	snprintf(j.state, sizeof(j.state), "FAILED");
 	snprintf(j.reason, sizeof(j.reason), "None");
 	slurm_api_run_state(&j, why, sizeof(why));
 	check(!strcmp(why, "the job failed"), "FAILED, no code, no reason: \"%s\"", why);
-	check(!slurm_api_run_state(NULL, why, sizeof(why)), "NULL job");
+	check(slurm_api_run_state(NULL, why, sizeof(why)) == STATE_NONE,
+	      "NULL job");
 }
 
 /* ------------------------------------------------------------ nodes */

@@ -31,7 +31,7 @@ static struct obj mk(int kind, int64_t parent, const char *name)
 	o.kind = kind;
 	o.parent = parent;
 	snprintf(o.name, sizeof(o.name), "%s", name);
-	snprintf(o.state, sizeof(o.state), "Draft");
+	o.state = RS_DRAFT;
 	o.created = o.changed = 1.0;
 	o.exit_code = -1;
 	return o;
@@ -96,7 +96,7 @@ static void check_web(struct store *s, const char *when)
 	struct obj o;
 
 	CHECK(store_get(s, 3, &o) == 0 && o.kind == K_DEPLOYMENT &&
-	      !strcmp(o.state, "Healthy") && o.target_id == 1 &&
+	      o.state == DS_HEALTHY && o.target_id == 1 &&
 	      o.queued == 4 && o.started == 5, "%s: the row of web", when);
 	d = &o.dep;
 	CHECK(d->model_version == 7 && !strcmp(d->scoring_uri,
@@ -201,6 +201,45 @@ static void deployment_rows(struct store *s)
 	      "its tables went with it");
 }
 
+/* Every state's name parses back to it; the names users see. */
+static void state_names(void)
+{
+	int ok = 1;
+
+	for (int s = STATE_NONE + 1; s < STATE_COUNT; s++)
+		ok &= state_name(s)[0] && (int)state_parse(state_name(s)) == s;
+	CHECK(ok, "each state's name parses back to it");
+	CHECK(!strcmp(state_name(RS_CANCELED), "Canceled") &&
+	      !strcmp(state_name(TS_SUCCEEDED), "Succeeded") &&
+	      !strcmp(state_name(DS_TRANSITIONING), "Transitioning") &&
+	      !strcmp(state_name(VS_IN_USE), "InUse") &&
+	      TS_FAILED == RS_FAILED && DS_DRAFT == RS_DRAFT,
+	      "the names are the ones users see, shared ones once");
+	CHECK(state_parse("running") == STATE_NONE && !state_name(-1)[0],
+	      "an unknown name is no state, and no state has no name");
+}
+
+/* The state column of row @id as stored, read apart from the store. */
+static const char *stored_state(const char *path, int64_t id)
+{
+	static char text[32];
+	sqlite3_stmt *st;
+	sqlite3 *db;
+
+	text[0] = '\0';
+	sqlite3_open(path, &db);
+	if (!sqlite3_prepare_v2(db, "SELECT state FROM objects WHERE id = ?",
+				-1, &st, NULL)) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(text, sizeof(text), "%s",
+				 (const char *)sqlite3_column_text(st, 0));
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return text;
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/mlfs-store-XXXXXX", path[256];
@@ -261,15 +300,17 @@ int main(void)
 	      "find unknown -> ENOENT");
 	CHECK(store_get(s, a.id, &got) == 0 && got.exit_code == -1,
 	      "exit code NULL reads as -1");
-	snprintf(a.state, sizeof(a.state), "Running");
+	a.state = RS_RUNNING;
 	a.exit_code = 3;
 	snprintf(a.backend_id, sizeof(a.backend_id), "pid 42");
 	CHECK(store_update(s, &a) == 0, "update");
 	store_get(s, a.id, &got);
-	CHECK(!strcmp(got.state, "Running") && got.exit_code == 3 &&
+	CHECK(got.state == RS_RUNNING && got.exit_code == 3 &&
 	      !strcmp(got.backend_id, "pid 42"), "update persists fields");
 	snprintf(c.name, sizeof(c.name), "r1");
 	CHECK(store_update(s, &c) == -EEXIST, "rename onto a taken name");
+	CHECK(!strcmp(stored_state(path, a.id), "Running"),
+	      "the store keeps the state's name");
 	n = 0;
 	store_list_active_runs(s, count_cb, &n);
 	CHECK(n == 1, "one active run");
@@ -329,6 +370,7 @@ int main(void)
 	CHECK(store_max_seq(s) == 0, "max seq");
 	store_close(s);
 	migration(dir);
+	state_names();
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
 	if (system(path))
 		return 2;

@@ -12,18 +12,19 @@
 
 static void check_state(const struct slurm_job *j)
 {
-	static const char *const ok[] = { "Queued", "Starting", "Running",
-					  "Completed", "Failed", "Canceled" };
-	const char *s;
+	static const enum obj_state ok[] = { RS_QUEUED, RS_STARTING,
+					     RS_RUNNING, RS_COMPLETED,
+					     RS_FAILED, RS_CANCELED };
+	enum obj_state s;
 	char why[256];
 
 	if (memchr(j->state, '\0', sizeof(j->state)) == NULL)
 		abort();
 	s = slurm_api_run_state(j, why, sizeof(why));
-	if (!s)
+	if (s == STATE_NONE)
 		return;
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
-		if (!strcmp(s, ok[i]))
+		if (s == ok[i])
 			return;
 	abort();
 }
