@@ -240,7 +240,7 @@ static int dep_request(struct ws *ws, struct obj *o, int verb,
 		n = *o;
 		snprintf(n.state, sizeof(n.state), "%s", DS_TRANSITIONING);
 		n.error[0] = '\0';
-		n.queued = now_s();
+		n.queued = wall_s();
 		if (version)
 			n.dep.model_version = version;
 		if (target)

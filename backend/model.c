@@ -555,7 +555,7 @@ static int sync_one(struct ws *ws, int64_t id, struct obj *v)
 	if (!strcmp(v->state, want))
 		goto out_rollback;	/* nothing to change */
 	snprintf(v->state, sizeof(v->state), "%s", want);
-	v->changed = now_s();
+	v->changed = wall_s();
 	rc = store_update(ws->st, v);
 	if (rc)
 		goto out_rollback;

@@ -172,7 +172,7 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 	pthread_mutex_unlock(&ws->seq_lock);
 	snprintf(o->state, sizeof(o->state), "%s", RS_QUEUED);
 	o->target_id = t.id;
-	o->queued = now_s();
+	o->queued = wall_s();
 	o->error[0] = '\0';
 	o->exit_code = -1;
 	rc = ws_update_obj(ws, o, RS_DRAFT, RUN_SETTINGS);
@@ -231,7 +231,7 @@ int ws_run_transition(struct ws *ws, struct run_ctx *r, const char *state,
 {
 	struct obj o = r->obj;
 	unsigned mask = 0;
-	double now = now_s();
+	double now = wall_s();
 	int rc;
 
 	snprintf(o.state, sizeof(o.state), "%s", state);

@@ -208,7 +208,7 @@ static void metrics_pump(struct tworker *w, struct run_ctx *r)
 	fstat(fileno(out), &ost);
 	for (p = buf; (nl = memchr(p, '\n', buf + n - p)); p = nl + 1) {
 		*nl = '\0';
-		metrics_line(r, p, out, out_path, now_s());
+		metrics_line(r, p, out, out_path, wall_s());
 	}
 	r->metrics_off += p - buf;
 	fclose(out);
@@ -366,9 +366,9 @@ static int idle_refresh_due(struct tworker *w)
 
 	if (every <= 0 || strcmp(w->t.obj.state, TS_SUCCEEDED))
 		return 0;
-	if (now_s() - w->refreshed < every)
+	if (wall_s() - w->refreshed < every)
 		return 0;
-	w->refreshed = now_s();
+	w->refreshed = wall_s();
 	return 1;
 }
 
@@ -595,7 +595,7 @@ static int wait_events(struct tworker *w)
 	}
 	timeout = deploy_timeout_ms(w->deps, timeout);
 	if (w->ino_fd >= 0 && (w->runs || w->deps)) {
-		if (now_s() - w->ino_last >= INOTIFY_MIN_S) {
+		if (wall_s() - w->ino_last >= INOTIFY_MIN_S) {
 			ino_at = n;
 			pfd[n++] = (struct pollfd){ .fd = w->ino_fd,
 						    .events = POLLIN };
@@ -615,7 +615,7 @@ static int wait_events(struct tworker *w)
 	if (ino_at >= 0 && (pfd[ino_at].revents & POLLIN)) {
 		while (read(w->ino_fd, buf, sizeof(buf)) > 0)
 			;
-		w->ino_last = now_s();
+		w->ino_last = wall_s();
 		return !other;
 	}
 	return 0;
@@ -649,7 +649,7 @@ static void *worker_main(void *arg)
 			 e.msg);
 	else if (w->target_id && !strcmp(w->t.obj.state, TS_SUCCEEDED)) {
 		target_refresh(w);	/* e.g. GPUs, before adopting runs */
-		w->refreshed = now_s();
+		w->refreshed = wall_s();
 	}
 	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	while (!stopping(w->ws)) {

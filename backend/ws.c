@@ -200,7 +200,7 @@ void ws_event_line(struct ws *ws, const char *kind, const char *name,
 	char clean[ERR_MSG_MAX + 64];
 
 	ws_text_clean(text, clean, sizeof(clean));
-	ws_iso_time(now_s(), ts, sizeof(ts));
+	ws_iso_time(wall_s(), ts, sizeof(ts));
 	n = snprintf(line, sizeof(line), "%s %s %s %s\n", ts, kind, name, clean);
 	if (n >= (int)sizeof(line)) {
 		n = sizeof(line) - 1;
@@ -287,7 +287,7 @@ static int update_once(struct ws *ws, struct obj *o, const char *expect,
 		rc = -EAGAIN;
 		goto out_rollback;
 	}
-	o->changed = now_s();
+	o->changed = wall_s();
 	o->cancel |= cur->cancel;	/* set by ctl writes, never cleared */
 	if (strcmp(o->error, cur->error)) {
 		char clean[ERR_MSG_MAX];
@@ -482,7 +482,7 @@ int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 	/* whatever the umask: a target runs on its creator's credentials
 	 * (ssh key, Slurm token), so it is theirs until they share it */
 	o.mode = ws_kind(kind)->mode;
-	o.created = o.changed = now_s();
+	o.created = o.changed = wall_s();
 	o.exit_code = -1;
 	rc = store_insert(ws->st, &o);
 	if (rc == -EEXIST)
@@ -620,7 +620,7 @@ int ws_rename(struct ws *ws, int64_t id, const char *newname, struct err *e)
 		goto out_rollback;
 	snprintf(old, sizeof(old), "%s", o.name);
 	snprintf(o.name, sizeof(o.name), "%s", newname);
-	o.changed = now_s();
+	o.changed = wall_s();
 	rc = store_update(ws->st, &o);
 	if (rc == -EEXIST)
 		err_set(e, rc, "%s '%s' already exists", kind_name(o.kind),

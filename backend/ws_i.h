@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "../lib/clock.h"
 #include "store.h"
 #include "ws.h"
 
@@ -119,14 +120,6 @@ struct ws {
 	int started;			/* ws_start ran: workers may start */
 	int opened;			/* ws_open completed: mark a clean stop */
 };
-
-static inline double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* worker.c (registered as ws->kick and ws->stop by ws_open.c) */
 int worker_start(struct ws *ws);

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/log.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
@@ -63,14 +64,6 @@ struct local_rep {
 #define LIVE_EVERY_S	2.0	/* a GET / to each ready replica */
 #define LIVE_WAIT_S	3.0	/* its answer within this */
 #define LIVE_FAILS	3	/* unanswered in a row: killed, restarted */
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static struct local_rep *rep_priv(pid_t pid)
 {

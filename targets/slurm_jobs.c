@@ -516,11 +516,11 @@ int slurm_cancel(struct target_ctx *t, struct run_ctx *r,
 	struct slurm_target *st;
 	int rc;
 
-	if (!sr || mono() < sr->cancel_next)
+	if (!sr || mono_s() < sr->cancel_next)
 		return 0;
 	rc = sl_ready(t, &st, e);
 	if (st)
-		sr->cancel_next = mono() + st->cfg.poll_s;
+		sr->cancel_next = mono_s() + st->cfg.poll_s;
 	if (!rc && !sr->job_id) {
 		rc = sl_run_search(st, r, e);
 		if (rc == -ENOENT) {	/* never reached Slurm */

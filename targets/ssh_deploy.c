@@ -362,9 +362,9 @@ static void take_log(struct ssh_rent *x, const struct ssh_poll_reply *p)
 static int live_ask(struct ssh_rent *x)
 {
 	if (x->st != ST_RUNNING || x->want_ready || x->stopping ||
-	    x->orphan || x->wedged || x->sig || ssh_mono_s() < x->live_at)
+	    x->orphan || x->wedged || x->sig || mono_s() < x->live_at)
 		return 0;
-	x->live_at = ssh_mono_s() + LIVE_EVERY_S;
+	x->live_at = mono_s() + LIVE_EVERY_S;
 	return 1;
 }
 
@@ -376,7 +376,7 @@ static void live_result(struct ssh_rent *x, int live)
 	if (live == SSH_LIVE_NOT_ASKED)
 		return;
 	if (live == SSH_LIVE_NONE)
-		x->live_at = ssh_mono_s() + LIVE_NONE_S;
+		x->live_at = mono_s() + LIVE_NONE_S;
 	x->live_fails = live == SSH_LIVE_FAILED ? x->live_fails + 1 : 0;
 	if (x->live_fails < LIVE_FAILS || x->wedged || x->stopping)
 		return;
@@ -487,7 +487,7 @@ static void round_next(struct ssh_dep *dt)
 		    (x->st != ST_READY && x->st != ST_RUNNING))
 			every = DEP_POLL_FAST;
 	}
-	dt->next_poll = ssh_mono_s() + every;
+	dt->next_poll = mono_s() + every;
 }
 
 /* One round trip for @n entries @who (and the trash with @trash): 0 when
@@ -552,7 +552,7 @@ static int dep_round(struct target_ctx *t, struct ssh_dep *dt)
 		log_warn("target %s: cannot read the replicas' state: %s",
 			 t->obj.name, rc == -ENOMEM ? "out of memory" : why);
 	dt->down = 1;
-	dt->next_poll = ssh_mono_s() + SSH_RETRY_EVERY;
+	dt->next_poll = mono_s() + SSH_RETRY_EVERY;
 	return rc;
 }
 
@@ -759,7 +759,7 @@ int ssh_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	ref->id = x->id;
 	r->priv = ref;
 	r->pid = x->pid;
-	dt->next_poll = ssh_mono_s() + DEP_POLL_FAST;
+	dt->next_poll = mono_s() + DEP_POLL_FAST;
 	return 0;
 }
 
@@ -779,7 +779,7 @@ int ssh_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		return REP_EXITED;
 	}
 	x->want_ready = r->state == REP_STARTING;
-	if (ssh_mono_s() >= dt->next_poll)
+	if (mono_s() >= dt->next_poll)
 		dep_round(t, dt);
 	if (x->pid > 0 && x->pid != r->pid)
 		r->pid = x->pid;
@@ -812,7 +812,7 @@ void ssh_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
 		return;
 	x->sig = force ? "KILL" : "TERM";
 	x->stopping = 1;
-	dt->next_poll = ssh_mono_s() + DEP_POLL_FAST;
+	dt->next_poll = mono_s() + DEP_POLL_FAST;
 	/* at once, as a local replica is told: a rolling update's old
 	 * replicas drain as soon as the new ones serve; when the host cannot
 	 * be reached now, the next round sends it */
