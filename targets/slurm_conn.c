@@ -145,7 +145,8 @@ static int sl_token(struct slurm_target *st, const struct obj *owner,
 		st->token_at = mono_s();
 		tok = buf;
 	}
-	id = !rc && tok ? fnv(tok) | 1 : 0;
+	id = !rc && tok ? fnv1a64_add(FNV64_BASIS_SHORT, tok, strlen(tok)) | 1
+			 : 0;
 	if (!rc && id != st->token_id &&
 	    http_set_header(st->http, "X-SLURM-USER-TOKEN", tok))
 		rc = err_set(e, -EINVAL, "the token holds a line break");

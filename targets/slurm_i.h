@@ -21,6 +21,7 @@
 
 #include "../backend/driver.h"
 #include "../lib/clock.h"
+#include "../lib/hash.h"
 #include "../lib/http.h"
 #include "slurm_api.h"
 
@@ -74,15 +75,6 @@ struct slurm_run {
 };
 
 enum { M_GET, M_POST, M_DELETE };
-
-static inline uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 /* The next poll round: rounds are aligned, so due runs come together. */
 static inline double next_round(const struct slurm_target *st)

@@ -71,7 +71,9 @@ void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
 	else
 		snprintf(buf, PATH_MAX, "%s/mlfs-%08x/%lld-%s",
 			 st->cfg.workdir,
-			 (unsigned)fnv(ws_state_dir(t->ws)),
+			 (unsigned)fnv1a64_add(FNV64_BASIS_SHORT,
+					       ws_state_dir(t->ws),
+					       strlen(ws_state_dir(t->ws))),
 			 (long long)r->obj.id, r->obj.name);
 }
 
