@@ -20,6 +20,7 @@
 
 #include "deploy_i.h"
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "ws_i.h"
 
 #define MAX_KICKS	4096
@@ -29,9 +30,8 @@ struct tworker {
 	int64_t target_id;		/* 0: housekeeping */
 	pthread_t thr;
 	int wake_fd;			/* eventfd */
-	pthread_mutex_t lock;		/* guards kicks, nkicks, overflow */
-	int64_t *kicks;			/* ids to look at again */
-	int nkicks;
+	pthread_mutex_t lock;		/* guards kicks, overflow */
+	VEC(int64_t) kicks;		/* ids to look at again */
 	int overflow;			/* too many kicks: rescan the store */
 	struct tworker *next;		/* ws->workers, under ws->req_lock */
 
@@ -437,17 +437,18 @@ static int active_cb(void *arg, const struct obj *o)
 static void drain_kicks(struct tworker *w)
 {
 	int64_t *ids;
-	int n, overflow;
+	size_t n;
+	int overflow;
 
 	pthread_mutex_lock(&w->lock);
-	ids = w->kicks;
-	n = w->nkicks;
+	ids = w->kicks.v;
+	n = w->kicks.n;
 	overflow = w->overflow;
-	w->kicks = NULL;
-	w->nkicks = 0;
+	w->kicks.v = NULL;
+	w->kicks.n = w->kicks.cap = 0;
 	w->overflow = 0;
 	pthread_mutex_unlock(&w->lock);
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		kick_one(w, ids[i]);
 	free(ids);
 	if (overflow)
@@ -723,20 +724,10 @@ static struct tworker *worker_get(struct ws *ws, int64_t target_id)
 static void worker_post(struct tworker *w, int64_t id)
 {
 	uint64_t one = 1;
-	int64_t *n;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->nkicks >= MAX_KICKS) {
+	if (w->kicks.n >= MAX_KICKS || vec_push(&w->kicks, id))
 		w->overflow = 1;
-	} else {
-		n = realloc(w->kicks, (w->nkicks + 1) * sizeof(*n));
-		if (n) {
-			w->kicks = n;
-			w->kicks[w->nkicks++] = id;
-		} else {
-			w->overflow = 1;
-		}
-	}
 	pthread_mutex_unlock(&w->lock);
 	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
 		/* the counter is saturated: the worker is awake anyway */
@@ -812,7 +803,7 @@ void worker_stop(struct ws *ws)
 		}
 		pthread_join(w->thr, NULL);
 		close(w->wake_fd);
-		free(w->kicks);
+		vec_free(&w->kicks);
 		pthread_mutex_destroy(&w->lock);
 		free(w);
 	}
