@@ -42,6 +42,7 @@
 
 #include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
 #include "../lib/copy.h"
@@ -229,7 +230,8 @@ out_close_dir:
 
 struct envp {
 	char **v;
-	int n, cap;
+	int n;
+	size_t cap;
 };
 
 static int envp_add(struct envp *e, const char *fmt, ...)
@@ -238,16 +240,10 @@ static int envp_add(struct envp *e, const char *fmt, ...)
 static int envp_add(struct envp *e, const char *fmt, ...)
 {
 	va_list ap;
-	char **nv;
 	int rc;
 
-	if (e->n + 2 > e->cap) {
-		e->cap = e->cap ? e->cap * 2 : 64;
-		nv = realloc(e->v, e->cap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		e->v = nv;
-	}
+	if (vec_reserve(e, 2))
+		return -ENOMEM;
 	va_start(ap, fmt);
 	rc = vasprintf(&e->v[e->n], fmt, ap);
 	va_end(ap);

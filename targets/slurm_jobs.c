@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "../backend/ws.h"
 #include "../lib/copy.h"
 #include "slurm_i.h"
@@ -171,7 +172,7 @@ static char *run_script(const struct run_ctx *r, const char *work)
 
 struct strv {
 	char **v;
-	size_t n;
+	size_t n, cap;
 };
 
 static int strv_addf(struct strv *sv, const char *fmt, ...)
@@ -179,13 +180,11 @@ static int strv_addf(struct strv *sv, const char *fmt, ...)
 
 static int strv_addf(struct strv *sv, const char *fmt, ...)
 {
-	char **nv = realloc(sv->v, (sv->n + 1) * sizeof(*nv));
 	va_list ap;
 	int rc;
 
-	if (!nv)
+	if (vec_reserve(sv, 1))
 		return -ENOMEM;
-	sv->v = nv;
 	va_start(ap, fmt);
 	rc = vasprintf(&sv->v[sv->n], fmt, ap);
 	va_end(ap);

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "../backend/ws.h"
 #include "../lib/copy.h"
 #include "replica.h"
@@ -107,6 +108,7 @@ struct ssh_dep {
 	struct ssh_gen *gens;
 	char **trash;			/* folders to remove, under workdir */
 	int ntrash;
+	size_t trash_cap;
 	unsigned long next_id;
 	double next_poll;		/* monotonic */
 	int down;			/* the last round did not get through */
@@ -243,11 +245,11 @@ static void gen_drop(struct ssh_dep *dt, int64_t dep, int gen)
 
 static void trash_add(struct ssh_dep *dt, const char *rel)
 {
-	char **v = realloc(dt->trash, (dt->ntrash + 2) * sizeof(*v));
+	char **v;
 
-	if (!v)
+	if (vec_grow(&dt->trash, &dt->trash_cap, dt->ntrash + 2, sizeof(*v)))
 		return;
-	dt->trash = v;
+	v = dt->trash;
 	v[dt->ntrash] = strdup(rel);
 	if (v[dt->ntrash])
 		v[++dt->ntrash] = NULL;
@@ -260,6 +262,7 @@ static void trash_clear(struct ssh_dep *dt)
 	free(dt->trash);
 	dt->trash = NULL;
 	dt->ntrash = 0;
+	dt->trash_cap = 0;
 }
 
 static struct ssh_rent *ent_new(struct ssh_dep *dt,
