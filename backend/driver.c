@@ -11,8 +11,6 @@ static const struct driver *const drivers[] = {
 	&ssh_driver,
 };
 
-char mlfs_helper_dir[PATH_MAX] = ".";
-
 const struct driver *driver_find(const char *type)
 {
 	for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)

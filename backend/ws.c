@@ -98,6 +98,16 @@ const char *ws_state_dir(const struct ws *ws)
 	return ws->dir;
 }
 
+void ws_set_helper_dir(struct ws *ws, const char *dir)
+{
+	snprintf(ws->helper_dir, sizeof(ws->helper_dir), "%s", dir);
+}
+
+const char *ws_helper_dir(const struct ws *ws)
+{
+	return ws->helper_dir[0] ? ws->helper_dir : ".";
+}
+
 const char *ws_events_path(const struct ws *ws)
 {
 	return ws->events_path;

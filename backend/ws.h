@@ -81,6 +81,11 @@ int ws_start(struct ws *ws);
 /* Stop the worker; runs keep going on their engines. */
 void ws_close(struct ws *ws);
 const char *ws_state_dir(const struct ws *ws);
+/* Where mlfs-run, mlfs-serve.py and the other helpers live: set once by
+ * main after ws_open, before ws_start; "." until then.  The drivers read
+ * it on the worker threads. */
+void ws_set_helper_dir(struct ws *ws, const char *dir);
+const char *ws_helper_dir(const struct ws *ws);
 /* The CPUs this process may run on (its affinity, as nproc counts them:
  * a daemon confined to some cores runs that many at once by default). */
 int ws_cpus(void);

@@ -89,6 +89,7 @@ void ws_kind_register(int kind, const struct kind_ops *ops);
 
 struct ws {
 	char *dir;			/* state dir, absolute */
+	char helper_dir[4096];		/* ws_set_helper_dir ("": unset) */
 	char events_path[4096];
 	struct store *st;
 	struct ws_hooks hooks;		/* set once before ws_start */

@@ -453,7 +453,8 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	snprintf(port, sizeof(port), "%d", s->port);
 	snprintf(body, sizeof(body), "%ld", s->max_body);
 	snprintf(tmo, sizeof(tmo), "%d", s->read_timeout);
-	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py", mlfs_helper_dir);
+	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py",
+		 ws_helper_dir(d->ws));
 	j = rep_cg_join(t, d, r, cgd, argv, e);
 	if (j < 0)
 		return j;

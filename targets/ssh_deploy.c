@@ -575,7 +575,7 @@ static int serve_stage(const struct deploy_ctx *d, char *dir, char *why,
 		snprintf(why, n, "cannot create %s: %s", dir, strerror(errno));
 		return -EIO;
 	}
-	rc = copy_into(mlfs_helper_dir, "mlfs-serve.py", dir, &e);
+	rc = copy_into(ws_helper_dir(d->ws), "mlfs-serve.py", dir, &e);
 	if (rc) {
 		snprintf(why, n, "%s", e.msg);
 		return rc;
