@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../lib/vec.h"
 #include "deploy_parts.h"
 #include "ws_i.h"
 
@@ -241,7 +242,7 @@ static int dep_request(struct ws *ws, struct obj *o, int verb,
 		n = *o;
 		n.state = DS_TRANSITIONING;
 		n.error[0] = '\0';
-		n.queued = now_s();
+		n.queued = wall_s();
 		if (version)
 			n.dep.model_version = version;
 		if (target)
@@ -340,20 +341,16 @@ int deployment_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 	return dep_request(ws, o, V_DELETE, 0, 0, e);
 }
 
+struct kicks {
+	int64_t *v;
+	size_t n, cap;
+};
+
 static int kick_cb(void *arg, const struct obj *o)
 {
-	struct { int64_t *ids; int n, cap; } *l = arg;
-	int64_t *n;
+	struct kicks *l = arg;
 
-	if (l->n == l->cap) {
-		n = realloc(l->ids, (l->cap ? l->cap * 2 : 16) * sizeof(*n));
-		if (!n)
-			return 1;
-		l->ids = n;
-		l->cap = l->cap ? l->cap * 2 : 16;
-	}
-	l->ids[l->n++] = o->id;
-	return 0;
+	return vec_push(l, o->id) ? 1 : 0;
 }
 
 struct on_target {
@@ -388,12 +385,12 @@ int deployments_busy(struct ws *ws, const struct obj *t, struct err *e)
 
 void deploy_start_all(struct ws *ws)
 {
-	struct { int64_t *ids; int n, cap; } l = { 0 };
+	struct kicks l = { 0 };
 
 	store_list_live_deployments(ws->st, kick_cb, &l);
-	for (int i = 0; i < l.n; i++)
-		worker_kick(ws, l.ids[i]);
-	free(l.ids);
+	for (size_t i = 0; i < l.n; i++)
+		worker_kick(ws, l.v[i]);
+	vec_free(&l);
 	models_reconcile(ws);
 }
 

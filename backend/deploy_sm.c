@@ -97,7 +97,7 @@ static int dep_save(struct deploy_ctx *d, enum obj_state state,
 		scoring_uri(d, &d->serving, o.dep.scoring_uri,
 			    sizeof(o.dep.scoring_uri));
 	if (state == DS_HEALTHY && !is_state(&d->obj, DS_HEALTHY))
-		o.started = now_s();
+		o.started = wall_s();
 	rc = ws_update_obj(d->ws, &o, d->obj.state, FBIT(F_SCORING_URI));
 	d->obj = o;
 	if (rc)
@@ -141,7 +141,7 @@ static int rep_start(struct deploy_ctx *d, struct deploy_spec *s,
 	int picked = !s->port, rc;
 
 	r->state = REP_STARTING;
-	r->started = now_s();
+	r->started = wall_s();
 	r->ready = 0;
 	r->exit_code = -1;
 	rc = drv(d)->replica_start(d->t, d, s, r, e);
@@ -179,7 +179,7 @@ static void rep_stop(struct deploy_ctx *d, struct replica *r)
 		return;
 	drv(d)->replica_stop(d->t, d, r, 0);
 	r->state = REP_STOPPING;
-	r->stop_sent = now_s();
+	r->stop_sent = wall_s();
 }
 
 static void stop_gen(struct deploy_ctx *d, int gen, int all)
@@ -198,7 +198,7 @@ static int reap(struct deploy_ctx *d)
 
 	while ((r = *pp)) {
 		if (r->state == REP_STOPPING && !r->killed &&
-		    now_s() - r->stop_sent > STOP_GRACE_S) {
+		    wall_s() - r->stop_sent > STOP_GRACE_S) {
 			drv(d)->replica_stop(d->t, d, r, 1);
 			r->killed = 1;
 		}
@@ -262,11 +262,11 @@ static void finish_rollout(struct deploy_ctx *d)
 	d->coming.gen = 0;
 	d->verb = V_NONE;
 	d->health_fails = 0;
-	d->next_health = now_s() + HEALTH_EVERY_S;
+	d->next_health = wall_s() + HEALTH_EVERY_S;
 	dep_save(d, DS_HEALTHY, "");
 	log_info("deployment %s: generation %d serves on port %d (%.2f s)",
 		 d->obj.name, d->serving.gen, d->serving.port,
-		 now_s() - d->verb_at);
+		 wall_s() - d->verb_at);
 }
 
 /* A replica of the serving generation died: restart it with backoff. */
@@ -275,7 +275,7 @@ static void crash(struct deploy_ctx *d, struct replica *r, const char *why)
 	char text[ERR_MSG_MAX];
 	double wait;
 
-	if (r->ready > 0 && now_s() - r->ready > UP_RESETS_S)
+	if (r->ready > 0 && wall_s() - r->ready > UP_RESETS_S)
 		r->restarts = 0;
 	r->restarts++;
 	drv(d)->replica_release(d->t, d, r);
@@ -290,7 +290,7 @@ static void crash(struct deploy_ctx *d, struct replica *r, const char *why)
 	}
 	wait = 0.2 * (1 << (r->restarts - 1));
 	r->state = REP_WAITING;
-	r->restart_at = now_s() + (wait > 10 ? 10 : wait);
+	r->restart_at = wall_s() + (wait > 10 ? 10 : wait);
 	snprintf(text, sizeof(text), "replica %d %s; restarting it in %.1f s",
 		 r->slot, why, wait);
 	dep_note(d, "%s", text);
@@ -333,7 +333,7 @@ static int poll_replicas(struct deploy_ctx *d)
 			changed = 1;
 		} else if (r->state == REP_STARTING && st == REP_READY) {
 			r->state = REP_READY;
-			r->ready = now_s();
+			r->ready = wall_s();
 			changed = 1;
 		}
 	}
@@ -382,7 +382,7 @@ static void take_request(struct deploy_ctx *d)
 		stop_gen(d, d->coming.gen, 0);
 	d->coming.gen = 0;
 	d->verb = verb;
-	d->verb_at = now_s();
+	d->verb_at = wall_s();
 	if (verb == V_DELETE)
 		stop_gen(d, 0, 1);
 	else
@@ -411,7 +411,7 @@ static void step_rollout(struct deploy_ctx *d)
 			return;
 		}
 	}
-	if (now_s() - d->verb_at > s->ready_timeout) {
+	if (wall_s() - d->verb_at > s->ready_timeout) {
 		snprintf(text, sizeof(text), "the server did not %s on port %d"
 			 " within %d s%s%s", e.msg[0] ? "answer GET /" :
 			 "listen", s->port, s->ready_timeout,
@@ -445,7 +445,7 @@ static int fill_slots(struct deploy_ctx *d)
 				r->state != REP_STOPPING && r->state != REP_EXITED;
 		if (!have && (r = rep_new(d, d->serving.gen, i))) {
 			r->state = REP_WAITING;
-			r->restart_at = now_s();
+			r->restart_at = wall_s();
 			made++;
 		}
 	}
@@ -458,7 +458,7 @@ static void restart_due(struct deploy_ctx *d)
 
 	for (struct replica *r = d->reps; r; r = r->next) {
 		if (r->state != REP_WAITING || r->gen != d->serving.gen ||
-		    now_s() < r->restart_at)
+		    wall_s() < r->restart_at)
 			continue;
 		memset(&e, 0, sizeof(e));
 		if (rep_start(d, &d->serving, r, &e)) {
@@ -482,10 +482,10 @@ static void step_serving(struct deploy_ctx *d)
 	if (is_state(&d->obj, DS_FAILED))
 		return;
 	ready = count_gen(d, d->serving.gen, REP_READY) == d->serving.replicas;
-	if (now_s() < d->next_health || (!ready && is_state(&d->obj,
+	if (wall_s() < d->next_health || (!ready && is_state(&d->obj,
 							    DS_UNHEALTHY)))
 		return;
-	d->next_health = now_s() + (ready && is_state(&d->obj, DS_HEALTHY) ?
+	d->next_health = wall_s() + (ready && is_state(&d->obj, DS_HEALTHY) ?
 				    HEALTH_EVERY_S : 1.0);
 	if (health_ok(d, &e)) {
 		d->health_fails = 0;
@@ -516,7 +516,7 @@ static void adopt(struct deploy_ctx *d)
 		next = r->next;
 		r->next = NULL;
 		r->exit_code = -1;
-		r->started = r->ready = now_s();
+		r->started = r->ready = wall_s();
 		r->state = REP_STARTING;	/* READY once seen listening */
 		if (r->gen > d->last_gen)
 			d->last_gen = r->gen;

@@ -222,7 +222,4 @@ extern const struct driver local_driver;
 extern const struct driver slurm_driver;
 extern const struct driver ssh_driver;
 
-/* Where mlfs-run and the other helpers live (set once by main). */
-extern char mlfs_helper_dir[PATH_MAX];
-
 #endif

@@ -21,6 +21,7 @@
 
 #include "deploy_i.h"
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "ws_i.h"
 
 /* ---- register: the files, by fd, never through a symlink ---------------- */
@@ -556,7 +557,7 @@ static int sync_one(struct ws *ws, int64_t id, struct obj *v)
 	if (v->state == want)
 		goto out_rollback;	/* nothing to change */
 	v->state = want;
-	v->changed = now_s();
+	v->changed = wall_s();
 	rc = store_update(ws->st, v);
 	if (rc)
 		goto out_rollback;
@@ -583,24 +584,15 @@ void models_sync_use(struct ws *ws, int64_t id)
 }
 
 struct idlist {
-	int64_t *ids;
-	int n, cap;
+	int64_t *v;
+	size_t n, cap;
 };
 
 static int id_cb(void *arg, const struct obj *o)
 {
 	struct idlist *l = arg;
-	int64_t *n;
 
-	if (l->n == l->cap) {
-		n = realloc(l->ids, (l->cap ? l->cap * 2 : 16) * sizeof(*n));
-		if (!n)
-			return 1;
-		l->ids = n;
-		l->cap = l->cap ? l->cap * 2 : 16;
-	}
-	l->ids[l->n++] = o->id;
-	return 0;
+	return vec_push(l, o->id) ? 1 : 0;
 }
 
 void models_reconcile(struct ws *ws)
@@ -608,9 +600,9 @@ void models_reconcile(struct ws *ws)
 	struct idlist l = { 0 };
 
 	store_list_kind_state(ws->st, K_VERSION, VS_IN_USE, id_cb, &l);
-	for (int i = 0; i < l.n; i++)
-		models_sync_use(ws, l.ids[i]);
-	free(l.ids);
+	for (size_t i = 0; i < l.n; i++)
+		models_sync_use(ws, l.v[i]);
+	vec_free(&l);
 }
 
 /* ---- info.json ----------------------------------------------------------- */

@@ -173,7 +173,7 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 	pthread_mutex_unlock(&ws->seq_lock);
 	o->state = RS_QUEUED;
 	o->target_id = t.id;
-	o->queued = now_s();
+	o->queued = wall_s();
 	o->error[0] = '\0';
 	o->exit_code = -1;
 	rc = ws_update_obj(ws, o, RS_DRAFT, RUN_SETTINGS);
@@ -232,7 +232,7 @@ int ws_run_transition(struct ws *ws, struct run_ctx *r,
 {
 	struct obj o = r->obj;
 	unsigned mask = 0;
-	double now = now_s();
+	double now = wall_s();
 	int rc;
 
 	o.state = state;

@@ -135,9 +135,9 @@ int space_tick(struct ws *ws)
 {
 	int missing;
 
-	if (now_s() - ws->space_checked < TICK_S)
+	if (wall_s() - ws->space_checked < TICK_S)
 		return 0;
-	ws->space_checked = now_s();
+	ws->space_checked = wall_s();
 	pthread_mutex_lock(&ws->ev_lock);
 	space_events_room(ws);
 	pthread_mutex_unlock(&ws->ev_lock);

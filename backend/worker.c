@@ -20,6 +20,7 @@
 
 #include "deploy_i.h"
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "ws_i.h"
 
 #define MAX_KICKS	4096
@@ -29,9 +30,8 @@ struct tworker {
 	int64_t target_id;		/* 0: housekeeping */
 	pthread_t thr;
 	int wake_fd;			/* eventfd */
-	pthread_mutex_t lock;		/* guards kicks, nkicks, overflow */
-	int64_t *kicks;			/* ids to look at again */
-	int nkicks;
+	pthread_mutex_t lock;		/* guards kicks, overflow */
+	VEC(int64_t) kicks;		/* ids to look at again */
 	int overflow;			/* too many kicks: rescan the store */
 	struct tworker *next;		/* ws->workers, under ws->req_lock */
 
@@ -208,7 +208,7 @@ static void metrics_pump(struct tworker *w, struct run_ctx *r)
 	fstat(fileno(out), &ost);
 	for (p = buf; (nl = memchr(p, '\n', buf + n - p)); p = nl + 1) {
 		*nl = '\0';
-		metrics_line(r, p, out, out_path, now_s());
+		metrics_line(r, p, out, out_path, wall_s());
 	}
 	r->metrics_off += p - buf;
 	fclose(out);
@@ -367,9 +367,9 @@ static int idle_refresh_due(struct tworker *w)
 
 	if (every <= 0 || w->t.obj.state != TS_SUCCEEDED)
 		return 0;
-	if (now_s() - w->refreshed < every)
+	if (wall_s() - w->refreshed < every)
 		return 0;
-	w->refreshed = now_s();
+	w->refreshed = wall_s();
 	return 1;
 }
 
@@ -438,17 +438,18 @@ static int active_cb(void *arg, const struct obj *o)
 static void drain_kicks(struct tworker *w)
 {
 	int64_t *ids;
-	int n, overflow;
+	size_t n;
+	int overflow;
 
 	pthread_mutex_lock(&w->lock);
-	ids = w->kicks;
-	n = w->nkicks;
+	ids = w->kicks.v;
+	n = w->kicks.n;
 	overflow = w->overflow;
-	w->kicks = NULL;
-	w->nkicks = 0;
+	w->kicks.v = NULL;
+	w->kicks.n = w->kicks.cap = 0;
 	w->overflow = 0;
 	pthread_mutex_unlock(&w->lock);
-	for (int i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		kick_one(w, ids[i]);
 	free(ids);
 	if (overflow)
@@ -596,7 +597,7 @@ static int wait_events(struct tworker *w)
 	}
 	timeout = deploy_timeout_ms(w->deps, timeout);
 	if (w->ino_fd >= 0 && (w->runs || w->deps)) {
-		if (now_s() - w->ino_last >= INOTIFY_MIN_S) {
+		if (wall_s() - w->ino_last >= INOTIFY_MIN_S) {
 			ino_at = n;
 			pfd[n++] = (struct pollfd){ .fd = w->ino_fd,
 						    .events = POLLIN };
@@ -616,7 +617,7 @@ static int wait_events(struct tworker *w)
 	if (ino_at >= 0 && (pfd[ino_at].revents & POLLIN)) {
 		while (read(w->ino_fd, buf, sizeof(buf)) > 0)
 			;
-		w->ino_last = now_s();
+		w->ino_last = wall_s();
 		return !other;
 	}
 	return 0;
@@ -650,7 +651,7 @@ static void *worker_main(void *arg)
 			 e.msg);
 	else if (w->target_id && w->t.obj.state == TS_SUCCEEDED) {
 		target_refresh(w);	/* e.g. GPUs, before adopting runs */
-		w->refreshed = now_s();
+		w->refreshed = wall_s();
 	}
 	w->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	while (!stopping(w->ws)) {
@@ -724,20 +725,10 @@ static struct tworker *worker_get(struct ws *ws, int64_t target_id)
 static void worker_post(struct tworker *w, int64_t id)
 {
 	uint64_t one = 1;
-	int64_t *n;
 
 	pthread_mutex_lock(&w->lock);
-	if (w->nkicks >= MAX_KICKS) {
+	if (w->kicks.n >= MAX_KICKS || vec_push(&w->kicks, id))
 		w->overflow = 1;
-	} else {
-		n = realloc(w->kicks, (w->nkicks + 1) * sizeof(*n));
-		if (n) {
-			w->kicks = n;
-			w->kicks[w->nkicks++] = id;
-		} else {
-			w->overflow = 1;
-		}
-	}
 	pthread_mutex_unlock(&w->lock);
 	if (write(w->wake_fd, &one, sizeof(one)) < 0) {
 		/* the counter is saturated: the worker is awake anyway */
@@ -813,7 +804,7 @@ void worker_stop(struct ws *ws)
 		}
 		pthread_join(w->thr, NULL);
 		close(w->wake_fd);
-		free(w->kicks);
+		vec_free(&w->kicks);
 		pthread_mutex_destroy(&w->lock);
 		free(w);
 	}

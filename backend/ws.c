@@ -98,6 +98,16 @@ const char *ws_state_dir(const struct ws *ws)
 	return ws->dir;
 }
 
+void ws_set_helper_dir(struct ws *ws, const char *dir)
+{
+	snprintf(ws->helper_dir, sizeof(ws->helper_dir), "%s", dir);
+}
+
+const char *ws_helper_dir(const struct ws *ws)
+{
+	return ws->helper_dir[0] ? ws->helper_dir : ".";
+}
+
 const char *ws_events_path(const struct ws *ws)
 {
 	return ws->events_path;
@@ -200,7 +210,7 @@ void ws_event_line(struct ws *ws, const char *kind, const char *name,
 	char clean[ERR_MSG_MAX + 64];
 
 	ws_text_clean(text, clean, sizeof(clean));
-	ws_iso_time(now_s(), ts, sizeof(ts));
+	ws_iso_time(wall_s(), ts, sizeof(ts));
 	n = snprintf(line, sizeof(line), "%s %s %s %s\n", ts, kind, name, clean);
 	if (n >= (int)sizeof(line)) {
 		n = sizeof(line) - 1;
@@ -287,7 +297,7 @@ static int update_once(struct ws *ws, struct obj *o, enum obj_state expect,
 		rc = -EAGAIN;
 		goto out_rollback;
 	}
-	o->changed = now_s();
+	o->changed = wall_s();
 	o->cancel |= cur->cancel;	/* set by ctl writes, never cleared */
 	if (strcmp(o->error, cur->error)) {
 		char clean[ERR_MSG_MAX];
@@ -482,7 +492,7 @@ int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 	/* whatever the umask: a target runs on its creator's credentials
 	 * (ssh key, Slurm token), so it is theirs until they share it */
 	o.mode = ws_kind(kind)->mode;
-	o.created = o.changed = now_s();
+	o.created = o.changed = wall_s();
 	o.exit_code = -1;
 	rc = store_insert(ws->st, &o);
 	if (rc == -EEXIST)
@@ -620,7 +630,7 @@ int ws_rename(struct ws *ws, int64_t id, const char *newname, struct err *e)
 		goto out_rollback;
 	snprintf(old, sizeof(old), "%s", o.name);
 	snprintf(o.name, sizeof(o.name), "%s", newname);
-	o.changed = now_s();
+	o.changed = wall_s();
 	rc = store_update(ws->st, &o);
 	if (rc == -EEXIST)
 		err_set(e, rc, "%s '%s' already exists", kind_name(o.kind),

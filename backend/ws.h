@@ -81,6 +81,11 @@ int ws_start(struct ws *ws);
 /* Stop the worker; runs keep going on their engines. */
 void ws_close(struct ws *ws);
 const char *ws_state_dir(const struct ws *ws);
+/* Where mlfs-run, mlfs-serve.py and the other helpers live: set once by
+ * main after ws_open, before ws_start; "." until then.  The drivers read
+ * it on the worker threads. */
+void ws_set_helper_dir(struct ws *ws, const char *dir);
+const char *ws_helper_dir(const struct ws *ws);
 /* The CPUs this process may run on (its affinity, as nproc counts them:
  * a daemon confined to some cores runs that many at once by default). */
 int ws_cpus(void);
@@ -195,7 +200,7 @@ unsigned ws_file_mode(struct ws *ws, const struct obj *o, int file);
  * SETTING_MAX, -EACCES not a setting.
  */
 /* A setting holds less than 1020 KiB: the largest request the kernel
- * sends (fs/fs.c MAX_WRITE), so that the first piece of a write too big
+ * sends (fs/fs_i.h MAX_WRITE), so that the first piece of a write too big
  * for a setting already reaches the limit, and no head of it is kept. */
 #define SETTING_MAX	((1 << 20) - 4096)
 int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,

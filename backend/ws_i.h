@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "../lib/clock.h"
 #include "store.h"
 #include "ws.h"
 
@@ -90,6 +91,7 @@ void ws_kind_register(int kind, const struct kind_ops *ops);
 
 struct ws {
 	char *dir;			/* state dir, absolute */
+	char helper_dir[4096];		/* ws_set_helper_dir ("": unset) */
 	char events_path[4096];
 	struct store *st;
 	struct ws_hooks hooks;		/* set once before ws_start */
@@ -121,14 +123,6 @@ struct ws {
 	int started;			/* ws_start ran: workers may start */
 	int opened;			/* ws_open completed: mark a clean stop */
 };
-
-static inline double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* worker.c (registered as ws->kick and ws->stop by ws_open.c) */
 int worker_start(struct ws *ws);

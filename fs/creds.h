@@ -17,7 +17,7 @@
 #ifndef MLFS_CREDS_H
 #define MLFS_CREDS_H
 
-#include "fs.h"
+#include "fuse_version.h"
 
 struct creds {
 	int on;		/* this thread wears a caller's credentials */

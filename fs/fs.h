@@ -3,8 +3,7 @@
 #ifndef MLFS_FS_H
 #define MLFS_FS_H
 
-#define FUSE_USE_VERSION 314
-#include <fuse_lowlevel.h>
+#include "fuse_version.h"
 
 struct ws;
 

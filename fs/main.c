@@ -169,7 +169,7 @@ static int lock_state(const char *state)
 	return fd;
 }
 
-static void set_helper_dir(void)
+static void set_helper_dir(struct ws *ws)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -177,7 +177,7 @@ static void set_helper_dir(void)
 	if (n <= 0)
 		return;
 	exe[n] = '\0';
-	snprintf(mlfs_helper_dir, sizeof(mlfs_helper_dir), "%s", dirname(exe));
+	ws_set_helper_dir(ws, dirname(exe));
 }
 
 static int run_session(struct fuse_args *args, struct fuse_cmdline_opts *o,
@@ -267,7 +267,6 @@ int main(int argc, char **argv)
 		return 1;
 	if (clear_dead_mount(o.mountpoint))
 		return 1;
-	set_helper_dir();
 	if (!o.foreground) {
 		snprintf(logp, sizeof(logp), "%s/mlfs.log", state);
 		log_init(logp, o.debug);
@@ -279,6 +278,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mlfs: %s\n", e.msg);
 		return 1;
 	}
+	set_helper_dir(ws);
 	snprintf(opt, sizeof(opt), "-ofsname=mlfs:%s,subtype=mlfs%s", state,
 		 c.allow_other ? ",default_permissions" : "");
 	fuse_opt_add_arg(&args, opt);

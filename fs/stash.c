@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "../lib/hash.h"
 #include "fs_i.h"
 
 static struct stripe *stripe_of(struct mlfs *m, int64_t id)
@@ -67,10 +68,8 @@ int versioned(const struct file_desc *fd)
 /* The version of @len bytes at @buf: FNV-1a, folded to VER_MASK bits. */
 unsigned bytes_ver(const char *buf, size_t len)
 {
-	uint32_t h = 2166136261u;
+	uint32_t h = fnv1a32(buf, len);
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)buf[i]) * 16777619u;
 	return (h ^ (h >> 22)) & VER_MASK;
 }
 

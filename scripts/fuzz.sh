@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# Fuzz the pure parsers of backend/parse.c with libFuzzer.
+# Fuzz the pure parsers of backend/parse.c and parse_num.c with libFuzzer.
 #
 #   scripts/fuzz.sh [SECONDS]      each target runs SECONDS (default 30)
 #
@@ -64,6 +64,7 @@ build_target() {
 	[[ $t == slurm_json ]] && extra=(-I"$root/targets"
 		"$root/targets/slurm_api.c" $(pkg-config --cflags --libs libcjson))
 	clang "${cflags[@]}" -I"$root/backend" "$root/backend/parse.c" \
+		"$root/backend/parse_num.c" \
 		"$root/lib/err.c" \
 		"$root/tests/fuzz/fuzz_$t.c" "${extra[@]}" -o "$build/fuzz_$t"
 }

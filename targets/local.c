@@ -269,7 +269,8 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 	sigset_t none;
 	int rc, n = 0;
 
-	snprintf(helper, sizeof(helper), "%s/mlfs-run", mlfs_helper_dir);
+	snprintf(helper, sizeof(helper), "%s/mlfs-run",
+		 ws_helper_dir(r->ws));
 	argv[n++] = "mlfs-run";
 	if (run_as_creator(r)) {
 		snprintf(uid, sizeof(uid), "%u", r->obj.uid);

@@ -40,7 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/clock.h"
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
 #include "../lib/copy.h"
@@ -63,14 +65,6 @@ struct local_rep {
 #define LIVE_EVERY_S	2.0	/* a GET / to each ready replica */
 #define LIVE_WAIT_S	3.0	/* its answer within this */
 #define LIVE_FAILS	3	/* unanswered in a row: killed, restarted */
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static struct local_rep *rep_priv(pid_t pid)
 {
@@ -236,7 +230,8 @@ out_close_dir:
 
 struct envp {
 	char **v;
-	int n, cap;
+	int n;
+	size_t cap;
 };
 
 static int envp_add(struct envp *e, const char *fmt, ...)
@@ -245,16 +240,10 @@ static int envp_add(struct envp *e, const char *fmt, ...)
 static int envp_add(struct envp *e, const char *fmt, ...)
 {
 	va_list ap;
-	char **nv;
 	int rc;
 
-	if (e->n + 2 > e->cap) {
-		e->cap = e->cap ? e->cap * 2 : 64;
-		nv = realloc(e->v, e->cap * sizeof(*nv));
-		if (!nv)
-			return -ENOMEM;
-		e->v = nv;
-	}
+	if (vec_reserve(e, 2))
+		return -ENOMEM;
 	va_start(ap, fmt);
 	rc = vasprintf(&e->v[e->n], fmt, ap);
 	va_end(ap);
@@ -464,7 +453,8 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	snprintf(port, sizeof(port), "%d", s->port);
 	snprintf(body, sizeof(body), "%ld", s->max_body);
 	snprintf(tmo, sizeof(tmo), "%d", s->read_timeout);
-	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py", mlfs_helper_dir);
+	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py",
+		 ws_helper_dir(d->ws));
 	j = rep_cg_join(t, d, r, cgd, argv, e);
 	if (j < 0)
 		return j;

@@ -66,7 +66,7 @@ static int sl_down(struct slurm_target *st, struct err *e, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(st->down, sizeof(st->down), fmt, ap);
 	va_end(ap);
-	st->retry_at = mono() + st->cfg.poll_s;
+	st->retry_at = mono_s() + st->cfg.poll_s;
 	return err_set(e, -EAGAIN, "%s", st->down);
 }
 
@@ -138,14 +138,15 @@ static int sl_token(struct slurm_target *st, const struct obj *owner,
 	int rc = 0;
 
 	if (st->cfg.token_file) {
-		if (st->token_id && mono() - st->token_at < 1.0)
+		if (st->token_id && mono_s() - st->token_at < 1.0)
 			return 0;
 		rc = token_read(owner, st->cfg.token_file, buf, sizeof(buf),
 				e);
-		st->token_at = mono();
+		st->token_at = mono_s();
 		tok = buf;
 	}
-	id = !rc && tok ? fnv(tok) | 1 : 0;
+	id = !rc && tok ? fnv1a64_add(FNV64_BASIS_SHORT, tok, strlen(tok)) | 1
+			 : 0;
 	if (!rc && id != st->token_id &&
 	    http_set_header(st->http, "X-SLURM-USER-TOKEN", tok))
 		rc = err_set(e, -EINVAL, "the token holds a line break");
@@ -247,7 +248,7 @@ int sl_ready(struct target_ctx *t, struct slurm_target **stp,
 	*stp = st;
 	if (!st)
 		return -EINVAL;
-	if (mono() < st->retry_at)
+	if (mono_s() < st->retry_at)
 		return err_set(e, -EAGAIN, "%s", st->down);
 	rc = sl_handle(st, e);
 	if (!rc)
@@ -360,6 +361,6 @@ int sl_nodes(struct slurm_target *st, char **text, struct err *e)
 		return rc < 0 ? rc : -EIO;
 	*text = nodes_text(st, nd, n);
 	free(nd);
-	st->nodes_at = mono();
+	st->nodes_at = mono_s();
 	return *text ? 0 : err_set(e, -ENOMEM, "out of memory");
 }

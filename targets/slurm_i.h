@@ -20,6 +20,8 @@
 #include <time.h>
 
 #include "../backend/driver.h"
+#include "../lib/clock.h"
+#include "../lib/hash.h"
 #include "../lib/http.h"
 #include "slurm_api.h"
 
@@ -74,28 +76,11 @@ struct slurm_run {
 
 enum { M_GET, M_POST, M_DELETE };
 
-static inline double mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static inline uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 /* The next poll round: rounds are aligned, so due runs come together. */
 static inline double next_round(const struct slurm_target *st)
 {
 	/* (no libm in the link: the clock is positive, truncation floors) */
-	return ((long long)(mono() / st->cfg.poll_s) + 1) * st->cfg.poll_s;
+	return ((long long)(mono_s() / st->cfg.poll_s) + 1) * st->cfg.poll_s;
 }
 
 /* ---- slurm_config.c (pure) ---------------------------------------------- */

@@ -21,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "../backend/ws.h"
 #include "../lib/copy.h"
 #include "slurm_i.h"
@@ -71,7 +72,9 @@ void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
 	else
 		snprintf(buf, PATH_MAX, "%s/mlfs-%08x/%lld-%s",
 			 st->cfg.workdir,
-			 (unsigned)fnv(ws_state_dir(t->ws)),
+			 (unsigned)fnv1a64_add(FNV64_BASIS_SHORT,
+					       ws_state_dir(t->ws),
+					       strlen(ws_state_dir(t->ws))),
 			 (long long)r->obj.id, r->obj.name);
 }
 
@@ -169,7 +172,7 @@ static char *run_script(const struct run_ctx *r, const char *work)
 
 struct strv {
 	char **v;
-	size_t n;
+	size_t n, cap;
 };
 
 static int strv_addf(struct strv *sv, const char *fmt, ...)
@@ -177,13 +180,11 @@ static int strv_addf(struct strv *sv, const char *fmt, ...)
 
 static int strv_addf(struct strv *sv, const char *fmt, ...)
 {
-	char **nv = realloc(sv->v, (sv->n + 1) * sizeof(*nv));
 	va_list ap;
 	int rc;
 
-	if (!nv)
+	if (vec_reserve(sv, 1))
 		return -ENOMEM;
-	sv->v = nv;
 	va_start(ap, fmt);
 	rc = vasprintf(&sv->v[sv->n], fmt, ap);
 	va_end(ap);
@@ -516,11 +517,11 @@ int slurm_cancel(struct target_ctx *t, struct run_ctx *r,
 	struct slurm_target *st;
 	int rc;
 
-	if (!sr || mono() < sr->cancel_next)
+	if (!sr || mono_s() < sr->cancel_next)
 		return 0;
 	rc = sl_ready(t, &st, e);
 	if (st)
-		sr->cancel_next = mono() + st->cfg.poll_s;
+		sr->cancel_next = mono_s() + st->cfg.poll_s;
 	if (!rc && !sr->job_id) {
 		rc = sl_run_search(st, r, e);
 		if (rc == -ENOENT) {	/* never reached Slurm */

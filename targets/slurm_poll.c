@@ -152,7 +152,7 @@ static int fetch_one(struct slurm_target *st, unsigned long id,
 	struct http_result res = { 0 };
 	struct slurm_job *jobs = NULL;
 	char path[128], msg[ERR_MSG_MAX];
-	double t0 = mono();
+	double t0 = mono_s();
 	size_t n = 0;
 	int rc;
 
@@ -162,7 +162,7 @@ static int fetch_one(struct slurm_target *st, unsigned long id,
 					      sizeof(msg))))
 		rc = err_set(e, rc, "%s", msg);
 	http_result_free(&res);
-	ewma(&st->one_cost, mono() - t0);
+	ewma(&st->one_cost, mono_s() - t0);
 	if (!rc && (!n || jobs[0].job_id != id))
 		rc = err_set(e, -ENOENT, "job %lu is not in the answer", id);
 	if (!rc)
@@ -205,7 +205,7 @@ static int fetch_all(struct slurm_target *st, struct err *e)
 	struct http_result res = { 0 };
 	struct slurm_job *jobs = NULL;
 	char path[160], msg[ERR_MSG_MAX];
-	double now = mono();
+	double now = mono_s();
 	time_t asked = time(NULL);
 	size_t n = 0;
 	int rc, full = !st->since || now - st->full_at > FULL_EVERY;
@@ -232,7 +232,7 @@ static int fetch_all(struct slurm_target *st, struct err *e)
 		st->full_at = full ? now : st->full_at;
 	}
 	st->since = asked - 1;	/* a second of slack for clock skew */
-	st->cache_at = mono();
+	st->cache_at = mono_s();
 	ewma(&st->all_cost, st->cache_at - now);
 	st->all_at = st->cache_at;
 	return 0;
@@ -263,7 +263,7 @@ static int use_all(const struct slurm_target *st, int n)
 {
 	if (n < 2)
 		return 0;
-	if (!st->all_cost || mono() - st->all_at > PROBE_EVERY)
+	if (!st->all_cost || mono_s() - st->all_at > PROBE_EVERY)
 		return 1;
 	return n * st->one_cost >= st->all_cost;
 }
@@ -307,7 +307,7 @@ static void poll_uncertain(struct slurm_target *st, struct run_ctx *r)
 static int due_runs(struct slurm_target *st, struct run_ctx **runs, int n,
 		    struct run_ctx **due, int ready)
 {
-	double now = mono();
+	double now = mono_s();
 	int m = 0;
 
 	for (int i = 0; i < n; i++) {
@@ -329,7 +329,7 @@ static void refresh_nodes(struct target_ctx *t, struct slurm_target *st)
 	struct err e = { { 0 } };
 	char *nodes = NULL;
 
-	if (mono() - st->nodes_at < NODES_EVERY || mono() < st->retry_at)
+	if (mono_s() - st->nodes_at < NODES_EVERY || mono_s() < st->retry_at)
 		return;
 	if (!sl_nodes(st, &nodes, &e))
 		ws_target_set_nodes(t->ws, t, nodes);

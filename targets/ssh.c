@@ -30,6 +30,7 @@
 
 #include "../backend/driver.h"
 #include "../lib/log.h"
+#include "../lib/vec.h"
 #include "../backend/ws.h"
 #include "gpu.h"
 #include "ssh_deploy.h"
@@ -242,25 +243,21 @@ static int ssh_refresh(struct target_ctx *t, char **nodes, struct err *e)
 struct rid_list {
 	int64_t target;
 	char **v;
-	int n, cap;
+	int n;
+	size_t cap;
 };
 
 /* Collect the remote folders of the target's finished runs. */
 static int rid_cb(void *arg, const struct obj *o)
 {
 	struct rid_list *l = arg;
-	char rid[48], **nv;
+	char rid[48];
 
 	if (o->target_id != l->target || !run_state_final(o->state) ||
 	    sscanf(o->backend_id, "ssh %*s %47s", rid) != 1)
 		return 0;
-	if (l->n + 2 > l->cap) {
-		l->cap = l->cap ? l->cap * 2 : 64;
-		nv = realloc(l->v, l->cap * sizeof(*nv));
-		if (!nv)
-			return 1;
-		l->v = nv;
-	}
+	if (vec_reserve(l, 2))
+		return 1;
 	l->v[l->n] = strdup(rid);
 	if (l->v[l->n])
 		l->v[++l->n] = NULL;

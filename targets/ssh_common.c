@@ -33,7 +33,7 @@ unsigned int ssh_rnd32(void)
 	unsigned int v = 0;
 
 	if (getrandom(&v, sizeof(v), 0) != sizeof(v))
-		v = (unsigned int)(ssh_mono_s() * 1e6) ^ (unsigned int)getpid();
+		v = (unsigned int)(mono_s() * 1e6) ^ (unsigned int)getpid();
 	return v;
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "../backend/driver.h"
+#include "../lib/clock.h"
 #include "gpu.h"
 #include "ssh_exec.h"
 
@@ -34,14 +35,6 @@ struct ssh_tgt {
 	char user[64];			/* the default user (ours) */
 	struct ssh_dep *dep;		/* replicas on the host, or NULL */
 };
-
-static inline double ssh_mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* The value of @key in the target's config, or @def (cfg_long: also when
  * the value is empty). */

@@ -46,6 +46,7 @@
 #include "../lib/copy.h"
 #include "replica.h"
 #include "ssh_common.h"
+#include "ssh_dep_i.h"
 #include "ssh_script.h"
 
 #define DEP_POLL_FAST	0.25		/* s between rounds while starting */
@@ -56,260 +57,7 @@
 #define LIVE_EVERY_S	2.0		/* a liveness probe of each replica */
 #define LIVE_NONE_S	30.0		/* ... of one that had no liveness port */
 #define LIVE_FAILS	3		/* unanswered in a row: killed */
-#define REC_EXT		".ssh"		/* <dir>/replicas/gGEN-SLOT.ssh */
-#define TAG_FILE	"ssh.tag"	/* <dir>/replicas/ssh.tag */
 #define SERVE_DIR	"ssh-serve"	/* <dir>/replicas/ssh-serve/: staging */
-
-/* A generation's folder on the host. */
-struct ssh_gen {
-	int64_t dep;
-	int gen;
-	char dir[80];			/* deploy-ID-TAG/gGEN, under workdir */
-	int copied;			/* code, model, serve are there */
-	int marked;			/* and `staged` says so */
-	struct ssh_gen *next;
-};
-
-/* What the host last said of a replica (mlfs_rep in ssh_script.c). */
-enum rstate { ST_UNKNOWN, ST_STARTING, ST_READY, ST_RUNNING, ST_EXITED,
-	      ST_LOST, ST_NODIR };
-
-/* One replica on the host: the target's table. */
-struct ssh_rent {
-	unsigned long id;
-	int64_t dep;
-	int gen, slot;
-	char name[MLFS_NAME_MAX + 1];	/* the deployment's, for messages */
-	char dir[PATH_MAX];		/* the deployment's local folder */
-	char rdir[128];			/* deploy-ID-TAG/gGEN/rSLOT-RND */
-	int port;
-	long pid;			/* the server's, on the host */
-	long long log_off;		/* bytes of its log appended here */
-	int want_ready;			/* ask whether it listens */
-	const char *sig;		/* to send with the next round */
-	int stopping;
-	int orphan;			/* no struct replica: kill, forget */
-	/* what the last round said */
-	enum rstate st;
-	int code;
-	int caught_up;			/* the whole log is here */
-	char err[256];
-	/* its liveness probe, run by the round on the host */
-	double live_at;			/* when the next is due (monotonic) */
-	int live_fails;			/* unanswered in a row */
-	int wedged;			/* killed for it */
-	struct ssh_rent *next;
-};
-
-/* Per target (ssh_tgt.dep). */
-struct ssh_dep {
-	struct ssh_rent *reps;
-	struct ssh_gen *gens;
-	char **trash;			/* folders to remove, under workdir */
-	int ntrash;
-	unsigned long next_id;
-	double next_poll;		/* monotonic */
-	int down;			/* the last round did not get through */
-};
-
-/* r->priv: deploy_sm.c may free() it on its own, so it holds no links. */
-struct ssh_ref {
-	unsigned long id;
-};
-
-static struct ssh_dep *dep_of(struct target_ctx *t)
-{
-	struct ssh_tgt *s = ssh_tgt_of(t);
-
-	if (s && !s->dep)
-		s->dep = calloc(1, sizeof(*s->dep));
-	return s ? s->dep : NULL;
-}
-
-static struct ssh_rent *ent_of(struct ssh_dep *dt, const struct replica *r)
-{
-	const struct ssh_ref *ref = r->priv;
-
-	for (struct ssh_rent *x = dt ? dt->reps : NULL; ref && x; x = x->next)
-		if (x->id == ref->id)
-			return x;
-	return NULL;
-}
-
-/* ---- local records ------------------------------------------------------ */
-
-static void rec_path(const char *dir, int gen, int slot, char *buf)
-{
-	snprintf(buf, PATH_MAX, "%s/%s/g%d-%d%s", dir, DEP_REPLICAS, gen, slot,
-		 REC_EXT);
-}
-
-/* "RDIR PID PORT LOGOFF": what adoption needs.  Rewritten whole.  An
- * orphan has none (its slot may have a new replica's). */
-static void rec_write(const struct ssh_rent *x)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	FILE *f;
-
-	if (x->orphan)
-		return;
-	rec_path(x->dir, x->gen, x->slot, path);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (f) {
-		fprintf(f, "%s %ld %d %lld\n", x->rdir, x->pid, x->port,
-			x->log_off);
-		if (!fclose(f) && !rename(tmp, path))
-			return;
-	}
-	log_warn("deployment %s: cannot record replica %d: %s", x->name,
-		 x->slot, strerror(errno));
-}
-
-static void rec_remove(const struct ssh_rent *x)
-{
-	char path[PATH_MAX];
-
-	rec_path(x->dir, x->gen, x->slot, path);
-	unlink(path);
-}
-
-/* The deployment's random tag, made once: two workspaces sharing a
- * workdir never share a folder.  0 or -errno. */
-static int dep_tag(const struct deploy_ctx *d, char *tag, size_t n)
-{
-	char path[PATH_MAX];
-	unsigned int v;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", d->dir, DEP_REPLICAS);
-	mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/%s/%s", d->dir, DEP_REPLICAS,
-		 TAG_FILE);
-	f = fopen(path, "re");
-	if (f) {
-		if (fscanf(f, "%8x", &v) == 1) {
-			fclose(f);
-			snprintf(tag, n, "%08x", v);
-			return 0;
-		}
-		fclose(f);
-	}
-	snprintf(tag, n, "%08x", ssh_rnd32());
-	f = fopen(path, "we");
-	if (!f)
-		return -errno;
-	fprintf(f, "%s\n", tag);
-	return fclose(f) ? -errno : 0;
-}
-
-/* ---- the table ---------------------------------------------------------- */
-
-static struct ssh_gen *gen_find(struct ssh_dep *dt, int64_t dep, int gen)
-{
-	for (struct ssh_gen *g = dt->gens; g; g = g->next)
-		if (g->dep == dep && g->gen == gen)
-			return g;
-	return NULL;
-}
-
-static struct ssh_gen *gen_get(struct ssh_dep *dt, const struct deploy_ctx *d,
-			       int gen, const char *tag)
-{
-	struct ssh_gen *g = gen_find(dt, d->obj.id, gen);
-
-	if (g || !(g = calloc(1, sizeof(*g))))
-		return g;
-	g->dep = d->obj.id;
-	g->gen = gen;
-	snprintf(g->dir, sizeof(g->dir), "deploy-%lld-%s/g%d",
-		 (long long)d->obj.id, tag, gen);
-	g->next = dt->gens;
-	dt->gens = g;
-	return g;
-}
-
-static void gen_drop(struct ssh_dep *dt, int64_t dep, int gen)
-{
-	for (struct ssh_gen **pp = &dt->gens, *g; (g = *pp);) {
-		if (g->dep == dep && (gen < 0 || g->gen == gen)) {
-			*pp = g->next;
-			free(g);
-		} else {
-			pp = &g->next;
-		}
-	}
-}
-
-static void trash_add(struct ssh_dep *dt, const char *rel)
-{
-	char **v = realloc(dt->trash, (dt->ntrash + 2) * sizeof(*v));
-
-	if (!v)
-		return;
-	dt->trash = v;
-	v[dt->ntrash] = strdup(rel);
-	if (v[dt->ntrash])
-		v[++dt->ntrash] = NULL;
-}
-
-static void trash_clear(struct ssh_dep *dt)
-{
-	for (int i = 0; i < dt->ntrash; i++)
-		free(dt->trash[i]);
-	free(dt->trash);
-	dt->trash = NULL;
-	dt->ntrash = 0;
-}
-
-static struct ssh_rent *ent_new(struct ssh_dep *dt,
-				const struct deploy_ctx *d, int gen, int slot)
-{
-	struct ssh_rent *x = calloc(1, sizeof(*x));
-
-	if (!x)
-		return NULL;
-	x->id = ++dt->next_id;
-	x->dep = d->obj.id;
-	x->gen = gen;
-	x->slot = slot;
-	x->code = -1;
-	x->want_ready = 1;
-	snprintf(x->name, sizeof(x->name), "%s", d->obj.name);
-	snprintf(x->dir, sizeof(x->dir), "%s", d->dir);
-	x->next = dt->reps;
-	dt->reps = x;
-	return x;
-}
-
-/* Unlink @x from the table, remove its record (an orphan's is gone
- * already: its slot may have a new one), put its folder in the trash,
- * and free it. */
-static void ent_drop(struct ssh_dep *dt, struct ssh_rent *x)
-{
-	for (struct ssh_rent **pp = &dt->reps; *pp; pp = &(*pp)->next) {
-		if (*pp == x) {
-			*pp = x->next;
-			break;
-		}
-	}
-	if (!x->orphan)
-		rec_remove(x);
-	if (x->rdir[0])
-		trash_add(dt, x->rdir);
-	free(x);
-}
-
-/* Does a replica of @me's deployment other than @me use @port? */
-static int port_held(const struct ssh_dep *dt, const struct ssh_rent *me,
-		     int port)
-{
-	for (const struct ssh_rent *x = dt->reps; x; x = x->next)
-		if (x != me && !x->orphan && x->dep == me->dep &&
-		    x->port == port)
-			return 1;
-	return 0;
-}
 
 /* ---- the round: one ssh call for all the target's replicas -------------- */
 
@@ -362,9 +110,9 @@ static void take_log(struct ssh_rent *x, const struct ssh_poll_reply *p)
 static int live_ask(struct ssh_rent *x)
 {
 	if (x->st != ST_RUNNING || x->want_ready || x->stopping ||
-	    x->orphan || x->wedged || x->sig || ssh_mono_s() < x->live_at)
+	    x->orphan || x->wedged || x->sig || mono_s() < x->live_at)
 		return 0;
-	x->live_at = ssh_mono_s() + LIVE_EVERY_S;
+	x->live_at = mono_s() + LIVE_EVERY_S;
 	return 1;
 }
 
@@ -376,7 +124,7 @@ static void live_result(struct ssh_rent *x, int live)
 	if (live == SSH_LIVE_NOT_ASKED)
 		return;
 	if (live == SSH_LIVE_NONE)
-		x->live_at = ssh_mono_s() + LIVE_NONE_S;
+		x->live_at = mono_s() + LIVE_NONE_S;
 	x->live_fails = live == SSH_LIVE_FAILED ? x->live_fails + 1 : 0;
 	if (x->live_fails < LIVE_FAILS || x->wedged || x->stopping)
 		return;
@@ -487,7 +235,7 @@ static void round_next(struct ssh_dep *dt)
 		    (x->st != ST_READY && x->st != ST_RUNNING))
 			every = DEP_POLL_FAST;
 	}
-	dt->next_poll = ssh_mono_s() + every;
+	dt->next_poll = mono_s() + every;
 }
 
 /* One round trip for @n entries @who (and the trash with @trash): 0 when
@@ -552,7 +300,7 @@ static int dep_round(struct target_ctx *t, struct ssh_dep *dt)
 		log_warn("target %s: cannot read the replicas' state: %s",
 			 t->obj.name, rc == -ENOMEM ? "out of memory" : why);
 	dt->down = 1;
-	dt->next_poll = ssh_mono_s() + SSH_RETRY_EVERY;
+	dt->next_poll = mono_s() + SSH_RETRY_EVERY;
 	return rc;
 }
 
@@ -572,7 +320,7 @@ static int serve_stage(const struct deploy_ctx *d, char *dir, char *why,
 		snprintf(why, n, "cannot create %s: %s", dir, strerror(errno));
 		return -EIO;
 	}
-	rc = copy_into(mlfs_helper_dir, "mlfs-serve.py", dir, &e);
+	rc = copy_into(ws_helper_dir(d->ws), "mlfs-serve.py", dir, &e);
 	if (rc) {
 		snprintf(why, n, "%s", e.msg);
 		return rc;
@@ -759,7 +507,7 @@ int ssh_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	ref->id = x->id;
 	r->priv = ref;
 	r->pid = x->pid;
-	dt->next_poll = ssh_mono_s() + DEP_POLL_FAST;
+	dt->next_poll = mono_s() + DEP_POLL_FAST;
 	return 0;
 }
 
@@ -779,7 +527,7 @@ int ssh_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		return REP_EXITED;
 	}
 	x->want_ready = r->state == REP_STARTING;
-	if (ssh_mono_s() >= dt->next_poll)
+	if (mono_s() >= dt->next_poll)
 		dep_round(t, dt);
 	if (x->pid > 0 && x->pid != r->pid)
 		r->pid = x->pid;
@@ -812,7 +560,7 @@ void ssh_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
 		return;
 	x->sig = force ? "KILL" : "TERM";
 	x->stopping = 1;
-	dt->next_poll = ssh_mono_s() + DEP_POLL_FAST;
+	dt->next_poll = mono_s() + DEP_POLL_FAST;
 	/* at once, as a local replica is told: a rolling update's old
 	 * replicas drain as soon as the new ones serve; when the host cannot
 	 * be reached now, the next round sends it */

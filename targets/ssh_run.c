@@ -65,14 +65,6 @@ struct ssh_run {
 	char fetch_err[256];
 };
 
-static double wall_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The node line's columns: name state cpus memory gpus. */
 static int nodes_parse(const char *nodes, char *name, size_t name_sz,
 		       long *cpus, long *gpus)
@@ -207,7 +199,7 @@ static void note_down(struct run_ctx *r, const char *why)
 	struct ssh_run *sr = r->priv;
 
 	sr->noted = 1;
-	sr->next_try = ssh_mono_s() + SSH_RETRY_EVERY;
+	sr->next_try = mono_s() + SSH_RETRY_EVERY;
 	ws_run_note(r->ws, r, why);
 }
 
@@ -535,7 +527,7 @@ static void stop_step(struct target_ctx *t, struct run_ctx *r)
 {
 	struct ssh_run *sr = r->priv;
 	long grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
-	double now = ssh_mono_s();
+	double now = mono_s();
 
 	if (sr->phase != PH_RUNNING || sr->kill_sent || now < sr->next_try)
 		return;
@@ -603,7 +595,7 @@ static void apply_reply(struct target_ctx *t, struct run_ctx *r,
 {
 	struct ssh_run *sr = r->priv;
 	int caught_up = take_bytes(r, p, it);
-	double now = ssh_mono_s();
+	double now = mono_s();
 
 	note_clear(r);
 	if (!caught_up)
@@ -645,7 +637,7 @@ static void check_time_limit(struct target_ctx *t, struct run_ctx *r)
  * after the host was unreachable), the time limit. */
 static void other_steps(struct target_ctx *t, struct run_ctx **runs, int n)
 {
-	double now = ssh_mono_s();
+	double now = mono_s();
 
 	for (int i = 0; i < n; i++) {
 		struct run_ctx *r = runs[i];
@@ -727,7 +719,7 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 	    SX_OK) {
 		for (int i = 0; i < m; i++)
 			note_down(who[i], why);
-		ssh_tgt_of(t)->next_poll = ssh_mono_s() + SSH_RETRY_EVERY;
+		ssh_tgt_of(t)->next_poll = mono_s() + SSH_RETRY_EVERY;
 	} else {
 		poll_apply(t, who, items, m, &res);
 	}
@@ -742,7 +734,7 @@ out_free:
 void ssh_poll(struct target_ctx *t, struct run_ctx **runs, int n)
 {
 	struct ssh_tgt *s = ssh_tgt_of(t);
-	double now = ssh_mono_s();
+	double now = mono_s();
 
 	if (!s)
 		return;
