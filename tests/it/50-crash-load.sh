@@ -88,12 +88,15 @@ writer() {
 				break
 			fi
 		else
-			head -c $((RANDOM % 40000 + 1)) /dev/urandom > "$T/src/$r.f$i"
-			echo "f$i" > "$REC/$r.files.try"
-			if out=$(cp "$T/src/$r.f$i" "$MNT/runs/$r/f$i" 2>&1); then
-				echo "f$i" >> "$REC/$r.files.ok"
+			# a new name each round: a copy in flight at the crash
+			# never overwrites one that an earlier round copied
+			v=r${WROUND}f$i
+			head -c $((RANDOM % 40000 + 1)) /dev/urandom > "$T/src/$r.$v"
+			echo "$v" > "$REC/$r.files.try"
+			if out=$(cp "$T/src/$r.$v" "$MNT/runs/$r/$v" 2>&1); then
+				echo "$v" >> "$REC/$r.files.ok"
 			else
-				echo "$r/f$i: $out" > "$T/wfail.$k"
+				echo "$r/$v: $out" > "$T/wfail.$k"
 				break
 			fi
 		fi
@@ -101,7 +104,9 @@ writer() {
 	done
 }
 WPIDS=()
+WROUND=0
 start_writers() {
+	WROUND=$((WROUND + 1))
 	rm -f "$T/stop" "$T"/wfail.*
 	WPIDS=()
 	local k
