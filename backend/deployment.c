@@ -130,6 +130,8 @@ const struct kind_ops deployment_kind = {
 	.may_rename		= NULL,
 	.setting_writable	= deployment_setting_writable,
 	.files_writable		= deployment_files_writable,
+	.files_readonly_why	= NULL,
+	.settled		= NULL,
 	.user_removable		= NULL,
 	/* rm -r of a serving deployment empties nothing and then fails at
 	 * rmdir with EBUSY */

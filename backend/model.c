@@ -680,6 +680,8 @@ const struct kind_ops model_kind = {
 	.may_rename		= NULL,
 	.setting_writable	= NULL,
 	.files_writable		= NULL,
+	.files_readonly_why	= NULL,
+	.settled		= NULL,
 	.user_removable		= NULL,
 	.unlink_ctl		= NULL,
 	.worker_of		= NULL,
@@ -704,6 +706,13 @@ static int version_user_removable(const struct obj *o, int root)
 
 /* models/NAME/VERSION: files made by register (or copied in), frozen
  * while a deployment serves them. */
+/* The sentence for a write refused in a version's files. */
+static void version_readonly_why(const struct obj *o, struct err *e)
+{
+	err_set(e, -EROFS, "version %s of this model is in use by a deployment:"
+		" its files are read-only", o->name);
+}
+
 const struct kind_ops version_kind = {
 	.name			= "model",
 	.files			= version_files,
@@ -722,6 +731,8 @@ const struct kind_ops version_kind = {
 	.may_rename		= NULL,
 	.setting_writable	= NULL,
 	.files_writable		= version_files_writable,
+	.files_readonly_why	= version_readonly_why,
+	.settled		= NULL,
 	.user_removable		= version_user_removable,
 	.unlink_ctl		= ws_ebusy,
 	.worker_of		= NULL,

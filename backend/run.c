@@ -335,6 +335,12 @@ static int64_t run_worker(const struct obj *o)
 	return o->target_id;
 }
 
+/* A finished run changes no more. */
+static int run_settled(const struct obj *o)
+{
+	return run_state_final(o->state);
+}
+
 const struct kind_ops run_kind = {
 	.name			= "run",
 	.files			= run_files,
@@ -352,6 +358,8 @@ const struct kind_ops run_kind = {
 	.may_rename		= NULL,
 	.setting_writable	= run_setting_writable,
 	.files_writable		= run_draft,
+	.files_readonly_why	= NULL,
+	.settled		= run_settled,
 	.user_removable		= run_user_removable,
 	.unlink_ctl		= ws_ebusy,
 	.worker_of		= run_worker,

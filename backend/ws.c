@@ -676,6 +676,33 @@ int ws_files_writable(const struct obj *o)
 	return k->files_writable ? k->files_writable(o) : 0;
 }
 
+int ws_may_write_files(struct ws *ws, const struct obj *o, int root)
+{
+	const struct kind_ops *k = ws_kind(o->kind);
+	struct err e;
+
+	if (root != F_OUTPUTS && ws_files_writable(o))
+		return 0;
+	if (root == F_OUTPUTS)
+		err_set(&e, -EROFS, "outputs/ of run '%s' is written by the run"
+			" only", o->name);
+	else if (k->files_readonly_why)
+		k->files_readonly_why(o, &e);
+	else
+		err_set(&e, -EROFS, "the files of %s '%s' are read-only since"
+			" it was submitted (it is %s)", k->name, o->name,
+			state_name(o->state));
+	ws_refuse(ws, o->id, -EROFS, &e);
+	return -EROFS;
+}
+
+int ws_obj_settled(const struct obj *o)
+{
+	const struct kind_ops *k = ws_kind(o->kind);
+
+	return k->settled ? k->settled(o) : 0;
+}
+
 /* ---- questions of the FUSE layer ----------------------------------------- */
 
 int ws_child_kind(const struct obj *o)

@@ -152,6 +152,12 @@ int ws_busy(struct ws *ws, const struct obj *o);
 void ws_refuse(struct ws *ws, int64_t id, int rc, const struct err *e);
 /* 1 while the user's files in the object's folder may change. */
 int ws_files_writable(const struct obj *o);
+/* May the user files of @o below control folder @root (F_DIR: files/)
+ * change now?  0, or -EROFS with the reason in @o's `error`. */
+int ws_may_write_files(struct ws *ws, const struct obj *o, int root);
+/* 1 when nothing of @o changes any more (a finished run): the kernel may
+ * keep what it cached. */
+int ws_obj_settled(const struct obj *o);
 /* 1 when the user files of @o may be names of other objects' files (a
  * model version's, of a run's outputs): see ws_user_file_write. */
 int ws_files_shared(const struct obj *o);

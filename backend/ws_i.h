@@ -69,6 +69,11 @@ struct kind_ops {
 	int (*setting_writable)(const struct obj *o, int file);
 	/* 1 while the user files may change (NULL: never) */
 	int (*files_writable)(const struct obj *o);
+	/* why they may not, when the kind has its own sentence (NULL: the
+	 * core's) */
+	void (*files_readonly_why)(const struct obj *o, struct err *e);
+	/* 1 when nothing of @o changes any more (NULL: never) */
+	int (*settled)(const struct obj *o);
 	/* 1 when user entries below control folder @root (F_DIR: files/)
 	 * may be removed (NULL: always) */
 	int (*user_removable)(const struct obj *o, int root);

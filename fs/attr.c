@@ -224,7 +224,7 @@ double ctl_name_timeout(struct mlfs *m, uint64_t ino,
 
 	if (ino_file(ino) == F_ERROR)
 		return 0;
-	if (!versioned(fd) || (o->kind == K_RUN && run_state_final(o->state)))
+	if (!versioned(fd) || ws_obj_settled(o))
 		return timeout_for(m, ino);
 	return 0;
 }

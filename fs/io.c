@@ -91,22 +91,7 @@ static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
  * explained in the object's `error`. */
 int user_writable(struct mlfs *m, const struct obj *o, int root)
 {
-	struct err e;
-
-	if (root != F_OUTPUTS && ws_files_writable(o))
-		return 0;
-	if (root == F_OUTPUTS)
-		err_set(&e, -EROFS, "outputs/ of run '%s' is written by the run"
-			" only", o->name);
-	else if (o->kind == K_VERSION)
-		err_set(&e, -EROFS, "version %s of this model is in use by a deployment:"
-			" its files are read-only", o->name);
-	else
-		err_set(&e, -EROFS, "the files of %s '%s' are read-only since"
-			" it was submitted (it is %s)", kind_name(o->kind),
-			o->name, state_name(o->state));
-	ws_refuse(m->ws, o->id, -EROFS, &e);
-	return -EROFS;
+	return ws_may_write_files(m->ws, o, root);
 }
 
 /*
