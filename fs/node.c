@@ -7,36 +7,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The root's folders of objects: one line each, both directions. */
+static const struct {
+	uint64_t ino;
+	int kind;
+} tops[] = {
+	{ INO_TARGETS,		K_TARGET },
+	{ INO_RUNS,		K_RUN },
+	{ INO_DEPLOYMENTS,	K_DEPLOYMENT },
+	{ INO_MODELS,		K_MODEL },
+};
+
 uint64_t kind_top_ino(int kind)
 {
-	switch (kind) {
-	case K_TARGET:
-		return INO_TARGETS;
-	case K_RUN:
-		return INO_RUNS;
-	case K_DEPLOYMENT:
-		return INO_DEPLOYMENTS;
-	case K_MODEL:
-		return INO_MODELS;
-	default:
-		return 0;
-	}
+	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
+		if (tops[i].kind == kind)
+			return tops[i].ino;
+	return 0;
 }
 
 int top_ino_kind(uint64_t ino)
 {
-	switch (ino) {
-	case INO_TARGETS:
-		return K_TARGET;
-	case INO_RUNS:
-		return K_RUN;
-	case INO_DEPLOYMENTS:
-		return K_DEPLOYMENT;
-	case INO_MODELS:
-		return K_MODEL;
-	default:
-		return K_NONE;
-	}
+	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
+		if (tops[i].ino == ino)
+			return tops[i].kind;
+	return K_NONE;
 }
 
 struct unode {
