@@ -25,26 +25,6 @@ const char *const verb_names[] = { "", "deploy", "restart", "delete" };
 
 /* ---- settings, read inside the write ---------------------------------------- */
 
-static int setting_word(struct ws *ws, int64_t id, int file, const char *what,
-			char *out, size_t sz, struct err *e)
-{
-	char tmp[ERR_MSG_MAX];
-	size_t len;
-	char *buf;
-	int rc;
-
-	rc = ws_read_text(ws, id, file, &buf, &len);
-	if (rc)
-		return err_set(e, rc, "cannot read %s", what);
-	rc = first_word(buf, len, out, sz, e);
-	free(buf);
-	if (rc) {
-		snprintf(tmp, sizeof(tmp), "%s", e->msg);
-		return err_set(e, rc, "%s: %s", what, tmp);
-	}
-	return 0;
-}
-
 /* The model version named in `model`: NAME:VERSION.  Fills s->model. */
 static int check_model(struct ws *ws, const struct obj *o,
 		       struct deploy_spec *s, struct obj *v, struct err *e)
@@ -53,7 +33,7 @@ static int check_model(struct ws *ws, const struct obj *o,
 	struct obj m;
 	int rc;
 
-	rc = setting_word(ws, o->id, F_MODEL, "model", text, sizeof(text), e);
+	rc = ws_read_word(ws, o->id, F_MODEL, "model", text, sizeof(text), e);
 	if (rc)
 		return rc;
 	if (!text[0])
@@ -110,7 +90,7 @@ static int check_target(struct ws *ws, const struct obj *o, struct obj *t,
 	char name[MLFS_NAME_MAX + 2], type[32];
 	int rc;
 
-	rc = setting_word(ws, o->id, F_TARGET, "target", name, sizeof(name), e);
+	rc = ws_read_word(ws, o->id, F_TARGET, "target", name, sizeof(name), e);
 	if (rc)
 		return rc;
 	if (!name[0])
@@ -119,8 +99,8 @@ static int check_target(struct ws *ws, const struct obj *o, struct obj *t,
 		return err_set(e, -ENOENT, "unknown target '%s': see targets/",
 			       name);
 	snprintf(type, sizeof(type), "%s", t->type);
-	if (!type[0] && setting_word(ws, t->id, F_TYPE, "type", type,
-				     sizeof(type), e))
+	if (!type[0] && ws_read_word(ws, t->id, F_TYPE, "type", type,
+				       sizeof(type), e))
 		type[0] = '\0';
 	*drv = driver_find(type);
 	if (*drv && !(*drv)->can_host)
@@ -402,7 +382,7 @@ static void json_setting_word(struct ws *ws, cJSON *j, const char *key,
 	char word[256];
 	struct err e;
 
-	if (setting_word(ws, id, file, key, word, sizeof(word), &e))
+	if (ws_read_word(ws, id, file, key, word, sizeof(word), &e))
 		word[0] = '\0';
 	cJSON_AddStringToObject(j, key, word);
 }
