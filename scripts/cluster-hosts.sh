@@ -12,6 +12,10 @@
 #   scripts/cluster-hosts.sh procs  DIR I        pids in host I's netns but sshd's, one a line
 #   scripts/cluster-hosts.sh exec   DIR I CMD... run CMD inside host I (its netns and mount ns)
 #
+# start on a DIR whose hosts run keeps them when N and the hidden hosts are
+# the same, else stops them and starts afresh.  status says up when the
+# host's sshd runs (a link cut by `link … down` leaves it up).
+#
 # Network: 10.213.K.0/24 (MLFS_CLUSTER_NET=A.B changes 10.213), K picked so
 # that no route or address of this machine and no other DIR overlaps it, and
 # kept in DIR/net.  Bridge mlfsbrK holds .1 (the controller address the hosts
