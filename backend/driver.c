@@ -16,6 +16,7 @@ static const struct driver *const drivers[] = {
 	&local_driver,
 	&slurm_driver,
 	&ssh_driver,
+	&cluster_driver,
 };
 
 const struct driver *driver_find(const char *type)

@@ -67,6 +67,7 @@ struct driver {
 	const char *type;
 	const char *const *config_keys;	/* NULL-terminated */
 	const char *const *live_keys;	/* changeable while provisioned */
+	const char *const *multi_keys;	/* may be given on several lines */
 	int can_host;			/* can host deployments */
 	const char *deploy_host;	/* bind address of replicas when the
 					 * deployment's config sets no host
@@ -84,6 +85,11 @@ struct driver {
 	 * "name state cpus memory gpus").  0 or -errno + sentence. */
 	int (*provision)(struct target_ctx *t, char **nodes, struct err *e);
 	int (*deprovision)(struct target_ctx *t, struct err *e);
+	/* Worker, Updating: apply the live keys of the config now (e.g.
+	 * `resize MIN MAX`, which only drivers with ->update take); fill
+	 * @nodes as provision does.  0 or -errno + sentence (the target
+	 * stays Succeeded, the sentence in `error`). */
+	int (*update)(struct target_ctx *t, char **nodes, struct err *e);
 	/* Worker: refresh `nodes` now and then (may be NULL). */
 	int (*refresh)(struct target_ctx *t, char **nodes, struct err *e);
 
@@ -221,5 +227,6 @@ const char *driver_types(void);
 extern const struct driver local_driver;
 extern const struct driver slurm_driver;
 extern const struct driver ssh_driver;
+extern const struct driver cluster_driver;
 
 #endif

@@ -290,6 +290,7 @@ struct kv_aux {
 struct kv_build {
 	struct kv_list *out;
 	const char *what;	/* "config", "env", … for sentences */
+	const char *const *multi;	/* keys that may repeat, or NULL */
 	size_t cap;
 	struct kv_aux *aux;
 	struct kv_slot *slot;
@@ -369,6 +370,15 @@ static char *memdup0(const char *s, size_t n)
 	return p;
 }
 
+/* Is the key @k (@kn bytes) one of @keys (NULL-terminated, or NULL)? */
+static int key_in(const char *const *keys, const char *k, size_t kn)
+{
+	for (; keys && *keys; keys++)
+		if (strlen(*keys) == kn && !memcmp(*keys, k, kn))
+			return 1;
+	return 0;
+}
+
 static int kvb_add(struct kv_build *b, const char *k, size_t kn,
 		   const char *v, size_t vn, size_t no, struct err *e)
 {
@@ -382,7 +392,7 @@ static int kvb_add(struct kv_build *b, const char *k, size_t kn,
 		return err_set(e, -ENOMEM, "out of memory reading %s.",
 			       b->what);
 	i = kvb_find(b, k, kn, h);
-	if (b->slot[i].item)
+	if (b->slot[i].item && !key_in(b->multi, k, kn))
 		return err_set(e, -EINVAL,
 			       "%s line %zu: the key '%s' is given twice (first on line %zu).",
 			       b->what, no, quote(&q, k, kn),
@@ -398,8 +408,11 @@ static int kvb_add(struct kv_build *b, const char *k, size_t kn,
 	}
 	b->aux[l->n].line = no;
 	b->aux[l->n].hash = h;
-	b->slot[i].hash = h;
-	b->slot[i].item = ++l->n;
+	l->n++;
+	if (!b->slot[i].item) {	/* a repeat keeps the first in the set */
+		b->slot[i].hash = h;
+		b->slot[i].item = (unsigned int)l->n;
+	}
 	return 0;
 }
 
@@ -462,10 +475,11 @@ static int kv_line(struct kv_build *b, const char *s, size_t n, size_t no,
 	return kvb_add(b, k, kn, v, vn, no, e);
 }
 
-int kv_parse_as(const char *buf, size_t len, struct kv_list *out,
-		const char *what, struct err *e)
+static int kv_parse_with(const char *buf, size_t len, struct kv_list *out,
+			 const char *what, const char *const *multi,
+			 struct err *e)
 {
-	struct kv_build b = { .out = out, .what = what };
+	struct kv_build b = { .out = out, .what = what, .multi = multi };
 	struct lines it;
 	const char *s;
 	size_t n;
@@ -479,9 +493,30 @@ int kv_parse_as(const char *buf, size_t len, struct kv_list *out,
 	return kvb_done(&b, rc);
 }
 
+int kv_parse_as(const char *buf, size_t len, struct kv_list *out,
+		const char *what, struct err *e)
+{
+	return kv_parse_with(buf, len, out, what, NULL, e);
+}
+
 int kv_parse(const char *buf, size_t len, struct kv_list *out, struct err *e)
 {
-	return kv_parse_as(buf, len, out, "config", e);
+	return kv_parse_with(buf, len, out, "config", NULL, e);
+}
+
+int kv_parse_multi(const char *buf, size_t len, struct kv_list *out,
+		   const char *const *multi, struct err *e)
+{
+	return kv_parse_with(buf, len, out, "config", multi, e);
+}
+
+int kv_count(const struct kv_list *l, const char *key)
+{
+	int n = 0;
+
+	for (int i = 0; i < l->n; i++)
+		n += !strcmp(l->items[i].key, key);
+	return n;
 }
 
 /* Index of the first key of @l not in @allowed, or -1. */

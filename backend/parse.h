@@ -71,6 +71,12 @@ struct kv_list {
  * On success @out owns malloc'd copies (free with kv_free).  -ENOMEM too.
  */
 int kv_parse(const char *buf, size_t len, struct kv_list *out, struct err *e);
+/* kv_parse, but the keys in @multi (NULL-terminated) may be given on
+ * several lines (kept in order; kv_get returns the first). */
+int kv_parse_multi(const char *buf, size_t len, struct kv_list *out,
+		   const char *const *multi, struct err *e);
+/* How many lines give @key. */
+int kv_count(const struct kv_list *l, const char *key);
 void kv_free(struct kv_list *l);
 /* Returns the value of @key or NULL. */
 const char *kv_get(const struct kv_list *l, const char *key);

@@ -107,6 +107,25 @@ static int file_keys_check(const struct obj *o, const struct kv_list *cfg,
 
 /* ---- ctl: targets ------------------------------------------------------- */
 
+/* A key on several lines, unless the driver takes it so. */
+static int config_repeats(const struct kv_list *cfg, const struct driver *d,
+			  struct err *e)
+{
+	const char *const *m;
+
+	for (int i = 0; i < cfg->n; i++) {
+		const char *k = cfg->items[i].key;
+
+		for (m = d->multi_keys; m && *m && strcmp(*m, k); m++)
+			;
+		if ((!m || !*m) && kv_count(cfg, k) > 1)
+			return err_set(e, -EINVAL, "config gives '%s' on %d"
+				       " lines: a target of type %s takes"
+				       " one", k, kv_count(cfg, k), d->type);
+	}
+	return 0;
+}
+
 static int target_config(struct ws *ws, const struct obj *o,
 			 const struct driver *d, struct kv_list *cfg,
 			 struct err *e)
@@ -117,6 +136,8 @@ static int target_config(struct ws *ws, const struct obj *o,
 	if (rc)
 		return rc;	/* the sentence names config */
 	rc = kv_check_keys(cfg, d->config_keys, d->type, e);
+	if (!rc)
+		rc = config_repeats(cfg, d, e);
 	if (!rc && d->validate)
 		rc = d->validate(cfg, e);
 	if (!rc)
@@ -172,8 +193,10 @@ static int config_diff(const struct driver *d, const struct kv_list *a,
 	return changed;
 }
 
-/* `provision` on a Succeeded target: apply changed live config keys. */
-static int target_update(struct ws *ws, struct obj *o, struct err *e)
+/* `provision` on a Succeeded target: apply changed live config keys
+ * (@files: which of its files changed too, for the kernel's cache). */
+static int target_update(struct ws *ws, struct obj *o, unsigned files,
+			 struct err *e)
 {
 	struct kv_list cfg = { 0 }, old = { 0 };
 	const struct driver *d = driver_find(o->type);
@@ -188,7 +211,7 @@ static int target_update(struct ws *ws, struct obj *o, struct err *e)
 		return rc;
 	rc = ws_read_text(ws, o->id, TEXT_APPLIED_CONFIG, &buf, &len);
 	if (!rc) {
-		rc = kv_parse(buf, len, &old, e);
+		rc = ws_config_parse(buf, len, &old, e);
 		free(buf);
 	}
 	if (!rc)
@@ -199,7 +222,7 @@ static int target_update(struct ws *ws, struct obj *o, struct err *e)
 		return rc;
 	o->state = TS_UPDATING;
 	o->error[0] = '\0';
-	rc = ws_update_obj(ws, o, TS_SUCCEEDED, 0);
+	rc = ws_update_obj(ws, o, TS_SUCCEEDED, files);
 	if (rc)
 		return err_set(e, -EBUSY, "target '%s' is %s now", o->name,
 			       state_name(o->state));
@@ -217,7 +240,7 @@ static int target_provision(struct ws *ws, struct obj *o, struct err *e)
 	int rc;
 
 	if (o->state == TS_SUCCEEDED)
-		return target_update(ws, o, e);
+		return target_update(ws, o, 0, e);
 	if (o->state != TS_DRAFT && o->state != TS_FAILED)
 		return err_set(e, -EBUSY, "target '%s' is %s", o->name,
 			       state_name(o->state));
@@ -272,6 +295,99 @@ static int target_deprovision(struct ws *ws, struct obj *o, struct err *e)
 	return 0;
 }
 
+/* @text with the line of @key set to @val (appended when missing).
+ * malloc'd, NULL when out of memory. */
+static char *config_set(const char *text, const char *key, long val)
+{
+	size_t kl = strlen(key), len = 0;
+	const char *p, *eol, *k;
+	char *out = NULL;
+	FILE *f = open_memstream(&out, &len);
+	int done = 0;
+
+	if (!f)
+		return NULL;
+	for (p = text; *p; p = *eol ? eol + 1 : eol) {
+		eol = p + strcspn(p, "\n");
+		k = p + strspn(p, " \t");
+		if (!done && !strncmp(k, key, kl) &&
+		    strspn(k + kl, " \t") + k + kl < eol &&
+		    k[kl + strspn(k + kl, " \t")] == '=') {
+			fprintf(f, "%s = %ld\n", key, val);
+			done = 1;
+			continue;
+		}
+		fprintf(f, "%.*s\n", (int)(eol - p), p);
+	}
+	if (!done)
+		fprintf(f, "%s = %ld\n", key, val);
+	if (fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Check @text as the config of @o's type. */
+static int config_check(const struct driver *d, const char *text,
+			struct err *e)
+{
+	struct kv_list cfg = { 0 };
+	int rc;
+
+	rc = ws_config_parse(text, strlen(text), &cfg, e);
+	if (!rc)
+		rc = kv_check_keys(&cfg, d->config_keys, d->type, e);
+	if (!rc)
+		rc = config_repeats(&cfg, d, e);
+	if (!rc && d->validate)
+		rc = d->validate(&cfg, e);
+	kv_free(&cfg);
+	return rc;
+}
+
+/*
+ * `resize MIN MAX`: min_nodes and max_nodes are set in `config` (so that
+ * it says what the target has), and a provisioned target applies them
+ * live (Updating → Succeeded, on the worker); a Draft one only records
+ * them.
+ */
+static int target_resize(struct ws *ws, struct obj *o, long lo, long hi,
+			 struct err *e)
+{
+	const struct driver *d = driver_find(o->type);
+	char *text = NULL, *a = NULL, *b = NULL;
+	size_t len;
+	int rc;
+
+	if (!d || !d->update)
+		return err_set(e, -ENOTSUP, "target type %s cannot resize",
+			       o->type[0] ? o->type : "(none yet)");
+	if (o->state != TS_SUCCEEDED && o->state != TS_DRAFT &&
+	    o->state != TS_FAILED)
+		return err_set(e, -EBUSY, "target '%s' is %s", o->name,
+			       state_name(o->state));
+	rc = ws_read_text(ws, o->id, F_CONFIG, &text, &len);
+	if (rc)
+		return err_set(e, rc, "cannot read config: %s", strerror(-rc));
+	a = config_set(text, "min_nodes", lo);
+	b = a ? config_set(a, "max_nodes", hi) : NULL;
+	rc = b ? config_check(d, b, e) : err_set(e, -ENOMEM, "out of memory");
+	if (!rc)
+		rc = store_text_put(ws->st, o->id, F_CONFIG, b, strlen(b));
+	free(text);
+	free(a);
+	free(b);
+	if (rc)
+		return rc;
+	if (o->state != TS_SUCCEEDED) {
+		o->error[0] = '\0';
+		return ws_update_obj(ws, o, o->state, FBIT(F_CONFIG));
+	}
+	rc = target_update(ws, o, FBIT(F_CONFIG), e);
+	return rc < 0 ? rc : 0;
+}
+
 static int target_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		       struct err *e)
 {
@@ -293,8 +409,7 @@ static int target_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 				     " %ld", lo, hi);
 		if (rc)
 			return rc;
-		return err_set(e, -ENOTSUP, "target type %s cannot resize",
-			       o->type[0] ? o->type : "(none yet)");
+		return target_resize(ws, o, lo, hi, e);
 	}
 	if (!strcmp(c->argv[0], "provision") ||
 	    !strcmp(c->argv[0], "deprovision"))

@@ -331,6 +331,22 @@ static void target_deprovision(struct tworker *w)
 	target_to(w, TS_DRAFT, NULL);
 }
 
+/* Updating: the driver applies the live keys (resize); runs go on. */
+static void target_update(struct tworker *w)
+{
+	struct err e = { { 0 } };
+	char *nodes = NULL;
+	int rc = 0;
+
+	if (w->t.drv->update)
+		rc = w->t.drv->update(&w->t, &nodes, &e);
+	if (nodes)
+		ws_target_set_nodes(w->ws, &w->t, nodes);
+	free(nodes);
+	target_to(w, TS_SUCCEEDED, rc ? (e.msg[0] ? e.msg : strerror(-rc))
+				       : NULL);
+}
+
 /* Refresh nodes (e.g. GPU detection of the local target at start-up). */
 static void target_refresh(struct tworker *w)
 {
@@ -356,7 +372,7 @@ static void target_step(struct tworker *w)
 	else if (w->t.obj.state == TS_DELETING)
 		target_deprovision(w);
 	else if (w->t.obj.state == TS_UPDATING)
-		target_to(w, TS_SUCCEEDED, NULL);
+		target_update(w);
 }
 
 /* An idle target's nodes are refreshed every refresh_seconds (a busy one

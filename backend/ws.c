@@ -402,6 +402,10 @@ int ws_read_text(struct ws *ws, int64_t id, int file, char **buf, size_t *len)
 	return rc;
 }
 
+/* Keys a target's config may give on several lines (a driver that takes
+ * one refuses the repeat: struct driver's multi_keys). */
+static const char *const config_multi_keys[] = { "host", NULL };
+
 int ws_load_config(struct ws *ws, int64_t id, struct kv_list *cfg,
 		   struct err *e)
 {
@@ -412,9 +416,15 @@ int ws_load_config(struct ws *ws, int64_t id, struct kv_list *cfg,
 	rc = ws_read_text(ws, id, F_CONFIG, &buf, &len);
 	if (rc)
 		return err_set(e, rc, "cannot read config: %s", strerror(-rc));
-	rc = kv_parse(buf, len, cfg, e);
+	rc = ws_config_parse(buf, len, cfg, e);
 	free(buf);
 	return rc;
+}
+
+int ws_config_parse(const char *buf, size_t len, struct kv_list *cfg,
+		    struct err *e)
+{
+	return kv_parse_multi(buf, len, cfg, config_multi_keys, e);
 }
 /* ---- creation, removal, rename ---------------------------------------- */
 

@@ -167,6 +167,9 @@ int ws_update_obj(struct ws *ws, struct obj *o, enum obj_state expect,
 		  unsigned mask);
 int ws_load_config(struct ws *ws, int64_t id, struct kv_list *cfg,
 		   struct err *e);
+/* Parse a target's config text (`host` may repeat). */
+int ws_config_parse(const char *buf, size_t len, struct kv_list *cfg,
+		    struct err *e);
 void ws_trash_empty(struct ws *ws);
 int ws_read_text(struct ws *ws, int64_t id, int file, char **buf,
 		 size_t *len);

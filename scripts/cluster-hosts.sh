@@ -401,6 +401,15 @@ check_bridge_nf() {
 # still prints a non-executable file found in PATH, so the name must go.)
 HOST_SH='
 mount -t tmpfs -o mode=0755 tmpfs '"$PRIVATE_RUN"' || exit 1
+# `ip netns exec` gave the host a sysfs of its own, without the cgroup
+# file systems slurmd needs: mount the machine'"'"'s hierarchies again
+mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup || exit 1
+awk -F " - " "{ split(\$1, a, \" \"); split(\$2, b, \" \")
+	if ((b[1] == \"cgroup\" || b[1] == \"cgroup2\") && a[5] ~ \"^/sys/fs/cgroup/\")
+		print a[5], b[1], b[3] }" /proc/1/mountinfo |
+while read -r mp fs opts; do
+	mkdir -p "$mp" && mount -t "$fs" -o "$opts" "$fs" "$mp" || exit 1
+done
 if [ -n "${3:-}" ]; then
 	mount -t overlay overlay -o "lowerdir=$3:$4" "$4" || exit 1
 fi

@@ -69,7 +69,7 @@ static int slurm_deprovision(struct target_ctx *t, struct err *e)
 	return 0;
 }
 
-static void slurm_release(struct target_ctx *t)
+void sl_release(struct target_ctx *t)
 {
 	struct slurm_target *st = t->priv;
 
@@ -98,5 +98,5 @@ const struct driver slurm_driver = {
 	.cancel		= slurm_cancel,
 	.adopt		= slurm_adopt,
 	.release_run	= slurm_release_run,
-	.release	= slurm_release,
+	.release	= sl_release,
 };

@@ -807,6 +807,8 @@ static bool read_node(const cJSON *o, void *dst)
 	if (field_int(o, "real_memory", 0, 1e15, &v))
 		nd->memory_mib = (unsigned long long)v;
 	nd->gpus = slurm_api_gres_gpus(field_str(o, "gres"));
+	if (field_str(o, "reason"))
+		copy(nd->reason, sizeof(nd->reason), field_str(o, "reason"));
 	parts = cJSON_GetObjectItemCaseSensitive(o, "partitions");
 	if (cJSON_IsArray(parts))
 		join_array(nd->partitions, sizeof(nd->partitions), parts, ",",

@@ -136,6 +136,7 @@ struct slurm_node {
 	unsigned long long memory_mib;	/* real_memory */
 	unsigned gpus;		/* summed from gres "gpu:N" / "gpu:type:N" */
 	char partitions[256];	/* comma-separated */
+	char reason[256];	/* why it is down or drained, or "" */
 };
 
 /*

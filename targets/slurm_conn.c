@@ -35,7 +35,7 @@ void sl_free_http(struct slurm_target *st)
 	st->http_for[0] = '\0';
 }
 
-struct slurm_target *sl_get(struct target_ctx *t, struct err *e)
+struct slurm_target *sl_new(struct target_ctx *t, struct err *e)
 {
 	struct slurm_target *st = t->priv;
 
@@ -49,7 +49,16 @@ struct slurm_target *sl_get(struct target_ctx *t, struct err *e)
 			 ws_state_dir(t->ws));
 		t->priv = st;
 	}
-	if (slurm_cfg_parse(&t->config, &st->cfg, e))
+	return st;
+}
+
+struct slurm_target *sl_get(struct target_ctx *t, struct err *e)
+{
+	struct slurm_target *st = sl_new(t, e);
+
+	if (!st)
+		return NULL;
+	if (slurm_cfg_parse(st->over ? st->over : &t->config, &st->cfg, e))
 		return NULL;
 	return st;
 }

@@ -62,6 +62,9 @@ struct slurm_target {
 	struct slurm_job *cache;	/* last full GET /jobs, by job id */
 	size_t ncache;
 	double cache_at;		/* when it was last known current */
+	/* a managed cluster (cluster.c) gives its own config and state */
+	const struct kv_list *over;	/* parsed instead of t->config */
+	void *ext;			/* the cluster driver's */
 };
 
 /* Per run, worker thread only. */
@@ -101,6 +104,8 @@ int slurm_check_run(const struct kv_list *cfg, const char *nodes,
 
 /* Drop the connection (made again by the next sl_ready). */
 void sl_free_http(struct slurm_target *st);
+/* The target's state, made on first use (NULL: out of memory). */
+struct slurm_target *sl_new(struct target_ctx *t, struct err *e);
 /* The target's state (made on first use), its config parsed anew; NULL
  * with a sentence when the config is invalid or memory is out. */
 struct slurm_target *sl_get(struct target_ctx *t, struct err *e);
@@ -118,6 +123,11 @@ int sl_ping(struct slurm_target *st, struct err *e);
 int sl_partition(struct slurm_target *st, struct err *e);
 /* The `nodes` text (malloc'd) of the partition.  0 or -errno. */
 int sl_nodes(struct slurm_target *st, char **text, struct err *e);
+
+/* ---- slurm.c ------------------------------------------------------------ */
+
+/* Free the target's state (t->priv): the driver's release. */
+void sl_release(struct target_ctx *t);
 
 /* ---- slurm_jobs.c ------------------------------------------------------- */
 
