@@ -480,6 +480,8 @@ static const char *target_ctl_valid(const struct obj *o)
 	if (o->state != TS_SUCCEEDED)
 		return "";
 	d = driver_find(o->type);
+	if (d && d->update)
+		return "provision\ndeprovision\nresize MIN MAX\n";
 	return d && d->live_keys && d->live_keys[0] ?
 	       "provision\ndeprovision\n" : "deprovision\n";
 }
@@ -562,3 +564,19 @@ const struct kind_ops target_kind = {
 	.worker_of		= target_worker,
 	.render			= NULL,
 };
+
+int ws_target_note(struct ws *ws, struct target_ctx *t, const char *error)
+{
+	struct obj o;
+	int rc;
+
+	if (ws_get(ws, t->obj.id, &o))
+		return -ENOENT;
+	if (!strcmp(o.error, error ? error : ""))
+		return 0;
+	snprintf(o.error, sizeof(o.error), "%s", error ? error : "");
+	rc = ws_update_obj(ws, &o, o.state, FBIT(F_ERROR));
+	if (!rc)
+		t->obj = o;
+	return rc;
+}

@@ -241,6 +241,8 @@ int ws_run_save(struct ws *ws, struct run_ctx *r);
 int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error);
 int ws_target_set_nodes(struct ws *ws, struct target_ctx *t,
 			const char *nodes);
+/* Set the error text of target @t without a state change ("" clears). */
+int ws_target_note(struct ws *ws, struct target_ctx *t, const char *error);
 
 /* Append one line to `events`: "<time> <kind> <name> <text>". */
 void ws_event(struct ws *ws, int kind, const char *name, const char *text);

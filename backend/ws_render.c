@@ -43,7 +43,8 @@ static const char *ctl_valid(const struct obj *o)
 /* A string in info.json: always valid UTF-8 (see text_clean). */
 void ws_json_str(cJSON *j, const char *key, const char *v)
 {
-	size_t n = strlen(v) * 4 + 1;
+	/* each byte may become 4 (\xNN); text_clean keeps 5 bytes spare */
+	size_t n = strlen(v) * 4 + 8;
 	char *clean = malloc(n);
 
 	if (!clean)

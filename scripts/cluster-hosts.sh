@@ -400,6 +400,11 @@ check_bridge_nf() {
 # (An empty file bind-mounted over slurmd is not enough: bash's `command -v`
 # still prints a non-executable file found in PATH, so the name must go.)
 HOST_SH='
+# the FUSE mounts of this machine were copied into the host: let them go,
+# or a daemon whose mount is one of them could not exit when unmounted
+awk -F " - " "{ split(\$2, b, \" \"); split(\$1, a, \" \")
+	if (b[1] ~ /^fuse/) print a[5] }" /proc/self/mountinfo |
+while read -r mp; do umount -l "$mp" 2>/dev/null; done
 mount -t tmpfs -o mode=0755 tmpfs '"$PRIVATE_RUN"' || exit 1
 # `ip netns exec` gave the host a sysfs of its own, without the cgroup
 # file systems slurmd needs: mount the machine'"'"'s hierarchies again

@@ -36,7 +36,8 @@
 #include "ssh_common.h"
 
 #define REFRESH_S	2	/* seconds between two refreshes */
-#define DOWN_RETRY_S	60.0	/* a node down by mlfs gets another try */
+#define DOWN_RETRY_S	60.0	/* a down node gets another try after */
+#define DOWN_RETRY_MAX_S 1920.0	/* … doubled at each try, up to */
 #define MIN_EVERY_S	15.0	/* between two power-ups for min_nodes */
 
 /* ---- the cluster's view --------------------------------------------------- */
@@ -136,7 +137,7 @@ static int node_index(const char *name, int n)
 }
 
 static void node_event(struct target_ctx *t, struct cluster *cl, int i,
-		       const char *word, const char *reason)
+		       const char *addr, const char *word, const char *reason)
 {
 	char text[512], name[32];
 
@@ -147,6 +148,11 @@ static void node_event(struct target_ctx *t, struct cluster *cl, int i,
 		snprintf(text, sizeof(text), "node %s %s%s%s", name, word,
 			 reason[0] ? " " : "", reason);
 		ws_event(t->ws, K_TARGET, t->obj.name, text);
+	}
+	if (reason[0]) {	/* the last node that went down says why */
+		snprintf(text, sizeof(text), "node %s (%s) is down: %s", name,
+			 addr, reason);
+		ws_target_note(t->ws, t, text);
 	}
 	snprintf(cl->last[i], sizeof(cl->last[i]), "%s", word);
 }
@@ -172,7 +178,7 @@ static char *nodes_text(struct target_ctx *t, struct cluster *cl,
 		cl->state[i] = w;
 		cl->off[i] = strstr(nd[k].state, "powered_down") != NULL;
 		snprintf(cl->reason[i], sizeof(cl->reason[i]), "%s", why);
-		node_event(t, cl, i, w, why);
+		node_event(t, cl, i, c->hosts[i], w, why);
 		fprintf(f, "%s %s %u %lluM %u %s%s%s\n", nd[k].name, w,
 			nd[k].cpus, nd[k].memory_mib, nd[k].gpus, c->hosts[i],
 			why[0] ? " " : "", why);
@@ -251,10 +257,12 @@ static void keep_min(struct cluster *cl, const struct cluster_cfg *c)
 }
 
 /*
- * A node that is down and powered off (its host could not be started:
- * mlfs's helper set it down, or it did not register within
- * resume_seconds) is returned to service after DOWN_RETRY_S: powered
- * down, the next job that needs it tries its host again.
+ * A node that is down (its host could not be started: mlfs's helper set
+ * it down, or it did not register within resume_seconds) is offered again
+ * after DOWN_RETRY_S, then twice as long after each failed try (a host
+ * that stays away does not draw every job to itself): powered off first
+ * when Slurm still waits for it, then returned to service powered down,
+ * so that the next job that needs it tries its host again.
  */
 static void retry_down(struct cluster *cl, const struct cluster_cfg *c)
 {
@@ -262,21 +270,30 @@ static void retry_down(struct cluster *cl, const struct cluster_cfg *c)
 	struct err e;
 
 	for (int i = 0; i < c->nhosts; i++) {
-		if (!cl->state[i] || strcmp(cl->state[i], "down") ||
-		    !cl->off[i]) {
+		const char *s = cl->state[i];
+
+		if (s && (!strcmp(s, "idle") || !strcmp(s, "allocated") ||
+			  !strcmp(s, "mixed")))
+			cl->retry_s[i] = 0;	/* it started: no backoff */
+		if (!s || strcmp(s, "down")) {
 			cl->down_at[i] = 0;
 			continue;
 		}
+		if (!cl->retry_s[i])
+			cl->retry_s[i] = DOWN_RETRY_S;
 		if (!cl->down_at[i])
 			cl->down_at[i] = mono_s();
-		if (mono_s() - cl->down_at[i] < DOWN_RETRY_S)
+		if (mono_s() - cl->down_at[i] < cl->retry_s[i])
 			continue;
-		cl->down_at[i] = 0;
 		cluster_node_name(i, name, sizeof(name));
 		snprintf(arg, sizeof(arg), "nodename=%s", name);
-		if (cl_scontrol(cl, NULL, 0, &e, "update", arg, "state=resume",
+		if (cl_scontrol(cl, NULL, 0, &e, "update", arg, cl->off[i] ?
+				"state=resume" : "state=power_down_force",
 				NULL))
 			log_warn("cluster: %s", e.msg);
+		cl->down_at[i] = 0;
+		if (cl->off[i] && cl->retry_s[i] < DOWN_RETRY_MAX_S)
+			cl->retry_s[i] *= 2;	/* 1, 2, 4 … 32 min */
 	}
 }
 

@@ -264,14 +264,17 @@ int cluster_check_run(const struct kv_list *cfg, const char *nodes,
 	if (res->nodes > lines)
 		return err_set(e, -EINVAL, "the run asks for nodes = %ld but the"
 			       " cluster has %ld", res->nodes, lines);
-	if (fit < res->nodes)
+	if (fit < res->nodes) {
+		char mem[48] = "";
+
+		if (res->memory_mib)
+			snprintf(mem, sizeof(mem), ", memory = %lluM",
+				 (unsigned long long)res->memory_mib);
 		return err_set(e, -EINVAL, "the run asks for %ld node%s with"
-			       " cpus = %ld, gpus = %ld, memory = %lluM each,"
-			       " but only %ld of the %ld nodes the cluster may"
-			       " use can give that", res->nodes,
-			       res->nodes == 1 ? "" : "s", res->cpus,
-			       res->gpus,
-			       (unsigned long long)res->memory_mib, fit,
-			       lines);
+			       " cpus = %ld, gpus = %ld%s each, but only %ld"
+			       " of the %ld nodes the cluster may use can give"
+			       " that", res->nodes, res->nodes == 1 ? "" : "s",
+			       res->cpus, res->gpus, mem, fit, lines);
+	}
 	return 0;
 }

@@ -229,7 +229,12 @@ static void node_list(int n, char *buf, size_t len)
 	}
 }
 
-/* slurmctld runs only where SlurmctldHost names the machine's own name. */
+/*
+ * slurmctld runs only where SlurmctldHost names the machine's own name.
+ * cred_expire: a job requeued (its node could not be started) may start
+ * again cred_expire + 1 s later (Slurm's default, 120 s, is long to wait
+ * for a host that is merely down).
+ */
 static void conf_head(FILE *f, const struct cluster *cl, const char *ctl)
 {
 	char host[256] = "localhost";
@@ -242,7 +247,7 @@ static void conf_head(FILE *f, const struct cluster *cl, const char *ctl)
 		"SlurmctldPort=%d\n"
 		"SlurmUser=root\nSlurmdUser=root\n"
 		"AuthType=auth/munge\n"
-		"AuthInfo=socket=%s/munge/munge.socket\n"
+		"AuthInfo=socket=%s/munge/munge.socket,cred_expire=30\n"
 		"AuthAltTypes=auth/jwt\n"
 		"AuthAltParameters=jwt_key=%s/jwt.key\n"
 		"CredType=cred/munge\n"
@@ -280,7 +285,7 @@ static void conf_power(FILE *f, const struct cluster *cl,
 	fprintf(f, "ResumeProgram=%s/resume\n"
 		"SuspendProgram=%s/suspend\n"
 		"SuspendTime=%ld\n"
-		"SuspendTimeout=30\n"
+		"SuspendTimeout=10\n"
 		"ResumeTimeout=%ld\n"
 		"ResumeRate=0\nSuspendRate=0\n",
 		cl->dir, cl->dir, c->idle_s, c->resume_s);

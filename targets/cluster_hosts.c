@@ -161,11 +161,6 @@ static int judge(const struct ssh_conn *sc, const struct cluster_cfg *c,
 {
 	const char *h = sc->t.host;
 
-	if (!f->root && !f->sudo)
-		return err_set(e, -EACCES, "host %s: user %s is not root and"
-			       " cannot run sudo -n (slurmd must run as root):"
-			       " log in as root or allow passwordless sudo",
-			       h, c->user);
 	if (!f->slurmd[0] || !f->munged)
 		return err_set(e, -ENOENT, "host %s has no %s: run `apt-get"
 			       " install slurmd munge` there as root (mlfs"
@@ -176,6 +171,11 @@ static int judge(const struct ssh_conn *sc, const struct cluster_cfg *c,
 		return err_set(e, -EINVAL, "host %s has Slurm %s but this"
 			       " machine has %s: install the same release"
 			       " there", h, f->slurmd, version);
+	if (!f->root && !f->sudo)
+		return err_set(e, -EACCES, "host %s: user %s is not root and"
+			       " cannot run sudo -n (slurmd must run as root):"
+			       " log in as root or allow passwordless sudo",
+			       h, c->user);
 	if (strcmp(f->probe, nonce))
 		return err_set(e, -ENOENT, "host %s does not see the state"
 			       " folder %s at the same path (Slurm jobs write"
@@ -287,9 +287,8 @@ int cl_hosts_clean(struct target_ctx *t, struct cluster *cl,
 					 "%snode%d", i ? "," : "", i + 1);
 	rc = sx_run(argv, CLEAN_TIMEOUT, 4096, &res);
 	if (!rc && res.status)
-		rc = err_set(e, -EIO, "%d host%s could not be cleaned (slurmd"
-			     " or munged may still run there): see %s/"
-			     "power.log", res.status, res.status == 1 ? "" : "s",
+		rc = err_set(e, -EIO, "a host could not be cleaned (slurmd or"
+			     " munged may still run there): see %s/power.log",
 			     cl->dir);
 	else if (rc)
 		err_set(e, rc, "cannot run %s: %s", helper, res.err);

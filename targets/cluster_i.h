@@ -98,7 +98,8 @@ struct cluster {
 	char last[CL_HOSTS_MAX][24];	/* the word last said in events */
 	char reason[CL_HOSTS_MAX][256];
 	int off[CL_HOSTS_MAX];		/* Slurm says powered_down */
-	double down_at[CL_HOSTS_MAX];	/* when mlfs's down was first seen */
+	double down_at[CL_HOSTS_MAX];	/* when down was first seen */
+	double retry_s[CL_HOSTS_MAX];	/* its next try after (backoff) */
 	char kv_text[8192];		/* the slurm driver's config */
 	struct kv_list slurm_kv;
 };
@@ -133,7 +134,7 @@ int cl_local_version(char *buf, size_t n, struct err *e);
 
 /* ---- cluster_hosts.c ---------------------------------------------------- */
 
-/* Check every host (in parallel), install when allowed, read its
+/* Check every host (one after the other), install when allowed, read its
  * capacity into cl->hosts; find the controller address when not set.
  * 0 or -errno with the first host's reason. */
 int cl_hosts_check(struct target_ctx *t, struct cluster *cl,

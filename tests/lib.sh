@@ -220,14 +220,23 @@ mount_ws() {
 unmount_ws() {
 	local end rc
 	stop_watchdog
-	fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null
 	end=$(deadline 10)
+	# a process still in a call on the mount (a reader the test just
+	# killed, on a slow machine) makes the unmount EBUSY: try again
+	until fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null ||
+		! is_mounted || (($(now_ms) >= end)); do
+		sleep 0.1
+	done
 	while (($(now_ms) < end)); do
 		kill -0 "$DPID" 2>/dev/null || break
 		sleep 0.05
 	done
 	if kill -0 "$DPID" 2>/dev/null; then
 		echo "# daemon still alive $((10 * WAIT_SCALE)) s after unmount" >&2
+		is_mounted && echo "# still mounted; using it:" \
+			"$(ls -l /proc/[0-9]*/cwd /proc/[0-9]*/fd/* 2>/dev/null |
+			   grep -F "$MNT" | head -5)" >&2
+		dump_stacks "$DPID" "daemon $DPID did not exit after unmount"
 		return 1
 	fi
 	wait "$DPID"
@@ -284,6 +293,7 @@ cleanup() {
 	fi
 	is_mounted && fusermount3 -uz "$MNT" 2>/dev/null
 	stop_runs
+	stop_clusters
 	if [[ -s "$DAEMON_ERR" ]] && ! daemon_clean; then
 		echo "# daemon stderr:" && sed 's/^/#   /' "$DAEMON_ERR" | tail -20
 	fi
@@ -302,6 +312,26 @@ stop_runs() {
 		[[ -n "$sup" ]] && kill -KILL "$sup" 2>/dev/null
 	done
 	stop_replicas
+}
+
+# stop_clusters: the controllers of the managed clusters of $STATE
+# (munged, slurmctld, slurmrestd: sessions of their own, outliving the
+# daemon), by the pids they recorded and only while the pid runs that
+# program; and their folders under /run/mlfs-cluster.
+stop_clusters() {
+	local d p pid exe run
+	for d in "$STATE"/objects/*/cluster; do
+		[[ -d $d ]] || continue
+		for p in slurmrestd slurmctld munged; do
+			pid=$(cat "$d/$p.pid" 2>/dev/null) || continue
+			exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+			[[ $exe == *"$p"* ]] && kill -KILL "$pid" 2>/dev/null
+		done
+		run=$(sed -n 's|^AuthInfo=socket=\(/run/mlfs-cluster/[0-9a-f]*\)/munge/munge.socket.*|\1|p' \
+			"$d/slurm.conf" 2>/dev/null)
+		[[ -n $run ]] && rm -rf "$run"
+	done
+	return 0
 }
 
 # reap: what a test killed by its timeout left behind in $T (its cleanup
@@ -327,8 +357,11 @@ reap() {
 		echo "# unmounted $m"
 	done
 	for st in "$T"/state*; do
-		[[ -d $st ]] && STATE=$st stop_runs
+		[[ -d $st ]] || continue
+		STATE=$st stop_runs
+		STATE=$st stop_clusters
 	done
+	[[ -d $T/hosts ]] && "$ROOT/scripts/cluster-hosts.sh" stop "$T/hosts" >/dev/null 2>&1
 	[[ -d $T/slurm ]] && "$ROOT/scripts/slurm-cluster.sh" stop "$T/slurm" >/dev/null 2>&1
 	[[ -d $T/sshd ]] && "$ROOT/scripts/ssh-host.sh" stop "$T/sshd" >/dev/null 2>&1
 	rm -rf "$T"

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Managed clusters (type = cluster) on test hosts with their own addresses
+# (scripts/cluster-hosts.sh: network namespaces, an sshd each): bad configs
+# end Failed with a sentence; provision of 3 hosts with min_nodes = 0; a
+# 2-node run scales two nodes up and completes; nodes power down after
+# idle_seconds; `resize 1 3` keeps one up; a host cut off while powered
+# down ends `down` with the reason and its run goes to another host;
+# slurmctld killed is started again and runs go on; kill -9 of the daemon
+# and a remount lose nothing and run nothing twice; deprovision is EBUSY
+# while a run is active, then leaves no process on any host; provision
+# again; rmdir.
+source "$(dirname "$0")/../lib.sh"
+
+chmod 755 "$T"
+HOSTS=$T/hosts
+trap '"$ROOT/scripts/cluster-hosts.sh" stop "$HOSTS" >/dev/null 2>&1; cleanup' EXIT
+# hosts 1-3 make the cluster; host 4 has no slurmd
+if ! "$ROOT/scripts/cluster-hosts.sh" start "$HOSTS" 4 --hide-slurmd 4 \
+	>"$T/hosts.log" 2>&1; then
+	not_ok "the test hosts start"
+	sed 's/^/# /' "$T/hosts.log" | tail -20
+	done_testing
+	exit 1
+fi
+source "$HOSTS/hosts.env"
+read -r -a H <<<"$CLUSTER_HOSTS"
+G=$MNT/targets/gpu
+
+check "mount" mount_ws
+
+# provision NAME CONFIG: a cluster target; returns once it left Creating.
+provision() {
+	[[ -d $MNT/targets/$1 ]] || mkdir "$MNT/targets/$1" || return 1
+	wr "$MNT/targets/$1/type" cluster &&
+		printf '%s\n' "$2" >"$MNT/targets/$1/config" &&
+		wr "$MNT/targets/$1/ctl" provision || return 1
+	wait_until 120 not_creating "$1"
+}
+not_creating() { [[ $(cat "$MNT/targets/$1/status") != Creating ]]; }
+status_is() { [[ $(cat "$MNT/targets/$1/status") == "$2" ]]; }
+error_has() { [[ $(cat "$1/error") == *"$2"* ]]; }
+node_state() { awk -v n="$1" '$1 == n { print $2 }' "$G/nodes"; }
+node_is() { [[ $(node_state "$1") == "$2" ]]; }
+all_off() { [[ $(awk '$2 != "powered_down"' "$G/nodes" | wc -l) == 0 && -s $G/nodes ]]; }
+count_state() { awk -v s="$1" '$2 == s' "$G/nodes" | wc -l; }
+ctl_pid() { cat "$STATE/objects/$GID/cluster/$1.pid" 2>/dev/null; }
+alive() { [[ -n $1 && -e /proc/$1 ]]; }
+SC() { SLURM_CONF=$(ls /run/mlfs-cluster/*/slurm.conf | head -1) "$@"; }
+
+# run NAME COMMAND [RESOURCES]: a run on the cluster, submitted.
+run() {
+	mkdir "$MNT/runs/$1" && wr "$MNT/runs/$1/command" "$2" &&
+		wr "$MNT/runs/$1/target" gpu || return 1
+	[[ -z ${3:-} ]] || printf '%s\n' "$3" >"$MNT/runs/$1/resources"
+	wr "$MNT/runs/$1/ctl" submit
+}
+gated() { echo "while [ ! -e $T/gate-$1 ]; do sleep 0.2; done; echo released $1"; }
+run_is() { [[ $(cat "$MNT/runs/$1/status") == "$2" ]]; }
+# completes NAME SECONDS: the run ends (any final state) and Completed.
+completes() { wait_final "$MNT/runs/$1" "$2" && run_is "$1" Completed; }
+
+BASE="identity_file = $CLUSTER_IDENTITY
+connect_timeout = 3"
+
+# ---- bad configs: refused inside the write, or Failed with a sentence ----
+mkdir "$MNT/targets/bad" && wr "$MNT/targets/bad/type" cluster
+printf 'hosts = %s %s\n%s\n' "${H[0]}" "${H[0]}" "$BASE" >"$MNT/targets/bad/config"
+expect_err "a host listed twice: EINVAL" "Invalid argument" wr "$MNT/targets/bad/ctl" provision
+check "... and error names the host" error_has "$MNT/targets/bad" "host ${H[0]} is listed twice"
+printf 'hosts = %s %s\nmin_nodes = 2\nmax_nodes = 1\n%s\n' "${H[0]}" "${H[1]}" "$BASE" \
+	>"$MNT/targets/bad/config"
+expect_err "min_nodes > max_nodes: EINVAL" "Invalid argument" wr "$MNT/targets/bad/ctl" provision
+check "... and error says so" error_has "$MNT/targets/bad" "min_nodes = 2 is larger than max_nodes = 1"
+printf 'hosts = %s\nmax_nodes = 2\n%s\n' "${H[0]}" "$BASE" >"$MNT/targets/bad/config"
+expect_err "max_nodes above the hosts: EINVAL" "Invalid argument" wr "$MNT/targets/bad/ctl" provision
+eq "a refused provision leaves it Draft" Draft "$(cat "$MNT/targets/bad/status")"
+
+provision bad "hosts = nosuch.invalid
+$BASE"
+check "an unknown host: Failed" status_is bad Failed
+check "... with a sentence naming it" error_has "$MNT/targets/bad" "nosuch.invalid"
+check "... one line" has_sentence "$MNT/targets/bad/error"
+wr "$MNT/targets/bad/ctl" deprovision
+wait_until 30 status_is bad Draft
+
+printf 'hosts = %s\nidentity_file = %s\n' "${H[0]}" "$T/no-such-key" >"$MNT/targets/bad/config"
+expect_err "no ssh key: ENOENT inside the write" "No such file" wr "$MNT/targets/bad/ctl" provision
+check "... the sentence names identity_file" error_has "$MNT/targets/bad" "identity_file"
+eq "... still Draft" Draft "$(cat "$MNT/targets/bad/status")"
+
+ssh-keygen -q -t ed25519 -N '' -f "$T/other-key"
+provision bad "hosts = ${H[0]}
+identity_file = $T/other-key
+connect_timeout = 3"
+check "a key the host refuses: Failed" status_is bad Failed
+check "... the sentence names the host" error_has "$MNT/targets/bad" "${H[0]}"
+wr "$MNT/targets/bad/ctl" deprovision
+wait_until 30 status_is bad Draft
+
+provision bad "hosts = ${H[0]} ${H[3]}
+install = no
+$BASE"
+check "a host without slurmd (install = no): Failed" status_is bad Failed
+check "... the sentence names the host and the command" \
+	error_has "$MNT/targets/bad" "host ${H[3]} has no slurmd: run \`apt-get install slurmd munge\`"
+wr "$MNT/targets/bad/ctl" deprovision
+wait_until 30 status_is bad Draft
+rmdir "$MNT/targets/bad"
+check "rmdir of the bad target" test ! -e "$MNT/targets/bad"
+
+# ---- provision 3 hosts, min_nodes = 0 --------------------------------------
+provision gpu "hosts = ${H[0]} ${H[1]}
+host = ${H[2]}
+min_nodes = 0
+idle_seconds = 8
+resume_seconds = 90
+$BASE"
+eq "provision of 3 hosts: Succeeded" Succeeded "$(cat "$G/status")"
+cat "$G/error" | sed 's/^/# error: /'
+GID=$(json_get "$G/info.json" id 2>/dev/null || true)
+[[ -n $GID ]] || GID=$(basename "$(dirname "$(ls -d "$STATE"/objects/*/cluster | head -1)")")
+eq "nodes: one line a host" "node1 node2 node3" "$(awk '{ print $1 }' "$G/nodes" | xargs)"
+check "nodes: NAME STATE CPUS MEMORY GPUS ADDRESS" \
+	grep -qE "^node1 powered_down [0-9]+ [0-9]+M [0-9]+ ${H[0]}\$" "$G/nodes"
+check "all nodes powered_down (min_nodes = 0)" all_off
+eq "the munge key is 0400" 400 "$(stat -c %a "$STATE/objects/$GID/cluster/munge.key")"
+eq "the cluster's folder is 0700" 700 "$(stat -c %a "$STATE/objects/$GID/cluster")"
+check "slurmctld runs" alive "$(ctl_pid slurmctld)"
+check "slurmrestd runs" alive "$(ctl_pid slurmrestd)"
+
+# ---- runs too large for the cluster: refused at submit -------------------
+mkdir "$MNT/runs/big" && wr "$MNT/runs/big/command" true && wr "$MNT/runs/big/target" gpu
+wr "$MNT/runs/big/resources" "nodes = 4"
+expect_err "4 nodes on 3 hosts: EINVAL at submit" "Invalid argument" wr "$MNT/runs/big/ctl" submit
+check "... the sentence says why" error_has "$MNT/runs/big" "nodes = 4"
+wr "$MNT/runs/big/resources" "cpus = 4096"
+expect_err "more CPUs than a host has: EINVAL" "Invalid argument" wr "$MNT/runs/big/ctl" submit
+eq "... the run stays Draft" Draft "$(cat "$MNT/runs/big/status")"
+
+# ---- a 2-node run scales two nodes up and completes -----------------------
+run two 'echo "on $(hostname -I | tr -d " ")"; echo "$MLFS_RUN done"' "nodes = 2"
+check "the 2-node run completes" completes two 180
+cat "$MNT/runs/two/error" | sed 's/^/# error: /'
+eq "... on two hosts (node prefixes in log)" 2 \
+	"$(grep -oE '^node[0-9]+' "$MNT/runs/two/log" | sort -u | wc -l)"
+check "... each line from its host's own address" grep -qE "on 10\.[0-9.]+" "$MNT/runs/two/log"
+check "events: two nodes powering_up" test "$(ev_count 'target gpu node node[0-9] powering_up')" -ge 2
+check "events: nodes allocated or mixed" test "$(ev_count 'target gpu node node[0-9] (allocated|mixed)')" -ge 2
+
+# ---- idle nodes power down after idle_seconds ------------------------------
+check "all nodes powered_down after idle_seconds" wait_until 90 all_off
+check "events: node ... powered_down" test "$(ev_count 'target gpu node node[0-9] powered_down')" -ge 2
+check "no slurmd left on the hosts" test -z "$("$ROOT/scripts/cluster-hosts.sh" procs "$HOSTS" 1)$("$ROOT/scripts/cluster-hosts.sh" procs "$HOSTS" 2)"
+
+# ---- resize 1 3: one node kept up ------------------------------------------
+wr "$G/ctl" "resize 1 3"
+check "resize: back to Succeeded" wait_until 60 status_is gpu Succeeded
+check "config says min_nodes = 1" grep -qE '^min_nodes = 1$' "$G/config"
+check "config says max_nodes = 3" grep -qE '^max_nodes = 3$' "$G/config"
+eq "info.json shows min_nodes (one character)" 1 \
+	"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["config"]["min_nodes"])' "$G/info.json" 2>&1)"
+check "ctl lists resize" grep -qx 'resize MIN MAX' "$G/ctl"
+one_up() { [[ $(count_state idle) == 1 && $(count_state powered_down) == 2 ]]; }
+check "one node comes up and idles" wait_until 120 one_up
+sleep 20	# twice idle_seconds + the suspend time: it must not go down
+check "... and stays up past idle_seconds" one_up
+expect_err "resize 3 1: EINVAL" "Invalid argument" wr "$G/ctl" "resize 3 1"
+expect_err "resize 0 4 (3 hosts): EINVAL" "Invalid argument" wr "$G/ctl" "resize 0 4"
+check "... the sentence" error_has "$G" "max_nodes = 4 but the cluster has 3 hosts"
+check "... the config is unchanged" grep -qE '^max_nodes = 3$' "$G/config"
+
+# ---- a host cut off while powered down ---------------------------------------
+wr "$G/ctl" "resize 0 3"
+wait_until 60 status_is gpu Succeeded
+check "back to 0 nodes" wait_until 90 all_off
+"$ROOT/scripts/cluster-hosts.sh" link "$HOSTS" 1 down
+run cut 'echo "ran on $(hostname -I)"'
+node1_down() { node_is node1 down; }
+check "the cut host's node ends down" wait_until 120 node1_down
+check "... with the reason in nodes" grep -qE "^node1 down .* ${H[0]} .*(cannot|unreachable|reach)" "$G/nodes"
+check "... and in events" test "$(ev_count 'target gpu node node1 down')" -ge 1
+check "the run goes to another host and completes" completes cut 180
+check "... not on the cut host" bash -c "! grep -q '${H[0]}' '$MNT/runs/cut/log'"
+"$ROOT/scripts/cluster-hosts.sh" link "$HOSTS" 1 up
+
+# ---- slurmctld killed: started again, runs go on ---------------------------
+run gate1 "$(gated 1)"
+check "a run Running" wait_until 180 run_is gate1 Running
+# slurmctld writes its state now and then: a job it never wrote is lost to
+# a kill -9 (Slurm's own limit); kill it once the running job is written
+touch "$T/running-1"
+JS=$STATE/objects/$GID/cluster/ctld/job_state
+saved() { grep -qa gate1 "$JS" && [[ $JS -nt $T/running-1 ]]; }
+check "slurmctld wrote the running job" wait_until 60 saved
+old=$(ctl_pid slurmctld)
+kill -KILL "$old"
+restarted() { alive "$(ctl_pid slurmctld)" && [[ $(ctl_pid slurmctld) != "$old" ]]; }
+check "slurmctld killed: started again by the daemon" wait_until 60 restarted
+check "... said in events" test "$(ev_count 'target gpu controller: slurmctld was started again')" -ge 1
+touch "$T/gate-1"
+check "... the run completes" completes gate1 120
+check "... its log is whole" grep -q "released 1" "$MNT/runs/gate1/log"
+
+# ---- kill -9 of the daemon, remount ------------------------------------------
+run gate2 "$(gated 2)"
+check "a run Running before the crash" wait_until 180 run_is gate2 Running
+expect_err "deprovision with an active run: EBUSY" "busy" wr "$G/ctl" deprovision
+crash_ws
+remount_or_bail "remount after kill -9"
+check "the controller was adopted, not started again" alive "$(ctl_pid slurmctld)"
+touch "$T/gate-2"
+check "the run completes after the remount" completes gate2 120
+check "... its log is whole" grep -q "released 2" "$MNT/runs/gate2/log"
+eq "... one job, not two" 1 "$(SC scontrol -o show jobs 2>/dev/null | grep -c ' JobName=gate2 ')"
+
+# ---- deprovision: nothing left on any host ---------------------------------
+RUNDIR=$(ls -d /run/mlfs-cluster/* | head -1)
+pids="$(ctl_pid munged) $(ctl_pid slurmctld) $(ctl_pid slurmrestd)"
+wr "$G/ctl" deprovision
+check "deprovision: Draft" wait_until 120 status_is gpu Draft
+for i in 1 2 3; do
+	eq "no process of the cluster left on host $i" "" \
+		"$("$ROOT/scripts/cluster-hosts.sh" procs "$HOSTS" "$i" | xargs)"
+done
+gone=1
+for p in $pids; do alive "$p" && gone=0; done
+eq "the controller's processes are gone" 1 "$gone"
+check "the munge key is removed" test ! -e "$STATE/objects/$GID/cluster/munge.key"
+check "the JWT key is removed" test ! -e "$STATE/objects/$GID/cluster/jwt.key"
+check "the run folder is removed" test ! -e "$RUNDIR"
+eq "nodes is empty" "" "$(cat "$G/nodes")"
+
+# ---- provision again, then rmdir -------------------------------------------
+wr "$G/ctl" provision
+check "provision again: Succeeded" wait_until 120 not_creating gpu
+eq "... Succeeded" Succeeded "$(cat "$G/status")"
+wr "$G/ctl" deprovision
+check "deprovision again: Draft" wait_until 120 status_is gpu Draft
+rmdir "$G" 2>/dev/null || rm -r "$G"
+check "rmdir after deprovision" test ! -e "$G"
+check "the target's folder is gone" test ! -e "$STATE/objects/$GID"
+
+unmount_ws
+done_testing
