@@ -581,7 +581,7 @@ cluster_teardown() {
 	# hangs: SIGCHLD, and TERM, are blocked in the mask slurmctld gives
 	# it): KILL those of our state dir, by pid
 	for p in /proc/[0-9]*; do
-		tr '\0' ' ' < "$p/cmdline" 2>/dev/null |
+		tr '\0' ' ' 2>/dev/null < "$p/cmdline" |
 			grep -qF "/mlfs-cluster-power $STATE/objects/" &&
 			{ kill -KILL "${p#/proc/}" 2>/dev/null || true; }
 	done
