@@ -19,7 +19,14 @@
 # deploy (a trivial model served on the local target: time from `echo
 # deploy > ctl` to Healthy, median of REPEAT; then requests/s and p50/p99
 # latency of POST /score with 1 and 2 replicas, CONNS=4 keep-alive client
-# connections for LOAD_S=5 seconds, by scripts/score-bench.py).
+# connections for LOAD_S=5 seconds, by scripts/score-bench.py), cluster
+# (a managed cluster, type = cluster, on 3 test hosts of
+# scripts/cluster-hosts.sh: provision Creating -> Succeeded, median of
+# REPEAT; CREPEAT=3 cycles at 0 nodes of `echo submit` -> Running and of
+# the run's end -> every node powered_down, idle_seconds = 10; NCLUSTER=200
+# trivial runs with the 3 nodes up vs. the same on the attached test
+# cluster (a slurm target); the daemon's and the controller's CPU while
+# the cluster idles IDLE_S=30 s).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,17 +53,50 @@ MNT=$W/mnt STATE=$W/state NATIVE=$W/native
 mkdir -p "$MNT" "$NATIVE"
 DPID=
 cleanup() {
+	if [[ -n $CLHOSTS_D ]]; then
+		cluster_teardown || true
+	fi
 	if [[ -n $DPID ]]; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
-		wait "$DPID" 2>/dev/null || true
+		unmount_ws
 	fi
 	if [[ -n $SLURM_D ]]; then
 		"$ROOT/scripts/slurm-cluster.sh" stop "$SLURM_D" >/dev/null 2>&1 || true
 	fi
+	if [[ -n $CLHOSTS_D ]]; then
+		"$ROOT/scripts/cluster-hosts.sh" stop "$CLHOSTS_D" >/dev/null 2>&1 || true
+	fi
 	rm -rf "$W"
 }
 SLURM_D=
+CLHOSTS_D=
 trap cleanup EXIT
+
+# The daemon has not exited (a zombie is gone)
+daemon_alive() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$DPID/stat" 2>/dev/null | cut -c1)
+	[[ -n $st && $st != Z ]]
+}
+
+# Unmount and wait for the daemon.  A mount namespace made while the
+# workspace was mounted (test hosts of scripts/cluster-hosts.sh, ours or
+# another test's) holds a copy of the mount that our unmount does not
+# reach, and the daemon lives on: after 10 s its FUSE connection is
+# aborted, which ends it.
+unmount_ws() {
+	local dev
+	dev=$(mountpoint -d "$MNT" 2>/dev/null) || dev=
+	fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"
+	for _ in $(seq 100); do
+		daemon_alive || break
+		sleep 0.1
+	done
+	if daemon_alive && [[ -n $dev ]]; then
+		echo "bench: the daemon outlived the unmount: aborting its connection" >&2
+		echo 1 > "/sys/fs/fuse/connections/${dev#*:}/abort" 2>/dev/null || true
+	fi
+	wait "$DPID" 2>/dev/null || true
+}
 
 mount_ws() {
 	"$MLFS" -f --state "$STATE" "$MNT" 2>>"$W/daemon.err" &
@@ -317,6 +357,283 @@ slurm_section() {
 	poll_costs
 }
 
+# ---- cluster (managed) ------------------------------------------------------
+
+# The managed target is targets/mc, its runs runs/c*; the attached test
+# cluster of the throughput comparison is the slurm section's targets/sl.
+CL_IDLE=10
+
+# median of the numbers on stdin, printed with 1 decimal
+median1() { sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]}'; }
+
+# cl_wait STATE SECONDS: the managed target's status reaches STATE.
+cl_wait() {
+	local end=$((SECONDS + $2)) s
+	while s=$(cat "$MNT/targets/mc/status"); [[ $s != "$1" ]]; do
+		if [[ $s == Failed ]] || ((SECONDS > end)); then
+			echo "bench: cluster target is $s, not $1:" \
+				"$(cat "$MNT/targets/mc/error")" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# cl_nodes WORD...: how many lines of `nodes` have one of these states
+cl_nodes() {
+	awk -v w=" $* " 'index(w, " " $2 " ") { n++ } END { print n + 0 }' \
+		"$MNT/targets/mc/nodes"
+}
+
+# cl_until SECONDS WHAT COND...: poll until COND holds, at most SECONDS
+cl_until() {
+	local end=$((SECONDS + $1)) what=$2
+	shift 2
+	until "$@"; do
+		if ((SECONDS > end)); then
+			echo "bench: cluster: no $what after $1 s; nodes:" >&2
+			cat "$MNT/targets/mc/nodes" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+all_off() { (($(cl_nodes powered_down) == 3)); }
+none_up() { (($(cl_nodes idle mixed allocated powering_up) == 0)); }
+all_idle() { (($(cl_nodes idle) == 3)); }
+
+# run_until NAME STATE SECONDS: runs/NAME reaches STATE (or fails the bench)
+run_until() {
+	local end=$((SECONDS + $3)) s
+	while s=$(cat "$MNT/runs/$1/status"); [[ $s != "$2" ]]; do
+		case $s in Completed | Failed | Canceled)
+			echo "bench: run $1 is $s, not $2:" \
+				"$(cat "$MNT/runs/$1/error")" >&2
+			return 1 ;;
+		esac
+		((SECONDS > end)) && { echo "bench: run $1 still $s" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# Provision REPEAT times (deprovision between): Creating -> Succeeded.
+cluster_provisions() {
+	local d=$MNT/targets/mc i t0 t1 t2 up=() down=()
+	for ((i = 0; i < REPEAT; i++)); do
+		if ((i)); then
+			t1=$(now)
+			echo deprovision > "$d/ctl"
+			cl_wait Draft 180
+			t2=$(now)
+			down+=("$(echo "$t2 - $t1" | bc -l)")
+		fi
+		t0=$(now)
+		echo provision > "$d/ctl"
+		cl_wait Succeeded 180
+		t1=$(now)
+		up+=("$(echo "$t1 - $t0" | bc -l)")
+	done
+	row "cluster: provision 3 hosts, median (s)" \
+		"$(printf '%s\n' "${up[@]}" | median1)" "<= 20" "-"
+	((${#down[@]})) && row "cluster: deprovision 3 hosts, median (s)" \
+		"$(printf '%s\n' "${down[@]}" | median1)" "-" "-"
+	return 0
+}
+
+# CREPEAT cycles from 0 nodes: a 1-node run's submit -> Running (its
+# nodes powered up by Slurm), then from its end (as mlfs sees Completed,
+# up to poll_seconds = 1 after Slurm) until no node is up and until all
+# are powered_down again.
+cluster_scale() {
+	local i r t0 t1 t2 t3 t4 up=() stop=() off=()
+	for ((i = 0; i < ${CREPEAT:-3}; i++)); do
+		cl_until 300 "3 nodes powered_down" all_off
+		r=cu$i
+		mkdir "$MNT/runs/$r"
+		echo 'sleep 2' > "$MNT/runs/$r/command"
+		echo mc > "$MNT/runs/$r/target"
+		t0=$(now)
+		echo submit > "$MNT/runs/$r/ctl"
+		run_until "$r" Running 120
+		t1=$(now)
+		run_until "$r" Completed 120
+		t2=$(now)
+		cl_until 300 "node left up" none_up
+		t3=$(now)
+		cl_until 300 "3 nodes powered_down" all_off
+		t4=$(now)
+		up+=("$(echo "$t1 - $t0" | bc -l)")
+		stop+=("$(echo "$t3 - $t2" | bc -l)")
+		off+=("$(echo "$t4 - $t2" | bc -l)")
+	done
+	row "cluster: submit -> Running at 0 nodes, med (s)" \
+		"$(printf '%s\n' "${up[@]}" | median1)" "<= 15" "-"
+	row "cluster: run end -> no node up, med (s)" \
+		"$(printf '%s\n' "${stop[@]}" | median1)" "-" "-"
+	row "cluster: run end -> all powered_down, med (s)" \
+		"$(printf '%s\n' "${off[@]}" | median1)" "<= $((CL_IDLE + 15))" "-"
+}
+
+# runs/s of N trivial runs to target $2 (names $1N), made by a shell loop,
+# until all are final.
+cluster_tp() {
+	local p=$1 t=$2 n=$3 i t0 t1
+	t0=$(now)
+	for ((i = 0; i < n; i++)); do
+		mkdir "$MNT/runs/$p$i"
+		echo true > "$MNT/runs/$p$i/command"
+		echo "$t" > "$MNT/runs/$p$i/target"
+		echo submit > "$MNT/runs/$p$i/ctl"
+	done
+	wait_all_final "$p" "$n"
+	t1=$(now)
+	echo "$n / ($t1 - $t0)" | bc -l
+}
+
+cluster_throughput() {
+	local n=${NCLUSTER:-200} m b bm ba
+	echo 'resize 3 3' > "$MNT/targets/mc/ctl"
+	cl_wait Succeeded 120
+	cl_until 300 "3 nodes idle" all_idle
+	if [[ -z $SLURM_D ]]; then
+		SLURM_D=$W/slurm
+		"$ROOT/scripts/slurm-cluster.sh" start "$SLURM_D" >/dev/null
+	fi
+	set -a
+	source "$SLURM_D/cluster.env"
+	set +a
+	[[ -d $MNT/targets/sl ]] || slurm_target
+	m=$(cluster_tp cm mc "$n")
+	b=$(cluster_tp ca sl "$n")
+	bm=$(cat "$MNT"/runs/cm*/status | grep -vc '^Completed$' || true)
+	ba=$(cat "$MNT"/runs/ca*/status | grep -vc '^Completed$' || true)
+	row "cluster: $n runs/s vs slurm target (>= 0.9x)" \
+		"$(printf %.1f "$m")" "$(printf %.1f "$b")" "$(ratio "$m" "$b")x"
+	((bm + ba == 0)) ||
+		row "cluster: runs not Completed (managed, slurm)" "$bm" "$ba" "-"
+}
+
+# utime + stime (+ of waited-for children) of the pids given, in ticks
+ticks() {
+	local p s=0
+	for p in "$@"; do
+		[[ -r /proc/$p/stat ]] || continue
+		s=$((s + $(sed 's/.*) //' "/proc/$p/stat" |
+			awk '{ print $12 + $13 + $14 + $15 }')))
+	done
+	echo "$s"
+}
+
+# cpu_pct TICKS0 TICKS1 HZ T0 T1: percent of one core
+cpu_pct() {
+	printf %.2f "$(echo "($2 - $1) / $3 / ($5 - $4) * 100" | bc -l)"
+}
+
+# The daemon's, the controller's (munged, slurmctld, slurmrestd) and the
+# hosts' (slurmd, munged) CPU over IDLE_S seconds, nodes up and no run.
+cluster_idle() {
+	local s=${IDLE_S:-30} cdir ctl=() hosts=() i p a0 b0 c0 a1 b1 c1 t0 t1 hz
+	hz=$(getconf CLK_TCK)
+	cdir=$(echo "$STATE"/objects/*/cluster)
+	for p in munged slurmctld slurmrestd; do
+		ctl+=("$(cat "$cdir/$p.pid")")
+	done
+	for i in 1 2 3; do
+		for p in $("$ROOT/scripts/cluster-hosts.sh" procs "$CLHOSTS_D" "$i"); do
+			hosts+=("$p")
+		done
+	done
+	sleep 2
+	t0=$(now)
+	a0=$(ticks "$DPID") b0=$(ticks "${ctl[@]}") c0=$(ticks "${hosts[@]}")
+	sleep "$s"
+	a1=$(ticks "$DPID") b1=$(ticks "${ctl[@]}") c1=$(ticks "${hosts[@]}")
+	t1=$(now)
+	row "cluster idle ${s} s: daemon CPU (% of a core)" \
+		"$(cpu_pct "$a0" "$a1" "$hz" "$t0" "$t1")" "< 1" "-"
+	row "cluster idle: daemon RSS (MiB)" \
+		"$(($(awk '/VmRSS/ {print $2}' "/proc/$DPID/status") / 1024))" "-" "-"
+	row "cluster idle: controller CPU (% of a core)" \
+		"$(cpu_pct "$b0" "$b1" "$hz" "$t0" "$t1")" "< 1" "-"
+	row "cluster idle: hosts' slurmd+munged CPU (%)" \
+		"$(cpu_pct "$c0" "$c1" "$hz" "$t0" "$t1")" "-" "-"
+}
+
+# Runs cancelled, the cluster deprovisioned (best effort, also on an
+# error half way): no controller or slurmd of ours is left running.
+cluster_teardown() {
+	local d=$MNT/targets/mc r s end=$((SECONDS + 120)) cdir p n
+	[[ -d $d ]] || return 0
+	for r in "$MNT"/runs/c*/; do
+		case $(cat "$r/status" 2>/dev/null) in
+		Queued | Starting | Running) echo cancel > "$r/ctl" 2>/dev/null || true ;;
+		esac
+	done
+	while s=$(cat "$d/status") && ((SECONDS < end)); do
+		case $s in
+		Draft) break ;;
+		Succeeded | Failed)
+			echo deprovision > "$d/ctl" 2>/dev/null || true ;;
+		esac
+		sleep 0.5
+	done
+	# mlfs-cluster-power never exits when slurmctld ran it (its `wait`
+	# hangs: SIGCHLD, and TERM, are blocked in the mask slurmctld gives
+	# it): KILL those of our state dir, by pid
+	for p in /proc/[0-9]*; do
+		tr '\0' ' ' 2>/dev/null < "$p/cmdline" |
+			grep -qF "/mlfs-cluster-power $STATE/objects/" &&
+			{ kill -KILL "${p#/proc/}" 2>/dev/null || true; }
+	done
+	# a controller left by a failed deprovision: our daemon started it
+	for cdir in "$STATE"/objects/*/cluster; do
+		for n in munged slurmctld slurmrestd; do
+			p=$(cat "$cdir/$n.pid" 2>/dev/null) || continue
+			[[ $(readlink "/proc/$p/exe" 2>/dev/null) == */$n ]] &&
+				kill "$p" 2>/dev/null || true
+		done
+	done
+	return 0
+}
+
+# The hosts' mount namespaces are private copies made at their start:
+# they hold every FUSE mount of this machine of that moment, whose daemons
+# would then outlive their unmount until the hosts stop.  Detach those
+# copies there (the hosts need the state dir, not a mount).
+cluster_detach_fuse() {
+	local i m
+	for i in 1 2 3; do
+		for m in $("$ROOT/scripts/cluster-hosts.sh" exec "$CLHOSTS_D" "$i" \
+			awk '$3 ~ /^fuse\./ { print $2 }' /proc/self/mounts); do
+			"$ROOT/scripts/cluster-hosts.sh" exec "$CLHOSTS_D" "$i" \
+				umount -l "$m" 2>/dev/null || true
+		done
+	done
+}
+
+cluster_section() {
+	local d=$MNT/targets/mc
+	chmod 755 "$W"
+	CLHOSTS_D=$W/hosts
+	"$ROOT/scripts/cluster-hosts.sh" start "$CLHOSTS_D" 3 >/dev/null 2>&1
+	source "$CLHOSTS_D/hosts.env"
+	cluster_detach_fuse
+	mkdir "$d"
+	echo cluster > "$d/type"
+	printf '%s\n' "hosts = $CLUSTER_HOSTS" "user = root" \
+		"identity_file = $CLUSTER_IDENTITY" "min_nodes = 0" \
+		"idle_seconds = $CL_IDLE" > "$d/config"
+	cluster_provisions
+	cluster_scale
+	cluster_throughput
+	cluster_idle
+	cluster_teardown
+	[[ $(cat "$d/status") == Draft ]] ||
+		echo "bench: cluster target left $(cat "$d/status")" >&2
+	"$ROOT/scripts/cluster-hosts.sh" stop "$CLHOSTS_D" >/dev/null 2>&1
+	CLHOSTS_D=
+}
+
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
 mount_ws
 row "figure" "mlfs" "baseline" "ratio"
@@ -392,6 +709,9 @@ SH
 		;;
 	deploy)
 		deploy_section
+		;;
+	cluster)
+		cluster_section
 		;;
 	esac
 done
