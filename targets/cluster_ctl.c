@@ -753,18 +753,31 @@ int cl_ensure(struct target_ctx *t, struct cluster *cl, char *restarted,
 	return rc;
 }
 
+/* Is @p gone (reaped when it is our child)?  Waits up to @secs. */
+static int proc_gone(struct cl_proc *p, double secs)
+{
+	double until = mono_s() + secs;
+
+	while (proc_start_ticks((pid_t)p->pid) == p->start) {
+		if (waitpid((pid_t)p->pid, NULL, WNOHANG) == p->pid)
+			return 1;	/* ours, reaped */
+		if (mono_s() >= until)
+			return 0;
+		usleep(50 * 1000);
+	}
+	return 1;
+}
+
+/* TERM, KILL after 10 s; returns once the process is gone. */
 static void stop_proc(struct cl_proc *p)
 {
-	double until = mono_s() + 10.0;
-
 	if (!proc_alive(p))
 		return;
 	kill((pid_t)p->pid, SIGTERM);
-	while (mono_s() < until && proc_alive(p))
-		usleep(50 * 1000);
-	if (proc_alive(p))
+	if (!proc_gone(p, 10.0)) {
 		kill((pid_t)p->pid, SIGKILL);
-	waitpid((pid_t)p->pid, NULL, WNOHANG);
+		proc_gone(p, 5.0);
+	}
 	p->pid = 0;
 }
 

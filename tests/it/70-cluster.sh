@@ -222,9 +222,9 @@ for i in 1 2 3; do
 	eq "no process of the cluster left on host $i" "" \
 		"$("$ROOT/scripts/cluster-hosts.sh" procs "$HOSTS" "$i" | xargs)"
 done
-gone=1
-for p in $pids; do alive "$p" && gone=0; done
-eq "the controller's processes are gone" 1 "$gone"
+all_gone() { local p; for p in $pids; do alive "$p" && return 1; done; return 0; }
+check "the controller's processes are gone" wait_until 20 all_gone
+for p in $pids; do alive "$p" && echo "# still there: $(ps -o pid=,stat=,args= -p "$p")"; done
 check "the munge key is removed" test ! -e "$STATE/objects/$GID/cluster/munge.key"
 check "the JWT key is removed" test ! -e "$STATE/objects/$GID/cluster/jwt.key"
 check "the run folder is removed" test ! -e "$RUNDIR"
