@@ -168,6 +168,24 @@ static int is_live_key(const struct driver *d, const char *k)
 	return 0;
 }
 
+/* Does @k have the same values, line by line, in @a and @b? */
+static int same_values(const struct kv_list *a, const struct kv_list *b,
+		       const char *k)
+{
+	int i = 0, j = 0;
+
+	for (;; i++, j++) {
+		while (i < a->n && strcmp(a->items[i].key, k))
+			i++;
+		while (j < b->n && strcmp(b->items[j].key, k))
+			j++;
+		if (i == a->n || j == b->n)
+			return i == a->n && j == b->n;
+		if (strcmp(a->items[i].value, b->items[j].value))
+			return 0;
+	}
+}
+
 /* Count the keys whose values differ between @a and @b; refuse non-live. */
 static int config_diff(const struct driver *d, const struct kv_list *a,
 		       const struct kv_list *b, struct err *e)
@@ -178,9 +196,8 @@ static int config_diff(const struct driver *d, const struct kv_list *a,
 	for (int s = 0; s < 2; s++) {
 		for (int i = 0; i < l[s]->n; i++) {
 			const char *k = l[s]->items[i].key;
-			const char *va = kv_get(a, k), *vb = kv_get(b, k);
 
-			if (va && vb && !strcmp(va, vb))
+			if (same_values(a, b, k))
 				continue;
 			if (!is_live_key(d, k))
 				return err_set(e, -EBUSY, "config key '%s' cannot"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Install the Debian packages mlfs needs to build, run and test, if missing.
-#   scripts/deps.sh [build|test|fuzz]...   (default: build)
+#   scripts/deps.sh [build|test|fuzz|cluster]...   (default: build)
+# cluster: what a managed cluster's controller needs on this machine (the
+# test set includes it: tests/it/70 makes one on test hosts).
 set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
@@ -9,12 +11,18 @@ build_pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
 run_pkgs=(fuse3 python3 curl procps psmisc)
 test_pkgs=(python3 curl procps util-linux sqlite3 coreutils gdb passwd)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+cluster_pkgs=(slurmctld slurmrestd slurm-client slurm-wlm-jwt-plugin munge
+	openssh-client)
+# the test hosts (scripts/cluster-hosts.sh) run slurmd and sshd here
+cluster_test_pkgs=(slurmd openssh-server iproute2)
 
 want=()
 for what in "${@:-build}"; do
 	case $what in
 	build) want+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
-	test) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}") ;;
+	test) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}"
+		"${cluster_pkgs[@]}" "${cluster_test_pkgs[@]}") ;;
+	cluster) want+=("${cluster_pkgs[@]}") ;;
 	fuzz) want+=("${fuzz_pkgs[@]}") ;;
 	*) echo "deps.sh: unknown set '$what'" >&2; exit 2 ;;
 	esac

@@ -187,9 +187,8 @@ static int judge(const struct ssh_conn *sc, const struct cluster_cfg *c,
 	return 0;
 }
 
-static int check_one(struct target_ctx *t, const struct cluster_cfg *c,
-		     const struct ssh_conn *sc, const char *script,
-		     const char *version, const char *nonce,
+/* Run the check script on the host and read its answers into @f. */
+static int ask_facts(const struct ssh_conn *sc, const char *script,
 		     struct host_facts *f, struct err *e)
 {
 	struct sx_result res;
@@ -199,18 +198,25 @@ static int check_one(struct target_ctx *t, const struct cluster_cfg *c,
 	if (!rc)
 		parse_facts(res.out ? res.out : "", f);
 	sx_result_free(&res);
-	if (rc)
-		return rc;
-	if ((!f->slurmd[0] || !f->munged) && f->root && f->apt && c->install) {
+	return rc;
+}
+
+static int check_one(struct target_ctx *t, const struct cluster_cfg *c,
+		     const struct ssh_conn *sc, const char *script,
+		     const char *version, const char *nonce,
+		     struct host_facts *f, struct err *e)
+{
+	int rc;
+
+	rc = ask_facts(sc, script, f, e);
+	if (!rc && (!f->slurmd[0] || !f->munged) && f->root && f->apt &&
+	    c->install) {
 		rc = install(sc, e);
 		if (!rc)
-			rc = ask_host(sc, script, CHECK_TIMEOUT, &res, e);
-		if (!rc)
-			parse_facts(res.out ? res.out : "", f);
-		sx_result_free(&res);
-		if (rc)
-			return rc;
+			rc = ask_facts(sc, script, f, e);
 	}
+	if (rc)
+		return rc;
 	return judge(sc, c, f, version, ws_state_dir(t->ws), nonce, e);
 }
 

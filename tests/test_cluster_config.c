@@ -9,29 +9,11 @@
  * Prints one TAP line per check; exits 1 if any check fails.
  */
 #include <errno.h>
-#include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cluster_i.h"
-
-static int nchecks, nfailed;
-
-static bool check(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	nchecks++;
-	if (!ok)
-		nfailed++;
-	printf("%s %d - ", ok ? "ok" : "not ok", nchecks);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	return ok;
-}
+#include "tap.h"
 
 static const char *const multi[] = { "host", NULL };
 
@@ -60,7 +42,7 @@ static void good(const char *text, int nhosts, long min, long max)
 	rc = kv_parse_multi(text, strlen(text), &kv, multi, &e);
 	if (!rc)
 		rc = cluster_cfg_parse(&kv, &copy, &c, &e);
-	check(!rc && c.nhosts == nhosts && c.min_nodes == min &&
+	CHECK(!rc && c.nhosts == nhosts && c.min_nodes == min &&
 	      c.max_nodes == max, "accepted with %d hosts, min %ld max %ld: %s",
 	      nhosts, min, max, rc ? e.msg : "ok");
 	/* the caller's list is untouched: parsing again gives the same */
@@ -69,7 +51,7 @@ static void good(const char *text, int nhosts, long min, long max)
 		struct cluster_cfg c2;
 
 		rc = cluster_cfg_parse(&kv, &copy2, &c2, &e);
-		check(!rc && c2.nhosts == nhosts, "parsing twice gives the"
+		CHECK(!rc && c2.nhosts == nhosts, "parsing twice gives the"
 		      " same hosts (%d)", c2.nhosts);
 		kv_free(&copy2);
 	}
@@ -82,7 +64,7 @@ static void bad(const char *text, const char *want)
 	char msg[512];
 	int rc = validate(text, msg, sizeof(msg));
 
-	check(rc == -EINVAL && strstr(msg, want), "refused (%s): %s", want,
+	CHECK(rc == -EINVAL && strstr(msg, want), "refused (%s): %s", want,
 	      msg);
 }
 
@@ -99,9 +81,9 @@ static void fits(const char *cfg, const char *nodes, const char *res_text,
 	memset(&e, 0, sizeof(e));
 	rc = cluster_check_run(&kv, nodes, &res, &e);
 	if (want_ok)
-		check(!rc, "run fits (%s): %s", res_text, e.msg);
+		CHECK(!rc, "run fits (%s): %s", res_text, e.msg);
 	else
-		check(rc == -EINVAL && strstr(e.msg, want), "run refused (%s):"
+		CHECK(rc == -EINVAL && strstr(e.msg, want), "run refused (%s):"
 		      " %s", res_text, e.msg);
 	kv_free(&kv);
 }
@@ -144,6 +126,5 @@ int main(void)
 	fits("hosts = a b c\nmax_nodes = 2\n", nodes3, "memory = 8G\n", 0,
 	     "memory");
 
-	printf("1..%d\n", nchecks);
-	return nfailed ? 1 : 0;
+	return tap_done();
 }

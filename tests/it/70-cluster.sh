@@ -138,12 +138,13 @@ expect_err "more CPUs than a host has: EINVAL" "Invalid argument" wr "$MNT/runs/
 eq "... the run stays Draft" Draft "$(cat "$MNT/runs/big/status")"
 
 # ---- a 2-node run scales two nodes up and completes -----------------------
-run two 'echo "on $(hostname -I | tr -d " ")"; echo "$MLFS_RUN done"' "nodes = 2"
+run two 'echo "on $(hostname -I | tr -d " ")"; echo "$MLFS_RUN done"; echo out > "$MLFS_OUTPUTS/o-$(hostname -I | tr -d " ")"' "nodes = 2"
 check "the 2-node run completes" completes two 180
 cat "$MNT/runs/two/error" | sed 's/^/# error: /'
 eq "... on two hosts (node prefixes in log)" 2 \
 	"$(grep -oE '^node[0-9]+' "$MNT/runs/two/log" | sort -u | wc -l)"
 check "... each line from its host's own address" grep -qE "on 10\.[0-9.]+" "$MNT/runs/two/log"
+eq "... outputs/ has what each node wrote" 2 "$(ls "$MNT/runs/two/outputs" | grep -c '^o-10\.')"
 check "events: two nodes powering_up" test "$(ev_count 'target gpu node node[0-9] powering_up')" -ge 2
 check "events: nodes allocated or mixed" test "$(ev_count 'target gpu node node[0-9] (allocated|mixed)')" -ge 2
 
@@ -200,6 +201,13 @@ check "... said in events" test "$(ev_count 'target gpu controller: slurmctld wa
 touch "$T/gate-1"
 check "... the run completes" completes gate1 120
 check "... its log is whole" grep -q "released 1" "$MNT/runs/gate1/log"
+
+# ---- cancel ------------------------------------------------------------------
+run gate3 "$(gated 3)"
+check "a run to cancel Running" wait_until 180 run_is gate3 Running
+wr "$MNT/runs/gate3/ctl" cancel
+check "cancel: Canceled" wait_until 60 run_is gate3 Canceled
+touch "$T/gate-3"
 
 # ---- kill -9 of the daemon, remount ------------------------------------------
 run gate2 "$(gated 2)"
