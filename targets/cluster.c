@@ -297,6 +297,20 @@ static void retry_down(struct cluster *cl, const struct cluster_cfg *c)
 	}
 }
 
+/* The files in /run are gone after a reboot: made again from what
+ * provision learnt, before the controller starts. */
+static int run_files(struct target_ctx *t, struct cl_view *v, struct err *e)
+{
+	char conf[PATH_MAX], ctl[256], id[PATH_MAX];
+	int rc;
+
+	snprintf(conf, sizeof(conf), "%s/slurm.conf", v->cl->run);
+	if (!access(conf, F_OK))
+		return 0;
+	rc = cl_load_facts(v->cl, ctl, sizeof(ctl), id, e);
+	return rc ? rc : cl_write_files(t, v->cl, &v->c, ctl, id, e);
+}
+
 /* Supervision and nodes: one refresh. */
 static int refresh(struct target_ctx *t, struct cl_view *v, char **nodes,
 		   struct err *e)
@@ -304,7 +318,9 @@ static int refresh(struct target_ctx *t, struct cl_view *v, char **nodes,
 	char again[128] = "", text[256];
 	int rc;
 
-	rc = cl_ensure(t, v->cl, again, sizeof(again), e);
+	rc = run_files(t, v, e);
+	if (!rc)
+		rc = cl_ensure(t, v->cl, again, sizeof(again), e);
 	if (again[0]) {
 		snprintf(text, sizeof(text), "controller: %s %s again (%s)",
 			 again, strchr(again, ',') ? "were started" :
