@@ -496,9 +496,13 @@ int cl_write_files(struct target_ctx *t, struct cluster *cl,
 		rc = own_dir(CL_RUNDIR, 0755, e);
 	if (!rc)
 		rc = own_dir(cl->run, 0755, e);
+	/* munged's socket here serves slurmctld alone (root): no other user
+	 * of this machine may get a credential the cluster takes, so its
+	 * folder is 0700 (munged then wants --force); on the hosts, jobs
+	 * need it and it is open as usual */
 	path_in(p, cl->run, "munge");
 	if (!rc)
-		rc = own_dir(p, 0755, e);
+		rc = own_dir(p, 0700, e);
 	path_in(p, cl->dir, "munge.key");
 	if (!rc)
 		rc = secret(p, 1024, 0400, e);
@@ -614,7 +618,8 @@ static int start_munged(struct cluster *cl, struct err *e)
 	     seed[PATH_MAX], a1[PATH_MAX + 16], a2[PATH_MAX + 16],
 	     a3[PATH_MAX + 16], a4[PATH_MAX + 16], a5[PATH_MAX + 16];
 	char *env[] = { SAFE_PATH, NULL };
-	char *argv[] = { "/usr/sbin/munged", a1, a2, a3, a4, a5, NULL };
+	char *argv[] = { "/usr/sbin/munged", "--force", a1, a2, a3, a4, a5,
+			 NULL };
 
 	snprintf(sock, sizeof(sock), "%s/munge/munge.socket", cl->run);
 	path_in(key, cl->dir, "munge.key");

@@ -45,7 +45,10 @@ all_off() { [[ $(awk '$2 != "powered_down"' "$G/nodes" | wc -l) == 0 && -s $G/no
 count_state() { awk -v s="$1" '$2 == s' "$G/nodes" | wc -l; }
 ctl_pid() { cat "$STATE/objects/$GID/cluster/$1.pid" 2>/dev/null; }
 alive() { [[ -n $1 && -e /proc/$1 ]]; }
-SC() { SLURM_CONF=$(ls /run/mlfs-cluster/*/slurm.conf | head -1) "$@"; }
+# this cluster's folder under /run (others may run beside this test)
+run_dir() { sed -n 's|^AuthInfo=socket=\(.*\)/munge/munge.socket.*|\1|p' \
+	"$STATE/objects/$GID/cluster/slurm.conf"; }
+SC() { SLURM_CONF=$(run_dir)/slurm.conf "$@"; }
 
 # run NAME COMMAND [RESOURCES]: a run on the cluster, submitted.
 run() {
@@ -127,6 +130,10 @@ eq "the munge key is 0400" 400 "$(stat -c %a "$STATE/objects/$GID/cluster/munge.
 eq "the cluster's folder is 0700" 700 "$(stat -c %a "$STATE/objects/$GID/cluster")"
 check "slurmctld runs" alive "$(ctl_pid slurmctld)"
 check "slurmrestd runs" alive "$(ctl_pid slurmrestd)"
+SOCK=$(run_dir)/munge/munge.socket
+check "another user of this machine cannot use the cluster's munge socket" \
+	bash -c "! setpriv --reuid=nobody --regid=nogroup --clear-groups munge -n -S '$SOCK' >/dev/null 2>&1"
+check "... root can" bash -c "munge -n -S '$SOCK' >/dev/null"
 
 # ---- runs too large for the cluster: refused at submit -------------------
 mkdir "$MNT/runs/big" && wr "$MNT/runs/big/command" true && wr "$MNT/runs/big/target" gpu
@@ -222,7 +229,7 @@ check "... its log is whole" grep -q "released 2" "$MNT/runs/gate2/log"
 eq "... one job, not two" 1 "$(SC scontrol -o show jobs 2>/dev/null | grep -c ' JobName=gate2 ')"
 
 # ---- deprovision: nothing left on any host ---------------------------------
-RUNDIR=$(ls -d /run/mlfs-cluster/* | head -1)
+RUNDIR=$(run_dir)
 pids="$(ctl_pid munged) $(ctl_pid slurmctld) $(ctl_pid slurmrestd)"
 wr "$G/ctl" deprovision
 check "deprovision: Draft" wait_until 120 status_is gpu Draft
