@@ -190,6 +190,11 @@ check "... and in events" test "$(ev_count 'target gpu node node1 down')" -ge 1
 check "the run goes to another host and completes" completes cut 180
 check "... not on the cut host" bash -c "! grep -q '${H[0]}' '$MNT/runs/cut/log'"
 "$ROOT/scripts/cluster-hosts.sh" link "$HOSTS" 1 up
+# from here on a node is kept up: the runs below need no scale-up
+wr "$G/ctl" "resize 1 3"
+wait_until 60 status_is gpu Succeeded
+some_idle() { (($(count_state idle) >= 1)); }
+check "min_nodes = 1 again: a node idles" wait_until 120 some_idle
 
 # ---- slurmctld killed: started again, runs go on ---------------------------
 run gate1 "$(gated 1)"
