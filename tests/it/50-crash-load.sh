@@ -67,7 +67,9 @@ newrun() {	# newrun NAME
 # into them until $T/stop exists or an operation fails (then it records the
 # failure in $T/wfail.K and stops: at most one operation in flight at the
 # crash).  Before each operation it records the attempt (.try), after its
-# success the value (.ok).
+# success the value (.ok), each with the operation's number (.tryn, .okn):
+# an operation in flight at the crash is one whose numbers differ, even when
+# it wrote the same value as the last one that succeeded.
 writer() {
 	local k=$1 i=0 r f v out
 	while [[ ! -e $T/stop ]]; do
@@ -81,8 +83,10 @@ writer() {
 		esac
 		if [[ -n $f ]]; then
 			printf '%s\n' "$v" > "$REC/$r.$f.try"
+			echo "$WROUND.$i" > "$REC/$r.$f.tryn"
 			if out=$(put "$MNT/runs/$r/$f" "$v"); then
 				printf '%s\n' "$v" > "$REC/$r.$f.ok"
+				echo "$WROUND.$i" > "$REC/$r.$f.okn"
 			else
 				echo "$r/$f: $out" > "$T/wfail.$k"
 				break
@@ -140,8 +144,10 @@ check_drafts() {
 				try=$(cat "$REC/$r.$f.try" 2>/dev/null)
 				n=$((n + 1))
 				[[ "$cur" == "$ok" ]] && continue
-				[[ "$try" != "$ok" && ( "$cur" == "$try" || -z "$cur" ) ]] &&
-					continue
+				# in flight at a crash: the attempted value, or empty
+				# (the open's O_TRUNC done, the write not)
+				[[ "$(cat "$REC/$r.$f.tryn")" != "$(cat "$REC/$r.$f.okn" 2>/dev/null)" &&
+					( "$cur" == "$try" || -z "$cur" ) ]] && continue
 				bad+=("$r/$f='${cur//$'\n'/\\n}' (last ok '${ok//$'\n'/\\n}')")
 			done
 			[[ -f $REC/$r.files.ok ]] || continue
