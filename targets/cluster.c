@@ -39,6 +39,7 @@
 #define DOWN_RETRY_S	60.0	/* a down node gets another try after */
 #define DOWN_RETRY_MAX_S 1920.0	/* … doubled at each try, up to */
 #define MIN_EVERY_S	15.0	/* between two power-ups for min_nodes */
+#define WAIT_REFRESH_S	0.5	/* between refreshes while a run waits */
 
 /* ---- the cluster's view --------------------------------------------------- */
 
@@ -228,32 +229,43 @@ static int nodes_up(const struct cluster *cl, const struct cluster_cfg *c)
 	return up;
 }
 
-/* Power up powered-down nodes until min_nodes are up. */
-static void keep_min(struct cluster *cl, const struct cluster_cfg *c)
+/* Power up @need of the powered-down nodes in the partition; returns how
+ * many were asked for. */
+static int power_up(struct cluster *cl, const struct cluster_cfg *c, int need)
 {
 	char list[CL_HOSTS_MAX * 12] = "", name[32];
 	char arg[sizeof(list) + 16];
-	int need = (int)c->min_nodes - nodes_up(cl, c);
 	size_t used = 0;
+	int n = 0;
 	struct err e;
 
-	if (need <= 0 || mono_s() - cl->min_at < MIN_EVERY_S)
-		return;
-	for (int i = 0; i < c->max_nodes && need > 0; i++) {
+	for (int i = 0; i < c->max_nodes && n < need; i++) {
 		if (!cl->state[i] || strcmp(cl->state[i], "powered_down"))
 			continue;
 		cluster_node_name(i, name, sizeof(name));
 		used += (size_t)snprintf(list + used, sizeof(list) - used,
 					 "%s%s", used ? "," : "", name);
-		need--;
+		cl->state[i] = "powering_up";	/* until the next refresh */
+		n++;
 	}
-	if (!used)
-		return;
-	cl->min_at = mono_s();
+	if (!n)
+		return 0;
 	snprintf(arg, sizeof(arg), "nodename=%s", list);
 	if (cl_scontrol(cl, NULL, 0, &e, "update", arg, "state=power_up",
 			NULL))
 		log_warn("cluster: %s", e.msg);
+	return n;
+}
+
+/* Power up powered-down nodes until min_nodes are up. */
+static void keep_min(struct cluster *cl, const struct cluster_cfg *c)
+{
+	int need = (int)c->min_nodes - nodes_up(cl, c);
+
+	if (need <= 0 || mono_s() - cl->min_at < MIN_EVERY_S)
+		return;
+	if (power_up(cl, c, need))
+		cl->min_at = mono_s();
 }
 
 /*
@@ -462,7 +474,8 @@ static int ready(struct target_ctx *t)
 	cl = cl_get(t, &e);
 	if (!cl)
 		return -ENOMEM;
-	if (cl->slurm_kv.n && mono_s() - cl->checked_at < REFRESH_S)
+	if (cl->slurm_kv.n && mono_s() - cl->checked_at <
+	    (cl->wait_run ? WAIT_REFRESH_S : REFRESH_S))
 		return 0;
 	if (!cluster_refresh(t, &nodes, &e) && nodes)
 		ws_target_set_nodes(t->ws, t, nodes);
@@ -470,9 +483,72 @@ static int ready(struct target_ctx *t)
 	return cl->slurm_kv.n ? 0 : -EAGAIN;
 }
 
+/* Nodes of the partition in @word ("idle"), or up (idle, mixed,
+ * allocated) when @word is NULL. */
+static int count_nodes(const struct cluster *cl, const struct cluster_cfg *c,
+		       const char *word)
+{
+	int n = 0;
+
+	for (int i = 0; i < c->max_nodes; i++) {
+		const char *s = cl->state[i];
+
+		if (!s)
+			continue;
+		if (word ? !strcmp(s, word) : (!strcmp(s, "idle") ||
+		    !strcmp(s, "mixed") || !strcmp(s, "allocated")))
+			n++;
+	}
+	return n;
+}
+
+/*
+ * Slurm 22.05 launches a job that it placed on a node still powering up
+ * only at its next periodic check (job_time_limit, every 30 s), long after
+ * the node came up.  So a run that needs more nodes than are up waits
+ * here, Queued, while we power up the missing ones; it goes to Slurm once
+ * they are up (Slurm starts it at once).  After resume_seconds, or when
+ * not enough nodes can come up (down ones), it goes to Slurm anyway,
+ * which powers nodes up, places it elsewhere or keeps it pending: never a
+ * run held here for good.  Runs wait in order (the worker's FIFO): one
+ * at a time.
+ */
+static int wait_for_nodes(struct target_ctx *t, struct run_ctx *r)
+{
+	struct cluster *cl;
+	struct cl_view v;
+	struct err e = { { 0 } };
+	int need = r->res.nodes > 0 ? (int)r->res.nodes : 1, up, coming, go;
+	char why[128];
+
+	if (view(t, &v, &e))
+		return 0;
+	cl = v.cl;
+	up = count_nodes(cl, &v.c, NULL);
+	coming = count_nodes(cl, &v.c, "powering_up");
+	go = up >= need ||
+	     up + coming + count_nodes(cl, &v.c, "powered_down") < need;
+	if (!go && cl->wait_run != r->obj.id) {
+		cl->wait_run = r->obj.id;
+		cl->wait_since = mono_s();
+		power_up(cl, &v.c, need - up - coming);
+		snprintf(why, sizeof(why), "waiting for %d node%s of %s to"
+			 " start", need - up, need - up > 1 ? "s" : "",
+			 t->obj.name);
+		sl_run_get(r);
+		sl_run_note(r, why);
+	} else if (!go && mono_s() - cl->wait_since > (double)v.c.resume_s) {
+		go = 1;
+	}
+	if (go && cl->wait_run == r->obj.id)
+		cl->wait_run = 0;
+	view_done(&v);
+	return go;
+}
+
 static int cluster_can_start(struct target_ctx *t, struct run_ctx *r)
 {
-	return !ready(t) && slurm_can_start(t, r);
+	return !ready(t) && wait_for_nodes(t, r) && slurm_can_start(t, r);
 }
 
 static int cluster_start(struct target_ctx *t, struct run_ctx *r,

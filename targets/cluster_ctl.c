@@ -272,6 +272,8 @@ static void conf_head(FILE *f, const struct cluster *cl, const char *ctl)
 		"ReturnToService=2\n"
 		"MinJobAge=3600\n"
 		"SchedulerParameters=batch_sched_delay=0\n"
+		"SlurmctldParameters=power_save_interval=1,"
+		"power_save_min_interval=0\n"
 		"PrivateData=cloud\n"
 		"TreeWidth=65533\n"
 		"DebugFlags=NO_CONF_HASH\n");
@@ -285,7 +287,7 @@ static void conf_power(FILE *f, const struct cluster *cl,
 	fprintf(f, "ResumeProgram=%s/resume\n"
 		"SuspendProgram=%s/suspend\n"
 		"SuspendTime=%ld\n"
-		"SuspendTimeout=10\n"
+		"SuspendTimeout=5\n"
 		"ResumeTimeout=%ld\n"
 		"ResumeRate=0\nSuspendRate=0\n",
 		cl->dir, cl->dir, c->idle_s, c->resume_s);

@@ -90,6 +90,8 @@ struct cluster {
 	int nhosts;
 	double checked_at;		/* last supervision (monotonic) */
 	double min_at;			/* last power-up for min_nodes */
+	int64_t wait_run;		/* the run waiting for nodes, 0: none */
+	double wait_since;		/* … since (monotonic) */
 	double retry_at;		/* no controller start before */
 	int backoff;			/* seconds, after a failed start */
 	char down_why[256];		/* why the last start failed */

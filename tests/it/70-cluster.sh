@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Managed clusters (type = cluster) on test hosts with their own addresses
 # (scripts/cluster-hosts.sh: network namespaces, an sshd each): bad configs
+# and hosts (one without slurmd, one that does not see the state folder)
 # end Failed with a sentence; provision of 3 hosts with min_nodes = 0; a
-# 2-node run scales two nodes up and completes; nodes power down after
+# 2-node run waits Queued while mlfs starts two nodes, then completes on
+# them; nodes power down after
 # idle_seconds; `resize 1 3` keeps one up; a host cut off while powered
 # down ends `down` with the reason and its run goes to another host;
 # slurmctld killed is started again and runs go on; kill -9 of the daemon
@@ -108,6 +110,19 @@ check "... the sentence names the host and the command" \
 	error_has "$MNT/targets/bad" "host ${H[3]} has no slurmd: run \`apt-get install slurmd munge\`"
 wr "$MNT/targets/bad/ctl" deprovision
 wait_until 30 status_is bad Draft
+
+# host 3 without the state folder: a tmpfs over it in that host's own
+# mount namespace (its sshd's), as a host that does not share it
+SSHD3=$(cat "$HOSTS/sshd-3.pid")
+nsenter -t "$SSHD3" -m mount -t tmpfs -o size=1m tmpfs "$STATE"
+provision bad "hosts = ${H[2]}
+$BASE"
+check "a host that does not see the state folder: Failed" status_is bad Failed
+check "... the sentence names the host and the folder" \
+	error_has "$MNT/targets/bad" "host ${H[2]} does not see the state folder $STATE at the same path"
+nsenter -t "$SSHD3" -m umount "$STATE"
+wr "$MNT/targets/bad/ctl" deprovision
+wait_until 30 status_is bad Draft
 rmdir "$MNT/targets/bad"
 check "rmdir of the bad target" test ! -e "$MNT/targets/bad"
 
@@ -145,7 +160,13 @@ expect_err "more CPUs than a host has: EINVAL" "Invalid argument" wr "$MNT/runs/
 eq "... the run stays Draft" Draft "$(cat "$MNT/runs/big/status")"
 
 # ---- a 2-node run scales two nodes up and completes -----------------------
-run two 'echo "on $(hostname -I | tr -d " ")"; echo "$MLFS_RUN done"; echo out > "$MLFS_OUTPUTS/o-$(hostname -I | tr -d " ")"' "nodes = 2"
+# held Running until the test sees its nodes allocated (a quick run could
+# come and go between two refreshes of nodes)
+run two "$(gated 0); "'echo "on $(hostname -I | tr -d " ")"; echo "$MLFS_RUN done"; echo out > "$MLFS_OUTPUTS/o-$(hostname -I | tr -d " ")"' "nodes = 2"
+check "the 2-node run Running" wait_until 180 run_is two Running
+two_busy() { (($(count_state allocated) + $(count_state mixed) == 2)); }
+check "... its two nodes allocated" wait_until 60 two_busy
+touch "$T/gate-0"
 check "the 2-node run completes" completes two 180
 cat "$MNT/runs/two/error" | sed 's/^/# error: /'
 eq "... on two hosts (node prefixes in log)" 2 \
@@ -154,6 +175,8 @@ check "... each line from its host's own address" grep -qE "on 10\.[0-9.]+" "$MN
 eq "... outputs/ has what each node wrote" 2 "$(ls "$MNT/runs/two/outputs" | grep -c '^o-10\.')"
 check "events: two nodes powering_up" test "$(ev_count 'target gpu node node[0-9] powering_up')" -ge 2
 check "events: nodes allocated or mixed" test "$(ev_count 'target gpu node node[0-9] (allocated|mixed)')" -ge 2
+check "the run waited in Queued while mlfs started its nodes (events)" \
+	test "$(ev_count ' run two error: waiting for 2 nodes of gpu to start')" -eq 1
 
 # ---- idle nodes power down after idle_seconds ------------------------------
 check "all nodes powered_down after idle_seconds" wait_until 90 all_off
@@ -182,13 +205,31 @@ wr "$G/ctl" "resize 0 3"
 wait_until 60 status_is gpu Succeeded
 check "back to 0 nodes" wait_until 90 all_off
 "$ROOT/scripts/cluster-hosts.sh" link "$HOSTS" 1 down
-run cut 'echo "ran on $(hostname -I)"'
+# Three runs, each a whole host's CPUs, held until the test releases them:
+# together they need all three nodes, so Slurm must try the cut one (a
+# single run could be placed on another node and prove nothing).
+CPN=$(awk '$1 == "node1" { print $3 }' "$G/nodes")
+for c in a b c; do
+	run "cut$c" "$(gated 4); echo \"ran on \$(hostname -I)\"" "cpus = $CPN"
+done
 node1_down() { node_is node1 down; }
-check "the cut host's node ends down" wait_until 120 node1_down
+if wait_until 180 node1_down; then
+	ok "the cut host's node ends down"
+else
+	not_ok "the cut host's node ends down"
+	sed 's/^/# nodes: /' "$G/nodes"
+	grep ' node ' "$MNT/events" | tail -12 | sed 's/^/# events: /'
+	SC squeue -o '%i %j %T %R' 2>&1 | sed 's/^/# squeue: /'
+fi
 check "... with the reason in nodes" grep -qE "^node1 down .* ${H[0]} .*(cannot|unreachable|reach)" "$G/nodes"
 check "... and in events" test "$(ev_count 'target gpu node node1 down')" -ge 1
-check "the run goes to another host and completes" completes cut 180
-check "... not on the cut host" bash -c "! grep -q '${H[0]}' '$MNT/runs/cut/log'"
+two_running() { (($(for c in a b c; do run_is "cut$c" Running && echo; done | wc -l) == 2)); }
+check "two of the runs are Running on the other hosts" wait_until 180 two_running
+touch "$T/gate-4"
+for c in a b c; do
+	check "run cut$c ends Completed (the third on another host)" completes "cut$c" 240
+	check "... not on the cut host" bash -c "! grep -q '${H[0]}' '$MNT/runs/cut$c/log'"
+done
 "$ROOT/scripts/cluster-hosts.sh" link "$HOSTS" 1 up
 # from here on a node is kept up: the runs below need no scale-up
 wr "$G/ctl" "resize 1 3"
@@ -233,8 +274,22 @@ check "the run completes after the remount" completes gate2 120
 check "... its log is whole" grep -q "released 2" "$MNT/runs/gate2/log"
 eq "... one job, not two" 1 "$(SC scontrol -o show jobs 2>/dev/null | grep -c ' JobName=gate2 ')"
 
-# ---- deprovision: nothing left on any host ---------------------------------
+# ---- a reboot: /run emptied, the controller gone ---------------------------
 RUNDIR=$(run_dir)
+crash_ws
+for p in $(ctl_pid slurmrestd) $(ctl_pid slurmctld) $(ctl_pid munged); do
+	kill -KILL "$p" 2>/dev/null
+done
+rm -rf "$RUNDIR"
+remount_or_bail "remount after a reboot (the cluster's /run folder gone)"
+check "the cluster's files under /run are made again" wait_until 60 test -s "$RUNDIR/slurm.conf"
+check "... its controller runs again" wait_until 60 alive "$(ctl_pid slurmctld)"
+check "... said in events" test "$(ev_count 'target gpu controller: .*slurmctld.* started again')" -ge 1
+run after 'echo "after the reboot"'
+check "... a run completes on it" completes after 180
+check "... its log" grep -q "after the reboot" "$MNT/runs/after/log"
+
+# ---- deprovision: nothing left on any host ---------------------------------
 pids="$(ctl_pid munged) $(ctl_pid slurmctld) $(ctl_pid slurmrestd)"
 wr "$G/ctl" deprovision
 check "deprovision: Draft" wait_until 120 status_is gpu Draft
