@@ -11,6 +11,7 @@
 #   scripts/cluster-hosts.sh link   DIR I up|down   cut / restore host I's link
 #   scripts/cluster-hosts.sh procs  DIR I        pids in host I's netns but sshd's, one a line
 #   scripts/cluster-hosts.sh exec   DIR I CMD... run CMD inside host I (its netns and mount ns)
+#   scripts/cluster-hosts.sh fresh  DIR I        make host I a machine without Slurm (below)
 #
 # start on a DIR whose hosts run keeps them when N and the hidden hosts are
 # the same, else stops them and starts afresh.  status says up when the
@@ -30,6 +31,14 @@
 # the dpkg database: apt on a host installs on this machine).
 # --hide-slurmd I: on host I, slurmd's directory is overlaid with a whiteout
 # of slurmd, so `command -v slurmd` and `slurmd -V` fail there only.
+# `fresh DIR I` (once host I runs) gives host I a file system of its own
+# where slurmd and munge are not installed, as on a new machine: /usr,
+# /etc and /var become overlays of this machine's whose changes stay in a
+# tmpfs of the host, /run a tmpfs; slurmd and munge are purged from its
+# dpkg database; services are not started on install (policy-rc.d, as in
+# a container).  `apt-get install slurmd munge` on the host then installs
+# there only, from this machine's apt cache (the packages are downloaded
+# into it first when missing: the hosts have no way out).
 #
 # DIR holds every file: one host key and sshd_config-I per host, sshd-I.pid,
 # sshd-I.log, the user key id_ed25519 (+ .pub), authorized_keys (used for
@@ -58,7 +67,7 @@ log() { echo "cluster-hosts: $*" >&2; }
 usage() {
 	cat >&2 <<EOF
 usage: $0 start DIR N [--hide-slurmd I[,I...]] | stop DIR | status DIR
-       $0 link DIR I up|down | procs DIR I | exec DIR I CMD...
+       $0 link DIR I up|down | procs DIR I | exec DIR I CMD... | fresh DIR I
 EOF
 	exit 2
 }
@@ -616,6 +625,53 @@ do_exec() {	# do_exec I CMD...
 	exec nsenter -t "$pid" -n -m --wdns="$PWD" -- "$@"
 }
 
+# What `fresh` runs inside the host: overlays whose upper layers live in a
+# tmpfs of the host's mount namespace (gone with it), then the purge.
+FRESH_SH='
+set -e
+F=$1
+mount -t tmpfs -o mode=0700 tmpfs "$F"
+for d in usr etc var; do
+	mkdir -p "$F/$d.up" "$F/$d.work"
+	mount -t overlay overlay \
+		-o "lowerdir=/$d,upperdir=$F/$d.up,workdir=$F/$d.work" "/$d"
+done
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/sshd '"$PRIVATE_RUN"'
+printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
+chmod 755 /usr/sbin/policy-rc.d
+cp "$F/../debs/"*.deb /var/cache/apt/archives/ 2>/dev/null || true
+rm -f /var/lib/man-db/auto-update	# no man index rebuilt on each install
+DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends slurmd munge \
+	>"$F/../fresh.log" 2>&1
+! command -v slurmd >/dev/null && ! command -v munged >/dev/null'
+
+# The .debs of slurmd and munge where apt finds them without a network.
+fresh_debs() {
+	local p v
+	mkdir -p "$DIR/debs"
+	for p in slurmd munge; do
+		v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null) ||
+			die "fresh: $p is not installed on this machine"
+		compgen -G "/var/cache/apt/archives/${p}_${v//:/%3a}_*.deb" \
+			>/dev/null && continue
+		compgen -G "$DIR/debs/${p}_*.deb" >/dev/null && continue
+		(cd "$DIR/debs" && apt-get download -qq "$p=$v" >/dev/null 2>&1) ||
+			die "fresh: cannot download $p $v for the host"
+	done
+}
+
+do_fresh() {	# do_fresh I
+	local pid
+	check_index "$1"
+	load_net || die "$DIR was never started"
+	pid=$(sshd_pid "$1") || die "host $1 is not running"
+	fresh_debs
+	mkdir -p "$DIR/fresh-$1"
+	nsenter -t "$pid" -m -- sh -c "$FRESH_SH" sh "$DIR/fresh-$1" ||
+		die "fresh: host $1 still has slurmd or munged ($DIR/fresh.log)"
+}
+
 # ---- main ----------------------------------------------------------------
 
 [[ $# -ge 2 ]] || usage
@@ -650,5 +706,6 @@ status) (($# == 2)) || usage; do_status ;;
 link) (($# == 4)) || usage; lock; do_link "$3" "$4" ;;
 procs) (($# == 3)) || usage; do_procs "$3" ;;
 exec) (($# >= 4)) || usage; do_exec "${@:3}" ;;
+fresh) (($# == 3)) || usage; lock; do_fresh "$3" ;;
 *) usage ;;
 esac

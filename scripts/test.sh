@@ -117,7 +117,7 @@ suite() {	# suite BUILDDIR LABEL
 	echo "== $label: unit tests"
 	for t in "$dir"/tests/test_*; do
 		[[ -x $t && ! -d $t ]] || continue
-		run_one "$label unit/$(basename "$t")" 120 "$t"
+		run_one "$label unit/$(basename "$t")" 600 "$t"
 	done
 	[[ $label == plain ]] && run_one "plain layers" 120 bash -c \
 		'bash tests/test_layers.sh && if out=$(scripts/check-layers.sh 2>&1)
