@@ -12,6 +12,7 @@
 #   scripts/cluster-hosts.sh procs  DIR I        pids in host I's netns but sshd's, one a line
 #   scripts/cluster-hosts.sh exec   DIR I CMD... run CMD inside host I (its netns and mount ns)
 #   scripts/cluster-hosts.sh fresh  DIR I        make host I a machine without Slurm (below)
+#   scripts/cluster-hosts.sh gpus   DIR I N      give host I N test GPUs (below)
 #
 # start on a DIR whose hosts run keeps them when N and the hidden hosts are
 # the same, else stops them and starts afresh.  status says up when the
@@ -39,6 +40,11 @@
 # a container).  `apt-get install slurmd munge` on the host then installs
 # there only, from this machine's apt cache (the packages are downloaded
 # into it first when missing: the hosts have no way out).
+# `gpus DIR I N` gives host I N test GPUs of its own: /dev/nvidia0..N-1
+# (character devices 195:K on an overlay of /dev, which no program opens
+# here) and an nvidia-smi whose -L lists them.  Slurm schedules them as it
+# would real ones (gres.conf names the device files); what runs on them
+# must not use CUDA.
 #
 # DIR holds every file: one host key and sshd_config-I per host, sshd-I.pid,
 # sshd-I.log, the user key id_ed25519 (+ .pub), authorized_keys (used for
@@ -68,6 +74,7 @@ usage() {
 	cat >&2 <<EOF
 usage: $0 start DIR N [--hide-slurmd I[,I...]] | stop DIR | status DIR
        $0 link DIR I up|down | procs DIR I | exec DIR I CMD... | fresh DIR I
+       $0 gpus DIR I N
 EOF
 	exit 2
 }
@@ -628,8 +635,9 @@ do_exec() {	# do_exec I CMD...
 # What `fresh` runs inside the host: overlays whose upper layers live in a
 # tmpfs of the host's mount namespace (gone with it), then the purge.
 FRESH_SH='
-set -e
+set -ex
 F=$1
+exec 2>"$F/../fresh.log"
 mount -t tmpfs -o mode=0700 tmpfs "$F"
 for d in usr etc var; do
 	mkdir -p "$F/$d.up" "$F/$d.work"
@@ -642,8 +650,7 @@ printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
 chmod 755 /usr/sbin/policy-rc.d
 cp "$F/../debs/"*.deb /var/cache/apt/archives/ 2>/dev/null || true
 rm -f /var/lib/man-db/auto-update	# no man index rebuilt on each install
-DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends slurmd munge \
-	>"$F/../fresh.log" 2>&1
+DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends slurmd munge >&2
 ! command -v slurmd >/dev/null && ! command -v munged >/dev/null'
 
 # The .debs of slurmd and munge where apt finds them without a network.
@@ -668,8 +675,46 @@ do_fresh() {	# do_fresh I
 	pid=$(sshd_pid "$1") || die "host $1 is not running"
 	fresh_debs
 	mkdir -p "$DIR/fresh-$1"
-	nsenter -t "$pid" -m -- sh -c "$FRESH_SH" sh "$DIR/fresh-$1" ||
-		die "fresh: host $1 still has slurmd or munged ($DIR/fresh.log)"
+	nsenter -t "$pid" -m -- sh -c "$FRESH_SH" sh "$DIR/fresh-$1" || {
+		tail -n 15 "$DIR/fresh.log" | sed 's/^/  /' >&2
+		die "fresh: host $1 did not become a host without slurmd and munged"
+	}
+}
+
+GPUS_SH='
+set -e
+G=$1 N=$2
+mount -t tmpfs -o mode=0755 tmpfs "$G"
+mkdir -p "$G/bin" "$G/dev.up" "$G/dev.work"
+i=0
+while [ "$i" -lt "$N" ]; do
+	echo "GPU $i: mlfs test GPU (UUID: GPU-mlfs-test-$i)"
+	i=$((i + 1))
+done >"$G/list"
+printf "#!/bin/sh\n[ \"\$1\" = -L ] && exec cat %s/list\nexit 9\n" "$G" \
+	>"$G/bin/nvidia-smi"
+chmod 755 "$G/bin/nvidia-smi"
+mount --bind "$G/bin" /usr/local/bin
+mount -t overlay overlay \
+	-o "lowerdir=/dev,upperdir=$G/dev.up,workdir=$G/dev.work" /dev
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+i=0
+while [ "$i" -lt "$N" ]; do
+	mknod "/dev/nvidia$i" c 195 "$i"
+	i=$((i + 1))
+done'
+
+do_gpus() {	# do_gpus I N
+	local pid
+	check_index "$1"
+	[[ $2 =~ ^[0-9]+$ ]] && (($2 >= 1 && $2 <= 16)) ||
+		die "gpus: N must be 1 to 16, not '$2'"
+	load_net || die "$DIR was never started"
+	pid=$(sshd_pid "$1") || die "host $1 is not running"
+	mkdir -p "$DIR/gpus-$1"
+	nsenter -t "$pid" -m -- sh -c "$GPUS_SH" sh "$DIR/gpus-$1" "$2" ||
+		die "gpus: cannot give host $1 its test GPUs"
 }
 
 # ---- main ----------------------------------------------------------------
@@ -707,5 +752,6 @@ link) (($# == 4)) || usage; lock; do_link "$3" "$4" ;;
 procs) (($# == 3)) || usage; do_procs "$3" ;;
 exec) (($# >= 4)) || usage; do_exec "${@:3}" ;;
 fresh) (($# == 3)) || usage; lock; do_fresh "$3" ;;
+gpus) (($# == 4)) || usage; lock; do_gpus "$3" "$4" ;;
 *) usage ;;
 esac

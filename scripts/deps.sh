@@ -14,7 +14,7 @@ fuzz_pkgs=(clang libclang-rt-14-dev)
 cluster_pkgs=(slurmctld slurmrestd slurm-client slurm-wlm-jwt-plugin munge
 	openssh-client)
 # the test hosts (scripts/cluster-hosts.sh) run slurmd and sshd here
-cluster_test_pkgs=(slurmd openssh-server iproute2)
+cluster_test_pkgs=(slurmd openssh-server iproute2 sudo)
 
 want=()
 for what in "${@:-build}"; do

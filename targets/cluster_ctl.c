@@ -362,9 +362,13 @@ static int write_conf(struct cluster *cl, const struct cluster_cfg *c,
 	path_in(p, cl->dir, "gres.conf");
 	if (!rc && glen)
 		rc = write_file(p, gres, glen, 0644, e);
+	else if (!rc)
+		unlink(p);	/* no GPU host (any more) */
 	path_in(p, cl->run, "gres.conf");
 	if (!rc && glen)
 		rc = write_file(p, gres, glen, 0644, e);
+	else if (!rc)
+		unlink(p);
 	free(text);
 	free(gres);
 	return rc;

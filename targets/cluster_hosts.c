@@ -56,6 +56,7 @@ static char *check_script(const char *probe)
 	char *q = sh_quote(probe), *s = NULL;
 
 	if (q && asprintf(&s,
+	    "PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin; export PATH\n"
 	    "S=; [ \"$(id -u)\" = 0 ] && echo root 1 || S='sudo -n'\n"
 	    "echo \"client ${SSH_CLIENT%%%% *}\"\n"
 	    "[ -n \"$S\" ] && $S true 2>/dev/null && echo sudo 1\n"

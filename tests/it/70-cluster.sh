@@ -129,6 +129,62 @@ eq "... no process of the cluster left there" "" \
 	"$("$ROOT/scripts/cluster-hosts.sh" procs "$HOSTS" 4 | xargs)"
 rmdir "$MNT/targets/inst"
 
+# a login that is not root: with passwordless sudo the cluster works
+# through `sudo -n`; without, provision fails with the sentence.  The users
+# exist on host 4 only (its /etc is its own).
+HX() { "$ROOT/scripts/cluster-hosts.sh" exec "$HOSTS" 4 "$@"; }
+HX sh -c 'for u in mlfsop mlfsnop; do
+	useradd -M -d / -s /bin/sh "$u" && usermod -p "*" "$u"; done
+	echo "mlfsop ALL=(ALL) NOPASSWD: ALL" >/etc/sudoers.d/mlfsop
+	chmod 440 /etc/sudoers.d/mlfsop'
+provision nop "hosts = ${H[3]}
+user = mlfsnop
+$BASE"
+check "a login without root or sudo: Failed" status_is nop Failed
+check "... the sentence says so" \
+	error_has "$MNT/targets/nop" "user mlfsnop is not root and cannot run sudo -n"
+wr "$MNT/targets/nop/ctl" deprovision
+wait_until 30 status_is nop Draft
+rmdir "$MNT/targets/nop"
+provision op "hosts = ${H[3]}
+user = mlfsop
+$BASE"
+eq "a login with passwordless sudo: Succeeded" Succeeded "$(cat "$MNT/targets/op/status")"
+cat "$MNT/targets/op/error" | sed 's/^/# error: /'
+mkdir "$MNT/runs/op" && wr "$MNT/runs/op/command" 'echo "as sudo on $(hostname -I)"' &&
+	wr "$MNT/runs/op/target" op && wr "$MNT/runs/op/ctl" submit
+check "... a run on it completes (slurmd started through sudo)" completes op 180
+check "... on that host" grep -q "as sudo on ${H[3]}" "$MNT/runs/op/log"
+wr "$MNT/targets/op/ctl" deprovision
+check "... deprovision: Draft" wait_until 120 status_is op Draft
+eq "... no process of the cluster left there" "" \
+	"$("$ROOT/scripts/cluster-hosts.sh" procs "$HOSTS" 4 | xargs)"
+rmdir "$MNT/targets/op"
+
+# GPUs: host 4 gets two test GPUs (device files of its own and an
+# nvidia-smi that lists them: cluster-hosts.sh gpus); Slurm schedules them
+# as real ones, through the gres.conf that the helper sends with slurm.conf
+"$ROOT/scripts/cluster-hosts.sh" gpus "$HOSTS" 4 2
+provision gg "hosts = ${H[3]}
+$BASE"
+eq "a host with two GPUs: Succeeded" Succeeded "$(cat "$MNT/targets/gg/status")"
+check "... nodes says 2 GPUs" grep -qE "^node1 [a-z_]+ [0-9]+ [0-9]+M 2 ${H[3]}\$" "$MNT/targets/gg/nodes"
+mkdir "$MNT/runs/gg" "$MNT/runs/gg3"
+wr "$MNT/runs/gg3/command" true && wr "$MNT/runs/gg3/target" gg &&
+	wr "$MNT/runs/gg3/resources" "gpus = 3"
+expect_err "... a run asking for 3 GPUs: EINVAL at submit" "Invalid argument" \
+	wr "$MNT/runs/gg3/ctl" submit
+wr "$MNT/runs/gg/command" 'echo "gpus $CUDA_VISIBLE_DEVICES"' &&
+	wr "$MNT/runs/gg/target" gg && wr "$MNT/runs/gg/resources" "gpus = 2" &&
+	wr "$MNT/runs/gg/ctl" submit
+check "... a run with gpus = 2 completes" completes gg 180
+check "... with both devices (CUDA_VISIBLE_DEVICES=0,1 set by Slurm)" \
+	grep -q "gpus 0,1" "$MNT/runs/gg/log"
+sed 's/^/# log: /' "$MNT/runs/gg/log" | tail -3
+wr "$MNT/targets/gg/ctl" deprovision
+check "... deprovision: Draft" wait_until 120 status_is gg Draft
+rmdir "$MNT/targets/gg"
+
 # host 3 without the state folder: a tmpfs over it in that host's own
 # mount namespace (its sshd's), as a host that does not share it
 SSHD3=$(cat "$HOSTS/sshd-3.pid")
