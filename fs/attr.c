@@ -248,6 +248,7 @@ void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	(void)fi;
+	ino = real_ino(m, ino);
 	rc = do_getattr(req, m, ino, &st);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -302,7 +303,7 @@ static int at_utimens(const struct at *a, const struct stat *attr,
 		(struct timespec){ 0, UTIME_NOW } :
 		to_set & FUSE_SET_ATTR_MTIME ? attr->st_mtim :
 		(struct timespec){ 0, UTIME_OMIT };
-	if (utimensat(a->dir, a->name, tv, AT_SYMLINK_NOFOLLOW))
+	if (utimensat(a->dir, a->name, tv, at_flags(a)))
 		return -errno;
 	return 0;
 }
@@ -319,7 +320,7 @@ static int setattr_at(const struct at *a, const struct stat *attr,
 	    fchownat(a->dir, a->name,
 		     to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
 		     to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1,
-		     AT_SYMLINK_NOFOLLOW))
+		     at_flags(a)))
 		rc = -errno;
 	if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
 		rc = h ? (ftruncate(h->fd, attr->st_size) ? -errno : 0) :
@@ -404,6 +405,7 @@ void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct stat st;
 	int rc;
 
+	ino = real_ino(m, ino);
 	if (ino_is_user(ino))
 		rc = setattr_user(req, m, ino, attr, to_set, fi);
 	else if (ino_is_obj(ino) && ino_file(ino) != F_DIR)

@@ -184,6 +184,7 @@ void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+	ino = real_ino(m, ino);
 	if (ino == INO_README) {
 		rc = wants_write(fi->flags) ? -EACCES : 0;
 		h = rc ? NULL : fh_new(FH_BUF, 0, 0);
@@ -339,7 +340,7 @@ void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int rc;
 
 	if (!h) {
-		read_ino(req, M(req), ino, size, off);
+		read_ino(req, M(req), real_ino(M(req), ino), size, off);
 		return;
 	}
 	switch (h->kind) {
@@ -389,6 +390,7 @@ void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	int root, fd, rc = 0;
 
+	ino = real_ino(M(req), ino);
 	if (h && h->kind == FH_FD && h->fd >= 0) {
 		rc = (datasync ? fdatasync(h->fd) : fsync(h->fd)) ? errno : 0;
 	} else if (!h && ino_is_user(ino) &&

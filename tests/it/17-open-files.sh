@@ -30,6 +30,8 @@ assert os.pread(fd, 64, 0) == b"hello world", "pread after write"
 assert os.fstat(fd).st_size == 11, "size after write"
 os.fchmod(fd, 0o600)
 assert os.fstat(fd).st_mode & 0o777 == 0o600, "fchmod"
+os.utime(fd, ns=(1000000000, 2000000000))
+assert os.fstat(fd).st_mtime_ns == 2000000000, "futimens"
 os.ftruncate(fd, 4)
 assert os.fstat(fd).st_size == 4, "ftruncate"
 os.fsync(fd)
@@ -38,7 +40,8 @@ assert not os.path.exists("gone"), "still listed"
 print("ok")
 PY
 )
-eq "open; write; unlink: fstat, pread, pwrite, fchmod, ftruncate on the fd" ok "$out"
+eq "open; write; unlink: fstat, pread, pwrite, fchmod, futimens, ftruncate on the fd" \
+	ok "$out"
 
 out=$(py <<'PY'
 import tempfile
@@ -172,6 +175,10 @@ eq "a hard-linked file open while both names go" ok "$out"
 cd / || exit 1
 
 # ---- nothing left behind -------------------------------------------------------
+# the files unlinked while open are let go once the kernel forgets them
+held() { ! ls -l "/proc/$DPID/fd" 2>/dev/null | grep -q '(deleted)'; }
+check "the daemon holds no deleted file once all are closed" \
+	wait_until 10 held
 check "unmount exits 0" unmount_ws
 left=$(find "$STATE/objects" -path '*/files/*' 2>/dev/null | sort |
 	tr '\n' ' ')
