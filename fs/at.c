@@ -213,17 +213,23 @@ uint64_t user_node(struct mlfs *m, uint64_t parent, const char *name,
 
 /*
  * Before @a's name goes (unlink, rename over it): its file, held by an
- * O_PATH fd, when that is its node's last name and the kernel holds the
- * node -- it may be open, and a local disk keeps an open file.  The fd
- * or -1.  As the caller, after at_open.
+ * O_PATH fd, when that is its last name and the kernel holds its node --
+ * it may be open, and a local disk keeps an open file.  The fd or -1.
+ * As the caller, after at_open.
  */
 int at_hold(struct mlfs *m, uint64_t parent, const struct at *a)
 {
+	struct stat st;
 	int fd;
 
 	if (!nodes_held(m->nodes, parent, a->name))
 		return -1;
 	fd = at_openat(a, O_PATH, 0);
+	if (fd >= 0 && (fstat(fd, &st) || st.st_nlink > 1)) {
+		/* another name keeps it (a node per name: outputs/) */
+		close(fd);
+		fd = -1;
+	}
 	return fd < 0 ? -1 : fd;
 }
 
