@@ -476,30 +476,31 @@ int nodes_held(struct node_table *t, uint64_t parent, const char *name)
 	return held;
 }
 
-void nodes_unlink(struct node_table *t, uint64_t parent, const char *name,
-		  int fd)
+/* Name @name of @parent goes (name_gone), under the lock. */
+static void name_goes(struct node_table *t, uint64_t parent,
+		      const char *name, int fd, uint64_t alias)
 {
 	struct uname *u;
 
 	pthread_mutex_lock(&t->lock);
 	u = find_name(t, parent, name);
 	if (u)
-		name_gone(t, u, fd, 0);
+		name_gone(t, u, fd, alias);
 	else if (fd >= 0)
 		close(fd);
 	pthread_mutex_unlock(&t->lock);
 }
 
+void nodes_unlink(struct node_table *t, uint64_t parent, const char *name,
+		  int fd)
+{
+	name_goes(t, parent, name, fd, 0);
+}
+
 void nodes_redirect(struct node_table *t, uint64_t parent, const char *name,
 		    uint64_t alias)
 {
-	struct uname *u;
-
-	pthread_mutex_lock(&t->lock);
-	u = find_name(t, parent, name);
-	if (u)
-		name_gone(t, u, -1, alias);
-	pthread_mutex_unlock(&t->lock);
+	name_goes(t, parent, name, -1, alias);
 }
 
 uint64_t nodes_alias(struct node_table *t, uint64_t ino)
