@@ -330,6 +330,26 @@ static int setattr_at(const struct at *a, const struct stat *attr,
 	return rc;
 }
 
+/* A truncate through a file the caller holds open for writing (ftruncate,
+ * open with O_TRUNC): opened with the rights checked at open (open_held),
+ * truncated as the caller (who may not keep set-id bits). */
+static int truncate_held(fuse_req_t req, struct mlfs *m, uint64_t ino,
+			 off_t size)
+{
+	int root, fd, rc = 0;
+
+	fd = open_held(req, m, ino, O_WRONLY, &root);
+	if (fd < 0)
+		return fd;
+	{
+		AS_CALLER(req);
+		if (ftruncate(fd, size))
+			rc = -errno;
+	}
+	close(fd);
+	return rc;
+}
+
 static int setattr_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 			struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
@@ -339,6 +359,12 @@ static int setattr_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	AT(a);
 	int rc;
 
+	if (fi && !h && (to_set & FUSE_SET_ATTR_SIZE)) {
+		rc = truncate_held(req, m, ino, attr->st_size);
+		to_set &= ~FUSE_SET_ATTR_SIZE;
+		if (rc || !to_set)
+			return rc;
+	}
 	rc = at_find(m, ino, NULL, &a);
 	if (!rc)
 		rc = ws_get(m->ws, a.id, &o);

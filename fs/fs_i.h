@@ -273,6 +273,8 @@ int before_user_write(struct mlfs *m, uint64_t ino,
 		      const struct obj *o, const struct at *a);
 int open_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	      int flags, int *root);
+int open_held(fuse_req_t req, struct mlfs *m, uint64_t ino,
+	      int flags, int *root);
 void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 	       struct fuse_file_info *fi);
 void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

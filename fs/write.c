@@ -20,7 +20,7 @@ static int open_user_for_write(fuse_req_t req, struct mlfs *m, uint64_t ino,
 {
 	int root, fd;
 
-	fd = open_user(req, m, ino, O_WRONLY, &root);
+	fd = open_held(req, m, ino, O_WRONLY, &root);
 	if (fd < 0)
 		*err = fd;
 	return fd;

@@ -2,10 +2,12 @@
 # Open files behave as on a local disk (issue 14, items 2, 4, 5): a file
 # open while it is unlinked or replaced stays usable through its fd; a
 # settings file replaced by rename never vanishes for readers; hard links
-# show one file through every name at once.
+# show one file through every name at once; an open file keeps the rights
+# it was opened with.  Mounted with -o allow_other (another user below).
 source "$(dirname "$0")/../lib.sh"
 
-mount_or_bail
+chmod 755 "$T"
+mount_or_bail "mount with allow_other" -o allow_other
 R=$MNT/runs/of
 mkdir "$R"
 
@@ -174,14 +176,43 @@ PY
 eq "a hard-linked file open while both names go" ok "$out"
 cd / || exit 1
 
+# ---- an open file keeps the rights it was opened with --------------------------
+nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+U=$MNT/runs/u
+check "another user makes a run" nobody mkdir "$U"
+printf 'ro\n' > "$T/ro"
+chmod 444 "$T/ro"
+check "cp of a read-only file into a run folder (another user)" \
+	nobody cp "$T/ro" "$U/ro"
+eq "the copy has its bytes and mode" "ro 444" "$(cat "$U/ro") $(stat -c %a "$U/ro")"
+out=$(cd "$U" && nobody /usr/bin/python3 - 2>&1 <<'PY'
+import os
+fd = os.open("m0", os.O_CREAT | os.O_RDWR, 0)
+assert os.write(fd, b"abc") == 3, "write to a file made with mode 0"
+os.ftruncate(fd, 2)
+assert os.pread(fd, 8, 0) == b"ab", "pread of a file made with mode 0"
+os.fchmod(fd, 0o600)
+os.fchmod(fd, 0)
+assert os.pwrite(fd, b"c", 2) == 1, "pwrite after fchmod 0"
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+assert os.pread(fd, 8, 0) == b"abc", "pread after fchmod 0"
+os.close(fd)
+print("ok")
+PY
+)
+eq "a file made with mode 0 is written, truncated, read through its fd" ok "$out"
+expect_err "without the right, it is not opened for writing" \
+	"Permission denied" nobody sh -c "echo x >> '$R/data'"
+expect_err "nor read" "Permission denied" nobody cat "$U/m0"
+eq "and nothing changed" "BBBB" "$(head -c 4 "$R/data")"
+
 # ---- nothing left behind -------------------------------------------------------
 # the files unlinked while open are let go once the kernel forgets them
 held() { ! ls -l "/proc/$DPID/fd" 2>/dev/null | grep -q '(deleted)'; }
 check "the daemon holds no deleted file once all are closed" \
 	wait_until 10 held
 check "unmount exits 0" unmount_ws
-left=$(find "$STATE/objects" -path '*/files/*' 2>/dev/null | sort |
-	tr '\n' ' ')
-eq "the run folder holds what the user left in it" \
-	"$(printf '%s ' "$STATE"/objects/*/files/data)" "$left"
+left=$(find "$STATE/objects" -path '*/files/*' -printf '%f ' 2>/dev/null)
+eq "the run folders hold what the users left in them" "data m0 ro" \
+	"$(echo $left | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//')"
 done_testing
