@@ -3,7 +3,9 @@
  * Paths of user files: struct at holds the backing folder of a user node
  * by fd, found as the daemon under objects/ID (at_find) and opened as the
  * caller without following symlinks (at_open, over beneath.h); the object
- * that owns a node (owner_of), and which folders hold user files.  FUSE
+ * that owns a node (owner_of), and which folders hold user files; the
+ * node a user entry gets (user_node), and what a node that lost its
+ * last name still is (the file it held, or a control file).  FUSE
  * request threads.
  */
 #include <errno.h>
@@ -55,6 +57,19 @@ static int at_split(struct at *a, char *rel)
 	return 0;
 }
 
+/* Nameless node @ino: the backing file it held (a file unlinked or
+ * replaced while the kernel still has it, open perhaps), as @a's own
+ * "folder" with an empty name. */
+static int at_orphan(struct mlfs *m, uint64_t ino, struct at *a)
+{
+	int rc = nodes_orphan(m->nodes, ino, &a->dir, &a->id, &a->root);
+
+	a->name[0] = '\0';
+	a->path[0] = '\0';
+	a->orphan = !rc;
+	return rc;
+}
+
 /* User node or object root @ino (with @child: its entry @child), as the
  * daemon: 0 or -errno. */
 int at_find(struct mlfs *m, uint64_t ino, const char *child,
@@ -65,6 +80,8 @@ int at_find(struct mlfs *m, uint64_t ino, const char *child,
 	int rc;
 
 	rc = nodes_path(m->nodes, ino, &a->id, &a->root, rel, sizeof(rel));
+	if (rc == -ENOENT && !child && ino_is_user(ino))
+		return at_orphan(m, ino, a);
 	if (rc)
 		return rc;
 	l = strlen(rel);
@@ -79,27 +96,45 @@ int at_find(struct mlfs *m, uint64_t ino, const char *child,
 	return a->obj < 0 ? a->obj : 0;
 }
 
-/* The folder of @a, with the current (the caller's) credentials. */
+/* The folder of @a, with the current (the caller's) credentials; an
+ * orphan holds its file already. */
 int at_open(struct at *a)
 {
+	if (a->orphan)
+		return 0;
 	a->dir = beneath_open(a->obj, a->path, O_PATH | O_DIRECTORY, 0);
 	return a->dir < 0 ? a->dir : 0;
 }
 
-/* Open what @a names (never a symlink): fd or -errno. */
+/* Open what @a names (never a symlink): fd or -errno.  An orphan is
+ * opened again through /proc, which checks the caller's rights on the
+ * file as an open by name does. */
 int at_openat(const struct at *a, int flags, mode_t mode)
 {
-	int fd = openat(a->dir, a->name[0] ? a->name : ".",
-			flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	char proc[32];
+	int fd;
 
+	if (a->orphan) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", a->dir);
+		fd = open(proc, (flags & ~O_NOFOLLOW) | O_CLOEXEC, mode);
+	} else {
+		fd = openat(a->dir, a->name[0] ? a->name : ".",
+			    flags | O_NOFOLLOW | O_CLOEXEC, mode);
+	}
 	return fd < 0 ? -errno : fd;
+}
+
+/* The flags of an *at() call on what @a names: AT_EMPTY_PATH for the
+ * folder itself (an object's root, an orphan). */
+int at_flags(const struct at *a)
+{
+	return AT_SYMLINK_NOFOLLOW | (a->name[0] ? 0 : AT_EMPTY_PATH);
 }
 
 /* lstat of what @a names. */
 int at_stat(const struct at *a, struct stat *st)
 {
-	if (fstatat(a->dir, a->name[0] ? a->name : "", st,
-		    AT_SYMLINK_NOFOLLOW | (a->name[0] ? 0 : AT_EMPTY_PATH)))
+	if (fstatat(a->dir, a->name, st, at_flags(a)))
 		return -errno;
 	return 0;
 }
@@ -108,7 +143,8 @@ int at_stat(const struct at *a, struct stat *st)
  * /proc, which pins it, and the name. */
 void at_proc_path(const struct at *a, char *buf, size_t size)
 {
-	snprintf(buf, size, "/proc/self/fd/%d/%s", a->dir, a->name);
+	snprintf(buf, size, "/proc/self/fd/%d%s%s", a->dir,
+		 a->name[0] ? "/" : "", a->name);
 }
 
 /* Does @parent hold user files (an object folder with files, outputs/,
@@ -147,6 +183,64 @@ int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root)
 	}
 	*root = r;
 	return ws_get(m->ws, id, o);
+}
+
+/*
+ * The node for user entry @name of @parent, whose backing file has @st.
+ * A file with several links among an object's own files shares one node
+ * with its other names (one kernel inode, as on a local disk); not below
+ * outputs/, which runs change behind our back, nor among files shared
+ * with other objects (a model version's), which a write may unshare.
+ * Its ino, 0 on ENOMEM.
+ */
+uint64_t user_node(struct mlfs *m, uint64_t parent, const char *name,
+		   const struct stat *st)
+{
+	struct obj o;
+	uint64_t ino;
+	int root;
+
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 &&
+	    !owner_of(m, parent, &o, &root) && root == F_DIR &&
+	    !ws_files_shared(&o))
+		return nodes_get_linked(m->nodes, parent, name, st->st_ino,
+					o.id, root);
+	ino = nodes_get(m->nodes, parent, name);
+	if (ino)
+		nodes_set_backing(m->nodes, ino, st->st_ino);
+	return ino;
+}
+
+/*
+ * Before @a's name goes (unlink, rename over it): its file, held by an
+ * O_PATH fd, when that is its last name and the kernel holds its node --
+ * it may be open, and a local disk keeps an open file.  The fd or -1.
+ * As the caller, after at_open.
+ */
+int at_hold(struct mlfs *m, uint64_t parent, const struct at *a)
+{
+	struct stat st;
+	int fd;
+
+	if (!nodes_held(m->nodes, parent, a->name))
+		return -1;
+	fd = at_openat(a, O_PATH, 0);
+	if (fd >= 0 && (fstat(fd, &st) || st.st_nlink > 1)) {
+		/* another name keeps it (a node per name: outputs/) */
+		close(fd);
+		fd = -1;
+	}
+	return fd < 0 ? -1 : fd;
+}
+
+/* The inode @ino answers as: a control file for a user node whose name
+ * a setting took by rename (the kernel may still hold it under the
+ * setting's name), else itself. */
+uint64_t real_ino(struct mlfs *m, uint64_t ino)
+{
+	uint64_t alias = ino_is_user(ino) ? nodes_alias(m->nodes, ino) : 0;
+
+	return alias ? alias : ino;
 }
 
 /* Where generated file @file of @o (a log, metrics) lies on disk. */

@@ -248,6 +248,7 @@ void mlfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	(void)fi;
+	ino = real_ino(m, ino);
 	rc = do_getattr(req, m, ino, &st);
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -302,7 +303,7 @@ static int at_utimens(const struct at *a, const struct stat *attr,
 		(struct timespec){ 0, UTIME_NOW } :
 		to_set & FUSE_SET_ATTR_MTIME ? attr->st_mtim :
 		(struct timespec){ 0, UTIME_OMIT };
-	if (utimensat(a->dir, a->name, tv, AT_SYMLINK_NOFOLLOW))
+	if (utimensat(a->dir, a->name, tv, at_flags(a)))
 		return -errno;
 	return 0;
 }
@@ -319,13 +320,33 @@ static int setattr_at(const struct at *a, const struct stat *attr,
 	    fchownat(a->dir, a->name,
 		     to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1,
 		     to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1,
-		     AT_SYMLINK_NOFOLLOW))
+		     at_flags(a)))
 		rc = -errno;
 	if (!rc && (to_set & FUSE_SET_ATTR_SIZE))
 		rc = h ? (ftruncate(h->fd, attr->st_size) ? -errno : 0) :
 		     at_truncate(a, attr->st_size);
 	if (!rc && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)))
 		rc = at_utimens(a, attr, to_set);
+	return rc;
+}
+
+/* A truncate through a file the caller holds open for writing (ftruncate,
+ * open with O_TRUNC): opened with the rights checked at open (open_held),
+ * truncated as the caller (who may not keep set-id bits). */
+static int truncate_held(fuse_req_t req, struct mlfs *m, uint64_t ino,
+			 off_t size)
+{
+	int root, fd, rc = 0;
+
+	fd = open_held(req, m, ino, O_WRONLY, &root);
+	if (fd < 0)
+		return fd;
+	{
+		AS_CALLER(req);
+		if (ftruncate(fd, size))
+			rc = -errno;
+	}
+	close(fd);
 	return rc;
 }
 
@@ -338,6 +359,12 @@ static int setattr_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	AT(a);
 	int rc;
 
+	if (fi && !h && (to_set & FUSE_SET_ATTR_SIZE)) {
+		rc = truncate_held(req, m, ino, attr->st_size);
+		to_set &= ~FUSE_SET_ATTR_SIZE;
+		if (rc || !to_set)
+			return rc;
+	}
 	rc = at_find(m, ino, NULL, &a);
 	if (!rc)
 		rc = ws_get(m->ws, a.id, &o);
@@ -404,6 +431,7 @@ void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct stat st;
 	int rc;
 
+	ino = real_ino(m, ino);
 	if (ino_is_user(ino))
 		rc = setattr_user(req, m, ino, attr, to_set, fi);
 	else if (ino_is_obj(ino) && ino_file(ino) != F_DIR)

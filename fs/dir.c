@@ -80,9 +80,7 @@ int lookup_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 
 	if (rc)
 		return rc;
-	*ino = nodes_get(m->nodes, parent, name);
-	if (*ino)
-		nodes_set_backing(m->nodes, *ino, st->st_ino);
+	*ino = user_node(m, parent, name, st);
 	user_stat(st);
 	return *ino ? 0 : -ENOMEM;
 }

@@ -177,6 +177,7 @@ struct at {
 	int dir;		/* the folder (O_PATH), by the caller */
 	int64_t id;		/* the object */
 	int root;		/* F_DIR (files/) or F_OUTPUTS */
+	int orphan;		/* @dir is the file of a nameless node */
 	char name[NAME_MAX + 1];
 	char path[PATH_MAX];	/* of @dir, below objects/ID */
 };
@@ -215,6 +216,11 @@ int at_find(struct mlfs *m, uint64_t ino, const char *child,
 int at_open(struct at *a);
 int at_openat(const struct at *a, int flags, mode_t mode);
 int at_stat(const struct at *a, struct stat *st);
+int at_flags(const struct at *a);
+uint64_t user_node(struct mlfs *m, uint64_t parent, const char *name,
+		   const struct stat *st);
+uint64_t real_ino(struct mlfs *m, uint64_t ino);
+int at_hold(struct mlfs *m, uint64_t parent, const struct at *a);
 void at_proc_path(const struct at *a, char *buf, size_t size);
 int holds_user_files(uint64_t parent, const struct obj *o);
 int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root);
@@ -266,6 +272,8 @@ int user_writable(struct mlfs *m, const struct obj *o, int root);
 int before_user_write(struct mlfs *m, uint64_t ino,
 		      const struct obj *o, const struct at *a);
 int open_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+	      int flags, int *root);
+int open_held(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	      int flags, int *root);
 void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 	       struct fuse_file_info *fi);

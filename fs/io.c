@@ -124,13 +124,16 @@ int before_user_write(struct mlfs *m, uint64_t ino,
 }
 
 /*
- * Open user file @ino with @flags as @req's caller: the fd, or -errno.
- * A write is first checked against the object's state (as the daemon:
- * a refusal is explained in `error`).
+ * Open user file @ino with @flags: the fd, or -errno.  As @req's caller,
+ * or (@held) as the daemon for a file the kernel holds open (open_held);
+ * the backend's step before a write is the caller's either way.  A write
+ * is first checked against the object's state (as the daemon: a refusal
+ * is explained in `error`).
  */
-int open_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
-	      int flags, int *root)
+static int open_as(fuse_req_t req, struct mlfs *m, uint64_t ino,
+		   int flags, int *root, int held)
 {
+	struct creds c = { 0 };
 	struct obj o;
 	AT(a);
 	int rc;
@@ -143,13 +146,38 @@ int open_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	if (rc)
 		return rc;
 	*root = a.root;
-	AS_CALLER(req);
+	c = creds_enter(req);
 	rc = at_open(&a);
 	if (!rc && wants_write(flags))
 		rc = before_user_write(m, ino, &o, &a);
-	if (rc)
-		return rc;
-	return at_openat(&a, flags & ~(O_CREAT | O_EXCL | O_NOCTTY), 0);
+	if (held)
+		creds_leave(&c);
+	if (!rc)
+		rc = at_openat(&a, flags & ~(O_CREAT | O_EXCL | O_NOCTTY), 0);
+	creds_leave(&c);
+	return rc;
+}
+
+/* Open user file @ino with @flags as @req's caller (OPEN). */
+int open_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
+	      int flags, int *root)
+{
+	return open_as(req, m, ino, flags, root, 0);
+}
+
+/*
+ * The same for a READ, WRITE or FSYNC without a handle, or an ftruncate:
+ * the caller holds the file open, with the rights the kernel checked at
+ * open (default_permissions when other users come in; else the daemon's
+ * user is the only caller).  A local disk lets an open file be used
+ * whatever its mode became since (cp writes to the copy of a read-only
+ * file it made 0444; a file made with mode 0 is written through its fd):
+ * the file is opened as the daemon, and only written as the caller.
+ */
+int open_held(fuse_req_t req, struct mlfs *m, uint64_t ino,
+	      int flags, int *root)
+{
+	return open_as(req, m, ino, flags, root, 1);
 }
 
 static int open_user_file(fuse_req_t req, struct mlfs *m, uint64_t ino,
@@ -184,6 +212,7 @@ void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+	ino = real_ino(m, ino);
 	if (ino == INO_README) {
 		rc = wants_write(fi->flags) ? -EACCES : 0;
 		h = rc ? NULL : fh_new(FH_BUF, 0, 0);
@@ -265,7 +294,7 @@ static void read_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 {
 	int root, fd;
 
-	fd = open_user(req, m, ino, O_RDONLY, &root);
+	fd = open_held(req, m, ino, O_RDONLY, &root);
 	if (fd == -ENOENT) {
 		fuse_reply_buf(req, NULL, 0);	/* gone meanwhile */
 	} else if (fd < 0) {
@@ -339,7 +368,7 @@ void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	int rc;
 
 	if (!h) {
-		read_ino(req, M(req), ino, size, off);
+		read_ino(req, M(req), real_ino(M(req), ino), size, off);
 		return;
 	}
 	switch (h->kind) {
@@ -389,10 +418,11 @@ void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
 	int root, fd, rc = 0;
 
+	ino = real_ino(M(req), ino);
 	if (h && h->kind == FH_FD && h->fd >= 0) {
 		rc = (datasync ? fdatasync(h->fd) : fsync(h->fd)) ? errno : 0;
 	} else if (!h && ino_is_user(ino) &&
-		   (fd = open_user(req, M(req), ino, O_RDONLY, &root)) >= 0) {
+		   (fd = open_held(req, M(req), ino, O_RDONLY, &root)) >= 0) {
 		rc = (datasync ? fdatasync(fd) : fsync(fd)) ? errno : 0;
 		close(fd);
 	}

@@ -196,18 +196,22 @@ static int user_removable(struct mlfs *m, uint64_t parent, const char *name,
 static int remove_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		       const char *name, int flags)
 {
+	int rc, held = -1;
 	AT(a);
-	int rc;
 
 	rc = user_removable(m, parent, name, &a);
 	if (!rc) {
 		AS_CALLER(req);
 		rc = at_open(&a);
+		if (!rc && !flags)
+			held = at_hold(m, parent, &a);
 		if (!rc && unlinkat(a.dir, a.name, flags))
 			rc = -errno;
 	}
 	if (!rc)
-		nodes_unlink(m->nodes, parent, name);
+		nodes_unlink(m->nodes, parent, name, held);
+	else if (held >= 0)
+		close(held);
 	return rc;
 }
 
@@ -324,7 +328,10 @@ static int rename_onto_setting(fuse_req_t req, struct mlfs *m,
 		AS_CALLER(req);
 		unlinkat(a.dir, a.name, 0);
 	}
-	nodes_unlink(m->nodes, parent, name);
+	/* the kernel moves the source's inode under the setting's name
+	 * until the notifier drops that name: meanwhile it answers as the
+	 * setting, so that a stat or open of the name never fails */
+	nodes_redirect(m->nodes, parent, name, obj_ino(o->id, fd->file));
 	inval_name(m, obj_ino(o->id, F_DIR), fd->name);
 	inval_inode(m, obj_ino(o->id, fd->file), 0);
 	return 0;
@@ -345,9 +352,8 @@ static int rename_object(fuse_req_t req, struct mlfs *m, uint64_t parent,
 	return rc;
 }
 
-/* Open both folders of a rename or link as @req's caller, then act. */
-static int two_as_caller(fuse_req_t req, struct at *from, struct at *to,
-			 unsigned flags, int link)
+/* Open both folders of a link as @req's caller, then link. */
+static int link_as_caller(fuse_req_t req, struct at *from, struct at *to)
 {
 	AS_CALLER(req);
 	int rc = at_open(from);
@@ -356,20 +362,44 @@ static int two_as_caller(fuse_req_t req, struct at *from, struct at *to,
 		rc = at_open(to);
 	if (rc)
 		return rc;
-	if (link ? linkat(from->dir, from->name, to->dir, to->name, 0) :
-	    renameat2(from->dir, from->name, to->dir, to->name, flags))
+	if (linkat(from->dir, from->name, to->dir, to->name, 0))
 		return -errno;
 	return 0;
+}
+
+/*
+ * The same for a rename into @newparent.  *@held: the file a replaced
+ * name held, if the kernel may have it open (at_hold), else -1.
+ */
+static int rename_as_caller(fuse_req_t req, struct mlfs *m,
+			    uint64_t newparent, struct at *from, struct at *to,
+			    unsigned flags, int *held)
+{
+	AS_CALLER(req);
+	int rc = at_open(from);
+
+	*held = -1;
+	if (!rc)
+		rc = at_open(to);
+	if (!rc && !(flags & RENAME_EXCHANGE))
+		*held = at_hold(m, newparent, to);
+	if (!rc && renameat2(from->dir, from->name, to->dir, to->name, flags))
+		rc = -errno;
+	if (rc && *held >= 0) {
+		close(*held);
+		*held = -1;
+	}
+	return rc;
 }
 
 static int rename_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		       const char *name, uint64_t newparent,
 		       const char *newname, unsigned flags)
 {
+	int rc, held;
 	struct obj no;
 	AT(from);
 	AT(to);
-	int rc;
 
 	rc = user_removable(m, parent, name, &from);
 	if (!rc)
@@ -377,9 +407,12 @@ static int rename_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 	if (!rc && from.id != no.id)
 		rc = -EXDEV;
 	if (!rc)
-		rc = two_as_caller(req, &from, &to, flags, 0);
-	if (!rc)
-		nodes_move(m->nodes, parent, name, newparent, newname);
+		rc = rename_as_caller(req, m, newparent, &from, &to, flags,
+				      &held);
+	if (!rc && (flags & RENAME_EXCHANGE))
+		nodes_exchange(m->nodes, parent, name, newparent, newname);
+	else if (!rc)
+		nodes_move(m->nodes, parent, name, newparent, newname, held);
 	return rc;
 }
 
@@ -425,6 +458,18 @@ void mlfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		fuse_reply_err(req, -rc);
 }
 
+/* The node of @newname, a new name of node @ino among @o's files below
+ * @root: @ino itself where one node takes every name (see user_node). */
+static uint64_t linked_node(struct mlfs *m, uint64_t ino, uint64_t newparent,
+			    const char *newname, const struct obj *o,
+			    int root)
+{
+	if (root == F_DIR && !ws_files_shared(o) &&
+	    !nodes_link(m->nodes, ino, newparent, newname, o->id, root))
+		return ino;
+	return nodes_get(m->nodes, newparent, newname);
+}
+
 void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	       const char *newname)
 {
@@ -440,12 +485,12 @@ void mlfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	if (!rc && from.id != no.id)
 		rc = -EXDEV;
 	if (!rc)
-		rc = two_as_caller(req, &from, &to, 0, 1);
+		rc = link_as_caller(req, &from, &to);
 	if (!rc)	/* the first name's link count changed (attrs only) */
 		inval_inode(m, ino, -1);
 	if (!rc)
-		rc = reply_entry(req, m, nodes_get(m->nodes, newparent, newname),
-				 NULL);
+		rc = reply_entry(req, m, linked_node(m, ino, newparent, newname,
+						     &no, to.root), NULL);
 	if (rc)
 		fuse_reply_err(req, -rc);
 }

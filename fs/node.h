@@ -17,9 +17,13 @@
  *
  * Object ids come from SQLite AUTOINCREMENT and are never reused, so a
  * removed object's numbers never alias a new one.  User nodes live in a
- * table keyed both ways (ino, and parent + name), with the kernel's lookup
- * count; they are mapped to paths under the state dir on use (no file
- * descriptor per node).
+ * table keyed by ino and by each of their names (parent + name), with the
+ * kernel's lookup count; they are mapped to paths under the state dir on
+ * use (no file descriptor per node).  A node is one kernel inode: a
+ * hard-linked user file has one node for all its names (node.c says why);
+ * one that lost its last name while the kernel holds it (a file open
+ * while unlinked or replaced) keeps its backing file by fd until it is
+ * forgotten.
  */
 #ifndef MLFS_NODE_H
 #define MLFS_NODE_H
@@ -109,11 +113,46 @@ uint64_t nodes_get(struct node_table *t, uint64_t parent, const char *name);
 void nodes_ref(struct node_table *t, uint64_t ino);
 /* The kernel forgot @n references; the node goes at zero. */
 void nodes_forget(struct node_table *t, uint64_t ino, uint64_t n);
-/* The name @name in @parent no longer maps to its node (unlink). */
-void nodes_unlink(struct node_table *t, uint64_t parent, const char *name);
-/* Move a node (rename).  A node already at the target is detached. */
+/*
+ * nodes_get_linked - the node for @name in @parent, a name of a file with
+ * several links (backing inode @backing) among the files of object @obj
+ * below @root: the node of its other names if the table has one, so that
+ * the kernel sees one inode.  Its ino, 0 on ENOMEM.
+ */
+uint64_t nodes_get_linked(struct node_table *t, uint64_t parent,
+			  const char *name, uint64_t backing, int64_t obj,
+			  int root);
+/* Node @ino got the name @name in @parent (LINK) among the files of @obj
+ * below @root.  0, -ENOENT (no such node, or no name left), -ENOMEM. */
+int nodes_link(struct node_table *t, uint64_t ino, uint64_t parent,
+	       const char *name, int64_t obj, int root);
+/* Is @name in @parent its node's last name, and does the kernel hold the
+ * node (it may be open)? */
+int nodes_held(struct node_table *t, uint64_t parent, const char *name);
+/*
+ * The name @name in @parent no longer maps to its node (unlink).  @fd
+ * (O_PATH of the backing file, or -1) is taken: kept by the node if that
+ * was its last name and the kernel holds it, else closed.
+ */
+void nodes_unlink(struct node_table *t, uint64_t parent, const char *name,
+		  int fd);
+/* Move a name (rename).  A node at the target loses that name, and takes
+ * @fd as nodes_unlink does; two names of one node both stay. */
 void nodes_move(struct node_table *t, uint64_t parent, const char *name,
-		uint64_t newparent, const char *newname);
+		uint64_t newparent, const char *newname, int fd);
+/* Swap two names (RENAME_EXCHANGE). */
+void nodes_exchange(struct node_table *t, uint64_t parent, const char *name,
+		    uint64_t newparent, const char *newname);
+/* The name @name in @parent became control file @alias (a rename onto a
+ * setting): its node, while the kernel holds it, answers as @alias. */
+void nodes_redirect(struct node_table *t, uint64_t parent, const char *name,
+		    uint64_t alias);
+/* The control file nameless node @ino answers as, or 0. */
+uint64_t nodes_alias(struct node_table *t, uint64_t ino);
+/* The backing file of nameless node @ino: a new fd (O_PATH) and the
+ * object and root it was below; 0, or -ENOENT when it has none. */
+int nodes_orphan(struct node_table *t, uint64_t ino, int *fd, int64_t *obj,
+		 int *root);
 
 /* Record the backing file's inode number of user node @ino. */
 void nodes_set_backing(struct node_table *t, uint64_t ino, uint64_t backing);

@@ -20,7 +20,7 @@ static int open_user_for_write(fuse_req_t req, struct mlfs *m, uint64_t ino,
 {
 	int root, fd;
 
-	fd = open_user(req, m, ino, O_WRONLY, &root);
+	fd = open_held(req, m, ino, O_WRONLY, &root);
 	if (fd < 0)
 		*err = fd;
 	return fd;
@@ -145,7 +145,7 @@ void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int rc;
 
 	if (!h) {
-		rc = write_ino(req, m, ino, buf, &size, off);
+		rc = write_ino(req, m, real_ino(m, ino), buf, &size, off);
 		if (rc)
 			fuse_reply_err(req, -rc);
 		else
@@ -192,6 +192,8 @@ void mlfs_write_buf(fuse_req_t req, fuse_ino_t ino,
 	int fd = h && h->kind == FH_FD ? h->fd : -1;
 	ssize_t n;
 
+	if (!h)
+		ino = real_ino(M(req), ino);
 	if (!h && ino_is_user(ino))
 		fd = open_user_for_write(req, M(req), ino, &n);
 	if (!h && ino_is_user(ino) && fd < 0) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Install the Debian packages mlfs needs to build, run and test, if missing.
-#   scripts/deps.sh [build|test|fuzz|cluster]...   (default: build)
+#   scripts/deps.sh [build|test|fuzz|cluster|pjdfstest]...   (default: build)
 # cluster: what a managed cluster's controller needs on this machine (the
 # test set includes it: tests/it/70 makes one on test hosts).
 set -euo pipefail
@@ -15,6 +15,8 @@ cluster_pkgs=(slurmctld slurmrestd slurm-client slurm-wlm-jwt-plugin munge
 	openssh-client)
 # the test hosts (scripts/cluster-hosts.sh) run slurmd and sshd here
 cluster_test_pkgs=(slurmd openssh-server iproute2 sudo)
+# scripts/pjdfstest.sh builds pjdfstest (autotools) and runs it with prove
+pjdfstest_pkgs=(autoconf automake gcc make libc6-dev perl fuse3)
 
 want=()
 for what in "${@:-build}"; do
@@ -24,6 +26,7 @@ for what in "${@:-build}"; do
 		"${cluster_pkgs[@]}" "${cluster_test_pkgs[@]}") ;;
 	cluster) want+=("${cluster_pkgs[@]}") ;;
 	fuzz) want+=("${fuzz_pkgs[@]}") ;;
+	pjdfstest) want+=("${pjdfstest_pkgs[@]}") ;;
 	*) echo "deps.sh: unknown set '$what'" >&2; exit 2 ;;
 	esac
 done
