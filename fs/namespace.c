@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * Making and removing names: CREATE, MKDIR (objects, model versions, user
- * folders), MKNOD (FIFOs, sockets, empty files; no devices), UNLINK, RMDIR (objects through the backend, user entries as
- * their caller), RENAME (objects, user entries, an editor's rename onto a
- * setting), LINK, SYMLINK, READLINK.  FUSE request threads.
+ * folders), MKNOD (FIFOs, sockets, empty files; no devices), UNLINK,
+ * RMDIR (objects through the backend, user entries as their caller),
+ * RENAME (objects, user entries, an editor's rename onto a setting), LINK,
+ * SYMLINK, READLINK.  FUSE request threads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,8 @@
 #include "creds.h"
 #include "fs_i.h"
 
-/* A refusal @rc, with one sentence in @o's `error` when it has one. */
+/* Refusal @rc, with one sentence in @o's `error` when it has one:
+ * "<kind> '<name>' @why". */
 static int explain(struct mlfs *m, const struct obj *o, int rc,
 		   const char *why)
 {
@@ -27,9 +29,7 @@ static int explain(struct mlfs *m, const struct obj *o, int rc,
 
 	if (!ws_file_by_id(o->kind, F_ERROR))
 		return rc;
-	err_set(&e, rc, "%s %s '%s': %s", rc == -EPERM ?
-		"nothing of yours can be made in" : "refused in",
-		kind_name(o->kind), o->name, why);
+	err_set(&e, rc, "%s '%s' %s", kind_name(o->kind), o->name, why);
 	ws_refuse(m->ws, o->id, rc, &e);
 	return rc;
 }
@@ -53,7 +53,7 @@ static int user_target(struct mlfs *m, uint64_t parent, const char *name,
 	if (rc)
 		return rc;
 	if (ino_is_obj(parent) && !holds_user_files(parent, o))
-		return explain(m, o, -EPERM, "it holds only its control files;"
+		return explain(m, o, -EPERM, "holds only its control files:"
 			       " files go into a run or a deployment folder");
 	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 	    ws_file_by_name(o->kind, name))
@@ -264,9 +264,9 @@ void mlfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	case S_IFBLK:
 		rc = ino_is_user(parent) || ino_is_obj(parent) ?
 		     owner_of(m, parent, &o, &root) : -EPERM;
-		rc = rc ? -EPERM : explain(m, &o, -EPERM, "device nodes are"
-					   " not made among a workspace's"
-					   " files");
+		rc = rc ? -EPERM : explain(m, &o, -EPERM, "takes no device"
+					   " node among its files (FIFOs and"
+					   " sockets it takes)");
 		break;
 	default:
 		rc = -EINVAL;
@@ -380,12 +380,15 @@ static char *slurp_as_caller(fuse_req_t req, struct at *a, ssize_t *len,
 	int f;
 
 	*rc = at_open(a);
-	f = *rc ? *rc : at_openat(a, O_RDONLY, 0);
+	/* O_NONBLOCK: a FIFO must not hold this thread until a writer
+	 * comes; only a regular file's bytes make a setting */
+	f = *rc ? *rc : at_openat(a, O_RDONLY | O_NONBLOCK, 0);
 	if (f < 0) {
 		*rc = f;
 		return NULL;
 	}
-	*rc = fstat(f, &st) || st.st_size > SETTING_MAX ? -EFBIG : 0;
+	*rc = fstat(f, &st) ? -errno : !S_ISREG(st.st_mode) ? -EINVAL :
+	      st.st_size > SETTING_MAX ? -EFBIG : 0;
 	buf = *rc ? NULL : malloc(st.st_size + 1);
 	*len = buf ? read(f, buf, st.st_size) : -1;
 	close(f);

@@ -85,6 +85,8 @@ expect_err "mkfifo in outputs/ of a Draft run" "Read-only file system" \
 check "mknod of a regular file" python3 -c \
 	"import os, stat; os.mknod('$R/regular', stat.S_IFREG | 0o644)"
 check "it is an empty regular file" test -f "$R/regular" -a ! -s "$R/regular"
+expect_err "a FIFO renamed over a setting" "Invalid argument" timeout 20 \
+	python3 -c "import os; os.rename('$R/fifo2', '$R/command')"
 check "rm of a FIFO" rm "$R/fifo2"
 check "rm of a socket" rm "$R/sock2"
 
