@@ -75,7 +75,7 @@ static int at_orphan(struct mlfs *m, uint64_t ino, struct at *a)
 int at_find(struct mlfs *m, uint64_t ino, const char *child,
 	    struct at *a)
 {
-	char rel[PATH_MAX];
+	char rel[USER_PATH_MAX];
 	size_t l;
 	int rc;
 
@@ -96,13 +96,45 @@ int at_find(struct mlfs *m, uint64_t ino, const char *child,
 	return a->obj < 0 ? a->obj : 0;
 }
 
+/* Open the head of @path below @fd that one syscall takes (PATH_MAX),
+ * cut at a '/', and point *@rest past it: fd or -errno. */
+static int open_head(int fd, char *path, char **rest)
+{
+	char *cut = path + PATH_MAX - 1;
+	int nfd;
+
+	while (cut > path && *cut != '/')
+		cut--;
+	if (cut == path)
+		return -ENAMETOOLONG;
+	*cut = '\0';
+	nfd = beneath_open(fd, path, O_PATH | O_DIRECTORY, 0);
+	*cut = '/';
+	*rest = cut + 1;
+	return nfd;
+}
+
 /* The folder of @a, with the current (the caller's) credentials; an
- * orphan holds its file already. */
+ * orphan holds its file already; a path longer than PATH_MAX a piece at
+ * a time, each beneath the one before. */
 int at_open(struct at *a)
 {
+	char *p = a->path;
+	int fd = a->obj, nfd;
+
 	if (a->orphan)
 		return 0;
-	a->dir = beneath_open(a->obj, a->path, O_PATH | O_DIRECTORY, 0);
+	while (strlen(p) >= PATH_MAX) {
+		nfd = open_head(fd, p, &p);
+		if (fd != a->obj)
+			close(fd);
+		if (nfd < 0)
+			return nfd;
+		fd = nfd;
+	}
+	a->dir = beneath_open(fd, p, O_PATH | O_DIRECTORY, 0);
+	if (fd != a->obj)
+		close(fd);
 	return a->dir < 0 ? a->dir : 0;
 }
 
@@ -175,7 +207,7 @@ int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root)
 	if (rc && rc != -ENAMETOOLONG)
 		return rc;
 	if (rc) {
-		char big[PATH_MAX];
+		char big[USER_PATH_MAX];
 
 		rc = nodes_path(m->nodes, ino, &id, &r, big, sizeof(big));
 		if (rc)

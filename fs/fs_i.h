@@ -11,10 +11,10 @@
  *   at.c         struct at: a user node's backing file, held by fd
  *   attr.c       GETATTR, SETATTR, STATFS and the cache timeouts
  *   dir.c        LOOKUP, FORGET, OPENDIR, READDIR
- *   io.c         OPEN, READ, RELEASE, FLUSH, FSYNC
+ *   io.c         OPEN, READ, RELEASE, FLUSH, FSYNC, FALLOCATE
  *   write.c      WRITE, WRITE_BUF: ctl commands, settings, user files
- *   namespace.c  CREATE, MKDIR, UNLINK, RMDIR, RENAME, LINK, SYMLINK,
- *                READLINK
+ *   namespace.c  CREATE, MKDIR, MKNOD, UNLINK, RMDIR, RENAME, LINK,
+ *                SYMLINK, READLINK
  *
  * Replies pass a positive errno; helpers return 0 or -errno.
  */
@@ -179,7 +179,7 @@ struct at {
 	int root;		/* F_DIR (files/) or F_OUTPUTS */
 	int orphan;		/* @dir is the file of a nameless node */
 	char name[NAME_MAX + 1];
-	char path[PATH_MAX];	/* of @dir, below objects/ID */
+	char path[USER_PATH_MAX + 16];	/* of @dir, below objects/ID */
 };
 
 #define AT(a)	struct at a __attribute__((cleanup(at_close))) = \
@@ -285,6 +285,8 @@ void mlfs_flush(fuse_req_t req, fuse_ino_t ino,
 		struct fuse_file_info *fi);
 void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		struct fuse_file_info *fi);
+void mlfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+		    off_t len, struct fuse_file_info *fi);
 
 /* write.c */
 void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -298,6 +300,8 @@ void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 mode_t mode, struct fuse_file_info *fi);
 void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		mode_t mode);
+void mlfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, dev_t rdev);
 void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
 void mlfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,

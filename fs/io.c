@@ -4,11 +4,12 @@
  * rendering is held by the handle), of files on disk (log, metrics,
  * events) and of user files (as the caller, once the object's state
  * allows a write); READ with a handle or without (FUSE_CAP_NO_OPEN_SUPPORT),
- * RELEASE, FLUSH, FSYNC.  FUSE request threads.
+ * RELEASE, FLUSH, FSYNC; FALLOCATE of user files.  FUSE request threads.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -427,4 +428,59 @@ void mlfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		close(fd);
 	}
 	fuse_reply_err(req, rc == EINVAL || rc == EBADF ? 0 : rc);
+}
+
+/* The modes passed to the backing file system; the kernel sends no other
+ * (it refuses collapse and insert itself). */
+#define FALLOC_MODES	(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | \
+			 FALLOC_FL_ZERO_RANGE)
+
+/* Room for @len more bytes of user files: a full disk's last room is the
+ * workspace's own (as for writes), explained in the object's `error`. */
+static int fallocate_room(struct mlfs *m, uint64_t ino, int mode, off_t len)
+{
+	struct err e;
+	struct obj o;
+	int root;
+
+	if ((mode & FALLOC_FL_PUNCH_HOLE) ||
+	    ws_user_room(m->ws, (size_t)len) >= (size_t)len)
+		return 0;
+	if (!owner_of(m, ino, &o, &root)) {
+		err_set(&e, -ENOSPC, "a file of %s '%s' was not allocated: no"
+			" space left on the file system of the state dir %s",
+			kind_name(o.kind), o.name, ws_state_dir(m->ws));
+		ws_refuse(m->ws, o.id, -ENOSPC, &e);
+	}
+	return -ENOSPC;
+}
+
+/*
+ * fallocate(2) of a user file (posix_fallocate, `fallocate -l`, a punched
+ * hole), by the backing file system as the caller, once the object's
+ * state allows a write (as a WRITE).  Control files: EOPNOTSUPP.
+ */
+void mlfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+		    off_t len, struct fuse_file_info *fi)
+{
+	struct mlfs *m = M(req);
+	int root, fd, rc;
+
+	(void)fi;	/* no handles for user files (FUSE_CAP_NO_OPEN) */
+	if (!ino_is_user(ino) || (mode & ~FALLOC_MODES)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	rc = fallocate_room(m, ino, mode, len);
+	fd = rc ? rc : open_user(req, m, ino, O_WRONLY, &root);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	{
+		AS_CALLER(req);
+		rc = fallocate(fd, mode, off, len) ? errno : 0;
+	}
+	close(fd);
+	fuse_reply_err(req, rc);
 }

@@ -255,6 +255,11 @@ int main(int argc, char **argv)
 		usage(argv[0]);
 		return 2;
 	}
+	/* the daemon's files get the modes it asks for, whatever umask it
+	 * was started with: a strict one would close objects/ID (0711) to
+	 * the other users' runs and requests, a lax one open its files;
+	 * users' own files take their callers' umask (fs/namespace.c) */
+	umask(022);
 	if (!c.state)
 		c.state = default_state();
 	if (!c.state || mkdir_p(c.state) || !realpath(c.state, state)) {

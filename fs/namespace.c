@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * Making and removing names: CREATE, MKDIR (objects, model versions, user
- * folders), UNLINK, RMDIR (objects through the backend, user entries as
- * their caller), RENAME (objects, user entries, an editor's rename onto a
- * setting), LINK, SYMLINK, READLINK.  FUSE request threads.
+ * folders), MKNOD (FIFOs, sockets, empty files; no devices), UNLINK,
+ * RMDIR (objects through the backend, user entries as their caller),
+ * RENAME (objects, user entries, an editor's rename onto a setting), LINK,
+ * SYMLINK, READLINK.  FUSE request threads.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,22 +20,41 @@
 #include "creds.h"
 #include "fs_i.h"
 
+/* Refusal @rc, with one sentence in @o's `error` when it has one:
+ * "<kind> '<name>' @why". */
+static int explain(struct mlfs *m, const struct obj *o, int rc,
+		   const char *why)
+{
+	struct err e;
+
+	if (!ws_file_by_id(o->kind, F_ERROR))
+		return rc;
+	err_set(&e, rc, "%s '%s' %s", kind_name(o->kind), o->name, why);
+	ws_refuse(m->ws, o->id, rc, &e);
+	return rc;
+}
+
 /*
  * Where can user entry @name be made below @parent?  Fills @a (found,
- * not yet opened).  -EPERM in generated folders, -EEXIST for control-file
- * names, -EROFS when frozen.  Entries are made as their caller, who owns
- * them (and the kernel checks the folder's mode).
+ * not yet opened).  -EPERM where only folders or control files belong (the
+ * root, runs/ and the other top folders: as mkdir of a file name there;
+ * a target's folder), -EEXIST for control-file names, -EROFS when frozen.
+ * Entries are made as their caller, who owns them (and the kernel checks
+ * the folder's mode).
  */
 static int user_target(struct mlfs *m, uint64_t parent, const char *name,
 		       struct at *a, struct obj *o)
 {
 	int root, rc;
 
+	if (!ino_is_obj(parent) && !ino_is_user(parent))
+		return -EPERM;
 	rc = owner_of(m, parent, o, &root);
 	if (rc)
 		return rc;
 	if (ino_is_obj(parent) && !holds_user_files(parent, o))
-		return -EPERM;
+		return explain(m, o, -EPERM, "holds only its control files:"
+			       " files go into a run or a deployment folder");
 	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 	    ws_file_by_name(o->kind, name))
 		return -EEXIST;
@@ -45,6 +66,42 @@ static int user_target(struct mlfs *m, uint64_t parent, const char *name,
 	return at_find(m, parent, name, a);
 }
 
+/*
+ * The caller's umask (FUSE_CAP_DONT_MASK: the kernel passes it instead of
+ * applying it), applied by the backing file system as on a local disk (a
+ * default ACL there wins over it, as it does there).  A umask is shared
+ * by the threads of a process: each request thread takes its own copy
+ * once (unshare(CLONE_FS)), so that one caller's umask reaches neither
+ * another request nor the daemon's own files, and it is set back as soon
+ * as the entry is made.  Without a copy (unshare refused), the mode is
+ * masked here, and the daemon's umask masks it once more.
+ */
+static __thread int own_umask;	/* 1: this thread's own; -1: shared */
+
+static mode_t umask_enter(fuse_req_t req, mode_t *mode)
+{
+	mode_t um = fuse_req_ctx(req)->umask;
+
+	if (!own_umask)
+		own_umask = unshare(CLONE_FS) ? -1 : 1;
+	if (own_umask < 0) {
+		*mode &= ~um;
+		return (mode_t)-1;
+	}
+	return umask(um);
+}
+
+static void umask_leave(mode_t *old)
+{
+	if (*old != (mode_t)-1)
+		umask(*old);
+}
+
+/* In a scope: the caller's umask, and *@mode masked when it must be. */
+#define WITH_UMASK(req, mode) \
+	mode_t caller_umask__ __attribute__((cleanup(umask_leave))) = \
+		umask_enter(req, mode)
+
 /* Create user file @a as @req's caller: the fd or -errno. */
 static int create_as_caller(fuse_req_t req, struct at *a, int flags,
 			    mode_t mode)
@@ -54,6 +111,7 @@ static int create_as_caller(fuse_req_t req, struct at *a, int flags,
 
 	if (rc)
 		return rc;
+	WITH_UMASK(req, &mode);
 	return at_openat(a, (flags | O_CREAT) & ~O_NOCTTY, mode);
 }
 
@@ -110,20 +168,27 @@ void mlfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
-/* mkdir @a, or symlink @link at @a, as @req's caller. */
+/* Make @a as @req's caller: symlink @link, or (@mode's type) a FIFO,
+ * socket or empty file, or else a folder. */
 static int make_as_caller(fuse_req_t req, struct at *a, mode_t mode,
 			  const char *link)
 {
 	AS_CALLER(req);
 	int rc = at_open(a);
 
-	if (!rc && (link ? symlinkat(link, a->dir, a->name) :
-		    mkdirat(a->dir, a->name, mode)))
-		rc = -errno;
-	return rc;
+	if (rc)
+		return rc;
+	if (link)
+		return symlinkat(link, a->dir, a->name) ? -errno : 0;
+	WITH_UMASK(req, &mode);
+	if (mode & S_IFMT)
+		rc = mknodat(a->dir, a->name, mode, 0);
+	else
+		rc = mkdirat(a->dir, a->name, mode);
+	return rc ? -errno : 0;
 }
 
-/* A user folder or symlink @name in @parent: made and answered. */
+/* A user folder, symlink or node @name in @parent: made and answered. */
 static int make_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		     const char *name, mode_t mode, const char *link)
 {
@@ -162,7 +227,7 @@ void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	} else if (parent == INO_ROOT) {
 		rc = -EPERM;
 	} else {
-		rc = make_user(req, m, parent, name, mode, NULL);
+		rc = make_user(req, m, parent, name, mode & 07777, NULL);
 		if (!rc)
 			return;
 	}
@@ -173,6 +238,41 @@ void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 			log_debug("mkdir %s: %s", name, e.msg);
 		fuse_reply_err(req, -rc);
 	}
+}
+
+/*
+ * mknod(2) among user files: FIFOs and sockets (and empty files), as
+ * their caller, who needs no privilege for them.  Device nodes are
+ * refused: through a workspace they would give a user's runs a door to
+ * the machine's devices that a run folder does not need.
+ */
+void mlfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		mode_t mode, dev_t rdev)
+{
+	struct mlfs *m = M(req);
+	struct obj o;
+	int root, rc;
+
+	(void)rdev;
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFREG:
+		rc = make_user(req, m, parent, name, mode, NULL);
+		break;
+	case S_IFCHR:
+	case S_IFBLK:
+		rc = ino_is_user(parent) || ino_is_obj(parent) ?
+		     owner_of(m, parent, &o, &root) : -EPERM;
+		rc = rc ? -EPERM : explain(m, &o, -EPERM, "takes no device"
+					   " node among its files (FIFOs and"
+					   " sockets it takes)");
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
 }
 
 /* May user entries below @parent be removed?  Draft or finished objects.
@@ -284,12 +384,15 @@ static char *slurp_as_caller(fuse_req_t req, struct at *a, ssize_t *len,
 	int f;
 
 	*rc = at_open(a);
-	f = *rc ? *rc : at_openat(a, O_RDONLY, 0);
+	/* O_NONBLOCK: a FIFO must not hold this thread until a writer
+	 * comes; only a regular file's bytes make a setting */
+	f = *rc ? *rc : at_openat(a, O_RDONLY | O_NONBLOCK, 0);
 	if (f < 0) {
 		*rc = f;
 		return NULL;
 	}
-	*rc = fstat(f, &st) || st.st_size > SETTING_MAX ? -EFBIG : 0;
+	*rc = fstat(f, &st) ? -errno : !S_ISREG(st.st_mode) ? -EINVAL :
+	      st.st_size > SETTING_MAX ? -EFBIG : 0;
 	buf = *rc ? NULL : malloc(st.st_size + 1);
 	*len = buf ? read(f, buf, st.st_size) : -1;
 	close(f);

@@ -627,7 +627,7 @@ int nodes_link(struct node_table *t, uint64_t ino, uint64_t parent,
 int nodes_path(struct node_table *t, uint64_t ino, int64_t *obj, int *root,
 	       char *rel, size_t relsz)
 {
-	char buf[PATH_MAX];
+	char buf[USER_PATH_MAX];
 	size_t pos = sizeof(buf) - 1;
 	struct unode *n;
 	int rc = 0;

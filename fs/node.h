@@ -162,10 +162,20 @@ int nodes_by_backing(struct node_table *t, uint64_t backing, uint64_t except,
 		     uint64_t *out, int max);
 
 /*
+ * The longest path of a user node below its object's root.  A path given
+ * to one syscall is at most PATH_MAX, but relative to a folder deep in a
+ * run folder (its cwd, an fd) it may name a node much further down, as
+ * on a local disk; the backing path is longer still ("files/" before it).
+ * Such paths are opened a piece at a time (fs/at.c).
+ */
+#define USER_PATH_MAX	(4 * PATH_MAX)
+
+/*
  * nodes_path - resolve @ino (any inode under an object) into the object
  * id, its root (F_DIR for the user's files, F_OUTPUTS for outputs/) and
  * the path relative to that root ("" for the root itself).
- * Returns 0, -ENOENT (unknown node), -ENAMETOOLONG.
+ * Returns 0, -ENOENT (unknown node), -ENAMETOOLONG (longer than
+ * USER_PATH_MAX, or than @relsz).
  */
 int nodes_path(struct node_table *t, uint64_t ino, int64_t *obj, int *root,
 	       char *rel, size_t relsz);

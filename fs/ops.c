@@ -43,6 +43,12 @@ static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_READ;
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+	/* the caller's umask comes with CREATE, MKDIR and MKNOD and is
+	 * applied by the backing file system, as on a local disk (see
+	 * namespace.c); else the kernel would apply it and the daemon's
+	 * own umask would mask users' files once more */
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
 	/* the daemon decides what the page cache may keep (keep_cache and
 	 * explicit invalidation), not the mtime */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -58,7 +64,7 @@ const struct fuse_lowlevel_ops mlfs_ops = {
 	.getattr	= mlfs_getattr,
 	.setattr	= mlfs_setattr,
 	.readlink	= mlfs_readlink,
-	.mknod		= NULL,
+	.mknod		= mlfs_mknod,
 	.mkdir		= mlfs_mkdir,
 	.unlink		= mlfs_unlink,
 	.rmdir		= mlfs_rmdir,
@@ -77,6 +83,7 @@ const struct fuse_lowlevel_ops mlfs_ops = {
 	.releasedir	= mlfs_releasedir,
 	.statfs		= mlfs_statfs,
 	.create		= mlfs_create,
+	.fallocate	= mlfs_fallocate,
 };
 
 /* The state dir's objects/, which the daemon made and only it writes. */

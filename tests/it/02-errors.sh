@@ -83,7 +83,8 @@ refused "unknown ctl command on a target" "$EINVAL" "$MNT/targets/dt" \
 	"target dt" "frob" wr "$MNT/targets/dt/ctl" frob
 eq "cat ctl of a Draft target" "provision" "$(cat "$MNT/targets/dt/ctl")"
 
-# bad env lines and resources, each in a fresh run (no overwrite needed)
+# bad env lines and resources, each in a fresh run (no overwrite needed):
+# refused by the write when the line alone is wrong, else by submit
 i=0
 for bad in "NOEQUALS|NOEQUALS" "1BAD=x|1BAD" "BAD KEY=x|BAD KEY" \
 	"MLFS_RUN=mine|MLFS_RUN"; do
@@ -91,9 +92,8 @@ for bad in "NOEQUALS|NOEQUALS" "1BAD=x|1BAD" "BAD KEY=x|BAD KEY" \
 	B=$MNT/runs/env$i
 	mkdir "$B"
 	wr "$B/command" true
-	wr "$B/env" "${bad%|*}"
 	refused "env line '${bad%|*}'" "$EINVAL" "$B" "run env$i" "${bad#*|}" \
-		wr "$B/ctl" submit
+		bash -c "printf '%s\n' '${bad%|*}' > '$B/env' && echo submit > '$B/ctl'"
 	eq "env line '${bad%|*}': run stays Draft" Draft "$(cat "$B/status")"
 done
 i=0
@@ -104,9 +104,8 @@ for bad in "memory = lots|lots" "nodes = 2|node" "cpus = 0|cpus" \
 	B=$MNT/runs/res$i
 	mkdir "$B"
 	wr "$B/command" true
-	wr "$B/resources" "${bad%|*}"
 	refused "resources '${bad%|*}'" "$EINVAL" "$B" "run res$i" "${bad#*|}" \
-		wr "$B/ctl" submit
+		bash -c "printf '%s\n' '${bad%|*}' > '$B/resources' && echo submit > '$B/ctl'"
 	eq "resources '${bad%|*}': run stays Draft" Draft "$(cat "$B/status")"
 done
 

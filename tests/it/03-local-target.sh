@@ -68,10 +68,11 @@ for bad in "kubernetes||kubernetes" "local|colour = blue|colour" \
 	ty=${bad%%|*} rest=${bad#*|} cf=${rest%|*} pat=${rest#*|}
 	B=$MNT/targets/bad$i
 	mkdir "$B"
-	wr "$B/type" "$ty"
-	[[ -z $cf ]] || wr "$B/config" "$cf"
+	# refused by the write of type or config when it alone is wrong
 	refused "provision type '$ty' config '$cf'" "$EINVAL" "$B" "$pat" \
-		wr "$B/ctl" provision
+		bash -c "echo '$ty' > '$B/type' &&
+			{ [ -z '$cf' ] || echo '$cf' > '$B/config'; } &&
+			echo provision > '$B/ctl'"
 	eq "type '$ty' config '$cf': target stays Draft" Draft "$(cat "$B/status")"
 	rmdir "$B"
 done

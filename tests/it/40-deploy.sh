@@ -140,7 +140,9 @@ wr "$E/config" "entry = missing.py"
 refused "deploy without the entry script" "$ENOENT" "missing.py"
 for bad in "port = 70000" "port = http" "replicas = 0" "replicas = 99" \
 	"host = not-an-address" "colour = blue" "ready_timeout = 0" "no equals sign"; do
-	wr "$E/config" "$bad"
+	expect_err "invalid config '$bad': refused by its write" "$EINVAL" \
+		wr "$E/config" "$bad"
+	printf '%s' "$bad" > "$E/config"	# no newline: checked at deploy
 	refused "invalid config '$bad'" "$EINVAL" "."
 done
 wr "$E/config" ""

@@ -268,9 +268,13 @@ refused "deploy on an ssh target never provisioned" "$EBUSY" "provision it first
 wr "$E/target" box
 wr "$E/config" "entry = missing.py"
 refused "deploy without the entry script" "$ENOENT" "missing.py"
-wr "$E/config" "host = not-an-address"
+expect_err "a bad host is refused by its write" "$EINVAL" \
+	wr "$E/config" "host = not-an-address"
+printf 'host = not-an-address' > "$E/config"	# no newline: checked at deploy
 refused "deploy with a bad host" "$EINVAL" "host must be an IP address"
-wr "$E/config" "replicas = 99"
+expect_err "too many replicas are refused by the write" "$EINVAL" \
+	wr "$E/config" "replicas = 99"
+printf 'replicas = 99' > "$E/config"
 refused "deploy with too many replicas" "$EINVAL" "replicas"
 wr "$E/config" ""
 

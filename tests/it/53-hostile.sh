@@ -136,10 +136,11 @@ setting_case() {	# setting_case FILE PRINTF-FORMAT DESCRIPTION
 	local d=$R/set-$RANDOM out rc st= file=$1
 	mkdir "$d"
 	wr "$d/command" 'echo ok'
-	printf "$2" | put "$d/$1" >/dev/null
-	bad "$1"
-	out=$(printf 'submit\n' | put "$d/ctl")
+	out=$(printf "$2" | put "$d/$1")
 	rc=$?
+	bad "$1"
+	# refused by the write itself, or else by submit
+	((rc != 0)) || { out=$(printf 'submit\n' | put "$d/ctl"); rc=$?; }
 	if ((rc == 0)); then
 		wait_final "$d" 10
 		st=$(cat "$d/status")
@@ -181,10 +182,11 @@ target_case() {	# target_case FILE PRINTF-FORMAT DESCRIPTION
 	local d=$MNT/targets/t-$RANDOM out rc
 	mkdir "$d"
 	wr "$d/type" local
-	printf "$2" | put "$d/$1" >/dev/null
-	bad "$1"
-	out=$(printf 'provision\n' | put "$d/ctl")
+	out=$(printf "$2" | put "$d/$1")
 	rc=$?
+	bad "$1"
+	# refused by the write itself, or else by provision
+	((rc != 0)) || { out=$(printf 'provision\n' | put "$d/ctl"); rc=$?; }
 	check "$1 $3: provision refused with EINVAL (rc $rc: ${out:0:60})" \
 		eval '((rc != 0)) && [[ $out == *"Invalid argument"* ]]'
 	after "$1 $3" "$d"

@@ -167,7 +167,11 @@ as $UA mkdir "$D"
 as $UA sh -c "printf 'def run(d):\n    return len(d)\n' > '$D/score.py'"
 as $UA sh -c "echo m1:1 > '$D/model'"
 for bad in "max_body = 0" "max_body = 1_0" "read_timeout = -1"; do
-	as $UA sh -c "echo '$bad' > '$D/config'"
+	expect_err "config '$bad' is refused by its write" "$EINVAL" \
+		as $UA bash -c "echo '$bad' > '$D/config'"
+	check "... with a sentence naming the key" grep -q "${bad%% *}" "$D/error"
+	# without its newline, the line is checked at deploy
+	as $UA sh -c "printf '%s' '$bad' > '$D/config'"
 	expect_err "config '$bad' is refused at deploy" "$EINVAL" \
 		as $UA bash -c "echo deploy > '$D/ctl'"
 	check "... with a sentence naming the key" grep -q "${bad%% *}" "$D/error"
