@@ -253,7 +253,7 @@ static int copy_data(int in, int out, off_t size)
 	while (hole < size) {
 		data = lseek(in, hole, SEEK_DATA);
 		if (data < 0 && errno == ENXIO)
-			return 0;	/* only a hole is left */
+			break;		/* only a hole is left */
 		if (data < 0 && errno == EINVAL)
 			return copy_range(in, out, hole, size);
 		if (data < 0)
@@ -266,29 +266,61 @@ static int copy_data(int in, int out, off_t size)
 		if (rc)
 			return rc;
 	}
-	return 0;
+	/* a hole at the end, which no extent reaches */
+	return ftruncate(out, size) ? -errno : 0;
+}
+
+/* What one copy learns once for all its files. */
+struct file_opts {
+	int no_clone;	/* FICLONE failed: the file system cannot clone */
+	mode_t umask;	/* the daemon's: it cuts the mode a file is made with */
+};
+
+/* The daemon's umask, from /proc: umask(2) reads it only by setting it,
+ * which other threads' creations would see.  0777 when unknown. */
+static mode_t read_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	mode_t mask = 0777;
+	char line[128];
+	unsigned m;
+
+	if (!f)
+		return mask;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &m) == 1) {
+			mask = m & 0777;
+			break;
+		}
+	fclose(f);
+	return mask;
 }
 
 /* The bytes of @in (as @st saw it) into the new, empty @out. */
-static int copy_content(int in, int out, const struct stat *st)
+static int copy_content(int in, int out, const struct stat *st,
+			struct file_opts *o)
 {
-	int rc;
-
-	/* a clone shares the extents (btrfs, xfs, bcachefs): instant, no
-	 * second copy of the bytes, holes kept; elsewhere it fails at once */
-	if (st->st_size && !ioctl(out, FICLONE, in))
+	if (!st->st_size)
 		return 0;
-	rc = copy_data(in, out, st->st_size);
-	if (rc)
-		return rc;
-	/* a hole at the end, which no extent reaches */
-	return ftruncate(out, st->st_size) ? -errno : 0;
+	/* a clone shares the extents (btrfs, xfs, bcachefs): instant, no
+	 * second copy of the bytes, holes kept; elsewhere it fails at once,
+	 * and is not tried again in this copy */
+	if (!o->no_clone) {
+		if (!ioctl(out, FICLONE, in))
+			return 0;
+		o->no_clone = errno == EOPNOTSUPP || errno == ENOTTY ||
+			      errno == EXDEV;
+	}
+	/* as many bytes in blocks as in the file: no hole to look for */
+	if ((off_t)st->st_blocks * 512 >= st->st_size)
+		return copy_range(in, out, 0, st->st_size);
+	return copy_data(in, out, st->st_size);
 }
 
 /* Copy file @sname of folder @sdir into a new file @dname of @ddir: its
  * bytes (holes kept), then its mode and times. */
 static int copy_file_as(int sdir, const char *sname, int ddir,
-			const char *dname)
+			const char *dname, struct file_opts *o)
 {
 	struct stat st;
 	int in, out, rc;
@@ -301,18 +333,19 @@ static int copy_file_as(int sdir, const char *sname, int ddir,
 		close(in);
 		return -EINVAL;	/* it changed under us: not what we saw */
 	}
+	/* no set-id bits: a copy must not make a set-id file its author
+	 * could not have made (a root-owned one, before any chown) */
 	out = openat(ddir, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		     O_CLOEXEC, 0600);
+		     O_CLOEXEC, st.st_mode & 0777);
 	if (out < 0) {
 		rc = -errno;
 		close(in);
 		return rc;
 	}
-	rc = copy_content(in, out, &st);
-	/* the mode by fchmod, not cut by the daemon's umask, and with no
-	 * set-id bit: a copy must not make a set-id file its author could
-	 * not have made (a root-owned one, before any chown) */
-	if (!rc && fchmod(out, st.st_mode & 0777))
+	rc = copy_content(in, out, &st, o);
+	/* the bits the daemon's umask took (a 0666 file stays 0666) */
+	if (!rc && (st.st_mode & o->umask & 0777) &&
+	    fchmod(out, st.st_mode & 0777))
 		rc = -errno;
 	if (!rc)	/* last: writing the bytes set them to now */
 		rc = set_times(out, NULL, &st);
@@ -361,6 +394,7 @@ struct links {
 struct copy_ctx {
 	int top;		/* the folder the copy is made in */
 	int share;		/* link_into: files become new names */
+	struct file_opts fo;
 	struct links links;
 	char rel[PATH_MAX];	/* the folder being filled, from top: "a/b/" */
 	int rel_lost;		/* folders entered that rel could not name */
@@ -481,12 +515,12 @@ static int copy_reg(struct copy_ctx *c, int sdir, int ddir, const char *name,
 	if (c->share && !linkat(sdir, name, ddir, name, 0))
 		return 0;	/* else (another file system …) a copy */
 	if (c->share || st->st_nlink < 2)
-		return copy_file_as(sdir, name, ddir, name);
+		return copy_file_as(sdir, name, ddir, name, &c->fo);
 	seen = link_find(&c->links, st);
 	/* a hard link within the tree: a link again (else a copy) */
 	if (seen && !link_again(c, seen, ddir, name))
 		return 0;
-	rc = copy_file_as(sdir, name, ddir, name);
+	rc = copy_file_as(sdir, name, ddir, name, &c->fo);
 	if (!rc && !seen)
 		link_add(c, st, name);
 	return rc;
@@ -576,6 +610,7 @@ static int copy_walk(int s, int d, const char *name, int share,
 		return -ENOMEM;
 	c->top = d;
 	c->share = share;
+	c->fo.umask = read_umask();
 	rc = name ? copy_entry(c, s, d, name, 0) : copy_dir(c, s, d, 0);
 	snprintf(where, wsz, "%s", c->where);
 	links_free(&c->links);
@@ -693,6 +728,7 @@ int link_into(const char *src, const char *name, const char *dst,
 
 int unshare_file(const char *path)
 {
+	struct file_opts fo = { .umask = 0777 };	/* fchmod: one file */
 	char tmp[PATH_MAX + 16], *slash;
 	const char *name;
 	struct stat st;
@@ -714,7 +750,7 @@ int unshare_file(const char *path)
 	name = path + (slash - tmp) + 1;
 	snprintf(tmp, sizeof(tmp), ".%s.mlfs-unshare", name);
 	unlinkat(dir, tmp, 0);
-	rc = copy_file_as(dir, name, dir, tmp);
+	rc = copy_file_as(dir, name, dir, tmp, &fo);
 	if (!rc && fchownat(dir, tmp, st.st_uid, st.st_gid,
 			    AT_SYMLINK_NOFOLLOW) && geteuid() == 0)
 		rc = -errno;
