@@ -218,6 +218,7 @@ static int copy_range(int in, int out, off_t off, off_t end)
 {
 	char buf[1 << 16];
 	ssize_t n;
+	int rc;
 
 	while (off < end) {
 		loff_t io = off, oo = off;
@@ -235,8 +236,9 @@ static int copy_range(int in, int out, off_t off, off_t end)
 			  (size_t)(end - off) : sizeof(buf), off);
 		if (n <= 0)
 			return n < 0 ? -errno : 0;
-		if (pwrite_all(out, buf, n, off))
-			return -errno;
+		rc = pwrite_all(out, buf, n, off);
+		if (rc)
+			return rc;
 		off += n;
 	}
 	return 0;
