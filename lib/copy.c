@@ -4,7 +4,13 @@
  * deployment's files, model versions; chown and rm -r without following
  * symlinks.  Any thread: the backend worker (working copies, snapshots)
  * and FUSE request threads (unshare_file before a write); what a walk
- * keeps between calls is per thread (__thread).
+ * keeps between calls is in its own struct copy_ctx.
+ *
+ * A copy keeps what `cp -a` keeps: bytes (holes stay holes; cloned where
+ * the file system can), modes without set-id bits, times to the
+ * nanosecond (make judges a working copy as it would the run's folder),
+ * symlinks as links, hard links within the tree as links.  Owners are
+ * whoever makes the copy (copy_tree_as: the run's owner).
  */
 #include "copy.h"
 
@@ -12,15 +18,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/fs.h>		/* FICLONE */
 #include <stdlib.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fscreds.h"
-#include "vec.h"
+#include "hash.h"
 
 /*
  * The walks below hold a folder open (O_NOFOLLOW) and name its entries
@@ -179,14 +186,146 @@ out_close:
 	return rc;
 }
 
-/* Copy file @sname of folder @sdir into a new file @dname of @ddir. */
-static int copy_file_as(int sdir, const char *sname, int ddir,
-			const char *dname, mode_t mode)
-{
-	int in, out, rc = 0;
-	ssize_t n;
+/* ---- one file ------------------------------------------------------- */
 
+/* The times of @st on @fd (or on @name of @fd, a link itself). */
+static int set_times(int fd, const char *name, const struct stat *st)
+{
+	const struct timespec ts[2] = { st->st_atim, st->st_mtim };
+	int rc;
+
+	rc = name ? utimensat(fd, name, ts, AT_SYMLINK_NOFOLLOW) :
+		    futimens(fd, ts);
+	return rc ? -errno : 0;
+}
+
+static int pwrite_all(int fd, const char *buf, size_t n, off_t off)
+{
+	ssize_t w;
+
+	for (; n; buf += w, n -= w, off += w) {
+		w = pwrite(fd, buf, n, off);
+		if (w < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* Bytes [@off, @end) of @in to the same place in @out: in the kernel
+ * (copy_file_range), else through a buffer.  A file that shrank meanwhile
+ * ends the copy early.  0 or -errno. */
+static int copy_range(int in, int out, off_t off, off_t end)
+{
+	char buf[1 << 16];
+	ssize_t n;
+	int rc;
+
+	while (off < end) {
+		loff_t io = off, oo = off;
+
+		n = copy_file_range(in, &io, out, &oo, end - off, 0);
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+			      errno == EINVAL || errno == EOPNOTSUPP))
+			break;
+		if (n <= 0)
+			return n < 0 ? -errno : 0;
+		off += n;
+	}
+	while (off < end) {
+		n = pread(in, buf, end - off < (off_t)sizeof(buf) ?
+			  (size_t)(end - off) : sizeof(buf), off);
+		if (n <= 0)
+			return n < 0 ? -errno : 0;
+		rc = pwrite_all(out, buf, n, off);
+		if (rc)
+			return rc;
+		off += n;
+	}
+	return 0;
+}
+
+/* The data of @in (@size bytes) into @out, extent by extent: its holes
+ * stay holes (a `truncate -s 2G` file is copied at once and takes no
+ * room).  A file system without SEEK_DATA calls it all data. */
+static int copy_data(int in, int out, off_t size)
+{
+	off_t data, hole = 0;
+	int rc;
+
+	while (hole < size) {
+		data = lseek(in, hole, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;		/* only a hole is left */
+		if (data < 0 && errno == EINVAL)
+			return copy_range(in, out, hole, size);
+		if (data < 0)
+			return -errno;
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		hole = hole < size ? hole : size;
+		rc = copy_range(in, out, data, hole);
+		if (rc)
+			return rc;
+	}
+	/* a hole at the end, which no extent reaches */
+	return ftruncate(out, size) ? -errno : 0;
+}
+
+/* What one copy learns once for all its files. */
+struct file_opts {
+	int no_clone;	/* FICLONE failed: the file system cannot clone */
+	mode_t umask;	/* the daemon's: it cuts the mode a file is made with */
+};
+
+/* The daemon's umask, from /proc: umask(2) reads it only by setting it,
+ * which other threads' creations would see.  0777 when unknown. */
+static mode_t read_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	mode_t mask = 0777;
+	char line[128];
+	unsigned m;
+
+	if (!f)
+		return mask;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &m) == 1) {
+			mask = m & 0777;
+			break;
+		}
+	fclose(f);
+	return mask;
+}
+
+/* The bytes of @in (as @st saw it) into the new, empty @out. */
+static int copy_content(int in, int out, const struct stat *st,
+			struct file_opts *o)
+{
+	if (!st->st_size)
+		return 0;
+	/* a clone shares the extents (btrfs, xfs, bcachefs): instant, no
+	 * second copy of the bytes, holes kept; elsewhere it fails at once,
+	 * and is not tried again in this copy */
+	if (!o->no_clone) {
+		if (!ioctl(out, FICLONE, in))
+			return 0;
+		o->no_clone = errno == EOPNOTSUPP || errno == ENOTTY ||
+			      errno == EXDEV;
+	}
+	/* as many bytes in blocks as in the file: no hole to look for */
+	if ((off_t)st->st_blocks * 512 >= st->st_size)
+		return copy_range(in, out, 0, st->st_size);
+	return copy_data(in, out, st->st_size);
+}
+
+/* Copy file @sname of folder @sdir into a new file @dname of @ddir: its
+ * bytes (holes kept), then its mode and times. */
+static int copy_file_as(int sdir, const char *sname, int ddir,
+			const char *dname, struct file_opts *o)
+{
 	struct stat st;
+	int in, out, rc;
 
 	/* O_NONBLOCK: a file swapped for a fifo must not hang the copy */
 	in = openat(sdir, sname, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -199,38 +338,27 @@ static int copy_file_as(int sdir, const char *sname, int ddir,
 	/* no set-id bits: a copy must not make a set-id file its author
 	 * could not have made (a root-owned one, before any chown) */
 	out = openat(ddir, dname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		     O_CLOEXEC, mode & 0777);
+		     O_CLOEXEC, st.st_mode & 0777);
 	if (out < 0) {
 		rc = -errno;
 		close(in);
 		return rc;
 	}
-	do {
-		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-	} while (n > 0);
-	if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
-		char buf[1 << 16];
-
-		while ((n = read(in, buf, sizeof(buf))) > 0)
-			if (write(out, buf, n) != n) {
-				n = -1;
-				break;
-			}
-	}
-	if (n < 0)
+	rc = copy_content(in, out, &st, o);
+	/* the bits the daemon's umask took (a 0666 file stays 0666) */
+	if (!rc && (st.st_mode & o->umask & 0777) &&
+	    fchmod(out, st.st_mode & 0777))
 		rc = -errno;
+	if (!rc)	/* last: writing the bytes set them to now */
+		rc = set_times(out, NULL, &st);
 	close(in);
 	if (close(out) && !rc)
 		rc = -errno;
 	return rc;
 }
 
-static int copy_file(int sdir, int ddir, const char *name, mode_t mode)
-{
-	return copy_file_as(sdir, name, ddir, name, mode);
-}
-
-static int copy_link(int sdir, int ddir, const char *name)
+static int copy_link(int sdir, int ddir, const char *name,
+		     const struct stat *st)
 {
 	char target[PATH_MAX];
 	ssize_t n;
@@ -239,87 +367,189 @@ static int copy_link(int sdir, int ddir, const char *name)
 	if (n < 0)
 		return -errno;
 	target[n] = '\0';
-	return symlinkat(target, ddir, name) ? -errno : 0;
+	if (symlinkat(target, ddir, name))
+		return -errno;
+	return set_times(ddir, name, st);
 }
 
-/* Files with several links seen so far: copied once, then linked. */
-struct links {
-	struct link_seen {
-		dev_t dev;
-		ino_t ino;
-		int dir;	/* the folder (fd) it was copied into */
-		char name[NAME_MAX + 1];
-	} *v;
-	size_t n, cap;
+/* ---- a tree --------------------------------------------------------- */
+
+/*
+ * Files with several names met so far in one copy: the first name is
+ * copied, the next ones become links to that copy.  An open-addressing
+ * table from (dev, ino) to the copy's path from the top folder: a tree
+ * of many hard links is copied in linear time, and no descriptor is held
+ * per file.
+ */
+struct link_seen {
+	dev_t dev;
+	ino_t ino;
+	char *path;	/* from the top folder; NULL: a free slot */
 };
 
-static __thread struct links *cur_links;
-/* link_into: regular files become new names of the same inodes */
-static __thread int share_files;
+struct links {
+	struct link_seen *v;
+	size_t n, cap;	/* cap 0 or a power of 2, kept at most half full */
+};
 
-static struct link_seen *link_find(const struct stat *st)
+/* One copy: what its walk carries from entry to entry. */
+struct copy_ctx {
+	int top;		/* the folder the copy is made in */
+	int share;		/* link_into: files become new names */
+	struct file_opts fo;
+	struct links links;
+	char rel[PATH_MAX];	/* the folder being filled, from top: "a/b/" */
+	int rel_lost;		/* folders entered that rel could not name */
+	char where[PATH_MAX];	/* the entry a failure came from */
+};
+
+/* The slot of (@dev, @ino) in @v: its entry, or the free slot for it. */
+static struct link_seen *link_slot(struct link_seen *v, size_t cap,
+				   dev_t dev, ino_t ino)
 {
-	for (size_t i = 0; cur_links && i < cur_links->n; i++)
-		if (cur_links->v[i].dev == st->st_dev &&
-		    cur_links->v[i].ino == st->st_ino)
-			return &cur_links->v[i];
-	return NULL;
+	size_t i = fnv1a64_add(fnv1a64_add(FNV64_BASIS, &dev, sizeof(dev)),
+			       &ino, sizeof(ino)) & (cap - 1);
+
+	while (v[i].path && (v[i].dev != dev || v[i].ino != ino))
+		i = (i + 1) & (cap - 1);
+	return &v[i];
 }
 
-static void link_add(const struct stat *st, int dir, const char *name)
+static int link_grow(struct links *l)
 {
-	struct links *l = cur_links;
+	size_t cap = l->cap ? l->cap * 2 : 64;
+	struct link_seen *v = calloc(cap, sizeof(*v));
 
-	if (!l || vec_reserve(l, 1))
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->cap; i++)
+		if (l->v[i].path)
+			*link_slot(v, cap, l->v[i].dev, l->v[i].ino) = l->v[i];
+	free(l->v);
+	l->v = v;
+	l->cap = cap;
+	return 0;
+}
+
+static const char *link_find(const struct links *l, const struct stat *st)
+{
+	if (!l->cap)
+		return NULL;
+	return link_slot(l->v, l->cap, st->st_dev, st->st_ino)->path;
+}
+
+/* @st was copied to @name of the folder being filled.  Not remembered
+ * when memory or the path runs out: its next name is then a copy. */
+static void link_add(struct copy_ctx *c, const struct stat *st,
+		     const char *name)
+{
+	struct links *l = &c->links;
+	char *path;
+
+	if (c->rel_lost || ((l->n + 1) * 2 > l->cap && link_grow(l)))
 		return;
-	l->v[l->n].dev = st->st_dev;
-	l->v[l->n].ino = st->st_ino;
-	l->v[l->n].dir = dup(dir);
-	snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
-	if (l->v[l->n].dir >= 0)
-		l->n++;
+	if (asprintf(&path, "%s%s", c->rel, name) < 0)
+		return;
+	*link_slot(l->v, l->cap, st->st_dev, st->st_ino) =
+		(struct link_seen){ st->st_dev, st->st_ino, path };
+	l->n++;
 }
 
-static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz);
-
-static int copy_entry(int sdir, int ddir, const char *name, int depth,
-		      char *where, size_t wsz)
+static void links_free(struct links *l)
 {
-	struct stat st;
+	for (size_t i = 0; i < l->cap; i++)
+		free(l->v[i].path);
+	free(l->v);
+}
+
+/* @name of @ddir becomes a new name of the copy at @path (from the top
+ * folder); the folders on the way are opened without following links. */
+static int link_again(const struct copy_ctx *c, const char *path, int ddir,
+		      const char *name)
+{
+	char buf[PATH_MAX], *comp = buf, *slash;
+	int fd = c->top, nfd, rc;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (; (slash = strchr(comp, '/')); comp = slash + 1) {
+		*slash = '\0';
+		nfd = openat(fd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+			     O_CLOEXEC);
+		rc = -errno;
+		if (fd != c->top)
+			close(fd);
+		if (nfd < 0)
+			return rc;
+		fd = nfd;
+	}
+	rc = linkat(fd, comp, ddir, name, 0) ? -errno : 0;
+	if (fd != c->top)
+		close(fd);
+	return rc;
+}
+
+/* Entering folder @name: rel follows.  Its length before, for rel_leave. */
+static size_t rel_enter(struct copy_ctx *c, const char *name)
+{
+	size_t len = strlen(c->rel);
+
+	if (c->rel_lost || len + strlen(name) + 2 > sizeof(c->rel))
+		c->rel_lost++;
+	else
+		sprintf(c->rel + len, "%s/", name);
+	return len;
+}
+
+static void rel_leave(struct copy_ctx *c, size_t len)
+{
+	if (c->rel_lost)
+		c->rel_lost--;
+	else
+		c->rel[len] = '\0';
+}
+
+static int copy_reg(struct copy_ctx *c, int sdir, int ddir, const char *name,
+		    const struct stat *st)
+{
+	const char *seen;
+	int rc;
+
+	if (c->share && !linkat(sdir, name, ddir, name, 0))
+		return 0;	/* else (another file system …) a copy */
+	if (c->share || st->st_nlink < 2)
+		return copy_file_as(sdir, name, ddir, name, &c->fo);
+	seen = link_find(&c->links, st);
+	/* a hard link within the tree: a link again (else a copy) */
+	if (seen && !link_again(c, seen, ddir, name))
+		return 0;
+	rc = copy_file_as(sdir, name, ddir, name, &c->fo);
+	if (!rc && !seen)
+		link_add(c, st, name);
+	return rc;
+}
+
+static int copy_dir(struct copy_ctx *c, int sdir, int ddir, int depth);
+
+static int copy_subdir(struct copy_ctx *c, int sdir, int ddir,
+		       const char *name, const struct stat *st, int depth)
+{
+	size_t len;
 	int s, d, rc;
 
-	if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW))
-		return -errno;
-	if (S_ISLNK(st.st_mode))
-		return copy_link(sdir, ddir, name);
-	if (S_ISREG(st.st_mode) && st.st_nlink > 1 && !share_files) {
-		struct link_seen *seen = link_find(&st);
-
-		if (seen)	/* a hard link within the run: link again */
-			return linkat(seen->dir, seen->name, ddir, name, 0) ?
-			       -errno : 0;
-		rc = copy_file(sdir, ddir, name, st.st_mode);
-		if (!rc)
-			link_add(&st, ddir, name);
-		return rc;
-	}
-	if (S_ISREG(st.st_mode) && share_files &&
-	    !linkat(sdir, name, ddir, name, 0))
-		return 0;	/* else (another file system …) a copy */
-	if (S_ISREG(st.st_mode))
-		return copy_file(sdir, ddir, name, st.st_mode);
-	if (!S_ISDIR(st.st_mode))
-		return 0;	/* fifos, sockets, devices: not copied */
 	if (mkdirat(ddir, name, 0700))
 		return -errno;
 	s = openat(sdir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	d = openat(ddir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	rc = (s < 0 || d < 0) ? -errno : copy_dir(s, d, depth + 1, where, wsz);
+	len = rel_enter(c, name);
+	rc = (s < 0 || d < 0) ? -errno : copy_dir(c, s, d, depth + 1);
+	rel_leave(c, len);
 	/* folders keep setgid (it only picks the group of new files, and
 	 * the copy is made as its owner, so the kernel drops it where the
 	 * owner could not set it), never setuid */
-	if (!rc && fchmod(d, st.st_mode & 03777))
+	if (!rc && fchmod(d, st->st_mode & 03777))
 		rc = -errno;
+	if (!rc)	/* after its entries, whose making changed them */
+		rc = set_times(d, NULL, st);
 	if (s >= 0)
 		close(s);
 	if (d >= 0)
@@ -327,7 +557,23 @@ static int copy_entry(int sdir, int ddir, const char *name, int depth,
 	return rc;
 }
 
-static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz)
+static int copy_entry(struct copy_ctx *c, int sdir, int ddir,
+		      const char *name, int depth)
+{
+	struct stat st;
+
+	if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return copy_link(sdir, ddir, name, &st);
+	if (S_ISREG(st.st_mode))
+		return copy_reg(c, sdir, ddir, name, &st);
+	if (S_ISDIR(st.st_mode))
+		return copy_subdir(c, sdir, ddir, name, &st, depth);
+	return 0;	/* fifos, sockets, devices: not copied */
+}
+
+static int copy_dir(struct copy_ctx *c, int sdir, int ddir, int depth)
 {
 	struct dirent *de;
 	DIR *dir;
@@ -338,15 +584,39 @@ static int copy_dir(int sdir, int ddir, int depth, char *where, size_t wsz)
 	fd = dup(sdir);
 	dir = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!dir)
-		return -errno;
+		return fd >= 0 ? (close(fd), -errno) : -errno;
 	while (!rc && (de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		rc = copy_entry(sdir, ddir, de->d_name, depth, where, wsz);
-		if (rc && !where[0])
-			snprintf(where, wsz, "%s", de->d_name);
+		rc = copy_entry(c, sdir, ddir, de->d_name, depth);
+		if (rc && !c->where[0])
+			snprintf(c->where, sizeof(c->where), "%s%s", c->rel,
+				 de->d_name);
 	}
 	closedir(dir);
+	return rc;
+}
+
+/*
+ * Copy entry @name of folder @s (NULL: all its entries) into folder @d;
+ * @share: files become new names of the same inodes.  0 or -errno, and
+ * the path of the entry that failed in @where.
+ */
+static int copy_walk(int s, int d, const char *name, int share,
+		     char *where, size_t wsz)
+{
+	struct copy_ctx *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->top = d;
+	c->share = share;
+	c->fo.umask = read_umask();
+	rc = name ? copy_entry(c, s, d, name, 0) : copy_dir(c, s, d, 0);
+	snprintf(where, wsz, "%s", c->where);
+	links_free(&c->links);
+	free(c);
 	return rc;
 }
 
@@ -382,17 +652,11 @@ static int make_top(const char *dst, uid_t uid, gid_t gid, struct err *e)
 /* Copy the content of @src into the open folder @d, and make outputs/. */
 static int copy_top(const char *src, int d, struct err *e)
 {
-	char where[NAME_MAX + 1] = "";
-	struct links links = { 0 };
+	char where[PATH_MAX] = "";
 	int s, rc;
 
 	s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	cur_links = &links;
-	rc = s < 0 ? -errno : copy_dir(s, d, 0, where, sizeof(where));
-	cur_links = NULL;
-	for (size_t i = 0; i < links.n; i++)
-		close(links.v[i].dir);
-	free(links.v);
+	rc = s < 0 ? -errno : copy_walk(s, d, NULL, 0, where, sizeof(where));
 	if (s >= 0)
 		close(s);
 	if (rc)
@@ -431,33 +695,16 @@ int copy_tree_fresh(const char *src, const char *dst, struct err *e)
 	return copy_tree_as(src, dst, (uid_t)-1, (gid_t)-1, e);
 }
 
-/* Shared by copy_into: a links table around one copy. */
-static int copy_with_links(int s, int d, const char *name, char *where,
-			   size_t wsz)
+static int copy_into_as(const char *src, const char *name, const char *dst,
+			int share, struct err *e)
 {
-	struct links links = { 0 };
-	int rc;
-
-	cur_links = &links;
-	rc = name ? copy_entry(s, d, name, 0, where, wsz) :
-		    copy_dir(s, d, 0, where, wsz);
-	cur_links = NULL;
-	for (size_t i = 0; i < links.n; i++)
-		close(links.v[i].dir);
-	free(links.v);
-	return rc;
-}
-
-int copy_into(const char *src, const char *name, const char *dst,
-	      struct err *e)
-{
-	char where[NAME_MAX + 1] = "";
+	char where[PATH_MAX] = "";
 	int s, d, rc;
 
 	s = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	rc = (s < 0 || d < 0) ? -errno :
-	     copy_with_links(s, d, name, where, sizeof(where));
+	     copy_walk(s, d, name, share, where, sizeof(where));
 	if (s >= 0)
 		close(s);
 	if (d >= 0)
@@ -469,19 +716,21 @@ int copy_into(const char *src, const char *name, const char *dst,
 	return 0;
 }
 
+int copy_into(const char *src, const char *name, const char *dst,
+	      struct err *e)
+{
+	return copy_into_as(src, name, dst, 0, e);
+}
+
 int link_into(const char *src, const char *name, const char *dst,
 	      struct err *e)
 {
-	int rc;
-
-	share_files = 1;
-	rc = copy_into(src, name, dst, e);
-	share_files = 0;
-	return rc;
+	return copy_into_as(src, name, dst, 1, e);
 }
 
 int unshare_file(const char *path)
 {
+	struct file_opts fo = { .umask = 0777 };	/* fchmod: one file */
 	char tmp[PATH_MAX + 16], *slash;
 	const char *name;
 	struct stat st;
@@ -503,7 +752,7 @@ int unshare_file(const char *path)
 	name = path + (slash - tmp) + 1;
 	snprintf(tmp, sizeof(tmp), ".%s.mlfs-unshare", name);
 	unlinkat(dir, tmp, 0);
-	rc = copy_file_as(dir, name, dir, tmp, st.st_mode);
+	rc = copy_file_as(dir, name, dir, tmp, &fo);
 	if (!rc && fchownat(dir, tmp, st.st_uid, st.st_gid,
 			    AT_SYMLINK_NOFOLLOW) && geteuid() == 0)
 		rc = -errno;

@@ -285,8 +285,12 @@ static void copy_args(struct argv_buf *a, int rsync, int up, const char *local,
 {
 	const char *from = up ? local : spec, *to = up ? spec : local;
 
+	/* what a local copy keeps: times (-t, -p; make then judges the
+	 * copy as it would the run's folder, and rsync skips unchanged
+	 * files), hard links (-H) and holes (-S); scp keeps times only,
+	 * to the second */
 	if (rsync) {		/* "DIR/": the folder's content */
-		argv_push(a, "-rlpts");
+		argv_push(a, "-rlptsHS");
 		argv_push(a, "--chmod=u+rwX,ug-s");	/* no set-id file */
 		argv_push(a, "--");
 		argv_push_fmt(a, "%s/", from);
