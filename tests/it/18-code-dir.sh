@@ -8,11 +8,10 @@ source "$(dirname "$0")/../lib.sh"
 
 EINVAL="Invalid argument"
 
-# newrun NAME COMMAND [TARGET]
+# newrun NAME COMMAND [TARGET]: a Draft run on TARGET (default local)
 newrun() {
-	mkdir "$MNT/runs/$1" || return 1
-	wr "$MNT/runs/$1/command" "$2"
-	[[ -z "${3:-}" ]] || wr "$MNT/runs/$1/target" "$3"
+	mkdir "$MNT/runs/$1" && wr "$MNT/runs/$1/command" "$2" &&
+		wr "$MNT/runs/$1/target" "${3:-local}"
 }
 submit() { wr "$MNT/runs/$1/ctl" submit; }
 # logv RUN KEY: the value of the first "KEY=value" line of RUN's log
@@ -52,7 +51,7 @@ check "… with a file in it" wr "$R/code/log/app.log" "old"
 check "files named command, status, ctl in code/" \
 	eval "wr '$R/code/command' x && wr '$R/code/status' y && wr '$R/code/ctl' z"
 echo "beside" > "$R/notes.txt"
-eq "the run's target setting is untouched" "" "$(cat "$R/target")"
+eq "the run's target setting is untouched" local "$(cat "$R/target")"
 eq "… its resources too" "" "$(cat "$R/resources")"
 eq "… its status" Draft "$(cat "$R/status")"
 check "submit a run with code/" submit proj
@@ -102,7 +101,7 @@ wr "$R/resources" "cpus = 1"
 check "rsync -a proj/ runs/rs/code/" rsync -a "$P/" "$R/code/"
 eq "… command is untouched" "sh train.sh; cat target; ls log" \
 	"$(cat "$R/command")"
-eq "… target is untouched" "" "$(cat "$R/target")"
+eq "… target is untouched" local "$(cat "$R/target")"
 eq "… resources are untouched" "cpus = 1" "$(cat "$R/resources")"
 eq "… env is untouched" "" "$(cat "$R/env")"
 check "… the project is in code/" cmp "$P/command" "$R/code/command"
@@ -170,43 +169,33 @@ ssh_cleanup() {
 	done
 	sshd_cut
 }
+# ssh_code TARGET RUN CONFIG...: a target for the test's sshd, and a run on
+# it with code/ and a file beside: only code/ is sent, and the run works in it.
+ssh_code() {
+	local tg=$1 run=$2 R=$MNT/runs/$2
+	shift 2
+	mkdir "$MNT/targets/$tg" && wr "$MNT/targets/$tg/type" ssh
+	ssh_config "workdir = $WORK" "connect_timeout = 3" "$@" \
+		> "$MNT/targets/$tg/config"
+	check "provision an ssh target ($*)" wr "$MNT/targets/$tg/ctl" provision
+	check "… Succeeded" wait_for "$MNT/targets/$tg/status" Succeeded 20
+	newrun "$run" "$SHOW; cat target; echo made > outputs/o.txt" "$tg"
+	mkdir "$R/code" && echo "code-$run" > "$R/code/target"
+	echo "beside" > "$R/beside-$run.txt"
+	check "submit a run with code/ to it" submit "$run"
+	check "… Completed" wait_for "$R/status" Completed 30
+	eq "… it runs in the copy of code/ on the host" "work outputs target " \
+		"$(logv "$run" dir) $(logv "$run" ls)"
+	check "… code/target is the project's file" grep -qx "code-$run" "$R/log"
+	eq "… outputs come back" made "$(cat "$R/outputs/o.txt")"
+	eq "… the files beside code/ were not sent" "" \
+		"$(find "$WORK" -name "beside-$run.txt")"
+}
 if sshd_start; then
 	trap 'ssh_cleanup; cleanup' EXIT
 	source "$SSHD/host.env"
-	B=$MNT/targets/box
-	mkdir "$B" && wr "$B/type" ssh
-	ssh_config "workdir = $WORK" "connect_timeout = 3" > "$B/config"
-	check "provision an ssh target" wr "$B/ctl" provision
-	check "… Succeeded" wait_for "$B/status" Succeeded 20
-	R=$MNT/runs/sshcode
-	newrun sshcode "$SHOW; cat target; echo made > outputs/o.txt" box
-	mkdir "$R/code" && echo "from-code" > "$R/code/target"
-	echo "beside" > "$R/notes-ssh.txt"
-	check "submit a run with code/ to the ssh target" submit sshcode
-	check "… Completed" wait_for "$R/status" Completed 30
-	eq "… it runs in the copy of code/ on the host" work "$(logv sshcode dir)"
-	eq "… which holds code/'s files" "outputs target " "$(logv sshcode ls)"
-	check "… code/target is the project's file" grep -qx from-code "$R/log"
-	eq "… outputs come back" made "$(cat "$R/outputs/o.txt")"
-	eq "… the files beside code/ were not sent" "" \
-		"$(find "$WORK" -name notes-ssh.txt)"
-	S=$MNT/targets/boxscp
-	mkdir "$S" && wr "$S/type" ssh
-	ssh_config "workdir = $WORK" "connect_timeout = 3" "transfer = scp" \
-		> "$S/config"
-	check "provision an ssh target with transfer = scp" wr "$S/ctl" provision
-	check "… Succeeded" wait_for "$S/status" Succeeded 20
-	R=$MNT/runs/scpcode
-	newrun scpcode "$SHOW; cat target" boxscp
-	mkdir "$R/code" && echo "scp-code" > "$R/code/target"
-	echo "beside" > "$R/notes-scp.txt"
-	check "submit a run with code/ to it" submit scpcode
-	check "… Completed" wait_for "$R/status" Completed 30
-	eq "… it runs in the copy of code/" "work outputs target " \
-		"$(logv scpcode dir) $(logv scpcode ls)"
-	check "… code/target is the project's file" grep -qx scp-code "$R/log"
-	eq "… the files beside code/ were not sent" "" \
-		"$(find "$WORK" -name notes-scp.txt)"
+	ssh_code box sshcode "transfer = rsync"
+	ssh_code boxscp scpcode "transfer = scp"
 	R=$MNT/runs/sshplain
 	newrun sshplain "$SHOW" box
 	echo d > "$R/data.txt"
