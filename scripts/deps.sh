@@ -10,12 +10,12 @@ build_pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
 	libsqlite3-dev libcurl4-openssl-dev libcjson-dev)
 run_pkgs=(fuse3 python3 curl procps psmisc)
 test_pkgs=(python3 curl procps util-linux sqlite3 coreutils gdb passwd)
-test_pkgs+=(python3-venv rsync)	# tests/it/18: a venv and rsync into code/
 fuzz_pkgs=(clang libclang-rt-14-dev)
 cluster_pkgs=(slurmctld slurmrestd slurm-client slurm-wlm-jwt-plugin munge
 	openssh-client)
 # the test hosts (scripts/cluster-hosts.sh) run slurmd and sshd here
 cluster_test_pkgs=(slurmd openssh-server iproute2)
+test_pkgs+=(python3-venv rsync)	# tests/it/18: a venv and rsync into code/
 
 want=()
 for what in "${@:-build}"; do
