@@ -9,12 +9,15 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "deploy_i.h"
+#include "userfile.h"
 #include "ws_i.h"
 
 static const struct file_desc run_files[] = {
@@ -95,6 +98,33 @@ static int submit_target(struct ws *ws, const struct obj *o, struct obj *t,
 	return 0;
 }
 
+/*
+ * A project's code/outputs is where the run's outputs start (the working
+ * copy is made of code/): a folder, or nothing.  A file or a symlink there
+ * would stand where the run writes its outputs and where outputs/ shows
+ * them.
+ */
+static int submit_code_check(struct ws *ws, const struct obj *o,
+			     struct err *e)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	int fd, code, rc;
+
+	ws_obj_path(ws, o->id, NULL, dir);
+	fd = userfile_work_root_open(dir, &code);
+	if (fd < 0)	/* no files: nothing to check; else the copy says */
+		return 0;
+	rc = code ? fstatat(fd, "outputs", &st, AT_SYMLINK_NOFOLLOW) : -1;
+	close(fd);
+	if (rc || S_ISDIR(st.st_mode))
+		return 0;
+	return err_set(e, -EINVAL, "runs/%s/code/outputs is %s: ./outputs of"
+		       " the working copy is the folder the run's outputs go"
+		       " to; rename it", o->name, S_ISLNK(st.st_mode) ?
+		       "a symbolic link" : "not a folder");
+}
+
 /* Check everything a submit needs, without changing anything. */
 static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			struct err *e)
@@ -117,7 +147,9 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			       "not text (it holds a NUL byte)", o->name);
 	}
 	free(buf);
-	rc = submit_target(ws, o, t, e);
+	rc = submit_code_check(ws, o, e);
+	if (!rc)
+		rc = submit_target(ws, o, t, e);
 	if (rc)
 		return rc;
 	rc = ws_read_text(ws, o->id, F_ENV, &buf, &len);

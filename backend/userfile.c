@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Opening a file a user named, with that user's rights.
+ * Opening a file a user named, with that user's rights; and finding the
+ * folder a run's working copy is made of (code/ or all its files).
  *
  * The calling thread (and only it: credentials are per thread in Linux,
  * which is why setgroups is the raw syscall, not glibc's process-wide one)
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "../lib/fscreds.h"
+#include "driver.h"
 
 #ifdef SYS_openat2
 #include <linux/openat2.h>
@@ -161,4 +163,53 @@ int userfile_read(uid_t uid, gid_t gid, const char *key, const char *path,
 	*buf = b;
 	*len = got;
 	return 0;
+}
+
+/* ---- the root of a run's working copy ------------------------------------ */
+
+
+#define DIR_FLAGS	(O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+int userfile_work_root_open(const char *dir, int *code)
+{
+	char files[PATH_MAX];
+	struct stat st;
+	int d, c;
+
+	*code = 0;
+	if (snprintf(files, sizeof(files), "%s/%s", dir, RUN_FILES) >=
+	    (int)sizeof(files))
+		return -ENAMETOOLONG;
+	d = open(files, DIR_FLAGS);
+	if (d < 0)
+		return -errno;
+	/* only a folder, and not through a symlink: anything else named
+	 * code is one of the project's files */
+	if (fstatat(d, USERFILE_CODE, &st, AT_SYMLINK_NOFOLLOW) ||
+	    !S_ISDIR(st.st_mode))
+		return d;
+	c = openat(d, USERFILE_CODE, DIR_FLAGS);
+	close(d);
+	if (c < 0)
+		return -errno;
+	*code = 1;
+	return c;
+}
+
+int userfile_work_root(const char *dir, char *buf, size_t n, struct err *e)
+{
+	int fd, code, len;
+
+	fd = userfile_work_root_open(dir, &code);
+	if (fd >= 0)
+		close(fd);
+	else if (fd != -ENOENT)
+		return err_set(e, fd, "cannot open the run's files: %s",
+			       strerror(-fd));
+	len = snprintf(buf, n, "%s/%s%s", dir, RUN_FILES,
+		       code ? "/" USERFILE_CODE : "");
+	if (len < 0 || (size_t)len >= n)
+		return err_set(e, -ENAMETOOLONG, "the path of the run's files"
+			       " is too long");
+	return code;
 }

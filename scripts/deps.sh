@@ -17,6 +17,7 @@ cluster_pkgs=(slurmctld slurmrestd slurm-client slurm-wlm-jwt-plugin munge
 cluster_test_pkgs=(slurmd openssh-server iproute2 sudo)
 # scripts/pjdfstest.sh builds pjdfstest (autotools) and runs it with prove
 pjdfstest_pkgs=(autoconf automake gcc make libc6-dev perl fuse3)
+test_pkgs+=(python3-venv rsync)	# tests/it/18: a venv and rsync into code/
 
 want=()
 for what in "${@:-build}"; do

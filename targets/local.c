@@ -23,6 +23,7 @@
 
 #include "../backend/driver.h"
 #include "../lib/log.h"
+#include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
 #include "../lib/copy.h"
@@ -325,15 +326,19 @@ static int make_metrics(struct run_ctx *r, struct err *e)
 	return 0;
 }
 
-/* The working copy, made as the run's user (0700, theirs). */
+/* The working copy, made as the run's user (0700, theirs), of code/ or
+ * of all the run's files (the backend says which). */
 static int make_work(struct run_ctx *r, const char *work, struct err *e)
 {
-	char files[PATH_MAX];
+	char root[PATH_MAX];
+	int rc;
 
-	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
+	rc = userfile_work_root(r->dir, root, sizeof(root), e);
+	if (rc < 0)
+		return rc;
 	if (!run_as_creator(r))
-		return copy_tree_as(files, work, getuid(), getgid(), e);
-	return copy_tree_as(files, work, r->obj.uid, r->obj.gid, e);
+		return copy_tree_as(root, work, getuid(), getgid(), e);
+	return copy_tree_as(root, work, r->obj.uid, r->obj.gid, e);
 }
 
 static int local_start(struct target_ctx *t, struct run_ctx *r,

@@ -22,6 +22,7 @@
 
 #include "../lib/log.h"
 #include "../lib/vec.h"
+#include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "../lib/copy.h"
 #include "slurm_i.h"
@@ -83,8 +84,12 @@ static int make_copy(const struct target_ctx *t, const struct run_ctx *r,
 		     const char *work, struct err *e)
 {
 	char files[PATH_MAX], path[PATH_MAX], *slash;
+	int rc;
 
-	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
+	/* code/ or all the run's files: the backend says which */
+	rc = userfile_work_root(r->dir, files, sizeof(files), e);
+	if (rc < 0)
+		return rc;
 	if (!((struct slurm_target *)t->priv)->cfg.workdir)
 		return copy_tree_fresh(files, work, e);
 	snprintf(path, sizeof(path), "%s", work);

@@ -27,6 +27,7 @@
 
 #include "../backend/driver.h"
 #include "../lib/log.h"
+#include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "../lib/copy.h"
 #include "gpu.h"
@@ -368,18 +369,32 @@ static void setup_failed(struct target_ctx *t, struct run_ctx *r, int rc,
 	fail_run(t, r, text);
 }
 
-/* The copy of the run's files, if it has any.  0 or -errno + @why. */
+/*
+ * The copy of code/ or of all the run's files (the backend says which), if
+ * it has any.  rsync and scp copy the folder the backend checked, by its
+ * fd: a code/ its user swaps for a symlink meanwhile (users reach their
+ * runs' files in the state dir) is not followed by them as root.
+ * 0 or -errno + @why.
+ */
 static int setup_upload(struct target_ctx *t, struct ssh_conn *c,
 			struct run_ctx *r, char *why, size_t n)
 {
 	struct ssh_run *sr = r->priv;
-	char files[PATH_MAX];
-	struct stat st;
+	char root[64];
+	int fd, code, rc;
 
-	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
-	if (stat(files, &st) || !S_ISDIR(st.st_mode))
+	fd = userfile_work_root_open(r->dir, &code);
+	if (fd == -ENOENT || fd == -ENOTDIR)
 		return 0;
-	return ssh_copy(t, c, sr->rid, 1, files, "work", why, n);
+	if (fd < 0) {
+		snprintf(why, n, "cannot open the run's files: %s",
+			 strerror(-fd));
+		return fd;
+	}
+	snprintf(root, sizeof(root), "/proc/%d/fd/%d", (int)getpid(), fd);
+	rc = ssh_copy(t, c, sr->rid, 1, root, "work", why, n);
+	close(fd);
+	return rc;
 }
 
 /* Launched before (found by create or launch): the poll takes over. */

@@ -2,6 +2,7 @@
 /*
  * userfile_open: a file opened with another user's rights, on this thread
  * only.  Needs root (skipped otherwise): nobody (65534) is the user.
+ * userfile_work_root: the root of a run's working copy.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,46 @@ static void put(const char *path, const char *text, mode_t mode)
 	fputs(text, f);
 	fclose(f);
 	chmod(path, mode);
+}
+
+/* userfile_work_root: code/ when it is a folder, else the run's files. */
+static void work_root(const char *dir)
+{
+	char run[256], path[512], buf[512];
+	struct err e = { { 0 } };
+	int fd, code = -1;
+
+	snprintf(run, sizeof(run), "%s/run", dir);
+	CHECK(userfile_work_root(run, buf, sizeof(buf), &e) == 0 &&
+	      !strcmp(buf + strlen(run), "/files"),
+	      "no files/: the files (the copy says what is missing)");
+	snprintf(path, sizeof(path), "%s/files", run);
+	mkdir(run, 0755);
+	mkdir(path, 0755);
+	CHECK(userfile_work_root(run, buf, sizeof(buf), &e) == 0 &&
+	      !strcmp(buf, path), "no code: the files");
+	snprintf(path, sizeof(path), "%s/files/code", run);
+	put(path, "a script named code\n", 0644);
+	CHECK(userfile_work_root(run, buf, sizeof(buf), &e) == 0,
+	      "a file named code: the files");
+	unlink(path);
+	CHECK(symlink("/etc", path) == 0 &&
+	      userfile_work_root(run, buf, sizeof(buf), &e) == 0,
+	      "a symlink named code to a folder: the files");
+	unlink(path);
+	mkdir(path, 0755);
+	CHECK(userfile_work_root(run, buf, sizeof(buf), &e) == 1 &&
+	      !strcmp(buf, path), "a folder code/: code/ (%s)", buf);
+	fd = userfile_work_root_open(run, &code);
+	CHECK(fd >= 0 && code == 1, "… opened, and said to be code/");
+	if (fd >= 0)
+		close(fd);
+	CHECK(userfile_work_root(run, buf, 8, &e) == -ENAMETOOLONG &&
+	      e.msg[0], "a path too long: ENAMETOOLONG (%s)", e.msg);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/files", run);
+	rmdir(path);
+	rmdir(run);
 }
 
 int main(void)
@@ -96,6 +137,7 @@ int main(void)
 	CHECK(userfile_in_group(NOBODY, NOBODY, NOBODY) &&
 	      !userfile_in_group(NOBODY, NOBODY, 0), "groups of nobody");
 
+	work_root(dir);
 	unlink(p);
 	unlink(q);
 	snprintf(q, sizeof(q), "%s/fifo", dir);
