@@ -368,18 +368,31 @@ static void setup_failed(struct target_ctx *t, struct run_ctx *r, int rc,
 	fail_run(t, r, text);
 }
 
-/* The copy of the run's files, if it has any.  0 or -errno + @why. */
+/* The copy of the run's files, if it has any.  0, -errno + @why, or 1:
+ * the run failed here (its files cannot be read). */
 static int setup_upload(struct target_ctx *t, struct ssh_conn *c,
 			struct run_ctx *r, char *why, size_t n)
 {
 	struct ssh_run *sr = r->priv;
-	char files[PATH_MAX];
+	char files[PATH_MAX], work[PATH_MAX], stage[PATH_MAX];
 	struct stat st;
+	int rc;
 
 	snprintf(files, sizeof(files), "%s/%s", r->dir, RUN_FILES);
 	if (stat(files, &st) || !S_ISDIR(st.st_mode))
 		return 0;
-	return ssh_copy(t, c, sr->rid, 1, files, "work", why, n);
+	/* sent from a copy made as the run's user in work/ (the daemon's
+	 * until hand_over): files/ is theirs, and reachable */
+	snprintf(work, sizeof(work), "%s/%s", r->dir, RUN_WORK);
+	rc = ssh_stage(files, work, r->obj.uid, r->obj.gid, stage, why, n);
+	if (rc) {	/* the same sentence as on the local target */
+		remove_tree(stage);
+		fail_run(t, r, why);
+		return 1;
+	}
+	rc = ssh_copy(t, c, sr->rid, 1, stage, "work", why, n);
+	remove_tree(stage);
+	return rc;
 }
 
 /* Launched before (found by create or launch): the poll takes over. */
@@ -414,6 +427,8 @@ static void setup_step(struct target_ctx *t, struct run_ctx *r)
 		return;
 	}
 	rc = setup_upload(t, &c, r, why, sizeof(why));
+	if (rc == 1)
+		return;
 	if (rc) {
 		setup_failed(t, r, rc, "cannot copy the run's files", why, 0);
 		return;
