@@ -2,7 +2,8 @@
 /*
  * The SSH driver: an existing Linux machine attached over OpenSSH.
  *
- * Every remote step is the system's ssh (or scp / rsync) started with
+ * Every remote step is the system's ssh (or rsync, or tar piped into ssh)
+ * started with
  * posix_spawnp, argv only, each value quoted for the remote shell
  * (ssh_script.c), each call killed after a timeout (ssh_exec.c).  Calls
  * share one connection per target (ControlMaster, socket in the target's
@@ -17,7 +18,7 @@
  *   ssh_common.c  what runs and deployments share (ssh_common.h): the target's
  *                 state, the connection, remote calls, copies
  *   ssh_script.c, ssh_quote.c, ssh_exec.c: the remote scripts, quoting,
- *                 and running ssh/scp/rsync with a timeout
+ *                 and running ssh/rsync/tar with a timeout
  *
  * Worker thread only, except ssh_validate and ssh_check_run (pure).
  */
@@ -55,9 +56,12 @@ static const char *const ssh_live_keys[] = {
 
 static int check_transfer(const char *v, struct err *e)
 {
-	if (!strcmp(v, "auto") || !strcmp(v, "rsync") || !strcmp(v, "scp"))
+	/* "scp", the old name of what is now tar, stays accepted: scp itself
+	 * is never run (it follows symlinks; see ssh_copy) */
+	if (!strcmp(v, "auto") || !strcmp(v, "rsync") || !strcmp(v, "tar") ||
+	    !strcmp(v, "scp"))
 		return 0;
-	return err_set(e, -EINVAL, "transfer must be auto, rsync or scp, not"
+	return err_set(e, -EINVAL, "transfer must be auto, rsync or tar, not"
 		       " '%.64s'", v);
 }
 
@@ -221,7 +225,7 @@ static int ssh_provision(struct target_ctx *t, char **nodes, struct err *e)
 	s->rsync = rc;
 	log_info("target %s: attached %s@%s:%d (%s, workdir %s, %s)",
 		 t->obj.name, c.t.user, c.t.host, c.t.port ? c.t.port : 22,
-		 d.host, d.workdir, s->rsync ? "rsync" : "scp");
+		 d.host, d.workdir, s->rsync ? "rsync" : "tar");
 	return make_nodes(t, &d, nodes, e);
 }
 

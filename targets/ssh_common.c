@@ -4,7 +4,7 @@
  * share, declared in ssh_common.h: the target's state, the connection to the
  * host (user, identity file copied with the owner's rights, known_hosts,
  * the shared ControlMaster socket), one remote call, one copy each way
- * (rsync or scp), appending to a local file.  They call down into this
+ * (rsync or tar), appending to a local file.  They call down into this
  * file, never into each other.  Backend worker thread only.
  */
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../backend/driver.h"
+#include "../lib/copy.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "ssh_exec.h"
@@ -197,12 +198,37 @@ int ssh_use_rsync(struct target_ctx *t, int host_has, struct err *e)
 	const char *mode = cfg_str(&t->config, "transfer", "auto");
 	int local = have_local("rsync");
 
-	if (!strcmp(mode, "scp"))
+	if (!strcmp(mode, "tar") || !strcmp(mode, "scp"))	/* scp: old name */
 		return 0;
 	if (!strcmp(mode, "rsync") && !(local && host_has))
 		return err_set(e, -EIO, "transfer = rsync, but %s has no rsync",
 			       local ? "the host" : "this machine");
 	return local && host_has;
+}
+
+int ssh_stage(const char *src, const char *priv, uid_t uid, gid_t gid,
+	      char *stage, char *why, size_t n)
+{
+	struct stat st;
+	struct err e;
+	int rc;
+
+	if (mkdir(priv, 0700) && errno != EEXIST) {
+		snprintf(why, n, "cannot make %s: %s", priv, strerror(errno));
+		return -errno;
+	}
+	if (lstat(priv, &st) || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077)) {
+		snprintf(why, n, "%s is not the daemon's alone", priv);
+		return -EPERM;
+	}
+	snprintf(stage, PATH_MAX, "%s/up", priv);
+	if (geteuid() != 0 || uid == 0)
+		uid = (uid_t)-1;
+	rc = copy_tree_as(src, stage, uid, gid, &e);
+	if (rc)
+		snprintf(why, n, "%s", e.msg);
+	return rc;
 }
 
 int ssh_append(const char *dir, const char *name, const char *data,
@@ -279,35 +305,111 @@ static int know_rsync(struct target_ctx *t, struct ssh_conn *c, char *why,
 	return 0;
 }
 
-/* The end of a copy command line: flags, "--", source, destination. */
-static void copy_args(struct argv_buf *a, int rsync, int up, const char *local,
+/* The end of an rsync command line: flags, "--", source, destination. */
+static void copy_args(struct argv_buf *a, int up, const char *local,
 		      const char *spec)
 {
 	const char *from = up ? local : spec, *to = up ? spec : local;
 
-	/* what a local copy keeps: times (-t, -p; make then judges the
-	 * copy as it would the run's folder, and rsync skips unchanged
-	 * files), hard links (-H) and holes (-S); scp keeps times only,
-	 * to the second */
-	if (rsync) {		/* "DIR/": the folder's content */
-		argv_push(a, "-rlptsHS");
-		argv_push(a, "--chmod=u+rwX,ug-s");	/* no set-id file */
-		argv_push(a, "--");
-		argv_push_fmt(a, "%s/", from);
-		argv_push_fmt(a, "%s/", to);
-	} else {
-		argv_push(a, "-rp");
-		argv_push(a, "--");
-		argv_push(a, from);
-		argv_push(a, to);
+	/* "DIR/": the folder's content; links as links, never followed;
+	 * what a local copy keeps: times (-t, -p: make then judges the copy
+	 * as it would the run's folder, and rsync skips unchanged files),
+	 * hard links (-H) and holes (-S) */
+	argv_push(a, "-rlptsHS");
+	argv_push(a, "--chmod=u+rwX,ug-s");	/* no set-id file */
+	argv_push(a, "--");
+	argv_push_fmt(a, "%s/", from);
+	argv_push_fmt(a, "%s/", to);
+}
+
+/* The remote half of a tar copy: unpack into @rpath (made) or pack it. */
+static char *tar_remote(int up, const char *rpath)
+{
+	char *q = sh_quote(rpath), *script = NULL;
+	const char *dot = rpath[0] == '/' ? "" : "./";
+	int w;
+
+	if (!q)
+		return NULL;
+	/* a login that is root keeps the files its own, as rsync does */
+	if (up)
+		w = asprintf(&script, "mkdir -p -- %s%s && exec tar -C %s%s"
+			     " --no-same-owner -xpf -", dot, q, dot, q);
+	else
+		w = asprintf(&script, "exec tar -C %s%s -cf - .", dot, q);
+	free(q);
+	return w < 0 ? NULL : script;
+}
+
+/*
+ * Copy by tar over ssh, where rsync is missing.  Never scp: its -r follows
+ * symlinks, so a daemon running as root would send the file a user's link
+ * names (/etc/shadow) as that link's bytes.  GNU tar walks by folder fds
+ * with O_NOFOLLOW and stores links as links; on extraction it refuses
+ * "..", strips a leading "/", and makes a link that points outside only
+ * at the end, so that no member is written through one.  The local side
+ * keeps modes (no set-id bit sent), mtimes to the nanosecond (pax
+ * headers), hard links and holes.
+ */
+static int tar_copy(struct ssh_conn *c, int up, const char *local,
+		    const char *rpath, char *why, size_t n)
+{
+	struct argv_buf rem = ARGV_BUF_INIT, loc = ARGV_BUF_INIT;
+	char *script = tar_remote(up, rpath), *q = NULL;
+	struct sx_result res;
+	enum sx_why w;
+	int rc;
+
+	rc = ssh_conn_argv(c, "ssh", &rem, why, n);
+	if (!rc) {
+		q = script ? sh_quote(script) : NULL;
+		if (q)
+			argv_push_fmt(&rem, "sh -c %s", q);
+		else
+			rem.err = -ENOMEM;
 	}
+	free(q);
+	free(script);
+	argv_push(&loc, "tar");
+	argv_push(&loc, "-C");
+	argv_push(&loc, local);
+	if (up) {
+		argv_push(&loc, "--format=posix");
+		argv_push(&loc, "--pax-option=delete=atime,delete=ctime");
+		argv_push(&loc, "--mode=u+rwX,ug-s");
+		argv_push(&loc, "--sparse");
+		argv_push(&loc, "-cf");
+		argv_push(&loc, "-");
+		argv_push(&loc, ".");
+	} else {
+		argv_push(&loc, "--no-same-owner");
+		argv_push(&loc, "-xpf");
+		argv_push(&loc, "-");
+	}
+	if (rc || rem.err || loc.err) {
+		if (!rc)
+			snprintf(why, n, "out of memory");
+		argv_free(&rem);
+		argv_free(&loc);
+		return -EIO;
+	}
+	rc = up ? sx_pipe(loc.v, rem.v, 1, SSH_COPY_TIMEOUT, &res) :
+		  sx_pipe(rem.v, loc.v, 0, SSH_COPY_TIMEOUT, &res);
+	argv_free(&rem);
+	argv_free(&loc);
+	if (rc) {
+		snprintf(why, n, "%s", res.err);
+		return -EIO;
+	}
+	w = ssh_conn_why(c, &res, SSH_COPY_TIMEOUT, why, n);
+	return w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
 }
 
 int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
 	     int up, const char *local, const char *sub, char *why, size_t n)
 {
 	struct argv_buf a = ARGV_BUF_INIT;
-	char rpath[PATH_MAX], ldir[PATH_MAX], *spec;
+	char rpath[PATH_MAX], *spec;
 	struct sx_result res;
 	enum sx_why w;
 	int rc, rsync;
@@ -319,13 +421,12 @@ int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
 		snprintf(why, n, "the remote path is too long");
 		return -EIO;
 	}
-	snprintf(ldir, sizeof(ldir), "%s", local);
-	if (!up && !rsync && strrchr(ldir, '/'))
-		*strrchr(ldir, '/') = '\0';
+	if (!rsync)
+		return tar_copy(c, up, local, rpath, why, n);
 	spec = ssh_remote_spec(&c->t, rpath);
-	rc = ssh_conn_argv(c, rsync ? "rsync" : "scp", &a, why, n);
+	rc = ssh_conn_argv(c, "rsync", &a, why, n);
 	if (!rc && spec)
-		copy_args(&a, rsync, up, ldir, spec);
+		copy_args(&a, up, local, spec);
 	free(spec);
 	if (rc || !spec || a.err) {
 		if (!rc)

@@ -75,7 +75,7 @@ int ssh_identity_copy(struct target_ctx *t, const char *path, int fresh,
  * root's (-EACCES with a sentence). */
 int ssh_identity_needed(struct target_ctx *t, struct err *e);
 
-/* Copy with rsync (1) or scp (0), from `transfer` and whether the host
+/* Copy with rsync (1) or tar (0), from `transfer` and whether the host
  * (@host_has) and this machine have rsync; -EIO when transfer = rsync
  * cannot be honoured. */
 int ssh_use_rsync(struct target_ctx *t, int host_has, struct err *e);
@@ -107,12 +107,23 @@ int ssh_remote(struct ssh_conn *c, char *script, size_t out_max,
  * ssh_copy - copy between this machine and WORKDIR/@rid on the host: @up
  * copies the content of the local folder @local into WORKDIR/@rid/@sub,
  * else the content of WORKDIR/@rid/@sub into @local.  rsync when both
- * sides have it, else scp (whose -r copies the folder itself: the remote
- * @sub must not exist yet on an upload).  0, -EHOSTUNREACH (the
- * connection) or -EIO, with a sentence in @why.
+ * sides have it, else tar piped through ssh; links are sent as links,
+ * never followed, whichever copies.  0, -EHOSTUNREACH (the connection) or
+ * -EIO, with a sentence in @why.
  */
 int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
 	     int up, const char *local, const char *sub, char *why, size_t n);
+
+/*
+ * ssh_stage - copy the folder @src, read with the rights of its owner
+ * @uid:@gid (a root daemon; else as the daemon), into @priv/up, to send
+ * from: @src stays its owner's to change while the copy goes out (even
+ * swap a folder for a link), @priv is a folder only the daemon can reach
+ * (made 0700 if missing).  The path into @stage (PATH_MAX); remove it
+ * with remove_tree().  0 or -errno with a sentence in @why.
+ */
+int ssh_stage(const char *src, const char *priv, uid_t uid, gid_t gid,
+	      char *stage, char *why, size_t n);
 
 /* Append @n bytes to the file @dir/@name (made if missing).  0 or -errno. */
 int ssh_append(const char *dir, const char *name, const char *data, size_t n);

@@ -348,6 +348,24 @@ static int has_line(const char *out, const char *word)
 	return 0;
 }
 
+/* Copy @src to @sub of @g on the host from a copy made as the deployment's
+ * user in <dir>/replicas/ssh-up (the daemon's alone): the snapshot of the
+ * code is theirs, and reachable, while it is sent. */
+static int copy_staged(struct target_ctx *t, struct ssh_conn *c,
+		       const struct deploy_ctx *d, const struct ssh_gen *g,
+		       const char *src, const char *sub, char *why, size_t n)
+{
+	char priv[PATH_MAX], stage[PATH_MAX];
+	int rc;
+
+	snprintf(priv, sizeof(priv), "%s/%s/ssh-up", d->dir, DEP_REPLICAS);
+	rc = ssh_stage(src, priv, d->obj.uid, d->obj.gid, stage, why, n);
+	if (!rc)
+		rc = ssh_copy(t, c, g->dir, 1, stage, sub, why, n);
+	remove_tree(stage);
+	return rc == -EHOSTUNREACH || !rc ? rc : -EIO;
+}
+
 /* Copy generation @s's files into @g on the host (once: a restarted
  * daemon finds them complete there).  0 or -errno with @why. */
 static int gen_copy(struct target_ctx *t, struct ssh_conn *c,
@@ -378,9 +396,9 @@ static int gen_copy(struct target_ctx *t, struct ssh_conn *c,
 		rc = ssh_copy(t, c, g->dir, 1, serve, "serve", why, n);
 	remove_tree(serve);	/* the key stays in the store only */
 	if (!rc)
-		rc = ssh_copy(t, c, g->dir, 1, s->code, "code", why, n);
+		rc = copy_staged(t, c, d, g, s->code, "code", why, n);
 	if (!rc && !have_model)
-		rc = ssh_copy(t, c, g->dir, 1, s->model_dir, "model", why, n);
+		rc = copy_staged(t, c, d, g, s->model_dir, "model", why, n);
 	g->copied = !rc;
 	return rc;
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * ssh_exec.c — spawning ssh, scp and rsync for the SSH driver (see
+ * ssh_exec.c — spawning ssh, rsync and tar for the SSH driver (see
  * ssh_exec.h).
  */
 #include "ssh_exec.h"
@@ -59,8 +59,9 @@ static int pipes_open(struct sx_pipes *p)
 	return 0;
 }
 
-/* stdin /dev/null, stdout and stderr the pipes, default signals, own group. */
-static int spawn_child(char *const argv[], struct sx_pipes *p, pid_t *pid)
+/* stdin @in (-1: /dev/null), stdout @out, stderr @err, default signals,
+ * own group. */
+static int spawn_io(char *const argv[], int in, int out, int err, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -68,9 +69,13 @@ static int spawn_child(char *const argv[], struct sx_pipes *p, pid_t *pid)
 	int rc;
 
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p->out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, p->err[1], 2);
+	if (in < 0)
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY,
+						 0);
+	else
+		posix_spawn_file_actions_adddup2(&fa, in, 0);
+	posix_spawn_file_actions_adddup2(&fa, out, 1);
+	posix_spawn_file_actions_adddup2(&fa, err, 2);
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);
 	sigemptyset(&def);
@@ -87,6 +92,11 @@ static int spawn_child(char *const argv[], struct sx_pipes *p, pid_t *pid)
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	return -rc;
+}
+
+static int spawn_child(char *const argv[], struct sx_pipes *p, pid_t *pid)
+{
+	return spawn_io(argv, -1, p->out[1], p->err[1], pid);
 }
 
 /* Keep the last SX_ERR_MAX-1 bytes of stderr. */
@@ -149,43 +159,74 @@ static int drain_fd(int fd, struct sx_result *res, size_t out_max, int is_out)
 }
 
 /*
- * Read both pipes until the child has exited (and the pipes are drained)
- * or the deadline.  Ends at the child's exit, not at EOF: a shared-
- * connection master ssh forks off may hold the pipes open for a minute.
+ * Read both pipes until the children (@pid[0..n-1]) have exited (and the
+ * pipes are drained) or the deadline; @status[i] is each one's wait
+ * status, -1 when it was killed at the deadline.  Ends at the children's
+ * exit, not at EOF: a shared-connection master ssh forks off may hold the
+ * pipes open for a minute.
  */
-static void collect(pid_t pid, struct sx_pipes *p, int timeout_s,
-		    size_t out_max, struct sx_result *res)
+static void collect_all(const pid_t *pid, int *status, int n,
+			struct sx_pipes *p, int timeout_s, size_t out_max,
+			struct sx_result *res)
 {
-	struct pollfd pfd[3] = {
+	struct pollfd pfd[4] = {	/* the pipes, then a pidfd per child */
 		{ .fd = p->out[0], .events = POLLIN },
 		{ .fd = p->err[0], .events = POLLIN },
-		{ .fd = pidfd_open(pid, 0), .events = POLLIN },
 	};
 	double deadline = mono_s() + timeout_s;
-	int status, done = 0;
+	int left = n, done[2] = { 0, 0 };
 
-	while (!done) {
-		poll(pfd, 3, 100);
+	for (int i = 0; i < n; i++)
+		pfd[2 + i] = (struct pollfd){ .fd = pidfd_open(pid[i], 0),
+					      .events = POLLIN };
+	while (left) {
+		poll(pfd, 2 + n, 100);
 		for (int i = 0; i < 2; i++)
 			if (pfd[i].fd >= 0 && drain_fd(pfd[i].fd, res, out_max,
 							i == 0))
 				pfd[i].fd = -1;
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			done = 1;
-		} else if (mono_s() > deadline) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-				;
+		for (int i = 0; i < n; i++)
+			if (!done[i] && waitpid(pid[i], &status[i], WNOHANG) ==
+			    pid[i]) {
+				done[i] = 1;
+				left--;
+				if (pfd[2 + i].fd >= 0)	/* no more wake-ups */
+					close(pfd[2 + i].fd);
+				pfd[2 + i].fd = -1;
+			}
+		if (left && mono_s() > deadline) {
+			for (int i = 0; i < n; i++) {
+				if (done[i])
+					continue;
+				kill(pid[i], SIGKILL);
+				while (waitpid(pid[i], &status[i], 0) < 0 &&
+				       errno == EINTR)
+					;
+				status[i] = -1;
+			}
 			res->timed_out = 1;
-			done = 1;
+			left = 0;
 		}
 	}
-	if (pfd[2].fd >= 0)
-		close(pfd[2].fd);
-	for (int i = 0; i < 2; i++)	/* what it wrote just before exiting */
+	for (int i = 0; i < n; i++)
+		if (pfd[2 + i].fd >= 0)
+			close(pfd[2 + i].fd);
+	for (int i = 0; i < 2; i++)	/* what they wrote just before exiting */
 		drain_fd(i ? p->err[0] : p->out[0], res, out_max, i == 0);
-	res->status = !res->timed_out && WIFEXITED(status) ?
-		      WEXITSTATUS(status) : -1;
+}
+
+static int exit_code(int status)
+{
+	return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void collect(pid_t pid, struct sx_pipes *p, int timeout_s,
+		    size_t out_max, struct sx_result *res)
+{
+	int status;
+
+	collect_all(&pid, &status, 1, p, timeout_s, out_max, res);
+	res->status = exit_code(status);
 }
 
 int sx_run(char *const argv[], int timeout_s, size_t out_max,
@@ -215,6 +256,66 @@ int sx_run(char *const argv[], int timeout_s, size_t out_max,
 	}
 	collect(pid, &p, timeout_s, out_max, res);
 	pipes_close(&p);
+	return 0;
+}
+
+int sx_pipe(char *const from[], char *const to[], int remote,
+	    int timeout_s, struct sx_result *res)
+{
+	char *const *argv[2] = { from, to };
+	int link[2], rc = 0, status[2] = { -1, -1 }, code[2];
+	struct sx_pipes p;
+	pid_t pid[2];
+	int n = 0;
+
+	memset(res, 0, sizeof(*res));
+	res->status = -1;
+	rc = pipes_open(&p);
+	if (!rc && pipe2(link, O_CLOEXEC)) {
+		rc = -errno;
+		pipes_close(&p);
+	}
+	if (rc) {
+		snprintf(res->err, sizeof(res->err), "cannot make a pipe: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	rc = spawn_io(from, -1, link[1], p.err[1], &pid[0]);
+	if (!rc) {
+		n = 1;
+		rc = spawn_io(to, link[0], p.out[1], p.err[1], &pid[1]);
+		if (!rc)
+			n = 2;
+	}
+	close(link[0]);
+	close(link[1]);
+	close(p.out[1]);
+	close(p.err[1]);
+	p.out[1] = p.err[1] = -1;
+	if (rc) {
+		snprintf(res->err, sizeof(res->err), "cannot run %s: %s",
+			 argv[n][0], strerror(-rc));
+		if (n) {
+			kill(pid[0], SIGKILL);
+			while (waitpid(pid[0], NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		pipes_close(&p);
+		return rc;
+	}
+	collect_all(pid, status, 2, &p, timeout_s, 4096, res);
+	pipes_close(&p);
+	sx_result_free(res);
+	for (int i = 0; i < 2; i++)
+		code[i] = exit_code(status[i]);
+	/* ssh's own verdict first (255: the connection); then the local
+	 * side's failure, as a remote one: its stderr says what */
+	if (res->timed_out)
+		res->status = -1;
+	else if (code[remote])
+		res->status = code[remote];
+	else
+		res->status = code[!remote] ? 1 : 0;
 	return 0;
 }
 
@@ -338,18 +439,9 @@ static int rsync_line(const struct ssh_conn *c, struct argv_buf *a, char *why,
 int ssh_conn_argv(const struct ssh_conn *c, const char *kind,
 		  struct argv_buf *a, char *why, size_t len)
 {
-	int rc;
-
-	if (!strcmp(kind, "ssh"))
-		return ssh_line(c, a, why, len);
 	if (!strcmp(kind, "rsync"))
 		return rsync_line(c, a, why, len);
-	rc = scp_argv(&c->t, a, why, len);
-	if (!rc) {
-		push_extra(c, a);
-		rc = a->err;
-	}
-	return rc;
+	return ssh_line(c, a, why, len);
 }
 
 int ssh_conn_exec(const struct ssh_conn *c, const char *script,

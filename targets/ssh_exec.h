@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ssh_exec.h — running ssh, scp and rsync for the SSH driver: spawn with
+ * ssh_exec.h — running ssh, rsync and tar for the SSH driver: spawn with
  * posix_spawnp (argv only, never a local shell), capture stdout and the
  * tail of stderr through pipes, kill the child when its time is up, reap
  * it by its pid.  Plus the connection options every call shares (batch
@@ -38,6 +38,15 @@ struct sx_result {
  */
 int sx_run(char *const argv[], int timeout_s, size_t out_max,
 	   struct sx_result *res);
+/*
+ * sx_pipe - run @from | @to, both as sx_run runs one (own process groups,
+ * killed at the deadline, always reaped), stderr of both into res->err.
+ * @remote says which is the ssh (0: @from, 1: @to): res->status is its
+ * exit code when not 0 (255: the connection failed), else 1 when the
+ * other failed, else 0.  Returns as sx_run.
+ */
+int sx_pipe(char *const from[], char *const to[], int remote, int timeout_s,
+	    struct sx_result *res);
 void sx_result_free(struct sx_result *res);
 
 /* A connection to one host, as the driver's calls share it. */
@@ -57,10 +66,10 @@ struct ssh_conn {
 int ssh_conn_control_path(const char *objdir, char *out, size_t n);
 
 /*
- * ssh_conn_argv - the start of a command line for @kind ("ssh", "scp" or
+ * ssh_conn_argv - the start of a command line for @kind ("ssh" or
  * "rsync"), with the shared options (-o ControlMaster=auto …).  For ssh
- * the caller then pushes the remote command as one word; for scp and
- * rsync, their flags, "--", sources and destination.  0, -EINVAL with a
+ * the caller then pushes the remote command as one word; for rsync, its
+ * flags, "--", sources and destination.  0, -EINVAL with a
  * sentence in @why, or -ENOMEM.
  */
 int ssh_conn_argv(const struct ssh_conn *c, const char *kind,
@@ -88,7 +97,7 @@ enum sx_why {
 };
 
 /*
- * ssh_conn_why - classify the result of an ssh/scp/rsync call and write
+ * ssh_conn_why - classify the result of an ssh or rsync call (or a tar pipe) and write
  * one sentence about it (naming USER@HOST:PORT) into @buf.  ssh's own
  * failures (exit code 255, a timeout) are the connection's; any other
  * non-zero code is SX_REMOTE with the last line of stderr.

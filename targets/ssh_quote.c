@@ -352,7 +352,7 @@ int ssh_check_workdir(const char *path, char *why, size_t len)
 		return refuse(why, len, k, path, "has a \"..\" component");
 	if (strpbrk(path, "*?[\\"))
 		return refuse(why, len, k, path,
-			      "contains one of * ? [ \\, which scp and rsync would take as a pattern");
+			      "contains one of * ? [ \\, which rsync would take as a pattern");
 	if (strlen(path) > PATH_MAX_LEN)
 		return refuse(why, len, k, path, "is too long");
 	return 0;
@@ -463,7 +463,7 @@ static int check_target(const struct ssh_target *t, struct resolved *r,
 	return err;
 }
 
-/* The options shared by ssh, scp and the ssh inside rsync -e. */
+/* The options shared by ssh and the ssh inside rsync -e. */
 static int push_common(const struct ssh_target *t, const struct resolved *r,
 		       struct argv_buf *a)
 {
@@ -511,22 +511,6 @@ int ssh_argv(const struct ssh_target *t, struct argv_buf *a, char *why, size_t l
 	argv_push(a, t->user);
 	argv_push(a, "--");
 	argv_push(a, t->host);
-	return a->err;
-}
-
-int scp_argv(const struct ssh_target *t, struct argv_buf *a, char *why, size_t len)
-{
-	struct resolved r;
-	int err;
-
-	err = check_target(t, &r, why, len);
-	if (err)
-		return err;
-	argv_push(a, "scp");
-	argv_push(a, "-q");
-	push_common(t, &r, a);
-	argv_push(a, "-P");
-	argv_push_fmt(a, "%d", r.port);
 	return a->err;
 }
 

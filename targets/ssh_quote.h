@@ -2,7 +2,7 @@
 /*
  * ssh_quote.h — pure helpers for the SSH driver: POSIX shell quoting, a
  * growable argv for posix_spawn, validation of the ssh target's config
- * values, and the ssh / scp / rsync command lines built from them.
+ * values, and the ssh and rsync command lines built from them.
  *
  * Nothing here does I/O. Functions that can refuse return 0 or a negative
  * errno and, on refusal, write one human sentence (no trailing newline) to
@@ -74,7 +74,7 @@ int ssh_check_identity_file(const char *path, char *why, size_t len);
 
 /*
  * An absolute path, "~" or "~/…": no control characters, no ".." component,
- * none of * ? [ \ (scp and rsync would treat it as a pattern).
+ * none of * ? [ \ (rsync would treat it as a pattern).
  */
 int ssh_check_workdir(const char *path, char *why, size_t len);
 
@@ -107,13 +107,6 @@ struct ssh_target {
 int ssh_argv(const struct ssh_target *t, struct argv_buf *a, char *why, size_t len);
 
 /*
- * scp_argv() - append "scp -q <the same -o options> [-i ID] -P PORT"; the
- * caller then pushes "--", the sources and the destination, naming the
- * remote side with ssh_remote_spec(). Returns as ssh_argv().
- */
-int scp_argv(const struct ssh_target *t, struct argv_buf *a, char *why, size_t len);
-
-/*
  * rsync_argv() - append "rsync -e 'ssh' '-o' … '-p' 'PORT'" (one -e
  * element, each word in rsync's own single quotes); the caller then pushes
  * its rsync flags, "--", sources and destination (ssh_remote_spec()).
@@ -122,7 +115,7 @@ int scp_argv(const struct ssh_target *t, struct argv_buf *a, char *why, size_t l
 int rsync_argv(const struct ssh_target *t, struct argv_buf *a, char *why, size_t len);
 
 /*
- * ssh_remote_spec() - "USER@HOST:PATH" for scp and rsync, with an IPv6
+ * ssh_remote_spec() - "USER@HOST:PATH" for rsync, with an IPv6
  * HOST in brackets. Give @path absolute, or relative (taken from the
  * login's home) instead of "~/…". malloc'd; NULL on ENOMEM.
  */

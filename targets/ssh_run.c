@@ -371,29 +371,37 @@ static void setup_failed(struct target_ctx *t, struct run_ctx *r, int rc,
 
 /*
  * The copy of code/ or of all the run's files (the backend says which), if
- * it has any.  rsync and scp copy the folder the backend checked, by its
- * fd: a code/ its user swaps for a symlink meanwhile (users reach their
- * runs' files in the state dir) is not followed by them as root.
- * 0 or -errno + @why.
+ * it has any, sent from a copy made with the run's user's rights in work/
+ * (the daemon's until hand_over): the run's files are theirs and
+ * reachable in the state dir, and what they change or swap for a symlink
+ * meanwhile is not sent, nor anything they could not read.
+ * 0, -errno + @why, or 1: the run failed here (its files cannot be read).
  */
 static int setup_upload(struct target_ctx *t, struct ssh_conn *c,
 			struct run_ctx *r, char *why, size_t n)
 {
 	struct ssh_run *sr = r->priv;
-	char root[64];
-	int fd, code, rc;
+	char root[PATH_MAX], work[PATH_MAX], stage[PATH_MAX];
+	struct stat st;
+	struct err e;
+	int rc;
 
-	fd = userfile_work_root_open(r->dir, &code);
-	if (fd == -ENOENT || fd == -ENOTDIR)
-		return 0;
-	if (fd < 0) {
-		snprintf(why, n, "cannot open the run's files: %s",
-			 strerror(-fd));
-		return fd;
+	rc = userfile_work_root(r->dir, root, sizeof(root), &e);
+	if (rc < 0) {
+		snprintf(why, n, "%s", e.msg);
+		return rc;
 	}
-	snprintf(root, sizeof(root), "/proc/%d/fd/%d", (int)getpid(), fd);
-	rc = ssh_copy(t, c, sr->rid, 1, root, "work", why, n);
-	close(fd);
+	if (stat(root, &st) || !S_ISDIR(st.st_mode))
+		return 0;
+	snprintf(work, sizeof(work), "%s/%s", r->dir, RUN_WORK);
+	rc = ssh_stage(root, work, r->obj.uid, r->obj.gid, stage, why, n);
+	if (rc) {	/* the same sentence as on the local target */
+		remove_tree(stage);
+		fail_run(t, r, why);
+		return 1;
+	}
+	rc = ssh_copy(t, c, sr->rid, 1, stage, "work", why, n);
+	remove_tree(stage);
 	return rc;
 }
 
@@ -429,6 +437,8 @@ static void setup_step(struct target_ctx *t, struct run_ctx *r)
 		return;
 	}
 	rc = setup_upload(t, &c, r, why, sizeof(why));
+	if (rc == 1)
+		return;
 	if (rc) {
 		setup_failed(t, r, rc, "cannot copy the run's files", why, 0);
 		return;

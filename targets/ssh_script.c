@@ -730,7 +730,7 @@ int ssh_copy_path(const char *workdir, const char *rid, const char *sub,
 	int w;
 
 	if (!strcmp(workdir, "~") || !strncmp(workdir, "~/", 2)) {
-		/* scp and rsync take a relative path from the home */
+		/* rsync and tar take a relative path from the home */
 		base = workdir[1] ? workdir + 2 : "";
 		l = base[0] ? l - 2 : 0;
 	}

@@ -164,7 +164,7 @@ int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 /* "D" for @workdir and @rid: "WORKDIR/RID" with "~" kept for quoting. */
 int ssh_run_dir(const char *workdir, const char *rid, char *out, size_t n);
 
-/* The same path as scp and rsync want it (relative to the home for "~"). */
+/* The same path as rsync and tar want it (relative to the home for "~"). */
 int ssh_copy_path(const char *workdir, const char *rid, const char *sub,
 		  char *out, size_t n);
 

@@ -9,7 +9,7 @@
  * N skipped"; exit 1 on any failure. Quoting is checked through a real
  * /bin/sh. With SSH_HOST, SSH_PORT, SSH_USER, SSH_IDENTITY and
  * SSH_KNOWN_HOSTS in the environment (`set -a; . DIR/host.env` after
- * scripts/ssh-host.sh start DIR), the built ssh/scp/rsync command lines are
+ * scripts/ssh-host.sh start DIR), the built ssh/rsync command lines are
  * also run for real against that server; otherwise those checks are skipped.
  */
 #ifndef _GNU_SOURCE
@@ -426,13 +426,6 @@ static void test_argv_builders(void)
 		"-o", "StrictHostKeyChecking=accept-new",
 		"-p", "22", "-l", "bob", "--", "::1", NULL,
 	};
-	static const char *const want_scp[] = {
-		"scp", "-q", "-F", "none", "-o", "BatchMode=yes", "-o", "ConnectTimeout=7",
-		"-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-		"-o", "StrictHostKeyChecking=yes",
-		"-o", "UserKnownHostsFile=\"/st ate/k%%h\\\"\\\\q\"",
-		"-o", "IdentitiesOnly=yes", "-i", "/k/id ed", "-P", "2222", NULL,
-	};
 	static const char *const want_rsync[] = {
 		"rsync", "-e",
 		"'ssh' '-F' 'none' '-o' 'BatchMode=yes' '-o' 'ConnectTimeout=7' "
@@ -455,11 +448,6 @@ static void test_argv_builders(void)
 	r = ssh_argv(&m, &a, why, sizeof(why));
 	check(r == 0, "ssh_argv accepts a minimal target", why);
 	expect_argv("ssh_argv minimal: defaults, no -i, no known_hosts", &a, want_min);
-	argv_free(&a);
-
-	r = scp_argv(&t, &a, why, sizeof(why));
-	check(r == 0, "scp_argv accepts a full target", why);
-	expect_argv("scp_argv: exact elements", &a, want_scp);
 	argv_free(&a);
 
 	r = rsync_argv(&t, &a, why, sizeof(why));
@@ -488,8 +476,8 @@ static void test_argv_builders(void)
 	argv_free(&a);
 	t.host = "example.com";
 	t.user = "a;b";
-	r = scp_argv(&t, &a, why, sizeof(why));
-	check(r == -EINVAL && a.n == 0 && strstr(why, "user \"a;b\""), "scp_argv refuses user a;b", why);
+	r = ssh_argv(&t, &a, why, sizeof(why));
+	check(r == -EINVAL && a.n == 0 && strstr(why, "user \"a;b\""), "ssh_argv refuses user a;b", why);
 	argv_free(&a);
 	t.user = "alice";
 	t.port = 70000;
@@ -546,7 +534,7 @@ static void test_real(void)
 	int st;
 
 	if (real_target(&t, kh, sizeof(kh))) {
-		skip("real ssh/scp/rsync", "no SSH_* variables from ssh-host.sh host.env");
+		skip("real ssh/rsync", "no SSH_* variables from ssh-host.sh host.env");
 		return;
 	}
 	for (i = 0; i < sizeof(nasty) / sizeof(nasty[0]); i++) {
@@ -569,20 +557,8 @@ static void test_real(void)
 	if (asprintf(&cmd, "cmp /etc/hostname %s", q) < 0)
 		abort();
 	free(q);
-	/* scp, then rsync: upload a file, compare */
-	scp_argv(&t, &a, why, sizeof(why));
-	argv_push(&a, "--");
-	argv_push(&a, "/etc/hostname");
+	/* rsync: upload a file, compare */
 	spec = ssh_remote_spec(&t, path);
-	argv_push(&a, spec);
-	st = run(a.v, &out, &n, 1);
-	free(out);
-	argv_free(&a);
-	out = sh_out(cmd, &n, &st);
-	check(st == 0, "real scp to a path with ' $ ` and spaces", NULL);
-	free(out);
-	unlink(path);
-	/* rsync the same */
 	rsync_argv(&t, &a, why, sizeof(why));
 	argv_push(&a, "-a");
 	argv_push(&a, "--");
