@@ -26,8 +26,15 @@
 # the run's end -> every node powered_down, idle_seconds = 10; NCLUSTER=200
 # trivial runs with the 3 nodes up vs. the same on the attached test
 # cluster (a slurm target); the daemon's and the controller's CPU while
-# the cluster idles IDLE_S=30 s).
+# the cluster idles IDLE_S=30 s), workcopy (a run whose folder holds
+# WC_FILES=32 files of 8 MiB and a 1 GiB sparse file: seconds from
+# `echo submit` to Completed for `true` on the local target, the working
+# copy made in between, vs. `cp -a` of the same tree on the same file
+# system; on the state dir's file system, then on an xfs image, where
+# both clone (reflink), when mkfs.xfs is present).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
+# MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
+# version: before and after a change, in the same conditions).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NRUNS=10000 NSUB=1000 REPEAT=5
@@ -43,10 +50,12 @@ shift $((OPTIND - 1))
 SECTIONS=${*:-meta submit latency rss bulk}
 SCALE=${SCALE:-1000 10000 100000}
 
-"$ROOT/scripts/deps.sh" build >/dev/null
-[[ -f $ROOT/build/build.ninja ]] || meson setup "$ROOT/build" >/dev/null
-ninja -C "$ROOT/build" >/dev/null
-MLFS=$ROOT/build/mlfs
+MLFS=${MLFS_BIN:-$ROOT/build/mlfs}
+if [[ -z ${MLFS_BIN:-} ]]; then
+	"$ROOT/scripts/deps.sh" build >/dev/null
+	[[ -f $ROOT/build/build.ninja ]] || meson setup "$ROOT/build" >/dev/null
+	ninja -C "$ROOT/build" >/dev/null
+fi
 
 W=$(mktemp -d /tmp/mlfs-bench.XXXXXX)
 MNT=$W/mnt STATE=$W/state NATIVE=$W/native
@@ -64,6 +73,9 @@ cleanup() {
 	fi
 	if [[ -n $CLHOSTS_D ]]; then
 		"$ROOT/scripts/cluster-hosts.sh" stop "$CLHOSTS_D" >/dev/null 2>&1 || true
+	fi
+	if mountpoint -q "$W/xfs" 2>/dev/null; then
+		umount "$W/xfs" || umount -l "$W/xfs"
 	fi
 	rm -rf "$W"
 }
@@ -174,6 +186,81 @@ bulk_section() {
 	mr=$(mbps : cp "$MNT/runs/bulk/big" /dev/null)
 	row "read 256 MiB back, warm (MB/s)" "$mr" "$nr" "$(ratio "$mr" "$nr")x"
 	rm -f "$MNT/runs/bulk/big" "$NATIVE/big" "$src"
+}
+
+# The tree of the workcopy section in folder $1.
+wc_tree() {
+	local i
+	mkdir -p "$1/data"
+	for ((i = 0; i < ${WC_FILES:-32}; i++)); do
+		head -c 8M "$W/wc8m" > "$1/data/f$i"
+	done
+	truncate -s 1G "$1/sparse"
+	echo 'int main(void) { return 0; }' > "$1/a.c"
+}
+
+# Seconds from submit to Completed of run $1 (its files made before).
+wc_submit() {
+	local r=$MNT/runs/$1 t0 s
+	echo true > "$r/command"
+	t0=$(now)
+	echo submit > "$r/ctl"
+	while :; do
+		s=$(cat "$r/status")
+		case $s in Completed | Failed | Canceled) break ;; esac
+		sleep 0.005
+	done
+	[[ $s == Completed ]] || { echo "bench: workcopy run $1 $s" >&2; exit 1; }
+	echo "$(now) - $t0" | bc -l
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
+
+# One row: the working copy on the file system of $STATE vs. cp -a there.
+wc_row() {
+	local what=$1 i m n t0
+	for ((i = 0; i <= REPEAT; i++)); do
+		mkdir "$MNT/runs/wc$i"
+		wc_tree "$MNT/runs/wc$i"
+	done
+	wc_submit wc$REPEAT >/dev/null	# warm-up
+	m=$(for ((i = 0; i < REPEAT; i++)); do wc_submit wc$i; done | median)
+	local d=${STATE%/*}	# beside the state dir: the same file system
+	wc_tree "$d/wc-src"
+	n=$(for ((i = 0; i <= REPEAT; i++)); do
+		rm -rf "$d/wc-dst"
+		sync
+		t0=$(now)
+		cp -a "$d/wc-src" "$d/wc-dst"
+		((i == 0)) || echo "$(now) - $t0" | bc -l
+	done | median)
+	rm -rf "$d/wc-src" "$d/wc-dst"
+	row "working copy, $what (s)" "$m" "$n" "$(ratio "$m" "$n")x"
+}
+
+workcopy_section() {
+	local fs img
+	head -c 8M /dev/urandom > "$W/wc8m"
+	fs=$(findmnt -no FSTYPE -T "${STATE%/*}")
+	wc_row "$((${WC_FILES:-32} * 8)) MiB + sparse, $fs"
+	if ! command -v mkfs.xfs >/dev/null; then
+		row "working copy on xfs (reflink)" "-" "no mkfs.xfs" "-"
+		return
+	fi
+	unmount_ws
+	img=$W/xfs.img
+	truncate -s 8G "$img"
+	mkfs.xfs -q -m reflink=1 "$img"
+	mkdir -p "$W/xfs"
+	mount -o loop "$img" "$W/xfs"
+	STATE=$W/xfs/state
+	mount_ws
+	wc_row "$((${WC_FILES:-32} * 8)) MiB + sparse, xfs (reflink)"
+	unmount_ws
+	STATE=$W/state
+	umount "$W/xfs"
+	rm -f "$img"
+	mount_ws
 }
 
 # per-op median (µs) of stat and of reading status, over 500 runs picked
@@ -712,6 +799,9 @@ SH
 		;;
 	cluster)
 		cluster_section
+		;;
+	workcopy)
+		workcopy_section
 		;;
 	esac
 done
