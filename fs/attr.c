@@ -350,11 +350,34 @@ static int truncate_held(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	return rc;
 }
 
+/*
+ * Is a chmod of @a to @mode only the clearing of a regular file's set-id
+ * bits, by a caller who may write the file?  (As the caller.)  The kernel
+ * asks for exactly that before such a caller's write or truncate; a local
+ * disk clears the bits whoever writes, while a chmod as a caller who does
+ * not own the file fails (EPERM: pjdfstest chmod/12).
+ */
+static int kills_setid(const struct at *a, mode_t mode)
+{
+	mode_t old, gone;
+	struct stat st;
+
+	if (fstatat(a->dir, a->name, &st, at_flags(a)) ||
+	    !S_ISREG(st.st_mode))
+		return 0;
+	old = st.st_mode & 07777;
+	gone = old & ~(mode & 07777);
+	return !(mode & 07777 & ~old) && gone &&
+	       !(gone & ~(mode_t)(S_ISUID | S_ISGID)) &&
+	       !faccessat(a->dir, a->name, W_OK, AT_EACCESS | at_flags(a));
+}
+
 static int setattr_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 			struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
 	struct fh *h = fi ? (struct fh *)(uintptr_t)fi->fh : NULL;
+	struct creds c;
 	struct obj o;
 	AT(a);
 	int rc;
@@ -372,13 +395,18 @@ static int setattr_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		rc = user_writable(m, &o, a.root);
 	if (rc)
 		return rc;
-	AS_CALLER(req);
+	c = creds_enter(req);
 	rc = at_open(&a);
 	if (!rc)
 		rc = before_user_write(m, ino, &o, &a);
+	/* only fewer rights, for one who may write: as the daemon */
+	if (!rc && to_set == FUSE_SET_ATTR_MODE &&
+	    kills_setid(&a, attr->st_mode))
+		creds_leave(&c);
 	if (!rc)
 		rc = setattr_at(&a, attr, to_set,
 				h && h->kind == FH_FD ? h : NULL);
+	creds_leave(&c);
 	return rc;
 }
 

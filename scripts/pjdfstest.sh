@@ -85,8 +85,13 @@ build() {
 	echo "# building pjdfstest from $src in $W/pjdfstest"
 	cp -a "$src/." "$W/pjdfstest/" || return 1
 	if ((nodev)); then	# the copy's tests, never the checkout
-		find "$W/pjdfstest/tests" -name '*.t' -exec sed -i -E \
-			's/(for type in .*) block char/\1/' {} +
+		# fewer types, fewer subtests: the plan goes to the end, with
+		# the count run (misc.sh counts them in ntest)
+		grep -rlE 'for type in .* block char' "$W/pjdfstest/tests" |
+			xargs -r sed -i -E \
+			-e 's/(for type in .*) block char/\1/' \
+			-e 's/^([[:space:]]*)echo "1\.\.[0-9]+"$/\1:/' \
+			-e '$ a echo "1..$((ntest - 1))"'
 	fi
 	(cd "$W/pjdfstest" && autoreconf -ifs && ./configure &&
 	 make pjdfstest) >"$W/build.log" 2>&1 || {

@@ -201,6 +201,20 @@ print("ok")
 PY
 )
 eq "a file made with mode 0 is written, truncated, read through its fd" ok "$out"
+# a set-id file another may write loses its bits at that write, as on a
+# local disk (the kernel asks for a chmod as the writer, who does not own
+# it: pjdfstest chmod/12)
+printf 'x' > "$U/suid"
+chmod 06777 "$U/suid"
+check "a non-owner writes a set-id file of root's" nobody sh -c "printf y >> '$U/suid'"
+eq "… which loses its set-id bits, and gets the byte" "777 xy" \
+	"$(stat -c %a "$U/suid") $(cat "$U/suid")"
+chmod 04755 "$U/suid"
+expect_err "one who may not write it cannot clear them either" \
+	"Permission denied" nobody sh -c "printf z >> '$U/suid'"
+expect_err "… nor by chmod" "Operation not permitted" nobody chmod 0755 "$U/suid"
+eq "… and it keeps them" 4755 "$(stat -c %a "$U/suid")"
+rm -f "$U/suid"
 expect_err "without the right, it is not opened for writing" \
 	"Permission denied" nobody sh -c "echo x >> '$R/data'"
 expect_err "nor read" "Permission denied" nobody cat "$U/m0"
