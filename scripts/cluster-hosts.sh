@@ -35,7 +35,7 @@
 # `fresh DIR I` (once host I runs) gives host I a file system of its own
 # where slurmd and munge are not installed, as on a new machine: /usr,
 # /etc and /var become overlays of this machine's whose changes stay in a
-# tmpfs of the host, /run a tmpfs; slurmd and munge are purged from its
+# tmpfs of the host, /run a tmpfs; slurmd and munge are removed from its
 # dpkg database; services are not started on install (policy-rc.d, as in
 # a container).  `apt-get install slurmd munge` on the host then installs
 # there only, from this machine's apt cache (the packages are downloaded
@@ -633,7 +633,7 @@ do_exec() {	# do_exec I CMD...
 }
 
 # What `fresh` runs inside the host: overlays whose upper layers live in a
-# tmpfs of the host's mount namespace (gone with it), then the purge.
+# tmpfs of the host's mount namespace (gone with it), then the removal.
 FRESH_SH='
 set -ex
 F=$1
@@ -650,7 +650,9 @@ printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
 chmod 755 /usr/sbin/policy-rc.d
 cp "$F/../debs/"*.deb /var/cache/apt/archives/ 2>/dev/null || true
 rm -f /var/lib/man-db/auto-update	# no man index rebuilt on each install
-DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends slurmd munge >&2
+# --remove, not --purge: munge'"'"'s purge deletes the user munge, which
+# userdel refuses while any munged of this machine runs (another test'"'"'s)
+DEBIAN_FRONTEND=noninteractive dpkg --remove --force-depends slurmd munge >&2
 ! command -v slurmd >/dev/null && ! command -v munged >/dev/null'
 
 # The .debs of slurmd and munge where apt finds them without a network.

@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "../backend/driver.h"
-#include "../lib/copy.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
+#include "../lib/copy.h"
 #include "ssh_exec.h"
 #include "ssh_common.h"
 #include "ssh_quote.h"
@@ -341,13 +341,33 @@ static char *tar_remote(int up, const char *rpath)
 	return w < 0 ? NULL : script;
 }
 
+/* tar ends "Exiting with failure status due to previous errors": the
+ * error is the line before (last of @err's other lines) into @why. */
+static void tar_why(const char *err, char *why, size_t n)
+{
+	const char *p = err, *line = NULL, *end;
+	size_t len = 0;
+
+	while (*p) {
+		end = strchrnul(p, '\n');
+		if (end > p && !memmem(p, end - p, "Exiting with failure", 20)) {
+			line = p;
+			len = end - p;
+		}
+		p = *end ? end + 1 : end;
+	}
+	if (line)
+		snprintf(why, n, "%.*s", (int)len, line);
+}
+
 /*
  * Copy by tar over ssh, where rsync is missing.  Never scp: its -r follows
  * symlinks, so a daemon running as root would send the file a user's link
  * names (/etc/shadow) as that link's bytes.  GNU tar walks by folder fds
  * with O_NOFOLLOW and stores links as links; on extraction it refuses
  * "..", strips a leading "/", and makes a link that points outside only
- * at the end, so that no member is written through one.  The local side
+ * at the end, so that no member is written through one; it makes no
+ * device node (below).  The local side
  * keeps modes (no set-id bit sent), mtimes to the nanosecond (pax
  * headers), hard links and holes.
  */
@@ -370,6 +390,14 @@ static int tar_copy(struct ssh_conn *c, int up, const char *local,
 	}
 	free(q);
 	free(script);
+	if (!up && geteuid() == 0) {
+		/* a root tar would make the device nodes a host sends (a
+		 * /dev/mem the run's user then owns): without CAP_MKNOD it
+		 * cannot, and the copy fails with tar's sentence */
+		argv_push(&loc, "setpriv");
+		argv_push(&loc, "--bounding-set=-mknod");
+		argv_push(&loc, "--");
+	}
 	argv_push(&loc, "tar");
 	argv_push(&loc, "-C");
 	argv_push(&loc, local);
@@ -402,6 +430,8 @@ static int tar_copy(struct ssh_conn *c, int up, const char *local,
 		return -EIO;
 	}
 	w = ssh_conn_why(c, &res, SSH_COPY_TIMEOUT, why, n);
+	if (w == SX_REMOTE)
+		tar_why(res.err, why, n);
 	return w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
 }
 

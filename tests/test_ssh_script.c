@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int passed, failed;
@@ -144,12 +145,24 @@ static int poll_one(const char *dir, long long off, struct ssh_poll_reply *r,
 	return rc;
 }
 
-/* Wait up to 10 s for the run in @dir to leave "running"/"starting". */
+/* Waits are bounded by wall time, never by a count of tries: one try (a
+ * shell running the poll script) may take a second on a loaded machine. */
+#define WAIT_S	60
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Wait up to WAIT_S for the run in @dir to leave "running"/"starting". */
 static void wait_end(const char *dir, struct ssh_poll_reply *r)
 {
 	char *out;
 
-	for (int i = 0; i < 200; i++) {
+	for (double end = now_s() + WAIT_S; now_s() < end;) {
 		poll_one(dir, 0, r, &out);
 		free(out);
 		if (strcmp(r->status, "running") && strcmp(r->status, "starting"))
@@ -321,7 +334,7 @@ static int dep_poll_live(const char *dir, int port, int want,
 	size_t len, pos;
 	int rc = 0;
 
-	for (int i = 0; i < 100; i++) {
+	for (double end = now_s() + WAIT_S; now_s() < end;) {
 		pos = 0;
 		run_sh(script, out, &len);
 		rc = ssh_poll_parse(*out, len, &pos, r);
@@ -339,7 +352,7 @@ static int dep_poll_live(const char *dir, int port, int want,
 static int dep_wait(const char *dir, int port, const char *want,
 		    struct ssh_poll_reply *r, char **out)
 {
-	for (int i = 0; i < 200; i++) {
+	for (double end = now_s() + WAIT_S; now_s() < end;) {
 		*out = NULL;
 		if (dep_poll(dir, port, NULL, NULL, r, out) == 1 &&
 		    !strcmp(r->status, want))

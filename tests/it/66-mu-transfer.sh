@@ -19,6 +19,7 @@ ssh_cleanup() {
 		[[ -f $p ]] && read -r pid _ < "$p" && kill -KILL -- "-$pid" 2>/dev/null
 	done
 	sshd_cut
+	"$ROOT/scripts/ssh-host.sh" stop "$T/sshd-root" >/dev/null 2>&1
 }
 trap 'ssh_cleanup; cleanup' EXIT
 
@@ -132,6 +133,37 @@ line" 2>/dev/null)"
 		"$(find "$R/outputs" -user root 2>&1)"
 done
 check "/etc/shadow untouched" test "$(stat -c %U /etc/shadow)" = root
+
+# A host whose login is root can make device nodes among the outputs: they
+# never come back (a root daemon would make them, then give them to the
+# run's user).  rsync skips them; tar cannot make them (no CAP_MKNOD) and
+# says so.
+if "$ROOT/scripts/ssh-host.sh" start "$T/sshd-root" >/dev/null; then
+	RH=$(source "$T/sshd-root/host.env"; echo "$SSH_PORT $SSH_IDENTITY")
+	install -o $UA -g $UA -m 600 "${RH#* }" "$HA/id_root"
+	for mode in tar rsync; do
+		t=$MNT/targets/r$mode R=$MNT/runs/d$mode
+		as $UA mkdir "$t"
+		as $UA sh -c "echo ssh > $t/type; printf 'host = 127.0.0.1\nport = %s\nuser = root\nidentity_file = %s\nworkdir = %s\ntransfer = %s\n' \
+			${RH%% *} $HA/id_root $REMOTE/root-$mode $mode > $t/config;
+			echo provision > $t/ctl"
+		check "$mode: a target whose login is root" wait_for "$t/status" Succeeded 30
+		as $UA mkdir "$R"
+		as $UA sh -c "echo r$mode > $R/target; printf '%s\n' 'mknod outputs/mem c 1 3 && mknod outputs/blk b 7 0 && echo ok > outputs/ok' > $R/command; echo submit > $R/ctl"
+		check "$mode: its run completes" wait_for "$R/status" Completed 60 ||
+			cat "$R/error" >&2
+		check "$mode: the host made the device nodes" \
+			test -c "$REMOTE/root-$mode/$(ls "$REMOTE/root-$mode" | grep -v '^\.' | head -1)/work/outputs/mem"
+		eq "$mode: none came back" "" \
+			"$(find "$R/outputs" \( -type c -o -type b \) 2>&1)"
+	done
+	check "rsync: the rest came back" test -f "$MNT/runs/drsync/outputs/ok"
+	check "tar: error says the copy was refused" \
+		grep -q "outputs/ could not be copied back: .*Cannot mknod" "$MNT/runs/dtar/error" ||
+		sed 's/^/# error: /' "$MNT/runs/dtar/error" >&2
+else
+	not_ok "cannot start an sshd whose login is root"
+fi
 
 # ---- refusals --------------------------------------------------------------
 TB=$MNT/targets/tbad
