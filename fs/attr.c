@@ -371,7 +371,11 @@ static int kill_setid(const struct at *a, mode_t mode, struct creds *c,
 	fd = at_openat(a, O_PATH, 0);
 	if (fd < 0)
 		return 0;
-	gone = fstat(fd, &st) ? 0 : (st.st_mode & 07777) & ~(mode & 07777);
+	if (fstat(fd, &st)) {
+		close(fd);
+		return 0;
+	}
+	gone = (st.st_mode & 07777) & ~(mode & 07777);
 	if (!S_ISREG(st.st_mode) || !gone || (mode & 07777 & ~st.st_mode) ||
 	    (gone & ~(mode_t)(S_ISUID | S_ISGID)) ||
 	    faccessat(fd, "", W_OK, AT_EACCESS | AT_EMPTY_PATH)) {
