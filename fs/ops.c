@@ -126,6 +126,7 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	pthread_rwlock_init(&m->live_lock, NULL);
 	pthread_mutex_init(&m->dc_lock, NULL);
 	pthread_mutex_init(&m->sl_lock, NULL);
+	pthread_mutex_init(&m->w_lock, NULL);
 	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
 	m->lens = calloc(NLENS, sizeof(*m->lens));
 	if (!m->stripes || !m->lens) {
