@@ -219,6 +219,9 @@ int version_bytes(struct mlfs *m, uint64_t ino, const struct obj *o,
 /* wait.c */
 /* The size a wait file shows while its run is not final. */
 #define WAIT_SIZE	4096
+/* Background requests the kernel may have in flight (ops.c): runs
+ * waited for at once, and the mount's other readahead. */
+#define WAIT_BACKGROUND	4096
 off_t wait_size(const struct obj *o);
 void wait_read(fuse_req_t req, struct mlfs *m, int64_t id, size_t size,
 	       off_t off);

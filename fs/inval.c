@@ -168,8 +168,6 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 
 	inval_name(m, p, name);
 	inval_inode(m, p, 0);		/* and the folder's cached listing */
-	if (kind == K_RUN && !parent)
-		wait_sweep(m);		/* a run removed: its waiters */
 }
 
 static void hook_outputs(void *ctx, int64_t id)

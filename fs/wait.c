@@ -3,9 +3,18 @@
  * runs/NAME/wait: a READ answered once the run is final, with its state.
  * The request is kept, not a thread: wait_read() files it and returns,
  * and the hook that learns of the run's last transition (inval.c's
- * hook_files, on the thread that committed it) answers it.  An interrupt
- * (Ctrl-C of a reader whose READ the kernel sent synchronously) answers
- * it EINTR; the run's removal ENOENT; the end of the session EIO.
+ * hook_files, on the thread that committed it) answers it.  The run's
+ * removal answers it ENOENT, the end of the session EIO.
+ *
+ * The kernel opens files itself here (FUSE_CAP_NO_OPEN_SUPPORT), so the
+ * READ comes from the page cache: one readahead for the file's page,
+ * sent in the background (async read), which every reader of that run's
+ * wait then waits for, on the page's lock: 50 readers, one request.  A
+ * reader's Ctrl-C ends its own wait (a killable one) and no INTERRUPT
+ * comes: the request stays filed for the next reader, until the run
+ * ends.  A READ sent synchronously (a kernel that opens through us, or
+ * without async read) is interrupted: then wait_interrupted answers it
+ * EINTR.
  *
  * Who answers a request is decided under w_lock: whoever takes it off the
  * list.  No lock is held across a reply.

@@ -127,6 +127,11 @@ asleep() {
 		[[ $(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null) == [SD] ]] || return 1
 	done
 }
+all_done() {
+	local p
+	for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 1; done
+	return 0
+}
 check "50 readers of P/wait block" wait_until 20 asleep
 c0=$(cpu_ticks "$DPID")
 sleep 2		# the fixed wait the test controls
@@ -142,15 +147,30 @@ check "FUSE still answers (ls)" timeout 10 ls "$MNT/runs/A" >/dev/null
 check "and a mkdir works" mkdir "$MNT/runs/Q"
 touch "$T/go-P"
 check "P Completed" wait_for "$MNT/runs/P/status" Completed 20
-all_done() {
-	local p
-	for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && return 1; done
-	return 0
-}
 check "all 50 readers ended" wait_until 20 all_done
 bad=0
 for i in $(seq 50); do [[ $(cat "$T/w.$i") == Completed ]] || bad=$((bad + 1)); done
 eq "all 50 printed Completed" 0 "$bad"
+
+# ---- waits on 20 runs at once leave the mount's other reads alone ------------------
+# (each is a background READ the daemon keeps; the kernel's default allows
+# 12 in flight, and readahead of every other file would queue behind them)
+dpids=()
+for i in $(seq 20); do
+	mkdir "$MNT/runs/d$i"
+	cat "$MNT/runs/d$i/wait" > "$T/d.$i" 2>&1 &
+	dpids+=($!)
+done
+pids=("${dpids[@]}")
+check "20 readers of 20 Draft runs' wait block" wait_until 20 asleep
+mkdir "$MNT/runs/big"
+dd if=/dev/urandom of="$MNT/runs/big/data" bs=1M count=32 status=none
+echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
+check "a 32 MiB file reads meanwhile" eval \
+	"timeout 60 cat '$MNT/runs/big/data' | cmp - '$MNT/runs/big/data'"
+for i in $(seq 20); do rmdir "$MNT/runs/d$i"; done
+check "removing the runs answers their readers" wait_until 20 all_done
+check "with ENOENT" grep -q "No such file" "$T/d.1"
 
 # ---- the dependency survives kill -9 + remount -----------------------------------
 mk R1
