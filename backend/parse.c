@@ -718,6 +718,8 @@ int first_word(const char *buf, size_t len, char *out, size_t out_sz,
 
 static int after_mode(const char *word, int *any, struct err *e)
 {
+	struct quote q;
+
 	if (!strcmp(word, "Completed")) {
 		*any = 0;
 		return 0;
@@ -726,21 +728,24 @@ static int after_mode(const char *word, int *any, struct err *e)
 		*any = 1;
 		return 0;
 	}
-	return err_set(e, -EINVAL, "'%.60s' is not a condition: write"
+	return err_set(e, -EINVAL, "'%s' is not a condition: write"
 		       " 'NAME' or 'NAME Completed' (it must complete) or"
-		       " 'NAME any' (it must only end).", word);
+		       " 'NAME any' (it must only end).",
+		       quote(&q, word, strlen(word)));
 }
 
 static int after_add(struct after_list *out, const struct ctl_cmd *c,
 		     struct err *e)
 {
 	struct after_dep *d = &out->deps[out->n];
+	struct quote q;
 	int rc;
 
 	if (c->argc > 2)
-		return err_set(e, -EINVAL, "'%.60s %.60s %.60s': a line names"
-			       " one run and at most a condition.", c->argv[0],
-			       c->argv[1], c->argv[2]);
+		return err_set(e, -EINVAL, "'%s ...' has %d words: a line names"
+			       " one run and at most a condition.",
+			       quote(&q, c->argv[0], strlen(c->argv[0])),
+			       c->argc);
 	rc = name_valid(c->argv[0], e);
 	if (rc)
 		return rc;
