@@ -42,6 +42,8 @@ struct run_ctx {
 	char *command;			/* the `command` setting */
 	struct kv_list env;		/* the `env` setting, parsed */
 	struct resources res;
+	struct after_list after;	/* runs it waits for; emptied once
+					 * they all ended as needed */
 	char dir[PATH_MAX];		/* <state>/objects/<id> */
 	int wait_fd;			/* readable when the run may have ended; -1 */
 	int started;			/* the engine has it (spawned / submitted) */

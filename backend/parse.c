@@ -713,3 +713,87 @@ int first_word(const char *buf, size_t len, char *out, size_t out_sz,
 	out[n] = '\0';
 	return 0;
 }
+
+/* ---- after ---------------------------------------------------------------- */
+
+static int after_mode(const char *word, int *any, struct err *e)
+{
+	struct quote q;
+
+	if (!strcmp(word, "Completed")) {
+		*any = 0;
+		return 0;
+	}
+	if (!strcmp(word, "any")) {
+		*any = 1;
+		return 0;
+	}
+	return err_set(e, -EINVAL, "'%s' is not a condition: write"
+		       " 'NAME' or 'NAME Completed' (it must complete) or"
+		       " 'NAME any' (it must only end).",
+		       quote(&q, word, strlen(word)));
+}
+
+static int after_add(struct after_list *out, const struct ctl_cmd *c,
+		     struct err *e)
+{
+	struct after_dep *d = &out->deps[out->n];
+	struct quote q;
+	int rc;
+
+	if (c->argc > 2)
+		return err_set(e, -EINVAL, "'%s ...' has %d words: a line names"
+			       " one run and at most a condition.",
+			       quote(&q, c->argv[0], strlen(c->argv[0])),
+			       c->argc);
+	rc = name_valid(c->argv[0], e);
+	if (rc)
+		return rc;
+	d->any = 0;
+	if (c->argc == 2 && (rc = after_mode(c->argv[1], &d->any, e)))
+		return rc;
+	for (int i = 0; i < out->n; i++)
+		if (!strcmp(out->deps[i].name, c->argv[0]))
+			return err_set(e, -EINVAL, "run '%s' is named twice.",
+				       c->argv[0]);
+	snprintf(d->name, sizeof(d->name), "%s", c->argv[0]);
+	out->n++;
+	return 0;
+}
+
+/* Lines that say something (not blank, not a '#' comment). */
+static size_t said_lines(const char *buf, size_t len)
+{
+	struct lines it;
+	const char *s;
+	size_t n, count = 0;
+
+	lines_init(&it, buf, len);
+	while (next_line(&it, &s, &n)) {
+		trim(&s, &n);
+		count += n && *s != '#';
+	}
+	return count;
+}
+
+int after_parse(const char *buf, size_t len, struct after_list *out,
+		struct err *e)
+{
+	struct ctl_cmd *cmds;
+	int n, rc = 0;
+
+	out->n = 0;
+	if (said_lines(buf, len) > AFTER_MAX)
+		return err_set(e, -EINVAL, "a run waits for at most %d runs.",
+			       AFTER_MAX);
+	cmds = calloc(AFTER_MAX, sizeof(*cmds));
+	if (!cmds)
+		return err_set(e, -ENOMEM, "out of memory.");
+	n = ctl_split(buf, len, cmds, AFTER_MAX, e);
+	if (n < 0)
+		rc = n;
+	for (int i = 0; !rc && i < n; i++)
+		rc = after_add(out, &cmds[i], e);
+	free(cmds);
+	return rc;
+}

@@ -161,4 +161,27 @@ int metric_parse_line(const char *line, char *name, size_t name_sz,
 int first_word(const char *buf, size_t len, char *out, size_t out_sz,
 	       struct err *e);
 
+/* ---- after (runs a run waits for) ---------------------------------------- */
+
+#define AFTER_MAX	32
+
+struct after_dep {
+	char name[MLFS_NAME_MAX + 1];
+	int any;		/* 1: any final state will do; 0: Completed */
+};
+
+struct after_list {
+	struct after_dep deps[AFTER_MAX];
+	int n;
+};
+
+/*
+ * after_parse - the `after` file of a run: one run per line, `NAME` or
+ * `NAME Completed` (it must complete) or `NAME any` (it must only end).
+ * Blank and '#' lines skipped.  -EINVAL with a sentence: a bad name, a
+ * third word, another mode, a name given twice, more than AFTER_MAX.
+ */
+int after_parse(const char *buf, size_t len, struct after_list *out,
+		struct err *e);
+
 #endif /* MLFS_PARSE_H */

@@ -25,6 +25,7 @@ static const struct file_desc run_files[] = {
 	{ "target",	F_TARGET,	FD_SETTING },
 	{ "env",	F_ENV,		FD_SETTING },
 	{ "resources",	F_RESOURCES,	FD_SETTING },
+	{ "after",	F_AFTER,	FD_SETTING },
 	{ "ctl",	F_CTL,		FD_CTL },
 	{ "status",	F_STATUS,	FD_GEN },
 	{ "exit_code",	F_EXIT_CODE,	FD_GEN },
@@ -33,10 +34,11 @@ static const struct file_desc run_files[] = {
 	{ "outputs",	F_OUTPUTS,	FD_DIRECTORY,	RUN_WORK "/outputs" },
 	{ "error",	F_ERROR,	FD_GEN },
 	{ "info.json",	F_INFO,		FD_GEN },
+	{ "wait",	F_WAIT,		FD_WAIT },
 };
 
 #define RUN_SETTINGS (FBIT(F_COMMAND) | FBIT(F_TARGET) | FBIT(F_ENV) | \
-		      FBIT(F_RESOURCES))
+		      FBIT(F_RESOURCES) | FBIT(F_AFTER))
 
 static int trim_len(const char *s, size_t len)
 {
@@ -58,6 +60,7 @@ static void json_run(struct ws *ws, cJSON *j, const struct obj *o)
 	else
 		ws_json_setting(ws, j, "target", o->id, F_TARGET);
 	ws_json_setting(ws, j, "resources", o->id, F_RESOURCES);
+	ws_json_setting(ws, j, "after", o->id, F_AFTER);
 	if (o->exit_code >= 0)
 		cJSON_AddNumberToObject(j, "exit_code", o->exit_code);
 	else
@@ -125,6 +128,24 @@ static int submit_code_check(struct ws *ws, const struct obj *o,
 		       "a symbolic link" : "not a folder");
 }
 
+/* The runs `after` names still exist and make no cycle (one may have
+ * been removed, or made to wait for this one, since the write). */
+static int submit_after_check(struct ws *ws, const struct obj *o,
+			      struct err *e)
+{
+	struct err why;
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = ws_read_text(ws, o->id, F_AFTER, &buf, &len);
+	if (rc)
+		return err_set(e, rc, "cannot read after");
+	rc = run_after_check(ws, o, buf, len, &why);
+	free(buf);
+	return rc ? err_set(e, rc, "after: %s", why.msg) : 0;
+}
+
 /* Check everything a submit needs, without changing anything. */
 static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			struct err *e)
@@ -167,6 +188,9 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 		if (rc)
 			return rc;	/* the sentence names resources */
 	}
+	rc = submit_after_check(ws, o, e);
+	if (rc)
+		return rc;
 	d = driver_find(t->type);
 	if (!d)
 		return err_set(e, -EIO, "target '%s' has unknown type '%s'",
@@ -283,13 +307,16 @@ int ws_run_transition(struct ws *ws, struct run_ctx *r,
 			o.ended = now;
 		if (o.started <= 0)
 			o.started = o.ended;
-		mask |= FBIT(F_LOG) | FBIT(F_METRICS) | FBIT(F_CTL);
+		mask |= FBIT(F_LOG) | FBIT(F_METRICS) | FBIT(F_CTL) |
+			FBIT(F_WAIT);
 	}
 	rc = ws_update_obj(ws, &o, r->obj.state, mask);
 	if (!rc || rc == -EAGAIN)
 		r->obj = o;
 	if (!rc && run_state_final(state) && ws->hooks.inval_outputs)
 		ws->hooks.inval_outputs(ws->hooks.ctx, o.id);
+	if (!rc && run_state_final(state))
+		worker_kick(ws, WORKERS_ALL);	/* runs `after` this one */
 	return rc;
 }
 

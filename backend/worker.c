@@ -101,6 +101,10 @@ static int run_load_settings(struct ws *ws, struct run_ctx *r,
 		rc = resources_parse(buf, len, &r->res, e);
 		free(buf);
 	}
+	if (!rc && !(rc = ws_read_text(ws, r->obj.id, F_AFTER, &buf, &len))) {
+		rc = after_parse(buf, len, &r->after, e);
+		free(buf);
+	}
 	return rc;
 }
 
@@ -503,6 +507,32 @@ static int still_usable(struct tworker *w, struct run_ctx *r)
 	return 0;
 }
 
+/*
+ * `after`: a run waits, saying for which runs in `error`, until they all
+ * ended as it needs, without holding its place (first come, first served
+ * among the runs that may start); one that ended otherwise cancels it.
+ * Once ready it stays so: its runs are final.
+ */
+static int after_ready(struct tworker *w, struct run_ctx *r)
+{
+	char why[ERR_MSG_MAX];
+	int st;
+
+	if (!r->after.n)
+		return 1;
+	st = run_after_state(w->ws, &r->after, why, sizeof(why));
+	if (st == AFTER_WAIT) {
+		ws_run_note(w->ws, r, why);
+	} else if (st == AFTER_CANCEL) {
+		ws_run_transition(w->ws, r, RS_CANCELED, -1, why);
+	} else {
+		r->after.n = 0;
+		if (!strncmp(r->obj.error, "waiting for ", 12))
+			ws_run_note(w->ws, r, NULL);
+	}
+	return st == AFTER_READY;
+}
+
 static void schedule(struct tworker *w)
 {
 	struct err e;
@@ -517,7 +547,7 @@ static void schedule(struct tworker *w)
 		    (r->obj.state != RS_QUEUED &&
 		     r->obj.state != RS_STARTING))
 			continue;
-		if (!still_usable(w, r))
+		if (!after_ready(w, r) || !still_usable(w, r))
 			continue;
 		if (w->t.drv->can_start && !w->t.drv->can_start(&w->t, r))
 			break;		/* FIFO: nobody overtakes */
@@ -751,6 +781,19 @@ static void worker_post(struct tworker *w, int64_t id)
 	}
 }
 
+/* Every worker runs its loop once more (WORKERS_ALL). */
+static void worker_wake_all(struct ws *ws)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&ws->req_lock);
+	for (struct tworker *w = ws->workers; w; w = w->next)
+		if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+			/* saturated: it wakes anyway */
+		}
+	pthread_mutex_unlock(&ws->req_lock);
+}
+
 void worker_wake(struct ws *ws, int64_t id)
 {
 	const struct kind_ops *k;
@@ -758,6 +801,10 @@ void worker_wake(struct ws *ws, int64_t id)
 	int64_t target = 0;
 	struct obj o;
 
+	if (id == WORKERS_ALL) {
+		worker_wake_all(ws);
+		return;
+	}
 	if (id && !ws_get(ws, id, &o)) {
 		k = ws_kind(o.kind);
 		target = k->worker_of ? k->worker_of(&o) : 0;

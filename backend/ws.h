@@ -51,6 +51,7 @@ enum file_flags {
 	FD_CTL = 1 << 3,	/* write = commands, read = valid commands */
 	FD_DIRECTORY = 1 << 4,	/* a folder on disk (outputs/) */
 	FD_SECRET = 1 << 5,	/* mode 0600 */
+	FD_WAIT = 1 << 6,	/* a read answers once the object is final */
 };
 
 struct file_desc {

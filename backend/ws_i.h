@@ -14,6 +14,7 @@
  *   5  ws_owner.c               chmod/chown, who may use a target
  *      ws_settings.c            setting files (store texts), file modes
  *      ws_render.c              generated files, info.json
+ *      run_after.c              `after`: checks, and where a run's are
  *   6  model.c                  the model and version kinds, register
  *   7  deploy_*.c               deployments: config, ctl, state machine
  *   8  run.c, target.c,         the run, target and deployment kinds
@@ -134,7 +135,10 @@ int worker_start(struct ws *ws);
 void worker_stop(struct ws *ws);
 void worker_wake(struct ws *ws, int64_t id);
 /* ws.c: ask the worker to look at object @id again (new submit, cancel,
- * …) through ws->kick: callable from any floor. */
+ * …) through ws->kick: callable from any floor.  WORKERS_ALL: every
+ * worker looks at its runs again (a run ended: runs waiting for it,
+ * `after`, may start on any target). */
+#define WORKERS_ALL	(-1)
 void worker_kick(struct ws *ws, int64_t id);
 
 /* space.c: the workspace on a full disk */
@@ -215,5 +219,17 @@ int target_ensure_local(struct ws *ws, struct err *e);
 /* The kinds (their tables, for ws_open.c) */
 extern const struct kind_ops run_kind, target_kind, deployment_kind,
 	model_kind, version_kind;
+
+/* run_after.c: `after`, the runs a run waits for */
+/* Is @buf a valid `after` of run @o: a sentence names the line, the
+ * unknown run or the cycle.  0 or -EINVAL (-ENOMEM). */
+int run_after_check(struct ws *ws, const struct obj *o, const char *buf,
+		    size_t len, struct err *e);
+enum { AFTER_READY, AFTER_WAIT, AFTER_CANCEL };
+/* Where the runs of @l are: AFTER_READY all ended as needed; AFTER_WAIT
+ * (@why: "waiting for a, b"); AFTER_CANCEL one cannot be (@why: the
+ * sentence).  Worker threads. */
+int run_after_state(struct ws *ws, const struct after_list *l, char *why,
+		    size_t sz);
 
 #endif

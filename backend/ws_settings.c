@@ -108,9 +108,11 @@ static int config_valid(const struct obj *o, const char *buf, size_t len,
  * its own: its syntax and values.  What depends on other files or objects
  * (the target exists and is provisioned, the keys a type takes, the model
  * version, an empty command) is known at use: submit, provision, deploy.
+ * But `after` names runs: an unknown one or a cycle is refused at once,
+ * where the mistake is made (and checked again at submit).
  */
-static int setting_valid(const struct obj *o, int file, const char *buf,
-			 size_t len, struct err *e)
+static int setting_valid(struct ws *ws, const struct obj *o, int file,
+			 const char *buf, size_t len, struct err *e)
 {
 	struct kv_list env = { 0 };
 	struct resources res;
@@ -134,6 +136,8 @@ static int setting_valid(const struct obj *o, int file, const char *buf,
 		return config_valid(o, buf, len, e);
 	case F_MODEL:
 		return model_valid(buf, len, e);
+	case F_AFTER:
+		return run_after_check(ws, o, buf, len, e);
 	}
 	return 0;
 }
@@ -232,7 +236,7 @@ int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 	if ((size_t)off > cur_len)
 		memset(cur + cur_len, 0, off - cur_len);
 	memcpy(cur + off, buf, len);
-	rc = setting_valid(&o, file, cur, complete_lines(cur, off + len), &e);
+	rc = setting_valid(ws, &o, file, cur, complete_lines(cur, off + len), &e);
 	if (!rc)
 		rc = setting_store(ws, &o, file, cur, new_len);
 	if (rc)
@@ -300,7 +304,7 @@ int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 	rc = setting_check(ws, id, file, &o);
 	/* the whole file, its last line too: nothing more comes */
 	if (!rc)
-		rc = setting_valid(&o, file, buf, len, &e);
+		rc = setting_valid(ws, &o, file, buf, len, &e);
 	if (!rc)
 		rc = setting_store(ws, &o, file, buf, len);
 	if (rc) {

@@ -81,6 +81,8 @@ int ctl_attr(struct mlfs *m, uint64_t ino, const struct obj *o,
 			st->st_mtim = bs.st_mtim;
 			st->st_blocks = bs.st_blocks;
 		}
+	} else if (fd->flags & FD_WAIT) {
+		st->st_size = wait_size(o);
 	} else if (known >= 0) {
 		st->st_size = known;
 	} else {

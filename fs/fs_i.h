@@ -13,6 +13,7 @@
  *   dir.c        LOOKUP, FORGET, OPENDIR, READDIR
  *   io.c         OPEN, READ, RELEASE, FLUSH, FSYNC, FALLOCATE
  *   write.c      WRITE, WRITE_BUF: ctl commands, settings, user files
+ *   wait.c       READ of runs/NAME/wait, answered when the run ends
  *   namespace.c  CREATE, MKDIR, MKNOD, UNLINK, RMDIR, RENAME, LINK,
  *                SYMLINK, READLINK
  *
@@ -91,6 +92,12 @@ struct mlfs {
 	pthread_mutex_t sl_lock;	/* guards stripes[], lens[] */
 	struct stripe *stripes;		/* NSTRIPES */
 	struct vlen *lens;		/* NLENS */
+
+	/* READs of runs' wait files, answered when their run ends
+	 * (wait.c); w_stop: the session ends, answer at once. */
+	pthread_mutex_t w_lock;		/* guards waiters, w_stop */
+	struct waiter *waiters;
+	int w_stop;
 };
 
 /*
@@ -131,7 +138,7 @@ struct pending {
 	struct pending *next;
 };
 
-enum fh_kind { FH_BUF, FH_SETTING, FH_CTL, FH_FD };
+enum fh_kind { FH_BUF, FH_SETTING, FH_CTL, FH_FD, FH_WAIT };
 
 struct fh {
 	enum fh_kind kind;
@@ -208,6 +215,22 @@ int versioned(const struct file_desc *fd);
 unsigned bytes_ver(const char *buf, size_t len);
 int version_bytes(struct mlfs *m, uint64_t ino, const struct obj *o,
 		  int file, char **buf, size_t *len);
+
+/* wait.c */
+/* The size a wait file shows while its run is not final. */
+#define WAIT_SIZE	4096
+/* Background requests the kernel may have in flight (ops.c): runs
+ * waited for at once, and the mount's other readahead. */
+#define WAIT_BACKGROUND	4096
+off_t wait_size(const struct obj *o);
+void wait_read(fuse_req_t req, struct mlfs *m, int64_t id, size_t size,
+	       off_t off);
+/* @o changed: answer its waiters once it is a final run. */
+void wait_changed(struct mlfs *m, const struct obj *o);
+/* A run was removed: answer its waiters ENOENT. */
+void wait_sweep(struct mlfs *m);
+/* The session ends: answer every waiter EIO, and new ones at once. */
+void wait_stop(struct mlfs *m);
 
 /* at.c */
 void at_close(struct at *a);

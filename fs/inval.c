@@ -143,6 +143,8 @@ static void hook_files(void *ctx, int64_t id, unsigned mask)
 			inval_inode(m, obj_ino(id, f), fd && (fd->flags &
 				    FD_SETTING) ? -1 : 0);
 	}
+	if (mask & FBIT(F_STATUS))
+		wait_changed(m, &o);
 }
 
 static void hook_grow(void *ctx, int64_t id, int file, off_t old)
@@ -235,6 +237,7 @@ void mlfs_quiesce(struct mlfs *m)
 {
 	struct timespec until;
 
+	wait_stop(m);
 	if (m->have_notifier) {
 		pthread_mutex_lock(&m->q_lock);
 		m->q_stop = 1;

@@ -63,7 +63,8 @@ static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
 	if ((fd->flags & FD_SETTING) && wants_write(fi->flags) &&
 	    !(ws_file_mode(m->ws, o, file) & 0200))
 		return -EROFS;
-	h = fh_new(fd->flags & FD_SETTING ? FH_SETTING :
+	h = fh_new(fd->flags & FD_WAIT ? FH_WAIT :
+		   fd->flags & FD_SETTING ? FH_SETTING :
 		   fd->flags & FD_CTL ? FH_CTL :
 		   fd->flags & FD_DISK ? FH_FD : FH_BUF, o->id, file);
 	if (!h)
@@ -73,7 +74,7 @@ static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
 		h->fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (h->fd < 0 && errno != ENOENT)
 			rc = -errno;
-	} else if (h->kind != FH_SETTING) {
+	} else if (h->kind != FH_SETTING && h->kind != FH_WAIT) {
 		rc = ws_render(m->ws, o, file, &h->buf, &h->len);
 	} else if (fi->flags & O_TRUNC) {
 		rc = ws_setting_truncate(m->ws, o->id, file, 0);
@@ -82,8 +83,8 @@ static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
 		fh_free(h);
 		return rc;
 	}
-	fi->direct_io = h->kind == FH_CTL;
-	fi->keep_cache = h->kind != FH_CTL;
+	fi->direct_io = h->kind == FH_CTL || h->kind == FH_WAIT;
+	fi->keep_cache = !fi->direct_io;
 	*hp = h;
 	return 0;
 }
@@ -341,6 +342,10 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		reply_path(req, path, size, off);
 		return;
 	}
+	if (fd->flags & FD_WAIT) {
+		wait_read(req, m, o.id, size, off);
+		return;
+	}
 	if (!versioned(fd)) {
 		rc = ws_render(m->ws, &o, fd->file, &buf, &len);
 	} else {
@@ -386,6 +391,9 @@ void mlfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 		reply_slice(req, buf, len, size, off);
 		free(buf);
+		return;
+	case FH_WAIT:
+		wait_read(req, M(req), h->id, size, off);
 		return;
 	case FH_FD:
 		if (h->fd < 0)

@@ -358,6 +358,8 @@ void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = do_lookup(req, m, parent, name, &ino, NULL);
 		if (!rc)
 			rc = ws_remove(m->ws, ino_obj(ino), &e);
+		if (!rc)
+			wait_sweep(m);	/* readers of its wait: ENOENT */
 		if (rc && e.msg[0])
 			log_debug("rmdir %s: %s", name, e.msg);
 		fuse_reply_err(req, -rc);

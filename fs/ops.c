@@ -54,6 +54,13 @@ static void mlfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	conn->max_write = MAX_WRITE;
 	conn->max_readahead = 1 << 20;
+	/* a READ of runs/NAME/wait is the page cache's readahead, a
+	 * background request that stays with us until the run ends (see
+	 * wait.c): one per run waited for.  The kernel's default, 12 in
+	 * flight, would let 12 waits hold back every other read of the
+	 * mount; this many leave room for a sweep's waits */
+	conn->max_background = WAIT_BACKGROUND;
+	conn->congestion_threshold = WAIT_BACKGROUND * 3 / 4;
 }
 
 const struct fuse_lowlevel_ops mlfs_ops = {
@@ -126,6 +133,7 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	pthread_rwlock_init(&m->live_lock, NULL);
 	pthread_mutex_init(&m->dc_lock, NULL);
 	pthread_mutex_init(&m->sl_lock, NULL);
+	pthread_mutex_init(&m->w_lock, NULL);
 	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
 	m->lens = calloc(NLENS, sizeof(*m->lens));
 	if (!m->stripes || !m->lens) {

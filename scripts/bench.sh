@@ -32,6 +32,10 @@
 # copy made in between, vs. `cp -a` of the same tree on the same file
 # system; on the state dir's file system, then on an xfs image, where
 # both clone (reflink), when mkfs.xfs is present).
+# after (the overhead of `after` on the local target: from the moment run A's
+# command ends to the moment B's, which waits for A, starts, median of
+# REPEAT; baseline: from `echo submit` of a run to its command's start;
+# and from A's end to the return of a `cat runs/A/wait` begun before).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -308,6 +312,45 @@ scale_section() {
 		row "$n runs: daemon RSS (MiB)" "$((rss / 1024))" "-" "-"
 		row "$n runs: mount until ls works (s)" "$(printf %.3f "$mt")" "-" "-"
 	done
+}
+
+# ---- after ------------------------------------------------------------------
+
+# ms between two stamp files (seconds.nanoseconds)
+stamp_ms() { echo "($(cat "$2") - $(cat "$1")) * 1000" | bc -l; }
+
+# One A -> B pair, I: prints "after_ms wait_ms submit_ms".
+after_once() {
+	local a=$MNT/runs/aa$1 b=$MNT/runs/ab$1 c=$MNT/runs/ac$1 d=$W/after$1
+	mkdir -p "$d" "$a" "$b" "$c"
+	echo "while [ ! -e $d/go ]; do sleep 0.01; done; date +%s.%N > $d/a_end" \
+		> "$a/command"
+	echo "date +%s.%N > $d/b_start" > "$b/command"
+	echo "aa$1" > "$b/after"
+	echo submit > "$a/ctl"
+	echo submit > "$b/ctl"
+	until [[ $(cat "$a/status") == Running ]]; do sleep 0.01; done
+	(cat "$a/wait" >/dev/null; date +%s.%N > "$d/waited") &
+	local waiter=$!
+	touch "$d/go"
+	until [[ -s $d/b_start ]]; do sleep 0.005; done
+	wait "$waiter"		# not the daemon, another child
+	echo "date +%s.%N > $d/c_start" > "$c/command"
+	date +%s.%N > "$d/c_submit"
+	echo submit > "$c/ctl"
+	until [[ -s $d/c_start ]]; do sleep 0.005; done
+	echo "$(stamp_ms "$d/a_end" "$d/b_start") $(stamp_ms "$d/a_end" \
+		"$d/waited") $(stamp_ms "$d/c_submit" "$d/c_start")"
+}
+
+after_section() {
+	local i col
+	for ((i = 0; i < REPEAT; i++)); do after_once "$i"; done > "$W/after.txt"
+	col() { awk -v c="$1" '{ print $c }' "$W/after.txt" | median; }
+	row "after: A ends -> B starts, local (ms)" "$(col 1)" "$(col 3)" \
+		"$(ratio "$(col 1)" "$(col 3)")x"
+	row "  (baseline: echo submit -> the run starts)" "" "" ""
+	row "wait: A ends -> cat runs/A/wait returns (ms)" "$(col 2)" "-" "-"
 }
 
 # ---- slurm ----------------------------------------------------------------
@@ -802,6 +845,9 @@ SH
 		;;
 	workcopy)
 		workcopy_section
+		;;
+	after)
+		after_section
 		;;
 	esac
 done

@@ -1199,6 +1199,53 @@ static void test_regressions(void)
 	test_regress_duration_wrap();
 }
 
+/* ---- after_parse ----------------------------------------------------------- */
+
+static int aft(const char *s, struct after_list *l, struct err *e)
+{
+	reset(e);
+	return after_parse(s, strlen(s), l, e);
+}
+
+static void aft_bad(const char *s, const char *what, const char *sub)
+{
+	struct after_list *l = malloc(sizeof(*l));
+	struct err e;
+
+	refused(aft(s, l, &e), &e, what, sub, NULL);
+	free(l);
+}
+
+static void test_after(void)
+{
+	struct after_list *l = malloc(sizeof(*l));
+	char big[AFTER_MAX * 8 + 64];
+	struct err e;
+	size_t n = 0;
+
+	check(!aft("", l, &e) && l->n == 0, "after: empty is no run");
+	check(!aft("# none\n\n  \n", l, &e) && l->n == 0,
+	      "after: comments and blank lines");
+	check(!aft("prep", l, &e) && l->n == 1 && !strcmp(l->deps[0].name,
+	      "prep") && !l->deps[0].any, "after: a name, Completed needed");
+	check(!aft("a Completed\n\tb any\r\nc", l, &e) && l->n == 3 &&
+	      !l->deps[0].any && l->deps[1].any && !l->deps[2].any &&
+	      !strcmp(l->deps[1].name, "b"), "after: conditions, CRLF, tabs");
+	aft_bad("a done", "after: an unknown condition", "not a condition");
+	aft_bad("a any more", "after: three words", "one run");
+	aft_bad("../etc", "after: a bad name", NULL);
+	aft_bad("a\nb\na any", "after: a name twice", "twice");
+	reset(&e);
+	refused(after_parse("a\0b", 3, l, &e), &e, "after: a NUL byte", NULL);
+	for (int i = 0; i <= AFTER_MAX; i++)
+		n += snprintf(big + n, sizeof(big) - n, "r%d\n", i);
+	aft_bad(big, "after: one run too many", "at most");
+	big[n - 4] = '\0';	/* drop the last line: AFTER_MAX runs */
+	check(!aft(big, l, &e) && l->n == AFTER_MAX, "after: %d runs",
+	      AFTER_MAX);
+	free(l);
+}
+
 int main(void)
 {
 	test_err_set();
@@ -1221,6 +1268,7 @@ int main(void)
 	test_mem();
 	test_duration();
 	test_resources();
+	test_after();
 	test_metric_good();
 	test_metric_bad();
 	test_first_word();
