@@ -85,6 +85,14 @@ static inline int64_t deploy_model_version(const struct obj *o)
 	return o->dep.model_version;
 }
 
+/*
+ * deploy_replica_counts - from the row: the replicas of the serving
+ * generation (the newest one while none serves) that are ready, and those
+ * it should have (autoscale's count: neither stopping nor gone; one
+ * waiting to restart counts).  0 and 0 when nothing runs.
+ */
+void deploy_replica_counts(const struct obj *o, int *ready, int *desired);
+
 /* Worker only: track deployment @o (adopting its replicas after a
  * restart) or refresh the tracked copy. */
 void deploy_track(struct target_ctx *t, struct deploy_ctx **list,
