@@ -5,10 +5,34 @@
 # says.  It scales out to ceil(in flight / target_in_flight), never beyond
 # max_replicas, back in to min_replicas once the load has been lower for
 # the cool-down (the drained replicas answer what they hold), no request
-# fails, each change is an events line; bad configs are refused.
+# fails, each change is an events line; bad configs are refused.  Then
+# the same, shorter, on an ssh target (a private sshd on loopback): the
+# load comes from the host's replicas, read by the poll round.
 source "$(dirname "$0")/../lib.sh"
 
 EINVAL="Invalid argument"
+
+SSHD=$T/sshd
+WORK=$T/remote
+# KILL what runs on the ssh "host" by the pids its replicas recorded
+# there, each checked against its start time (as tests/it/44 does).
+host_kill() {
+	local f pid st now
+	for f in "$WORK"/deploy-*/g*/r*/pid "$WORK"/deploy-*/g*/r*/spid; do
+		[[ -f $f ]] || continue
+		read -r pid st < "$f" || continue
+		now=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+		[[ -n $now && $now == "$st" ]] || continue
+		if [[ $f == */pid ]]; then
+			kill -KILL -- "-$pid" 2>/dev/null
+		else
+			kill -KILL "$pid" 2>/dev/null
+		fi
+	done
+}
+# the daemon first (it would restart what dies), then the host's processes
+trap 'keep=${KEEP:-}; KEEP=1 cleanup_deep; host_kill; sshd_cut
+[[ -n $keep ]] || rm -rf "$T"' EXIT
 
 mount_or_bail
 
@@ -57,7 +81,7 @@ refused $'max_replicas = 2\ntarget_in_flight = 0\n' "target_in_flight must be"
 refused $'max_replicas = 2\nscale_in_cooldown = soon\n' "scale_in_cooldown must be"
 eq "nothing was deployed" Draft "$(cat "$B/status")"
 # a text without its last newline is kept as written, and checked at deploy
-printf 'min_replicas = 3\nmax_replicas = 2' > "$B/config"
+wr1 "$B/config" $'min_replicas = 3\nmax_replicas = 2'
 expect_err "deploy with min > max: refused" "$EINVAL" wr "$B/ctl" deploy
 check "  error names it" grep -q "more than max_replicas" "$B/error"
 eq "still Draft" Draft "$(cat "$B/status")"
@@ -178,6 +202,44 @@ check "delete" wr "$D/ctl" delete
 check "Draft" wait_for "$D/status" Draft 30
 eq "replicas of a Draft" $'ready 0\ndesired 0' "$(cat "$D/replicas")"
 for p in "${LOADS[@]}"; do wait "$p" 2>/dev/null; done
+
+# ---- the same on an ssh target: the host's replicas tell their load ------------
+if ! sshd_start; then
+	not_ok "cannot start a test sshd"
+else
+	source "$SSHD/host.env"
+	X=$MNT/targets/box
+	mkdir "$X" && wr "$X/type" ssh
+	ssh_config "workdir = $WORK" "connect_timeout = 3" > "$X/config"
+	wr "$X/ctl" provision
+	check "the ssh target attaches" wait_for "$X/status" Succeeded 20
+	D=$MNT/deployments/far
+	mkdir "$D"
+	entry "$D"
+	wr "$D/model" as:1
+	wr "$D/target" box
+	wr1 "$D/config" $'max_replicas = 2\ntarget_in_flight = 1\nscale_out_cooldown = 0\nscale_in_cooldown = 1\n'
+	deploy_timed "$D"
+	HP=${URI#http://}
+	HP=${HP%/score}
+	host_inflight() {
+		cat "$WORK"/deploy-*/g*/r*/stats 2>/dev/null |
+			awk '$1 == "in_flight" { n += $2 } END { print n + 0 }'
+	}
+	load s 2
+	check "ssh: 2 requests in flight (the host's stats files)" \
+		wait_until 20 eval '[[ $(host_inflight) == 2 ]]'
+	check "ssh: scales out 1 -> 2" wait_until 30 eval \
+		'[[ $(ev_count "deployment far autoscale: 1 -> 2 replicas \(2 requests in flight") == 1 ]]'
+	check "ssh: 2 replicas ready" wait_until 30 counts 2
+	release s
+	load_result s 2
+	check "ssh: back in to 1 after the cool-down" wait_until 30 eval \
+		'[[ $(ev_count "deployment far autoscale: 2 -> 1 replicas") == 1 ]]'
+	check "ssh: 1 replica ready, 1 desired" wait_until 30 counts 1
+	check "ssh: delete" wr "$D/ctl" delete
+	check "ssh: Draft" wait_for "$D/status" Draft 30
+fi
 
 check "unmount exits 0" unmount_ws
 done_testing
