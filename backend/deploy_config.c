@@ -150,11 +150,16 @@ static int scale_numbers(const struct kv_list *cfg, struct deploy_scale *c,
  * [min_replicas, max_replicas].
  */
 static int config_scale(const struct kv_list *cfg, struct deploy_spec *s,
-			struct err *e)
+			int partial, struct err *e)
 {
 	struct deploy_scale *c = &s->scale;
 	int rc;
 
+	if (!kv_get(cfg, "max_replicas") && partial) {
+		rc = scale_numbers(cfg, c, e);	/* each value on its own */
+		memset(c, 0, sizeof(*c));
+		return rc;
+	}
 	if (!kv_get(cfg, "max_replicas"))
 		return scale_off(cfg, e);
 	c->min = 1;
@@ -177,8 +182,8 @@ static int config_scale(const struct kv_list *cfg, struct deploy_spec *s,
 	return 0;
 }
 
-int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
-			struct err *e)
+static int config_parse(const char *buf, size_t len, struct deploy_spec *s,
+			int partial, struct err *e)
 {
 	struct kv_list cfg = { 0 };
 	int rc;
@@ -195,7 +200,20 @@ int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
 	if (!rc)
 		rc = config_values(&cfg, s, e);
 	if (!rc)
-		rc = config_scale(&cfg, s, e);
+		rc = config_scale(&cfg, s, partial, e);
 	kv_free(&cfg);
 	return rc;
+}
+
+int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
+			struct err *e)
+{
+	return config_parse(buf, len, s, 0, e);
+}
+
+int deploy_config_check(const char *buf, size_t len, struct err *e)
+{
+	struct deploy_spec s;
+
+	return config_parse(buf, len, &s, 1, e);
 }

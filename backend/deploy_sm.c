@@ -31,7 +31,9 @@
 
 #define MAX_RESTARTS	5	/* crashes in a row before Failed */
 #define UP_RESETS_S	60.0	/* up this long: the crash count restarts */
-#define STOP_GRACE_S	10.0	/* TERM (drain), then KILL */
+#define STOP_GRACE_S	10.0	/* TERM (drain), then KILL ... */
+#define STOP_BUSY_S	35.0	/* ... unless it still answers requests
+				 * (mlfs-serve ends a drain at 30 s) */
 #define HEALTH_EVERY_S	5.0
 #define HEALTH_FAILS	3	/* failed GET / in a row: Unhealthy */
 #define FAST_TICK_MS	50	/* while replicas start or stop */
@@ -190,6 +192,20 @@ static void stop_gen(struct deploy_ctx *d, int gen, int all)
 			rep_stop(d, r);
 }
 
+/* A stopping replica is KILLed after STOP_GRACE_S, or STOP_BUSY_S while
+ * it says it still answers requests: a drain (rolling update, scale-in)
+ * cuts no request that ends in time. */
+static int stop_overdue(struct deploy_ctx *d, struct replica *r)
+{
+	double held = wall_s() - r->stop_sent;
+	int busy;
+
+	if (r->killed || held <= STOP_GRACE_S)
+		return 0;
+	busy = drv(d)->replica_load ? drv(d)->replica_load(d->t, d, r) : -1;
+	return busy <= 0 || held > STOP_BUSY_S;
+}
+
 /* Forget exited replicas; KILL those that outstay the drain.  Returns
  * how many were forgotten. */
 static int reap(struct deploy_ctx *d)
@@ -198,8 +214,7 @@ static int reap(struct deploy_ctx *d)
 	int n = 0;
 
 	while ((r = *pp)) {
-		if (r->state == REP_STOPPING && !r->killed &&
-		    wall_s() - r->stop_sent > STOP_GRACE_S) {
+		if (r->state == REP_STOPPING && stop_overdue(d, r)) {
 			drv(d)->replica_stop(d->t, d, r, 1);
 			r->killed = 1;
 		}

@@ -129,6 +129,15 @@ static void scale(void)
 	bad("min_replicas = 2\n", "min without max", "needs max_replicas");
 	bad("target_in_flight = 4\n", "target without max",
 	    "needs max_replicas");
+	/* inside a write the rest may come with the next line */
+	memset(&e, 0, sizeof(e));
+	CHECK(deploy_config_check("min_replicas = 2\n", 17, &e) == 0,
+	      "write: min_replicas before max_replicas's line (%s)", e.msg);
+	CHECK(deploy_config_check("target_in_flight = 0\n", 21, &e) ==
+	      -EINVAL && strstr(e.msg, "target_in_flight"),
+	      "write: a value out of range without max_replicas (%s)", e.msg);
+	CHECK(deploy_config_check("min_replicas = 3\nmax_replicas = 2\n", 34,
+				  &e) == -EINVAL, "write: min > max");
 }
 
 int main(void)
