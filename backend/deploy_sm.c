@@ -579,7 +579,6 @@ static void autoscale(struct deploy_ctx *d)
 	if (!c->max)
 		return;
 	load = load_now(d);
-	d->in_flight = load;
 	if (load < 0)
 		return;
 	want = scale_want(c, load);
@@ -683,7 +682,6 @@ static struct deploy_ctx *dep_new(struct target_ctx *t, const struct obj *o)
 	d->t = t;
 	d->obj = *o;
 	d->watch = -1;
-	d->in_flight = -1;
 	ws_obj_path(t->ws, o->id, NULL, d->dir);
 	if (!ws_read_text(t->ws, o->id, F_KEY, &key, &len)) {
 		key[strcspn(key, "\r\n")] = '\0';

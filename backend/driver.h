@@ -224,7 +224,6 @@ struct deploy_ctx {
 	int64_t log_size;
 	double scaled_at;		/* last autoscale change (wall) */
 	double low_since;		/* load under the count since, 0: not */
-	int in_flight;			/* the serving replicas' sum, -1: ? */
 	int watch;			/* inotify watch on dir, -1 if none */
 	void *priv;			/* the driver's */
 	struct deploy_ctx *next;

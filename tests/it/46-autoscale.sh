@@ -186,6 +186,20 @@ release d
 load_result d 1
 eq "1 in flight wants 1: no change" "$N_EV" "$(ev_count 'deployment auto autoscale')"
 
+# kill -9 of the daemon at 2 replicas: adopted with the count it had (kept
+# in the generation's spec), the held requests answered all the same
+load e 4
+check "scales out 1 -> 2 again" wait_until 20 eval '[[ $(scaled 1 2) == 2 ]]'
+check "2 replicas ready again" wait_until 30 counts 2
+P2=$(ready_pids "$D" | tr ' ' '\n' | sort | xargs)
+crash_ws
+check "remount after kill -9 of the daemon" mount_ws
+check "both adopted: 2 ready, 2 desired" wait_until 30 counts 2
+eq "the same processes" "$P2" "$(ready_pids "$D" | tr ' ' '\n' | sort | xargs)"
+release e
+load_result e 4
+check "then back in to 1" wait_until 30 counts 1
+
 check "delete" wr "$D/ctl" delete
 check "Draft" wait_for "$D/status" Draft 30
 eq "replicas of a Draft" $'ready 0\ndesired 0' "$(cat "$D/replicas")"
