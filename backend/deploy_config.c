@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * A deployment's `config` (entry, command, port, replicas, host,
- * ready_timeout, max_body, read_timeout), parsed and checked.  Pure: no
+ * ready_timeout, max_body, read_timeout, and the autoscale keys
+ * min_replicas, max_replicas, target_in_flight, scale_out_cooldown,
+ * scale_in_cooldown), parsed and checked.  Pure: no
  * I/O, no state; called on FUSE request threads (inside the write of
  * `deploy`) and on the worker (a new generation), and by its unit test.
  */
@@ -14,7 +16,14 @@
 
 static const char *const dep_keys[] = {
 	"entry", "command", "port", "replicas", "host", "ready_timeout",
-	"max_body", "read_timeout", NULL
+	"max_body", "read_timeout", "min_replicas", "max_replicas",
+	"target_in_flight", "scale_out_cooldown", "scale_in_cooldown", NULL
+};
+
+/* Autoscale keys other than max_replicas: they mean nothing without it. */
+static const char *const scale_keys[] = {
+	"min_replicas", "target_in_flight", "scale_out_cooldown",
+	"scale_in_cooldown", NULL
 };
 
 static int host_valid(const char *h)
@@ -102,8 +111,79 @@ static int config_values(const struct kv_list *cfg, struct deploy_spec *s,
 	return 0;
 }
 
-int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
-			struct err *e)
+/* Only with max_replicas: a key that would silently do nothing is
+ * refused. */
+static int scale_off(const struct kv_list *cfg, struct err *e)
+{
+	for (int i = 0; scale_keys[i]; i++)
+		if (kv_get(cfg, scale_keys[i]))
+			return err_set(e, -EINVAL, "config: %s needs"
+				       " max_replicas (autoscale is off"
+				       " without it)", scale_keys[i]);
+	return 0;
+}
+
+static int scale_numbers(const struct kv_list *cfg, struct deploy_scale *c,
+			 struct err *e)
+{
+	int rc;
+
+	rc = config_number(cfg, "max_replicas", 1, MAX_REPLICAS, &c->max, e);
+	if (!rc)
+		rc = config_number(cfg, "min_replicas", 1, MAX_REPLICAS,
+				   &c->min, e);
+	if (!rc)
+		rc = config_number(cfg, "target_in_flight", 1, 10000,
+				   &c->target, e);
+	if (!rc)
+		rc = config_number(cfg, "scale_out_cooldown", 0, 3600,
+				   &c->out_cooldown, e);
+	if (!rc)
+		rc = config_number(cfg, "scale_in_cooldown", 0, 3600,
+				   &c->in_cooldown, e);
+	return rc;
+}
+
+/*
+ * Autoscale: on when max_replicas is set.  `replicas` is then the count
+ * a new generation starts with (default min_replicas) and must lie in
+ * [min_replicas, max_replicas].
+ */
+static int config_scale(const struct kv_list *cfg, struct deploy_spec *s,
+			int partial, struct err *e)
+{
+	struct deploy_scale *c = &s->scale;
+	int rc;
+
+	if (!kv_get(cfg, "max_replicas") && partial) {
+		rc = scale_numbers(cfg, c, e);	/* each value on its own */
+		memset(c, 0, sizeof(*c));
+		return rc;
+	}
+	if (!kv_get(cfg, "max_replicas"))
+		return scale_off(cfg, e);
+	c->min = 1;
+	c->target = SCALE_TARGET_DEFAULT;
+	c->out_cooldown = SCALE_OUT_COOLDOWN_DEFAULT;
+	c->in_cooldown = SCALE_IN_COOLDOWN_DEFAULT;
+	rc = scale_numbers(cfg, c, e);
+	if (rc)
+		return rc;
+	if (c->min > c->max)
+		return err_set(e, -EINVAL, "config: min_replicas (%d) is more"
+			       " than max_replicas (%d)", c->min, c->max);
+	if (!kv_get(cfg, "replicas"))
+		s->replicas = c->min;
+	if (s->replicas < c->min || s->replicas > c->max)
+		return err_set(e, -EINVAL, "config: replicas (%d) must lie"
+			       " between min_replicas (%d) and max_replicas"
+			       " (%d): it is the count autoscale starts from",
+			       s->replicas, c->min, c->max);
+	return 0;
+}
+
+static int config_parse(const char *buf, size_t len, struct deploy_spec *s,
+			int partial, struct err *e)
 {
 	struct kv_list cfg = { 0 };
 	int rc;
@@ -119,6 +199,21 @@ int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
 		rc = kv_check_keys(&cfg, dep_keys, "deployment", e);
 	if (!rc)
 		rc = config_values(&cfg, s, e);
+	if (!rc)
+		rc = config_scale(&cfg, s, partial, e);
 	kv_free(&cfg);
 	return rc;
+}
+
+int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
+			struct err *e)
+{
+	return config_parse(buf, len, s, 0, e);
+}
+
+int deploy_config_check(const char *buf, size_t len, struct err *e)
+{
+	struct deploy_spec s;
+
+	return config_parse(buf, len, &s, 1, e);
 }

@@ -405,6 +405,26 @@ static void json_replicas(cJSON *j, const struct dep_row *d)
 	}
 }
 
+void deploy_replica_counts(const struct obj *o, int *ready, int *desired)
+{
+	const struct dep_row *d = &o->dep;
+	int gen = d->gen;
+
+	*ready = *desired = 0;
+	if (!live_state(o->state))
+		return;
+	for (int i = 0; !d->gen && i < d->nreps; i++)
+		if (d->reps[i].gen > gen)
+			gen = d->reps[i].gen;
+	for (int i = 0; i < d->nreps; i++) {
+		if (d->reps[i].gen != gen)
+			continue;
+		*ready += d->reps[i].state == REP_READY;
+		*desired += d->reps[i].state != REP_STOPPING &&
+			    d->reps[i].state != REP_EXITED;
+	}
+}
+
 static void json_when(cJSON *j, const char *key, double t)
 {
 	time_t tt = (time_t)t;
@@ -418,6 +438,15 @@ static void json_when(cJSON *j, const char *key, double t)
 	gmtime_r(&tt, &tm);
 	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	cJSON_AddStringToObject(j, key, buf);
+}
+
+static void json_counts(cJSON *j, const struct obj *o)
+{
+	int ready, desired;
+
+	deploy_replica_counts(o, &ready, &desired);
+	cJSON_AddNumberToObject(j, "replicas_ready", ready);
+	cJSON_AddNumberToObject(j, "replicas_desired", desired);
 }
 
 void deployment_json(struct ws *ws, cJSON *j, const struct obj *o)
@@ -446,4 +475,5 @@ void deployment_json(struct ws *ws, cJSON *j, const struct obj *o)
 	json_when(j, "requested", o->queued);
 	json_when(j, "healthy_since", is_state(o, DS_HEALTHY) ? o->started : 0);
 	json_replicas(j, &o->dep);
+	json_counts(j, o);
 }

@@ -44,6 +44,10 @@ int spec_write(const struct deploy_ctx *d, const struct deploy_spec *s)
 		(long long)s->version_id, s->model, s->entry, s->command,
 		s->host, s->port, s->replicas, s->ready_timeout, s->max_body,
 		s->read_timeout);
+	fprintf(f, "min_replicas = %d\nmax_replicas = %d\n"
+		"target_in_flight = %d\nscale_out_cooldown = %d\n"
+		"scale_in_cooldown = %d\n", s->scale.min, s->scale.max,
+		s->scale.target, s->scale.out_cooldown, s->scale.in_cooldown);
 	if (fclose(f) || rename(tmp, path))
 		return -errno;
 	return 0;
@@ -55,6 +59,21 @@ static const char *kv_or(const struct kv_list *kv, const char *key,
 	const char *v = kv_get(kv, key);
 
 	return v ? v : def;
+}
+
+/* Autoscale as recorded (generations older than it: off, max 0). */
+static void spec_read_scale(const struct kv_list *kv, struct deploy_scale *c)
+{
+	const char *v;
+
+	c->min = (v = kv_get(kv, "min_replicas")) ? atoi(v) : 0;
+	c->max = (v = kv_get(kv, "max_replicas")) ? atoi(v) : 0;
+	c->target = (v = kv_get(kv, "target_in_flight")) ? atoi(v) : 0;
+	c->out_cooldown = (v = kv_get(kv, "scale_out_cooldown")) ? atoi(v) : 0;
+	c->in_cooldown = (v = kv_get(kv, "scale_in_cooldown")) ? atoi(v) : 0;
+	if (c->min < 1 || c->max > MAX_REPLICAS || c->min > c->max ||
+	    c->target < 1)
+		memset(c, 0, sizeof(*c));
 }
 
 int spec_read(const struct deploy_ctx *d, int gen, struct deploy_spec *s)
@@ -96,6 +115,7 @@ int spec_read(const struct deploy_ctx *d, int gen, struct deploy_spec *s)
 		s->max_body = MAX_BODY_DEFAULT;
 	if (s->read_timeout <= 0)
 		s->read_timeout = READ_TIMEOUT_DEFAULT;
+	spec_read_scale(&kv, &s->scale);
 	kv_free(&kv);
 	gen_path(d, gen, "code", s->code);
 	ws_obj_path(d->ws, s->version_id, RUN_FILES, s->model_dir);

@@ -72,6 +72,13 @@ void deployment_json(struct ws *ws, cJSON *j, const struct obj *o);
  */
 int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
 			struct err *e);
+/*
+ * deploy_config_check - the same, inside a write of `config` (pure): the
+ * text may be incomplete (bash's printf writes a line at a time), so an
+ * autoscale key without max_replicas yet is let through (its value
+ * checked); deploy refuses it if it stays so.  0 or -EINVAL + sentence.
+ */
+int deploy_config_check(const char *buf, size_t len, struct err *e);
 
 /* What `scoring_uri` shows ("" while nothing serves; no newline). */
 static inline const char *deploy_scoring_uri(const struct obj *o)
@@ -84,6 +91,14 @@ static inline int64_t deploy_model_version(const struct obj *o)
 {
 	return o->dep.model_version;
 }
+
+/*
+ * deploy_replica_counts - from the row: the replicas of the serving
+ * generation (the newest one while none serves) that are ready, and those
+ * it should have (autoscale's count: neither stopping nor gone; one
+ * waiting to restart counts).  0 and 0 when nothing runs.
+ */
+void deploy_replica_counts(const struct obj *o, int *ready, int *desired);
 
 /* Worker only: track deployment @o (adopting its replicas after a
  * restart) or refresh the tracked copy. */

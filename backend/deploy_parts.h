@@ -22,6 +22,11 @@
 #define MAX_BODY_DEFAULT	(100L << 20)	/* mlfs-serve's defaults */
 #define READ_TIMEOUT_DEFAULT	30
 
+/* autoscale defaults (config: target_in_flight, scale_*_cooldown) */
+#define SCALE_TARGET_DEFAULT		2	/* one running, one waiting */
+#define SCALE_OUT_COOLDOWN_DEFAULT	5	/* s */
+#define SCALE_IN_COOLDOWN_DEFAULT	60	/* s */
+
 enum { V_NONE, V_DEPLOY, V_RESTART, V_DELETE };
 extern const char *const verb_names[];	/* by V_*: "", "deploy", … */
 

@@ -31,7 +31,9 @@
 
 #define MAX_RESTARTS	5	/* crashes in a row before Failed */
 #define UP_RESETS_S	60.0	/* up this long: the crash count restarts */
-#define STOP_GRACE_S	10.0	/* TERM (drain), then KILL */
+#define STOP_GRACE_S	10.0	/* TERM (drain), then KILL ... */
+#define STOP_BUSY_S	35.0	/* ... unless it still answers requests
+				 * (mlfs-serve ends a drain at 30 s) */
 #define HEALTH_EVERY_S	5.0
 #define HEALTH_FAILS	3	/* failed GET / in a row: Unhealthy */
 #define FAST_TICK_MS	50	/* while replicas start or stop */
@@ -98,7 +100,8 @@ static int dep_save(struct deploy_ctx *d, enum obj_state state,
 			    sizeof(o.dep.scoring_uri));
 	if (state == DS_HEALTHY && !is_state(&d->obj, DS_HEALTHY))
 		o.started = wall_s();
-	rc = ws_update_obj(d->ws, &o, d->obj.state, FBIT(F_SCORING_URI));
+	rc = ws_update_obj(d->ws, &o, d->obj.state, FBIT(F_SCORING_URI) |
+			   FBIT(F_REPLICAS));
 	d->obj = o;
 	if (rc)
 		return rc;
@@ -189,6 +192,20 @@ static void stop_gen(struct deploy_ctx *d, int gen, int all)
 			rep_stop(d, r);
 }
 
+/* A stopping replica is KILLed after STOP_GRACE_S, or STOP_BUSY_S while
+ * it says it still answers requests: a drain (rolling update, scale-in)
+ * cuts no request that ends in time. */
+static int stop_overdue(struct deploy_ctx *d, struct replica *r)
+{
+	double held = wall_s() - r->stop_sent;
+	int busy;
+
+	if (r->killed || held <= STOP_GRACE_S)
+		return 0;
+	busy = drv(d)->replica_load ? drv(d)->replica_load(d->t, d, r) : -1;
+	return busy <= 0 || held > STOP_BUSY_S;
+}
+
 /* Forget exited replicas; KILL those that outstay the drain.  Returns
  * how many were forgotten. */
 static int reap(struct deploy_ctx *d)
@@ -197,8 +214,7 @@ static int reap(struct deploy_ctx *d)
 	int n = 0;
 
 	while ((r = *pp)) {
-		if (r->state == REP_STOPPING && !r->killed &&
-		    wall_s() - r->stop_sent > STOP_GRACE_S) {
+		if (r->state == REP_STOPPING && stop_overdue(d, r)) {
 			drv(d)->replica_stop(d->t, d, r, 1);
 			r->killed = 1;
 		}
@@ -342,6 +358,24 @@ static int poll_replicas(struct deploy_ctx *d)
 
 /* ---- requests ------------------------------------------------------------------- */
 
+/* An update of an autoscaled deployment starts with as many replicas as
+ * serve now (within the new limits): an update under load does not fall
+ * back to min_replicas. */
+static void scale_keep(struct deploy_ctx *d)
+{
+	struct deploy_spec *s = &d->coming;
+	int n = d->serving.replicas;
+
+	if (!s->scale.max || !d->serving.gen || !d->serving.scale.max ||
+	    n == s->replicas)
+		return;
+	s->replicas = n < s->scale.min ? s->scale.min :
+		      n > s->scale.max ? s->scale.max : n;
+	if (spec_write(d, s))
+		log_warn("deployment %s: cannot record the replica count of"
+			 " generation %d", d->obj.name, s->gen);
+}
+
 static void begin_rollout(struct deploy_ctx *d, int verb)
 {
 	struct err e = { { 0 } };
@@ -352,6 +386,8 @@ static void begin_rollout(struct deploy_ctx *d, int verb)
 	rc = gen_make(d, verb, &s, &e);
 	if (!rc)
 		d->coming = s;
+	if (!rc)
+		scale_keep(d);
 	for (int i = 1; !rc && i <= s.replicas; i++) {
 		r = rep_new(d, s.gen, i);
 		rc = r ? rep_start(d, &d->coming, r, &e) :
@@ -470,6 +506,97 @@ static void restart_due(struct deploy_ctx *d)
 	}
 }
 
+/* ---- autoscale --------------------------------------------------------------- */
+
+/* The requests in flight on the serving generation's ready replicas, as
+ * each told it (replica_load), or -1 when none could tell. */
+static int load_now(struct deploy_ctx *d)
+{
+	int sum = 0, known = 0, n;
+
+	if (!drv(d)->replica_load)
+		return -1;
+	for (struct replica *r = d->reps; r; r = r->next) {
+		if (r->gen != d->serving.gen || r->state != REP_READY)
+			continue;
+		n = drv(d)->replica_load(d->t, d, r);
+		if (n >= 0) {
+			sum += n;
+			known++;
+		}
+	}
+	return known ? sum : -1;
+}
+
+/* Replicas for @load requests in flight: target_in_flight each, within
+ * [min_replicas, max_replicas]. */
+static int scale_want(const struct deploy_scale *c, int load)
+{
+	int want = (load + c->target - 1) / c->target;
+
+	return want < c->min ? c->min : want > c->max ? c->max : want;
+}
+
+/*
+ * Serve with @want replicas: new slots start (fill_slots), the highest
+ * slots drain through the rolling update's stop (TERM: each answers what
+ * it holds, then exits).  The count is recorded in the generation's spec
+ * first, so that a restarted daemon adopts the same number.
+ */
+static void scale_to(struct deploy_ctx *d, int want, int load)
+{
+	struct deploy_spec *s = &d->serving;
+	int old = s->replicas;
+
+	s->replicas = want;
+	d->scaled_at = wall_s();
+	d->low_since = 0;
+	if (spec_write(d, s))
+		log_warn("deployment %s: cannot record the replica count of"
+			 " generation %d", d->obj.name, s->gen);
+	for (struct replica *r = d->reps; r; r = r->next)
+		if (r->gen == s->gen && r->slot > want)
+			rep_stop(d, r);
+	fill_slots(d);
+	dep_note(d, "autoscale: %d -> %d replicas (%d requests in flight,"
+		 " target %d per replica)", old, want, load, s->scale.target);
+	log_info("deployment %s: autoscale %d -> %d replicas (%d in flight)",
+		 d->obj.name, old, want, load);
+}
+
+/*
+ * Out as soon as the load asks for more (scale_out_cooldown after the last
+ * change); in only once it has asked for fewer for scale_in_cooldown
+ * without a break, so that a short lull does not drain replicas a burst
+ * needs again.
+ */
+static void autoscale(struct deploy_ctx *d)
+{
+	const struct deploy_scale *c = &d->serving.scale;
+	double now = wall_s();
+	int load, want;
+
+	if (!c->max)
+		return;
+	load = load_now(d);
+	if (load < 0)
+		return;
+	want = scale_want(c, load);
+	if (want >= d->serving.replicas)
+		d->low_since = 0;
+	if (want > d->serving.replicas) {
+		if (now - d->scaled_at >= c->out_cooldown)
+			scale_to(d, want, load);
+		return;
+	}
+	if (want == d->serving.replicas)
+		return;
+	if (!d->low_since)
+		d->low_since = now;
+	if (now - d->low_since >= c->in_cooldown)
+		scale_to(d, want, load);
+}
+
 static void step_serving(struct deploy_ctx *d)
 {
 	struct err e = { { 0 } };
@@ -481,6 +608,7 @@ static void step_serving(struct deploy_ctx *d)
 	restart_due(d);
 	if (is_state(&d->obj, DS_FAILED))
 		return;
+	autoscale(d);
 	ready = count_gen(d, d->serving.gen, REP_READY) == d->serving.replicas;
 	if (wall_s() < d->next_health || (!ready && is_state(&d->obj,
 							    DS_UNHEALTHY)))
@@ -522,7 +650,8 @@ static void adopt(struct deploy_ctx *d)
 			d->last_gen = r->gen;
 		r->next = d->reps;
 		d->reps = r;
-		if (r->gen != d->serving.gen)
+		/* another generation's, or a slot autoscale had drained */
+		if (r->gen != d->serving.gen || r->slot > d->serving.replicas)
 			rep_stop(d, r);
 	}
 	if (n > 0)

@@ -27,6 +27,7 @@ static const struct file_desc deployment_files[] = {
 	{ "log",	F_LOG,		FD_DISK },
 	{ "error",	F_ERROR,	FD_GEN },
 	{ "info.json",	F_INFO,		FD_GEN },
+	{ "replicas",	F_REPLICAS,	FD_GEN },
 };
 
 
@@ -102,11 +103,30 @@ static int64_t deployment_worker(const struct obj *o)
 	return o->target_id;
 }
 
-/* scoring_uri: kept in the deployment's row (one transaction with its
- * state). */
+/* `replicas`: "ready N" and "desired M" of the serving generation (or
+ * the one coming up when none serves yet). */
+static int replicas_render(const struct obj *o, char **buf, size_t *len)
+{
+	int ready, desired;
+	char text[64];
+
+	deploy_replica_counts(o, &ready, &desired);
+	snprintf(text, sizeof(text), "ready %d\ndesired %d\n", ready,
+		 desired);
+	*buf = strdup(text);
+	if (!*buf)
+		return -ENOMEM;
+	*len = strlen(text);
+	return 0;
+}
+
+/* scoring_uri, replicas: kept in the deployment's row (one transaction
+ * with its state). */
 static int deployment_render(const struct obj *o, int file, char **buf,
 			     size_t *len)
 {
+	if (file == F_REPLICAS)
+		return replicas_render(o, buf, len);
 	if (file != F_SCORING_URI)
 		return -ENOENT;
 	return ws_line_text(deploy_scoring_uri(o), buf, len);

@@ -136,6 +136,11 @@ struct driver {
 	 * *@list.  Returns how many, or -errno. */
 	int (*replica_adopt)(struct target_ctx *t, struct deploy_ctx *d,
 			     struct replica **list);
+	/* Worker, cheap: the requests replica @r is serving (in flight), as
+	 * the replica last told it (mlfs-serve's MLFS_STATS_FILE), or -1
+	 * when unknown (a user's own server, not told yet).  May be NULL. */
+	int (*replica_load)(struct target_ctx *t, struct deploy_ctx *d,
+			    struct replica *r);
 	/* Worker: forget an exited replica (reap it, drop its files). */
 	void (*replica_release)(struct target_ctx *t, struct deploy_ctx *d,
 				struct replica *r);
@@ -171,10 +176,16 @@ struct deploy_spec {
 	char command[1024];		/* a server of the user's, or "" */
 	char host[64];
 	int port;			/* 0 until picked */
-	int replicas;
+	int replicas;			/* autoscaled: the count now */
 	int ready_timeout;		/* seconds a replica may take to listen */
 	long max_body;			/* bytes of a request body (mlfs-serve) */
 	int read_timeout;		/* seconds for a head, a body's pauses */
+	struct deploy_scale {		/* autoscale; max 0: off */
+		int min, max;		/* replicas */
+		int target;		/* requests in flight per replica */
+		int out_cooldown;	/* s after a change before scaling out */
+		int in_cooldown;	/* s of lower load before scaling in */
+	} scale;
 };
 
 enum replica_state {
@@ -213,6 +224,8 @@ struct deploy_ctx {
 	double next_health;
 	int health_fails;
 	int64_t log_size;
+	double scaled_at;		/* last autoscale change (wall) */
+	double low_since;		/* load under the count since, 0: not */
 	int watch;			/* inotify watch on dir, -1 if none */
 	void *priv;			/* the driver's */
 	struct deploy_ctx *next;

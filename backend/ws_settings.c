@@ -93,11 +93,10 @@ static int config_valid(const struct obj *o, const char *buf, size_t len,
 			struct err *e)
 {
 	struct kv_list cfg = { 0 };
-	struct deploy_spec spec;
 	int rc;
 
 	if (o->kind == K_DEPLOYMENT)
-		return deploy_config_parse(buf, len, &spec, e);
+		return deploy_config_check(buf, len, e);
 	rc = ws_config_parse(buf, len, &cfg, e);
 	kv_free(&cfg);
 	return rc;

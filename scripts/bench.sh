@@ -31,7 +31,9 @@
 # `echo submit` to Completed for `true` on the local target, the working
 # copy made in between, vs. `cp -a` of the same tree on the same file
 # system; on the state dir's file system, then on an xfs image, where
-# both clone (reflink), when mkfs.xfs is present).
+# both clone (reflink), when mkfs.xfs is present), autoscale (a step load
+# of AS_LOAD=4 held requests: time to the first added replica ready and to
+# 1 -> AS_LOAD replicas, target_in_flight = 1).
 # after (the overhead of `after` on the local target: from the moment run A's
 # command ends to the moment B's, which waits for A, starts, median of
 # REPEAT; baseline: from `echo submit` of a run to its command's start;
@@ -447,6 +449,86 @@ deploy_section() {
 	deploy_wait "$d" Draft
 }
 
+# as_wait DIR READY [SECONDS]: until `replicas` says READY ready and as
+# many desired (60 s at most).
+as_wait() {
+	local want=$'ready '"$2"$'\ndesired '"$2"
+	for _ in $(seq $((${3:-60} * 100))); do
+		[[ $(cat "$1/replicas") == "$want" ]] && return 0
+		sleep 0.01
+	done
+	echo "bench: $1 has $(tr '\n' ' ' < "$1/replicas")" >&2
+	return 1
+}
+
+# as_hold DIR N GO: N requests on connections of their own, each held in
+# run() (or waiting for it) until the file GO exists.
+as_hold() {
+	local u
+	u=$(cat "$1/scoring_uri")
+	u=${u#http://}
+	u=${u%/score}
+	python3 - "${u%:*}" "${u##*:}" "$(cat "$1/key")" "$3" "$2" <<'PY' &
+import http.client, json, sys, threading
+host, port, key, go, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
+def one():
+    c = http.client.HTTPConnection(host, port, timeout=120)
+    c.request("POST", "/score", body=json.dumps({"wait": go}),
+              headers={"Authorization": "Bearer " + key})
+    c.getresponse().read()
+th = [threading.Thread(target=one) for _ in range(n)]
+for t in th: t.start()
+for t in th: t.join()
+PY
+	AS_PID=$!
+}
+
+# autoscale: a step load of AS_LOAD=4 held requests on a deployment at 1
+# replica, target_in_flight = 1, max_replicas = AS_LOAD: time from the
+# load's start to the first added replica ready, and to all of them (goal
+# <= 5 s locally); median of REPEAT.  Between rounds the load is released
+# and it scales back in to 1 (scale_in_cooldown = 1).
+autoscale_section() {
+	local d=$MNT/deployments/asbench n=${AS_LOAD:-4} t0 t1 t2 one=() all=()
+	mkdir -p "$MNT/models/trivial/1"
+	echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
+	mkdir "$d"
+	cat > "$d/score.py" <<'PY'
+import json, os, time
+def run(data):
+    w = json.loads(data).get("wait")
+    end = time.monotonic() + 60
+    while w and not os.path.exists(w) and time.monotonic() < end:
+        time.sleep(0.005)
+    return {"y": 1}
+PY
+	echo trivial:1 > "$d/model"
+	printf 'max_replicas = %d\ntarget_in_flight = 1\nscale_out_cooldown = 0\nscale_in_cooldown = 1\n' \
+		"$n" > "$d/config"
+	echo deploy > "$d/ctl"
+	deploy_wait "$d" Healthy
+	for ((i = 0; i < REPEAT; i++)); do
+		rm -f "$W/as-go"
+		t0=$(now)
+		as_hold "$d" "$n" "$W/as-go"
+		until grep -q '^ready [2-9]' "$d/replicas"; do sleep 0.005; done
+		t1=$(now)
+		as_wait "$d" "$n"
+		t2=$(now)
+		one+=("$(echo "($t1 - $t0) * 1000" | bc -l)")
+		all+=("$(echo "($t2 - $t0) * 1000" | bc -l)")
+		touch "$W/as-go"
+		wait "$AS_PID"
+		as_wait "$d" 1
+	done
+	row "autoscale: load -> a 2nd replica ready (ms)" \
+		"$(printf '%s\n' "${one[@]}" | median)" "-" "-"
+	row "autoscale: load -> 1 to $n replicas ready (ms)" \
+		"$(printf '%s\n' "${all[@]}" | median)" "<= 5000" "-"
+	echo delete > "$d/ctl"
+	deploy_wait "$d" Draft
+}
+
 slurm_section() {
 	local n=${NSLURM:-200} i t0 t1 t2 t3 t4 t5 t6 m b
 	chmod 755 "$W"
@@ -848,6 +930,9 @@ SH
 		;;
 	after)
 		after_section
+		;;
+	autoscale)
+		autoscale_section
 		;;
 	esac
 done

@@ -668,6 +668,7 @@ const struct driver local_driver = {
 	.replica_poll	= local_replica_poll,
 	.replica_stop	= local_replica_stop,
 	.replica_adopt	= local_replica_adopt,
+	.replica_load	= local_replica_load,
 	.replica_release = local_replica_release,
 	.health		= local_health,
 };

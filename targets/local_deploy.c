@@ -129,12 +129,19 @@ static void rep_file(const struct deploy_ctx *d, const struct replica *r,
 		 r->gen, r->slot, ext);
 }
 
-/* The replica's own folder, and its error file in it (MLFS_ERROR_FILE). */
+/* A file in the replica's own folder: err (MLFS_ERROR_FILE), stats
+ * (MLFS_STATS_FILE). */
+static void rep_own(const struct deploy_ctx *d, const struct replica *r,
+		    const char *name, char *buf)
+{
+	snprintf(buf, PATH_MAX, "%s/%s/g%d-%d/%s", d->dir, DEP_REPLICAS,
+		 r->gen, r->slot, name);
+}
+
 static void rep_err(const struct deploy_ctx *d, const struct replica *r,
 		    char *buf)
 {
-	snprintf(buf, PATH_MAX, "%s/%s/g%d-%d/err", d->dir, DEP_REPLICAS,
-		 r->gen, r->slot);
+	rep_own(d, r, "err", buf);
 }
 
 static int uses_creator(const struct deploy_ctx *d)
@@ -303,6 +310,9 @@ static int rep_envp(const struct deploy_ctx *d, const struct deploy_spec *s,
 		rc = envp_add(e, "MLFS_KEY=%s", d->key);
 	if (!rc)
 		rc = envp_add(e, "MLFS_ERROR_FILE=%s", err);
+	rep_own(d, r, "stats", err);
+	if (!rc)
+		rc = envp_add(e, "MLFS_STATS_FILE=%s", err);
 	if (!rc)
 		rc = envp_add(e, "MLFS_DEPLOYMENT=%s", d->obj.name);
 	if (!rc)
@@ -523,27 +533,46 @@ static int rep_alive(struct local_rep *lr, int *code)
 	return lr->ticks && proc_start_ticks(lr->pid) == lr->ticks;
 }
 
-static void exit_reason(const struct deploy_ctx *d, const struct replica *r,
-			int code, struct err *e)
+/* The start of file @name of the replica's folder into @buf (NUL ended;
+ * "" when unreadable).  The user's folder: no symlink, and only a file
+ * of the user's (not a hard link to someone else's) is read. */
+static void read_own(const struct deploy_ctx *d, const struct replica *r,
+		     const char *name, char *buf, size_t sz)
 {
-	char path[PATH_MAX], line[ERR_MSG_MAX - 64];
+	char path[PATH_MAX];
 	struct stat st;
 	ssize_t n = -1;
 	int fd;
 
-	/* the user's folder: no symlink, and only a file of the user's
-	 * (not a hard link to someone else's) tells the reason */
-	rep_err(d, r, path);
+	rep_own(d, r, name, path);
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd >= 0 && !fstat(fd, &st) && S_ISREG(st.st_mode) &&
 	    st.st_nlink == 1 &&
 	    st.st_uid == (uses_creator(d) ? d->obj.uid : geteuid()))
-		n = read(fd, line, sizeof(line) - 1);
+		n = read(fd, buf, sz - 1);
 	if (fd >= 0)
 		close(fd);
-	line[n > 0 ? n : 0] = '\0';
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+static void exit_reason(const struct deploy_ctx *d, const struct replica *r,
+			int code, struct err *e)
+{
+	char line[ERR_MSG_MAX - 64];
+
+	read_own(d, r, "err", line, sizeof(line));
 	line[strcspn(line, "\n")] = '\0';
 	replica_exit_reason(line, code, e);
+}
+
+int local_replica_load(struct target_ctx *t, struct deploy_ctx *d,
+		       struct replica *r)
+{
+	char buf[64];
+
+	(void)t;
+	read_own(d, r, "stats", buf, sizeof(buf));
+	return replica_stats_in_flight(buf);
 }
 
 /* A probe ended: @ok, or one more failure; LIVE_FAILS in a row and the

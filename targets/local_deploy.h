@@ -20,6 +20,8 @@ void local_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
 			struct replica *r, int force);
 int local_replica_adopt(struct target_ctx *t, struct deploy_ctx *d,
 			struct replica **list);
+int local_replica_load(struct target_ctx *t, struct deploy_ctx *d,
+		       struct replica *r);
 void local_replica_release(struct target_ctx *t, struct deploy_ctx *d,
 			   struct replica *r);
 int local_health(struct target_ctx *t, struct deploy_ctx *d,

@@ -31,6 +31,12 @@ connections new ones get 503.  Each replica also listens on 127.0.0.1 port
 0, its own: the daemon's liveness probe reaches this replica there, where
 the shared port would reach any of them.
 
+Load (issue 16): the requests in flight - from the moment a request for
+/score is read whole until its answer is written - are counted, and the
+count is written to MLFS_STATS_FILE (when set) as "in_flight N", replaced
+atomically at most every STATS_EVERY seconds while it changes.  The
+daemon reads it on its poll and scales the deployment's replicas by it.
+
 SIGTERM drains: the listening socket is emptied and closed, each open
 connection gets its next answer with "Connection: close", idle ones are
 closed after DRAIN_IDLE seconds, and the process exits when none is left.
@@ -56,6 +62,7 @@ LIVE_TIMEOUT = 2.0	# the liveness port's read timeout
 LINGER = 2.0		# seconds unread bytes are discarded before a close
 DRAIN_IDLE = 1.0	# seconds an idle connection may stay open in a drain
 DRAIN_MAX = 30.0	# a drain never lasts longer than this
+STATS_EVERY = 0.05	# s between two writes of MLFS_STATS_FILE
 
 REASONS = {
 	100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
@@ -164,6 +171,9 @@ class Server:
 		self.live = []		# connections on the liveness port, oldest first
 		self.draining = False
 		self.loop = None
+		self.in_flight = 0	# /score requests read, not yet answered
+		self.stats_path = os.environ.get("MLFS_STATS_FILE", "")
+		self.stats_due = False
 
 	# ---- accepting ---------------------------------------------------
 
@@ -223,6 +233,7 @@ class Server:
 
 	def serve(self):
 		self.loop = asyncio.new_event_loop()
+		self.write_stats()	# 0: the daemon knows the file from now
 		for s in self.socks:
 			self.loop.add_reader(s.fileno(), self.on_accept, s)
 		for sig in (signal.SIGTERM, signal.SIGINT):
@@ -232,6 +243,31 @@ class Server:
 		finally:
 			self.pool.shutdown(wait=False)
 		log("stopped")
+
+	# ---- load ------------------------------------------------------------
+
+	def flight(self, n):
+		"""One more (n 1) or one less (n -1) request in flight; the
+		file follows within STATS_EVERY, one write for a burst."""
+		self.in_flight += n
+		if self.stats_path and not self.stats_due:
+			self.stats_due = True
+			self.loop.call_later(STATS_EVERY, self.write_stats)
+
+	def write_stats(self):
+		self.stats_due = False
+		if not self.stats_path:
+			return
+		tmp = self.stats_path + ".tmp"
+		try:
+			fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
+				     os.O_NOFOLLOW, 0o644)
+			with os.fdopen(fd, "w") as f:
+				f.write("in_flight %d\n" % self.in_flight)
+			os.replace(tmp, self.stats_path)
+		except OSError as e:
+			log("cannot write %s: %s" % (self.stats_path, e))
+			self.stats_path = ""	# once: the log is not flooded
 
 	# ---- answering ---------------------------------------------------
 
@@ -573,6 +609,7 @@ class Conn(asyncio.Protocol):
 			return self.send(405, error_body("use POST /score"),
 					 req.keep, "Allow: POST\r\n")
 		self.busy = True
+		self.srv.flight(1)
 		fut = self.srv.loop.run_in_executor(self.srv.pool,
 						    self.srv.score, req.body)
 		fut.add_done_callback(lambda f: self.scored(f, req.keep))
@@ -580,6 +617,7 @@ class Conn(asyncio.Protocol):
 
 	def scored(self, fut, keep):
 		self.busy = False
+		self.srv.flight(-1)
 		if self.paused:
 			self.paused = False
 			self.t.resume_reading()

@@ -25,6 +25,21 @@ void replica_exit_reason(const char *err_line, int code, struct err *e)
 		err_set(e, -EIO, "is gone (exit code unknown)");
 }
 
+int replica_stats_in_flight(const char *text)
+{
+	long n = 0;
+	int digits = 0;
+	const char *p;
+
+	if (strncmp(text, "in_flight ", 10))
+		return -1;
+	for (p = text + 10; *p >= '0' && *p <= '9' && digits < 7; p++) {
+		n = n * 10 + (*p - '0');
+		digits++;
+	}
+	return digits && (*p == '\n' || *p == '\0') ? (int)n : -1;
+}
+
 int replica_addr(const char *host, int port, struct sockaddr_storage *sa,
 		 socklen_t *len)
 {

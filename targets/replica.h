@@ -19,6 +19,13 @@
  */
 void replica_exit_reason(const char *err_line, int code, struct err *e);
 
+/*
+ * replica_stats_in_flight - the count in what a replica wrote to its
+ * MLFS_STATS_FILE ("in_flight N\n", mlfs-serve.py): N, or -1 when @text
+ * is not that (empty, a user's own server, garbage).
+ */
+int replica_stats_in_flight(const char *text);
+
 /* @host:@port as a socket address (numeric port; @host resolved).
  * 0 or -EINVAL. */
 int replica_addr(const char *host, int port, struct sockaddr_storage *sa,

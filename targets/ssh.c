@@ -380,6 +380,7 @@ const struct driver ssh_driver = {
 	.replica_poll	= ssh_replica_poll,
 	.replica_stop	= ssh_replica_stop,
 	.replica_adopt	= ssh_replica_adopt,
+	.replica_load	= ssh_replica_load,
 	.replica_release = ssh_replica_release,
 	.health		= ssh_health,
 	.service_host	= ssh_service_host,

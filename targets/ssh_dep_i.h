@@ -50,6 +50,7 @@ struct ssh_rent {
 	enum rstate st;
 	int code;
 	int caught_up;			/* the whole log is here */
+	int in_flight;			/* requests it serves, -1: unknown */
 	char err[256];
 	/* its liveness probe, run by the round on the host */
 	double live_at;			/* when the next is due (monotonic) */

@@ -176,6 +176,7 @@ struct ssh_rent *ent_new(struct ssh_dep *dt,
 	x->gen = gen;
 	x->slot = slot;
 	x->code = -1;
+	x->in_flight = -1;
 	x->want_ready = 1;
 	snprintf(x->name, sizeof(x->name), "%s", d->obj.name);
 	snprintf(x->dir, sizeof(x->dir), "%s", d->dir);

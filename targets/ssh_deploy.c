@@ -153,6 +153,7 @@ static void apply_reply(struct ssh_rent *x, const struct ssh_poll_reply *p)
 	}
 	take_log(x, p);
 	live_result(x, p->live);
+	x->in_flight = x->st == ST_RUNNING ? p->in_flight : -1;
 }
 
 /* The script for the entries @who (item i is @who[i]'s), with the trash
@@ -565,6 +566,15 @@ int ssh_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		replica_exit_reason(x->err, x->st == ST_EXITED ? x->code : -1,
 				    e);
 	return REP_EXITED;
+}
+
+int ssh_replica_load(struct target_ctx *t, struct deploy_ctx *d,
+		     struct replica *r)
+{
+	struct ssh_rent *x = ent_of(dep_of(t), r);
+
+	(void)d;
+	return x ? x->in_flight : -1;
 }
 
 void ssh_replica_stop(struct target_ctx *t, struct deploy_ctx *d,

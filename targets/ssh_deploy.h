@@ -16,6 +16,8 @@ int ssh_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 int ssh_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		     const struct deploy_spec *s, struct replica *r,
 		     struct err *e);
+int ssh_replica_load(struct target_ctx *t, struct deploy_ctx *d,
+		     struct replica *r);
 void ssh_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
 		      struct replica *r, int force);
 int ssh_replica_adopt(struct target_ctx *t, struct deploy_ctx *d,

@@ -418,6 +418,11 @@ static const char dep_prelude[] =
 	"  command -v python3 >/dev/null 2>&1 || { echo -; return; }\n"
 	"  python3 -c \"$mlfs_live_py\" \"$1\" \"$2\" 2>/dev/null || echo -\n"
 	"}\n"
+	"mlfs_flight() {\n"
+	"  mlfs_n=$(sed -n 's/^in_flight \\([0-9]\\{1,7\\}\\)$/\\1/p' \"$1/stats\" \\\n"
+	"    2>/dev/null | head -n 1)\n"
+	"  echo \"f${mlfs_n:--}\"\n"
+	"}\n"
 	"mlfs_rep() {\n"
 	"  if [ ! -d \"$2\" ]; then st=nodir\n"
 	"  elif mlfs_alive \"$2\" spid; then\n"
@@ -433,6 +438,7 @@ static const char dep_prelude[] =
 	"      [ -e \"$2/live.tmp\" ] || (mlfs_live \"$7\" \"$6\" >\"$2/live.tmp\" &&\n"
 	"        mv -f \"$2/live.tmp\" \"$2/live\") </dev/null >/dev/null 2>&1 &\n"
 	"    fi\n"
+	"    case $st in running*) st=\"$st $(mlfs_flight \"$2\")\" ;; esac\n"
 	"  elif [ -s \"$2/exit\" ]; then st=\"exited $(cat \"$2/exit\")\"\n"
 	"  elif mlfs_alive \"$2\"; then st=\"starting 0\"\n"
 	"  elif [ -s \"$2/exit\" ]; then st=\"exited $(cat \"$2/exit\")\"\n"
@@ -501,6 +507,7 @@ static void put_dep_env(struct script *s, const struct ssh_dep_launch *l)
 {
 	fputs(env_reset, s->f);
 	fputs(" AZUREML_MODEL_DIR=\"$g/model\" MLFS_ERROR_FILE=\"$d/err\""
+	      " MLFS_STATS_FILE=\"$d/stats\""
 	      " PORT=\"$port\" PYTHONUNBUFFERED=1 MLFS_DEPLOYMENT=", s->f);
 	put_q(s, l->name, 0);
 	fprintf(s->f, " MLFS_REPLICA=%d MLFS_HOST=", l->slot);
@@ -673,10 +680,28 @@ static int find_first(const char *buf, size_t len, size_t *pos)
 	return 0;
 }
 
+/* After a replica's PID: "fN" (requests in flight, "f-" unknown) and
+ * the liveness probe's answer (1, 0, -), in either order. */
+static void parse_token(const char *t, struct ssh_poll_reply *r)
+{
+	char *end;
+	long n;
+
+	if (*t != 'f') {
+		r->live = !strcmp(t, "1") ? SSH_LIVE_OK : !strcmp(t, "0") ?
+			  SSH_LIVE_FAILED : SSH_LIVE_NONE;
+		return;
+	}
+	n = strtol(t + 1, &end, 10);
+	if (end != t + 1 && !*end && t[1] >= '0' && t[1] <= '9' &&
+	    n <= 1000000)
+		r->in_flight = (int)n;
+}
+
 int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 		   struct ssh_poll_reply *r)
 {
-	char line[128], live[3];
+	char line[128], tok[2][16];
 	int k;
 
 	if (*pos == 0 && !find_first(buf, len, pos))
@@ -686,14 +711,16 @@ int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 	memset(r, 0, sizeof(*r));
 	if (take_line(buf, len, pos, line, sizeof(line)))
 		return -EINVAL;
-	k = sscanf(line, "@@mlfs %d %15s %lld %2s", &r->index, r->status,
-		   &r->arg, live);
+	k = sscanf(line, "@@mlfs %d %15s %lld %15s %15s", &r->index,
+		   r->status, &r->arg, tok[0], tok[1]);
 	if (k < 2)
 		return -EINVAL;
 	if (k == 2)
 		r->arg = -1;
-	r->live = k < 4 ? SSH_LIVE_NOT_ASKED : !strcmp(live, "1") ? SSH_LIVE_OK :
-		  !strcmp(live, "0") ? SSH_LIVE_FAILED : SSH_LIVE_NONE;
+	r->live = SSH_LIVE_NOT_ASKED;
+	r->in_flight = -1;
+	for (int i = 0; i + 3 < k; i++)
+		parse_token(tok[i], r);
 	if (take_chunk(buf, len, pos, &r->log, &r->log_n, &r->log_size) ||
 	    take_chunk(buf, len, pos, &r->met, &r->met_n, &r->met_size))
 		return -EINVAL;

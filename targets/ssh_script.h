@@ -75,6 +75,7 @@ char *ssh_script_remove(const char *workdir, const char *const *rids);
  *     spid                "PID STARTTIME" of the server (the wrapper's child)
  *     log err exit        stdout + stderr; a one-line start failure
  *                         ($MLFS_ERROR_FILE); the server's exit status
+ *     stats               "in_flight N" ($MLFS_STATS_FILE, mlfs-serve)
  * The server runs detached (setsid) under a sh wrapper that reads the key
  * from serve/key into its environment: the key is on no command line.
  */
@@ -124,7 +125,8 @@ struct ssh_dep_item {
  * server is gone).  STATUS: nodir | starting PID (not listening yet, or
  * PID 0: not started yet) | ready PID | running PID (alive; not asked
  * whether it listens: listen_port 0; with live_port, a liveness probe is
- * started and the last one's answer L given: "running PID L", L 1, 0 or -)
+ * started and the last one's answer L given: "running PID L", L 1, 0 or -;
+ * then fN, the requests in flight it wrote to R/stats, "f-" unknown)
  * | exited CODE | lost.  Signals go to R's
  * process group while its wrapper or its server (checked by start time
  * and boot) lives, so never to a reused pid.
@@ -143,6 +145,7 @@ struct ssh_poll_reply {
 	const char *met;		/* metrics (runs), err (replicas) */
 	long long met_n, met_size;
 	int live;			/* enum ssh_live */
+	int in_flight;			/* "running PID … fN": N, else -1 */
 };
 
 /* The liveness probe's answer in a replica's reply. */

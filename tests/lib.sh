@@ -657,6 +657,24 @@ sshd_cut() {
 	return 0
 }
 
+# host_kill: KILL what runs on the "host" (under $WORK) by the pids its
+# replicas recorded there, each checked against its start time (a pid
+# reused since is left alone).
+host_kill() {
+	local f pid st now
+	for f in "$WORK"/deploy-*/g*/r*/pid "$WORK"/deploy-*/g*/r*/spid; do
+		[[ -f $f ]] || continue
+		read -r pid st < "$f" || continue
+		now=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+		[[ -n $now && $now == "$st" ]] || continue
+		if [[ $f == */pid ]]; then
+			kill -KILL -- "-$pid" 2>/dev/null
+		else
+			kill -KILL "$pid" 2>/dev/null
+		fi
+	done
+}
+
 # ssh_config [LINE...]: a target config for the test's sshd, then LINEs.
 ssh_config() {
 	echo "host = $SSH_HOST"

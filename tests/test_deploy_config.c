@@ -89,10 +89,62 @@ static void bads(void)
 	bad("port 80\n", "not key = value", "");
 }
 
+/* Autoscale (issue 16): defaults, what `replicas` means, refusals. */
+static void scale(void)
+{
+	struct deploy_spec s;
+	struct err e;
+
+	CHECK(parse("replicas = 3\n", &s, &e) == 0 && s.scale.max == 0 &&
+	      s.replicas == 3, "no max_replicas: a fixed count, autoscale off");
+	CHECK(parse("max_replicas = 4\n", &s, &e) == 0 && s.scale.min == 1 &&
+	      s.scale.max == 4 && s.replicas == 1 && s.scale.target == 2 &&
+	      s.scale.out_cooldown == 5 && s.scale.in_cooldown == 60,
+	      "max_replicas alone: min 1, target 2, cool-downs 5 s and 60 s,"
+	      " starts with min");
+	CHECK(parse("min_replicas = 2\nmax_replicas = 5\nreplicas = 3\n"
+		    "target_in_flight = 8\nscale_out_cooldown = 0\n"
+		    "scale_in_cooldown = 3600\n", &s, &e) == 0 &&
+	      s.scale.min == 2 && s.scale.max == 5 && s.replicas == 3 &&
+	      s.scale.target == 8 && s.scale.out_cooldown == 0 &&
+	      s.scale.in_cooldown == 3600, "every autoscale key (%s)", e.msg);
+	CHECK(parse("min_replicas = 3\nmax_replicas = 3\n", &s, &e) == 0 &&
+	      s.replicas == 3, "min = max: starts with it");
+	bad("min_replicas = 4\nmax_replicas = 2\n", "min > max",
+	    "more than max_replicas");
+	bad("max_replicas = 0\n", "max_replicas 0", "max_replicas");
+	bad("max_replicas = 17\n", "max_replicas over 16", "max_replicas");
+	bad("min_replicas = 0\nmax_replicas = 2\n", "min_replicas 0",
+	    "min_replicas");
+	bad("max_replicas = 2\nreplicas = 3\n", "replicas above max",
+	    "must lie between");
+	bad("min_replicas = 2\nmax_replicas = 4\nreplicas = 1\n",
+	    "replicas below min", "must lie between");
+	bad("max_replicas = 2\ntarget_in_flight = 0\n", "target 0",
+	    "target_in_flight");
+	bad("max_replicas = 2\nscale_in_cooldown = -1\n", "negative cooldown",
+	    "scale_in_cooldown");
+	bad("max_replicas = 2\nscale_out_cooldown = 3601\n",
+	    "cooldown over an hour", "scale_out_cooldown");
+	bad("min_replicas = 2\n", "min without max", "needs max_replicas");
+	bad("target_in_flight = 4\n", "target without max",
+	    "needs max_replicas");
+	/* inside a write the rest may come with the next line */
+	memset(&e, 0, sizeof(e));
+	CHECK(deploy_config_check("min_replicas = 2\n", 17, &e) == 0,
+	      "write: min_replicas before max_replicas's line (%s)", e.msg);
+	CHECK(deploy_config_check("target_in_flight = 0\n", 21, &e) ==
+	      -EINVAL && strstr(e.msg, "target_in_flight"),
+	      "write: a value out of range without max_replicas (%s)", e.msg);
+	CHECK(deploy_config_check("min_replicas = 3\nmax_replicas = 2\n", 34,
+				  &e) == -EINVAL, "write: min > max");
+}
+
 int main(void)
 {
 	defaults();
 	good();
 	bads();
+	scale();
 	return tap_done();
 }

@@ -436,6 +436,25 @@ static void test_dep_stage(const char *tmp)
 	free(out);
 }
 
+/* Write @text to @dir/stats; the next poll of @dir says @want. */
+static void dep_stats(const char *dir, const char *text, int want,
+		      const char *what)
+{
+	struct ssh_poll_reply r;
+	char path[700], *out;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/stats", dir);
+	f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	dep_poll(dir, 0, NULL, NULL, &r, &out);
+	check(!strcmp(r.status, "running") && r.in_flight == want, what, out);
+	free(out);
+}
+
 static void test_dep_serve(const char *tmp)
 {
 	char g[512], dir[600], *out;
@@ -466,7 +485,15 @@ static void test_dep_serve(const char *tmp)
 	      memmem(r.log, r.log_n, "/code model=", 12) &&
 	      memmem(r.log, r.log_n, "/g1/model\n", 10),
 	      "the server has the key, runs in code/, sees model/", NULL);
+	check(r.in_flight == -1, "poll: in flight unknown without R/stats",
+	      out);
 	free(out);
+	dep_stats(dir, "in_flight 3\n", 3, "poll: fN, what R/stats says");
+	dep_stats(dir, "in_flight 5\nin_flight 9\n", 5,
+		  "poll: stats: the first line only");
+	dep_stats(dir, "in_flight x\n", -1, "poll: stats not a count: f-");
+	dep_stats(dir, "in_flight 99999999\n", -1,
+		  "poll: stats: 8 digits are not a count");
 	out = dep_launch(g, "r2-a", port, 1, listener);
 	snprintf(dir, sizeof(dir), "busy %d\n", port);
 	check(!strcmp(out, dir), "launch: a fixed port already taken is busy",

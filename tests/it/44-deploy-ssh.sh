@@ -16,22 +16,6 @@ EBUSY="Device or resource busy"
 SSHD=$T/sshd
 WORK="$T/re mote"		# a blank in the remote path, on purpose
 
-# KILL what runs on the "host" by the pids its replicas recorded there,
-# each checked against its start time (a pid reused since is left alone).
-host_kill() {
-	local f pid st now
-	for f in "$WORK"/deploy-*/g*/r*/pid "$WORK"/deploy-*/g*/r*/spid; do
-		[[ -f $f ]] || continue
-		read -r pid st < "$f" || continue
-		now=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-		[[ -n $now && $now == "$st" ]] || continue
-		if [[ $f == */pid ]]; then
-			kill -KILL -- "-$pid" 2>/dev/null
-		else
-			kill -KILL "$pid" 2>/dev/null
-		fi
-	done
-}
 # the daemon first (it would restart what dies), then the host's processes
 trap 'keep=${KEEP:-}; KEEP=1 cleanup_deep; host_kill; sshd_cut
 [[ -n $keep ]] || rm -rf "$T"' EXIT
