@@ -292,10 +292,15 @@ static void cfg_global(struct text *t, const struct ep_proxy *p)
 	    "\tstats socket %s/" EP_FILE_API " mode 600 level admin"
 	    " expose-fd listeners\n"
 	    "\tlua-load %s/" EP_FILE_LUA "\n"
-	    "\ttune.bufsize %d\n\n", p->dir, p->dir, EP_BUFSIZE);
+	    "\ttune.bufsize %d\n", p->dir, p->dir, EP_BUFSIZE);
+	if (p->run_uid > 0)
+		out(t, "\tuid %d\n\tgid %d\n", p->run_uid, p->run_gid);
+	out(t, "\n");
 	out(t, "defaults\n"
 	    "\tmode http\n"
-	    "\tlog stderr format raw local0\n"
+	    /* access lines on stdout (the endpoint's log), the proxy's
+	     * own messages on stderr */
+	    "\tlog stdout format raw local0\n"
 	    "\ttimeout connect 5s\n"
 	    "\ttimeout client %ldms\n"
 	    "\ttimeout server %ldms\n"

@@ -93,6 +93,8 @@ struct ep_proxy {
 	int n;
 	struct ep_backend b[EP_DEPS_MAX];
 	struct ep_mirror mirror;
+	int run_uid, run_gid;	/* > 0: the workers drop to these after
+				 * binding (a root daemon's proxy) */
 };
 
 /* The names of the files the proxy reads below ep_proxy.dir. */
