@@ -316,7 +316,9 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
 {
 	out(t, "frontend ep\n\tbind ");
 	cfg_addr(t, p->cfg.host, p->port);
-	out(t, "\n\tlog-format \"%%t %%s %%ST %%Ta\"\n"
+	/* time (UTC, as in events), deployment, status, ms */
+	out(t, "\n\tlog-format \"%%[date,utime(%%Y-%%m-%%dT%%H:%%M:%%SZ)]"
+	    " %%s %%ST %%Ta\"\n"
 	    "\thttp-request deny deny_status 413 if"
 	    " { req.hdr_val(content-length) gt %ld }\n"
 	    "\thttp-request deny deny_status 401 unless"
@@ -552,4 +554,167 @@ static const char mirror_lua[] =
 const char *ep_mirror_lua(void)
 {
 	return mirror_lua;
+}
+
+/* ---- stats ------------------------------------------------------------ */
+
+/* Column @name of the CSV header @hdr ("# pxname,svname,..."), or -1. */
+static int csv_col(const char *hdr, const char *name)
+{
+	size_t n = strlen(name);
+	int col = 0;
+
+	if (!strncmp(hdr, "# ", 2))
+		hdr += 2;
+	for (const char *s = hdr; *s && *s != '\n'; col++) {
+		if (!strncmp(s, name, n) && (s[n] == ',' || s[n] == '\n' ||
+					     !s[n]))
+			return col;
+		s += strcspn(s, ",\n");
+		if (*s == ',')
+			s++;
+	}
+	return -1;
+}
+
+/* Field @col of CSV line @line into @buf ("" when missing). */
+static void csv_field(const char *line, int col, char *buf, size_t sz)
+{
+	size_t n;
+
+	buf[0] = '\0';
+	for (int i = 0; i < col && col >= 0; i++) {
+		line += strcspn(line, ",\n");
+		if (*line != ',')
+			return;
+		line++;
+	}
+	n = strcspn(line, ",\n");
+	if (col < 0 || n >= sz)
+		return;
+	memcpy(buf, line, n);
+	buf[n] = '\0';
+}
+
+static long csv_num(const char *line, int col)
+{
+	char buf[32];
+
+	csv_field(line, col, buf, sizeof(buf));
+	return strtol(buf, NULL, 10);
+}
+
+/* The line of @csv for proxy @px, server @sv, or NULL. */
+static const char *csv_row(const char *csv, const char *px, const char *sv)
+{
+	char want[200];
+	size_t n = (size_t)snprintf(want, sizeof(want), "%s,%s,", px, sv);
+
+	for (const char *s = csv; s && *s; s = strchr(s, '\n'), s += !!s)
+		if (!strncmp(s, want, n))
+			return s;
+	return NULL;
+}
+
+struct dep_stat {
+	long req, err, flight;
+	const char *state;
+};
+
+static void dep_stat(const char *csv, const char *name, struct dep_stat *d)
+{
+	char px[80], st[32];
+	const char *be, *sv;
+
+	snprintf(px, sizeof(px), "dep_%s", name);
+	be = csv_row(csv, px, "BACKEND");
+	sv = csv_row(csv, px, name);
+	memset(d, 0, sizeof(*d));
+	d->state = "?";
+	if (be) {
+		d->req = csv_num(be, csv_col(csv, "stot"));
+		d->err = csv_num(be, csv_col(csv, "hrsp_5xx")) +
+			 csv_num(be, csv_col(csv, "econ")) +
+			 csv_num(be, csv_col(csv, "eresp"));
+		d->flight = csv_num(be, csv_col(csv, "scur")) +
+			    csv_num(be, csv_col(csv, "qcur"));
+	}
+	if (sv) {
+		csv_field(sv, csv_col(csv, "status"), st, sizeof(st));
+		d->state = !strncmp(st, "UP", 2) ? "up" : st[0] ? "down" : "?";
+	}
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* The times (ms) of @name's access lines in @log into @ms (at most
+ * @max); their number.  A line cut by the start of @log, or not an
+ * access line, matches nothing. */
+static int log_times(const char *log, size_t len, const char *name,
+		     int *ms, int max)
+{
+	char line[256], dep[EP_NAME_MAX + 8];
+	const char *s = log, *end = log + len;
+	int n = 0, status, t;
+
+	while (s < end && n < max) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		size_t l = (size_t)((nl ? nl : end) - s);
+
+		if (l < sizeof(line)) {
+			memcpy(line, s, l);
+			line[l] = '\0';
+			if (sscanf(line, "%*s %71s %d %d", dep, &status,
+				   &t) == 3 && !strcmp(dep, name) && t >= 0)
+				ms[n++] = t;
+		}
+		s += l + 1;
+	}
+	return n;
+}
+
+/* Percentile @pc of the sorted @v (@n > 0), nearest rank. */
+static int pctl(const int *v, int n, int pc)
+{
+	int rank = (pc * n + 99) / 100;
+
+	return v[rank > 0 ? rank - 1 : 0];
+}
+
+#define STATS_SAMPLES	4096
+
+static void stats_line(struct text *t, const struct ep_backend *b,
+		       const char *csv, const char *log, size_t len, int *ms)
+{
+	struct dep_stat d;
+	int n = log_times(log, len, b->name, ms, STATS_SAMPLES);
+
+	dep_stat(csv ? csv : "", b->name, &d);
+	out(t, "%s %ld %ld ", b->name, d.req, d.err);
+	qsort(ms, n, sizeof(*ms), cmp_int);
+	if (n)
+		out(t, "%d %d", pctl(ms, n, 50), pctl(ms, n, 99));
+	else
+		out(t, "- -");
+	out(t, " %d %ld %s\n", b->replicas, d.flight, d.state);
+}
+
+int ep_stats_text(const struct ep_proxy *p, const char *csv,
+		  const char *log, size_t len, char **res)
+{
+	int *ms = malloc(STATS_SAMPLES * sizeof(*ms));
+	struct text t;
+
+	if (!ms || text_open(&t)) {
+		free(ms);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < p->n; i++)
+		stats_line(&t, &p->b[i], csv, log ? log : "", log ? len : 0,
+			   ms);
+	free(ms);
+	return text_close(&t, res);
 }

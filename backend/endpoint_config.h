@@ -81,6 +81,7 @@ struct ep_backend {
 	int port;
 	char key[EP_KEY_MAX];	/* the deployment's own bearer key */
 	int weight;		/* from `traffic`, 0 when not listed */
+	int replicas;		/* its replicas serving (for `stats`) */
 };
 
 struct ep_proxy {
@@ -138,5 +139,19 @@ int ep_mirror_cmds(const struct ep_proxy *p, const struct ep_mirror *m,
  * be NULL): a regenerated key is valid before the old one goes. */
 int ep_key_cmds(const struct ep_proxy *p, const char *add, const char *del,
 		char **out);
+
+/*
+ * ep_stats_text - the `stats` file: one line per deployment of @p,
+ *   NAME REQUESTS ERRORS P50_MS P99_MS REPLICAS IN_FLIGHT STATE
+ * REQUESTS, ERRORS (5xx answers, failed connections and answers) and
+ * IN_FLIGHT from the proxy's `show stat` CSV @csv (since its last start
+ * or reload: each worker process counts its own);
+ * P50_MS and P99_MS over the access lines in @log (@len bytes, the
+ * recent part of the log: `TIME DEPLOYMENT STATUS MS`), `-` when none;
+ * STATE up, down (out of the rotation) or ? (the proxy does not say).
+ * malloc'd into *@out; 0 or -ENOMEM.
+ */
+int ep_stats_text(const struct ep_proxy *p, const char *csv,
+		  const char *log, size_t len, char **out);
 
 #endif

@@ -209,6 +209,42 @@ static void proxy_cmds(void)
 	free(s);
 }
 
+static const char csv[] =
+"# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,"
+"econ,eresp,wretr,wredis,status,weight,hrsp_5xx,\n"
+"dep_blue,blue,0,0,1,2,,10,0,0,0,0,,0,0,0,0,UP,1,0,\n"
+"dep_blue,BACKEND,1,1,2,2,,12,0,0,0,0,,0,0,0,0,UP,1,0,\n"
+"dep_green,green,0,0,0,0,,3,0,0,0,0,,1,0,0,0,DOWN,1,2,\n"
+"dep_green,BACKEND,0,0,0,0,,3,0,0,0,0,,1,1,0,0,DOWN,0,2,\n";
+
+static void stats(void)
+{
+	const char *log =
+		"ck line\n"
+		"2026-12-06T17:00:00Z blue 200 4\n"
+		"2026-12-06T17:00:00Z blue 200 2\n"
+		"2026-12-06T17:00:00Z green 503 9\n"
+		"2026-12-06T17:00:01Z blue 200 100\n"
+		"2026-12-06T17:00:01Z <NOSRV> 401 0\n"
+		"2026-12-06T17:00:01Z blue 200 3";
+	struct ep_proxy p;
+	char *s = NULL;
+
+	proxy_fill(&p, "/d");
+	p.b[0].replicas = 2;
+	CHECK(ep_stats_text(&p, csv, log, strlen(log), &s) == 0 && s,
+	      "stats made");
+	CHECK(s && !strcmp(s, "blue 12 0 3 100 2 3 up\n"
+			   "green 3 4 9 9 0 0 down\n"),
+	      "stats: requests, errors, p50, p99, replicas, in flight,"
+	      " state: %s", s ? s : "");
+	free(s);
+	CHECK(ep_stats_text(&p, NULL, NULL, 0, &s) == 0 && s &&
+	      !strcmp(s, "blue 0 0 - - 2 0 ?\ngreen 0 0 - - 0 0 ?\n"),
+	      "stats of a proxy that says nothing");
+	free(s);
+}
+
 /* @text (freed here) into @dir/@name. */
 static void put(const char *dir, const char *name, char *text)
 {
@@ -269,6 +305,7 @@ int main(void)
 	configs();
 	proxy_text();
 	proxy_cmds();
+	stats();
 	haproxy_check();
 	return tap_done();
 }

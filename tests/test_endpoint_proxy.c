@@ -452,13 +452,40 @@ static void access_log(void)
 		if (sscanf(line, "%63s %63s %d %d", date, dep, &status,
 			   &ms) != 4)
 			continue;
-		ok += !strcmp(dep, "blue") && status == 200 && ms >= 0;
+		/* the time as in events: 2026-12-06T17:00:00Z */
+		ok += !strcmp(dep, "blue") && status == 200 && ms >= 0 &&
+		      strlen(date) == 20 && date[10] == 'T' && date[19] == 'Z';
 		refused += status == 401;
 	}
 	if (f)
 		fclose(f);
 	CHECK(ok > 0 && refused >= 5, "access log: %d lines, blue 200 %d"
 	      " times, 401 %d times", n, ok, refused);
+}
+
+/* `stats` from the live proxy: both deployments, blue up with requests
+ * (counted since the reload: each worker counts its own). */
+static void live_stats(void)
+{
+	char *csv = NULL, *txt = NULL, log[65536], path[300];
+	struct err e;
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/access.log", dir);
+	f = fopen(path, "r");
+	if (f) {
+		n = fread(log, 1, sizeof(log), f);
+		fclose(f);
+	}
+	CHECK(ep_proxy_api(pdir, "show stat", 2000, &csv, &e) == 0 && csv,
+	      "show stat (%s)", e.msg);
+	ep_stats_text(&proxy, csv, log, n, &txt);
+	CHECK(txt && !strncmp(txt, "blue ", 5) && strstr(txt, " up\n") &&
+	      strstr(txt, "\ngreen ") && strtol(txt + 5, NULL, 10) > 0,
+	      "stats: %s", txt ? txt : "");
+	free(csv);
+	free(txt);
 }
 
 static void kill9(void)
@@ -517,6 +544,7 @@ int main(void)
 		dropout();
 		reload();
 		access_log();
+		live_stats();
 		kill9();
 	}
 	for (int i = 0; i < 2; i++)
