@@ -26,6 +26,7 @@
  * configuration (a seamless reload: the listening socket is kept).
  */
 #include "endpoint_config.h"
+#include "parse_i.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -69,23 +70,25 @@ static int name_num(char *line, int no, const char *what, char *name,
 		    int *num, struct err *e)
 {
 	char *sp = strpbrk(line, " \t"), *end;
-	long v;
+	struct quote q;
 	struct err ne;
+	long v;
 
 	if (!sp)
 		return err_set(e, -EINVAL, "%s line %d: want 'DEPLOYMENT %s',"
-			       " not '%s'", what, no, !strcmp(what, "traffic") ?
-			       "WEIGHT" : "PERCENT", line);
+			       " not '%s'.", what, no, !strcmp(what, "traffic")
+			       ? "WEIGHT" : "PERCENT", quote_str(&q, line));
 	*sp++ = '\0';
 	sp += strspn(sp, " \t");
 	if (name_valid(line, &ne) || strlen(line) >= EP_NAME_MAX)
 		return err_set(e, -EINVAL, "%s line %d: '%s' is not a"
-			       " deployment name", what, no, line);
+			       " deployment name.", what, no,
+			       quote_str(&q, line));
 	errno = 0;
 	v = strtol(sp, &end, 10);
 	if (!isdigit((unsigned char)*sp) || *end || errno || v > 100)
 		return err_set(e, -EINVAL, "%s line %d: '%s' must be an integer"
-			       " from 0 to 100", what, no, sp);
+			       " from 0 to 100.", what, no, quote_str(&q, sp));
 	snprintf(name, EP_NAME_MAX, "%s", line);
 	*num = (int)v;
 	return 0;
@@ -104,10 +107,10 @@ static int traffic_add(struct ep_traffic *t, char *line, int no,
 	for (int i = 0; i < t->n; i++)
 		if (!strcmp(t->w[i].name, w.name))
 			return err_set(e, -EINVAL, "traffic line %d: '%s' is"
-				       " given twice", no, w.name);
+				       " given twice.", no, w.name);
 	if (t->n == EP_DEPS_MAX)
 		return err_set(e, -EINVAL, "traffic: at most %d deployments"
-			       " share an endpoint", EP_DEPS_MAX);
+			       " share an endpoint.", EP_DEPS_MAX);
 	t->w[t->n++] = w;
 	return 0;
 }
@@ -126,12 +129,12 @@ int ep_traffic_parse(const char *buf, size_t len, struct ep_traffic *t,
 			return rc;
 	}
 	if (rc)
-		return err_set(e, rc, "traffic line %d is too long", no);
+		return err_set(e, rc, "traffic line %d is too long.", no);
 	for (int i = 0; i < t->n; i++)
 		sum += t->w[i].weight;
 	if (t->n && sum != 100)
 		return err_set(e, -EINVAL, "traffic: the weights sum to %d,"
-			       " not 100", sum);
+			       " not 100.", sum);
 	return 0;
 }
 
@@ -147,7 +150,7 @@ int ep_mirror_parse(const char *buf, size_t len, struct ep_mirror *m,
 	memset(m, 0, sizeof(*m));
 	rc = next_line(buf, len, &off, &no, line, sizeof(line));
 	if (rc < 0)
-		return err_set(e, rc, "mirror line %d is too long", no);
+		return err_set(e, rc, "mirror line %d is too long.", no);
 	if (!rc)
 		return 0;
 	rc = name_num(line, no, "mirror", m->name, &m->percent, e);
@@ -155,7 +158,7 @@ int ep_mirror_parse(const char *buf, size_t len, struct ep_mirror *m,
 		return rc;
 	if (next_line(buf, len, &off, &no, extra, sizeof(extra)))
 		return err_set(e, -EINVAL, "mirror: one line"
-			       " 'DEPLOYMENT PERCENT' (line %d is more)", no);
+			       " 'DEPLOYMENT PERCENT' (line %d is more).", no);
 	return 0;
 }
 
@@ -168,6 +171,7 @@ const char *const ep_config_keys[] = {
 /* A size in bytes: digits and an optional K, M or G (binary). */
 static int parse_bytes(const char *s, long *out, struct err *e)
 {
+	struct quote q;
 	char *end;
 	long long v;
 	int shift = 0;
@@ -181,7 +185,8 @@ static int parse_bytes(const char *s, long *out, struct err *e)
 	if (!isdigit((unsigned char)*s) || errno || shift < 0 ||
 	    (*end && !shift) || v < 1 || v > (1LL << (30 - shift)))
 		return err_set(e, -EINVAL, "config: max_body must be a size"
-			       " from 1 to 1G (K, M or G), not '%s'", s);
+			       " from 1 to 1G (K, M or G), not '%s'.",
+			       quote_str(&q, s));
 	*out = (long)(v << shift);
 	return 0;
 }
@@ -189,11 +194,13 @@ static int parse_bytes(const char *s, long *out, struct err *e)
 /* A host as the proxy's `bind` takes it: letters, digits, . : - only. */
 static int parse_host(const char *s, char *out, size_t sz, struct err *e)
 {
+	struct quote q;
+
 	if (!*s || strlen(s) >= sz ||
 	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		   "0123456789.:-") != strlen(s))
 		return err_set(e, -EINVAL, "config: host must be an address"
-			       " or a host name, not '%s'", s);
+			       " or a host name, not '%s'.", quote_str(&q, s));
 	snprintf(out, sz, "%s", s);
 	return 0;
 }
@@ -380,12 +387,12 @@ static int proxy_check(const struct ep_proxy *p, struct err *e)
 	if (!cfg_safe(p->dir) || !cfg_safe(p->tag) || !cfg_safe(p->cfg.host))
 		return err_set(e, -EINVAL, "the proxy's folder, tag or host"
 			       " has a character its configuration cannot"
-			       " carry");
+			       " carry.");
 	for (int i = 0; i < p->n; i++)
 		if (!cfg_safe(p->b[i].host) || !cfg_safe(p->b[i].key))
 			return err_set(e, -EINVAL, "deployment '%s' has an"
 				       " address or key the proxy cannot"
-				       " carry", p->b[i].name);
+				       " carry.", p->b[i].name);
 	return 0;
 }
 
@@ -397,7 +404,7 @@ int ep_proxy_config(const struct ep_proxy *p, char **res, struct err *e)
 	if (rc)
 		return rc;
 	if (text_open(&t))
-		return err_set(e, -ENOMEM, "out of memory");
+		return err_set(e, -ENOMEM, "out of memory.");
 	out(&t, "# made by mlfs for one endpoint: do not edit\n");
 	cfg_global(&t, p);
 	cfg_frontend(&t, p);
@@ -405,7 +412,7 @@ int ep_proxy_config(const struct ep_proxy *p, char **res, struct err *e)
 	for (int i = 0; i < p->n; i++)
 		cfg_dep(&t, p, &p->b[i]);
 	if (text_close(&t, res))
-		return err_set(e, -ENOMEM, "out of memory");
+		return err_set(e, -ENOMEM, "out of memory.");
 	return 0;
 }
 
