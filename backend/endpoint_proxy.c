@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include <unistd.h>
 
 #include "../lib/clock.h"
+#include "../lib/spawn.h"
 
 #define START_WAIT_S	10.0	/* for the API to answer after a start */
 #define API_MS		2000
@@ -232,38 +232,6 @@ int ep_proxy_api(const char *dir, const char *cmds, int ms, char **reply,
 
 /* ---- the process ------------------------------------------------------- */
 
-/* Spawn @argv in a session of its own: stdout appended to @out, stderr to
- * @errlog; an empty environment but PATH (it runs as the daemon). */
-static pid_t spawn_proxy(char *const argv[], const char *out,
-			 const char *errlog, struct err *e)
-{
-	char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none;
-	pid_t pid;
-	int rc;
-
-	sigemptyset(&none);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT |
-					 O_APPEND | O_NOFOLLOW, 0600);
-	posix_spawn_file_actions_addopen(&fa, 2, errlog, O_WRONLY | O_CREAT |
-					 O_APPEND | O_NOFOLLOW, 0600);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
-				 POSIX_SPAWN_SETSIGMASK);
-	rc = posix_spawn(&pid, argv[0], &fa, &attr, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (rc)
-		return err_set(e, -rc, "cannot start " EP_HAPROXY ": %s",
-			       strerror(rc));
-	return pid;
-}
-
 /* The last line of @dir's EP_FILE_ERRLOG into @e's sentence. */
 static int start_failed(const char *dir, const char *why, struct err *e)
 {
@@ -319,6 +287,8 @@ int ep_proxy_start(const char *dir, const char *access_log, pid_t *pid,
 {
 	char cfg[4200], errlog[4200], sock[4200];
 	char *argv[] = { EP_HAPROXY, "-W", "-db", "-f", cfg, NULL };
+	/* it runs as the daemon: nothing of a user's environment */
+	char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	pid_t p;
 	int rc;
 
@@ -328,7 +298,7 @@ int ep_proxy_start(const char *dir, const char *access_log, pid_t *pid,
 		return err_set(e, -ENAMETOOLONG, "the proxy's folder %s has"
 			       " too long a name", dir);
 	unlink(sock);		/* a stale one would answer nobody */
-	p = spawn_proxy(argv, access_log, errlog, e);
+	p = spawn_session(argv, env, access_log, errlog, e);
 	if (p < 0)
 		return (int)p;
 	rc = wait_api(dir, p, e);
