@@ -195,6 +195,9 @@ static void proxy_fill(int nb)
 		snprintf(proxy.b[i].key, EP_KEY_MAX, "%s-own", svcs[i].name);
 		proxy.b[i].weight = i ? 0 : 100;
 	}
+	/* as root, the workers drop to nobody, as a root daemon's would */
+	if (!geteuid())
+		proxy.run_uid = proxy.run_gid = 65534;
 }
 
 static int set_weights(int blue, int green, struct err *e)
@@ -488,6 +491,26 @@ static void live_stats(void)
 	free(txt);
 }
 
+/* The workers (children of the master) do not run as root. */
+static void workers_unprivileged(void)
+{
+	char cmd[200], out[64] = "";
+	FILE *f;
+
+	if (geteuid())
+		return;
+	snprintf(cmd, sizeof(cmd), "ps -o uid= --ppid %ld", (long)ppid);
+	f = popen(cmd, "r");
+	if (f) {
+		if (!fgets(out, sizeof(out), f))
+			out[0] = '\0';
+		pclose(f);
+	}
+	out[strcspn(out, "\n")] = '\0';
+	CHECK(strtol(out, NULL, 10) == 65534, "the proxy's worker runs as"
+	      " nobody (uid %s)", out[0] ? out : "?");
+}
+
 static void kill9(void)
 {
 	kill(ppid, SIGKILL);
@@ -545,6 +568,7 @@ int main(void)
 		reload();
 		access_log();
 		live_stats();
+		workers_unprivileged();
 		kill9();
 	}
 	for (int i = 0; i < 2; i++)
