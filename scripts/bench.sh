@@ -31,7 +31,12 @@
 # `echo submit` to Completed for `true` on the local target, the working
 # copy made in between, vs. `cp -a` of the same tree on the same file
 # system; on the state dir's file system, then on an xfs image, where
-# both clone (reflink), when mkfs.xfs is present).
+# both clone (reflink), when mkfs.xfs is present), endpoint (the same
+# trivial deployment, 2 replicas, behind an endpoint's proxy - HAProxy, by
+# build/tests/ep-proxy-tool until endpoints/ drives it: requests/s and p99
+# through the proxy vs. straight to the deployment, same run, CONNS
+# keep-alive connections for LOAD_S seconds; and a traffic change -> applied,
+# the runtime API's round trip as the tool measures it, median of 20).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -73,6 +78,9 @@ cleanup() {
 	fi
 	if [[ -n $CLHOSTS_D ]]; then
 		"$ROOT/scripts/cluster-hosts.sh" stop "$CLHOSTS_D" >/dev/null 2>&1 || true
+	fi
+	if [[ -d $W/ep-proxy ]]; then
+		"$ROOT/build/tests/ep-proxy-tool" stop "$W/ep-proxy" || true
 	fi
 	if mountpoint -q "$W/xfs" 2>/dev/null; then
 		umount "$W/xfs" || umount -l "$W/xfs"
@@ -400,6 +408,51 @@ deploy_section() {
 	echo deploy > "$d/ctl"
 	deploy_wait "$d" Healthy
 	deploy_load "$d" 2
+	echo delete > "$d/ctl"
+	deploy_wait "$d" Draft
+}
+
+# score_load URL KEY: "requests/s p50 p99 errors" of one load.
+score_load() {
+	python3 "$ROOT/scripts/score-bench.py" "$1" "$2" -c "${CONNS:-4}" \
+		-d "${LOAD_S:-5}"
+}
+
+endpoint_section() {
+	local d=$MNT/deployments/ebench tool=$ROOT/build/tests/ep-proxy-tool
+	local pdir=$W/ep-proxy port uri host dport direct through i times=()
+	mkdir -p "$MNT/models/trivial/1"
+	echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
+	mkdir "$d"
+	printf 'def init():\n    pass\ndef run(data):\n    return {"y": 1}\n' \
+		> "$d/score.py"
+	echo trivial:1 > "$d/model"
+	echo "replicas = 2" > "$d/config"
+	echo deploy > "$d/ctl"
+	deploy_wait "$d" Healthy
+	uri=$(cat "$d/scoring_uri")
+	host=${uri#http://}
+	dport=${host#*:}
+	dport=${dport%%/*}
+	host=${host%%:*}
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	"$tool" start "$pdir" "$port" benchkey \
+		"ebench:$host:$dport:$(cat "$d/key"):100" >/dev/null
+	direct=$(score_load "$uri" "$(cat "$d/key")")
+	through=$(score_load "http://127.0.0.1:$port/score" benchkey)
+	read -r drps _ dp99 derr <<< "$direct"
+	read -r trps _ tp99 terr <<< "$through"
+	row "endpoint, 2 replicas: requests/s" "$trps" "$drps" \
+		"$(ratio "$trps" "$drps")x"
+	row "endpoint, 2 replicas: p99 (ms)" "$tp99" "$dp99" \
+		"$(echo "$tp99 - $dp99" | bc -l | xargs printf %+.2f)"
+	((derr + terr == 0)) || row "endpoint: failed requests" "$terr" "$derr" "-"
+	for i in $(seq 20); do
+		times+=("$("$tool" weights "$pdir" "ebench=$((i % 2 ? 50 : 100))")")
+	done
+	row "traffic change -> applied, median (ms)" "$(printf '%s\n' \
+		"${times[@]}" | median)" "<= 100" "-"
+	"$tool" stop "$pdir"
 	echo delete > "$d/ctl"
 	deploy_wait "$d" Draft
 }
@@ -796,6 +849,9 @@ SH
 		;;
 	deploy)
 		deploy_section
+		;;
+	endpoint)
+		endpoint_section
 		;;
 	cluster)
 		cluster_section
