@@ -537,9 +537,13 @@ int ep_key_cmds(const struct ep_proxy *p, const char *add, const char *del,
  */
 static const char mirror_lua[] =
 "-- made by mlfs: copies a share of the requests to the mirror\n"
+"-- (one Lua state for all threads: the count below is shared)\n"
+"local inflight, most = 0, " EP_MIRROR_INFLIGHT "\n"
 "core.register_action(\"mirror\", {\"http-req\"}, function(txn)\n"
 "\tlocal pct = tonumber(txn:get_var(\"txn.m_pct\") or \"0\") or 0\n"
 "\tif pct <= 0 or math.random(100) > pct then return end\n"
+"\t-- a slow mirror does not pile copies up: past `most`, none\n"
+"\tif inflight >= most then return end\n"
 "\tlocal addr = txn:get_var(\"txn.m_addr\")\n"
 "\tlocal auth = txn:get_var(\"txn.m_auth\")\n"
 "\tif not addr or addr == \"-\" or not auth then return end\n"
@@ -549,12 +553,14 @@ static const char mirror_lua[] =
 "\tif want and #body < want then return end\n"
 "\tlocal ct = txn.sf:req_hdr(\"content-type\") or \"application/json\"\n"
 "\tlocal path = txn.sf:path() or \"/score\"\n"
+"\tinflight = inflight + 1\n"
 "\tcore.register_task(function()\n"
 "\t\tlocal hc = core.httpclient()\n"
 "\t\tpcall(hc.post, hc, {url = \"http://\" .. addr .. path,\n"
 "\t\t\tbody = body, timeout = 10000, headers = {\n"
 "\t\t\t[\"content-type\"] = {ct},\n"
 "\t\t\t[\"authorization\"] = {\"Bearer \" .. auth}}})\n"
+"\t\tinflight = inflight - 1\n"
 "\tend)\n"
 "end, 0)\n";
 

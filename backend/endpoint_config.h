@@ -18,6 +18,8 @@
 #define EP_KEY_MAX	128	/* a key (hex) and its NUL */
 /* the proxy's buffer: a mirrored body must fit in it whole */
 #define EP_BUFSIZE	65536
+/* copies to the mirror under way at most (more: not copied) */
+#define EP_MIRROR_INFLIGHT	"64"
 #define EP_PIN_HEADER	"azureml-model-deployment"
 
 /* `traffic`: lines `DEPLOYMENT WEIGHT`, weights summing to 100. */
