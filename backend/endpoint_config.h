@@ -59,7 +59,8 @@ struct ep_config {
 	char host[256];		/* bind address, default 127.0.0.1 */
 	int port;		/* 0: a free port picked at the first start */
 	long request_timeout_ms;	/* client and server, default 60000 */
-	long max_body;		/* bytes, default 100 MiB as deployments; larger: 413 */
+	long max_body;		/* bytes, default 100 MiB (as deployments);
+				 * larger: 413 */
 };
 
 /* The keys `config` takes, NULL-terminated. */
@@ -79,7 +80,8 @@ int ep_config_parse(const char *buf, size_t len, struct ep_config *c,
 /* A deployment behind the endpoint, as the proxy reaches it. */
 struct ep_backend {
 	char name[EP_NAME_MAX];
-	char host[256];		/* its service address (IPv6: no brackets) */
+	char host[256];		/* its service address (IPv6: no
+				 * brackets) */
 	int port;
 	char key[EP_KEY_MAX];	/* the deployment's own bearer key */
 	int weight;		/* from `traffic`, 0 when not listed */
@@ -104,7 +106,8 @@ struct ep_proxy {
 #define EP_FILE_CFG	"haproxy.cfg"
 #define EP_FILE_KEYS	"keys.map"	/* endpoint key -> 1 */
 #define EP_FILE_NAMES	"names.map"	/* deployment name -> itself */
-#define EP_FILE_MIRROR	"mirror.map"	/* dep, pct, addr, auth -> value */
+/* the mirror map: dep, pct, addr, auth -> their values */
+#define EP_FILE_MIRROR	"mirror.map"
 #define EP_FILE_LUA	"mirror.lua"
 #define EP_FILE_API	"api.sock"
 

@@ -29,7 +29,7 @@
 #include "../lib/clock.h"
 #include "../lib/spawn.h"
 
-#define START_WAIT_S	10.0	/* for the API to answer after a start */
+#define START_WAIT_S	10.0	/* for the API to answer once started */
 #define API_MS		2000
 
 /* @dir/@name into @buf; 0 or -ENAMETOOLONG. */

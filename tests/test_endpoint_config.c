@@ -192,7 +192,8 @@ static void proxy_cmds(void)
 	traffic("green 100\n", &t, &e);
 	CHECK(ep_weight_cmds(&p, &t, &s) == 0 && !strcmp(s,
 	      "set server split/blue weight 0\n"
-	      "set server split/green weight 100\n"), "weights: blue 0, green 100");
+	      "set server split/green weight 100\n"),
+	      "weights: blue 0, green 100");
 	free(s);
 	CHECK(ep_key_cmds(&p, "new", "old", &s) == 0 && !strcmp(s,
 	      "add map /d/keys.map new 1\ndel map /d/keys.map old\n"),
