@@ -381,14 +381,21 @@ deploy_load() {
 	((errs == 0)) || row "/score, $2 replica(s): failed requests" "$errs" "0" "-"
 }
 
+# trivial_deployment DIR: a Draft deployment of a model answering {"y": 1}.
+trivial_deployment() {
+	mkdir -p "$MNT/models/trivial/1"
+	# once: a version another section used may be frozen
+	[[ -e $MNT/models/trivial/1/y.json ]] ||
+		echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
+	mkdir "$1"
+	printf 'def init():\n    pass\ndef run(data):\n    return {"y": 1}\n' \
+		> "$1/score.py"
+	echo trivial:1 > "$1/model"
+}
+
 deploy_section() {
 	local d=$MNT/deployments/bench t0 t1 times=()
-	mkdir -p "$MNT/models/trivial/1"
-	echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
-	mkdir "$d"
-	printf 'def init():\n    pass\ndef run(data):\n    return {"y": 1}\n' \
-		> "$d/score.py"
-	echo trivial:1 > "$d/model"
+	trivial_deployment "$d"
 	for ((i = 0; i < REPEAT; i++)); do
 		t0=$(now)
 		echo deploy > "$d/ctl"
@@ -421,12 +428,7 @@ score_load() {
 endpoint_section() {
 	local d=$MNT/deployments/ebench tool=$ROOT/build/tests/ep-proxy-tool
 	local pdir=$W/ep-proxy port uri host dport direct through i times=()
-	mkdir -p "$MNT/models/trivial/1"
-	echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
-	mkdir "$d"
-	printf 'def init():\n    pass\ndef run(data):\n    return {"y": 1}\n' \
-		> "$d/score.py"
-	echo trivial:1 > "$d/model"
+	trivial_deployment "$d"
 	echo "replicas = 2" > "$d/config"
 	echo deploy > "$d/ctl"
 	deploy_wait "$d" Healthy
