@@ -33,7 +33,12 @@
 # system; on the state dir's file system, then on an xfs image, where
 # both clone (reflink), when mkfs.xfs is present), autoscale (a step load
 # of AS_LOAD=4 held requests: time to the first added replica ready and to
-# 1 -> AS_LOAD replicas, target_in_flight = 1).
+# 1 -> AS_LOAD replicas, target_in_flight = 1), endpoint (the same
+# trivial deployment, 2 replicas, behind an endpoint's proxy - HAProxy, by
+# build/tests/ep-proxy-tool until endpoints/ drives it: requests/s and p99
+# through the proxy vs. straight to the deployment, same run, CONNS
+# keep-alive connections for LOAD_S seconds; and a traffic change -> applied,
+# the runtime API's round trip as the tool measures it, median of 20).
 # after (the overhead of `after` on the local target: from the moment run A's
 # command ends to the moment B's, which waits for A, starts, median of
 # REPEAT; baseline: from `echo submit` of a run to its command's start;
@@ -79,6 +84,9 @@ cleanup() {
 	fi
 	if [[ -n $CLHOSTS_D ]]; then
 		"$ROOT/scripts/cluster-hosts.sh" stop "$CLHOSTS_D" >/dev/null 2>&1 || true
+	fi
+	if [[ -d $W/ep-proxy ]]; then
+		"$ROOT/build/tests/ep-proxy-tool" stop "$W/ep-proxy" || true
 	fi
 	if mountpoint -q "$W/xfs" 2>/dev/null; then
 		umount "$W/xfs" || umount -l "$W/xfs"
@@ -418,14 +426,21 @@ deploy_load() {
 	((errs == 0)) || row "/score, $2 replica(s): failed requests" "$errs" "0" "-"
 }
 
+# trivial_deployment DIR: a Draft deployment of a model answering {"y": 1}.
+trivial_deployment() {
+	mkdir -p "$MNT/models/trivial/1"
+	# once: a version another section used may be frozen
+	[[ -e $MNT/models/trivial/1/y.json ]] ||
+		echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
+	mkdir "$1"
+	printf 'def init():\n    pass\ndef run(data):\n    return {"y": 1}\n' \
+		> "$1/score.py"
+	echo trivial:1 > "$1/model"
+}
+
 deploy_section() {
 	local d=$MNT/deployments/bench t0 t1 times=()
-	mkdir -p "$MNT/models/trivial/1"
-	echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
-	mkdir "$d"
-	printf 'def init():\n    pass\ndef run(data):\n    return {"y": 1}\n' \
-		> "$d/score.py"
-	echo trivial:1 > "$d/model"
+	trivial_deployment "$d"
 	for ((i = 0; i < REPEAT; i++)); do
 		t0=$(now)
 		echo deploy > "$d/ctl"
@@ -490,9 +505,7 @@ PY
 # and it scales back in to 1 (scale_in_cooldown = 1).
 autoscale_section() {
 	local d=$MNT/deployments/asbench n=${AS_LOAD:-4} t0 t1 t2 one=() all=()
-	mkdir -p "$MNT/models/trivial/1"
-	echo '{"y": 1}' > "$MNT/models/trivial/1/y.json"
-	mkdir "$d"
+	trivial_deployment "$d"
 	cat > "$d/score.py" <<'PY'
 import json, os, time
 def run(data):
@@ -502,7 +515,6 @@ def run(data):
         time.sleep(0.005)
     return {"y": 1}
 PY
-	echo trivial:1 > "$d/model"
 	printf 'max_replicas = %d\ntarget_in_flight = 1\nscale_out_cooldown = 0\nscale_in_cooldown = 1\n' \
 		"$n" > "$d/config"
 	echo deploy > "$d/ctl"
@@ -525,6 +537,47 @@ PY
 		"$(printf '%s\n' "${one[@]}" | median)" "-" "-"
 	row "autoscale: load -> 1 to $n replicas ready (ms)" \
 		"$(printf '%s\n' "${all[@]}" | median)" "<= 5000" "-"
+	touch "$W/as-go"
+	echo delete > "$d/ctl"
+	deploy_wait "$d" Draft
+}
+
+# score_load URL KEY: "requests/s p50 p99 errors" of one load.
+score_load() {
+	python3 "$ROOT/scripts/score-bench.py" "$1" "$2" -c "${CONNS:-4}" \
+		-d "${LOAD_S:-5}"
+}
+
+endpoint_section() {
+	local d=$MNT/deployments/ebench tool=$ROOT/build/tests/ep-proxy-tool
+	local pdir=$W/ep-proxy port uri host dport direct through i times=()
+	trivial_deployment "$d"
+	echo "replicas = 2" > "$d/config"
+	echo deploy > "$d/ctl"
+	deploy_wait "$d" Healthy
+	uri=$(cat "$d/scoring_uri")
+	host=${uri#http://}
+	dport=${host#*:}
+	dport=${dport%%/*}
+	host=${host%%:*}
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	"$tool" start "$pdir" "$port" benchkey \
+		"ebench:$host:$dport:$(cat "$d/key"):100" >/dev/null
+	direct=$(score_load "$uri" "$(cat "$d/key")")
+	through=$(score_load "http://127.0.0.1:$port/score" benchkey)
+	read -r drps _ dp99 derr <<< "$direct"
+	read -r trps _ tp99 terr <<< "$through"
+	row "endpoint, 2 replicas: requests/s" "$trps" "$drps" \
+		"$(ratio "$trps" "$drps")x"
+	row "endpoint, 2 replicas: p99 (ms)" "$tp99" "$dp99" \
+		"$(echo "$tp99 - $dp99" | bc -l | xargs printf %+.2f)"
+	((derr + terr == 0)) || row "endpoint: failed requests" "$terr" "$derr" "-"
+	for i in $(seq 20); do
+		times+=("$("$tool" weights "$pdir" "ebench=$((i % 2 ? 50 : 100))")")
+	done
+	row "traffic change -> applied, median (ms)" "$(printf '%s\n' \
+		"${times[@]}" | median)" "<= 100" "-"
+	"$tool" stop "$pdir"
 	echo delete > "$d/ctl"
 	deploy_wait "$d" Draft
 }
@@ -921,6 +974,9 @@ SH
 		;;
 	deploy)
 		deploy_section
+		;;
+	endpoint)
+		endpoint_section
 		;;
 	cluster)
 		cluster_section

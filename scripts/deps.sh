@@ -8,7 +8,7 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc libc6-dev libfuse3-dev fuse3
 	libsqlite3-dev libcurl4-openssl-dev libcjson-dev)
-run_pkgs=(fuse3 python3 curl procps psmisc)
+run_pkgs=(fuse3 python3 curl procps psmisc haproxy)
 test_pkgs=(python3 curl procps util-linux sqlite3 coreutils gdb passwd make)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 cluster_pkgs=(slurmctld slurmrestd slurm-client slurm-wlm-jwt-plugin munge

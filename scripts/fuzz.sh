@@ -23,7 +23,7 @@ shopt -s extglob
 secs=${1:-30}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
-read -r -a targets <<< "${FUZZ_TARGETS:-ctl kv env resources name metric after slurm_json}"
+read -r -a targets <<< "${FUZZ_TARGETS:-ctl kv env resources name metric after slurm_json endpoint}"
 max_len=${FUZZ_MAX_LEN:-8192}
 cflags=(-g -O1 "-fsanitize=fuzzer,address,undefined"
 	-fno-sanitize-recover=all -Wall -Wextra)
@@ -63,6 +63,8 @@ build_target() {
 	# slurmrestd answers are read by targets/slurm_api.c, on cJSON
 	[[ $t == slurm_json ]] && extra=(-I"$root/targets"
 		"$root/targets/slurm_api.c" $(pkg-config --cflags --libs libcjson))
+	# an endpoint's files and the proxy configuration they make
+	[[ $t == endpoint ]] && extra=("$root/backend/endpoint_config.c")
 	clang "${cflags[@]}" -I"$root/backend" "$root/backend/parse.c" \
 		"$root/backend/parse_num.c" \
 		"$root/lib/err.c" \

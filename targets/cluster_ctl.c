@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +35,7 @@
 #include "../lib/copy.h"
 #include "../lib/hash.h"
 #include "../lib/log.h"
+#include "../lib/spawn.h"
 #include "cluster_i.h"
 #include "proc.h"
 #include "slurm_i.h"
@@ -567,29 +567,7 @@ static int proc_adopt(struct cl_proc *p, const char *pidfile)
 static long spawn_logged(char *const argv[], char *const env[],
 			 const char *logpath, struct err *e)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none;
-	pid_t pid;
-	int rc;
-
-	sigemptyset(&none);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&attr);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, logpath,
-					 O_WRONLY | O_CREAT | O_APPEND, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID |
-				 POSIX_SPAWN_SETSIGMASK);
-	rc = posix_spawn(&pid, argv[0], &fa, &attr, argv, env);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (rc)
-		return err_set(e, -rc, "cannot start %s: %s", argv[0],
-			       strerror(rc));
-	return pid;
+	return spawn_session(argv, env, logpath, NULL, e);
 }
 
 /* Run a daemonizing program; wait (bounded) for its pid file. */
