@@ -260,7 +260,10 @@ static void list_ctl(const struct obj *o, struct dirbuf *b, off_t off)
 
 	f = ws_files(o->kind, &n);
 	for (int i = off >= 3 ? off - 2 : 0; i < n; i++)
-		if (dir_add(b, f[i].name, obj_ino(o->id, f[i].file),
+		/* found by name only: a walk of the tree (grep -r, find,
+		 * cp -r, rsync) never reads it, for the read blocks */
+		if (!(f[i].flags & FD_WAIT) &&
+		    dir_add(b, f[i].name, obj_ino(o->id, f[i].file),
 			    f[i].flags & FD_DIRECTORY ? S_IFDIR : S_IFREG,
 			    3 + i))
 			return;

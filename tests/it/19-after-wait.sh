@@ -55,6 +55,13 @@ eq "C Queued while A runs" Queued "$(st C)"
 expect_err "after is frozen once submitted" "Read-only" wr "$MNT/runs/B/after" ""
 cat "$MNT/runs/C/wait" > "$T/c.wait" 2>&1 &
 WPID=$!
+# the tree walked while runs wait: wait is found by name, never listed
+check "ls does not list wait" eval '! ls "$MNT/runs/C" | grep -qx wait'
+check "stat finds it by name" test -f "$MNT/runs/C/wait"
+check "grep -r over runs/ ends while runs wait" \
+	timeout 60 grep -rq "waiting for" "$MNT/runs"
+check "find runs -type f ends and lists no wait" eval \
+	'! timeout 60 find "$MNT/runs" -type f | grep -q /wait$'
 check "a reader of C/wait is still waiting while A runs" kill -0 $WPID
 touch "$T/go-A"
 check "C Completed after the chain" wait_for "$MNT/runs/C/status" Completed 20
