@@ -35,6 +35,12 @@ struct target_ctx {
 	int active;			/* runs the worker tracks on it */
 };
 
+/* An input of a run (its `inputs`), resolved: $MLFS_INPUT_<name> */
+struct run_input {
+	char name[INPUT_NAME_MAX + 1];
+	char path[PATH_MAX];		/* on the daemon's machine */
+};
+
 struct run_ctx {
 	struct ws *ws;
 	struct obj obj;			/* the run's row, kept current */
@@ -42,8 +48,11 @@ struct run_ctx {
 	char *command;			/* the `command` setting */
 	struct kv_list env;		/* the `env` setting, parsed */
 	struct resources res;
-	struct after_list after;	/* runs it waits for; emptied once
+	struct after_list after;	/* runs it waits for (with the runs
+					 * its inputs read); emptied once
 					 * they all ended as needed */
+	struct run_input *inputs;	/* `inputs`, resolved at load */
+	int ninputs;
 	char dir[PATH_MAX];		/* <state>/objects/<id> */
 	int wait_fd;			/* readable when the run may have ended; -1 */
 	int started;			/* the engine has it (spawned / submitted) */
@@ -71,6 +80,7 @@ struct driver {
 	const char *const *live_keys;	/* changeable while provisioned */
 	const char *const *multi_keys;	/* may be given on several lines */
 	int can_host;			/* can host deployments */
+	int inputs;			/* gives runs their `inputs` */
 	const char *deploy_host;	/* bind address of replicas when the
 					 * deployment's config sets no host
 					 * (NULL: 127.0.0.1) */

@@ -797,3 +797,158 @@ int after_parse(const char *buf, size_t len, struct after_list *out,
 	free(cmds);
 	return rc;
 }
+
+/* ---- inputs --------------------------------------------------------------- */
+
+static int input_name(const char *s, size_t n, char *out, struct err *e)
+{
+	struct quote q;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!(is_alnum(s[i]) || s[i] == '_') || (!i && is_digit(s[i])))
+			break;
+	if (!n || i < n || n > INPUT_NAME_MAX)
+		return err_set(e, -EINVAL, "'%s' is not an input name: letters,"
+			       " digits and _, not a digit first, at most %d"
+			       " (it becomes $MLFS_INPUT_NAME).",
+			       quote(&q, s, n), INPUT_NAME_MAX);
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 0;
+}
+
+/* Is there a `..` among the '/'-separated parts of @s? */
+static bool has_dotdot(const char *s)
+{
+	for (const char *p = s; (p = strstr(p, "..")); p += 2)
+		if ((p == s || p[-1] == '/') && (!p[2] || p[2] == '/'))
+			return true;
+	return false;
+}
+
+/* "A/B[/SUB]": the object name A and, when @ver, B (else B must be
+ * @fixed), SUB into in->path. */
+static int input_ref(const char *s, struct input *in, const char *fixed,
+		     struct err *e)
+{
+	const char *a = s, *b = strchr(a, '/'), *c;
+	char name[2][MLFS_NAME_MAX + 2];
+	size_t la, lb;
+
+	if (!b)
+		return -1;
+	c = strchr(b + 1, '/');
+	la = (size_t)(b - a);
+	lb = c ? (size_t)(c - b - 1) : strlen(b + 1);
+	if (la > MLFS_NAME_MAX || lb > MLFS_NAME_MAX)
+		return -1;
+	memcpy(name[0], a, la);
+	name[0][la] = '\0';
+	memcpy(name[1], b + 1, lb);
+	name[1][lb] = '\0';
+	if (name_valid(name[0], e) ||
+	    (fixed ? strcmp(name[1], fixed) != 0 : name_valid(name[1], e)))
+		return -1;
+	snprintf(in->obj, sizeof(in->obj), "%s", name[0]);
+	if (!fixed)
+		snprintf(in->ver, sizeof(in->ver), "%s", name[1]);
+	c = c ? c + 1 : "";
+	while (*c == '/')
+		c++;
+	snprintf(in->path, sizeof(in->path), "%s", c);
+	return 0;
+}
+
+static int input_path(const char *s, size_t n, struct input *in,
+		      struct err *e)
+{
+	char p[INPUT_PATH_MAX];
+	struct quote q;
+	struct err ignored;
+	int rc = -1;
+
+	while (n > 1 && s[n - 1] == '/')
+		n--;
+	if (n >= sizeof(p))
+		return err_set(e, -EINVAL, "input '%s': the path is longer than"
+			       " %d bytes.", in->name, INPUT_PATH_MAX - 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	if (p[0] == '/') {
+		in->kind = INPUT_PATH;
+		snprintf(in->path, sizeof(in->path), "%s", p);
+		return 0;
+	}
+	if (!strncmp(p, "runs/", 5)) {
+		in->kind = INPUT_RUN;
+		rc = input_ref(p + 5, in, "outputs", &ignored);
+	} else if (!strncmp(p, "models/", 7)) {
+		in->kind = INPUT_MODEL;
+		rc = input_ref(p + 7, in, NULL, &ignored);
+	}
+	if (rc)
+		return err_set(e, -EINVAL, "input '%s': '%s' is not a path mlfs"
+			       " reads: write /ABSOLUTE/PATH,"
+			       " runs/RUN/outputs[/...] or"
+			       " models/MODEL/VERSION[/...].",
+			       in->name, quote(&q, p, n));
+	if (has_dotdot(in->path))
+		return err_set(e, -EINVAL, "input '%s': '..' cannot be part of"
+			       " '%s' (name what is inside).", in->name,
+			       quote(&q, p, n));
+	return 0;
+}
+
+static int input_line(const char *s, size_t n, size_t no,
+		      struct input_list *out, struct err *e)
+{
+	struct input *in = &out->in[out->n];
+	size_t w, bad = find_bad_byte(s, n);
+	struct quote q;
+	int rc;
+
+	if (bad < n)
+		return bad_byte(e, "inputs", no, s[bad]);
+	for (w = 0; w < n && !is_blank(s[w]); w++)
+		;
+	memset(in, 0, sizeof(*in));
+	rc = input_name(s, w, in->name, e);
+	if (rc)
+		return rc;
+	s += w;
+	n -= w;
+	trim(&s, &n);
+	if (!n)
+		return err_set(e, -EINVAL, "input '%s' has no path: write"
+			       " 'NAME PATH' on line %zu.", in->name, no);
+	for (int i = 0; i < out->n; i++)
+		if (!strcmp(out->in[i].name, in->name))
+			return err_set(e, -EINVAL, "input '%s' is named twice.",
+				       quote(&q, in->name, strlen(in->name)));
+	rc = input_path(s, n, in, e);
+	if (!rc)
+		out->n++;
+	return rc;
+}
+
+int inputs_parse(const char *buf, size_t len, struct input_list *out,
+		 struct err *e)
+{
+	struct lines it;
+	const char *s;
+	size_t n;
+	int rc = 0;
+
+	out->n = 0;
+	if (said_lines(buf, len) > INPUTS_MAX)
+		return err_set(e, -EINVAL, "a run has at most %d inputs.",
+			       INPUTS_MAX);
+	lines_init(&it, buf, len);
+	while (!rc && next_line(&it, &s, &n)) {
+		trim(&s, &n);
+		if (n && *s != '#')
+			rc = input_line(s, n, it.no, out, e);
+	}
+	return rc;
+}

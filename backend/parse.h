@@ -184,4 +184,41 @@ struct after_list {
 int after_parse(const char *buf, size_t len, struct after_list *out,
 		struct err *e);
 
+/* ---- inputs (what a run reads by reference) ------------------------------ */
+
+#define INPUTS_MAX	32
+#define INPUT_NAME_MAX	63	/* [A-Za-z_][A-Za-z0-9_]*: $MLFS_INPUT_<NAME> */
+#define INPUT_PATH_MAX	1024
+
+enum input_kind {
+	INPUT_PATH,		/* an absolute path on the daemon's machine */
+	INPUT_RUN,		/* runs/RUN/outputs[/SUB] */
+	INPUT_MODEL,		/* models/MODEL/VERSION[/SUB] */
+};
+
+struct input {
+	char name[INPUT_NAME_MAX + 1];
+	enum input_kind kind;
+	char obj[MLFS_NAME_MAX + 1];	/* RUN or MODEL */
+	char ver[MLFS_NAME_MAX + 1];	/* VERSION */
+	char path[INPUT_PATH_MAX];	/* INPUT_PATH: the path; else SUB
+					 * ("" for the folder itself) */
+};
+
+struct input_list {
+	struct input in[INPUTS_MAX];
+	int n;
+};
+
+/*
+ * inputs_parse - the `inputs` file of a run: lines `NAME PATH`, PATH to
+ * the end of the line (spaces allowed), one of /ABSOLUTE/PATH,
+ * runs/RUN/outputs[/SUB] or models/MODEL/VERSION[/SUB]; blank and '#'
+ * lines skipped.  -EINVAL with a sentence: a bad or repeated NAME, a
+ * relative path of another shape, a `..` in SUB, a control byte, more
+ * than INPUTS_MAX lines.  @out is large: allocate it.
+ */
+int inputs_parse(const char *buf, size_t len, struct input_list *out,
+		 struct err *e);
+
 #endif /* MLFS_PARSE_H */

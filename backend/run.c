@@ -26,6 +26,7 @@ static const struct file_desc run_files[] = {
 	{ "env",	F_ENV,		FD_SETTING },
 	{ "resources",	F_RESOURCES,	FD_SETTING },
 	{ "after",	F_AFTER,	FD_SETTING },
+	{ "inputs",	F_INPUTS,	FD_SETTING },
 	{ "ctl",	F_CTL,		FD_CTL },
 	{ "status",	F_STATUS,	FD_GEN },
 	{ "exit_code",	F_EXIT_CODE,	FD_GEN },
@@ -38,7 +39,7 @@ static const struct file_desc run_files[] = {
 };
 
 #define RUN_SETTINGS (FBIT(F_COMMAND) | FBIT(F_TARGET) | FBIT(F_ENV) | \
-		      FBIT(F_RESOURCES) | FBIT(F_AFTER))
+		      FBIT(F_RESOURCES) | FBIT(F_AFTER) | FBIT(F_INPUTS))
 
 static int trim_len(const char *s, size_t len)
 {
@@ -61,6 +62,7 @@ static void json_run(struct ws *ws, cJSON *j, const struct obj *o)
 		ws_json_setting(ws, j, "target", o->id, F_TARGET);
 	ws_json_setting(ws, j, "resources", o->id, F_RESOURCES);
 	ws_json_setting(ws, j, "after", o->id, F_AFTER);
+	ws_json_setting(ws, j, "inputs", o->id, F_INPUTS);
 	if (o->exit_code >= 0)
 		cJSON_AddNumberToObject(j, "exit_code", o->exit_code);
 	else
@@ -146,6 +148,41 @@ static int submit_after_check(struct ws *ws, const struct obj *o,
 	return rc ? err_set(e, rc, "after: %s", why.msg) : 0;
 }
 
+/* Does `inputs` say something? */
+static int has_inputs(struct ws *ws, const struct obj *o)
+{
+	struct input_list *l = malloc(sizeof(*l));
+	struct err e;
+	size_t len;
+	char *buf;
+	int n = 0;
+
+	if (l && !ws_read_text(ws, o->id, F_INPUTS, &buf, &len)) {
+		if (!inputs_parse(buf, len, l, &e))
+			n = l->n;
+		free(buf);
+	}
+	free(l);
+	return n > 0;
+}
+
+/* The runs and versions `inputs` names still exist, no cycle. */
+static int submit_inputs_check(struct ws *ws, const struct obj *o,
+			       struct err *e)
+{
+	struct err why;
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = ws_read_text(ws, o->id, F_INPUTS, &buf, &len);
+	if (rc)
+		return err_set(e, rc, "cannot read inputs");
+	rc = run_inputs_check(ws, o, buf, len, &why);
+	free(buf);
+	return rc ? err_set(e, rc, "inputs: %s", why.msg) : 0;
+}
+
 /* Check everything a submit needs, without changing anything. */
 static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			struct err *e)
@@ -189,12 +226,18 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			return rc;	/* the sentence names resources */
 	}
 	rc = submit_after_check(ws, o, e);
+	if (!rc)
+		rc = submit_inputs_check(ws, o, e);
 	if (rc)
 		return rc;
 	d = driver_find(t->type);
 	if (!d)
 		return err_set(e, -EIO, "target '%s' has unknown type '%s'",
 			       t->name, t->type);
+	if (!d->inputs && has_inputs(ws, o))
+		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
+			       " give a run its inputs yet; the local, slurm"
+			       " and cluster targets can", t->name, t->type);
 	if (!d->check_run)
 		return 0;
 	rc = ws_load_config(ws, t->id, &cfg, e);

@@ -36,6 +36,7 @@ static void after_of(struct ws *ws, int64_t id, struct after_list *l)
 	if (after_parse(buf, len, l, &e))
 		l->n = 0;
 	free(buf);
+	run_inputs_runs(ws, id, l);	/* an input's run is waited for */
 }
 
 static int seen(const int64_t *v, size_t n, int64_t id)
@@ -103,6 +104,37 @@ static int dep_check(struct ws *ws, const struct obj *o,
 			       " than %d deep", dep->name, AFTER_WALK_MAX);
 	return rc ? err_set(e, rc, "cannot check '%s': %s", dep->name,
 			    strerror(-rc)) : 0;
+}
+
+/* One input: its run exists and makes no cycle, its version exists. */
+static int input_check(struct ws *ws, const struct obj *o,
+		       const struct input *in, struct err *e)
+{
+	struct after_dep d = { .any = 0 };
+	struct err why;
+
+	if (in->kind != INPUT_RUN)
+		return run_inputs_model_check(ws, in, e);
+	snprintf(d.name, sizeof(d.name), "%s", in->obj);
+	if (dep_check(ws, o, &d, &why))
+		return err_set(e, -EINVAL, "input '%s': %s", in->name,
+			       why.msg);
+	return 0;
+}
+
+int run_inputs_check(struct ws *ws, const struct obj *o, const char *buf,
+		     size_t len, struct err *e)
+{
+	struct input_list *l = malloc(sizeof(*l));
+	int rc;
+
+	if (!l)
+		return err_set(e, -ENOMEM, "out of memory");
+	rc = inputs_parse(buf, len, l, e);
+	for (int i = 0; !rc && i < l->n; i++)
+		rc = input_check(ws, o, &l->in[i], e);
+	free(l);
+	return rc;
 }
 
 int run_after_check(struct ws *ws, const struct obj *o, const char *buf,

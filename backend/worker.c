@@ -59,6 +59,7 @@ static void run_free(struct tworker *w, struct run_ctx *r)
 		w->t.drv->release_run(&w->t, r);
 	free(r->command);
 	kv_free(&r->env);
+	free(r->inputs);
 	free(r);
 }
 
@@ -104,6 +105,10 @@ static int run_load_settings(struct ws *ws, struct run_ctx *r,
 	if (!rc && !(rc = ws_read_text(ws, r->obj.id, F_AFTER, &buf, &len))) {
 		rc = after_parse(buf, len, &r->after, e);
 		free(buf);
+	}
+	if (!rc) {
+		run_inputs_runs(ws, r->obj.id, &r->after);
+		rc = run_inputs_resolve(ws, r, e);
 	}
 	return rc;
 }

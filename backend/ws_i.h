@@ -14,7 +14,9 @@
  *   5  ws_owner.c               chmod/chown, who may use a target
  *      ws_settings.c            setting files (store texts), file modes
  *      ws_render.c              generated files, info.json
- *      run_after.c              `after`: checks, and where a run's are
+ *      run_inputs.c             `inputs`: what they name, where it is
+ *      run_after.c              `after` (and inputs' runs): checks, and
+ *                               where a run's are
  *   6  model.c                  the model and version kinds, register
  *   7  deploy_*.c               deployments: config, ctl, state machine
  *   8  run.c, target.c,         the run, target and deployment kinds
@@ -225,11 +227,28 @@ extern const struct kind_ops run_kind, target_kind, deployment_kind,
  * unknown run or the cycle.  0 or -EINVAL (-ENOMEM). */
 int run_after_check(struct ws *ws, const struct obj *o, const char *buf,
 		    size_t len, struct err *e);
+/* Is @buf a valid `inputs` of run @o (the runs and model versions it
+ * names exist; a run named makes no cycle)?  0 or -EINVAL + sentence. */
+int run_inputs_check(struct ws *ws, const struct obj *o, const char *buf,
+		     size_t len, struct err *e);
 enum { AFTER_READY, AFTER_WAIT, AFTER_CANCEL };
 /* Where the runs of @l are: AFTER_READY all ended as needed; AFTER_WAIT
  * (@why: "waiting for a, b"); AFTER_CANCEL one cannot be (@why: the
  * sentence).  Worker threads. */
 int run_after_state(struct ws *ws, const struct after_list *l, char *why,
 		    size_t sz);
+
+/* run_inputs.c: `inputs`, what a run reads by reference */
+/* The model version input @in names exists (other kinds: 0); else
+ * -EINVAL + sentence. */
+int run_inputs_model_check(struct ws *ws, const struct input *in,
+			   struct err *e);
+/* Add to @l the runs whose outputs run @id reads and @l does not name
+ * (each must complete); past AFTER_MAX they are left out. */
+void run_inputs_runs(struct ws *ws, int64_t id, struct after_list *l);
+struct run_ctx;
+/* Worker: @r->inputs, @r->ninputs: each input's name and the path where
+ * it is on the daemon's machine.  0 or -errno + sentence. */
+int run_inputs_resolve(struct ws *ws, struct run_ctx *r, struct err *e);
 
 #endif

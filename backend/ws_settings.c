@@ -137,6 +137,8 @@ static int setting_valid(struct ws *ws, const struct obj *o, int file,
 		return model_valid(buf, len, e);
 	case F_AFTER:
 		return run_after_check(ws, o, buf, len, e);
+	case F_INPUTS:
+		return run_inputs_check(ws, o, buf, len, e);
 	}
 	return 0;
 }

@@ -8,7 +8,7 @@
 # Environment:
 #   BUILD_DIR     where binaries, scratch corpora, logs and crash files go
 #                 (default build-fuzz/ under the repository)
-#   FUZZ_TARGETS  space-separated subset of: ctl kv env resources name metric after
+#   FUZZ_TARGETS  space-separated subset of: ctl kv env resources name metric after inputs
 #                 slurm_json
 #   FUZZ_MAX_LEN  longest input libFuzzer generates (default 8192)
 #
@@ -23,7 +23,7 @@ shopt -s extglob
 secs=${1:-30}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${BUILD_DIR:-$root/build-fuzz}
-read -r -a targets <<< "${FUZZ_TARGETS:-ctl kv env resources name metric after slurm_json endpoint}"
+read -r -a targets <<< "${FUZZ_TARGETS:-ctl kv env resources name metric after inputs slurm_json endpoint}"
 max_len=${FUZZ_MAX_LEN:-8192}
 cflags=(-g -O1 "-fsanitize=fuzzer,address,undefined"
 	-fno-sanitize-recover=all -Wall -Wextra)

@@ -599,6 +599,7 @@ const struct driver cluster_driver = {
 	.live_keys	= cluster_live_keys,
 	.multi_keys	= cluster_multi_keys,
 	.can_host	= 0,
+	.inputs		= 1,
 	.refresh_seconds = REFRESH_S,
 	.validate	= cluster_validate,
 	.check_run	= cluster_check_run,

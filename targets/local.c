@@ -203,6 +203,13 @@ static int run_envp(struct run_ctx *r, struct envp *e, const char *work)
 		rc = envp_addf(e, "MLFS_METRICS", path);
 	if (!rc && (r->res.gpus > 0 || lt(r->t)->gpus.n > 0))
 		rc = envp_addf(e, "CUDA_VISIBLE_DEVICES", r->obj.gpus);
+	/* mlfs-run makes each read-only for the command when root */
+	for (int i = 0; i < r->ninputs && !rc; i++) {
+		if (asprintf(&key, "MLFS_INPUT_%s", r->inputs[i].name) < 0)
+			return -ENOMEM;
+		rc = envp_addf(e, key, r->inputs[i].path);
+		free(key);
+	}
 	return rc;
 }
 
@@ -651,6 +658,7 @@ const struct driver local_driver = {
 	.config_keys	= local_keys,
 	.live_keys	= local_keys,
 	.can_host	= 1,
+	.inputs		= 1,
 	.validate	= local_validate,
 	.check_run	= local_check_run,
 	.provision	= local_provision,

@@ -28,6 +28,13 @@
  * HOME, USER, LOGNAME, SHELL (passwd), LANG (C.UTF-8) unless the env lines
  * set them, the other MLFS_* (and CUDA_VISIBLE_DEVICES) as the daemon gave
  * them, then the env lines.
+ *
+ * Inputs: each MLFS_INPUT_NAME=PATH the daemon gave is made read-only for
+ * the command when the supervisor is root: in a mount namespace of the
+ * child's own, PATH -- opened with the run's user's rights, so a path the
+ * user could not reach is refused -- is covered by a read-only copy of
+ * its own mount (open_tree, mount_setattr, move_mount onto the same fd:
+ * what the view shows is what was there, never another tree).
  */
 #include <errno.h>
 #include <grp.h>
@@ -36,7 +43,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,19 +105,29 @@ static void fail_user(void)
 	_exit(126);
 }
 
+/* The run's user's groups, while still root (permission checks count
+ * them; become_user takes them for good). */
+static void user_groups(void)
+{
+	struct passwd *pw;
+
+	if (run_uid == (uid_t)-1)
+		return;
+	pw = getpwuid(run_uid);
+	if (pw ? initgroups(pw->pw_name, run_gid) : setgroups(1, &run_gid))
+		fail_user();
+}
+
 /* Become the run's user for good: groups, gids, uids, and check that none
  * of root's can be taken back; on failure say why in the log, exit 126. */
 static void become_user(void)
 {
-	struct passwd *pw;
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
 
 	if (run_uid == (uid_t)-1 || (run_uid == getuid() && run_gid == getgid()))
 		return;
-	pw = getpwuid(run_uid);
-	if (pw ? initgroups(pw->pw_name, run_gid) : setgroups(1, &run_gid))
-		fail_user();
+	user_groups();
 	if (setresgid(run_gid, run_gid, run_gid) ||
 	    setresuid(run_uid, run_uid, run_uid))
 		fail_user();
@@ -122,9 +141,78 @@ static void become_user(void)
 		fail_user();
 }
 
-/* ---- the command's environment ------------------------------------------ */
+/* ---- inputs: read-only views ---------------------------------------------- */
 
 extern char **environ;
+
+#define ENV_INPUT	"MLFS_INPUT_"
+#define INPUTS_MAX	64
+
+static void fail_input(const char *path, const char *what)
+{
+	dprintf(2, "mlfs: input %s: %s: %s\n", path, what, strerror(errno));
+	_exit(126);
+}
+
+/* @path opened (O_PATH) with the run's user's rights: their groups are
+ * set, the effective ids theirs for the lookup, root's again after. */
+static int open_as_user(const char *path)
+{
+	int fd, err;
+
+	if (run_uid != (uid_t)-1 && (setegid(run_gid) || seteuid(run_uid)))
+		fail_user();
+	fd = open(path, O_PATH | O_CLOEXEC);
+	err = errno;
+	if (run_uid != (uid_t)-1 && (seteuid(0) || setegid(0)))
+		fail_user();
+	errno = err;
+	return fd;
+}
+
+/* Cover what @fd is with a read-only copy of itself (and all below). */
+static void read_only(int fd, const char *path)
+{
+	struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+	int t;
+
+	t = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+		      AT_EMPTY_PATH | AT_RECURSIVE);
+	if (t < 0 || mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a,
+				   sizeof(a)) ||
+	    move_mount(t, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH |
+		       MOVE_MOUNT_T_EMPTY_PATH))
+		fail_input(path, "cannot make a read-only view of it");
+	close(t);
+}
+
+/* Every input read-only for the command (root only: a supervisor that
+ * is not root cannot mount; the run then reads the paths as they are). */
+static void input_views(void)
+{
+	size_t pl = strlen(ENV_INPUT);
+	const char *path[INPUTS_MAX];
+	int fd[INPUTS_MAX], n = 0;
+
+	if (geteuid() != 0)
+		return;
+	for (char **p = environ; *p && n < INPUTS_MAX; p++)
+		if (!strncmp(*p, ENV_INPUT, pl) && strchr(*p, '='))
+			path[n++] = strchr(*p, '=') + 1;
+	if (!n)
+		return;
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL))
+		fail_input("", "cannot make a mount namespace");
+	user_groups();
+	for (int i = 0; i < n; i++)
+		if ((fd[i] = open_as_user(path[i])) < 0)
+			fail_input(path[i], "cannot open it");
+	for (int i = 0; i < n; i++)
+		read_only(fd[i], path[i]);
+}
+
+/* ---- the command's environment ------------------------------------------ */
 
 #define ENV_USER	"MLFS_ENV_"	/* the run's env lines, see above */
 #define ENV_MAX		4096
@@ -222,10 +310,17 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 		dup2(fd, 0);
 		close(fd);
 	}
+	input_views();
 	become_user();
 	if (chdir(workdir)) {
 		dprintf(2, "mlfs: cannot enter the working directory %s: %s\n",
 			workdir, strerror(errno));
+		_exit(126);
+	}
+	if (faccessat(AT_FDCWD, ".", W_OK, AT_EACCESS) && errno == EROFS) {
+		dprintf(2, "mlfs: an input holds the working directory %s,"
+			" which its read-only view would make read-only\n",
+			workdir);
 		_exit(126);
 	}
 	execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, command_env());

@@ -229,6 +229,10 @@ static int run_env(const struct run_ctx *r, const char *work, struct strv *sv)
 		rc = strv_addf(sv, "MLFS_NODE_RANK=0");
 	if (!rc && r->res.nodes <= 1)
 		rc = strv_addf(sv, "MLFS_NUM_NODES=1");
+	/* paths on the shared file system, as the state dir's are */
+	for (int i = 0; i < r->ninputs && !rc; i++)
+		rc = strv_addf(sv, "MLFS_INPUT_%s=%s", r->inputs[i].name,
+			       r->inputs[i].path);
 	return rc;
 }
 

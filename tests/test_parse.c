@@ -1246,6 +1246,69 @@ static void test_after(void)
 	free(l);
 }
 
+/* ---- inputs_parse ---------------------------------------------------------- */
+
+static int inp(const char *s, struct input_list *l, struct err *e)
+{
+	reset(e);
+	return inputs_parse(s, strlen(s), l, e);
+}
+
+static void inp_bad(const char *s, const char *what, const char *sub)
+{
+	struct input_list *l = malloc(sizeof(*l));
+	struct err e;
+
+	refused(inp(s, l, &e), &e, what, sub, NULL);
+	free(l);
+}
+
+static void test_inputs(void)
+{
+	struct input_list *l = malloc(sizeof(*l));
+	char big[INPUTS_MAX * 16 + 64];
+	struct err e;
+	size_t n = 0;
+
+	check(!inp("# none\n\n", l, &e) && l->n == 0, "inputs: none");
+	check(!inp("data /srv/my data/\r\n", l, &e) && l->n == 1 &&
+	      l->in[0].kind == INPUT_PATH && !strcmp(l->in[0].name, "data") &&
+	      !strcmp(l->in[0].path, "/srv/my data"),
+	      "inputs: an absolute path with a space, trailing / dropped, CRLF");
+	check(!inp("prev runs/a/outputs\n_x2 runs/a/outputs/sub/f.csv", l, &e) &&
+	      l->n == 2 && l->in[0].kind == INPUT_RUN &&
+	      !strcmp(l->in[0].obj, "a") && !*l->in[0].path &&
+	      !strcmp(l->in[1].path, "sub/f.csv"), "inputs: a run's outputs");
+	check(!inp("m models/fraud/3/w.bin", l, &e) && l->n == 1 &&
+	      l->in[0].kind == INPUT_MODEL && !strcmp(l->in[0].obj, "fraud") &&
+	      !strcmp(l->in[0].ver, "3") && !strcmp(l->in[0].path, "w.bin"),
+	      "inputs: a model version's file");
+	check(!inp("root /", l, &e) && !strcmp(l->in[0].path, "/"),
+	      "inputs: / stays /");
+	inp_bad("1x /a", "inputs: a digit first", "not an input name");
+	inp_bad("a-b /a", "inputs: a dash in the name", "not an input name");
+	inp_bad("data", "inputs: no path", "no path");
+	inp_bad("data rel/x", "inputs: a relative path", "runs/RUN/outputs");
+	inp_bad("data runs/a/work", "inputs: not outputs", "runs/RUN/outputs");
+	inp_bad("data runs/a", "inputs: a run alone", "runs/RUN/outputs");
+	inp_bad("data models/m", "inputs: a model alone", "models/MODEL");
+	inp_bad("data runs/../outputs", "inputs: a bad run name",
+		"runs/RUN/outputs");
+	inp_bad("data runs/a/outputs/../../files", "inputs: .. below outputs",
+		"'..'");
+	inp_bad("data models/m/1/x/..", "inputs: .. at the end", "'..'");
+	inp_bad("a /x\nb /y\na /z", "inputs: a name twice", "twice");
+	inp_bad("a /x\x01y", "inputs: a control byte", "control");
+	reset(&e);
+	refused(inputs_parse("a /x\0y", 6, l, &e), &e, "inputs: a NUL byte",
+		NULL);
+	check(!inp("a /x..y/..z", l, &e), "inputs: dots that are not '..'");
+	for (int i = 0; i <= INPUTS_MAX; i++)
+		n += snprintf(big + n, sizeof(big) - n, "i%d /d%d\n", i, i);
+	inp_bad(big, "inputs: one too many", "at most");
+	free(l);
+}
+
 int main(void)
 {
 	test_err_set();
@@ -1269,6 +1332,7 @@ int main(void)
 	test_duration();
 	test_resources();
 	test_after();
+	test_inputs();
 	test_metric_good();
 	test_metric_bad();
 	test_first_word();

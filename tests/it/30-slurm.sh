@@ -96,6 +96,10 @@ wr "$R/ok/command" 'sh train.sh'
 wr "$R/ok/target" sl
 wr "$R/ok/env" 'GREETING=hi'
 check "submit a run to the slurm target" wr "$R/ok/ctl" submit
+# inputs: ok's outputs, by their path on the shared file system
+mkdir "$R/inp" && wr "$R/inp/command" 'cat "$MLFS_INPUT_w/model.txt" > "$MLFS_OUTPUTS/got"' &&
+	wr "$R/inp/target" sl && wr "$R/inp/inputs" "w runs/ok/outputs"
+check "submit a run reading ok's outputs" wr "$R/inp/ctl" submit
 run fail 'echo failing; exit 3'
 run long 'echo started; sleep 300'
 run res 'echo cpus $SLURM_CPUS_PER_TASK' 'cpus = 2
@@ -112,6 +116,8 @@ eq "ok: exit code 0" 0 "$(cat "$R/ok/exit_code")"
 check "ok: stdout in log" log_has ok "hello ok from $STATE/objects/"
 check "ok: stderr in log" log_has ok "to stderr"
 eq "ok: outputs appear" weights "$(cat "$R/ok/outputs/model.txt" 2>/dev/null)"
+check "inp completes after ok" wait_for "$R/inp/status" Completed 30
+eq "inp read ok's outputs (inputs)" weights "$(cat "$R/inp/outputs/got" 2>/dev/null)"
 check "ok: metrics" grep -q '^loss 0.5 1 ' "$R/ok/metrics"
 J=$(job_of ok)
 check "ok: Slurm job id in info.json" test -n "$J"
