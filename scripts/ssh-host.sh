@@ -177,7 +177,9 @@ ensure_user() {
 	id -u "$1" >/dev/null 2>&1 && return 0
 	[ "$(id -u)" -eq 0 ] || die "user $1 does not exist"
 	log "creating user $1"
-	useradd -m -s /bin/sh "$1"
+	# another test may make it at the same moment: then it exists
+	useradd -m -s /bin/sh "$1" || id -u "$1" >/dev/null 2>&1 ||
+		die "cannot create user $1"
 	usermod -p '*' "$1"
 }
 

@@ -112,7 +112,7 @@ it_file() {
 # Slurm's power saving) and bring their own hosts, ports and mounts run one
 # after another beside the other files, not after them: the suite takes the
 # time of the longer of the two lanes.  MLFS_SERIAL=1 runs them in line.
-SIDE_LANE="44-deploy-ssh 69-cluster-hosts 70-cluster"
+SIDE_LANE="20-ssh 44-deploy-ssh 69-cluster-hosts 70-cluster"
 side() { [[ -z ${MLFS_SERIAL:-} && " $SIDE_LANE " == *" $(basename "$1" .sh) "* ]]; }
 
 suite() {	# suite BUILDDIR LABEL
