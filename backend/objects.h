@@ -35,8 +35,11 @@ enum ctl_file {
 	F_AFTER, F_WAIT, F_REPLICAS, F_INPUTS,
 	F_COUNT
 };
+_Static_assert(F_COUNT <= 64, "a control file set is one 64-bit word");
 
-#define FBIT(f)		(1u << (f))
+/* A set of control files: one bit each (ws_inval, ws_update_obj). */
+typedef uint64_t fmask_t;
+#define FBIT(f)		((fmask_t)1 << (f))
 
 /*
  * Texts of an object kept in the store beyond its control files (whose

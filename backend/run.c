@@ -330,7 +330,7 @@ int ws_run_transition(struct ws *ws, struct run_ctx *r,
 		      enum obj_state state, int exit_code, const char *error)
 {
 	struct obj o = r->obj;
-	unsigned mask = 0;
+	fmask_t mask = 0;
 	double now = wall_s();
 	int rc;
 

@@ -267,7 +267,7 @@ void ws_obj_event(struct ws *ws, const struct obj *o, const char *text)
 }
 /* ---- invalidation -------------------------------------------------------- */
 
-void ws_inval(struct ws *ws, int64_t id, unsigned mask)
+void ws_inval(struct ws *ws, int64_t id, fmask_t mask)
 {
 	if (ws->hooks.inval_files && mask)
 		ws->hooks.inval_files(ws->hooks.ctx, id, mask);
@@ -324,7 +324,7 @@ out_rollback:
  * the kernel may still ask for the old bytes of a file it looked up.
  */
 int ws_update_obj(struct ws *ws, struct obj *o, enum obj_state expect,
-		  unsigned mask)
+		  fmask_t mask)
 {
 	struct obj cur, want = *o;
 	int rc;

@@ -26,7 +26,7 @@ struct ws;
 struct ws_hooks {
 	void *ctx;
 	/* Content and attributes of these control files of object @id. */
-	void (*inval_files)(void *ctx, int64_t id, unsigned files_mask);
+	void (*inval_files)(void *ctx, int64_t id, fmask_t files_mask);
 	/* A file grew from @old_size (log, metrics): attributes + tail. */
 	void (*inval_grow)(void *ctx, int64_t id, int file, off_t old_size);
 	/* The events file grew from @old_size. */

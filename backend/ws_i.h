@@ -168,9 +168,9 @@ void space_events_room(struct ws *ws);
 /* One events line, "<time> <kind> <name> <text>". */
 void ws_event_line(struct ws *ws, const char *kind, const char *name,
 		   const char *text);
-void ws_inval(struct ws *ws, int64_t id, unsigned mask);
+void ws_inval(struct ws *ws, int64_t id, fmask_t mask);
 int ws_update_obj(struct ws *ws, struct obj *o, enum obj_state expect,
-		  unsigned mask);
+		  fmask_t mask);
 int ws_load_config(struct ws *ws, int64_t id, struct kv_list *cfg,
 		   struct err *e);
 /* Parse a target's config text (`host` may repeat). */

@@ -125,7 +125,7 @@ void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
  * for finished ones and may come a moment later.  A setting changes only
  * its mode here (its bytes are written through the kernel).
  */
-static void hook_files(void *ctx, int64_t id, unsigned mask)
+static void hook_files(void *ctx, int64_t id, fmask_t mask)
 {
 	struct mlfs *m = ctx;
 	const struct file_desc *fd;
