@@ -42,7 +42,9 @@
 # after (the overhead of `after` on the local target: from the moment run A's
 # command ends to the moment B's, which waits for A, starts, median of
 # REPEAT; baseline: from `echo submit` of a run to its command's start;
-# and from A's end to the return of a `cat runs/A/wait` begun before).
+# and from A's end to the return of a `cat runs/A/wait` begun before),
+# inputs (a run reading IN_MB=512 MiB by reference vs. copied into its
+# folder first: `echo submit` or the cp to Completed).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -361,6 +363,55 @@ after_section() {
 		"$(ratio "$(col 1)" "$(col 3)")x"
 	row "  (baseline: echo submit -> the run starts)" "" "" ""
 	row "wait: A ends -> cat runs/A/wait returns (ms)" "$(col 2)" "-" "-"
+}
+
+# inputs: a run that reads IN_MB=512 MiB (8 files) by reference (its
+# `inputs`), from `echo submit` to Completed, vs. the way without: the
+# data copied into the run's folder (through the mount) and read there;
+# median of REPEAT, the page cache warm for both.
+in_done() {
+	local s
+	while :; do
+		s=$(cat "$1/status")
+		case $s in Completed | Failed | Canceled) break ;; esac
+		sleep 0.005
+	done
+	[[ $s == Completed ]] || { echo "bench: $1 $s: $(cat "$1/error")" >&2; exit 1; }
+}
+
+inputs_section() {
+	local d=$W/in-data i r t0 a=() b=()
+	mkdir -p "$d"
+	for i in $(seq 8); do
+		head -c "$((${IN_MB:-512} / 8))M" /dev/urandom > "$d/part$i"
+	done
+	cat "$d"/* > /dev/null
+	for ((i = 0; i < REPEAT; i++)); do
+		r=$MNT/runs/in$i
+		mkdir "$r"
+		echo "d $d" > "$r/inputs"
+		echo 'cat "$MLFS_INPUT_d"/* > /dev/null' > "$r/command"
+		t0=$(now)
+		echo submit > "$r/ctl"
+		in_done "$r"
+		a+=("$(echo "$(now) - $t0" | bc -l)")
+		r=$MNT/runs/cp$i
+		mkdir "$r"
+		echo 'cat in-data/* > /dev/null' > "$r/command"
+		t0=$(now)
+		cp -r "$d" "$r/"
+		echo submit > "$r/ctl"
+		in_done "$r"
+		b+=("$(echo "$(now) - $t0" | bc -l)")
+		rm -rf "$r/in-data"
+	done
+	row "inputs: ${IN_MB:-512} MiB by reference, run (s)" \
+		"$(printf '%s\n' "${a[@]}" | median)" \
+		"$(printf '%s\n' "${b[@]}" | median)" \
+		"$(ratio "$(printf '%s\n' "${a[@]}" | median)" \
+			"$(printf '%s\n' "${b[@]}" | median)")x"
+	row "  (baseline: cp into the run, then the run)" "" "" ""
+	rm -rf "$d"
 }
 
 # ---- slurm ----------------------------------------------------------------
@@ -986,6 +1037,9 @@ SH
 		;;
 	after)
 		after_section
+		;;
+	inputs)
+		inputs_section
 		;;
 	autoscale)
 		autoscale_section
