@@ -809,14 +809,18 @@ int ws_read_word(struct ws *ws, int64_t id, int file, const char *what,
  */
 static int ctl_placeholder(const struct ctl_cmd *cmds, int n, struct err *e)
 {
-	for (int i = 0; i < n; i++)
-		for (int j = 1; j < cmds[i].argc; j++)
-			if (cmds[i].argv[j][0] == '<')
+	const struct ctl_cmd *c;
+
+	for (int i = 0; i < n; i++) {
+		c = &cmds[i];
+		for (int j = 1; j < c->argc; j++)
+			if (c->argv[j][0] == '<')
 				return err_set(e, -EINVAL, "'%s' stands for a"
 					       " name (as cat ctl shows the"
 					       " commands): nothing done, write"
-					       " '%s' with a name",
-					       cmds[i].argv[j], cmds[i].argv[0]);
+					       " '%s' with a name", c->argv[j],
+					       c->argv[0]);
+	}
 	return 0;
 }
 
