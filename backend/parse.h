@@ -34,6 +34,8 @@ int name_valid(const char *s, struct err *e);
 struct ctl_cmd {
 	int argc;				/* words on the line, >= 1 */
 	char argv[CTL_MAX_ARGS][CTL_WORD_MAX];	/* argv[0] is the verb */
+	uint32_t uid, gid;			/* who wrote it (ws_ctl sets
+						 * them; ctl_split does not) */
 };
 
 /*

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * The run kind: its control files, `submit`, `cancel` and `register`
- * (checked and recorded inside the ctl write, on the FUSE request thread),
- * its info.json, and the transitions the worker and the drivers report
- * (ws_run_transition, ws_run_save, ws_run_note: worker threads only).
+ * The run kind: its control files, `submit`, `cancel`, `register` and
+ * `clone` (checked and recorded inside the ctl write, on the FUSE request
+ * thread), its info.json, and the transitions the worker and the drivers
+ * report (ws_run_transition, ws_run_save, ws_run_note: worker threads
+ * only).
  */
 #include "ws.h"
 
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/copy.h"
 #include "deploy_i.h"
 #include "userfile.h"
 #include "ws_i.h"
@@ -310,6 +312,97 @@ static int run_cancel(struct ws *ws, struct obj *o, struct err *e)
 	return 0;
 }
 
+/* ---- clone: a Draft copy of a run's files and settings ------------------ */
+
+/*
+ * The settings of @o into the new run @n as they are, unchecked: a
+ * Draft's settings are checked when they are used (submit), and `after`
+ * can make no cycle through a run nothing waits for yet.  Not the target
+ * a submit chose, state, times, results: @n is a Draft.
+ */
+static int clone_settings(struct ws *ws, const struct obj *o,
+			  const struct obj *n, struct err *e)
+{
+	static const int files[] = {
+		F_COMMAND, F_TARGET, F_ENV, F_RESOURCES, F_AFTER, F_INPUTS
+	};
+	size_t len;
+	char *buf;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		rc = ws_read_text(ws, o->id, files[i], &buf, &len);
+		if (!rc) {
+			rc = len ? store_text_put(ws->st, n->id, files[i],
+						  buf, len) : 0;
+			free(buf);
+		}
+		if (rc)
+			return err_set(e, rc, "cannot copy the %s of run '%s':"
+				       " %s", ws_file_by_id(K_RUN,
+				       files[i])->name, o->name, strerror(-rc));
+	}
+	return 0;
+}
+
+/*
+ * The user files of @o (code/ with them; outputs, log and metrics live
+ * elsewhere) into @n's, read and made as the writer of the command: a
+ * file they may not read is not copied (the clone fails), and every file
+ * of the copy is theirs, set-id bits dropped.
+ */
+static int clone_files(struct ws *ws, const struct obj *o,
+		       const struct obj *n, const struct ctl_cmd *c,
+		       struct err *e)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+
+	ws_obj_path(ws, o->id, RUN_FILES, src);
+	ws_obj_path(ws, n->id, RUN_FILES, dst);
+	return copy_files_as(src, dst, c->uid, c->gid, e);
+}
+
+/*
+ * clone NEW: a Draft run NEW, the writer's, with @o's settings and files,
+ * made inside the write (a local copy, reflinked where the file system
+ * can): when `echo clone B > ctl` returns, B is complete and may be
+ * submitted at once.  Any state of @o; @o itself does not change.
+ */
+static int run_clone(struct ws *ws, const struct obj *o,
+		     const struct ctl_cmd *c, struct err *e)
+{
+	char why[ERR_MSG_MAX], text[MLFS_NAME_MAX + 32];
+	struct err ignore = { { 0 } };
+	struct obj n;
+	int rc;
+
+	if (c->argc != 2)
+		return err_set(e, -EINVAL, "usage: clone NEW (the name of the"
+			       " new run)");
+	rc = ws_create(ws, K_RUN, 0, c->argv[1], c->uid, c->gid, &n, e);
+	if (rc == -EEXIST)
+		return err_set(e, rc, "clone: run '%s' already exists: name"
+			       " a new run", c->argv[1]);
+	if (rc) {
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return err_set(e, rc, "clone: %s", why);
+	}
+	rc = clone_settings(ws, o, &n, e);
+	if (!rc)
+		rc = clone_files(ws, o, &n, c, e);
+	if (rc) {
+		/* e->msg is both the reason and where the sentence goes */
+		snprintf(why, sizeof(why), "%s", e->msg);
+		ws_remove(ws, n.id, &ignore);
+		return err_set(e, rc, "clone %s: %s", c->argv[1], why);
+	}
+	snprintf(text, sizeof(text), "cloned from run %s", o->name);
+	ws_obj_event(ws, &n, text);
+	if (ws->hooks.inval_entry)
+		ws->hooks.inval_entry(ws->hooks.ctx, K_RUN, 0, n.name);
+	return 0;
+}
+
 static int run_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		    struct err *e)
 {
@@ -319,11 +412,13 @@ static int run_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		return run_cancel(ws, o, e);
 	if (!strcmp(c->argv[0], "register"))
 		return model_register(ws, o, c, e);
+	if (!strcmp(c->argv[0], "clone"))
+		return run_clone(ws, o, c, e);
 	if (!strcmp(c->argv[0], "submit") || !strcmp(c->argv[0], "cancel"))
 		return err_set(e, -EINVAL, "'%s' takes no arguments",
 			       c->argv[0]);
 	return err_set(e, -EINVAL, "unknown command '%s' for a run (commands:"
-		       " submit, cancel, register)", c->argv[0]);
+		       " submit, cancel, register, clone)", c->argv[0]);
 }
 
 int ws_run_transition(struct ws *ws, struct run_ctx *r,
@@ -395,13 +490,15 @@ int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error)
 
 static const char *run_ctl_valid(const struct obj *o)
 {
+	/* <NEW>, not a name: the text written back (a copy tool copying
+	 * a run folder) is refused, never a clone called NEW */
 	if (o->state == RS_DRAFT)
-		return "submit\n";
+		return "submit\nclone <NEW>\n";
 	if (run_state_active(o->state))
-		return "cancel\n";
+		return "cancel\nclone <NEW>\n";
 	if (o->state == RS_COMPLETED)
-		return "register NAME [PATH]\n";
-	return "";
+		return "register NAME [PATH]\nclone <NEW>\n";
+	return "clone <NEW>\n";
 }
 
 static int run_busy(struct ws *ws, const struct obj *o, struct err *e)

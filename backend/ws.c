@@ -801,6 +801,29 @@ int ws_read_word(struct ws *ws, int64_t id, int file, const char *what,
 
 #define CTL_MAX_CMDS 16
 
+/*
+ * `cat ctl` writes what a word stands for as <NEW>.  A write holding such
+ * a word is what a copy tool does when it copies a run folder (cp -rT,
+ * rsync, shutil.copytree write A's ctl text into B's ctl): refused whole,
+ * so that the `submit` before it on a Draft's ctl does nothing either.
+ */
+static int ctl_placeholder(const struct ctl_cmd *cmds, int n, struct err *e)
+{
+	const struct ctl_cmd *c;
+
+	for (int i = 0; i < n; i++) {
+		c = &cmds[i];
+		for (int j = 1; j < c->argc; j++)
+			if (c->argv[j][0] == '<')
+				return err_set(e, -EINVAL, "'%s' stands for a"
+					       " name (as cat ctl shows the"
+					       " commands): nothing done, write"
+					       " '%s' with a name", c->argv[j],
+					       c->argv[0]);
+	}
+	return 0;
+}
+
 int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
 	   uint32_t uid, uint32_t gid)
 {
@@ -810,8 +833,6 @@ int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
 	struct obj o;
 	int n, rc = 0;
 
-	(void)uid;
-	(void)gid;
 	if (store_get(ws->st, id, &o))
 		return -ENOENT;
 	k = ws_kind(o.kind);
@@ -819,9 +840,10 @@ int ws_ctl(struct ws *ws, int64_t id, const char *buf, size_t len,
 	if (!cmds)
 		return -ENOMEM;
 	n = ctl_split(buf, len, cmds, CTL_MAX_CMDS, &e);
-	if (n < 0)
-		rc = n;
+	rc = n < 0 ? n : ctl_placeholder(cmds, n, &e);
 	for (int i = 0; !rc && i < n; i++) {
+		cmds[i].uid = uid;	/* a verb acting as the caller */
+		cmds[i].gid = gid;
 		if (k->verb)
 			rc = k->verb(ws, &o, &cmds[i], &e);
 		else

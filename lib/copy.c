@@ -716,6 +716,33 @@ static int copy_into_as(const char *src, const char *name, const char *dst,
 	return 0;
 }
 
+int copy_files_as(const char *src, const char *dst, uid_t uid, gid_t gid,
+		  struct err *e)
+{
+	char where[PATH_MAX] = "";
+	struct fscreds c;
+	int s, d, rc;
+
+	/* both folders opened with the daemon's rights (the state dir is
+	 * its own), everything in them read and made with @uid's */
+	s = open(src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	d = open(dst, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	rc = (s < 0 || d < 0) ? -errno : fscreds_wear_user(&c, uid, gid);
+	if (!rc) {
+		rc = copy_walk(s, d, NULL, 0, where, sizeof(where));
+		fscreds_restore(&c);
+	}
+	if (s >= 0)
+		close(s);
+	if (d >= 0)
+		close(d);
+	if (rc)
+		return err_set(e, rc, "cannot copy the files%s%s as uid %u: %s",
+			       where[0] ? " at " : "", where, (unsigned)uid,
+			       strerror(-rc));
+	return 0;
+}
+
 int copy_into(const char *src, const char *name, const char *dst,
 	      struct err *e)
 {

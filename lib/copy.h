@@ -29,6 +29,16 @@ int copy_tree_as(const char *src, const char *dst, uid_t uid, gid_t gid,
 		 struct err *e);
 
 /*
+ * copy_files_as - copy everything in folder @src into the existing folder
+ * @dst as copy_tree_fresh copies, read and made with the fsuid, fsgid and
+ * groups of @uid:@gid when the daemon is root (so a file @uid may not
+ * read is not copied: the copy fails), and without making outputs/.
+ * @uid (uid_t)-1: with the daemon's rights.  0 or -errno with a sentence.
+ */
+int copy_files_as(const char *src, const char *dst, uid_t uid, gid_t gid,
+		  struct err *e);
+
+/*
  * copy_into - copy entry @name of folder @src (a file or a whole tree),
  * or with @name NULL everything in @src, into the existing folder @dst,
  * as copy_tree_fresh copies.  0 or -errno with a sentence.

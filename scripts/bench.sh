@@ -44,7 +44,10 @@
 # REPEAT; baseline: from `echo submit` of a run to its command's start;
 # and from A's end to the return of a `cat runs/A/wait` begun before),
 # inputs (a run reading IN_MB=512 MiB by reference vs. copied into its
-# folder first: `echo submit` or the cp to Completed).
+# folder first: `echo submit` or the cp to Completed),
+# clone (`echo clone` of a run with CL_MB=256 MiB and CL_FILES=1000 small
+# files vs. cp -a of its files on the state dir's disk, and vs. mkdir +
+# cp -a through the mount).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -412,6 +415,48 @@ inputs_section() {
 			"$(printf '%s\n' "${b[@]}" | median)")x"
 	row "  (baseline: cp into the run, then the run)" "" "" ""
 	rm -rf "$d"
+}
+
+# ---- clone ------------------------------------------------------------------
+
+# seconds of "$@", median of REPEAT, "$prep" (eval'd with I set) before each
+clone_time() {
+	local prep=$1 t0 t1
+	shift
+	for ((I = 0; I < REPEAT; I++)); do
+		eval "$prep"
+		t0=$(now)
+		eval "$@"
+		t1=$(now)
+		echo "$t1 - $t0" | bc -l
+	done | median
+}
+
+# `echo clone` of a run holding CL_MB MiB in one file and CL_FILES small
+# files (in code/) vs. cp -a of the same tree on the state dir's disk, and
+# vs. what a user does without clone: mkdir a run and cp -a the files in
+# through the mount.
+clone_section() {
+	local src=$MNT/runs/clsrc files mc nc fc i
+	mkdir -p "$src/code"
+	dd if=/dev/urandom of="$src/code/big" bs=1M count="${CL_MB:-256}" \
+		status=none
+	for ((i = 0; i < ${CL_FILES:-1000}; i++)); do
+		echo "$i" > "$src/code/f$i"
+	done
+	echo true > "$src/command"
+	files=$(ls -d "$STATE"/objects/*/files | while read -r d; do
+		[[ -e $d/code/big ]] && echo "$d"; done | head -1)
+	mc=$(clone_time : 'echo "clone cl$I" > "$src/ctl"')
+	nc=$(clone_time 'rm -rf "$NATIVE/cl"' 'cp -a "$files" "$NATIVE/cl"')
+	fc=$(clone_time 'mkdir "$MNT/runs/cf$I"' \
+		'cp -a "$src/code" "$MNT/runs/cf$I/"')
+	row "clone: ${CL_MB:-256} MiB + ${CL_FILES:-1000} files (s)" "$mc" \
+		"$nc" "$(ratio "$mc" "$nc")x"
+	row "  (baseline: cp -a on the state dir's disk)" "" "" ""
+	row "  mkdir + cp -a through the mount instead (s)" "$fc" "$mc" \
+		"$(ratio "$fc" "$mc")x"
+	rm -rf "$NATIVE/cl"
 }
 
 # ---- slurm ----------------------------------------------------------------
@@ -1043,6 +1088,9 @@ SH
 		;;
 	autoscale)
 		autoscale_section
+		;;
+	clone)
+		clone_section
 		;;
 	esac
 done

@@ -42,7 +42,7 @@ mount_or_bail
 # ---- ctl commands on a Draft run ------------------------------------------
 R=$MNT/runs/e1
 check "mkdir runs/e1" mkdir "$R"
-eq "cat ctl of a Draft run" "submit" "$(cat "$R/ctl")"
+eq "cat ctl of a Draft run" $'submit\nclone <NEW>' "$(cat "$R/ctl")"
 refused "unknown ctl command" "$EINVAL" "$R" "run e1" "frobnicate" \
 	wr "$R/ctl" frobnicate
 refused "submit with an argument" "$EINVAL" "$R" "run e1" "submit" \
@@ -118,7 +118,7 @@ check "e1 Running" wait_for "$R/status" Running
 # ---- submit twice, cat ctl while active ------------------------------------
 refused "submit twice" "$EBUSY" "$R" "run e1" "running|queued|starting|draft" \
 	wr "$R/ctl" submit
-eq "cat ctl of a Running run" "cancel" "$(cat "$R/ctl")"
+eq "cat ctl of a Running run" $'cancel\nclone <NEW>' "$(cat "$R/ctl")"
 
 # ---- frozen files after submit ---------------------------------------------
 # (e1 had no user file; make one in e2 and submit it)
@@ -202,7 +202,7 @@ for r in e1 e2 e3; do wr "$MNT/runs/$r/ctl" cancel; done
 check "e1 Canceled" wait_for "$R/status" Canceled 5
 check "e2 Canceled" wait_for "$R2/status" Canceled 5
 check "e3 Canceled" wait_for "$R3/status" Canceled 5
-eq "cat ctl of a Canceled run" "" "$(cat "$R/ctl")"
+eq "cat ctl of a Canceled run" "clone <NEW>" "$(cat "$R/ctl")"
 refused "cancel a Canceled run" "$EBUSY" "$R" "run e1" "canceled" \
 	wr "$R/ctl" cancel
 refused "submit a Canceled run" "$EBUSY" "$R" "run e1" "canceled" \
@@ -213,7 +213,7 @@ mkdir "$R4"
 wr "$R4/command" 'exit 3'
 wr "$R4/ctl" submit
 check "e4 Failed" wait_for "$R4/status" Failed
-eq "cat ctl of a Failed run" "" "$(cat "$R4/ctl")"
+eq "cat ctl of a Failed run" "clone <NEW>" "$(cat "$R4/ctl")"
 
 R5=$MNT/runs/e5
 mkdir "$R5"
@@ -221,7 +221,7 @@ echo keep > "$R5/data.txt"
 wr "$R5/command" 'echo five'
 wr "$R5/ctl" submit
 check "e5 Completed" wait_for "$R5/status" Completed
-eq "cat ctl of a Completed run (issue 5: register)" "register NAME [PATH]" "$(cat "$R5/ctl")"
+eq "cat ctl of a Completed run (issue 5: register)" $'register NAME [PATH]\nclone <NEW>' "$(cat "$R5/ctl")"
 refused "submit a Completed run" "$EBUSY" "$R5" "run e5" "completed" \
 	wr "$R5/ctl" submit
 
@@ -240,7 +240,7 @@ for r in q1 q2; do
 done
 check "q1 Running" wait_for "$MNT/runs/q1/status" Running
 eq "q2 Queued" Queued "$(cat "$MNT/runs/q2/status")"
-eq "cat ctl of a Queued run" "cancel" "$(cat "$MNT/runs/q2/ctl")"
+eq "cat ctl of a Queued run" $'cancel\nclone <NEW>' "$(cat "$MNT/runs/q2/ctl")"
 refused "rmdir a Queued run" "$EBUSY" "$MNT/runs/q2" "run q2" "queued|cancel" \
 	rmdir "$MNT/runs/q2"
 refused "deprovision a target with active runs" "$EBUSY" "$TQ" "target tq" \
