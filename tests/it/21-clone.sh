@@ -28,7 +28,7 @@ final() { wait_final "$R/$1" 60; }
 clone() { wr "$R/$1/ctl" "clone $2"; }
 # tree_sum DIR: path, type, mode and bytes of every user entry below DIR
 # (control files left out: `wait` of a Draft blocks)
-CTL_RE='^\./(command|target|env|resources|after|ctl|status|exit_code|log|metrics|outputs|error|info\.json|wait)(/|$)'
+CTL_RE='^\./(command|target|env|resources|after|inputs|ctl|status|exit_code|log|metrics|outputs|error|info\.json|wait)(/|$)'
 tree_sum() {
 	local list
 	list=$(cd "$1" && find . -mindepth 1 | grep -vE "$CTL_RE" | sort)
@@ -65,7 +65,7 @@ eq "a is still Failed" Failed "$(st a)"
 eq "a's error untouched" "$a_err" "$(cat "$R/a/error")"
 eq "b's files and code/ are a's (names, modes, bytes)" \
 	"$(tree_sum "$R/a")" "$(tree_sum "$R/b")"
-for f in command env resources after target; do
+for f in command env resources after inputs target; do
 	eq "b's $f is a's" "$(cat "$R/a/$f")" "$(cat "$R/b/$f")"
 done
 eq "b has no exit_code" "" "$(cat "$R/b/exit_code")"
