@@ -18,6 +18,7 @@ static const struct {
 	{ INO_RUNS,		K_RUN },
 	{ INO_DEPLOYMENTS,	K_DEPLOYMENT },
 	{ INO_MODELS,		K_MODEL },
+	{ INO_ENDPOINTS,	K_ENDPOINT },
 };
 
 uint64_t kind_top_ino(int kind)
@@ -660,7 +661,7 @@ out_unlock:
 		return -ENOENT;
 	*obj = ino_obj(ino);
 	*root = ino_file(ino);
-	if (*root != F_DIR && *root != F_OUTPUTS)
+	if (*root != F_DIR && *root != F_OUTPUTS && *root != F_KEYS)
 		return -ENOENT;
 	if (strlen(buf + pos) >= relsz)
 		return -ENAMETOOLONG;
