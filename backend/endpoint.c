@@ -57,38 +57,37 @@ static int key_new(char *hex, size_t sz)
 	return 0;
 }
 
-/* keys/@name, the owner's copy: 0600, theirs, written whole (a new file
- * renamed over the old one) in the daemon's own folder, by fd. */
+/* keys/@name, the owner's copy: 0600, theirs, in the daemon's own
+ * folder, by fd.  Rewritten in place, not renamed over: the kernel keeps
+ * the name's inode, and the next read sees the new key. */
 static int key_file(struct ws *ws, const struct obj *o, int which,
 		    const char *key)
 {
-	char path[PATH_MAX], tmp[64];
+	char path[PATH_MAX], text[EP_KEY_MAX + 2];
 	int dir, fd, rc = 0;
-	size_t len = strlen(key);
+	size_t len;
 
+	len = (size_t)snprintf(text, sizeof(text), "%s\n", key);
 	ws_obj_path(ws, o->id, KEYS_DIR, path);
 	if (mkdir(path, 0755) && errno != EEXIST)
 		return -errno;
 	dir = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dir < 0)
 		return -errno;
-	snprintf(tmp, sizeof(tmp), ".%s.new", key_names[which]);
-	unlinkat(dir, tmp, 0);
-	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
+	fd = openat(dir, key_names[which], O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		fd = openat(dir, key_names[which], O_WRONLY | O_CREAT |
+			    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		rc = -errno;
-	if (!rc && (write(fd, key, len) != (ssize_t)len ||
-		    write(fd, "\n", 1) != 1))
-		rc = -EIO;
 	if (!rc && geteuid() == 0 && fchown(fd, o->uid, o->gid))
 		rc = -errno;
+	if (!rc && (fchmod(fd, 0600) ||
+		    pwrite(fd, text, len, 0) != (ssize_t)len ||
+		    ftruncate(fd, (off_t)len)))
+		rc = -EIO;
 	if (fd >= 0 && close(fd) && !rc)
 		rc = -EIO;
-	if (!rc && renameat(dir, tmp, dir, key_names[which]))
-		rc = -errno;
-	if (rc)
-		unlinkat(dir, tmp, 0);
 	close(dir);
 	return rc;
 }
@@ -227,6 +226,22 @@ static int names_exist(struct ws *ws, const char *what, const char *name,
 		       name);
 }
 
+/* The weights of @t summed. */
+static int traffic_sum(const struct ep_traffic *t)
+{
+	int sum = 0;
+
+	for (int i = 0; i < t->n; i++)
+		sum += t->w[i].weight;
+	return sum;
+}
+
+/*
+ * Inside a write, weights summing to less than 100 are let through: more
+ * lines may follow (bash's printf writes a line at a time).  Such a text
+ * is not given to the proxy, which keeps the last split that summed to
+ * 100.  Over 100, a bad line or name: refused at once.
+ */
 static int traffic_check(struct ws *ws, const char *buf, size_t len,
 			 struct err *e)
 {
@@ -234,6 +249,9 @@ static int traffic_check(struct ws *ws, const char *buf, size_t len,
 	int rc;
 
 	rc = ep_traffic_parse(buf, len, &t, e);
+	if (rc == -EINVAL && strstr(e->msg, "weights sum to") &&
+	    traffic_sum(&t) < 100)
+		rc = 0;
 	for (int i = 0; !rc && i < t.n; i++)
 		rc = names_exist(ws, "traffic", t.w[i].name, e);
 	return rc;

@@ -109,20 +109,24 @@ void ep_keys_get(struct ws *ws, int64_t id, char k[2][EP_KEY_MAX])
 			k[i][0] = '\0';
 }
 
-/* traffic and mirror as stored (checked when written: a text that no
- * longer parses is none). */
-static void load_split(struct ws *ws, int64_t id, struct ep_traffic *t,
-		       struct ep_mirror *m)
+/* traffic and mirror as stored.  1 when the traffic is a split (its
+ * weights sum to 100, or it is empty), 0 when it is not (yet): lines
+ * still to come, see endpoint.c's traffic_check. */
+static int load_split(struct ws *ws, int64_t id, struct ep_traffic *t,
+		      struct ep_mirror *m)
 {
 	struct err e;
 	size_t len;
 	char *buf;
+	int ok = 1;
 
 	memset(t, 0, sizeof(*t));
 	memset(m, 0, sizeof(*m));
 	if (!ws_read_text(ws, id, F_TRAFFIC, &buf, &len)) {
-		if (ep_traffic_parse(buf, len, t, &e))
+		if (ep_traffic_parse(buf, len, t, &e)) {
 			memset(t, 0, sizeof(*t));
+			ok = 0;
+		}
 		free(buf);
 	}
 	if (!ws_read_text(ws, id, F_MIRROR, &buf, &len)) {
@@ -130,6 +134,7 @@ static void load_split(struct ws *ws, int64_t id, struct ep_traffic *t,
 			memset(m, 0, sizeof(*m));
 		free(buf);
 	}
+	return ok;
 }
 
 static int weight_in(const struct ep_traffic *t, const char *name)
@@ -316,9 +321,18 @@ static int send_split(struct ws *ws, struct ep_live *l, const char *add,
 	char *w = NULL, *m = NULL, *k = NULL;
 	int rc = -ENOMEM;
 
-	load_split(ws, l->id, &t, &l->p.mirror);
-	for (int i = 0; i < l->p.n; i++)
-		l->p.b[i].weight = weight_in(&t, l->p.b[i].name);
+	if (load_split(ws, l->id, &t, &l->p.mirror)) {
+		for (int i = 0; i < l->p.n; i++)
+			l->p.b[i].weight = weight_in(&t, l->p.b[i].name);
+	} else {
+		/* the proxy keeps the weights it has */
+		t.n = l->p.n;
+		for (int i = 0; i < l->p.n; i++) {
+			snprintf(t.w[i].name, EP_NAME_MAX, "%s",
+				 l->p.b[i].name);
+			t.w[i].weight = l->p.b[i].weight;
+		}
+	}
 	rc = put_files(ws, &l->p, l->id, e);
 	if (rc)
 		return rc;
