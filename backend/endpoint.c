@@ -89,6 +89,9 @@ static int key_file(struct ws *ws, const struct obj *o, int which,
 	if (fd >= 0 && close(fd) && !rc)
 		rc = -EIO;
 	close(dir);
+	if (!rc && ws->hooks.inval_user)
+		ws->hooks.inval_user(ws->hooks.ctx, o->id, F_KEYS,
+				     key_names[which]);
 	return rc;
 }
 

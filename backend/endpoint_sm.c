@@ -71,6 +71,15 @@ static struct ep_live *live_find(int64_t id)
 	return NULL;
 }
 
+static uint64_t dir_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 static struct ep_live *live_get(struct ws *ws, int64_t id)
 {
 	struct ep_live *l;
@@ -80,7 +89,11 @@ static struct ep_live *live_get(struct ws *ws, int64_t id)
 	if (!l && (l = calloc(1, sizeof(*l)))) {
 		l->id = id;
 		ep_proxy_dir(ws, id, l->dir, sizeof(l->dir));
-		snprintf(l->tag, sizeof(l->tag), "%lld", (long long)id);
+		/* the abstract sockets between the proxy's two hops are
+		 * the host's: the state dir makes two daemons' apart */
+		snprintf(l->tag, sizeof(l->tag), "%llx-%lld",
+			 (unsigned long long)dir_hash(ws_state_dir(ws)),
+			 (long long)id);
 		l->next = lives;
 		lives = l;
 	}
@@ -277,7 +290,7 @@ static int build(struct ws *ws, const struct obj *o, struct ep_proxy *p,
 /* What a reload is for: the deployments behind it and the config. */
 static uint64_t fingerprint(const struct ep_proxy *p)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = 0;
 	char text[512];
 
 	for (int i = -1; i < p->n; i++) {
@@ -290,9 +303,7 @@ static uint64_t fingerprint(const struct ep_proxy *p)
 			snprintf(text, sizeof(text), "%s %s %d %s",
 				 p->b[i].name, p->b[i].host, p->b[i].port,
 				 p->b[i].key);
-		for (const char *s = text; *s; s++)
-			h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-		h = (h ^ '\n') * 1099511628211ULL;
+		h = h * 31 + dir_hash(text);
 	}
 	return h;
 }

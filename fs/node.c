@@ -465,6 +465,18 @@ static void name_gone(struct node_table *t, struct uname *u, int fd,
 		drop(t, n);
 }
 
+uint64_t nodes_find(struct node_table *t, uint64_t parent, const char *name)
+{
+	struct uname *u;
+	uint64_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	u = find_name(t, parent, name);
+	ino = u ? u->node->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 int nodes_held(struct node_table *t, uint64_t parent, const char *name)
 {
 	struct uname *u;
