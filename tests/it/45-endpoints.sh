@@ -63,6 +63,8 @@ K2=$(cat "$E/keys/secondary")
 check "two different long keys" eval "[[ \${#K1} -ge 32 && '$K1' != '$K2' ]]"
 expect_err "keys/ is written by mlfs only" "Read-only file system" \
 	bash -c "echo x > '$E/keys/primary'"
+expect_err "no new file in keys/" "Read-only file system" touch "$E/keys/third"
+expect_err "no key removed" "Read-only file system" rm -f "$E/keys/secondary"
 
 # ---- bad input --------------------------------------------------------------------
 expect_err "traffic summing to 110" "$EINVAL" \
