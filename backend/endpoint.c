@@ -184,7 +184,7 @@ static int endpoint_regenerate(struct ws *ws, struct obj *o,
 	ep_keys_get(ws, o->id, k);
 	/* the new key is accepted before the old one goes; the other key
 	 * is valid throughout */
-	if (ep_apply(ws, o, k[which], old, e))
+	if (ep_apply(ws, o, F_KEYS, k[which], old, e))
 		ws_refuse_obj(ws, o, -EIO, e);
 	snprintf(text, sizeof(text), "key %s regenerated", key_names[which]);
 	ws_obj_event(ws, o, text);
@@ -302,7 +302,7 @@ static void endpoint_setting_changed(struct ws *ws, const struct obj *o,
 	}
 	if (file != F_TRAFFIC && file != F_MIRROR)
 		return;
-	if (ep_apply(ws, o, NULL, NULL, &e) && !ws_get(ws, o->id, &cur))
+	if (ep_apply(ws, o, file, NULL, NULL, &e) && !ws_get(ws, o->id, &cur))
 		ws_refuse_obj(ws, &cur, -EIO, &e);
 }
 
@@ -313,7 +313,7 @@ static int endpoint_setting_writable(const struct obj *o, int file)
 	return 0;
 }
 
-/* ---- the rest of the table ------------------------------------------------ */
+/* ---- the rest of the table ----------------------------------------------- */
 
 static void endpoint_readonly_why(const struct obj *o, struct err *e)
 {

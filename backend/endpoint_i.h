@@ -45,14 +45,14 @@ void ep_proxy_dir(struct ws *ws, int64_t id, char *buf, size_t sz);
 void ep_keys_get(struct ws *ws, int64_t id, char k[2][EP_KEY_MAX]);
 
 /*
- * ep_apply - a change of @o written by a user (traffic, mirror, keys)
- * given to its running proxy at once through the runtime API (a local
- * unix socket, EP_API_MS at most per command) and to the proxy's files
- * (for its next start).  @add and @del: a key accepted, a key refused
- * (NULL: none).  A proxy not running takes it at its start.
- * 0 or -EIO with a sentence.
+ * ep_apply - a change of @o's @file written by a user (F_TRAFFIC,
+ * F_MIRROR, F_KEYS) given to its running proxy at once through the
+ * runtime API (a local unix socket, EP_API_MS at most per command); its
+ * files are made from the store at its next start or reload.  @add and
+ * @del (F_KEYS): a key accepted, a key refused (NULL: none).  A proxy not
+ * running takes it at its start.  0 or -EIO with a sentence.
  */
-int ep_apply(struct ws *ws, const struct obj *o, const char *add,
+int ep_apply(struct ws *ws, const struct obj *o, int file, const char *add,
 	     const char *del, struct err *e);
 
 /* ---- endpoint.c ---------------------------------------------------------- */

@@ -101,7 +101,7 @@ static struct ep_live *live_get(struct ws *ws, int64_t id)
 	return l;
 }
 
-/* ---- what the proxy is given ----------------------------------------------- */
+/* ---- what the proxy is given --------------------------------------------- */
 
 void ep_joined(struct ws *ws, int64_t id, char *name, size_t sz)
 {
@@ -323,47 +323,50 @@ static int put_files(struct ws *ws, const struct ep_proxy *p, int64_t id,
 	return ep_proxy_files(p, keys, n, e);
 }
 
-/* Traffic and mirror as stored sent to @l's proxy, @add and @del keys
- * too.  Under ep_lock. */
-static int send_split(struct ws *ws, struct ep_live *l, const char *add,
-		      const char *del, struct err *e)
+/* The runtime-API commands for @file (F_TRAFFIC, F_MIRROR, F_KEYS, 0:
+ * traffic and mirror) of @l as stored, @add and @del keys.  Under
+ * ep_lock. */
+static int split_cmds(struct ws *ws, struct ep_live *l, int file,
+		      const char *add, const char *del, char **out)
 {
 	struct ep_traffic t;
-	char *w = NULL, *m = NULL, *k = NULL;
-	int rc = -ENOMEM;
+	int ok = load_split(ws, l->id, &t, &l->p.mirror);
 
-	if (load_split(ws, l->id, &t, &l->p.mirror)) {
-		for (int i = 0; i < l->p.n; i++)
-			l->p.b[i].weight = weight_in(&t, l->p.b[i].name);
-	} else {
-		/* the proxy keeps the weights it has */
-		t.n = l->p.n;
-		for (int i = 0; i < l->p.n; i++) {
-			snprintf(t.w[i].name, EP_NAME_MAX, "%s",
-				 l->p.b[i].name);
-			t.w[i].weight = l->p.b[i].weight;
-		}
-	}
-	rc = put_files(ws, &l->p, l->id, e);
-	if (rc)
-		return rc;
-	if (ep_weight_cmds(&l->p, &t, &w) || ep_mirror_cmds(&l->p,
-							     &l->p.mirror, &m) ||
-	    ep_key_cmds(&l->p, add, del, &k))
-		goto out;
-	rc = ep_proxy_api(l->dir, k, EP_API_MS, NULL, e);
-	if (!rc && l->p.n)
-		rc = ep_proxy_api(l->dir, w, EP_API_MS, NULL, e);
-	if (!rc)
+	*out = NULL;
+	if (file == F_KEYS)
+		return ep_key_cmds(&l->p, add, del, out);
+	if (file == F_MIRROR)
+		return ep_mirror_cmds(&l->p, &l->p.mirror, out);
+	/* lines still to come: the proxy keeps its weights */
+	if (!ok || !l->p.n)
+		return 0;
+	for (int i = 0; i < l->p.n; i++)
+		l->p.b[i].weight = weight_in(&t, l->p.b[i].name);
+	return ep_weight_cmds(&l->p, &t, out);
+}
+
+/*
+ * Send @l's proxy what @file now says.  Only the commands: its files are
+ * written from the store whenever it starts or reloads (build), so that
+ * what it reads then is the store's whatever was sent now.  Under ep_lock.
+ */
+static int send_split(struct ws *ws, struct ep_live *l, int file,
+		      const char *add, const char *del, struct err *e)
+{
+	char *cmds = NULL, *m = NULL;
+	int rc;
+
+	if (split_cmds(ws, l, file, add, del, &cmds))
+		return err_set(e, -ENOMEM, "out of memory");
+	rc = cmds ? ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e) : 0;
+	if (!rc && !file && !ep_mirror_cmds(&l->p, &l->p.mirror, &m))
 		rc = ep_proxy_api(l->dir, m, EP_API_MS, NULL, e);
-out:
-	free(w);
+	free(cmds);
 	free(m);
-	free(k);
 	return rc;
 }
 
-int ep_apply(struct ws *ws, const struct obj *o, const char *add,
+int ep_apply(struct ws *ws, const struct obj *o, int file, const char *add,
 	     const char *del, struct err *e)
 {
 	struct ep_live *l;
@@ -373,7 +376,7 @@ int ep_apply(struct ws *ws, const struct obj *o, const char *add,
 	l = live_find(o->id);
 	/* not running: the worker gives it the store's texts at start */
 	if (l && l->pid)
-		rc = send_split(ws, l, add, del, e);
+		rc = send_split(ws, l, file, add, del, e);
 	pthread_mutex_unlock(&ep_lock);
 	if (rc) {
 		char tmp[ERR_MSG_MAX];
@@ -384,7 +387,7 @@ int ep_apply(struct ws *ws, const struct obj *o, const char *add,
 	}
 	return rc;
 }
-/* ---- the proxy's life ------------------------------------------------------ */
+/* ---- the proxy's life ---------------------------------------------------- */
 
 /* Start @l's proxy on @p (files first), or adopt the one running on its
  * pid file.  0 or -errno with a sentence. */
@@ -423,7 +426,7 @@ static int proxy_start(struct ws *ws, const struct obj *o, struct ep_live *l,
 	l->p = *p;
 	l->fp = fingerprint(p);
 	/* what users wrote while it started */
-	send_split(ws, l, NULL, NULL, e);
+	send_split(ws, l, 0, NULL, NULL, e);
 	pthread_mutex_unlock(&ep_lock);
 	return 0;
 }
@@ -461,7 +464,7 @@ static void proxy_stop(struct ep_live *l)
 		ep_proxy_stop(pid, l->dir, STOP_GRACE_MS);
 }
 
-/* ---- stats and health --------------------------------------------------------- */
+/* ---- stats and health ---------------------------------------------------- */
 
 /* The last LOG_TAIL bytes of @o's log, malloc'd. */
 static char *log_tail(struct ws *ws, const struct obj *o, size_t *n)
@@ -547,7 +550,7 @@ static void stats_step(struct ws *ws, const struct obj *o,
 	free(csv);
 }
 
-/* ---- the step --------------------------------------------------------------- */
+/* ---- the step ------------------------------------------------------------ */
 
 /* Save @state, @error ("" none) and the proxy's facts when they
  * changed. */
@@ -719,7 +722,7 @@ void ep_start_all(struct ws *ws)
 	ws_list(ws, K_ENDPOINT, 0, 0, start_cb, ws);
 }
 
-/* ---- housekeeping ---------------------------------------------------------- */
+/* ---- housekeeping -------------------------------------------------------- */
 
 static int rm_one(const char *path, const struct stat *sb, int flag,
 		  struct FTW *ftw)
