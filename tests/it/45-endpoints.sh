@@ -23,7 +23,8 @@ stop_proxies() {
 # the daemon first (it would start them again), then the proxies
 trap 'keep=${KEEP:-}; KEEP=1 cleanup_deep; stop_proxies
 [[ -n $keep ]] || rm -rf "$T"' EXIT
-mount_or_bail
+# other users reach the mount (as a shared workspace's daemon does)
+mount_or_bail "mount with allow_other" -o allow_other
 
 R=$MNT/runs/r
 mkdir "$R"
@@ -166,6 +167,12 @@ expect_err "another user cannot read keys/primary" "$EACCES" \
 	as mlfs_ep_other cat "$E/keys/primary"
 expect_err "another user cannot read keys/secondary" "$EACCES" \
 	as mlfs_ep_other cat "$E/keys/secondary"
+check "another user makes a deployment" \
+	as mlfs_ep_other mkdir "$MNT/deployments/theirs"
+expect_err "it cannot join fraud (another user's endpoint)" "$EINVAL" \
+	as mlfs_ep_other bash -c "echo fraud > '$MNT/deployments/theirs/endpoint'"
+check "the error says whose" grep -q "another user" \
+	"$MNT/deployments/theirs/error"
 
 # ---- a deployment out of the rotation and back ----------------------------------
 printf 'blue 50\ngreen 50\n' > "$E/traffic"
@@ -182,6 +189,15 @@ check "requests are answered while green is out" eval "((ok_all))"
 kill -CONT $GPIDS
 check "Healthy again once green answers" wait_for "$E/status" Healthy 30
 
+# ---- stop and start: the same URI ------------------------------------------------
+check "stop" wr "$E/ctl" stop
+check "Draft once stopped" wait_for "$E/status" Draft 30
+check "start again" wr "$E/ctl" start
+check "Healthy again" wait_for "$E/status" Healthy 30
+eq "the same URI" "$EURI" "$(cat "$E/scoring_uri")"
+check "it answers" wait_until 20 \
+	sh -c "curl -s -m 5 -H 'Authorization: Bearer $K2' -d '{}' '$EURI' | grep -q version"
+
 # ---- the proxy killed -----------------------------------------------------------
 P1=$(json_get "$E/info.json" scoring_uri)
 PID=$(cat "$STATE/endpoints/"*/haproxy.pid)
@@ -195,7 +211,7 @@ eq "same URI" "$EURI" "$(cat "$E/scoring_uri")"
 PID=$(cat "$STATE/endpoints/"*/haproxy.pid)
 crash_ws
 check "the proxy outlives the daemon" kill -0 "$PID"
-remount_or_bail
+remount_or_bail remount -o allow_other
 check "Healthy after the remount" wait_for "$E/status" Healthy 30
 eq "same proxy (adopted)" "$PID" "$(cat "$STATE/endpoints/"*/haproxy.pid)"
 eq "same URI" "$EURI" "$(cat "$E/scoring_uri")"
