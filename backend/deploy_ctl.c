@@ -461,6 +461,7 @@ void deployment_json(struct ws *ws, cJSON *j, const struct obj *o)
 		cJSON_AddStringToObject(j, "target", t.name);
 	else
 		json_setting_word(ws, j, "target", o->id, F_TARGET);
+	json_setting_word(ws, j, "endpoint", o->id, F_ENDPOINT);
 	if (!ws_load_config(ws, o->id, &cfg, &e)) {
 		c = cJSON_AddObjectToObject(j, "config");
 		for (int i = 0; i < cfg.n; i++)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "deploy_i.h"
+#include "endpoint_i.h"
 #include "ws_i.h"
 
 static const struct file_desc deployment_files[] = {
@@ -28,6 +29,7 @@ static const struct file_desc deployment_files[] = {
 	{ "error",	F_ERROR,	FD_GEN },
 	{ "info.json",	F_INFO,		FD_GEN },
 	{ "replicas",	F_REPLICAS,	FD_GEN },
+	{ "endpoint",	F_ENDPOINT,	FD_SETTING },
 };
 
 
@@ -88,8 +90,33 @@ static int deployment_busy(struct ws *ws, const struct obj *o, struct err *e)
 
 static int deployment_setting_writable(const struct obj *o, int file)
 {
-	(void)file;
+	/* joining or leaving an endpoint changes nothing it serves */
+	if (file == F_ENDPOINT)
+		return 0;
 	return o->state == DS_TRANSITIONING ? -EROFS : 0;
+}
+
+static int deployment_setting_check(struct ws *ws, const struct obj *o,
+				    int file, const char *buf, size_t len,
+				    struct err *e)
+{
+	if (file != F_ENDPOINT)
+		return 1;
+	return ep_join_check(ws, o, buf, len, e);
+}
+
+/* The endpoint joined looks again now (the one left, at its next tick). */
+static void deployment_setting_changed(struct ws *ws, const struct obj *o,
+				       int file)
+{
+	char name[MLFS_NAME_MAX + 2];
+	struct obj ep;
+
+	if (file != F_ENDPOINT)
+		return;
+	ep_joined(ws, o->id, name, sizeof(name));
+	if (name[0] && !ws_find(ws, K_ENDPOINT, 0, name, &ep))
+		worker_kick(ws, ep.id);
 }
 
 static int deployment_files_writable(const struct obj *o)
@@ -158,4 +185,7 @@ const struct kind_ops deployment_kind = {
 	.unlink_ctl		= NULL,
 	.worker_of		= deployment_worker,
 	.render			= deployment_render,
+	.made			= NULL,
+	.setting_check		= deployment_setting_check,
+	.setting_changed	= deployment_setting_changed,
 };

@@ -19,6 +19,7 @@ enum obj_kind {
 	K_DEPLOYMENT = 3,
 	K_MODEL = 4,
 	K_VERSION = 5,		/* models/<name>/<version>, parent = the model */
+	K_ENDPOINT = 6,
 	K_COUNT
 };
 
@@ -33,6 +34,7 @@ enum ctl_file {
 	F_COMMAND, F_TARGET, F_ENV, F_RESOURCES, F_EXIT_CODE, F_LOG,
 	F_METRICS, F_OUTPUTS, F_MODEL, F_SCORING_URI, F_KEY,
 	F_AFTER, F_WAIT, F_REPLICAS, F_INPUTS,
+	F_KEYS, F_TRAFFIC, F_MIRROR, F_STATS, F_ENDPOINT,
 	F_COUNT
 };
 _Static_assert(F_COUNT <= 64, "a control file set is one 64-bit word");
@@ -51,6 +53,8 @@ enum obj_text {
 	TEXT_VERSION_SOURCE = 41,	/* a version's source (kv: run, run_id,
 					 * path) */
 	TEXT_DEPLOY_REQ = 42,		/* a deployment's last request */
+	TEXT_EP_PRIMARY = 43,		/* an endpoint's keys (hex) */
+	TEXT_EP_SECONDARY = 44,
 };
 
 /*
@@ -118,7 +122,7 @@ struct obj {
 	char node[ID_TEXT_MAX];		/* where it ran */
 	char gpus[ID_TEXT_MAX];		/* CUDA_VISIBLE_DEVICES given */
 
-	/* targets */
+	/* targets; endpoints: what ctl last asked, "start" or "stop" */
 	char type[32];
 	/* driver's private persistent state (small text), e.g. offsets */
 	char ddata[1024];

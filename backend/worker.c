@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "deploy_i.h"
+#include "endpoint_i.h"
 #include "../lib/log.h"
 #include "../lib/vec.h"
 #include "ws_i.h"
@@ -431,8 +432,10 @@ static void kick_one(struct tworker *w, int64_t id)
 	struct run_ctx *r;
 	struct obj o;
 
-	if (!w->target_id)
-		return;		/* housekeeping: the trash is emptied anyway */
+	/* housekeeping: the trash is emptied anyway; the endpoints' worker
+	 * looks at all of them each time */
+	if (w->target_id <= 0)
+		return;
 	if (id == w->target_id) {
 		target_step(w);
 		return;
@@ -640,6 +643,8 @@ static int wait_events(struct tworker *w)
 		timeout = w->t.drv->refresh_seconds * 1000;
 	if (!w->target_id)
 		timeout = SPACE_TICK_MS;	/* housekeeping */
+	if (w->target_id == EP_WORKER_ID)
+		timeout = EP_TICK_MS;
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
 		if (r->wait_fd >= 0 && n < 63)
 			pfd[n++] = (struct pollfd){ .fd = r->wait_fd,
@@ -697,10 +702,10 @@ static void *worker_main(void *arg)
 	struct tworker *w = arg;
 	struct err e = { { 0 } };
 
-	if (w->target_id && target_load(w, &e))
+	if (w->target_id > 0 && target_load(w, &e))
 		log_warn("worker for target %lld: %s", (long long)w->target_id,
 			 e.msg);
-	else if (w->target_id && w->t.obj.state == TS_SUCCEEDED) {
+	else if (w->target_id > 0 && w->t.obj.state == TS_SUCCEEDED) {
 		target_refresh(w);	/* e.g. GPUs, before adopting runs */
 		w->refreshed = wall_s();
 	}
@@ -710,8 +715,10 @@ static void *worker_main(void *arg)
 		if (!w->target_id) {
 			ws_trash_empty(w->ws);
 			space_ticked(w->ws);
-		}
-		else if (w->have_target)
+			ep_orphans(w->ws);
+		} else if (w->target_id == EP_WORKER_ID) {
+			ep_step(w->ws);
+		} else if (w->have_target)
 			runs_step(w);
 		if (w->target_id && w->have_target && w->deps)
 			deploy_step(&w->t, &w->deps, w->ino_fd);
@@ -721,6 +728,8 @@ static void *worker_main(void *arg)
 			watch_files(w);
 	}
 	deploy_release_all(&w->t, &w->deps, w->ino_fd);
+	if (w->target_id == EP_WORKER_ID)
+		ep_release();
 	if (w->ino_fd >= 0)
 		close(w->ino_fd);
 	while (w->runs) {
@@ -852,6 +861,7 @@ int worker_start(struct ws *ws)
 	store_list_busy_targets(ws->st, start_cb, ws);
 	store_list(ws->st, K_TARGET, 0, 0, refresh_cb, ws);
 	deploy_start_all(ws);
+	ep_start_all(ws);
 	return store_list_active_runs(ws->st, start_cb, ws);
 }
 

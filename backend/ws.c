@@ -512,6 +512,13 @@ int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 		return err_set(e, rc, "cannot record %s '%s': %s",
 			       kind_name(kind), name, strerror(-rc));
 	rc = ws_make_obj_dirs(ws, &o);
+	if (!rc && ws_kind(kind)->made) {
+		rc = ws_kind(kind)->made(ws, &o, e);
+		if (rc) {
+			store_delete(ws->st, o.id);
+			return rc;
+		}
+	}
 	if (rc) {
 		store_delete(ws->st, o.id);
 		return err_set(e, rc, "cannot create the folder of %s '%s': %s",

@@ -37,6 +37,10 @@ struct ws_hooks {
 			    const char *name);
 	/* Everything below the outputs folder of run @id may have changed. */
 	void (*inval_outputs)(void *ctx, int64_t id);
+	/* The bytes of user file @name, directly below control folder
+	 * @root of object @id, changed behind the kernel (an endpoint's
+	 * regenerated key). */
+	void (*inval_user)(void *ctx, int64_t id, int root, const char *name);
 	/* A change to object @id is about to be committed (called with no
 	 * lock held, before the transaction): keep what its files show now,
 	 * for the kernel may still ask for those bytes after the change. */

@@ -20,7 +20,8 @@
  *   6  model.c                  the model and version kinds, register
  *   7  deploy_*.c               deployments: config, ctl, state machine
  *   8  run.c, target.c,         the run, target and deployment kinds
- *      deployment.c
+ *      deployment.c, endpoint.c  endpoint_sm.c (the endpoints' worker
+ *                               side) below endpoint.c and worker.c
  *   9  worker.c                 the worker threads
  *  10  ws_open.c                open/reconcile/close: registers the kinds
  *                               and the worker's hooks
@@ -87,6 +88,16 @@ struct kind_ops {
 	/* a generated file of the kind's own: its text, or -ENOENT for the
 	 * core's rendering (NULL: none) */
 	int (*render)(const struct obj *o, int file, char **buf, size_t *len);
+	/* mkdir, once the folder is made: what the kind makes at once
+	 * (an endpoint's keys); failing undoes the mkdir (NULL: nothing) */
+	int (*made)(struct ws *ws, const struct obj *o, struct err *e);
+	/* a setting's text checked inside the write: 0, -EINVAL with a
+	 * sentence, or 1 for the core's check (NULL: the core's) */
+	int (*setting_check)(struct ws *ws, const struct obj *o, int file,
+			     const char *buf, size_t len, struct err *e);
+	/* a setting written (committed): applied now, e.g. an endpoint's
+	 * traffic (NULL: nothing) */
+	void (*setting_changed)(struct ws *ws, const struct obj *o, int file);
 };
 
 /* @s and a newline ("" stays empty), malloc'd into *@buf. */
@@ -220,7 +231,7 @@ int target_ensure_local(struct ws *ws, struct err *e);
 
 /* The kinds (their tables, for ws_open.c) */
 extern const struct kind_ops run_kind, target_kind, deployment_kind,
-	model_kind, version_kind;
+	model_kind, version_kind, endpoint_kind;
 
 /* run_after.c: `after`, the runs a run waits for */
 /* Is @buf a valid `after` of run @o: a sentence names the line, the

@@ -113,11 +113,17 @@ static int config_valid(const struct obj *o, const char *buf, size_t len,
 static int setting_valid(struct ws *ws, const struct obj *o, int file,
 			 const char *buf, size_t len, struct err *e)
 {
+	const struct kind_ops *k = ws_kind(o->kind);
 	struct kv_list env = { 0 };
 	struct resources res;
 	char word[MLFS_NAME_MAX + 2];
 	int rc = 0;
 
+	if (k->setting_check) {
+		rc = k->setting_check(ws, o, file, buf, len, e);
+		if (rc != 1)
+			return rc;
+	}
 	switch (file) {
 	case F_COMMAND:
 		return command_valid(buf, len, e);
@@ -205,6 +211,16 @@ static int setting_store(struct ws *ws, const struct obj *o, int file,
 	return rc;
 }
 
+/* The kind applies what was written (after the commit: the text is the
+ * store's whatever the proxy or worker then does). */
+static void setting_changed(struct ws *ws, const struct obj *o, int file)
+{
+	const struct kind_ops *k = ws_kind(o->kind);
+
+	if (k->setting_changed)
+		k->setting_changed(ws, o, file);
+}
+
 int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 		     size_t len, off_t off)
 {
@@ -244,7 +260,10 @@ int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 		goto out_rollback;
 	free(cur);
 	rc = store_commit(ws->st);
-	return rc ? setting_refused(ws, &o, file, rc, &e) : 0;
+	if (rc)
+		return setting_refused(ws, &o, file, rc, &e);
+	setting_changed(ws, &o, file);
+	return 0;
 
 out_rollback:
 	free(cur);
@@ -316,6 +335,7 @@ int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 	if (rc)
 		return setting_refused(ws, &o, file, rc, &e);
 	ws_inval(ws, id, FBIT(file));
+	setting_changed(ws, &o, file);
 	return 0;
 }
 

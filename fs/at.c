@@ -286,6 +286,9 @@ int disk_file_path(struct mlfs *m, const struct obj *o, int file,
 	case F_METRICS:
 		ws_obj_path(m->ws, o->id, RUN_METRICS, path);
 		return 0;
+	case F_STATS:
+		ws_obj_path(m->ws, o->id, "stats", path);
+		return 0;
 	default:
 		return -ENOENT;
 	}

@@ -63,6 +63,7 @@ static uint64_t lookup_root(const char *name)
 		{ "README", INO_README }, { "events", INO_EVENTS },
 		{ "targets", INO_TARGETS }, { "runs", INO_RUNS },
 		{ "deployments", INO_DEPLOYMENTS }, { "models", INO_MODELS },
+		{ "endpoints", INO_ENDPOINTS },
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
@@ -245,6 +246,7 @@ static void list_root(struct dirbuf *b, off_t off)
 		{ "targets", INO_TARGETS, S_IFDIR }, { "runs", INO_RUNS, S_IFDIR },
 		{ "deployments", INO_DEPLOYMENTS, S_IFDIR },
 		{ "models", INO_MODELS, S_IFDIR },
+		{ "endpoints", INO_ENDPOINTS, S_IFDIR },
 	};
 
 	for (size_t i = off > 2 ? off - 2 : 0; i < sizeof(tab) / sizeof(tab[0]);

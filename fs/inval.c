@@ -177,6 +177,15 @@ static void hook_outputs(void *ctx, int64_t id)
 	inval_inode(m, obj_ino(id, F_OUTPUTS), 0);
 }
 
+static void hook_user(void *ctx, int64_t id, int root, const char *name)
+{
+	struct mlfs *m = ctx;
+	uint64_t ino = nodes_find(m->nodes, obj_ino(id, root), name);
+
+	if (ino)
+		inval_inode(m, ino, 0);
+}
+
 void mlfs_attach(struct mlfs *m, struct fuse_session *se,
 		 const char *mountpoint)
 {
@@ -187,6 +196,7 @@ void mlfs_attach(struct mlfs *m, struct fuse_session *se,
 		.inval_events	= hook_events,
 		.inval_entry	= hook_entry,
 		.inval_outputs	= hook_outputs,
+		.inval_user	= hook_user,
 		.change_begin	= hook_change_begin,
 	};
 

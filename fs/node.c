@@ -18,6 +18,7 @@ static const struct {
 	{ INO_RUNS,		K_RUN },
 	{ INO_DEPLOYMENTS,	K_DEPLOYMENT },
 	{ INO_MODELS,		K_MODEL },
+	{ INO_ENDPOINTS,	K_ENDPOINT },
 };
 
 uint64_t kind_top_ino(int kind)
@@ -464,6 +465,18 @@ static void name_gone(struct node_table *t, struct uname *u, int fd,
 		drop(t, n);
 }
 
+uint64_t nodes_find(struct node_table *t, uint64_t parent, const char *name)
+{
+	struct uname *u;
+	uint64_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	u = find_name(t, parent, name);
+	ino = u ? u->node->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 int nodes_held(struct node_table *t, uint64_t parent, const char *name)
 {
 	struct uname *u;
@@ -660,7 +673,7 @@ out_unlock:
 		return -ENOENT;
 	*obj = ino_obj(ino);
 	*root = ino_file(ino);
-	if (*root != F_DIR && *root != F_OUTPUTS)
+	if (*root != F_DIR && *root != F_OUTPUTS && *root != F_KEYS)
 		return -ENOENT;
 	if (strlen(buf + pos) >= relsz)
 		return -ENAMETOOLONG;

@@ -41,6 +41,7 @@ enum {
 	INO_RUNS,
 	INO_DEPLOYMENTS,
 	INO_MODELS,
+	INO_ENDPOINTS,
 	INO_FIXED_MAX,
 };
 
@@ -109,6 +110,9 @@ void nodes_free(struct node_table *t);
  * missing.  Returns its inode number, 0 on ENOMEM.
  */
 uint64_t nodes_get(struct node_table *t, uint64_t parent, const char *name);
+/* The user node for @name in folder @parent, 0 when the table has none
+ * (never made). */
+uint64_t nodes_find(struct node_table *t, uint64_t parent, const char *name);
 /* Count one more kernel reference (a successful lookup reply). */
 void nodes_ref(struct node_table *t, uint64_t ino);
 /* The kernel forgot @n references; the node goes at zero. */

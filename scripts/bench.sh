@@ -34,11 +34,11 @@
 # both clone (reflink), when mkfs.xfs is present), autoscale (a step load
 # of AS_LOAD=4 held requests: time to the first added replica ready and to
 # 1 -> AS_LOAD replicas, target_in_flight = 1), endpoint (the same
-# trivial deployment, 2 replicas, behind an endpoint's proxy - HAProxy, by
-# build/tests/ep-proxy-tool until endpoints/ drives it: requests/s and p99
-# through the proxy vs. straight to the deployment, same run, CONNS
-# keep-alive connections for LOAD_S seconds; and a traffic change -> applied,
-# the runtime API's round trip as the tool measures it, median of 20).
+# trivial deployment, 2 replicas, behind endpoints/ebench (HAProxy):
+# requests/s and p99 through the endpoint vs. straight to the deployment,
+# same run, CONNS keep-alive connections for LOAD_S seconds; and a traffic
+# change -> applied, a write of `traffic`, which returns once the proxy
+# took it, median of 20).
 # after (the overhead of `after` on the local target: from the moment run A's
 # command ends to the moment B's, which waits for A, starts, median of
 # REPEAT; baseline: from `echo submit` of a run to its command's start;
@@ -645,22 +645,24 @@ score_load() {
 }
 
 endpoint_section() {
-	local d=$MNT/deployments/ebench tool=$ROOT/build/tests/ep-proxy-tool
-	local pdir=$W/ep-proxy port uri host dport direct through i times=()
+	local d=$MNT/deployments/ebench e=$MNT/endpoints/ebench
+	local uri euri direct through i t0 t1 times=()
 	trivial_deployment "$d"
 	echo "replicas = 2" > "$d/config"
 	echo deploy > "$d/ctl"
 	deploy_wait "$d" Healthy
 	uri=$(cat "$d/scoring_uri")
-	host=${uri#http://}
-	dport=${host#*:}
-	dport=${dport%%/*}
-	host=${host%%:*}
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	"$tool" start "$pdir" "$port" benchkey \
-		"ebench:$host:$dport:$(cat "$d/key"):100" >/dev/null
+	mkdir "$e"
+	echo ebench > "$d/endpoint"
+	echo 'ebench 100' > "$e/traffic"
+	echo start > "$e/ctl"
+	deploy_wait "$e" Healthy
+	euri=$(cat "$e/scoring_uri")
+	# the worker reloads the proxy once the deployment joined
+	until curl -sf -m 5 -H "Authorization: Bearer $(cat "$e/keys/primary")" \
+		-d '{}' "$euri" >/dev/null; do sleep 0.05; done
 	direct=$(score_load "$uri" "$(cat "$d/key")")
-	through=$(score_load "http://127.0.0.1:$port/score" benchkey)
+	through=$(score_load "$euri" "$(cat "$e/keys/primary")")
 	read -r drps _ dp99 derr <<< "$direct"
 	read -r trps _ tp99 terr <<< "$through"
 	row "endpoint, 2 replicas: requests/s" "$trps" "$drps" \
@@ -668,12 +670,16 @@ endpoint_section() {
 	row "endpoint, 2 replicas: p99 (ms)" "$tp99" "$dp99" \
 		"$(echo "$tp99 - $dp99" | bc -l | xargs printf %+.2f)"
 	((derr + terr == 0)) || row "endpoint: failed requests" "$terr" "$derr" "-"
+	# the write returns once the proxy applied it (runtime API inside it)
 	for i in $(seq 20); do
-		times+=("$("$tool" weights "$pdir" "ebench=$((i % 2 ? 50 : 100))")")
+		t0=$(now)
+		echo 'ebench 100' > "$e/traffic"
+		t1=$(now)
+		times+=("$(echo "($t1 - $t0) * 1000" | bc -l)")
 	done
 	row "traffic change -> applied, median (ms)" "$(printf '%s\n' \
 		"${times[@]}" | median)" "<= 100" "-"
-	"$tool" stop "$pdir"
+	rmdir "$e"
 	echo delete > "$d/ctl"
 	deploy_wait "$d" Draft
 }

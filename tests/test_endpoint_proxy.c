@@ -180,11 +180,15 @@ static pid_t ppid;
 
 static void proxy_fill(int nb)
 {
+	/* abstract sockets are the host's: two runs of this test at once
+	 * must not share a name */
+	static char tag[32];
 	struct err e;
 
 	memset(&proxy, 0, sizeof(proxy));
 	proxy.dir = pdir;
-	proxy.tag = "t";
+	snprintf(tag, sizeof(tag), "t%ld", (long)getpid());
+	proxy.tag = tag;
 	ep_config_parse("", 0, &proxy.cfg, &e);
 	proxy.port = port;
 	proxy.n = nb;
