@@ -4,7 +4,8 @@
 # LOCAL_WORLD_SIZE, NODE_RANK, MASTER_ADDR, MASTER_PORT (checked by a
 # stdlib-only script that also meets at MASTER_ADDR:MASTER_PORT), their
 # GPUs split, their lines prefixed in log, the first failure ending the
-# others, cancel and the time limit stopping all; on Slurm 2 nodes x 2
+# others, cancel and the time limit stopping all; the same on an ssh
+# target (a shell launcher on the host); on Slurm 2 nodes x 2
 # processes; a torch.distributed gloo all-reduce (env://, unchanged) on
 # both when python3-torch is there (scripts/deps.sh torch), else skipped.
 source "$(dirname "$0")/../lib.sh"
@@ -258,11 +259,58 @@ else
 	ok "# SKIP torch all-reduce on the local target: python3-torch is not" \
 		"installed (scripts/deps.sh torch)"
 fi
+
+# ---- an ssh target: 3 processes on the host -------------------------------------
+SSHD=$T/sshd
+WORK=$T/remote
+ssh_cleanup() {
+	local p pid
+	for p in "$WORK"/*/pid; do	# runs left on the "host"
+		[[ -f $p ]] && read -r pid _ <"$p" && kill -KILL -- "-$pid" 2>/dev/null
+	done
+	sshd_cut
+}
+trap 'ssh_cleanup; cleanup' EXIT
+if sshd_start; then
+	source "$SSHD/host.env"
+	mkdir "$MNT/targets/box" && wr "$MNT/targets/box/type" ssh
+	ssh_config "workdir = $WORK" "cancel_grace_seconds = 2" \
+		>"$MNT/targets/box/config"
+	wr "$MNT/targets/box/ctl" provision
+	check "ssh target Succeeded" wait_for "$MNT/targets/box/status" Succeeded 30
+	newrun x3 "python3 ranks.py" "procs_per_node = 3" box
+	submit x3
+	check "x3 (ssh): Completed" wait_for "$MNT/runs/x3/status" Completed 60
+	check "x3 (ssh): every rank's variables, and they met at the master" \
+		check_ranks "$MNT/runs/x3/outputs" 1 3
+	for r in 0 1 2; do
+		check "x3 (ssh): rank $r's line in log, prefixed" \
+			grep -qx "$r: rank $r of 3 done" "$MNT/runs/x3/log"
+	done
+	# shellcheck disable=SC2059
+	newrun xf "$(printf "$FAILING" 0 3 6)" "procs_per_node = 3" box
+	submit xf
+	check "xf (ssh): Failed" wait_for "$MNT/runs/xf/status" Failed 60
+	eq "xf (ssh): the exit code is rank 0's" 6 "$(cat "$MNT/runs/xf/exit_code")"
+	check "xf (ssh): the others were stopped" wait_until 30 \
+		all_gone "$MNT/runs/xf/outputs/pids"
+	newrun xc "echo \$\$ >>$T/xc.pids; exec sleep 100000" \
+		"procs_per_node = 2" box
+	submit xc
+	check "xc (ssh): both running" wait_until 30 eval \
+		'[[ $(wc -l 2>/dev/null <"$T/xc.pids") == 2 ]]'
+	wr "$MNT/runs/xc/ctl" cancel
+	check "xc (ssh): Canceled" wait_for "$MNT/runs/xc/status" Canceled 30
+	check "xc (ssh): every process gone" wait_until 30 all_gone "$T/xc.pids"
+	sshd_cut
+else
+	not_ok "a test sshd starts"
+fi
 check "unmount" unmount_ws
 
 # ---- Slurm: 2 nodes x 2 processes -------------------------------------------------
 chmod 755 "$T"
-trap '"$ROOT/scripts/slurm-cluster.sh" stop "$T/slurm" >/dev/null; cleanup' EXIT
+trap '"$ROOT/scripts/slurm-cluster.sh" stop "$T/slurm" >/dev/null; ssh_cleanup; cleanup' EXIT
 if ! "$ROOT/scripts/slurm-cluster.sh" start "$T/slurm" >"$T/cluster.log" 2>&1; then
 	not_ok "the test cluster starts"
 	sed 's/^/# /' "$T/cluster.log" | tail -20
