@@ -113,7 +113,11 @@ all_gone() {	# all_gone FILE: none of the pids in FILE is alive
 	done
 	return 0
 }
-has_torch() { python3 -c 'import torch.distributed' 2>/dev/null; }
+# the python3 of the runs' default PATH (not a pyenv of the test's shell)
+has_torch() {
+	PATH=/usr/local/bin:/usr/bin:/bin python3 -c 'import torch.distributed' \
+		2>/dev/null
+}
 
 # The all-reduce of the issue, torch's env:// as documented, unchanged:
 # every rank adds rank + 1, so the sum is WORLD_SIZE (WORLD_SIZE + 1) / 2.
@@ -263,13 +267,6 @@ fi
 # ---- an ssh target: 3 processes on the host -------------------------------------
 SSHD=$T/sshd
 WORK=$T/remote
-ssh_cleanup() {
-	local p pid
-	for p in "$WORK"/*/pid; do	# runs left on the "host"
-		[[ -f $p ]] && read -r pid _ <"$p" && kill -KILL -- "-$pid" 2>/dev/null
-	done
-	sshd_cut
-}
 trap 'ssh_cleanup; cleanup' EXIT
 if sshd_start; then
 	source "$SSHD/host.env"
@@ -309,17 +306,7 @@ fi
 check "unmount" unmount_ws
 
 # ---- Slurm: 2 nodes x 2 processes -------------------------------------------------
-chmod 755 "$T"
-trap '"$ROOT/scripts/slurm-cluster.sh" stop "$T/slurm" >/dev/null; ssh_cleanup; cleanup' EXIT
-if ! "$ROOT/scripts/slurm-cluster.sh" start "$T/slurm" >"$T/cluster.log" 2>&1; then
-	not_ok "the test cluster starts"
-	sed 's/^/# /' "$T/cluster.log" | tail -20
-	done_testing
-	exit 1
-fi
-set -a
-source "$T/slurm/cluster.env"
-set +a
+slurm_start ssh_cleanup
 mount_or_bail
 mkdir "$MNT/targets/sl" && wr "$MNT/targets/sl/type" slurm
 printf '%s\n' "url = $SLURM_URL" "user = $SLURM_USER" \
