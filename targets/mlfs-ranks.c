@@ -34,7 +34,7 @@
 
 struct rank {
 	pid_t pid;		/* 0 once reaped */
-	int fd;			/* read end of its stdout+stderr, -1 at EOF */
+	int fd;			/* its stdout+stderr pipe, -1 at EOF */
 	size_t len;		/* bytes of a partial line in buf */
 	char buf[LINE_MAX_R];
 };
@@ -173,8 +173,8 @@ static void write_all(const char *buf, size_t len)
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return;	/* a full disk: the line is lost, not the run */
+		if (w <= 0)	/* a full disk: lose the line, not the run */
+			return;
 		buf += w;
 		len -= w;
 	}
@@ -229,12 +229,12 @@ static void read_rank(int r)
 	flush_lines(r, 0);
 }
 
-/* Wait up to a second for output (or a signal), and relay it.  How many
- * pipes are still open. */
-static int relay(int n)
+/* Wait up to @ms for output (or a signal), and relay it.  How many pipes
+ * had something (bytes or their end). */
+static int relay(int n, int ms)
 {
 	struct pollfd pf[RANKS_MAX];
-	int idx[RANKS_MAX], m = 0;
+	int idx[RANKS_MAX], m = 0, got = 0;
 
 	for (int r = 0; r < n; r++)
 		if (ranks[r].fd >= 0) {
@@ -242,11 +242,22 @@ static int relay(int n)
 						 .events = POLLIN };
 			idx[m++] = r;
 		}
-	if (m && poll(pf, m, 1000) > 0)
+	if (m && poll(pf, m, ms) > 0)
 		for (int i = 0; i < m; i++)
-			if (pf[i].revents)
+			if (pf[i].revents) {
 				read_rank(idx[i]);
-	return m;
+				got++;
+			}
+	return got;
+}
+
+static int pipes_open(int n)
+{
+	int open = 0;
+
+	for (int r = 0; r < n; r++)
+		open += ranks[r].fd >= 0;
+	return open;
 }
 
 /* ---- waiting ------------------------------------------------------------ */
@@ -319,12 +330,20 @@ void ranks_main(int n, const char *cmd, ranks_env_fn env)
 		first = 127;
 	}
 	do {
-		open = relay(n);
+		relay(n, 1000);
+		open = pipes_open(n);
 		alive = reap(n, !open && !first, &first);
 		if (first && alive)
 			stop_others(n, &failed_at);
 		if (first && alive && !open)
 			poll(NULL, 0, 1000);	/* SIGCHLD cuts it short */
-	} while (open || alive);
+	} while (alive);
+	/* What the ranks left in their pipes; not what a process they left
+	 * behind (holding a pipe open) writes later: the run has ended. */
+	for (int i = 0; i < 1024 && relay(n, 0) > 0; i++)
+		;
+	for (int r = 0; r < n; r++)
+		if (ranks[r].fd >= 0)
+			flush_lines(r, 1);
 	_exit(first);
 }

@@ -20,7 +20,8 @@ int main(void)
 	CHECK(!strcmp(share("0,1,2,3", 3, 4), "3"), "one each: the last");
 	CHECK(!strcmp(share("5,7,9", 1, 3), "7"), "the devices' own numbers");
 	CHECK(!strcmp(share("0,1,2,3,4,5", 2, 3), "4,5"), "6 GPUs, 3 procs");
-	CHECK(!strcmp(share("0,1,2", 1, 2), "1"), "uneven: equal shares, one left");
+	CHECK(!strcmp(share("0,1,2", 1, 2), "1"),
+	      "uneven: equal shares, one left");
 	CHECK(!strcmp(share("0", 1, 2), "0"), "fewer GPUs than procs: shared");
 	CHECK(!strcmp(share("", 1, 4), ""), "none: stays empty (hidden)");
 	CHECK(!strcmp(share("0,1", 5, 2), "0,1"), "a rank out of range: all");

@@ -293,7 +293,8 @@ static void test_ranks(const char *tmp)
 
 	out = ranks_run(tmp, "9-rk", "echo \"$RANK/$WORLD_SIZE/$LOCAL_RANK/"
 			"$LOCAL_WORLD_SIZE/$NODE_RANK/$MASTER_ADDR/"
-			"$CUDA_VISIBLE_DEVICES\"; test -n \"$MASTER_PORT\"", 3, &r);
+			"$CUDA_VISIBLE_DEVICES\"; test -n \"$MASTER_PORT\"",
+			3, &r);
 	check(!strcmp(r.status, "exited") && r.arg == 0,
 	      "ranks: 3 processes exited 0", r.status);
 	log = strndup(r.log ? r.log : "", r.log_n);
@@ -302,8 +303,8 @@ static void test_ranks(const char *tmp)
 		      "ranks: a rank's variables and GPUs, prefixed", log);
 	free(log);
 	free(out);
-	out = ranks_run(tmp, "10-rk", "[ $RANK = 1 ] && exit 4; exec sleep 1000",
-			3, &r);
+	out = ranks_run(tmp, "10-rk",
+			"[ $RANK = 1 ] && exit 4; exec sleep 1000", 3, &r);
 	check(!strcmp(r.status, "exited") && r.arg == 4,
 	      "ranks: the first failure is the run's code and ends the others",
 	      r.status);

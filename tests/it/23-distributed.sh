@@ -231,6 +231,15 @@ eq "fail: 3 processes had started" 3 "$(wc -l <"$MNT/runs/fail/outputs/pids")"
 check "fail: the other ranks were stopped" wait_until 10 \
 	all_gone "$MNT/runs/fail/outputs/pids"
 
+# ---- a process left behind with the output open does not hold the run ----------
+newrun orphan '(exec sleep 100000 &); echo "$RANK left one"' "procs_per_node = 2"
+submit orphan
+check "orphan: Completed" wait_for "$MNT/runs/orphan/status" Completed 60
+for r in 0 1; do
+	check "orphan: rank $r's line" grep -qx "$r: $r left one" \
+		"$MNT/runs/orphan/log"
+done
+
 # ---- cancel and the time limit stop all -------------------------------------------
 newrun cancel 'echo $$ >>"$MLFS_OUTPUTS/pids"; exec sleep 100000' \
 	"procs_per_node = 4"
@@ -333,6 +342,8 @@ check "s22: one Slurm job of 4 tasks" bash -c \
 newrun s1f "$(printf "$FAILING" 2 4 5)" $'nodes = 2\nprocs_per_node = 2' sl
 submit s1f
 check "s1f: a failing rank fails the run" wait_for "$MNT/runs/s1f/status" Failed 120
+check "s1f: a non-zero exit code ($(cat "$MNT/runs/s1f/exit_code"))" \
+	test "$(cat "$MNT/runs/s1f/exit_code")" != 0
 eq "s1f: 4 processes had started" 4 "$(wc -l <"$MNT/runs/s1f/outputs/pids")"
 check "s1f: the others were stopped" wait_until 30 \
 	all_gone "$MNT/runs/s1f/outputs/pids"
