@@ -147,7 +147,9 @@ static char *sq(const char *s)
  * something already listens on there.  Each task takes its share of the
  * node's CUDA_VISIBLE_DEVICES, as mlfs-ranks.c does on one machine.
  * Lines are prefixed with the node's name, or with the rank when a node
- * runs several processes.
+ * runs several processes.  The job's code is the first non-zero one: the
+ * task that fails first creates .mlfs-exit (O_EXCL, on the shared working
+ * directory) before Slurm TERMs the others, whose 143 srun would report.
  */
 #define MULTI_SCRIPT \
 	"#!/bin/bash\n" \
@@ -159,7 +161,8 @@ static char *sq(const char *s)
 	"while [ $i -lt 100 ] && (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null;" \
 	" do p=$((p + 1)); i=$((i + 1)); done\n" \
 	"export MASTER_PORT=$p LOCAL_WORLD_SIZE=%ld; unset p i\n" \
-	"exec srun --nodes=$SLURM_JOB_NUM_NODES" \
+	"rm -f .mlfs-exit\n" \
+	"srun --nodes=$SLURM_JOB_NUM_NODES" \
 	" --ntasks=$((SLURM_JOB_NUM_NODES * LOCAL_WORLD_SIZE))" \
 	" --ntasks-per-node=$LOCAL_WORLD_SIZE --kill-on-bad-exit=1" \
 	" /bin/bash -c '\n" \
@@ -173,7 +176,13 @@ static char *sq(const char *s)
 	"unset g k\n" \
 	"l=$SLURMD_NODENAME; [ $LOCAL_WORLD_SIZE -gt 1 ] && l=$RANK\n" \
 	"/bin/sh -c \"$1\" 2>&1 | sed -u \"s/^/$l: /\"\n" \
-	"exit ${PIPESTATUS[0]}' mlfs-node %s\n"
+	"c=${PIPESTATUS[0]}\n" \
+	"[ $c -ne 0 ] && (set -C; echo $c >.mlfs-exit) 2>/dev/null\n" \
+	"exit $c' mlfs-node %s\n" \
+	"s=$?\n" \
+	"[ -s .mlfs-exit ] && read -r s <.mlfs-exit\n" \
+	"rm -f .mlfs-exit\n" \
+	"exit $s\n"
 
 #define SINGLE_SCRIPT \
 	"#!/bin/bash\n" \

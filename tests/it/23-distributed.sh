@@ -342,8 +342,7 @@ check "s22: one Slurm job of 4 tasks" bash -c \
 newrun s1f "$(printf "$FAILING" 2 4 5)" $'nodes = 2\nprocs_per_node = 2' sl
 submit s1f
 check "s1f: a failing rank fails the run" wait_for "$MNT/runs/s1f/status" Failed 120
-check "s1f: a non-zero exit code ($(cat "$MNT/runs/s1f/exit_code"))" \
-	test "$(cat "$MNT/runs/s1f/exit_code")" != 0
+eq "s1f: the exit code is rank 2's" 5 "$(cat "$MNT/runs/s1f/exit_code")"
 eq "s1f: 4 processes had started" 4 "$(wc -l <"$MNT/runs/s1f/outputs/pids")"
 check "s1f: the others were stopped" wait_until 30 \
 	all_gone "$MNT/runs/s1f/outputs/pids"
