@@ -128,7 +128,9 @@ static const char wrapper[] =
  * D/rank.R.*; every 0.5 s the launcher looks: the first non-zero code
  * (the lowest rank among those seen in the same look) is the run's, and
  * then the group gets TERM (the launcher and the wrapper shrug it off) and
- * the ranks KILL 10 s later.
+ * the ranks KILL 10 s later.  Once all have exited, their seds get up to
+ * 5 s to pass on the rest (D/rank.R.done when they do): a process a rank
+ * left behind, holding its output, does not hold the run.
  */
 static const char ranks_launcher[] =
 	"n=%d\n"
@@ -150,7 +152,7 @@ static const char ranks_launcher[] =
 	"  sh -c 'echo $$ >../rank.$RANK.pid; exec sh -c \"$1\"' mlfs-rank"
 	" \"$1\" 2>&1\n"
 	"  echo $? >../rank.$r.exit) |"
-	" (trap '' TERM INT HUP; exec sed -u \"s/^/$r: /\") &\n"
+	" (trap '' TERM INT HUP; sed -u \"s/^/$r: /\"; : >../rank.$r.done) &\n"
 	" r=$((r + 1))\n"
 	"done\n"
 	"first=0 t=0\n"
@@ -170,7 +172,9 @@ static const char ranks_launcher[] =
 	" read -r q <\"$f\" && kill -KILL \"$q\" 2>/dev/null; done; fi\n"
 	" sleep 0.5\n"
 	"done\n"
-	"wait\n"
+	"t=0\n"
+	"while [ $t -lt 20 ] && [ $(ls ../rank.*.done 2>/dev/null | wc -l)"
+	" -lt $n ]; do sleep 0.25; t=$((t + 1)); done\n"
 	"exit $first\n";
 
 static const char detect_tail[] =

@@ -300,6 +300,15 @@ if sshd_start; then
 	eq "xf (ssh): the exit code is rank 0's" 6 "$(cat "$MNT/runs/xf/exit_code")"
 	check "xf (ssh): the others were stopped" wait_until 30 \
 		all_gone "$MNT/runs/xf/outputs/pids"
+	newrun xo '(exec sleep 100000 &); echo "$RANK left one"' \
+		"procs_per_node = 2" box
+	submit xo
+	check "xo (ssh): a process left behind does not hold the run" \
+		wait_for "$MNT/runs/xo/status" Completed 60
+	for r in 0 1; do
+		check "xo (ssh): rank $r's line" grep -qx "$r: $r left one" \
+			"$MNT/runs/xo/log"
+	done
 	newrun xc "echo \$\$ >>$T/xc.pids; exec sleep 100000" \
 		"procs_per_node = 2" box
 	submit xc
