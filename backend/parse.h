@@ -129,12 +129,15 @@ struct resources {
 	long gpus;		/* per node, default 0, 0..64 */
 	uint64_t memory_mib;	/* per node, 0 = not set */
 	uint64_t time_secs;	/* 0 = no limit */
+	long procs_per_node;	/* processes started on each node, default
+				 * 1, 1..256; gpus splits evenly across them */
 };
 
 /*
  * resources_parse - parse the `resources` file (key = value lines; keys
- * nodes, cpus, gpus, memory, time).  Missing keys take the defaults above;
- * an empty buffer is all defaults.  Unknown keys and bad values: -EINVAL.
+ * nodes, cpus, gpus, memory, time, procs_per_node).  Missing keys take the
+ * defaults above; an empty buffer is all defaults.  Unknown keys, bad
+ * values and gpus that do not split evenly across procs_per_node: -EINVAL.
  */
 int resources_parse(const char *buf, size_t len, struct resources *r,
 		    struct err *e);

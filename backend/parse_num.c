@@ -345,7 +345,7 @@ static int parse_cpus(const char *s, struct resources *r, struct err *e)
 }
 
 static const char *const res_keys[] = {
-	"nodes", "cpus", "gpus", "memory", "time", NULL
+	"nodes", "cpus", "gpus", "memory", "time", "procs_per_node", NULL
 };
 
 static int res_set(struct resources *r, const struct kv *kv, struct err *e)
@@ -363,15 +363,29 @@ static int res_set(struct resources *r, const struct kv *kv, struct err *e)
 		return parse_mem_mib(kv->value, &r->memory_mib, e);
 	if (!strcmp(kv->key, "time"))
 		return parse_duration(kv->value, &r->time_secs, e);
+	if (!strcmp(kv->key, "procs_per_node"))
+		return parse_int(kv->value, 1, 256, &r->procs_per_node,
+				 "procs_per_node", e);
 	return err_set(e, -EINVAL, "unknown resources key '%s' (known: %s).",
 		       quote_str(&q, kv->key),
 		       join_keys(res_keys, known, sizeof(known)));
 }
 
+/* Each process of a node gets the same number of its GPUs (one each is
+ * the usual): an uneven split is refused where it is written. */
+static int gpus_split(const struct resources *r, struct err *e)
+{
+	if (r->gpus % r->procs_per_node == 0)
+		return 0;
+	return err_set(e, -EINVAL, "gpus = %ld does not split evenly across"
+		       " procs_per_node = %ld: make gpus a multiple of it.",
+		       r->gpus, r->procs_per_node);
+}
+
 int resources_parse(const char *buf, size_t len, struct resources *r,
 		    struct err *e)
 {
-	struct resources t = { .nodes = 1, .cpus = 1, .gpus = 0 };
+	struct resources t = { .nodes = 1, .cpus = 1, .procs_per_node = 1 };
 	struct kv_list l;
 	int i, rc;
 
@@ -379,6 +393,8 @@ int resources_parse(const char *buf, size_t len, struct resources *r,
 	for (i = 0; !rc && i < l.n; i++)
 		rc = res_set(&t, &l.items[i], e);
 	kv_free(&l);
+	if (!rc)
+		rc = gpus_split(&t, e);
 	if (!rc)
 		*r = t;
 	return rc;

@@ -47,7 +47,12 @@
 # folder first: `echo submit` or the cp to Completed),
 # clone (`echo clone` of a run with CL_MB=256 MiB and CL_FILES=1000 small
 # files vs. cp -a of its files on the state dir's disk, and vs. mkdir +
-# cp -a through the mount).
+# cp -a through the mount),
+# dist (procs_per_node on the local target, median of REPEAT: `echo
+# submit` -> the last of 4 processes started, vs. the one process of a
+# plain run; 4 processes printing DIST_LINES=100000 lines each through the
+# rank-prefixing relay, submit -> `cat wait` returns, vs. one process
+# printing 4 x DIST_LINES straight into log).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -457,6 +462,52 @@ clone_section() {
 	row "  mkdir + cp -a through the mount instead (s)" "$fc" "$mc" \
 		"$(ratio "$fc" "$mc")x"
 	rm -rf "$NATIVE/cl"
+}
+
+# ---- dist -------------------------------------------------------------------
+
+# dist_once NAME PROCS COMMAND: submit -> the run is final (s), its files in
+# $W/NAME; COMMAND may use $D (that folder).
+dist_once() {
+	local r=$MNT/runs/$1 d=$W/$1
+	mkdir -p "$d" "$r"
+	echo "${3//\$D/$d}" > "$r/command"
+	echo "procs_per_node = $2" > "$r/resources"
+	date +%s.%N > "$d/submit"
+	echo submit > "$r/ctl"
+	cat "$r/wait" >/dev/null
+	date +%s.%N > "$d/end"
+}
+
+# ms from submit to the latest start.* stamp in $W/NAME
+dist_start_ms() {
+	sort -n "$W/$1"/start.* | tail -n1 > "$W/$1/last"
+	stamp_ms "$W/$1/submit" "$W/$1/last"
+}
+
+dist_section() {
+	local i n=${DIST_LINES:-100000} line
+	line='yes "loss 0.123456 step 123456 of a training run, a log line" | head -n'
+	for ((i = 0; i < REPEAT; i++)); do
+		dist_once ds4_$i 4 'date +%s.%N > $D/start.$RANK'
+		dist_once ds1_$i 1 'date +%s.%N > $D/start.0'
+		echo "$(dist_start_ms ds4_$i) $(dist_start_ms ds1_$i)"
+	done > "$W/dist-start.txt"
+	for ((i = 0; i < REPEAT; i++)); do
+		dist_once dl4_$i 4 "$line $n"
+		dist_once dl1_$i 1 "$line $((4 * n))"
+		echo "$(stamp_ms "$W/dl4_$i/submit" "$W/dl4_$i/end") $(stamp_ms \
+			"$W/dl1_$i/submit" "$W/dl1_$i/end")"
+	done > "$W/dist-log.txt"
+	col() { awk -v c="$2" '{ print $c }' "$W/$1" | median; }
+	row "dist: submit -> 4 processes started (ms)" \
+		"$(col dist-start.txt 1)" "$(col dist-start.txt 2)" \
+		"$(ratio "$(col dist-start.txt 1)" "$(col dist-start.txt 2)")x"
+	row "  (baseline: the same for 1 process)" "" "" ""
+	row "dist: 4 x $n log lines relayed, run (ms)" \
+		"$(col dist-log.txt 1)" "$(col dist-log.txt 2)" \
+		"$(ratio "$(col dist-log.txt 1)" "$(col dist-log.txt 2)")x"
+	row "  (baseline: 1 process, $((4 * n)) lines direct)" "" "" ""
 }
 
 # ---- slurm ----------------------------------------------------------------
@@ -1091,6 +1142,9 @@ SH
 		;;
 	inputs)
 		inputs_section
+		;;
+	dist)
+		dist_section
 		;;
 	autoscale)
 		autoscale_section

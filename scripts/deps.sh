@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Install the Debian packages mlfs needs to build, run and test, if missing.
-#   scripts/deps.sh [build|test|fuzz|cluster|pjdfstest]...   (default: build)
+#   scripts/deps.sh [build|test|fuzz|cluster|pjdfstest|torch]... (default: build)
 # cluster: what a managed cluster's controller needs on this machine (the
 # test set includes it: tests/it/70 makes one on test hosts).
 set -euo pipefail
@@ -18,6 +18,10 @@ cluster_test_pkgs=(slurmd openssh-server iproute2 sudo)
 # scripts/pjdfstest.sh builds pjdfstest (autotools) and runs it with prove
 pjdfstest_pkgs=(autoconf automake gcc make libc6-dev perl fuse3)
 test_pkgs+=(python3-venv rsync)	# tests/it/18: a venv and rsync into code/
+# tests/it/23's gloo all-reduce, on demand only: ~150 MB to download and
+# ~600 MB installed with what it pulls in (Qt, OpenCV, GDAL via
+# libtorch-test); without it those checks are skipped with a message
+torch_pkgs=(python3-torch)
 
 want=()
 for what in "${@:-build}"; do
@@ -28,6 +32,7 @@ for what in "${@:-build}"; do
 	cluster) want+=("${cluster_pkgs[@]}") ;;
 	fuzz) want+=("${fuzz_pkgs[@]}") ;;
 	pjdfstest) want+=("${pjdfstest_pkgs[@]}") ;;
+	torch) want+=("${torch_pkgs[@]}") ;;
 	*) echo "deps.sh: unknown set '$what'" >&2; exit 2 ;;
 	esac
 done

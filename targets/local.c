@@ -241,7 +241,8 @@ static int run_cg_create(struct target_ctx *t, struct run_ctx *r,
 {
 	struct cg_limits lim = {
 		.memory_mib	= r->res.memory_mib,
-		.cpu_milli	= r->res.cpu_milli,	/* 0: not asked */
+		/* cpus counts per process, as Slurm's cpus per task */
+		.cpu_milli	= r->res.cpu_milli * r->res.procs_per_node,
 		.pids		= cfg_long(&t->config, "pids_max",
 					   CG_PIDS_DEFAULT),
 	};
@@ -270,8 +271,8 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 			    char cgd[CG_DIRS_MAX][4096], int ncg, pid_t *pid,
 			    struct err *e)
 {
-	char helper[PATH_MAX], uid[16], gid[16];
-	char *argv[12 + 2 * CG_DIRS_MAX];
+	char helper[PATH_MAX], uid[16], gid[16], procs[16];
+	char *argv[14 + 2 * CG_DIRS_MAX];
 	posix_spawnattr_t attr;
 	struct envp env = { 0 };
 	sigset_t none;
@@ -291,6 +292,11 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 	for (int i = 0; i < ncg; i++) {
 		argv[n++] = "-c";
 		argv[n++] = cgd[i];
+	}
+	if (r->res.procs_per_node > 1) {
+		snprintf(procs, sizeof(procs), "%ld", r->res.procs_per_node);
+		argv[n++] = "-n";
+		argv[n++] = procs;
 	}
 	argv[n++] = r->dir;
 	argv[n++] = (char *)work;

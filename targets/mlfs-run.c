@@ -2,7 +2,8 @@
 /*
  * mlfs-run - the supervisor of one local run.
  *
- *   mlfs-run [-u UID -g GID] [-c CGROUP_DIR]... RUNDIR WORKDIR COMMAND
+ *   mlfs-run [-u UID -g GID] [-c CGROUP_DIR]... [-n PROCS] RUNDIR WORKDIR
+ *            COMMAND
  *
  * Started by the daemon (posix_spawn, its own session) and independent of
  * it from then on: a daemon crash loses nothing.  It
@@ -19,6 +20,8 @@
  * is still root, so that all it ever forks is in the run's cgroups; the
  * supervisor stays out of them, to outlive their kill and record the exit.
  * The daemon cancels by signalling the child's process group directly.
+ * With -n PROCS (resources: procs_per_node > 1) the child is the launcher
+ * of PROCS copies of the command instead (mlfs-ranks.c), in that group.
  * It links against libc only, so that it starts fast.
  *
  * Environment: the daemon starts it with a daemon-built one only; the
@@ -50,6 +53,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mlfs-ranks.h"
 #include "proc.h"
 
 #define EXIT_TAKEN 99
@@ -75,6 +79,7 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 static uid_t run_uid = (uid_t)-1;
+static int procs = 1;		/* -n: processes of the run on this node */
 static const char *cg_dirs[4];
 static int cg_n;
 
@@ -323,6 +328,8 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 			workdir);
 		_exit(126);
 	}
+	if (procs > 1)
+		ranks_main(procs, cmd, command_env);
 	execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, command_env());
 	dprintf(2, "mlfs: cannot run /bin/sh: %s\n", strerror(errno));
 	_exit(127);
@@ -380,21 +387,24 @@ int main(int argc, char **argv)
 
 	int opt;
 
-	while ((opt = getopt(argc, argv, "+u:g:c:")) != -1) {
+	while ((opt = getopt(argc, argv, "+u:g:c:n:")) != -1) {
 		if (opt == 'u')
 			run_uid = (uid_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'g')
 			run_gid = (gid_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'c' && cg_n < 4)
 			cg_dirs[cg_n++] = optarg;
+		else if (opt == 'n')
+			procs = atoi(optarg);
 		else
 			return 2;
 	}
 	argv += optind - 1;
 	argc -= optind - 1;
-	if (argc != 4 || (run_uid == (uid_t)-1) != (run_gid == (gid_t)-1)) {
+	if (argc != 4 || (run_uid == (uid_t)-1) != (run_gid == (gid_t)-1) ||
+	    procs < 1 || procs > 256) {
 		fprintf(stderr, "usage: mlfs-run [-u UID -g GID] [-c CGROUP_DIR]..."
-			" RUNDIR WORKDIR COMMAND\n");
+			" [-n PROCS] RUNDIR WORKDIR COMMAND\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/pid", argv[1]);

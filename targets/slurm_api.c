@@ -449,6 +449,7 @@ static bool fill_job(const struct slurm_api *api, cJSON *job,
 	       add_str(job, "standard_error", s->stderr_path) &&
 	       add_num(job, "nodes", s->nodes) &&
 	       add_num(job, "cpus_per_task", s->cpus_per_task) &&
+	       add_num(job, "tasks_per_node", s->tasks_per_node) &&
 	       add_str(job, api->gres_key, s->gpus_per_node ? gres : NULL) &&
 	       add_num(job, "memory_per_node", s->memory_mib) &&
 	       add_num(job, "time_limit", s->time_limit_min);

@@ -56,6 +56,7 @@ struct slurm_job_spec {
 	size_t env_count;
 	unsigned nodes;
 	unsigned cpus_per_task;
+	unsigned tasks_per_node;	/* 0: Slurm's default, one */
 	unsigned gpus_per_node;		/* -> gres "gpu:N" */
 	unsigned long long memory_mib;	/* per node */
 	unsigned time_limit_min;

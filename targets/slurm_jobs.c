@@ -140,21 +140,49 @@ static char *sq(const char *s)
 	" SHELL=\"${SHELL:-$(echo \"$p\" | cut -d: -f7)}\"\n" \
 	"unset u p\n"
 
-/* One task per node; each line of output prefixed with the node's name;
- * rank 0 runs on the batch host, whose address srun passes to every task. */
+/*
+ * procs_per_node tasks per node (%ld), srun's; rank 0 runs on the batch
+ * host, whose address srun passes to every task.  MASTER_PORT: 20000 +
+ * the job id mod 20000 (jobs sharing a host differ), moved past ports
+ * something already listens on there.  Each task takes its share of the
+ * node's CUDA_VISIBLE_DEVICES, as mlfs-ranks.c does on one machine.
+ * Lines are prefixed with the node's name, or with the rank when a node
+ * runs several processes.  The job's code is the first non-zero one: the
+ * task that fails first creates .mlfs-exit (O_EXCL, on the shared working
+ * directory) before Slurm TERMs the others, whose 143 srun would report.
+ */
 #define MULTI_SCRIPT \
 	"#!/bin/bash\n" \
-	"# mlfs run %s: the command once per node (srun)\n" \
+	"# mlfs run %s: the command %ld times per node (srun)\n" \
 	"cd %s || exit 1\n" \
 	LOGIN_ENV \
 	"export MLFS_NUM_NODES=$SLURM_JOB_NUM_NODES\n" \
-	"export MASTER_PORT=$((20000 + SLURM_JOB_ID %% 20000))\n" \
-	"exec srun --nodes=$SLURM_JOB_NUM_NODES --ntasks=$SLURM_JOB_NUM_NODES" \
-	" --ntasks-per-node=1 --kill-on-bad-exit=1 /bin/bash -c '\n" \
-	"export MLFS_NODE_RANK=$SLURM_NODEID" \
-	" MASTER_ADDR=$SLURM_LAUNCH_NODE_IPADDR\n" \
-	"/bin/sh -c \"$1\" 2>&1 | sed -u \"s/^/$SLURMD_NODENAME: /\"\n" \
-	"exit ${PIPESTATUS[0]}' mlfs-node %s\n"
+	"p=$((20000 + SLURM_JOB_ID %% 20000)); i=0\n" \
+	"while [ $i -lt 100 ] && (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null;" \
+	" do p=$((p + 1)); i=$((i + 1)); done\n" \
+	"export MASTER_PORT=$p LOCAL_WORLD_SIZE=%ld; unset p i\n" \
+	"rm -f .mlfs-exit\n" \
+	"srun --nodes=$SLURM_JOB_NUM_NODES" \
+	" --ntasks=$((SLURM_JOB_NUM_NODES * LOCAL_WORLD_SIZE))" \
+	" --ntasks-per-node=$LOCAL_WORLD_SIZE --kill-on-bad-exit=1" \
+	" /bin/bash -c '\n" \
+	"export MLFS_NODE_RANK=$SLURM_NODEID NODE_RANK=$SLURM_NODEID" \
+	" RANK=$SLURM_PROCID WORLD_SIZE=$SLURM_NTASKS" \
+	" LOCAL_RANK=$SLURM_LOCALID MASTER_ADDR=$SLURM_LAUNCH_NODE_IPADDR\n" \
+	"IFS=, read -ra g <<<\"$CUDA_VISIBLE_DEVICES\"\n" \
+	"k=$((${#g[@]} / LOCAL_WORLD_SIZE))\n" \
+	"[ $k -gt 0 ] && export CUDA_VISIBLE_DEVICES=$(IFS=,;" \
+	" echo \"${g[*]:$((LOCAL_RANK * k)):$k}\")\n" \
+	"unset g k\n" \
+	"l=$SLURMD_NODENAME; [ $LOCAL_WORLD_SIZE -gt 1 ] && l=$RANK\n" \
+	"/bin/sh -c \"$1\" 2>&1 | sed -u \"s/^/$l: /\"\n" \
+	"c=${PIPESTATUS[0]}\n" \
+	"[ $c -ne 0 ] && (set -C; echo $c >.mlfs-exit) 2>/dev/null\n" \
+	"exit $c' mlfs-node %s\n" \
+	"s=$?\n" \
+	"[ -s .mlfs-exit ] && read -r s <.mlfs-exit\n" \
+	"rm -f .mlfs-exit\n" \
+	"exit $s\n"
 
 #define SINGLE_SCRIPT \
 	"#!/bin/bash\n" \
@@ -163,12 +191,24 @@ static char *sq(const char *s)
 	LOGIN_ENV \
 	"exec /bin/sh -c %s\n"
 
+/* Several processes: srun starts them, with the distributed variables. */
+static int distributed(const struct run_ctx *r)
+{
+	return r->res.nodes > 1 || r->res.procs_per_node > 1;
+}
+
 static char *run_script(const struct run_ctx *r, const char *work)
 {
 	char *qw = sq(work), *qc = sq(r->command), *s = NULL;
+	int rc = -1;
 
-	if (qw && qc && asprintf(&s, r->res.nodes > 1 ? MULTI_SCRIPT :
-				 SINGLE_SCRIPT, r->obj.name, qw, qc) < 0)
+	if (qw && qc && !distributed(r))
+		rc = asprintf(&s, SINGLE_SCRIPT, r->obj.name, qw, qc);
+	else if (qw && qc)
+		rc = asprintf(&s, MULTI_SCRIPT, r->obj.name,
+			      r->res.procs_per_node, qw,
+			      r->res.procs_per_node, qc);
+	if (rc < 0)
 		s = NULL;
 	free(qw);
 	free(qc);
@@ -225,9 +265,9 @@ static int run_env(const struct run_ctx *r, const char *work, struct strv *sv)
 	if (!rc)
 		rc = strv_addf(sv, "MLFS_METRICS=%s/%s", r->dir,
 			       RUN_METRICS_RAW);
-	if (!rc && r->res.nodes <= 1)
+	if (!rc && !distributed(r))
 		rc = strv_addf(sv, "MLFS_NODE_RANK=0");
-	if (!rc && r->res.nodes <= 1)
+	if (!rc && !distributed(r))
 		rc = strv_addf(sv, "MLFS_NUM_NODES=1");
 	/* paths on the shared file system, as the state dir's are */
 	for (int i = 0; i < r->ninputs && !rc; i++)
@@ -271,6 +311,8 @@ static void job_spec(const struct run_ctx *r, const struct slurm_cfg *c,
 	s->partition = c->partition;
 	s->nodes = (unsigned)r->res.nodes;
 	s->cpus_per_task = (unsigned)r->res.cpus;
+	s->tasks_per_node = r->res.procs_per_node > 1 ?
+			    (unsigned)r->res.procs_per_node : 0;
 	s->gpus_per_node = (unsigned)r->res.gpus;
 	s->memory_mib = r->res.memory_mib;
 	s->time_limit_min = (unsigned)((r->res.time_secs + 59) / 60);

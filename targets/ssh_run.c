@@ -338,6 +338,7 @@ static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
 	l.dir = dir;
 	l.name = r->obj.name;
 	l.command = r->command;
+	l.procs = (int)r->res.procs_per_node;
 	l.gpus = r->res.gpus > 0 || s->gpus.n > 0 ? r->obj.gpus : NULL;
 	l.env = env;
 	rc = env ? ssh_remote(c, ssh_script_launch(&l), SSH_OUT_MAX, &res, why,

@@ -101,9 +101,10 @@ static const char dep_live_py[] =
 	"print(1 if ok else 0)\n";
 
 /*
- * The wrapper, run as `setsid sh -c WRAPPER mlfs-run COMMAND` in D: its
- * pid is the job's pid, process group and session.  It survives TERM
- * (cancel) to write the exit code of the command it waits for.
+ * The wrapper, run as `setsid sh -c WRAPPER mlfs-run COMMAND [LAUNCHER]`
+ * in D: its pid is the job's pid, process group and session.  It survives
+ * TERM (cancel) to write the exit code of the command it waits for.  With
+ * LAUNCHER (procs_per_node > 1) that script runs the command instead.
  */
 static const char wrapper[] =
 	"trap 'c=1' TERM INT HUP\n"
@@ -111,9 +112,70 @@ static const char wrapper[] =
 	"t=$(sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f20)\n"
 	"echo \"$$ $t\" >pid.tmp && mv -f pid.tmp pid\n"
 	"(if [ -f mlfs-env ]; then . ./mlfs-env; rm -f mlfs-env; fi\n"
-	" cd work && exec sh -c \"$1\") >>log 2>&1 </dev/null\n"
+	" cd work || exit 1\n"
+	" if [ -n \"${2-}\" ]; then exec sh -c \"$2\" mlfs-ranks \"$1\"; fi\n"
+	" exec sh -c \"$1\") >>log 2>&1 </dev/null\n"
 	"s=$?\n"
 	"echo \"$s\" >exit.tmp && mv -f exit.tmp exit\n";
+
+/*
+ * The launcher of procs_per_node = N (the %d) on a host, in POSIX sh (the
+ * host may have nothing else): mlfs-ranks.c's job.  Each rank, in work/,
+ * gets RANK … MASTER_PORT (a port the kernel picks for python3's bind to
+ * port 0, else 20000 + pid mod 20000) and its share of
+ * CUDA_VISIBLE_DEVICES; its lines go through a sed that outlives TERM, so
+ * that nothing it printed is lost.  Ranks note their pid and exit code in
+ * D/rank.R.*; every 0.5 s the launcher looks: the first non-zero code
+ * (the lowest rank among those seen in the same look) is the run's, and
+ * then the group gets TERM (the launcher and the wrapper shrug it off) and
+ * the ranks KILL 10 s later.  Once all have exited, their seds get up to
+ * 5 s to pass on the rest (D/rank.R.done when they do): a process a rank
+ * left behind, holding its output, does not hold the run.
+ */
+static const char ranks_launcher[] =
+	"n=%d\n"
+	"trap : TERM INT HUP\n"
+	"p=$(python3 -c 'import socket; s = socket.socket();"
+	" s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])' 2>/dev/null)"
+	" || p=$((20000 + $$ %% 20000))\n"
+	"export MASTER_ADDR=127.0.0.1 MASTER_PORT=$p WORLD_SIZE=$n"
+	" LOCAL_WORLD_SIZE=$n NODE_RANK=0 MLFS_NODE_RANK=0 MLFS_NUM_NODES=1\n"
+	"all=${CUDA_VISIBLE_DEVICES-}\n"
+	"k=$(($(printf '%%s' \"$all\" | tr , '\\n' | grep -c .) / n))\n"
+	"rm -f ../rank.*\n"
+	"r=0\n"
+	"while [ $r -lt $n ]; do\n"
+	" (trap : TERM INT HUP\n"
+	"  export RANK=$r LOCAL_RANK=$r\n"
+	"  [ $k -gt 0 ] && export CUDA_VISIBLE_DEVICES=$(printf '%%s'"
+	" \"$all\" | cut -d, -f$((r * k + 1))-$((r * k + k)))\n"
+	"  sh -c 'echo $$ >../rank.$RANK.pid; exec sh -c \"$1\"' mlfs-rank"
+	" \"$1\" 2>&1\n"
+	"  echo $? >../rank.$r.exit) |"
+	" (trap '' TERM INT HUP; sed -u \"s/^/$r: /\"; : >../rank.$r.done) &\n"
+	" r=$((r + 1))\n"
+	"done\n"
+	"first=0 t=0\n"
+	"while :; do\n"
+	" d=0 r=0\n"
+	" while [ $r -lt $n ]; do\n"
+	"  c=; [ -s ../rank.$r.exit ] && read -r c <../rank.$r.exit\n"
+	"  if [ -n \"$c\" ]; then d=$((d + 1))\n"
+	"   if [ \"$first\" = 0 ] && [ \"$c\" != 0 ]; then first=$c;"
+	" kill -TERM 0; fi\n"
+	"  fi\n"
+	"  r=$((r + 1))\n"
+	" done\n"
+	" [ $d -ge $n ] && break\n"
+	" [ \"$first\" != 0 ] && t=$((t + 1))\n"
+	" if [ $t -eq 20 ]; then for f in ../rank.*.pid; do"
+	" read -r q <\"$f\" && kill -KILL \"$q\" 2>/dev/null; done; fi\n"
+	" sleep 0.5\n"
+	"done\n"
+	"t=0\n"
+	"while [ $t -lt 20 ] && [ $(ls ../rank.*.done 2>/dev/null | wc -l)"
+	" -lt $n ]; do sleep 0.25; t=$((t + 1)); done\n"
+	"exit $first\n";
 
 static const char detect_tail[] =
 	"echo \"workdir $(pwd -P)\"\n"
@@ -284,6 +346,19 @@ static void put_env(struct script *s, const struct ssh_launch *l)
 	}
 }
 
+static void put_launcher(struct script *s, int n)
+{
+	char *text;
+
+	if (asprintf(&text, ranks_launcher, n) < 0) {
+		s->rc = -ENOMEM;
+		return;
+	}
+	fputc(' ', s->f);
+	put_q(s, text, 0);
+	free(text);
+}
+
 char *ssh_script_launch(const struct ssh_launch *l)
 {
 	struct script s;
@@ -301,6 +376,8 @@ char *ssh_script_launch(const struct ssh_launch *l)
 	put_q(&s, wrapper, 0);
 	fputs(" mlfs-run ", s.f);
 	put_q(&s, l->command, 0);
+	if (l->procs > 1)
+		put_launcher(&s, l->procs);
 	fputs(" </dev/null >/dev/null 2>&1 &\n"
 	      "i=0; while [ ! -s pid ] && [ \"$i\" -lt 100 ]; do sleep 0.1;"
 	      " i=$((i + 1)); done\n"

@@ -38,6 +38,7 @@ struct ssh_launch {
 	const char *command;
 	const char *gpus;		/* CUDA_VISIBLE_DEVICES, NULL: leave */
 	const char *const *env;		/* KEY, VALUE, KEY, VALUE …, NULL */
+	int procs;			/* procs_per_node; 0 or 1: one */
 };
 
 /* Start the command detached unless @dir was launched before; print

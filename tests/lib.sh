@@ -675,6 +675,34 @@ host_kill() {
 	done
 }
 
+# ssh_cleanup: KILL the runs left on the test's "host" ($WORK/*/pid), then
+# cut its sshd.
+ssh_cleanup() {
+	local p pid
+	for p in "$WORK"/*/pid; do
+		[[ -f $p ]] && read -r pid _ <"$p" && kill -KILL -- "-$pid" 2>/dev/null
+	done
+	sshd_cut
+}
+
+# slurm_start [COMMAND]: the private Slurm cluster in $T/slurm, its
+# cluster.env exported; at exit COMMAND (if any), the cluster stopped, then
+# cleanup.  A cluster that does not start ends the test file (1).
+slurm_start() {
+	chmod 755 "$T"
+	# shellcheck disable=SC2064
+	trap "\"\$ROOT/scripts/slurm-cluster.sh\" stop \"\$T/slurm\" >/dev/null; ${1:+$1; }cleanup" EXIT
+	if ! "$ROOT/scripts/slurm-cluster.sh" start "$T/slurm" >"$T/cluster.log" 2>&1; then
+		not_ok "the test cluster starts"
+		sed 's/^/# /' "$T/cluster.log" | tail -20
+		done_testing
+		exit 1
+	fi
+	set -a
+	source "$T/slurm/cluster.env"
+	set +a
+}
+
 # ssh_config [LINE...]: a target config for the test's sshd, then LINEs.
 ssh_config() {
 	echo "host = $SSH_HOST"

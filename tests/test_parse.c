@@ -955,6 +955,37 @@ static void res_bad(const char *s, const char *what, const char *sub)
 	res_badn(s, strlen(s), what, sub);
 }
 
+static void test_procs_per_node(void)
+{
+	struct resources r;
+	struct err e;
+
+	check(res("", &r, &e) == 0 && r.procs_per_node == 1,
+	      "resources: procs_per_node defaults to 1");
+	check(res("nodes = 2\nprocs_per_node = 4\ngpus = 8", &r, &e) == 0 &&
+	      r.procs_per_node == 4 && r.nodes == 2 && r.gpus == 8,
+	      "resources: procs_per_node 4 with 8 GPUs");
+	check(res("procs_per_node = 256", &r, &e) == 0 &&
+	      r.procs_per_node == 256, "resources: procs_per_node 256");
+	res_bad("procs_per_node = 0", "resources: procs_per_node 0",
+		"procs_per_node must be an integer from 1 to 256, not '0'.");
+	res_bad("procs_per_node = 257", "resources: procs_per_node 257",
+		"procs_per_node must be an integer from 1 to 256, not '257'.");
+	res_bad("procs_per_node = four", "resources: procs_per_node four",
+		"not 'four'");
+	res_bad("procs_per_node = 2.5", "resources: procs_per_node 2.5",
+		"not '2.5'");
+	res_bad("procs_per_node = -1", "resources: procs_per_node -1",
+		"not '-1'");
+	res_bad("procs_per_node =", "resources: procs_per_node empty",
+		"procs_per_node must be");
+	res_bad("gpus = 3\nprocs_per_node = 2", "resources: 3 GPUs, 2 procs",
+		"gpus = 3 does not split evenly across procs_per_node = 2:"
+		" make gpus a multiple of it.");
+	res_bad("procs_per_node = 4\ngpus = 2", "resources: 2 GPUs, 4 procs",
+		"does not split evenly");
+}
+
 static void test_resources(void)
 {
 	struct resources r;
@@ -975,7 +1006,8 @@ static void test_resources(void)
 	      r.nodes == 1024 && r.cpus == 4096 && r.gpus == 64,
 	      "resources: upper bounds");
 	res_bad("disk = 10G", "resources: an unknown key",
-		"unknown resources key 'disk' (known: nodes, cpus, gpus, memory, time)");
+		"unknown resources key 'disk' (known: nodes, cpus, gpus, memory,"
+		" time, procs_per_node)");
 	res_bad("nodes = 0", "resources: nodes 0",
 		"nodes must be an integer from 1 to 1024, not '0'.");
 	res_bad("nodes = 1025", "resources: nodes 1025", "'1025'");
@@ -1004,6 +1036,7 @@ static void test_resources(void)
 	res_bad("nodes 2", "resources: no '='", "resources line 1");
 	res_badn("nodes = 2\0", 10, "resources: a NUL byte",
 		 "resources line 1 contains a NUL byte.");
+	test_procs_per_node();
 }
 
 /* ---- metric_parse_line -------------------------------------------------- */

@@ -257,6 +257,60 @@ static void test_signal(const char *tmp)
 	      "TERM: the wrapper records 143", r.status);
 }
 
+/* ---- procs_per_node: the launcher ---------------------------------------- */
+
+/* Launch @cmd with @n processes and 6 GPUs in a fresh folder; wait. */
+static char *ranks_run(const char *tmp, const char *rid, const char *cmd,
+		       int n, struct ssh_poll_reply *r)
+{
+	struct ssh_launch l = { NULL, "rk", cmd, "0,1,2,3,4,5", NULL, n };
+	char dir[512], *s, *out;
+	size_t len;
+
+	snprintf(dir, sizeof(dir), "%s/%s", tmp, rid);
+	l.dir = dir;
+	s = ssh_script_create(dir);
+	run_sh(s, &out, &len);
+	free(s);
+	free(out);
+	s = ssh_script_launch(&l);
+	run_sh(s, &out, &len);
+	free(s);
+	free(out);
+	wait_end(dir, r);
+	poll_one(dir, 0, r, &out);
+	return out;
+}
+
+static void test_ranks(const char *tmp)
+{
+	static const char *const want[] = {
+		"0: 0/3/0/3/0/127.0.0.1/0,1\n", "1: 1/3/1/3/0/127.0.0.1/2,3\n",
+		"2: 2/3/2/3/0/127.0.0.1/4,5\n",
+	};
+	struct ssh_poll_reply r;
+	char *out, *log;
+
+	out = ranks_run(tmp, "9-rk", "echo \"$RANK/$WORLD_SIZE/$LOCAL_RANK/"
+			"$LOCAL_WORLD_SIZE/$NODE_RANK/$MASTER_ADDR/"
+			"$CUDA_VISIBLE_DEVICES\"; test -n \"$MASTER_PORT\"",
+			3, &r);
+	check(!strcmp(r.status, "exited") && r.arg == 0,
+	      "ranks: 3 processes exited 0", r.status);
+	log = strndup(r.log ? r.log : "", r.log_n);
+	for (int i = 0; i < 3; i++)
+		check(strstr(log, want[i]) != NULL,
+		      "ranks: a rank's variables and GPUs, prefixed", log);
+	free(log);
+	free(out);
+	out = ranks_run(tmp, "10-rk",
+			"[ $RANK = 1 ] && exit 4; exec sleep 1000", 3, &r);
+	check(!strcmp(r.status, "exited") && r.arg == 4,
+	      "ranks: the first failure is the run's code and ends the others",
+	      r.status);
+	free(out);
+}
+
 /* ---- deployments -------------------------------------------------------- */
 
 #define SECRET "k3y-s3cr3t-0f-the-test"
@@ -628,6 +682,7 @@ int main(void)
 	}
 	test_run(tmp);
 	test_signal(tmp);
+	test_ranks(tmp);
 	test_dep_stage(tmp);
 	test_dep_serve(tmp);
 	test_dep_live(tmp);

@@ -162,13 +162,6 @@ eq "… its files start the run's outputs" "new.txt seed.txt" \
 # ---- on an ssh target ----------------------------------------------------------
 SSHD=$T/sshd
 WORK=$T/remote
-ssh_cleanup() {
-	local p pid
-	for p in "$WORK"/*/pid; do
-		[[ -f $p ]] && read -r pid _ < "$p" && kill -KILL -- "-$pid" 2>/dev/null
-	done
-	sshd_cut
-}
 # ssh_code TARGET RUN CONFIG...: a target for the test's sshd, and a run on
 # it with code/ and a file beside: only code/ is sent, and the run works in it.
 ssh_code() {

@@ -8,13 +8,6 @@ source "$(dirname "$0")/../lib.sh"
 SSHD=$T/sshd
 WORK="$T/re mote"		# a blank in the remote path, on purpose
 
-ssh_cleanup() {
-	local p pid
-	for p in "$WORK"/*/pid; do	# runs left on the "host"
-		[[ -f $p ]] && read -r pid _ < "$p" && kill -KILL -- "-$pid" 2>/dev/null
-	done
-	sshd_cut
-}
 trap 'ssh_cleanup; cleanup' EXIT
 
 if ! sshd_start; then

@@ -5,17 +5,7 @@
 # mid-run, also between a POST and the store (nothing submitted twice).
 source "$(dirname "$0")/../lib.sh"
 
-chmod 755 "$T"
-trap '"$ROOT/scripts/slurm-cluster.sh" stop "$T/slurm" >/dev/null; cleanup' EXIT
-if ! "$ROOT/scripts/slurm-cluster.sh" start "$T/slurm" >"$T/cluster.log" 2>&1; then
-	not_ok "the test cluster starts"
-	sed 's/^/# /' "$T/cluster.log" | tail -20
-	done_testing
-	exit 1
-fi
-set -a
-source "$T/slurm/cluster.env"
-set +a
+slurm_start
 TOKEN=$(cat "$SLURM_TOKEN_FILE")
 
 # provision NAME CONFIG: a slurm target, returns once it left Creating.
