@@ -494,7 +494,7 @@ static void test_dep_serve(const char *tmp)
 	      "poll: running when not asked whether it listens", r.status);
 	check(r.log_n > 0 && memmem(r.log, r.log_n, "key=" SECRET " ", 27) &&
 	      memmem(r.log, r.log_n, "/code model=", 12) &&
-	      memmem(r.log, r.log_n, "/g1/model\n", 10),
+	      memmem(r.log, r.log_n, "/g1/model env=", 14),
 	      "the server has the key, runs in code/, sees model/", NULL);
 	check(r.log_n > 0 && memmem(r.log, r.log_n, "env=it's here|", 14),
 	      "the server has serve/env's lines (d, g, i harmless)", NULL);
