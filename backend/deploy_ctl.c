@@ -56,7 +56,6 @@ static int check_model(struct ws *ws, const struct obj *o,
 	return 0;
 }
 
-/* `config`, and the entry script it names in the deployment's files. */
 /* `env` as it will be used: the write let a last line without its
  * newline through (it may have been growing). */
 static int check_env(struct ws *ws, const struct obj *o, struct err *e)
@@ -75,6 +74,8 @@ static int check_env(struct ws *ws, const struct obj *o, struct err *e)
 	return rc;
 }
 
+/* `config` and `env`, and the entry script config names in the
+ * deployment's files. */
 int check_config(struct ws *ws, const struct obj *o, struct deploy_spec *s,
 		 struct err *e)
 {
