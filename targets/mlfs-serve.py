@@ -218,7 +218,7 @@ def exec_env(argv):
 	if argv is None:
 		argv = [sys.executable or "/usr/bin/python3"] + sys.argv
 	try:
-		os.execve(argv[0], argv, env if env is not None else os.environb)
+		os.execve(argv[0], argv, os.environb if env is None else env)
 	except OSError:
 		fail_start("cannot start %s" % argv[0], 127)
 
@@ -347,7 +347,8 @@ class ScoreRequest:
 		if not msg.is_multipart():
 			return
 		for part in msg.iter_parts():
-			name = part.get_param("name", header="content-disposition")
+			name = part.get_param("name",
+					      header="content-disposition")
 			data = part.get_payload(decode=True) or b""
 			if name is None:
 				continue
@@ -397,7 +398,8 @@ def header_lines(headers):
 		k, v = str(k), str(v)
 		if not k or any(c in k for c in " \t\r\n:") or \
 		   any(c in v for c in "\r\n\0"):
-			raise ValueError("run() returned a bad header %r" % k[:64])
+			raise ValueError("run() returned a bad header %r" %
+					 k[:64])
 		if k.lower() == "content-type":
 			ctype = v
 		elif k.lower() not in FRAMING:
@@ -621,8 +623,8 @@ class Server:
 		return self.run(data)
 
 	def score(self, req):
-		"""Worker thread: run() and its answer (status, body, Content-Type,
-		extra head), or a 500."""
+		"""Worker thread: run() and its answer (status, body,
+		Content-Type, extra head), or a 500."""
 		try:
 			result = self.call_run(req)
 		except BaseException as e:
@@ -956,10 +958,10 @@ class Conn(asyncio.Protocol):
 			return self.send(404, error_body("no such path: use POST"
 							 " /score"), req.keep)
 		if self.srv.raw == "request" and req.method not in RAW_METHODS:
+			methods = ", ".join(RAW_METHODS)
 			return self.send(405, error_body("/score takes %s" %
-							 ", ".join(RAW_METHODS)),
-					 req.keep, "Allow: %s\r\n" %
-					 ", ".join(RAW_METHODS))
+							 methods), req.keep,
+					 "Allow: %s\r\n" % methods)
 		if req.method != "POST" and self.srv.raw != "request":
 			return self.send(405, error_body("use POST /score"),
 					 req.keep, "Allow: POST\r\n")
