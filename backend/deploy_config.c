@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * A deployment's `config` (entry, command, port, replicas, host,
- * ready_timeout, max_body, read_timeout, and the autoscale keys
+ * ready_timeout, max_body, read_timeout, raw, and the autoscale keys
  * min_replicas, max_replicas, target_in_flight, scale_out_cooldown,
- * scale_in_cooldown), parsed and checked.  Pure: no
+ * scale_in_cooldown), and its `env`, parsed and checked.  Pure: no
  * I/O, no state; called on FUSE request threads (inside the write of
  * `deploy`) and on the worker (a new generation), and by its unit test.
  */
@@ -17,7 +17,17 @@
 static const char *const dep_keys[] = {
 	"entry", "command", "port", "replicas", "host", "ready_timeout",
 	"max_body", "read_timeout", "min_replicas", "max_replicas",
-	"target_in_flight", "scale_out_cooldown", "scale_in_cooldown", NULL
+	"target_in_flight", "scale_out_cooldown", "scale_in_cooldown", "raw",
+	NULL
+};
+
+/* `raw`, by enum deploy_raw: what run() of mlfs-serve is given. */
+static const char *const raw_names[] = { "no", "yes", "request", NULL };
+
+/* Names of env lines the daemon sets itself for a replica (beyond the
+ * MLFS_ ones env_parse refuses): a line could only hide them. */
+static const char *const env_daemon_keys[] = {
+	"AZUREML_MODEL_DIR", "PORT", NULL
 };
 
 /* Autoscale keys other than max_replicas: they mean nothing without it. */
@@ -71,6 +81,33 @@ static int config_number(const struct kv_list *cfg, const char *key,
 	return 0;
 }
 
+/* `raw = no | yes | request`: mlfs-serve's alone, so not with command
+ * (a key that would silently do nothing is refused). */
+static int config_raw(const struct kv_list *cfg, struct deploy_spec *s,
+		      struct err *e)
+{
+	const char *v = kv_get(cfg, "raw");
+
+	if (!v)
+		return 0;
+	for (int i = 0; raw_names[i]; i++)
+		if (!strcmp(v, raw_names[i]))
+			s->raw = i;
+	if (s->raw == RAW_NO && strcmp(v, "no"))
+		return err_set(e, -EINVAL, "config: raw must be no, yes (run()"
+			       " gets the body as bytes) or request (run() gets"
+			       " the whole request), not '%s'", v);
+	if (s->raw != RAW_NO && kv_get(cfg, "command"))
+		return err_set(e, -EINVAL, "config: raw is mlfs-serve's and"
+			       " means nothing with command");
+	return 0;
+}
+
+const char *deploy_raw_name(int raw)
+{
+	return raw > 0 && raw < RAW_COUNT ? raw_names[raw] : "no";
+}
+
 static int config_values(const struct kv_list *cfg, struct deploy_spec *s,
 			 struct err *e)
 {
@@ -108,7 +145,7 @@ static int config_values(const struct kv_list *cfg, struct deploy_spec *s,
 		return rc;
 	if (v)
 		snprintf(s->entry, sizeof(s->entry), "%s", v);
-	return 0;
+	return config_raw(cfg, s, e);
 }
 
 /* Only with max_replicas: a key that would silently do nothing is
@@ -216,4 +253,19 @@ int deploy_config_check(const char *buf, size_t len, struct err *e)
 	struct deploy_spec s;
 
 	return config_parse(buf, len, &s, 1, e);
+}
+
+int deploy_env_parse(const char *buf, size_t len, struct kv_list *out,
+		     struct err *e)
+{
+	int rc = env_parse(buf, len, out, e);
+
+	for (int i = 0; !rc && env_daemon_keys[i]; i++)
+		if (kv_get(out, env_daemon_keys[i]))
+			rc = err_set(e, -EINVAL, "env: %s is set by mlfs for"
+				     " each replica and cannot be changed",
+				     env_daemon_keys[i]);
+	if (rc)
+		kv_free(out);
+	return rc;
 }

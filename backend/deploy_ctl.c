@@ -56,7 +56,26 @@ static int check_model(struct ws *ws, const struct obj *o,
 	return 0;
 }
 
-/* `config`, and the entry script it names in the deployment's files. */
+/* `env` as it will be used: the write let a last line without its
+ * newline through (it may have been growing). */
+static int check_env(struct ws *ws, const struct obj *o, struct err *e)
+{
+	struct kv_list env = { 0 };
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = ws_read_text(ws, o->id, F_ENV, &buf, &len);
+	if (rc)
+		return err_set(e, rc, "cannot read env");
+	rc = deploy_env_parse(buf, len, &env, e);
+	free(buf);
+	kv_free(&env);
+	return rc;
+}
+
+/* `config` and `env`, and the entry script config names in the
+ * deployment's files. */
 int check_config(struct ws *ws, const struct obj *o, struct deploy_spec *s,
 		 struct err *e)
 {
@@ -71,6 +90,8 @@ int check_config(struct ws *ws, const struct obj *o, struct deploy_spec *s,
 		return err_set(e, rc, "cannot read config");
 	rc = deploy_config_parse(buf, len, s, e);
 	free(buf);
+	if (!rc)
+		rc = check_env(ws, o, e);
 	if (rc || s->command[0])
 		return rc;
 	ws_obj_path(ws, o->id, RUN_FILES, path);

@@ -2,8 +2,9 @@
 /*
  * A deployment's generations, on the target's worker thread: each
  * `deploy` or `restart` makes one, <dir>/gen/<n>/ with a snapshot of the
- * user's files (code/, made with their rights) and the spec it serves
- * (model version, entry, command, host, port, replicas ...); the state
+ * user's files (code/, made with their rights), the spec it serves
+ * (model version, entry, command, host, port, replicas ...) and the
+ * `env` lines its replicas get (env, 0600: secrets); the state
  * machine (deploy_sm.c) starts replicas from it and, after a daemon
  * restart, reads the serving one back.
  */
@@ -40,10 +41,10 @@ int spec_write(const struct deploy_ctx *d, const struct deploy_spec *s)
 		return -errno;
 	fprintf(f, "version_id = %lld\nmodel = %s\nentry = %s\ncommand = %s\n"
 		"host = %s\nport = %d\nreplicas = %d\nready_timeout = %d\n"
-		"max_body = %ld\nread_timeout = %d\n",
+		"max_body = %ld\nread_timeout = %d\nraw = %s\n",
 		(long long)s->version_id, s->model, s->entry, s->command,
 		s->host, s->port, s->replicas, s->ready_timeout, s->max_body,
-		s->read_timeout);
+		s->read_timeout, deploy_raw_name(s->raw));
 	fprintf(f, "min_replicas = %d\nmax_replicas = %d\n"
 		"target_in_flight = %d\nscale_out_cooldown = %d\n"
 		"scale_in_cooldown = %d\n", s->scale.min, s->scale.max,
@@ -74,6 +75,15 @@ static void spec_read_scale(const struct kv_list *kv, struct deploy_scale *c)
 	if (c->min < 1 || c->max > MAX_REPLICAS || c->min > c->max ||
 	    c->target < 1)
 		memset(c, 0, sizeof(*c));
+}
+
+/* `raw` as recorded (generations older than it: no). */
+static int spec_read_raw(const char *v)
+{
+	for (int i = 0; v && i < RAW_COUNT; i++)
+		if (!strcmp(v, deploy_raw_name(i)))
+			return i;
+	return RAW_NO;
 }
 
 int spec_read(const struct deploy_ctx *d, int gen, struct deploy_spec *s)
@@ -116,6 +126,7 @@ int spec_read(const struct deploy_ctx *d, int gen, struct deploy_spec *s)
 	if (s->read_timeout <= 0)
 		s->read_timeout = READ_TIMEOUT_DEFAULT;
 	spec_read_scale(&kv, &s->scale);
+	s->raw = spec_read_raw(kv_get(&kv, "raw"));
 	kv_free(&kv);
 	gen_path(d, gen, "code", s->code);
 	ws_obj_path(d->ws, s->version_id, RUN_FILES, s->model_dir);
@@ -123,6 +134,118 @@ int spec_read(const struct deploy_ctx *d, int gen, struct deploy_spec *s)
 		s->replicas = 1;
 	return 0;
 }
+
+/* ---- env ----------------------------------------------------------------- */
+
+/* @path anew with @len bytes of @buf, 0600: the daemon's alone. */
+static int env_put(const char *path, const char *buf, size_t len)
+{
+	int fd, rc = 0;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return -errno;
+	if (len && write(fd, buf, len) != (ssize_t)len)
+		rc = -EIO;
+	if (close(fd) && !rc)
+		rc = -errno;
+	return rc;
+}
+
+/* File @name of generation @gen, whole, into *@buf (NUL ended).  A
+ * missing one is empty. */
+static int gen_read(const struct deploy_ctx *d, int gen, const char *name,
+		    char **buf, size_t *len)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	ssize_t n = 0;
+	int fd;
+
+	*len = 0;
+	gen_path(d, gen, name, path);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return -errno;
+	if (fd >= 0 && (fstat(fd, &st) || st.st_size >= SETTING_MAX)) {
+		close(fd);
+		return -EIO;
+	}
+	*buf = malloc(fd >= 0 ? st.st_size + 1 : 1);
+	if (*buf && fd >= 0)
+		n = read(fd, *buf, st.st_size);
+	if (fd >= 0)
+		close(fd);
+	if (!*buf || n < 0) {
+		free(*buf);
+		return n < 0 ? -EIO : -ENOMEM;
+	}
+	(*buf)[n] = '\0';
+	*len = n;
+	return 0;
+}
+
+int deploy_gen_env(const struct deploy_ctx *d, int gen, struct kv_list *out)
+{
+	struct err e;
+	size_t len;
+	char *buf;
+	int rc;
+
+	out->items = NULL;
+	out->n = 0;
+	rc = gen_read(d, gen, "env", &buf, &len);
+	if (rc)
+		return rc;
+	rc = deploy_env_parse(buf, len, out, &e);
+	free(buf);
+	return rc;
+}
+
+/* The `env` setting as it is now, checked, for generation @gen. */
+static int env_from_settings(struct deploy_ctx *d, int gen, struct err *e)
+{
+	struct kv_list env = { 0 };
+	char path[PATH_MAX];
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = ws_read_text(d->ws, d->obj.id, F_ENV, &buf, &len);
+	if (rc)
+		return err_set(e, rc, "cannot read env");
+	rc = deploy_env_parse(buf, len, &env, e);
+	kv_free(&env);
+	gen_path(d, gen, "env", path);
+	if (!rc && env_put(path, buf, len))
+		rc = err_set(e, -EIO, "cannot record the env of generation %d",
+			     gen);
+	free(buf);
+	return rc;
+}
+
+/* `restart`: generation @gen gets the env of generation @old. */
+static int env_from_gen(struct deploy_ctx *d, int old, int gen,
+			struct err *e)
+{
+	char path[PATH_MAX];
+	size_t len;
+	char *buf;
+	int rc;
+
+	rc = gen_read(d, old, "env", &buf, &len);
+	gen_path(d, gen, "env", path);
+	if (!rc) {
+		rc = env_put(path, buf, len);
+		free(buf);
+	}
+	return rc ? err_set(e, -EIO, "cannot record the env of generation"
+			    " %d", gen) : 0;
+}
+
+/* ---- generations ------------------------------------------------------- */
 
 /* The number and folder of a new generation. */
 static int gen_dir(struct deploy_ctx *d)
@@ -161,6 +284,9 @@ static int gen_from_settings(struct deploy_ctx *d, struct deploy_spec *s,
 	ws_obj_path(d->ws, d->obj.id, RUN_FILES, files);
 	s->gen = gen_dir(d);
 	gen_path(d, s->gen, "code", s->code);
+	rc = env_from_settings(d, s->gen, e);
+	if (rc)
+		return rc;
 	/* the snapshot is its creator's, made with their rights (copy.h) */
 	return copy_tree_as(files, s->code, d->obj.uid, d->obj.gid, e);
 }
@@ -179,6 +305,8 @@ static int gen_from_last(struct deploy_ctx *d, struct deploy_spec *s,
 	snprintf(old, sizeof(old), "%s", s->code);
 	s->gen = gen_dir(d);
 	gen_path(d, s->gen, "code", s->code);
+	if (env_from_gen(d, last, s->gen, e))
+		return -EIO;
 	return copy_tree_as(old, s->code, d->obj.uid, d->obj.gid, e);
 }
 

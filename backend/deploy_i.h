@@ -80,6 +80,15 @@ int deploy_config_parse(const char *buf, size_t len, struct deploy_spec *s,
  */
 int deploy_config_check(const char *buf, size_t len, struct err *e);
 
+/*
+ * deploy_env_parse - a deployment's `env` (pure): a run's env lines
+ * (env_parse) less the names the daemon sets for each replica
+ * (AZUREML_MODEL_DIR, PORT).  0 (@out filled, kv_free it) or -EINVAL +
+ * a sentence that never repeats a value.
+ */
+int deploy_env_parse(const char *buf, size_t len, struct kv_list *out,
+		     struct err *e);
+
 /* What `scoring_uri` shows ("" while nothing serves; no newline). */
 static inline const char *deploy_scoring_uri(const struct obj *o)
 {

@@ -42,7 +42,8 @@ static inline int live_state(enum obj_state s)
 }
 
 /* deploy_ctl.c */
-/* `config`, and the entry script it names in the deployment's files. */
+/* `config` and `env`, and the entry script config names in the
+ * deployment's files. */
 int check_config(struct ws *ws, const struct obj *o, struct deploy_spec *s,
 		 struct err *e);
 /* No host in config: where the target's replicas listen by default. */

@@ -21,6 +21,7 @@ static const struct file_desc deployment_files[] = {
 	{ "model",	F_MODEL,	FD_SETTING },
 	{ "target",	F_TARGET,	FD_SETTING },
 	{ "config",	F_CONFIG,	FD_SETTING },
+	{ "env",	F_ENV,		FD_SETTING | FD_SECRET },
 	{ "ctl",	F_CTL,		FD_CTL },
 	{ "status",	F_STATUS,	FD_GEN },
 	{ "scoring_uri", F_SCORING_URI,	FD_GEN },

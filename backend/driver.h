@@ -190,6 +190,7 @@ struct deploy_spec {
 	int ready_timeout;		/* seconds a replica may take to listen */
 	long max_body;			/* bytes of a request body (mlfs-serve) */
 	int read_timeout;		/* seconds for a head, a body's pauses */
+	int raw;			/* enum deploy_raw: run()'s argument */
 	struct deploy_scale {		/* autoscale; max 0: off */
 		int min, max;		/* replicas */
 		int target;		/* requests in flight per replica */
@@ -197,6 +198,26 @@ struct deploy_spec {
 		int in_cooldown;	/* s of lower load before scaling in */
 	} scale;
 };
+
+/* config `raw`: what mlfs-serve gives run() (see mlfs-serve.py). */
+enum deploy_raw {
+	RAW_NO,				/* text (bytes when not UTF-8) */
+	RAW_YES,			/* the body as bytes */
+	RAW_REQUEST,			/* the request: method, headers … */
+	RAW_COUNT
+};
+
+/* "no", "yes" or "request": mlfs-serve's --raw. */
+const char *deploy_raw_name(int raw);
+
+/*
+ * deploy_gen_env - the `env` lines generation @gen of @d was deployed
+ * with (a copy of the setting taken at `deploy`, kept 0600 beside its
+ * spec; none for a generation made before env existed).  Worker only.
+ * 0 (@out filled, kv_free it) or -errno.
+ */
+int deploy_gen_env(const struct deploy_ctx *d, int gen,
+		   struct kv_list *out);
 
 enum replica_state {
 	REP_STARTING = 1,		/* spawned, not listening yet */

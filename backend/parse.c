@@ -621,7 +621,6 @@ static int env_line(struct kv_build *b, const char *s, size_t n, size_t no,
 		    struct err *e)
 {
 	const char *eq;
-	struct quote q;
 	size_t kn;
 	int rc;
 
@@ -634,10 +633,12 @@ static int env_line(struct kv_build *b, const char *s, size_t n, size_t no,
 	if (!n || *s == '#')
 		return 0;
 	eq = memchr(s, '=', n);
+	/* the line is not repeated: it may be a secret (a value whose
+	 * NAME= was forgotten), and the sentence goes to events */
 	if (!eq)
 		return err_set(e, -EINVAL,
-			       "env line %zu has no '=' (expected NAME=value): '%s'.",
-			       no, quote(&q, s, n));
+			       "env line %zu has no '=' (expected NAME=value).",
+			       no);
 	kn = eq - s;
 	rc = env_key_check(s, kn, no, e);
 	if (rc)

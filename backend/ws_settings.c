@@ -130,7 +130,9 @@ static int setting_valid(struct ws *ws, const struct obj *o, int file,
 	case F_TARGET:
 		return name_word(buf, len, word, sizeof(word), e);
 	case F_ENV:
-		rc = env_parse(buf, len, &env, e);
+		rc = o->kind == K_DEPLOYMENT ?
+		     deploy_env_parse(buf, len, &env, e) :
+		     env_parse(buf, len, &env, e);
 		kv_free(&env);
 		return rc;
 	case F_RESOURCES:
@@ -352,11 +354,12 @@ unsigned ws_file_mode(struct ws *ws, const struct obj *o, int file)
 		return 0755;
 	if (fd->flags & FD_CTL)
 		return 0644;
-	if (fd->flags & FD_SECRET)
+	if ((fd->flags & FD_SECRET) && !(fd->flags & FD_SETTING))
 		return 0600;
 	if (!(fd->flags & FD_SETTING))
 		return 0444;
-	secret = 0;
+	/* a deployment's env holds secrets: its owner's alone */
+	secret = !!(fd->flags & FD_SECRET);
 	if (file == F_CONFIG && !ws_read_text(ws, o->id, file, &buf, &len)) {
 		secret = strstr(buf, "token") != NULL;
 		free(buf);

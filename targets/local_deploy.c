@@ -295,14 +295,38 @@ static int rep_defaults(const struct deploy_ctx *d, struct envp *e)
 	return rc;
 }
 
-/* Built by the daemon alone: setpriv runs as root with it. */
+/*
+ * The generation's env lines, as MLFS_ENV_KEY=VALUE: a name nothing in
+ * libc or ld.so reads, so that LD_PRELOAD & co never act in the root sh
+ * and setpriv that start the server (as mlfs-run does for runs).
+ * mlfs-serve.py, as the replica's user, makes them KEY=VALUE.
+ */
+static int rep_user_env(const struct deploy_ctx *d,
+			const struct deploy_spec *s, struct envp *e, int *n)
+{
+	struct kv_list env;
+	int rc;
+
+	rc = deploy_gen_env(d, s->gen, &env);
+	for (int i = 0; !rc && i < env.n; i++)
+		rc = envp_add(e, "MLFS_ENV_%s=%s", env.items[i].key,
+			      env.items[i].value);
+	*n = env.n;
+	kv_free(&env);
+	return rc;
+}
+
+/* Built by the daemon alone: setpriv runs as root with it.  *@nenv: how
+ * many env lines the user gave. */
 static int rep_envp(const struct deploy_ctx *d, const struct deploy_spec *s,
-		    const struct replica *r, struct envp *e)
+		    const struct replica *r, struct envp *e, int *nenv)
 {
 	char err[PATH_MAX];
 	int rc;
 
 	rc = rep_defaults(d, e);
+	if (!rc)
+		rc = rep_user_env(d, s, e, nenv);
 	rep_err(d, r, err);
 	if (!rc)
 		rc = envp_add(e, "AZUREML_MODEL_DIR=%s", s->model_dir);
@@ -441,30 +465,43 @@ static int as_creator(const struct deploy_ctx *d, char pre[4][32])
 	return 4;
 }
 
-int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
-			struct deploy_spec *s, struct replica *r,
-			struct err *e)
+/*
+ * The server's argv after the daemon's words: mlfs-serve.py, or the
+ * user's command in /bin/sh -c, which mlfs-serve.py --exec-env starts
+ * when there are env lines (it turns MLFS_ENV_KEY into KEY, as the user).
+ */
+static void server_argv(const struct deploy_spec *s, int nenv,
+			char *helper, char nums[3][24], char **argv)
 {
-	char helper[PATH_MAX], port[16], body[24], tmo[16];
-	char *serve[] = { python3(), helper, "--entry", s->entry, "--host",
-			  s->host, "--port", port, "--max-body", body,
-			  "--read-timeout", tmo, NULL };
-	char *shell[] = { "/bin/sh", "-c", s->command, NULL };
-	char pre[4][32], *argv[32], **cmd = s->command[0] ? shell : serve;
-	char cgd[CG_DIRS_MAX][4096];
-	struct envp env = { 0 };
-	struct local_rep *lr;
-	pid_t pid;
-	int rc, n, j, dir;
+	char *serve[] = { python3(), helper, "--entry", (char *)s->entry,
+			  "--host", (char *)s->host, "--port", nums[0],
+			  "--max-body", nums[1], "--read-timeout", nums[2],
+			  "--raw", (char *)deploy_raw_name(s->raw), NULL };
+	char *shell[] = { python3(), helper, "--exec-env", "--", "/bin/sh",
+			  "-c", (char *)s->command, NULL };
+	char **cmd = serve;
+	int k = 0;
 
-	if (!s->port && (rc = try_bind(s->host, 0, &s->port)))
-		return err_set(e, rc, "cannot find a free port on %s: %s",
-			       s->host, strerror(-rc));
-	snprintf(port, sizeof(port), "%d", s->port);
-	snprintf(body, sizeof(body), "%ld", s->max_body);
-	snprintf(tmo, sizeof(tmo), "%d", s->read_timeout);
-	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py",
-		 ws_helper_dir(d->ws));
+	snprintf(nums[0], 24, "%d", s->port);
+	snprintf(nums[1], 24, "%ld", s->max_body);
+	snprintf(nums[2], 24, "%d", s->read_timeout);
+	if (s->command[0])
+		cmd = nenv ? shell : shell + 4;
+	while (cmd[k]) {
+		argv[k] = cmd[k];
+		k++;
+	}
+	argv[k] = NULL;
+}
+
+/* argv: the cgroup joiner, setpriv, the server (server_argv).  The
+ * number of words, or -errno + sentence (no cgroup left then). */
+static int rep_argv(struct target_ctx *t, struct deploy_ctx *d,
+		    struct replica *r, char cgd[CG_DIRS_MAX][4096],
+		    char pre[4][32], char **cmd, char **argv, struct err *e)
+{
+	int n, j;
+
 	j = rep_cg_join(t, d, r, cgd, argv, e);
 	if (j < 0)
 		return j;
@@ -477,25 +514,61 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	for (int i = 0; cmd[i]; i++)
 		argv[n++] = cmd[i];
 	argv[n] = NULL;
+	return n;
+}
+
+/* replicas/g<GEN>-<SLOT>/ anew.  0 or -errno + sentence. */
+static int rep_folder(struct deploy_ctx *d, struct replica *r, struct err *e)
+{
+	int dir, rc;
+
 	dir = open_replicas(d, 1);
 	rc = dir < 0 ? dir : make_rep_dir(d, r, dir);
 	if (dir >= 0)
 		close(dir);
+	return rc ? err_set(e, rc, "cannot make the replica's folder: %s",
+			    strerror(-rc)) : 0;
+}
+
+int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
+			struct deploy_spec *s, struct replica *r,
+			struct err *e)
+{
+	char helper[PATH_MAX], nums[3][24], pre[4][32], *argv[40], *cmd[16];
+	char cgd[CG_DIRS_MAX][4096];
+	struct envp env = { 0 };
+	struct local_rep *lr;
+	int rc, nenv = 0;
+	pid_t pid;
+
+	if (!s->port && (rc = try_bind(s->host, 0, &s->port)))
+		return err_set(e, rc, "cannot find a free port on %s: %s",
+			       s->host, strerror(-rc));
+	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py",
+		 ws_helper_dir(d->ws));
+	rc = rep_envp(d, s, r, &env, &nenv);
 	if (rc) {
-		rep_cg_end(d, r);
-		return err_set(e, rc, "cannot make the replica's folder: %s",
-			       strerror(-rc));
+		envp_free(&env);
+		return err_set(e, rc, "cannot make the replica's environment:"
+			       " %s", strerror(-rc));
 	}
-	lr = rep_priv(0);
-	rc = lr ? rep_envp(d, s, r, &env) : -ENOMEM;
-	if (!rc)
-		rc = -spawn_rep(d, s, argv, env.v, &pid);
+	server_argv(s, nenv, helper, nums, cmd);
+	rc = rep_argv(t, d, r, cgd, pre, cmd, argv, e);
+	if (rc < 0) {
+		envp_free(&env);
+		return rc;
+	}
+	rc = rep_folder(d, r, e);
+	lr = rc ? NULL : rep_priv(0);
+	if (!rc && !lr)
+		rc = err_set(e, -ENOMEM, "out of memory");
+	if (!rc && (rc = -spawn_rep(d, s, argv, env.v, &pid)))
+		err_set(e, rc, "cannot start %s: %s", argv[0], strerror(-rc));
 	envp_free(&env);
 	if (rc) {
 		free(lr);
 		rep_cg_end(d, r);
-		return err_set(e, rc, "cannot start %s: %s", argv[0],
-			       strerror(-rc));
+		return rc;
 	}
 	lr->pid = pid;
 	lr->child = 1;

@@ -15,10 +15,32 @@ It imports the entry script, calls its init() once, and only then listens
 join before an old one leaves).  HTTP/1.1 with keep-alive:
 
     GET  /        liveness: 200, no key needed
-    POST /score   the body (text) goes to run(); the result comes back as
-                  JSON; an exception is a 500 with its message (and the
-                  traceback in the log).  Needs "Authorization: Bearer KEY",
-                  else 401.
+    POST /score   the body goes to run(): text (str) when it is UTF-8,
+                  else bytes (--raw yes: always bytes); the result comes
+                  back as JSON; an exception is a 500 with its message
+                  (and the traceback in the log).  Needs "Authorization:
+                  Bearer KEY", else 401.
+
+Raw requests (--raw request, or a run() decorated with Azure ML's
+@rawhttp): every method on /score (key needed) calls run(request), with
+request.method, .path, .query_string, .args (first values; .getlist),
+.headers (any case), .body (bytes; .data, .get_data(), .get_json(),
+.form, .files) - Flask's names, as Azure ML's AMLRequest has them.  run()
+returns a body (bytes, str, or anything JSON encodes), a tuple (body,
+status) or (body, status, headers), or an AMLResponse.  When azureml is
+not installed, `from azureml.contrib.services.aml_request import rawhttp`
+and `...aml_response import AMLResponse` find this file's own (see
+AzuremlShim), so Azure ML entry scripts run unchanged.
+
+Logging: the root logger is at INFO with a handler on stderr (the
+deployment's log), lines "TIME LEVEL LOGGER[PID]: MESSAGE"; print() goes
+to stdout, the same log.  init() may change the level
+(logging.getLogger().setLevel(logging.DEBUG)).
+
+Environment: the deployment's env lines come as MLFS_ENV_KEY=VALUE (so
+that they never act in the root processes that start this one); the
+first thing done is to exec this program again with them as KEY=VALUE.
+--exec-env -- ARGV does the same for a user's command.
 
 Hostile clients (issue 11): the key is checked as soon as the head is in,
 before any byte of the body is kept (401; the connection closes when a body
@@ -43,14 +65,24 @@ closed after DRAIN_IDLE seconds, and the process exits when none is left.
 """
 import argparse
 import asyncio
+import email.parser
+import email.policy
 import hmac
+import http
+import importlib.abc
+import importlib.machinery
 import importlib.util
+import io
 import json
+import logging
 import os
 import signal
 import socket
 import sys
+import time
 import traceback
+import types
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 
 MAX_HEAD = 64 * 1024
@@ -64,13 +96,19 @@ DRAIN_IDLE = 1.0	# seconds an idle connection may stay open in a drain
 DRAIN_MAX = 30.0	# a drain never lasts longer than this
 STATS_EVERY = 0.05	# s between two writes of MLFS_STATS_FILE
 
-REASONS = {
-	100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
-	404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-	411: "Length Required", 413: "Payload Too Large",
-	431: "Request Header Fields Too Large", 500: "Internal Server Error",
-	501: "Not Implemented", 503: "Service Unavailable",
-}
+ENV_USER = b"MLFS_ENV_"	# the deployment's env lines, see exec_env()
+LOG_FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s[%(process)d]:" \
+	     " %(message)s"
+RAW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# headers run() may not set: the framing is the server's
+FRAMING = ("content-length", "transfer-encoding", "connection")
+
+
+def reason(status):
+	try:
+		return http.HTTPStatus(status).phrase
+	except ValueError:
+		return "Status %d" % status
 
 
 def log(msg):
@@ -143,7 +181,7 @@ def listen(host, port, shared):
 def response(status, body, ctype="application/json", close=False,
 	     extra=""):
 	head = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" \
-	       "%s%s\r\n" % (status, REASONS.get(status, "Error"), ctype,
+	       "%s%s\r\n" % (status, reason(status), ctype,
 			     len(body), extra,
 			     "Connection: close\r\n" if close else "")
 	return head.encode("latin-1") + body
@@ -153,13 +191,307 @@ def error_body(msg):
 	return (json.dumps({"error": msg}) + "\n").encode()
 
 
+# ---- start: environment, logging ------------------------------------------
+
+
+def user_env():
+	"""The environment with the deployment's env lines (MLFS_ENV_KEY=VALUE,
+	made so by the daemon) as KEY=VALUE, bytes as given; None when there
+	are none."""
+	env = os.environb
+	if not any(k.startswith(ENV_USER) for k in env):
+		return None
+	out = {k: v for k, v in env.items() if not k.startswith(ENV_USER)}
+	for k, v in env.items():
+		if k.startswith(ENV_USER) and len(k) > len(ENV_USER):
+			out[k[len(ENV_USER):]] = v
+	return out
+
+
+def exec_env(argv):
+	"""Run @argv (--exec-env -- ARGV: a user's command) or this program
+	again with the env lines in place: PYTHONPATH & co act from the start
+	of the interpreter.  Returns when there is nothing to do."""
+	env = user_env()
+	if env is None and argv is None:
+		return
+	if argv is None:
+		argv = [sys.executable or "/usr/bin/python3"] + sys.argv
+	try:
+		os.execve(argv[0], argv, os.environb if env is None else env)
+	except OSError:
+		fail_start("cannot start %s" % argv[0], 127)
+
+
+def setup_logging():
+	"""score.py's logging at INFO and above reaches the log, as Azure ML
+	shows it; a handler of its own on the root logger (init() may change
+	the level, or add handlers)."""
+	h = logging.StreamHandler(sys.stderr)
+	f = logging.Formatter(LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
+	f.converter = time.gmtime
+	h.setFormatter(f)
+	root = logging.getLogger()
+	root.addHandler(h)
+	root.setLevel(logging.INFO)
+
+
+# ---- raw requests: what run(request) gets, what it may return ----------------
+
+
+class MultiDict(dict):
+	"""name -> first value, as Flask's request.args; getlist() has all."""
+
+	def __init__(self, pairs=()):
+		super().__init__()
+		self.lists = {}
+		for k, v in pairs:
+			self.add(k, v)
+
+	def add(self, k, v):
+		self.lists.setdefault(k, []).append(v)
+		self.setdefault(k, v)
+
+	def getlist(self, k):
+		return list(self.lists.get(k, []))
+
+
+class Headers(dict):
+	"""The request's headers, names in any case."""
+
+	def __getitem__(self, k):
+		return super().__getitem__(k.lower())
+
+	def __contains__(self, k):
+		return super().__contains__(k.lower())
+
+	def get(self, k, default=None):
+		return super().get(k.lower(), default)
+
+
+class Upload(io.BytesIO):
+	"""A file of a multipart/form-data body (request.files[name])."""
+
+	def __init__(self, data, filename, content_type):
+		super().__init__(data)
+		self.filename = filename
+		self.content_type = content_type
+		self.stream = self
+
+	def save(self, path):
+		with open(path, "wb") as f:
+			f.write(self.getvalue())
+
+
+class ScoreRequest:
+	"""run(request) with raw = request or @rawhttp: the names of Flask's
+	Request that Azure ML's AMLRequest scripts use."""
+
+	def __init__(self, method, target, headers, body):
+		self.method = method
+		self.path, _, self.query_string = target.partition("?")
+		self.full_path = self.path + "?" + self.query_string
+		self.args = MultiDict(urllib.parse.parse_qsl(
+			self.query_string, keep_blank_values=True))
+		self.query = self.args
+		self.headers = Headers(headers)
+		self.body = body
+		self.data = body
+		self.content_type = self.headers.get("content-type", "")
+		self.mimetype = self.content_type.split(";")[0].strip().lower()
+		self._form = None
+
+	def get_data(self, cache=True, as_text=False, parse_form_data=False):
+		return self.body.decode("utf-8", "replace") if as_text else \
+		       self.body
+
+	def get_json(self, force=False, silent=False, cache=True):
+		if not force and not self.mimetype.endswith("json"):
+			return None
+		try:
+			return json.loads(self.body)
+		except ValueError:
+			if silent:
+				return None
+			raise
+
+	@property
+	def json(self):
+		return self.get_json()
+
+	@property
+	def form(self):
+		return self.parse_form()[0]
+
+	@property
+	def files(self):
+		return self.parse_form()[1]
+
+	def parse_form(self):
+		if self._form is None:
+			self._form = (MultiDict(), MultiDict())
+			if self.mimetype == "application/x-www-form-urlencoded":
+				for k, v in urllib.parse.parse_qsl(
+				    self.body.decode("utf-8", "replace"),
+				    keep_blank_values=True):
+					self._form[0].add(k, v)
+			elif self.mimetype == "multipart/form-data":
+				self.parse_multipart()
+		return self._form
+
+	def parse_multipart(self):
+		head = b"Content-Type: " + \
+		       self.content_type.encode("latin-1") + b"\r\n\r\n"
+		msg = email.parser.BytesParser(policy=email.policy.HTTP) \
+			.parsebytes(head + self.body)
+		if not msg.is_multipart():
+			return
+		for part in msg.iter_parts():
+			name = part.get_param("name",
+					      header="content-disposition")
+			data = part.get_payload(decode=True) or b""
+			if name is None:
+				continue
+			if part.get_filename() is None:
+				self._form[0].add(name, data.decode(
+					part.get_content_charset() or "utf-8",
+					"replace"))
+			else:
+				self._form[1].add(name, Upload(
+					data, part.get_filename(),
+					part.get_content_type()))
+
+
+class AMLResponse:
+	"""What run() may return: Azure ML's AMLResponse(message, status_code,
+	response_headers, json_str); message is bytes, str, or (json_str, or
+	not text) encoded as JSON."""
+
+	def __init__(self, message, status_code=200, response_headers=None,
+		     json_str=False):
+		self.status_code = status_code
+		self.headers = dict(response_headers or {})
+		if json_str:
+			message = json.dumps(message)
+		self.message = message
+
+	def get_data(self):
+		return self.message
+
+
+def body_of(value):
+	"""A run() result as (bytes, Content-Type)."""
+	if isinstance(value, (bytes, bytearray, memoryview)):
+		return bytes(value), "application/octet-stream"
+	if isinstance(value, str):
+		return value.encode("utf-8"), "text/plain; charset=utf-8"
+	return (json.dumps(value) + "\n").encode(), "application/json"
+
+
+def header_lines(headers):
+	"""run()'s headers (a dict or (name, value) pairs) as head lines, and
+	the Content-Type among them (or None).  ValueError when a name or a
+	value could split the head (CR, LF, ':' in a name ...)."""
+	items = headers.items() if hasattr(headers, "items") else headers
+	lines, ctype = [], None
+	for k, v in items:
+		k, v = str(k), str(v)
+		if not k or any(c in k for c in " \t\r\n:") or \
+		   any(c in v for c in "\r\n\0"):
+			raise ValueError("run() returned a bad header %r" %
+					 k[:64])
+		if k.lower() == "content-type":
+			ctype = v
+		elif k.lower() not in FRAMING:
+			lines.append("%s: %s\r\n" % (k, v))
+	return "".join(lines), ctype
+
+
+def raw_result(result):
+	"""A raw run()'s result as (status, body, Content-Type, extra head)."""
+	if hasattr(result, "status_code") and hasattr(result, "get_data"):
+		value, status = result.get_data(), result.status_code
+		headers = getattr(result, "headers", {})
+	elif isinstance(result, tuple) and len(result) in (2, 3):
+		value, status = result[0], result[1]
+		headers = result[2] if len(result) == 3 else {}
+	else:
+		value, status, headers = result, 200, {}
+	if not isinstance(status, int) or isinstance(status, bool) or \
+	   not 200 <= status <= 599:
+		raise ValueError("run() returned status %r (200-599)" %
+				 (status,))
+	body, ctype = body_of(value)
+	extra, given = header_lines(headers or {})
+	return status, body, given or ctype, extra
+
+
+# ---- the azureml names, when azureml is not installed --------------------
+
+
+class AzuremlShim(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+	"""azureml.contrib.services.aml_request (rawhttp, AMLRequest) and
+	.aml_response (AMLResponse), last on sys.meta_path: an installed
+	azureml is found first and wins; else these, so that Azure ML entry
+	scripts run unchanged."""
+
+	PACKAGES = ("azureml", "azureml.contrib", "azureml.contrib.services")
+	PREFIX = "azureml.contrib.services."
+
+	def find_spec(self, name, path=None, target=None):
+		if name in self.PACKAGES:
+			return importlib.machinery.ModuleSpec(name, self,
+							      is_package=True)
+		if name in (self.PREFIX + "aml_request",
+			    self.PREFIX + "aml_response"):
+			return importlib.machinery.ModuleSpec(name, self)
+		return None
+
+	def create_module(self, spec):
+		return None
+
+	def exec_module(self, mod):
+		if mod.__name__ in self.PACKAGES:
+			mod.__path__ = []
+		elif mod.__name__.endswith("aml_request"):
+			mod.rawhttp = rawhttp
+			mod.AMLRequest = ScoreRequest
+			mod._rawHttpRequested = False
+		else:
+			mod.AMLResponse = AMLResponse
+
+
+def rawhttp(func):
+	"""@rawhttp: run() gets the request (see ScoreRequest)."""
+	func.__mlfs_rawhttp__ = True
+	mod = sys.modules.get(AzuremlShim.PREFIX + "aml_request")
+	if mod is not None:
+		mod._rawHttpRequested = True
+	return func
+
+
+def wants_request(run):
+	"""Was run() decorated with @rawhttp (ours, or Azure ML's own, which
+	sets its module's _rawHttpRequested)?"""
+	if getattr(run, "__mlfs_rawhttp__", False):
+		return True
+	mod = sys.modules.get(AzuremlShim.PREFIX + "aml_request")
+	return bool(getattr(mod, "_rawHttpRequested", False))
+
+
 class Request:
 	__slots__ = ("method", "path", "headers", "body", "keep")
+
+
+def run_raw(a, run):
+	"""--raw no|yes|request, or request when run() is @rawhttp."""
+	return "request" if wants_request(run) else a.raw
 
 
 class Server:
 	def __init__(self, run, key, socks, a):
 		self.run = run
+		self.raw = run_raw(a, run)	# no, yes, request
 		self.key = key.encode()
 		self.socks = socks	# the service's, then the liveness one
 		self.pool = ThreadPoolExecutor(max_workers=max(1, a.threads))
@@ -277,23 +609,42 @@ class Server:
 			return False
 		return hmac.compare_digest(auth[7:].strip().encode(), self.key)
 
-	def score(self, body):
-		"""Worker thread: run() and its JSON, or a 500."""
+	def call_run(self, req):
+		"""run() with what the mode gives it (see the top)."""
+		if self.raw == "request":
+			return self.run(ScoreRequest(req.method, req.path,
+						     req.headers, req.body))
+		if self.raw == "yes":
+			return self.run(req.body)
 		try:
-			data = body.decode("utf-8", errors="replace")
-			result = self.run(data)
+			data = req.body.decode("utf-8")
+		except UnicodeDecodeError:
+			data = req.body		# not text: as it came
+		return self.run(data)
+
+	def score(self, req):
+		"""Worker thread: run() and its answer (status, body,
+		Content-Type, extra head), or a 500."""
+		try:
+			result = self.call_run(req)
 		except BaseException as e:
 			msg = "%s: %s" % (type(e).__name__, e)
 			log("run() raised %s" % msg)
 			traceback.print_exc()
 			sys.stderr.flush()
-			return 500, error_body(msg)
+			return 500, error_body(msg), "application/json", ""
 		try:
-			return 200, (json.dumps(result) + "\n").encode()
+			if self.raw == "request" or (
+			   hasattr(result, "status_code") and
+			   hasattr(result, "get_data")):	# an AMLResponse
+				return raw_result(result)
+			return 200, (json.dumps(result) + "\n").encode(), \
+			       "application/json", ""
 		except (TypeError, ValueError) as e:
-			msg = "run() returned a value JSON cannot encode: %s" % e
+			msg = "run() returned a value that cannot be sent: %s" \
+			      % e
 			log(msg)
-			return 500, error_body(msg)
+			return 500, error_body(msg), "application/json", ""
 
 
 class Conn(asyncio.Protocol):
@@ -411,9 +762,9 @@ class Conn(asyncio.Protocol):
 		if not self.busy:
 			self.next()
 
-	def send(self, status, body, keep, extra=""):
+	def send(self, status, body, keep, extra="", ctype="application/json"):
 		close = not keep or self.srv.draining
-		self.t.write(response(status, body, close=close, extra=extra))
+		self.t.write(response(status, body, ctype, close, extra))
 		if close:
 			self.linger()
 		return not close
@@ -508,7 +859,8 @@ class Conn(asyncio.Protocol):
 	def admit(self, req, announced):
 		"""Refuse a request for /score without the key, before its body:
 		the connection closes when a body was announced (unread)."""
-		if req.path.split("?")[0] != "/score" or req.method != "POST" or \
+		if req.path.split("?")[0] != "/score" or \
+		   (req.method != "POST" and self.srv.raw != "request") or \
 		   self.srv.authorized(req.headers):
 			return True
 		self.unauthorized(req.keep and not announced)
@@ -605,13 +957,18 @@ class Conn(asyncio.Protocol):
 		if path != "/score":
 			return self.send(404, error_body("no such path: use POST"
 							 " /score"), req.keep)
-		if req.method != "POST":
+		if self.srv.raw == "request" and req.method not in RAW_METHODS:
+			methods = ", ".join(RAW_METHODS)
+			return self.send(405, error_body("/score takes %s" %
+							 methods), req.keep,
+					 "Allow: %s\r\n" % methods)
+		if req.method != "POST" and self.srv.raw != "request":
 			return self.send(405, error_body("use POST /score"),
 					 req.keep, "Allow: POST\r\n")
 		self.busy = True
 		self.srv.flight(1)
 		fut = self.srv.loop.run_in_executor(self.srv.pool,
-						    self.srv.score, req.body)
+						    self.srv.score, req)
 		fut.add_done_callback(lambda f: self.scored(f, req.keep))
 		return False
 
@@ -623,13 +980,16 @@ class Conn(asyncio.Protocol):
 			self.t.resume_reading()
 		if self.closing:
 			return
-		status, body = fut.result()
-		if self.send(status, body, keep):
+		status, body, ctype, extra = fut.result()
+		if self.send(status, body, keep, extra, ctype):
 			self.arm(self.timeout, "idle")
 			self.next()
 
 
 def main():
+	if sys.argv[1:3] == ["--exec-env", "--"] and len(sys.argv) > 3:
+		exec_env(sys.argv[3:])
+	exec_env(None)
 	ap = argparse.ArgumentParser(description="mlfs scoring server")
 	ap.add_argument("--entry", required=True)
 	ap.add_argument("--host", default="127.0.0.1")
@@ -638,6 +998,8 @@ def main():
 	ap.add_argument("--max-body", type=int, default=MAX_BODY)
 	ap.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
 	ap.add_argument("--max-conns", type=int, default=MAX_CONNS)
+	ap.add_argument("--raw", choices=("no", "yes", "request"),
+			default="no")
 	a = ap.parse_args()
 	key = os.environ.pop("MLFS_KEY", "")
 	if not key:
@@ -646,10 +1008,15 @@ def main():
 		except RuntimeError:
 			fail_start("cannot start", 2)
 	sys.path.insert(0, os.getcwd())
+	setup_logging()
+	sys.meta_path.append(AzuremlShim())
 	run = load_entry(a.entry)
 	socks = [listen(a.host, a.port, True), listen("127.0.0.1", 0, False)]
-	log("serving %s on %s:%d (liveness on 127.0.0.1:%d)" % (
-		a.entry, a.host, a.port, socks[1].getsockname()[1]))
+	log("serving %s on %s:%d (liveness on 127.0.0.1:%d)%s" % (
+		a.entry, a.host, a.port, socks[1].getsockname()[1],
+		"" if run_raw(a, run) == "no" else
+		", run() gets %s" % ("the request" if run_raw(a, run) ==
+				     "request" else "bytes")))
 	Server(run, key, socks, a).serve()
 
 

@@ -47,6 +47,7 @@
 #include "replica.h"
 #include "ssh_common.h"
 #include "ssh_dep_i.h"
+#include "ssh_quote.h"
 #include "ssh_script.h"
 
 #define DEP_POLL_FAST	0.25		/* s between rounds while starting */
@@ -307,9 +308,55 @@ static int dep_round(struct target_ctx *t, struct ssh_dep *dt)
 
 /* ---- start -------------------------------------------------------------- */
 
-/* <dir>/replicas/ssh-serve: mlfs-serve.py and the key (0600), to copy. */
-static int serve_stage(const struct deploy_ctx *d, char *dir, char *why,
-		       size_t n)
+static int env_write(FILE *f, const struct kv_list *env)
+{
+	char *q;
+
+	for (int i = 0; i < env->n; i++) {
+		q = sh_quote(env->items[i].value);
+		if (!q)
+			return -ENOMEM;
+		fprintf(f, "export %s=%s\n", env->items[i].key, q);
+		free(q);
+	}
+	return ferror(f) ? -EIO : 0;
+}
+
+/* Generation @gen's env lines as `export KEY='VALUE'` lines (0600), which
+ * the replica's wrapper sources on the host: on no command line there. */
+static int env_stage(const struct deploy_ctx *d, int gen, const char *dir,
+		     char *why, size_t n)
+{
+	char path[PATH_MAX + 8];
+	struct kv_list env;
+	FILE *f;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/env", dir);
+	rc = deploy_gen_env(d, gen, &env);
+	if (rc) {
+		snprintf(why, n, "cannot read the env of generation %d: %s",
+			 gen, strerror(-rc));
+		return -EIO;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	rc = f ? env_write(f, &env) : -EIO;
+	if (f && fclose(f))
+		rc = -EIO;
+	else if (!f && fd >= 0)
+		close(fd);
+	kv_free(&env);
+	if (rc)
+		snprintf(why, n, "cannot write %s", path);
+	return rc ? -EIO : 0;
+}
+
+/* <dir>/replicas/ssh-serve: mlfs-serve.py, the key and the env (0600),
+ * to copy. */
+static int serve_stage(const struct deploy_ctx *d, int gen, char *dir,
+		       char *why, size_t n)
 {
 	char path[PATH_MAX + 8];
 	struct err e;
@@ -334,7 +381,7 @@ static int serve_stage(const struct deploy_ctx *d, char *dir, char *why,
 			close(fd);
 		return -EIO;
 	}
-	return 0;
+	return env_stage(d, gen, dir, why, n);
 }
 
 /* Is @word a whole line of @out? */
@@ -392,7 +439,7 @@ static int gen_copy(struct target_ctx *t, struct ssh_conn *c,
 	sx_result_free(&res);
 	if (g->copied)
 		return 0;
-	rc = serve_stage(d, serve, why, n);
+	rc = serve_stage(d, s->gen, serve, why, n);
 	if (!rc)
 		rc = ssh_copy(t, c, g->dir, 1, serve, "serve", why, n);
 	remove_tree(serve);	/* the key stays in the store only */
@@ -439,7 +486,7 @@ static int launch(struct target_ctx *t, struct ssh_conn *c,
 		.seed = ssh_rnd32(), .command = s->command[0] ? s->command : NULL,
 		.entry = s->entry, .host = s->host, .name = d->obj.name,
 		.max_body = s->max_body, .read_timeout = s->read_timeout,
-		.slot = x->slot,
+		.slot = x->slot, .raw = s->raw ? deploy_raw_name(s->raw) : NULL,
 	};
 	struct sx_result res;
 	int rc;

@@ -533,6 +533,8 @@ static const char dep_prelude[] =
  * R: its pid is the replica's process group and session.  It survives
  * TERM (a drain) to record the server's exit status.  SPID, run by the
  * server's own shell just before it execs ARGV, records the server's pid.
+ * The env lines are sourced in the server's subshell, after its words are
+ * kept in "$@": a line may set any name (d, g, i ...) without harm.
  */
 static const char dep_wrapper[] =
 	"trap 'c=1' TERM INT HUP\n"
@@ -547,7 +549,14 @@ static const char dep_wrapper[] =
 	"  exit 1\n"
 	"fi\n"
 	"export MLFS_KEY\n"
-	"(cd \"$g/code\" && exec sh -c \"$i\" \"$d\" \"$@\") >>log 2>&1 </dev/null\n"
+	"if [ -f \"$g/serve/env\" ] && [ ! -r \"$g/serve/env\" ]; then\n"
+	"  echo \"cannot read the deployment's env on the host\" >err\n"
+	"  echo 1 >exit\n"
+	"  exit 1\n"
+	"fi\n"
+	"(set -- \"$i\" \"$d\" \"$@\"; cd \"$g/code\" || exit 1\n"
+	" if [ -f \"$g/serve/env\" ]; then . \"$g/serve/env\" || exit 1; fi\n"
+	" exec sh -c \"$@\") >>log 2>&1 </dev/null\n"
 	"s=$?\n"
 	"echo \"$s\" >exit.tmp && mv -f exit.tmp exit\n";
 
@@ -621,6 +630,10 @@ static void put_dep_server(struct script *s, const struct ssh_dep_launch *l)
 		fprintf(s->f, " --max-body %ld", l->max_body);
 	if (l->read_timeout > 0)
 		fprintf(s->f, " --read-timeout %d", l->read_timeout);
+	if (l->raw) {
+		fputs(" --raw ", s->f);
+		put_q(s, l->raw, 0);
+	}
 }
 
 char *ssh_script_dep_launch(const struct ssh_dep_launch *l)

@@ -68,7 +68,8 @@ char *ssh_script_remove(const char *workdir, const char *const *rids);
  * Deployments.  One generation of a deployment on the host,
  * G = WORKDIR/deploy-ID-TAG/gGEN:
  *   code/ model/ serve/   the code snapshot, the model version's files,
- *                         mlfs-serve.py and the bearer key (0600): copied
+ *                         mlfs-serve.py, the bearer key and env (0600):
+ *                         copied
  *   staged model.id       written by the first launch: the copies are
  *                         complete; which model version model/ holds
  *   R = rSLOT-RND/        one replica:
@@ -78,7 +79,9 @@ char *ssh_script_remove(const char *workdir, const char *const *rids);
  *                         ($MLFS_ERROR_FILE); the server's exit status
  *     stats               "in_flight N" ($MLFS_STATS_FILE, mlfs-serve)
  * The server runs detached (setsid) under a sh wrapper that reads the key
- * from serve/key into its environment: the key is on no command line.
+ * from serve/key into its environment and sources serve/env (the
+ * deployment's env lines as `export KEY='VALUE'`, 0600, absent in
+ * generations staged before env existed): on no command line.
  */
 
 /* Before the copies: make @gen_dir; print "staged" when it is complete,
@@ -100,6 +103,7 @@ struct ssh_dep_launch {
 	const char *host;		/* --host, $MLFS_HOST */
 	long max_body;			/* --max-body when > 0 */
 	int read_timeout;		/* --read-timeout when > 0 */
+	const char *raw;		/* --raw, or NULL */
 	const char *name;		/* $MLFS_DEPLOYMENT */
 	int slot;			/* $MLFS_REPLICA */
 };

@@ -140,11 +140,63 @@ static void scale(void)
 				  &e) == -EINVAL, "write: min > max");
 }
 
+/* raw (issue 16 item 4): what run() gets; mlfs-serve's only. */
+static void raw(void)
+{
+	struct deploy_spec s;
+	struct err e;
+
+	CHECK(parse("", &s, &e) == 0 && s.raw == RAW_NO, "raw: no by default");
+	CHECK(parse("raw = yes\n", &s, &e) == 0 && s.raw == RAW_YES,
+	      "raw = yes");
+	CHECK(parse("raw = request\n", &s, &e) == 0 && s.raw == RAW_REQUEST,
+	      "raw = request");
+	CHECK(parse("raw = no\n", &s, &e) == 0 && s.raw == RAW_NO, "raw = no");
+	CHECK(!strcmp(deploy_raw_name(RAW_REQUEST), "request") &&
+	      !strcmp(deploy_raw_name(RAW_NO), "no") &&
+	      !strcmp(deploy_raw_name(99), "no"), "raw names, a bad one is no");
+	bad("raw = maybe\n", "raw not a mode", "raw must be no, yes");
+	bad("raw = Yes\n", "raw in another case", "raw must be");
+	bad("raw = yes\ncommand = sleep 9\n", "raw with command",
+	    "means nothing with command");
+}
+
+static int env(const char *text, struct kv_list *l, struct err *e)
+{
+	memset(e, 0, sizeof(*e));
+	return deploy_env_parse(text, strlen(text), l, e);
+}
+
+/* A deployment's env: a run's lines, less the names mlfs sets. */
+static void envs(void)
+{
+	struct kv_list l;
+	struct err e;
+
+	CHECK(env("A=1\nPATH=/opt/bin\nPYTHONPATH=/x\n", &l, &e) == 0 &&
+	      l.n == 3 && !strcmp(kv_get(&l, "PATH"), "/opt/bin"),
+	      "env: lines as a run's (%s)", e.msg);
+	kv_free(&l);
+	CHECK(env("PORT=1\n", &l, &e) == -EINVAL &&
+	      strstr(e.msg, "PORT is set by mlfs") && l.n == 0 && !l.items,
+	      "env: PORT refused, list freed (%s)", e.msg);
+	CHECK(env("A=1\nAZUREML_MODEL_DIR=/tmp\n", &l, &e) == -EINVAL &&
+	      strstr(e.msg, "AZUREML_MODEL_DIR"), "env: AZUREML_MODEL_DIR"
+	      " refused (%s)", e.msg);
+	CHECK(env("MLFS_KEY=x\n", &l, &e) == -EINVAL &&
+	      strstr(e.msg, "reserved"), "env: MLFS_ refused (%s)", e.msg);
+	CHECK(env("TOKEN s3cr3t\n", &l, &e) == -EINVAL &&
+	      !strstr(e.msg, "s3cr3t"), "env: a bad line is not repeated"
+	      " (%s)", e.msg);
+}
+
 int main(void)
 {
 	defaults();
 	good();
 	bads();
 	scale();
+	raw();
+	envs();
 	return tap_done();
 }

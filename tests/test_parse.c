@@ -667,7 +667,7 @@ static void test_env_bad(void)
 	env_refused("X Y=1", 5, "env: a blank in a name", "'X Y'", NULL);
 	env_refused("X =1", 4, "env: a blank before '='", "no blanks", NULL);
 	env_refused("=1", 2, "env: no name", "no name", NULL);
-	env_refused("A=1\nNOEQ", 8, "env: no '='", "env line 2", "'NOEQ'");
+	env_refused("A=1\nNOEQ", 8, "env: no '='", "env line 2", "no '='");
 	env_refused("MLFS_RUN=x", 10, "env: MLFS_RUN is reserved",
 		    "'MLFS_RUN'", "reserved");
 	env_refused("MLFS_=x", 7, "env: MLFS_ is reserved", "reserved", NULL);
@@ -676,6 +676,18 @@ static void test_env_bad(void)
 	env_refused("A=x\0y", 5, "env: a NUL byte in a value", "NUL",
 		    "line 1");
 	env_refused("\xc3\xa9=1", 4, "env: a UTF-8 name", "\\xc3\\xa9", NULL);
+}
+
+/* A line without '=' may be a secret whose NAME= was forgotten: the
+ * sentence (which goes to events) does not repeat it. */
+static void test_env_secret(void)
+{
+	struct kv_list l;
+	struct err e;
+
+	check(env("sk_live_0123", 12, &l, &e) == -EINVAL &&
+	      strstr(e.msg, "line 1") && !strstr(e.msg, "sk_live"),
+	      "env: a line without '=' is not repeated in the sentence");
 }
 
 static void test_env_huge(void)
@@ -1359,6 +1371,7 @@ int main(void)
 	test_kv_check_many_keys();
 	test_env_good();
 	test_env_bad();
+	test_env_secret();
 	test_env_huge();
 	test_int();
 	test_mem();

@@ -321,7 +321,8 @@ static const char listener[] =
 	"s = socket.socket(); s.bind((\"127.0.0.1\", int(os.environ[\"PORT\"])))\n"
 	"s.listen()\n"
 	"print(\"key=\" + os.environ[\"MLFS_KEY\"], \"cwd=\" + os.getcwd(),"
-	" \"model=\" + os.environ[\"AZUREML_MODEL_DIR\"], flush=True)\n"
+	" \"model=\" + os.environ[\"AZUREML_MODEL_DIR\"],"
+	" \"env=\" + os.environ.get(\"GREETING\", \"-\") + \"|\", flush=True)\n"
 	"time.sleep(60)'";
 
 /* A server with a liveness port of its own, as mlfs-serve.py has: both
@@ -435,17 +436,27 @@ static int in_some_cmdline(const char *re)
 	return found;
 }
 
-/* A generation folder as the daemon's copies leave it. */
+/* A generation folder as the daemon's copies leave it: serve/env with
+ * the deployment's env lines, some of them named as the wrapper's own
+ * variables (which they must not disturb). */
 static void dep_gen(const char *g)
 {
 	char cmd[1200], *out;
 	size_t len;
+	FILE *f;
 
 	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/code' '%s/model' '%s/serve' &&"
 		 " echo m > '%s/model/m.txt' && printf '%%s\\n' '" SECRET "'"
 		 " > '%s/serve/key'", g, g, g, g, g);
 	run_sh(cmd, &out, &len);
 	free(out);
+	snprintf(cmd, sizeof(cmd), "%s/serve/env", g);
+	f = fopen(cmd, "w");
+	if (f) {
+		fputs("export GREETING='it'\\''s here'\nexport d='/nowhere'\n"
+		      "export g='/nowhere'\nexport i='exit 3'\n", f);
+		fclose(f);
+	}
 }
 
 static void test_dep_stage(const char *tmp)
@@ -537,8 +548,10 @@ static void test_dep_serve(const char *tmp)
 	      "poll: running when not asked whether it listens", r.status);
 	check(r.log_n > 0 && memmem(r.log, r.log_n, "key=" SECRET " ", 27) &&
 	      memmem(r.log, r.log_n, "/code model=", 12) &&
-	      memmem(r.log, r.log_n, "/g1/model\n", 10),
+	      memmem(r.log, r.log_n, "/g1/model env=", 14),
 	      "the server has the key, runs in code/, sees model/", NULL);
+	check(r.log_n > 0 && memmem(r.log, r.log_n, "env=it's here|", 14),
+	      "the server has serve/env's lines (d, g, i harmless)", NULL);
 	check(r.in_flight == -1, "poll: in flight unknown without R/stats",
 	      out);
 	free(out);

@@ -52,7 +52,8 @@ import json, os
 def init():
     global model
     model = json.load(open(os.path.join(os.environ["AZUREML_MODEL_DIR"], "linear.json")))
-    print("loaded model, replica", os.environ["MLFS_REPLICA"], flush=True)
+    print("loaded model, replica", os.environ["MLFS_REPLICA"],
+          os.environ.get("GREETING"), flush=True)
 def run(data):
     body = json.loads(data)
     if "x" in body:
@@ -67,6 +68,9 @@ score 1
 wr "$D/model" lin:1
 wr "$D/target" box
 wr1 "$D/config" $'replicas = 2\n'
+ENVSECRET=env-$RANDOM$RANDOM-secret
+# (d and g: names of the wrapper's own variables, harmless)
+printf "GREETING=%s\nd=x\ng=y\n" "$ENVSECRET" > "$D/env"
 deploy_timed "$D"	# 2 replicas, the first copy
 PORT=${URI##*:}
 PORT=${PORT%/score}
@@ -119,6 +123,12 @@ eq "new connections are answered by both replicas" 2 "$(served_by)"
 check "log has both replicas' start" \
 	wait_until 5 eval "[[ \$(grep -c 'loaded model, replica' '$D/log') == 2 ]]"
 check "log has the server's line" grep -q "serving score.py on 0.0.0.0:$PORT" "$D/log"
+check "the env lines reach the servers on the host" \
+	eval "[[ \$(grep -c 'loaded model, replica [0-9] $ENVSECRET' '$D/log') == 2 ]]"
+eq "… sent in a file, mode 0600 on the host" 600 "$(stat -c %a "$G1/serve/env" 2>/dev/null)"
+check "… on no command line on the host" \
+	eval "! cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' |
+		grep -qE -- '[${ENVSECRET:0:1}]${ENVSECRET:1}'"
 ask '{"data": [[1, 1], [2, 2], [3, 3]]}' > /dev/null
 check "a line printed while serving arrives in log" \
 	wait_until 5 grep -q 'scored 3 rows' "$D/log"
