@@ -19,6 +19,7 @@
  *   7  deploy_*.c               deployments: config, ctl, state machine
  *   8  run.c, target.c,         the run, target and deployment kinds
  *      deployment.c
+ *      run_plots.c              a run's params and metrics.svg
  *   9  worker.c                 the worker threads
  *  10  ws_open.c                open/reconcile/close: registers the kinds
  *                               and the worker's hooks
@@ -231,5 +232,18 @@ enum { AFTER_READY, AFTER_WAIT, AFTER_CANCEL };
  * sentence).  Worker threads. */
 int run_after_state(struct ws *ws, const struct after_list *l, char *why,
 		    size_t sz);
+
+/* run_plots.c: a run's params and pictures (worker threads) */
+/* Name the first malformed line of @var in run @r's error (once). */
+void run_bad_line(struct ws *ws, struct run_ctx *r, const char *var,
+		  const char *line, const char *want);
+/* Apply the complete `name value` lines of @buf (modified) to params. */
+int run_params_merge(struct ws *ws, struct run_ctx *r, char *buf,
+		     size_t len, const char *var);
+/* New lines of $MLFS_PARAMS into params. */
+void run_params_pump(struct ws *ws, struct run_ctx *r);
+/* Redraw metrics.svg and the summary if metrics changed (@final: the
+ * run ended, no throttling). */
+void run_plot_refresh(struct ws *ws, struct run_ctx *r, int final);
 
 #endif

@@ -326,8 +326,9 @@ static void draw_chart(struct sbuf *b, int idx, const struct series *s)
 		  " y=\"%d\" font-weight=\"bold\">", idx, PAD_L, y0 + 20);
 	sb_escape(b, s->name);
 	sb_printf(b, "</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">"
-		  "last %.6g at step %.0f (%zu points)</text>\n",
-		  PAD_L + PLOT_W, y0 + 20, last->y, last->x, s->p.n);
+		  "last %.6g at step %.0f (%zu point%s)</text>\n",
+		  PAD_L + PLOT_W, y0 + 20, last->y, last->x, s->p.n,
+		  s->p.n == 1 ? "" : "s");
 	sb_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\""
 		  " fill=\"#fff\" stroke=\"#888\"/>\n", PAD_L, y0 + PAD_T,
 		  PLOT_W, PLOT_H);
