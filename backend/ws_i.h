@@ -20,6 +20,7 @@
  *   8  run.c, target.c,         the run, target and deployment kinds
  *      deployment.c
  *      run_plots.c              a run's params and metrics.svg
+ *      run_index.c              runs/index.html
  *   9  worker.c                 the worker threads
  *  10  ws_open.c                open/reconcile/close: registers the kinds
  *                               and the worker's hooks

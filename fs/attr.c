@@ -165,9 +165,37 @@ static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	return 0;
 }
 
+int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	return ws_runs_page(m->ws, c->uid, c->gid, buf, len);
+}
+
+/* runs/index.html: its size is that of a rendering now (it is read with
+ * direct_io, so a later rendering of another size is read whole). */
+static int page_attr(fuse_req_t req, struct mlfs *m, struct stat *st)
+{
+	size_t len;
+	char *buf;
+	int rc = runs_page(req, m, &buf, &len);
+
+	if (rc)
+		return rc;
+	free(buf);
+	fixed_attr(m, INO_RUNS_PAGE, st);
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = len;
+	clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+	return 0;
+}
+
 int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	       struct stat *st)
 {
+	if (ino == INO_RUNS_PAGE)
+		return page_attr(req, m, st);
 	if (ino == INO_EVENTS) {
 		fixed_attr(m, ino, st);
 		st->st_mode = S_IFREG | 0444;
@@ -197,7 +225,7 @@ double timeout_for(struct mlfs *m, uint64_t ino)
 	struct obj o;
 	int root;
 
-	if (ino == INO_EVENTS)
+	if (ino == INO_EVENTS || ino == INO_RUNS_PAGE)
 		return 0;	/* its size, fresh for every read */
 	/* a run writes its outputs behind the kernel's back until it ends
 	 * (its end invalidates outputs/); then they never change */

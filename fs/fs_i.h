@@ -257,6 +257,8 @@ uint64_t user_st_ino(uint64_t backing);
 void user_stat(struct stat *st);
 int backing_stat(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		 const char *name, struct stat *st);
+/* runs/index.html as @req's caller sees it (malloc'd). */
+int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len);
 int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	       struct stat *st);
 double timeout_for(struct mlfs *m, uint64_t ino);

@@ -323,7 +323,9 @@ void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	if (parent < INO_FIXED_MAX) {
-		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EISDIR);
+		fuse_reply_err(req, parent == INO_ROOT ||
+			       (parent == INO_RUNS && !strcmp(name, RUNS_PAGE)) ?
+			       EPERM : EISDIR);
 		return;
 	}
 	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&

@@ -41,6 +41,7 @@ enum {
 	INO_RUNS,
 	INO_DEPLOYMENTS,
 	INO_MODELS,
+	INO_RUNS_PAGE,		/* runs/index.html */
 	INO_FIXED_MAX,
 };
 
