@@ -165,13 +165,6 @@ static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	return 0;
 }
 
-int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len)
-{
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-
-	return ws_runs_page(m->ws, c->uid, c->gid, buf, len);
-}
-
 /* runs/index.html: its size is that of a rendering now (it is read with
  * direct_io, so a later rendering of another size is read whole). */
 static int page_attr(fuse_req_t req, struct mlfs *m, struct stat *st)

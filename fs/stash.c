@@ -110,3 +110,12 @@ int version_bytes(struct mlfs *m, uint64_t ino, const struct obj *o,
 	}
 	return -ESTALE;
 }
+
+/* runs/index.html is generated too, but per reader and without
+ * versions: read with direct_io, rendered at each open. */
+int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	return ws_runs_page(m->ws, c->uid, c->gid, buf, len);
+}

@@ -18,6 +18,8 @@ cluster_test_pkgs=(slurmd openssh-server iproute2 sudo)
 # scripts/pjdfstest.sh builds pjdfstest (autotools) and runs it with prove
 pjdfstest_pkgs=(autoconf automake gcc make libc6-dev perl fuse3)
 test_pkgs+=(python3-venv rsync)	# tests/it/18: a venv and rsync into code/
+# tests/it/22: pictures checked in a real browser, by rsvg and by pixels
+test_pkgs+=(chromium librsvg2-bin python3-pil fonts-dejavu-core)
 
 want=()
 for what in "${@:-build}"; do
