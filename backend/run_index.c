@@ -117,17 +117,23 @@ static int load_sums(struct ws *ws, struct page *p)
 	return 0;
 }
 
+/* h:mm:ss once ended; while running, since when (a page that changes
+ * only with the runs can be kept: see fs/stash.c runs_page) */
 static void duration(struct sbuf *b, const struct row *r)
 {
-	double end = r->ended > 0 ? r->ended : wall_s();
-	long s = r->started > 0 && end > r->started ?
-		 (long)(end - r->started) : -1;
+	long s = r->ended > 0 && r->started > 0 && r->ended >= r->started ?
+		 (long)(r->ended - r->started) : -1;
+	char ts[32];
 
-	if (s < 0)
-		sb_printf(b, "<td></td>");
-	else
+	if (s >= 0) {
 		sb_printf(b, "<td class=\"num\">%ld:%02ld:%02ld</td>",
 			  s / 3600, s / 60 % 60, s % 60);
+		return;
+	}
+	ts[0] = '\0';
+	if (r->started > 0 && r->ended <= 0)
+		ws_iso_time(r->started, ts, sizeof(ts));
+	sb_printf(b, ts[0] ? "<td>since %s</td>" : "<td>%s</td>", ts);
 }
 
 /* One metric's cell: its last value and sparkline, from the summary

@@ -171,7 +171,8 @@ static int page_attr(fuse_req_t req, struct mlfs *m, struct stat *st)
 {
 	size_t len;
 	char *buf;
-	int rc = runs_page(req, m, &buf, &len);
+	struct timespec at;
+	int rc = runs_page(req, m, &buf, &len, &at);
 
 	if (rc)
 		return rc;
@@ -180,7 +181,7 @@ static int page_attr(fuse_req_t req, struct mlfs *m, struct stat *st)
 	st->st_mode = S_IFREG | 0444;
 	st->st_nlink = 1;
 	st->st_size = len;
-	clock_gettime(CLOCK_REALTIME, &st->st_mtim);
+	st->st_mtim = st->st_ctim = at;
 	return 0;
 }
 

@@ -233,7 +233,7 @@ void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 	} else if (ino == INO_RUNS_PAGE) {
 		rc = wants_write(fi->flags) ? -EACCES : 0;
 		h = rc ? NULL : fh_new(FH_BUF, 0, 0);
-		if (h && runs_page(req, m, &h->buf, &h->len)) {
+		if (h && runs_page(req, m, &h->buf, &h->len, NULL)) {
 			fh_free(h);
 			h = NULL;
 		}
@@ -334,7 +334,7 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		return;
 	}
 	if (ino == INO_RUNS_PAGE) {
-		rc = runs_page(req, m, &buf, &len);
+		rc = runs_page(req, m, &buf, &len, NULL);
 		if (rc)
 			fuse_reply_err(req, -rc);
 		else

@@ -381,7 +381,7 @@ static void summary_line(struct sbuf *b, const struct series *s)
 	for (size_t i = 0; i < k; i++) {
 		size_t at = k == 1 ? n - 1 : i * (n - 1) / (k - 1);
 
-		sb_printf(b, " %.6g", s->p.v[at].y);
+		sb_printf(b, " %.4g", s->p.v[at].y);
 	}
 	sb_printf(b, "\n");
 }
@@ -422,9 +422,11 @@ void plot_sparkline(struct sbuf *b, const double *v, size_t n, int w, int h,
 	}
 	sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\""
 		  " stroke-width=\"1.5\" points=\"", color);
+	/* whole pixels: a page of 10,000 runs stays small and quick */
 	for (size_t i = 0; i < n; i++)
-		sb_printf(b, "%s%.1f,%.1f", i ? " " : "",
-			  1 + (double)i * (w - 2) / (n - 1), hi > lo ?
-			  h - 1 - (v[i] - lo) / (hi - lo) * (h - 2) : h / 2.0);
+		sb_printf(b, "%s%ld,%ld", i ? " " : "",
+			  lround(1 + (double)i * (w - 2) / (n - 1)), hi > lo ?
+			  lround(h - 1 - (v[i] - lo) / (hi - lo) * (h - 2)) :
+			  (long)h / 2);
 	sb_printf(b, "\"/></svg>");
 }

@@ -26,7 +26,7 @@ void sb_escape(struct sbuf *b, const char *s);
 void sb_free(struct sbuf *b);
 
 #define PLOT_SERIES_MAX	32	/* metrics drawn; more are named, not drawn */
-#define PLOT_SPARK_MAX	48	/* points a summary keeps per metric */
+#define PLOT_SPARK_MAX	24	/* points a summary keeps per metric */
 
 /*
  * plot_metrics_svg - the SVG document of @len bytes of a metrics file:
