@@ -179,6 +179,9 @@ check "live Running" wait_for "$MNT/runs/live/status" Running 30
 check "metrics.svg shows the first 10 steps while running" \
 	wait_until 20 grep -q "last 0.1 at step 9 (10 points)" "$MNT/runs/live/metrics.svg"
 eq "live still Running" Running "$(cat "$MNT/runs/live/status")"
+check "index: a running run shows since when" \
+	grep -q '>live</a></td><td class="Running">Running</td><td>since 20' \
+	"$MNT/runs/index.html"
 touch "$T/go-live"
 check "metrics.svg follows: 20 steps" \
 	wait_until 20 grep -q "last 0.05 at step 19 (20 points)" "$MNT/runs/live/metrics.svg"
@@ -247,6 +250,13 @@ check "runs/ lists index.html" eval 'ls "$MNT/runs" | grep -qx index.html'
 expect_err "no run may be named index.html" "File exists" mkdir "$MNT/runs/index.html"
 expect_err "index.html cannot be removed" "Operation not permitted" rm -f "$MNT/runs/index.html"
 expect_err "index.html cannot be written" "Permission denied" wr "$MNT/runs/index.html" x
+cat "$MNT/runs/index.html" > /dev/null
+mkdir "$MNT/runs/fresh1"
+check "index: a run made after a read is listed at once" \
+	grep -q ">fresh1<" "$MNT/runs/index.html"
+rmdir "$MNT/runs/fresh1"
+check "index: a run removed is gone at once" \
+	eval '! grep -q ">fresh1<" "$MNT/runs/index.html"'
 mkdir "$MNT/runs/draft1"
 check "a run cannot be renamed to index.html" eval \
 	'! mv "$MNT/runs/draft1" "$MNT/runs/index.html" 2>/dev/null && [[ -d $MNT/runs/draft1 ]]'
