@@ -61,6 +61,10 @@ struct run_ctx {
 	/* worker bookkeeping */
 	int64_t log_size;
 	int64_t metrics_off;		/* bytes of metrics.raw converted */
+	int64_t params_off;		/* bytes of params.raw applied */
+	int64_t plot_size;		/* metrics' size metrics.svg shows */
+	double plot_at;			/* when metrics.svg was made, 0 never */
+	int bad_line;			/* a malformed line is in `error` */
 	int watch;			/* inotify watch on dir, -1 if none */
 	struct run_ctx *next;
 };
@@ -71,6 +75,10 @@ struct run_ctx {
 #define RUN_LOG		"log"		/* stdout + stderr */
 #define RUN_METRICS_RAW	"metrics.raw"	/* $MLFS_METRICS */
 #define RUN_METRICS	"metrics"	/* name value step time */
+#define RUN_PARAMS_RAW	"params.raw"	/* $MLFS_PARAMS */
+#define RUN_PARAMS	"params"	/* name value, one line per name */
+#define RUN_PLOT	"metrics.svg"	/* the chart of metrics */
+#define RUN_SUMMARY	"metrics.sum"	/* for runs/index.html */
 #define RUN_EXIT	"exit"		/* exit code, written by the supervisor */
 #define RUN_PID		"pid"		/* supervisor pid, child pgid, start */
 

@@ -154,6 +154,26 @@ int resources_parse(const char *buf, size_t len, struct resources *r,
 int metric_parse_line(const char *line, char *name, size_t name_sz,
 		      double *value, long long *step);
 
+/*
+ * param_parse_line - one line a run appended to $MLFS_PARAMS: `name value`
+ * (name as a metric's; value: the rest of the line, any text, blanks
+ * around it dropped, 1..PARAM_VALUE_MAX bytes).  0 with @name filled and
+ * *@value, *@value_len pointing into @line; -EINVAL for a malformed line.
+ */
+#define PARAM_VALUE_MAX	1024
+#define METRIC_NAME_BUF	129	/* a name of 128 and its NUL */
+int param_parse_line(const char *line, char *name, size_t name_sz,
+		     const char **value, size_t *value_len);
+
+/*
+ * metric_param_line - a $MLFS_METRICS line metric_parse_line refused: a
+ * param when its value is text (`kernel linear`), as param_parse_line
+ * says; -EINVAL when it is no param either, e.g. its value is a number
+ * and its step is not (`loss 0.3 x`): a malformed metric.
+ */
+int metric_param_line(const char *line, char *name, size_t name_sz,
+		      const char **value, size_t *value_len);
+
 /* ---- text helpers ------------------------------------------------------- */
 
 /*

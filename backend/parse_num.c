@@ -531,3 +531,65 @@ int metric_parse_line(const char *line, char *name, size_t name_sz,
 		*step = st;
 	return nw == 3;
 }
+
+/* Blanks and a CR around @s[0..*n) dropped. */
+static const char *trim_blanks(const char *s, size_t *n)
+{
+	while (*n && is_blank(*s)) {
+		s++;
+		(*n)--;
+	}
+	while (*n && (is_blank(s[*n - 1]) || s[*n - 1] == '\r'))
+		(*n)--;
+	return s;
+}
+
+/* A word strtod would take whole ("nan", "inf", "0x1p3", "1e999"): a
+ * metric gone wrong, not a text param. */
+static bool looks_numeric(const char *s, size_t n)
+{
+	char buf[METRIC_VALUE_MAX + 1], *end;
+
+	if (is_decimal_float(s, n))
+		return true;
+	if (!n || n > METRIC_VALUE_MAX)
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	strtod(buf, &end);
+	return end == buf + n;
+}
+
+int param_parse_line(const char *line, char *name, size_t name_sz,
+		     const char **value, size_t *value_len)
+{
+	size_t n, nl = 0;
+	const char *s;
+
+	if (!line || !name)
+		return -EINVAL;
+	n = strlen(line);
+	s = trim_blanks(line, &n);
+	while (nl < n && !is_blank(s[nl]))
+		nl++;
+	if (!metric_name_ok(s, nl, name_sz))
+		return -EINVAL;
+	memcpy(name, s, nl);
+	name[nl] = '\0';
+	n -= nl;
+	*value = trim_blanks(s + nl, &n);
+	*value_len = n;
+	return n && n <= PARAM_VALUE_MAX ? 0 : -EINVAL;
+}
+
+int metric_param_line(const char *line, char *name, size_t name_sz,
+		      const char **value, size_t *value_len)
+{
+	size_t w = 0;
+
+	if (param_parse_line(line, name, name_sz, value, value_len))
+		return -EINVAL;
+	while (w < *value_len && !is_blank((*value)[w]))
+		w++;
+	return looks_numeric(*value, w) ? -EINVAL : 0;
+}

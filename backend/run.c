@@ -34,6 +34,8 @@ static const struct file_desc run_files[] = {
 	{ "exit_code",	F_EXIT_CODE,	FD_GEN },
 	{ "log",	F_LOG,		FD_DISK },
 	{ "metrics",	F_METRICS,	FD_DISK },
+	{ "metrics.svg", F_METRICS_SVG,	FD_DISK },
+	{ "params",	F_PARAMS,	FD_DISK },
 	{ "outputs",	F_OUTPUTS,	FD_DIRECTORY,	RUN_WORK "/outputs" },
 	{ "error",	F_ERROR,	FD_GEN },
 	{ "info.json",	F_INFO,		FD_GEN },

@@ -21,6 +21,7 @@
 #include "deploy_i.h"
 #include "endpoint_i.h"
 #include "../lib/log.h"
+#include "../lib/plot.h"
 #include "../lib/vec.h"
 #include "ws_i.h"
 
@@ -159,8 +160,36 @@ static long long metric_count(const char *path, const char *name)
 	return count;
 }
 
-static void metrics_line(struct run_ctx *r, const char *line, FILE *out,
-			 const char *out_path, double when)
+#define PARAM_MARK	"@param "	/* a param in $MLFS_METRICS, where a
+					 * target has no $MLFS_PARAMS (ssh) */
+
+/*
+ * Not a metric: a param (`kernel linear`, or `@param lr 0.1`) goes to
+ * @params as a `name value` line; anything else is named in error.
+ */
+static void metrics_other(struct tworker *w, struct run_ctx *r,
+			  const char *line, struct sbuf *params)
+{
+	char name[METRIC_NAME_BUF];
+	const char *v;
+	size_t vl;
+	int rc;
+
+	if (!strncmp(line, PARAM_MARK, strlen(PARAM_MARK)))
+		rc = param_parse_line(line + strlen(PARAM_MARK), name,
+				      sizeof(name), &v, &vl);
+	else
+		rc = metric_param_line(line, name, sizeof(name), &v, &vl);
+	if (!rc)
+		sb_printf(params, "%s %.*s\n", name, (int)vl, v);
+	else if (line[strspn(line, " \t\r")])
+		run_bad_line(w->ws, r, "MLFS_METRICS", line,
+			     "`name number [step]`; text values are params");
+}
+
+static void metrics_line(struct tworker *w, struct run_ctx *r,
+			 const char *line, FILE *out, const char *out_path,
+			 struct sbuf *params)
 {
 	char name[160];
 	long long step;
@@ -169,15 +198,14 @@ static void metrics_line(struct run_ctx *r, const char *line, FILE *out,
 
 	rc = metric_parse_line(line, name, sizeof(name), &value, &step);
 	if (rc < 0) {
-		log_debug("run %s: ignored metrics line '%.60s'", r->obj.name,
-			  line);
+		metrics_other(w, r, line, params);
 		return;
 	}
 	if (rc == 0) {
 		fflush(out);
 		step = metric_count(out_path, name);
 	}
-	fprintf(out, "%s %.15g %lld %.3f\n", name, value, step, when);
+	fprintf(out, "%s %.15g %lld %.3f\n", name, value, step, wall_s());
 }
 
 /*
@@ -187,6 +215,7 @@ static void metrics_line(struct run_ctx *r, const char *line, FILE *out,
 static void metrics_pump(struct tworker *w, struct run_ctx *r)
 {
 	char raw[PATH_MAX], out_path[PATH_MAX], *buf, *p, *nl;
+	struct sbuf params = { 0 };
 	struct stat st, ost;
 	ssize_t n;
 	FILE *out;
@@ -218,11 +247,15 @@ static void metrics_pump(struct tworker *w, struct run_ctx *r)
 	fstat(fileno(out), &ost);
 	for (p = buf; (nl = memchr(p, '\n', buf + n - p)); p = nl + 1) {
 		*nl = '\0';
-		metrics_line(r, p, out, out_path, wall_s());
+		metrics_line(w, r, p, out, out_path, &params);
 	}
 	r->metrics_off += p - buf;
 	fclose(out);
 	free(buf);
+	if (params.len)
+		run_params_merge(w->ws, r, params.s, params.len,
+				 "MLFS_METRICS");
+	sb_free(&params);
 	if (w->ws->hooks.inval_grow)
 		w->ws->hooks.inval_grow(w->ws->hooks.ctx, r->obj.id, F_METRICS,
 					ost.st_size);
@@ -589,6 +622,9 @@ static void watch_files(struct tworker *w)
 		if (r->started) {
 			watch_log(w, r);
 			metrics_pump(w, r);
+			run_params_pump(w->ws, r);
+			run_plot_refresh(w->ws, r,
+					 run_state_final(r->obj.state));
 		}
 	}
 	deploy_watch_logs(w->deps);

@@ -480,6 +480,15 @@ int ws_make_obj_dirs(struct ws *ws, const struct obj *o)
 	return rc;
 }
 
+/* Names a generated file holds in a kind's folder (runs/index.html). */
+static int name_free(int kind, const char *name, struct err *e)
+{
+	if (kind == K_RUN && !strcmp(name, RUNS_PAGE))
+		return err_set(e, -EEXIST, "runs/%s is the page of all runs:"
+			       " choose another name", RUNS_PAGE);
+	return 0;
+}
+
 int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 	      uint32_t uid, uint32_t gid, struct obj *out, struct err *e)
 {
@@ -487,6 +496,8 @@ int ws_create(struct ws *ws, int kind, int64_t parent, const char *name,
 	int rc;
 
 	rc = name_valid(name, e);
+	if (!rc)
+		rc = name_free(kind, name, e);
 	if (rc)
 		return rc;
 	if (space_full(ws))
@@ -641,6 +652,8 @@ int ws_rename(struct ws *ws, int64_t id, const char *newname, struct err *e)
 	rc = store_get(ws->st, id, &o);
 	if (!rc)
 		rc = busy_reason(ws, &o, e);
+	if (!rc)
+		rc = name_free(o.kind, newname, e);
 	if (!rc && ws_kind(o.kind)->may_rename)
 		rc = ws_kind(o.kind)->may_rename(&o, e);
 	if (rc)

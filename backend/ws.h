@@ -253,4 +253,14 @@ int ws_target_note(struct ws *ws, struct target_ctx *t, const char *error);
 void ws_event(struct ws *ws, int kind, const char *name, const char *text);
 const char *kind_name(int kind);
 
+/* runs/index.html, a name no run may take */
+#define RUNS_PAGE	"index.html"
+/*
+ * ws_runs_page - runs/index.html as @uid (primary group @gid) sees it:
+ * the runs it may look into, their status, duration, and each metric's
+ * last value and sparkline.  0 with a malloc'd *@buf, or -errno.
+ */
+int ws_runs_page(struct ws *ws, uint32_t uid, uint32_t gid, char **buf,
+		 size_t *len);
+
 #endif

@@ -22,6 +22,8 @@
  *   8  run.c, target.c,         the run, target and deployment kinds
  *      deployment.c, endpoint.c  endpoint_sm.c (the endpoints' worker
  *                               side) below endpoint.c and worker.c
+ *      run_plots.c              a run's params and metrics.svg
+ *      run_index.c              runs/index.html
  *   9  worker.c                 the worker threads
  *  10  ws_open.c                open/reconcile/close: registers the kinds
  *                               and the worker's hooks
@@ -261,5 +263,17 @@ struct run_ctx;
 /* Worker: @r->inputs, @r->ninputs: each input's name and the path where
  * it is on the daemon's machine.  0 or -errno + sentence. */
 int run_inputs_resolve(struct ws *ws, struct run_ctx *r, struct err *e);
+/* run_plots.c: a run's params and pictures (worker threads) */
+/* Name the first malformed line of @var in run @r's error (once). */
+void run_bad_line(struct ws *ws, struct run_ctx *r, const char *var,
+		  const char *line, const char *want);
+/* Apply the complete `name value` lines of @buf (modified) to params. */
+int run_params_merge(struct ws *ws, struct run_ctx *r, char *buf,
+		     size_t len, const char *var);
+/* New lines of $MLFS_PARAMS into params. */
+void run_params_pump(struct ws *ws, struct run_ctx *r);
+/* Redraw metrics.svg and the summary if metrics changed (@final: the
+ * run ended, no throttling). */
+void run_plot_refresh(struct ws *ws, struct run_ctx *r, int final);
 
 #endif

@@ -289,6 +289,12 @@ int disk_file_path(struct mlfs *m, const struct obj *o, int file,
 	case F_STATS:
 		ws_obj_path(m->ws, o->id, "stats", path);
 		return 0;
+	case F_PARAMS:
+		ws_obj_path(m->ws, o->id, RUN_PARAMS, path);
+		return 0;
+	case F_METRICS_SVG:
+		ws_obj_path(m->ws, o->id, RUN_PLOT, path);
+		return 0;
 	default:
 		return -ENOENT;
 	}

@@ -165,9 +165,31 @@ static int user_attr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	return 0;
 }
 
+/* runs/index.html: its size is that of a rendering now (it is read with
+ * direct_io, so a later rendering of another size is read whole). */
+static int page_attr(fuse_req_t req, struct mlfs *m, struct stat *st)
+{
+	size_t len;
+	char *buf;
+	struct timespec at;
+	int rc = runs_page(req, m, &buf, &len, &at);
+
+	if (rc)
+		return rc;
+	free(buf);
+	fixed_attr(m, INO_RUNS_PAGE, st);
+	st->st_mode = S_IFREG | 0444;
+	st->st_nlink = 1;
+	st->st_size = len;
+	st->st_mtim = st->st_ctim = at;
+	return 0;
+}
+
 int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	       struct stat *st)
 {
+	if (ino == INO_RUNS_PAGE)
+		return page_attr(req, m, st);
 	if (ino == INO_EVENTS) {
 		fixed_attr(m, ino, st);
 		st->st_mode = S_IFREG | 0444;
@@ -197,7 +219,7 @@ double timeout_for(struct mlfs *m, uint64_t ino)
 	struct obj o;
 	int root;
 
-	if (ino == INO_EVENTS)
+	if (ino == INO_EVENTS || ino == INO_RUNS_PAGE)
 		return 0;	/* its size, fresh for every read */
 	/* a run writes its outputs behind the kernel's back until it ends
 	 * (its end invalidates outputs/); then they never change */

@@ -126,6 +126,10 @@ int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		return *ino ? 0 : -ENOENT;
 	}
 	kind = top_ino_kind(parent);
+	if (kind == K_RUN && !strcmp(name, RUNS_PAGE)) {
+		*ino = INO_RUNS_PAGE;
+		return 0;
+	}
 	if (kind) {
 		rc = ws_find(m->ws, kind, 0, name, &o);
 		if (!rc)
@@ -218,6 +222,7 @@ static int dir_add(struct dirbuf *b, const char *name, uint64_t ino,
 /* Offsets: 1 ".", 2 "..", then object id + 2 in top and model folders,
  * 3 + i for control files, USER_OFF + i for backing entries. */
 #define USER_OFF 1024
+#define PAGE_OFF ((off_t)1 << 62)
 
 struct list_ctx {
 	struct dirbuf *b;
@@ -422,6 +427,9 @@ void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		list_root(&b, off);
 	} else if (kind) {
 		list_objects(m, &b, kind, 0, off);
+		/* runs/index.html last, at an offset no object id reaches */
+		if (kind == K_RUN && !b.full && off < PAGE_OFF)
+			dir_add(&b, RUNS_PAGE, INO_RUNS_PAGE, S_IFREG, PAGE_OFF);
 	} else if (ino_is_obj(ino) && ino_file(ino) == F_DIR &&
 		   !ws_get(m->ws, ino_obj(ino), &o) && ws_child_kind(&o)) {
 		list_objects(m, &b, ws_child_kind(&o), o.id, off);

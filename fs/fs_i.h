@@ -89,9 +89,25 @@ struct mlfs {
 
 	/* Objects as they were before their latest changes (see struct
 	 * stripe). */
-	pthread_mutex_t sl_lock;	/* guards stripes[], lens[] */
+	pthread_mutex_t sl_lock;	/* guards stripes[], lens[], pages[] */
 	struct stripe *stripes;		/* NSTRIPES */
 	struct vlen *lens;		/* NLENS */
+
+	/* runs/index.html as last rendered for a few readers: its size
+	 * (GETATTR) and its bytes (READs without a handle) must be the same
+	 * rendering, and `ls -l runs` must not render it each time.  A
+	 * rendering holds while runs_gen is what it was (every change of an
+	 * object, a run made or removed, a run's metrics.svg redrawn bumps
+	 * it; atomic). */
+	struct page_snap {
+		uint32_t uid, gid;
+		unsigned gen;
+		char *buf;		/* NULL: an empty slot */
+		size_t len;
+		struct timespec at;	/* when rendered: its mtime */
+	} pages[8];
+	unsigned pages_next;
+	unsigned runs_gen;
 
 	/* READs of runs' wait files, answered when their run ends
 	 * (wait.c); w_stop: the session ends, answer at once. */
@@ -258,6 +274,13 @@ uint64_t user_st_ino(uint64_t backing);
 void user_stat(struct stat *st);
 int backing_stat(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		 const char *name, struct stat *st);
+/* runs/index.html as @req's caller sees it (malloc'd): the rendering
+ * kept for that reader while nothing changed, else a new one. */
+int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len,
+	      struct timespec *at);
+/* Something a rendering of runs/index.html shows may have changed. */
+void runs_page_stale(struct mlfs *m);
+void runs_page_free(struct mlfs *m);
 int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	       struct stat *st);
 double timeout_for(struct mlfs *m, uint64_t ino);

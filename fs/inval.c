@@ -151,6 +151,8 @@ static void hook_grow(void *ctx, int64_t id, int file, off_t old)
 {
 	struct mlfs *m = ctx;
 
+	if (file == F_METRICS_SVG)	/* and the summary the page reads */
+		runs_page_stale(m);
 	inval_inode(m, obj_ino(id, file), old);
 }
 
@@ -166,6 +168,7 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 	struct mlfs *m = ctx;
 	uint64_t p = parent ? obj_ino(parent, F_DIR) : kind_top_ino(kind);
 
+	runs_page_stale(m);	/* a run made, removed or renamed */
 	inval_name(m, p, name);
 	inval_inode(m, p, 0);		/* and the folder's cached listing */
 }

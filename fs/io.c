@@ -232,6 +232,14 @@ void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 			h->fd = open(ws_events_path(M(req)->ws),
 				     O_RDONLY | O_CLOEXEC);
 		fi->keep_cache = 1;
+	} else if (ino == INO_RUNS_PAGE) {
+		rc = wants_write(fi->flags) ? -EACCES : 0;
+		h = rc ? NULL : fh_new(FH_BUF, 0, 0);
+		if (h && runs_page(req, m, &h->buf, &h->len, NULL)) {
+			fh_free(h);
+			h = NULL;
+		}
+		fi->direct_io = 1;	/* each open renders anew */
 	} else if (ino_is_user(ino)) {
 		rc = open_user_file(req, m, ino, fi, &h);
 	} else if (ino_is_obj(ino)) {
@@ -325,6 +333,16 @@ static void read_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	}
 	if (ino == INO_EVENTS) {
 		reply_path(req, ws_events_path(m->ws), size, off);
+		return;
+	}
+	if (ino == INO_RUNS_PAGE) {
+		rc = runs_page(req, m, &buf, &len, NULL);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else
+			reply_slice(req, buf, len, size, off);
+		if (!rc)
+			free(buf);
 		return;
 	}
 	if (ino_is_user(ino)) {

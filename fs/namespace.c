@@ -220,6 +220,7 @@ void mlfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	kind = top_ino_kind(parent);
 	if (kind) {
 		rc = ws_create(m->ws, kind, 0, name, ctx->uid, ctx->gid, &o, &e);
+		runs_page_stale(m);	/* runs/index.html lists it */
 	} else if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
 		   !ws_get(m->ws, ino_obj(parent), &o) && ws_child_kind(&o)) {
 		rc = ws_create(m->ws, ws_child_kind(&o), o.id, name, ctx->uid,
@@ -323,7 +324,9 @@ void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	if (parent < INO_FIXED_MAX) {
-		fuse_reply_err(req, parent == INO_ROOT ? EPERM : EISDIR);
+		fuse_reply_err(req, parent == INO_ROOT ||
+			       (parent == INO_RUNS && !strcmp(name, RUNS_PAGE)) ?
+			       EPERM : EISDIR);
 		return;
 	}
 	if (ino_is_obj(parent) && ino_file(parent) == F_DIR &&
@@ -358,6 +361,7 @@ void mlfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		rc = do_lookup(req, m, parent, name, &ino, NULL);
 		if (!rc)
 			rc = ws_remove(m->ws, ino_obj(ino), &e);
+		runs_page_stale(m);
 		if (!rc)
 			wait_sweep(m);	/* readers of its wait: ENOENT */
 		if (rc && e.msg[0])
@@ -452,6 +456,7 @@ static int rename_object(fuse_req_t req, struct mlfs *m, uint64_t parent,
 	rc = do_lookup(req, m, parent, name, &ino, NULL);
 	if (!rc)
 		rc = ws_rename(m->ws, ino_obj(ino), newname, &e);
+	runs_page_stale(m);
 	if (rc && e.msg[0])
 		log_debug("rename %s: %s", name, e.msg);
 	return rc;

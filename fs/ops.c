@@ -166,5 +166,6 @@ void mlfs_free(struct mlfs *m)
 	close(m->objects_fd);
 	free(m->stripes);
 	free(m->lens);
+	runs_page_free(m);
 	free(m);
 }

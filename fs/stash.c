@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "../lib/hash.h"
 #include "fs_i.h"
@@ -26,6 +28,7 @@ void hook_change_begin(void *ctx, int64_t id)
 	struct stripe *s = stripe_of(m, id);
 	struct obj old;
 
+	runs_page_stale(m);
 	if (ws_get(m->ws, id, &old))
 		return;
 	pthread_mutex_lock(&m->sl_lock);
@@ -109,4 +112,84 @@ int version_bytes(struct mlfs *m, uint64_t ino, const struct obj *o,
 		free(ob);
 	}
 	return -ESTALE;
+}
+
+/* runs/index.html is generated too, but per reader and without
+ * versions: see struct page_snap. */
+void runs_page_stale(struct mlfs *m)
+{
+	__atomic_add_fetch(&m->runs_gen, 1, __ATOMIC_RELEASE);
+}
+
+void runs_page_free(struct mlfs *m)
+{
+	for (size_t i = 0; i < sizeof(m->pages) / sizeof(m->pages[0]); i++)
+		free(m->pages[i].buf);
+}
+
+/* A copy of the kept rendering for @uid/@gid at @gen: 0, or -ENOENT. */
+static int page_kept(struct mlfs *m, uint32_t uid, uint32_t gid,
+		     unsigned gen, char **buf, size_t *len, struct timespec *at)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&m->sl_lock);
+	for (size_t i = 0; i < sizeof(m->pages) / sizeof(m->pages[0]); i++) {
+		struct page_snap *p = &m->pages[i];
+
+		if (!p->buf || p->uid != uid || p->gid != gid || p->gen != gen)
+			continue;
+		*buf = malloc(p->len + 1);
+		rc = *buf ? 0 : -ENOMEM;
+		if (*buf)
+			memcpy(*buf, p->buf, p->len + 1);
+		*len = p->len;
+		*at = p->at;
+		break;
+	}
+	pthread_mutex_unlock(&m->sl_lock);
+	return rc;
+}
+
+/* Keep a copy of @buf for @uid/@gid, in its slot or the oldest. */
+static void page_keep(struct mlfs *m, uint32_t uid, uint32_t gid,
+		      unsigned gen, const char *buf, size_t len,
+		      struct timespec at)
+{
+	const size_t n = sizeof(m->pages) / sizeof(m->pages[0]);
+	char *copy = malloc(len + 1);
+	struct page_snap *p = NULL;
+
+	if (!copy)
+		return;
+	memcpy(copy, buf, len + 1);
+	pthread_mutex_lock(&m->sl_lock);
+	for (size_t i = 0; i < n && !p; i++)
+		if (m->pages[i].buf && m->pages[i].uid == uid &&
+		    m->pages[i].gid == gid)
+			p = &m->pages[i];
+	if (!p)
+		p = &m->pages[m->pages_next++ % n];
+	free(p->buf);
+	*p = (struct page_snap){ uid, gid, gen, copy, len, at };
+	pthread_mutex_unlock(&m->sl_lock);
+}
+
+int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len,
+	      struct timespec *at)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	unsigned gen = __atomic_load_n(&m->runs_gen, __ATOMIC_ACQUIRE);
+	struct timespec now;
+	int rc;
+
+	if (!page_kept(m, c->uid, c->gid, gen, buf, len, at ? at : &now))
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	rc = ws_runs_page(m->ws, c->uid, c->gid, buf, len);
+	if (!rc)
+		page_keep(m, c->uid, c->gid, gen, *buf, *len, now);
+	if (at)
+		*at = now;
+	return rc;
 }

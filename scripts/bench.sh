@@ -52,7 +52,12 @@
 # submit` -> the last of 4 processes started, vs. the one process of a
 # plain run; 4 processes printing DIST_LINES=100000 lines each through the
 # rank-prefixing relay, submit -> `cat wait` returns, vs. one process
-# printing 4 x DIST_LINES straight into log).
+# printing 4 x DIST_LINES straight into log),
+# plots (runs/index.html for PLOT_RUNS="1000 10000" runs, each with a
+# summary of 3 metrics as the worker writes it: rendered anew after a
+# change, and kept while nothing changed vs. `ls -l runs`, medians of
+# REPEAT; metrics.svg of 100,000 points drawn, as build/tests/test_plot
+# times it).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -508,6 +513,41 @@ dist_section() {
 		"$(col dist-log.txt 1)" "$(col dist-log.txt 2)" \
 		"$(ratio "$(col dist-log.txt 1)" "$(col dist-log.txt 2)")x"
 	row "  (baseline: 1 process, $((4 * n)) lines direct)" "" "" ""
+}
+
+# ---- plots ------------------------------------------------------------------
+
+# A summary (lib/plot.c plot_summary) in each run's folder of the state
+# dir, as the worker leaves it: 3 metrics of 48 points.  Planted, so that
+# 10,000 runs need not run first: the page reads nothing else of a run.
+plant_summaries() {
+	local d line
+	line=$(seq 48 | awk '{ printf " %.4f", 1 / $1 }')
+	for d in "$STATE"/objects/*/; do
+		[[ -e $d/metrics.sum ]] && continue
+		printf 'loss 0.02 48%s\nacc 0.9 48%s\nlr 0.001 48%s\n' \
+			"$line" "$line" "$line" > "$d/metrics.sum"
+	done
+}
+
+plots_section() {
+	local n have i pt lt
+	for n in ${PLOT_RUNS:-1000 10000}; do
+		have=$(ls "$MNT/runs" | grep -c '^pl' || true)
+		for ((i = have; i < n; i++)); do mkdir "$MNT/runs/pl$i"; done
+		plant_summaries
+		# rendered: a run made and removed first changes the page
+		pt=$(median_time bash -c "mkdir $MNT/runs/plx; rmdir $MNT/runs/plx; cat $MNT/runs/index.html")
+		lt=$(median_time bash -c "mkdir $MNT/runs/plx; rmdir $MNT/runs/plx")
+		row "$n runs: mkdir+rmdir+cat index.html vs without cat (s)" \
+			"$pt" "$lt" "$(ratio "$pt" "$lt")x"
+		pt=$(median_time cat "$MNT/runs/index.html")
+		lt=$(median_time ls -l "$MNT/runs")
+		row "$n runs: cat index.html, unchanged vs ls -l (s)" "$pt" "$lt" \
+			"$(ratio "$pt" "$lt")x"
+	done
+	pt=$("$ROOT/build/tests/test_plot" | sed -n 's/^# 100k points rendered in \(.*\) ms/\1/p')
+	row "metrics.svg of 100,000 points: drawn (ms)" "$pt" "-" "-"
 }
 
 # ---- slurm ----------------------------------------------------------------
@@ -1145,6 +1185,9 @@ SH
 		;;
 	dist)
 		dist_section
+		;;
+	plots)
+		plots_section
 		;;
 	autoscale)
 		autoscale_section

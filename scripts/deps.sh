@@ -22,6 +22,8 @@ test_pkgs+=(python3-venv rsync)	# tests/it/18: a venv and rsync into code/
 # ~600 MB installed with what it pulls in (Qt, OpenCV, GDAL via
 # libtorch-test); without it those checks are skipped with a message
 torch_pkgs=(python3-torch)
+# tests/it/22: pictures checked in a real browser, by rsvg and by pixels
+test_pkgs+=(chromium librsvg2-bin python3-pil fonts-dejavu-core)
 
 want=()
 for what in "${@:-build}"; do

@@ -182,17 +182,32 @@ static void envp_free(struct envp *e)
  * root supervisor; it applies them to the command only, after dropping
  * its privileges, with PATH, HOME, … (see mlfs-run.c).
  */
+/* The run's PYTHONPATH: its env line's, then the folder of mlfs.py
+ * (import mlfs), so that a module of the user's of that name wins. */
+static void python_path(const struct run_ctx *r, char *buf, size_t len)
+{
+	const char *own = kv_get(&r->env, "PYTHONPATH");
+
+	snprintf(buf, len, "%s%s%s", own && *own ? own : "",
+		 own && *own ? ":" : "", ws_helper_dir(r->ws));
+}
+
 static int run_envp(struct run_ctx *r, struct envp *e, const char *work)
 {
 	char path[PATH_MAX], *key;
 	int rc = 0;
 
 	for (int i = 0; i < r->env.n && !rc; i++) {
+		if (!strcmp(r->env.items[i].key, "PYTHONPATH"))
+			continue;	/* python_path below */
 		if (asprintf(&key, "MLFS_ENV_%s", r->env.items[i].key) < 0)
 			return -ENOMEM;
 		rc = envp_addf(e, key, r->env.items[i].value);
 		free(key);
 	}
+	python_path(r, path, sizeof(path));
+	if (!rc)
+		rc = envp_addf(e, "MLFS_ENV_PYTHONPATH", path);
 	if (!rc)
 		rc = envp_addf(e, "MLFS_RUN", r->obj.name);
 	snprintf(path, sizeof(path), "%s/outputs", work);
@@ -201,6 +216,9 @@ static int run_envp(struct run_ctx *r, struct envp *e, const char *work)
 	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_METRICS_RAW);
 	if (!rc)
 		rc = envp_addf(e, "MLFS_METRICS", path);
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_PARAMS_RAW);
+	if (!rc)
+		rc = envp_addf(e, "MLFS_PARAMS", path);
 	if (!rc && (r->res.gpus > 0 || lt(r->t)->gpus.n > 0))
 		rc = envp_addf(e, "CUDA_VISIBLE_DEVICES", r->obj.gpus);
 	/* mlfs-run makes each read-only for the command when root */
@@ -319,24 +337,31 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 	return 0;
 }
 
-/* The metrics file, the run's user's (the folder it is in is the
- * daemon's: the user can write the file, never replace it). */
-static int make_metrics(struct run_ctx *r, struct err *e)
+/* The metrics (or params) file, the run's user's (the folder it is in
+ * is the daemon's: the user can write the file, never replace it). */
+static int make_raw(struct run_ctx *r, const char *name, struct err *e)
 {
 	char path[PATH_MAX];
 	int fd, rc;
 
-	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_METRICS_RAW);
+	snprintf(path, sizeof(path), "%s/%s", r->dir, name);
 	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return err_set(e, -errno, "cannot create the metrics file: %s",
+		return err_set(e, -errno, "cannot create %s: %s", name,
 			       strerror(errno));
 	rc = run_as_creator(r) && fchown(fd, r->obj.uid, r->obj.gid) ? -errno : 0;
 	close(fd);
 	if (rc)
-		return err_set(e, rc, "cannot give the metrics file to uid %u:"
-			       " %s", r->obj.uid, strerror(-rc));
+		return err_set(e, rc, "cannot give %s to uid %u: %s", name,
+			       r->obj.uid, strerror(-rc));
 	return 0;
+}
+
+static int make_metrics(struct run_ctx *r, struct err *e)
+{
+	int rc = make_raw(r, RUN_METRICS_RAW, e);
+
+	return rc ? rc : make_raw(r, RUN_PARAMS_RAW, e);
 }
 
 /* The working copy, made as the run's user (0700, theirs), of code/ or

@@ -256,8 +256,18 @@ static int run_env(const struct run_ctx *r, const char *work, struct strv *sv)
 	if (!kv_get(&r->env, "LANG"))
 		rc = strv_addf(sv, "LANG=C.UTF-8");
 	for (int i = 0; i < r->env.n && !rc; i++)
-		rc = strv_addf(sv, "%s=%s", r->env.items[i].key,
-			       r->env.items[i].value);
+		if (strcmp(r->env.items[i].key, "PYTHONPATH"))
+			rc = strv_addf(sv, "%s=%s", r->env.items[i].key,
+				       r->env.items[i].value);
+	/* import mlfs: mlfs.py in the daemon's install folder, which the
+	 * nodes must see at the same path (README: Slurm targets) */
+	if (!rc && kv_get(&r->env, "PYTHONPATH") &&
+	    *kv_get(&r->env, "PYTHONPATH"))
+		rc = strv_addf(sv, "PYTHONPATH=%s:%s",
+			       kv_get(&r->env, "PYTHONPATH"),
+			       ws_helper_dir(r->ws));
+	else if (!rc)
+		rc = strv_addf(sv, "PYTHONPATH=%s", ws_helper_dir(r->ws));
 	if (!rc)
 		rc = strv_addf(sv, "MLFS_RUN=%s", r->obj.name);
 	if (!rc)
@@ -265,6 +275,9 @@ static int run_env(const struct run_ctx *r, const char *work, struct strv *sv)
 	if (!rc)
 		rc = strv_addf(sv, "MLFS_METRICS=%s/%s", r->dir,
 			       RUN_METRICS_RAW);
+	if (!rc)
+		rc = strv_addf(sv, "MLFS_PARAMS=%s/%s", r->dir,
+			       RUN_PARAMS_RAW);
 	if (!rc && !distributed(r))
 		rc = strv_addf(sv, "MLFS_NODE_RANK=0");
 	if (!rc && !distributed(r))

@@ -1051,6 +1051,67 @@ static void test_resources(void)
 	test_procs_per_node();
 }
 
+/* ---- param_parse_line, metric_param_line -------------------------------- */
+
+static void param_ok(int metrics, const char *s, const char *name,
+		     const char *value)
+{
+	char n[129] = "";
+	const char *v = NULL;
+	size_t vl = 0;
+	int rc = metrics ? metric_param_line(s, n, sizeof(n), &v, &vl) :
+		 param_parse_line(s, n, sizeof(n), &v, &vl);
+
+	check(rc == 0 && !strcmp(n, name) && vl == strlen(value) &&
+	      !memcmp(v, value, vl), "param%s: \"%s\" -> %s = '%s'",
+	      metrics ? " (metrics)" : "", s, name, value);
+}
+
+static void param_bad(int metrics, const char *s, const char *what)
+{
+	char n[129];
+	const char *v;
+	size_t vl;
+	int rc = metrics ? metric_param_line(s, n, sizeof(n), &v, &vl) :
+		 param_parse_line(s, n, sizeof(n), &v, &vl);
+
+	check(rc == -EINVAL, "param%s: rejects %s", metrics ? " (metrics)" :
+	      "", what);
+}
+
+static void test_params(void)
+{
+	char *long_v = repeat('v', PARAM_VALUE_MAX + 1, "");
+	char *ok_v = repeat('v', PARAM_VALUE_MAX, "");
+	char line[PARAM_VALUE_MAX + 16];
+
+	param_ok(0, "kernel linear", "kernel", "linear");
+	param_ok(0, "  lr\t0.1  \r", "lr", "0.1");
+	param_ok(0, "cmd python3 train.py --lr 0.1", "cmd",
+		 "python3 train.py --lr 0.1");
+	param_ok(0, "note caf\xc3\xa9 <b>&", "note", "caf\xc3\xa9 <b>&");
+	param_ok(1, "kernel linear", "kernel", "linear");
+	param_ok(1, "optimizer adam beta 0.9", "optimizer", "adam beta 0.9");
+	param_ok(1, "tag 1st-try", "tag", "1st-try");
+	param_bad(0, "", "an empty line");
+	param_bad(0, "kernel", "a name alone");
+	param_bad(0, "kernel   \r", "a blank value");
+	param_bad(0, "ker$nel x", "a bad name");
+	param_bad(0, "=x y", "a name starting with =");
+	snprintf(line, sizeof(line), "k %s", long_v);
+	param_bad(0, line, "a value over PARAM_VALUE_MAX");
+	snprintf(line, sizeof(line), "k %s", ok_v);
+	param_ok(0, line, "k", ok_v);
+	param_bad(1, "loss 0.3 x", "a number with a bad step (metric)");
+	param_bad(1, "loss 0.3 1 2", "a number and three words (metric)");
+	param_bad(1, "loss nan", "nan: a metric gone wrong, not text");
+	param_bad(1, "loss -inf", "-inf");
+	param_bad(1, "loss 0x10", "hex");
+	param_bad(1, "loss 1e999", "overflow");
+	free(long_v);
+	free(ok_v);
+}
+
 /* ---- metric_parse_line -------------------------------------------------- */
 
 static void metric_ok(const char *s, int want, const char *name, double v,
@@ -1381,6 +1442,7 @@ int main(void)
 	test_inputs();
 	test_metric_good();
 	test_metric_bad();
+	test_params();
 	test_first_word();
 	test_regressions();
 	printf("%d passed, %d failed\n", n_pass, n_fail);
