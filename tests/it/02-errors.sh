@@ -86,7 +86,8 @@ eq "cat ctl of a Draft target" "provision" "$(cat "$MNT/targets/dt/ctl")"
 # bad env lines and resources, each in a fresh run (no overwrite needed):
 # refused by the write when the line alone is wrong, else by submit
 i=0
-for bad in "NOEQUALS|NOEQUALS" "1BAD=x|1BAD" "BAD KEY=x|BAD KEY" \
+# (a line without '=' is not repeated: it may be a secret pasted alone)
+for bad in "NOEQUALS|line 1 has no '='" "1BAD=x|1BAD" "BAD KEY=x|BAD KEY" \
 	"MLFS_RUN=mine|MLFS_RUN"; do
 	i=$((i + 1))
 	B=$MNT/runs/env$i
