@@ -53,8 +53,8 @@ check "the daemon's FOO_DAEMON does not reach the run" \
 	eval '! grep -q "^FOO_DAEMON=" <<<"$ENVF"'
 names=$(sed -n 's/=.*//p' <<<"$ENVF" | grep -vxE 'PWD|OLDPWD|SHLVL|_' |
 	sort | tr '\n' ' ')
-eq "the run sees exactly env + MLFS_* + PATH HOME USER LOGNAME SHELL LANG" \
-	"HOME LANG LOGNAME MLFS_METRICS MLFS_OUTPUTS MLFS_RUN MYVAR PATH SHELL USER " \
+eq "the run sees exactly env + MLFS_* + PATH HOME USER LOGNAME SHELL LANG PYTHONPATH" \
+	"HOME LANG LOGNAME MLFS_METRICS MLFS_OUTPUTS MLFS_PARAMS MLFS_RUN MYVAR PATH PYTHONPATH SHELL USER " \
 	"$names"
 eq "HOME is the user's" "HOME=$UA_HOME" "$(grep '^HOME=' <<<"$ENVF")"
 eq "USER is the user's" "USER=$UA" "$(grep '^USER=' <<<"$ENVF")"
