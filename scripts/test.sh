@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Install what is missing, build, and run the whole test suite: unit tests,
-# mounted integration tests (Slurm and SSH included), then the same suite
-# once more built with AddressSanitizer + UBSan.  Ends with one line:
+# mounted integration tests (Slurm and SSH included), and the same suite
+# once more built with AddressSanitizer + UBSan, side by side in lanes
+# (MLFS_LANES, default 3; MLFS_SERIAL=1: one).  Ends with one line:
 #   N passed, M failed
 #
 #   scripts/test.sh [--no-asan] [--asan-only] [--fuzz SECONDS] [--retry]
@@ -24,7 +25,7 @@ while (($#)); do
 	--asan-only) plain=0 ;;
 	--fuzz) fuzz=$2; shift ;;
 	--retry) retry=1 ;;
-	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) patterns+=("$1") ;;
 	esac
 	shift
@@ -87,11 +88,15 @@ run_one() {	# run_one LABEL TIMEOUT COMMAND...
 	fi
 	PASS=$((PASS + ${res% *}))
 	FAIL=$((FAIL + ${res#* }))
-	printf '%-44s %4s passed %3s failed  %3ds\n' "$label" "${res% *}" \
-		"${res#* }" $((SECONDS - t0))
-	if ((rc != 0)) || [[ ${res#* } != 0 ]]; then
-		grep -E '^(not ok|#)' "$out" | head -30 | sed 's/^/    /'
-	fi
+	# lanes share stdout: one report, written whole
+	{
+		flock 5
+		printf '%-44s %4s passed %3s failed  %3ds\n' "$label" "${res% *}" \
+			"${res#* }" $((SECONDS - t0))
+		if ((rc != 0)) || [[ ${res#* } != 0 ]]; then
+			grep -E '^(not ok|#)' "$out" | head -30 | sed 's/^/    /'
+		fi
+	} 5>>"$LOGDIR/out.lock"
 }
 
 # it_file LABEL COMMAND...: one integration test file, with a timeout far
@@ -108,58 +113,6 @@ it_file() {
 	fi
 }
 
-# The side lane: long files that mostly wait on timers (ssh connects,
-# Slurm's power saving) and bring their own hosts, ports and mounts run one
-# after another beside the other files, not after them: the suite takes the
-# time of the longer of the two lanes.  MLFS_SERIAL=1 runs them in line.
-SIDE_LANE="20-ssh 44-deploy-ssh 69-cluster-hosts 70-cluster"
-side() { [[ -z ${MLFS_SERIAL:-} && " $SIDE_LANE " == *" $(basename "$1" .sh) "* ]]; }
-
-suite() {	# suite BUILDDIR LABEL
-	local dir=$1 label=$2 t lane=$LOGDIR/side-$2 lpid=
-	echo "== $label: unit tests"
-	for t in "$dir"/tests/test_*; do
-		[[ -x $t && ! -d $t ]] || continue
-		run_one "$label unit/$(basename "$t")" 600 "$t"
-	done
-	[[ $label == plain ]] && run_one "plain layers" 120 bash -c \
-		'bash tests/test_layers.sh && if out=$(scripts/check-layers.sh 2>&1)
-		then echo "ok - no layering error"; else echo "$out" | sed "s/^/# /"
-		echo "not ok - scripts/check-layers.sh"; fi'
-	echo "== $label: integration tests"
-	(
-		PASS=0 FAIL=0
-		for t in tests/it/*.sh; do
-			selected "$t" && side "$t" || continue
-			it_file "$label $(basename "$t" .sh)" env BUILD="$ROOT/$dir" \
-				bash "$t"
-		done
-		echo "$PASS $FAIL" >"$lane.counts"
-	) >"$lane.out" 2>&1 &
-	lpid=$!
-	for t in tests/it/*.sh; do
-		selected "$t" && ! side "$t" || continue
-		it_file "$label $(basename "$t" .sh)" env BUILD="$ROOT/$dir" \
-			bash "$t"
-	done
-	wait "$lpid"
-	[[ -s $lane.out ]] && { echo "== $label: side lane (ran beside the above)"; cat "$lane.out"; }
-	local n
-	read -r -a n <"$lane.counts" 2>/dev/null || n=(0 1)
-	PASS=$((PASS + n[0])) FAIL=$((FAIL + n[1]))
-}
-
-if ((plain)); then
-	build build || { echo "0 passed, 1 failed"; exit 1; }
-	suite build plain
-fi
-if ((asan)); then
-	build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dbuildtype=debug || { echo "$PASS passed, $((FAIL + 1)) failed"; exit 1; }
-	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=0}
-	suite build-asan asan
-fi
 # fuzz.sh prints a line per target; make them countable checks
 fuzz_checks() {
 	scripts/fuzz.sh "$1" 2>&1 | awk '
@@ -168,13 +121,135 @@ fuzz_checks() {
 		{ print "# " $0 }'
 	return "${PIPESTATUS[0]}"
 }
+export -f fuzz_checks
 
-if ((fuzz > 0)); then
-	echo "== fuzzing, ${fuzz}s per target"
-	export -f fuzz_checks
-	run_one "fuzz" 3600 bash -c 'fuzz_checks "$0"' "$fuzz"
+# ---- lanes -----------------------------------------------------------------
+# Every piece of work (a unit test binary, an integration file of the plain
+# or the ASan build, the fuzzing) is one line of a queue; MLFS_LANES lanes
+# (default 3; MLFS_SERIAL=1 means 1) take the next line in turn, so the
+# suite takes about the total over the lanes, not the total.  Most files
+# wait on timers (ssh connects, Slurm's power saving, replicas starting) far
+# more than they compute.  Each file brings its own mount, daemon, ports,
+# hosts and users (tests/lib.sh); the one rule is that a file never runs
+# beside itself (its plain and ASan runs share user names and scratch
+# names).  The longest files are queued first.
+LONG="70-cluster 44-deploy-ssh 20-ssh 23-distributed 18-code-dir
+	69-cluster-hosts 50-crash-load 15-workcopy 46-autoscale 53-hostile
+	63-serve-register 65-mu-races 62-cgroups 60-mu-fs 52-stress"
+LANES=${MLFS_LANES:-3}
+[[ -n ${MLFS_SERIAL:-} ]] && LANES=1
+QUEUE=$LOGDIR/queue RUNNING=$LOGDIR/running
+
+builds=()
+((plain)) && builds+=(plain)
+((asan)) && builds+=(asan)
+dir_of() { [[ $1 == plain ]] && echo build || echo build-asan; }
+
+enqueue_it() {	# enqueue_it FILE: its line for each build
+	local b
+	for b in "${builds[@]}"; do echo "$b it $1"; done >>"$QUEUE"
+}
+
+make_queue() {
+	local n t b
+	: >"$QUEUE"
+	: >"$RUNNING"
+	for n in $LONG; do
+		t=tests/it/$n.sh
+		[[ -f $t ]] && selected "$t" && enqueue_it "$t"
+	done
+	((fuzz > 0)) && echo "fuzz fuzz $fuzz" >>"$QUEUE"
+	for b in "${builds[@]}"; do
+		[[ $b == plain ]] && echo "plain layers layers" >>"$QUEUE"
+		for t in "$(dir_of "$b")"/tests/test_*; do
+			[[ -x $t && ! -d $t ]] && echo "$b unit $t"
+		done >>"$QUEUE"
+	done
+	for t in tests/it/*.sh; do
+		selected "$t" || continue
+		[[ " $(echo $LONG) " == *" $(basename "$t" .sh) "* ]] && continue
+		enqueue_it "$t"
+	done
+}
+
+# take: print the next line whose file is not running now and move it to
+# the running list; fails when the queue is empty.
+take() {
+	local line f busy
+	while :; do
+		exec 6>>"$LOGDIR/queue.lock"
+		flock 6
+		[[ -s $QUEUE ]] || { exec 6>&-; return 1; }
+		busy=1
+		while read -r line; do
+			f=${line##* }
+			grep -qxF "$f" "$RUNNING" && continue
+			echo "$f" >>"$RUNNING"
+			grep -vxF "$line" "$QUEUE" >"$QUEUE.new"
+			mv "$QUEUE.new" "$QUEUE"
+			busy=0
+			break
+		done <"$QUEUE"
+		exec 6>&-
+		((busy)) || { echo "$line"; return 0; }
+		sleep 1
+	done
+}
+
+finish() {	# finish FILE: it no longer runs
+	(
+		flock 6
+		grep -vxF "$1" "$RUNNING" >"$RUNNING.new"
+		mv "$RUNNING.new" "$RUNNING"
+	) 6>>"$LOGDIR/queue.lock"
+}
+
+work() {	# work BUILD KIND FILE: one line of the queue
+	local b=$1 kind=$2 f=$3 dir
+	dir=$(dir_of "$b")
+	case $kind in
+	unit) run_one "$b unit/$(basename "$f")" 600 "$f" ;;
+	it) it_file "$b $(basename "$f" .sh)" env BUILD="$ROOT/$dir" bash "$f" ;;
+	fuzz) run_one "fuzz" 3600 bash -c 'fuzz_checks "$0"' "$f" ;;
+	layers) run_one "plain layers" 120 bash -c \
+		'bash tests/test_layers.sh && if out=$(scripts/check-layers.sh 2>&1)
+		then echo "ok - no layering error"; else echo "$out" | sed "s/^/# /"
+		echo "not ok - scripts/check-layers.sh"; fi' ;;
+	esac
+}
+
+lane() {	# lane N: take lines until none is left; counts in lane-N.counts
+	local line
+	PASS=0 FAIL=0
+	while line=$(take); do
+		# shellcheck disable=SC2086
+		work $line
+		finish "${line##* }"
+	done
+	echo "$PASS $FAIL" >"$LOGDIR/lane-$1.counts"
+}
+
+if ((plain)); then
+	build build || { echo "0 passed, 1 failed"; exit 1; }
 fi
-
+if ((asan)); then
+	build build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug || { echo "$PASS passed, $((FAIL + 1)) failed"; exit 1; }
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+	export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=0}
+fi
+make_queue
+echo "== $(wc -l <"$QUEUE") pieces of work in $LANES lanes${builds[*]:+ (${builds[*]})}"
+pids=()
+for ((i = 1; i <= LANES; i++)); do
+	lane "$i" &
+	pids+=($!)
+done
+wait "${pids[@]}"
+for ((i = 1; i <= LANES; i++)); do
+	read -r -a n <"$LOGDIR/lane-$i.counts" 2>/dev/null || n=(0 1)
+	PASS=$((PASS + n[0])) FAIL=$((FAIL + n[1]))
+done
 echo "logs: $LOGDIR"
 echo "$PASS passed, $FAIL failed"
 ((FAIL == 0))

@@ -726,10 +726,20 @@ mu_users() {
 	fi
 	(($#)) || set -- mlfs_ua mlfs_ub mlfs_uc
 	for u in "$@"; do
-		id "$u" >/dev/null 2>&1 || useradd -m -s /bin/sh "$u" ||
-			return 1
+		test_user "$u" || return 1
 	done
 	chmod 755 "$T"
+}
+
+# test_user NAME: make the local user NAME (home, /bin/sh) unless it
+# exists.  Test files run side by side (scripts/test.sh's lanes): one
+# useradd at a time, and a user another file made meanwhile is no failure.
+test_user() {
+	id "$1" >/dev/null 2>&1 && return 0
+	(
+		flock 7
+		id "$1" >/dev/null 2>&1 || useradd -m -s /bin/sh "$1"
+	) 7>>/run/mlfs-test-useradd.lock
 }
 
 # as USER COMMAND...: COMMAND as USER (its groups and HOME), with an

@@ -10,7 +10,7 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 UA=mlfs_ta UB=mlfs_tb
 for u in $UA $UB; do
-	id "$u" >/dev/null 2>&1 || useradd -m -s /bin/sh "$u"
+	test_user "$u"
 done
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups \
 	env HOME="$(getent passwd "$u" | cut -d: -f6)" "$@"; }

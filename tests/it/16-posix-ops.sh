@@ -12,7 +12,7 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit
 fi
 UA=mlfs_ta
-id "$UA" >/dev/null 2>&1 || useradd -m -s /bin/sh "$UA"
+test_user "$UA"
 as() { local u=$1; shift; setpriv --reuid="$u" --regid="$u" --init-groups \
 	env HOME="$(getent passwd "$u" | cut -d: -f6)" "$@"; }
 chmod 755 "$T"

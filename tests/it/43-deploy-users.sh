@@ -8,7 +8,7 @@ if [[ $(id -u) -ne 0 ]]; then
 	exit 0
 fi
 U=mlfs_td
-id "$U" >/dev/null 2>&1 || useradd -m -s /bin/sh "$U"
+test_user "$U"
 as() { setpriv --reuid="$U" --regid="$U" --init-groups "$@"; }
 chmod 755 "$T"
 mount_or_bail "mount with allow_other" -o allow_other

@@ -19,7 +19,7 @@ fi
 U=mlfs_td
 V=mlfs_te
 for u in "$U" "$V"; do
-	id "$u" >/dev/null 2>&1 || useradd -m -s /bin/sh "$u"
+	test_user "$u"
 done
 as() { local who=$1; shift; setpriv --reuid="$who" --regid="$who" --init-groups "$@"; }
 chmod 755 "$T"
