@@ -7,18 +7,13 @@
  */
 #define _GNU_SOURCE
 #include "parse.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void need(bool ok)
-{
-	if (!ok)
-		abort();
-}
 
 static void check_list(const struct after_list *l)
 {
@@ -31,15 +26,6 @@ static void check_list(const struct after_list *l)
 		for (int j = 0; j < i; j++)
 			need(strcmp(l->deps[i].name, l->deps[j].name));
 	}
-}
-
-static void check_sentence(const struct err *e)
-{
-	size_t n = strnlen(e->msg, sizeof(e->msg));
-
-	need(n > 0 && n < sizeof(e->msg) && e->msg[n - 1] == '.');
-	for (size_t i = 0; i < n; i++)
-		need(e->msg[i] >= 0x20 && e->msg[i] <= 0x7e);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

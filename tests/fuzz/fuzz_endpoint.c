@@ -10,6 +10,7 @@
  * with one printable sentence ending in a full stop.
  */
 #include "endpoint_config.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -17,20 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void need(bool ok)
-{
-	if (!ok)
-		abort();
-}
-
 static void check_refusal(int rc, const struct err *e)
 {
-	size_t n = strnlen(e->msg, sizeof(e->msg));
-
 	need(rc == -EINVAL || rc == -ENOMEM);
-	need(n > 0 && n < sizeof(e->msg) && e->msg[n - 1] == '.');
-	for (size_t i = 0; i < n; i++)
-		need(e->msg[i] >= 0x20 && e->msg[i] <= 0x7e);
+	check_sentence(e);
 }
 
 static void fuzz_traffic(const char *d, size_t n)

@@ -9,27 +9,13 @@
  */
 #define _GNU_SOURCE
 #include "parse.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void need(bool ok)
-{
-	if (!ok)
-		abort();
-}
-
-static void check_sentence(const struct err *e)
-{
-	size_t n = strnlen(e->msg, sizeof(e->msg)), i;
-
-	need(n > 0 && n < sizeof(e->msg) && e->msg[n - 1] == '.');
-	for (i = 0; i < n; i++)
-		need(e->msg[i] >= 0x20 && e->msg[i] <= 0x7e);
-}
 
 static bool is_alpha_(char c)
 {

@@ -9,18 +9,13 @@
  */
 #define _GNU_SOURCE
 #include "parse.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void need(bool ok)
-{
-	if (!ok)
-		abort();
-}
 
 static bool env_name(const char *s)
 {
@@ -65,15 +60,6 @@ static void check_one(const struct input *in)
 	need(!name_valid(in->obj, &e));
 	need(in->kind == INPUT_RUN || !name_valid(in->ver, &e));
 	need(in->path[0] != '/' && no_dotdot(in->path));
-}
-
-static void check_sentence(const struct err *e)
-{
-	size_t n = strnlen(e->msg, sizeof(e->msg));
-
-	need(n > 0 && n < sizeof(e->msg) && e->msg[n - 1] == '.');
-	for (size_t i = 0; i < n; i++)
-		need(e->msg[i] >= 0x20 && e->msg[i] <= 0x7e);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,6 +9,7 @@
  * printed back with %.17g parses to the same name, value and step.
  */
 #include "parse.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,12 +20,6 @@
 #include <string.h>
 
 #define SMALL	8
-
-static void need(bool ok)
-{
-	if (!ok)
-		abort();
-}
 
 static bool name_ok(const char *s)
 {

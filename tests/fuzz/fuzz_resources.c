@@ -10,6 +10,7 @@
  * one-line sentences.
  */
 #include "parse.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <math.h>
@@ -20,21 +21,6 @@
 
 #define MEM_MAX		(UINT64_MAX >> 20)
 #define TIME_MAX	(3650ull * 86400)
-
-static void need(bool ok)
-{
-	if (!ok)
-		abort();
-}
-
-static void check_sentence(const struct err *e)
-{
-	size_t n = strnlen(e->msg, sizeof(e->msg)), i;
-
-	need(n > 0 && n < sizeof(e->msg) && e->msg[n - 1] == '.');
-	for (i = 0; i < n; i++)
-		need(e->msg[i] >= 0x20 && e->msg[i] <= 0x7e);
-}
 
 static void fuzz_file(const uint8_t *data, size_t size)
 {
