@@ -46,7 +46,7 @@ off_t wait_size(const struct obj *o)
 
 	/* until then a page the READ fills (the kernel asks nothing past
 	 * the size it knows, and trims it to the short answer) */
-	return run_state_final(o->state) ? (off_t)wait_text(o, buf, sizeof(buf))
+	return ws_obj_settled(o) ? (off_t)wait_text(o, buf, sizeof(buf))
 					 : WAIT_SIZE;
 }
 
@@ -114,7 +114,7 @@ void wait_read(fuse_req_t req, struct mlfs *m, int64_t id, size_t size,
 	pthread_mutex_lock(&m->w_lock);
 	rc = m->w_stop ? -EIO : fuse_req_interrupted(req) ? -EINTR :
 	     ws_get(m->ws, id, &o);
-	if (!rc && !run_state_final(o.state)) {
+	if (!rc && !ws_obj_settled(&o)) {
 		w->next = m->waiters;
 		m->waiters = w;
 		pthread_mutex_unlock(&m->w_lock);
@@ -162,7 +162,7 @@ static void answer_all(struct mlfs *m, struct waiter *list, int err)
 	while ((w = list)) {
 		list = w->next;
 		if (!err && !ws_get(m->ws, w->id, &o) &&
-		    run_state_final(o.state))
+		    ws_obj_settled(&o))
 			reply_state(w->req, &o, w->size, w->off);
 		else
 			fuse_reply_err(w->req, err ? err : ENOENT);
@@ -175,7 +175,7 @@ void wait_changed(struct mlfs *m, const struct obj *o)
 	struct waiter *list = NULL;
 	int64_t id = o->id;
 
-	if (o->kind != K_RUN || !run_state_final(o->state))
+	if (!ws_obj_settled(o))	/* only runs have waiters */
 		return;
 	pthread_mutex_lock(&m->w_lock);
 	take_if(m, &list, pick_id, &id);
