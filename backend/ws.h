@@ -217,6 +217,11 @@ unsigned ws_file_mode(struct ws *ws, const struct obj *o, int file);
 int ws_setting_write(struct ws *ws, int64_t id, int file, const char *buf,
 		     size_t len, off_t off);
 int ws_setting_truncate(struct ws *ws, int64_t id, int file, off_t size);
+/* Put back the text a setting had before a truncate whose write was then
+ * refused (unchecked: it was the setting; the refusal's sentence stays in
+ * `error`).  Nothing when the setting is frozen meanwhile. */
+void ws_setting_restore(struct ws *ws, int64_t id, int file,
+			const char *buf, size_t len);
 /* Replace a setting whole (rename-over by editors). */
 int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 		       size_t len);

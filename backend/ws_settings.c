@@ -311,6 +311,23 @@ out_rollback:
 	return setting_refused(ws, &o, file, rc, NULL);
 }
 
+void ws_setting_restore(struct ws *ws, int64_t id, int file,
+			const char *buf, size_t len)
+{
+	struct obj o;
+	int rc;
+
+	if (len >= SETTING_MAX || store_begin(ws->st))
+		return;
+	rc = setting_check(ws, id, file, &o);
+	if (!rc)
+		rc = setting_store(ws, &o, file, buf, len);
+	if (rc)
+		store_rollback(ws->st);
+	else if (!store_commit(ws->st))
+		ws_inval(ws, id, FBIT(file));
+}
+
 int ws_setting_replace(struct ws *ws, int64_t id, int file, const char *buf,
 		       size_t len)
 {

@@ -452,7 +452,7 @@ static int setattr_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 }
 
 static int setattr_ctl(struct mlfs *m, uint64_t ino, struct stat *attr,
-		       int to_set)
+		       int to_set, pid_t pid)
 {
 	const struct file_desc *fd;
 	struct obj o;
@@ -471,6 +471,8 @@ static int setattr_ctl(struct mlfs *m, uint64_t ino, struct stat *attr,
 		return 0;	/* `echo x > ctl` truncates first */
 	if (!fd || !(fd->flags & FD_SETTING))
 		return -EACCES;
+	if (!attr->st_size)	/* `echo x > setting`: x may be refused */
+		trunc_keep(m, o.id, fd->file, pid);
 	return ws_setting_truncate(m->ws, o.id, fd->file, attr->st_size);
 }
 
@@ -504,7 +506,7 @@ void mlfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (ino_is_user(ino))
 		rc = setattr_user(req, m, ino, attr, to_set, fi);
 	else if (ino_is_obj(ino) && ino_file(ino) != F_DIR)
-		rc = setattr_ctl(m, ino, attr, to_set);
+		rc = setattr_ctl(m, ino, attr, to_set, fuse_req_ctx(req)->pid);
 	else if (ino_is_obj(ino))
 		rc = setattr_obj(m, ino, attr, to_set, fuse_req_ctx(req));
 	else if (to_set & FUSE_SET_ATTR_SIZE)

@@ -49,6 +49,8 @@ _Static_assert(SETTING_MAX <= MAX_WRITE, "a write too big for a setting"
  * a write of this size is one request. */
 #define USER_BLKSIZE	MAX_WRITE
 
+#define NKEPT	16	/* truncated settings remembered at once */
+
 struct mlfs {
 	struct ws *ws;
 	struct node_table *nodes;
@@ -108,6 +110,19 @@ struct mlfs {
 	} pages[8];
 	unsigned pages_next;
 	unsigned runs_gen;
+
+	/* Settings' text before a truncate, until the write that follows
+	 * (trunc.c): a refused write puts it back. */
+	pthread_mutex_t kept_lock;	/* guards kept[], kept_next */
+	struct kept {
+		int64_t id;
+		int file;
+		pid_t pid;
+		char *buf;		/* NULL: an empty slot */
+		size_t len;
+		double at;		/* CLOCK_MONOTONIC seconds */
+	} kept[NKEPT];
+	unsigned kept_next;
 
 	/* READs of runs' wait files, answered when their run ends
 	 * (wait.c); w_stop: the session ends, answer at once. */
@@ -280,6 +295,12 @@ int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len,
 	      struct timespec *at);
 /* Something a rendering of runs/index.html shows may have changed. */
 void runs_page_stale(struct mlfs *m);
+
+/* trunc.c: a setting's text across a truncate and a refused write */
+void trunc_keep(struct mlfs *m, int64_t id, int file, pid_t pid);
+void trunc_written(struct mlfs *m, int64_t id, int file, pid_t pid,
+		   off_t off, int rc);
+void trunc_free(struct mlfs *m);
 void runs_page_free(struct mlfs *m);
 int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	       struct stat *st);

@@ -47,7 +47,7 @@ static int wants_write(int flags)
 }
 
 static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
-			 struct fuse_file_info *fi, struct fh **hp)
+			 struct fuse_file_info *fi, pid_t pid, struct fh **hp)
 {
 	const struct file_desc *fd = ws_file_by_id(o->kind, file);
 	char path[PATH_MAX];
@@ -77,6 +77,7 @@ static int open_ctl_file(struct mlfs *m, const struct obj *o, int file,
 	} else if (h->kind != FH_SETTING && h->kind != FH_WAIT) {
 		rc = ws_render(m->ws, o, file, &h->buf, &h->len);
 	} else if (fi->flags & O_TRUNC) {
+		trunc_keep(m, o->id, file, pid);
 		rc = ws_setting_truncate(m->ws, o->id, file, 0);
 	}
 	if (rc) {
@@ -245,7 +246,8 @@ void mlfs_open(fuse_req_t req, fuse_ino_t ino,
 	} else if (ino_is_obj(ino)) {
 		rc = ws_get(m->ws, ino_obj(ino), &o);
 		if (!rc)
-			rc = open_ctl_file(m, &o, ino_file(ino), fi, &h);
+			rc = open_ctl_file(m, &o, ino_file(ino), fi,
+					   fuse_req_ctx(req)->pid, &h);
 	} else {
 		rc = -EISDIR;
 	}

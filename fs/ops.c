@@ -134,6 +134,7 @@ struct mlfs *mlfs_new(struct ws *ws, const struct mlfs_opts *o)
 	pthread_mutex_init(&m->dc_lock, NULL);
 	pthread_mutex_init(&m->sl_lock, NULL);
 	pthread_mutex_init(&m->w_lock, NULL);
+	pthread_mutex_init(&m->kept_lock, NULL);
 	m->stripes = calloc(NSTRIPES, sizeof(*m->stripes));
 	m->lens = calloc(NLENS, sizeof(*m->lens));
 	if (!m->stripes || !m->lens) {
@@ -167,5 +168,6 @@ void mlfs_free(struct mlfs *m)
 	free(m->stripes);
 	free(m->lens);
 	runs_page_free(m);
+	trunc_free(m);
 	free(m);
 }

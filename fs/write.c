@@ -115,6 +115,7 @@ static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	const struct file_desc *fd;
 	struct obj o;
+	int rc;
 
 	if (ino_is_user(ino))
 		return write_user(req, m, ino, buf, *size, off, size);
@@ -125,8 +126,11 @@ static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	fd = ws_file_by_id(o.kind, ino_file(ino));
 	if (!fd || !(fd->flags & (FD_CTL | FD_SETTING)))
 		return -EACCES;
-	if (fd->flags & FD_SETTING)
-		return ws_setting_write(m->ws, o.id, fd->file, buf, *size, off);
+	if (fd->flags & FD_SETTING) {
+		rc = ws_setting_write(m->ws, o.id, fd->file, buf, *size, off);
+		trunc_written(m, o.id, fd->file, ctx->pid, off, rc);
+		return rc;
+	}
 	/* the written bytes sit in ctl's page cache: drop them (later: the
 	 * kernel holds those pages locked until this write is answered) */
 	inval_inode(m, ino, 0);
@@ -159,6 +163,7 @@ void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		break;
 	case FH_SETTING:
 		rc = ws_setting_write(m->ws, h->id, h->file, buf, size, off);
+		trunc_written(m, h->id, h->file, ctx->pid, off, rc);
 		break;
 	case FH_FD:
 		n = user_pwrite(req, m, h->fd, buf, size, off);

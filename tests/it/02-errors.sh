@@ -110,6 +110,29 @@ for bad in "memory = lots|lots" "nodes = 2|node" "cpus = 0|cpus" \
 	eq "resources '${bad%|*}': run stays Draft" Draft "$(cat "$B/status")"
 done
 
+# a refused `>` loses nothing: the truncate before the write is undone
+# (fs/trunc.c); `>>` of a bad line, a truncate alone and a good write work
+K=$MNT/runs/keep
+mkdir "$K"
+wr "$K/resources" "cpus = 2"
+expect_err "> of a bad resources line" "$EINVAL" wr "$K/resources" "cpus = zz"
+eq "the old resources are kept" "cpus = 2" "$(cat "$K/resources")"
+check "the refusal is in error" grep -q "cpus must be" "$K/error"
+expect_err ">> of a bad resources line" "$EINVAL" \
+	bash -c "echo 'gpus = many' >> '$K/resources'"
+eq "the old resources are kept after >>" "cpus = 2" "$(cat "$K/resources")"
+wr "$K/env" "A=1"
+expect_err "> of a bad env line" "$EINVAL" wr "$K/env" "1BAD=x"
+eq "the old env is kept" "A=1" "$(cat "$K/env")"
+check ": > resources empties it" eval ": > '$K/resources'"
+eq "resources is empty" "" "$(cat "$K/resources")"
+wr "$K/resources" "memory = 1G"
+eq "a good write replaces it" "memory = 1G" "$(cat "$K/resources")"
+expect_err "a bad write by another process" "$EINVAL" \
+	bash -c "exec 3<>'$K/resources'; printf 'cpus = x\n' >&3"
+eq "in place, refused: unchanged" "memory = 1G" "$(cat "$K/resources")"
+rmdir "$K"
+
 # a successful command after a refusal clears error (ws.c run_submit)
 check "error is set before the good submit" has_sentence "$R/error"
 check "submit after refusals" wr "$R/ctl" submit
