@@ -41,6 +41,8 @@ struct env_config {
 /* Parse @buf as an environment's config.  0 or -EINVAL + sentence. */
 int env_config_parse(const char *buf, size_t len, struct env_config *c,
 		     struct err *e);
+/* For a run's `environment` (issue 17's next step; not called yet):
+ * the setting's check inside the write, and the image at submit. */
 /* A run's `environment` (run.c): empty, or an environment that exists.
  * 0 or -EINVAL with a sentence. */
 int env_run_check(struct ws *ws, const char *buf, size_t len,

@@ -216,6 +216,8 @@ static int build_copy(struct ws *ws, const struct obj *o, struct err *e)
 	return rc;
 }
 
+/* The key being summed: nftw's callback takes no argument, and only the
+ * environments' worker thread builds. */
 static uint64_t tree_key;
 
 /* nftw: path, type, mode, size and bytes of each entry into tree_key. */
@@ -253,7 +255,7 @@ static uint64_t build_key(struct ws *ws, const struct obj *o,
 
 	ws_obj_path(ws, o->id, BUILD_DIR "/ctx", ctx);
 	tree_key = fnv1a64_add(FNV64_BASIS, cfg, len);
-	if (chdir("/") || nftw(ctx, key_one, 16, FTW_PHYS))
+	if (nftw(ctx, key_one, 16, FTW_PHYS))
 		tree_key ^= (uint64_t)(wall_s() * 1e6);	/* never cached */
 	return tree_key;
 }
@@ -485,6 +487,18 @@ static void log_start(struct ws *ws, const struct obj *o)
 	log_line(ws, o, text);
 }
 
+/* The pid into backend_id, on the store's row as it is now (a cancel
+ * written meanwhile is kept; the next look stops the build). */
+static void build_pid_save(struct ws *ws, int64_t id, pid_t pid)
+{
+	struct obj cur;
+
+	if (ws_get(ws, id, &cur) || cur.state != ES_BUILDING)
+		return;
+	snprintf(cur.backend_id, sizeof(cur.backend_id), "%d", (int)pid);
+	ws_update_obj(ws, &cur, ES_BUILDING, 0);
+}
+
 static void build_start(struct ws *ws, struct obj *o)
 {
 	static char *const env[] = {
@@ -525,8 +539,7 @@ static void build_start(struct ws *ws, struct obj *o)
 	}
 	*b = (struct build){ o->id, pid, how, key, 0, builds };
 	builds = b;
-	snprintf(o->backend_id, sizeof(o->backend_id), "%d", (int)pid);
-	ws_update_obj(ws, o, ES_BUILDING, 0);
+	build_pid_save(ws, o->id, pid);
 }
 
 /* ---- finishing -------------------------------------------------------------- */

@@ -85,7 +85,7 @@ check "error says what to copy or write" grep -q "Containerfile" "$B/error"
 # ---- config ------------------------------------------------------------------
 expect_err "an unknown key: EINVAL" "$EINVAL" wr "$B/config" "base = x"
 expect_err "image and rootfs: EINVAL" "$EINVAL" \
-	sh -c "printf 'image = a\nrootfs = /b\n' > '$B/config'"
+	wr "$B/config" $'image = a\nrootfs = /b'
 expect_err "an image name that is an option: EINVAL" "$EINVAL" \
 	wr "$B/config" "image = --privileged"
 expect_err "a relative rootfs: EINVAL" "$EINVAL" wr "$B/config" "rootfs = x.tar"
