@@ -26,9 +26,6 @@ struct ws;
 /* It looks at the builds under way this often. */
 #define ENV_TICK_MS	100
 
-/* Where podman is looked for, and what to say when it is not there. */
-#define ENV_NO_PODMAN	"podman is not installed (apt-get install podman" \
-			" runc)"
 
 /* An environment's `config`: what the image is made from. */
 struct env_config {
@@ -62,8 +59,6 @@ int env_timeout_ms(void);
 void env_release(void);
 /* ws_start: wake the environments' worker when a build was under way. */
 void env_start_all(struct ws *ws);
-/* The absolute path of podman into @buf, or -ENOENT. */
-int env_podman(char *buf, size_t sz);
 /* The first id and count of the `containers` entry of /etc/subuid
  * (@file) for the builds' user namespace.  0 or -ENOENT. */
 int env_subid(const char *file, unsigned long *first, unsigned long *count);

@@ -58,6 +58,8 @@ enum obj_text {
 	TEXT_DEPLOY_REQ = 42,		/* a deployment's last request */
 	TEXT_EP_PRIMARY = 43,		/* an endpoint's keys (hex) */
 	TEXT_EP_SECONDARY = 44,
+	TEXT_RUN_IMAGE = 45,		/* the image id of a run's environment,
+					 * fixed at submit */
 };
 
 /*

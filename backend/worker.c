@@ -113,6 +113,11 @@ static int run_load_settings(struct ws *ws, struct run_ctx *r,
 		run_inputs_runs(ws, r->obj.id, &r->after);
 		rc = run_inputs_resolve(ws, r, e);
 	}
+	if (!rc && !store_text_get(ws->st, r->obj.id, TEXT_RUN_IMAGE, &buf,
+				   &len)) {
+		snprintf(r->image, sizeof(r->image), "%s", buf);
+		free(buf);
+	}
 	return rc;
 }
 

@@ -61,7 +61,7 @@
 # env (environments/: the first build of a Containerfile FROM a busybox
 # rootfs; the second build of the unchanged folder vs. podman build of it
 # with its layer cache, median of REPEAT; podman run --rm IMAGE true vs.
-# sh -c true, the floor a run in a container will pay).
+# sh -c true, the floor a run in an environment pays).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -1111,8 +1111,8 @@ env_build() {
 
 # A busybox rootfs imported, a Containerfile built FROM it; then the
 # second build of the unchanged folder (mlfs's own key: no podman build)
-# vs. podman build of the same folder with its layer cache; and, for the
-# runs to come (issue 17), podman run --rm IMAGE true vs. sh -c true.
+# vs. podman build of the same folder with its layer cache; and podman
+# run --rm IMAGE true vs. sh -c true (what a run in an environment adds).
 env_section() {
 	local r=$W/envroot b=$MNT/environments/ebase e=$MNT/environments/ebench
 	local base first again pb pr sh ul ctx
@@ -1134,7 +1134,8 @@ env_section() {
 		tail -1)")
 	pb=$(median_time podman build --runtime runc -q \
 		--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$ctx")
-	row "env: first build of a Containerfile (s)" "$first" "-" "-"
+	row "env: first build of a Containerfile (s)" "$(printf %.3f "$first")" \
+		"-" "-"
 	row "env: second build, unchanged folder (s)" "$again" "$pb" \
 		"$(ratio "$again" "$pb")x"
 	row "  (baseline: podman build, its layer cache)" "" "" ""
@@ -1144,7 +1145,9 @@ env_section() {
 	sh=$(median_time sh -c true)
 	row "env: podman run --rm IMAGE true (s)" "$pr" "$sh" \
 		"$(ratio "$pr" "$sh")x"
-	row "  (baseline: sh -c true; runs in environments: next)" "" "" ""
+	# a run of root never runs in an environment, and this mount is
+	# root's: the figure through runs/ wants a user (next step)
+	row "  (baseline: sh -c true; a run's floor in a container)" "" "" ""
 }
 
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }

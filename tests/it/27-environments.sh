@@ -5,9 +5,14 @@
 # Containerfile built FROM it by another user, the second build of an
 # unchanged folder cached, rebuild, a failing build (error = the end of
 # the log), cancel, bad config lines, rmdir while Building, the daemon
-# killed during a build; and the attacks: RUN steps are root only inside
-# a user namespace, a rootfs the creator cannot read, a symlink in the
-# folder to /etc/shadow.
+# killed during a build; runs in an environment on the local target (the
+# image's files, the creator's uid, env lines, MLFS_METRICS, the exact
+# image in info.json, refusals: no such environment, not Ready, root's
+# run; rmdir refused while a run uses it, cancel removes the container,
+# kill -9 of the daemon adopts the run); and the attacks: RUN steps are
+# root only inside a user namespace, a rootfs the creator cannot read, a
+# symlink in the folder to a root-only file, a RUN or a run reading the
+# host's files.
 source "$(dirname "$0")/../lib.sh"
 
 EINVAL="Invalid argument"
@@ -67,6 +72,13 @@ settled() {
 	done
 	echo "$st"
 }
+
+# the containers of this workspace's runs: mlfs-<hash of the state dir>-ID
+CT_PREFIX=mlfs-$(python3 -c 'import sys
+h = 2166136261
+for c in sys.argv[1].encode():
+    h = ((h ^ c) * 16777619) & 0xffffffff
+print("%08x" % h)' "$STATE")-
 
 # ---- the kind --------------------------------------------------------------
 B=$MNT/environments/base
@@ -185,5 +197,61 @@ as mlfs_ua sh -c "rm -f '$S/shadow'; printf 'FROM $BASE_ID\nRUN cat /host$T/secr
 as mlfs_ua sh -c "echo build > '$S/ctl'"
 eq "RUN cat of host files fails" Failed "$(settled steal 120)"
 check "... and shows none of them" sh -c "! grep -q 'root secret' '$S/log'"
+
+# ---- runs in an environment (the local target) ------------------------------------
+R=$MNT/runs/inpy
+as mlfs_ua mkdir "$R"
+expect_err "environment names no environment: EINVAL" "$EINVAL" \
+	as mlfs_ua bash -c "echo nope > '$R/environment'"
+check "error says so" grep -q "there is no environment 'nope'" "$R/error"
+as mlfs_ua sh -c "echo py > '$R/environment'; echo X=42 > '$R/env'"
+as mlfs_ua sh -c "cat > '$R/command'" <<'EOF'
+id -u > outputs/uid; cat /app/hello.txt > outputs/hello
+echo "$MLFS_RUN $X $PWD" > outputs/env; echo "loss 0.5 1" >> "$MLFS_METRICS"
+EOF
+as mlfs_ua sh -c "echo submit > '$R/ctl'"
+check "the run in an environment completes" wait_for "$R/status" Completed 120
+eq "it ran in the image (a file the build copied)" hello2 "$(cat "$R/outputs/hello")"
+eq "as its creator" "$(id -u mlfs_ua)" "$(cat "$R/outputs/uid")"
+eq "its outputs are the creator's" mlfs_ua "$(stat -c %U "$R/outputs/hello")"
+eq "env lines, MLFS_RUN and the working copy" "inpy 42 /work" "$(cat "$R/outputs/env")"
+check "MLFS_METRICS reaches metrics" grep -q "^loss 0.5 1" "$R/metrics"
+check "info.json has the exact image" grep -q "\"image\":.*$(cat "$E/image")" "$R/info.json"
+R=$MNT/runs/draftenv
+as mlfs_ua mkdir "$R" "$MNT/environments/notyet"
+as mlfs_ua sh -c "echo notyet > '$R/environment'; echo true > '$R/command'"
+expect_err "submit with an environment not Ready: EINVAL" "$EINVAL" \
+	as mlfs_ua bash -c "echo submit > '$R/ctl'"
+check "error says build it first" grep -q "not Ready: build it first" "$R/error"
+R=$MNT/runs/rootenv
+mkdir "$R"; wr "$R/environment" base; wr "$R/command" true
+expect_err "root's run in an environment: EINVAL" "$EINVAL" wr "$R/ctl" submit
+check "error says a container never gets root" grep -q "never gets the host's root" "$R/error"
+R=$MNT/runs/long
+as mlfs_ua mkdir "$R"
+as mlfs_ua sh -c "echo base > '$R/environment'; echo 'sleep 300' > '$R/command'; echo submit > '$R/ctl'"
+check "a long run in an environment is Running" wait_for "$R/status" Running 120
+check "its container is named mlfs-…" wait_until 60 sh -c \
+	"podman ps --format '{{.Names}}' | grep -q '^mlfs-.*-'"
+expect_err "rmdir of an environment a running run uses: EBUSY" "$EBUSY" \
+	rmdir "$MNT/environments/base"
+check "error names the run" grep -q "used by run 'long'" "$MNT/environments/base/error"
+as mlfs_ua sh -c "echo cancel > '$R/ctl'"
+check "cancel stops it" wait_for "$R/status" Canceled 120
+check "no container of this workspace is left" wait_until 60 sh -c \
+	"! podman ps -a --format '{{.Names}}' | grep -q '^$CT_PREFIX'"
+R=$MNT/runs/adopt
+as mlfs_ua mkdir "$R"
+as mlfs_ua sh -c "echo base > '$R/environment'; echo 'sleep 4; echo done > outputs/d' > '$R/command'; echo submit > '$R/ctl'"
+check "Running before the crash" wait_for "$R/status" Running 120
+crash_ws
+remount_or_bail "remount during a run in a container" -o allow_other
+check "the run is adopted and completes" wait_for "$R/status" Completed 120
+eq "... its output" done "$(cat "$R/outputs/d" 2>/dev/null)"
+R=$MNT/runs/peek
+as mlfs_ua mkdir "$R"
+as mlfs_ua sh -c "echo base > '$R/environment'; echo 'cat $T/secret.tar /host$T/secret.tar' > '$R/command'; echo submit > '$R/ctl'"
+check "a run that reads a host file fails" wait_for "$R/status" Failed 120
+check "... and shows none of it" sh -c "! grep -q 'root secret' '$R/log'"
 
 done_testing
