@@ -53,6 +53,7 @@ struct run_ctx {
 					 * they all ended as needed */
 	struct run_input *inputs;	/* `inputs`, resolved at load */
 	int ninputs;
+	char image[128];		/* its environment's image id, "" none */
 	char dir[PATH_MAX];		/* <state>/objects/<id> */
 	int wait_fd;			/* readable when the run may have ended; -1 */
 	int started;			/* the engine has it (spawned / submitted) */
@@ -282,5 +283,11 @@ extern const struct driver local_driver;
 extern const struct driver slurm_driver;
 extern const struct driver ssh_driver;
 extern const struct driver cluster_driver;
+
+/* backend/env_sm.c: podman, for builds and for runs in environments */
+#define ENV_NO_PODMAN	"podman is not installed (apt-get install podman" \
+			" runc)"
+/* The absolute path of podman into @buf, or -ENOENT. */
+int env_podman(char *buf, size_t sz);
 
 #endif

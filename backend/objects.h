@@ -20,6 +20,7 @@ enum obj_kind {
 	K_MODEL = 4,
 	K_VERSION = 5,		/* models/<name>/<version>, parent = the model */
 	K_ENDPOINT = 6,
+	K_ENVIRONMENT = 7,	/* environments/<name>: a container image */
 	K_COUNT
 };
 
@@ -36,6 +37,7 @@ enum ctl_file {
 	F_AFTER, F_WAIT, F_REPLICAS, F_INPUTS,
 	F_KEYS, F_TRAFFIC, F_MIRROR, F_STATS, F_ENDPOINT,
 	F_PARAMS, F_METRICS_SVG,
+	F_IMAGE, F_ENVIRONMENT,
 	F_COUNT
 };
 _Static_assert(F_COUNT <= 64, "a control file set is one 64-bit word");
@@ -56,6 +58,8 @@ enum obj_text {
 	TEXT_DEPLOY_REQ = 42,		/* a deployment's last request */
 	TEXT_EP_PRIMARY = 43,		/* an endpoint's keys (hex) */
 	TEXT_EP_SECONDARY = 44,
+	TEXT_RUN_IMAGE = 45,		/* the image id of a run's environment,
+					 * fixed at submit */
 };
 
 /*
@@ -83,12 +87,16 @@ enum obj_state {
 	DS_UNHEALTHY,
 	VS_READY,
 	VS_IN_USE,		/* a deployment serves the version: frozen */
+	ES_BUILDING,		/* an environment's image is being made */
 	STATE_COUNT,
 	/* the names kinds share */
 	TS_DRAFT = RS_DRAFT,
 	TS_FAILED = RS_FAILED,
 	DS_DRAFT = RS_DRAFT,
 	DS_FAILED = RS_FAILED,
+	ES_DRAFT = RS_DRAFT,
+	ES_READY = VS_READY,
+	ES_FAILED = RS_FAILED,
 };
 
 /* The user-visible name of @s ("Running"), "" for STATE_NONE. */

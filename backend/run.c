@@ -19,6 +19,7 @@
 
 #include "../lib/copy.h"
 #include "deploy_i.h"
+#include "env_i.h"
 #include "userfile.h"
 #include "ws_i.h"
 
@@ -29,6 +30,7 @@ static const struct file_desc run_files[] = {
 	{ "resources",	F_RESOURCES,	FD_SETTING },
 	{ "after",	F_AFTER,	FD_SETTING },
 	{ "inputs",	F_INPUTS,	FD_SETTING },
+	{ "environment", F_ENVIRONMENT,	FD_SETTING },
 	{ "ctl",	F_CTL,		FD_CTL },
 	{ "status",	F_STATUS,	FD_GEN },
 	{ "exit_code",	F_EXIT_CODE,	FD_GEN },
@@ -43,7 +45,10 @@ static const struct file_desc run_files[] = {
 };
 
 #define RUN_SETTINGS (FBIT(F_COMMAND) | FBIT(F_TARGET) | FBIT(F_ENV) | \
-		      FBIT(F_RESOURCES) | FBIT(F_AFTER) | FBIT(F_INPUTS))
+		      FBIT(F_RESOURCES) | FBIT(F_AFTER) | FBIT(F_INPUTS) | \
+		      FBIT(F_ENVIRONMENT))
+
+#define RUN_IMAGE_MAX	128
 
 static int trim_len(const char *s, size_t len)
 {
@@ -53,6 +58,18 @@ static int trim_len(const char *s, size_t len)
 			   s[a] == '\r'))
 		a++;
 	return a < len;
+}
+
+/* The exact image a run in an environment ran in (fixed at submit). */
+static void json_image(struct ws *ws, cJSON *j, const struct obj *o)
+{
+	size_t len;
+	char *buf;
+
+	if (store_text_get(ws->st, o->id, TEXT_RUN_IMAGE, &buf, &len))
+		return;
+	ws_json_str(j, "image", buf);
+	free(buf);
 }
 
 static void json_run(struct ws *ws, cJSON *j, const struct obj *o)
@@ -67,6 +84,8 @@ static void json_run(struct ws *ws, cJSON *j, const struct obj *o)
 	ws_json_setting(ws, j, "resources", o->id, F_RESOURCES);
 	ws_json_setting(ws, j, "after", o->id, F_AFTER);
 	ws_json_setting(ws, j, "inputs", o->id, F_INPUTS);
+	ws_json_setting(ws, j, "environment", o->id, F_ENVIRONMENT);
+	json_image(ws, j, o);
 	if (o->exit_code >= 0)
 		cJSON_AddNumberToObject(j, "exit_code", o->exit_code);
 	else
@@ -187,9 +206,39 @@ static int submit_inputs_check(struct ws *ws, const struct obj *o,
 	return rc ? err_set(e, rc, "inputs: %s", why.msg) : 0;
 }
 
+/*
+ * `environment`: the environment must be Ready now, its image id goes
+ * into @image (RUN_IMAGE_MAX bytes; the run keeps that exact id), and
+ * only the local target runs in one yet, never for root (a container
+ * never gets the host's root) nor with inputs (not mounted in yet).
+ */
+static int submit_env_check(struct ws *ws, const struct obj *o,
+			    const struct obj *t, char *image, struct err *e)
+{
+	int rc;
+
+	rc = env_run_image(ws, o, image, RUN_IMAGE_MAX, e);
+	if (rc || !image[0])
+		return rc;
+	if (strcmp(t->type, "local"))
+		return err_set(e, -EINVAL, "environment: target '%s' (%s)"
+			       " cannot run in an environment yet; the local"
+			       " target can", t->name, t->type);
+	if (o->uid == 0 || geteuid() != 0)
+		return err_set(e, -EINVAL, "environment: %s", o->uid == 0 ?
+			       "a run of root cannot run in an environment"
+			       " (a container never gets the host's root)" :
+			       "runs in environments need a daemon that runs"
+			       " as root");
+	if (has_inputs(ws, o))
+		return err_set(e, -EINVAL, "environment: inputs are not"
+			       " mounted into an environment yet");
+	return 0;
+}
+
 /* Check everything a submit needs, without changing anything. */
 static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
-			struct err *e)
+			char *image, struct err *e)
 {
 	struct kv_list env = { 0 }, cfg = { 0 };
 	const struct driver *d;
@@ -238,6 +287,9 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 	if (!d)
 		return err_set(e, -EIO, "target '%s' has unknown type '%s'",
 			       t->name, t->type);
+	rc = submit_env_check(ws, o, t, image, e);
+	if (rc)
+		return rc;
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
 			       " give a run its inputs yet; the local, slurm"
@@ -255,6 +307,7 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 
 static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 {
+	char image[RUN_IMAGE_MAX];
 	struct obj t;
 	int rc;
 
@@ -266,9 +319,12 @@ static int run_submit(struct ws *ws, struct obj *o, struct err *e)
 			       " daemon (uid %u, not root) runs only its own"
 			       " user's runs", o->name, o->uid,
 			       (unsigned)geteuid());
-	rc = submit_check(ws, o, &t, e);
+	rc = submit_check(ws, o, &t, image, e);
 	if (!rc)	/* the run runs as its owner: theirs is the right */
 		rc = ws_target_usable(&t, o->uid, o->gid, e);
+	if (!rc)
+		rc = store_text_put(ws->st, o->id, TEXT_RUN_IMAGE, image,
+				    strlen(image));
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&ws->seq_lock);
@@ -326,7 +382,8 @@ static int clone_settings(struct ws *ws, const struct obj *o,
 			  const struct obj *n, struct err *e)
 {
 	static const int files[] = {
-		F_COMMAND, F_TARGET, F_ENV, F_RESOURCES, F_AFTER, F_INPUTS
+		F_COMMAND, F_TARGET, F_ENV, F_RESOURCES, F_AFTER, F_INPUTS,
+		F_ENVIRONMENT
 	};
 	size_t len;
 	char *buf;
@@ -517,6 +574,16 @@ static int run_draft(const struct obj *o)
 	return o->state == RS_DRAFT;
 }
 
+/* `environment` names an environment (Ready is checked at submit). */
+static int run_setting_check(struct ws *ws, const struct obj *o, int file,
+			     const char *buf, size_t len, struct err *e)
+{
+	(void)o;
+	if (file != F_ENVIRONMENT)
+		return 1;
+	return env_run_check(ws, buf, len, e);
+}
+
 static int run_setting_writable(const struct obj *o, int file)
 {
 	(void)file;
@@ -565,4 +632,5 @@ const struct kind_ops run_kind = {
 	.unlink_ctl		= ws_ebusy,
 	.worker_of		= run_worker,
 	.render			= NULL,
+	.setting_check		= run_setting_check,
 };

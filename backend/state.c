@@ -26,6 +26,7 @@ static const char *const state_names[STATE_COUNT] = {
 	[DS_UNHEALTHY]		= "Unhealthy",
 	[VS_READY]		= "Ready",
 	[VS_IN_USE]		= "InUse",
+	[ES_BUILDING]		= "Building",
 };
 
 const char *state_name(enum obj_state s)

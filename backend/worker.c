@@ -20,6 +20,7 @@
 
 #include "deploy_i.h"
 #include "endpoint_i.h"
+#include "env_i.h"
 #include "../lib/log.h"
 #include "../lib/plot.h"
 #include "../lib/vec.h"
@@ -111,6 +112,11 @@ static int run_load_settings(struct ws *ws, struct run_ctx *r,
 	if (!rc) {
 		run_inputs_runs(ws, r->obj.id, &r->after);
 		rc = run_inputs_resolve(ws, r, e);
+	}
+	if (!rc && !store_text_get(ws->st, r->obj.id, TEXT_RUN_IMAGE, &buf,
+				   &len)) {
+		snprintf(r->image, sizeof(r->image), "%s", buf);
+		free(buf);
 	}
 	return rc;
 }
@@ -681,6 +687,8 @@ static int wait_events(struct tworker *w)
 		timeout = SPACE_TICK_MS;	/* housekeeping */
 	if (w->target_id == EP_WORKER_ID)
 		timeout = EP_TICK_MS;
+	if (w->target_id == ENV_WORKER_ID)
+		timeout = env_timeout_ms();
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
 		if (r->wait_fd >= 0 && n < 63)
 			pfd[n++] = (struct pollfd){ .fd = r->wait_fd,
@@ -754,6 +762,8 @@ static void *worker_main(void *arg)
 			ep_orphans(w->ws);
 		} else if (w->target_id == EP_WORKER_ID) {
 			ep_step(w->ws);
+		} else if (w->target_id == ENV_WORKER_ID) {
+			env_step(w->ws);
 		} else if (w->have_target)
 			runs_step(w);
 		if (w->target_id && w->have_target && w->deps)
@@ -766,6 +776,8 @@ static void *worker_main(void *arg)
 	deploy_release_all(&w->t, &w->deps, w->ino_fd);
 	if (w->target_id == EP_WORKER_ID)
 		ep_release();
+	if (w->target_id == ENV_WORKER_ID)
+		env_release();
 	if (w->ino_fd >= 0)
 		close(w->ino_fd);
 	while (w->runs) {
@@ -898,6 +910,7 @@ int worker_start(struct ws *ws)
 	store_list(ws->st, K_TARGET, 0, 0, refresh_cb, ws);
 	deploy_start_all(ws);
 	ep_start_all(ws);
+	env_start_all(ws);
 	return store_list_active_runs(ws->st, start_cb, ws);
 }
 

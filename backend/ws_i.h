@@ -22,6 +22,8 @@
  *   8  run.c, target.c,         the run, target and deployment kinds
  *      deployment.c, endpoint.c  endpoint_sm.c (the endpoints' worker
  *                               side) below endpoint.c and worker.c
+ *      env.c                    environments; env_sm.c (their worker
+ *                               side: builds) below env.c and worker.c
  *      run_plots.c              a run's params and metrics.svg
  *      run_index.c              runs/index.html
  *   9  worker.c                 the worker threads
@@ -233,7 +235,7 @@ int target_ensure_local(struct ws *ws, struct err *e);
 
 /* The kinds (their tables, for ws_open.c) */
 extern const struct kind_ops run_kind, target_kind, deployment_kind,
-	model_kind, version_kind, endpoint_kind;
+	model_kind, version_kind, endpoint_kind, env_kind;
 
 /* run_after.c: `after`, the runs a run waits for */
 /* Is @buf a valid `after` of run @o: a sentence names the line, the

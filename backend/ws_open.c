@@ -171,6 +171,7 @@ static void kinds_register(void)
 	ws_kind_register(K_RUN, &run_kind);
 	ws_kind_register(K_DEPLOYMENT, &deployment_kind);
 	ws_kind_register(K_ENDPOINT, &endpoint_kind);
+	ws_kind_register(K_ENVIRONMENT, &env_kind);
 	ws_kind_register(K_MODEL, &model_kind);
 	ws_kind_register(K_VERSION, &version_kind);
 }

@@ -64,6 +64,7 @@ static uint64_t lookup_root(const char *name)
 		{ "targets", INO_TARGETS }, { "runs", INO_RUNS },
 		{ "deployments", INO_DEPLOYMENTS }, { "models", INO_MODELS },
 		{ "endpoints", INO_ENDPOINTS },
+		{ "environments", INO_ENVIRONMENTS },
 	};
 
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
@@ -252,6 +253,7 @@ static void list_root(struct dirbuf *b, off_t off)
 		{ "deployments", INO_DEPLOYMENTS, S_IFDIR },
 		{ "models", INO_MODELS, S_IFDIR },
 		{ "endpoints", INO_ENDPOINTS, S_IFDIR },
+		{ "environments", INO_ENVIRONMENTS, S_IFDIR },
 	};
 
 	for (size_t i = off > 2 ? off - 2 : 0; i < sizeof(tab) / sizeof(tab[0]);

@@ -19,6 +19,7 @@ static const struct {
 	{ INO_DEPLOYMENTS,	K_DEPLOYMENT },
 	{ INO_MODELS,		K_MODEL },
 	{ INO_ENDPOINTS,	K_ENDPOINT },
+	{ INO_ENVIRONMENTS,	K_ENVIRONMENT },
 };
 
 uint64_t kind_top_ino(int kind)

@@ -42,6 +42,7 @@ enum {
 	INO_DEPLOYMENTS,
 	INO_MODELS,
 	INO_ENDPOINTS,
+	INO_ENVIRONMENTS,
 	INO_RUNS_PAGE,		/* runs/index.html */
 	INO_FIXED_MAX,
 };

@@ -57,7 +57,11 @@
 # summary of 3 metrics as the worker writes it: rendered anew after a
 # change, and kept while nothing changed vs. `ls -l runs`, medians of
 # REPEAT; metrics.svg of 100,000 points drawn, as build/tests/test_plot
-# times it).
+# times it),
+# env (environments/: the first build of a Containerfile FROM a busybox
+# rootfs; the second build of the unchanged folder vs. podman build of it
+# with its layer cache, median of REPEAT; podman run --rm IMAGE true vs.
+# sh -c true, the floor a run in an environment pays).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -1092,6 +1096,60 @@ cluster_section() {
 	CLHOSTS_D=
 }
 
+# ---- env --------------------------------------------------------------------
+
+# env_build NAME: echo build > ctl -> settled (s); its status in $W/NAME.st
+env_build() {
+	local e=$MNT/environments/$1 t0 t1 st
+	t0=$(now)
+	echo "${2:-build}" > "$e/ctl"
+	while st=$(cat "$e/status"); [[ $st == Building ]]; do sleep 0.01; done
+	t1=$(now)
+	echo "$st" > "$W/$1.st"
+	echo "$t1 - $t0" | bc -l
+}
+
+# A busybox rootfs imported, a Containerfile built FROM it; then the
+# second build of the unchanged folder (mlfs's own key: no podman build)
+# vs. podman build of the same folder with its layer cache; and podman
+# run --rm IMAGE true vs. sh -c true (what a run in an environment adds).
+env_section() {
+	local r=$W/envroot b=$MNT/environments/ebase e=$MNT/environments/ebench
+	local base first again pb pr sh ul ctx
+	command -v podman >/dev/null || { echo "bench: env: no podman" >&2; return; }
+	mkdir -p "$r"/{bin,tmp,etc,proc,sys,dev,run,root,var/tmp}
+	cp /bin/busybox "$r/bin/" && ln -s busybox "$r/bin/sh" &&
+		ln -s busybox "$r/bin/true"
+	tar -C "$r" --numeric-owner --owner=0 --group=0 -cf "$W/envroot.tar" .
+	mkdir "$b" "$e"
+	echo "rootfs = $W/envroot.tar" > "$b/config"
+	env_build ebase >/dev/null
+	base=$(cat "$b/image")
+	printf 'FROM %s\nRUN echo built > /tmp/built\n' "$base" > "$e/Containerfile"
+	first=$(env_build ebench)
+	again=$(for ((i = 0; i < REPEAT; i++)); do env_build ebench; done |
+		median)
+	# the copy the daemon built from (objects/ID/build/ctx)
+	ctx=$(dirname "$(ls "$STATE"/objects/*/build/ctx/Containerfile |
+		tail -1)")
+	pb=$(median_time podman build --runtime runc -q \
+		--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$ctx")
+	row "env: first build of a Containerfile (s)" "$(printf %.3f "$first")" \
+		"-" "-"
+	row "env: second build, unchanged folder (s)" "$again" "$pb" \
+		"$(ratio "$again" "$pb")x"
+	row "  (baseline: podman build, its layer cache)" "" "" ""
+	ul="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
+	# shellcheck disable=SC2086
+	pr=$(median_time podman run --rm --runtime runc $ul "$base" true)
+	sh=$(median_time sh -c true)
+	row "env: podman run --rm IMAGE true (s)" "$pr" "$sh" \
+		"$(ratio "$pr" "$sh")x"
+	# a run of root never runs in an environment, and this mount is
+	# root's: the figure through runs/ wants a user (next step)
+	row "  (baseline: sh -c true; a run's floor in a container)" "" "" ""
+}
+
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
 mount_ws
 row "figure" "mlfs" "baseline" "ratio"
@@ -1194,6 +1252,9 @@ SH
 		;;
 	clone)
 		clone_section
+		;;
+	env)
+		env_section
 		;;
 	esac
 done

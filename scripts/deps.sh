@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Install the Debian packages mlfs needs to build, run and test, if missing.
-#   scripts/deps.sh [build|test|fuzz|cluster|pjdfstest|torch]... (default: build)
+#   scripts/deps.sh [build|test|fuzz|cluster|pjdfstest|torch|env]... (default: build)
 # cluster: what a managed cluster's controller needs on this machine (the
 # test set includes it: tests/it/70 makes one on test hosts).
 set -euo pipefail
@@ -24,13 +24,34 @@ test_pkgs+=(python3-venv rsync)	# tests/it/18: a venv and rsync into code/
 torch_pkgs=(python3-torch)
 # tests/it/22: pictures checked in a real browser, by rsvg and by pixels
 test_pkgs+=(chromium librsvg2-bin python3-pil fonts-dejavu-core)
+# environments/ (container images): podman with runc (crun refuses the CI
+# machines' hybrid cgroup layout); not needed to mount a workspace
+env_pkgs=(podman runc)
+# tests/it/27: the base image is a rootfs made from busybox-static
+test_pkgs+=(busybox-static)
+# builds run in a user namespace of the `containers` range of /etc/subuid
+# and /etc/subgid (backend/env_sm.c): added here once, if missing
+subids() {
+	local f
+	for f in /etc/subuid /etc/subgid; do
+		grep -q '^containers:' "$f" 2>/dev/null && continue
+		if [[ $(id -u) -ne 0 ]]; then
+			echo "deps.sh: add containers:2147483647:2147483648 to $f (as root)" >&2
+			continue
+		fi
+		echo 'containers:2147483647:2147483648' >> "$f"
+	done
+}
 
 want=()
+want_subids=
 for what in "${@:-build}"; do
 	case $what in
 	build) want+=("${build_pkgs[@]}" "${run_pkgs[@]}") ;;
 	test) want+=("${build_pkgs[@]}" "${run_pkgs[@]}" "${test_pkgs[@]}"
-		"${cluster_pkgs[@]}" "${cluster_test_pkgs[@]}") ;;
+		"${cluster_pkgs[@]}" "${cluster_test_pkgs[@]}" "${env_pkgs[@]}")
+		want_subids=1 ;;
+	env) want+=("${env_pkgs[@]}"); want_subids=1 ;;
 	cluster) want+=("${cluster_pkgs[@]}") ;;
 	fuzz) want+=("${fuzz_pkgs[@]}") ;;
 	pjdfstest) want+=("${pjdfstest_pkgs[@]}") ;;
@@ -44,6 +65,7 @@ for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
 		missing+=("$p")
 done
+[[ -z $want_subids ]] || subids
 ((${#missing[@]})) || exit 0
 if [[ $(id -u) -ne 0 ]]; then
 	echo "deps.sh: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2

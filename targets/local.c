@@ -31,6 +31,7 @@
 #include "../lib/vec.h"
 #include "gpu.h"
 #include "local_deploy.h"
+#include "local_image.h"
 #include "proc.h"
 
 static const char *const local_keys[] = {
@@ -299,7 +300,10 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 	snprintf(helper, sizeof(helper), "%s/mlfs-run",
 		 ws_helper_dir(r->ws));
 	argv[n++] = "mlfs-run";
-	if (run_as_creator(r)) {
+	if (r->image[0]) {	/* podman as root; the creator inside */
+		argv[n++] = "-i";
+		argv[n++] = RUN_CT_ARGS;
+	} else if (run_as_creator(r)) {
 		snprintf(uid, sizeof(uid), "%u", r->obj.uid);
 		snprintf(gid, sizeof(gid), "%u", r->obj.gid);
 		argv[n++] = "-u";
@@ -311,7 +315,7 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 		argv[n++] = "-c";
 		argv[n++] = cgd[i];
 	}
-	if (r->res.procs_per_node > 1) {
+	if (r->res.procs_per_node > 1 && !r->image[0]) {
 		snprintf(procs, sizeof(procs), "%ld", r->res.procs_per_node);
 		argv[n++] = "-n";
 		argv[n++] = procs;
@@ -399,6 +403,9 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 	rc = make_work(r, work, e);
 	if (!rc)
 		rc = make_metrics(r, e);
+	if (!rc && r->image[0])
+		rc = local_image_files(r, work, cfg_long(&t->config,
+				       "pids_max", CG_PIDS_DEFAULT), e);
 	if (rc)
 		return rc;
 	ncg = run_cg_create(t, r, cgd, e);

@@ -2,8 +2,8 @@
 /*
  * mlfs-run - the supervisor of one local run.
  *
- *   mlfs-run [-u UID -g GID] [-c CGROUP_DIR]... [-n PROCS] RUNDIR WORKDIR
- *            COMMAND
+ *   mlfs-run [-u UID -g GID] [-c CGROUP_DIR]... [-n PROCS] [-i ARGS] RUNDIR
+ *            WORKDIR COMMAND
  *
  * Started by the daemon (posix_spawn, its own session) and independent of
  * it from then on: a daemon crash loses nothing.  It
@@ -22,6 +22,13 @@
  * The daemon cancels by signalling the child's process group directly.
  * With -n PROCS (resources: procs_per_node > 1) the child is the launcher
  * of PROCS copies of the command instead (mlfs-ranks.c), in that group.
+ * With -i ARGS (a run in an environment) the child runs, as root, the
+ * command whose words the daemon wrote into RUNDIR/ARGS (NUL after each:
+ * podman run …), with PATH and HOME only: the run's env lines reach the
+ * container through podman's --env-file, never a root process; no input
+ * view, no user switch (podman runs the command as the run's creator,
+ * --user).  Once it ended, the container is removed (podman rm -f, its
+ * name from --name=): a podman killed by the cancel's SIGKILL leaves none.
  * It links against libc only, so that it starts fast.
  *
  * Environment: the daemon starts it with a daemon-built one only; the
@@ -80,6 +87,7 @@ static int write_all(int fd, const char *buf, size_t len)
 
 static uid_t run_uid = (uid_t)-1;
 static int procs = 1;		/* -n: processes of the run on this node */
+static const char *ct_args;	/* -i: the container's command file */
 static const char *cg_dirs[4];
 static int cg_n;
 
@@ -286,6 +294,80 @@ static char **command_env(void)
 	return e.v;
 }
 
+#define CT_ARGS_MAX	(64 * 1024)
+#define CT_WORDS_MAX	256
+
+/* RUNDIR/ARGS as words into @argv (static storage); the count. */
+static int container_words(const char *rundir, char **argv)
+{
+	static char buf[CT_ARGS_MAX];
+	char path[4096];
+	ssize_t len;
+	int fd, n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", rundir, ct_args);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	for (ssize_t i = 0; len > 0 && i < len && n < CT_WORDS_MAX; ) {
+		argv[n++] = buf + i;
+		i += (ssize_t)strnlen(buf + i, (size_t)(len - i)) + 1;
+	}
+	argv[n] = NULL;
+	return len > 0 && buf[len - 1] == '\0' ? n : 0;
+}
+
+static void container_exec(const char *rundir)
+{
+	static char *env[] = {
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", NULL
+	};
+	char *argv[CT_WORDS_MAX + 1];
+
+	if (!container_words(rundir, argv) || chdir("/")) {
+		dprintf(2, "mlfs: cannot read the container's command %s\n",
+			ct_args);
+		_exit(126);
+	}
+	execve(argv[0], argv, env);
+	dprintf(2, "mlfs: cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* After the run: its container removed (gone already after --rm). */
+static void container_remove(const char *rundir)
+{
+	char *argv[CT_WORDS_MAX + 1], *rm[6];
+	pid_t pid;
+	int n, fd;
+
+	n = container_words(rundir, argv);
+	rm[0] = n ? argv[0] : NULL;
+	rm[1] = "rm";
+	rm[2] = "-f";
+	rm[3] = NULL;
+	rm[4] = NULL;
+	for (int i = 0; i < n && rm[0]; i++)
+		if (!strncmp(argv[i], "--name=", 7))
+			rm[3] = argv[i] + 7;
+	if (!rm[0] || !rm[3])
+		return;
+	pid = fork();
+	if (pid == 0) {
+		fd = open("/dev/null", O_RDWR);
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(rm[0], rm);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
 static void child(const char *rundir, const char *workdir, const char *cmd)
 {
 	char path[4096];
@@ -315,6 +397,8 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 		dup2(fd, 0);
 		close(fd);
 	}
+	if (ct_args)
+		container_exec(rundir);
 	input_views();
 	become_user();
 	if (chdir(workdir)) {
@@ -387,7 +471,7 @@ int main(int argc, char **argv)
 
 	int opt;
 
-	while ((opt = getopt(argc, argv, "+u:g:c:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "+u:g:c:n:i:")) != -1) {
 		if (opt == 'u')
 			run_uid = (uid_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'g')
@@ -396,6 +480,8 @@ int main(int argc, char **argv)
 			cg_dirs[cg_n++] = optarg;
 		else if (opt == 'n')
 			procs = atoi(optarg);
+		else if (opt == 'i')
+			ct_args = optarg;
 		else
 			return 2;
 	}
@@ -404,7 +490,7 @@ int main(int argc, char **argv)
 	if (argc != 4 || (run_uid == (uid_t)-1) != (run_gid == (gid_t)-1) ||
 	    procs < 1 || procs > 256) {
 		fprintf(stderr, "usage: mlfs-run [-u UID -g GID] [-c CGROUP_DIR]..."
-			" [-n PROCS] RUNDIR WORKDIR COMMAND\n");
+			" [-n PROCS] [-i ARGS] RUNDIR WORKDIR COMMAND\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/pid", argv[1]);
@@ -438,5 +524,7 @@ int main(int argc, char **argv)
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return 1;
+	if (ct_args)
+		container_remove(argv[1]);
 	return record_exit(argv[1], status);
 }

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A local run in an environment (its `environment`, an image id fixed at
+ * submit): the podman command its supervisor runs instead of the shell.
+ */
+#ifndef MLFS_LOCAL_IMAGE_H
+#define MLFS_LOCAL_IMAGE_H
+
+#include <stddef.h>
+
+#include "../backend/driver.h"
+
+/* Where the command and the environment go, in the run's folder. */
+#define RUN_CT_ARGS	"container.args"
+#define RUN_CT_ENV	"container.env"
+
+/*
+ * local_image_files - write RUN_CT_ARGS (podman run's argv, NUL after
+ * each word) and RUN_CT_ENV (--env-file) for run @r whose working copy
+ * is @work, with at most @pids processes.  The container: the run's
+ * creator's uid and gid (--user; never the host's root), no capability,
+ * no new privileges, podman's private network, the working copy at /work,
+ * $MLFS_METRICS and $MLFS_PARAMS at /mlfs, the mlfs module at /mlfs/lib
+ * (read-only), resources as --memory, --cpus, --pids-limit.  0 or -errno
+ * with a sentence.
+ */
+int local_image_files(struct run_ctx *r, const char *work, long pids,
+		      struct err *e);
+
+/* The container's name for run @r: mlfs-<state hash>-<id>. */
+void local_image_name(const struct run_ctx *r, char *buf, size_t sz);
+
+#endif
