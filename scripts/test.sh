@@ -136,6 +136,9 @@ export -f fuzz_checks
 LONG="70-cluster 44-deploy-ssh 20-ssh 23-distributed 18-code-dir
 	69-cluster-hosts 50-crash-load 15-workcopy 46-autoscale 53-hostile
 	63-serve-register 65-mu-races 62-cgroups 60-mu-fs 52-stress"
+# The files that bring their own sshd, hosts or Slurm cluster are the
+# heaviest beside others (key exchanges, many daemons): two at most at once.
+HEAVY="70-cluster 44-deploy-ssh 20-ssh 69-cluster-hosts 48-endpoint-ssh"
 LANES=${MLFS_LANES:-3}
 [[ -n ${MLFS_SERIAL:-} ]] && LANES=1
 QUEUE=$LOGDIR/queue RUNNING=$LOGDIR/running
@@ -172,6 +175,13 @@ make_queue() {
 	done
 }
 
+heavy() { [[ " $(echo $HEAVY) " == *" $(basename "$1" .sh) "* ]]; }
+heavy_running() {
+	local f n=0
+	while read -r f; do heavy "$f" && n=$((n + 1)); done <"$RUNNING"
+	echo "$n"
+}
+
 # take: print the next line whose file is not running now and move it to
 # the running list; fails when the queue is empty.
 take() {
@@ -184,6 +194,7 @@ take() {
 		while read -r line; do
 			f=${line##* }
 			grep -qxF "$f" "$RUNNING" && continue
+			heavy "$f" && (($(heavy_running) >= 2)) && continue
 			echo "$f" >>"$RUNNING"
 			grep -vxF "$line" "$QUEUE" >"$QUEUE.new"
 			mv "$QUEUE.new" "$QUEUE"
