@@ -35,7 +35,7 @@ enum ctl_file {
 	F_METRICS, F_OUTPUTS, F_MODEL, F_SCORING_URI, F_KEY,
 	F_AFTER, F_WAIT, F_REPLICAS, F_INPUTS,
 	F_KEYS, F_TRAFFIC, F_MIRROR, F_STATS, F_ENDPOINT,
-	F_PARAMS, F_METRICS_SVG,
+	F_PARAMS, F_METRICS_SVG, F_TASKS,
 	F_COUNT
 };
 _Static_assert(F_COUNT <= 64, "a control file set is one 64-bit word");
