@@ -84,8 +84,8 @@ static void codes(const struct failed *f, int n, char *out, size_t sz)
 
 /* "tasks 3, 17 failed (exit 1)", "task 4 failed (exit 2)", "12 of 100
  * tasks failed: 1-10, 50, 70 (exits 1, 137)". */
-static void run_array_sentence(struct failed *f, int n, int total, char *out,
-			size_t sz)
+static void run_array_sentence(struct failed *f, int n, int total,
+			       char *out, size_t sz)
 {
 	char list[256], why[64];
 
