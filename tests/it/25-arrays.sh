@@ -4,7 +4,8 @@
 # which sees at most 3 at once; tasks/I/{status,exit_code,log}, read-only;
 # MLFS_ARRAY_INDEX/COUNT; the aggregate status (Completed, Failed naming
 # the failed indices); cancel; the time limit per task; kill -9 + remount
-# adopts the array, whose launcher kept going meanwhile.
+# adopts the array, whose launcher kept going meanwhile; an ssh target
+# refuses an array at submit (when a test sshd can be started).
 source "$(dirname "$0")/../lib.sh"
 
 EINVAL="Invalid argument"
@@ -187,5 +188,31 @@ check "K Completed (adopted)" wait_for "$MNT/runs/K/status" Completed 30
 eq "every task of K Completed" \
 	"0:Completed 1:Completed 2:Completed 3:Completed" "$(statuses K)"
 clear_marks
+
+# ---- an ssh target refuses an array at submit (with a test sshd) -----------------
+SSHD=$T/sshd
+WORK=$T/remote
+if sshd_start; then
+	trap 'ssh_cleanup; cleanup' EXIT
+	source "$SSHD/host.env"
+	B=$MNT/targets/box
+	mkdir "$B" && wr "$B/type" ssh
+	ssh_config "workdir = $WORK" > "$B/config"
+	wr "$B/ctl" provision
+	check "an ssh target: Succeeded" wait_for "$B/status" Succeeded 30
+	mk S "echo x" "array = 0-3"
+	wr "$MNT/runs/S/target" box
+	expect_err "an array on an ssh target is refused at submit" "$EINVAL" \
+		submit S
+	check "  error says the target cannot run an array yet" \
+		grep -q "target 'box' (ssh) cannot run an array yet" \
+		"$MNT/runs/S/error"
+	eq "  S still Draft" Draft "$(st S)"
+	wr "$MNT/runs/S/resources" ""
+	check "  the same run without array is taken" submit S
+	check "  and Completes there" wait_for "$MNT/runs/S/status" Completed 60
+else
+	echo "# no test sshd (scripts/ssh-host.sh): the ssh refusal is not checked"
+fi
 
 done_testing
