@@ -82,6 +82,8 @@ struct run_ctx {
 #define RUN_SUMMARY	"metrics.sum"	/* for runs/index.html */
 #define RUN_EXIT	"exit"		/* exit code, written by the supervisor */
 #define RUN_PID		"pid"		/* supervisor pid, child pgid, start */
+#define RUN_TASKS	"tasks"		/* an array's tasks/I/{status,
+					 * exit_code,log}, its launcher's */
 
 struct driver {
 	const char *type;
@@ -90,6 +92,7 @@ struct driver {
 	const char *const *multi_keys;	/* may be given on several lines */
 	int can_host;			/* can host deployments */
 	int inputs;			/* gives runs their `inputs` */
+	int arrays;			/* runs arrays (resources `array`) */
 	const char *deploy_host;	/* bind address of replicas when the
 					 * deployment's config sets no host
 					 * (NULL: 127.0.0.1) */

@@ -131,13 +131,17 @@ struct resources {
 	uint64_t time_secs;	/* 0 = no limit */
 	long procs_per_node;	/* processes started on each node, default
 				 * 1, 1..256; gpus splits evenly across them */
+	char array[256];	/* `array` as written (lib/array.h), "" none */
+	long array_n;		/* its tasks, 0: not an array */
+	long array_max;		/* %M: tasks at once, 0: not given */
 };
 
 /*
  * resources_parse - parse the `resources` file (key = value lines; keys
- * nodes, cpus, gpus, memory, time, procs_per_node).  Missing keys take the
- * defaults above; an empty buffer is all defaults.  Unknown keys, bad
- * values and gpus that do not split evenly across procs_per_node: -EINVAL.
+ * nodes, cpus, gpus, memory, time, procs_per_node, array).  Missing keys
+ * take the defaults above; an empty buffer is all defaults.  Unknown keys,
+ * bad values, gpus that do not split evenly across procs_per_node and an
+ * array of a run of several nodes or processes: -EINVAL.
  */
 int resources_parse(const char *buf, size_t len, struct resources *r,
 		    struct err *e);

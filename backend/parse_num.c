@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/array.h"
 #include "parse_i.h"
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -345,8 +346,55 @@ static int parse_cpus(const char *s, struct resources *r, struct err *e)
 }
 
 static const char *const res_keys[] = {
-	"nodes", "cpus", "gpus", "memory", "time", "procs_per_node", NULL
+	"nodes", "cpus", "gpus", "memory", "time", "procs_per_node", "array",
+	NULL
 };
+
+/* Why lib/array.h refused @v, as a sentence. */
+static int array_refused(const char *v, int rc, const struct array_spec *a,
+			 struct err *e)
+{
+	struct quote q;
+
+	switch (rc) {
+	case ARR_REVERSED:
+		return err_set(e, -EINVAL, "array range %ld-%ld is reversed:"
+			       " write %ld-%ld.", a->a, a->b, a->b, a->a);
+	case ARR_INDEX:
+		return err_set(e, -EINVAL, "array index %ld is too large (at"
+			       " most %d).", a->a, ARRAY_INDEX_MAX);
+	case ARR_TOO_MANY:
+		return err_set(e, -EINVAL, "array '%s' has more than %d tasks:"
+			       " split it into several runs.",
+			       quote_str(&q, v), ARRAY_TASKS_MAX);
+	case ARR_MAX_ZERO:
+		return err_set(e, -EINVAL, "array '%s': %%0 would run no task:"
+			       " the number after %% (tasks at once) must be"
+			       " at least 1.", quote_str(&q, v));
+	case ARR_TWICE:
+		return err_set(e, -EINVAL, "array '%s' gives index %ld twice.",
+			       quote_str(&q, v), a->a);
+	case ARR_NOMEM:
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	return err_set(e, -EINVAL, "array must be like 0-99, 0-99%%8 (8 at"
+		       " once), 0-98:2 (every second), 5 or 1,3,5, not '%s'.",
+		       quote_str(&q, v));
+}
+
+static int parse_array(const char *v, struct resources *r, struct err *e)
+{
+	struct array_spec a;
+	int rc;
+
+	rc = array_parse(v, 0, &a);
+	if (rc)
+		return array_refused(v, rc, &a, e);
+	snprintf(r->array, sizeof(r->array), "%s", v);
+	r->array_n = a.n;
+	r->array_max = a.max;
+	return 0;
+}
 
 static int res_set(struct resources *r, const struct kv *kv, struct err *e)
 {
@@ -366,6 +414,8 @@ static int res_set(struct resources *r, const struct kv *kv, struct err *e)
 	if (!strcmp(kv->key, "procs_per_node"))
 		return parse_int(kv->value, 1, 256, &r->procs_per_node,
 				 "procs_per_node", e);
+	if (!strcmp(kv->key, "array"))
+		return parse_array(kv->value, r, e);
 	return err_set(e, -EINVAL, "unknown resources key '%s' (known: %s).",
 		       quote_str(&q, kv->key),
 		       join_keys(res_keys, known, sizeof(known)));
@@ -395,6 +445,10 @@ int resources_parse(const char *buf, size_t len, struct resources *r,
 	kv_free(&l);
 	if (!rc)
 		rc = gpus_split(&t, e);
+	if (!rc && t.array_n && (t.nodes > 1 || t.procs_per_node > 1))
+		rc = err_set(e, -EINVAL, "an array's task is one process on one"
+			     " node: array cannot be combined with nodes or"
+			     " procs_per_node above 1 yet.");
 	if (!rc)
 		*r = t;
 	return rc;

@@ -39,6 +39,7 @@ static const struct file_desc run_files[] = {
 	{ "metrics.svg", F_METRICS_SVG,	FD_DISK },
 	{ "params",	F_PARAMS,	FD_DISK },
 	{ "outputs",	F_OUTPUTS,	FD_DIRECTORY,	RUN_WORK "/outputs" },
+	{ "tasks",	F_TASKS,	FD_DIRECTORY,	RUN_TASKS },
 	{ "error",	F_ERROR,	FD_GEN },
 	{ "info.json",	F_INFO,		FD_GEN },
 	{ "wait",	F_WAIT,		FD_WAIT },
@@ -242,7 +243,7 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 {
 	struct kv_list env = { 0 }, cfg = { 0 };
 	const struct driver *d;
-	struct resources res;
+	struct resources res = { 0 };
 	char *buf, *nodes;
 	size_t len;
 	int rc, blank;
@@ -290,10 +291,17 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 	rc = submit_env_check(ws, o, t, image, e);
 	if (rc)
 		return rc;
+	if (image[0] && res.array_n)
+		return err_set(e, -EINVAL, "environment: an array does not"
+			       " run in an environment yet");
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
 			       " give a run its inputs yet; the local, slurm"
 			       " and cluster targets can", t->name, t->type);
+	if (!d->arrays && res.array_n)
+		return err_set(e, -EINVAL, "resources: target '%s' (%s) cannot"
+			       " run an array yet; the local target can (or"
+			       " submit one run a task)", t->name, t->type);
 	if (!d->check_run)
 		return 0;
 	rc = ws_load_config(ws, t->id, &cfg, e);
@@ -590,10 +598,10 @@ static int run_setting_writable(const struct obj *o, int file)
 	return run_draft(o) ? 0 : -EROFS;
 }
 
-/* Not while it runs; outputs/ only once it ended. */
+/* Not while it runs; outputs/ only once it ended; tasks/ never. */
 static int run_user_removable(const struct obj *o, int root)
 {
-	if (run_state_active(o->state))
+	if (root == F_TASKS || run_state_active(o->state))
 		return 0;
 	return root != F_OUTPUTS || run_state_final(o->state);
 }

@@ -711,9 +711,12 @@ int ws_may_write_files(struct ws *ws, const struct obj *o, int root)
 	const struct kind_ops *k = ws_kind(o->kind);
 	struct err e;
 
-	if (root != F_OUTPUTS && ws_files_writable(o))
+	if (root != F_OUTPUTS && root != F_TASKS && ws_files_writable(o))
 		return 0;
-	if (root == F_OUTPUTS)
+	if (root == F_TASKS)
+		err_set(&e, -EROFS, "tasks/ of run '%s' is written by mlfs"
+			" only", o->name);
+	else if (root == F_OUTPUTS)
 		err_set(&e, -EROFS, "outputs/ of run '%s' is written by the run"
 			" only", o->name);
 	else if (k->files_readonly_why)

@@ -249,6 +249,14 @@ int ws_run_save(struct ws *ws, struct run_ctx *r);
 /* Set the error text of run @r without a state change (e.g. engine
  * unreachable); one events line when it changes. */
 int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error);
+/*
+ * run_array_end - an array run @r ended (worker): settle the tasks its
+ * launcher left Queued or Running (Canceled when @canceled, else Failed)
+ * and put the sentence naming the failed tasks in @why ("" when none
+ * failed), e.g. "tasks 3, 17 failed (exit 1)".  How many failed, or
+ * -ENOENT when the run has no tasks/ folder (its launcher never ran).
+ */
+int run_array_end(struct run_ctx *r, int canceled, char *why, size_t sz);
 int ws_target_set_nodes(struct ws *ws, struct target_ctx *t,
 			const char *nodes);
 /* Set the error text of target @t without a state change ("" clears). */

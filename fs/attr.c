@@ -223,10 +223,11 @@ double timeout_for(struct mlfs *m, uint64_t ino)
 		return 0;	/* its size, fresh for every read */
 	/* a run writes its outputs behind the kernel's back until it ends
 	 * (its end invalidates outputs/); then they never change */
-	if ((ino_is_obj(ino) && ino_file(ino) == F_OUTPUTS &&
+	if ((ino_is_obj(ino) && (ino_file(ino) == F_OUTPUTS ||
+				 ino_file(ino) == F_TASKS) &&
 	     !ws_get(m->ws, ino_obj(ino), &o)) ||
 	    (ino_is_user(ino) && !owner_of(m, ino, &o, &root) &&
-	     root == F_OUTPUTS))
+	     (root == F_OUTPUTS || root == F_TASKS)))
 		return run_state_final(o.state) ? m->timeout : SHORT_TIMEOUT;
 	return m->timeout;
 }

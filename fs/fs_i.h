@@ -189,6 +189,8 @@ static const char readme_text[] =
 	"                  env, resources), then: echo submit > ctl\n"
 	"                  status, exit_code, log, metrics, outputs/ follow it;\n"
 	"                  cat runs/NAME/wait blocks until it ends (not listed).\n"
+	"                  array = 0-99%8 in resources: 100 tasks, 8 at once,\n"
+	"                  each with $MLFS_ARRAY_INDEX; tasks/I/ shows each.\n"
 	"  deployments/    models served over HTTP.\n"
 	"  models/NAME/V/  registered model files.\n"
 	"  events          one line per state change: tail -f events\n"

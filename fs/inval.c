@@ -110,7 +110,8 @@ void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 {
 	int dir = top_ino_kind(ino) != K_NONE ||
 		  (ino_is_obj(ino) && (ino_file(ino) == F_DIR ||
-				       ino_file(ino) == F_OUTPUTS));
+				       ino_file(ino) == F_OUTPUTS ||
+				       ino_file(ino) == F_TASKS));
 
 	if (off >= 0 && !dir)
 		enqueue(m, ino, NULL, off);
@@ -178,6 +179,7 @@ static void hook_outputs(void *ctx, int64_t id)
 	struct mlfs *m = ctx;
 
 	inval_inode(m, obj_ino(id, F_OUTPUTS), 0);
+	inval_inode(m, obj_ino(id, F_TASKS), 0);
 }
 
 static void hook_user(void *ctx, int64_t id, int root, const char *name)

@@ -674,7 +674,8 @@ out_unlock:
 		return -ENOENT;
 	*obj = ino_obj(ino);
 	*root = ino_file(ino);
-	if (*root != F_DIR && *root != F_OUTPUTS && *root != F_KEYS)
+	if (*root != F_DIR && *root != F_OUTPUTS && *root != F_KEYS &&
+	    *root != F_TASKS)
 		return -ENOENT;
 	if (strlen(buf + pos) >= relsz)
 		return -ENAMETOOLONG;

@@ -61,7 +61,11 @@
 # env (environments/: the first build of a Containerfile FROM a busybox
 # rootfs; the second build of the unchanged folder vs. podman build of it
 # with its layer cache, median of REPEAT; podman run --rm IMAGE true vs.
-# sh -c true, the floor a run in an environment pays).
+# sh -c true, the floor a run in an environment pays),
+# array (an array of NARRAY=1000 trivial tasks, `array = 0-999`, from
+# `echo submit` to the return of `cat wait`, vs. NARRAY separate trivial
+# runs made and submitted by a shell loop until all are final; local
+# target, same max_concurrent, same run).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -517,6 +521,28 @@ dist_section() {
 		"$(col dist-log.txt 1)" "$(col dist-log.txt 2)" \
 		"$(ratio "$(col dist-log.txt 1)" "$(col dist-log.txt 2)")x"
 	row "  (baseline: 1 process, $((4 * n)) lines direct)" "" "" ""
+}
+
+# ---- array -------------------------------------------------------------------
+
+array_section() {
+	local n=${NARRAY:-1000} t0 t1 t2 ta tr
+	mkdir "$MNT/runs/arr"
+	echo true > "$MNT/runs/arr/command"
+	echo "array = 0-$((n - 1))" > "$MNT/runs/arr/resources"
+	t0=$(now)
+	echo submit > "$MNT/runs/arr/ctl"
+	cat "$MNT/runs/arr/wait" >/dev/null
+	t1=$(now)
+	make_runs sep "$n"
+	wait_all_final sep "$n"
+	t2=$(now)
+	ta=$(echo "$t1 - $t0" | bc -l)
+	tr=$(echo "$t2 - $t1" | bc -l)
+	row "array: $n trivial tasks, submit -> final (s)" \
+		"$(printf %.2f "$ta")" "$(printf %.2f "$tr")" \
+		"$(ratio "$ta" "$tr")x"
+	row "  (baseline: $n separate runs, loop -> all final)" "" "" ""
 }
 
 # ---- plots ------------------------------------------------------------------
@@ -1255,6 +1281,9 @@ SH
 		;;
 	env)
 		env_section
+		;;
+	array)
+		array_section
 		;;
 	esac
 done

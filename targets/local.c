@@ -46,7 +46,7 @@ struct local_target {
 struct local_run {
 	pid_t pid;			/* supervisor */
 	pid_t pgid;			/* the command's process group */
-	int holds_slot;
+	int holds_slot;			/* slots it holds (0: none) */
 	int timed_out;
 	double term_sent;
 };
@@ -130,11 +130,24 @@ static int local_deprovision(struct target_ctx *t, struct err *e)
 	return 0;
 }
 
+/* The slots of max_concurrent a run holds: 1, or an array's tasks at
+ * once (its %M, or all), at most max_concurrent. */
+static long run_slots(struct target_ctx *t, const struct run_ctx *r)
+{
+	long n = r->res.array_n, max = max_concurrent(&t->config);
+
+	if (!n)
+		return 1;
+	if (r->res.array_max && r->res.array_max < n)
+		n = r->res.array_max;
+	return n < max ? n : max;
+}
+
 static int local_can_start(struct target_ctx *t, struct run_ctx *r)
 {
 	struct local_target *l = lt(t);
 
-	if (!l || l->running >= max_concurrent(&t->config))
+	if (!l || l->running + run_slots(t, r) > max_concurrent(&t->config))
 		return 0;
 	return gpu_pool_free(&l->gpus) >= r->res.gpus;
 }
@@ -258,10 +271,12 @@ static void cg_init(struct run_ctx *r)
 static int run_cg_create(struct target_ctx *t, struct run_ctx *r,
 			 char dirs[CG_DIRS_MAX][4096], struct err *e)
 {
+	/* memory and cpus are per task of an array, as per process */
+	long k = r->res.array_n ? run_slots(t, r) : r->res.procs_per_node;
 	struct cg_limits lim = {
-		.memory_mib	= r->res.memory_mib,
+		.memory_mib	= r->res.memory_mib * k,
 		/* cpus counts per process, as Slurm's cpus per task */
-		.cpu_milli	= r->res.cpu_milli * r->res.procs_per_node,
+		.cpu_milli	= r->res.cpu_milli * k,
 		.pids		= cfg_long(&t->config, "pids_max",
 					   CG_PIDS_DEFAULT),
 	};
@@ -286,12 +301,35 @@ static int run_cg_end(struct run_ctx *r)
 	return oom;
 }
 
+/* mlfs-run -a SPEC -m MAX -t LIMIT -k GRACE for an array run. */
+static int array_args(struct run_ctx *r, char **argv, char num[3][24])
+{
+	int n = 0;
+
+	if (!r->res.array_n)
+		return 0;
+	snprintf(num[0], sizeof(num[0]), "%ld", run_slots(r->t, r));
+	snprintf(num[1], sizeof(num[1]), "%llu",
+		 (unsigned long long)r->res.time_secs);
+	snprintf(num[2], sizeof(num[2]), "%ld",
+		 cfg_long(&r->t->config, "cancel_grace_seconds", 10));
+	argv[n++] = "-a";
+	argv[n++] = r->res.array;
+	argv[n++] = "-m";
+	argv[n++] = num[0];
+	argv[n++] = "-t";
+	argv[n++] = num[1];
+	argv[n++] = "-k";
+	argv[n++] = num[2];
+	return n;
+}
+
 static int spawn_supervisor(struct run_ctx *r, const char *work,
 			    char cgd[CG_DIRS_MAX][4096], int ncg, pid_t *pid,
 			    struct err *e)
 {
-	char helper[PATH_MAX], uid[16], gid[16], procs[16];
-	char *argv[14 + 2 * CG_DIRS_MAX];
+	char helper[PATH_MAX], uid[16], gid[16], procs[16], num[3][24];
+	char *argv[22 + 2 * CG_DIRS_MAX];
 	posix_spawnattr_t attr;
 	struct envp env = { 0 };
 	sigset_t none;
@@ -320,6 +358,7 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 		argv[n++] = "-n";
 		argv[n++] = procs;
 	}
+	n += array_args(r, argv + n, num);
 	argv[n++] = r->dir;
 	argv[n++] = (char *)work;
 	argv[n++] = r->command;
@@ -427,8 +466,8 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 	}
 	r->priv = lr;
 	lr->pid = pid;
-	lr->holds_slot = 1;
-	l->running++;
+	lr->holds_slot = run_slots(t, r);
+	l->running += lr->holds_slot;
 	r->started = 1;
 	r->wait_fd = pidfd_open(pid, 0);
 	snprintf(r->obj.backend_id, sizeof(r->obj.backend_id), "pid %d",
@@ -507,8 +546,8 @@ static void release_slot(struct target_ctx *t, struct run_ctx *r, int ended)
 	struct local_target *l = lt(t);
 
 	if (lr && lr->holds_slot) {
+		l->running -= lr->holds_slot;
 		lr->holds_slot = 0;
-		l->running--;
 		gpu_pool_put(&l->gpus, r->obj.id);
 	}
 	/* Reap our supervisor: once the run has ended it exits right after
@@ -527,6 +566,35 @@ static void release_slot(struct target_ctx *t, struct run_ctx *r, int ended)
 	}
 }
 
+/* The end of an array run: Completed when every task is, else Failed
+ * with the failed tasks named (the exit code: the first to fail). */
+static void finish_array(struct run_ctx *r, int code, int oom)
+{
+	char why[ERR_MSG_MAX], lim[32];
+	size_t o;
+	int nf;
+
+	nf = run_array_end(r, r->obj.cancel, why, sizeof(why));
+	if (r->obj.cancel) {
+		ws_run_transition(r->ws, r, RS_CANCELED, code, NULL);
+		return;
+	}
+	if (!nf && !code) {
+		ws_run_transition(r->ws, r, RS_COMPLETED, 0, NULL);
+		return;
+	}
+	if (nf <= 0)
+		snprintf(why, sizeof(why), "the array's launcher ended with"
+			 " code %d before its tasks did (see the log)", code);
+	o = strlen(why);
+	if (oom && o < sizeof(why)) {
+		cg_mem_spelling(r->res.memory_mib, lim, sizeof(lim));
+		snprintf(why + o, sizeof(why) - o, "; the run ran out of"
+			 " memory (limit %s a task)", lim);
+	}
+	ws_run_transition(r->ws, r, RS_FAILED, code, why);
+}
+
 static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 {
 	struct local_run *lr = r->priv;
@@ -535,7 +603,9 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 
 	oom = run_cg_end(r);	/* no setsid child outlives its run */
 	release_slot(t, r, 1);
-	if (r->obj.cancel && !lr->timed_out) {
+	if (r->res.array_n) {
+		finish_array(r, code, oom);
+	} else if (r->obj.cancel && !lr->timed_out) {
 		ws_run_transition(r->ws, r, RS_CANCELED, code, NULL);
 	} else if (lr->timed_out) {
 		snprintf(why, sizeof(why), "the run exceeded its time limit of"
@@ -586,6 +656,10 @@ static void stop_step(struct target_ctx *t, struct run_ctx *r)
 	char name[CG_NAME_MAX];
 
 	run_cg(r, name);
+	/* an array's launcher passes TERM on and KILLs its tasks after
+	 * the grace itself: it must live till then to see them end */
+	if (r->res.array_n)
+		grace += 5;
 	if (!lr->term_sent) {
 		if (!signal_group(r, SIGTERM))
 			lr->term_sent = wall_s();
@@ -619,7 +693,8 @@ static void poll_one(struct target_ctx *t, struct run_ctx *r)
 				  " code");
 		return;
 	}
-	if (r->res.time_secs && r->obj.started > 0 &&
+	/* an array's time limit is each task's: its launcher's */
+	if (r->res.time_secs && !r->res.array_n && r->obj.started > 0 &&
 	    wall_s() - r->obj.started > (double)r->res.time_secs) {
 		lr->timed_out = 1;
 		stop_step(t, r);
@@ -670,8 +745,8 @@ static int local_adopt(struct target_ctx *t, struct run_ctx *r,
 		lr->pgid = pgid;
 		r->wait_fd = pidfd_open(pid, 0);
 	}
-	lr->holds_slot = 1;
-	l->running++;
+	lr->holds_slot = run_slots(t, r);
+	l->running += lr->holds_slot;
 	gpu_pool_retake(&l->gpus, r->obj.id, r->obj.gpus);
 	if (r->obj.state != RS_RUNNING && read_exit(r, &code))
 		ws_run_transition(r->ws, r, RS_RUNNING, -1, NULL);
@@ -697,6 +772,7 @@ const struct driver local_driver = {
 	.live_keys	= local_keys,
 	.can_host	= 1,
 	.inputs		= 1,
+	.arrays		= 1,
 	.validate	= local_validate,
 	.check_run	= local_check_run,
 	.provision	= local_provision,

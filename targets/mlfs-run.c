@@ -29,6 +29,9 @@
  * view, no user switch (podman runs the command as the run's creator,
  * --user).  Once it ended, the container is removed (podman rm -f, its
  * name from --name=): a podman killed by the cancel's SIGKILL leaves none.
+ * With -a ARRAY (resources: array) the child, still root, is the launcher
+ * of the array's tasks (mlfs-array.c): at most MAX at once, each stopped
+ * after LIMIT seconds (0: never), KILL GRACE seconds after TERM.
  * It links against libc only, so that it starts fast.
  *
  * Environment: the daemon starts it with a daemon-built one only; the
@@ -60,6 +63,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mlfs-array.h"
 #include "mlfs-ranks.h"
 #include "proc.h"
 
@@ -367,9 +371,48 @@ static void container_remove(const char *rundir)
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 }
+struct command {
+	const char *workdir, *cmd;
+};
+
+/* In the process of the command (a run's, or an array's task): stdout
+ * and stderr are set; join the cgroups, drop to the user, exec. */
+static void exec_command(void *ctx)
+{
+	const struct command *c = ctx;
+	int fd;
+
+	join_cgroups();
+	fd = open("/dev/null", O_RDONLY);
+	if (fd >= 0 && fd != 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	input_views();
+	become_user();
+	if (chdir(c->workdir)) {
+		dprintf(2, "mlfs: cannot enter the working directory %s: %s\n",
+			c->workdir, strerror(errno));
+		_exit(126);
+	}
+	if (faccessat(AT_FDCWD, ".", W_OK, AT_EACCESS) && errno == EROFS) {
+		dprintf(2, "mlfs: an input holds the working directory %s,"
+			" which its read-only view would make read-only\n",
+			c->workdir);
+		_exit(126);
+	}
+	if (procs > 1)
+		ranks_main(procs, c->cmd, command_env);
+	execle("/bin/sh", "sh", "-c", c->cmd, (char *)NULL, command_env());
+	dprintf(2, "mlfs: cannot run /bin/sh: %s\n", strerror(errno));
+	_exit(127);
+}
+
+static struct array_opts array = { .max = 1, .grace = 10 };
 
 static void child(const char *rundir, const char *workdir, const char *cmd)
 {
+	struct command c = { workdir, cmd };
 	char path[4096];
 	sigset_t none;
 	int fd;
@@ -391,32 +434,13 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 		if (fd > 2)
 			close(fd);
 	}
-	join_cgroups();
-	fd = open("/dev/null", O_RDONLY);
-	if (fd >= 0 && fd != 0) {
-		dup2(fd, 0);
-		close(fd);
+	if (array.spec) {	/* the launcher stays root, out of cgroups */
+		array.rundir = rundir;
+		array_main(&array, exec_command, &c);
 	}
 	if (ct_args)
 		container_exec(rundir);
-	input_views();
-	become_user();
-	if (chdir(workdir)) {
-		dprintf(2, "mlfs: cannot enter the working directory %s: %s\n",
-			workdir, strerror(errno));
-		_exit(126);
-	}
-	if (faccessat(AT_FDCWD, ".", W_OK, AT_EACCESS) && errno == EROFS) {
-		dprintf(2, "mlfs: an input holds the working directory %s,"
-			" which its read-only view would make read-only\n",
-			workdir);
-		_exit(126);
-	}
-	if (procs > 1)
-		ranks_main(procs, cmd, command_env);
-	execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, command_env());
-	dprintf(2, "mlfs: cannot run /bin/sh: %s\n", strerror(errno));
-	_exit(127);
+	exec_command(&c);
 }
 
 /*
@@ -471,7 +495,7 @@ int main(int argc, char **argv)
 
 	int opt;
 
-	while ((opt = getopt(argc, argv, "+u:g:c:n:i:")) != -1) {
+	while ((opt = getopt(argc, argv, "+u:g:c:n:i:a:m:t:k:")) != -1) {
 		if (opt == 'u')
 			run_uid = (uid_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'g')
@@ -482,15 +506,25 @@ int main(int argc, char **argv)
 			procs = atoi(optarg);
 		else if (opt == 'i')
 			ct_args = optarg;
+		else if (opt == 'a')
+			array.spec = optarg;
+		else if (opt == 'm')
+			array.max = atoi(optarg);
+		else if (opt == 't')
+			array.limit = atol(optarg);
+		else if (opt == 'k')
+			array.grace = atol(optarg);
 		else
 			return 2;
 	}
 	argv += optind - 1;
 	argc -= optind - 1;
 	if (argc != 4 || (run_uid == (uid_t)-1) != (run_gid == (gid_t)-1) ||
-	    procs < 1 || procs > 256) {
+	    procs < 1 || procs > 256 || array.max < 1 ||
+	    (array.spec && procs > 1)) {
 		fprintf(stderr, "usage: mlfs-run [-u UID -g GID] [-c CGROUP_DIR]..."
-			" [-n PROCS] [-i ARGS] RUNDIR WORKDIR COMMAND\n");
+			" [-n PROCS | -a ARRAY [-m MAX] [-t LIMIT] [-k GRACE]]"
+			" [-i ARGS] RUNDIR WORKDIR COMMAND\n");
 		return 2;
 	}
 	snprintf(path, sizeof(path), "%s/pid", argv[1]);

@@ -302,13 +302,17 @@ cleanup() {
 [[ -n ${MLFS_REAP:-} ]] || trap cleanup EXIT
 
 # stop_runs: runs and replicas started by this test: their supervisors live
-# in sessions of their own; stop them by the pids they recorded.
+# in sessions of their own; stop them by the pids they recorded (and the
+# tasks of an array, in groups of their own in the supervisor's session).
 stop_runs() {
 	local p sup child
 	for p in "$STATE"/objects/*/pid; do
 		[[ -f $p ]] || continue
 		read -r sup child _ < "$p" || continue
 		[[ -n "$child" ]] && kill -KILL -- "-$child" 2>/dev/null
+		[[ -d ${p%/pid}/tasks && -n "$sup" ]] &&
+			kill -KILL $(ps -eo pid=,sid= |
+				awk -v s="$sup" '$2 == s { print $1 }') 2>/dev/null
 		[[ -n "$sup" ]] && kill -KILL "$sup" 2>/dev/null
 	done
 	stop_replicas

@@ -1019,7 +1019,28 @@ static void test_resources(void)
 	      "resources: upper bounds");
 	res_bad("disk = 10G", "resources: an unknown key",
 		"unknown resources key 'disk' (known: nodes, cpus, gpus, memory,"
-		" time, procs_per_node)");
+		" time, procs_per_node, array)");
+	check(res("array = 0-99%8", &r, &e) == 0 && r.array_n == 100 &&
+	      r.array_max == 8 && !strcmp(r.array, "0-99%8"),
+	      "resources: array 0-99%8");
+	check(res("array = 5", &r, &e) == 0 && r.array_n == 1 &&
+	      r.array_max == 0, "resources: array of one index");
+	check(res("array = 1,3,5-9:2,20-21", &r, &e) == 0 && r.array_n == 7,
+	      "resources: array list with a step");
+	check(res("", &r, &e) == 0 && r.array_n == 0 && !r.array[0],
+	      "resources: no array by default");
+	res_bad("array = 9-0", "resources: array reversed",
+		"array range 9-0 is reversed: write 0-9.");
+	res_bad("array = 0-10000", "resources: array of 10001 tasks",
+		"has more than 10000 tasks");
+	res_bad("array = 0-9%0", "resources: array %0", "at least 1");
+	res_bad("array = 1,2,1", "resources: array index twice",
+		"gives index 1 twice");
+	res_bad("array = x", "resources: array garbage", "array must be like");
+	res_bad("array = 0-1000001", "resources: array index too large",
+		"array index 1000001 is too large");
+	res_bad("array = 0-3\nnodes = 2", "resources: array of 2 nodes",
+		"cannot be combined with nodes");
 	res_bad("nodes = 0", "resources: nodes 0",
 		"nodes must be an integer from 1 to 1024, not '0'.");
 	res_bad("nodes = 1025", "resources: nodes 1025", "'1025'");

@@ -28,7 +28,7 @@ final() { wait_final "$R/$1" 60; }
 clone() { wr "$R/$1/ctl" "clone $2"; }
 # tree_sum DIR: path, type, mode and bytes of every user entry below DIR
 # (control files left out: `wait` of a Draft blocks)
-CTL_RE='^\./(command|target|env|resources|after|inputs|environment|ctl|status|exit_code|log|metrics|params|metrics\.svg|outputs|error|info\.json|wait)(/|$)'
+CTL_RE='^\./(command|target|env|resources|after|inputs|environment|ctl|status|exit_code|log|metrics|params|metrics\.svg|outputs|tasks|error|info\.json|wait)(/|$)'
 tree_sum() {
 	local list
 	list=$(cd "$1" && find . -mindepth 1 | grep -vE "$CTL_RE" | sort)
