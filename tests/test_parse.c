@@ -1022,7 +1022,7 @@ static void test_resources(void)
 		" time, procs_per_node, array)");
 	check(res("array = 0-99%8", &r, &e) == 0 && r.array_n == 100 &&
 	      r.array_max == 8 && !strcmp(r.array, "0-99%8"),
-	      "resources: array 0-99%8");
+	      "resources: array 0-99%%8");
 	check(res("array = 5", &r, &e) == 0 && r.array_n == 1 &&
 	      r.array_max == 0, "resources: array of one index");
 	check(res("array = 1,3,5-9:2,20-21", &r, &e) == 0 && r.array_n == 7,
