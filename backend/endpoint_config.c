@@ -385,6 +385,10 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
 {
 	out(t, "frontend ep\n\tbind ");
 	cfg_addr(t, p->cfg.host, p->port);
+	/* a reload's old worker answers the next request on an idle
+	 * keep-alive connection with `Connection: close` instead of closing
+	 * it under a client that is sending one (which would fail it) */
+	out(t, "\n\toption idle-close-on-response");
 	/* time (UTC, as in events), deployment, status, ms */
 	out(t, "\n\tlog-format \"%%[date,utime(%%Y-%%m-%%dT%%H:%%M:%%SZ)]"
 	    " %%s %%ST %%Ta\"\n"

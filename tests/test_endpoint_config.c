@@ -217,6 +217,9 @@ static void proxy_text(void)
 	CHECK(strstr(cfg, "\"Bearer greenkey\"") != NULL,
 	      "green's own key on its hop");
 	CHECK(strstr(cfg, "bind 127.0.0.1:18080") != NULL, "binds");
+	CHECK(strstr(cfg, "bind 127.0.0.1:18080\n\toption"
+		     " idle-close-on-response\n") != NULL,
+	      "a reload closes no idle keep-alive connection under a client");
 	free(cfg);
 	snprintf(p.b[1].key, EP_KEY_MAX, "a\" b");
 	CHECK(ep_proxy_config(&p, &cfg, &e) == -EINVAL &&
