@@ -308,6 +308,32 @@ static uint64_t fingerprint(const struct ep_proxy *p)
 	return h;
 }
 
+/*
+ * @p's weights and mirror as stored now, under ep_lock: a change written
+ * while @p was built (a user's, or a deployment deleted) is not undone by
+ * the files made from it.  A split not finished yet keeps what the proxy
+ * runs with (@l's).
+ */
+static void split_fresh(struct ws *ws, const struct ep_live *l,
+			struct ep_proxy *p)
+{
+	struct ep_traffic t;
+	int ok = load_split(ws, l->id, &t, &p->mirror);
+
+	for (int i = 0; i < p->n; i++) {
+		const char *name = p->b[i].name;
+
+		if (ok) {
+			p->b[i].weight = weight_in(&t, name);
+			continue;
+		}
+		p->b[i].weight = 0;
+		for (int j = 0; j < l->p.n; j++)
+			if (!strcmp(l->p.b[j].name, name))
+				p->b[i].weight = l->p.b[j].weight;
+	}
+}
+
 /* @p's files (keys from the store).  Under ep_lock. */
 static int put_files(struct ws *ws, const struct ep_proxy *p, int64_t id,
 		     struct err *e)
@@ -387,6 +413,46 @@ int ep_apply(struct ws *ws, const struct obj *o, int file, const char *add,
 	}
 	return rc;
 }
+
+static int in_proxy(const struct ep_proxy *p, const char *dep)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!strcmp(p->b[i].name, dep))
+			return 1;
+	return 0;
+}
+
+/*
+ * A deployment behind @o leaving its routing (it is deleted): the weights
+ * and the mirror as stored now (its line gone), its weight 0 whatever the
+ * text says (a split not finished keeps the proxy's last one), its name
+ * out of the names map (a request pinned to it: 404).  It leaves the
+ * configuration at the next reload, once it no longer serves.
+ */
+int ep_leave(struct ws *ws, const struct obj *o, const char *dep,
+	     struct err *e)
+{
+	char *cmds = NULL;
+	struct ep_live *l;
+	int rc = 0;
+
+	pthread_mutex_lock(&ep_lock);
+	l = live_find(o->id);
+	if (l && l->pid)
+		rc = send_split(ws, l, 0, NULL, NULL, e);
+	/* one not in the proxy yet has nothing to leave (the reload that
+	 * would have added it leaves it out: it no longer serves) */
+	if (!rc && l && l->pid && in_proxy(&l->p, dep) &&
+	    asprintf(&cmds, "set server split/%s weight 0\ndel map %s/"
+		     EP_FILE_NAMES " %s\n", dep, l->dir, dep) < 0)
+		rc = err_set(e, -ENOMEM, "out of memory");
+	if (cmds)
+		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
+	pthread_mutex_unlock(&ep_lock);
+	free(cmds);
+	return rc;
+}
+
 /* ---- the proxy's life ---------------------------------------------------- */
 
 /* Start @l's proxy on @p (files first), or adopt the one running on its
@@ -414,6 +480,7 @@ static int proxy_start(struct ws *ws, const struct obj *o, struct ep_live *l,
 		return err_set(e, rc, "cannot make %s: %s", log,
 			       strerror(-rc));
 	pthread_mutex_lock(&ep_lock);
+	split_fresh(ws, l, p);
 	rc = put_files(ws, p, o->id, e);
 	pthread_mutex_unlock(&ep_lock);
 	ws_obj_path(ws, o->id, RUN_LOG, log);
@@ -438,6 +505,7 @@ static int proxy_reload(struct ws *ws, const struct obj *o, struct ep_live *l,
 	int rc;
 
 	pthread_mutex_lock(&ep_lock);
+	split_fresh(ws, l, p);
 	rc = put_files(ws, p, o->id, e);
 	if (!rc && (rc = ep_proxy_reload(l->pid)))
 		err_set(e, rc, "the proxy was not reloaded: %s",
