@@ -792,8 +792,9 @@ int ep_stats_text(const struct ep_proxy *p, const char *csv,
 		return -ENOMEM;
 	}
 	for (int i = 0; i < p->n; i++)
-		stats_line(&t, &p->b[i], csv, log ? log : "", log ? len : 0,
-			   ms);
+		if (!p->b[i].gone)
+			stats_line(&t, &p->b[i], csv, log ? log : "",
+				   log ? len : 0, ms);
 	free(ms);
 	return text_close(&t, res);
 }

@@ -100,6 +100,9 @@ struct ep_backend {
 	char key[EP_KEY_MAX];	/* the deployment's own bearer key */
 	int weight;		/* from `traffic`, 0 when not listed */
 	int replicas;		/* its replicas serving (for `stats`) */
+	int gone;		/* left the endpoint: in maintenance (no
+				 * request, no check) until the next reload
+				 * drops it; not in `stats` */
 };
 
 struct ep_proxy {

@@ -334,6 +334,15 @@ static void split_fresh(struct ws *ws, const struct ep_live *l,
 	}
 }
 
+/* The fingerprint of @p's config alone (no deployment). */
+static uint64_t fp_head(const struct ep_proxy *p)
+{
+	struct ep_proxy head = *p;
+
+	head.n = 0;
+	return fingerprint(&head);
+}
+
 /* @p's files (keys from the store).  Under ep_lock. */
 static int put_files(struct ws *ws, const struct ep_proxy *p, int64_t id,
 		     struct err *e)
@@ -532,6 +541,71 @@ static void proxy_stop(struct ep_live *l)
 		ep_proxy_stop(pid, l->dir, STOP_GRACE_MS);
 }
 
+/* @b of @p: the same deployment at the same address and key, not gone. */
+static int runs_as(const struct ep_proxy *p, const struct ep_backend *b)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!strcmp(p->b[i].name, b->name))
+			return !p->b[i].gone && p->b[i].port == b->port &&
+			       !strcmp(p->b[i].host, b->host) &&
+			       !strcmp(p->b[i].key, b->key);
+	return 0;
+}
+
+/* Under ep_lock: @l's proxy puts each deployment of l->p that @p no
+ * longer has in maintenance.  0 or -EIO with a sentence. */
+static int retire(struct ep_live *l, const struct ep_proxy *p, struct err *e)
+{
+	char cmds[1024], del[1024];
+	int rc = 0;
+
+	for (int i = 0; !rc && i < l->p.n; i++) {
+		struct ep_backend *b = &l->p.b[i];
+
+		if (b->gone || in_proxy(p, b->name))
+			continue;
+		snprintf(cmds, sizeof(cmds), "set server dep_%s/%s state maint\n"
+			 "set server split/%s weight 0\n", b->name, b->name,
+			 b->name);
+		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
+		/* (gone from the map already when it was deleted) */
+		snprintf(del, sizeof(del), "del map %s/" EP_FILE_NAMES " %s\n",
+			 l->dir, b->name);
+		if (!rc)
+			ep_proxy_api(l->dir, del, EP_API_MS, NULL, NULL);
+		b->gone = !rc;
+	}
+	return rc;
+}
+
+/*
+ * Deployments only left @l's proxy (deleted, stopped serving, or left the
+ * endpoint; the config the same): they are put in maintenance through the
+ * runtime API, without a reload, and leave its configuration at the next
+ * reload.  A reload under keep-alive clients can fail a request that
+ * meets its old worker closing (seen in a client loop across a delete),
+ * so it is kept for what needs one: a deployment joining, a config
+ * change.  1 when that was all, 0 when a reload is needed.
+ */
+static int departures_only(struct ep_live *l, const struct ep_proxy *p)
+{
+	struct err e = { { 0 } };
+	int rc;
+
+	if (!l->fp)
+		return 0;	/* adopted: what it runs is not known */
+	pthread_mutex_lock(&ep_lock);
+	rc = fp_head(p) == fp_head(&l->p);
+	for (int i = 0; rc && i < p->n; i++)
+		rc = runs_as(&l->p, &p->b[i]);
+	if (rc && retire(l, p, &e))
+		rc = 0;		/* the reload takes it out then */
+	if (rc)
+		l->fp = fingerprint(p);
+	pthread_mutex_unlock(&ep_lock);
+	return rc;
+}
+
 /* ---- stats and health ---------------------------------------------------- */
 
 /* The last LOG_TAIL bytes of @o's log, malloc'd. */
@@ -675,7 +749,7 @@ static void ep_up(struct ws *ws, struct obj *o, struct ep_live *l)
 	}
 	if (!l->pid)
 		rc = proxy_start(ws, o, l, &p, &e);
-	else if (l->fp != fingerprint(&p))
+	else if (l->fp != fingerprint(&p) && !departures_only(l, &p))
 		rc = proxy_reload(ws, o, l, &p, &e);
 	if (rc)
 		return failed(ws, o, l, &e);
