@@ -15,15 +15,8 @@ EINVAL="Invalid argument"
 EACCES="Permission denied"
 
 [[ -x /usr/sbin/haproxy ]] || { echo "1..0 # SKIP no haproxy"; exit 0; }
-# the proxies outlive the daemon by design: the test stops its own
-stop_proxies() {
-	local f
-	for f in "$STATE"/endpoints/*/haproxy.pid; do
-		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
-	done
-}
 # the daemon first (it would start them again), then the proxies
-trap 'keep=${KEEP:-}; KEEP=1 cleanup_deep; stop_proxies
+trap 'keep=${KEEP:-}; KEEP=1 cleanup_deep; ep_stop_proxies
 [[ -n $keep ]] || rm -rf "$T"' EXIT
 # other users reach the mount (as a shared workspace's daemon does)
 mount_or_bail "mount with allow_other" -o allow_other
