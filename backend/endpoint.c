@@ -431,7 +431,7 @@ int ep_join_check(struct ws *ws, const struct obj *dep, const char *buf,
 	return 0;
 }
 
-/* ---- a deployment deleted -------------------------------------------------- */
+/* ---- a deployment deleted ------------------------------------------------ */
 
 /* @t in one line for `events`: "blue 70, red 30" ("" none). */
 static void traffic_line(const struct ep_traffic *t, char *buf, size_t sz)

@@ -564,9 +564,9 @@ static int retire(struct ep_live *l, const struct ep_proxy *p, struct err *e)
 
 		if (b->gone || in_proxy(p, b->name))
 			continue;
-		snprintf(cmds, sizeof(cmds), "set server dep_%s/%s state maint\n"
-			 "set server split/%s weight 0\n", b->name, b->name,
-			 b->name);
+		snprintf(cmds, sizeof(cmds), "set server dep_%s/%s state"
+			 " maint\nset server split/%s weight 0\n", b->name,
+			 b->name, b->name);
 		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
 		/* (gone from the map already when it was deleted) */
 		snprintf(del, sizeof(del), "del map %s/" EP_FILE_NAMES " %s\n",

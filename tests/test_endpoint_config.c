@@ -49,7 +49,7 @@ static void drop_is(const char *text, const char *name, int had,
 	int rc = traffic(text, &t, &e);
 
 	if (rc == -EINVAL && strstr(e.msg, "sum to"))
-		rc = 0;		/* a split not finished yet: t is filled */
+		rc = 0;	/* a split not finished yet: t is filled */
 	int ok = rc == 0 && ep_traffic_drop(&t, name) == had &&
 		 !ep_traffic_text(&t, &out) && !strcmp(out, want);
 
