@@ -65,6 +65,11 @@ static int deployment_kind_verb(struct ws *ws, struct obj *o,
 	int rc;
 
 	rc = deploy_target_usable(ws, o, c->argv[0], e);
+	/* out of an endpoint's routing before a replica is told to stop:
+	 * no request is sent to one draining */
+	if (!rc && !strcmp(c->argv[0], "delete") && c->argc == 1 &&
+	    o->state != DS_DRAFT)
+		ep_dep_deleted(ws, o);
 	if (!rc)
 		rc = deployment_verb(ws, o, c, e);
 	return rc;

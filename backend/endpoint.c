@@ -430,3 +430,118 @@ int ep_join_check(struct ws *ws, const struct obj *dep, const char *buf,
 			       name);
 	return 0;
 }
+
+/* ---- a deployment deleted ------------------------------------------------ */
+
+/* @t in one line for `events`: "blue 70, red 30" ("" none). */
+static void traffic_line(const struct ep_traffic *t, char *buf, size_t sz)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < t->n && off < sz; i++)
+		off += (size_t)snprintf(buf + off, sz - off, "%s%s %d",
+					i ? ", " : "", t->w[i].name,
+					t->w[i].weight);
+}
+
+/* Replace @file of @o by @text in one transaction with the read that
+ * made it (a user's write in between is not lost: it comes first or
+ * after).  @edit makes the new text from the stored one: 1 changed. */
+typedef int (*text_edit)(const char *cur, size_t len, const char *dep,
+			 char **out, char *note, size_t sz);
+
+static int setting_edit(struct ws *ws, const struct obj *o, int file,
+			const char *dep, text_edit edit, char *note,
+			size_t sz)
+{
+	char *cur = NULL, *out = NULL;
+	size_t len = 0;
+	int rc, changed = 0;
+
+	rc = store_begin(ws->st);
+	if (rc)
+		return rc;
+	if (ws_read_text(ws, o->id, file, &cur, &len))
+		len = 0;
+	changed = edit(cur ? cur : "", len, dep, &out, note, sz);
+	if (changed > 0)
+		rc = store_text_put(ws->st, o->id, file, out, strlen(out));
+	free(cur);
+	free(out);
+	if (changed <= 0 || rc) {
+		store_rollback(ws->st);
+		return rc;
+	}
+	rc = store_commit(ws->st);
+	if (!rc)
+		ws_inval(ws, o->id, FBIT(file) | FBIT(F_INFO));
+	return rc ? rc : 1;
+}
+
+static int traffic_without(const char *cur, size_t len, const char *dep,
+			   char **out, char *note, size_t sz)
+{
+	struct ep_traffic t;
+	struct err e;
+	char line[512];
+
+	/* a split still to be finished parses with its lines all there */
+	if (ep_traffic_parse(cur, len, &t, &e) &&
+	    !strstr(e.msg, "weights sum to"))
+		return 0;
+	if (!ep_traffic_drop(&t, dep) || ep_traffic_text(&t, out))
+		return 0;
+	traffic_line(&t, line, sizeof(line));
+	if (t.n)
+		snprintf(note, sz, "deployment '%s' deleted: out of traffic,"
+			 " now %s", dep, line);
+	else
+		snprintf(note, sz, "deployment '%s' deleted: out of traffic,"
+			 " which is empty now (no deployment with weight is"
+			 " left: only pinned requests are routed)", dep);
+	return 1;
+}
+
+static int mirror_without(const char *cur, size_t len, const char *dep,
+			  char **out, char *note, size_t sz)
+{
+	struct ep_mirror m;
+	struct err e;
+
+	if (ep_mirror_parse(cur, len, &m, &e) || strcmp(m.name, dep))
+		return 0;
+	*out = strdup("");
+	if (!*out)
+		return 0;
+	snprintf(note, sz, "deployment '%s' deleted: the mirror to it is"
+		 " cleared", dep);
+	return 1;
+}
+
+void ep_dep_deleted(struct ws *ws, const struct obj *dep)
+{
+	char name[MLFS_NAME_MAX + 2], note[1024];
+	struct err e = { { 0 } };
+	struct obj ep;
+
+	ep_joined(ws, dep->id, name, sizeof(name));
+	if (!name[0] || ws_find(ws, K_ENDPOINT, 0, name, &ep) ||
+	    ep.uid != dep->uid)
+		return;
+	if (setting_edit(ws, &ep, F_TRAFFIC, dep->name, traffic_without,
+			 note, sizeof(note)) > 0)
+		ws_obj_event(ws, &ep, note);
+	if (setting_edit(ws, &ep, F_MIRROR, dep->name, mirror_without, note,
+			 sizeof(note)) > 0)
+		ws_obj_event(ws, &ep, note);
+	if (ep_leave(ws, &ep, dep->name, &e)) {
+		char tmp[ERR_MSG_MAX];
+
+		snprintf(tmp, sizeof(tmp), "%s", e.msg);
+		err_set(&e, -EIO, "deployment '%s' was deleted, but the proxy"
+			" did not take it out of its routing: %s", dep->name,
+			tmp);
+		ws_refuse_obj(ws, &ep, -EIO, &e);
+	}
+}

@@ -138,6 +138,68 @@ int ep_traffic_parse(const char *buf, size_t len, struct ep_traffic *t,
 	return 0;
 }
 
+/* @t's weights (summing to @rest > 0) scaled to sum to 100: floors
+ * first, then a point each to the largest remainders (the earlier line
+ * on a tie).  A weight of 0 stays 0: its remainder is 0, and fewer points
+ * are left over than lines with a remainder. */
+static void traffic_scale(struct ep_traffic *t, int rest)
+{
+	int rem[EP_DEPS_MAX], left = 100, best;
+
+	for (int i = 0; i < t->n; i++) {
+		rem[i] = t->w[i].weight * 100 % rest;
+		t->w[i].weight = t->w[i].weight * 100 / rest;
+		left -= t->w[i].weight;
+	}
+	for (; left > 0; left--) {
+		best = 0;
+		for (int i = 1; i < t->n; i++)
+			if (rem[i] > rem[best])
+				best = i;
+		t->w[best].weight++;
+		rem[best] = -1;
+	}
+}
+
+int ep_traffic_drop(struct ep_traffic *t, const char *name)
+{
+	int sum = 0, at = -1, rest;
+
+	for (int i = 0; i < t->n; i++) {
+		sum += t->w[i].weight;
+		if (!strcmp(t->w[i].name, name))
+			at = i;
+	}
+	if (at < 0)
+		return 0;
+	rest = sum - t->w[at].weight;
+	memmove(&t->w[at], &t->w[at + 1],
+		(size_t)(t->n - at - 1) * sizeof(t->w[0]));
+	t->n--;
+	if (sum != 100)
+		return 1;	/* lines still to come: the user's to finish */
+	if (!rest)
+		t->n = 0;	/* nothing with weight left: no split */
+	else
+		traffic_scale(t, rest);
+	return 1;
+}
+
+int ep_traffic_text(const struct ep_traffic *t, char **out)
+{
+	size_t sz = (size_t)t->n * (EP_NAME_MAX + 8) + 1, off = 0;
+	char *buf = malloc(sz);
+
+	if (!buf)
+		return -ENOMEM;
+	buf[0] = '\0';
+	for (int i = 0; i < t->n; i++)
+		off += (size_t)snprintf(buf + off, sz - off, "%s %d\n",
+					t->w[i].name, t->w[i].weight);
+	*out = buf;
+	return 0;
+}
+
 /* ---- mirror ------------------------------------------------------------- */
 
 int ep_mirror_parse(const char *buf, size_t len, struct ep_mirror *m,
@@ -323,6 +385,10 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
 {
 	out(t, "frontend ep\n\tbind ");
 	cfg_addr(t, p->cfg.host, p->port);
+	/* a reload's old worker answers the next request on an idle
+	 * keep-alive connection with `Connection: close` instead of closing
+	 * it under a client that is sending one (which would fail it) */
+	out(t, "\n\toption idle-close-on-response");
 	/* time (UTC, as in events), deployment, status, ms */
 	out(t, "\n\tlog-format \"%%[date,utime(%%Y-%%m-%%dT%%H:%%M:%%SZ)]"
 	    " %%s %%ST %%Ta\"\n"
@@ -726,8 +792,9 @@ int ep_stats_text(const struct ep_proxy *p, const char *csv,
 		return -ENOMEM;
 	}
 	for (int i = 0; i < p->n; i++)
-		stats_line(&t, &p->b[i], csv, log ? log : "", log ? len : 0,
-			   ms);
+		if (!p->b[i].gone)
+			stats_line(&t, &p->b[i], csv, log ? log : "",
+				   log ? len : 0, ms);
 	free(ms);
 	return text_close(&t, res);
 }

@@ -43,6 +43,20 @@ struct ep_traffic {
 int ep_traffic_parse(const char *buf, size_t len, struct ep_traffic *t,
 		     struct err *e);
 
+/*
+ * ep_traffic_drop - @name's line taken out of @t (a deployment deleted).
+ * When @t was a split (its weights summed to 100), the others' weights
+ * are scaled to sum to 100 again (largest remainder, a weight of 0 stays
+ * 0); when none of them had weight, no line is left (no split: only
+ * pinned requests are routed).  A @t not summing to 100 (lines still to
+ * come) only loses the line.  1 when @name had a line, else 0.
+ */
+int ep_traffic_drop(struct ep_traffic *t, const char *name);
+
+/* @t as the text of `traffic` (`NAME WEIGHT` lines), malloc'd into *@out.
+ * 0 or -ENOMEM. */
+int ep_traffic_text(const struct ep_traffic *t, char **out);
+
 /* `mirror`: empty (off) or one line `DEPLOYMENT PERCENT`. */
 struct ep_mirror {
 	char name[EP_NAME_MAX];	/* "": off */
@@ -86,6 +100,9 @@ struct ep_backend {
 	char key[EP_KEY_MAX];	/* the deployment's own bearer key */
 	int weight;		/* from `traffic`, 0 when not listed */
 	int replicas;		/* its replicas serving (for `stats`) */
+	int gone;		/* left the endpoint: in maintenance (no
+				 * request, no check) until the next reload
+				 * drops it; not in `stats` */
 };
 
 struct ep_proxy {

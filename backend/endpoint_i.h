@@ -55,11 +55,27 @@ void ep_keys_get(struct ws *ws, int64_t id, char k[2][EP_KEY_MAX]);
 int ep_apply(struct ws *ws, const struct obj *o, int file, const char *add,
 	     const char *del, struct err *e);
 
+/* @dep (a deployment behind @o) out of its running proxy's routing, see
+ * ep_dep_deleted.  0 or -EIO with a sentence. */
+int ep_leave(struct ws *ws, const struct obj *o, const char *dep,
+	     struct err *e);
+
 /* ---- endpoint.c ---------------------------------------------------------- */
 
 /* A deployment's `endpoint` (deployment.c): empty, `-` or the name of an
  * endpoint of the same owner.  0 or -EINVAL with a sentence. */
 int ep_join_check(struct ws *ws, const struct obj *dep, const char *buf,
 		  size_t len, struct err *e);
+
+/*
+ * ep_dep_deleted - deployment @dep is being deleted (deploy_ctl.c, inside
+ * the write of `delete`, before its replicas are told to stop): when it
+ * is behind an endpoint, its line leaves that endpoint's `traffic` (the
+ * others' weights scaled to sum to 100, ep_traffic_drop), a `mirror`
+ * naming it is cleared, each with an `events` line, and the running
+ * proxy routes nothing more to it (ep_leave).  A proxy that does not
+ * answer leaves the endpoint's `error` saying so; the delete goes on.
+ */
+void ep_dep_deleted(struct ws *ws, const struct obj *dep);
 
 #endif

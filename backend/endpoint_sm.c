@@ -308,6 +308,41 @@ static uint64_t fingerprint(const struct ep_proxy *p)
 	return h;
 }
 
+/*
+ * @p's weights and mirror as stored now, under ep_lock: a change written
+ * while @p was built (a user's, or a deployment deleted) is not undone by
+ * the files made from it.  A split not finished yet keeps what the proxy
+ * runs with (@l's).
+ */
+static void split_fresh(struct ws *ws, const struct ep_live *l,
+			struct ep_proxy *p)
+{
+	struct ep_traffic t;
+	int ok = load_split(ws, l->id, &t, &p->mirror);
+
+	for (int i = 0; i < p->n; i++) {
+		const char *name = p->b[i].name;
+
+		if (ok) {
+			p->b[i].weight = weight_in(&t, name);
+			continue;
+		}
+		p->b[i].weight = 0;
+		for (int j = 0; j < l->p.n; j++)
+			if (!strcmp(l->p.b[j].name, name))
+				p->b[i].weight = l->p.b[j].weight;
+	}
+}
+
+/* The fingerprint of @p's config alone (no deployment). */
+static uint64_t fp_head(const struct ep_proxy *p)
+{
+	struct ep_proxy head = *p;
+
+	head.n = 0;
+	return fingerprint(&head);
+}
+
 /* @p's files (keys from the store).  Under ep_lock. */
 static int put_files(struct ws *ws, const struct ep_proxy *p, int64_t id,
 		     struct err *e)
@@ -387,6 +422,46 @@ int ep_apply(struct ws *ws, const struct obj *o, int file, const char *add,
 	}
 	return rc;
 }
+
+static int in_proxy(const struct ep_proxy *p, const char *dep)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!strcmp(p->b[i].name, dep))
+			return 1;
+	return 0;
+}
+
+/*
+ * A deployment behind @o leaving its routing (it is deleted): the weights
+ * and the mirror as stored now (its line gone), its weight 0 whatever the
+ * text says (a split not finished keeps the proxy's last one), its name
+ * out of the names map (a request pinned to it: 404).  It leaves the
+ * configuration at the next reload, once it no longer serves.
+ */
+int ep_leave(struct ws *ws, const struct obj *o, const char *dep,
+	     struct err *e)
+{
+	char *cmds = NULL;
+	struct ep_live *l;
+	int rc = 0;
+
+	pthread_mutex_lock(&ep_lock);
+	l = live_find(o->id);
+	if (l && l->pid)
+		rc = send_split(ws, l, 0, NULL, NULL, e);
+	/* one not in the proxy yet has nothing to leave (the reload that
+	 * would have added it leaves it out: it no longer serves) */
+	if (!rc && l && l->pid && in_proxy(&l->p, dep) &&
+	    asprintf(&cmds, "set server split/%s weight 0\ndel map %s/"
+		     EP_FILE_NAMES " %s\n", dep, l->dir, dep) < 0)
+		rc = err_set(e, -ENOMEM, "out of memory");
+	if (cmds)
+		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
+	pthread_mutex_unlock(&ep_lock);
+	free(cmds);
+	return rc;
+}
+
 /* ---- the proxy's life ---------------------------------------------------- */
 
 /* Start @l's proxy on @p (files first), or adopt the one running on its
@@ -414,6 +489,7 @@ static int proxy_start(struct ws *ws, const struct obj *o, struct ep_live *l,
 		return err_set(e, rc, "cannot make %s: %s", log,
 			       strerror(-rc));
 	pthread_mutex_lock(&ep_lock);
+	split_fresh(ws, l, p);
 	rc = put_files(ws, p, o->id, e);
 	pthread_mutex_unlock(&ep_lock);
 	ws_obj_path(ws, o->id, RUN_LOG, log);
@@ -438,6 +514,7 @@ static int proxy_reload(struct ws *ws, const struct obj *o, struct ep_live *l,
 	int rc;
 
 	pthread_mutex_lock(&ep_lock);
+	split_fresh(ws, l, p);
 	rc = put_files(ws, p, o->id, e);
 	if (!rc && (rc = ep_proxy_reload(l->pid)))
 		err_set(e, rc, "the proxy was not reloaded: %s",
@@ -462,6 +539,71 @@ static void proxy_stop(struct ep_live *l)
 		pid = ep_proxy_adopt(l->dir);
 	if (pid)
 		ep_proxy_stop(pid, l->dir, STOP_GRACE_MS);
+}
+
+/* @b of @p: the same deployment at the same address and key, not gone. */
+static int runs_as(const struct ep_proxy *p, const struct ep_backend *b)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!strcmp(p->b[i].name, b->name))
+			return !p->b[i].gone && p->b[i].port == b->port &&
+			       !strcmp(p->b[i].host, b->host) &&
+			       !strcmp(p->b[i].key, b->key);
+	return 0;
+}
+
+/* Under ep_lock: @l's proxy puts each deployment of l->p that @p no
+ * longer has in maintenance.  0 or -EIO with a sentence. */
+static int retire(struct ep_live *l, const struct ep_proxy *p, struct err *e)
+{
+	char cmds[1024], del[1024];
+	int rc = 0;
+
+	for (int i = 0; !rc && i < l->p.n; i++) {
+		struct ep_backend *b = &l->p.b[i];
+
+		if (b->gone || in_proxy(p, b->name))
+			continue;
+		snprintf(cmds, sizeof(cmds), "set server dep_%s/%s state"
+			 " maint\nset server split/%s weight 0\n", b->name,
+			 b->name, b->name);
+		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
+		/* (gone from the map already when it was deleted) */
+		snprintf(del, sizeof(del), "del map %s/" EP_FILE_NAMES " %s\n",
+			 l->dir, b->name);
+		if (!rc)
+			ep_proxy_api(l->dir, del, EP_API_MS, NULL, NULL);
+		b->gone = !rc;
+	}
+	return rc;
+}
+
+/*
+ * Deployments only left @l's proxy (deleted, stopped serving, or left the
+ * endpoint; the config the same): they are put in maintenance through the
+ * runtime API, without a reload, and leave its configuration at the next
+ * reload.  A reload under keep-alive clients can fail a request that
+ * meets its old worker closing (seen in a client loop across a delete),
+ * so it is kept for what needs one: a deployment joining, a config
+ * change.  1 when that was all, 0 when a reload is needed.
+ */
+static int departures_only(struct ep_live *l, const struct ep_proxy *p)
+{
+	struct err e = { { 0 } };
+	int rc;
+
+	if (!l->fp)
+		return 0;	/* adopted: what it runs is not known */
+	pthread_mutex_lock(&ep_lock);
+	rc = fp_head(p) == fp_head(&l->p);
+	for (int i = 0; rc && i < p->n; i++)
+		rc = runs_as(&l->p, &p->b[i]);
+	if (rc && retire(l, p, &e))
+		rc = 0;		/* the reload takes it out then */
+	if (rc)
+		l->fp = fingerprint(p);
+	pthread_mutex_unlock(&ep_lock);
+	return rc;
 }
 
 /* ---- stats and health ---------------------------------------------------- */
@@ -607,7 +749,7 @@ static void ep_up(struct ws *ws, struct obj *o, struct ep_live *l)
 	}
 	if (!l->pid)
 		rc = proxy_start(ws, o, l, &p, &e);
-	else if (l->fp != fingerprint(&p))
+	else if (l->fp != fingerprint(&p) && !departures_only(l, &p))
 		rc = proxy_reload(ws, o, l, &p, &e);
 	if (rc)
 		return failed(ws, o, l, &e);

@@ -716,6 +716,27 @@ ssh_config() {
 	printf '%s\n' "$@"
 }
 
+# ssh_box NAME: targets/NAME, an ssh target of the test's sshd (workdir
+# $WORK), provisioned; checks that it attaches.
+ssh_box() {
+	local b=$MNT/targets/$1
+	mkdir "$b" && wr "$b/type" ssh
+	ssh_config "workdir = $WORK" "connect_timeout = 3" > "$b/config"
+	wr "$b/ctl" provision
+	check "the ssh target $1 attaches" wait_for "$b/status" Succeeded 20
+}
+
+# ---- helpers for the endpoint tests (45, 48) ------------------------------------
+
+# ep_stop_proxies: the endpoints' proxies outlive the daemon by design: a
+# test stops its own (after the daemon, which would start them again).
+ep_stop_proxies() {
+	local f
+	for f in "$STATE"/endpoints/*/haproxy.pid; do
+		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
+	done
+}
+
 # ---- helpers for the multi-user tests (60-69) -----------------------------------
 
 # mu_users [USER...]: make the unprivileged test users (default mlfs_ua

@@ -6,22 +6,17 @@
 # keys (wrong key refused before any replica, regenerate, 0600, absent from
 # events/log/info.json, unreadable by another user), bad traffic and
 # mirror lines, a deployment out of the rotation and back, the proxy
-# killed and restarted, the daemon killed and the proxy adopted, rmdir.
+# killed and restarted, the daemon killed and the proxy adopted, a
+# deployment deleted under a client loop (out of the proxy first, traffic
+# re-normalised, the mirror cleared, no failed request), rmdir.
 source "$(dirname "$0")/../lib.sh"
 
 EINVAL="Invalid argument"
 EACCES="Permission denied"
 
 [[ -x /usr/sbin/haproxy ]] || { echo "1..0 # SKIP no haproxy"; exit 0; }
-# the proxies outlive the daemon by design: the test stops its own
-stop_proxies() {
-	local f
-	for f in "$STATE"/endpoints/*/haproxy.pid; do
-		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
-	done
-}
 # the daemon first (it would start them again), then the proxies
-trap 'keep=${KEEP:-}; KEEP=1 cleanup_deep; stop_proxies
+trap 'keep=${KEEP:-}; KEEP=1 cleanup_deep; ep_stop_proxies
 [[ -n $keep ]] || rm -rf "$T"' EXIT
 # other users reach the mount (as a shared workspace's daemon does)
 mount_or_bail "mount with allow_other" -o allow_other
@@ -218,6 +213,39 @@ eq "same URI" "$EURI" "$(cat "$E/scoring_uri")"
 eq "same key" "$K1N" "$(cat "$E/keys/primary")"
 eq "it answers" '{"version": "blue"}' \
 	"$(post "$K1N" -H 'azureml-model-deployment: blue')"
+
+# ---- a deployment deleted while in traffic: out of the proxy first ----------------
+# The write of `delete` takes green out of the proxy's routing (weight 0,
+# its pin and mirror off) before its replicas are told to stop; a client
+# loop running across it sees no failed request; the proxy drops green at
+# its next reload.
+printf 'blue 50\ngreen 50\n' > "$E/traffic"
+wr "$E/mirror" "green 10"
+G=$MNT/deployments/green
+client_start "$EURI" "$K1N"
+check "the client gets answers" wait_until 20 test -e "$T/stop.ready"
+check "… some of them from green" wait_until 20 grep -qx green "$T/stop.seen"
+c0=$(ev_count "endpoint fraud deployment 'green' deleted")
+check "delete green while it takes half the traffic" wr "$G/ctl" delete
+eq "traffic no longer lists green: blue took its weight" "blue 100" \
+	"$(cat "$E/traffic")"
+eq "the mirror that named green is cleared" "" "$(cat "$E/mirror")"
+check "events say what became of traffic and the mirror" \
+	eval "[[ \$(ev_count \"endpoint fraud deployment 'green' deleted: out of traffic, now blue 100\") -gt 0 &&
+		\$(ev_count \"endpoint fraud deployment 'green' deleted: the mirror to it is cleared\") -gt 0 ]]"
+eq "… two lines" $((c0 + 2)) "$(ev_count "endpoint fraud deployment 'green' deleted")"
+eq "a request pinned to green is 404 at once" 404 \
+	"$(code -H "Authorization: Bearer $K1N" -H 'azureml-model-deployment: green' -d '{}' "$EURI")"
+check "green's replicas stop: Draft" wait_for "$G/status" Draft 30
+check "the proxy dropped green (reloaded): stats has no line of it" \
+	wait_until 20 eval "! grep -q '^green ' '$E/stats' && grep -q '^blue ' '$E/stats'"
+client_stop
+check "$NREQ requests, 0 failed across the delete" \
+	eval "((NREQ > 0 && NFAIL == 0))"
+eq "blue answers" '{"version": "blue"}' "$(post "$K1N")"
+eq "the endpoint is Healthy" Healthy "$(cat "$E/status")"
+eq "green's endpoint file still names fraud (deployed again: weight 0)" \
+	fraud "$(cat "$G/endpoint")"
 
 # ---- rmdir: the proxy stops, the deployments keep serving ------------------------
 check "rmdir of a started endpoint" rmdir "$E"
