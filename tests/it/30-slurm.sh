@@ -214,14 +214,17 @@ check "pd completes after dr" wait_for "$R/pd/status" Completed 30
 
 # user cancel of a held run: the job goes, the note too
 run pc "$(hold pc true)"
-check "pc has its job" wait_until 20 has_job pc
-run_after pz pc "echo pz"
+run pw "$(hold pw true)"
+check "pc and pw have their jobs" wait_until 20 eval 'has_job pc && has_job pw'
+run_after pz $'pc\npw any' "echo pz"
 check "pz held by Slurm" wait_until 20 has_job pz
+check "pz's job: afterok and afterany" eval \
+	'[[ $(dep_of pz) == "afterok:$(job_of pc)"*",afterany:$(job_of pw)"* ]]'
 wr "$R/pz/ctl" cancel
 check "pz Canceled" wait_for "$R/pz/status" Canceled 30
 eq "pz: no note left" "" "$(cat "$R/pz/error")"
 eq "pz: its job cancelled" CANCELLED "$(job_field "$(job_of pz)" JobState)"
-touch "$F/pc"
+touch "$F/pc" "$F/pw"
 check "pc completes" wait_for "$R/pc/status" Completed 30
 
 # ---- params and plots on Slurm ---------------------------------------------
