@@ -85,6 +85,13 @@ struct run_ctx {
 #define RUN_TASKS	"tasks"		/* an array's tasks/I/{status,
 					 * exit_code,log}, its launcher's */
 
+/* A run another run waits for (its `after`), started on the same target:
+ * what ->start_after hands to the engine. */
+struct run_dep {
+	struct run_ctx *run;
+	int any;			/* 1: however it ends; 0: Completed */
+};
+
 struct driver {
 	const char *type;
 	const char *const *config_keys;	/* NULL-terminated */
@@ -122,6 +129,17 @@ struct driver {
 	/* Worker: hand @r to the engine.  Sets r->started, r->obj.backend_id
 	 * and reports state through ws_run_transition. */
 	int (*start)(struct target_ctx *t, struct run_ctx *r, struct err *e);
+	/* Worker, optional: as ->start, but the engine itself holds @r
+	 * until the runs @deps (every run of r->after not ended yet, each
+	 * started on this target) end as they must, and drops it when one
+	 * cannot (the worker cancels it then, with the sentence of `after`).
+	 * Returns 1 when the engine cannot hold these (one has no engine id
+	 * yet): nothing done, the worker waits for them itself. */
+	int (*start_after)(struct target_ctx *t, struct run_ctx *r,
+			   const struct run_dep *deps, int n, struct err *e);
+	/* What holds a run started by ->start_after, for its `error`:
+	 * "waiting for prep (<after_by>)". */
+	const char *after_by;
 	/* Worker: called every tick for the target's started runs (the driver
 	 * decides when an engine round-trip is due).  Reports transitions. */
 	void (*poll)(struct target_ctx *t, struct run_ctx **runs, int n);

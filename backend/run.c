@@ -552,6 +552,30 @@ int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error)
 	return rc;
 }
 
+int ws_run_cancel_for(struct ws *ws, struct run_ctx *r, const char *why)
+{
+	char text[ERR_MSG_MAX + 32];
+	int rc;
+
+	r->obj.cancel = 1;
+	snprintf(r->obj.error, sizeof(r->obj.error), "%s", why);
+	rc = ws_run_save(ws, r);
+	if (!rc) {
+		snprintf(text, sizeof(text), "cancel requested: %s", why);
+		ws_obj_event(ws, &r->obj, text);
+	}
+	return rc;
+}
+
+int ws_run_after_cancel(struct ws *ws, struct run_ctx *r, const char *why)
+{
+	char sentence[ERR_MSG_MAX];
+	int st = run_after_state(ws, &r->after, sentence, sizeof(sentence));
+
+	if (r->obj.cancel || st == AFTER_WAIT)
+		return st == AFTER_WAIT ? -EAGAIN : 0;
+	return ws_run_cancel_for(ws, r, st == AFTER_CANCEL ? sentence : why);
+}
 
 /* ---- the run kind -------------------------------------------------------- */
 

@@ -533,6 +533,9 @@ static void run_cancel_step(struct tworker *w, struct run_ctx *r)
 		ws_run_transition(w->ws, r, RS_CANCELED, -1, NULL);
 		return;
 	}
+	/* the engine held it for its `after`: no longer waiting */
+	if (!strncmp(r->obj.error, "waiting for ", 12))
+		ws_run_note(w->ws, r, NULL);
 	if (w->t.drv->cancel && w->t.drv->cancel(&w->t, r, &e))
 		ws_run_note(w->ws, r, e.msg);
 }
@@ -580,6 +583,106 @@ static int after_ready(struct tworker *w, struct run_ctx *r)
 	return st == AFTER_READY;
 }
 
+/*
+ * @r's `after` as the engine can hold it: every run not ended yet is
+ * started on this target (one that ended as needed drops out).  The
+ * count in @deps, or -1 when one is elsewhere or not started: then the
+ * worker waits for it itself.
+ */
+static int held_deps(struct tworker *w, struct run_ctx *r,
+		     struct run_dep *deps)
+{
+	struct run_ctx *d;
+	struct obj o;
+	int n = 0;
+
+	for (int i = 0; i < r->after.n; i++) {
+		if (ws_find(w->ws, K_RUN, 0, r->after.deps[i].name, &o))
+			return -1;
+		if (run_state_final(o.state))
+			continue;	/* ended as needed: AFTER_WAIT says */
+		d = run_find(w, o.id);
+		if (!d || !d->started)
+			return -1;
+		deps[n].run = d;
+		deps[n++].any = r->after.deps[i].any;
+	}
+	return n;
+}
+
+/* "waiting for prep (Slurm dependency)": the engine holds @r. */
+static void held_note(struct tworker *w, struct run_ctx *r, const char *why)
+{
+	char note[ERR_MSG_MAX];
+
+	snprintf(note, sizeof(note), "%.*s (%s)", ERR_MSG_MAX - 64, why,
+		 w->t.drv->after_by ? w->t.drv->after_by : "held by the"
+		 " target");
+	ws_run_note(w->ws, r, note);
+}
+
+/*
+ * A run with `after` on a target whose engine can hold it: handed to the
+ * engine at once, with its dependencies, when every run it waits for is
+ * started here.  1 when done so (or failed), 0 when the worker waits.
+ */
+static int start_held(struct tworker *w, struct run_ctx *r)
+{
+	struct run_dep deps[AFTER_MAX];
+	struct err e = { { 0 } };
+	char why[ERR_MSG_MAX];
+	int n, rc;
+
+	if (!w->t.drv->start_after ||
+	    run_after_state(w->ws, &r->after, why, sizeof(why)) != AFTER_WAIT)
+		return 0;
+	n = held_deps(w, r, deps);
+	if (n <= 0)
+		return 0;
+	if (!still_usable(w, r))
+		return 1;
+	/* no ->can_start: the engine queues it, and it cannot start before
+	 * the runs it waits for, which hold its place */
+	rc = w->t.drv->start_after(&w->t, r, deps, n, &e);
+	if (rc == 1)
+		return 0;
+	if (rc && !run_state_final(r->obj.state))
+		ws_run_transition(w->ws, r, RS_FAILED, -1, e.msg);
+	else if (!rc && r->started && r->obj.state == RS_QUEUED)
+		held_note(w, r, why);
+	return 1;
+}
+
+/*
+ * A run the engine holds for its `after` (or any started run whose `after`
+ * is not settled yet, as after a restart): while it is Queued, `error`
+ * says for which runs; when one of them ended otherwise than it needs,
+ * it is canceled with the sentence the worker's own wait gives.  Once it
+ * left Queued the engine has decided: the runs ended as it needed.
+ */
+static void after_held(struct tworker *w, struct run_ctx *r)
+{
+	char why[ERR_MSG_MAX];
+	int st;
+
+	if (!r->started || !r->after.n || r->obj.cancel ||
+	    run_state_final(r->obj.state))
+		return;
+	st = run_after_state(w->ws, &r->after, why, sizeof(why));
+	if (r->obj.state == RS_QUEUED && st == AFTER_CANCEL) {
+		ws_run_cancel_for(w->ws, r, why);	/* next tick: cancel */
+		return;
+	}
+	if (r->obj.state == RS_QUEUED && st == AFTER_WAIT) {
+		held_note(w, r, why);
+		return;
+	}
+	if (st != AFTER_WAIT || r->obj.state != RS_QUEUED)
+		r->after.n = 0;
+	if (!strncmp(r->obj.error, "waiting for ", 12))
+		ws_run_note(w->ws, r, NULL);
+}
+
 static void schedule(struct tworker *w)
 {
 	struct err e;
@@ -593,6 +696,8 @@ static void schedule(struct tworker *w)
 		if (r->started || r->obj.cancel ||
 		    (r->obj.state != RS_QUEUED &&
 		     r->obj.state != RS_STARTING))
+			continue;
+		if (r->after.n && start_held(w, r))
 			continue;
 		if (!after_ready(w, r) || !still_usable(w, r))
 			continue;
@@ -654,6 +759,8 @@ static void runs_step(struct tworker *w)
 	}
 	if (n)
 		w->t.drv->poll(&w->t, started, n);
+	for (r = w->runs; r; r = r->next)
+		after_held(w, r);
 	schedule(w);
 	watch_files(w);
 	for (pp = &w->runs; (r = *pp);) {

@@ -257,6 +257,21 @@ int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error);
  * -ENOENT when the run has no tasks/ folder (its launcher never ran).
  */
 int run_array_end(struct run_ctx *r, int canceled, char *why, size_t sz);
+/*
+ * ws_run_cancel_for - cancel started run @r for a reason of its own: the
+ * worker stops it as for `cancel` (the engine is asked each tick, also
+ * after a restart), and @why, in `error` now, stays there when it ends
+ * Canceled.  0 or -errno.
+ */
+int ws_run_cancel_for(struct ws *ws, struct run_ctx *r, const char *why);
+/*
+ * ws_run_after_cancel - the engine says queued @r can never start for
+ * the runs it waits for: cancel it (ws_run_cancel_for) with the sentence
+ * of `after` when one of them ended otherwise than it needs, else with
+ * @why.  -EAGAIN when mlfs has not seen them all end yet (ask again at
+ * the next poll); 0 (also when a cancel is under way) or -errno.
+ */
+int ws_run_after_cancel(struct ws *ws, struct run_ctx *r, const char *why);
 int ws_target_set_nodes(struct ws *ws, struct target_ctx *t,
 			const char *nodes);
 /* Set the error text of target @t without a state change ("" clears). */

@@ -43,7 +43,10 @@
 # after (the overhead of `after` on the local target: from the moment run A's
 # command ends to the moment B's, which waits for A, starts, median of
 # REPEAT; baseline: from `echo submit` of a run to its command's start;
-# and from A's end to the return of a `cat runs/A/wait` begun before),
+# and from A's end to the return of a `cat runs/A/wait` begun before; then
+# on the private Slurm cluster, AFTER_SLURM=0 to skip: A ends -> B starts
+# with B held by Slurm's dependency vs. held by the daemon (A on another
+# target of the same cluster), default poll_seconds),
 # inputs (a run reading IN_MB=512 MiB by reference vs. copied into its
 # folder first: `echo submit` or the cp to Completed),
 # clone (`echo clone` of a run with CL_MB=256 MiB and CL_FILES=1000 small
@@ -54,8 +57,8 @@
 # plain run; 4 processes printing DIST_LINES=100000 lines each through the
 # rank-prefixing relay, submit -> `cat wait` returns, vs. one process
 # printing 4 x DIST_LINES straight into log),
-# plots (runs/index.html for PLOT_RUNS="1000 10000" runs, each with a
-# summary of 3 metrics as the worker writes it: rendered anew after a
+# plots (runs/index.html for PLOT_RUNS="1000 10000" finished runs, each with
+# a summary of 3 metrics as the worker writes it: rendered anew after a
 # change, and kept while nothing changed vs. `ls -l runs`, medians of
 # REPEAT; metrics.svg of 100,000 points drawn, as build/tests/test_plot
 # times it),
@@ -377,14 +380,48 @@ after_once() {
 		"$d/waited") $(stamp_ms "$d/c_submit" "$d/c_start")"
 }
 
+# One A -> B pair on Slurm, A on target $1 (sl: B's `after` held by
+# Slurm's dependency; sl2, another target on the same cluster: held by the
+# daemon, which submits B once its poll saw A end), I $2: prints the ms
+# from A's end to B's start.
+after_slurm_once() {
+	local a=$MNT/runs/sa$1x$2 b=$MNT/runs/sb$1x$2 d=$W/safter$1x$2
+	mkdir -p "$d" "$a" "$b"
+	echo "while [ ! -e $d/go ]; do sleep 0.01; done; date +%s.%N > $d/a_end" \
+		> "$a/command"
+	echo "$1" > "$a/target"
+	echo "date +%s.%N > $d/b_start" > "$b/command"
+	echo sl > "$b/target"
+	echo "sa$1x$2" > "$b/after"
+	echo submit > "$a/ctl"
+	until [[ $(cat "$a/status") == Running ]]; do sleep 0.01; done
+	echo submit > "$b/ctl"
+	if [[ $1 == sl ]]; then	# in Slurm, held, before A ends
+		until grep -q '"backend_id":[[:space:]]*"slurm' "$b/info.json"; do
+			sleep 0.01
+		done
+	fi
+	touch "$d/go"
+	until [[ -s $d/b_start ]]; do sleep 0.01; done
+	stamp_ms "$d/a_end" "$d/b_start"
+}
+
 after_section() {
-	local i col
+	local i col sd dd
 	for ((i = 0; i < REPEAT; i++)); do after_once "$i"; done > "$W/after.txt"
 	col() { awk -v c="$1" '{ print $c }' "$W/after.txt" | median; }
 	row "after: A ends -> B starts, local (ms)" "$(col 1)" "$(col 3)" \
 		"$(ratio "$(col 1)" "$(col 3)")x"
 	row "  (baseline: echo submit -> the run starts)" "" "" ""
 	row "wait: A ends -> cat runs/A/wait returns (ms)" "$(col 2)" "-" "-"
+	[[ ${AFTER_SLURM:-1} == 1 ]] || return 0
+	slurm_up
+	slurm_target sl2
+	sd=$(for ((i = 0; i < REPEAT; i++)); do after_slurm_once sl "$i"; done | median)
+	dd=$(for ((i = 0; i < REPEAT; i++)); do after_slurm_once sl2 "$i"; done | median)
+	row "after, Slurm: A ends -> B starts (ms)" "$sd" "$dd" \
+		"$(ratio "$sd" "$dd")x"
+	row "  (baseline: the daemon waits, poll_seconds $(slurm_poll_s))" "" "" ""
 }
 
 # inputs: a run that reads IN_MB=512 MiB (8 files) by reference (its
@@ -561,11 +598,32 @@ plant_summaries() {
 	done
 }
 
+# Runs pl0 .. pl<N-1>, made by one process (a mkdir(1) each took ~0.1 s
+# here: 15 min for 10,000), then ended Completed with a duration of their
+# own, in the store while the daemon is stopped: the page then shows
+# finished runs, as a sweep leaves them.
+plant_runs() {
+	python3 - "$MNT/runs" "$1" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    try:
+        os.mkdir(f"{d}/pl{i}")
+    except FileExistsError:
+        pass
+PY
+	unmount_ws
+	sqlite3 "$STATE/workspace.db" "UPDATE objects SET state = 'Completed',
+		exit_code = 0, queued = created, started = created + 1,
+		ended = created + 1 + id % 600
+		WHERE kind = 2 AND name LIKE 'pl%' AND state = 'Draft'"
+	mount_ws
+}
+
 plots_section() {
-	local n have i pt lt
+	local n pt lt
 	for n in ${PLOT_RUNS:-1000 10000}; do
-		have=$(ls "$MNT/runs" | grep -c '^pl' || true)
-		for ((i = have; i < n; i++)); do mkdir "$MNT/runs/pl$i"; done
+		plant_runs "$n"
 		plant_summaries
 		# rendered: a run made and removed first changes the page
 		pt=$(median_time bash -c "mkdir $MNT/runs/plx; rmdir $MNT/runs/plx; cat $MNT/runs/index.html")
@@ -586,15 +644,41 @@ plots_section() {
 ms() { printf '%.1f' "$(echo "$1 * 1000" | bc -l)"; }
 count_jobs() { scontrol -o show jobs 2>/dev/null | grep -c " JobName=$1" || true; }
 
+# slurm_target [NAME]: a slurm target (default sl) on the private cluster,
+# made once.
 slurm_target() {
-	mkdir "$MNT/targets/sl"
-	echo slurm > "$MNT/targets/sl/type"
+	local t=$MNT/targets/${1:-sl}
+	[[ -d $t ]] && return 0
+	mkdir "$t"
+	echo slurm > "$t/type"
 	printf 'url = %s\ntoken_file = %s\npartition = %s\n' "$SLURM_URL" \
-		"$SLURM_TOKEN_FILE" "$SLURM_PARTITION" > "$MNT/targets/sl/config"
-	echo provision > "$MNT/targets/sl/ctl"
-	while [[ $(cat "$MNT/targets/sl/status") == Creating ]]; do sleep 0.05; done
-	[[ $(cat "$MNT/targets/sl/status") == Succeeded ]] ||
-		{ echo "bench: slurm target: $(cat "$MNT/targets/sl/error")" >&2; exit 1; }
+		"$SLURM_TOKEN_FILE" "$SLURM_PARTITION" > "$t/config"
+	echo provision > "$t/ctl"
+	while [[ $(cat "$t/status") == Creating ]]; do sleep 0.05; done
+	[[ $(cat "$t/status") == Succeeded ]] ||
+		{ echo "bench: slurm target: $(cat "$t/error")" >&2; exit 1; }
+}
+
+# The private cluster (scripts/slurm-cluster.sh) in $W/slurm, started once,
+# and the target sl on it.
+slurm_cluster_up() {
+	[[ -z $SLURM_D ]] || return 0
+	chmod 755 "$W"
+	SLURM_D=$W/slurm
+	"$ROOT/scripts/slurm-cluster.sh" start "$SLURM_D" >/dev/null
+	set -a
+	source "$SLURM_D/cluster.env"
+	set +a
+}
+slurm_up() {
+	slurm_cluster_up
+	slurm_target sl
+}
+
+# The targets' poll_seconds (their config sets none: the driver's default).
+slurm_poll_s() {
+	sed -n 's/^#define POLL_DEFAULT[[:space:]]*\([0-9.]*\).*/\1/p' \
+		"$ROOT"/targets/slurm_*.c "$ROOT"/targets/slurm_*.h | head -1
 }
 
 # Seconds of `curl` over one kept-alive connection for the URLs given.
@@ -820,12 +904,7 @@ endpoint_section() {
 
 slurm_section() {
 	local n=${NSLURM:-200} i t0 t1 t2 t3 t4 t5 t6 m b
-	chmod 755 "$W"
-	SLURM_D=$W/slurm
-	"$ROOT/scripts/slurm-cluster.sh" start "$SLURM_D" >/dev/null
-	set -a
-	source "$SLURM_D/cluster.env"
-	set +a
+	slurm_cluster_up
 	t0=$(now)
 	for ((i = 0; i < n; i++)); do
 		sbatch -Q -J "sb$i" -o /dev/null --wrap true

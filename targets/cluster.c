@@ -558,6 +558,14 @@ static int cluster_start(struct target_ctx *t, struct run_ctx *r,
 	return slurm_start(t, r, e);
 }
 
+static int cluster_start_after(struct target_ctx *t, struct run_ctx *r,
+			       const struct run_dep *deps, int n,
+			       struct err *e)
+{
+	ready(t);
+	return slurm_start_after(t, r, deps, n, e);
+}
+
 static void cluster_poll(struct target_ctx *t, struct run_ctx **runs, int n)
 {
 	ready(t);
@@ -609,6 +617,8 @@ const struct driver cluster_driver = {
 	.refresh	= cluster_refresh,
 	.can_start	= cluster_can_start,
 	.start		= cluster_start,
+	.start_after	= cluster_start_after,
+	.after_by	= "Slurm dependency",
 	.poll		= cluster_poll,
 	.cancel		= cluster_cancel,
 	.adopt		= cluster_adopt,

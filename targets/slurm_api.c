@@ -452,7 +452,9 @@ static bool fill_job(const struct slurm_api *api, cJSON *job,
 	       add_num(job, "tasks_per_node", s->tasks_per_node) &&
 	       add_str(job, api->gres_key, s->gpus_per_node ? gres : NULL) &&
 	       add_num(job, "memory_per_node", s->memory_mib) &&
-	       add_num(job, "time_limit", s->time_limit_min);
+	       add_num(job, "time_limit", s->time_limit_min) &&
+	       /* a string in every version of the table (v0.0.37-39) */
+	       add_str(job, "dependency", s->dependency);
 }
 
 static char *script_text(const char *script)

@@ -60,6 +60,7 @@ struct slurm_job_spec {
 	unsigned gpus_per_node;		/* -> gres "gpu:N" */
 	unsigned long long memory_mib;	/* per node */
 	unsigned time_limit_min;
+	const char *dependency;		/* "afterok:12:13,afterany:14" */
 	const char *script;		/* required; "#!/bin/bash\n" prepended if it has no #! */
 };
 

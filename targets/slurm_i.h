@@ -75,6 +75,7 @@ struct slurm_run {
 	int noted;			/* r->obj.error holds our outage note */
 	double due;			/* next poll (monotonic) */
 	double cancel_next;		/* next DELETE allowed (monotonic) */
+	const char *dependency;		/* during slurm_start_after only */
 };
 
 enum { M_GET, M_POST, M_DELETE };
@@ -144,6 +145,8 @@ int sl_run_search(struct slurm_target *st, struct run_ctx *r,
 		  struct err *e);
 int slurm_can_start(struct target_ctx *t, struct run_ctx *r);
 int slurm_start(struct target_ctx *t, struct run_ctx *r, struct err *e);
+int slurm_start_after(struct target_ctx *t, struct run_ctx *r,
+		      const struct run_dep *deps, int n, struct err *e);
 int slurm_cancel(struct target_ctx *t, struct run_ctx *r, struct err *e);
 int slurm_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e);
 void slurm_release_run(struct target_ctx *t, struct run_ctx *r);

@@ -353,6 +353,7 @@ static char *job_body(const struct target_ctx *t, const struct run_ctx *r,
 	spec.env = (const char *const *)env.v;
 	spec.env_count = env.n;
 	spec.script = script;
+	spec.dependency = ((const struct slurm_run *)r->priv)->dependency;
 	body = slurm_api_submit_body(st->api, &spec, msg, sizeof(msg));
 	if (!body) {
 		err_set(e, -EINVAL, "%s", msg);
@@ -551,6 +552,56 @@ int slurm_start(struct target_ctx *t, struct run_ctx *r,
 			return rc == -EAGAIN ? 0 : rc;
 	}
 	return run_submit(t, st, r, e);
+}
+
+/* Append ",afterok:12:13" (@type, the job ids of the @deps of that mode)
+ * to @buf; 1 when one has no job id, or no room is left. */
+static int dep_type(const struct run_dep *deps, int n, int any,
+		    const char *type, char *buf, size_t len)
+{
+	size_t o = strlen(buf);
+	int first = 1;
+
+	for (int i = 0; i < n; i++) {
+		const struct slurm_run *sr = deps[i].run->priv;
+
+		if (!!deps[i].any != any)
+			continue;
+		if (!sr || !sr->job_id)
+			return 1;	/* uncertain, or not Slurm's */
+		o += (size_t)snprintf(buf + o, len - o, "%s%s:%lu",
+				      first && o ? "," : "",
+				      first ? type : "", sr->job_id);
+		first = 0;
+		if (o >= len)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Submit @r now, Slurm holding it until the jobs of @deps end as they
+ * must (afterok, or afterany for `any`): no round-trip through the
+ * daemon between the end of one and the start of the next.  1 when a
+ * run of @deps has no job id yet (the worker waits for it itself).
+ */
+int slurm_start_after(struct target_ctx *t, struct run_ctx *r,
+		      const struct run_dep *deps, int n, struct err *e)
+{
+	struct slurm_run *sr = sl_run_get(r);
+	char dep[AFTER_MAX * 24];
+	int rc;
+
+	if (!sr)
+		return err_set(e, -ENOMEM, "out of memory");
+	dep[0] = '\0';
+	if (dep_type(deps, n, 0, "afterok", dep, sizeof(dep)) ||
+	    dep_type(deps, n, 1, "afterany", dep, sizeof(dep)))
+		return 1;
+	sr->dependency = dep;
+	rc = slurm_start(t, r, e);
+	sr->dependency = NULL;
+	return rc;
 }
 
 /* ---- cancel, adopt ---------------------------------------------------------- */

@@ -98,12 +98,28 @@ static void run_finish(struct target_ctx *t, struct run_ctx *r,
 	if (state == RS_COMPLETED) {
 		ws_run_transition(r->ws, r, state, 0, "");
 	} else if (state == RS_CANCELED) {
+		/* canceled by mlfs: `error` keeps why (ws_run_cancel_for) */
 		ws_run_transition(r->ws, r, state, j->exit_code, r->obj.cancel ?
-				  "" : "the job was cancelled in Slurm");
+				  NULL : "the job was cancelled in Slurm");
 	} else {
 		failed_why(j, slurm_why, why, sizeof(why));
 		ws_run_transition(r->ws, r, state, j->exit_code, why);
 	}
+}
+
+/* A job submitted with a dependency (slurm_start_after) that Slurm says
+ * can never start: canceled, with the sentence of `after` once mlfs has
+ * seen the run it waited for end (a later poll, if not yet). */
+static void never_satisfied(struct run_ctx *r, const struct slurm_job *j)
+{
+	char why[ERR_MSG_MAX];
+
+	if (strcmp(j->state, "PENDING") ||
+	    strcmp(j->reason, "DependencyNeverSatisfied") || r->obj.cancel)
+		return;
+	snprintf(why, sizeof(why), "canceled: Slurm says job %lu can never"
+		 " start (DependencyNeverSatisfied)", j->job_id);
+	ws_run_after_cancel(r->ws, r, why);
 }
 
 /* Bring @r to the state of its job @j. */
@@ -121,6 +137,7 @@ static void run_apply(struct target_ctx *t, struct run_ctx *r,
 	if (state == STATE_NONE || state == r->obj.state) {
 		if (changed)
 			ws_run_save(r->ws, r);
+		never_satisfied(r, j);
 		return;
 	}
 	if (run_state_final(state))

@@ -164,6 +164,8 @@ static void test_submit_body_v38(void)
 	      jnum(job, "memory_per_node") == 4096 && jnum(job, "time_limit") == 60,
 	      "nodes, cpus_per_task, memory_per_node, time_limit");
 	check(!strcmp(jstr(job, "gres"), "gpu:2"), "v38 GPUs as gres gpu:2");
+	check(!cJSON_GetObjectItem(job, "dependency"),
+	      "no dependency unless asked");
 	check(cJSON_IsObject(e) && !strcmp(jstr(e, "MLFS_RUN"), "train-1") &&
 	      !strcmp(jstr(e, "B"), "z") && cJSON_GetArraySize(e) == 3 &&
 	      !strcmp(jstr(e, "PATH"), "/usr/local/bin:/usr/bin:/bin"),
@@ -182,6 +184,7 @@ static void test_submit_body_v39(void)
 	s.env = env2;
 	s.env_count = 2;
 	s.script = "#!/bin/sh\ntrue\n";
+	s.dependency = "afterok:12:13,afterany:14";
 	body = slurm_api_submit_body(slurm_api_find("v0.0.39"), &s, err, sizeof(err));
 	root = cJSON_Parse(body);
 	job = cJSON_GetObjectItem(root, "job");
@@ -192,6 +195,8 @@ static void test_submit_body_v39(void)
 	check(!strcmp(jstr(job, "tres_per_node"), "gres:gpu:2") &&
 	      !cJSON_GetObjectItem(job, "gres"), "v39 GPUs as tres_per_node gres:gpu:2");
 	check(!strcmp(jstr(root, "script"), "#!/bin/sh\ntrue\n"), "a #! script is kept");
+	check(!strcmp(jstr(job, "dependency"), "afterok:12:13,afterany:14"),
+	      "v39 dependency as Slurm's string");
 	cJSON_Delete(root);
 	free(body);
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The slurm target against a real private cluster (scripts/slurm-cluster.sh):
 # provisioning (good and bad configs), runs that complete, fail, get
-# canceled, span two nodes; slurmrestd stopped mid-run; the daemon killed
-# mid-run, also between a POST and the store (nothing submitted twice).
+# canceled, span two nodes; `after` held by Slurm (afterok, afterany, a
+# failed dependency, mixed cases); params and metrics.svg; slurmrestd
+# stopped mid-run; the daemon killed mid-run, also between a POST and the
+# store (nothing submitted twice), and with a run held by Slurm.
 source "$(dirname "$0")/../lib.sh"
 
 slurm_start
@@ -153,6 +155,93 @@ check "workdir: it ran there" log_has wd "^$T/shared/mlfs-[0-9a-f]*/[0-9]*-wd$"
 eq "workdir: outputs copied back" w2 "$(cat "$R/wd/outputs/out.txt" 2>/dev/null)"
 check "workdir: the working copy is gone" bash -c "! ls -d '$T'/shared/mlfs-*/*-wd 2>/dev/null"
 
+# ---- after: Slurm's own dependency -------------------------------------------
+# A run whose runs are all started on the same target goes to Slurm at once,
+# held there with afterok (afterany for `any`); runs wait for a flag file.
+F=$T/flags
+mkdir -m 1777 "$F"
+hold() { echo "while [ ! -e $F/$1 ]; do sleep 0.2; done; $2"; }
+dep_of() { job_field "$(job_of "$1")" Dependency; }
+run_after() { # run_after NAME AFTER COMMAND
+	mkdir "$R/$1" && wr "$R/$1/command" "$3" && wr "$R/$1/target" sl &&
+		wr "$R/$1/after" "$2" && wr "$R/$1/ctl" submit
+}
+err_is() { [[ $(cat "$R/$1/error") == "$2" ]]; }
+run pa "$(hold pa 'echo pa done > '"$F"'/pa-done')"
+check "pa has its job" wait_until 20 has_job pa
+run_after pb pa "test -e $F/pa-done && echo after pa"
+check "pb goes to Slurm while pa runs" wait_until 20 has_job pb
+eq "pa has not ended" "" "$(ls "$F"/pa-done 2>/dev/null)"
+check "pb's job depends on pa's (afterok)" eval 	'[[ $(dep_of pb) == "afterok:$(job_of pa)"* ]]'
+eq "pb is Queued" Queued "$(cat "$R/pb/status")"
+check "pb: error says Slurm holds it" wait_until 10 	err_is pb "waiting for pa (Slurm dependency)"
+check "Slurm keeps pb pending (Dependency)" eval 	'[[ $(job_field "$(job_of pb)" Reason) == Dependency ]]'
+touch "$F/pa"
+check "pb completes after pa" wait_for "$R/pb/status" Completed 30
+check "pb ran after pa ended" log_has pb "after pa"
+eq "pa Completed" Completed "$(cat "$R/pa/status")"
+eq "pb: the note is gone" "" "$(cat "$R/pb/error")"
+
+# a dependency that fails: the afterok one Canceled, the `any` one runs
+run pf "$(hold pf 'exit 3')"
+check "pf has its job" wait_until 20 has_job pf
+run_after pg pf "echo pg"
+run_after ph "pf any" "echo ph ran"
+check "pg and ph go to Slurm while pf runs" wait_until 20 eval 	'has_job pg && has_job ph'
+check "ph's job: afterany" eval '[[ $(dep_of ph) == "afterany:$(job_of pf)"* ]]'
+touch "$F/pf"
+check "pf Failed" wait_for "$R/pf/status" Failed 30
+check "pg Canceled" wait_for "$R/pg/status" Canceled 30
+eq "pg: the sentence of after" "canceled: run 'pf' ended Failed, and this run waited for it to complete (write 'pf any' in after to run anyway)" \
+	"$(cat "$R/pg/error")"
+eq "pg: no Slurm job left behind" CANCELLED "$(job_field "$(job_of pg)" JobState)"
+check "ph (pf any) Completed" wait_for "$R/ph/status" Completed 30
+check "ph ran" log_has ph "ph ran"
+
+# a run elsewhere, or not submitted yet: the daemon waits, as before
+mkdir "$R/lo" && wr "$R/lo/command" "$(hold lo true)" && wr "$R/lo/ctl" submit
+run_after pl lo "echo pl"
+mkdir "$R/dr" && wr "$R/dr/command" true
+run_after pd dr "echo pd"
+check "after a local run: the daemon waits" wait_until 10 err_is pl "waiting for lo"
+check "after a Draft: the daemon waits" wait_until 10 err_is pd "waiting for dr"
+check "neither is in Slurm yet" eval '! has_job pl && ! has_job pd'
+touch "$F/lo"
+check "pl completes after the local run" wait_for "$R/pl/status" Completed 30
+wr "$R/dr/target" sl
+wr "$R/dr/ctl" submit
+check "pd completes after dr" wait_for "$R/pd/status" Completed 30
+
+# user cancel of a held run: the job goes, the note too
+run pc "$(hold pc true)"
+run pw "$(hold pw true)"
+check "pc and pw have their jobs" wait_until 20 eval 'has_job pc && has_job pw'
+run_after pz $'pc\npw any' "echo pz"
+check "pz held by Slurm" wait_until 20 has_job pz
+check "pz's job: afterok and afterany" eval \
+	'[[ $(dep_of pz) == "afterok:$(job_of pc)"*",afterany:$(job_of pw)"* ]]'
+wr "$R/pz/ctl" cancel
+check "pz Canceled" wait_for "$R/pz/status" Canceled 30
+eq "pz: no note left" "" "$(cat "$R/pz/error")"
+eq "pz: its job cancelled" CANCELLED "$(job_field "$(job_of pz)" JobState)"
+touch "$F/pc" "$F/pw"
+check "pc completes" wait_for "$R/pc/status" Completed 30
+
+# ---- params and plots on Slurm ---------------------------------------------
+run pp 'python3 -c "import mlfs
+for i in range(5): mlfs.log(\"loss\", 1.0 / (1 + i), step=i)
+mlfs.log(\"acc\", 0.9, step=4)
+mlfs.param(\"kernel\", \"linear\")"
+echo "lr 0.1" >> "$MLFS_PARAMS"'
+check "pp completes" wait_for "$R/pp/status" Completed 30
+check "pp: mlfs.param in params" grep -qx "kernel linear" "$R/pp/params"
+check "pp: MLFS_PARAMS in params" grep -qx "lr 0.1" "$R/pp/params"
+check "pp: metrics" grep -q "^loss 0.2 4 " "$R/pp/metrics"
+check "pp: metrics.svg parses, both metrics in it" python3 -c '
+import sys, xml.etree.ElementTree as E
+t = "".join(E.parse(sys.argv[1]).getroot().itertext())
+sys.exit(not ("loss" in t and "acc" in t))' "$R/pp/metrics.svg"
+
 # ---- slurmrestd away mid-run ---------------------------------------------
 run away 'sleep 3; echo back'
 check "away is Running" wait_for "$R/away/status" Running 30
@@ -170,6 +259,10 @@ eq "back: the note is gone" "" "$(cat "$R/away/error")"
 # ---- the daemon killed mid-run ----------------------------------------------
 run k9 'sleep 3; echo after the crash'
 run dup 'sleep 3; echo once'
+run ka "$(hold ka true)"
+check "ka has its job" wait_until 20 has_job ka
+run_after kb ka "echo kb"
+check "kb held by Slurm" wait_until 20 has_job kb
 check "k9 is Running" wait_for "$R/k9/status" Running 30
 check "dup has its job" wait_until 10 has_job dup
 crash_ws
@@ -183,6 +276,12 @@ eq "k9: one job" 1 "$(jobs_named k9)"
 check "dup completes" wait_for "$R/dup/status" Completed 30
 eq "dup: found by its comment, not submitted twice" 1 "$(jobs_named dup)"
 check "dup: its job id is back" has_job dup
+eq "kb still Queued after the restart" Queued "$(cat "$R/kb/status")"
+check "kb: still held by Slurm" wait_until 10 \
+	err_is kb "waiting for ka (Slurm dependency)"
+touch "$F/ka"
+check "kb completes after ka" wait_for "$R/kb/status" Completed 30
+eq "kb: one job" 1 "$(jobs_named kb)"
 
 check "the token is in no log nor events" bash -c \
 	"! grep -qF '$TOKEN' '$DAEMON_ERR' '$MNT/events' '$STATE/mlfs.log' 2>/dev/null"
