@@ -154,22 +154,26 @@ static int submit_code_check(struct ws *ws, const struct obj *o,
 		       "a symbolic link" : "not a folder");
 }
 
-/* The runs `after` names still exist and make no cycle (one may have
- * been removed, or made to wait for this one, since the write). */
-static int submit_after_check(struct ws *ws, const struct obj *o,
-			      struct err *e)
+typedef int (*names_check)(struct ws *ws, const struct obj *o,
+			   const char *buf, size_t len, struct err *e);
+
+/* The runs (and versions) setting @file names still exist and make no
+ * cycle: one may have been removed, or made to wait for this one, since
+ * the write that checked them.  @what names the setting. */
+static int submit_recheck(struct ws *ws, const struct obj *o, int file,
+			  const char *what, names_check check, struct err *e)
 {
 	struct err why;
 	size_t len;
 	char *buf;
 	int rc;
 
-	rc = ws_read_text(ws, o->id, F_AFTER, &buf, &len);
+	rc = ws_read_text(ws, o->id, file, &buf, &len);
 	if (rc)
-		return err_set(e, rc, "cannot read after");
-	rc = run_after_check(ws, o, buf, len, &why);
+		return err_set(e, rc, "cannot read %s", what);
+	rc = check(ws, o, buf, len, &why);
 	free(buf);
-	return rc ? err_set(e, rc, "after: %s", why.msg) : 0;
+	return rc ? err_set(e, rc, "%s: %s", what, why.msg) : 0;
 }
 
 /* Does `inputs` say something? */
@@ -190,29 +194,6 @@ static int has_inputs(struct ws *ws, const struct obj *o)
 	return n > 0;
 }
 
-/* The runs and versions `inputs` names still exist, no cycle. */
-static int submit_inputs_check(struct ws *ws, const struct obj *o,
-			       struct err *e)
-{
-	struct err why;
-	size_t len;
-	char *buf;
-	int rc;
-
-	rc = ws_read_text(ws, o->id, F_INPUTS, &buf, &len);
-	if (rc)
-		return err_set(e, rc, "cannot read inputs");
-	rc = run_inputs_check(ws, o, buf, len, &why);
-	free(buf);
-	return rc ? err_set(e, rc, "inputs: %s", why.msg) : 0;
-}
-
-/*
- * `environment`: the environment must be Ready now, its image id goes
- * into @image (RUN_IMAGE_MAX bytes; the run keeps that exact id), and
- * only the local target runs in one yet, never for root (a container
- * never gets the host's root) nor with inputs (not mounted in yet).
- */
 static int submit_env_check(struct ws *ws, const struct obj *o,
 			    const struct obj *t, char *image, struct err *e)
 {
@@ -279,9 +260,10 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 		if (rc)
 			return rc;	/* the sentence names resources */
 	}
-	rc = submit_after_check(ws, o, e);
+	rc = submit_recheck(ws, o, F_AFTER, "after", run_after_check, e);
 	if (!rc)
-		rc = submit_inputs_check(ws, o, e);
+		rc = submit_recheck(ws, o, F_INPUTS, "inputs", run_inputs_check,
+				    e);
 	if (rc)
 		return rc;
 	d = driver_find(t->type);
