@@ -240,8 +240,8 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			       t->name, t->type);
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
-			       " give a run its inputs yet; the local, slurm"
-			       " and cluster targets can", t->name, t->type);
+			       " give a run its inputs yet; the local, ssh,"
+			       " slurm and cluster targets can", t->name, t->type);
 	if (!d->check_run)
 		return 0;
 	rc = ws_load_config(ws, t->id, &cfg, e);
