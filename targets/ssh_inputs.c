@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../lib/copy.h"
@@ -133,6 +134,21 @@ static void stage_ids(const struct run_ctx *r, uid_t *uid, gid_t *gid)
 	*gid = r->obj.gid;
 }
 
+/* work/, where inputs are staged, is the daemon's alone (a root daemon's
+ * copy as the user is made in it: no one else may reach it). */
+static int work_private(const struct run_ctx *r, char *why, size_t n)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
+	if (!lstat(path, &st) && S_ISDIR(st.st_mode) &&
+	    st.st_uid == geteuid() && !(st.st_mode & 077))
+		return 0;
+	snprintf(why, n, "%s is not the daemon's alone", path);
+	return -EPERM;
+}
+
 /* Input @i of @r: staged, sent if the host lacks it, its path on the
  * host into @where (PATH_MAX).  0, 1 (the run fails: @why) or -errno. */
 static int send_one(struct target_ctx *t, struct ssh_conn *c,
@@ -147,6 +163,9 @@ static int send_one(struct target_ctx *t, struct ssh_conn *c,
 	gid_t gid;
 	int file, rc;
 
+	rc = work_private(r, why, n);
+	if (rc)
+		return rc;
 	stage_ids(r, &uid, &gid);
 	snprintf(stage, sizeof(stage), "%s/%s/%s", r->dir, RUN_WORK,
 		 STAGE_DIR);
