@@ -278,8 +278,8 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			       " run in an environment yet");
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
-			       " give a run its inputs yet; the local, slurm"
-			       " and cluster targets can", t->name, t->type);
+			       " give a run its inputs yet; the local, ssh,"
+			       " slurm and cluster targets can", t->name, t->type);
 	if (!d->arrays && res.array_n)
 		return err_set(e, -EINVAL, "resources: target '%s' (%s) cannot"
 			       " run an array yet; the local target can (or"

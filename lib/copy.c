@@ -690,6 +690,78 @@ int copy_tree_as(const char *src, const char *dst, uid_t uid, gid_t gid,
 	return rc;
 }
 
+/* Regular file @in into a new file @name of folder @d (mode, times). */
+static int copy_open_file(int in, int d, const char *name)
+{
+	struct file_opts o = { .umask = read_umask() };
+	struct stat st;
+	int out, rc;
+
+	if (fstat(in, &st))
+		return -errno;
+	out = openat(d, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		     O_CLOEXEC, st.st_mode & 0777);
+	if (out < 0)
+		return -errno;
+	rc = copy_content(in, out, &st, &o);
+	if (!rc && fchmod(out, st.st_mode & 0777))
+		rc = -errno;
+	if (!rc)
+		rc = set_times(out, NULL, &st);
+	if (close(out) && !rc)
+		rc = -errno;
+	return rc;
+}
+
+/* What @src names (looked up now: the caller wears the user's rights)
+ * into the open folder @d. */
+static int copy_input_top(const char *src, int d, char *where, size_t wsz)
+{
+	const char *base = strrchr(src, '/');
+	struct stat st;
+	int s, rc;
+
+	/* O_NONBLOCK: a fifo named as an input must not hang the worker */
+	s = open(src, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (s < 0)
+		return -errno;
+	if (fstat(s, &st))
+		rc = -errno;
+	else if (S_ISDIR(st.st_mode))
+		rc = copy_walk(s, d, NULL, 0, where, wsz);
+	else if (S_ISREG(st.st_mode) && base && base[1])
+		rc = copy_open_file(s, d, base + 1);
+	else
+		rc = -EINVAL;	/* neither a folder nor a file */
+	close(s);
+	return rc || S_ISDIR(st.st_mode) ? rc : 1;	/* 1: a file */
+}
+
+int copy_input_as(const char *src, const char *dst, uid_t uid, gid_t gid,
+		  struct err *e)
+{
+	char where[PATH_MAX] = "";
+	struct fscreds c;
+	int d, rc;
+
+	d = make_top(dst, uid, gid, e);
+	if (d < 0)
+		return d;
+	rc = fscreds_wear_user(&c, uid, gid);
+	if (!rc)
+		rc = copy_input_top(src, d, where, sizeof(where));
+	fscreds_restore(&c);
+	close(d);
+	if (rc == -EINVAL && !where[0])
+		return err_set(e, rc, "%s is neither a folder nor a file", src);
+	if (rc < 0)
+		return err_set(e, rc, "cannot read %s%s%s as uid %u: %s", src,
+			       where[0] ? " at " : "", where,
+			       (unsigned)(uid == (uid_t)-1 ? geteuid() : uid),
+			       strerror(-rc));
+	return rc;
+}
+
 int copy_tree_fresh(const char *src, const char *dst, struct err *e)
 {
 	return copy_tree_as(src, dst, (uid_t)-1, (gid_t)-1, e);

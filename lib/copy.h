@@ -39,6 +39,18 @@ int copy_files_as(const char *src, const char *dst, uid_t uid, gid_t gid,
 		  struct err *e);
 
 /*
+ * copy_input_as - a copy of what @src names, looked up (links followed)
+ * and read with the fsuid, fsgid and groups of @uid:@gid when the daemon
+ * is root, so that it holds only what @uid may read: a folder's content
+ * into @dst, or a regular file as @dst/BASENAME.  @dst is made anew as
+ * copy_tree_as makes it, without outputs/ (a run's input, not a working
+ * copy).  @uid (uid_t)-1: with the daemon's rights.  0 (a folder), 1 (a
+ * file) or -errno with a sentence naming @src.
+ */
+int copy_input_as(const char *src, const char *dst, uid_t uid, gid_t gid,
+		  struct err *e);
+
+/*
  * copy_into - copy entry @name of folder @src (a file or a whole tree),
  * or with @name NULL everything in @src, into the existing folder @dst,
  * as copy_tree_fresh copies.  0 or -errno with a sentence.

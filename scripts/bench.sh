@@ -48,7 +48,9 @@
 # with B held by Slurm's dependency vs. held by the daemon (A on another
 # target of the same cluster), default poll_seconds),
 # inputs (a run reading IN_MB=512 MiB by reference vs. copied into its
-# folder first: `echo submit` or the cp to Completed),
+# folder first: `echo submit` or the cp to Completed; on an ssh target
+# (the test sshd), the first run, which sends the input into the host's
+# cache, vs. a second, which reuses it),
 # clone (`echo clone` of a run with CL_MB=256 MiB and CL_FILES=1000 small
 # files vs. cp -a of its files on the state dir's disk, and vs. mkdir +
 # cp -a through the mount),
@@ -114,6 +116,10 @@ cleanup() {
 	fi
 	if [[ -d $W/ep-proxy ]]; then
 		"$ROOT/build/tests/ep-proxy-tool" stop "$W/ep-proxy" || true
+	fi
+	if [[ -d $W/sshd ]]; then
+		"$ROOT/scripts/ssh-host.sh" stop "$W/sshd" >/dev/null 2>&1 || true
+		chmod -R u+w "$W/remote" 2>/dev/null || true
 	fi
 	if mountpoint -q "$W/xfs" 2>/dev/null; then
 		umount "$W/xfs" || umount -l "$W/xfs"
@@ -470,7 +476,58 @@ inputs_section() {
 		"$(ratio "$(printf '%s\n' "${a[@]}" | median)" \
 			"$(printf '%s\n' "${b[@]}" | median)")x"
 	row "  (baseline: cp into the run, then the run)" "" "" ""
+	inputs_ssh_rows "$d"
 	rm -rf "$d"
+}
+
+# inputs on ssh: the same data as the input of a run on an ssh target (the
+# test sshd of scripts/ssh-host.sh on 127.0.0.1, this user's login): `echo
+# submit` to Completed for the first run, which copies the input with the
+# user's rights, digests it and sends it into the host's cache, vs. a
+# second run of the same content, which copies and digests it again but
+# sends nothing; median of REPEAT, the cache emptied before each pair.
+ssh_in_run() {	# ssh_in_run NAME DATA: one run, its seconds
+	local r=$MNT/runs/$1 t0
+	mkdir "$r"
+	echo inbox > "$r/target"
+	echo "d $2" > "$r/inputs"
+	echo 'cat "$MLFS_INPUT_d"/* > /dev/null' > "$r/command"
+	t0=$(now)
+	echo submit > "$r/ctl"
+	in_done "$r"
+	echo "$(now) - $t0" | bc -l
+}
+
+inputs_ssh_rows() {
+	local t=$MNT/targets/inbox i a=() b=()
+	if ! "$ROOT/scripts/ssh-host.sh" start "$W/sshd" >/dev/null 2>&1; then
+		row "inputs on ssh: no test sshd, skipped" "" "" ""
+		return
+	fi
+	source "$W/sshd/host.env"
+	mkdir "$t"
+	echo ssh > "$t/type"
+	printf 'host = %s\nport = %s\nuser = %s\nidentity_file = %s\nworkdir = %s\n' \
+		"$SSH_HOST" "$SSH_PORT" "$SSH_USER" "$SSH_IDENTITY" \
+		"$W/remote" > "$t/config"
+	echo provision > "$t/ctl"
+	while [[ $(cat "$t/status") == Creating ]]; do sleep 0.05; done
+	[[ $(cat "$t/status") == Succeeded ]] ||
+		{ echo "bench: ssh target: $(cat "$t/error")" >&2; exit 1; }
+	for ((i = 0; i < REPEAT; i++)); do
+		chmod -R u+w "$W/remote/inputs" 2>/dev/null || true
+		rm -rf "$W/remote/inputs"
+		a+=("$(ssh_in_run sa$i "$1")")
+		b+=("$(ssh_in_run sb$i "$1")")
+	done
+	row "inputs on ssh: ${IN_MB:-512} MiB, 1st run sends (s)" \
+		"$(printf '%s\n' "${a[@]}" | median)" \
+		"$(printf '%s\n' "${b[@]}" | median)" \
+		"$(ratio "$(printf '%s\n' "${a[@]}" | median)" \
+			"$(printf '%s\n' "${b[@]}" | median)")x"
+	row "  (baseline: the 2nd run, which reuses it)" "" "" ""
+	chmod -R u+w "$W/remote" 2>/dev/null || true
+	"$ROOT/scripts/ssh-host.sh" stop "$W/sshd" >/dev/null 2>&1 || true
 }
 
 # ---- clone ------------------------------------------------------------------

@@ -138,7 +138,8 @@ LONG="70-cluster 44-deploy-ssh 20-ssh 23-distributed 18-code-dir
 	63-serve-register 65-mu-races 62-cgroups 60-mu-fs 52-stress"
 # The files that bring their own sshd, hosts or Slurm cluster are the
 # heaviest beside others (key exchanges, many daemons): two at most at once.
-HEAVY="70-cluster 44-deploy-ssh 20-ssh 69-cluster-hosts 48-endpoint-ssh"
+HEAVY="70-cluster 44-deploy-ssh 20-ssh 69-cluster-hosts 48-endpoint-ssh
+	26-ssh-inputs"
 LANES=${MLFS_LANES:-3}
 [[ -n ${MLFS_SERIAL:-} ]] && LANES=1
 QUEUE=$LOGDIR/queue RUNNING=$LOGDIR/running

@@ -45,11 +45,12 @@
 
 static const char *const ssh_keys[] = {
 	"host", "port", "user", "identity_file", "workdir", "max_concurrent",
-	"connect_timeout", "cancel_grace_seconds", "transfer", NULL
+	"connect_timeout", "cancel_grace_seconds", "transfer", "input_cache",
+	NULL
 };
 
 static const char *const ssh_live_keys[] = {
-	"max_concurrent", "cancel_grace_seconds", NULL
+	"max_concurrent", "cancel_grace_seconds", "input_cache", NULL
 };
 
 /* ---- validation (pure) ------------------------------------------------- */
@@ -85,6 +86,8 @@ static int ssh_validate(const struct kv_list *cfg, struct err *e)
 		rc = ssh_check_identity_file(v, why, sizeof(why));
 	if (!rc && (v = kv_get(cfg, "workdir")))
 		rc = ssh_check_workdir(v, why, sizeof(why));
+	if (!rc && (v = kv_get(cfg, "input_cache")))
+		rc = ssh_check_dir("input_cache", v, why, sizeof(why));
 	if (!rc && (v = kv_get(cfg, "max_concurrent")))
 		rc = ssh_check_max_concurrent(v, &x, why, sizeof(why));
 	if (!rc && (v = kv_get(cfg, "connect_timeout")))
@@ -362,6 +365,7 @@ const struct driver ssh_driver = {
 	.config_keys	= ssh_keys,
 	.live_keys	= ssh_live_keys,
 	.can_host	= 1,
+	.inputs		= 1,
 	.deploy_host	= "0.0.0.0",
 	.validate	= ssh_validate,
 	.check_run	= ssh_check_run,

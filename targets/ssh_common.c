@@ -438,6 +438,13 @@ static int tar_copy(struct ssh_conn *c, int up, const char *local,
 int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
 	     int up, const char *local, const char *sub, char *why, size_t n)
 {
+	return ssh_copy_in(t, c, ssh_workdir(t), rid, up, local, sub, why, n);
+}
+
+int ssh_copy_in(struct target_ctx *t, struct ssh_conn *c, const char *base,
+		const char *rid, int up, const char *local, const char *sub,
+		char *why, size_t n)
+{
 	struct argv_buf a = ARGV_BUF_INIT;
 	char rpath[PATH_MAX], *spec;
 	struct sx_result res;
@@ -447,7 +454,7 @@ int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
 	if (know_rsync(t, c, why, n))
 		return -EHOSTUNREACH;
 	rsync = ssh_tgt_of(t)->rsync > 0;
-	if (ssh_copy_path(ssh_workdir(t), rid, sub, rpath, sizeof(rpath))) {
+	if (ssh_copy_path(base, rid, sub, rpath, sizeof(rpath))) {
 		snprintf(why, n, "the remote path is too long");
 		return -EIO;
 	}

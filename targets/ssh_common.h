@@ -114,6 +114,12 @@ int ssh_remote(struct ssh_conn *c, char *script, size_t out_max,
 int ssh_copy(struct target_ctx *t, struct ssh_conn *c, const char *rid,
 	     int up, const char *local, const char *sub, char *why, size_t n);
 
+/* ssh_copy into or out of @base/@rid/@sub on the host, @base a folder of
+ * the host other than the workdir (ssh_input_cache). */
+int ssh_copy_in(struct target_ctx *t, struct ssh_conn *c, const char *base,
+		const char *rid, int up, const char *local, const char *sub,
+		char *why, size_t n);
+
 /*
  * ssh_stage - copy the folder @src, read with the rights of its owner
  * @uid:@gid (a root daemon; else as the daemon), into @priv/up, to send

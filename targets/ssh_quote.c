@@ -340,8 +340,11 @@ static bool has_dotdot(const char *p)
 
 int ssh_check_workdir(const char *path, char *why, size_t len)
 {
-	const char *k = "workdir";
+	return ssh_check_dir("workdir", path, why, len);
+}
 
+int ssh_check_dir(const char *k, const char *path, char *why, size_t len)
+{
 	if (!path || !*path)
 		return refuse_empty(why, len, k);
 	if (path[0] != '/' && strcmp(path, "~") != 0 && strncmp(path, "~/", 2) != 0)

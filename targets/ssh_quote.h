@@ -77,6 +77,8 @@ int ssh_check_identity_file(const char *path, char *why, size_t len);
  * none of * ? [ \ (rsync would treat it as a pattern).
  */
 int ssh_check_workdir(const char *path, char *why, size_t len);
+/* The same check of a folder on the host named by config key @k. */
+int ssh_check_dir(const char *k, const char *path, char *why, size_t len);
 
 /* Decimal numbers, digits only, in range; the value is stored in *out. */
 int ssh_check_port(const char *s, int *out, char *why, size_t len);            /* 1–65535 */

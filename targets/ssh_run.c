@@ -33,6 +33,7 @@
 #include "gpu.h"
 #include "ssh_exec.h"
 #include "ssh_common.h"
+#include "ssh_inputs.h"
 #include "ssh_quote.h"
 #include "ssh_run.h"
 #include "ssh_script.h"
@@ -41,6 +42,7 @@
 #define START_WAIT	60.0		/* s a launched run may lack a pid */
 #define LOG_CHUNK	(1 << 20)	/* log bytes per run and poll */
 #define MET_CHUNK	(256 << 10)
+#define PY_MAX		(64 << 10)	/* bytes of mlfs.py sent */
 #define POLL_OUT_MAX	(48 << 20)
 
 enum phase {
@@ -320,8 +322,35 @@ static const char **env_pairs(const struct run_ctx *r)
 	return v;
 }
 
+/* mlfs.py of this daemon (import mlfs on the host), malloc'd; NULL when
+ * it cannot be read (the run then goes without it). */
+static char *read_pylib(struct run_ctx *r)
+{
+	char path[PATH_MAX], *buf = malloc(PY_MAX + 1);
+	ssize_t len = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/mlfs.py", ws_helper_dir(r->ws));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && buf) {
+		len = read(fd, buf, PY_MAX);
+		if (len >= 0)
+			buf[len] = '\0';
+	}
+	if (fd >= 0)
+		close(fd);
+	if (len < 0 || len == PY_MAX) {	/* unreadable or cut */
+		log_warn("run %s: %s cannot be read: no import mlfs on the"
+			 " host", r->obj.name, path);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
-			struct run_ctx *r, long *pid, char *why, size_t n)
+			struct run_ctx *r, const char *const *inputs,
+			long *pid, char *why, size_t n)
 {
 	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_launch l = { 0 };
@@ -341,8 +370,11 @@ static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
 	l.procs = (int)r->res.procs_per_node;
 	l.gpus = r->res.gpus > 0 || s->gpus.n > 0 ? r->obj.gpus : NULL;
 	l.env = env;
+	l.inputs = inputs;
+	l.pylib = read_pylib(r);
 	rc = env ? ssh_remote(c, ssh_script_launch(&l), SSH_OUT_MAX, &res, why,
 			    n) : -ENOMEM;
+	free((char *)l.pylib);
 	free(env);
 	if (rc)
 		return rc;
@@ -415,10 +447,26 @@ static void setup_adopt(struct target_ctx *t, struct run_ctx *r)
 	ssh_tgt_of(t)->next_poll = 0;
 }
 
+/* The inputs in the host's cache: 0 (*@env filled), else the run failed
+ * or waits for the host (said here). */
+static int setup_inputs(struct target_ctx *t, struct ssh_conn *c,
+			struct run_ctx *r, char ***env)
+{
+	char why[ERR_MSG_MAX];
+	int rc;
+
+	rc = ssh_inputs_send(t, c, r, env, why, sizeof(why));
+	if (rc == 1)
+		fail_run(t, r, why);
+	else if (rc)
+		setup_failed(t, r, rc, "cannot send the run's inputs", why, 0);
+	return rc;
+}
+
 /* Not launched yet: make the folder, copy the files, launch. */
 static void setup_step(struct target_ctx *t, struct run_ctx *r)
 {
-	char why[ERR_MSG_MAX];
+	char why[ERR_MSG_MAX], **inputs = NULL;
 	struct ssh_conn c;
 	struct err e;
 	long pid = 0;
@@ -444,12 +492,19 @@ static void setup_step(struct target_ctx *t, struct run_ctx *r)
 		setup_failed(t, r, rc, "cannot copy the run's files", why, 0);
 		return;
 	}
+	if (setup_inputs(t, &c, r, &inputs)) {
+		ssh_inputs_free(inputs);
+		return;
+	}
 	if (r->obj.cancel) {
+		ssh_inputs_free(inputs);
 		slot_put(t, r);
 		ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
 		return;
 	}
-	rc = setup_launch(t, &c, r, &pid, why, sizeof(why));
+	rc = setup_launch(t, &c, r, (const char *const *)inputs, &pid, why,
+			  sizeof(why));
+	ssh_inputs_free(inputs);
 	if (rc)
 		setup_failed(t, r, rc, "the command did not start", why, 1);
 	else if (pid > 0)
@@ -593,8 +648,12 @@ static int take_bytes(struct run_ctx *r, const struct ssh_poll_reply *p,
 	if (p->met_n > 0 &&
 	    ssh_append(r->dir, RUN_METRICS_RAW, p->met, p->met_n))
 		log_warn("run %s: cannot append to metrics", r->obj.name);
+	if (p->par_n > 0 &&
+	    ssh_append(r->dir, RUN_PARAMS_RAW, p->par, p->par_n))
+		log_warn("run %s: cannot append to params", r->obj.name);
 	return it->log_off + p->log_n >= p->log_size &&
-	       it->met_off + p->met_n >= p->met_size;
+	       it->met_off + p->met_n >= p->met_size &&
+	       it->par_off + p->par_n >= p->par_size;
 }
 
 /* A folder that was never launched: launch it, unless canceled. */
@@ -734,6 +793,8 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 			.log_max = lmax < 65536 ? 65536 : lmax,
 			.met_off = file_size(runs[i]->dir, RUN_METRICS_RAW),
 			.met_max = mmax < 16384 ? 16384 : mmax,
+			.par_off = file_size(runs[i]->dir, RUN_PARAMS_RAW),
+			.par_max = mmax < 16384 ? 16384 : mmax,
 		};
 		who[m++] = runs[i];
 	}

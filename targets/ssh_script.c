@@ -57,6 +57,7 @@ static const char run_prelude[] =
 	"  printf '@@mlfs %s ' \"$1\"; mlfs_st \"$2\"\n"
 	"  mlfs_chunk \"$2/log\" \"$3\" \"$4\"\n"
 	"  mlfs_chunk \"$2/metrics\" \"$5\" \"$6\"\n"
+	"  mlfs_chunk \"$2/params\" \"$7\" \"$8\"\n"
 	"}\n";
 
 /*
@@ -112,6 +113,7 @@ static const char wrapper[] =
 	"t=$(sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f20)\n"
 	"echo \"$$ $t\" >pid.tmp && mv -f pid.tmp pid\n"
 	"(if [ -f mlfs-env ]; then . ./mlfs-env; rm -f mlfs-env; fi\n"
+	" PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$(pwd -P)/py; export PYTHONPATH\n"
 	" cd work || exit 1\n"
 	" if [ -n \"${2-}\" ]; then exec sh -c \"$2\" mlfs-ranks \"$1\"; fi\n"
 	" exec sh -c \"$1\") >>log 2>&1 </dev/null\n"
@@ -319,6 +321,21 @@ static void put_env_line(struct script *s, const char *k, const char *v)
 	free(q);
 }
 
+/* MLFS_INPUT_NAME=PATH for each input: on the command line of the
+ * wrapper's env -i (paths of the host's cache, not secrets). */
+static void put_inputs(struct script *s, const struct ssh_launch *l)
+{
+	for (int i = 0; l->inputs && l->inputs[i] && l->inputs[i + 1];
+	     i += 2) {
+		if (!env_key_ok(l->inputs[i])) {
+			s->rc = -EINVAL;
+			return;
+		}
+		fprintf(s->f, " %s=", l->inputs[i]);
+		put_q(s, l->inputs[i + 1], 0);
+	}
+}
+
 /*
  * The env lines go to mlfs-env (0600), which the wrapper reads and removes
  * before the command runs: values (secrets) are never in an argv that
@@ -338,8 +355,9 @@ static void put_env(struct script *s, const struct ssh_launch *l)
 	fputs(env_reset, s->f);
 	fputs(" MLFS_RUN=", s->f);
 	put_q(s, l->name, 0);
-	fputs(" MLFS_OUTPUTS=\"$h/work/outputs\" MLFS_METRICS=\"$h/metrics\"",
-	      s->f);
+	fputs(" MLFS_OUTPUTS=\"$h/work/outputs\" MLFS_METRICS=\"$h/metrics\""
+	      " MLFS_PARAMS=\"$h/params\"", s->f);
+	put_inputs(s, l);
 	if (l->gpus) {
 		fputs(" CUDA_VISIBLE_DEVICES=", s->f);
 		put_q(s, l->gpus, 0);
@@ -371,6 +389,11 @@ char *ssh_script_launch(const struct ssh_launch *l)
 	      ": >launched || exit 1\n"
 	      "rm -f exit exit.tmp pid pid.tmp boot\n"
 	      "mkdir -p work/outputs || exit 1\n", s.f);
+	if (l->pylib) {		/* import mlfs, the version of this daemon */
+		fputs("mkdir -p py && printf '%s' ", s.f);
+		put_q(&s, l->pylib, 0);
+		fputs(" >py/mlfs.py || exit 1\n", s.f);
+	}
 	put_env(&s, l);
 	fputs(" sh -c ", s.f);
 	put_q(&s, wrapper, 0);
@@ -396,8 +419,9 @@ char *ssh_script_poll(const struct ssh_poll_item *items, int n)
 	for (int i = 0; i < n; i++) {
 		fprintf(s.f, "mlfs_one %d ", i);
 		put_q(&s, items[i].dir, 1);
-		fprintf(s.f, " %lld %lld %lld %lld\n", items[i].log_off,
-			items[i].log_max, items[i].met_off, items[i].met_max);
+		fprintf(s.f, " %lld %lld %lld %lld %lld %lld\n",
+			items[i].log_off, items[i].log_max, items[i].met_off,
+			items[i].met_max, items[i].par_off, items[i].par_max);
 	}
 	return script_close(&s);
 }
@@ -813,6 +837,11 @@ int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 		parse_token(tok[i], r);
 	if (take_chunk(buf, len, pos, &r->log, &r->log_n, &r->log_size) ||
 	    take_chunk(buf, len, pos, &r->met, &r->met_n, &r->met_size))
+		return -EINVAL;
+	/* a run's reply has a third chunk, params (a header starts with a
+	 * digit, the next reply with "@@") */
+	if (*pos < len && buf[*pos] >= '0' && buf[*pos] <= '9' &&
+	    take_chunk(buf, len, pos, &r->par, &r->par_n, &r->par_size))
 		return -EINVAL;
 	return 1;
 }

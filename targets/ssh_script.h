@@ -8,6 +8,8 @@
  *   work/      the working copy (the run's files; outputs/ inside)
  *   log        stdout + stderr of the command
  *   metrics    $MLFS_METRICS
+ *   params     $MLFS_PARAMS
+ *   py/        mlfs.py, on PYTHONPATH after the run's own (import mlfs)
  *   launched   made just before the command is started: never start twice
  *   boot pid   boot id; "PID STARTTIME" of the wrapper (= pgid = session)
  *   exit       the exit code, written by the wrapper when the command ends
@@ -39,6 +41,8 @@ struct ssh_launch {
 	const char *gpus;		/* CUDA_VISIBLE_DEVICES, NULL: leave */
 	const char *const *env;		/* KEY, VALUE, KEY, VALUE …, NULL */
 	int procs;			/* procs_per_node; 0 or 1: one */
+	const char *const *inputs;	/* "MLFS_INPUT_NAME", PATH … NULL */
+	const char *pylib;		/* mlfs.py's text for D/py, or NULL */
 };
 
 /* Start the command detached unless @dir was launched before; print
@@ -49,11 +53,13 @@ struct ssh_poll_item {
 	const char *dir;
 	long long log_off, log_max;	/* bytes of log already here, cap */
 	long long met_off, met_max;	/* same for metrics */
+	long long par_off, par_max;	/* same for params */
 };
 
 /*
  * One round trip for @n runs: for each, in order,
  *   "@@mlfs I STATUS\n" "N SIZE\n" N bytes of log "N SIZE\n" N bytes of metrics
+ *   "N SIZE\n" N bytes of params
  * STATUS: nodir | fresh | starting | running PID | exited CODE | lost.
  */
 char *ssh_script_poll(const struct ssh_poll_item *items, int n);
@@ -149,6 +155,8 @@ struct ssh_poll_reply {
 	long long log_n, log_size;
 	const char *met;		/* metrics (runs), err (replicas) */
 	long long met_n, met_size;
+	const char *par;		/* params (runs; none: par_size 0) */
+	long long par_n, par_size;
 	int live;			/* enum ssh_live */
 	int in_flight;			/* "running PID … fN": N, else -1 */
 };

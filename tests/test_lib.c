@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
-/* Unit test of lib/: clocks, hashes, growable arrays. */
+/* Unit test of lib/: clocks, hashes, digests, growable arrays. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../lib/clock.h"
+#include "../lib/digest.h"
 #include "../lib/hash.h"
 #include "../lib/vec.h"
 #include "tap.h"
@@ -142,6 +147,95 @@ static void test_vec_grow(void)
 	free(buf);
 }
 
+static void sha_hex(const void *data, size_t len, char hex[65])
+{
+	unsigned char d[32];
+	struct sha256 s;
+
+	sha256_init(&s);
+	sha256_add(&s, data, len);
+	sha256_end(&s, d);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static void test_sha256(void)
+{
+	/* FIPS 180-4's examples; 64 and 55/56 bytes cross the padding */
+	static const char m448[] = "abcdbcdecdefdefgefghfghighijhijkijkljklm"
+				   "klmnlmnomnopnopq";
+	char hex[65], buf[64];
+
+	sha_hex("", 0, hex);
+	CHECK(!strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c"
+		      "a495991b7852b855"), "sha256 of \"\"");
+	sha_hex("abc", 3, hex);
+	CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9c"
+		      "b410ff61f20015ad"), "sha256 of abc");
+	sha_hex(m448, strlen(m448), hex);
+	CHECK(!strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167"
+		      "f6ecedd419db06c1"), "sha256 of the 448-bit message");
+	memset(buf, 'a', sizeof(buf));
+	sha_hex(buf, 64, hex);
+	CHECK(!strcmp(hex, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5"
+		      "997337df154668eb"), "sha256 of 64 a's");
+}
+
+static int put_file(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0)
+		return -1;
+	if (write(fd, text, strlen(text)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+static void test_tree_digest(void)
+{
+	char a[] = "/tmp/mlfs-digest-XXXXXX", b[] = "/tmp/mlfs-digest-XXXXXX";
+	char ha[65], hb[65], sub[512], cmd[1200];
+	struct err e;
+
+	if (!mkdtemp(a) || !mkdtemp(b)) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *d = i ? b : a;
+
+		snprintf(sub, sizeof(sub), "%s/sub", d);
+		mkdir(sub, 0755);
+		put_file(d, "x", "one\n");
+		put_file(sub, "y", "two\n");
+	}
+	CHECK(!tree_digest(a, ha, &e) && !tree_digest(b, hb, &e) &&
+	      strlen(ha) == 64 && !strcmp(ha, hb),
+	      "the same names and bytes: the same digest");
+	put_file(b, "x", "One\n");
+	tree_digest(b, hb, &e);
+	CHECK(strcmp(ha, hb), "a byte changed: another digest");
+	put_file(b, "x", "one\n");
+	snprintf(sub, sizeof(sub), "%s/x", b);
+	chmod(sub, 0600);
+	tree_digest(b, hb, &e);
+	CHECK(strcmp(ha, hb), "a mode changed: another digest");
+	chmod(sub, 0644);
+	snprintf(sub, sizeof(sub), "%s/z", b);
+	CHECK(!symlink("x", sub) && !tree_digest(b, hb, &e) &&
+	      strcmp(ha, hb), "a link added: another digest");
+	CHECK(tree_digest("/nonexistent-mlfs", ha, &e) == -ENOENT &&
+	      strstr(e.msg, "/nonexistent-mlfs"), "a missing tree: ENOENT, named");
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", a, b);
+	CHECK(system(cmd) == 0, "clean up");
+}
+
 int main(void)
 {
 	test_clock();
@@ -150,5 +244,7 @@ int main(void)
 	test_vec_push();
 	test_vec_reserve();
 	test_vec_grow();
+	test_sha256();
+	test_tree_digest();
 	return tap_done();
 }

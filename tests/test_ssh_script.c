@@ -232,6 +232,53 @@ static void test_run(const char *tmp)
 	free(create);
 }
 
+/* Inputs, import mlfs and params on the host: MLFS_INPUT_*, py/mlfs.py
+ * last on PYTHONPATH, $MLFS_PARAMS brought back as the third chunk. */
+static void test_params_inputs(const char *tmp)
+{
+	static const char *const in[] = {
+		"MLFS_INPUT_D", "/cache/k 'x'", NULL
+	};
+	static const char *const env[] = { "PYTHONPATH", "/mine", NULL };
+	char dir[512], *s, *out;
+	struct ssh_poll_item it = { 0 };
+	struct ssh_poll_reply r;
+	struct ssh_launch l = { 0 };
+	size_t len, pos = 0;
+
+	snprintf(dir, sizeof(dir), "%s/9-par", tmp);
+	s = ssh_script_create(dir);
+	run_sh(s, &out, &len);
+	free(s);
+	free(out);
+	l.dir = dir;
+	l.name = "p";
+	l.command = "echo 'lr 0.1' >> \"$MLFS_PARAMS\"; echo \"$MLFS_INPUT_D\";"
+		    " echo \"$PYTHONPATH\"; cat \"${PYTHONPATH##*:}/mlfs.py\"";
+	l.env = env;
+	l.inputs = in;
+	l.pylib = "# it's mlfs\n";
+	s = ssh_script_launch(&l);
+	run_sh(s, &out, &len);
+	free(s);
+	check(!strncmp(out, "started ", 8), "launch with inputs: started", out);
+	free(out);
+	wait_end(dir, &r);
+	it = (struct ssh_poll_item){ dir, 0, 1 << 20, 0, 1 << 20, 0, 1 << 20 };
+	s = ssh_script_poll(&it, 1);
+	run_sh(s, &out, &len);
+	free(s);
+	check(ssh_poll_parse(out, len, &pos, &r) == 1 && r.par_n == 7 &&
+	      r.par_size == 7 && !memcmp(r.par, "lr 0.1\n", 7),
+	      "$MLFS_PARAMS comes back as the third chunk", NULL);
+	check(r.log_n > 0 && memmem(r.log, r.log_n, "/cache/k 'x'\n", 13),
+	      "MLFS_INPUT_D is the path given", NULL);
+	check(r.log_n > 0 && memmem(r.log, r.log_n, "/mine:/", 7) &&
+	      memmem(r.log, r.log_n, "/9-par/py\n# it's mlfs\n", 22),
+	      "PYTHONPATH: the run's, then py/ with mlfs.py", NULL);
+	free(out);
+}
+
 static void test_signal(const char *tmp)
 {
 	char dir[512], *s, *out;
@@ -695,6 +742,7 @@ int main(void)
 	}
 	test_run(tmp);
 	test_signal(tmp);
+	test_params_inputs(tmp);
 	test_ranks(tmp);
 	test_dep_stage(tmp);
 	test_dep_serve(tmp);
