@@ -133,9 +133,10 @@ export -f fuzz_checks
 # hosts and users (tests/lib.sh); the one rule is that a file never runs
 # beside itself (its plain and ASan runs share user names and scratch
 # names).  The longest files are queued first.
-LONG="70-cluster 44-deploy-ssh 20-ssh 23-distributed 18-code-dir
-	69-cluster-hosts 50-crash-load 15-workcopy 46-autoscale 53-hostile
-	63-serve-register 65-mu-races 62-cgroups 60-mu-fs 52-stress"
+LONG="70-cluster 44-deploy-ssh 20-ssh 48-endpoint-ssh 23-distributed
+	18-code-dir 69-cluster-hosts 26-ssh-inputs 50-crash-load 27-environments
+	15-workcopy 46-autoscale 53-hostile 63-serve-register 25-arrays
+	65-mu-races 62-cgroups 60-mu-fs 52-stress"
 # The files that bring their own sshd, hosts or Slurm cluster are the
 # heaviest beside others (key exchanges, many daemons): two at most at once.
 HEAVY="70-cluster 44-deploy-ssh 20-ssh 69-cluster-hosts 48-endpoint-ssh
