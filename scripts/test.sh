@@ -17,6 +17,11 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+# The system's tools, not a login's shims: pyenv's python3 took 0.4 s a
+# call here against 0.03 s for Debian's, which alone sees the python3-*
+# packages scripts/deps.sh installs; the tests call python3 thousands of
+# times.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 asan=1 plain=1 fuzz=0 retry=0 patterns=()
 while (($#)); do

@@ -125,13 +125,15 @@ check "touch in a run folder still works" touch "$R/ok"
 
 # ---- settings refused inside the write ----------------------------------------
 # refused WRITE FILE TEXT: the write fails with EINVAL, FILE does not take
-# TEXT (it is empty: the shell's O_TRUNC came first, as on any file),
-# error holds one sentence naming FILE
+# TEXT and keeps what it held (the shell's O_TRUNC came first: the daemon
+# puts the old text back), error holds one sentence naming FILE
 refused() {
-	local d=$1 f=$2 text=$3
+	local d=$1 f=$2 text=$3 before
+	before=$(cat "$f")
 	expect_err "$d: EINVAL" "Invalid argument" \
 		bash -c "printf '%s\n' '$text' > '$f'"
-	eq "$d: the value is not taken" "" "$(cat "$f")"
+	eq "$d: the value is not taken, the old one stays" "$before" \
+		"$(cat "$f")"
 	check "$d: error explains" has_sentence "$(dirname "$f")/error"
 	check "$d: error names $(basename "$f")" \
 		grep -q "$(basename "$f")" "$(dirname "$f")/error"

@@ -133,8 +133,12 @@ wr "$E/model" "nosuch:1"
 refused "deploy an unknown model" "$ENOENT" "no model 'nosuch'"
 wr "$E/model" "lin:7"
 refused "deploy an unknown version" "$ENOENT" "no version '7'"
-wr "$E/model" "lin"
-refused "deploy a model without a version" "$EINVAL" "NAME:VERSION"
+# a model without a version is refused by the write itself, which
+# leaves the model as it was
+expect_err "a model without a version" "$EINVAL" wr "$E/model" "lin"
+check "a model without a version: error says so" \
+	grep -qi -- "NAME:VERSION" "$E/error"
+eq "a model without a version: the model stays" "lin:7" "$(cat "$E/model")"
 wr "$E/model" "lin:1"
 wr "$E/config" "entry = missing.py"
 refused "deploy without the entry script" "$ENOENT" "missing.py"
