@@ -79,7 +79,8 @@ check "scoring_uri uses the target's host: $URI" \
 eq "key is mode 0600" 600 "$(stat -c %a "$D/key")"
 code() { curl -s -o /dev/null -w '%{http_code}' -m 5 "$@"; }
 BODY='{"data": [[1, 2], [3, 1]]}'
-ask() { curl -s -m 5 -H "Authorization: Bearer $KEY" -d "${1:-{\"x\": 1\}}" "$URI"; }
+ask() { curl -s -m 30 -H "Authorization: Bearer $KEY" -d "${1:-{\"x\": 1\}}" "$URI"; }
+nrows() { python3 -c 'import json, sys; print(len(json.load(sys.stdin)["y"]))' 2>/dev/null; }
 preds() { ask "$BODY" | python3 -c 'import json, sys; print(json.load(sys.stdin)["y"])'; }
 eq "GET / is 200" 200 "$(code "${URI%/score}/")"
 eq "POST /score without the key is 401" 401 "$(code -d '{"data": [[1, 2]]}' "$URI")"
@@ -129,9 +130,10 @@ eq "… sent in a file, mode 0600 on the host" 600 "$(stat -c %a "$G1/serve/env"
 check "… on no command line on the host" \
 	eval "! cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' |
 		grep -qE -- '[${ENVSECRET:0:1}]${ENVSECRET:1}'"
-ask '{"data": [[1, 1], [2, 2], [3, 3]]}' > /dev/null
+eq "a 3-row request is answered" 3 \
+	"$(ask '{"data": [[1, 1], [2, 2], [3, 3]]}' | nrows)"
 check "a line printed while serving arrives in log" \
-	wait_until 5 grep -q 'scored 3 rows' "$D/log"
+	wait_until 10 grep -q 'scored 3 rows' "$D/log"
 
 # ---- refusals while it serves ----------------------------------------------------
 expect_err "deprovision of a target serving a deployment" "$EBUSY" wr "$B/ctl" deprovision
@@ -191,8 +193,9 @@ eq "same key" "$KEY" "$(cat "$D/key")"
 eq "the same processes were adopted" "$(tr ' ' '\n' <<< "$P4" | sort | paste -sd' ')" \
 	"$(ready_pids "$D" | tr ' ' '\n' | sort | paste -sd' ')"
 eq "still serving" "[0.5, 5.5]" "$(preds)"
-ask '{"data": [[9, 9], [9, 9], [9, 9], [9, 9]]}' > /dev/null
-check "the log streams on after adoption" wait_until 5 grep -q 'scored 4 rows' "$D/log"
+eq "a 4-row request is answered after adoption" 4 \
+	"$(ask '{"data": [[9, 9], [9, 9], [9, 9], [9, 9]]}' | nrows)"
+check "the log streams on after adoption" wait_until 10 grep -q 'scored 4 rows' "$D/log"
 eq "… and still once after the adoption" 7 "$(grep -c 'loaded model' "$D/log")"
 check "the first-generation command server is Healthy too" wait_for "$C/status" Healthy 20
 eq "… with its picked port: same URI" "$CURI" "$(cat "$C/scoring_uri")"
