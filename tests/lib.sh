@@ -247,10 +247,32 @@ unmount_ws() {
 
 # crash_ws: kill -9 the daemon, leaving a dead mount behind.
 crash_ws() {
+	local i
 	stop_watchdog
 	kill -9 "$DPID" 2>/dev/null
+	# A thread of the killed daemon can be held in the kernel for good: a
+	# reverse invalidation waiting for a page that a writer of this test
+	# locked while it waits for the answer to its write.  Then the
+	# connection is aborted (as an administrator would), which ends both.
+	for ((i = 0; i < 200 && $(daemon_threads) > 0; i++)); do
+		sleep 0.05
+	done
+	if (($(daemon_threads) > 0)) && [[ -n $CONN ]]; then
+		echo "# the killed daemon is held in the kernel: aborting its connection"
+		echo 1 > "/sys/fs/fuse/connections/$CONN/abort" 2>/dev/null
+	fi
 	wait "$DPID" 2>/dev/null
 	DPID=
+}
+
+# daemon_threads: how many threads of $DPID are not yet dead.
+daemon_threads() {
+	local t n=0
+	for t in /proc/"$DPID"/task/*/stat; do
+		[[ -r $t ]] || continue
+		[[ $(awk '{print $3}' "$t" 2>/dev/null) == Z ]] || n=$((n + 1))
+	done
+	echo "$n"
 }
 
 # Daemon stderr must not have ERROR or sanitizer reports.

@@ -370,7 +370,7 @@ static const char listener[] =
 	"print(\"key=\" + os.environ[\"MLFS_KEY\"], \"cwd=\" + os.getcwd(),"
 	" \"model=\" + os.environ[\"AZUREML_MODEL_DIR\"],"
 	" \"env=\" + os.environ.get(\"GREETING\", \"-\") + \"|\", flush=True)\n"
-	"time.sleep(60)'";
+	"time.sleep(600)'";	/* TERMed by the test; 60 s ran out under load */
 
 /* A server with a liveness port of its own, as mlfs-serve.py has: both
  * answer any request with a status line. */

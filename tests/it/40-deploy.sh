@@ -160,9 +160,9 @@ wr "$E/target" local
 python3 -c 'import socket, time, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
-time.sleep(120)' > "$T/taken" &
+time.sleep(600)' > "$T/taken" &
 HOLDER=$!
-wait_until 5 test -s "$T/taken"
+check "the port holder is listening" wait_until 60 test -s "$T/taken"
 wr "$E/config" "port = $(cat "$T/taken")"
 refused "deploy on a port already taken" "$EADDRINUSE" "already in use"
 kill "$HOLDER"; wait "$HOLDER" 2>/dev/null

@@ -231,9 +231,9 @@ check "rm -r of the Failed deployment" rm -r "$F"
 python3 -c 'import socket, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
-time.sleep(120)' > "$T/taken" &
+time.sleep(600)' > "$T/taken" &
 HOLDER=$!
-wait_until 5 test -s "$T/taken"
+check "the port holder is listening" wait_until 60 test -s "$T/taken"
 X=$MNT/deployments/taken
 mkdir "$X" && cp "$D/score.py" "$X/" && wr "$X/model" lin:1 && wr "$X/target" box
 wr "$X/config" "port = $(cat "$T/taken")"
