@@ -16,9 +16,11 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../lib/vec.h"
 #include "deploy_parts.h"
+#include "env_i.h"
 #include "ws_i.h"
 
 const char *const verb_names[] = { "", "deploy", "restart", "delete" };
@@ -165,6 +167,30 @@ static int check_port(struct ws *ws, const struct obj *o,
 	return rc;
 }
 
+/* `environment`: a Ready one, on a target whose replicas can run in it,
+ * for a deployment of a user's (as runs: run.c). */
+static int check_environment(struct ws *ws, const struct obj *o,
+			     const struct driver *drv, struct err *e)
+{
+	char image[128];
+	int rc;
+
+	rc = env_run_image(ws, o, image, sizeof(image), e);
+	if (rc || !image[0])
+		return rc;
+	if (strcmp(drv->type, "local"))
+		return err_set(e, -EINVAL, "environment: replicas run in an"
+			       " environment on a local target only (this"
+			       " one is %s)", drv->type);
+	if (o->uid == 0 || geteuid() != 0)
+		return err_set(e, -EINVAL, "environment: %s", o->uid == 0 ?
+			       "a deployment of root cannot run in an"
+			       " environment (a container never gets the"
+			       " host's root)" : "deployments in environments"
+			       " need a daemon that runs as root");
+	return 0;
+}
+
 /* The bearer key: made once, at the first deploy. */
 static int ensure_key(struct ws *ws, int64_t id)
 {
@@ -287,6 +313,9 @@ static int dep_deploy(struct ws *ws, struct obj *o, struct err *e)
 	if (rc)
 		return rc;
 	default_host(&s, drv);
+	rc = check_environment(ws, o, drv, e);
+	if (rc)
+		return rc;
 	if ((is_state(o, DS_HEALTHY) || is_state(o, DS_UNHEALTHY)) &&
 	    o->target_id && o->target_id != t.id)
 		return err_set(e, -EBUSY, "deployment '%s' is served by another"
@@ -426,6 +455,16 @@ static void json_replicas(cJSON *j, const struct dep_row *d)
 	}
 }
 
+/* The exact image the serving generation runs in (none: no key). */
+static void json_image(struct ws *ws, cJSON *j, const struct obj *o)
+{
+	char image[128];
+
+	deploy_gen_image(ws, o->id, o->dep.gen, image, sizeof(image));
+	if (image[0])
+		cJSON_AddStringToObject(j, "image", image);
+}
+
 void deploy_replica_counts(const struct obj *o, int *ready, int *desired)
 {
 	const struct dep_row *d = &o->dep;
@@ -483,6 +522,8 @@ void deployment_json(struct ws *ws, cJSON *j, const struct obj *o)
 	else
 		json_setting_word(ws, j, "target", o->id, F_TARGET);
 	json_setting_word(ws, j, "endpoint", o->id, F_ENDPOINT);
+	json_setting_word(ws, j, "environment", o->id, F_ENVIRONMENT);
+	json_image(ws, j, o);
 	if (!ws_load_config(ws, o->id, &cfg, &e)) {
 		c = cJSON_AddObjectToObject(j, "config");
 		for (int i = 0; i < cfg.n; i++)

@@ -20,6 +20,7 @@
 
 #include "../lib/copy.h"
 #include "deploy_parts.h"
+#include "env_i.h"
 #include "ws_i.h"
 
 static void gen_path(const struct deploy_ctx *d, int gen, const char *sub,
@@ -49,6 +50,8 @@ int spec_write(const struct deploy_ctx *d, const struct deploy_spec *s)
 		"target_in_flight = %d\nscale_out_cooldown = %d\n"
 		"scale_in_cooldown = %d\n", s->scale.min, s->scale.max,
 		s->scale.target, s->scale.out_cooldown, s->scale.in_cooldown);
+	if (s->image[0])
+		fprintf(f, "image = %s\n", s->image);
 	if (fclose(f) || rename(tmp, path))
 		return -errno;
 	return 0;
@@ -113,6 +116,7 @@ int spec_read(const struct deploy_ctx *d, int gen, struct deploy_spec *s)
 	snprintf(s->entry, sizeof(s->entry), "%s", kv_or(&kv, "entry", ""));
 	snprintf(s->command, sizeof(s->command), "%s",
 		 kv_or(&kv, "command", ""));
+	snprintf(s->image, sizeof(s->image), "%s", kv_or(&kv, "image", ""));
 	snprintf(s->host, sizeof(s->host), "%s",
 		 kv_or(&kv, "host", "127.0.0.1"));
 	s->port = (v = kv_get(&kv, "port")) ? atoi(v) : 0;
@@ -278,6 +282,10 @@ static int gen_from_settings(struct deploy_ctx *d, struct deploy_spec *s,
 			       " removed meanwhile");
 	snprintf(s->model, sizeof(s->model), "%s:%s", m.name, v.name);
 	s->version_id = v.id;
+	/* the environment's image as it is now: fixed for the generation */
+	rc = env_run_image(d->ws, &d->obj, s->image, sizeof(s->image), e);
+	if (rc)
+		return rc;
 	ws_obj_path(d->ws, v.id, RUN_FILES, s->model_dir);
 	if (!s->port && d->serving.gen)
 		s->port = d->serving.port;	/* same URI across updates */

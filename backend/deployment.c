@@ -15,6 +15,7 @@
 
 #include "deploy_i.h"
 #include "endpoint_i.h"
+#include "env_i.h"
 #include "ws_i.h"
 
 static const struct file_desc deployment_files[] = {
@@ -31,6 +32,7 @@ static const struct file_desc deployment_files[] = {
 	{ "info.json",	F_INFO,		FD_GEN },
 	{ "replicas",	F_REPLICAS,	FD_GEN },
 	{ "endpoint",	F_ENDPOINT,	FD_SETTING },
+	{ "environment", F_ENVIRONMENT,	FD_SETTING },
 };
 
 
@@ -106,6 +108,9 @@ static int deployment_setting_check(struct ws *ws, const struct obj *o,
 				    int file, const char *buf, size_t len,
 				    struct err *e)
 {
+	/* an environment that exists (Ready is checked at deploy) */
+	if (file == F_ENVIRONMENT)
+		return env_run_check(ws, buf, len, e);
 	if (file != F_ENDPOINT)
 		return 1;
 	return ep_join_check(ws, o, buf, len, e);

@@ -100,6 +100,7 @@ struct driver {
 	int can_host;			/* can host deployments */
 	int inputs;			/* gives runs their `inputs` */
 	int arrays;			/* runs arrays (resources `array`) */
+	int environments;		/* runs in containers (`environment`) */
 	const char *deploy_host;	/* bind address of replicas when the
 					 * deployment's config sets no host
 					 * (NULL: 127.0.0.1) */
@@ -214,6 +215,8 @@ struct deploy_spec {
 	char model_dir[PATH_MAX];	/* AZUREML_MODEL_DIR */
 	char entry[256];		/* the entry script, relative */
 	char command[1024];		/* a server of the user's, or "" */
+	char image[128];		/* its environment's image id, "" none:
+					 * the replicas run in that image */
 	char host[64];
 	int port;			/* 0 until picked */
 	int replicas;			/* autoscaled: the count now */
@@ -305,7 +308,7 @@ extern const struct driver slurm_driver;
 extern const struct driver ssh_driver;
 extern const struct driver cluster_driver;
 
-/* backend/env_sm.c: podman, for builds and for runs in environments */
+/* backend/env_podman.c: podman, for builds and for runs in environments */
 #define ENV_NO_PODMAN	"podman is not installed (apt-get install podman" \
 			" runc)"
 /* The absolute path of podman into @buf, or -ENOENT. */

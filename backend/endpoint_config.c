@@ -8,21 +8,30 @@
  *                      else, so a wrong key never reaches a replica; drops
  *                      the client's Authorization; copies a share of the
  *                      requests to the mirror (mirror.lua, its answer
- *                      dropped); a request naming a deployment in the pin
- *                      header goes to that deployment's backend (404 for a
- *                      name not behind the endpoint), the rest to `split`.
- *   backend split      one server per deployment, weighted by `traffic`
- *                      (`set server split/D weight W` changes it live),
- *                      each tracking the health of its deployment's server:
- *                      a deployment whose replicas all fail leaves the
- *                      rotation and its weight goes to the others.
- *   frontend/backend   per deployment D: reached from split over an
- *   in_D / dep_D       abstract socket, sets D's own bearer key and sends
- *                      to D's service, health-checked with GET /.
+ *                      dropped; the body is waited for only then); a
+ *                      request naming a deployment in the pin header goes
+ *                      to that deployment's backend (404 for a name not
+ *                      behind the endpoint); any other draws rand(100) and
+ *                      split.map names the deployment whose range holds
+ *                      it: straight to its backend dep_D when D has a
+ *                      server up, else to `split`.
+ *   backend dep_D      per deployment D: sets D's own bearer key and sends
+ *                      to D's service, health-checked with GET /.  One hop
+ *                      from the client's request to the service.
+ *   backend split      the fallback (a drawn deployment down, a draw with
+ *                      no range): one server per deployment, weighted by
+ *                      `traffic` (`set server split/D weight W`), each
+ *                      tracking dep_D/D, so that a deployment whose
+ *                      replicas all fail leaves the rotation and its
+ *                      weight goes to the others.  Its servers reach dep_D
+ *                      through frontend in_D on an abstract socket: a
+ *                      second hop, taken only while a deployment is down.
  *
- * Keys, the mirror and the names live in map files that the runtime API
- * changes without a reload (`add map`, `del map`, `set map`); weights too
- * (`set server`).  Only a deployment joining or leaving rewrites the
+ * Keys, the mirror, the names and the split live in map files that the
+ * runtime API changes without a reload (`add map`, `del map`, `set map`;
+ * the split replaced whole by `prepare map` and `commit map`, so that no
+ * request sees half of a change); the fallback's weights too (`set
+ * server`).  Only a deployment joining or leaving rewrites the
  * configuration (a seamless reload: the listening socket is kept).
  */
 #include "endpoint_config.h"
@@ -379,6 +388,37 @@ static void cfg_global(struct text *t, const struct ep_proxy *p)
 	    "\toption redispatch\n\n", ms, ms, ms, ms);
 }
 
+/* The mirror: off (pct 0) costs a map lookup per request; on, the
+ * request's body is waited for (the copy carries it) and copied. */
+static void cfg_mirror(struct text *t, const struct ep_proxy *p)
+{
+	out(t, "\thttp-request set-var(txn.m_pct) str(pct),map(%s/"
+	    EP_FILE_MIRROR ",0)\n"
+	    "\tacl mirror_off var(txn.m_pct) -m str 0\n"
+	    "\thttp-request wait-for-body time %ldms if !mirror_off\n"
+	    "\thttp-request set-var(txn.m_addr) str(addr),map(%s/"
+	    EP_FILE_MIRROR ",-) if !mirror_off\n"
+	    "\thttp-request set-var(txn.m_auth) str(auth),map(%s/"
+	    EP_FILE_MIRROR ",-) if !mirror_off\n"
+	    "\thttp-request lua.mirror if !mirror_off\n", p->dir,
+	    p->cfg.request_timeout_ms, p->dir, p->dir);
+}
+
+/* Pinned, else drawn: straight to dep_D while D has a server up; the
+ * rest (D down, or no range drawn) to the weighted, health-aware split. */
+static void cfg_routes(struct text *t, const struct ep_proxy *p)
+{
+	out(t, "\thttp-request set-var(txn.d) rand(100),map_int(%s/"
+	    EP_FILE_SPLIT ",-) unless pinned\n"
+	    "\tuse_backend dep_%%[req.hdr(" EP_PIN_HEADER "),map(%s/"
+	    EP_FILE_NAMES ")] if pinned\n", p->dir, p->dir);
+	for (int i = 0; i < p->n; i++)
+		out(t, "\tuse_backend dep_%s if { var(txn.d) -m str %s }"
+		    " { nbsrv(dep_%s) gt 0 }\n", p->b[i].name,
+		    p->b[i].name, p->b[i].name);
+	out(t, "\tdefault_backend split\n\n");
+}
+
 /* The key check, the pin and the mirror: the order is the point (a wrong
  * key is refused before anything is sent anywhere). */
 static void cfg_frontend(struct text *t, const struct ep_proxy *p)
@@ -398,24 +438,16 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
 	    " { req.hdr(authorization),regsub(\"^Bearer +\",\"\"),"
 	    "map(%s/" EP_FILE_KEYS ") -m found }\n"
 	    "\thttp-request del-header authorization\n"
-	    "\thttp-request deny deny_status 404 if"
-	    " { req.hdr(" EP_PIN_HEADER ") -m found }"
+	    "\tacl pinned req.hdr(" EP_PIN_HEADER ") -m found\n"
+	    "\thttp-request deny deny_status 404 if pinned"
 	    " !{ req.hdr(" EP_PIN_HEADER "),map(%s/" EP_FILE_NAMES ")"
-	    " -m found }\n"
-	    "\toption http-buffer-request\n"
-	    "\thttp-request set-var(txn.m_pct) str(pct),map(%s/"
-	    EP_FILE_MIRROR ",0)\n"
-	    "\thttp-request set-var(txn.m_addr) str(addr),map(%s/"
-	    EP_FILE_MIRROR ",-)\n"
-	    "\thttp-request set-var(txn.m_auth) str(auth),map(%s/"
-	    EP_FILE_MIRROR ",-)\n"
-	    "\thttp-request lua.mirror if !{ var(txn.m_pct) -m str 0 }\n"
-	    "\tuse_backend dep_%%[req.hdr(" EP_PIN_HEADER "),map(%s/"
-	    EP_FILE_NAMES ")] if { req.hdr(" EP_PIN_HEADER ") -m found }\n"
-	    "\tdefault_backend split\n\n", p->cfg.max_body, p->dir, p->dir,
-	    p->dir, p->dir, p->dir, p->dir);
+	    " -m found }\n", p->cfg.max_body, p->dir, p->dir);
+	cfg_mirror(t, p);
+	cfg_routes(t, p);
 }
 
+/* The fallback: weighted over the deployments up, each reached by its
+ * in_D frontend (a second hop). */
 static void cfg_split(struct text *t, const struct ep_proxy *p)
 {
 	out(t, "backend split\n\tbalance random\n");
@@ -427,7 +459,8 @@ static void cfg_split(struct text *t, const struct ep_proxy *p)
 	out(t, "\n");
 }
 
-/* The second hop of deployment @b: its own key, its health. */
+/* Deployment @b's backend, its own key, its health; and the frontend
+ * that the fallback's second hop reaches it by. */
 static void cfg_dep(struct text *t, const struct ep_proxy *p,
 		    const struct ep_backend *b)
 {
@@ -504,6 +537,24 @@ int ep_names_map(const struct ep_proxy *p, char **res)
 		return -ENOMEM;
 	for (int i = 0; i < p->n; i++)
 		out(&t, "%s %s\n", p->b[i].name, p->b[i].name);
+	return text_close(&t, res);
+}
+
+int ep_split_map(const struct ep_proxy *p, char **res)
+{
+	struct text t;
+	int lo = 0;
+
+	if (text_open(&t))
+		return -ENOMEM;
+	for (int i = 0; i < p->n; i++) {
+		int w = p->b[i].gone ? 0 : p->b[i].weight;
+
+		if (w <= 0 || lo + w > 100)
+			continue;
+		out(&t, "%d:%d %s\n", lo, lo + w - 1, p->b[i].name);
+		lo += w;
+	}
 	return text_close(&t, res);
 }
 

@@ -123,6 +123,8 @@ struct ep_proxy {
 #define EP_FILE_CFG	"haproxy.cfg"
 #define EP_FILE_KEYS	"keys.map"	/* endpoint key -> 1 */
 #define EP_FILE_NAMES	"names.map"	/* deployment name -> itself */
+/* the split: a range of rand(100) (LO:HI) -> the deployment it picks */
+#define EP_FILE_SPLIT	"split.map"
 /* the mirror map: dep, pct, addr, auth -> their values */
 #define EP_FILE_MIRROR	"mirror.map"
 #define EP_FILE_LUA	"mirror.lua"
@@ -139,6 +141,14 @@ int ep_proxy_config(const struct ep_proxy *p, char **out, struct err *e);
 int ep_keys_map(const char *const *keys, int n, char **out);
 /* The names map: each deployment of @p on a line. */
 int ep_names_map(const struct ep_proxy *p, char **out);
+/*
+ * ep_split_map - the split map of @p: each deployment with weight (and
+ * not gone) on a line `LO:HI NAME`, the ranges of 0..99 one after the
+ * other, HI - LO + 1 its weight.  Weights summing to less than 100 leave
+ * the top of 0..99 without a line: those requests take the health-aware
+ * weighted backend (the two-hop path).
+ */
+int ep_split_map(const struct ep_proxy *p, char **out);
 /* The mirror map: dep, pct, addr and auth of @p's mirror (pct 0 when the
  * mirror is off or names no deployment of @p). */
 int ep_mirror_map(const struct ep_proxy *p, char **out);
@@ -147,9 +157,11 @@ const char *ep_mirror_lua(void);
 
 /*
  * ep_weight_cmds - the runtime-API commands that give @p's deployments
- * the weights of @t (those not listed: 0), one per line, malloc'd into
- * *@out.  HAProxy applies each at once, between two requests: nothing is
- * reloaded and no request fails.
+ * the weights of @t (those not listed: 0) in the `split` backend (the
+ * fallback), one per line, malloc'd into *@out.  HAProxy applies each at
+ * once, between two requests: nothing is reloaded and no request fails.
+ * The split map (what most requests follow) is replaced apart, whole:
+ * ep_proxy_map_swap with ep_split_map's text.
  */
 int ep_weight_cmds(const struct ep_proxy *p, const struct ep_traffic *t,
 		   char **out);

@@ -113,6 +113,10 @@ static int put_texts(const struct ep_proxy *p, const char *const *keys,
 	if (!rc)
 		rc = put_made(p->dir, EP_FILE_NAMES, made, t, e);
 	t = NULL;
+	made = rc ? 0 : ep_split_map(p, &t);
+	if (!rc)
+		rc = put_made(p->dir, EP_FILE_SPLIT, made, t, e);
+	t = NULL;
 	made = rc ? 0 : ep_mirror_map(p, &t);
 	if (!rc)
 		rc = put_made(p->dir, EP_FILE_MIRROR, made, t, e);
@@ -228,6 +232,60 @@ int ep_proxy_api(const char *dir, const char *cmds, int ms, char **reply,
 	else
 		free(ans);
 	return 0;
+}
+
+/* "prepare map @dir/@map": the new version's number, or -EIO. */
+static long map_prepare(const char *dir, const char *map, int ms,
+			struct err *e)
+{
+	char cmd[4300], *ans = NULL, *at;
+	long ver = -1;
+
+	snprintf(cmd, sizeof(cmd), "prepare map %s/%s", dir, map);
+	if (ep_proxy_api(dir, cmd, ms, &ans, e))
+		return -EIO;
+	at = ans ? strstr(ans, "New version created:") : NULL;
+	if (at)
+		ver = strtol(at + 20, NULL, 10);
+	if (ver < 0)
+		err_set(e, -EIO, "the endpoint's proxy refused 'prepare map"
+			" %s': %.*s", map, ans ? (int)strcspn(ans, "\n") : 0,
+			ans ? ans : "");
+	free(ans);
+	return ver < 0 ? -EIO : ver;
+}
+
+int ep_proxy_map_swap(const char *dir, const char *map, const char *text,
+		      int ms, struct err *e)
+{
+	long ver = map_prepare(dir, map, ms, e);
+	size_t n = 1, sz;
+	char *cmd, *o;
+	int rc;
+
+	if (ver < 0)
+		return (int)ver;
+	for (const char *s = text; (s = strchr(s, '\n')); s++)
+		n++;
+	/* each line: "add map @VER DIR/MAP " before it, "; " after */
+	sz = strlen(text) + n * (strlen(dir) + strlen(map) + 48);
+	cmd = o = malloc(sz);
+	if (!cmd)
+		return err_set(e, -ENOMEM, "out of memory");
+	/* one line, commands parted by ';': the additions and the commit
+	 * in one connection (the entries are names and ranges: no ';') */
+	for (const char *s = text, *nl; *s; s = nl + 1) {
+		nl = strchr(s, '\n');
+		if (!nl)
+			break;
+		o += snprintf(o, sz - (size_t)(o - cmd), "add map @%ld %s/%s"
+			      " %.*s; ", ver, dir, map, (int)(nl - s), s);
+	}
+	snprintf(o, sz - (size_t)(o - cmd), "commit map @%ld %s/%s", ver,
+		 dir, map);
+	rc = ep_proxy_api(dir, cmd, ms, NULL, e);
+	free(cmd);
+	return rc;
 }
 
 /* ---- the process ------------------------------------------------------- */

@@ -57,4 +57,13 @@ void ep_proxy_stop(pid_t pid, const char *dir, int grace_ms);
 int ep_proxy_api(const char *dir, const char *cmds, int ms, char **reply,
 		 struct err *e);
 
+/*
+ * ep_proxy_map_swap - replace the map @map (a file name below @dir) of
+ * @dir's proxy by @text (`KEY VALUE` lines) at once: a new version
+ * prepared, filled and committed, so that no request sees half of it.
+ * 0 or -EIO with a sentence.
+ */
+int ep_proxy_map_swap(const char *dir, const char *map, const char *text,
+		      int ms, struct err *e);
+
 #endif

@@ -191,6 +191,20 @@ struct members_ctx {
 	const struct ep_traffic *t;
 };
 
+/*
+ * Does @d serve?  Healthy or Unhealthy; or Transitioning while a
+ * generation of it serves on the same address (a rolling update, a
+ * restart, autoscale's new replicas, a delete draining): it stays in the
+ * proxy, so that new replicas never take it out of the rotation nor
+ * reload the proxy when it is back.
+ */
+static int serves(const struct obj *d)
+{
+	return d->state == DS_HEALTHY || d->state == DS_UNHEALTHY ||
+	       (d->state == DS_TRANSITIONING && d->dep.gen > 0 &&
+		d->dep.scoring_uri[0]);
+}
+
 /* A deployment of the endpoint's owner that joined it and serves. */
 static int member_cb(void *arg, const struct obj *d)
 {
@@ -200,8 +214,7 @@ static int member_cb(void *arg, const struct obj *d)
 	struct err e;
 	int desired;
 
-	if (c->p->n >= EP_DEPS_MAX || d->uid != c->ep->uid ||
-	    (d->state != DS_HEALTHY && d->state != DS_UNHEALTHY))
+	if (c->p->n >= EP_DEPS_MAX || d->uid != c->ep->uid || !serves(d))
 		return 0;
 	ep_joined(c->ws, d->id, name, sizeof(name));
 	if (strcmp(name, c->ep->name))
@@ -380,6 +393,20 @@ static int split_cmds(struct ws *ws, struct ep_live *l, int file,
 	return ep_weight_cmds(&l->p, &t, out);
 }
 
+/* @l's split map, from the weights it runs with (l->p), swapped in whole.
+ * Under ep_lock. */
+static int send_map(struct ep_live *l, struct err *e)
+{
+	char *text = NULL;
+	int rc;
+
+	if (ep_split_map(&l->p, &text))
+		return err_set(e, -ENOMEM, "out of memory");
+	rc = ep_proxy_map_swap(l->dir, EP_FILE_SPLIT, text, EP_API_MS, e);
+	free(text);
+	return rc;
+}
+
 /*
  * Send @l's proxy what @file now says.  Only the commands: its files are
  * written from the store whenever it starts or reloads (build), so that
@@ -393,7 +420,14 @@ static int send_split(struct ws *ws, struct ep_live *l, int file,
 
 	if (split_cmds(ws, l, file, add, del, &cmds))
 		return err_set(e, -ENOMEM, "out of memory");
-	rc = cmds ? ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e) : 0;
+	/* new weights: the split map first (most requests follow it),
+	 * then the fallback's */
+	if (cmds && file != F_KEYS && file != F_MIRROR)
+		rc = send_map(l, e);
+	else
+		rc = 0;
+	if (!rc && cmds)
+		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
 	if (!rc && !file && !ep_mirror_cmds(&l->p, &l->p.mirror, &m))
 		rc = ep_proxy_api(l->dir, m, EP_API_MS, NULL, e);
 	free(cmds);
@@ -421,6 +455,14 @@ int ep_apply(struct ws *ws, const struct obj *o, int file, const char *add,
 			" it at its next start): %s", tmp);
 	}
 	return rc;
+}
+
+/* @dep's weight in @p (what the proxy runs with) set to @w. */
+static void set_weight(struct ep_proxy *p, const char *dep, int w)
+{
+	for (int i = 0; i < p->n; i++)
+		if (!strcmp(p->b[i].name, dep))
+			p->b[i].weight = w;
 }
 
 static int in_proxy(const struct ep_proxy *p, const char *dep)
@@ -451,10 +493,14 @@ int ep_leave(struct ws *ws, const struct obj *o, const char *dep,
 		rc = send_split(ws, l, 0, NULL, NULL, e);
 	/* one not in the proxy yet has nothing to leave (the reload that
 	 * would have added it leaves it out: it no longer serves) */
-	if (!rc && l && l->pid && in_proxy(&l->p, dep) &&
-	    asprintf(&cmds, "set server split/%s weight 0\ndel map %s/"
-		     EP_FILE_NAMES " %s\n", dep, l->dir, dep) < 0)
-		rc = err_set(e, -ENOMEM, "out of memory");
+	if (!rc && l && l->pid && in_proxy(&l->p, dep)) {
+		set_weight(&l->p, dep, 0);
+		rc = send_map(l, e);
+		if (!rc && asprintf(&cmds, "set server split/%s weight 0\n"
+				    "del map %s/" EP_FILE_NAMES " %s\n", dep,
+				    l->dir, dep) < 0)
+			rc = err_set(e, -ENOMEM, "out of memory");
+	}
 	if (cmds)
 		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
 	pthread_mutex_unlock(&ep_lock);
@@ -557,7 +603,7 @@ static int runs_as(const struct ep_proxy *p, const struct ep_backend *b)
 static int retire(struct ep_live *l, const struct ep_proxy *p, struct err *e)
 {
 	char cmds[1024], del[1024];
-	int rc = 0;
+	int rc = 0, retired = 0;
 
 	for (int i = 0; !rc && i < l->p.n; i++) {
 		struct ep_backend *b = &l->p.b[i];
@@ -574,8 +620,11 @@ static int retire(struct ep_live *l, const struct ep_proxy *p, struct err *e)
 		if (!rc)
 			ep_proxy_api(l->dir, del, EP_API_MS, NULL, NULL);
 		b->gone = !rc;
+		retired += b->gone;
 	}
-	return rc;
+	/* out of the split map too (in maintenance, its dep_D has no server
+	 * up: a request drawing it took the fallback meanwhile) */
+	return !rc && retired ? send_map(l, e) : rc;
 }
 
 /*

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deploy_i.h"
 #include "env_i.h"
 #include "ws_i.h"
 
@@ -180,7 +181,8 @@ static int use_cb(void *arg, const struct obj *r)
 	return 1;
 }
 
-/* Building, or used by a Queued, Starting or Running run: not removed. */
+/* Building, or used by a Queued, Starting or Running run or by a
+ * deployment: not removed. */
 static int env_busy(struct ws *ws, const struct obj *o, struct err *e)
 {
 	struct use_ctx c = { ws, o->name, "" };
@@ -193,49 +195,21 @@ static int env_busy(struct ws *ws, const struct obj *o, struct err *e)
 		return err_set(e, -EBUSY, "environment '%s' is used by run"
 			       " '%s', which is not finished", o->name,
 			       c.run);
+	if (deploy_holds_env(ws, o->name, o->state == ES_READY ? o->node :
+			     NULL, c.run, sizeof(c.run)))
+		return err_set(e, -EBUSY, "environment '%s' is used by"
+			       " deployment '%s': delete that first (echo"
+			       " delete > deployments/%s/ctl)", o->name,
+			       c.run, c.run);
 	return 0;
 }
 
-/* ---- runs naming one ------------------------------------------------------ */
-
-int env_run_check(struct ws *ws, const char *buf, size_t len,
-		  struct err *e)
+/* rmdir, once not busy: its image leaves podman's store when nothing
+ * holds it any more (env_prune, on the housekeeping worker). */
+static int env_may_remove(struct ws *ws, const struct obj *o, struct err *e)
 {
-	char name[MLFS_NAME_MAX + 2];
-	struct obj env;
-	int rc;
-
-	rc = first_word(buf, len, name, sizeof(name), e);
-	if (rc || !name[0])
-		return rc;
-	rc = name_valid(name, e);
-	if (!rc && ws_find(ws, K_ENVIRONMENT, 0, name, &env))
-		rc = err_set(e, -EINVAL, "there is no environment '%s' (see"
-			     " environments/)", name);
-	return rc;
-}
-
-int env_run_image(struct ws *ws, const struct obj *o, char *image,
-		  size_t sz, struct err *e)
-{
-	char name[MLFS_NAME_MAX + 2];
-	struct obj env;
-	int rc;
-
-	image[0] = '\0';
-	rc = ws_read_word(ws, o->id, F_ENVIRONMENT, "environment", name,
-			  sizeof(name), e);
-	if (rc || !name[0])
-		return rc;
-	if (ws_find(ws, K_ENVIRONMENT, 0, name, &env))
-		return err_set(e, -EINVAL, "environment: there is no"
-			       " environment '%s' (see environments/)", name);
-	if (env.state != ES_READY || !env.node[0])
-		return err_set(e, -EINVAL, "environment '%s' is %s, not Ready:"
-			       " build it first (echo build >"
-			       " environments/%s/ctl)", name,
-			       state_name(env.state), name);
-	snprintf(image, sz, "%s", env.node);
+	(void)e;
+	env_prune_add(ws, o);
 	return 0;
 }
 
@@ -312,7 +286,7 @@ const struct kind_ops env_kind = {
 	.ctl_valid		= env_ctl_valid,
 	.json			= env_json,
 	.busy			= env_busy,
-	.may_remove		= NULL,
+	.may_remove		= env_may_remove,
 	.may_rename		= NULL,
 	.setting_writable	= env_setting_writable,
 	.files_writable		= env_files_writable,

@@ -7,7 +7,9 @@
  *   type        what ctl last asked: "build", "rebuild" or "cancel"
  *   backend_id  the pid of the podman process of the build under way
  *   node        the image id ("sha256:…") once Ready
- *   ddata       "key HEX": the hash of the folder and config last built
+ *   ddata       "key HEX": the hash of the folder and config last built,
+ *               then " made" when the image is the build's or import's
+ *               (not an image of the store's it adopted: never removed)
  * (not `cancel`: a run's cancel is never cleared, a build's is).
  */
 #ifndef MLFS_ENV_I_H
@@ -38,16 +40,45 @@ struct env_config {
 /* Parse @buf as an environment's config.  0 or -EINVAL + sentence. */
 int env_config_parse(const char *buf, size_t len, struct env_config *c,
 		     struct err *e);
-/* For a run's `environment` (issue 17's next step; not called yet):
- * the setting's check inside the write, and the image at submit. */
-/* A run's `environment` (run.c): empty, or an environment that exists.
- * 0 or -EINVAL with a sentence. */
+
+/* ---- env_use.c -------------------------------------------------------- */
+
+/* A run's or a deployment's `environment`: empty, or an environment that
+ * exists.  0 or -EINVAL with a sentence. */
 int env_run_check(struct ws *ws, const char *buf, size_t len,
 		  struct err *e);
-/* At submit: the environment run @o names must be Ready; its image id
- * into @image ("" when the run names none).  0 or -EINVAL + sentence. */
+/* At submit (deploy): the environment run (deployment) @o names must be
+ * Ready; its image id into @image ("" when @o names none).  0 or -EINVAL
+ * + sentence. */
 int env_run_image(struct ws *ws, const struct obj *o, char *image,
 		  size_t sz, struct err *e);
+
+/* The image id generation @gen of deployment @id runs in, into @buf (""
+ * none, or no such generation). */
+void deploy_gen_image(struct ws *ws, int64_t id, int gen, char *buf,
+		      size_t sz);
+/*
+ * deploy_holds_env - is environment @name (NULL: any) named by a
+ * deployment that is not Draft, or image @image (NULL: none) the one its
+ * serving or last generation runs in?  1 and the deployment's name in
+ * @dep, else 0.
+ */
+int deploy_holds_env(struct ws *ws, const char *name, const char *image,
+		     char *dep, size_t sz);
+
+/* ---- env_podman.c (env_podman: driver.h) ------------------------------ */
+
+/* podman with @argv, its output into @out, waited for (a short query):
+ * its wait status, -1 when it did not start. */
+int env_podman_wait(char *const argv[], const char *out);
+/* Queue @o's image for removal from podman's store, if @o made it (built
+ * or imported; not an image it adopted): @o's image is being superseded,
+ * lost, or @o removed.  Any thread. */
+void env_prune_add(struct ws *ws, const struct obj *o);
+/* Housekeeping worker: remove the queued images nothing holds any more
+ * (no environment, unfinished run or live deployment); at most every
+ * few seconds. */
+void env_prune(struct ws *ws);
 
 /* ---- env_sm.c --------------------------------------------------------- */
 

@@ -90,20 +90,6 @@ void env_release(void)
 
 /* ---- the machine ---------------------------------------------------------- */
 
-int env_podman(char *buf, size_t sz)
-{
-	static const char *const where[] = {
-		"/usr/bin/podman", "/usr/local/bin/podman", "/bin/podman",
-	};
-
-	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++)
-		if (!access(where[i], X_OK)) {
-			snprintf(buf, sz, "%s", where[i]);
-			return 0;
-		}
-	return -ENOENT;
-}
-
 int env_subid(const char *file, unsigned long *first, unsigned long *count)
 {
 	char line[256];
@@ -154,6 +140,7 @@ static void env_fail(struct ws *ws, struct obj *o, const struct err *e)
 {
 	char text[ERR_MSG_MAX + 16];
 
+	env_prune_add(ws, o);	/* its image, if it made one, is lost */
 	env_to(ws, o, ES_FAILED, "", e->msg);
 	snprintf(text, sizeof(text), "error: %s", e->msg);
 	ws_obj_event(ws, o, text);
@@ -373,6 +360,11 @@ static int argv_build(struct argv *a, struct ws *ws, const struct obj *o,
 	argf(a, "--userns-uid-map=0:%lu:65536", u0);
 	argf(a, "--userns-gid-map=0:%lu:65536", g0);
 	ulimits(a);
+	/* no intermediate image per step, no build container left by a
+	 * failure: what a build leaves is the image alone, which env_prune
+	 * can remove whole */
+	arg(a, "--layers=false");
+	arg(a, "--force-rm");
 	if (!strcmp(o->type, "rebuild"))
 		arg(a, "--no-cache");
 	argf(a, "%s/ctx", dir);
@@ -437,22 +429,6 @@ static int build_config(struct ws *ws, const struct obj *o,
 	return rc;
 }
 
-/* Run podman with @argv and wait (a short query); its status. */
-static int podman_wait(char *const argv[], const char *out)
-{
-	static char *const env[] = {
-		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", NULL
-	};
-	struct err e;
-	int status;
-	pid_t pid;
-
-	pid = spawn_session(argv, env, out, NULL, &e);
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return status;
-}
-
 /* The same folder and config as the last good build, and its image is
  * still in the store: Ready at once. */
 static int build_cached(struct ws *ws, struct obj *o, uint64_t key)
@@ -461,11 +437,11 @@ static int build_cached(struct ws *ws, struct obj *o, uint64_t key)
 	char *argv[] = { podman, "image", "exists", o->node, NULL };
 
 	snprintf(want, sizeof(want), "key %016llx", (unsigned long long)key);
-	if (strcmp(o->type, "build") || strcmp(o->ddata, want) ||
+	if (strcmp(o->type, "build") || strncmp(o->ddata, want, 20) ||
 	    strncmp(o->node, "sha256:", 7) || env_podman(podman,
 							  sizeof(podman)))
 		return 0;
-	if (podman_wait(argv, "/dev/null") != 0)
+	if (env_podman_wait(argv, "/dev/null") != 0)
 		return 0;
 	log_line(ws, o, "unchanged since its last build: that image again");
 	env_to(ws, o, ES_READY, NULL, "");
@@ -617,8 +593,11 @@ static void build_done(struct ws *ws, struct obj *o, struct build *b,
 		return;
 	}
 	if (code == 0 && !build_image(ws, o, b->how, id, sizeof(id))) {
-		snprintf(o->ddata, sizeof(o->ddata), "key %016llx",
-			 (unsigned long long)b->key);
+		if (strcmp(o->node, id))
+			env_prune_add(ws, o);	/* superseded */
+		snprintf(o->ddata, sizeof(o->ddata), "key %016llx%s",
+			 (unsigned long long)b->key,
+			 b->how == HOW_INSPECT ? "" : " made");
 		snprintf(text, sizeof(text), "Ready: image %s", id);
 		log_line(ws, o, text);
 		env_to(ws, o, ES_READY, id, "");
@@ -712,3 +691,4 @@ void env_start_all(struct ws *ws)
 {
 	ws_list(ws, K_ENVIRONMENT, 0, 0, start_cb, ws);
 }
+

@@ -38,8 +38,10 @@ static const struct file_desc run_files[] = {
 	{ "metrics",	F_METRICS,	FD_DISK },
 	{ "metrics.svg", F_METRICS_SVG,	FD_DISK },
 	{ "params",	F_PARAMS,	FD_DISK },
-	{ "outputs",	F_OUTPUTS,	FD_DIRECTORY,	RUN_WORK "/outputs" },
-	{ "tasks",	F_TASKS,	FD_DIRECTORY,	RUN_TASKS },
+	{ "outputs",	F_OUTPUTS,	FD_DIRECTORY | FD_ENGINE,
+	  RUN_WORK "/outputs", "the run" },
+	{ "tasks",	F_TASKS,	FD_DIRECTORY | FD_ENGINE,
+	  RUN_TASKS, "mlfs" },
 	{ "error",	F_ERROR,	FD_GEN },
 	{ "info.json",	F_INFO,		FD_GEN },
 	{ "wait",	F_WAIT,		FD_WAIT },
@@ -197,16 +199,19 @@ static int has_inputs(struct ws *ws, const struct obj *o)
 static int submit_env_check(struct ws *ws, const struct obj *o,
 			    const struct obj *t, char *image, struct err *e)
 {
+	const struct driver *d = driver_find(t->type);
 	int rc;
 
 	rc = env_run_image(ws, o, image, RUN_IMAGE_MAX, e);
 	if (rc || !image[0])
 		return rc;
-	if (strcmp(t->type, "local"))
+	if (!d || !d->environments)
 		return err_set(e, -EINVAL, "environment: target '%s' (%s)"
 			       " cannot run in an environment yet; the local"
-			       " target can", t->name, t->type);
-	if (o->uid == 0 || geteuid() != 0)
+			       " and ssh targets can", t->name, t->type);
+	/* locally podman runs as root, the creator inside; on an ssh host
+	 * the login runs it (targets/ssh_image.c) */
+	if (!strcmp(t->type, "local") && (o->uid == 0 || geteuid() != 0))
 		return err_set(e, -EINVAL, "environment: %s", o->uid == 0 ?
 			       "a run of root cannot run in an environment"
 			       " (a container never gets the host's root)" :
@@ -276,14 +281,18 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 	if (image[0] && res.array_n)
 		return err_set(e, -EINVAL, "environment: an array does not"
 			       " run in an environment yet");
+	if (image[0] && res.procs_per_node > 1)
+		return err_set(e, -EINVAL, "environment: procs_per_node > 1"
+			       " does not run in an environment yet");
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
 			       " give a run its inputs yet; the local, ssh,"
 			       " slurm and cluster targets can", t->name, t->type);
 	if (!d->arrays && res.array_n)
 		return err_set(e, -EINVAL, "resources: target '%s' (%s) cannot"
-			       " run an array yet; the local target can (or"
-			       " submit one run a task)", t->name, t->type);
+			       " run an array yet; the local, ssh, slurm and"
+			       " cluster targets can (or submit one run a"
+			       " task)", t->name, t->type);
 	if (!d->check_run)
 		return 0;
 	rc = ws_load_config(ws, t->id, &cfg, e);
@@ -500,8 +509,8 @@ int ws_run_transition(struct ws *ws, struct run_ctx *r,
 	rc = ws_update_obj(ws, &o, r->obj.state, mask);
 	if (!rc || rc == -EAGAIN)
 		r->obj = o;
-	if (!rc && run_state_final(state) && ws->hooks.inval_outputs)
-		ws->hooks.inval_outputs(ws->hooks.ctx, o.id);
+	if (!rc && run_state_final(state))
+		ws_engine_folders_changed(ws, &o);
 	if (!rc && run_state_final(state))
 		worker_kick(ws, WORKERS_ALL);	/* runs `after` this one */
 	return rc;
@@ -632,6 +641,8 @@ const struct kind_ops run_kind = {
 	.user_files		= 1,
 	.files_shared		= 0,
 	.child_kind		= K_NONE,
+	.page			= "index.html",
+	.page_render		= run_index_page,
 	.verb			= run_verb,
 	.ctl_valid		= run_ctl_valid,
 	.json			= json_run,

@@ -212,8 +212,8 @@ static void render(struct sbuf *b, const struct page *p)
 	sb_printf(b, "</table>\n</body></html>\n");
 }
 
-int ws_runs_page(struct ws *ws, uint32_t uid, uint32_t gid, char **buf,
-		 size_t *len)
+int run_index_page(struct ws *ws, uint32_t uid, uint32_t gid, char **buf,
+		   size_t *len)
 {
 	struct page p = { .uid = uid, .gid = gid };
 	struct sbuf b = { 0 };

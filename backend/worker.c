@@ -865,6 +865,7 @@ static void *worker_main(void *arg)
 		drain_kicks(w);
 		if (!w->target_id) {
 			ws_trash_empty(w->ws);
+			env_prune(w->ws);
 			space_ticked(w->ws);
 			ep_orphans(w->ws);
 		} else if (w->target_id == EP_WORKER_ID) {

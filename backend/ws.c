@@ -480,12 +480,30 @@ int ws_make_obj_dirs(struct ws *ws, const struct obj *o)
 	return rc;
 }
 
-/* Names a generated file holds in a kind's folder (runs/index.html). */
+const char *ws_kind_page(int kind)
+{
+	return ws_kind(kind)->page;
+}
+
+int ws_page(struct ws *ws, int kind, uint32_t uid, uint32_t gid, char **buf,
+	    size_t *len)
+{
+	const struct kind_ops *k = ws_kind(kind);
+
+	if (!k->page || !k->page_render)
+		return -ENOENT;
+	return k->page_render(ws, uid, gid, buf, len);
+}
+
+/* The name of a kind's page is no object's (runs/index.html). */
 static int name_free(int kind, const char *name, struct err *e)
 {
-	if (kind == K_RUN && !strcmp(name, RUNS_PAGE))
-		return err_set(e, -EEXIST, "runs/%s is the page of all runs:"
-			       " choose another name", RUNS_PAGE);
+	const char *page = ws_kind_page(kind);
+
+	if (page && !strcmp(name, page))
+		return err_set(e, -EEXIST, "%ss/%s is the page of all %ss:"
+			       " choose another name", kind_name(kind), page,
+			       kind_name(kind));
 	return 0;
 }
 
@@ -706,25 +724,30 @@ int ws_files_writable(const struct obj *o)
 	return k->files_writable ? k->files_writable(o) : 0;
 }
 
-int ws_may_write_files(struct ws *ws, const struct obj *o, int root)
+/* The sentence of a refused write below @root of @o (not writable now). */
+static void files_readonly_why(const struct obj *o, int root, struct err *e)
 {
 	const struct kind_ops *k = ws_kind(o->kind);
-	struct err e;
+	const struct file_desc *fd = ws_file_by_id(o->kind, root);
 
-	if (root != F_OUTPUTS && root != F_TASKS && ws_files_writable(o))
-		return 0;
-	if (root == F_TASKS)
-		err_set(&e, -EROFS, "tasks/ of run '%s' is written by mlfs"
-			" only", o->name);
-	else if (root == F_OUTPUTS)
-		err_set(&e, -EROFS, "outputs/ of run '%s' is written by the run"
-			" only", o->name);
+	if (fd && (fd->flags & FD_ENGINE))
+		err_set(e, -EROFS, "%s/ of %s '%s' is written by %s only",
+			fd->name, k->name, o->name, fd->writer);
 	else if (k->files_readonly_why)
-		k->files_readonly_why(o, &e);
+		k->files_readonly_why(o, e);
 	else
-		err_set(&e, -EROFS, "the files of %s '%s' are read-only since"
+		err_set(e, -EROFS, "the files of %s '%s' are read-only since"
 			" it was submitted (it is %s)", k->name, o->name,
 			state_name(o->state));
+}
+
+int ws_may_write_files(struct ws *ws, const struct obj *o, int root)
+{
+	struct err e;
+
+	if (!(ws_root_flags(root) & FD_ENGINE) && ws_files_writable(o))
+		return 0;
+	files_readonly_why(o, root, &e);
 	ws_refuse(ws, o->id, -EROFS, &e);
 	return -EROFS;
 }
@@ -753,18 +776,48 @@ int ws_holds_user_files(const struct obj *o, int file)
 	return fd && (fd->flags & FD_DIRECTORY);
 }
 
+/* The FD_DIRECTORY entry of file @root in any kind's table (one
+ * numbering for all kinds: the first that shows it says), or NULL. */
+static const struct file_desc *root_desc(int root)
+{
+	const struct file_desc *fd;
+
+	for (int k = 1; k < K_COUNT; k++) {
+		fd = ws_file_by_id(k, root);
+		if (fd && (fd->flags & FD_DIRECTORY))
+			return fd;
+	}
+	return NULL;
+}
+
 const char *ws_user_dir(int root)
+{
+	const struct file_desc *fd = root == F_DIR ? NULL : root_desc(root);
+
+	return fd && fd->dir ? fd->dir : RUN_FILES;
+}
+
+int ws_root_flags(int root)
 {
 	const struct file_desc *fd;
 
 	if (root == F_DIR)
-		return RUN_FILES;
-	for (int k = 1; k < K_COUNT; k++) {
-		fd = ws_file_by_id(k, root);
-		if (fd && fd->dir)
-			return fd->dir;
-	}
-	return RUN_FILES;
+		return FD_DIRECTORY;
+	fd = root_desc(root);
+	return fd ? fd->flags : 0;
+}
+
+void ws_engine_folders_changed(struct ws *ws, const struct obj *o)
+{
+	const struct file_desc *f;
+	int n;
+
+	if (!ws->hooks.inval_folder)
+		return;
+	f = ws_files(o->kind, &n);
+	for (int i = 0; i < n; i++)
+		if (f[i].flags & FD_ENGINE)
+			ws->hooks.inval_folder(ws->hooks.ctx, o->id, f[i].file);
 }
 
 int ws_user_removable(const struct obj *o, int root)

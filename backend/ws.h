@@ -35,8 +35,9 @@ struct ws_hooks {
 	 * folder of @kind, e.g. runs/) appeared, vanished or changed. */
 	void (*inval_entry)(void *ctx, int kind, int64_t parent_id,
 			    const char *name);
-	/* Everything below the outputs folder of run @id may have changed. */
-	void (*inval_outputs)(void *ctx, int64_t id);
+	/* Everything below control folder @root of object @id (an
+	 * FD_ENGINE folder: a run's outputs/) may have changed. */
+	void (*inval_folder)(void *ctx, int64_t id, int root);
 	/* The bytes of user file @name, directly below control folder
 	 * @root of object @id, changed behind the kernel (an endpoint's
 	 * regenerated key). */
@@ -56,6 +57,10 @@ enum file_flags {
 	FD_DIRECTORY = 1 << 4,	/* a folder on disk (outputs/) */
 	FD_SECRET = 1 << 5,	/* mode 0600 */
 	FD_WAIT = 1 << 6,	/* a read answers once the object is final */
+	/* with FD_DIRECTORY: results an engine writes (a run's outputs/,
+	 * an array's tasks/), read-only through the mount and changed
+	 * behind the kernel's back until the object settles */
+	FD_ENGINE = 1 << 7,
 };
 
 struct file_desc {
@@ -63,6 +68,7 @@ struct file_desc {
 	int file;		/* enum ctl_file */
 	int flags;
 	const char *dir;	/* FD_DIRECTORY: its folder below objects/ID */
+	const char *writer;	/* FD_ENGINE: who writes it, for a refusal */
 };
 
 /* The control files of @kind, in listing order; *n set to the count. */
@@ -184,6 +190,12 @@ int ws_holds_user_files(const struct obj *o, int file);
 /* The folder below objects/ID where the user files under control folder
  * @root live (F_DIR: files/, a run's outputs/: work/outputs). */
 const char *ws_user_dir(int root);
+/* The FD_ flags of control folder @root of any kind, whose entries are
+ * user files: FD_DIRECTORY, with FD_ENGINE (written by an engine) or
+ * FD_SECRET (mode 0600) where they apply; F_DIR (the object folder) is
+ * FD_DIRECTORY; 0 when @root holds no user files.  The FUSE layer asks
+ * this rather than knowing folders by name. */
+int ws_root_flags(int root);
 /* 1 when user entries below @root of @o may be removed now (else the
  * caller refuses with EROFS, see ws_files_writable). */
 int ws_user_removable(const struct obj *o, int root);
@@ -251,12 +263,42 @@ int ws_run_save(struct ws *ws, struct run_ctx *r);
 int ws_run_note(struct ws *ws, struct run_ctx *r, const char *error);
 /*
  * run_array_end - an array run @r ended (worker): settle the tasks its
- * launcher left Queued or Running (Canceled when @canceled, else Failed)
- * and put the sentence naming the failed tasks in @why ("" when none
- * failed), e.g. "tasks 3, 17 failed (exit 1)".  How many failed, or
- * -ENOENT when the run has no tasks/ folder (its launcher never ran).
+ * launcher left Queued or Running (Canceled when @canceled, else Failed:
+ * lost) and put the sentence naming the failed and the lost tasks in @why
+ * ("" when none), e.g. "tasks 3, 17 failed (exit 1)", "task 0 failed
+ * (exit 1); tasks 1-3 were lost (their launcher died)".  How many failed
+ * or were lost, or -ENOENT when the run has no tasks/ folder (its
+ * launcher never ran).
  */
 int run_array_end(struct run_ctx *r, int canceled, char *why, size_t sz);
+/*
+ * For a target whose tasks mlfs-array does not start (Slurm: a job
+ * array), worker only.  run_array_make_tasks: tasks/I for the @n indices
+ * @idx, Queued, with an empty exit_code and log (0 or -errno + @e).
+ * run_array_task_state: what tasks/@idx/status says (STATE_NONE: none).
+ * run_array_task_set: task @idx is @s (its exit_code @code once final,
+ * when >= 0), and a line in the run's log as mlfs-array writes them.
+ */
+int run_array_make_tasks(struct run_ctx *r, const int *idx, int n,
+			 struct err *e);
+enum obj_state run_array_task_state(const struct run_ctx *r, int idx);
+void run_array_task_set(struct run_ctx *r, int idx, enum obj_state s,
+			int code);
+/*
+ * The writers of tasks/ for a driver that learns its tasks' states from
+ * the host (worker): run_array_make makes tasks/I for each of the @n
+ * indices @idx that has none yet (status Queued, exit_code and log
+ * empty); run_array_put sets tasks/I/@name to @text atomically;
+ * run_array_log appends @n bytes to tasks/I/log and returns its size (@n
+ * 0: just the size); run_array_status reads tasks/I/status into @buf.
+ * 0 (a size) or -errno.
+ */
+int run_array_make(struct run_ctx *r, const int *idx, int n);
+int run_array_put(struct run_ctx *r, int idx, const char *name,
+		  const char *text);
+long long run_array_log(struct run_ctx *r, int idx, const char *data,
+			size_t n);
+int run_array_status(struct run_ctx *r, int idx, char *buf, size_t sz);
 /*
  * ws_run_cancel_for - cancel started run @r for a reason of its own: the
  * worker stops it as for `cancel` (the engine is asked each tick, also
@@ -281,14 +323,16 @@ int ws_target_note(struct ws *ws, struct target_ctx *t, const char *error);
 void ws_event(struct ws *ws, int kind, const char *name, const char *text);
 const char *kind_name(int kind);
 
-/* runs/index.html, a name no run may take */
-#define RUNS_PAGE	"index.html"
+/* The name of the page generated among @kind's objects (runs/index.html:
+ * the runs, their status, duration, and each metric's last value and
+ * sparkline), a name no object may take; NULL when the kind has none. */
+const char *ws_kind_page(int kind);
 /*
- * ws_runs_page - runs/index.html as @uid (primary group @gid) sees it:
- * the runs it may look into, their status, duration, and each metric's
- * last value and sparkline.  0 with a malloc'd *@buf, or -errno.
+ * ws_page - @kind's page as @uid (primary group @gid) sees it (the runs
+ * it may look into).  0 with a malloc'd *@buf, -ENOENT (no page), or
+ * -errno.
  */
-int ws_runs_page(struct ws *ws, uint32_t uid, uint32_t gid, char **buf,
-		 size_t *len);
+int ws_page(struct ws *ws, int kind, uint32_t uid, uint32_t gid, char **buf,
+	    size_t *len);
 
 #endif

@@ -60,6 +60,12 @@ struct kind_ops {
 	int files_shared;		/* may be names of others' (register) */
 	int child_kind;			/* of the objects its folder holds, or
 					 * K_NONE */
+	/* a file generated among the kind's objects (runs/index.html), a
+	 * name no object may take (NULL: none), and its text as @uid
+	 * (primary group @gid) sees it: 0 with a malloc'd *@buf, or -errno */
+	const char *page;
+	int (*page_render)(struct ws *ws, uint32_t uid, uint32_t gid,
+			   char **buf, size_t *len);
 	/* ctl: one command (NULL: the kind takes none) */
 	int (*verb)(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 		    struct err *e);
@@ -184,6 +190,9 @@ void space_events_room(struct ws *ws);
 void ws_event_line(struct ws *ws, const char *kind, const char *name,
 		   const char *text);
 void ws_inval(struct ws *ws, int64_t id, fmask_t mask);
+/* Everything below @o's FD_ENGINE folders may have changed (it ended):
+ * the FUSE layer's inval_folder hook for each. */
+void ws_engine_folders_changed(struct ws *ws, const struct obj *o);
 int ws_update_obj(struct ws *ws, struct obj *o, enum obj_state expect,
 		  fmask_t mask);
 int ws_load_config(struct ws *ws, int64_t id, struct kv_list *cfg,
@@ -240,6 +249,9 @@ extern const struct kind_ops run_kind, target_kind, deployment_kind,
 /* run_after.c: `after`, the runs a run waits for */
 /* Is @buf a valid `after` of run @o: a sentence names the line, the
  * unknown run or the cycle.  0 or -EINVAL (-ENOMEM). */
+/* run_index.c: runs/index.html, run_kind's page_render */
+int run_index_page(struct ws *ws, uint32_t uid, uint32_t gid, char **buf,
+		   size_t *len);
 int run_after_check(struct ws *ws, const struct obj *o, const char *buf,
 		    size_t len, struct err *e);
 /* Is @buf a valid `inputs` of run @o (the runs and model versions it

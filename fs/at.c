@@ -70,6 +70,18 @@ static int at_orphan(struct mlfs *m, uint64_t ino, struct at *a)
 	return rc;
 }
 
+/* nodes_path, and only below a folder of user files: the table makes
+ * nodes nowhere else, so any other root is a stale inode, not a path. */
+static int user_path(struct mlfs *m, uint64_t ino, int64_t *id, int *root,
+		     char *rel, size_t relsz)
+{
+	int rc = nodes_path(m->nodes, ino, id, root, rel, relsz);
+
+	if (!rc && !(ws_root_flags(*root) & FD_DIRECTORY))
+		return -ENOENT;
+	return rc;
+}
+
 /* User node or object root @ino (with @child: its entry @child), as the
  * daemon: 0 or -errno. */
 int at_find(struct mlfs *m, uint64_t ino, const char *child,
@@ -79,7 +91,7 @@ int at_find(struct mlfs *m, uint64_t ino, const char *child,
 	size_t l;
 	int rc;
 
-	rc = nodes_path(m->nodes, ino, &a->id, &a->root, rel, sizeof(rel));
+	rc = user_path(m, ino, &a->id, &a->root, rel, sizeof(rel));
 	if (rc == -ENOENT && !child && ino_is_user(ino))
 		return at_orphan(m, ino, a);
 	if (rc)
@@ -203,13 +215,13 @@ int owner_of(struct mlfs *m, uint64_t ino, struct obj *o, int *root)
 	}
 	if (!ino_is_user(ino))
 		return -ENOENT;
-	rc = nodes_path(m->nodes, ino, &id, &r, rel, sizeof(rel));
+	rc = user_path(m, ino, &id, &r, rel, sizeof(rel));
 	if (rc && rc != -ENAMETOOLONG)
 		return rc;
 	if (rc) {
 		char big[USER_PATH_MAX];
 
-		rc = nodes_path(m->nodes, ino, &id, &r, big, sizeof(big));
+		rc = user_path(m, ino, &id, &r, big, sizeof(big));
 		if (rc)
 			return rc;
 	}

@@ -212,8 +212,9 @@ int do_getattr(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	return obj_attr(m, ino, st);
 }
 
-/* Cache timeout for @ino: short below outputs/ of a run not yet ended,
- * none for events (its size), long elsewhere. */
+/* Cache timeout for @ino: short below an engine's folder (a run's
+ * outputs/) until its object settles, none for events (its size), long
+ * elsewhere. */
 double timeout_for(struct mlfs *m, uint64_t ino)
 {
 	struct obj o;
@@ -222,13 +223,12 @@ double timeout_for(struct mlfs *m, uint64_t ino)
 	if (ino == INO_EVENTS || ino == INO_RUNS_PAGE)
 		return 0;	/* its size, fresh for every read */
 	/* a run writes its outputs behind the kernel's back until it ends
-	 * (its end invalidates outputs/); then they never change */
-	if ((ino_is_obj(ino) && (ino_file(ino) == F_OUTPUTS ||
-				 ino_file(ino) == F_TASKS) &&
+	 * (its end invalidates the folder); then they never change */
+	if ((ino_is_obj(ino) && (ws_root_flags(ino_file(ino)) & FD_ENGINE) &&
 	     !ws_get(m->ws, ino_obj(ino), &o)) ||
 	    (ino_is_user(ino) && !owner_of(m, ino, &o, &root) &&
-	     (root == F_OUTPUTS || root == F_TASKS)))
-		return run_state_final(o.state) ? m->timeout : SHORT_TIMEOUT;
+	     (ws_root_flags(root) & FD_ENGINE)))
+		return ws_obj_settled(&o) ? m->timeout : SHORT_TIMEOUT;
 	return m->timeout;
 }
 

@@ -109,6 +109,14 @@ static int ctl_ino(struct mlfs *m, const struct obj *o,
 	return 0;
 }
 
+int is_page(uint64_t parent, const char *name)
+{
+	int kind = top_ino_kind(parent);
+	const char *page = kind_page_ino(kind) ? ws_kind_page(kind) : NULL;
+
+	return page && !strcmp(name, page);
+}
+
 /* Resolve @name in @parent to *@ino.  When @name is a control file,
  * *@v (if not NULL) gets its object and the length ctl_ino found; else
  * v->o.id is 0. */
@@ -127,8 +135,8 @@ int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		return *ino ? 0 : -ENOENT;
 	}
 	kind = top_ino_kind(parent);
-	if (kind == K_RUN && !strcmp(name, RUNS_PAGE)) {
-		*ino = INO_RUNS_PAGE;
+	if (is_page(parent, name)) {
+		*ino = kind_page_ino(kind);
 		return 0;
 	}
 	if (kind) {
@@ -429,9 +437,12 @@ void mlfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		list_root(&b, off);
 	} else if (kind) {
 		list_objects(m, &b, kind, 0, off);
-		/* runs/index.html last, at an offset no object id reaches */
-		if (kind == K_RUN && !b.full && off < PAGE_OFF)
-			dir_add(&b, RUNS_PAGE, INO_RUNS_PAGE, S_IFREG, PAGE_OFF);
+		/* the kind's page (runs/index.html) last, at an offset no
+		 * object id reaches */
+		if (kind_page_ino(kind) && ws_kind_page(kind) && !b.full &&
+		    off < PAGE_OFF)
+			dir_add(&b, ws_kind_page(kind), kind_page_ino(kind),
+				S_IFREG, PAGE_OFF);
 	} else if (ino_is_obj(ino) && ino_file(ino) == F_DIR &&
 		   !ws_get(m->ws, ino_obj(ino), &o) && ws_child_kind(&o)) {
 		list_objects(m, &b, ws_child_kind(&o), o.id, off);

@@ -217,7 +217,7 @@ struct at {
 	int obj;		/* objects/ID (O_PATH), by the daemon */
 	int dir;		/* the folder (O_PATH), by the caller */
 	int64_t id;		/* the object */
-	int root;		/* F_DIR (files/) or F_OUTPUTS */
+	int root;		/* F_DIR (files/) or a folder ws_root_flags names */
 	int orphan;		/* @dir is the file of a nameless node */
 	char name[NAME_MAX + 1];
 	char path[USER_PATH_MAX + 16];	/* of @dir, below objects/ID */
@@ -321,6 +321,8 @@ int reply_entry(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		const struct ctl_view *v);
 int lookup_user(fuse_req_t req, struct mlfs *m, uint64_t parent,
 		const char *name, uint64_t *ino, struct stat *st);
+/* Is @name in top folder @parent its kind's page (runs/index.html)? */
+int is_page(uint64_t parent, const char *name);
 int do_lookup(fuse_req_t req, struct mlfs *m, uint64_t parent,
 	      const char *name, uint64_t *ino, struct ctl_view *v);
 void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

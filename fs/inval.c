@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Kernel cache invalidation.  The backend's hooks (hook_files, hook_grow,
- * hook_events, hook_entry, hook_outputs) run on the thread that committed
+ * hook_events, hook_entry, hook_folder) run on the thread that committed
  * a change: the worker thread, or a FUSE request thread (a ctl write, a
  * mkdir...); inval_name and inval_inode are called from both.  What may
  * wait for a kernel lock (a name, a file's pages) goes to the notifier
@@ -109,9 +109,8 @@ void inval_name(struct mlfs *m, uint64_t parent, const char *name)
 void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 {
 	int dir = top_ino_kind(ino) != K_NONE ||
-		  (ino_is_obj(ino) && (ino_file(ino) == F_DIR ||
-				       ino_file(ino) == F_OUTPUTS ||
-				       ino_file(ino) == F_TASKS));
+		  (ino_is_obj(ino) &&
+		   (ws_root_flags(ino_file(ino)) & FD_DIRECTORY));
 
 	if (off >= 0 && !dir)
 		enqueue(m, ino, NULL, off);
@@ -174,12 +173,11 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 	inval_inode(m, p, 0);		/* and the folder's cached listing */
 }
 
-static void hook_outputs(void *ctx, int64_t id)
+static void hook_folder(void *ctx, int64_t id, int root)
 {
 	struct mlfs *m = ctx;
 
-	inval_inode(m, obj_ino(id, F_OUTPUTS), 0);
-	inval_inode(m, obj_ino(id, F_TASKS), 0);
+	inval_inode(m, obj_ino(id, root), 0);
 }
 
 static void hook_user(void *ctx, int64_t id, int root, const char *name)
@@ -200,7 +198,7 @@ void mlfs_attach(struct mlfs *m, struct fuse_session *se,
 		.inval_grow	= hook_grow,
 		.inval_events	= hook_events,
 		.inval_entry	= hook_entry,
-		.inval_outputs	= hook_outputs,
+		.inval_folder	= hook_folder,
 		.inval_user	= hook_user,
 		.change_begin	= hook_change_begin,
 	};

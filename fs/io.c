@@ -198,10 +198,10 @@ static int open_user_file(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		return -ENOMEM;
 	}
 	h->fd = fd;
-	/* outputs/, tasks/ and an endpoint's keys/ change behind the
-	 * kernel's back (a run writes, `regenerate` replaces a key) */
-	fi->keep_cache = root != F_OUTPUTS && root != F_KEYS &&
-			 root != F_TASKS;
+	/* an engine's folders (a run's outputs/) and secrets (an
+	 * endpoint's keys/) change behind the kernel's back (a run writes,
+	 * `regenerate` replaces a key) */
+	fi->keep_cache = !(ws_root_flags(root) & (FD_ENGINE | FD_SECRET));
 	*hp = h;
 	return 0;
 }

@@ -325,7 +325,7 @@ void mlfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	if (parent < INO_FIXED_MAX) {
 		fuse_reply_err(req, parent == INO_ROOT ||
-			       (parent == INO_RUNS && !strcmp(name, RUNS_PAGE)) ?
+			       is_page(parent, name) ?
 			       EPERM : EISDIR);
 		return;
 	}

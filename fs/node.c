@@ -9,33 +9,64 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The root's folders of objects: one line each, both directions. */
+/* The root's folders of objects: one line each, both directions; and the
+ * inode of the page a kind generates among its objects (0: none). */
 static const struct {
 	uint64_t ino;
 	int kind;
+	uint64_t page;
 } tops[] = {
-	{ INO_TARGETS,		K_TARGET },
-	{ INO_RUNS,		K_RUN },
-	{ INO_DEPLOYMENTS,	K_DEPLOYMENT },
-	{ INO_MODELS,		K_MODEL },
-	{ INO_ENDPOINTS,	K_ENDPOINT },
-	{ INO_ENVIRONMENTS,	K_ENVIRONMENT },
+	{ INO_TARGETS,		K_TARGET,	0 },
+	{ INO_RUNS,		K_RUN,		INO_RUNS_PAGE },
+	{ INO_DEPLOYMENTS,	K_DEPLOYMENT,	0 },
+	{ INO_MODELS,		K_MODEL,	0 },
+	{ INO_ENDPOINTS,	K_ENDPOINT,	0 },
+	{ INO_ENVIRONMENTS,	K_ENVIRONMENT,	0 },
 };
+
+#define NTOPS	(sizeof(tops) / sizeof(tops[0]))
+
+/* The line of @kind in tops, or NTOPS. */
+static size_t top_of(int kind)
+{
+	size_t i = 0;
+
+	while (i < NTOPS && tops[i].kind != kind)
+		i++;
+	return i;
+}
+
+uint64_t kind_page_ino(int kind)
+{
+	size_t i = top_of(kind);
+
+	return i < NTOPS ? tops[i].page : 0;
+}
+
+/* The kind whose top folder (@page: whose page) is inode @ino. */
+static int kind_at(uint64_t ino, int page)
+{
+	for (size_t i = 0; i < NTOPS; i++)
+		if (ino && (page ? tops[i].page : tops[i].ino) == ino)
+			return tops[i].kind;
+	return K_NONE;
+}
+
+int page_ino_kind(uint64_t ino)
+{
+	return kind_at(ino, 1);
+}
 
 uint64_t kind_top_ino(int kind)
 {
-	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
-		if (tops[i].kind == kind)
-			return tops[i].ino;
-	return 0;
+	size_t i = top_of(kind);
+
+	return i < NTOPS ? tops[i].ino : 0;
 }
 
 int top_ino_kind(uint64_t ino)
 {
-	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++)
-		if (tops[i].ino == ino)
-			return tops[i].kind;
-	return K_NONE;
+	return kind_at(ino, 0);
 }
 
 /*
@@ -674,9 +705,6 @@ out_unlock:
 		return -ENOENT;
 	*obj = ino_obj(ino);
 	*root = ino_file(ino);
-	if (*root != F_DIR && *root != F_OUTPUTS && *root != F_KEYS &&
-	    *root != F_TASKS)
-		return -ENOENT;
 	if (strlen(buf + pos) >= relsz)
 		return -ENAMETOOLONG;
 	/* skip the leading '/' */

@@ -98,6 +98,11 @@ static inline int ino_is_user(uint64_t ino)
 uint64_t kind_top_ino(int kind);
 /* The kind whose objects live in top folder @ino, or K_NONE. */
 int top_ino_kind(uint64_t ino);
+/* The inode of the page generated among @kind's objects in its top
+ * folder (runs/index.html; its name is the backend's), or 0. */
+uint64_t kind_page_ino(int kind);
+/* The kind whose page is inode @ino, or K_NONE. */
+int page_ino_kind(uint64_t ino);
 
 /* ---- user nodes ------------------------------------------------------ */
 
@@ -178,8 +183,10 @@ int nodes_by_backing(struct node_table *t, uint64_t backing, uint64_t except,
 
 /*
  * nodes_path - resolve @ino (any inode under an object) into the object
- * id, its root (F_DIR for the user's files, F_OUTPUTS for outputs/) and
- * the path relative to that root ("" for the root itself).
+ * id, its root (the object inode's file at the top: F_DIR for the user's
+ * files, a control folder such as outputs/; what it may be is the
+ * backend's to say) and the path relative to that root ("" for the root
+ * itself).
  * Returns 0, -ENOENT (unknown node), -ENAMETOOLONG (longer than
  * USER_PATH_MAX, or than @relsz).
  */

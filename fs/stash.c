@@ -186,7 +186,8 @@ int runs_page(fuse_req_t req, struct mlfs *m, char **buf, size_t *len,
 	if (!page_kept(m, c->uid, c->gid, gen, buf, len, at ? at : &now))
 		return 0;
 	clock_gettime(CLOCK_REALTIME, &now);
-	rc = ws_runs_page(m->ws, c->uid, c->gid, buf, len);
+	rc = ws_page(m->ws, page_ino_kind(INO_RUNS_PAGE), c->uid, c->gid, buf,
+		     len);
 	if (!rc)
 		page_keep(m, c->uid, c->gid, gen, *buf, *len, now);
 	if (at)

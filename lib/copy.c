@@ -14,7 +14,6 @@
  */
 #include "copy.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,6 +27,7 @@
 
 #include "fscreds.h"
 #include "hash.h"
+#include "walk.h"
 
 /*
  * The walks below hold a folder open (O_NOFOLLOW) and name its entries
@@ -38,42 +38,49 @@
 typedef int (*entry_fn)(int dir, const char *name, const struct stat *st,
 			void *arg);
 
-/* Call @pre for each entry of @dir (before its content), @post after. */
-static int walk_at(int dir, int depth, entry_fn pre, entry_fn post, void *arg)
+/* One level of walk_at: what its entries are handed to, and the first
+ * failure, which ends nothing (rm -r and chown do what they can). */
+struct walk_level {
+	entry_fn pre, post;
+	void *arg;
+	int depth, rc;
+};
+
+static int walk_at(int dir, int depth, entry_fn pre, entry_fn post,
+		   void *arg);
+
+static int walk_one(int dir, const char *name, void *arg)
 {
-	struct dirent *de;
+	struct walk_level *w = arg;
 	struct stat st;
-	DIR *d;
-	int fd, sub, rc = 0;
+	int sub, r;
 
-	if (depth > 512)
-		return -ELOOP;
-	fd = dup(dir);
-	d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d)
-		return fd >= 0 ? (close(fd), -errno) : -errno;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (fstatat(dir, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
-			continue;
-		if (pre && pre(dir, de->d_name, &st, arg) && !rc)
-			rc = -errno;
-		if (S_ISDIR(st.st_mode)) {
-			sub = openat(dir, de->d_name, O_RDONLY | O_DIRECTORY |
-				     O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0) {
-				int r = walk_at(sub, depth + 1, pre, post, arg);
-
-				rc = rc ? rc : r;
-				close(sub);
-			}
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW))
+		return 0;
+	if (w->pre && w->pre(dir, name, &st, w->arg) && !w->rc)
+		w->rc = -errno;
+	if (S_ISDIR(st.st_mode)) {
+		sub = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			     O_CLOEXEC);
+		if (sub >= 0) {
+			r = walk_at(sub, w->depth + 1, w->pre, w->post, w->arg);
+			w->rc = w->rc ? w->rc : r;
+			close(sub);
 		}
-		if (post && post(dir, de->d_name, &st, arg) && !rc)
-			rc = -errno;
 	}
-	closedir(d);
-	return rc;
+	if (w->post && w->post(dir, name, &st, w->arg) && !w->rc)
+		w->rc = -errno;
+	return 0;
+}
+
+/* Call @pre for each entry of @dir (before its content), @post after. */
+static int walk_at(int dir, int depth, entry_fn pre, entry_fn post,
+		   void *arg)
+{
+	struct walk_level w = { pre, post, arg, depth, 0 };
+	int rc = dir_each(dir, depth, walk_one, &w);
+
+	return rc ? rc : w.rc;
 }
 
 static int rm_entry(int dir, const char *name, const struct stat *st,
@@ -573,28 +580,28 @@ static int copy_entry(struct copy_ctx *c, int sdir, int ddir,
 	return 0;	/* fifos, sockets, devices: not copied */
 }
 
+/* One folder of a copy: where its entries go. */
+struct copy_level {
+	struct copy_ctx *c;
+	int ddir, depth;
+};
+
+static int copy_one(int sdir, const char *name, void *arg)
+{
+	struct copy_level *l = arg;
+	struct copy_ctx *c = l->c;
+	int rc = copy_entry(c, sdir, l->ddir, name, l->depth);
+
+	if (rc && !c->where[0])
+		snprintf(c->where, sizeof(c->where), "%s%s", c->rel, name);
+	return rc;
+}
+
 static int copy_dir(struct copy_ctx *c, int sdir, int ddir, int depth)
 {
-	struct dirent *de;
-	DIR *dir;
-	int fd, rc = 0;
+	struct copy_level l = { c, ddir, depth };
 
-	if (depth > 512)
-		return -ELOOP;
-	fd = dup(sdir);
-	dir = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!dir)
-		return fd >= 0 ? (close(fd), -errno) : -errno;
-	while (!rc && (de = readdir(dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		rc = copy_entry(c, sdir, ddir, de->d_name, depth);
-		if (rc && !c->where[0])
-			snprintf(c->where, sizeof(c->where), "%s%s", c->rel,
-				 de->d_name);
-	}
-	closedir(dir);
-	return rc;
+	return dir_each(sdir, depth, copy_one, &l);
 }
 
 /*
@@ -668,25 +675,47 @@ static int copy_top(const char *src, int d, struct err *e)
 	return 0;
 }
 
+/*
+ * The start of a copy as @uid:@gid: @dst made anew for them (make_top),
+ * and their fsuid, fsgid and groups worn on this worker thread, so that
+ * the copy reads and creates exactly what the owner may.  The open @dst,
+ * or -errno with a sentence in @e (nothing left to undo); the caller ends
+ * with copy_as_end.
+ */
+static int copy_as_begin(const char *dst, uid_t uid, gid_t gid,
+			 struct fscreds *c, struct err *e)
+{
+	int d, rc;
+
+	d = make_top(dst, uid, gid, e);
+	if (d < 0)
+		return d;
+	rc = fscreds_wear_user(c, uid, gid);
+	if (!rc)
+		return d;
+	fscreds_restore(c);
+	close(d);
+	return err_set(e, rc, "cannot take the credentials of uid %u: %s",
+		       (unsigned)uid, strerror(-rc));
+}
+
+static void copy_as_end(struct fscreds *c, int d)
+{
+	fscreds_restore(c);
+	close(d);
+}
+
 int copy_tree_as(const char *src, const char *dst, uid_t uid, gid_t gid,
 		 struct err *e)
 {
 	struct fscreds c;
 	int d, rc;
 
-	d = make_top(dst, uid, gid, e);
+	d = copy_as_begin(dst, uid, gid, &c, e);
 	if (d < 0)
 		return d;
-	/* the owner's fsuid, fsgid and groups on this worker thread: the
-	 * copy reads and creates exactly what the owner may */
-	rc = fscreds_wear_user(&c, uid, gid);
-	if (rc)
-		rc = err_set(e, rc, "cannot take the credentials of uid %u: %s",
-			     (unsigned)uid, strerror(-rc));
-	else
-		rc = copy_top(src, d, e);
-	fscreds_restore(&c);
-	close(d);
+	rc = copy_top(src, d, e);
+	copy_as_end(&c, d);
 	return rc;
 }
 
@@ -744,14 +773,11 @@ int copy_input_as(const char *src, const char *dst, uid_t uid, gid_t gid,
 	struct fscreds c;
 	int d, rc;
 
-	d = make_top(dst, uid, gid, e);
+	d = copy_as_begin(dst, uid, gid, &c, e);
 	if (d < 0)
 		return d;
-	rc = fscreds_wear_user(&c, uid, gid);
-	if (!rc)
-		rc = copy_input_top(src, d, where, sizeof(where));
-	fscreds_restore(&c);
-	close(d);
+	rc = copy_input_top(src, d, where, sizeof(where));
+	copy_as_end(&c, d);
 	if (rc == -EINVAL && !where[0])
 		return err_set(e, rc, "%s is neither a folder nor a file", src);
 	if (rc < 0)

@@ -7,7 +7,6 @@
  */
 #include "digest.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "walk.h"
 
 /* ---- SHA-256 ------------------------------------------------------------ */
 
@@ -212,32 +213,34 @@ static int one_entry(struct manifest *m, int dir, const char *name,
 	return rc;
 }
 
+/* One folder of the walk: its path from the top ("" the top's). */
+struct digest_level {
+	struct manifest *m;
+	const char *rel;
+	int depth;
+};
+
+static int walk_one(int dir, const char *name, void *arg)
+{
+	struct digest_level *l = arg;
+	char path[PATH_MAX];
+	int rc;
+
+	if (snprintf(path, sizeof(path), "%s%s%s", l->rel, *l->rel ? "/" : "",
+		     name) >= (int)sizeof(path))
+		rc = -ENAMETOOLONG;
+	else
+		rc = one_entry(l->m, dir, name, path, l->depth);
+	if (rc && !l->m->where[0])
+		snprintf(l->m->where, sizeof(l->m->where), "%s", path);
+	return rc;
+}
+
 static int walk(struct manifest *m, int dir, const char *rel, int depth)
 {
-	char path[PATH_MAX];
-	struct dirent *de;
-	int fd, rc = 0;
-	DIR *d;
+	struct digest_level l = { m, rel, depth };
 
-	if (depth > 512)
-		return -ELOOP;
-	fd = dup(dir);
-	d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d)
-		return fd >= 0 ? (close(fd), -errno) : -errno;
-	while (!rc && (de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "",
-			     de->d_name) >= (int)sizeof(path))
-			rc = -ENAMETOOLONG;
-		else
-			rc = one_entry(m, dir, de->d_name, path, depth);
-		if (rc && !m->where[0])
-			snprintf(m->where, sizeof(m->where), "%s", path);
-	}
-	closedir(d);
-	return rc;
+	return dir_each(dir, depth, walk_one, &l);
 }
 
 static int by_path(const void *a, const void *b)

@@ -36,7 +36,9 @@
 # 1 -> AS_LOAD replicas, target_in_flight = 1), endpoint (the same
 # trivial deployment, 2 replicas, behind endpoints/ebench (HAProxy):
 # requests/s and p99 through the endpoint vs. straight to the deployment,
-# same run, CONNS keep-alive connections for LOAD_S seconds; and a traffic
+# same run, CONNS keep-alive connections, EP_PAIRS=11 pairs of EP_LOAD_S=1
+# second side by side (medians; the ratio the median of the pairs'
+# ratios); and a traffic
 # change -> applied, a write of `traffic`, which returns once the proxy
 # took it, median of 20; and the same write to a Draft endpoint: the write
 # path without the proxy).
@@ -71,7 +73,13 @@
 # array (an array of NARRAY=1000 trivial tasks, `array = 0-999`, from
 # `echo submit` to the return of `cat wait`, vs. NARRAY separate trivial
 # runs made and submitted by a shell loop until all are final; local
-# target, same max_concurrent, same run).
+# target, same max_concurrent, same run; then on a slurm target a job
+# array of NSLARRAY=100 trivial tasks vs. sbatch --array of the same).
+# target, same max_concurrent, same run),
+# ssh-array (the same array of NARRAY trivial tasks on an ssh target, the
+# test sshd of scripts/ssh-host.sh on 127.0.0.1, vs. on the local target:
+# `echo submit` to the return of `cat wait`; both max_concurrent default
+# to the machine's cpus).
 # Default: meta submit latency rss bulk; RUNS=10000, SUBMITS=1000.
 # MLFS_BIN=PATH measures that daemon instead of build/mlfs (another
 # version: before and after a change, in the same conditions).
@@ -498,22 +506,30 @@ ssh_in_run() {	# ssh_in_run NAME DATA: one run, its seconds
 	echo "$(now) - $t0" | bc -l
 }
 
-inputs_ssh_rows() {
-	local t=$MNT/targets/inbox i a=() b=()
-	if ! "$ROOT/scripts/ssh-host.sh" start "$W/sshd" >/dev/null 2>&1; then
-		row "inputs on ssh: no test sshd, skipped" "" "" ""
-		return
-	fi
+# ssh_box NAME WORKDIR: targets/NAME, an ssh target of the test sshd
+# (started here) with its workdir in $W/WORKDIR, attached; fails when no
+# test sshd starts.
+ssh_box() {
+	local t=$MNT/targets/$1
+	"$ROOT/scripts/ssh-host.sh" start "$W/sshd" >/dev/null 2>&1 || return 1
 	source "$W/sshd/host.env"
 	mkdir "$t"
 	echo ssh > "$t/type"
 	printf 'host = %s\nport = %s\nuser = %s\nidentity_file = %s\nworkdir = %s\n' \
 		"$SSH_HOST" "$SSH_PORT" "$SSH_USER" "$SSH_IDENTITY" \
-		"$W/remote" > "$t/config"
+		"$W/$2" > "$t/config"
 	echo provision > "$t/ctl"
 	while [[ $(cat "$t/status") == Creating ]]; do sleep 0.05; done
 	[[ $(cat "$t/status") == Succeeded ]] ||
 		{ echo "bench: ssh target: $(cat "$t/error")" >&2; exit 1; }
+}
+
+inputs_ssh_rows() {
+	local i a=() b=()
+	if ! ssh_box inbox remote; then
+		row "inputs on ssh: no test sshd, skipped" "" "" ""
+		return
+	fi
 	for ((i = 0; i < REPEAT; i++)); do
 		chmod -R u+w "$W/remote/inputs" 2>/dev/null || true
 		rm -rf "$W/remote/inputs"
@@ -620,24 +636,81 @@ dist_section() {
 
 # ---- array -------------------------------------------------------------------
 
-array_section() {
-	local n=${NARRAY:-1000} t0 t1 t2 ta tr
-	mkdir "$MNT/runs/arr"
-	echo true > "$MNT/runs/arr/command"
-	echo "array = 0-$((n - 1))" > "$MNT/runs/arr/resources"
+# array_run NAME N [TARGET]: an array run of N trivial tasks; prints the
+# seconds from `echo submit` to the return of `cat wait`.
+array_run() {
+	local r=$MNT/runs/$1 t0
+	mkdir "$r"
+	echo true > "$r/command"
+	[[ -z ${3:-} ]] || echo "$3" > "$r/target"
+	echo "array = 0-$(($2 - 1))" > "$r/resources"
 	t0=$(now)
-	echo submit > "$MNT/runs/arr/ctl"
-	cat "$MNT/runs/arr/wait" >/dev/null
+	echo submit > "$r/ctl"
+	cat "$r/wait" >/dev/null
+	echo "$(now) - $t0" | bc -l
+}
+
+array_section() {
+	local n=${NARRAY:-1000} t1 t2 ta tr
+	ta=$(array_run arr "$n")
 	t1=$(now)
 	make_runs sep "$n"
 	wait_all_final sep "$n"
 	t2=$(now)
-	ta=$(echo "$t1 - $t0" | bc -l)
 	tr=$(echo "$t2 - $t1" | bc -l)
 	row "array: $n trivial tasks, submit -> final (s)" \
 		"$(printf %.2f "$ta")" "$(printf %.2f "$tr")" \
 		"$(ratio "$ta" "$tr")x"
 	row "  (baseline: $n separate runs, loop -> all final)" "" "" ""
+	array_slurm
+}
+
+# The same on a Slurm target: one job array of NSLARRAY=100 trivial tasks
+# through the tree vs. sbatch --array of the same until squeue is empty:
+# what mlfs adds to Slurm's own pace.
+array_slurm() {
+	local n=${NSLARRAY:-100} t0 t1 tm tb
+	slurm_up
+	t0=$(now)
+	sbatch -Q -J sba -o /dev/null --array="0-$((n - 1))" --wrap true
+	while [[ -n $(squeue -h -o %i) ]]; do sleep 0.05; done
+	t1=$(now)
+	tm=$(array_run sarr "$n" sl)
+	tb=$(echo "$t1 - $t0" | bc -l)
+	row "array (slurm): $n tasks, submit -> final (s)" \
+		"$(printf %.2f "$tm")" "$(printf %.2f "$tb")" \
+		"$(ratio "$tm" "$tb")x"
+	row "  (baseline: sbatch --array, until squeue is empty)" \
+		"" "" ""
+}
+
+# ---- ssh-array ---------------------------------------------------------------
+
+array_secs() {	# array_secs NAME TARGET N: an array of N `true`, its seconds
+	local r=$MNT/runs/$1 t0
+	mkdir "$r"
+	echo true > "$r/command"
+	echo "array = 0-$(($3 - 1))" > "$r/resources"
+	echo "$2" > "$r/target"
+	t0=$(now)
+	echo submit > "$r/ctl"
+	cat "$r/wait" >/dev/null
+	echo "$(now) - $t0" | bc -l
+}
+
+ssh_array_section() {
+	local n=${NARRAY:-1000} ts tl
+	if ! ssh_box abox aremote; then
+		row "ssh-array: no test sshd, skipped" "" "" ""
+		return
+	fi
+	ts=$(array_secs sarr abox "$n")
+	tl=$(array_secs larr local "$n")
+	row "ssh-array: $n trivial tasks, submit -> final (s)" \
+		"$(printf %.2f "$ts")" "$(printf %.2f "$tl")" \
+		"$(ratio "$ts" "$tl")x"
+	row "  (baseline: the same array on the local target)" "" "" ""
+	"$ROOT/scripts/ssh-host.sh" stop "$W/sshd" >/dev/null 2>&1 || true
 }
 
 # ---- plots ------------------------------------------------------------------
@@ -907,9 +980,31 @@ score_load() {
 		-d "${LOAD_S:-5}"
 }
 
+# ep_pairs URI KEY EURI EKEY: EP_PAIRS (default 11) pairs of loads of
+# EP_LOAD_S seconds each (default 1), straight to the deployment and
+# through the endpoint, back to back, the order swapped every pair (ABBA):
+# on a shared machine the load drifts by the second, and only figures
+# taken side by side compare.  One line a pair: direct_rps through_rps
+# direct_p99 through_p99 direct_errors through_errors.
+ep_pairs() {
+	local i a b
+	for ((i = 0; i < ${EP_PAIRS:-11}; i++)); do
+		if ((i % 2)); then
+			b=$(LOAD_S=${EP_LOAD_S:-1} score_load "$3" "$4")
+			a=$(LOAD_S=${EP_LOAD_S:-1} score_load "$1" "$2")
+		else
+			a=$(LOAD_S=${EP_LOAD_S:-1} score_load "$1" "$2")
+			b=$(LOAD_S=${EP_LOAD_S:-1} score_load "$3" "$4")
+		fi
+		read -r ar _ ap ae <<< "$a"
+		read -r br _ bp be <<< "$b"
+		echo "$ar $br $ap $bp $ae $be"
+	done
+}
+
 endpoint_section() {
 	local d=$MNT/deployments/ebench e=$MNT/endpoints/ebench
-	local uri euri direct through i t0 t1 times=()
+	local uri euri drps trps dp99 tp99 derr terr ratio i t0 t1 times=()
 	trivial_deployment "$d"
 	echo "replicas = 2" > "$d/config"
 	echo deploy > "$d/ctl"
@@ -924,14 +1019,22 @@ endpoint_section() {
 	# the worker reloads the proxy once the deployment joined
 	until curl -sf -m 5 -H "Authorization: Bearer $(cat "$e/keys/primary")" \
 		-d '{}' "$euri" >/dev/null; do sleep 0.05; done
-	direct=$(score_load "$uri" "$(cat "$d/key")")
-	through=$(score_load "$euri" "$(cat "$e/keys/primary")")
-	read -r drps _ dp99 derr <<< "$direct"
-	read -r trps _ tp99 terr <<< "$through"
-	row "endpoint, 2 replicas: requests/s" "$trps" "$drps" \
-		"$(ratio "$trps" "$drps")x"
+	ep_pairs "$uri" "$(cat "$d/key")" "$euri" "$(cat "$e/keys/primary")" \
+		> "$W/ep-pairs"
+	# the medians over the pairs; the ratio is the median of each
+	# pair's own ratio (a load that drifts between pairs cancels out)
+	drps=$(awk '{print $1}' "$W/ep-pairs" | median1)
+	trps=$(awk '{print $2}' "$W/ep-pairs" | median1)
+	dp99=$(awk '{print $3}' "$W/ep-pairs" | median)
+	tp99=$(awk '{print $4}' "$W/ep-pairs" | median)
+	ratio=$(awk '$1 > 0 {print $2 / $1}' "$W/ep-pairs" | sort -n |
+		awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
+	row "endpoint, 2 replicas: requests/s" "$trps" "$drps" "${ratio}x"
 	row "endpoint, 2 replicas: p99 (ms)" "$tp99" "$dp99" \
-		"$(echo "$tp99 - $dp99" | bc -l | xargs printf %+.2f)"
+		"$(awk '{print $4 - $3}' "$W/ep-pairs" | median |
+			xargs printf %+.2f)"
+	derr=$(awk '{n += $5} END {print n + 0}' "$W/ep-pairs")
+	terr=$(awk '{n += $6} END {print n + 0}' "$W/ep-pairs")
 	((derr + terr == 0)) || row "endpoint: failed requests" "$terr" "$derr" "-"
 	# the write returns once the proxy applied it (runtime API inside it);
 	# the same write to a Draft endpoint (no proxy) is the write path's
@@ -1316,10 +1419,15 @@ env_section() {
 	row "  (baseline: podman build, its layer cache)" "" "" ""
 	ul="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 	# shellcheck disable=SC2086
-	pr=$(median_time podman run --rm --runtime runc $ul "$base" true)
+	# the options a run gets, but the user and its files (container.c)
+	ct="--runtime runc --init --cap-drop=all --network=host"
+	ct="$ct --security-opt=no-new-privileges"
+	pr=$(median_time podman run --rm $ct $ul "$base" true)
+	pp=$(median_time podman run --rm --runtime runc $ul "$base" true)
 	sh=$(median_time sh -c true)
-	row "env: podman run --rm IMAGE true (s)" "$pr" "$sh" \
+	row "env: podman run --rm IMAGE true, a run's options (s)" "$pr" "$sh" \
 		"$(ratio "$pr" "$sh")x"
+	row "  (podman's own network, as before: $pp s)" "" "" ""
 	# a run of root never runs in an environment, and this mount is
 	# root's: the figure through runs/ wants a user (next step)
 	row "  (baseline: sh -c true; a run's floor in a container)" "" "" ""
@@ -1433,6 +1541,9 @@ SH
 		;;
 	array)
 		array_section
+		;;
+	ssh-array)
+		ssh_array_section
 		;;
 	esac
 done

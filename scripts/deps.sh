@@ -29,6 +29,8 @@ test_pkgs+=(chromium librsvg2-bin python3-pil fonts-dejavu-core)
 env_pkgs=(podman runc)
 # tests/it/27: the base image is a rootfs made from busybox-static
 test_pkgs+=(busybox-static)
+# tests/lib.sh: bash's loadable sleep, so that a wait's turn forks nothing
+test_pkgs+=(bash-builtins)
 # builds run in a user namespace of the `containers` range of /etc/subuid
 # and /etc/subgid (backend/env_sm.c): added here once, if missing
 subids() {

@@ -507,8 +507,9 @@ static int count_nodes(const struct cluster *cl, const struct cluster_cfg *c,
  * only at its next periodic check (job_time_limit, every 30 s), long after
  * the node came up.  So a run that needs more nodes than are up waits
  * here, Queued, while we power up the missing ones; it goes to Slurm once
- * they are up (Slurm starts it at once).  After resume_seconds, or when
- * not enough nodes can come up (down ones), it goes to Slurm anyway,
+ * they are up (Slurm starts it at once); a node that goes down meanwhile
+ * is replaced by another powered-down one at once.  After resume_seconds,
+ * or when not enough nodes can come up (down ones), it goes to Slurm anyway,
  * which powers nodes up, places it elsewhere or keeps it pending: never a
  * run held here for good.  Runs wait in order (the worker's FIFO): one
  * at a time.
@@ -539,6 +540,10 @@ static int wait_for_nodes(struct target_ctx *t, struct run_ctx *r)
 		sl_run_note(r, why);
 	} else if (!go && mono_s() - cl->wait_since > (double)v.c.resume_s) {
 		go = 1;
+	} else if (!go && up + coming < need) {
+		/* one it asked for went down (its host is cut off): others
+		 * are powered up now, not after resume_seconds */
+		power_up(cl, &v.c, need - up - coming);
 	}
 	if (go && cl->wait_run == r->obj.id)
 		cl->wait_run = 0;
@@ -608,6 +613,7 @@ const struct driver cluster_driver = {
 	.multi_keys	= cluster_multi_keys,
 	.can_host	= 0,
 	.inputs		= 1,
+	.arrays		= 1,
 	.refresh_seconds = REFRESH_S,
 	.validate	= cluster_validate,
 	.check_run	= cluster_check_run,

@@ -71,11 +71,12 @@ static int pid_holds(pid_t pid, const unsigned long *ino, int n)
 	return found;
 }
 
-/* Field 5 of /proc/PID/stat: the process group. */
-static pid_t proc_pgrp(pid_t pid)
+/* Field 5 of /proc/PID/stat, the process group, or (@session) field 6,
+ * the session. */
+static pid_t proc_group(pid_t pid, int session)
 {
 	char path[64], buf[512], *p;
-	int pgrp = 0;
+	int pgrp = 0, sid = 0;
 	ssize_t n;
 	int fd;
 
@@ -89,35 +90,45 @@ static pid_t proc_pgrp(pid_t pid)
 		return 0;
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %*c %*d %d", &pgrp) != 1)
+	if (!p || sscanf(p + 1, " %*c %*d %d %d", &pgrp, &sid) != 2)
 		return 0;
-	return pgrp;
+	return session ? sid : pgrp;
 }
 
-/* Does a process of group @pgid listen on @port? */
-int listen_by_group(pid_t pgid, int port)
+/* The process of group (or @session) @id that listens on @port, or 0. */
+static pid_t listener_in(pid_t id, int port, int session)
 {
 	unsigned long ino[64];
 	struct dirent *de;
-	int n, found;
-	pid_t pid;
+	pid_t pid, found = 0;
+	int n;
 	DIR *d;
 
 	n = listen_inodes(port, ino, 64);
 	if (!n)
 		return 0;
-	if (pid_holds(pgid, ino, n))
-		return 1;
+	if (pid_holds(id, ino, n))
+		return id;
 	d = opendir("/proc");
-	found = 0;
 	while (d && !found && (de = readdir(d))) {
 		pid = atoi(de->d_name);
-		if (pid > 0 && pid != pgid && proc_pgrp(pid) == pgid)
-			found = pid_holds(pid, ino, n);
+		if (pid > 0 && pid != id && proc_group(pid, session) == id &&
+		    pid_holds(pid, ino, n))
+			found = pid;
 	}
 	if (d)
 		closedir(d);
 	return found;
+}
+
+int listen_by_group(pid_t pgid, int port)
+{
+	return listener_in(pgid, port, 0) != 0;
+}
+
+pid_t listen_in_session(pid_t sid, int port)
+{
+	return listener_in(sid, port, 1);
 }
 
 /* Listening TCP sockets on 127.0.0.1 (inode and port), up to @max. */

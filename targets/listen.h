@@ -11,6 +11,10 @@
  * (IPv4 or IPv6)?  1 or 0. */
 int listen_by_group(pid_t pgid, int port);
 
+/* The process of session @sid that listens on @port (a container's: its
+ * init leads the session, the server has a group of its own), or 0. */
+pid_t listen_in_session(pid_t sid, int port);
+
 /* A port other than @port on which @pid itself listens at 127.0.0.1 (the
  * liveness port of mlfs-serve), or 0: none. */
 int listen_probe_port(pid_t pid, int port);

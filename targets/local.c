@@ -772,6 +772,7 @@ const struct driver local_driver = {
 	.live_keys	= local_keys,
 	.can_host	= 1,
 	.inputs		= 1,
+	.environments	= 1,
 	.arrays		= 1,
 	.validate	= local_validate,
 	.check_run	= local_check_run,

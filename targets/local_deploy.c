@@ -19,6 +19,10 @@
  * socket on the deployment's port (/proc/net/tcp{,6} and /proc/PID/fd):
  * a new replica counts only once it listens itself, not because an old
  * one answers on the shared port.
+ *
+ * A replica of a generation with an image (the deployment's environment)
+ * is podman run of the server in a container instead: see "in an
+ * environment" below.
  */
 #include "local_deploy.h"
 
@@ -34,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,12 +46,14 @@
 #include <unistd.h>
 
 #include "../lib/clock.h"
+#include "../lib/hash.h"
 #include "../lib/log.h"
 #include "../lib/vec.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
 #include "../lib/copy.h"
 #include "listen.h"
+#include "local_image.h"
 #include "proc.h"
 #include "replica.h"
 
@@ -54,6 +61,10 @@ struct local_rep {
 	pid_t pid;			/* also the process group */
 	unsigned long long ticks;	/* start time, against pid reuse */
 	int child;			/* ours to reap */
+	pid_t ct;			/* in an environment: the container's
+					 * init, 0 until podman wrote it */
+	unsigned long long ct_ticks;
+	pid_t srv;			/* the process that listens, 0 unknown */
 	/* the liveness probe of this replica (see live_step) */
 	int probe_fd;			/* a GET / in flight, or -1 */
 	int probe_port;			/* its own port, 0 until found */
@@ -239,6 +250,7 @@ struct envp {
 	char **v;
 	int n;
 	size_t cap;
+	int oom;			/* an envp_add failed */
 };
 
 static int envp_add(struct envp *e, const char *fmt, ...)
@@ -249,13 +261,17 @@ static int envp_add(struct envp *e, const char *fmt, ...)
 	va_list ap;
 	int rc;
 
-	if (vec_reserve(e, 2))
+	if (vec_reserve(e, 2)) {
+		e->oom = 1;
 		return -ENOMEM;
+	}
 	va_start(ap, fmt);
 	rc = vasprintf(&e->v[e->n], fmt, ap);
 	va_end(ap);
-	if (rc < 0)
+	if (rc < 0) {
+		e->oom = 1;
 		return -ENOMEM;
+	}
 	e->v[++e->n] = NULL;
 	return 0;
 }
@@ -530,6 +546,263 @@ static int rep_folder(struct deploy_ctx *d, struct replica *r, struct err *e)
 			    strerror(-rc)) : 0;
 }
 
+/* @pid spawned: ours to reap, recorded for a restarted daemon. */
+static void rep_started(struct deploy_ctx *d, struct replica *r,
+			struct local_rep *lr, pid_t pid)
+{
+	lr->pid = pid;
+	lr->child = 1;
+	lr->ticks = proc_start_ticks(pid);
+	r->priv = lr;
+	r->pid = pid;
+	if (write_pid_file(d, r, lr))
+		log_warn("deployment %s: cannot record replica %d's pid",
+			 d->obj.name, r->slot);
+}
+
+/* ---- in an environment -------------------------------------------------- */
+
+/*
+ * A replica of a generation with an image is `podman run`, attached, as
+ * root with a fixed environment: that podman process is the one
+ * replicas/g<GEN>-<SLOT>.pid records and the daemon reaps, so that
+ * crashes, adoption and restarts go as for a process.  Inside, the
+ * server runs as the deployment's creator (--user: never root unless root
+ * made it), with no capability and no new privileges.
+ *  - --network=host: the replicas of a deployment share its port with
+ *    SO_REUSEPORT and a rolling update starts new ones on the port the
+ *    old ones hold; a port published per container (-p) cannot be
+ *    shared, and the readiness check reads the host's /proc/net/tcp.
+ *  - --log-driver=passthrough: the server writes into the deployment's
+ *    log itself (the fds podman was given), not through conmon.
+ *  - --pidfile: podman writes the container's init (replicas/g<GEN>-<SLOT>.ct);
+ *    readiness, the liveness probe and stop act on it (its session holds
+ *    the server; KILL to it ends the container's pid namespace).
+ *  - the env lines, the key and the replica's variables go in an
+ *    --env-file (0600, the daemon's): data for podman, never on a command
+ *    line nor in a root process's environment.
+ * Mounted: the model version's files (/mlfs/model), the generation's
+ * snapshot (/mlfs/code, the working directory) and mlfs-serve
+ * (/mlfs/lib), read-only; the replica's own folder (/mlfs/rep: its err
+ * and stats files) read-write.
+ */
+#define CT_MODEL	"/mlfs/model"
+#define CT_CODE		"/mlfs/code"
+#define CT_LIB		"/mlfs/lib"
+#define CT_REP		"/mlfs/rep"
+
+/* mlfs-<hash of the state dir>-d<ID>-g<GEN>-<SLOT>: one workspace's
+ * replicas never take another's name (runs: local_image_name). */
+static void ct_name(const struct deploy_ctx *d, const struct replica *r,
+		    char *buf, size_t sz)
+{
+	const char *s = ws_state_dir(d->ws);
+	uint32_t h = fnv1a32_add(FNV32_BASIS, s, strlen(s));
+
+	snprintf(buf, sz, "mlfs-%08x-d%lld-g%d-%d", h, (long long)d->obj.id,
+		 r->gen, r->slot);
+}
+
+/* The container's KEY=VALUE lines: defaults, the generation's env lines,
+ * then mlfs's own (they win). */
+static int ct_env_lines(const struct deploy_ctx *d,
+			const struct deploy_spec *s, const struct replica *r,
+			FILE *f)
+{
+	struct kv_list env;
+	int rc;
+
+	fprintf(f, "HOME=/tmp\nLANG=C.UTF-8\nPYTHONUNBUFFERED=1\n");
+	rc = deploy_gen_env(d, s->gen, &env);
+	for (int i = 0; !rc && i < env.n; i++)
+		fprintf(f, "%s=%s\n", env.items[i].key, env.items[i].value);
+	kv_free(&env);
+	fprintf(f, "AZUREML_MODEL_DIR=" CT_MODEL "\nMLFS_KEY=%s\n"
+		"MLFS_ERROR_FILE=" CT_REP "/err\n"
+		"MLFS_STATS_FILE=" CT_REP "/stats\n", d->key);
+	fprintf(f, "MLFS_DEPLOYMENT=%s\nMLFS_REPLICA=%d\nMLFS_HOST=%s\n"
+		"PORT=%d\n", d->obj.name, r->slot, s->host, s->port);
+	return rc;
+}
+
+/* replicas/g<GEN>-<SLOT>.env anew (0600, no link followed), and the .ct
+ * of an earlier container of the slot gone.  0 or -errno + sentence. */
+static int ct_files(const struct deploy_ctx *d, const struct deploy_spec *s,
+		    const struct replica *r, struct err *e)
+{
+	char name[64];
+	FILE *f = NULL;
+	int dir, fd, rc;
+
+	dir = open_replicas(d, 0);
+	if (dir < 0)
+		return err_set(e, dir, "cannot open the replicas' folder");
+	snprintf(name, sizeof(name), "g%d-%d.ct", r->gen, r->slot);
+	unlinkat(dir, name, 0);
+	snprintf(name, sizeof(name), "g%d-%d.env", r->gen, r->slot);
+	unlinkat(dir, name, 0);
+	fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+	close(dir);
+	if (fd >= 0 && !(f = fdopen(fd, "w")))
+		close(fd);
+	rc = f ? ct_env_lines(d, s, r, f) : -errno;
+	if (f && fclose(f) && !rc)
+		rc = -EIO;
+	return rc ? err_set(e, rc, "cannot write the container's environment:"
+			    " %s", strerror(-rc)) : 0;
+}
+
+/* Who runs inside, what it may do, where it logs and what it sees. */
+static void ct_opts(struct target_ctx *t, const struct deploy_ctx *d,
+		    const struct deploy_spec *s, const struct replica *r,
+		    struct envp *a)
+{
+	const char *pm = kv_get(&t->config, "pids_max");
+	unsigned long n = local_image_ulimit(RLIMIT_NOFILE);
+	unsigned long p = local_image_ulimit(RLIMIT_NPROC);
+	char path[PATH_MAX];
+
+	envp_add(a, "--user=%u:%u", uses_creator(d) ? d->obj.uid : getuid(),
+		 uses_creator(d) ? d->obj.gid : getgid());
+	envp_add(a, "--cap-drop=all");
+	envp_add(a, "--security-opt=no-new-privileges");
+	envp_add(a, "--ulimit=nofile=%lu:%lu", n, n);
+	envp_add(a, "--ulimit=nproc=%lu:%lu", p, p);
+	envp_add(a, "--pids-limit=%ld", pm && *pm ? atol(pm) :
+		 (long)CG_PIDS_DEFAULT);
+	envp_add(a, "--network=host");
+	envp_add(a, "--log-driver=passthrough");
+	rep_file(d, r, "ct", path);
+	envp_add(a, "--pidfile=%s", path);
+	rep_file(d, r, "env", path);
+	envp_add(a, "--env-file=%s", path);
+	envp_add(a, "--volume=%s:" CT_MODEL ":ro", s->model_dir);
+	envp_add(a, "--volume=%s:" CT_CODE ":ro", s->code);
+	envp_add(a, "--volume=%s:" CT_LIB ":ro", ws_helper_dir(d->ws));
+	rep_own(d, r, "", path);
+	envp_add(a, "--volume=%s:" CT_REP, path);
+	envp_add(a, "--workdir=" CT_CODE);
+}
+
+/* podman run …, the image, and the server: mlfs-serve, or the user's
+ * command in /bin/sh -c (the env lines are the container's already). */
+static void ct_argv(struct target_ctx *t, const struct deploy_ctx *d,
+		    const struct deploy_spec *s, const struct replica *r,
+		    const char *podman, struct envp *a)
+{
+	char name[96];
+
+	ct_name(d, r, name, sizeof(name));
+	envp_add(a, "%s", podman);
+	envp_add(a, "run");
+	envp_add(a, "--rm");
+	envp_add(a, "--replace");	/* a leftover of a crash */
+	envp_add(a, "--name=%s", name);
+	envp_add(a, "--runtime=runc");
+	envp_add(a, "--init");	/* passes TERM on: the server drains */
+	ct_opts(t, d, s, r, a);
+	envp_add(a, "%s", s->image);
+	if (s->command[0]) {
+		envp_add(a, "/bin/sh");
+		envp_add(a, "-c");
+		envp_add(a, "%s", s->command);
+		return;
+	}
+	envp_add(a, "python3");
+	envp_add(a, CT_LIB "/mlfs-serve.py");
+	envp_add(a, "--entry=%s", s->entry);
+	envp_add(a, "--host=%s", s->host);
+	envp_add(a, "--port=%d", s->port);
+	envp_add(a, "--max-body=%ld", s->max_body);
+	envp_add(a, "--read-timeout=%d", s->read_timeout);
+	envp_add(a, "--raw=%s", deploy_raw_name(s->raw));
+}
+
+static int ct_start(struct target_ctx *t, struct deploy_ctx *d,
+		    struct deploy_spec *s, struct replica *r, struct err *e)
+{
+	static char *const env[] = {
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", NULL
+	};
+	struct envp argv = { 0 };
+	char podman[PATH_MAX];
+	struct local_rep *lr = NULL;
+	pid_t pid;
+	int rc;
+
+	if (env_podman(podman, sizeof(podman)))
+		return err_set(e, -ENOENT, "environment: " ENV_NO_PODMAN);
+	rc = rep_folder(d, r, e);
+	if (!rc)
+		rc = ct_files(d, s, r, e);
+	if (!rc) {
+		ct_argv(t, d, s, r, podman, &argv);
+		lr = rep_priv(0);
+	}
+	if (!rc && (argv.oom || !lr))
+		rc = err_set(e, -ENOMEM, "out of memory");
+	if (!rc && (rc = -spawn_rep(d, s, argv.v, env, &pid)))
+		err_set(e, rc, "cannot start %s: %s", podman, strerror(-rc));
+	envp_free(&argv);
+	if (rc) {
+		free(lr);
+		return rc;
+	}
+	rep_started(d, r, lr, pid);
+	return 0;
+}
+
+/* The container's init, once podman wrote it (replicas/ is the daemon's
+ * alone) and while it lives: 1, else 0 (a process replica: never). */
+static int ct_find(const struct deploy_ctx *d, const struct replica *r,
+		   struct local_rep *lr)
+{
+	char path[PATH_MAX], line[32];
+	struct stat st;
+	ssize_t n = -1;
+	int fd;
+
+	if (lr->ct)
+		return proc_start_ticks(lr->ct) == lr->ct_ticks;
+	rep_file(d, r, "ct", path);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid())
+		n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	line[n > 0 ? n : 0] = '\0';
+	lr->ct = atoi(line) > 1 ? atoi(line) : 0;
+	lr->ct_ticks = lr->ct ? proc_start_ticks(lr->ct) : 0;
+	if (!lr->ct_ticks)
+		lr->ct = 0;
+	return lr->ct != 0;
+}
+
+/* @sig to the replica: its container's init when it has one (it passes
+ * TERM on; KILL ends the container), else its process group. */
+static void rep_signal(const struct deploy_ctx *d, const struct replica *r,
+		       struct local_rep *lr, int sig)
+{
+	if (ct_find(d, r, lr))
+		kill(lr->ct, sig);
+	else
+		kill(-lr->pid, sig);
+}
+
+/* The process serving the replica's port: the replica's own pid, or in
+ * a container the one of the init's session that listens.  0: none yet. */
+static pid_t rep_server(const struct deploy_ctx *d, const struct replica *r,
+			const struct deploy_spec *s, struct local_rep *lr)
+{
+	if (!s->image[0])
+		return listen_by_group(lr->pid, s->port) ? lr->pid : 0;
+	if (!ct_find(d, r, lr))
+		return 0;
+	return listen_in_session(lr->ct, s->port);
+}
+
 int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 			struct deploy_spec *s, struct replica *r,
 			struct err *e)
@@ -544,6 +817,8 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	if (!s->port && (rc = try_bind(s->host, 0, &s->port)))
 		return err_set(e, rc, "cannot find a free port on %s: %s",
 			       s->host, strerror(-rc));
+	if (s->image[0])
+		return ct_start(t, d, s, r, e);
 	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py",
 		 ws_helper_dir(d->ws));
 	rc = rep_envp(d, s, r, &env, &nenv);
@@ -570,14 +845,8 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 		rep_cg_end(d, r);
 		return rc;
 	}
-	lr->pid = pid;
-	lr->child = 1;
-	lr->ticks = proc_start_ticks(pid);
-	r->priv = lr;
-	r->pid = pid;
-	if (write_pid_file(d, r, lr))
-		log_warn("deployment %s: cannot record replica %d's pid",
-			 d->obj.name, r->slot);
+	rep_started(d, r, lr, pid);
+	lr->srv = pid;	/* setpriv and the server exec: the same pid */
 	return 0;
 }
 
@@ -629,13 +898,19 @@ static void read_own(const struct deploy_ctx *d, const struct replica *r,
 }
 
 static void exit_reason(const struct deploy_ctx *d, const struct replica *r,
-			int code, struct err *e)
+			const struct deploy_spec *s, int code, struct err *e)
 {
 	char line[ERR_MSG_MAX - 64];
 
 	read_own(d, r, "err", line, sizeof(line));
 	line[strcspn(line, "\n")] = '\0';
-	replica_exit_reason(line, code, e);
+	/* podman's own codes: it failed, or the server is not in the image */
+	if (s->image[0] && !line[0] && code >= 125 && code <= 127)
+		err_set(e, -EIO, "podman could not run the server in image"
+			" %.19s (exit %d%s): see log", s->image, code,
+			code == 125 ? "" : "; does the image have python3?");
+	else
+		replica_exit_reason(line, code, e);
 }
 
 int local_replica_load(struct target_ctx *t, struct deploy_ctx *d,
@@ -664,7 +939,7 @@ static void live_result(const struct deploy_ctx *d, struct local_rep *lr,
 		 " 127.0.0.1:%d %d times in a row: killing it", d->obj.name,
 		 (int)lr->pid, lr->probe_port, LIVE_FAILS);
 	lr->wedged = 1;
-	kill(-lr->pid, SIGKILL);
+	kill(lr->ct ? lr->ct : -lr->pid, SIGKILL);
 }
 
 /*
@@ -673,11 +948,13 @@ static void live_result(const struct deploy_ctx *d, struct local_rep *lr,
  * next ticks.  A SIGSTOPped replica, or one whose event loop is wedged,
  * still gets connected by the kernel but never answers.
  */
-static void live_step(const struct deploy_ctx *d, const struct deploy_spec *s,
-		      struct local_rep *lr)
+static void live_step(const struct deploy_ctx *d, const struct replica *r,
+		      const struct deploy_spec *s, struct local_rep *lr)
 {
 	int rc;
 
+	if (!lr->srv)	/* adopted: found again */
+		lr->srv = rep_server(d, r, s, lr);
 	if (lr->probe_fd >= 0) {
 		rc = replica_probe_check(lr->probe_fd);
 		if (rc || mono_s() - lr->probe_at > LIVE_WAIT_S)
@@ -686,8 +963,8 @@ static void live_step(const struct deploy_ctx *d, const struct deploy_spec *s,
 	}
 	if (mono_s() < lr->probe_at || lr->wedged)
 		return;
-	if (!lr->probe_port)
-		lr->probe_port = listen_probe_port(lr->pid, s->port);
+	if (!lr->probe_port && lr->srv)
+		lr->probe_port = listen_probe_port(lr->srv, s->port);
 	if (!lr->probe_port) {
 		lr->probe_at = mono_s() + LIVE_EVERY_S;
 		return;
@@ -709,7 +986,7 @@ int local_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 
 	(void)t;
 	if (!lr || !rep_alive(lr, &code)) {
-		exit_reason(d, r, lr ? code : -1, e);
+		exit_reason(d, r, s, lr ? code : -1, e);
 		if (lr && lr->wedged)
 			err_set(e, -EIO, "stopped answering its liveness probe"
 				" (GET / on 127.0.0.1:%d, %d times in a row)",
@@ -717,10 +994,10 @@ int local_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		r->exit_code = lr ? code : -1;
 		return REP_EXITED;
 	}
-	if (r->state == REP_STARTING && listen_by_group(lr->pid, s->port))
+	if (r->state == REP_STARTING && (lr->srv = rep_server(d, r, s, lr)))
 		return REP_READY;
 	if (r->state == REP_READY)
-		live_step(d, s, lr);
+		live_step(d, r, s, lr);
 	return r->state;
 }
 
@@ -733,7 +1010,7 @@ void local_replica_stop(struct target_ctx *t, struct deploy_ctx *d,
 
 	(void)t;
 	if (lr && rep_alive(lr, &code))
-		kill(-lr->pid, force ? SIGKILL : SIGTERM);
+		rep_signal(d, r, lr, force ? SIGKILL : SIGTERM);
 	rep_cg(d, r, name);
 	if (force)
 		cg_kill(name);
@@ -828,7 +1105,13 @@ void local_replica_release(struct target_ctx *t, struct deploy_ctx *d,
 	if (lr && lr->child && !rep_alive(lr, &code))
 		lr->child = 0;
 	rep_cg_end(d, r);	/* no stray child outlives its replica */
+	if (lr && ct_find(d, r, lr))	/* its podman was killed alone */
+		kill(lr->ct, SIGKILL);
 	rep_file(d, r, "pid", path);
+	unlink(path);
+	rep_file(d, r, "ct", path);
+	unlink(path);
+	rep_file(d, r, "env", path);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/%s/g%d-%d", d->dir, DEP_REPLICAS,
 		 r->gen, r->slot);

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,61 +17,27 @@
 #include <unistd.h>
 
 #include "../backend/ws.h"
-#include "../lib/hash.h"
-
-#define CT_ULIMIT_MAX	32768	/* as builds: below the hard limits */
+#include "container.h"
 
 void local_image_name(const struct run_ctx *r, char *buf, size_t sz)
 {
-	const char *s = ws_state_dir(r->ws);
-	uint32_t h = fnv1a32_add(FNV32_BASIS, s, strlen(s));
-
-	snprintf(buf, sz, "mlfs-%08x-%lld", h, (long long)r->obj.id);
+	ct_name(ws_state_dir(r->ws), (long long)r->obj.id, buf, sz);
 }
 
-/* One word, or a formatted one, NUL-terminated, into @f. */
-__attribute__((format(printf, 2, 3)))
-static void word(FILE *f, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fputc('\0', f);
-}
-
-static unsigned long below_hard(int res)
+unsigned long local_image_ulimit(int res)
 {
 	struct rlimit rl;
 
-	if (getrlimit(res, &rl) || rl.rlim_max == RLIM_INFINITY ||
-	    rl.rlim_max > CT_ULIMIT_MAX)
+	if (getrlimit(res, &rl))
 		return CT_ULIMIT_MAX;
-	return (unsigned long)rl.rlim_max;
+	return ct_limit(rl.rlim_max);
 }
 
-/* Who it is, what it may do and use. */
-static void words_limits(FILE *f, const struct run_ctx *r, long pids)
+/* One word and its NUL into the FILE @ctx. */
+static void word(void *ctx, const char *w)
 {
-	unsigned long n = below_hard(RLIMIT_NOFILE);
-	unsigned long p = below_hard(RLIMIT_NPROC);
-
-	/* the creator's ids, not a user namespace: podman 4.3 here leaves
-	 * a build's RUN layers owned by the build namespace's host ids,
-	 * and a container with any id map then cannot even be set up */
-	word(f, "--user=%u:%u", r->obj.uid, r->obj.gid);
-	word(f, "--cap-drop=all");
-	word(f, "--security-opt=no-new-privileges");
-	word(f, "--ulimit=nofile=%lu:%lu", n, n);
-	word(f, "--ulimit=nproc=%lu:%lu", p, p);
-	word(f, "--pids-limit=%ld", pids);
-	if (r->res.memory_mib)
-		word(f, "--memory=%llum",
-		     (unsigned long long)r->res.memory_mib);
-	if (r->res.cpu_milli > 0)
-		word(f, "--cpus=%ld.%03ld", r->res.cpu_milli / 1000,
-		     r->res.cpu_milli % 1000);
+	fputs(w, ctx);
+	fputc('\0', ctx);
 }
 
 /* @name in the run's folder anew: root's, 0600, no link followed. */
@@ -96,54 +61,43 @@ static FILE *create_in(const struct run_ctx *r, const char *name, int *rc)
 static int write_args(struct run_ctx *r, const char *podman,
 		      const char *work, long pids)
 {
-	char name[64];
+	char name[64], met[PATH_MAX], par[PATH_MAX], envf[PATH_MAX];
+	struct ct_spec c = {
+		.podman = podman, .name = name,
+		.uid = r->obj.uid, .gid = r->obj.gid,
+		.nofile = local_image_ulimit(RLIMIT_NOFILE),
+		.nproc = local_image_ulimit(RLIMIT_NPROC),
+		.pids = pids, .memory_mib = r->res.memory_mib,
+		.cpu_milli = r->res.cpu_milli,
+		.work = work, .metrics = met, .params = par,
+		.lib = ws_helper_dir(r->ws), .env_file = envf,
+		.image = r->image, .command = r->command,
+		/* the network the run has without a container: no more,
+		 * and podman's own costs ~0.6 s a start (netavark) */
+		.network = "host",
+	};
 	int rc;
 	FILE *f = create_in(r, RUN_CT_ARGS, &rc);
 
 	if (!f)
 		return rc;
 	local_image_name(r, name, sizeof(name));
-	word(f, "%s", podman);
-	word(f, "run");
-	word(f, "--rm");
-	word(f, "--name=%s", name);
-	word(f, "--runtime=runc");
-	word(f, "--init");	/* pid 1 passes SIGTERM on (cancel) */
-	words_limits(f, r, pids);
-	word(f, "--volume=%s:/work", work);
-	word(f, "--workdir=/work");
-	word(f, "--volume=%s/%s:/mlfs/metrics.raw", r->dir, RUN_METRICS_RAW);
-	word(f, "--volume=%s/%s:/mlfs/params.raw", r->dir, RUN_PARAMS_RAW);
-	word(f, "--volume=%s:/mlfs/lib:ro", ws_helper_dir(r->ws));
-	word(f, "--env-file=%s/%s", r->dir, RUN_CT_ENV);
-	word(f, "%s", r->image);
-	word(f, "/bin/sh");
-	word(f, "-c");
-	word(f, "%s", r->command);
+	snprintf(met, sizeof(met), "%s/%s", r->dir, RUN_METRICS_RAW);
+	snprintf(par, sizeof(par), "%s/%s", r->dir, RUN_PARAMS_RAW);
+	snprintf(envf, sizeof(envf), "%s/%s", r->dir, RUN_CT_ENV);
+	ct_args(&c, word, f);
 	return fclose(f) ? -EIO : 0;
 }
 
 /* KEY=VALUE lines: mlfs's, then the run's env lines (theirs win). */
 static int write_env(struct run_ctx *r)
 {
-	const char *pp = kv_get(&r->env, "PYTHONPATH");
 	int rc;
 	FILE *f = create_in(r, RUN_CT_ENV, &rc);
 
 	if (!f)
 		return rc;
-	fprintf(f, "HOME=/work\nLANG=C.UTF-8\nMLFS_RUN=%s\n", r->obj.name);
-	fprintf(f, "MLFS_OUTPUTS=/work/outputs\n");
-	fprintf(f, "MLFS_METRICS=/mlfs/metrics.raw\n");
-	fprintf(f, "MLFS_PARAMS=/mlfs/params.raw\n");
-	if (r->obj.gpus[0])
-		fprintf(f, "CUDA_VISIBLE_DEVICES=%s\n", r->obj.gpus);
-	for (int i = 0; i < r->env.n; i++)
-		if (strcmp(r->env.items[i].key, "PYTHONPATH"))
-			fprintf(f, "%s=%s\n", r->env.items[i].key,
-				r->env.items[i].value);
-	fprintf(f, "PYTHONPATH=%s%s/mlfs/lib\n", pp && *pp ? pp : "",
-		pp && *pp ? ":" : "");
+	ct_env(f, r->obj.name, r->obj.gpus, &r->env);
 	return fclose(f) ? -EIO : 0;
 }
 

@@ -30,4 +30,8 @@ int local_image_files(struct run_ctx *r, const char *work, long pids,
 /* The container's name for run @r: mlfs-<state hash>-<id>. */
 void local_image_name(const struct run_ctx *r, char *buf, size_t sz);
 
+/* An --ulimit for resource @res (RLIMIT_NOFILE, RLIMIT_NPROC): below the
+ * machine's hard limit (runc cannot raise it), at most 32768. */
+unsigned long local_image_ulimit(int res);
+
 #endif

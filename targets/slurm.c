@@ -87,6 +87,7 @@ const struct driver slurm_driver = {
 	.live_keys	= slurm_live_keys,
 	.can_host	= 0,
 	.inputs		= 1,
+	.arrays		= 1,
 	.refresh_seconds = (int)NODES_EVERY,
 	.validate	= slurm_validate,
 	.check_run	= slurm_check_run,

@@ -454,7 +454,9 @@ static bool fill_job(const struct slurm_api *api, cJSON *job,
 	       add_num(job, "memory_per_node", s->memory_mib) &&
 	       add_num(job, "time_limit", s->time_limit_min) &&
 	       /* a string in every version of the table (v0.0.37-39) */
-	       add_str(job, "dependency", s->dependency);
+	       add_str(job, "dependency", s->dependency) &&
+	       /* "0-99%8": the grammar of lib/array.h is Slurm's */
+	       add_str(job, "array", s->array);
 }
 
 static char *script_text(const char *script)
@@ -585,6 +587,11 @@ static bool read_job(const cJSON *o, struct slurm_job *j)
 	copy(j->nodes, sizeof(j->nodes), field_str(o, "nodes"));
 	j->exit_code = field_int(o, "exit_code", 0, INT32_MAX, &v) ?
 		       slurm_api_exit_code(v) : -1;
+	if (field_int(o, "array_job_id", 1, UINT32_MAX, &v))
+		j->array_job_id = (unsigned long)v;
+	/* v0.0.38: null for the record of the tasks not yet started */
+	j->array_task_id = field_int(o, "array_task_id", 0, UINT32_MAX - 1,
+				     &v) ? (long)v : -1;
 	return true;
 }
 

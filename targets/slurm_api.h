@@ -61,6 +61,7 @@ struct slurm_job_spec {
 	unsigned long long memory_mib;	/* per node */
 	unsigned time_limit_min;
 	const char *dependency;		/* "afterok:12:13,afterany:14" */
+	const char *array;		/* "0-99%8": a job array (lib/array.h) */
 	const char *script;		/* required; "#!/bin/bash\n" prepended if it has no #! */
 };
 
@@ -105,6 +106,11 @@ struct slurm_job {
 	int exit_code;		/* exited: its code; signaled: 128+sig; -1 unknown */
 	char reason[64];	/* Slurm's state_reason, e.g. "NonZeroExitCode" */
 	char nodes[256];	/* node list expression, "" while pending */
+	/* a job array: each task has a record of its own, and one record
+	 * (task -1, job_id == array_job_id) stands for the tasks not yet
+	 * started, until the last of them starts */
+	unsigned long array_job_id;	/* 0: not an array's */
+	long array_task_id;		/* -1: none */
 };
 
 /*

@@ -5,7 +5,9 @@
  *
  *   slurm.c         the driver table, provision and release
  *   slurm_poll.c    following the jobs' states (the poll round)
- *   slurm_jobs.c    a run's job: copy, script, submit, cancel, adopt
+ *   slurm_array.c   an array run's tasks: their records, the aggregate
+ *   slurm_jobs.c    a run's job: copy, script, submit, cancel, adopt,
+ *                   the files brought home
  *   slurm_conn.c    the connection to slurmrestd: url, token, calls, nodes
  *   slurm_config.c  the target's config keys (pure)
  *   slurm_api.c     the JSON of each API version (pure)
@@ -76,6 +78,10 @@ struct slurm_run {
 	double due;			/* next poll (monotonic) */
 	double cancel_next;		/* next DELETE allowed (monotonic) */
 	const char *dependency;		/* during slurm_start_after only */
+	/* an array (resources `array`): its indices, their last states */
+	int *idx;			/* ascending; NULL until read */
+	unsigned char *tstate;		/* enum obj_state each, 0: unread */
+	int ntasks;
 };
 
 enum { M_GET, M_POST, M_DELETE };
@@ -150,10 +156,24 @@ int slurm_start_after(struct target_ctx *t, struct run_ctx *r,
 int slurm_cancel(struct target_ctx *t, struct run_ctx *r, struct err *e);
 int slurm_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e);
 void slurm_release_run(struct target_ctx *t, struct run_ctx *r);
+/* A run's job is over: outputs back from a workdir, the working copy
+ * handed to the run's user. */
+void sl_run_home(struct target_ctx *t, const struct run_ctx *r);
+/* An array run's indices (sr->idx, sr->ntasks), read once from its
+ * `array`: 0 or -errno. */
+int sl_array_tasks(struct run_ctx *r);
 
 /* ---- slurm_poll.c ------------------------------------------------------- */
 
 /* One poll round: the due runs' states, and now and then `nodes`. */
 void slurm_poll(struct target_ctx *t, struct run_ctx **runs, int n);
+
+/* ---- slurm_array.c ------------------------------------------------------ */
+
+/* Bring array run @r and its tasks to what the @n records @jobs say (those
+ * of other jobs are skipped); the run ends once every task has.  1 when
+ * the run's state moved (and was saved). */
+int sl_array_apply(struct target_ctx *t, struct run_ctx *r,
+		    const struct slurm_job *jobs, size_t n);
 
 #endif /* MLFS_SLURM_I_H */

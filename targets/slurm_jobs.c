@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -24,6 +25,7 @@
 #include "../lib/vec.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
+#include "../lib/array.h"
 #include "../lib/copy.h"
 #include "slurm_i.h"
 
@@ -130,6 +132,38 @@ static char *sq(const char *s)
 	return q;
 }
 
+/* The run's indices, read once from its `array`: 0 or -errno. */
+int sl_array_tasks(struct run_ctx *r)
+{
+	struct slurm_run *sr = r->priv;
+	struct array_spec a;
+
+	if (sr->idx)
+		return 0;
+	if (array_parse(r->res.array, 1, &a))
+		return -EINVAL;
+	sr->tstate = calloc(a.n ? a.n : 1, 1);
+	if (!sr->tstate) {
+		free(a.idx);
+		return -ENOMEM;
+	}
+	sr->idx = a.idx;
+	sr->ntasks = a.n;
+	return 0;
+}
+
+/* The tasks/I folders of array run @r, before its job is submitted. */
+static int array_make(struct run_ctx *r, struct err *e)
+{
+	struct slurm_run *sr = r->priv;
+	int rc = sl_array_tasks(r);
+
+	if (rc)
+		return err_set(e, rc, "resources: array '%s' cannot be read:"
+			       " %s", r->res.array, strerror(-rc));
+	return run_array_make_tasks(r, sr->idx, sr->ntasks, e);
+}
+
 /* The job's environment is exactly the one submitted (run_env, and PATH)
  * plus Slurm's own SLURM_*: HOME, USER, LOGNAME and SHELL of the job's
  * user come from its passwd entry on the node, unless env set them. */
@@ -191,6 +225,15 @@ static char *sq(const char *s)
 	LOGIN_ENV \
 	"exec /bin/sh -c %s\n"
 
+/* One task of a job array: Slurm runs the script once per index. */
+#define ARRAY_SCRIPT \
+	"#!/bin/bash\n" \
+	"# mlfs run %s: one task of an array of %ld\n" \
+	"cd %s || exit 1\n" \
+	LOGIN_ENV \
+	"export MLFS_ARRAY_INDEX=$SLURM_ARRAY_TASK_ID MLFS_ARRAY_COUNT=%ld\n" \
+	"exec /bin/sh -c %s\n"
+
 /* Several processes: srun starts them, with the distributed variables. */
 static int distributed(const struct run_ctx *r)
 {
@@ -202,7 +245,10 @@ static char *run_script(const struct run_ctx *r, const char *work)
 	char *qw = sq(work), *qc = sq(r->command), *s = NULL;
 	int rc = -1;
 
-	if (qw && qc && !distributed(r))
+	if (qw && qc && r->res.array_n)
+		rc = asprintf(&s, ARRAY_SCRIPT, r->obj.name, r->res.array_n,
+			      qw, r->res.array_n, qc);
+	else if (qw && qc && !distributed(r))
 		rc = asprintf(&s, SINGLE_SCRIPT, r->obj.name, qw, qc);
 	else if (qw && qc)
 		rc = asprintf(&s, MULTI_SCRIPT, r->obj.name,
@@ -347,6 +393,11 @@ static char *job_body(const struct target_ctx *t, const struct run_ctx *r,
 		goto out_nomem;
 	snprintf(log_path, sizeof(log_path), "%s/%s", r->dir, RUN_LOG);
 	no_patterns(log_path, out_path, sizeof(out_path));
+	if (r->res.array_n) {
+		/* each task's own log, tasks/I/log (%a: Slurm's index) */
+		no_patterns(r->dir, out_path, sizeof(out_path) - 32);
+		strcat(out_path, "/" RUN_TASKS "/%a/" RUN_LOG);
+	}
 	job_spec(r, &st->cfg, &spec);
 	spec.cwd = work;
 	spec.stdout_path = out_path;
@@ -354,6 +405,7 @@ static char *job_body(const struct target_ctx *t, const struct run_ctx *r,
 	spec.env_count = env.n;
 	spec.script = script;
 	spec.dependency = ((const struct slurm_run *)r->priv)->dependency;
+	spec.array = r->res.array_n ? r->res.array : NULL;
 	body = slurm_api_submit_body(st->api, &spec, msg, sizeof(msg));
 	if (!body) {
 		err_set(e, -EINVAL, "%s", msg);
@@ -400,15 +452,21 @@ static int run_submitted(struct run_ctx *r, unsigned long id,
 	return 0;
 }
 
-/* The id of the job whose comment is @comment in a GET jobs answer. */
+/* The id of the job whose comment is @comment in a GET jobs answer (of
+ * an array: the array's, which each of its tasks' records carries). */
 static unsigned long find_comment(const char *json, const char *comment)
 {
-	cJSON *root = cJSON_Parse(json ? json : ""), *j, *c, *id;
+	cJSON *root = cJSON_Parse(json ? json : ""), *j, *c, *id, *aid;
 	unsigned long found = 0;
 
 	cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(root, "jobs")) {
 		c = cJSON_GetObjectItemCaseSensitive(j, "comment");
 		id = cJSON_GetObjectItemCaseSensitive(j, "job_id");
+		aid = cJSON_GetObjectItemCaseSensitive(j, "array_job_id");
+		if (cJSON_IsObject(aid))	/* v0.0.39: {set, number} */
+			aid = cJSON_GetObjectItemCaseSensitive(aid, "number");
+		if (cJSON_IsNumber(aid) && aid->valuedouble >= 1)
+			id = aid;
 		if (cJSON_IsString(c) && !strcmp(c->valuestring, comment) &&
 		    cJSON_IsNumber(id) && id->valuedouble >= 1) {
 			found = (unsigned long)id->valuedouble;
@@ -500,6 +558,15 @@ static int mark_submit(struct run_ctx *r, struct err *e)
 			    strerror(-rc)) : 0;
 }
 
+/* Slurm refused the array: no task of it exists, tasks/ is empty again. */
+static void drop_tasks(const struct run_ctx *r)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_TASKS);
+	remove_tree(path);
+}
+
 static int run_submit(struct target_ctx *t, struct slurm_target *st,
 		      struct run_ctx *r, struct err *e)
 {
@@ -508,6 +575,8 @@ static int run_submit(struct target_ctx *t, struct slurm_target *st,
 
 	sl_work_path(t, r, work);
 	rc = make_copy(t, r, work, e);
+	if (!rc && r->res.array_n)
+		rc = array_make(r, e);	/* Slurm writes no log elsewhere */
 	if (rc)
 		return rc;
 	body = job_body(t, r, work, e);
@@ -517,6 +586,8 @@ static int run_submit(struct target_ctx *t, struct slurm_target *st,
 	if (!rc)
 		rc = post_job(st, r, body, e);
 	free(body);
+	if (rc < 0 && r->res.array_n)
+		drop_tasks(r);
 	return rc;
 }
 
@@ -604,6 +675,47 @@ int slurm_start_after(struct target_ctx *t, struct run_ctx *r,
 	return rc;
 }
 
+/* ---- the end: the files come home -------------------------------------- */
+
+/* With a workdir: move (or copy) outputs back, drop the working copy. */
+static void outputs_back(const struct target_ctx *t, const struct run_ctx *r)
+{
+	char work[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
+	struct err e = { { 0 } };
+
+	if (!((struct slurm_target *)t->priv)->cfg.workdir)
+		return;
+	sl_work_path(t, r, work);
+	snprintf(src, sizeof(src), "%s/outputs", work);
+	snprintf(dst, sizeof(dst), "%s/%s/outputs", r->dir, RUN_WORK);
+	remove_tree(dst);
+	if (rename(src, dst) && copy_tree_fresh(src, dst, &e))
+		log_warn("run %s: outputs not copied back: %s", r->obj.name,
+			 e.msg);
+	remove_tree(work);
+}
+
+/* The working copy, outputs and all, is the run's user's once the job is
+ * over (a root daemon), whoever the job ran as, and no file in it keeps a
+ * set-id bit: the job's user may be another, root even. */
+static void hand_over(const struct run_ctx *r)
+{
+	int mine = geteuid() != 0 || r->obj.uid == 0;
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
+	if (chown_tree(path, mine ? (uid_t)-1 : r->obj.uid, r->obj.gid) &&
+	    errno != ENOENT)
+		log_warn("run %s: cannot give its outputs to uid %u",
+			 r->obj.name, r->obj.uid);
+}
+
+void sl_run_home(struct target_ctx *t, const struct run_ctx *r)
+{
+	outputs_back(t, r);
+	hand_over(r);
+}
+
 /* ---- cancel, adopt ---------------------------------------------------------- */
 
 static int cancel_job(struct slurm_target *st, struct run_ctx *r,
@@ -630,6 +742,7 @@ int slurm_cancel(struct target_ctx *t, struct run_ctx *r,
 {
 	struct slurm_run *sr = r->priv;
 	struct slurm_target *st;
+	char why[ERR_MSG_MAX];
 	int rc;
 
 	if (!sr || mono_s() < sr->cancel_next)
@@ -642,6 +755,8 @@ int slurm_cancel(struct target_ctx *t, struct run_ctx *r,
 		if (rc == -ENOENT) {	/* never reached Slurm */
 			sr->uncertain = 0;
 			r->started = 0;
+			if (r->res.array_n)	/* nor did any task */
+				run_array_end(r, 1, why, sizeof(why));
 			return 0;
 		}
 	}
@@ -670,7 +785,13 @@ int slurm_adopt(struct target_ctx *t, struct run_ctx *r,
 
 void slurm_release_run(struct target_ctx *t, struct run_ctx *r)
 {
+	struct slurm_run *sr = r->priv;
+
 	(void)t;
+	if (sr) {
+		free(sr->idx);
+		free(sr->tstate);
+	}
 	free(r->priv);
 	r->priv = NULL;
 }

@@ -21,11 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "../lib/log.h"
 #include "../backend/ws.h"
-#include "../lib/copy.h"
 #include "slurm_i.h"
 
 #define FULL_EVERY	60.0	/* GET /jobs without update_time this often */
@@ -54,47 +52,13 @@ static void failed_why(const struct slurm_job *j, const char *slurm_why,
 		snprintf(buf, len, "the command exited with code %d", code);
 }
 
-/* With a workdir: move (or copy) outputs back, drop the working copy. */
-static void outputs_back(const struct target_ctx *t, const struct run_ctx *r)
-{
-	char work[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
-	struct err e = { { 0 } };
-
-	if (!((struct slurm_target *)t->priv)->cfg.workdir)
-		return;
-	sl_work_path(t, r, work);
-	snprintf(src, sizeof(src), "%s/outputs", work);
-	snprintf(dst, sizeof(dst), "%s/%s/outputs", r->dir, RUN_WORK);
-	remove_tree(dst);
-	if (rename(src, dst) && copy_tree_fresh(src, dst, &e))
-		log_warn("run %s: outputs not copied back: %s", r->obj.name,
-			 e.msg);
-	remove_tree(work);
-}
-
-/* The working copy, outputs and all, is the run's user's once the job is
- * over (a root daemon), whoever the job ran as, and no file in it keeps a
- * set-id bit: the job's user may be another, root even. */
-static void hand_over(const struct run_ctx *r)
-{
-	int mine = geteuid() != 0 || r->obj.uid == 0;
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
-	if (chown_tree(path, mine ? (uid_t)-1 : r->obj.uid, r->obj.gid) &&
-	    errno != ENOENT)
-		log_warn("run %s: cannot give its outputs to uid %u",
-			 r->obj.name, r->obj.uid);
-}
-
 static void run_finish(struct target_ctx *t, struct run_ctx *r,
 		       const struct slurm_job *j, enum obj_state state,
 		       const char *slurm_why)
 {
 	char why[ERR_MSG_MAX];
 
-	outputs_back(t, r);
-	hand_over(r);
+	sl_run_home(t, r);
 	if (state == RS_COMPLETED) {
 		ws_run_transition(r->ws, r, state, 0, "");
 	} else if (state == RS_CANCELED) {
@@ -146,12 +110,31 @@ static void run_apply(struct target_ctx *t, struct run_ctx *r,
 		ws_run_transition(r->ws, r, state, -1, NULL);
 }
 
+/* An array run @r from the records @jobs (@n) of its tasks and others. */
+static void array_apply(struct target_ctx *t, struct run_ctx *r,
+			const struct slurm_job *jobs, size_t n)
+{
+	struct slurm_run *sr = r->priv;
+	int changed = sl_run_unnote(r);
+
+	if (sl_array_apply(t, r, jobs, n))
+		return;
+	if (changed)
+		ws_run_save(r->ws, r);
+	for (size_t i = 0; i < n; i++)	/* the record of the tasks to come */
+		if (jobs[i].job_id == sr->job_id &&
+		    jobs[i].array_task_id < 0)
+			never_satisfied(r, &jobs[i]);
+}
+
 /* Slurm no longer knows the job: its outcome is lost. */
 static void run_vanished(struct run_ctx *r, unsigned long id)
 {
 	char why[ERR_MSG_MAX];
 
 	sl_run_unnote(r);
+	if (r->res.array_n)	/* its tasks left under way: Failed */
+		run_array_end(r, 0, why, sizeof(why));
 	snprintf(why, sizeof(why), "Slurm no longer knows job %lu (it ended"
 		 " longer ago than MinJobAge, or was purged): its outcome is"
 		 " unknown", id);
@@ -163,28 +146,26 @@ static void ewma(double *avg, double x)
 	*avg = *avg > 0 ? 0.7 * *avg + 0.3 * x : x;
 }
 
-static int fetch_one(struct slurm_target *st, unsigned long id,
-		     struct slurm_job *job, struct err *e)
+/* GET /job/{id}: the job's records into *@jobs (malloc'd), of a job
+ * array all its tasks'.  0, -ENOENT when Slurm does not know it, -errno. */
+static int fetch_job(struct slurm_target *st, unsigned long id,
+		     struct slurm_job **jobs, size_t *n, struct err *e)
 {
 	struct http_result res = { 0 };
-	struct slurm_job *jobs = NULL;
 	char path[128], msg[ERR_MSG_MAX];
 	double t0 = mono_s();
-	size_t n = 0;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/job/%lu", st->api->prefix, id);
 	rc = sl_call(st, M_GET, path, NULL, &res, e);
-	if (!rc && (rc = slurm_api_parse_jobs(res.body, &jobs, &n, msg,
+	if (!rc && (rc = slurm_api_parse_jobs(res.body, jobs, n, msg,
 					      sizeof(msg))))
 		rc = err_set(e, rc, "%s", msg);
 	http_result_free(&res);
 	ewma(&st->one_cost, mono_s() - t0);
-	if (!rc && (!n || jobs[0].job_id != id))
+	if (!rc && (!*n || (*jobs)[0].array_job_id != id) &&
+	    (!*n || (*jobs)[0].job_id != id))
 		rc = err_set(e, -ENOENT, "job %lu is not in the answer", id);
-	if (!rc)
-		*job = jobs[0];
-	free(jobs);
 	return rc == 1 ? -EIO : rc;
 }
 
@@ -194,15 +175,19 @@ static int poll_one(struct target_ctx *t, struct run_ctx *r)
 	struct slurm_target *st = t->priv;
 	struct slurm_run *sr = r->priv;
 	struct err e = { { 0 } };
-	struct slurm_job job;
+	struct slurm_job *jobs = NULL;
+	size_t n = 0;
 	int rc;
 
-	rc = fetch_one(st, sr->job_id, &job, &e);
-	if (!rc)
-		run_apply(t, r, &job);
-	else if (rc == -ENOENT)
+	rc = fetch_job(st, sr->job_id, &jobs, &n, &e);
+	if (!rc && r->res.array_n)
+		array_apply(t, r, jobs, n);
+	else if (!rc)
+		run_apply(t, r, &jobs[0]);
+	free(jobs);
+	if (rc == -ENOENT)
 		run_vanished(r, sr->job_id);
-	else if (rc != -EAGAIN)
+	else if (rc && rc != -EAGAIN)
 		log_warn("run %s: polling job %lu: %s", r->obj.name,
 			 sr->job_id, e.msg);
 	return rc == -EAGAIN ? rc : 0;
@@ -267,7 +252,9 @@ static int poll_all(struct target_ctx *t, struct run_ctx **runs, int n,
 	for (int i = 0; !rc && i < n; i++) {
 		key.job_id = ((struct slurm_run *)runs[i]->priv)->job_id;
 		j = bsearch(&key, st->cache, st->ncache, sizeof(key), job_cmp);
-		if (j)
+		if (j && runs[i]->res.array_n)	/* the records of its tasks */
+			array_apply(t, runs[i], st->cache, st->ncache);
+		else if (j)
 			run_apply(t, runs[i], j);
 		else
 			rc = poll_one(t, runs[i]);

@@ -11,7 +11,9 @@
  * trip reads the status of all the target's runs with the new bytes of
  * their logs and metrics, which are appended to the local files; when a
  * run has exited and its log is caught up, outputs/ is copied back and the
- * final state reported.  The remote id RID is saved (backend_id) before
+ * final state reported.  An array run (resources `array`) is one such
+ * launch whose command is a launcher of its tasks on the host; the same
+ * round trip brings its tasks' states and logs (ssh_array.c).  The remote id RID is saved (backend_id) before
  * anything happens on the host, and the host refuses to launch a folder
  * twice (the `launched` marker): after a restart or a network cut the
  * driver re-reads the folder's state and carries on; nothing runs twice.
@@ -29,10 +31,13 @@
 #include "../lib/log.h"
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
+#include "../lib/array.h"
 #include "../lib/copy.h"
 #include "gpu.h"
+#include "ssh_array.h"
 #include "ssh_exec.h"
 #include "ssh_common.h"
+#include "ssh_image.h"
 #include "ssh_inputs.h"
 #include "ssh_quote.h"
 #include "ssh_run.h"
@@ -44,6 +49,8 @@
 #define MET_CHUNK	(256 << 10)
 #define PY_MAX		(64 << 10)	/* bytes of mlfs.py sent */
 #define POLL_OUT_MAX	(48 << 20)
+#define EV_CHUNK	(256 << 10)	/* bytes of an array's tasks.ev */
+#define ARRAY_GRACE	5		/* s more than its launcher's own */
 
 enum phase {
 	PH_UNKNOWN,	/* to be read from the host (after a restart, a cut) */
@@ -56,7 +63,8 @@ enum phase {
 struct ssh_run {
 	enum phase phase;
 	char rid[48];			/* the folder under workdir */
-	int holds_slot;
+	int holds_slot;			/* slots of max_concurrent held */
+	struct ssh_arr *arr;		/* an array's tasks, or NULL */
 	int code;			/* exit code once known */
 	int timed_out;
 	int noted;			/* an "unreachable" note is shown */
@@ -111,6 +119,21 @@ static int max_concurrent(struct target_ctx *t, struct ssh_tgt *s)
 
 /* ---- slots and GPUs ---------------------------------------------------- */
 
+/* The slots of max_concurrent a run holds: 1, or an array's tasks at
+ * once (its %M, or all), at most max_concurrent (as on the local target). */
+static int run_slots(struct target_ctx *t, struct ssh_tgt *s,
+		     const struct run_ctx *r)
+{
+	long n = r->res.array_n, max = max_concurrent(t, s);
+
+	if (!n)
+		return 1;
+	if (r->res.array_max && r->res.array_max < n)
+		n = r->res.array_max;
+	n = n < max ? n : max;
+	return n > 0 ? (int)n : 1;
+}
+
 int ssh_can_start(struct target_ctx *t, struct run_ctx *r)
 {
 	struct ssh_tgt *s = ssh_tgt_of(t);
@@ -118,29 +141,31 @@ int ssh_can_start(struct target_ctx *t, struct run_ctx *r)
 	if (!s)
 		return 0;
 	st_load_nodes(t, s);
-	if (s->running >= max_concurrent(t, s))
+	if (s->running + run_slots(t, s, r) > max_concurrent(t, s))
 		return 0;
 	return gpu_pool_free(&s->gpus) >= r->res.gpus;
 }
 
-/* Give @r a slot and its GPUs (r->obj.gpus = "0,1"). */
-static void slot_take(struct ssh_tgt *s, struct run_ctx *r)
+/* Give @r its slots and its GPUs (r->obj.gpus = "0,1"). */
+static void slot_take(struct target_ctx *t, struct ssh_tgt *s,
+		      struct run_ctx *r)
 {
 	struct ssh_run *sr = r->priv;
 
-	sr->holds_slot = 1;
-	s->running++;
+	sr->holds_slot = run_slots(t, s, r);
+	s->running += sr->holds_slot;
 	gpu_pool_take(&s->gpus, r->obj.id, r->res.gpus, r->obj.gpus,
 		      sizeof(r->obj.gpus));
 }
 
-/* After a restart: the slot, and the GPUs r->obj.gpus lists. */
-static void slot_retake(struct ssh_tgt *s, struct run_ctx *r)
+/* After a restart: the slots, and the GPUs r->obj.gpus lists. */
+static void slot_retake(struct target_ctx *t, struct ssh_tgt *s,
+			struct run_ctx *r)
 {
 	struct ssh_run *sr = r->priv;
 
-	sr->holds_slot = 1;
-	s->running++;
+	sr->holds_slot = run_slots(t, s, r);
+	s->running += sr->holds_slot;
 	gpu_pool_retake(&s->gpus, r->obj.id, r->obj.gpus);
 }
 
@@ -151,8 +176,8 @@ static void slot_put(struct target_ctx *t, struct run_ctx *r)
 
 	if (!s || !sr || !sr->holds_slot)
 		return;
+	s->running -= sr->holds_slot;
 	sr->holds_slot = 0;
-	s->running--;
 	gpu_pool_put(&s->gpus, r->obj.id);
 }
 
@@ -216,10 +241,32 @@ static void note_clear(struct run_ctx *r)
 	}
 }
 
+/* An array's tasks left Queued or Running end with the run: Canceled
+ * (@canceled) or Failed.  The sentence naming failed tasks into @why. */
+static int settle_tasks(struct run_ctx *r, int canceled, char *why,
+			size_t n)
+{
+	why[0] = '\0';
+	return r->res.array_n ? run_array_end(r, canceled, why, n) : 0;
+}
+
 static void fail_run(struct target_ctx *t, struct run_ctx *r, const char *why)
 {
+	char ignored[ERR_MSG_MAX];
+
 	slot_put(t, r);
+	settle_tasks(r, 0, ignored, sizeof(ignored));
 	ws_run_transition(r->ws, r, RS_FAILED, -1, why);
+}
+
+/* Canceled before its command was launched. */
+static void cancel_unlaunched(struct target_ctx *t, struct run_ctx *r)
+{
+	char ignored[ERR_MSG_MAX];
+
+	slot_put(t, r);
+	settle_tasks(r, 1, ignored, sizeof(ignored));
+	ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
 }
 
 static void code_sentence(int code, char *why, size_t n)
@@ -231,6 +278,37 @@ static void code_sentence(int code, char *why, size_t n)
 		snprintf(why, n, "the command exited with code %d", code);
 }
 
+static void vanished(struct target_ctx *t, char *why, size_t n)
+{
+	snprintf(why, n, "the run's process on %s vanished without recording"
+		 " an exit code (killed, or the host restarted)", ssh_host(t));
+}
+
+/* The end of an array run (its launcher's code, -1 none): Completed when
+ * every task is, else Failed with the failed tasks named. */
+static void finish_array(struct target_ctx *t, struct run_ctx *r, int code)
+{
+	struct ssh_run *sr = r->priv;
+	char why[ERR_MSG_MAX];
+	int nf;
+
+	nf = settle_tasks(r, r->obj.cancel, why, sizeof(why));
+	if (r->obj.cancel) {
+		ws_run_transition(r->ws, r, RS_CANCELED, code, "");
+		return;
+	}
+	if (!nf && !code) {
+		ws_run_transition(r->ws, r, RS_COMPLETED, 0, sr->fetch_err);
+		return;
+	}
+	if (nf <= 0 && code < 0)
+		vanished(t, why, sizeof(why));
+	else if (nf <= 0)
+		snprintf(why, sizeof(why), "the array's launcher ended with"
+			 " code %d before its tasks did (see the log)", code);
+	ws_run_transition(r->ws, r, RS_FAILED, code, why);
+}
+
 /* The run ended with @code (-1: vanished without one): report it. */
 static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 {
@@ -238,7 +316,9 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 	char why[ERR_MSG_MAX];
 
 	slot_put(t, r);
-	if (r->obj.cancel && !sr->timed_out) {
+	if (r->res.array_n) {
+		finish_array(t, r, code);
+	} else if (r->obj.cancel && !sr->timed_out) {
 		ws_run_transition(r->ws, r, RS_CANCELED, code, "");
 	} else if (sr->timed_out) {
 		snprintf(why, sizeof(why), "the run exceeded its time limit of"
@@ -246,9 +326,7 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 			 (unsigned long long)r->res.time_secs);
 		ws_run_transition(r->ws, r, RS_FAILED, code, why);
 	} else if (code < 0) {
-		snprintf(why, sizeof(why), "the run's process on %s vanished"
-			 " without recording an exit code (killed, or the"
-			 " host restarted)", ssh_host(t));
+		vanished(t, why, sizeof(why));
 		ws_run_transition(r->ws, r, RS_FAILED, -1, why);
 	} else if (code == 0) {
 		ws_run_transition(r->ws, r, RS_COMPLETED, 0, sr->fetch_err);
@@ -348,14 +426,41 @@ static char *read_pylib(struct run_ctx *r)
 	return buf;
 }
 
+/* An array's launcher for @l: its items (the spec without %M, into
+ * @items), tasks at once, a task's time limit and grace. */
+static void launch_array(struct target_ctx *t, struct run_ctx *r,
+			 struct ssh_launch *l, char *items, size_t n)
+{
+	if (!r->res.array_n)
+		return;
+	snprintf(items, n, "%s", r->res.array);
+	items[strcspn(items, "%")] = '\0';
+	l->array = items;
+	l->array_max = run_slots(t, ssh_tgt_of(t), r);
+	l->task_limit = (long)r->res.time_secs;
+	l->task_grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
+}
+
+/* A run in an environment (@ct from ssh_image_prepare): the wrapper
+ * runs the container, and the env lines go to its env file only. */
+static void launch_ct(struct ssh_launch *l, const struct ssh_ct *ct)
+{
+	l->ct_cmd = ct->cmd;
+	l->ct_env = ct->env;
+	l->ct_name = ct->name;
+	l->ct_podman = ct->podman;
+	l->env = NULL;
+}
+
 static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
 			struct run_ctx *r, const char *const *inputs,
-			long *pid, char *why, size_t n)
+			const struct ssh_ct *ct, long *pid, char *why,
+			size_t n)
 {
 	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_launch l = { 0 };
 	struct sx_result res;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], items[ARRAY_SPEC_MAX];
 	const char **env;
 	int rc;
 
@@ -372,6 +477,9 @@ static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
 	l.env = env;
 	l.inputs = inputs;
 	l.pylib = read_pylib(r);
+	launch_array(t, r, &l, items, sizeof(items));
+	if (ct->cmd)
+		launch_ct(&l, ct);
 	rc = env ? ssh_remote(c, ssh_script_launch(&l), SSH_OUT_MAX, &res, why,
 			    n) : -ENOMEM;
 	free((char *)l.pylib);
@@ -463,11 +571,37 @@ static int setup_inputs(struct target_ctx *t, struct ssh_conn *c,
 	return rc;
 }
 
+/* A run in an environment: podman and its image on the host (copied
+ * there when missing).  0 (@ct filled, or empty without an image), else
+ * the run failed or waits for the host (said here). */
+static int setup_image(struct target_ctx *t, struct ssh_conn *c,
+		       struct run_ctx *r, struct ssh_ct *ct)
+{
+	char why[ERR_MSG_MAX], dir[PATH_MAX];
+	int rc;
+
+	memset(ct, 0, sizeof(*ct));
+	if (!r->image[0])
+		return 0;
+	if (run_dir(t, r, dir, sizeof(dir))) {
+		fail_run(t, r, "the remote path is too long");
+		return -EIO;
+	}
+	rc = ssh_image_prepare(t, c, r, dir, ct, why, sizeof(why));
+	if (rc == 1)
+		fail_run(t, r, why);
+	else if (rc)
+		setup_failed(t, r, rc, "cannot prepare the run's container",
+			     why, 0);
+	return rc;
+}
+
 /* Not launched yet: make the folder, copy the files, launch. */
 static void setup_step(struct target_ctx *t, struct run_ctx *r)
 {
 	char why[ERR_MSG_MAX], **inputs = NULL;
 	struct ssh_conn c;
+	struct ssh_ct ct;
 	struct err e;
 	long pid = 0;
 	int rc;
@@ -492,19 +626,20 @@ static void setup_step(struct target_ctx *t, struct run_ctx *r)
 		setup_failed(t, r, rc, "cannot copy the run's files", why, 0);
 		return;
 	}
-	if (setup_inputs(t, &c, r, &inputs)) {
+	if (setup_inputs(t, &c, r, &inputs) || setup_image(t, &c, r, &ct)) {
 		ssh_inputs_free(inputs);
 		return;
 	}
 	if (r->obj.cancel) {
 		ssh_inputs_free(inputs);
-		slot_put(t, r);
-		ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
+		ssh_image_free(&ct);
+		cancel_unlaunched(t, r);
 		return;
 	}
-	rc = setup_launch(t, &c, r, (const char *const *)inputs, &pid, why,
-			  sizeof(why));
+	rc = setup_launch(t, &c, r, (const char *const *)inputs, &ct, &pid,
+			  why, sizeof(why));
 	ssh_inputs_free(inputs);
+	ssh_image_free(&ct);
 	if (rc)
 		setup_failed(t, r, rc, "the command did not start", why, 1);
 	else if (pid > 0)
@@ -529,7 +664,13 @@ int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 		 ssh_rnd32());
 	sr->code = -1;
 	r->priv = sr;
-	slot_take(s, r);
+	if (r->res.array_n && !(sr->arr = ssh_arr_new(r, &rc))) {
+		free(sr);
+		r->priv = NULL;
+		return err_set(e, rc, "cannot make the array's tasks/ folder:"
+			       " %s", strerror(-rc));
+	}
+	slot_take(t, s, r);
 	/* The remote id is in the store before anything happens there. */
 	snprintf(r->obj.backend_id, sizeof(r->obj.backend_id), "ssh %s@%s:%ld %s",
 		 cfg_str(&t->config, "user", ssh_default_user(s)),
@@ -540,6 +681,7 @@ int ssh_start(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	rc = ws_run_transition(r->ws, r, RS_STARTING, -1, NULL);
 	if (rc) {
 		slot_put(t, r);
+		ssh_arr_free(sr->arr);
 		free(sr);
 		r->priv = NULL;
 		return rc == -EAGAIN ? 0 : err_set(e, rc, "the store failed");
@@ -610,6 +752,12 @@ static void stop_step(struct target_ctx *t, struct run_ctx *r)
 	long grace = cfg_long(&t->config, "cancel_grace_seconds", 10);
 	double now = mono_s();
 
+	/* an array's launcher KILLs its tasks after the grace itself and
+	 * must live till then to record them (the host's tasks get each
+	 * signal too: ssh_script_signal) */
+	if (r->res.array_n)
+		grace += ARRAY_GRACE;
+
 	if (sr->phase != PH_RUNNING || sr->kill_sent || now < sr->next_try)
 		return;
 	if (!sr->term_sent) {
@@ -629,8 +777,7 @@ int ssh_cancel(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	if (!sr)
 		return 0;
 	if (sr->phase == PH_SETUP) {	/* never launched */
-		slot_put(t, r);
-		ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
+		cancel_unlaunched(t, r);
 		return 0;
 	}
 	stop_step(t, r);
@@ -666,8 +813,7 @@ static void reply_fresh(struct target_ctx *t, struct run_ctx *r)
 		return;
 	}
 	if (r->obj.cancel) {
-		slot_put(t, r);
-		ws_run_transition(r->ws, r, RS_CANCELED, -1, "");
+		cancel_unlaunched(t, r);
 		return;
 	}
 	sr->phase = PH_SETUP;
@@ -681,6 +827,9 @@ static void apply_reply(struct target_ctx *t, struct run_ctx *r,
 	struct ssh_run *sr = r->priv;
 	int caught_up = take_bytes(r, p, it);
 	double now = mono_s();
+
+	if (sr->arr && !ssh_arr_take(sr->arr, r, p))
+		caught_up = 0;
 
 	note_clear(r);
 	if (!caught_up)
@@ -710,8 +859,9 @@ static void check_time_limit(struct target_ctx *t, struct run_ctx *r)
 {
 	struct ssh_run *sr = r->priv;
 
+	/* an array's time limit is each task's: its launcher's */
 	if (sr->phase != PH_RUNNING || !r->res.time_secs ||
-	    r->obj.started <= 0 ||
+	    r->res.array_n || r->obj.started <= 0 ||
 	    wall_s() - r->obj.started <= (double)r->res.time_secs)
 		return;
 	sr->timed_out = 1;
@@ -766,6 +916,27 @@ static void poll_apply(struct target_ctx *t, struct run_ctx **who,
 			 t->obj.name);
 }
 
+/* An array run's part of @it: tasks.ev from where the daemon is, the
+ * logs of its running tasks and of ended ones not caught up, @lmax bytes
+ * in all.  -ENOMEM. */
+static int poll_array(struct ssh_run *sr, struct ssh_poll_item *it,
+		      long long lmax)
+{
+	struct ssh_task_ask *asks;
+
+	if (!sr->arr)
+		return 0;
+	asks = calloc(SSH_ASK_MAX, sizeof(*asks));
+	if (!asks)
+		return -ENOMEM;
+	it->array = 1;
+	it->ev_off = sr->arr->ev_off;
+	it->ev_max = EV_CHUNK;
+	it->ntasks = ssh_arr_asks(sr->arr, lmax, asks);
+	it->tasks = asks;
+	return 0;
+}
+
 /* Poll the runs whose state is read from the host: one round trip. */
 static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 {
@@ -796,6 +967,8 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 			.par_off = file_size(runs[i]->dir, RUN_PARAMS_RAW),
 			.par_max = mmax < 16384 ? 16384 : mmax,
 		};
+		if (poll_array(runs[i]->priv, &items[m], items[m].log_max))
+			goto out_free;
 		who[m++] = runs[i];
 	}
 	script = m ? ssh_script_poll(items, m) : NULL;
@@ -813,6 +986,8 @@ static void poll_round(struct target_ctx *t, struct run_ctx **runs, int n)
 	sx_result_free(&res);
 out_free:
 	free(script);
+	for (int i = 0; items && i < m; i++)
+		free((void *)items[i].tasks);
 	free(items);
 	free(who);
 	free(dirs);
@@ -841,6 +1016,7 @@ int ssh_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	struct ssh_tgt *s = ssh_tgt_of(t);
 	struct ssh_run *sr;
 	char rid[48];
+	int rc;
 
 	if (r->obj.state == RS_QUEUED)
 		return -ENOENT;
@@ -853,17 +1029,26 @@ int ssh_adopt(struct target_ctx *t, struct run_ctx *r, struct err *e)
 	snprintf(sr->rid, sizeof(sr->rid), "%s", rid);
 	sr->code = -1;
 	sr->phase = PH_UNKNOWN;
+	if (r->res.array_n && !(sr->arr = ssh_arr_new(r, &rc))) {
+		free(sr);
+		return err_set(e, rc, "cannot read the array's tasks/ folder:"
+			       " %s", strerror(-rc));
+	}
 	r->priv = sr;
 	r->started = 1;
 	st_load_nodes(t, s);
-	slot_retake(s, r);
+	slot_retake(t, s, r);
 	s->next_poll = 0;
 	return 0;
 }
 
 void ssh_release_run(struct target_ctx *t, struct run_ctx *r)
 {
+	struct ssh_run *sr = r->priv;
+
 	slot_put(t, r);
+	if (sr)
+		ssh_arr_free(sr->arr);
 	free(r->priv);
 	r->priv = NULL;
 }

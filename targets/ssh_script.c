@@ -58,7 +58,9 @@ static const char run_prelude[] =
 	"  mlfs_chunk \"$2/log\" \"$3\" \"$4\"\n"
 	"  mlfs_chunk \"$2/metrics\" \"$5\" \"$6\"\n"
 	"  mlfs_chunk \"$2/params\" \"$7\" \"$8\"\n"
-	"}\n";
+	"}\n"
+	"mlfs_arr() { a=$1; printf '+ev '; mlfs_chunk \"$1/tasks.ev\" \"$2\" \"$3\"; }\n"
+	"mlfs_task() { printf '+t %s ' \"$1\"; mlfs_chunk \"$a/tasks/$1/log\" \"$2\" \"$3\"; }\n";
 
 /*
  * The liveness probe of a serving replica, run on the host as
@@ -105,7 +107,8 @@ static const char dep_live_py[] =
  * The wrapper, run as `setsid sh -c WRAPPER mlfs-run COMMAND [LAUNCHER]`
  * in D: its pid is the job's pid, process group and session.  It survives
  * TERM (cancel) to write the exit code of the command it waits for.  With
- * LAUNCHER (procs_per_node > 1) that script runs the command instead.
+ * LAUNCHER (procs_per_node > 1, or an array) that script runs the command
+ * instead.
  */
 static const char wrapper[] =
 	"trap 'c=1' TERM INT HUP\n"
@@ -177,6 +180,85 @@ static const char ranks_launcher[] =
 	"t=0\n"
 	"while [ $t -lt 20 ] && [ $(ls ../rank.*.done 2>/dev/null | wc -l)"
 	" -lt $n ]; do sleep 0.25; t=$((t + 1)); done\n"
+	"exit $first\n";
+
+/*
+ * The launcher of an array run on a host, in POSIX sh (the host may have
+ * no mlfs binaries; mlfs-array.c's job): run by the wrapper as the
+ * command, in work/, with the user's command as $1.  The %%d and %%ld are
+ * M (tasks at once), the time limit and the grace of a task, the %%s the
+ * array's items (digits , - : only), expanded here with awk and sort.
+ * Each task runs in a session of its own (setsid) that records "PID
+ * STARTTIME" in tasks/I/pid (with builtins: a fork costs, a task is
+ * often short), under a subshell that outlives TERM to write
+ * its exit code to tasks/I/exit; every 0.2 s (0.05 s after a look that
+ * changed something: short tasks) the launcher looks: an ended
+ * task's line goes to tasks.ev (with its log's size, so that the daemon
+ * knows when it has all of it) and the run's log, then free slots get the
+ * next tasks.  A TERM (cancel) stops every running task (TERM to its
+ * session, KILL after the grace) and starts no more.
+ */
+static const char array_launcher[] =
+	"m=%d lim=%ld grace=%ld\n"
+	"stop=0 first=0 run= cmd=$1\n"
+	"trap 'stop=1' TERM INT HUP\n"
+	"set -- $(printf '%%s\\n' '%s' | tr , '\\n' | awk -F'[-:]' '{"
+	" b = NF > 1 ? $2 : $1; s = NF > 2 ? $3 : 1;"
+	" for (i = $1 + 0; i <= b + 0; i += s) print i }' | sort -n)\n"
+	"n=$#\n"
+	"mkdir -p ../tasks && : >>../tasks.ev || exit 126\n"
+	"tsig() { read -r p _ <../tasks/$1/pid 2>/dev/null &&"
+	" kill -s $2 -- -$p 2>/dev/null; }\n"
+	"look() {\n"
+	" unset IFS; f=../tasks/$1\n"
+	" if [ -s $f/exit ]; then\n"
+	"  read -r c <$f/exit; w=Failed\n"
+	"  [ \"$c\" = 0 ] && w=Completed\n"
+	"  [ \"$c\" != 0 ] && [ $stop = 1 ] && [ $4 = 0 ] && w=Canceled\n"
+	"  [ $4 = 1 ] && echo \"mlfs: task $1 exceeded its time limit of $lim s"
+	" and was stopped\"\n"
+	"  echo \"mlfs: task $1 ended (exit $c)\"\n"
+	"  echo \"e $1 $c $((0 + $(wc -c <$f/log))) $w\" >>../tasks.ev\n"
+	"  [ \"$c\" != 0 ] && [ $first = 0 ] && first=$c\n"
+	"  ch=1; return 0\n"
+	" fi\n"
+	" k=$3 o=$4\n"
+	" [ $stop = 0 ] && [ $lim -gt 0 ] && [ $((now - $2)) -gt $lim ] && o=1\n"
+	" if [ $stop = 1 ] || [ $o = 1 ]; then\n"
+	"  if [ $k = 0 ]; then tsig $1 TERM && k=$now\n"
+	"  elif [ $((now - k)) -ge $grace ]; then tsig $1 KILL; fi\n"
+	" fi\n"
+	" left=\"$left $1.$2.$k.$o\"\n"
+	"}\n"
+	"begin() {\n"
+	" f=../tasks/$1\n"
+	" if ! { mkdir -p $f && : >$f/log && rm -f $f/exit $f/pid; }; then\n"
+	"  echo \"mlfs: task $1 cannot start\"; echo \"e $1 127 0 Failed\" >>../tasks.ev\n"
+	"  [ $first = 0 ] && first=127; return 0\n"
+	" fi\n"
+	" echo \"s $1\" >>../tasks.ev\n"
+	" echo \"mlfs: task $1 started\"\n"
+	" (trap : TERM INT HUP\n"
+	"  MLFS_ARRAY_INDEX=$1 MLFS_ARRAY_COUNT=$n setsid sh -c"
+	" 'c=$1; read -r s </proc/$$/stat; s=${s##*) }; set -- $s;"
+	" echo \"$$ ${20}\" >\"$0/pid\"; exec sh -c \"$c\"' $f \"$cmd\""
+	" >>$f/log 2>&1 </dev/null\n"
+	"  echo $? >$f/exit.tmp && mv -f $f/exit.tmp $f/exit) &\n"
+	" run=\"$run $1.$now.0.0\" ch=1\n"
+	"}\n"
+	"while :; do\n"
+	" now=$(date +%%s) left= ch=0\n"
+	" for e in $run; do IFS=.; look $e; done\n"
+	" run=$left k=0\n"
+	" for e in $run; do k=$((k + 1)); done\n"
+	" while [ $stop = 0 ] && [ $# -gt 0 ] && [ $k -lt $m ]; do\n"
+	"  begin $1; shift; k=$((k + 1))\n"
+	" done\n"
+	" [ -z \"$run\" ] && { [ $# = 0 ] || [ $stop = 1 ]; } && break\n"
+	" nap=0.2; [ $ch = 1 ] && nap=0.05\n"
+	" (trap '' TERM INT HUP; sleep $nap)\n"
+	"done\n"
+	"[ $stop = 1 ] && exit 143\n"
 	"exit $first\n";
 
 static const char detect_tail[] =
@@ -377,6 +459,53 @@ static void put_launcher(struct script *s, int n)
 	free(text);
 }
 
+/* An array's items: what lib/array.h reads, without %M; nothing the
+ * launcher's single quotes could not hold. */
+static int array_items_ok(const char *v)
+{
+	if (!*v || strlen(v) >= 256)
+		return 0;
+	for (; *v; v++)
+		if (!((*v >= '0' && *v <= '9') || *v == ',' || *v == '-' ||
+		      *v == ':'))
+			return 0;
+	return 1;
+}
+
+/* The array launcher in place of the ranks' one (an array's task is one
+ * process: the parser refuses procs_per_node with array). */
+static void put_array_launcher(struct script *s, const struct ssh_launch *l)
+{
+	char *text;
+
+	if (!array_items_ok(l->array) || l->array_max < 1) {
+		s->rc = -EINVAL;
+		return;
+	}
+	if (asprintf(&text, array_launcher, l->array_max, l->task_limit,
+		     l->task_grace, l->array) < 0) {
+		s->rc = -ENOMEM;
+		return;
+	}
+	fputc(' ', s->f);
+	put_q(s, text, 0);
+	free(text);
+}
+
+/* A run in an environment: what its container reads or mounts, and
+ * what cancel needs to find it. */
+static void put_ct_files(struct script *s, const struct ssh_launch *l)
+{
+	fputs("(umask 077 && printf '%s' ", s->f);
+	put_q(s, l->ct_env, 0);
+	fputs(" >ct.env) || exit 1\nprintf '%s\\n' ", s->f);
+	put_q(s, l->ct_name, 0);
+	fputs(" >ct.name || exit 1\nprintf '%s\\n' ", s->f);
+	put_q(s, l->ct_podman, 0);
+	fputs(" >ct.podman || exit 1\n"
+	      "mkdir -p py && : >>metrics && : >>params || exit 1\n", s->f);
+}
+
 char *ssh_script_launch(const struct ssh_launch *l)
 {
 	struct script s;
@@ -387,19 +516,23 @@ char *ssh_script_launch(const struct ssh_launch *l)
 	      "if [ -e launched ] || [ -s pid ] || [ -s exit ]; then"
 	      " echo launched; exit 0; fi\n"
 	      ": >launched || exit 1\n"
-	      "rm -f exit exit.tmp pid pid.tmp boot\n"
+	      "rm -rf exit exit.tmp pid pid.tmp boot tasks tasks.ev\n"
 	      "mkdir -p work/outputs || exit 1\n", s.f);
 	if (l->pylib) {		/* import mlfs, the version of this daemon */
 		fputs("mkdir -p py && printf '%s' ", s.f);
 		put_q(&s, l->pylib, 0);
 		fputs(" >py/mlfs.py || exit 1\n", s.f);
 	}
+	if (l->ct_cmd)
+		put_ct_files(&s, l);
 	put_env(&s, l);
 	fputs(" sh -c ", s.f);
 	put_q(&s, wrapper, 0);
 	fputs(" mlfs-run ", s.f);
-	put_q(&s, l->command, 0);
-	if (l->procs > 1)
+	put_q(&s, l->ct_cmd ? l->ct_cmd : l->command, 0);
+	if (l->array)
+		put_array_launcher(&s, l);
+	else if (l->procs > 1)
 		put_launcher(&s, l->procs);
 	fputs(" </dev/null >/dev/null 2>&1 &\n"
 	      "i=0; while [ ! -s pid ] && [ \"$i\" -lt 100 ]; do sleep 0.1;"
@@ -408,6 +541,18 @@ char *ssh_script_launch(const struct ssh_launch *l)
 	      " echo 'the command did not start within 10 s' >&2; exit 1; fi\n",
 	      s.f);
 	return script_close(&s);
+}
+
+/* An array run's part of the poll: its events, the logs of the tasks
+ * asked (mlfs_task reads them in the folder mlfs_arr named). */
+static void put_array_poll(struct script *s, const struct ssh_poll_item *it)
+{
+	fputs("mlfs_arr ", s->f);
+	put_q(s, it->dir, 1);
+	fprintf(s->f, " %lld %lld\n", it->ev_off, it->ev_max);
+	for (int k = 0; k < it->ntasks; k++)
+		fprintf(s->f, "mlfs_task %d %lld %lld\n", it->tasks[k].idx,
+			it->tasks[k].off, it->tasks[k].max);
 }
 
 char *ssh_script_poll(const struct ssh_poll_item *items, int n)
@@ -422,9 +567,21 @@ char *ssh_script_poll(const struct ssh_poll_item *items, int n)
 		fprintf(s.f, " %lld %lld %lld %lld %lld %lld\n",
 			items[i].log_off, items[i].log_max, items[i].met_off,
 			items[i].met_max, items[i].par_off, items[i].par_max);
+		if (items[i].array)
+			put_array_poll(&s, &items[i]);
 	}
 	return script_close(&s);
 }
+
+/* The container of a run in an environment, by its name: podman kill
+ * (and rm -f after KILL), whether its wrapper lives or not. */
+static const char ct_signal[] =
+	"if [ -s \"$d/ct.name\" ] && [ -s \"$d/ct.podman\" ]; then\n"
+	"  n=$(cat \"$d/ct.name\"); p=$(cat \"$d/ct.podman\")\n"
+	"  \"$p\" --log-level=error kill -s \"$sg\" -- \"$n\" >/dev/null 2>&1\n"
+	"  [ \"$sg\" = KILL ] &&"
+	" \"$p\" --log-level=error rm -f -- \"$n\" >/dev/null 2>&1\n"
+	"fi\n";
 
 char *ssh_script_signal(const char *dir, const char *sig)
 {
@@ -432,10 +589,17 @@ char *ssh_script_signal(const char *dir, const char *sig)
 
 	if (script_open(&s, prelude, NULL, "d", dir))
 		return NULL;
-	fputs("mlfs_alive \"$d\" || exit 0\nkill -s ", s.f);
+	fputs("sg=", s.f);
 	put_q(&s, sig, 0);
-	fputs(" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\nexit 0\n",
-	      s.f);
+	fputs("\n", s.f);
+	fputs(ct_signal, s.f);
+	/* an array's tasks have sessions of their own: each is told too */
+	fputs("mlfs_alive \"$d\" &&"
+	      " kill -s \"$sg\" -- -\"$(cut -d' ' -f1 \"$d/pid\")\" 2>/dev/null\n"
+	      "for f in \"$d\"/tasks/*/pid; do\n"
+	      "  [ -f \"$f\" ] && mlfs_alive \"$d\" \"${f#\"$d\"/}\" &&"
+	      " kill -s \"$sg\" -- -\"$(cut -d' ' -f1 \"$f\")\" 2>/dev/null\n"
+	      "done\nexit 0\n", s.f);
 	return script_close(&s);
 }
 
@@ -812,6 +976,43 @@ static void parse_token(const char *t, struct ssh_poll_reply *r)
 		r->in_flight = (int)n;
 }
 
+/* "+t IDX N SIZE\n" and N bytes at *@pos. */
+static int take_task(const char *buf, size_t len, size_t *pos,
+		     struct ssh_task_reply *t)
+{
+	char line[80];
+
+	if (take_line(buf, len, pos, line, sizeof(line)) ||
+	    sscanf(line, "+t %d %lld %lld", &t->idx, &t->log_n,
+		   &t->log_size) != 3 || t->idx < 0 || t->log_n < 0 ||
+	    (unsigned long long)t->log_n > len - *pos)
+		return -EINVAL;
+	t->log = buf + *pos;
+	*pos += t->log_n;
+	return 0;
+}
+
+/* An array run's "+ev" chunk and "+t" replies after its params. */
+static int parse_array(const char *buf, size_t len, size_t *pos,
+		       struct ssh_poll_reply *r)
+{
+	struct ssh_task_reply t;
+	size_t start;
+
+	if (len - *pos < 4 || memcmp(buf + *pos, "+ev ", 4))
+		return 1;
+	*pos += 4;
+	if (take_chunk(buf, len, pos, &r->ev, &r->ev_n, &r->ev_size))
+		return -EINVAL;
+	start = *pos;
+	while (*pos < len && buf[*pos] == '+')
+		if (take_task(buf, len, pos, &t))
+			return -EINVAL;
+	r->tasks = buf + start;
+	r->tasks_len = *pos - start;
+	return 1;
+}
+
 int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 		   struct ssh_poll_reply *r)
 {
@@ -843,7 +1044,15 @@ int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 	if (*pos < len && buf[*pos] >= '0' && buf[*pos] <= '9' &&
 	    take_chunk(buf, len, pos, &r->par, &r->par_n, &r->par_size))
 		return -EINVAL;
-	return 1;
+	return parse_array(buf, len, pos, r);
+}
+
+int ssh_poll_task(const struct ssh_poll_reply *r, size_t *pos,
+		  struct ssh_task_reply *t)
+{
+	if (*pos >= r->tasks_len)
+		return 0;
+	return take_task(r->tasks, r->tasks_len, pos, t) ? -EINVAL : 1;
 }
 
 /* ---- paths ------------------------------------------------------------- */

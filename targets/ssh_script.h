@@ -13,6 +13,13 @@
  *   launched   made just before the command is started: never start twice
  *   boot pid   boot id; "PID STARTTIME" of the wrapper (= pgid = session)
  *   exit       the exit code, written by the wrapper when the command ends
+ * and, for an array run (resources `array`), written by its launcher:
+ *   tasks/I/   log, exit (the task's code), pid ("PID STARTTIME" = pgid)
+ *   tasks.ev   "s I" when task I starts, "e I CODE LOGSIZE STATUS" when it
+ *              ends (STATUS Completed, Failed or Canceled): only grows
+ *   ct.env ct.name ct.podman
+ *              a run in an environment: its container's env file, name
+ *              and the podman that runs it (ssh_launch)
  * The command runs detached (setsid) under a small sh wrapper: it survives
  * the ssh connection and the mlfs daemon.
  *
@@ -43,28 +50,65 @@ struct ssh_launch {
 	int procs;			/* procs_per_node; 0 or 1: one */
 	const char *const *inputs;	/* "MLFS_INPUT_NAME", PATH … NULL */
 	const char *pylib;		/* mlfs.py's text for D/py, or NULL */
+	const char *array;		/* SPEC of lib/array.h without %M (only
+					 * 0-9 , - :), or NULL: no array */
+	int array_max;			/* tasks at once (>= 1) */
+	long task_limit;		/* s a task may run, 0: no limit */
+	long task_grace;		/* s between a task's TERM and KILL */
+	/* A run in an environment (else all NULL): the sh line run in
+	 * place of @command (podman run …, see ssh_image.h), the text of
+	 * its --env-file (D/ct.env, 0600: the env lines go there, @env is
+	 * NULL), the container's name (D/ct.name) and podman (D/ct.podman),
+	 * which cancel uses.  D/metrics, D/params and D/py are made: they
+	 * are mounted in. */
+	const char *ct_cmd;
+	const char *ct_env;
+	const char *ct_name;
+	const char *ct_podman;
 };
 
 /* Start the command detached unless @dir was launched before; print
- * "started PID" or "launched" (already); exit 1 when it does not start. */
+ * "started PID" or "launched" (already); exit 1 when it does not start.
+ * With l->array, a launcher in POSIX sh runs the command once per index,
+ * at most l->array_max at once, each in a session of its own with
+ * MLFS_ARRAY_INDEX and MLFS_ARRAY_COUNT, its output on tasks/I/log; it
+ * stops a task past l->task_limit (TERM, KILL l->task_grace s later), and
+ * on TERM stops them all and starts no more (exit 143); else it exits 0
+ * when every task did, or the code of the first to fail.  NULL (EINVAL)
+ * for an array spec with other characters. */
 char *ssh_script_launch(const struct ssh_launch *l);
+
+/* A task of an array whose log the poll reads. */
+struct ssh_task_ask {
+	int idx;
+	long long off, max;		/* bytes of its log here, cap */
+};
 
 struct ssh_poll_item {
 	const char *dir;
 	long long log_off, log_max;	/* bytes of log already here, cap */
 	long long met_off, met_max;	/* same for metrics */
 	long long par_off, par_max;	/* same for params */
+	int array;			/* an array run: read tasks.ev, … */
+	long long ev_off, ev_max;	/* … from here, at most this */
+	const struct ssh_task_ask *tasks;	/* … and these tasks' logs */
+	int ntasks;
 };
 
 /*
  * One round trip for @n runs: for each, in order,
  *   "@@mlfs I STATUS\n" "N SIZE\n" N bytes of log "N SIZE\n" N bytes of metrics
  *   "N SIZE\n" N bytes of params
+ * and for an array run "+ev N SIZE\n" N bytes of tasks.ev, then for each
+ * task asked "+t IDX N SIZE\n" N bytes of its log.
  * STATUS: nodir | fresh | starting | running PID | exited CODE | lost.
  */
 char *ssh_script_poll(const struct ssh_poll_item *items, int n);
 
-/* Send @sig ("TERM", "KILL") to the run's process group if it is alive. */
+/* Send @sig ("TERM", "KILL") to the run's process group if it is alive,
+ * to the session of each live task of an array run (tasks/I/pid), and to
+ * its container (D/ct.name) if it has one: a podman client killed would
+ * leave the container running; KILL also removes it. */
 char *ssh_script_signal(const char *dir, const char *sig);
 
 /* Remove the folders @rids (NULL-terminated) under @workdir. */
@@ -159,7 +203,23 @@ struct ssh_poll_reply {
 	long long par_n, par_size;
 	int live;			/* enum ssh_live */
 	int in_flight;			/* "running PID … fN": N, else -1 */
+	const char *ev;			/* an array's tasks.ev (ev_size 0:
+					 * none) */
+	long long ev_n, ev_size;
+	const char *tasks;		/* its "+t" replies (ssh_poll_task) */
+	size_t tasks_len;
 };
+
+/* One task's log in an array run's reply. */
+struct ssh_task_reply {
+	int idx;
+	const char *log;
+	long long log_n, log_size;
+};
+
+/* The next "+t" reply at *@pos of r->tasks: 1, 0 at the end, -EINVAL. */
+int ssh_poll_task(const struct ssh_poll_reply *r, size_t *pos,
+		  struct ssh_task_reply *t);
 
 /* The liveness probe's answer in a replica's reply. */
 enum ssh_live {

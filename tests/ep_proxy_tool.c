@@ -71,23 +71,32 @@ static int start(int argc, char **argv)
 
 static int weights(int argc, char **argv)
 {
-	char cmds[4096] = "";
+	char cmds[4096] = "", map[4096] = "";
 	struct err e = { { 0 } };
 	double t0;
+	int lo = 0;
 
 	if (argc < 4)
 		return usage();
 	for (int i = 3; i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
+		int w = eq ? atoi(eq + 1) : 0;
 
 		if (!eq)
 			return usage();
 		snprintf(cmds + strlen(cmds), sizeof(cmds) - strlen(cmds),
-			 "set server split/%.*s weight %s\n",
-			 (int)(eq - argv[i]), argv[i], eq + 1);
+			 "set server split/%.*s weight %d\n",
+			 (int)(eq - argv[i]), argv[i], w);
+		/* the split map's range, as ep_split_map makes it */
+		if (w > 0 && lo + w <= 100)
+			snprintf(map + strlen(map), sizeof(map) - strlen(map),
+				 "%d:%d %.*s\n", lo, lo + w - 1,
+				 (int)(eq - argv[i]), argv[i]);
+		lo += w > 0 && lo + w <= 100 ? w : 0;
 	}
 	t0 = mono_s();
-	if (ep_proxy_api(argv[2], cmds, 2000, NULL, &e)) {
+	if (ep_proxy_map_swap(argv[2], EP_FILE_SPLIT, map, 2000, &e) ||
+	    ep_proxy_api(argv[2], cmds, 2000, NULL, &e)) {
 		fprintf(stderr, "ep-proxy-tool: %s\n", e.msg);
 		return 1;
 	}

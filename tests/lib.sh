@@ -32,8 +32,17 @@ FAILED=0
 # tests/reap.sh stops what a killed test left.
 track_pid() { echo "$1" >> "$T/pids"; }
 
-ok() { N=$((N + 1)); echo "ok $N - $*"; }
-not_ok() { N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $*"; }
+# A result line; a "# +S s" line before it when S >= 3 s went since the
+# previous one (where a file's time goes, for the suite's wall time).
+LAST_MS=${EPOCHREALTIME/./}
+took() {
+	local t=${EPOCHREALTIME/./} d
+	d=$(((t - LAST_MS) / 100000))
+	LAST_MS=$t
+	((d < 30)) || echo "# +$((d / 10)).$((d % 10)) s"
+}
+ok() { took; N=$((N + 1)); echo "ok $N - $*"; }
+not_ok() { took; N=$((N + 1)); FAILED=$((FAILED + 1)); echo "not ok $N - $*"; }
 
 # check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
 check() {
@@ -75,14 +84,27 @@ wr() { printf '%s\n' "$2" > "$1"; }
 # 3x slower than others.
 WAIT_SCALE=${MLFS_WAIT_SCALE:-3}
 
-# now_ms: wall clock in milliseconds (no fork).
+# now_ms: wall clock in milliseconds.  The waits below read the clock as
+# ${EPOCHREALTIME/./} / 1000, read files with read_file and sleep with
+# bash's loadable sleep (bash-builtins): no fork a turn -- on a loaded
+# machine a fork and exec of /bin/sleep took 80 ms, not 50, and the
+# suite's lanes poll all the time.
 now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+enable -f sleep sleep 2>/dev/null || :
+
+# read_file FILE: its text in REPLY, trailing newlines cut (as $(cat) does).
+read_file() {
+	REPLY=
+	{ IFS= read -r -d '' REPLY <"$1"; } 2>/dev/null
+	while [[ $REPLY == *$'\n' ]]; do REPLY=${REPLY%$'\n'}; done
+	return 0
+}
 
 # deadline SECONDS: the wall time (ms) a wait of SECONDS (scaled) ends at.
 deadline() {
 	local ms
 	ms=$(awk -v s="$1" -v k="$WAIT_SCALE" 'BEGIN { printf "%d", s * k * 1000 }')
-	echo $(($(now_ms) + ms))
+	echo $((${EPOCHREALTIME/./} / 1000 + ms))
 }
 
 # wait_for FILE VALUE [SECONDS]: poll until FILE's content is VALUE.
@@ -90,8 +112,9 @@ wait_for() {
 	local f=$1 v=$2 end
 	end=$(deadline "${3:-20}")
 	while :; do
-		[[ "$(cat "$f" 2>/dev/null)" == "$v" ]] && return 0
-		(($(now_ms) < end)) || break
+		read_file "$f"
+		[[ $REPLY == "$v" ]] && return 0
+		((${EPOCHREALTIME/./} / 1000 < end)) || break
 		sleep 0.05
 	done
 	echo "# $f is '$(cat "$f" 2>/dev/null)', not '$v' after $((${3:-20} * WAIT_SCALE))s" >&2
@@ -103,9 +126,10 @@ wait_final() {
 	local end st
 	end=$(deadline "${2:-30}")
 	while :; do
-		st=$(cat "$1/status" 2>/dev/null)
+		read_file "$1/status"
+		st=$REPLY
 		case $st in Completed | Failed | Canceled) return 0 ;; esac
-		(($(now_ms) < end)) || break
+		((${EPOCHREALTIME/./} / 1000 < end)) || break
 		sleep 0.05
 	done
 	echo "# $1 still $st after $((${2:-30} * WAIT_SCALE))s" >&2
@@ -200,7 +224,7 @@ mount_ws() {
 	track_pid "$DPID"
 	local end
 	end=$(deadline 10)
-	while (($(now_ms) < end)); do
+	while ((${EPOCHREALTIME/./} / 1000 < end)); do
 		if is_mounted && [[ -d $MNT/runs ]]; then
 			start_watchdog
 			return 0
@@ -224,10 +248,10 @@ unmount_ws() {
 	# a process still in a call on the mount (a reader the test just
 	# killed, on a slow machine) makes the unmount EBUSY: try again
 	until fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null ||
-		! is_mounted || (($(now_ms) >= end)); do
+		! is_mounted || ((${EPOCHREALTIME/./} / 1000 >= end)); do
 		sleep 0.1
 	done
-	while (($(now_ms) < end)); do
+	while ((${EPOCHREALTIME/./} / 1000 < end)); do
 		kill -0 "$DPID" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -410,7 +434,7 @@ wait_until() {
 	shift
 	while :; do
 		"$@" && return 0
-		(($(now_ms) < end)) || return 1
+		((${EPOCHREALTIME/./} / 1000 < end)) || return 1
 		sleep 0.05
 	done
 }
@@ -484,7 +508,7 @@ remount_ws() {
 	track_pid "$DPID"
 	local end
 	end=$(deadline 10)
-	while (($(now_ms) < end)); do
+	while ((${EPOCHREALTIME/./} / 1000 < end)); do
 		if grep -q "mlfs\[$DPID\] info: mounted" "$DAEMON_ERR" &&
 			ls "$MNT/runs" >/dev/null 2>&1; then
 			start_watchdog
@@ -537,6 +561,32 @@ cleanup_deep() {
 			break
 	done
 	[[ -n $keep ]] || rm -rf "$T"
+}
+
+# ---- helpers for the environment tests (27, 49) -------------------------------
+
+# env_settled NAME [SECONDS]: print the state of environment NAME once it is
+# not Building (waiting up to SECONDS, default 60).
+env_settled() {
+	local end st
+	end=$(deadline "${2:-60}")
+	while :; do
+		st=$(cat "$MNT/environments/$1/status" 2>/dev/null)
+		[[ $st != Building ]] && { echo "$st"; return 0; }
+		(($(now_ms) < end)) || break
+		sleep 0.05
+	done
+	echo "$st"
+}
+
+# ct_prefix: how the names of this workspace's containers start,
+# mlfs-<FNV-1a of the state dir>- (targets/local_image.c, local_deploy.c).
+ct_prefix() {
+	python3 -c 'import sys
+h = 2166136261
+for c in sys.argv[1].encode():
+    h = ((h ^ c) * 16777619) & 0xffffffff
+print("mlfs-%08x-" % h)' "$STATE"
 }
 
 # ---- helpers for the deployment tests (42, 44) --------------------------------
@@ -661,6 +711,74 @@ client_stop() {
 	echo "# client: $NREQ requests, $NFAIL failed, versions seen $SEEN"
 }
 
+# ---- helpers for the array tests (25, 28) --------------------------------------
+
+# HOLD: an array task that says it started ($T/started-I), waits for
+# $T/go-I, prints "task I of N", writes outputs/I, says it ended.
+HOLD='touch '$T'/started-$MLFS_ARRAY_INDEX
+while [ ! -e '$T'/go-$MLFS_ARRAY_INDEX ]; do sleep 0.05; done
+echo task $MLFS_ARRAY_INDEX of $MLFS_ARRAY_COUNT
+echo $MLFS_ARRAY_INDEX > outputs/$MLFS_ARRAY_INDEX
+touch '$T'/ended-$MLFS_ARRAY_INDEX'
+started() { ls "$T" | grep -c '^started-'; }
+ended() { ls "$T" | grep -c '^ended-'; }
+running_now() { echo $(($(started) - $(ended))); }
+# statuses NAME: the tasks' statuses, "I:STATUS" in index order
+statuses() {
+	local i out=
+	for i in $(ls "$MNT/runs/$1/tasks" | sort -n); do
+		out+="$i:$(cat "$MNT/runs/$1/tasks/$i/status") "
+	done
+	echo "${out% }"
+}
+clear_marks() { rm -f "$T"/started-* "$T"/ended-* "$T"/go-*; }
+# release_all N M: let HOLD tasks 0..N-1 go one by one, each time waiting
+# for it to end and the next to start; fails when more than M ran at once
+# (sampled while they are held) or a wait ran out.
+release_all() {
+	local i want bad=0
+	for ((i = 0; i < $1; i++)); do
+		touch "$T/go-$i"
+		want=$((i + $2 + 1 > $1 ? $1 : i + $2 + 1))
+		wait_until 30 eval '[[ $(ended) -ge $((i + 1)) && $(started) -ge $want ]]' ||
+			bad=1
+		(($(running_now) > $2)) && bad=1
+	done
+	return $bad
+}
+
+# all_completed NAME N I: HOLD run NAME of N tasks 0..N-1 Completed as it
+# should, its outputs, task I's exit code, log and lines in the run's log
+# looked at; said with checks.
+all_completed() {
+	local d=$MNT/runs/$1 want= i
+	for ((i = 0; i < $2; i++)); do want+="$i:Completed "; done
+	check "$1 Completed when all are" wait_for "$d/status" Completed 30
+	eq "$1's exit_code 0" 0 "$(cat "$d/exit_code")"
+	eq "every task Completed" "${want% }" "$(statuses "$1")"
+	eq "task $3's exit_code" 0 "$(cat "$d/tasks/$3/exit_code")"
+	eq "task $3's log: its index and the count" "task $3 of $2" \
+		"$(cat "$d/tasks/$3/log")"
+	eq "the outputs of all tasks in the run's outputs/" "$(seq -s' ' 0 $(($2 - 1)))" \
+		"$(ls "$d/outputs" | sort -n | paste -sd' ')"
+	check "the run's log says when task $3 started" \
+		grep -qx "mlfs: task $3 started" "$d/log"
+	check "and when it ended" grep -qx "mlfs: task $3 ended (exit 0)" "$d/log"
+	eq "$1's error is empty" "" "$(cat "$d/error")"
+}
+
+# ONE_FAILS: an array command (array = 0-4) whose task 3 exits 1;
+# one_failed NAME: run NAME of it ended as it should, said with checks.
+ONE_FAILS='[ $MLFS_ARRAY_INDEX != 3 ] || exit 1'
+one_failed() {
+	local d=$MNT/runs/$1
+	eq "$1: the failed index in error" "task 3 failed (exit 1)" "$(cat "$d/error")"
+	eq "$1's exit_code: the failed task's" 1 "$(cat "$d/exit_code")"
+	eq "$1: task 3 Failed, the others Completed" \
+		"0:Completed 1:Completed 2:Completed 3:Failed 4:Completed" "$(statuses "$1")"
+	eq "$1: task 3's exit_code" 1 "$(cat "$d/tasks/3/exit_code")"
+}
+
 # ---- helpers for the ssh tests (20, 44) ------------------------------------------
 # They use $SSHD, the folder of the test's sshd (scripts/ssh-host.sh).
 
@@ -746,6 +864,19 @@ ssh_box() {
 	ssh_config "workdir = $WORK" "connect_timeout = 3" > "$b/config"
 	wr "$b/ctl" provision
 	check "the ssh target $1 attaches" wait_for "$b/status" Succeeded 20
+}
+
+# podman_runs TAR: can podman run a container here at all?  It imports
+# the root file system TAR and runs `true` in it (runc, explicit
+# ulimits, as mlfs runs containers); the image is removed again.
+podman_runs() {
+	local id rc=1
+	id=$(podman import -q "$1" 2>/dev/null)
+	[[ -n $id ]] || return 1
+	podman run --rm --runtime runc --ulimit nofile=1024:1024 \
+		--ulimit nproc=1024:1024 "$id" true >/dev/null 2>&1 && rc=0
+	podman rmi -f "$id" >/dev/null 2>&1
+	return $rc
 }
 
 # ---- helpers for the endpoint tests (45, 48) ------------------------------------

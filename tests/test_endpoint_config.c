@@ -220,11 +220,52 @@ static void proxy_text(void)
 	CHECK(strstr(cfg, "bind 127.0.0.1:18080\n\toption"
 		     " idle-close-on-response\n") != NULL,
 	      "a reload closes no idle keep-alive connection under a client");
+	CHECK(strstr(cfg, "\thttp-request set-var(txn.d) rand(100),map_int("
+		     "/state/ep/7/split.map,-) unless pinned\n") &&
+	      strstr(cfg, "\tuse_backend dep_blue if { var(txn.d) -m str"
+		     " blue } { nbsrv(dep_blue) gt 0 }\n\tuse_backend"
+		     " dep_green if { var(txn.d) -m str green } { nbsrv("
+		     "dep_green) gt 0 }\n\tdefault_backend split\n"),
+	      "one hop: a drawn deployment's own backend while it is up,"
+	      " else the split");
+	CHECK(strstr(cfg, "dep_%[req.hdr(azureml-model-deployment),map("
+		     "/state/ep/7/names.map)] if pinned\n") &&
+	      strstr(cfg, "if pinned") < strstr(cfg, "var(txn.d) -m str"),
+	      "a pinned request is routed before the draw");
+	CHECK(!strstr(cfg, "http-buffer-request") &&
+	      strstr(cfg, "\thttp-request wait-for-body time 60000ms if"
+		     " !mirror_off\n"),
+	      "the body is waited for only when the mirror is on");
 	free(cfg);
 	snprintf(p.b[1].key, EP_KEY_MAX, "a\" b");
 	CHECK(ep_proxy_config(&p, &cfg, &e) == -EINVAL &&
 	      strstr(e.msg, "green"), "a key with a quote is refused (%s)",
 	      e.msg);
+}
+
+/* The split map for blue, green at weights @b, @g (green gone: @gone). */
+static void split_case(struct ep_proxy *p, int b, int g, int gone,
+		       const char *want, const char *what)
+{
+	char *s = NULL;
+
+	p->b[0].weight = b;
+	p->b[1].weight = g;
+	p->b[1].gone = gone;
+	CHECK(ep_split_map(p, &s) == 0 && !strcmp(s, want), "split map: %s",
+	      what);
+	free(s);
+}
+
+static void split_maps(struct ep_proxy *p)
+{
+	split_case(p, 90, 10, 0, "0:89 blue\n90:99 green\n",
+		   "blue 0-89, green 90-99");
+	split_case(p, 0, 100, 0, "0:99 green\n", "a weight of 0 has no range");
+	split_case(p, 30, 70, 1, "0:29 blue\n",
+		   "one gone has no range, 30-99 left to the fallback");
+	split_case(p, 90, 90, 0, "0:89 blue\n", "never past 99");
+	split_case(p, 90, 10, 0, "0:89 blue\n90:99 green\n", "back");
 }
 
 static void proxy_cmds(void)
@@ -250,6 +291,8 @@ static void proxy_cmds(void)
 	      strstr(s, "set map /d/mirror.map pct 20\n") ==
 	      s + strlen(s) - 29, "mirror: off first, on last");
 	free(s);
+	split_maps(&p);
+	p.b[1].weight = 10;
 	snprintf(p.mirror.name, EP_NAME_MAX, "purple");
 	CHECK(ep_mirror_map(&p, &s) == 0 && strstr(s, "pct 0\n"),
 	      "a mirror naming no member copies nothing");
@@ -334,6 +377,9 @@ static void haproxy_check(void)
 	txt = NULL;
 	ep_mirror_map(&p, &txt);
 	put(dir, EP_FILE_MIRROR, txt);
+	txt = NULL;
+	ep_split_map(&p, &txt);
+	put(dir, EP_FILE_SPLIT, txt);
 	put(dir, EP_FILE_LUA, strdup(ep_mirror_lua()));
 	snprintf(cmd, sizeof(cmd), "haproxy -q -c -f %s/" EP_FILE_CFG, dir);
 	st = system(cmd);

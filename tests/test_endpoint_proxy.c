@@ -218,6 +218,13 @@ static int set_weights(int blue, int green, struct err *e)
 		return -ENOMEM;
 	rc = ep_proxy_api(pdir, cmds, 2000, NULL, e);
 	free(cmds);
+	/* the split map, as the daemon sends it: most requests follow it */
+	proxy.b[0].weight = blue;
+	proxy.b[1].weight = green;
+	if (!rc && !ep_split_map(&proxy, &cmds)) {
+		rc = ep_proxy_map_swap(pdir, EP_FILE_SPLIT, cmds, 2000, e);
+		free(cmds);
+	}
 	return rc;
 }
 
@@ -370,6 +377,42 @@ static void changes(void)
 	CHECK(!rc && loop_bad == 0 && loop_ok > 0,
 	      "five traffic changes under a client loop: %d ok, %d failed",
 	      loop_ok, loop_bad);
+}
+
+/* Column @col of the `show stat` line of @px's frontend in @csv, -1 when
+ * it has none. */
+static long stat_of(const char *csv, const char *px, const char *col)
+{
+	char want[96];
+	const char *hdr = strstr(csv, col), *row;
+	int n = 0;
+
+	snprintf(want, sizeof(want), "\n%s,FRONTEND,", px);
+	row = strstr(csv, want);
+	if (!hdr || !row)
+		return -1;
+	for (const char *c = csv; c <= hdr; c++)
+		n += *c == ',';
+	for (row++; n > 0 && row; n--)
+		row = strchr(row, ',') ? strchr(row, ',') + 1 : NULL;
+	return row ? strtol(row, NULL, 10) : -1;
+}
+
+/* Everything so far went one hop: the frontends of the fallback's second
+ * hop (in_D) saw none of it, both deployments being up. */
+static void one_hop(void)
+{
+	char *csv = NULL;
+	struct err e;
+	long b, g;
+
+	CHECK(ep_proxy_api(pdir, "show stat", 2000, &csv, &e) == 0 && csv,
+	      "show stat");
+	b = csv ? stat_of(csv, "in_blue", ",stot,") : -1;
+	g = csv ? stat_of(csv, "in_green", ",stot,") : -1;
+	CHECK(b == 0 && g == 0, "one hop: no request through in_blue (%ld)"
+	      " or in_green (%ld)", b, g);
+	free(csv);
 }
 
 /* Seconds on the monotonic clock: waits are bounded by wall time. */
@@ -581,6 +624,7 @@ int main(void)
 		own_keys();
 		pins();
 		changes();
+		one_hop();
 		mirror();
 		dropout();
 		reload();

@@ -166,6 +166,7 @@ static void test_submit_body_v38(void)
 	check(!strcmp(jstr(job, "gres"), "gpu:2"), "v38 GPUs as gres gpu:2");
 	check(!cJSON_GetObjectItem(job, "dependency"),
 	      "no dependency unless asked");
+	check(!cJSON_GetObjectItem(job, "array"), "no array unless asked");
 	check(cJSON_IsObject(e) && !strcmp(jstr(e, "MLFS_RUN"), "train-1") &&
 	      !strcmp(jstr(e, "B"), "z") && cJSON_GetArraySize(e) == 3 &&
 	      !strcmp(jstr(e, "PATH"), "/usr/local/bin:/usr/bin:/bin"),
@@ -185,6 +186,7 @@ static void test_submit_body_v39(void)
 	s.env_count = 2;
 	s.script = "#!/bin/sh\ntrue\n";
 	s.dependency = "afterok:12:13,afterany:14";
+	s.array = "0-5%2";
 	body = slurm_api_submit_body(slurm_api_find("v0.0.39"), &s, err, sizeof(err));
 	root = cJSON_Parse(body);
 	job = cJSON_GetObjectItem(root, "job");
@@ -197,6 +199,7 @@ static void test_submit_body_v39(void)
 	check(!strcmp(jstr(root, "script"), "#!/bin/sh\ntrue\n"), "a #! script is kept");
 	check(!strcmp(jstr(job, "dependency"), "afterok:12:13,afterany:14"),
 	      "v39 dependency as Slurm's string");
+	check(!strcmp(jstr(job, "array"), "0-5%2"), "array as Slurm's string");
 	cJSON_Delete(root);
 	free(body);
 }
@@ -411,6 +414,40 @@ static void test_jobs_v39(void)
 	      "v39 exit_code {set,number}: 0, 3, unset -> -1, 15 -> 143");
 	check(d && slurm_api_run_state(d, why, sizeof(why)) == RS_FAILED &&
 	      !strcmp(why, "the job reached its time limit"), "v39 TIMEOUT -> Failed");
+	free(j);
+}
+
+/* The records of a job array, as v0.0.38 (22.05) and v0.0.39 give them. */
+static void test_jobs_array(void)
+{
+	static const char v38[] = "{\"jobs\":["
+		"{\"job_id\":2,\"array_job_id\":1,\"array_task_id\":0,"
+		"\"job_state\":\"RUNNING\"},"
+		"{\"job_id\":1,\"array_job_id\":1,\"array_task_id\":null,"
+		"\"array_task_string\":\"1-5%2\",\"job_state\":\"PENDING\"},"
+		"{\"job_id\":7,\"array_job_id\":0}]}";
+	static const char v39[] = "{\"jobs\":["
+		"{\"job_id\":4,\"array_job_id\":{\"set\":true,\"number\":3},"
+		"\"array_task_id\":{\"set\":true,\"number\":9}},"
+		"{\"job_id\":3,\"array_job_id\":{\"set\":true,\"number\":3},"
+		"\"array_task_id\":{\"set\":false,\"number\":0}},"
+		"{\"job_id\":5,\"array_task_id\":-4}]}";
+	struct slurm_job *j = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = slurm_api_parse_jobs(v38, &j, &n, NULL, 0);
+	check(rc == 0 && n == 3 && j[0].array_job_id == 1 &&
+	      j[0].array_task_id == 0 && j[1].array_job_id == 1 &&
+	      j[1].array_task_id == -1 && !j[2].array_job_id &&
+	      j[2].array_task_id == -1,
+	      "v38 array records: task 0, the rest (null), no array");
+	free(j);
+	rc = slurm_api_parse_jobs(v39, &j, &n, NULL, 0);
+	check(rc == 0 && n == 3 && j[0].array_job_id == 3 &&
+	      j[0].array_task_id == 9 && j[1].array_task_id == -1 &&
+	      !j[2].array_job_id && j[2].array_task_id == -1,
+	      "v39 array records {set,number}; unset and negative -> none");
 	free(j);
 }
 
@@ -805,6 +842,7 @@ int main(int argc, char **argv)
 	test_parse_submit();
 	test_jobs_real();
 	test_jobs_v39();
+	test_jobs_array();
 	test_jobs_malformed();
 	test_long_strings();
 	test_deep_nesting();

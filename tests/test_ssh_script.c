@@ -304,6 +304,106 @@ static void test_signal(const char *tmp)
 	      "TERM: the wrapper records 143", r.status);
 }
 
+/* Create l->dir and launch @l there: what the launch printed. */
+static char *create_launch(const struct ssh_launch *l)
+{
+	char *s = ssh_script_create(l->dir), *out;
+	size_t len;
+
+	run_sh(s, &out, &len);
+	free(s);
+	free(out);
+	s = ssh_script_launch(l);
+	run_sh(s, &out, &len);
+	free(s);
+	return out;
+}
+
+/* ---- arrays: the poll's extra parts, the launcher ------------------------ */
+
+static void test_parse_array(void)
+{
+	/* an array run's reply (its events, two task logs, one holding a
+	 * fake "+t" header), then a plain one */
+	static const char out[] =
+		"@@mlfs 0 running 5\n0 0\n0 0\n0 0\n"
+		"+ev 4 9\ns 0\n"
+		"+t 0 10 10\nab\n+t 3 1\n+t 2 0 4\n"
+		"@@mlfs 1 lost\n0 0\n0 0\n";
+	struct ssh_task_reply t;
+	struct ssh_poll_reply r;
+	size_t pos = 0, tp = 0;
+
+	check(ssh_poll_parse(out, sizeof(out) - 1, &pos, &r) == 1 &&
+	      r.ev_n == 4 && r.ev_size == 9 && !memcmp(r.ev, "s 0\n", 4),
+	      "array reply: the events chunk", NULL);
+	check(ssh_poll_task(&r, &tp, &t) == 1 && t.idx == 0 && t.log_n == 10 &&
+	      !memcmp(t.log, "ab\n+t 3 1\n", 10), "… task 0's log, bytes as they"
+	      " are", NULL);
+	check(ssh_poll_task(&r, &tp, &t) == 1 && t.idx == 2 && t.log_n == 0 &&
+	      t.log_size == 4, "… task 2: nothing new of 4 bytes", NULL);
+	check(ssh_poll_task(&r, &tp, &t) == 0, "… then no more tasks", NULL);
+	check(ssh_poll_parse(out, sizeof(out) - 1, &pos, &r) == 1 &&
+	      !strcmp(r.status, "lost") && !r.ev && !r.tasks_len,
+	      "the next reply: no array parts", r.status);
+	pos = 0;
+	check(ssh_poll_parse("@@mlfs 0 lost\n0 0\n0 0\n+ev 0 0\n+t x 1 1\n",
+			     40, &pos, &r) == -EINVAL,
+	      "a bad task header is refused", NULL);
+	pos = 0;
+	check(ssh_poll_parse("@@mlfs 0 lost\n0 0\n0 0\n+ev 0 0\n+t 1 9 9\nab",
+			     43, &pos, &r) == -EINVAL,
+	      "a task log shorter than said is refused", NULL);
+}
+
+static void test_array(const char *tmp)
+{
+	struct ssh_launch l = { 0 };
+	struct ssh_task_ask asks[2] = { { 2, 0, 100 }, { 7, 0, 3 } };
+	struct ssh_poll_item it = { 0 };
+	struct ssh_task_reply t;
+	struct ssh_poll_reply r;
+	char dir[512], *s, *out, ev[256];
+	size_t len, pos = 0, tp = 0;
+
+	snprintf(dir, sizeof(dir), "%s/10-arr", tmp);
+	l.dir = dir;
+	l.name = "a";
+	l.command = "echo i$MLFS_ARRAY_INDEX/$MLFS_ARRAY_COUNT;"
+		    " [ $MLFS_ARRAY_INDEX != 4 ] || exit 5";
+	l.array = "0-4:2'; touch /tmp/pwned; '";
+	l.array_max = 2;
+	check(ssh_script_launch(&l) == NULL, "an array spec with a quote is"
+	      " refused", NULL);
+	l.array = "0-4:2,7";
+	out = create_launch(&l);
+	check(!strncmp(out, "started ", 8), "array launch: started", out);
+	free(out);
+	wait_end(dir, &r);
+	check(!strcmp(r.status, "exited") && r.arg == 5,
+	      "the launcher exits with the failed task's code", r.status);
+	it = (struct ssh_poll_item){ dir, 0, 1 << 20, 0, 1 << 20, 0, 1 << 20,
+				     1, 0, 1 << 20, asks, 2 };
+	s = ssh_script_poll(&it, 1);
+	run_sh(s, &out, &len);
+	free(s);
+	check(ssh_poll_parse(out, len, &pos, &r) == 1 && r.ev_n == r.ev_size,
+	      "poll: all of tasks.ev", NULL);
+	snprintf(ev, sizeof(ev), "%.*s", (int)r.ev_n, r.ev);
+	check(strstr(ev, "s 0\n") && strstr(ev, "e 0 0 5 Completed\n") &&
+	      strstr(ev, "e 4 5 5 Failed\n") && strstr(ev, "e 7 0 5 Completed\n")
+	      && !strstr(ev, "s 1\n"), "tasks.ev: starts and ends, indices"
+	      " 0 2 4 7 only", ev);
+	check(ssh_poll_task(&r, &tp, &t) == 1 && t.idx == 2 && t.log_n == 5 &&
+	      !memcmp(t.log, "i2/4\n", 5), "task 2's log: its index, the"
+	      " count", NULL);
+	check(ssh_poll_task(&r, &tp, &t) == 1 && t.idx == 7 && t.log_n == 3 &&
+	      t.log_size == 5, "task 7's log: at most the cap asked", NULL);
+	check(strstr(r.log, "mlfs: task 4 ended (exit 5)\n") != NULL,
+	      "the run's log says when a task ended", NULL);
+	free(out);
+}
+
 /* ---- procs_per_node: the launcher ---------------------------------------- */
 
 /* Launch @cmd with @n processes and 6 GPUs in a fresh folder; wait. */
@@ -311,19 +411,11 @@ static char *ranks_run(const char *tmp, const char *rid, const char *cmd,
 		       int n, struct ssh_poll_reply *r)
 {
 	struct ssh_launch l = { NULL, "rk", cmd, "0,1,2,3,4,5", NULL, n };
-	char dir[512], *s, *out;
-	size_t len;
+	char dir[512], *out;
 
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, rid);
 	l.dir = dir;
-	s = ssh_script_create(dir);
-	run_sh(s, &out, &len);
-	free(s);
-	free(out);
-	s = ssh_script_launch(&l);
-	run_sh(s, &out, &len);
-	free(s);
-	free(out);
+	free(create_launch(&l));
 	wait_end(dir, r);
 	poll_one(dir, 0, r, &out);
 	return out;
@@ -736,6 +828,7 @@ int main(void)
 
 	test_paths();
 	test_parse();
+	test_parse_array();
 	if (!mkdtemp(tmp)) {
 		perror("mkdtemp");
 		return 1;
@@ -744,6 +837,7 @@ int main(void)
 	test_signal(tmp);
 	test_params_inputs(tmp);
 	test_ranks(tmp);
+	test_array(tmp);
 	test_dep_stage(tmp);
 	test_dep_serve(tmp);
 	test_dep_live(tmp);

@@ -12,13 +12,26 @@
 # kill -9 of the daemon adopts the run); and the attacks: RUN steps are
 # root only inside a user namespace, a rootfs the creator cannot read, a
 # symlink in the folder to a root-only file, a RUN or a run reading the
-# host's files.
+# host's files; at the end every image an environment made has left
+# podman's store (superseded ones at once, the rest with their environment).
 source "$(dirname "$0")/../lib.sh"
 
 EINVAL="Invalid argument"
 EBUSY="Device or resource busy"
 
-trap 'cleanup_deep' EXIT
+# The images this file saw environments make: each must leave podman's
+# store once its environment is removed (asserted at the end); on a
+# failure the trap removes them.
+IMAGES=()
+seen() { IMAGES+=("$(cat "$MNT/environments/$1/image")"); }
+images_cleanup() {
+	local i
+	for i in "${IMAGES[@]}"; do
+		"$PODMAN" rmi "$i" >/dev/null 2>&1
+	done
+	cleanup_deep
+}
+trap images_cleanup EXIT
 
 PODMAN=$(command -v podman || true)
 [[ -n $PODMAN ]] || { echo "1..0 # SKIP podman is not installed (scripts/deps.sh env)"; exit 0; }
@@ -48,11 +61,7 @@ fi
 chmod 644 "$BASE_TAR"
 
 # Can podman run a container here at all?  Probed once, with the image.
-ULIM="--ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
-PROBE=$("$PODMAN" import -q "$BASE_TAR" 2>/dev/null)
-# shellcheck disable=SC2086
-if [[ -z $PROBE ]] || ! "$PODMAN" run --rm --runtime runc $ULIM "$PROBE" \
-	true >/dev/null 2>&1; then
+if ! podman_runs "$BASE_TAR"; then
 	echo "1..0 # SKIP podman cannot run containers on this machine"
 	exit 0
 fi
@@ -60,25 +69,9 @@ fi
 mu_users
 mount_or_bail "mount with allow_other" -o allow_other
 
-# status E: the settled state (not Building) of environment E.
-settled() {
-	local end st
-	end=$(deadline "${2:-60}")
-	while :; do
-		st=$(cat "$MNT/environments/$1/status" 2>/dev/null)
-		[[ $st != Building ]] && { echo "$st"; return 0; }
-		(($(now_ms) < end)) || break
-		sleep 0.05
-	done
-	echo "$st"
-}
-
+settled() { env_settled "$@"; }	# tests/lib.sh
 # the containers of this workspace's runs: mlfs-<hash of the state dir>-ID
-CT_PREFIX=mlfs-$(python3 -c 'import sys
-h = 2166136261
-for c in sys.argv[1].encode():
-    h = ((h ^ c) * 16777619) & 0xffffffff
-print("%08x" % h)' "$STATE")-
+CT_PREFIX=$(ct_prefix)
 
 # ---- the kind --------------------------------------------------------------
 B=$MNT/environments/base
@@ -106,6 +99,7 @@ check "rootfs = the busybox tarball" wr "$B/config" "rootfs = $BASE_TAR"
 wr "$B/ctl" build
 eq "the rootfs is imported: Ready" Ready "$(settled base)"
 BASE_ID=$(cat "$B/image")
+seen base
 check "image is a sha256 id" grep -qE '^sha256:[0-9a-f]{64}$' "$B/image"
 check "info.json is JSON with the image" \
 	grep -q "\"image\":.*$BASE_ID" "$B/info.json"
@@ -126,6 +120,7 @@ check "the log has podman's steps" grep -q "STEP 2/4" "$E/log"
 check "RUN's root is an unprivileged id outside" \
 	grep -qE '^ +0 +[1-9][0-9]+ +65536' "$E/log"
 PY_ID=$(cat "$E/image")
+seen py
 t0=$(now_ms)
 as mlfs_ua sh -c "echo build > '$E/ctl'"
 eq "an unchanged folder builds again" Ready "$(settled py)"
@@ -137,9 +132,13 @@ as mlfs_ua sh -c "echo build > '$E/ctl'"
 eq "a changed file: built again" Ready "$(settled py 120)"
 check "... by podman (its steps in the log)" grep -q "STEP 4/4" "$E/log"
 check "... a new image" test "$PY_ID" != "$(cat "$E/image")"
+seen py
 as mlfs_ua sh -c "echo rebuild > '$E/ctl'"
 eq "rebuild" Ready "$(settled py 120)"
 check "rebuild does not take the cache" grep -q "STEP 4/4" "$E/log"
+seen py
+check "the superseded image leaves podman's store, py still there" \
+	wait_until 60 eval "! '$PODMAN' image exists '$PY_ID'"
 expect_err "mlfs_ub cannot build mlfs_ua's environment" "Permission denied" \
 	as mlfs_ub sh -c "echo build > '$E/ctl'"
 
@@ -172,6 +171,7 @@ crash_ws
 remount_or_bail remount -o allow_other
 eq "after the remount the build completes" Ready "$(settled bad 120)"
 check "... built anew (its log)" grep -q "slept" "$F/log"
+seen bad
 check "rmdir a Ready environment" rmdir "$F"
 
 # ---- attacks -------------------------------------------------------------------
@@ -208,6 +208,7 @@ as mlfs_ua sh -c "echo py > '$R/environment'; echo X=42 > '$R/env'"
 as mlfs_ua sh -c "cat > '$R/command'" <<'EOF'
 id -u > outputs/uid; cat /app/hello.txt > outputs/hello
 echo "$MLFS_RUN $X $PWD" > outputs/env; echo "loss 0.5 1" >> "$MLFS_METRICS"
+readlink /proc/self/ns/net > outputs/netns
 EOF
 as mlfs_ua sh -c "echo submit > '$R/ctl'"
 check "the run in an environment completes" wait_for "$R/status" Completed 120
@@ -216,6 +217,8 @@ eq "as its creator" "$(id -u mlfs_ua)" "$(cat "$R/outputs/uid")"
 eq "its outputs are the creator's" mlfs_ua "$(stat -c %U "$R/outputs/hello")"
 eq "env lines, MLFS_RUN and the working copy" "inpy 42 /work" "$(cat "$R/outputs/env")"
 check "MLFS_METRICS reaches metrics" grep -q "^loss 0.5 1" "$R/metrics"
+eq "the host's network, as without a container" "$(readlink /proc/self/ns/net)" \
+	"$(cat "$R/outputs/netns")"
 check "info.json has the exact image" grep -q "\"image\":.*$(cat "$E/image")" "$R/info.json"
 R=$MNT/runs/draftenv
 as mlfs_ua mkdir "$R" "$MNT/environments/notyet"
@@ -253,5 +256,14 @@ as mlfs_ua mkdir "$R"
 as mlfs_ua sh -c "echo base > '$R/environment'; echo 'cat $T/secret.tar /host$T/secret.tar' > '$R/command'; echo submit > '$R/ctl'"
 check "a run that reads a host file fails" wait_for "$R/status" Failed 120
 check "... and shows none of it" sh -c "! grep -q 'root secret' '$R/log'"
+
+# ---- cleanup: no image is left behind ------------------------------------------
+for e in base py notyet steal; do
+	check "rmdir environments/$e" rmdir "$MNT/environments/$e"
+done
+for i in "${IMAGES[@]}"; do
+	check "image ${i:7:12} left podman's store" wait_until 60 \
+		eval "! '$PODMAN' image exists '$i'"
+done
 
 done_testing

@@ -4,7 +4,8 @@
 # canceled, span two nodes; `after` held by Slurm (afterok, afterany, a
 # failed dependency, mixed cases); params and metrics.svg; slurmrestd
 # stopped mid-run; the daemon killed mid-run, also between a POST and the
-# store (nothing submitted twice), and with a run held by Slurm.
+# store (nothing submitted twice), and with a run held by Slurm; arrays
+# (one job array: %M, per-task logs, a failed index, cancel, adoption).
 source "$(dirname "$0")/../lib.sh"
 
 slurm_start
@@ -242,6 +243,139 @@ import sys, xml.etree.ElementTree as E
 t = "".join(E.parse(sys.argv[1]).getroot().itertext())
 sys.exit(not ("loss" in t and "acc" in t))' "$R/pp/metrics.svg"
 
+# ---- arrays: one Slurm job array -------------------------------------------
+# Each task runs task.sh: it says it started, waits for a go file of the
+# test, prints its index, writes outputs/I, says it ended.
+AF=$T/af
+mkdir -m 1777 "$AF"
+# arr NAME ARRAY [LINE]: an array run of task.sh (LINE runs at its end).
+arr() {
+	mkdir "$R/$1" && cat >"$R/$1/task.sh" <<SH
+i=\$MLFS_ARRAY_INDEX
+touch $AF/$1-started-\$i
+while [ ! -e $AF/$1-go-\$i ]; do sleep 0.1; done
+echo "task \$i of \$MLFS_ARRAY_COUNT (SLURM_ARRAY_TASK_ID \$SLURM_ARRAY_TASK_ID)"
+echo \$i > "\$MLFS_OUTPUTS/\$i"
+touch $AF/$1-ended-\$i
+${3:-}
+SH
+	wr "$R/$1/command" 'sh task.sh' && wr "$R/$1/target" sl &&
+		wr "$R/$1/resources" "array = $2" && wr "$R/$1/ctl" submit
+}
+marks() { ls "$AF" | grep -c "^$1-$2-" || true; }	# marks NAME started|ended
+go() { local i; for i in "${@:2}"; do touch "$AF/$1-go-$i"; done; }
+# tstat NAME: the tasks' statuses, "I:STATUS" in index order
+tstat() {
+	local i out=
+	for i in $(ls "$R/$1/tasks" | sort -n); do
+		out+="$i:$(cat "$R/$1/tasks/$i/status") "
+	done
+	echo "${out% }"
+}
+n_running() { grep -lx Running "$R/$1"/tasks/*/status 2>/dev/null | wc -l; }
+all_final() { ! grep -qxE 'Queued|Running' "$R/$1"/tasks/*/status; }
+
+arr A 0-5%2
+check "A: an array goes to Slurm" wait_until 20 has_job A
+J=$(job_of A)
+eq "A: one Slurm job array, 2 tasks at once (%2)" "ArrayJobId=$J ArrayTaskThrottle=2" \
+	"$(scontrol -o show job "$J" | grep -oE 'Array(JobId|TaskThrottle)=[0-9]*' |
+		sort -u | paste -sd' ')"
+eq "A: tasks/ lists the 6 indices" "0 1 2 3 4 5" \
+	"$(ls "$R/A/tasks" | sort -n | paste -sd' ')"
+eq "A: a task folder holds status, exit_code, log" "exit_code log status" \
+	"$(ls "$R/A/tasks/0" | paste -sd' ')"
+check "A: 2 tasks started" wait_until 30 eval '[[ $(marks A started) == 2 ]]'
+check "A: their tasks/I/status say Running" \
+	wait_until 10 eval '[[ $(n_running A) == 2 ]]'
+eq "A Running" Running "$(cat "$R/A/status")"
+expect_err "A: a task's status cannot be written" "" \
+	wr "$R/A/tasks/0/status" Completed
+bad=0
+for i in 0 1 2 3 4 5; do
+	go A $i
+	want=$((i + 3 > 6 ? 6 : i + 3))
+	wait_until 30 eval '[[ $(marks A ended) -ge $((i + 1)) &&
+		$(marks A started) -ge $want ]]' || bad=1
+	(($(n_running A) > 2)) && bad=1
+	(($(marks A started) - $(marks A ended) > 2)) && bad=1
+done
+eq "A: every task ran, never more than 2 Running at once" 0 "$bad"
+check "A Completed when all are" wait_for "$R/A/status" Completed 30
+eq "A: exit_code 0" 0 "$(cat "$R/A/exit_code")"
+eq "A: every task Completed" \
+	"0:Completed 1:Completed 2:Completed 3:Completed 4:Completed 5:Completed" \
+	"$(tstat A)"
+eq "A: every task's exit_code 0" "0 0 0 0 0 0" \
+	"$(cat "$R"/A/tasks/{0..5}/exit_code | paste -sd' ')"
+for i in 0 3 5; do
+	eq "A: task $i's log holds its own line (SLURM_ARRAY_TASK_ID too)" \
+		"task $i of 6 (SLURM_ARRAY_TASK_ID $i)" "$(cat "$R/A/tasks/$i/log")"
+done
+eq "A: outputs holds the 6 tasks' files" "0 1 2 3 4 5" \
+	"$(ls "$R/A/outputs" | sort -n | paste -sd' ')"
+check "A: the run's log says when task 4 started" \
+	grep -qx "mlfs: task 4 started" "$R/A/log"
+check "A: and when it ended" grep -qx "mlfs: task 4 ended (exit 0)" "$R/A/log"
+eq "A: error empty" "" "$(cat "$R/A/error")"
+
+# one index fails: Failed, that index in error
+arr AF1 0-3 '[ $i != 2 ] || exit 3'
+go AF1 0 1 2 3
+check "AF1 Failed" wait_for "$R/AF1/status" Failed 60
+eq "AF1: the failed index in error" "task 2 failed (exit 3)" \
+	"$(cat "$R/AF1/error")"
+eq "AF1: exit_code, the failed task's" 3 "$(cat "$R/AF1/exit_code")"
+eq "AF1: task 2 Failed, the others Completed" \
+	"0:Completed 1:Completed 2:Failed 3:Completed" "$(tstat AF1)"
+eq "AF1: task 2's exit_code" 3 "$(cat "$R/AF1/tasks/2/exit_code")"
+
+# cancel of a running array: one cancel of the whole job array
+arr AC 0-5%2
+check "AC: 2 tasks started" wait_until 30 eval '[[ $(marks AC started) == 2 ]]'
+check "AC Running" wait_for "$R/AC/status" Running 20
+wr "$R/AC/ctl" cancel
+check "AC Canceled" wait_for "$R/AC/status" Canceled 30
+check "AC: every task final" all_final AC
+eq "AC: every task Canceled" \
+	"0:Canceled 1:Canceled 2:Canceled 3:Canceled 4:Canceled 5:Canceled" \
+	"$(tstat AC)"
+eq "AC: no task ran to its end, no other started" "0 2" \
+	"$(marks AC ended) $(marks AC started)"
+eq "AC: Slurm cancelled every task" CANCELLED \
+	"$(scontrol -o show job "$(job_of AC)" | grep -o 'JobState=[A-Z]*' |
+		sort -u | sed 's/JobState=//' | paste -sd' ')"
+
+# an index above what Slurm takes (MaxArraySize, 1001 by default: 0 to
+# 1000): Slurm's refusal in error, no task folder left behind
+mkdir "$R/AB" && wr "$R/AB/command" true && wr "$R/AB/target" sl &&
+	wr "$R/AB/resources" "array = 0,5000"
+wr "$R/AB/ctl" submit 2>/dev/null
+check "AB (0,5000) Failed" wait_for "$R/AB/status" Failed 30
+check "AB: Slurm's refusal in error" grep -q "^Slurm refused the job: " \
+	"$R/AB/error"
+eq "AB: tasks/ is empty" "" "$(ls "$R/AB/tasks")"
+
+# kill -9 + remount while tasks run: Slurm goes on, the array is adopted
+arr AK 0-3%2
+check "AK: 2 tasks started" wait_until 30 eval '[[ $(marks AK started) == 2 ]]'
+check "AK: they say Running" wait_until 10 eval '[[ $(n_running AK) == 2 ]]'
+crash_ws
+go AK 0
+check "AK: with the daemon gone, Slurm starts task 2" \
+	wait_until 30 eval '[[ -e $AF/AK-started-2 ]]'
+check "AK: remount after kill -9" mount_ws
+check "AK: adopted, task 0 seen Completed" \
+	wait_until 20 eval '[[ $(cat "$R/AK/tasks/0/status") == Completed ]]'
+eq "AK still Running" Running "$(cat "$R/AK/status")"
+go AK 1 2 3
+check "AK Completed" wait_for "$R/AK/status" Completed 30
+eq "AK: every task Completed" \
+	"0:Completed 1:Completed 2:Completed 3:Completed" "$(tstat AK)"
+eq "AK: one job array, not submitted again" 1 \
+	"$(scontrol -o show jobs | grep " JobName=AK " |
+		grep -o 'ArrayJobId=[0-9]*' | sort -u | wc -l)"
+
 # ---- slurmrestd away mid-run ---------------------------------------------
 run away 'sleep 3; echo back'
 check "away is Running" wait_for "$R/away/status" Running 30
@@ -257,7 +391,7 @@ check "back: the run completes" wait_for "$R/away/status" Completed 20
 eq "back: the note is gone" "" "$(cat "$R/away/error")"
 
 # ---- the daemon killed mid-run ----------------------------------------------
-run k9 'sleep 3; echo after the crash'
+run k9 "$(hold k9 'echo after the crash')"	# Running until the test says
 run dup 'sleep 3; echo once'
 run ka "$(hold ka true)"
 check "ka has its job" wait_until 20 has_job ka
@@ -270,6 +404,7 @@ crash_ws
 sqlite3 "$STATE/workspace.db" "UPDATE objects SET state = 'Queued',
 	backend_id = '', ddata = 'submit' WHERE kind = 2 AND name = 'dup'"
 check "remount after kill -9" mount_ws
+touch "$F/k9"
 check "k9 is adopted and completes" wait_for "$R/k9/status" Completed 30
 check "k9: its log" log_has k9 "after the crash"
 eq "k9: one job" 1 "$(jobs_named k9)"

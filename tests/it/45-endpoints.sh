@@ -113,6 +113,31 @@ done
 # 200 requests at p = 0.7: mean 140, sd 6.5; 5 sd either way
 check "blue took 70 % of 200 within 5 sd ($nb)" eval "((nb >= 108 && nb <= 172))"
 
+# The proxy's own counters (its runtime API, as root): requests drawn for
+# a deployment go straight to its backend, the second hop (frontend in_D,
+# the fallback while a deployment is down) sees none of them.
+ep_stat() {	# ep_stat PROXY SERVER FIELD
+	python3 - "$STATE"/endpoints/*/api.sock "$@" <<'PY'
+import csv, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"show stat\n")
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+rows = csv.DictReader(out.decode().lstrip("# ").splitlines())
+print(next((r[sys.argv[4]] for r in rows if r["pxname"] == sys.argv[2]
+            and r["svname"] == sys.argv[3]), "none"))
+PY
+}
+eq "one hop: no request took the second hop (in_blue, in_green)" "0 0" \
+	"$(ep_stat in_blue FRONTEND stot) $(ep_stat in_green FRONTEND stot)"
+check "… and blue's backend counted its requests" \
+	eval "(($(ep_stat dep_blue BACKEND stot) >= nb))"
+
 # ---- no failed request across five traffic changes --------------------------------
 client_start "$EURI" "$K1"
 check "the client gets answers" wait_until 20 test -e "$T/stop.ready"
@@ -124,6 +149,30 @@ done
 client_stop
 check "$NREQ requests, 0 failed across five traffic changes" \
 	eval "((NREQ > 0 && NFAIL == 0))"
+
+# ---- new replicas: blue stays in the rotation, the proxy is not reloaded ---------
+# HAProxy sees a deployment's service address, not its replicas (they share
+# its port): a rolling update to 2 replicas keeps the proxy's master and
+# its one worker, and a client loop across it sees no failed request.
+printf 'blue 100\ngreen 0\n' > "$E/traffic"
+MPID=$(cat "$STATE/endpoints/"*/haproxy.pid)
+workers() { ps -o pid= --ppid "$MPID" | tr -d ' ' | tr '\n' ' '; }
+# (a worker of an earlier reload leaves once its connections closed)
+check "one worker" wait_until 30 eval '[[ $(workers) =~ ^[0-9]+\ $ ]]'
+WPID=$(workers)
+B=$MNT/deployments/blue
+client_start "$EURI" "$K1"
+check "the client gets answers" wait_until 20 test -e "$T/stop.ready"
+check "blue: replicas = 2" wr "$B/config" "replicas = 2"
+check "blue rolls out generation 2" wr "$B/ctl" deploy
+check "… 2 replicas ready, Healthy" wait_until 60 \
+	eval "serves_gen '$B' 2 && [[ \$(head -1 '$B/replicas') == 'ready 2' ]]"
+client_stop
+check "$NREQ requests, 0 failed across blue's rolling update" \
+	eval "((NREQ > 0 && NFAIL == 0))"
+eq "the proxy not reloaded: the same master" "$MPID" \
+	"$(cat "$STATE/endpoints/"*/haproxy.pid)"
+eq "… and the same one worker" "$WPID" "$(workers)"
 
 # ---- the mirror ---------------------------------------------------------------
 printf 'blue 100\ngreen 0\n' > "$E/traffic"

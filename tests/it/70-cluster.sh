@@ -317,6 +317,16 @@ check "min_nodes = 1 again: a node idles" wait_until 120 some_idle
 # ---- slurmctld killed: started again, runs go on ---------------------------
 run gate1 "$(gated 1)"
 check "a run Running" wait_until 180 run_is gate1 Running
+# `after` on a cluster is Slurm's own dependency, as on an attached Slurm,
+# and it outlives the controller's restart below
+job_of() { sed -n 's/.*"backend_id":[[:space:]]*"slurm \([0-9]*\)".*/\1/p' "$MNT/runs/$1/info.json"; }
+dep_of() { SC scontrol -o show job "$(job_of "$1")" | tr ' ' '\n' | sed -n 's|^Dependency=||p'; }
+mkdir "$MNT/runs/aft1" && wr "$MNT/runs/aft1/command" "echo after gate1" &&
+	wr "$MNT/runs/aft1/target" gpu && wr "$MNT/runs/aft1/after" gate1 &&
+	wr "$MNT/runs/aft1/ctl" submit
+check "after on a cluster: held by Slurm while gate1 runs" wait_until 60 eval '[[ -n $(job_of aft1) ]]'
+check "... its job depends on gate1's (afterok)" eval '[[ $(dep_of aft1) == "afterok:$(job_of gate1)"* ]]'
+eq "... Queued" Queued "$(cat "$MNT/runs/aft1/status")"
 # slurmctld writes its state now and then: a job it never wrote is lost to
 # a kill -9 (Slurm's own limit); kill it once the running job is written
 touch "$T/running-1"
@@ -331,6 +341,8 @@ check "... said in events" test "$(ev_count 'target gpu controller: slurmctld wa
 touch "$T/gate-1"
 check "... the run completes" completes gate1 120
 check "... its log is whole" grep -q "released 1" "$MNT/runs/gate1/log"
+check "... the run after it completes" completes aft1 120
+check "... its log" grep -q "after gate1" "$MNT/runs/aft1/log"
 
 # ---- cancel ------------------------------------------------------------------
 run gate3 "$(gated 3)"

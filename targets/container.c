@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The `podman run` of a run in an environment (see container.h): one
+ * builder for the local and the ssh target, so that a run gets the same
+ * container wherever it runs.
+ */
+#include "container.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "../lib/hash.h"
+
+void ct_name(const char *state, long long id, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "mlfs-%08x-%lld", fnv1a32_str(state), id);
+}
+
+unsigned long ct_limit(unsigned long long hard)
+{
+	if (!hard || hard == (unsigned long long)RLIM_INFINITY ||
+	    hard > CT_ULIMIT_MAX)
+		return CT_ULIMIT_MAX;
+	return (unsigned long)hard;
+}
+
+struct sink {
+	void (*word)(void *ctx, const char *w);
+	void *ctx;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void put(const struct sink *s, const char *fmt, ...)
+{
+	char w[4096 + 64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(w, sizeof(w), fmt, ap);
+	va_end(ap);
+	s->word(s->ctx, w);
+}
+
+/* Who it is, what it may do and use. */
+static void put_limits(const struct sink *s, const struct ct_spec *c)
+{
+	/* the creator's ids, not a user namespace: podman 4.3 here leaves
+	 * a build's RUN layers owned by the build namespace's host ids,
+	 * and a container with any id map then cannot even be set up;
+	 * rootless podman (an ssh login) maps its own user with keep-id */
+	if (c->keep_id)
+		put(s, "--userns=keep-id");
+	put(s, "--user=%u:%u", c->uid, c->gid);
+	put(s, "--cap-drop=all");
+	put(s, "--security-opt=no-new-privileges");
+	if (c->network)
+		put(s, "--network=%s", c->network);
+	put(s, "--ulimit=nofile=%lu:%lu", c->nofile, c->nofile);
+	put(s, "--ulimit=nproc=%lu:%lu", c->nproc, c->nproc);
+	put(s, "--pids-limit=%ld", c->pids);
+	if (c->memory_mib)
+		put(s, "--memory=%llum", c->memory_mib);
+	if (c->cpu_milli > 0)
+		put(s, "--cpus=%ld.%03ld", c->cpu_milli / 1000,
+		    c->cpu_milli % 1000);
+}
+
+void ct_args(const struct ct_spec *c, void (*word)(void *ctx, const char *w),
+	     void *ctx)
+{
+	struct sink s = { word, ctx };
+
+	word(ctx, c->podman);
+	if (c->quiet)
+		put(&s, "--log-level=error");
+	put(&s, "run");
+	put(&s, "--rm");
+	put(&s, "--name=%s", c->name);
+	put(&s, "--runtime=runc");
+	put(&s, "--init");	/* pid 1 passes SIGTERM on (cancel) */
+	put_limits(&s, c);
+	put(&s, "--volume=%s:/work", c->work);
+	put(&s, "--workdir=/work");
+	put(&s, "--volume=%s:/mlfs/metrics.raw", c->metrics);
+	put(&s, "--volume=%s:/mlfs/params.raw", c->params);
+	put(&s, "--volume=%s:/mlfs/lib:ro", c->lib);
+	put(&s, "--env-file=%s", c->env_file);
+	word(ctx, c->image);
+	put(&s, "/bin/sh");
+	put(&s, "-c");
+	word(ctx, c->command);	/* any length */
+}
+
+void ct_env(FILE *f, const char *run, const char *gpus,
+	    const struct kv_list *env)
+{
+	const char *pp = kv_get(env, "PYTHONPATH");
+
+	fprintf(f, "HOME=/work\nLANG=C.UTF-8\nMLFS_RUN=%s\n", run);
+	fprintf(f, "MLFS_OUTPUTS=/work/outputs\n");
+	fprintf(f, "MLFS_METRICS=/mlfs/metrics.raw\n");
+	fprintf(f, "MLFS_PARAMS=/mlfs/params.raw\n");
+	if (gpus && gpus[0])
+		fprintf(f, "CUDA_VISIBLE_DEVICES=%s\n", gpus);
+	for (int i = 0; i < env->n; i++)
+		if (strcmp(env->items[i].key, "PYTHONPATH"))
+			fprintf(f, "%s=%s\n", env->items[i].key,
+				env->items[i].value);
+	fprintf(f, "PYTHONPATH=%s%s/mlfs/lib\n", pp && *pp ? pp : "",
+		pp && *pp ? ":" : "");
+}

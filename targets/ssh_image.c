@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A run in an environment on an ssh host (see ssh_image.h).  One round
+ * trip asks the host for podman (in the login's PATH), the login's ids
+ * and hard limits, the run's folder as an absolute path and whether its
+ * podman has the image; a missing image is streamed from this machine's
+ * podman into the host's (podman save | ssh … podman load: never a file,
+ * never through the daemon's memory).  Then the container's command line
+ * is built by container.c, as on the local target, with the host's
+ * values: the run's folder on the host gives /work (work/), the metrics
+ * and params files and mlfs.py (py/).
+ *
+ * Who runs the container: the ssh login, with its podman.  A login that
+ * is not root runs rootless podman (its own image store, which needs its
+ * entries in /etc/subuid and /etc/subgid): --userns=keep-id keeps its
+ * uid inside, so that it owns work/ there as here.  A root login runs
+ * rootful podman: the command as root inside, with no capability and no
+ * new privileges; the same login's run without a container would be root
+ * on the host itself.  Either way --network=host, the network the run
+ * would have without a container (rootless podman's own network needs
+ * /dev/net/tun, which many hosts do not give; rootful podman's costs a
+ * start ~0.6 s).
+ */
+#include "ssh_image.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../backend/driver.h"
+#include "../backend/ws.h"
+#include "cgroup.h"
+#include "container.h"
+#include "ssh_common.h"
+#include "ssh_quote.h"
+
+/* What the host said. */
+struct host_ct {
+	char podman[512];
+	char dir[PATH_MAX];		/* the run's folder, absolute */
+	unsigned uid, gid;
+	unsigned long long nofile, nproc;	/* hard limits, 0 unknown */
+	int image;			/* podman image exists: 0 yes, 1 no */
+	char why[256];			/* its last line of stderr */
+};
+
+/* After d=DIR and i=IMAGE: prints nopodman, or podman PATH, ids U G,
+ * limits N P, image CODE [why LINE], dir ABS (last: it may be long). */
+static const char check_script[] =
+	"cd -- \"$d\" || exit 1\n"
+	"p=$(command -v podman 2>/dev/null) || p=\n"
+	"case $p in /*) ;; *) echo nopodman; exit 0 ;; esac\n"
+	"echo \"podman $p\"\n"
+	"echo \"ids $(id -u) $(id -g)\"\n"
+	"awk '/^Max open files/ { n = $5 } /^Max processes/ { p = $4 }"
+	" END { print \"limits\", n + 0, p + 0 }' /proc/self/limits\n"
+	"w=$(\"$p\" --log-level=error image exists \"$i\" 2>&1); c=$?\n"
+	"echo \"image $c\"\n"
+	"[ -z \"$w\" ] || printf 'why %s\\n' \"$(printf '%s\\n' \"$w\" |"
+	" tail -n 1)\"\n"
+	"echo \"dir $(pwd -P)\"\n";
+
+/* After d=, p=PODMAN and i=: load the image from stdin, check that it is
+ * the one asked for, and say so in the run's log.  podman's failure in
+ * one line: its first (the last is a follow-up); the ids a rootless
+ * login cannot map explained (a root daemon's builds leave RUN layers
+ * owned by the build namespace's host ids, 2147483647 here). */
+static const char load_script[] =
+	"cd -- \"$d\" || exit 1\n"
+	"o=$(\"$p\" --log-level=error load -q 2>&1 >/dev/null) || {\n"
+	"  case $o in *'insufficient UIDs'*) echo 'the image holds files of"
+	" user ids that this login'\\''s rootless podman cannot map: an"
+	" image whose RUN steps a root daemon built loads only into a root"
+	" login'\\''s podman' >&2 ;;\n"
+	"  *) printf '%s\\n' \"$o\" | grep . | head -n 1 >&2 ;; esac\n"
+	"  exit 1\n"
+	"}\n"
+	"s=$(\"$p\" --log-level=error image inspect --format '{{.Size}}'"
+	" \"$i\" 2>/dev/null) ||"
+	" { echo \"podman load did not give the image $i\" >&2; exit 1; }\n"
+	"awk -v s=\"$s\" -v i=\"$i\" -v h=\"$(uname -n)\" 'BEGIN { printf"
+	" \"mlfs: the image %s was not on %s: copied (podman save | podman"
+	" load), %.1f MB\\n\", i, h, s / 1e6 }' >>log\n";
+
+/* "d=DIR\ni=IMAGE\n[p=PODMAN\n]" + @body, malloc'd, or NULL. */
+static char *script_of(const char *dir, const char *image, const char *podman,
+		       const char *body)
+{
+	char *qd = sh_quote_path(dir), *qi = sh_quote(image);
+	char *qp = podman ? sh_quote(podman) : NULL, *s = NULL;
+
+	if (qd && qi && (qp || !podman) &&
+	    asprintf(&s, "d=%s\ni=%s\n%s%s%s%s", qd, qi, qp ? "p=" : "",
+		     qp ? qp : "", qp ? "\n" : "", body) < 0)
+		s = NULL;
+	free(qd);
+	free(qi);
+	free(qp);
+	return s;
+}
+
+/* One line of the check's output into @h. */
+static void check_line(struct host_ct *h, const char *l)
+{
+	if (!strncmp(l, "podman ", 7))
+		snprintf(h->podman, sizeof(h->podman), "%s", l + 7);
+	else if (!strncmp(l, "dir ", 4))
+		snprintf(h->dir, sizeof(h->dir), "%s", l + 4);
+	else if (!strncmp(l, "why ", 4))
+		snprintf(h->why, sizeof(h->why), "%s", l + 4);
+	else if (sscanf(l, "ids %u %u", &h->uid, &h->gid) == 2 ||
+		 sscanf(l, "limits %llu %llu", &h->nofile, &h->nproc) == 2 ||
+		 sscanf(l, "image %d", &h->image) == 1)
+		return;
+}
+
+/* Ask the host.  0 (@h filled; h->podman "" when it has none), or
+ * -errno with @why. */
+static int host_check(struct ssh_conn *c, const char *dir, const char *image,
+		      struct host_ct *h, char *why, size_t n)
+{
+	struct sx_result res;
+	char *save, *l;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	h->image = -1;
+	rc = ssh_remote(c, script_of(dir, image, NULL, check_script),
+			SSH_OUT_MAX, &res, why, n);
+	if (rc)
+		return rc;
+	for (l = strtok_r(res.out ? res.out : "", "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save))
+		check_line(h, l);
+	sx_result_free(&res);
+	if (h->podman[0] && (!h->dir[0] || h->image < 0)) {
+		snprintf(why, n, "unexpected output from the host's check of"
+			 " podman");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* podman save here | podman load there. */
+static int image_copy(struct ssh_conn *c, const char *dir, const char *image,
+		      const char *podman, char *why, size_t n)
+{
+	struct argv_buf loc = ARGV_BUF_INIT, rem = ARGV_BUF_INIT;
+	char here[PATH_MAX], *script, *q;
+	struct sx_result res;
+	enum sx_why w;
+	int rc;
+
+	if (env_podman(here, sizeof(here))) {
+		snprintf(why, n, "this machine has no podman to send the image"
+			 " from (apt-get install podman runc)");
+		return -EIO;
+	}
+	argv_push(&loc, here);
+	argv_push(&loc, "--log-level=error");
+	argv_push(&loc, "save");
+	argv_push(&loc, image);
+	rc = ssh_conn_argv(c, "ssh", &rem, why, n);
+	script = script_of(dir, image, podman, load_script);
+	q = script ? sh_quote(script) : NULL;
+	if (q)
+		argv_push_fmt(&rem, "sh -c %s", q);
+	free(q);
+	free(script);
+	if (!rc && (!q || loc.err || rem.err)) {
+		snprintf(why, n, "out of memory");
+		rc = -ENOMEM;
+	}
+	if (!rc && sx_pipe(loc.v, rem.v, 1, SSH_COPY_TIMEOUT, &res)) {
+		snprintf(why, n, "%s", res.err);
+		rc = -EIO;
+	} else if (!rc) {
+		w = ssh_conn_why(c, &res, SSH_COPY_TIMEOUT, why, n);
+		rc = w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
+	}
+	argv_free(&loc);
+	argv_free(&rem);
+	return rc;
+}
+
+/* One word, quoted for sh, and a blank, into the FILE @ctx. */
+static void word(void *ctx, const char *w)
+{
+	char *q = sh_quote(w);
+
+	fputs(q ? q : "''", ctx);	/* ENOMEM: the line fails to run */
+	fputc(' ', ctx);
+	free(q);
+}
+
+/* The wrapper's command: the container, then its removal when podman
+ * was killed (cancel's KILL) before its --rm.  The trap keeps this shell
+ * waiting for podman through a TERM (podman passes TERM on). */
+static char *ct_line(const struct ct_spec *s)
+{
+	char *buf = NULL, *qp = sh_quote(s->podman), *qn = sh_quote(s->name);
+	size_t len;
+	FILE *f = qp && qn ? open_memstream(&buf, &len) : NULL;
+
+	if (f) {
+		/* rootful podman's netavark runs iptables: sbin too, as
+		 * mlfs-run -i gives the local one */
+		fputs("trap 'c=1' TERM INT HUP\n"
+		      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+		      "/sbin:/bin; export PATH\n", f);
+		ct_args(s, word, f);
+		fprintf(f, "\ns=$?\n%s --log-level=error rm -f -- %s"
+			" >/dev/null 2>&1\nexit $s\n", qp, qn);
+		if (fclose(f)) {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	free(qp);
+	free(qn);
+	return buf;
+}
+
+static char *ct_env_text(struct run_ctx *r)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	ct_env(f, r->obj.name, r->res.gpus > 0 ? r->obj.gpus : NULL, &r->env);
+	if (fclose(f)) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The container's command and env file, from the host's values. */
+static int ct_fill(struct run_ctx *r, const struct host_ct *h,
+		   struct ssh_ct *ct)
+{
+	char work[PATH_MAX + 8], met[PATH_MAX + 8], par[PATH_MAX + 8];
+	char lib[PATH_MAX + 8], envf[PATH_MAX + 8];
+	struct ct_spec s = {
+		.podman = h->podman, .quiet = 1, .name = ct->name,
+		.uid = h->uid, .gid = h->gid, .keep_id = h->uid != 0,
+		.network = "host",
+		.nofile = ct_limit(h->nofile), .nproc = ct_limit(h->nproc),
+		.pids = CG_PIDS_DEFAULT, .memory_mib = r->res.memory_mib,
+		.cpu_milli = r->res.cpu_milli,
+		.work = work, .metrics = met, .params = par, .lib = lib,
+		.env_file = envf, .image = r->image, .command = r->command,
+	};
+
+	snprintf(ct->podman, sizeof(ct->podman), "%s", h->podman);
+	ct_name(ws_state_dir(r->ws), (long long)r->obj.id, ct->name,
+		sizeof(ct->name));
+	snprintf(work, sizeof(work), "%s/work", h->dir);
+	snprintf(met, sizeof(met), "%s/metrics", h->dir);
+	snprintf(par, sizeof(par), "%s/params", h->dir);
+	snprintf(lib, sizeof(lib), "%s/py", h->dir);
+	snprintf(envf, sizeof(envf), "%s/ct.env", h->dir);
+	ct->cmd = ct_line(&s);
+	ct->env = ct_env_text(r);
+	return ct->cmd && ct->env ? 0 : -ENOMEM;
+}
+
+int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
+		      struct run_ctx *r, const char *dir, struct ssh_ct *ct,
+		      char *why, size_t n)
+{
+	struct host_ct h;
+	int rc;
+
+	memset(ct, 0, sizeof(*ct));
+	rc = host_check(c, dir, r->image, &h, why, n);
+	if (rc)
+		return rc;
+	if (!h.podman[0]) {
+		snprintf(why, n, "environment: %s has no podman, and the run"
+			 " runs in a container there (apt-get install podman"
+			 " runc on %s)", ssh_host(t), ssh_host(t));
+		return 1;
+	}
+	if (h.image > 1) {
+		snprintf(why, n, "podman cannot use its image store (%s)%s",
+			 h.why[0] ? h.why : "no reason given", h.uid ?
+			 "; a login that is not root runs rootless podman,"
+			 " which needs its lines in /etc/subuid and"
+			 " /etc/subgid" : "");
+		return -EIO;
+	}
+	if (h.image == 1) {
+		rc = image_copy(c, dir, r->image, h.podman, why, n);
+		if (rc)
+			return rc;
+	}
+	rc = ct_fill(r, &h, ct);
+	if (rc)
+		snprintf(why, n, "out of memory");
+	return rc;
+}
+
+void ssh_image_free(struct ssh_ct *ct)
+{
+	free(ct->cmd);
+	free(ct->env);
+	ct->cmd = ct->env = NULL;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ssh_image.h — a run in an environment on an ssh host: podman and the
+ * image there (copied when missing), and the `podman run` its wrapper
+ * runs (container.h, as on the local target).  Worker thread only.
+ */
+#ifndef MLFS_SSH_IMAGE_H
+#define MLFS_SSH_IMAGE_H
+
+#include <stddef.h>
+
+#include "../backend/driver.h"
+#include "ssh_exec.h"
+
+/* What the launch of a run in an environment needs (malloc'd strings). */
+struct ssh_ct {
+	char *cmd;			/* the sh line: podman run … */
+	char *env;			/* the env file's text */
+	char podman[512];		/* podman on the host */
+	char name[64];			/* the container's name */
+};
+
+/*
+ * ssh_image_prepare - for run @r (r->image set) whose folder @dir is made
+ * on the host: find podman there, its login's ids and limits; copy the
+ * image when the host's podman lacks it (podman save here | podman load
+ * there, streamed; a line in the run's log says so and how big: an image
+ * the host has is never sent again); fill @ct (free it with
+ * ssh_image_free).  0; 1 when the run cannot run there (no podman: the
+ * sentence in @why names the host and the packages); -EHOSTUNREACH or
+ * -EIO with a sentence in @why.
+ */
+int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
+		      struct run_ctx *r, const char *dir, struct ssh_ct *ct,
+		      char *why, size_t n);
+
+void ssh_image_free(struct ssh_ct *ct);
+
+#endif

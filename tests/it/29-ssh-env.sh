@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# Runs in an environment on an ssh target (issue 17 item 2): the host is
+# a private sshd on loopback (scripts/ssh-host.sh) whose login is $UH, not
+# root: rootless podman with its own image store, so the image built here
+# is really missing there.  A run in an environment completes with output
+# from inside the image (a file only the image has), as the login's uid,
+# with its env lines, MLFS_* and metrics; the image is copied once (the
+# second run's log has no copy line), the exact image in info.json;
+# cancel and the time limit leave no container; kill -9 of the daemon
+# during a run adopts it; an image whose RUN layers the rootless login
+# cannot map fails with a sentence; a host without podman fails the run
+# with a sentence.  That host is faked honestly: a second sshd of the same
+# machine whose config sets the login's PATH (sshd_config SetEnv) to a
+# folder holding every program of /usr/bin but podman -- what the check
+# on the host asks (`command -v podman` in the login's PATH).
+source "$(dirname "$0")/../lib.sh"
+
+UH=mlfs_rh		# the host's login, made by ssh-host.sh
+SSHD=$T/sshd SSHD2=$T/sshd-nopodman
+REMOTE=$T/remote	# the host's folders (the login is $UH)
+WORK=$REMOTE/work
+
+# podman as the host's login (its rootless store), from its home
+hpod() { as $UH sh -c 'cd && exec podman --log-level=error "$@"' podman "$@"; }
+
+ssh_env_cleanup() {
+	local n
+	for n in $(hpod ps -a --format '{{.Names}}' 2>/dev/null); do
+		[[ $n == "$CT_PREFIX"* ]] && hpod rm -f "$n" >/dev/null 2>&1
+	done
+	[[ -n ${IMG2:-} ]] && hpod rmi -f "$IMG2" >/dev/null 2>&1
+	[[ -n ${IMG:-} ]] && hpod rmi -f "$IMG" >/dev/null 2>&1
+	"$ROOT/scripts/ssh-host.sh" stop "$SSHD2" >/dev/null 2>&1
+	ssh_cleanup
+	[[ -n ${IMG2:-} ]] && podman rmi -f "$IMG2" >/dev/null 2>&1
+	[[ -n ${IMG:-} ]] && podman rmi -f "$IMG" >/dev/null 2>&1
+	cleanup_deep
+}
+trap ssh_env_cleanup EXIT
+
+PODMAN=$(command -v podman || true)
+[[ -n $PODMAN ]] || { echo "1..0 # SKIP podman is not installed (scripts/deps.sh env)"; exit 0; }
+BB=/bin/busybox
+[[ -x $BB ]] || { echo "1..0 # SKIP busybox-static is not installed (scripts/deps.sh test)"; exit 0; }
+
+# ---- the image: busybox and a file only the image has ----------------------
+R=$T/rootfs
+mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,work}
+cp "$BB" "$R/bin/busybox"
+for c in $("$BB" --list); do
+	[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
+done
+chmod 1777 "$R/tmp"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+echo 'root:x:0:' > "$R/etc/group"
+echo "inside-the-image $$" > "$R/etc/mlfs-marker"
+tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$T/marked.tar" .
+rm -rf "$R"
+chmod 644 "$T/marked.tar"
+
+# Can podman run a container here at all?  (27 asks the same)
+if ! podman_runs "$T/marked.tar"; then
+	echo "1..0 # SKIP podman cannot run containers on this machine"
+	exit 0
+fi
+
+mu_users
+if ! "$ROOT/scripts/ssh-host.sh" start "$SSHD" $UH >/dev/null; then
+	echo "Bail out! cannot start a test sshd"
+	exit 1
+fi
+source "$SSHD/host.env"
+mkdir -p "$REMOTE" && chown $UH: "$REMOTE"
+
+mount_or_bail "mount" -o allow_other
+
+CT_PREFIX=mlfs-$(python3 -c 'import sys
+h = 2166136261
+for c in sys.argv[1].encode():
+    h = ((h ^ c) * 16777619) & 0xffffffff
+print("%08x" % h)' "$STATE")-
+# ours: the host's containers of this workspace; none_ours: there are
+# none; runs_ours: one is running
+ours() { hpod ps -a --format '{{.Names}}' | grep "^$CT_PREFIX"; }
+none_ours() { ! ours >/dev/null; }
+runs_ours() { hpod ps --format '{{.Names}}' | grep -q "^$CT_PREFIX"; }
+
+E=$MNT/environments/marked
+mkdir "$E"
+wr "$E/config" "rootfs = $T/marked.tar"
+wr "$E/ctl" build
+check "the environment is built" wait_for "$E/status" Ready 120
+IMG=$(cat "$E/image")
+lacks_image() { ! hpod image exists "$IMG"; }
+check "the host's podman lacks the image" lacks_image
+hpod image exists "$IMG" && echo "# (it had it: the copy below is not tested)"
+
+TG=$MNT/targets/box
+mkdir "$TG" && wr "$TG/type" ssh
+ssh_config "workdir = $WORK" "connect_timeout = 5" \
+	"cancel_grace_seconds = 3" > "$TG/config"
+check "the ssh target attaches" wr "$TG/ctl" provision
+check "… Succeeded" wait_for "$TG/status" Succeeded 30
+
+# mk NAME COMMAND: a Draft run in the environment on the ssh target
+mk() {
+	mkdir "$MNT/runs/$1" && printf '%s\n' "$2" > "$MNT/runs/$1/command" &&
+		wr "$MNT/runs/$1/target" box && wr "$MNT/runs/$1/environment" marked
+}
+st() { cat "$MNT/runs/$1/status"; }
+
+# ---- a run in the image, on the host ----------------------------------------
+mk first 'cat /etc/mlfs-marker > outputs/marker; id -u > outputs/uid
+echo "$MLFS_RUN $X $PWD $HOME" > outputs/env; echo "loss 0.5 1" >> "$MLFS_METRICS"'
+wr "$MNT/runs/first/env" "X=42"
+wr "$MNT/runs/first/ctl" submit
+check "the run in an environment on the host ends" wait_final "$MNT/runs/first" 180
+eq "… Completed" Completed "$(st first)"
+eq "it ran in the image (a file only the image has)" \
+	"$(tar -xOf "$T/marked.tar" ./etc/mlfs-marker)" "$(cat "$MNT/runs/first/outputs/marker")"
+eq "as the host's login (keep-id)" "$(id -u $UH)" "$(cat "$MNT/runs/first/outputs/uid")"
+eq "env lines, MLFS_RUN, the working copy" "first 42 /work /work" \
+	"$(cat "$MNT/runs/first/outputs/env")"
+check "MLFS_METRICS reaches metrics" grep -q "^loss 0.5 1" "$MNT/runs/first/metrics"
+check "the log says the image was copied, and how big" \
+	grep -qE "^mlfs: the image $IMG was not on .*: copied .* [0-9.]+ MB$" \
+	"$MNT/runs/first/log"
+check "the host's podman has it now" hpod image exists "$IMG"
+check "info.json has the exact image" grep -q "\"image\":.*$IMG" "$MNT/runs/first/info.json"
+check "no container is left on the host" none_ours
+
+mk second 'cat /etc/mlfs-marker'
+wr "$MNT/runs/second/ctl" submit
+check "a second run ends" wait_final "$MNT/runs/second" 120
+eq "… Completed" Completed "$(st second)"
+check "… in the image" grep -q "inside-the-image" "$MNT/runs/second/log"
+check "… and the image was not copied again" \
+	sh -c "! grep -q 'copied' '$MNT/runs/second/log'"
+
+# ---- cancel and the time limit stop the container ------------------------------
+mk long 'sleep 300'
+wr "$MNT/runs/long/ctl" submit
+check "a long run is Running" wait_for "$MNT/runs/long/status" Running 120
+check "its container runs on the host, named mlfs-…" wait_until 60 runs_ours
+wr "$MNT/runs/long/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/long/status" Canceled 60
+check "… no container left (podman ps -a on the host)" wait_until 60 none_ours
+
+mk slow 'sleep 300'
+wr "$MNT/runs/slow/resources" "time = 0:00:02"
+wr "$MNT/runs/slow/ctl" submit
+check "a run over its time limit ends" wait_final "$MNT/runs/slow" 120
+eq "… Failed" Failed "$(st slow)"
+check "… the time limit said" grep -q "time limit" "$MNT/runs/slow/error"
+check "… no container left" wait_until 60 none_ours
+
+# ---- kill -9 of the daemon during a run: adopted ---------------------------------
+mk adopt 'sleep 3; echo done > outputs/d'
+wr "$MNT/runs/adopt/ctl" submit
+check "Running before the crash" wait_for "$MNT/runs/adopt/status" Running 120
+crash_ws
+remount_or_bail "remount during a run in a container on the host" -o allow_other
+check "the run is adopted and completes" wait_for "$MNT/runs/adopt/status" Completed 120
+eq "… its output" done "$(cat "$MNT/runs/adopt/outputs/d" 2>/dev/null)"
+check "… no container left" wait_until 60 none_ours
+
+# ---- refusals ----------------------------------------------------------------------
+mkdir "$MNT/runs/ranks"
+wr "$MNT/runs/ranks/command" true
+wr "$MNT/runs/ranks/target" box
+wr "$MNT/runs/ranks/environment" marked
+wr "$MNT/runs/ranks/resources" "procs_per_node = 2"
+expect_err "procs_per_node > 1 in an environment: EINVAL" "Invalid argument" \
+	wr "$MNT/runs/ranks/ctl" submit
+check "… with a sentence" grep -q "procs_per_node > 1" "$MNT/runs/ranks/error"
+
+# ---- an image with a RUN step, on the rootless login -----------------------------
+# A root daemon's RUN layers are owned by the build namespace's host ids
+# (27): rootless podman cannot map them, and the run fails with a
+# sentence.  A podman that maps them back may load it: then it runs.
+W=$MNT/environments/withrun
+mkdir "$W"
+printf 'FROM %s\nRUN echo ran > /tmp/ran\n' "$IMG" > "$W/Containerfile"
+wr "$W/ctl" build
+check "an environment with a RUN step is built" wait_for "$W/status" Ready 180
+IMG2=$(cat "$W/image")
+mkdir "$MNT/runs/withrun"
+wr "$MNT/runs/withrun/command" 'cat /tmp/ran'
+wr "$MNT/runs/withrun/target" box
+wr "$MNT/runs/withrun/environment" withrun
+wr "$MNT/runs/withrun/ctl" submit
+check "a run of it on the rootless login ends" wait_final "$MNT/runs/withrun" 180
+if [[ $(st withrun) == Failed ]]; then
+	check "… Failed: the login's rootless podman cannot map its ids" \
+		grep -q "rootless podman cannot map" "$MNT/runs/withrun/error"
+	check "… one sentence" has_sentence "$MNT/runs/withrun/error"
+else
+	echo "# this podman loads a RUN layer into a rootless store"
+	check "… Completed, in the image" grep -q "^ran$" "$MNT/runs/withrun/log"
+fi
+
+# ---- a root login: rootful podman, the host's own store ---------------------------
+# The same sshd lets root in with the same key: root's podman is this
+# machine's, which has the images (no copy); the RUN layers load there.
+TR=$MNT/targets/rootbox
+mkdir "$TR" && wr "$TR/type" ssh
+printf 'host = 127.0.0.1\nport = %s\nuser = root\nidentity_file = %s\nworkdir = %s\nconnect_timeout = 5\n' \
+	"$SSH_PORT" "$SSH_IDENTITY" "$T/rootwork" > "$TR/config"
+wr "$TR/ctl" provision
+check "an ssh target logging in as root attaches" wait_for "$TR/status" Succeeded 30
+mkdir "$MNT/runs/asroot"
+wr "$MNT/runs/asroot/command" 'cat /tmp/ran; id -u'
+wr "$MNT/runs/asroot/target" rootbox
+wr "$MNT/runs/asroot/environment" withrun
+wr "$MNT/runs/asroot/ctl" submit
+check "a run of the RUN image on the root login ends" wait_final "$MNT/runs/asroot" 180
+eq "… Completed" Completed "$(st asroot)"
+eq "… in the image, as root inside (rootful podman)" "ran 0" \
+	"$(tr '\n' ' ' < "$MNT/runs/asroot/log" | sed 's/ $//')"
+check "… no copy: root's podman has the image" \
+	sh -c "! grep -q copied '$MNT/runs/asroot/log'"
+
+# ---- a host without podman -----------------------------------------------------------
+# The same machine through a second sshd whose logins get PATH=$NOPOD: all
+# of /usr/bin (links) but podman.
+NOPOD=$T/nopodman-bin
+mkdir -p "$NOPOD"
+cp -s /usr/bin/* "$NOPOD/" 2>/dev/null	# links, one process
+rm -f "$NOPOD/podman"
+chmod 755 "$NOPOD"
+if ! "$ROOT/scripts/ssh-host.sh" start "$SSHD2" $UH >/dev/null; then
+	not_ok "a second test sshd starts"
+else
+	# ssh-host.sh writes the config at each start: add to it, reload
+	echo "SetEnv PATH=$NOPOD" >> "$SSHD2/sshd_config"
+	kill -HUP "$(cat "$SSHD2/sshd.pid")"
+	P2=$(cat "$SSHD2/port")
+	check "the second host's login has no podman in its PATH" wait_until 20 \
+		sh -c "ssh -n -p $P2 -i '$SSHD2/id_ed25519' -o BatchMode=yes \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+		-o LogLevel=ERROR $UH@127.0.0.1 'command -v sh && ! command -v podman' >/dev/null"
+	TN=$MNT/targets/nopod
+	mkdir "$TN" && wr "$TN/type" ssh
+	printf 'host = 127.0.0.1\nport = %s\nuser = %s\nidentity_file = %s\nworkdir = %s\nconnect_timeout = 5\n' \
+		"$P2" $UH "$SSHD2/id_ed25519" "$REMOTE/work2" > "$TN/config"
+	wr "$TN/ctl" provision
+	check "a host without podman attaches (runs without one work)" \
+		wait_for "$TN/status" Succeeded 30
+	mkdir "$MNT/runs/nopod"
+	wr "$MNT/runs/nopod/command" true
+	wr "$MNT/runs/nopod/target" nopod
+	wr "$MNT/runs/nopod/environment" marked
+	wr "$MNT/runs/nopod/ctl" submit
+	check "a run in an environment there ends" wait_final "$MNT/runs/nopod" 60
+	eq "… Failed" Failed "$(st nopod)"
+	check "… saying the host has no podman, and the packages" \
+		grep -q "127.0.0.1 has no podman.*apt-get install podman runc" \
+		"$MNT/runs/nopod/error"
+	check "… one sentence" has_sentence "$MNT/runs/nopod/error"
+fi
+
+done_testing
