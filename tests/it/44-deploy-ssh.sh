@@ -292,6 +292,8 @@ eq "scoring_uri is empty once Draft" "" "$(cat "$D/scoring_uri")"
 check "the servers are gone from the host" wait_until 30 eval "! kill -0 $P5 2>/dev/null"
 eq "the port is closed" 000 "$(code "${URI%/score}/")"
 check "delete the crashed one" wr "$X/ctl" delete
+check "… Draft (its servers stopped before the deprovision is allowed)" \
+	wait_for "$X/status" Draft 30
 check "nothing of the deployments is left on the host" \
 	wait_until 10 eval "[[ -z \$(ls -d '$WORK'/deploy-* 2>/dev/null) ]]"
 check "deprovision works once nothing is deployed" wr "$B/ctl" deprovision
