@@ -108,9 +108,10 @@ static int write_user(fuse_req_t req, struct mlfs *m, uint64_t ino,
 	return rc;
 }
 
-/* write without a handle: a ctl command, a setting, a user file. */
+/* write without a handle: a ctl command (*@ctl set), a setting, a user
+ * file. */
 static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
-		     const char *buf, size_t *size, off_t off)
+		     const char *buf, size_t *size, off_t off, int *ctl)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	const struct file_desc *fd;
@@ -131,9 +132,7 @@ static int write_ino(fuse_req_t req, struct mlfs *m, uint64_t ino,
 		trunc_written(m, o.id, fd->file, ctx->pid, off, rc);
 		return rc;
 	}
-	/* the written bytes sit in ctl's page cache: drop them (later: the
-	 * kernel holds those pages locked until this write is answered) */
-	inval_inode(m, ino, 0);
+	*ctl = 1;
 	if (*size > CTL_WRITE_MAX)
 		return -EFBIG;
 	return ws_ctl(m->ws, o.id, buf, *size, ctx->uid, ctx->gid);
@@ -149,11 +148,24 @@ void mlfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int rc;
 
 	if (!h) {
-		rc = write_ino(req, m, real_ino(m, ino), buf, &size, off);
+		int ctl = 0;
+
+		ino = real_ino(m, ino);
+		rc = write_ino(req, m, ino, buf, &size, off, &ctl);
 		if (rc)
 			fuse_reply_err(req, -rc);
 		else
 			fuse_reply_write(req, size);
+		/*
+		 * The written bytes sit in ctl's page cache: drop them, once
+		 * answered.  Until then the kernel may hold the page locked,
+		 * and the notifier would wait for it: were the daemon killed
+		 * meanwhile, that thread, asleep in the kernel, would keep the
+		 * process and its connection alive, and the write would never
+		 * be answered (a deadlock only an abort through fusectl ends).
+		 */
+		if (ctl)
+			inval_inode(m, ino, 0);
 		return;
 	}
 	switch (h->kind) {

@@ -111,6 +111,44 @@ for SIG in TERM INT; do
 	check "SIG$SIG: the daemon logged its stop" grep -q 'unmounting' "$DAEMON_ERR"
 done
 
+# ---- SIGKILL while a ctl write is being answered --------------------------------
+# The write waits in the daemon for the state store (this test holds its
+# write lock) while the kernel holds the page of ctl it wrote into.  The
+# daemon killed then must end by itself: no thread of it may wait for that
+# page (dropping ctl's pages before the write is answered did: the killed
+# process was held in the kernel for good, its connection never aborted).
+newrun kill-ctl go-kill-ctl
+mkfifo "$T/lock.in"
+sqlite3 "$STATE/workspace.db" < "$T/lock.in" > "$T/lock.out" 2>&1 &
+LOCKER=$!
+track_pid "$LOCKER"
+exec 7> "$T/lock.in"
+echo "BEGIN IMMEDIATE; SELECT 'held';" >&7
+check "SIGKILL: the test holds the state store's write lock" \
+	wait_until 10 grep -qx held "$T/lock.out"
+( wr "$MNT/runs/kill-ctl/ctl" submit ) 2>/dev/null &
+WRITER=$!
+in_write() { grep -q fuse "/proc/$WRITER/stack" 2>/dev/null; }
+check "SIGKILL: the ctl write waits in the daemon" wait_until 10 in_write
+stop_watchdog
+kill -9 "$DPID"
+ended_alone() { (($(daemon_threads) == 0)); }
+check "SIGKILL during a ctl write: the daemon ends by itself" \
+	wait_until 10 ended_alone
+crash_ws	# aborts the connection if it did not
+wait "$WRITER" 2>/dev/null
+echo "COMMIT;" >&7
+exec 7>&-
+wait "$LOCKER" 2>/dev/null
+mount_jc || { not_ok "SIGKILL: mount again (bailing out)"; done_testing; exit 1; }
+ok "SIGKILL: mount again"
+eq "SIGKILL: the run is Draft (the killed write never committed)" Draft \
+	"$(cat "$MNT/runs/kill-ctl/status")"
+check "SIGKILL: … and submitted now" wr "$MNT/runs/kill-ctl/ctl" submit
+touch "$T/go-kill-ctl"
+check "SIGKILL: … and Completes" wait_for "$MNT/runs/kill-ctl/status" Completed 15
+eq "SIGKILL: the run ran once" 1 "$(count kill-ctl)"
+
 # ---- SIGHUP in the foreground: it keeps serving --------------------------------
 newrun hup-run go-hup
 wr "$MNT/runs/hup-run/ctl" submit
