@@ -506,11 +506,13 @@ int ws_run_transition(struct ws *ws, struct run_ctx *r,
 		mask |= FBIT(F_LOG) | FBIT(F_METRICS) | FBIT(F_CTL) |
 			FBIT(F_WAIT);
 	}
+	/* what the engine wrote is final now: the kernel's copies go before
+	 * a reader can see the run ended */
+	if (run_state_final(state))
+		ws_engine_folders_changed(ws, &o);
 	rc = ws_update_obj(ws, &o, r->obj.state, mask);
 	if (!rc || rc == -EAGAIN)
 		r->obj = o;
-	if (!rc && run_state_final(state))
-		ws_engine_folders_changed(ws, &o);
 	if (!rc && run_state_final(state))
 		worker_kick(ws, WORKERS_ALL);	/* runs `after` this one */
 	return rc;

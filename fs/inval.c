@@ -173,11 +173,26 @@ static void hook_entry(void *ctx, int kind, int64_t parent, const char *name)
 	inval_inode(m, p, 0);		/* and the folder's cached listing */
 }
 
+/*
+ * Everything below @id's folder @root may have changed behind the kernel's
+ * back (an engine wrote it: a run's outputs/, its tasks/I/status): the
+ * folder's listing and each file and folder the kernel may hold below it,
+ * at any depth.  Their attributes at once; their pages on the notifier
+ * (nobody but the engine writes there, so no writer holds them locked).
+ */
 static void hook_folder(void *ctx, int64_t id, int root)
 {
 	struct mlfs *m = ctx;
+	uint64_t top = obj_ino(id, root), *v = NULL;
+	int n;
 
-	inval_inode(m, obj_ino(id, root), 0);
+	inval_inode(m, top, 0);
+	n = nodes_below(m->nodes, top, &v);
+	for (int i = 0; i < n; i++) {
+		kernel_inval_inode(m, v[i], -1);
+		enqueue(m, v[i], NULL, 0);
+	}
+	free(v);
 }
 
 static void hook_user(void *ctx, int64_t id, int root, const char *name)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -736,4 +737,52 @@ int nodes_by_backing(struct node_table *t, uint64_t backing, uint64_t except,
 			out[n++] = u->ino;
 	pthread_mutex_unlock(&t->lock);
 	return n;
+}
+
+/* Does the chain of first names from @n reach folder @top? */
+static int lies_below(struct node_table *t, struct unode *n, uint64_t top)
+{
+	for (int depth = 0; n && n->names && depth < 4096; depth++) {
+		uint64_t parent = n->names->parent;
+
+		if (parent == top)
+			return 1;
+		if (!ino_is_user(parent))
+			return 0;
+		n = find_ino(t, parent);
+	}
+	return 0;
+}
+
+int nodes_below(struct node_table *t, uint64_t top, uint64_t **out)
+{
+	uint64_t *v = NULL, *nv;
+	size_t n = 0, cap = 0;
+	struct unode *u;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->nbuckets && !rc; i++) {
+		for (u = t->by_ino[i]; u && !rc; u = u->by_ino_next) {
+			if (!lies_below(t, u, top))
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 64;
+				nv = realloc(v, cap * sizeof(*v));
+				if (!nv) {
+					rc = -ENOMEM;
+					break;
+				}
+				v = nv;
+			}
+			v[n++] = u->ino;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (rc || n > INT_MAX) {
+		free(v);
+		return -ENOMEM;
+	}
+	*out = v;
+	return (int)n;
 }

@@ -193,4 +193,11 @@ int nodes_by_backing(struct node_table *t, uint64_t backing, uint64_t except,
 int nodes_path(struct node_table *t, uint64_t ino, int64_t *obj, int *root,
 	       char *rel, size_t relsz);
 
+/*
+ * The nodes whose first name lies below folder @top (an object's control
+ * folder, obj_ino(id, root), or a user folder), at any depth: a malloc'd
+ * array in *@out (NULL when none), their number returned; -ENOMEM.
+ */
+int nodes_below(struct node_table *t, uint64_t top, uint64_t **out);
+
 #endif

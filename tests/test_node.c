@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -76,6 +77,30 @@ static void orphans(struct node_table *t)
 	nodes_forget(t, sub, 1);
 }
 
+/* nodes_below: every node under a control folder, at any depth, and
+ * none of another folder's. */
+static void below(struct node_table *t)
+{
+	uint64_t top = obj_ino(11, F_TASKS), d0, d1, s0, s1, x, *v = NULL;
+	int n, seen = 0;
+
+	d0 = nodes_get(t, top, "0");
+	d1 = nodes_get(t, top, "1");
+	s0 = nodes_get(t, d0, "status");
+	s1 = nodes_get(t, d1, "status");
+	x = nodes_get(t, obj_ino(11, F_OUTPUTS), "status");
+	n = nodes_below(t, top, &v);
+	for (int i = 0; i < n; i++)
+		seen += v[i] == d0 || v[i] == d1 || v[i] == s0 || v[i] == s1 ?
+			1 : v[i] == x ? 100 : 0;
+	CHECK(n == 4 && seen == 4, "nodes_below: the folders and files of"
+	      " tasks/ (%d of them), none of outputs/", n);
+	free(v);
+	v = NULL;
+	CHECK(nodes_below(t, obj_ino(12, F_TASKS), &v) == 0 && !v,
+	      "nodes_below an unknown folder: none");
+}
+
 int main(void)
 {
 	struct node_table *t;
@@ -123,6 +148,7 @@ int main(void)
 	      "table grows and keeps every node");
 	links(t);
 	orphans(t);
+	below(t);
 	nodes_free(t);
 	return tap_done();
 }

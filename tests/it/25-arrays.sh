@@ -188,5 +188,26 @@ check "L1 Failed" wait_for "$MNT/runs/L1/status" Failed 30
 eq "L1's error names the lost task" \
 	"task 0 was lost (its launcher died)" "$(err_of L1)"
 touch "$T/go-0"
+clear_marks
+
+# ---- read while running, then at once once ended: nothing stale ---------------------
+# The kernel keeps a running task's files a moment (their attributes time
+# out); the run's end must reach every one of them, at any depth, before a
+# reader can see the run ended.
+mk F "$HOLD" "array = 0-1"
+submit F
+check "F: both tasks started" wait_until 20 eval '[[ $(started) == 2 ]]'
+touch "$T"/go-{0,1}
+end=$(deadline 30)
+while [[ $(statuses F) != "" ]] && [[ $(st F) != Completed ]] &&
+	(($(now_ms) < end)); do
+	cat "$MNT"/runs/F/tasks/*/exit_code >/dev/null	# cached too
+done
+eq "F Completed" Completed "$(st F)"
+eq "… its tasks read Completed at once" "0:Completed 1:Completed" \
+	"$(statuses F)"
+eq "… with their exit codes" "0 0" \
+	"$(cat "$MNT/runs/F/tasks/0/exit_code" "$MNT/runs/F/tasks/1/exit_code" | paste -sd' ')"
+clear_marks
 
 done_testing

@@ -106,7 +106,9 @@ touch "$T/go-0"
 check "with the daemon gone, the launcher on the host starts task 2" \
 	wait_until 30 eval '[[ -e $T/started-2 ]]'
 remount_or_bail "mount again after kill -9"
-eq "K still Running" Running "$(st K)"
+# killed maybe before it knew the launcher had started: Running by the
+# first poll of the host
+check "K Running" wait_for "$MNT/runs/K/status" Running 30
 check "its tasks as the launcher left them" wait_until 20 eval \
 	'[[ "$(statuses K)" == "0:Completed 1:Running 2:Running 3:Queued" ]]'
 touch "$T"/go-{1,2,3}
