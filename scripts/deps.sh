@@ -26,7 +26,9 @@ torch_pkgs=(python3-torch)
 test_pkgs+=(chromium librsvg2-bin python3-pil fonts-dejavu-core)
 # environments/ (container images): podman with runc (crun refuses the CI
 # machines' hybrid cgroup layout); not needed to mount a workspace
-env_pkgs=(podman runc)
+# and uidmap: newuidmap/newgidmap, which rootless podman (a login of an
+# ssh host that is not root) needs to map its ids
+env_pkgs=(podman runc uidmap)
 # tests/it/27: the base image is a rootfs made from busybox-static
 test_pkgs+=(busybox-static)
 # tests/lib.sh: bash's loadable sleep, so that a wait's turn forks nothing

@@ -286,6 +286,13 @@ int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
 			 " runc on %s)", ssh_host(t), ssh_host(t));
 		return 1;
 	}
+	if (h.image > 1 && strstr(h.why, "newuidmap")) {
+		snprintf(why, n, "podman cannot use its image store (%s):"
+			 " rootless podman, as a login that is not root runs"
+			 " it, needs newuidmap (apt-get install uidmap on %s)",
+			 h.why, ssh_host(t));
+		return -EIO;
+	}
 	if (h.image > 1) {
 		snprintf(why, n, "podman cannot use its image store (%s)%s",
 			 h.why[0] ? h.why : "no reason given", h.uid ?

@@ -257,6 +257,37 @@ else
 		grep -q "127.0.0.1 has no podman.*apt-get install podman runc" \
 		"$MNT/runs/nopod/error"
 	check "… one sentence" has_sentence "$MNT/runs/nopod/error"
+
+	# podman there, but not newuidmap, which rootless podman needs
+	NOUID=$T/nouidmap-bin
+	mkdir -p "$NOUID"
+	cp -s /usr/bin/* "$NOUID/" 2>/dev/null
+	rm -f "$NOUID/newuidmap" "$NOUID/newgidmap"
+	chmod 755 "$NOUID"
+	sed -i "s|^SetEnv PATH=.*|SetEnv PATH=$NOUID|" "$SSHD2/sshd_config"
+	kill -HUP "$(cat "$SSHD2/sshd.pid")"
+	check "the second host's login has podman but no newuidmap now" \
+		wait_until 20 sh -c "ssh -n -p $P2 -i '$SSHD2/id_ed25519' \
+		-o BatchMode=yes -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+		$UH@127.0.0.1 'command -v podman && ! command -v newuidmap' >/dev/null"
+	TU=$MNT/targets/nouid
+	mkdir "$TU" && wr "$TU/type" ssh
+	printf 'host = 127.0.0.1\nport = %s\nuser = %s\nidentity_file = %s\nworkdir = %s\nconnect_timeout = 5\n' \
+		"$P2" $UH "$SSHD2/id_ed25519" "$REMOTE/work3" > "$TU/config"
+	wr "$TU/ctl" provision
+	check "a host without newuidmap attaches" wait_for "$TU/status" Succeeded 30
+	mkdir "$MNT/runs/nouid"
+	wr "$MNT/runs/nouid/command" true
+	wr "$MNT/runs/nouid/target" nouid
+	wr "$MNT/runs/nouid/environment" marked
+	wr "$MNT/runs/nouid/ctl" submit
+	check "a run in an environment there ends" wait_final "$MNT/runs/nouid" 60
+	eq "… Failed" Failed "$(st nouid)"
+	check "… saying rootless podman needs newuidmap, and the package" \
+		grep -q "needs newuidmap (apt-get install uidmap on 127.0.0.1)" \
+		"$MNT/runs/nouid/error"
+	check "… one sentence" has_sentence "$MNT/runs/nouid/error"
 fi
 
 done_testing
