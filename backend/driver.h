@@ -310,7 +310,8 @@ extern const struct driver cluster_driver;
 
 /* backend/env_podman.c: podman, for builds and for runs in environments */
 #define ENV_NO_PODMAN	"podman is not installed (apt-get install podman" \
-			" runc)"
+			" runc catatonit uidmap)"
+
 /* The absolute path of podman into @buf, or -ENOENT. */
 int env_podman(char *buf, size_t sz);
 

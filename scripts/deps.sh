@@ -27,8 +27,9 @@ test_pkgs+=(chromium librsvg2-bin python3-pil fonts-dejavu-core)
 # environments/ (container images): podman with runc (crun refuses the CI
 # machines' hybrid cgroup layout); not needed to mount a workspace
 # and uidmap: newuidmap/newgidmap, which rootless podman (a login of an
-# ssh host that is not root) needs to map its ids
-env_pkgs=(podman runc uidmap)
+# ssh host that is not root) needs to map its ids; catatonit: the init
+# of `podman run --init` (runs and replicas in an environment)
+env_pkgs=(podman runc uidmap catatonit)
 # tests/it/27: the base image is a rootfs made from busybox-static
 test_pkgs+=(busybox-static)
 # tests/lib.sh: bash's loadable sleep, so that a wait's turn forks nothing

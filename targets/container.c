@@ -6,9 +6,12 @@
  */
 #include "container.h"
 
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../lib/hash.h"
 
@@ -109,4 +112,66 @@ void ct_env(FILE *f, const char *run, const char *gpus,
 				env->items[i].value);
 	fprintf(f, "PYTHONPATH=%s%s/mlfs/lib\n", pp && *pp ? pp : "",
 		pp && *pp ? ":" : "");
+}
+
+int ct_failure(const char *text, size_t len, char *why, size_t n)
+{
+	static const struct {
+		const char *word, *pkg;
+	} missing[] = {
+		{ "catatonit",	"catatonit" },	/* --init */
+		{ "newuidmap",	"uidmap" },	/* rootless podman */
+		{ "newgidmap",	"uidmap" },
+		{ "runc",	"runc" },
+		{ "conmon",	"conmon" },
+	};
+	const char *best = NULL, *p = text, *end = text + len, *eol;
+	const char *pkg = NULL;
+	int ml;
+
+	for (; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', end - p);
+		if (!eol)
+			eol = end;
+		if (eol - p > 7 && !memcmp(p, "Error: ", 7))
+			best = p;
+		if (eol == end)
+			break;
+	}
+	if (!best)
+		return 0;
+	best += 7;
+	eol = memchr(best, '\n', end - best);
+	ml = (int)((eol ? eol : end) - best);
+	if (ml > 300)
+		ml = 300;
+	for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+		if (memmem(best, ml, missing[i].word, strlen(missing[i].word)) &&
+		    (memmem(best, ml, "not found", 9) ||
+		     memmem(best, ml, "no such file", 12))) {
+			pkg = missing[i].pkg;
+			break;
+		}
+	snprintf(why, n, "podman could not start the run's container: %.*s%s%s%s",
+		 ml, best, pkg ? " (apt-get install " : "", pkg ? pkg : "",
+		 pkg ? ")" : "");
+	return 1;
+}
+
+int ct_run_failure(const char *dir, char *why, size_t n)
+{
+	char path[4096], buf[4096];
+	struct stat st;
+	ssize_t got = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/log", dir);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode))
+		got = pread(fd, buf, sizeof(buf), st.st_size > (off_t)sizeof(buf) ?
+			    st.st_size - (off_t)sizeof(buf) : 0);
+	close(fd);
+	return got > 0 ? ct_failure(buf, (size_t)got, why, n) : 0;
 }

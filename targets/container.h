@@ -64,4 +64,16 @@ void ct_args(const struct ct_spec *c, void (*word)(void *ctx, const char *w),
 void ct_env(FILE *f, const char *run, const char *gpus,
 	    const struct kv_list *env);
 
+/*
+ * ct_failure - podman's own failure (it exits 125) in @text, the end of
+ * a run's log: its last "Error: " line as one sentence into @why, with
+ * the package to install when the message names a missing program.
+ * Returns 1, or 0 when @text holds no such line (@why untouched).
+ */
+int ct_failure(const char *text, size_t len, char *why, size_t n);
+
+/* ct_run_failure - ct_failure on the last 4 KiB of the log in the run's
+ * folder @dir (a run in an environment whose podman exited 125). */
+int ct_run_failure(const char *dir, char *why, size_t n);
+
 #endif

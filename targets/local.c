@@ -26,6 +26,7 @@
 #include "../backend/userfile.h"
 #include "../backend/ws.h"
 #include "cgroup.h"
+#include "container.h"
 #include "../lib/copy.h"
 #include "../lib/clock.h"
 #include "../lib/vec.h"
@@ -598,7 +599,7 @@ static void finish_array(struct run_ctx *r, int code, int oom)
 static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 {
 	struct local_run *lr = r->priv;
-	char why[160], lim[32];
+	char why[ERR_MSG_MAX], lim[32];
 	int oom;
 
 	oom = run_cg_end(r);	/* no setsid child outlives its run */
@@ -624,7 +625,8 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 			snprintf(why, sizeof(why), "the command was killed by"
 				 " signal %d (%s)", code - 128,
 				 strsignal(code - 128));
-		else
+		else if (!r->image[0] || code != 125 ||
+			 !ct_run_failure(r->dir, why, sizeof(why)))
 			snprintf(why, sizeof(why), "the command exited with"
 				 " code %d", code);
 		ws_run_transition(r->ws, r, RS_FAILED, code, why);

@@ -155,7 +155,7 @@ static int image_copy(struct ssh_conn *c, const char *dir, const char *image,
 
 	if (env_podman(here, sizeof(here))) {
 		snprintf(why, n, "this machine has no podman to send the image"
-			 " from (apt-get install podman runc)");
+			 " from (apt-get install podman runc catatonit)");
 		return -EIO;
 	}
 	argv_push(&loc, here);
@@ -283,7 +283,8 @@ int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
 	if (!h.podman[0]) {
 		snprintf(why, n, "environment: %s has no podman, and the run"
 			 " runs in a container there (apt-get install podman"
-			 " runc on %s)", ssh_host(t), ssh_host(t));
+			 " runc catatonit uidmap on %s)", ssh_host(t),
+			 ssh_host(t));
 		return 1;
 	}
 	if (h.image > 1 && strstr(h.why, "newuidmap")) {

@@ -34,6 +34,7 @@
 #include "../lib/array.h"
 #include "../lib/copy.h"
 #include "gpu.h"
+#include "container.h"
 #include "ssh_array.h"
 #include "ssh_exec.h"
 #include "ssh_common.h"
@@ -331,7 +332,9 @@ static void finish(struct target_ctx *t, struct run_ctx *r, int code)
 	} else if (code == 0) {
 		ws_run_transition(r->ws, r, RS_COMPLETED, 0, sr->fetch_err);
 	} else {
-		code_sentence(code, why, sizeof(why));
+		if (!r->image[0] || code != 125 ||
+		    !ct_run_failure(r->dir, why, sizeof(why)))
+			code_sentence(code, why, sizeof(why));
 		ws_run_transition(r->ws, r, RS_FAILED, code, why);
 	}
 }

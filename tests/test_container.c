@@ -127,8 +127,33 @@ static void test_limits_name(void)
 	      !strcmp(name + 13, "-42"), "mlfs-<8 hex>-<id>: %s", name);
 }
 
+static void test_failure(void)
+{
+	const char *log = "mlfs: starting\nError: container-init binary not"
+		" found on the host: stat /usr/libexec/podman/catatonit: no"
+		" such file or directory\n";
+	const char *two = "Error: first\nsome output\nError: OCI runtime"
+		" error: the last one";
+	char why[512] = "untouched";
+
+	CHECK(ct_failure(log, strlen(log), why, sizeof(why)) == 1 &&
+	      !strcmp(why, "podman could not start the run's container:"
+		      " container-init binary not found on the host: stat"
+		      " /usr/libexec/podman/catatonit: no such file or"
+		      " directory (apt-get install catatonit)"),
+	      "podman's error line, with the package: %s", why);
+	CHECK(ct_failure(two, strlen(two), why, sizeof(why)) == 1 &&
+	      !strcmp(why, "podman could not start the run's container: OCI"
+		      " runtime error: the last one"),
+	      "the last error line, no package named: %s", why);
+	strcpy(why, "untouched");
+	CHECK(ct_failure("exit 125\nError:\n", 16, why, sizeof(why)) == 0 &&
+	      !strcmp(why, "untouched"), "no error line: nothing said");
+}
+
 int main(void)
 {
+	test_failure();
 	test_args();
 	test_rootless();
 	test_env();

@@ -254,7 +254,7 @@ else
 	check "a run in an environment there ends" wait_final "$MNT/runs/nopod" 60
 	eq "… Failed" Failed "$(st nopod)"
 	check "… saying the host has no podman, and the packages" \
-		grep -q "127.0.0.1 has no podman.*apt-get install podman runc" \
+		grep -q "127.0.0.1 has no podman.*apt-get install podman runc catatonit uidmap on" \
 		"$MNT/runs/nopod/error"
 	check "… one sentence" has_sentence "$MNT/runs/nopod/error"
 
