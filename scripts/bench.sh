@@ -166,7 +166,8 @@ unmount_ws() {
 }
 
 mount_ws() {
-	"$MLFS" -f --state "$STATE" "$MNT" 2>>"$W/daemon.err" &
+	# allow_other: the environments' figures run as a user
+	"$MLFS" -f --state "$STATE" -o allow_other "$MNT" 2>>"$W/daemon.err" &
 	DPID=$!
 	for _ in $(seq 200); do
 		grep -q " $MNT fuse" /proc/mounts && return 0
@@ -1428,9 +1429,64 @@ env_section() {
 	row "env: podman run --rm IMAGE true, a run's options (s)" "$pr" "$sh" \
 		"$(ratio "$pr" "$sh")x"
 	row "  (podman's own network, as before: $pp s)" "" "" ""
-	# a run of root never runs in an environment, and this mount is
-	# root's: the figure through runs/ wants a user (next step)
 	row "  (baseline: sh -c true; a run's floor in a container)" "" "" ""
+	env_runs_rows
+}
+
+# Runs through runs/, as a user (a run of root never runs in an
+# environment): one trivial run at a time, submit -> Completed, in the
+# environment vs. the same run without one (median of REPEAT: what a
+# container adds to a run's start-up); then 100 trivial runs submitted at
+# once, all Completed, with vs. without (the ratio).
+BU=
+as_bu() { setpriv --reuid="$BU" --regid="$BU" --clear-groups -- "$@"; }
+env_one_run() {	# env_one_run NAME ENV: mkdir, submit, wait: its seconds
+	local r=$MNT/runs/$1 t0 t1 st
+	as_bu mkdir "$r" || return 1
+	as_bu sh -c "echo true > '$r/command'${2:+; echo $2 > '$r/environment'}"
+	t0=$(now)
+	as_bu sh -c "echo submit > '$r/ctl'" || return 1
+	while st=$(cat "$r/status"); [[ $st != Completed && $st != Failed ]]; do
+		sleep 0.005
+	done
+	t1=$(now)
+	[[ $st == Completed ]] || { echo "bench: env: $1 $st: $(cat "$r/error")" >&2; return 1; }
+	echo "$t1 - $t0" | bc -l
+}
+env_many() {	# env_many PREFIX N ENV: N runs submitted, all final: seconds
+	local i t0 t1
+	for ((i = 0; i < $2; i++)); do
+		as_bu mkdir "$MNT/runs/$1$i"
+		as_bu sh -c "echo true > '$MNT/runs/$1$i/command'${3:+; echo $3 > '$MNT/runs/$1$i/environment'}"
+	done
+	t0=$(now)
+	for ((i = 0; i < $2; i++)); do
+		as_bu sh -c "echo submit > '$MNT/runs/$1$i/ctl'"
+	done
+	wait_all_final "$1" "$2"
+	t1=$(now)
+	echo "$t1 - $t0" | bc -l
+}
+env_runs_rows() {
+	local i one plain many many0 nf
+	id mlfs_bench >/dev/null 2>&1 ||
+		useradd -M -s /usr/sbin/nologin mlfs_bench 2>/dev/null
+	BU=$(id -u mlfs_bench 2>/dev/null) || { echo "bench: env: no user" >&2; return; }
+	[[ $(id -g mlfs_bench) == "$BU" ]] || { echo "bench: env: mlfs_bench's gid differs" >&2; return; }
+	chmod 755 "$W"
+	env_one_run ewarm ebench >/dev/null && env_one_run pwarm >/dev/null ||
+		return
+	one=$(for ((i = 0; i < REPEAT; i++)); do env_one_run "eone$i" ebench; done | median)
+	plain=$(for ((i = 0; i < REPEAT; i++)); do env_one_run "pone$i"; done | median)
+	row "env: a trivial run, submit -> Completed (s)" "$one" "$plain" \
+		"$(ratio "$one" "$plain")x"
+	row "  (added by the container: $(printf %.0f "$(echo "($one - $plain) * 1000" | bc -l)") ms; baseline: the same run without)" "" "" ""
+	many=$(env_many emany 100 ebench)
+	many0=$(env_many pmany 100)
+	nf=$(grep -lv Completed "$MNT"/runs/emany*/status "$MNT"/runs/pmany*/status 2>/dev/null | wc -l || true)
+	row "env: 100 trivial runs, all final (s)" "$(printf %.2f "$many")" \
+		"$(printf %.2f "$many0")" "$(ratio "$many" "$many0")x"
+	row "  (baseline: the same 100 without; $nf not Completed)" "" "" ""
 }
 
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
