@@ -30,6 +30,7 @@ ssh_env_cleanup() {
 	done
 	[[ -n ${IMG2:-} ]] && hpod rmi -f "$IMG2" >/dev/null 2>&1
 	[[ -n ${IMG:-} ]] && hpod rmi -f "$IMG" >/dev/null 2>&1
+	podman_pause_stop "${UH:-}"
 	"$ROOT/scripts/ssh-host.sh" stop "$SSHD2" >/dev/null 2>&1
 	ssh_cleanup
 	[[ -n ${IMG2:-} ]] && podman rmi -f "$IMG2" >/dev/null 2>&1
