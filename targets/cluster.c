@@ -40,6 +40,7 @@
 #define DOWN_RETRY_MAX_S 1920.0	/* … doubled at each try, up to */
 #define MIN_EVERY_S	15.0	/* between two power-ups for min_nodes */
 #define WAIT_REFRESH_S	0.5	/* between refreshes while a run waits */
+#define ASKED_UP_S	10.0	/* a node asked up reads powered_down till then */
 
 /* ---- the cluster's view --------------------------------------------------- */
 
@@ -176,6 +177,16 @@ static char *nodes_text(struct target_ctx *t, struct cluster *cl,
 
 		if (i < 0)
 			continue;
+		/* Slurm takes a power_up at its next power-save pass (every
+		 * second): until then the node still reads powered_down, and
+		 * asking again would move its boot request past the boot
+		 * time the node reports, which Slurm then ignores until
+		 * resume_seconds pass */
+		if (!strcmp(w, "powered_down") && cl->asked_up[i] &&
+		    mono_s() - cl->asked_up[i] < ASKED_UP_S)
+			w = "powering_up";
+		else if (strcmp(w, "powered_down"))
+			cl->asked_up[i] = 0;
 		cl->state[i] = w;
 		cl->off[i] = strstr(nd[k].state, "powered_down") != NULL;
 		snprintf(cl->reason[i], sizeof(cl->reason[i]), "%s", why);
@@ -246,6 +257,7 @@ static int power_up(struct cluster *cl, const struct cluster_cfg *c, int need)
 		used += (size_t)snprintf(list + used, sizeof(list) - used,
 					 "%s%s", used ? "," : "", name);
 		cl->state[i] = "powering_up";	/* until the next refresh */
+		cl->asked_up[i] = mono_s();
 		n++;
 	}
 	if (!n)

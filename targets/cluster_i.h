@@ -102,6 +102,8 @@ struct cluster {
 	int off[CL_HOSTS_MAX];		/* Slurm says powered_down */
 	double down_at[CL_HOSTS_MAX];	/* when down was first seen */
 	double retry_s[CL_HOSTS_MAX];	/* its next try after (backoff) */
+	double asked_up[CL_HOSTS_MAX];	/* when we asked Slurm to power it
+					 * up (monotonic), 0 not lately */
 	char kv_text[8192];		/* the slurm driver's config */
 	struct kv_list slurm_kv;
 };
