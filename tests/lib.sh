@@ -311,7 +311,7 @@ podman_pause_stop() {
 		uid=$(id -u "$u" 2>/dev/null) || continue
 		for f in "/tmp/podman-run-$uid/libpod/tmp/pause.pid" \
 			"/run/user/$uid/libpod/tmp/pause.pid"; do
-			read -r pid < "$f" 2>/dev/null || continue
+			pid=$(cat "$f" 2>/dev/null) || continue	# no newline
 			[[ $(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) == "$uid" ]] &&
 				kill -TERM "$pid" 2>/dev/null
 		done
