@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Runs in an environment on a Slurm target (issue 17 item 2): podman in
+# the batch job on the node (scripts/slurm-cluster.sh: two slurmd of this
+# machine, jobs as root).  A node's podman must lack the image for the
+# staging to be tested: target `sl` names a podman (its `podman` key) that
+# is this machine's podman on a store of its own ($NS, vfs), as a node
+# would have; target `slroot` finds root's own podman in the job's PATH,
+# whose store has the image.  Shown: a run by a user completes in the
+# image (a file only the image has), as that user inside, with its env
+# lines, MLFS_RUN, metrics; the image is staged once and loaded once (a
+# second run copies and loads nothing); cancel leaves no container; a node
+# without podman and an image that does not load fail the run with a
+# sentence; nodes > 1 is refused.
+source "$(dirname "$0")/../lib.sh"
+
+NS=$T/nodestore
+NPOD=$T/nodepodman
+# podman as the nodes of target sl run it
+npod() { "$NPOD" --log-level=error "$@"; }
+
+slurm_env_cleanup() {
+	local n
+	if [[ -x $NPOD ]]; then
+		for n in $(npod ps -a --format '{{.Names}}' 2>/dev/null); do
+			[[ $n == "${CT_PREFIX:-none}"* ]] && npod rm -f "$n" >/dev/null 2>&1
+		done
+		npod rmi -af >/dev/null 2>&1
+	fi
+	rm -rf "$NS"
+	[[ -n ${IMG:-} ]] && podman rmi -f "$IMG" >/dev/null 2>&1
+	return 0
+}
+
+PODMAN=$(command -v podman || true)
+[[ -n $PODMAN ]] || { echo "1..0 # SKIP podman is not installed (scripts/deps.sh env)"; exit 0; }
+BB=/bin/busybox
+[[ -x $BB ]] || { echo "1..0 # SKIP busybox-static is not installed (scripts/deps.sh test)"; exit 0; }
+
+# ---- the image: busybox and a file only the image has ----------------------
+R=$T/rootfs
+mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,work}
+cp "$BB" "$R/bin/busybox"
+for c in $("$BB" --list); do
+	[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
+done
+chmod 1777 "$R/tmp"
+echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
+echo 'root:x:0:' > "$R/etc/group"
+echo "inside-the-image $$" > "$R/etc/mlfs-marker"
+tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$T/marked.tar" .
+rm -rf "$R"
+chmod 644 "$T/marked.tar"
+if ! podman_runs "$T/marked.tar"; then
+	echo "1..0 # SKIP podman cannot run containers on this machine"
+	exit 0
+fi
+
+mu_users mlfs_ua
+UA=mlfs_ua
+slurm_start slurm_env_cleanup
+mkdir -p "$NS"/{root,run,tmp}
+cat > "$NPOD" <<EOF
+#!/bin/sh
+exec $PODMAN --root $NS/root --runroot $NS/run --tmpdir $NS/tmp --storage-driver vfs "\$@"
+EOF
+chmod 755 "$NPOD"
+
+mount_or_bail "mount" -o allow_other
+CT_PREFIX=$(ct_prefix)
+ours() { npod ps -a --format '{{.Names}}' | grep "^$CT_PREFIX"; }
+none_ours() { ! ours >/dev/null; }
+runs_ours() { npod ps --format '{{.Names}}' | grep -q "^$CT_PREFIX"; }
+
+E=$MNT/environments/marked
+mkdir "$E"
+wr "$E/config" "rootfs = $T/marked.tar"
+wr "$E/ctl" build
+check "the environment is built" wait_for "$E/status" Ready 120
+IMG=$(cat "$E/image")
+check "the nodes' podman lacks the image" sh -c "! '$NPOD' image exists '$IMG'"
+
+# target NAME [LINE...]: a slurm target of the test cluster, provisioned,
+# usable by $UA
+target() {
+	local d=$MNT/targets/$1
+	shift
+	mkdir "$d" && wr "$d/type" slurm
+	printf '%s\n' "url = $SLURM_URL" "user = $SLURM_USER" \
+		"token_file = $SLURM_TOKEN_FILE" "partition = $SLURM_PARTITION" \
+		"poll_seconds = 0.5" "$@" > "$d/config"
+	wr "$d/ctl" provision
+	wait_until 30 sh -c "[ \"\$(cat '$d/status')\" != Creating ]"
+	chmod go+x "$d"
+}
+target sl "podman = $NPOD"
+eq "a slurm target whose nodes' podman has its own store" Succeeded \
+	"$(cat "$MNT/targets/sl/status")"
+
+# mk NAME TARGET COMMAND: a Draft run of $UA in the environment
+mk() {
+	as $UA mkdir "$MNT/runs/$1" &&
+		as $UA sh -c 'printf "%s\n" "$1" > "$2/command"' sh "$3" "$MNT/runs/$1" &&
+		as $UA sh -c "echo $2 > '$MNT/runs/$1/target'; echo marked > '$MNT/runs/$1/environment'"
+}
+sub() { as $UA bash -c "echo submit > '$MNT/runs/$1/ctl'"; }
+st() { cat "$MNT/runs/$1/status"; }
+
+# ---- a run in the image, on a node that lacks it -------------------------------
+mk first sl 'cat /etc/mlfs-marker > outputs/marker; id -u > outputs/uid
+echo "$MLFS_RUN $X $PWD $HOME" > outputs/env; echo "loss 0.5 1" >> "$MLFS_METRICS"'
+as $UA sh -c "echo X=42 > '$MNT/runs/first/env'"
+check "submit a run in an environment to the slurm target" sub first
+check "it ends" wait_final "$MNT/runs/first" 120
+eq "… Completed" Completed "$(st first)"
+[[ $(st first) == Completed ]] || sed 's/^/# log: /' "$MNT/runs/first/log" "$MNT/runs/first/error"
+eq "it ran in the image (a file only the image has)" \
+	"$(tar -xOf "$T/marked.tar" ./etc/mlfs-marker)" "$(cat "$MNT/runs/first/outputs/marker" 2>/dev/null)"
+eq "as its creator inside (the job is root's)" "$(id -u $UA)" \
+	"$(cat "$MNT/runs/first/outputs/uid" 2>/dev/null)"
+eq "env lines, MLFS_RUN, the working copy" "first 42 /work /work" \
+	"$(cat "$MNT/runs/first/outputs/env" 2>/dev/null)"
+check "MLFS_METRICS reaches metrics" grep -q "^loss 0.5 1" "$MNT/runs/first/metrics"
+check "the log says the image was staged, and how big" \
+	grep -qE "^mlfs: the image $IMG was staged for the nodes \(podman save\), [0-9.]+ MB$" \
+	"$MNT/runs/first/log"
+check "… and loaded on the node" \
+	grep -qE "^mlfs: the image $IMG was not on node[12]: loaded from " "$MNT/runs/first/log"
+check "the node's podman has it now" npod image exists "$IMG"
+check "info.json has the exact image" grep -q "\"image\":.*$IMG" "$MNT/runs/first/info.json"
+check "no container is left on the node" none_ours
+TAR=$(ls "$STATE"/objects/*/images/*.tar 2>/dev/null | head -1)
+eq "the staged image: one file in the target's cache, root's (the job user's), 0600" \
+	"1 root 600" "$(ls -A "$(dirname "$TAR")" | wc -l) $(stat -c '%U %a' "$TAR" 2>/dev/null)"
+eq "the env file is 0600 and not in the working copy" "600" \
+	"$(stat -c %a "$(ls -d "$STATE"/objects/*/container.env | head -1)")"
+M0=$(stat -c %Y.%i "$TAR" 2>/dev/null)
+
+mk second sl 'cat /etc/mlfs-marker'
+sub second
+check "a second run ends" wait_final "$MNT/runs/second" 120
+eq "… Completed" Completed "$(st second)"
+check "… in the image" grep -q "inside-the-image" "$MNT/runs/second/log"
+check "… the image neither staged nor loaded again" \
+	sh -c "! grep -qE 'staged|loaded' '$MNT/runs/second/log'"
+eq "… the staged file is the same" "$M0" "$(stat -c %Y.%i "$TAR" 2>/dev/null)"
+
+# ---- podman found in the job's PATH; a store that has the image --------------
+target slroot
+mk rootstore slroot 'id -u; cat /etc/mlfs-marker'
+sub rootstore
+check "a run on a target whose nodes' podman has the image ends" \
+	wait_final "$MNT/runs/rootstore" 120
+eq "… Completed" Completed "$(st rootstore)"
+eq "… as its creator, in the image" "$(id -u $UA) inside-the-image $$" \
+	"$(grep -v '^mlfs: ' "$MNT/runs/rootstore/log" | tr '\n' ' ' | sed 's/ $//')"
+check "… nothing loaded: the node's podman had the image" \
+	sh -c "! grep -q loaded '$MNT/runs/rootstore/log'"
+
+# ---- cancel stops the container ----------------------------------------------------
+mk long sl 'echo started; sleep 300'
+sub long
+check "a long run is Running" wait_for "$MNT/runs/long/status" Running 60
+check "its container runs on the node, named mlfs-…" wait_until 60 runs_ours
+wr "$MNT/runs/long/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/long/status" Canceled 60
+check "… no container left (podman ps -a on the node)" wait_until 60 none_ours
+
+# ---- bad cases ---------------------------------------------------------------------
+target nopod "podman = $T/none/podman"
+mk nopod nopod true
+sub nopod
+check "a run on a node without podman ends" wait_final "$MNT/runs/nopod" 60
+eq "… Failed" Failed "$(st nopod)"
+check "… saying which node has no podman, and the package" \
+	grep -qE "^environment: node[12] has no podman at $T/none/podman .*apt-get install podman runc on node[12]" \
+	"$MNT/runs/nopod/error"
+check "… one sentence" has_sentence "$MNT/runs/nopod/error"
+
+# a damaged staged file, on a node that lacks the image
+npod rmi -f "$IMG" >/dev/null
+echo 'not an image' > "$TAR"
+mk badload sl true
+sub badload
+check "a run whose image does not load ends" wait_final "$MNT/runs/badload" 60
+eq "… Failed" Failed "$(st badload)"
+check "… saying the node's podman cannot load it" \
+	grep -qE "^environment: podman on node[12] cannot load the image $IMG" \
+	"$MNT/runs/badload/error"
+check "… one sentence" has_sentence "$MNT/runs/badload/error"
+
+mk two sl true
+as $UA sh -c "echo 'nodes = 2' > '$MNT/runs/two/resources'"
+expect_err "nodes = 2 in an environment: EINVAL" "Invalid argument" sub two
+check "… with a sentence" grep -q "nodes > 1" "$MNT/runs/two/error"
+
+done_testing
