@@ -297,10 +297,12 @@ static int file_new(const struct run_ctx *r, const char *name, uid_t uid,
 	return rc;
 }
 
-/* The metrics or params file, the inside user's (kept when it exists:
- * podman mounts it, the command appends). */
-static int raw_file(const struct run_ctx *r, const char *name,
-		    const struct ct_ids *ids)
+/* A file the job or the command appends to, @uid's (kept when it
+ * exists): the metrics and params files, the inside user's (podman mounts
+ * them); the log, the job user's (Slurm opens it as that user, and the
+ * run's folder is the daemon's). */
+static int raw_file(const struct run_ctx *r, const char *name, uid_t uid,
+		    gid_t gid)
 {
 	char path[PATH_MAX];
 	int fd, rc = 0;
@@ -309,7 +311,7 @@ static int raw_file(const struct run_ctx *r, const char *name,
 	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	if (geteuid() == 0 && fchown(fd, ids->in_uid, ids->in_gid))
+	if (geteuid() == 0 && fchown(fd, uid, gid))
 		rc = -errno;
 	close(fd);
 	return rc;
@@ -345,9 +347,11 @@ static int run_files(const struct run_ctx *r, const char *work,
 		rc = file_new(r, RUN_CT_ERROR, ids->job_uid, ids->job_gid,
 			      NULL, 0600);
 	if (!rc)
-		rc = raw_file(r, RUN_METRICS_RAW, ids);
+		rc = raw_file(r, RUN_METRICS_RAW, ids->in_uid, ids->in_gid);
 	if (!rc)
-		rc = raw_file(r, RUN_PARAMS_RAW, ids);
+		rc = raw_file(r, RUN_PARAMS_RAW, ids->in_uid, ids->in_gid);
+	if (!rc)
+		rc = raw_file(r, RUN_LOG, ids->job_uid, ids->job_gid);
 	if (rc)
 		return err_set(e, rc, "environment: cannot write the"
 			       " container's files: %s", strerror(-rc));
@@ -476,12 +480,19 @@ static char *script_text(struct target_ctx *t, const struct run_ctx *r,
 	var(f, "i", r->image);
 	var(f, "t", tar);
 	var(f, "n", name);
+	var(f, "f", envf);
 	var(f, "p", st->cfg.podman ? st->cfg.podman : "");
 	if (staged >= 0)
 		fprintf(f, "echo 'mlfs: the image %s was staged for the nodes"
 			" (podman save), %.1f MB'\n", r->image,
 			(double)staged / 1e6);
 	fputs(prelude, f);
+	/* the GPUs Slurm gave the job, by their numbers (no device is
+	 * passed in yet), unless the env lines set them */
+	if (r->res.gpus > 0 && !kv_get(&r->env, "CUDA_VISIBLE_DEVICES"))
+		fputs("[ -n \"${CUDA_VISIBLE_DEVICES-}\" ] && printf"
+		      " 'CUDA_VISIBLE_DEVICES=%s\\n' \"$CUDA_VISIBLE_DEVICES\""
+		      " >>\"$f\"\n", f);
 	ct_args(&c, word, f);
 	fputs(postlude, f);
 	if (fclose(f)) {
@@ -495,7 +506,7 @@ int sl_image_prepare(struct target_ctx *t, struct run_ctx *r,
 		     const char *work, char **script, struct err *e)
 {
 	char tar[PATH_MAX];
-	struct ct_ids ids;
+	struct ct_ids ids = { 0 };
 	long long staged;
 	int rc;
 

@@ -8,7 +8,8 @@
 # whose store has the image.  Shown: a run by a user completes in the
 # image (a file only the image has), as that user inside, with its env
 # lines, MLFS_RUN, metrics; the image is staged once and loaded once (a
-# second run copies and loads nothing); cancel leaves no container; a node
+# second run copies and loads nothing); cancel leaves no container; kill
+# -9 of the daemon during a run: adopted, it completes; a node
 # without podman and an image that does not load fail the run with a
 # sentence; nodes > 1 is refused.
 source "$(dirname "$0")/../lib.sh"
@@ -17,6 +18,8 @@ NS=$T/nodestore
 NPOD=$T/nodepodman
 # podman as the nodes of target sl run it
 npod() { "$NPOD" --log-level=error "$@"; }
+# podman as $US (its rootless store), from its home
+uspod() { as $US sh -c 'cd && exec podman --log-level=error "$@"' podman "$@"; }
 
 slurm_env_cleanup() {
 	local n
@@ -25,6 +28,12 @@ slurm_env_cleanup() {
 			[[ $n == "${CT_PREFIX:-none}"* ]] && npod rm -f "$n" >/dev/null 2>&1
 		done
 		npod rmi -af >/dev/null 2>&1
+	fi
+	if [[ -n ${US:-} ]] && id "$US" >/dev/null 2>&1; then
+		for n in $(uspod ps -a --format '{{.Names}}' 2>/dev/null); do
+			[[ $n == "${CT_PREFIX:-none}"* ]] && uspod rm -f "$n" >/dev/null 2>&1
+		done
+		[[ -n ${IMG:-} ]] && uspod rmi -f "$IMG" >/dev/null 2>&1
 	fi
 	rm -rf "$NS"
 	[[ -n ${IMG:-} ]] && podman rmi -f "$IMG" >/dev/null 2>&1
@@ -55,7 +64,8 @@ if ! podman_runs "$T/marked.tar"; then
 	exit 0
 fi
 
-mu_users mlfs_ua
+US=mlfs_us	# the job user of target slu
+mu_users mlfs_ua $US
 UA=mlfs_ua
 slurm_start slurm_env_cleanup
 mkdir -p "$NS"/{root,run,tmp}
@@ -85,8 +95,8 @@ target() {
 	local d=$MNT/targets/$1
 	shift
 	mkdir "$d" && wr "$d/type" slurm
-	printf '%s\n' "url = $SLURM_URL" "user = $SLURM_USER" \
-		"token_file = $SLURM_TOKEN_FILE" "partition = $SLURM_PARTITION" \
+	printf '%s\n' "url = $SLURM_URL" "user = ${TUSER:-$SLURM_USER}" \
+		"token_file = ${TTOKEN:-$SLURM_TOKEN_FILE}" "partition = $SLURM_PARTITION" \
 		"poll_seconds = 0.5" "$@" > "$d/config"
 	wr "$d/ctl" provision
 	wait_until 30 sh -c "[ \"\$(cat '$d/status')\" != Creating ]"
@@ -135,11 +145,14 @@ eq "the env file is 0600 and not in the working copy" "600" \
 	"$(stat -c %a "$(ls -d "$STATE"/objects/*/container.env | head -1)")"
 M0=$(stat -c %Y.%i "$TAR" 2>/dev/null)
 
-mk second sl 'cat /etc/mlfs-marker'
+mk second sl 'cat /etc/mlfs-marker; echo "gpus $CUDA_VISIBLE_DEVICES"'
+as $UA sh -c "echo 'gpus = 1' > '$MNT/runs/second/resources'"
 sub second
 check "a second run ends" wait_final "$MNT/runs/second" 120
 eq "… Completed" Completed "$(st second)"
 check "… in the image" grep -q "inside-the-image" "$MNT/runs/second/log"
+check "… with the GPU Slurm gave the job (CUDA_VISIBLE_DEVICES)" \
+	grep -qx "gpus [0-9]" "$MNT/runs/second/log"
 check "… the image neither staged nor loaded again" \
 	sh -c "! grep -qE 'staged|loaded' '$MNT/runs/second/log'"
 eq "… the staged file is the same" "$M0" "$(stat -c %Y.%i "$TAR" 2>/dev/null)"
@@ -156,6 +169,36 @@ eq "… as its creator, in the image" "$(id -u $UA) inside-the-image $$" \
 check "… nothing loaded: the node's podman had the image" \
 	sh -c "! grep -q loaded '$MNT/runs/rootstore/log'"
 
+# ---- a job user that is not root: rootless podman, its own store --------------
+# A token for $US, whose jobs run as $US on the nodes: its rootless podman
+# (its own store) lacks the image, the command runs as $US inside
+# (keep-id); the staged file is $US's.
+scontrol token username=$US lifespan=3600 | sed 's/^SLURM_JWT=//' > "$T/us.token"
+chmod 600 "$T/us.token"
+TUSER=$US TTOKEN=$T/us.token target slu
+eq "a slurm target whose jobs run as $US" Succeeded "$(cat "$MNT/targets/slu/status")"
+# mku NAME COMMAND: a run of $US in the environment on slu
+mku() { UA=$US mk "$1" slu "$2"; }
+mku rootless 'id -u > outputs/uid; cat /etc/mlfs-marker; echo "loss 1 1" >> "$MLFS_METRICS"'
+UA=$US sub rootless
+check "a run as $US ends" wait_final "$MNT/runs/rootless" 120
+eq "… Completed" Completed "$(st rootless)"
+[[ $(st rootless) == Completed ]] || sed 's/^/# /' "$MNT/runs/rootless/log" "$MNT/runs/rootless/error"
+eq "… as $US inside (rootless podman, keep-id)" "$(id -u $US)" \
+	"$(cat "$MNT/runs/rootless/outputs/uid" 2>/dev/null)"
+check "… in the image" grep -q "^inside-the-image" "$MNT/runs/rootless/log"
+check "… staged for $US and loaded into $US's store" sh -c \
+	"grep -q 'staged for the nodes' '$MNT/runs/rootless/log' && grep -q 'loaded from' '$MNT/runs/rootless/log'"
+check "… metrics" grep -q "^loss 1 1" "$MNT/runs/rootless/metrics"
+eq "… the staged file is $US's, 0600" "$US 600" \
+	"$(stat -c '%U %a' "$STATE"/objects/*/images/*-"$(id -u $US)".tar 2>/dev/null)"
+mku rootless2 'true'
+UA=$US sub rootless2
+check "a second run as $US ends" wait_final "$MNT/runs/rootless2" 120
+eq "… Completed" Completed "$(st rootless2)"
+check "… nothing staged or loaded again" \
+	sh -c "! grep -qE 'staged|loaded' '$MNT/runs/rootless2/log'"
+
 # ---- cancel stops the container ----------------------------------------------------
 mk long sl 'echo started; sleep 300'
 sub long
@@ -164,6 +207,27 @@ check "its container runs on the node, named mlfs-…" wait_until 60 runs_ours
 wr "$MNT/runs/long/ctl" cancel
 check "cancel: Canceled" wait_for "$MNT/runs/long/status" Canceled 60
 check "… no container left (podman ps -a on the node)" wait_until 60 none_ours
+
+# a command that ignores TERM: podman's own TERM does not end it, and
+# Slurm's KILL (KillWait later) reaches podman, never the container
+# (conmon is not the job's): the job's trap stops it (KILL after 10 s)
+mk deaf sl "trap '' TERM; echo started; sleep 300"
+sub deaf
+check "a run that ignores TERM is Running" wait_for "$MNT/runs/deaf/status" Running 60
+check "… its container runs" wait_until 60 runs_ours
+wr "$MNT/runs/deaf/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/deaf/status" Canceled 60
+check "… no container left" wait_until 60 none_ours
+
+# ---- kill -9 of the daemon during a run: adopted as any Slurm run ----------------
+mk adopt sl 'sleep 4; echo done > outputs/d'
+sub adopt
+check "Running before the crash" wait_for "$MNT/runs/adopt/status" Running 60
+crash_ws
+remount_or_bail "remount during a run in a container on a node" -o allow_other
+check "the run is adopted and completes" wait_for "$MNT/runs/adopt/status" Completed 60
+eq "… its output" done "$(cat "$MNT/runs/adopt/outputs/d" 2>/dev/null)"
+check "… no container left" wait_until 60 none_ours
 
 # ---- bad cases ---------------------------------------------------------------------
 target nopod "podman = $T/none/podman"
