@@ -149,7 +149,7 @@ static int podman_save(const char *image, int fd, struct err *e)
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, all;
-	int pfd[2], status, rc;
+	int pfd[2], status = -1, rc;
 	size_t n = 0;
 	ssize_t got;
 	pid_t pid;

@@ -118,7 +118,7 @@ st() { cat "$MNT/runs/$1/status"; }
 # ---- a run in the image, on a node that lacks it -------------------------------
 mk first sl 'cat /etc/mlfs-marker > outputs/marker; id -u > outputs/uid
 echo "$MLFS_RUN $X $PWD $HOME" > outputs/env; echo "loss 0.5 1" >> "$MLFS_METRICS"'
-as $UA sh -c "echo X=42 > '$MNT/runs/first/env'"
+as $UA sh -c "printf 'X=42\nLD_PRELOAD=/nonexistent-mlfs.so\n' > '$MNT/runs/first/env'"
 check "submit a run in an environment to the slurm target" sub first
 check "it ends" wait_final "$MNT/runs/first" 120
 eq "… Completed" Completed "$(st first)"
@@ -130,6 +130,8 @@ eq "as its creator inside (the job is root's)" "$(id -u $UA)" \
 eq "env lines, MLFS_RUN, the working copy" "first 42 /work /work" \
 	"$(cat "$MNT/runs/first/outputs/env" 2>/dev/null)"
 check "MLFS_METRICS reaches metrics" grep -q "^loss 0.5 1" "$MNT/runs/first/metrics"
+check "the env lines never reach the batch script (root's): no LD_PRELOAD there" \
+	sh -c "! grep -q 'nonexistent-mlfs.so' '$MNT/runs/first/log'"
 check "the log says the image was staged, and how big" \
 	grep -qE "^mlfs: the image $IMG was staged for the nodes \(podman save\), [0-9.]+ MB$" \
 	"$MNT/runs/first/log"
