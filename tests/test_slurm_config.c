@@ -170,7 +170,7 @@ static void test_keys(void)
 		check(known, "live key %s is a config key", *k);
 		live++;
 	}
-	check(n == 9 && live == 4, "9 keys, 4 of them live (%d, %d)", n, live);
+	check(n == 10 && live == 4, "10 keys, 4 of them live (%d, %d)", n, live);
 }
 
 /* slurm_check_run against @nodes: @want (0 or -EINVAL). */
