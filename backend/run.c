@@ -287,8 +287,8 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 			       " does not run in an environment yet");
 	if (image[0] && res.nodes > 1)
 		return err_set(e, -EINVAL, "environment: nodes > 1 does not"
-			       " run in an environment yet (a Slurm job's"
-			       " container runs on its first node only)");
+			       " run in an environment yet (a container runs"
+			       " on one node)");
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
 			       " give a run its inputs yet; the local, ssh,"

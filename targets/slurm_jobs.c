@@ -389,7 +389,7 @@ static int image_env(struct strv *sv)
 }
 
 /* The JSON body of POST job/submit for @r, malloc'd, or NULL + @e;
- * @script the batch script of a run in an environment (NULL: the
+ * @ct_script the batch script of a run in an environment (NULL: the
  * command's own). */
 static char *job_body(const struct target_ctx *t, const struct run_ctx *r,
 		      const char *work, const char *ct_script, struct err *e)
