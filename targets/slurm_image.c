@@ -87,7 +87,7 @@ static int job_ids(const struct slurm_target *st, const struct run_ctx *r,
 	return 0;
 }
 
-/* ---- the image cache ------------------------------------------------------ */
+/* ---- the image cache ---------------------------------------------------- */
 
 /* The cache's folder, made (0711, the daemon's) and opened without
  * following a link: its fd, or -errno with a sentence. */
@@ -272,7 +272,7 @@ static int stage(struct target_ctx *t, const char *image,
 	return rc;
 }
 
-/* ---- the run's folder ------------------------------------------------------ */
+/* ---- the run's folder --------------------------------------------------- */
 
 /* @name in the run's folder anew (0600, no link followed), @uid's. */
 static int file_new(const struct run_ctx *r, const char *name, uid_t uid,
@@ -363,7 +363,7 @@ static int run_files(const struct run_ctx *r, const char *work,
 	return 0;
 }
 
-/* ---- the batch script ------------------------------------------------------ */
+/* ---- the batch script --------------------------------------------------- */
 
 /*
  * Before the container: podman on the node (the config's, or the one in
@@ -380,11 +380,11 @@ static const char prelude[] =
 	"if [ -z \"$p\" ]; then\n"
 	"  p=$(command -v podman 2>/dev/null) || p=\n"
 	"  case $p in /*) ;; *) fail \"environment: $h has no podman, and the"
-	" run runs in a container there (apt-get install podman runc on"
-	" $h)\" ;; esac\n"
+	" run runs in a container there (apt-get install podman runc"
+	" catatonit uidmap on $h)\" ;; esac\n"
 	"elif [ ! -x \"$p\" ]; then\n"
 	"  fail \"environment: $h has no podman at $p (the target's podman ="
-	" ...; apt-get install podman runc on $h)\"\n"
+	" ...; apt-get install podman runc catatonit uidmap on $h)\"\n"
 	"fi\n"
 	"if ! \"$p\" --log-level=error image exists \"$i\" 2>/dev/null; then\n"
 	"  o=$(\"$p\" --log-level=error load -q -i \"$t\" 2>&1 >/dev/null) ||"

@@ -253,7 +253,7 @@ sub nopod
 check "a run on a node without podman ends" wait_final "$MNT/runs/nopod" 60
 eq "… Failed" Failed "$(st nopod)"
 check "… saying which node has no podman, and the package" \
-	grep -qE "^environment: node[12] has no podman at $T/none/podman .*apt-get install podman runc on node[12]" \
+	grep -qE "^environment: node[12] has no podman at $T/none/podman .*apt-get install podman runc catatonit uidmap on node[12]" \
 	"$MNT/runs/nopod/error"
 check "… one sentence" has_sentence "$MNT/runs/nopod/error"
 
