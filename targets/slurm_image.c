@@ -389,7 +389,7 @@ static const char prelude[] =
 	"if ! \"$p\" --log-level=error image exists \"$i\" 2>/dev/null; then\n"
 	"  o=$(\"$p\" --log-level=error load -q -i \"$t\" 2>&1 >/dev/null) ||"
 	" fail \"environment: podman on $h cannot load the image $i ($t):"
-	" $(printf '%s\\n' \"$o\" | grep . | head -n 1)\"\n"
+	" $(printf '%s\\n' \"$o\" | grep . | head -n 1 | sed 's/^Error: //')\"\n"
 	"  \"$p\" --log-level=error image exists \"$i\" || fail \"environment:"
 	" podman load on $h did not give the image $i ($t)\"\n"
 	"  echo \"mlfs: the image $i was not on $h: loaded from $t\"\n"
@@ -403,12 +403,19 @@ static const char prelude[] =
 
 /* After the container's line (started in the background): wait for it
  * through a TERM (podman passes it on; stop() stops the container too),
- * then remove it whatever happened to podman's --rm. */
+ * then remove it whatever happened to podman's --rm.  podman's own
+ * failure (125, or 126 from the OCI runtime: no container) is its last
+ * "Error: " line in the log (g), as one sentence in the error file. */
 static const char postlude[] =
 	" &\n"
 	"c=$!\n"
 	"while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || break; done\n"
 	"\"$p\" --log-level=error rm -f -- \"$n\" >/dev/null 2>&1\n"
+	"if [ \"$s\" = 125 ] || [ \"$s\" = 126 ]; then\n"
+	"  m=$(tail -c 4096 \"$g\" 2>/dev/null | grep '^Error: ' | tail -n 1)\n"
+	"  [ -n \"$m\" ] && printf '%s\\n' \"podman on $h could not start the"
+	" run's container: ${m#Error: }\" >\"$e\"\n"
+	"fi\n"
 	"exit $s\n";
 
 /* One word of podman's line into the FILE @ctx: podman itself and the
@@ -477,6 +484,8 @@ static char *script_text(struct target_ctx *t, const struct run_ctx *r,
 	var(f, "w", work);
 	fputs("cd -- \"$w\" || exit 1\n", f);
 	var(f, "e", path);
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_LOG);
+	var(f, "g", path);
 	var(f, "i", r->image);
 	var(f, "t", tar);
 	var(f, "n", name);

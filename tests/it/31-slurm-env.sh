@@ -8,10 +8,12 @@
 # whose store has the image.  Shown: a run by a user completes in the
 # image (a file only the image has), as that user inside, with its env
 # lines, MLFS_RUN, metrics; the image is staged once and loaded once (a
-# second run copies and loads nothing); cancel leaves no container; kill
-# -9 of the daemon during a run: adopted, it completes; a node
-# without podman and an image that does not load fail the run with a
-# sentence; nodes > 1 is refused.
+# second run copies and loads nothing); a job user that is not root
+# (rootless podman, keep-id, its own store); cancel leaves no container,
+# also of a command that ignores TERM; kill -9 of the daemon during a run:
+# adopted, it completes; a node without podman, a container podman
+# refuses and an image that does not load fail the run with a sentence;
+# nodes > 1 is refused.
 source "$(dirname "$0")/../lib.sh"
 
 NS=$T/nodestore
@@ -256,6 +258,17 @@ check "… saying which node has no podman, and the package" \
 	grep -qE "^environment: node[12] has no podman at $T/none/podman .*apt-get install podman runc catatonit uidmap on node[12]" \
 	"$MNT/runs/nopod/error"
 check "… one sentence" has_sentence "$MNT/runs/nopod/error"
+
+# podman's own refusal (125, or 126 from runc): its message, not an exit code
+mk tiny sl true
+as $UA sh -c "echo 'memory = 1M' > '$MNT/runs/tiny/resources'"
+sub tiny
+check "a run whose container podman refuses ends" wait_final "$MNT/runs/tiny" 60
+eq "… Failed" Failed "$(st tiny)"
+check "… with podman's own reason" \
+	grep -qE "^podman on node[12] could not start the run's container: .*memory" \
+	"$MNT/runs/tiny/error"
+check "… one sentence" has_sentence "$MNT/runs/tiny/error"
 
 # a damaged staged file, on a node that lacks the image
 npod rmi -f "$IMG" >/dev/null
