@@ -397,20 +397,24 @@ static const char prelude[] =
 	"l() { v=$(ulimit -H \"$1\"); case $v in *[!0-9]*|'') v=32768 ;; esac;"
 	" [ \"$v\" -gt 32768 ] && v=32768; echo \"$v\"; }\n"
 	"nf=$(l -n); np=$(l -u)\n"
-	"stop() { \"$p\" --log-level=error stop -t 10 -- \"$n\" >/dev/null"
-	" 2>&1; }\n"
+	"k=\n"
+	"stop() { k=1; \"$p\" --log-level=error stop -t 10 -- \"$n\""
+	" >/dev/null 2>&1; }\n"
 	"trap stop TERM INT HUP\n";
 
 /* After the container's line (started in the background): wait for it
  * through a TERM (podman passes it on; stop() stops the container too),
- * then remove it whatever happened to podman's --rm.  podman's own
+ * then remove it after a stop or a podman that failed or was killed (its
+ * --rm may not have run; after a plain exit it did).  podman's own
  * failure (125, or 126 from the OCI runtime: no container) is its last
  * "Error: " line in the log (g), as one sentence in the error file. */
 static const char postlude[] =
 	" &\n"
 	"c=$!\n"
 	"while :; do wait $c; s=$?; kill -0 $c 2>/dev/null || break; done\n"
-	"\"$p\" --log-level=error rm -f -- \"$n\" >/dev/null 2>&1\n"
+	"if [ -n \"$k\" ] || [ \"$s\" -ge 125 ]; then\n"
+	"  \"$p\" --log-level=error rm -f -- \"$n\" >/dev/null 2>&1\n"
+	"fi\n"
 	"if [ \"$s\" = 125 ] || [ \"$s\" = 126 ]; then\n"
 	"  m=$(tail -c 4096 \"$g\" 2>/dev/null | grep '^Error: ' | tail -n 1)\n"
 	"  [ -n \"$m\" ] && printf '%s\\n' \"podman on $h could not start the"
