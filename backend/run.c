@@ -207,8 +207,9 @@ static int submit_env_check(struct ws *ws, const struct obj *o,
 		return rc;
 	if (!d || !d->environments)
 		return err_set(e, -EINVAL, "environment: target '%s' (%s)"
-			       " cannot run in an environment yet; the local"
-			       " and ssh targets can", t->name, t->type);
+			       " cannot run in an environment yet; the local,"
+			       " ssh, slurm and cluster targets can", t->name,
+			       t->type);
 	/* locally podman runs as root, the creator inside; on an ssh host
 	 * the login runs it (targets/ssh_image.c) */
 	if (!strcmp(t->type, "local") && (o->uid == 0 || geteuid() != 0))
@@ -284,6 +285,10 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 	if (image[0] && res.procs_per_node > 1)
 		return err_set(e, -EINVAL, "environment: procs_per_node > 1"
 			       " does not run in an environment yet");
+	if (image[0] && res.nodes > 1)
+		return err_set(e, -EINVAL, "environment: nodes > 1 does not"
+			       " run in an environment yet (a container runs"
+			       " on one node)");
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
 			       " give a run its inputs yet; the local, ssh,"

@@ -626,6 +626,7 @@ const struct driver cluster_driver = {
 	.can_host	= 0,
 	.inputs		= 1,
 	.arrays		= 1,
+	.environments	= 1,
 	.refresh_seconds = REFRESH_S,
 	.validate	= cluster_validate,
 	.check_run	= cluster_check_run,

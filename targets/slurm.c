@@ -88,6 +88,7 @@ const struct driver slurm_driver = {
 	.can_host	= 0,
 	.inputs		= 1,
 	.arrays		= 1,
+	.environments	= 1,
 	.refresh_seconds = (int)NODES_EVERY,
 	.validate	= slurm_validate,
 	.check_run	= slurm_check_run,

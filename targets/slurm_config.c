@@ -21,7 +21,7 @@
 
 const char *const slurm_keys[] = {
 	"url", "user", "token", "token_file", "partition", "api_version",
-	"workdir", "poll_seconds", "timeout_seconds", NULL
+	"workdir", "podman", "poll_seconds", "timeout_seconds", NULL
 };
 
 const char *const slurm_live_keys[] = {
@@ -101,6 +101,9 @@ static int cfg_more(const struct kv_list *kv, struct slurm_cfg *c,
 	if (c->workdir && c->workdir[0] != '/')
 		return err_set(e, -EINVAL, "workdir must be an absolute path"
 			       " on a filesystem the compute nodes share");
+	if (c->podman && (c->podman[0] != '/' || strpbrk(c->podman, "\t\n")))
+		return err_set(e, -EINVAL, "podman must be the absolute path"
+			       " of podman on the compute nodes");
 	if (v && !(c->api = cfg_api(v)))
 		return err_set(e, -EINVAL, "api_version '%.32s' is not one"
 			       " mlfs speaks (v0.0.37, v0.0.38, v0.0.39)", v);
@@ -127,6 +130,7 @@ int slurm_cfg_parse(const struct kv_list *kv, struct slurm_cfg *c,
 	c->token_file = cfg_str(kv, "token_file");
 	c->partition = cfg_str(kv, "partition");
 	c->workdir = cfg_str(kv, "workdir");
+	c->podman = cfg_str(kv, "podman");
 	c->poll_s = POLL_DEFAULT;
 	c->timeout_s = TIMEOUT_DEFAULT;
 	if (cfg_url(c->url, e))

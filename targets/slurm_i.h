@@ -38,6 +38,8 @@ struct slurm_cfg {
 	const char *partition;		/* NULL: the cluster's default */
 	const struct slurm_api *api;	/* NULL: discover */
 	const char *workdir;		/* NULL: each run's own folder */
+	const char *podman;		/* on the nodes; NULL: in the job's
+					 * PATH (runs in environments) */
 	double poll_s;
 	long timeout_s;
 };

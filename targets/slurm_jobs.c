@@ -28,6 +28,7 @@
 #include "../lib/array.h"
 #include "../lib/copy.h"
 #include "slurm_i.h"
+#include "slurm_image.h"
 
 #define SUBMIT_MARK	"submit"	/* ddata while a POST may be under way */
 
@@ -377,9 +378,21 @@ static void job_spec(const struct run_ctx *r, const struct slurm_cfg *c,
 	s->time_limit_min = (unsigned)((r->res.time_secs + 59) / 60);
 }
 
-/* The JSON body of POST job/submit for @r, malloc'd, or NULL + @e. */
+/* The job's environment in an environment: nothing of the run's (its env
+ * lines reach the container only, through the env file), as the batch
+ * script may be root's. */
+static int image_env(struct strv *sv)
+{
+	int rc = strv_addf(sv, "LANG=C.UTF-8");
+
+	return rc ? rc : strv_addf(sv, "PATH=/usr/local/bin:/usr/bin:/bin");
+}
+
+/* The JSON body of POST job/submit for @r, malloc'd, or NULL + @e;
+ * @ct_script the batch script of a run in an environment (NULL: the
+ * command's own). */
 static char *job_body(const struct target_ctx *t, const struct run_ctx *r,
-		      const char *work, struct err *e)
+		      const char *work, const char *ct_script, struct err *e)
 {
 	const struct slurm_target *st = t->priv;
 	struct slurm_job_spec spec = { 0 };
@@ -388,8 +401,8 @@ static char *job_body(const struct target_ctx *t, const struct run_ctx *r,
 	struct strv env = { 0 };
 	char *script, *body = NULL;
 
-	script = run_script(r, work);
-	if (!script || run_env(r, work, &env))
+	script = ct_script ? strdup(ct_script) : run_script(r, work);
+	if (!script || (ct_script ? image_env(&env) : run_env(r, work, &env)))
 		goto out_nomem;
 	snprintf(log_path, sizeof(log_path), "%s/%s", r->dir, RUN_LOG);
 	no_patterns(log_path, out_path, sizeof(out_path));
@@ -570,16 +583,19 @@ static void drop_tasks(const struct run_ctx *r)
 static int run_submit(struct target_ctx *t, struct slurm_target *st,
 		      struct run_ctx *r, struct err *e)
 {
-	char work[PATH_MAX], *body;
+	char work[PATH_MAX], *body, *script = NULL;
 	int rc;
 
 	sl_work_path(t, r, work);
 	rc = make_copy(t, r, work, e);
 	if (!rc && r->res.array_n)
 		rc = array_make(r, e);	/* Slurm writes no log elsewhere */
+	if (!rc && r->image[0])
+		rc = sl_image_prepare(t, r, work, &script, e);
 	if (rc)
 		return rc;
-	body = job_body(t, r, work, e);
+	body = job_body(t, r, work, script, e);
+	free(script);
 	if (!body)
 		return -EINVAL;
 	rc = mark_submit(r, e);

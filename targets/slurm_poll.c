@@ -25,6 +25,7 @@
 #include "../lib/log.h"
 #include "../backend/ws.h"
 #include "slurm_i.h"
+#include "slurm_image.h"
 
 #define FULL_EVERY	60.0	/* GET /jobs without update_time this often */
 #define PROBE_EVERY	300.0	/* re-measure GET /jobs this often */
@@ -66,7 +67,9 @@ static void run_finish(struct target_ctx *t, struct run_ctx *r,
 		ws_run_transition(r->ws, r, state, j->exit_code, r->obj.cancel ?
 				  NULL : "the job was cancelled in Slurm");
 	} else {
-		failed_why(j, slurm_why, why, sizeof(why));
+		/* a container that could not start said why */
+		if (!sl_image_failed(r, why, sizeof(why)))
+			failed_why(j, slurm_why, why, sizeof(why));
 		ws_run_transition(r->ws, r, state, j->exit_code, why);
 	}
 }

@@ -110,6 +110,7 @@ static void test_all_keys(void)
 	good("# a cluster\nurl = unix:/run/slurmrestd.sock\nuser = alice\n"
 	     "token_file = /home/alice/.jwt\npartition = debug-1\n"
 	     "api_version = 0.0.38\nworkdir = /shared/mlfs\n"
+	     "podman = /opt/podman/bin/podman\n"
 	     "poll_seconds = 0.5\ntimeout_seconds = 2.5\n", &c, &kv);
 	check(!strcmp(c.user, "alice") && !strcmp(c.partition, "debug-1"),
 	      "user and partition kept");
@@ -118,6 +119,7 @@ static void test_all_keys(void)
 	check(c.api && !strcmp(c.api->name, "v0.0.38"),
 	      "api_version without v is found (%s)", c.api ? c.api->name : "-");
 	check(!strcmp(c.workdir, "/shared/mlfs"), "workdir kept");
+	check(!strcmp(c.podman, "/opt/podman/bin/podman"), "podman kept");
 	check(c.poll_s == 0.5, "poll_seconds 0.5 (%g)", c.poll_s);
 	check(c.timeout_s == 3, "timeout_seconds 2.5 rounds up to 3 (%ld)",
 	      c.timeout_s);
@@ -141,6 +143,8 @@ static void test_bad(void)
 	bad("url = http://h\ntoken_file = jwt\n", "token_file must be an"
 	    " absolute path");
 	bad("url = http://h\nworkdir = shared\n", "workdir must be an"
+	    " absolute path");
+	bad("url = http://h\npodman = podman\n", "podman must be the"
 	    " absolute path");
 	bad("url = http://h\napi_version = 0.0.36\n", "not one mlfs speaks");
 	bad("url = http://h\npoll_seconds = 0\n", "poll_seconds must be");
@@ -166,7 +170,7 @@ static void test_keys(void)
 		check(known, "live key %s is a config key", *k);
 		live++;
 	}
-	check(n == 9 && live == 4, "9 keys, 4 of them live (%d, %d)", n, live);
+	check(n == 10 && live == 4, "10 keys, 4 of them live (%d, %d)", n, live);
 }
 
 /* slurm_check_run against @nodes: @want (0 or -EINVAL). */
