@@ -20,20 +20,6 @@ NS=$T/nodestore
 NPOD=$T/nodepodman
 # podman as the nodes of target sl run it
 npod() { "$NPOD" --log-level=error "$@"; }
-# The pause process rootless podman leaves for $US (it holds a mount
-# namespace made while the workspace was mounted): stopped by its pid file
-# when it is $US's (main's tests/lib.sh has podman_pause_stop for this).
-us_pause_stop() {
-	local uid f pid
-	uid=$(id -u "$US") || return 0
-	for f in "/tmp/podman-run-$uid/libpod/tmp/pause.pid" \
-		"/run/user/$uid/libpod/tmp/pause.pid"; do
-		pid=$(cat "$f" 2>/dev/null) || continue	# no newline: not read
-		[[ $(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) == "$uid" ]] &&
-			kill -TERM "$pid" 2>/dev/null
-	done
-	return 0
-}
 # podman as $US (its rootless store), from its home
 uspod() { as $US sh -c 'cd && exec podman --log-level=error "$@"' podman "$@"; }
 
@@ -50,7 +36,7 @@ slurm_env_cleanup() {
 			[[ $n == "${CT_PREFIX:-none}"* ]] && uspod rm -f "$n" >/dev/null 2>&1
 		done
 		[[ -n ${IMG:-} ]] && uspod rmi -f "$IMG" >/dev/null 2>&1
-		us_pause_stop
+		podman_pause_stop "$US"
 	fi
 	rm -rf "$NS"
 	[[ -n ${IMG:-} ]] && podman rmi -f "$IMG" >/dev/null 2>&1
