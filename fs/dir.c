@@ -182,8 +182,14 @@ void mlfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	rc = do_lookup(req, m, parent, name, &ino, &v);
 	if (!rc)
 		rc = reply_entry(req, m, ino, v.o.id || v.user ? &v : NULL);
+	/* A name missing in a kind's folder or an object's may come to be
+	 * behind the kernel's back (`register` makes models/NAME and its
+	 * version, `clone` a run), and its cached absence would be dropped
+	 * only by the notifier, a moment after the write that made it:
+	 * absence is cached below user folders (and the root) only. */
 	if (rc == -ENOENT)
-		reply_negative(req, timeout_for(m, parent));
+		reply_negative(req, ino_is_user(parent) || parent == FUSE_ROOT_ID ?
+			       timeout_for(m, parent) : 0);
 	else if (rc)
 		fuse_reply_err(req, -rc);
 }

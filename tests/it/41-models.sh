@@ -107,5 +107,20 @@ check "editable again" sh -c "echo x >> '$V/model.bin'"
 check "rm -r models/m works now" rm -r "$MNT/models/m"
 eq "models/ is empty" "" "$(ls "$MNT/models")"
 
+# a name looked up while missing is there as soon as register returns (its
+# absence is not cached: the kernel would keep it until the notifier
+# dropped it, a moment later)
+bad=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	[[ -e $MNT/models/late$i || -e $MNT/models/lv/$i ]] && bad=1
+	wr "$R/ctl" "register late$i model.bin" &&
+		wr "$R/ctl" "register lv model.bin" || bad=1
+	[[ -e $MNT/models/late$i/1/model.bin && -e $MNT/models/lv/$i/model.bin ]] ||
+		bad=1
+done
+eq "a model and a version seen missing just before register are there at once" 0 "$bad"
+check "they go" rm -r "$MNT/models"/late* "$MNT/models/lv"
+eq "models/ is empty again" "" "$(ls "$MNT/models")"
+
 check "unmount exits 0" unmount_ws
 done_testing
