@@ -269,6 +269,21 @@ static int ct_fill(struct run_ctx *r, const struct host_ct *h,
 	return ct->cmd && ct->env ? 0 : -ENOMEM;
 }
 
+/* Rootless podman could not make its user namespace: @msg (podman's
+ * words, may be @why) named newuidmap. */
+static int uidmap_missing(struct target_ctx *t, const char *msg, char *why,
+			  size_t n)
+{
+	char said[ERR_MSG_MAX / 2];
+
+	snprintf(said, sizeof(said), "%s", msg);
+	snprintf(why, n, "podman cannot make its user namespace (%s): rootless"
+		 " podman, as a login that is not root runs it, needs"
+		 " newuidmap (apt-get install uidmap on %s)", said,
+		 ssh_host(t));
+	return -EIO;
+}
+
 int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
 		      struct run_ctx *r, const char *dir, struct ssh_ct *ct,
 		      char *why, size_t n)
@@ -278,6 +293,8 @@ int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
 
 	memset(ct, 0, sizeof(*ct));
 	rc = host_check(c, dir, r->image, &h, why, n);
+	if (rc && strstr(why, "newuidmap"))
+		return uidmap_missing(t, why, why, n);
 	if (rc)
 		return rc;
 	if (!h.podman[0]) {
@@ -287,13 +304,8 @@ int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
 			 ssh_host(t));
 		return 1;
 	}
-	if (h.image > 1 && strstr(h.why, "newuidmap")) {
-		snprintf(why, n, "podman cannot use its image store (%s):"
-			 " rootless podman, as a login that is not root runs"
-			 " it, needs newuidmap (apt-get install uidmap on %s)",
-			 h.why, ssh_host(t));
-		return -EIO;
-	}
+	if (h.image > 1 && strstr(h.why, "newuidmap"))
+		return uidmap_missing(t, h.why, why, n);
 	if (h.image > 1) {
 		snprintf(why, n, "podman cannot use its image store (%s)%s",
 			 h.why[0] ? h.why : "no reason given", h.uid ?
@@ -304,6 +316,8 @@ int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
 	}
 	if (h.image == 1) {
 		rc = image_copy(c, dir, r->image, h.podman, why, n);
+		if (rc && strstr(why, "newuidmap"))
+			return uidmap_missing(t, why, why, n);
 		if (rc)
 			return rc;
 	}
