@@ -316,15 +316,17 @@ static int dep_round(struct target_ctx *t, struct ssh_dep *dt)
 #define CT_REP		"/mlfs/rep"
 
 /* The container of replica @x: mlfs-<hash of the state dir>-d<ID>-g<GEN>-
- * <SLOT>, as on the local target (a restart of the slot takes the name:
- * --replace, and the old one is removed before its exit is recorded). */
+ * r<SLOT>-<RND>, its folder's name: each replica's own.  (A restart of a
+ * slot under the old name raced podman's cleanup of the old container,
+ * which conmon runs on its own after the exit: "unable to determine if
+ * …/shm is mounted".) */
 static void ct_name(const struct deploy_ctx *d, const struct ssh_rent *x,
 		    char *buf, size_t sz)
 {
-	const char *s = ws_state_dir(d->ws);
+	const char *s = ws_state_dir(d->ws), *r = strrchr(x->rdir, '/');
 
-	snprintf(buf, sz, "mlfs-%08x-d%lld-g%d-%d", fnv1a32(s, strlen(s)),
-		 (long long)d->obj.id, x->gen, x->slot);
+	snprintf(buf, sz, "mlfs-%08x-d%lld-g%d-%s", fnv1a32(s, strlen(s)),
+		 (long long)d->obj.id, x->gen, r ? r + 1 : x->rdir);
 }
 
 static int env_write(FILE *f, const struct kv_list *env)

@@ -829,8 +829,8 @@ char *ssh_script_dep_stage(const char *gen_dir, const char *model_id)
 /*
  * A replica in an environment: the server's argv is `sh -c DEP_CT R
  * PODMAN run …`: podman attached (its exit is the server's), the
- * container removed once it returns and before the wrapper records the
- * exit (a new replica of the slot takes the name), podman's own failures
+ * container removed once it returns (a podman killed leaves it) before
+ * the wrapper records the exit, podman's own failures
  * (125-127) told in R/err (MLFS_CT_IMAGE and MLFS_CT_HINT, from the
  * wrapper's environment, for that).
  */
@@ -849,7 +849,10 @@ static const char dep_ct[] =
 	"exit $s\n";
 
 /* The launch's part for a container: podman, the login's ids and limits,
- * R/in, ct.name, ct.podman (and ct.user for a root login). */
+ * R/in, ct.name, ct.podman; for a root login ct.user, and the
+ * generation's code/ and model/ made the creator's once (G/ct.owned: a
+ * root login's copies are root's, with the modes they had here), links
+ * changed themselves, never followed. */
 static const char dep_ct_launch[] =
 	"p=$(command -v podman 2>/dev/null) || p=\n"
 	"case $p in /*) ;; *) echo 'fail the host has no podman (apt-get install podman runc)'; exit 0 ;; esac\n"
@@ -857,6 +860,8 @@ static const char dep_ct_launch[] =
 	"printf '%s\\n' \"$n\" >ct.name && printf '%s\\n' \"$p\" >ct.podman || exit 1\n"
 	"if [ \"$(id -u)\" = 0 ]; then\n"
 	"  chown -- \"$cu:$cg\" in && printf '%s %s\\n' \"$cu\" \"$cg\" >ct.user || exit 1\n"
+	"  [ -e \"$g/ct.owned\" ] || { chown -R -h -- \"$cu:$cg\" \"$g/code\" \"$g/model\" &&\n"
+	"    : >\"$g/ct.owned\"; } || exit 1\n"
 	"  u1=--userns=host u2=--user=$cu:$cg\n"
 	"else\n"
 	"  u1=--userns=keep-id u2=--user=$(id -u):$(id -g)\n"
@@ -924,7 +929,7 @@ static void put_dep_ct(struct script *s, const struct ssh_dep_launch *l)
 {
 	fputs(" sh -c ", s->f);
 	put_q(s, dep_ct, 0);
-	fputs(" \"$d\" \"$p\" --log-level=error run --rm --replace"
+	fputs(" \"$d\" \"$p\" --log-level=error run --rm"
 	      " --name=\"$n\" --runtime=runc --init \"$u1\" \"$u2\""
 	      " --cap-drop=all --security-opt=no-new-privileges"
 	      " --ulimit=nofile=$nf:$nf --ulimit=nproc=$np:$np"

@@ -137,8 +137,8 @@ char *ssh_script_remove(const char *workdir, const char *const *rids);
  * (the container's KEY=VALUE lines, the key among them, 0600: podman's
  * --env-file), and each replica's server is `podman run` of mlfs-serve
  * in the image, attached, under a small sh that removes the container
- * once podman returns (a podman killed leaves it) and before the
- * wrapper records the exit.  R also holds
+ * once podman returns (a podman killed leaves it), before the wrapper
+ * records the exit.  R also holds
  *     ct.name ct.podman    the container's name; podman's path
  *     ct                   the container's init pid (podman --pidfile)
  *     ct.user              "UID GID" the server runs as, when not the
@@ -178,7 +178,7 @@ struct ssh_dep_launch {
 	 * runs it as ct_uid:ct_gid (the deployment's creator), another
 	 * login rootless as itself (--userns=keep-id) */
 	const char *image;		/* the image id, or NULL */
-	const char *ct_name;
+	const char *ct_name;		/* the replica's own */
 	unsigned ct_uid, ct_gid;
 };
 

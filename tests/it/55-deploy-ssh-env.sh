@@ -34,7 +34,11 @@ cleanup_55() {
 	for n in $(hpod ps -a --format '{{.Names}}' 2>/dev/null); do
 		[[ $n == "${CT_PREFIX:-none}"* ]] && hpod rm -f -t 0 "$n" >/dev/null 2>&1
 	done
+	for n in $(podman ps -a --format '{{.Names}}' 2>/dev/null); do
+		[[ $n == "${CT_PREFIX:-none}"* ]] && podman rm -f -t 0 "$n" >/dev/null 2>&1
+	done
 	host_kill
+	WORK=$T/rootwork host_kill
 	for n in "${IMAGES[@]}"; do
 		hpod rmi -f "$n" >/dev/null 2>&1
 		podman rmi -f "$n" >/dev/null 2>&1
@@ -213,7 +217,7 @@ check "the log says the image was copied to the host, and how big" \
 	grep -qE "^mlfs: the image $IMG1 was not on .*: copied .* [0-9.]+ MB$" "$D/log"
 eq "… once" 1 "$(grep -c "copied (podman save" "$D/log")"
 check "the host's podman has it now" hpod image exists "$IMG1"
-eq "two containers run on the host, generation 1's" 2 "$(ours | grep -c -- '-g1-[0-9]*$')"
+eq "two containers run on the host, generation 1's" 2 "$(ours | grep -cE -- '-g1-r[0-9]+-[0-9a-f]+$')"
 check "the env lines reach the servers in the containers" \
 	wait_until 20 eval "[[ \$(grep -c 'loaded in image 1 greeting $SECRET' '$D/log') == 2 ]]"
 CTENV=$(ls "$WORK"/deploy-*/g1/serve/ct.env 2>/dev/null | head -1)
@@ -241,7 +245,7 @@ serve_pids() {
 	done | sort -n
 }
 eq "two servers run as the login on the host" 2 "$(serve_pids | wc -l)"
-NAME1=$(ours | grep -- '-g1-1$')
+NAME1=$(ours | grep -E -- '-g1-r1-[0-9a-f]+$')
 CID=$(ct_id "$NAME1")
 VICTIM=$(for p in $(serve_pids); do
 	grep -q "$CID" "/proc/$p/cgroup" 2>/dev/null && echo "$p"; done | head -1)
@@ -253,8 +257,27 @@ check "Unhealthy after a server died" wait_until 30 \
 check "Healthy again, two servers, the killed one replaced" wait_until 120 \
 	eval "[[ \$(cat '$D/status') == Healthy && \$(serve_pids | wc -l) == 2 ]] &&
 		! serve_pids | grep -qx '$VICTIM'"
-eq "two containers still" 2 "$(ours | wc -l)"
+check "two containers (podman ps -a on the host), the old one gone" \
+	wait_until 30 eval "[[ \$(ours | wc -l) == 2 ]]"
 eq "it scores again" '{"y": 2.0, "version": 1}' "$(ask)"
+
+# ---- liveness: a server that stops answering is killed and replaced ------------------
+STOPPED=$(serve_pids | head -1)
+L0=$(ev_count "deployment ct replica [0-9]+ stopped answering its liveness probe")
+kill -STOP "$STOPPED"
+check "a stopped server in its container is replaced (Healthy, two servers)" wait_until 90 \
+	eval "[[ \$(cat '$D/status') == Healthy && \$(serve_pids | wc -l) == 2 ]] &&
+		! serve_pids | grep -qx '$STOPPED'"
+check "… events say why" \
+	eval "[[ \$(ev_count 'deployment ct replica [0-9]+ stopped answering its liveness probe') -gt $L0 ]]"
+check "… the stopped one is gone (its container's pid namespace ended)" \
+	wait_until 30 eval "[[ ! -e /proc/$STOPPED ]]"
+check "two containers (podman ps -a on the host), the old one gone" \
+	wait_until 30 eval "[[ \$(ours | wc -l) == 2 ]]"
+# (a replacement under the old container's name raced podman's cleanup
+# of the old one: a second failure per crash)
+eq "each replacement started at once: no failed start" 0 \
+	"$(ev_count 'deployment ct replica [0-9]+ failed to start')"
 
 # ---- kill -9 of the daemon, remount: the same containers are adopted ------------------
 C1=$(for n in $(ours); do ct_id "$n"; done | sort | paste -sd' ')
@@ -274,7 +297,7 @@ eq "info.json has the new image" "$IMG2" "$(json_get "$D/info.json" image)"
 W=$(ask '{"data": "whoami"}')
 eq "the new image's file" "2 $MARK" "$(pyget "$W" marker)"
 check "generation 2's containers run" wait_until 30 \
-	eval "[[ \$(ours | grep -c -- '-g2-[0-9]*$') == 2 ]]"
+	eval "[[ \$(ours | grep -cE -- '-g2-r[0-9]+-[0-9a-f]+$') == 2 ]]"
 check "generation 1's containers are gone" wait_until 60 \
 	eval "! ours | grep -q -- '-g1-'"
 eq "the second image was copied once" 1 "$(grep -c "the image $IMG2 was not on" "$D/log")"
@@ -293,6 +316,58 @@ check "no conmon of this workspace's containers" \
 eq "the port is closed" 000 "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "${URI%/score}/")"
 check "its folder left the host" wait_until 30 \
 	eval "[[ -z \$(ls -d '$WORK'/deploy-* 2>/dev/null) ]]"
+
+# ---- a root login: rootful podman, the server as the deployment's creator ---------------
+# The same sshd lets root in with the same key: root's podman is this
+# machine's, which has the image (no copy).  What the server writes in
+# /mlfs/rep (its start failure) is read with the creator's rights: a link
+# planted there to a root-only file on the host reads nothing of it.
+TR=$MNT/targets/rootbox
+mkdir "$TR" && wr "$TR/type" ssh && chmod go+x "$TR"
+printf 'host = 127.0.0.1\nport = %s\nuser = root\nidentity_file = %s\nworkdir = %s\nconnect_timeout = 5\n' \
+	"$SSH_PORT" "$SSH_IDENTITY" "$T/rootwork" > "$TR/config"
+wr "$TR/ctl" provision
+check "an ssh target logging in as root attaches" wait_for "$TR/status" Succeeded 30
+RD=$MNT/deployments/asroot
+as mlfs_ua mkdir "$RD"
+as mlfs_ua cp "$D/score.py" "$RD/"
+as mlfs_ua sh -c "echo lin:1 > '$RD/model'; echo rootbox > '$RD/target';
+	echo py2 > '$RD/environment'"
+check "deploy on the root login" as mlfs_ua sh -c "echo deploy > '$RD/ctl'"
+check "… Healthy" wait_for "$RD/status" Healthy 120
+RURI=$(cat "$RD/scoring_uri")
+RW=$(curl -s -m 30 -H "Authorization: Bearer $(cat "$RD/key")" -d '{"data": "whoami"}' "$RURI")
+eq "… in the image" "2 $MARK" "$(pyget "$RW" marker)"
+eq "… as the deployment's creator, not root (--user)" "$(id -u mlfs_ua)" "$(pyget "$RW" uid)"
+check "… no copy: root's podman has the image" sh -c "! grep -q copied '$RD/log'"
+rootct() { podman ps -a --format '{{.Names}}' | grep "^$CT_PREFIX"; }
+check "its container runs in root's podman" eval "[[ -n \$(rootct) ]]"
+check "delete it" as mlfs_ua sh -c "echo delete > '$RD/ctl'"
+check "… Draft" wait_for "$RD/status" Draft 60
+check "… no container left in root's podman" wait_until 60 eval "[[ -z \$(rootct) ]]"
+decoy "$T/decoy"
+PD=$MNT/deployments/plant
+as mlfs_ua mkdir "$PD"
+as mlfs_ua sh -c "cat > '$PD/score.py'" <<PY
+import os
+def init():
+    os.symlink("$T/decoy", "/mlfs/rep/err")
+    os._exit(3)
+def run(data):
+    return data
+PY
+as mlfs_ua sh -c "echo lin:1 > '$PD/model'; echo rootbox > '$PD/target';
+	echo py2 > '$PD/environment'"
+check "deploy a server that plants a link in /mlfs/rep and dies" \
+	as mlfs_ua sh -c "echo deploy > '$PD/ctl'"
+check "… Failed after its crashes" wait_for "$PD/status" Failed 180
+check "… the error has nothing of the root-only file" \
+	eval "! grep -q 'root secret' '$PD/error'"
+echo "# error: $(cat "$PD/error")"
+check "… which is intact" decoy_intact "$T/decoy"
+check "delete it" as mlfs_ua sh -c "echo delete > '$PD/ctl'"
+check "… Draft" wait_for "$PD/status" Draft 60
+check "… no container left in root's podman" wait_until 60 eval "[[ -z \$(rootct) ]]"
 
 # ---- a host without podman: Failed, with the host and the packages -----------------------
 NOPOD=$T/nopodman-bin
