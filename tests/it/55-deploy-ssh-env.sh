@@ -4,7 +4,9 @@
 # the ssh login.  The host is a private sshd on loopback
 # (scripts/ssh-host.sh) whose login $UH is not root: rootless podman with
 # its own image store (--userns=keep-id), so the image is really missing
-# there and is copied (podman save | ssh … podman load) once.  Real HTTP
+# there and is copied (podman save | ssh … podman load) once; its
+# rootless pause process is stopped at the end (it would hold a copy of
+# every mount of its time).  Real HTTP
 # requests (curl): Healthy, scoring answers with a file only the image
 # has, as the login's uid under the container's init; the env file (the
 # key, the env lines) 0600 on the host and on no command line; a server
@@ -19,7 +21,9 @@
 # /var/cache/mlfs-test) with a marker file appended, twice (two images).
 source "$(dirname "$0")/../lib.sh"
 
-UH=mlfs_rh		# the host's login, made by ssh-host.sh
+# the host's login, made by ssh-host.sh: not 29's, so that neither sees
+# the other's rootless podman (its store, its pause process)
+UH=mlfs_rd
 SSHD=$T/sshd SSHD2=$T/sshd-nopodman
 REMOTE=$T/remote	# the host's folders (the login is $UH)
 WORK=$REMOTE/work
@@ -29,7 +33,7 @@ hpod() { as $UH sh -c 'cd && exec podman --log-level=error "$@"' podman "$@"; }
 
 IMAGES=()
 cleanup_55() {
-	local n
+	local n keep=${KEEP:-}
 	KEEP=1 cleanup_deep	# the daemon first: it would restart what dies
 	for n in $(hpod ps -a --format '{{.Names}}' 2>/dev/null); do
 		[[ $n == "${CT_PREFIX:-none}"* ]] && hpod rm -f -t 0 "$n" >/dev/null 2>&1
@@ -43,11 +47,25 @@ cleanup_55() {
 		hpod rmi -f "$n" >/dev/null 2>&1
 		podman rmi -f "$n" >/dev/null 2>&1
 	done
+	podman_pause_stop $UH
 	"$ROOT/scripts/ssh-host.sh" stop "$SSHD2" >/dev/null 2>&1
 	sshd_cut
-	rm -rf "$T"
+	[[ -n $keep ]] || rm -rf "$T"
 }
 trap cleanup_55 EXIT
+# (lib.sh has it on newer trees; the same here where it has not)
+declare -F podman_pause_stop >/dev/null || podman_pause_stop() {
+	local u uid f pid
+	for u in "$@"; do
+		uid=$(id -u "$u" 2>/dev/null) || continue
+		for f in "/tmp/podman-run-$uid/libpod/tmp/pause.pid" \
+			"/run/user/$uid/libpod/tmp/pause.pid"; do
+			pid=$(cat "$f" 2>/dev/null) || continue	# no newline
+			[[ $(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) == "$uid" ]] &&
+				kill -TERM "$pid" 2>/dev/null
+		done
+	done
+}
 
 PODMAN=$(command -v podman || true)
 [[ -n $PODMAN ]] || { echo "1..0 # SKIP podman is not installed (scripts/deps.sh env)"; exit 0; }
@@ -240,7 +258,7 @@ serve_pids() {
 		p=${f#/proc/}
 		p=${p%/cmdline}
 		[[ $(stat -c %u "/proc/$p" 2>/dev/null) == "$u" &&
-			$(tr '\0' ' ' < "$f" 2>/dev/null) == "python3 /mlfs/lib/mlfs-serve.py "* ]] &&
+			$({ tr '\0' ' ' < "$f"; } 2>/dev/null) == "python3 /mlfs/lib/mlfs-serve.py "* ]] &&
 			echo "$p"
 	done | sort -n
 }
