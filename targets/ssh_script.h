@@ -147,8 +147,8 @@ char *ssh_script_remove(const char *workdir, const char *const *rids);
  * Readiness and the liveness probe look at the processes of the init's
  * session; signals go to the init (--init passes TERM on: a drain; KILL
  * ends the container); the poll reads in/err and in/stats with the
- * rights of who runs inside (setpriv), never following their links as
- * root.  Removing a folder (the trash) removes its containers first.
+ * rights of who runs inside (setpriv) and never through a link there
+ * (dd iflag=nofollow).  Removing a folder (the trash) removes its containers first.
  */
 
 /* Before the copies: make @gen_dir; print "staged" when it is complete,

@@ -335,6 +335,34 @@ eq "the port is closed" 000 "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "${UR
 check "its folder left the host" wait_until 30 \
 	eval "[[ -z \$(ls -d '$WORK'/deploy-* 2>/dev/null) ]]"
 
+# ---- a link planted in /mlfs/rep: the poll reads nothing through it ---------------
+# The server's start failure is read on the host from the replica's in/
+# (/mlfs/rep inside): a link there to the login's own private file would
+# hand it to the deployment's error, a way out of the container.
+printf 'login secret %s\n' "$RANDOM$RANDOM" > "/home/$UH/private"
+chown $UH: "/home/$UH/private" && chmod 600 "/home/$UH/private"
+P1D=$MNT/deployments/plant1
+as mlfs_ua mkdir "$P1D"
+as mlfs_ua sh -c "cat > '$P1D/score.py'" <<PY
+import os
+def init():
+    os.symlink("/home/$UH/private", "/mlfs/rep/err")
+    os._exit(3)
+def run(data):
+    return data
+PY
+as mlfs_ua sh -c "echo lin:1 > '$P1D/model'; echo box > '$P1D/target';
+	echo py1 > '$P1D/environment'"
+check "deploy a server that plants a link in /mlfs/rep and dies" \
+	as mlfs_ua sh -c "echo deploy > '$P1D/ctl'"
+check "… Failed after its crashes" wait_for "$P1D/status" Failed 180
+check "… the error has nothing of the login's private file" \
+	eval "! grep -q 'login secret' '$P1D/error'"
+echo "# error: $(cat "$P1D/error")"
+check "delete it" as mlfs_ua sh -c "echo delete > '$P1D/ctl'"
+check "… Draft" wait_for "$P1D/status" Draft 60
+rm -f "/home/$UH/private"
+
 # ---- a root login: rootful podman, the server as the deployment's creator ---------------
 # The same sshd lets root in with the same key: root's podman is this
 # machine's, which has the image (no copy).  What the server writes in
