@@ -24,6 +24,11 @@
  * starts or stops, else every DEP_POLL_SLOW s.  replica_stop signals at
  * once (a round trip for that replica alone), as a local replica is told.
  *
+ * A generation in an environment (its spec's image) has its image put
+ * into the host's podman first (ssh_image_ensure: the check and the copy
+ * of runs), and each of its replicas is `podman run` of the server in
+ * it, under the same wrapper (ssh_script.h says how it is watched).
+ *
  * The scoring URI uses the target's host; replicas listen on 0.0.0.0
  * there unless the deployment's config says another host.
  *
