@@ -655,9 +655,14 @@ int ssh_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	g = rc ? NULL : gen_get(dt, d, s->gen, tag);
 	if (!rc && !g)
 		rc = err_set(e, -ENOMEM, "out of memory");
+	if (!rc && g->img_why[0])	/* not sent again at each restart */
+		rc = err_set(e, -EIO, "%s", g->img_why);
 	if (!rc && !g->copied && (rc = gen_copy(t, &c, d, s, g, why,
 						 sizeof(why)))) {
-		if (!strncmp(why, "environment: ", 13))	/* a sentence */
+		if (!strncmp(why, "environment: ", 13) &&
+		    rc != -EHOSTUNREACH)	/* a sentence, for good */
+			snprintf(g->img_why, sizeof(g->img_why), "%s", why);
+		if (!strncmp(why, "environment: ", 13))
 			err_set(e, rc, "%s", why);
 		else
 			start_failed(t, s, rc, "cannot copy the deployment's"

@@ -13,9 +13,10 @@
 # killed on the host is restarted in a new container; a rolling update to
 # a second environment's image under a client loop, no request failed;
 # kill -9 of the daemon and a remount adopt the same container; delete
-# leaves no container and no process on the host.  Bad case: a host
-# without podman (a second sshd whose login's PATH lacks it, as in 29):
-# Failed with one sentence naming the host and the packages.
+# leaves no container and no process on the host.  Bad cases: an image
+# with RUN layers the rootless login cannot load, and a host without
+# podman (a second sshd whose login's PATH lacks it, as in 29): Failed
+# with one sentence naming the host (and the packages).
 #
 # The image: the python root file system of 49 (cached under
 # /var/cache/mlfs-test) with a marker file appended, twice (two images).
@@ -362,6 +363,37 @@ echo "# error: $(cat "$P1D/error")"
 check "delete it" as mlfs_ua sh -c "echo delete > '$P1D/ctl'"
 check "… Draft" wait_for "$P1D/status" Draft 60
 rm -f "/home/$UH/private"
+
+# ---- an image that cannot be put into the rootless login's podman --------------------
+# A root daemon's RUN layers are owned by the build namespace's host ids
+# (see 29): rootless podman cannot map them, and the load fails: Failed,
+# with a sentence naming the host.  A podman that maps them back may load
+# it: then it serves.
+W=$MNT/environments/withrun
+as mlfs_ua mkdir "$W"
+as mlfs_ua sh -c "printf 'FROM %s\nRUN echo ran > /tmp/ran\n' '$IMG1' > '$W/Containerfile'"
+as mlfs_ua sh -c "echo build > '$W/ctl'"
+eq "an environment with a RUN step is built" Ready "$(env_settled withrun 180)"
+IMAGES+=("$(cat "$W/image")")
+WD=$MNT/deployments/withrun
+as mlfs_ua mkdir "$WD"
+as mlfs_ua cp "$D/score.py" "$WD/"
+as mlfs_ua sh -c "echo lin:1 > '$WD/model'; echo box > '$WD/target';
+	echo withrun > '$WD/environment'"
+check "deploy it on the rootless login" as mlfs_ua sh -c "echo deploy > '$WD/ctl'"
+check "… it settles" wait_until 180 \
+	eval "[[ \$(cat '$WD/status') == Failed || \$(cat '$WD/status') == Healthy ]]"
+if [[ $(cat "$WD/status") == Failed ]]; then
+	check "… Failed: the image cannot be put into podman on the host" \
+		grep -q "environment: the image .* cannot be put into podman on 127.0.0.1: .*rootless podman cannot map" \
+		"$WD/error"
+	check "… one sentence" has_sentence "$WD/error"
+else
+	echo "# this podman loads a RUN layer into a rootless store"
+fi
+echo "# error: $(cat "$WD/error")"
+check "delete it" as mlfs_ua sh -c "echo delete > '$WD/ctl'"
+check "… Draft" wait_for "$WD/status" Draft 60
 
 # ---- a root login: rootful podman, the server as the deployment's creator ---------------
 # The same sshd lets root in with the same key: root's podman is this
