@@ -167,7 +167,8 @@ static int check_port(struct ws *ws, const struct obj *o,
 	return rc;
 }
 
-/* `environment`: a Ready one, on a target whose replicas can run in it,
+/* `environment`: a Ready one, on a target whose replicas can run in it
+ * (local: podman here; ssh: the host's podman, the image copied there),
  * for a deployment of a user's (as runs: run.c). */
 static int check_environment(struct ws *ws, const struct obj *o,
 			     const struct driver *drv, struct err *e)
@@ -178,10 +179,10 @@ static int check_environment(struct ws *ws, const struct obj *o,
 	rc = env_run_image(ws, o, image, sizeof(image), e);
 	if (rc || !image[0])
 		return rc;
-	if (strcmp(drv->type, "local"))
+	if (strcmp(drv->type, "local") && strcmp(drv->type, "ssh"))
 		return err_set(e, -EINVAL, "environment: replicas run in an"
-			       " environment on a local target only (this"
-			       " one is %s)", drv->type);
+			       " environment on a local or ssh target only"
+			       " (this one is %s)", drv->type);
 	if (o->uid == 0 || geteuid() != 0)
 		return err_set(e, -EINVAL, "environment: %s", o->uid == 0 ?
 			       "a deployment of root cannot run in an"

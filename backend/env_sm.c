@@ -320,10 +320,11 @@ static void argf(struct argv *a, const char *fmt, ...)
 	arg(a, a->bufs[a->nb++]);
 }
 
-/* podman's options every build and import shares. */
+/* podman's options every build and import shares (@podman copied: the
+ * caller's buffer ends with its frame, before the spawn). */
 static void argv_common(struct argv *a, const char *podman)
 {
-	argf(a, "%s", podman);	/* a copy: the caller's buffer goes */
+	argf(a, "%s", podman);
 	arg(a, "--log-level=error");
 }
 

@@ -24,6 +24,9 @@ struct ssh_gen {
 	char dir[80];			/* deploy-ID-TAG/gGEN, under workdir */
 	int copied;			/* code, model, serve are there */
 	int marked;			/* and `staged` says so */
+	char img_why[ERR_MSG_MAX];	/* its image cannot be put there (no
+					 * podman, a load that failed): the
+					 * sentence, for each later start */
 	struct ssh_gen *next;
 };
 

@@ -24,6 +24,11 @@
  * starts or stops, else every DEP_POLL_SLOW s.  replica_stop signals at
  * once (a round trip for that replica alone), as a local replica is told.
  *
+ * A generation in an environment (its spec's image) has its image put
+ * into the host's podman first (ssh_image_ensure: the check and the copy
+ * of runs), and each of its replicas is `podman run` of the server in
+ * it, under the same wrapper (ssh_script.h says how it is watched).
+ *
  * The scoring URI uses the target's host; replicas listen on 0.0.0.0
  * there unless the deployment's config says another host.
  *
@@ -41,12 +46,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../lib/hash.h"
 #include "../lib/log.h"
 #include "../backend/ws.h"
 #include "../lib/copy.h"
 #include "replica.h"
 #include "ssh_common.h"
 #include "ssh_dep_i.h"
+#include "ssh_image.h"
 #include "ssh_quote.h"
 #include "ssh_script.h"
 
@@ -308,6 +315,25 @@ static int dep_round(struct target_ctx *t, struct ssh_dep *dt)
 
 /* ---- start -------------------------------------------------------------- */
 
+/* In an environment: where the container sees the generation's files
+ * (as on the local target, local_deploy.c). */
+#define CT_MODEL	"/mlfs/model"
+#define CT_REP		"/mlfs/rep"
+
+/* The container of replica @x: mlfs-<hash of the state dir>-d<ID>-g<GEN>-
+ * r<SLOT>-<RND>, its folder's name: each replica's own.  (A restart of a
+ * slot under the old name raced podman's cleanup of the old container,
+ * which conmon runs on its own after the exit: "unable to determine if
+ * …/shm is mounted".) */
+static void ct_name(const struct deploy_ctx *d, const struct ssh_rent *x,
+		    char *buf, size_t sz)
+{
+	const char *s = ws_state_dir(d->ws), *r = strrchr(x->rdir, '/');
+
+	snprintf(buf, sz, "mlfs-%08x-d%lld-g%d-%s", fnv1a32(s, strlen(s)),
+		 (long long)d->obj.id, x->gen, r ? r + 1 : x->rdir);
+}
+
 static int env_write(FILE *f, const struct kv_list *env)
 {
 	char *q;
@@ -353,10 +379,57 @@ static int env_stage(const struct deploy_ctx *d, int gen, const char *dir,
 	return rc ? -EIO : 0;
 }
 
-/* <dir>/replicas/ssh-serve: mlfs-serve.py, the key and the env (0600),
- * to copy. */
-static int serve_stage(const struct deploy_ctx *d, int gen, char *dir,
-		       char *why, size_t n)
+/* A generation in an environment: the container's KEY=VALUE lines,
+ * podman's --env-file (0600; the key among them), in place of env: the
+ * defaults, the env lines, then mlfs's own (they win; the replica's
+ * number and port are on podman's command line). */
+static int ct_env_stage(const struct deploy_ctx *d,
+			const struct deploy_spec *s, const char *dir,
+			char *why, size_t n)
+{
+	char path[PATH_MAX + 8];
+	struct kv_list env;
+	FILE *f;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/ct.env", dir);
+	rc = deploy_gen_env(d, s->gen, &env);
+	if (rc) {
+		snprintf(why, n, "cannot read the env of generation %d: %s",
+			 s->gen, strerror(-rc));
+		return -EIO;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f) {
+		fputs("HOME=/tmp\nLANG=C.UTF-8\nPYTHONUNBUFFERED=1\n", f);
+		for (int i = 0; i < env.n; i++)
+			fprintf(f, "%s=%s\n", env.items[i].key,
+				env.items[i].value);
+		fprintf(f, "AZUREML_MODEL_DIR=" CT_MODEL "\nMLFS_KEY=%s\n"
+			"MLFS_ERROR_FILE=" CT_REP "/err\n"
+			"MLFS_STATS_FILE=" CT_REP "/stats\n"
+			"MLFS_DEPLOYMENT=%s\nMLFS_HOST=%s\n", d->key,
+			d->obj.name, s->host);
+		rc = ferror(f) ? -EIO : 0;
+		if (fclose(f))
+			rc = -EIO;
+	} else {
+		rc = -EIO;
+		if (fd >= 0)
+			close(fd);
+	}
+	kv_free(&env);
+	if (rc)
+		snprintf(why, n, "cannot write %s", path);
+	return rc;
+}
+
+/* <dir>/replicas/ssh-serve: mlfs-serve.py, the key and the env (0600;
+ * ct.env in an environment), to copy. */
+static int serve_stage(const struct deploy_ctx *d, const struct deploy_spec *s,
+		       char *dir, char *why, size_t n)
 {
 	char path[PATH_MAX + 8];
 	struct err e;
@@ -381,7 +454,9 @@ static int serve_stage(const struct deploy_ctx *d, int gen, char *dir,
 			close(fd);
 		return -EIO;
 	}
-	return env_stage(d, gen, dir, why, n);
+	if (s->image[0])
+		return ct_env_stage(d, s, dir, why, n);
+	return env_stage(d, s->gen, dir, why, n);
 }
 
 /* Is @word a whole line of @out? */
@@ -414,6 +489,36 @@ static int copy_staged(struct target_ctx *t, struct ssh_conn *c,
 	return rc == -EHOSTUNREACH || !rc ? rc : -EIO;
 }
 
+/* A generation in an environment: its image in the host's podman (the
+ * check and the copy of runs, ssh_image.c), the line saying it was
+ * copied into the deployment's log.  0, or -errno with a whole sentence
+ * in @why, "environment: " first (1, no podman there: -ENOENT). */
+static int image_stage(struct target_ctx *t, struct ssh_conn *c,
+		       const struct deploy_ctx *d, const struct deploy_spec *s,
+		       const char *gdir, char *why, size_t n)
+{
+	char said[512] = "", msg[ERR_MSG_MAX];
+	struct ssh_podman h;
+	int rc;
+
+	rc = ssh_image_ensure(t, c, gdir, s->image, "the deployment's"
+			      " replicas run in containers", &h, said,
+			      sizeof(said), msg, sizeof(msg));
+	if (rc == 1 || rc == -EHOSTUNREACH) {
+		snprintf(why, n, "%s", msg);
+		return rc == 1 ? -ENOENT : rc;
+	}
+	if (rc) {
+		snprintf(why, n, "environment: the image %.19s cannot be put"
+			 " into podman on %s: %s", s->image, ssh_host(t), msg);
+		return -EIO;
+	}
+	if (said[0] && ssh_append(d->dir, RUN_LOG, said, strlen(said)))
+		log_warn("deployment %s: cannot append to its log",
+			 d->obj.name);
+	return 0;
+}
+
 /* Copy generation @s's files into @g on the host (once: a restarted
  * daemon finds them complete there).  0 or -errno with @why. */
 static int gen_copy(struct target_ctx *t, struct ssh_conn *c,
@@ -439,7 +544,12 @@ static int gen_copy(struct target_ctx *t, struct ssh_conn *c,
 	sx_result_free(&res);
 	if (g->copied)
 		return 0;
-	rc = serve_stage(d, s->gen, serve, why, n);
+	if (s->image[0]) {
+		rc = image_stage(t, c, d, s, gdir, why, n);
+		if (rc)
+			return rc;
+	}
+	rc = serve_stage(d, s, serve, why, n);
 	if (!rc)
 		rc = ssh_copy(t, c, g->dir, 1, serve, "serve", why, n);
 	remove_tree(serve);	/* the key stays in the store only */
@@ -478,7 +588,7 @@ static int launch(struct target_ctx *t, struct ssh_conn *c,
 		  const struct deploy_ctx *d, const struct deploy_spec *s,
 		  struct ssh_gen *g, struct ssh_rent *x, char *why, size_t n)
 {
-	char gdir[PATH_MAX], vid[24];
+	char gdir[PATH_MAX], vid[24], ctn[96];
 	struct ssh_dep_launch l = {
 		.gen_dir = gdir, .rep = strrchr(x->rdir, '/') + 1,
 		.mark = !g->marked, .model_id = vid, .port = s->port,
@@ -487,11 +597,14 @@ static int launch(struct target_ctx *t, struct ssh_conn *c,
 		.entry = s->entry, .host = s->host, .name = d->obj.name,
 		.max_body = s->max_body, .read_timeout = s->read_timeout,
 		.slot = x->slot, .raw = s->raw ? deploy_raw_name(s->raw) : NULL,
+		.image = s->image[0] ? s->image : NULL, .ct_name = ctn,
+		.ct_uid = d->obj.uid, .ct_gid = d->obj.gid,
 	};
 	struct sx_result res;
 	int rc;
 
 	snprintf(vid, sizeof(vid), "%lld", (long long)s->version_id);
+	ct_name(d, x, ctn, sizeof(ctn));
 	if (ssh_run_dir(ssh_workdir(t), g->dir, gdir, sizeof(gdir))) {
 		snprintf(why, n, "the remote path is too long");
 		return -EIO;
@@ -542,10 +655,19 @@ int ssh_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	g = rc ? NULL : gen_get(dt, d, s->gen, tag);
 	if (!rc && !g)
 		rc = err_set(e, -ENOMEM, "out of memory");
+	if (!rc && g->img_why[0])	/* not sent again at each restart */
+		rc = err_set(e, -EIO, "%s", g->img_why);
 	if (!rc && !g->copied && (rc = gen_copy(t, &c, d, s, g, why,
-						 sizeof(why))))
-		start_failed(t, s, rc, "cannot copy the deployment's files to",
-			     why, e);
+						 sizeof(why)))) {
+		if (!strncmp(why, "environment: ", 13) &&
+		    rc != -EHOSTUNREACH)	/* a sentence, for good */
+			snprintf(g->img_why, sizeof(g->img_why), "%s", why);
+		if (!strncmp(why, "environment: ", 13))
+			err_set(e, rc, "%s", why);
+		else
+			start_failed(t, s, rc, "cannot copy the deployment's"
+				     " files to", why, e);
+	}
 	x = rc ? NULL : ent_new(dt, d, s->gen, r->slot);
 	if (!rc && !x)
 		rc = err_set(e, -ENOMEM, "out of memory");

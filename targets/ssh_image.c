@@ -36,16 +36,6 @@
 #include "ssh_common.h"
 #include "ssh_quote.h"
 
-/* What the host said. */
-struct host_ct {
-	char podman[512];
-	char dir[PATH_MAX];		/* the run's folder, absolute */
-	unsigned uid, gid;
-	unsigned long long nofile, nproc;	/* hard limits, 0 unknown */
-	int image;			/* podman image exists: 0 yes, 1 no */
-	char why[256];			/* its last line of stderr */
-};
-
 /* After d=DIR and i=IMAGE: prints nopodman, or podman PATH, ids U G,
  * limits N P, image CODE [why LINE], dir ABS (last: it may be long). */
 static const char check_script[] =
@@ -62,8 +52,10 @@ static const char check_script[] =
 	" tail -n 1)\"\n"
 	"echo \"dir $(pwd -P)\"\n";
 
-/* After d=, p=PODMAN and i=: load the image from stdin, check that it is
- * the one asked for, and say so in the run's log.  podman's failure in
+/* After d=, p=PODMAN, i= and lg=: load the image from stdin, check that
+ * it is the one asked for, and say so: in the file lg of d (a run's log
+ * on the host), or on stderr when lg is empty (a deployment's log is
+ * here; sx_pipe keeps stderr only).  podman's failure in
  * one line: its first (the last is a follow-up); the ids a rootless
  * login cannot map explained (a root daemon's builds leave RUN layers
  * owned by the build namespace's host ids, 2147483647 here). */
@@ -82,18 +74,20 @@ static const char load_script[] =
 	" { echo \"podman load did not give the image $i\" >&2; exit 1; }\n"
 	"awk -v s=\"$s\" -v i=\"$i\" -v h=\"$(uname -n)\" 'BEGIN { printf"
 	" \"mlfs: the image %s was not on %s: copied (podman save | podman"
-	" load), %.1f MB\\n\", i, h, s / 1e6 }' >>log\n";
+	" load), %.1f MB\\n\", i, h, s / 1e6 }' |\n"
+	"if [ -n \"$lg\" ]; then cat >>\"$lg\"; else cat >&2; fi\n";
 
-/* "d=DIR\ni=IMAGE\n[p=PODMAN\n]" + @body, malloc'd, or NULL. */
+/* "d=DIR\ni=IMAGE\nlg=LOG\n[p=PODMAN\n]" + @body, malloc'd, or NULL
+ * (@log: "log", or "" for stdout). */
 static char *script_of(const char *dir, const char *image, const char *podman,
-		       const char *body)
+		       const char *log, const char *body)
 {
 	char *qd = sh_quote_path(dir), *qi = sh_quote(image);
 	char *qp = podman ? sh_quote(podman) : NULL, *s = NULL;
 
 	if (qd && qi && (qp || !podman) &&
-	    asprintf(&s, "d=%s\ni=%s\n%s%s%s%s", qd, qi, qp ? "p=" : "",
-		     qp ? qp : "", qp ? "\n" : "", body) < 0)
+	    asprintf(&s, "d=%s\ni=%s\nlg=%s\n%s%s%s%s", qd, qi, log,
+		     qp ? "p=" : "", qp ? qp : "", qp ? "\n" : "", body) < 0)
 		s = NULL;
 	free(qd);
 	free(qi);
@@ -102,7 +96,7 @@ static char *script_of(const char *dir, const char *image, const char *podman,
 }
 
 /* One line of the check's output into @h. */
-static void check_line(struct host_ct *h, const char *l)
+static void check_line(struct ssh_podman *h, const char *l)
 {
 	if (!strncmp(l, "podman ", 7))
 		snprintf(h->podman, sizeof(h->podman), "%s", l + 7);
@@ -119,7 +113,7 @@ static void check_line(struct host_ct *h, const char *l)
 /* Ask the host.  0 (@h filled; h->podman "" when it has none), or
  * -errno with @why. */
 static int host_check(struct ssh_conn *c, const char *dir, const char *image,
-		      struct host_ct *h, char *why, size_t n)
+		      struct ssh_podman *h, char *why, size_t n)
 {
 	struct sx_result res;
 	char *save, *l;
@@ -127,7 +121,7 @@ static int host_check(struct ssh_conn *c, const char *dir, const char *image,
 
 	memset(h, 0, sizeof(*h));
 	h->image = -1;
-	rc = ssh_remote(c, script_of(dir, image, NULL, check_script),
+	rc = ssh_remote(c, script_of(dir, image, NULL, "", check_script),
 			SSH_OUT_MAX, &res, why, n);
 	if (rc)
 		return rc;
@@ -143,13 +137,16 @@ static int host_check(struct ssh_conn *c, const char *dir, const char *image,
 	return 0;
 }
 
-/* podman save here | podman load there. */
+/* podman save here | podman load there; the line saying so into @dir/log
+ * on the host (@said NULL), else into @said. */
 static int image_copy(struct ssh_conn *c, const char *dir, const char *image,
-		      const char *podman, char *why, size_t n)
+		      const char *podman, char *said, size_t sn, char *why,
+		      size_t n)
 {
 	struct argv_buf loc = ARGV_BUF_INIT, rem = ARGV_BUF_INIT;
 	char here[PATH_MAX], *script, *q;
 	struct sx_result res;
+	const char *l;
 	enum sx_why w;
 	int rc;
 
@@ -163,7 +160,8 @@ static int image_copy(struct ssh_conn *c, const char *dir, const char *image,
 	argv_push(&loc, "save");
 	argv_push(&loc, image);
 	rc = ssh_conn_argv(c, "ssh", &rem, why, n);
-	script = script_of(dir, image, podman, load_script);
+	script = script_of(dir, image, podman, said ? "''" : "log",
+			   load_script);
 	q = script ? sh_quote(script) : NULL;
 	if (q)
 		argv_push_fmt(&rem, "sh -c %s", q);
@@ -179,6 +177,8 @@ static int image_copy(struct ssh_conn *c, const char *dir, const char *image,
 	} else if (!rc) {
 		w = ssh_conn_why(c, &res, SSH_COPY_TIMEOUT, why, n);
 		rc = w == SX_OK ? 0 : w == SX_REMOTE ? -EIO : -EHOSTUNREACH;
+		if (!rc && said && (l = strstr(res.err, "mlfs: the image ")))
+			snprintf(said, sn, "%.*s\n", (int)strcspn(l, "\n"), l);
 	}
 	argv_free(&loc);
 	argv_free(&rem);
@@ -240,7 +240,7 @@ static char *ct_env_text(struct run_ctx *r)
 }
 
 /* The container's command and env file, from the host's values. */
-static int ct_fill(struct run_ctx *r, const struct host_ct *h,
+static int ct_fill(struct run_ctx *r, const struct ssh_podman *h,
 		   struct ssh_ct *ct)
 {
 	char work[PATH_MAX + 8], met[PATH_MAX + 8], par[PATH_MAX + 8];
@@ -284,43 +284,53 @@ static int uidmap_missing(struct target_ctx *t, const char *msg, char *why,
 	return -EIO;
 }
 
-int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
-		      struct run_ctx *r, const char *dir, struct ssh_ct *ct,
-		      char *why, size_t n)
+int ssh_image_ensure(struct target_ctx *t, struct ssh_conn *c,
+		     const char *dir, const char *image, const char *what,
+		     struct ssh_podman *h, char *said, size_t sn, char *why,
+		     size_t n)
 {
-	struct host_ct h;
 	int rc;
 
-	memset(ct, 0, sizeof(*ct));
-	rc = host_check(c, dir, r->image, &h, why, n);
+	rc = host_check(c, dir, image, h, why, n);
 	if (rc && strstr(why, "newuidmap"))
 		return uidmap_missing(t, why, why, n);
 	if (rc)
 		return rc;
-	if (!h.podman[0]) {
-		snprintf(why, n, "environment: %s has no podman, and the run"
-			 " runs in a container there (apt-get install podman"
-			 " runc catatonit uidmap on %s)", ssh_host(t),
-			 ssh_host(t));
+	if (!h->podman[0]) {
+		snprintf(why, n, "environment: %s has no podman, and %s there"
+			 " (apt-get install podman runc catatonit uidmap on"
+			 " %s)", ssh_host(t), what, ssh_host(t));
 		return 1;
 	}
-	if (h.image > 1 && strstr(h.why, "newuidmap"))
-		return uidmap_missing(t, h.why, why, n);
-	if (h.image > 1) {
+	if (h->image > 1 && strstr(h->why, "newuidmap"))
+		return uidmap_missing(t, h->why, why, n);
+	if (h->image > 1) {
 		snprintf(why, n, "podman cannot use its image store (%s)%s",
-			 h.why[0] ? h.why : "no reason given", h.uid ?
+			 h->why[0] ? h->why : "no reason given", h->uid ?
 			 "; a login that is not root runs rootless podman,"
 			 " which needs its lines in /etc/subuid and"
 			 " /etc/subgid" : "");
 		return -EIO;
 	}
-	if (h.image == 1) {
-		rc = image_copy(c, dir, r->image, h.podman, why, n);
-		if (rc && strstr(why, "newuidmap"))
-			return uidmap_missing(t, why, why, n);
-		if (rc)
-			return rc;
-	}
+	if (h->image == 1)
+		rc = image_copy(c, dir, image, h->podman, said, sn, why, n);
+	if (rc && strstr(why, "newuidmap"))
+		return uidmap_missing(t, why, why, n);
+	return rc;
+}
+
+int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
+		      struct run_ctx *r, const char *dir, struct ssh_ct *ct,
+		      char *why, size_t n)
+{
+	struct ssh_podman h;
+	int rc;
+
+	memset(ct, 0, sizeof(*ct));
+	rc = ssh_image_ensure(t, c, dir, r->image, "the run runs in a"
+			      " container", &h, NULL, 0, why, n);
+	if (rc)
+		return rc;
 	rc = ct_fill(r, &h, ct);
 	if (rc)
 		snprintf(why, n, "out of memory");

@@ -7,6 +7,7 @@
 #ifndef MLFS_SSH_IMAGE_H
 #define MLFS_SSH_IMAGE_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "../backend/driver.h"
@@ -19,6 +20,32 @@ struct ssh_ct {
 	char podman[512];		/* podman on the host */
 	char name[64];			/* the container's name */
 };
+
+/* What a host said of its podman. */
+struct ssh_podman {
+	char podman[512];		/* its path, "" none */
+	char dir[PATH_MAX];		/* the folder asked in, absolute */
+	unsigned uid, gid;		/* the login's */
+	unsigned long long nofile, nproc;	/* hard limits, 0 unknown */
+	int image;			/* podman image exists: 0 yes, 1 no */
+	char why[256];			/* its last line of stderr */
+};
+
+/*
+ * ssh_image_ensure - on the host, in its folder @dir (which exists
+ * there): find podman (in the login's PATH) and make sure its store has
+ * @image, copied from this machine's podman when missing (podman save |
+ * ssh … podman load, streamed; an image the host has is never sent
+ * again).  The line saying it was copied, and how big, goes into @dir/log
+ * on the host when @said is NULL, else into @said.  @what ends the
+ * sentence of a host without podman: "HOST has no podman, and @what
+ * there (apt-get install podman runc on HOST)".  0 (@h filled); 1 when
+ * the host has no podman; -EHOSTUNREACH or -EIO; the sentence in @why.
+ */
+int ssh_image_ensure(struct target_ctx *t, struct ssh_conn *c,
+		     const char *dir, const char *image, const char *what,
+		     struct ssh_podman *h, char *said, size_t sn, char *why,
+		     size_t n);
 
 /*
  * ssh_image_prepare - for run @r (r->image set) whose folder @dir is made

@@ -671,6 +671,7 @@ static const char dep_prelude[] =
 	"}\n"
 	"mlfs_sig() {\n"
 	"  w=$(cut -d' ' -f1 \"$1/pid\" 2>/dev/null)\n"
+	"  if [ -s \"$1/ct.name\" ]; then mlfs_ctsig \"$1\" \"$2\" \"$w\"; return 0; fi\n"
 	"  if mlfs_alive \"$1\"; then kill -s \"$2\" -- \"-$w\" 2>/dev/null; return 0; fi\n"
 	"  mlfs_alive \"$1\" spid || return 0\n"
 	"  set -- \"$1\" \"$2\" $(cat \"$1/spid\")\n"
@@ -679,13 +680,53 @@ static const char dep_prelude[] =
 	"  else kill -s \"$2\" \"$3\" 2>/dev/null; fi\n"
 	"  return 0\n"
 	"}\n"
+	"mlfs_ctpid() {\n"
+	"  [ -s \"$1/ct.name\" ] && mlfs_alive \"$1\" spid || return 0\n"
+	"  mlfs_c=$(cat \"$1/ct\" 2>/dev/null)\n"
+	"  case $mlfs_c in '' | *[!0-9]*) ;; *) [ -d \"/proc/$mlfs_c\" ] && echo \"$mlfs_c\" ;; esac\n"
+	"}\n"
+	"mlfs_ctsig() {\n"
+	"  c=$(mlfs_ctpid \"$1\")\n"
+	"  if [ -n \"$c\" ]; then kill -s \"$2\" \"$c\" 2>/dev/null\n"
+	"  elif mlfs_alive \"$1\" spid || mlfs_alive \"$1\"; then\n"
+	"    \"$(cat \"$1/ct.podman\")\" --log-level=error kill -s \"$2\" -- \"$(cat \"$1/ct.name\")\" >/dev/null 2>&1\n"
+	"  fi\n"
+	"  [ \"$2\" = KILL ] || return 0\n"
+	"  \"$(cat \"$1/ct.podman\")\" --log-level=error rm -f -t 0 -- \"$(cat \"$1/ct.name\")\" >/dev/null 2>&1\n"
+	"  mlfs_alive \"$1\" && kill -s KILL -- \"-$3\" 2>/dev/null\n"
+	"  return 0\n"
+	"}\n"
+	"mlfs_rd() {\n"
+	"  if [ -s \"$1/ct.user\" ]; then\n"
+	"    set -- \"$1\" \"$2\" $(cat \"$1/ct.user\")\n"
+	"    setpriv --reuid=\"$3\" --regid=\"$4\" --clear-groups \\\n"
+	"      dd if=\"$1/in/$2\" iflag=nofollow status=none 2>/dev/null\n"
+	"  else dd if=\"$1/in/$2\" iflag=nofollow status=none 2>/dev/null; fi\n"
+	"}\n"
+	"mlfs_lsess() {\n"
+	"  i=$(mlfs_tcp \"$2\")\n"
+	"  [ -n \"$i\" ] || return 0\n"
+	"  for p in $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v g=\"$1\" '\n"
+	"      { p = $1; sub(/^.*\\) /, \"\"); if ($4 == g) print p }'); do\n"
+	"    ls -l /proc/\"$p\"/fd 2>/dev/null | awk -v i=\"$i\" '\n"
+	"      BEGIN { n = split(i, a, \" \"); for (k = 1; k <= n; k++) w[a[k]] = 1 }\n"
+	"      ($NF in w) { f = 1 }\n"
+	"      END { exit !f }' && { echo \"$p\"; return 0; }\n"
+	"  done\n"
+	"}\n"
+	"mlfs_ctrm() {\n"
+	"  for f in \"$1\"/ct.name \"$1\"/*/ct.name \"$1\"/*/*/ct.name; do\n"
+	"    [ -s \"$f\" ] && [ -s \"${f%.name}.podman\" ] || continue\n"
+	"    \"$(cat \"${f%.name}.podman\")\" --log-level=error rm -f -t 0 -- \"$(cat \"$f\")\" >/dev/null 2>&1\n"
+	"  done\n"
+	"}\n"
 	"mlfs_live() {\n"
 	"  command -v python3 >/dev/null 2>&1 || { echo -; return; }\n"
 	"  python3 -c \"$mlfs_live_py\" \"$1\" \"$2\" 2>/dev/null || echo -\n"
 	"}\n"
 	"mlfs_flight() {\n"
-	"  mlfs_n=$(sed -n 's/^in_flight \\([0-9]\\{1,7\\}\\)$/\\1/p' \"$1/stats\" \\\n"
-	"    2>/dev/null | head -n 1)\n"
+	"  mlfs_n=$(if [ -d \"$1/in\" ]; then mlfs_rd \"$1\" stats; else cat \"$1/stats\" 2>/dev/null; fi |\n"
+	"    sed -n 's/^in_flight \\([0-9]\\{1,7\\}\\)$/\\1/p' | head -n 1)\n"
 	"  echo \"f${mlfs_n:--}\"\n"
 	"}\n"
 	"mlfs_rep() {\n"
@@ -693,14 +734,21 @@ static const char dep_prelude[] =
 	"  elif mlfs_alive \"$2\" spid; then\n"
 	"    set -- \"$@\" $(cat \"$2/spid\")\n"
 	"    st=\"running $7\"\n"
+	"    c=$(mlfs_ctpid \"$2\")\n"
 	"    if [ \"$5\" -gt 0 ]; then\n"
 	"      st=\"starting $7\"\n"
-	"      mlfs_listens \"$(cut -d' ' -f1 \"$2/pid\")\" \"$5\" && st=\"ready $7\"\n"
+	"      if [ -s \"$2/ct.name\" ]; then\n"
+	"        [ -n \"$c\" ] && [ -n \"$(mlfs_lsess \"$c\" \"$5\")\" ] && st=\"ready $7\"\n"
+	"      else\n"
+	"        mlfs_listens \"$(cut -d' ' -f1 \"$2/pid\")\" \"$5\" && st=\"ready $7\"\n"
+	"      fi\n"
 	"    elif [ \"$6\" -gt 0 ]; then\n"
 	"      st=\"running $7 $(cat \"$2/live\" 2>/dev/null)\"\n"
 	"      rm -f \"$2/live\"\n"
 	"      [ -n \"$(find \"$2/live.tmp\" -mmin +1 2>/dev/null)\" ] && rm -f \"$2/live.tmp\"\n"
-	"      [ -e \"$2/live.tmp\" ] || (mlfs_live \"$7\" \"$6\" >\"$2/live.tmp\" &&\n"
+	"      lp=$7\n"
+	"      [ -s \"$2/ct.name\" ] && lp=$([ -n \"$c\" ] && mlfs_lsess \"$c\" \"$6\")\n"
+	"      [ -e \"$2/live.tmp\" ] || (mlfs_live \"${lp:-0}\" \"$6\" >\"$2/live.tmp\" &&\n"
 	"        mv -f \"$2/live.tmp\" \"$2/live\") </dev/null >/dev/null 2>&1 &\n"
 	"    fi\n"
 	"    case $st in running*) st=\"$st $(mlfs_flight \"$2\")\" ;; esac\n"
@@ -711,7 +759,11 @@ static const char dep_prelude[] =
 	"  printf '@@mlfs %s %s\\n' \"$1\" \"$st\"\n"
 	"  mlfs_chunk \"$2/log\" \"$3\" \"$4\"\n"
 	"  case $st in\n"
-	"  exited* | lost) mlfs_chunk \"$2/err\" 0 1024 ;;\n"
+	"  exited* | lost)\n"
+	"    if [ ! -s \"$2/err\" ] && [ -d \"$2/in\" ]; then\n"
+	"      mlfs_rd \"$2\" err | head -c 1024 >\"$2/err.tmp\" && mv -f \"$2/err.tmp\" \"$2/err\"\n"
+	"    fi\n"
+	"    mlfs_chunk \"$2/err\" 0 1024 ;;\n"
 	"  *) echo '0 0' ;;\n"
 	"  esac\n"
 	"}\n";
@@ -775,6 +827,54 @@ char *ssh_script_dep_stage(const char *gen_dir, const char *model_id)
 	return script_close(&s);
 }
 
+/*
+ * A replica in an environment: the server's argv is `sh -c DEP_CT R
+ * PODMAN run …`: podman attached (its exit is the server's), the
+ * container removed once it returns (a podman killed leaves it) before
+ * the wrapper records the exit, podman's own failures
+ * (125-127) told in R/err (MLFS_CT_IMAGE and MLFS_CT_HINT, from the
+ * wrapper's environment, for that).
+ */
+static const char dep_ct[] =
+	"trap 'c=1' TERM INT HUP\n"
+	"unset MLFS_KEY\n"
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH\n"
+	"\"$@\"\n"
+	"s=$?\n"
+	"\"$1\" --log-level=error rm -f -t 0 -- \"$(cat \"$0/ct.name\")\" >/dev/null 2>&1\n"
+	"if [ \"$s\" -ge 125 ] && [ \"$s\" -le 127 ] && [ ! -s \"$0/in/err\" ]; then\n"
+	"  [ \"$s\" = 125 ] && MLFS_CT_HINT=\n"
+	"  printf 'podman could not run the server in image %.19s (exit %s%s):"
+	" see log\\n' \"$MLFS_CT_IMAGE\" \"$s\" \"$MLFS_CT_HINT\" >\"$0/err\"\n"
+	"fi\n"
+	"exit $s\n";
+
+/* The launch's part for a container: podman, the login's ids and limits,
+ * R/in, ct.name, ct.podman; for a root login ct.user, and the
+ * generation's code/ and model/ made the creator's once (G/ct.owned: a
+ * root login's copies are root's, with the modes they had here), links
+ * changed themselves, never followed. */
+static const char dep_ct_launch[] =
+	"p=$(command -v podman 2>/dev/null) || p=\n"
+	"case $p in /*) ;; *) echo 'fail the host has no podman (apt-get install podman runc)'; exit 0 ;; esac\n"
+	"mkdir in || exit 1\n"
+	"printf '%s\\n' \"$n\" >ct.name && printf '%s\\n' \"$p\" >ct.podman || exit 1\n"
+	"if [ \"$(id -u)\" = 0 ]; then\n"
+	"  chown -- \"$cu:$cg\" in && printf '%s %s\\n' \"$cu\" \"$cg\" >ct.user || exit 1\n"
+	"  [ -e \"$g/ct.owned\" ] || { chown -R -h -- \"$cu:$cg\" \"$g/code\" \"$g/model\" &&\n"
+	"    : >\"$g/ct.owned\"; } || exit 1\n"
+	"  u1=--userns=host u2=--user=$cu:$cg\n"
+	"else\n"
+	"  u1=--userns=keep-id u2=--user=$(id -u):$(id -g)\n"
+	"fi\n"
+	"set -- $(awk '/^Max open files/ { n = $5 } /^Max processes/ { p = $4 }\n"
+	"  END { print n, p }' /proc/self/limits)\n"
+	"nf=${1:-0} np=${2:-0}\n"
+	"case $nf in '' | *[!0-9]*) nf=32768 ;; esac\n"
+	"case $np in '' | *[!0-9]*) np=32768 ;; esac\n"
+	"[ \"$nf\" -gt 32768 ] || [ \"$nf\" -eq 0 ] && nf=32768\n"
+	"[ \"$np\" -gt 32768 ] || [ \"$np\" -eq 0 ] && np=32768\n";
+
 /* The start of the line that runs a replica's wrapper: its environment
  * as a run's (env_reset), the key comes later, from serve/key. */
 static void put_dep_env(struct script *s, const struct ssh_dep_launch *l)
@@ -824,6 +924,44 @@ static void put_dep_server(struct script *s, const struct ssh_dep_launch *l)
 	}
 }
 
+/* The container's argv after the wrapper's own arguments (the host's
+ * values from dep_ct_launch's variables). */
+static void put_dep_ct(struct script *s, const struct ssh_dep_launch *l)
+{
+	fputs(" sh -c ", s->f);
+	put_q(s, dep_ct, 0);
+	fputs(" \"$d\" \"$p\" --log-level=error run --rm"
+	      " --name=\"$n\" --runtime=runc --init \"$u1\" \"$u2\""
+	      " --cap-drop=all --security-opt=no-new-privileges"
+	      " --ulimit=nofile=$nf:$nf --ulimit=nproc=$np:$np"
+	      " --pids-limit=4096 --network=host --log-driver=passthrough"
+	      " --pidfile=\"$d/ct\" --env-file=\"$g/serve/ct.env\"", s->f);
+	fprintf(s->f, " --env=MLFS_REPLICA=%d --env=PORT=\"$port\"", l->slot);
+	fputs(" --volume=\"$g/model\":/mlfs/model:ro"
+	      " --volume=\"$g/code\":/mlfs/code:ro"
+	      " --volume=\"$g/serve/mlfs-serve.py\":/mlfs/lib/mlfs-serve.py:ro"
+	      " --volume=\"$d/in\":/mlfs/rep --workdir=/mlfs/code ", s->f);
+	put_q(s, l->image, 0);
+	if (l->command) {
+		fputs(" /bin/sh -c ", s->f);
+		put_q(s, l->command, 0);
+		return;
+	}
+	fputs(" python3 /mlfs/lib/mlfs-serve.py --entry=", s->f);
+	put_q(s, l->entry, 0);
+	fputs(" --host=", s->f);
+	put_q(s, l->host, 0);
+	fputs(" --port=\"$port\"", s->f);
+	if (l->max_body > 0)
+		fprintf(s->f, " --max-body=%ld", l->max_body);
+	if (l->read_timeout > 0)
+		fprintf(s->f, " --read-timeout=%d", l->read_timeout);
+	if (l->raw) {
+		fputs(" --raw=", s->f);
+		put_q(s, l->raw, 0);
+	}
+}
+
 char *ssh_script_dep_launch(const struct ssh_dep_launch *l)
 {
 	struct script s;
@@ -842,16 +980,31 @@ char *ssh_script_dep_launch(const struct ssh_dep_launch *l)
 	fputs("\nmkdir -- \"$r\" && cd -- \"$r\" || exit 1\nd=$(pwd -P)\n",
 	      s.f);
 	put_dep_port(&s, l);
-	if (!l->command)
+	if (l->image) {
+		fputs("n=", s.f);
+		put_q(&s, l->ct_name, 0);
+		fprintf(s.f, "\ncu=%u cg=%u\n", l->ct_uid, l->ct_gid);
+		fputs(dep_ct_launch, s.f);
+	} else if (!l->command) {
 		fputs("command -v python3 >/dev/null 2>&1 || { echo 'fail the"
 		      " host has no python3, which mlfs-serve.py needs (or set"
 		      " command = ... in config)'; exit 0; }\n", s.f);
+	}
 	put_dep_env(&s, l);
+	if (l->image) {	/* for dep_ct's sentence on podman's failure */
+		fputs(" MLFS_CT_IMAGE=", s.f);
+		put_q(&s, l->image, 0);
+		fputs(l->command ? " MLFS_CT_HINT=" : " MLFS_CT_HINT='; does the"
+		      " image have python3?'", s.f);
+	}
 	fputs(" sh -c ", s.f);
 	put_q(&s, dep_wrapper, 0);
 	fputs(" mlfs-replica \"$g\" ", s.f);
 	put_q(&s, dep_spid, 0);
-	put_dep_server(&s, l);
+	if (l->image)
+		put_dep_ct(&s, l);
+	else
+		put_dep_server(&s, l);
 	fputs(" </dev/null >/dev/null 2>&1 &\n"
 	      "i=0; while [ ! -s spid ] && [ ! -s exit ] && [ \"$i\" -lt 200 ];"
 	      " do sleep 0.05; i=$((i + 1)); done\n"
@@ -876,6 +1029,11 @@ char *ssh_script_dep_poll(const struct ssh_dep_item *items, int n,
 		put_q(&s, items[i].dir, 1);
 		fputc(' ', s.f);
 		put_q(&s, items[i].sig, 0);
+		fputc('\n', s.f);
+	}
+	for (int i = 0; trash && trash[i]; i++) {
+		fputs("mlfs_ctrm ", s.f);	/* a folder's containers first */
+		put_q(&s, trash[i], 1);
 		fputc('\n', s.f);
 	}
 	if (trash && trash[0]) {

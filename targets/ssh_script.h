@@ -132,6 +132,23 @@ char *ssh_script_remove(const char *workdir, const char *const *rids);
  * from serve/key into its environment and sources serve/env (the
  * deployment's env lines as `export KEY='VALUE'`, 0600, absent in
  * generations staged before env existed): on no command line.
+ *
+ * A generation in an environment has serve/ct.env instead of serve/env
+ * (the container's KEY=VALUE lines, the key among them, 0600: podman's
+ * --env-file), and each replica's server is `podman run` of mlfs-serve
+ * in the image, attached, under a small sh that removes the container
+ * once podman returns (a podman killed leaves it), before the wrapper
+ * records the exit.  R also holds
+ *     ct.name ct.podman    the container's name; podman's path
+ *     ct                   the container's init pid (podman --pidfile)
+ *     ct.user              "UID GID" the server runs as, when not the
+ *                          login (a root login): R/in is theirs
+ *     in/                  mounted at /mlfs/rep: err and stats
+ * Readiness and the liveness probe look at the processes of the init's
+ * session; signals go to the init (--init passes TERM on: a drain; KILL
+ * ends the container); the poll reads in/err and in/stats with the
+ * rights of who runs inside (setpriv) and never through a link there
+ * (dd iflag=nofollow).  Removing a folder (the trash) removes its containers first.
  */
 
 /* Before the copies: make @gen_dir; print "staged" when it is complete,
@@ -156,6 +173,13 @@ struct ssh_dep_launch {
 	const char *raw;		/* --raw, or NULL */
 	const char *name;		/* $MLFS_DEPLOYMENT */
 	int slot;			/* $MLFS_REPLICA */
+	/* in an environment: the server runs in a container of the host's
+	 * podman (the image there already), named ct_name; a root login
+	 * runs it as ct_uid:ct_gid (the deployment's creator), another
+	 * login rootless as itself (--userns=keep-id) */
+	const char *image;		/* the image id, or NULL */
+	const char *ct_name;		/* the replica's own */
+	unsigned ct_uid, ct_gid;
 };
 
 /* Start one replica detached; print "started PID STARTTIME PORT" (PID 0
