@@ -54,20 +54,6 @@ cleanup_55() {
 	[[ -n $keep ]] || rm -rf "$T"
 }
 trap cleanup_55 EXIT
-# (lib.sh has it on newer trees; the same here where it has not)
-declare -F podman_pause_stop >/dev/null || podman_pause_stop() {
-	local u uid f pid
-	for u in "$@"; do
-		uid=$(id -u "$u" 2>/dev/null) || continue
-		for f in "/tmp/podman-run-$uid/libpod/tmp/pause.pid" \
-			"/run/user/$uid/libpod/tmp/pause.pid"; do
-			pid=$(cat "$f" 2>/dev/null) || continue	# no newline
-			[[ $(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null) == "$uid" ]] &&
-				kill -TERM "$pid" 2>/dev/null
-		done
-	done
-}
-
 PODMAN=$(command -v podman || true)
 [[ -n $PODMAN ]] || { echo "1..0 # SKIP podman is not installed (scripts/deps.sh env)"; exit 0; }
 [[ -x /bin/busybox && -x /usr/bin/python3 ]] ||
