@@ -141,7 +141,7 @@ export -f fuzz_checks
 # names).  The longest files are queued first.
 LONG="70-cluster 44-deploy-ssh 20-ssh 48-endpoint-ssh 23-distributed
 	18-code-dir 28-ssh-arrays 29-ssh-env 69-cluster-hosts 26-ssh-inputs
-	50-crash-load 27-environments 15-workcopy 46-autoscale 53-hostile
+	50-crash-load 27-environments 32-env-more 15-workcopy 46-autoscale 53-hostile
 	63-serve-register 25-arrays 49-deploy-env 65-mu-races 62-cgroups
 	60-mu-fs 52-stress"
 # The long files that bring their own sshd, hosts or Slurm cluster are the

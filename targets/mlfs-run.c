@@ -25,9 +25,13 @@
  * With -i ARGS (a run in an environment) the child runs, as root, the
  * command whose words the daemon wrote into RUNDIR/ARGS (NUL after each:
  * podman run …), with PATH and HOME only: the run's env lines reach the
- * container through podman's --env-file, never a root process; no input
- * view, no user switch (podman runs the command as the run's creator,
- * --user).  Once it ended, the container is removed (podman rm -f, its
+ * container through podman's --env-file, never a root process; no user
+ * switch (podman runs the command as the run's creator, --user; -u/-g
+ * say whose rights open the inputs).  Each input is opened as that user
+ * and a read-only view of it mounted on RUNDIR/ct.inputs/NAME, in a mount
+ * namespace of the child's own, for podman to mount in (ct_inputs).  With
+ * -a too, each task of the array is a container of its own (NAME-tI,
+ * ct_task).  Once it ended, the container is removed (podman rm -f, its
  * name from --name=): a podman killed by the cancel's SIGKILL leaves none.
  * With -a ARRAY (resources: array) the child, still root, is the launcher
  * of the array's tasks (mlfs-array.c): at most MAX at once, each stopped

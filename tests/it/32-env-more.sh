@@ -126,14 +126,20 @@ chmod 700 "$T/priv"
 echo "root secret $RANDOM" > "$T/priv/secret.txt"
 chmod 644 "$T/priv/secret.txt"
 mkdir -p "$T/ua" && chown mlfs_ua: "$T/ua"
-as mlfs_ua ln -s "$T/priv" "$T/ua/link"
-submit_run steal 'cat "$MLFS_INPUT_s/secret.txt"; ls -la "$MLFS_INPUT_s"' '' "s $T/ua/link\n"
+as mlfs_ua ln -s "$T/priv/secret.txt" "$T/ua/link"
+as mlfs_ua ln -s "$T/priv" "$T/ua/dirlink"
+submit_run steal 'cat "$MLFS_INPUT_s"' '' "s $T/ua/link\n"
 R=$MNT/runs/steal
-check "an input through the creator's link to a root-only folder fails" \
+check "an input through the creator's link into a root-only folder fails" \
 	wait_for "$R/status" Failed 120
 check "... the log says it cannot be opened" grep -q "input $T/ua/link: cannot open it: Permission denied" "$R/log"
 grep -q "cannot open it" "$R/log" || sed 's/^/# log: /' "$R/log" | head -5
 check "... and shows no byte of it" sh -c "! grep -q 'root secret' '$R/log'"
+submit_run steal3 'cat "$MLFS_INPUT_s/secret.txt"; ls "$MLFS_INPUT_s" > outputs/ls' '' "s $T/ua/dirlink\n"
+R=$MNT/runs/steal3
+check "the root-only folder itself as an input: mounted with its modes, unreadable" \
+	wait_for "$R/status" Failed 120
+check "... no byte of what it holds, not even a name" sh -c "! grep -q 'root secret' '$R/log' && [ ! -s '$R/outputs/ls' ]"
 submit_run steal2 'cat "$MLFS_INPUT_s"' '' "s $T/priv/secret.txt\n"
 R=$MNT/runs/steal2
 check "a root-only path as an input fails" wait_for "$R/status" Failed 120
