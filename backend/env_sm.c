@@ -323,7 +323,7 @@ static void argf(struct argv *a, const char *fmt, ...)
 /* podman's options every build and import shares. */
 static void argv_common(struct argv *a, const char *podman)
 {
-	arg(a, podman);
+	argf(a, "%s", podman);	/* kept in @a: the caller's buffer goes */
 	arg(a, "--log-level=error");
 }
 
