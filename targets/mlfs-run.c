@@ -348,22 +348,26 @@ static void container_exec(const char *rundir)
  * killed before its --rm leaves its container behind. */
 static void container_remove_as(const char *rundir, const char *suffix)
 {
-	char *argv[CT_WORDS_MAX + 1], *rm[5], name[512];
+	char *argv[CT_WORDS_MAX + 1], *rm[7], name[512];
 	pid_t pid;
 	int n, fd;
 
+	/* -t 0: KILL at once, its podman is gone (killed after the
+	 * grace) and the caller must not wait podman's 10 s for it */
 	n = container_words(rundir, argv);
 	rm[0] = n ? argv[0] : NULL;
 	rm[1] = "rm";
 	rm[2] = "-f";
-	rm[3] = NULL;
-	rm[4] = NULL;
+	rm[3] = "-t";
+	rm[4] = "0";
+	rm[5] = NULL;
+	rm[6] = NULL;
 	for (int i = 0; i < n && rm[0]; i++)
 		if (!strncmp(argv[i], "--name=", 7) &&
 		    snprintf(name, sizeof(name), "%s%s", argv[i] + 7,
 			     suffix) < (int)sizeof(name))
-			rm[3] = name;
-	if (!rm[0] || !rm[3])
+			rm[5] = name;
+	if (!rm[0] || !rm[5])
 		return;
 	pid = fork();
 	if (pid == 0) {

@@ -225,7 +225,7 @@ static const char array_launcher[] =
 	" and was stopped\"\n"
 	"  echo \"mlfs: task $1 ended (exit $c)\"\n"
 	"  [ \"$3\" != 0 ] && [ -s ../ct.name ] && \"$(cat ../ct.podman)\""
-	" --log-level=error rm -f -- \"$(cat ../ct.name)-t$1\" >/dev/null 2>&1\n"
+	" --log-level=error rm -f -t 0 -- \"$(cat ../ct.name)-t$1\" >/dev/null 2>&1\n"
 	"  echo \"e $1 $c $((0 + $(wc -c <$f/log))) $w\" >>../tasks.ev\n"
 	"  [ \"$c\" != 0 ] && [ $first = 0 ] && first=$c\n"
 	"  ch=1; return 0\n"
@@ -601,7 +601,7 @@ static const char ct_signal[] =
 	" t=${t%/}; [ -d \"$t\" ] && echo \"$n-t${t#tasks/}\"; done); do\n"
 	"    \"$p\" --log-level=error kill -s \"$sg\" -- \"$c\" >/dev/null 2>&1\n"
 	"    [ \"$sg\" = KILL ] &&"
-	" \"$p\" --log-level=error rm -f -- \"$c\" >/dev/null 2>&1\n"
+	" \"$p\" --log-level=error rm -f -t 0 -- \"$c\" >/dev/null 2>&1\n"
 	"  done\n"
 	"fi\n";
 

@@ -144,6 +144,11 @@ submit_run steal2 'cat "$MLFS_INPUT_s"' '' "s $T/priv/secret.txt\n"
 R=$MNT/runs/steal2
 check "a root-only path as an input fails" wait_for "$R/status" Failed 120
 check "... shows no byte of it" sh -c "! grep -q 'root secret' '$R/log'"
+submit_run gone 'true' '' "g $T/no-such-folder\n"
+R=$MNT/runs/gone
+check "an input that does not exist when the run starts fails it" wait_for "$R/status" Failed 120
+check "... exit 126, the log names it" sh -c "[ \"\$(cat '$R/exit_code')\" = 126 ] &&
+	grep -q 'input $T/no-such-folder: cannot open it: No such file or directory' '$R/log'"
 check "no container is left" no_container
 
 # ---- arrays --------------------------------------------------------------------
