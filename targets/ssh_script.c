@@ -139,11 +139,13 @@ static const char wrapper[] =
  * are in R (the %s: .., or /dev/shm inside a container, the one folder
  * every uid may write there); $MLFS_MASTER_PORT, when set, is the port (a
  * container's own pid, 2 or so, would give every run the same fallback);
- * a sed without -u (busybox) relays with its buffering.
+ * a sed without -u (busybox) relays with its buffering; the first TERM
+ * that reaches it there (the container's init signals it alone) it
+ * passes on to its group, the ranks.
  */
 static const char ranks_launcher[] =
 	"n=%d R=%s\n"
-	"trap : TERM INT HUP\n"
+	"%s\n"
 	"p=${MLFS_MASTER_PORT-}\n"
 	"[ -n \"$p\" ] || p=$(python3 -c 'import socket; s = socket.socket();"
 	" s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])' 2>/dev/null)"
@@ -458,8 +460,11 @@ char *ssh_script_ranks(int n, int in_container)
 {
 	char *text;
 
+	/* in a container the init (catatonit) signals this launcher only:
+	 * it passes the first TERM on to its group (the ranks) */
 	if (asprintf(&text, ranks_launcher, n, in_container ? "/dev/shm" :
-		     "..") < 0)
+		     "..", in_container ? "trap 'trap : TERM INT HUP;"
+		     " kill -TERM 0' TERM INT HUP" : "trap : TERM INT HUP") < 0)
 		return NULL;
 	return text;
 }
