@@ -142,9 +142,9 @@ export -f fuzz_checks
 LONG="70-cluster 44-deploy-ssh 20-ssh 48-endpoint-ssh 23-distributed
 	18-code-dir 28-ssh-arrays 29-ssh-env 31-slurm-env 69-cluster-hosts
 	26-ssh-inputs
-	50-crash-load 27-environments 15-workcopy 46-autoscale 53-hostile
-	63-serve-register 25-arrays 49-deploy-env 55-deploy-ssh-env 65-mu-races
-	62-cgroups 60-mu-fs 52-stress"
+	50-crash-load 27-environments 32-env-more 15-workcopy 46-autoscale
+	53-hostile 63-serve-register 25-arrays 49-deploy-env 55-deploy-ssh-env
+	65-mu-races 62-cgroups 60-mu-fs 52-stress"
 # The long files that bring their own sshd, hosts or Slurm cluster are the
 # heaviest beside others (key exchanges, many daemons): two at most at once.
 # The shorter ones with an sshd (26, 28, 29) are not counted: they would

@@ -6,6 +6,8 @@
  */
 #include "container.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
@@ -69,6 +71,27 @@ static void put_limits(const struct sink *s, const struct ct_spec *c)
 		    c->cpu_milli % 1000);
 }
 
+/* The inputs, read-only; the GPUs by CDI; variables set per task. */
+static void put_extras(const struct sink *s, const struct ct_spec *c)
+{
+	const char *g = c->gpus;
+
+	for (int i = 0; i < c->ninputs; i++)
+		put(s, "--volume=%s:" CT_INPUTS "/%s:ro", c->inputs[i].src,
+		    c->inputs[i].name);
+	while (g && *g) {
+		size_t l = strcspn(g, ",");
+
+		if (l)
+			put(s, "--device=nvidia.com/gpu=%.*s", (int)l, g);
+		g += l + (g[l] == ',');
+	}
+	/* podman takes these values from its own environment (the
+	 * launcher's, per task); they win over the env file's */
+	for (int i = 0; c->pass_env && c->pass_env[i]; i++)
+		put(s, "--env=%s", c->pass_env[i]);
+}
+
 void ct_args(const struct ct_spec *c, void (*word)(void *ctx, const char *w),
 	     void *ctx)
 {
@@ -88,11 +111,33 @@ void ct_args(const struct ct_spec *c, void (*word)(void *ctx, const char *w),
 	put(&s, "--volume=%s:/mlfs/metrics.raw", c->metrics);
 	put(&s, "--volume=%s:/mlfs/params.raw", c->params);
 	put(&s, "--volume=%s:/mlfs/lib:ro", c->lib);
+	put_extras(&s, c);
 	put(&s, "--env-file=%s", c->env_file);
 	word(ctx, c->image);
-	put(&s, "/bin/sh");
-	put(&s, "-c");
+	if (c->launcher) {
+		for (int i = 0; c->launcher[i]; i++)
+			word(ctx, c->launcher[i]);
+	} else {
+		put(&s, "/bin/sh");
+		put(&s, "-c");
+	}
 	word(ctx, c->command);	/* any length */
+}
+
+void ct_gpus_inside(const char *gpus, char *out, size_t sz)
+{
+	size_t o = 0;
+	int n = 0;
+
+	out[0] = '\0';
+	while (gpus && *gpus) {
+		size_t l = strcspn(gpus, ",");
+
+		if (l && o + 12 < sz)
+			o += snprintf(out + o, sz - o, "%s%d", n ? "," : "", n);
+		n += l > 0;
+		gpus += l + (gpus[l] == ',');
+	}
 }
 
 void ct_env(FILE *f, const char *run, const char *gpus,
@@ -104,8 +149,12 @@ void ct_env(FILE *f, const char *run, const char *gpus,
 	fprintf(f, "MLFS_OUTPUTS=/work/outputs\n");
 	fprintf(f, "MLFS_METRICS=/mlfs/metrics.raw\n");
 	fprintf(f, "MLFS_PARAMS=/mlfs/params.raw\n");
-	if (gpus && gpus[0])
-		fprintf(f, "CUDA_VISIBLE_DEVICES=%s\n", gpus);
+	if (gpus && gpus[0]) {
+		char in[256];
+
+		ct_gpus_inside(gpus, in, sizeof(in));
+		fprintf(f, "CUDA_VISIBLE_DEVICES=%s\n", in);
+	}
 	for (int i = 0; i < env->n; i++)
 		if (strcmp(env->items[i].key, "PYTHONPATH"))
 			fprintf(f, "%s=%s\n", env->items[i].key,
@@ -175,3 +224,91 @@ int ct_run_failure(const char *dir, char *why, size_t n)
 	close(fd);
 	return got > 0 ? ct_failure(buf, (size_t)got, why, n) : 0;
 }
+void ct_env_inputs(FILE *f, const struct ct_input *inputs, int n)
+{
+	for (int i = 0; i < n; i++)
+		fprintf(f, "MLFS_INPUT_%s=" CT_INPUTS "/%s\n", inputs[i].name,
+			inputs[i].name);
+}
+
+/* ---- CDI ---------------------------------------------------------------- */
+
+const char *const ct_cdi_dirs[] = { "/etc/cdi", "/var/run/cdi", NULL };
+
+/* "kind" then ':' then "nvidia.com/gpu", each maybe quoted (YAML, JSON). */
+static int kind_is_gpu(const char *p)
+{
+	static const char want[] = "nvidia.com/gpu";
+
+	while ((p = strstr(p, "kind"))) {
+		const char *q = p + 4;
+
+		q += *q == '"';
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (*q++ != ':')
+			goto next;
+		while (*q == ' ' || *q == '\t')
+			q++;
+		q += *q == '"' || *q == '\'';
+		if (!strncmp(q, want, sizeof(want) - 1) &&
+		    !isalnum((unsigned char)q[sizeof(want) - 1]) &&
+		    q[sizeof(want) - 1] != '.' && q[sizeof(want) - 1] != '/')
+			return 1;
+next:
+		p += 4;
+	}
+	return 0;
+}
+
+static int spec_name(const char *n)
+{
+	size_t l = strlen(n);
+
+	return n[0] != '.' && ((l > 5 && !strcmp(n + l - 5, ".yaml")) ||
+			       (l > 4 && !strcmp(n + l - 4, ".yml")) ||
+			       (l > 5 && !strcmp(n + l - 5, ".json")));
+}
+
+/* One spec file in the folder @dfd: of the GPU kind? */
+static int spec_is_gpu(int dfd, const char *name)
+{
+	char buf[65536];
+	struct stat st;
+	ssize_t n;
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+			O_NOCTTY), hit = 0;
+
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, &st) && S_ISREG(st.st_mode)) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			buf[n] = '\0';
+			hit = kind_is_gpu(buf);
+		}
+	}
+	close(fd);
+	return hit;
+}
+
+int ct_cdi_has_gpu(const char *const *dirs)
+{
+	struct dirent *de;
+	int hit = 0;
+
+	for (int i = 0; dirs[i] && !hit; i++) {
+		DIR *d = opendir(dirs[i]);
+
+		while (d && !hit && (de = readdir(d)))
+			if (spec_name(de->d_name))
+				hit = spec_is_gpu(dirfd(d), de->d_name);
+		if (d)
+			closedir(d);
+	}
+	return hit;
+}
+
+const char *const ct_array_env[] = {
+	"MLFS_ARRAY_INDEX", "MLFS_ARRAY_COUNT", NULL
+};

@@ -342,7 +342,9 @@ static int spawn_supervisor(struct run_ctx *r, const char *work,
 	if (r->image[0]) {	/* podman as root; the creator inside */
 		argv[n++] = "-i";
 		argv[n++] = RUN_CT_ARGS;
-	} else if (run_as_creator(r)) {
+	}
+	/* in a container: who opens the inputs (podman runs as root) */
+	if (run_as_creator(r)) {
 		snprintf(uid, sizeof(uid), "%u", r->obj.uid);
 		snprintf(gid, sizeof(gid), "%u", r->obj.gid);
 		argv[n++] = "-u";
@@ -440,24 +442,26 @@ static int local_start(struct target_ctx *t, struct run_ctx *r,
 	if (rc)
 		return rc == -EAGAIN ? 0 : err_set(e, rc, "the store failed");
 	snprintf(work, sizeof(work), "%s/%s", r->dir, RUN_WORK);
+	/* the GPUs first: a container's --device names them */
+	gpu_pool_take(&l->gpus, r->obj.id, r->res.gpus, r->obj.gpus,
+		      sizeof(r->obj.gpus));
 	rc = make_work(r, work, e);
 	if (!rc)
 		rc = make_metrics(r, e);
 	if (!rc && r->image[0])
 		rc = local_image_files(r, work, cfg_long(&t->config,
 				       "pids_max", CG_PIDS_DEFAULT), e);
-	if (rc)
-		return rc;
-	ncg = run_cg_create(t, r, cgd, e);
-	if (ncg < 0)
+	ncg = rc ? rc : run_cg_create(t, r, cgd, e);
+	if (ncg < 0) {
+		gpu_pool_put(&l->gpus, r->obj.id);
 		return ncg;
+	}
 	lr = calloc(1, sizeof(*lr));
 	if (!lr) {
+		gpu_pool_put(&l->gpus, r->obj.id);
 		run_cg_end(r);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
-	gpu_pool_take(&l->gpus, r->obj.id, r->res.gpus, r->obj.gpus,
-		      sizeof(r->obj.gpus));
 	rc = spawn_supervisor(r, work, cgd, ncg, &pid, e);
 	if (rc) {
 		gpu_pool_put(&l->gpus, r->obj.id);

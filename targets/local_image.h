@@ -13,16 +13,24 @@
 /* Where the command and the environment go, in the run's folder. */
 #define RUN_CT_ARGS	"container.args"
 #define RUN_CT_ENV	"container.env"
+/* Where mlfs-run mounts the read-only view of each input (NAME below). */
+#define RUN_CT_INPUTS	"ct.inputs"
+/* The launcher of procs_per_node > 1 in a container: a static program
+ * beside mlfs-run, at /mlfs/lib (CT_LIB) inside. */
+#define RUN_CT_RANKS	"mlfs-ranks"
 
 /*
  * local_image_files - write RUN_CT_ARGS (podman run's argv, NUL after
  * each word) and RUN_CT_ENV (--env-file) for run @r whose working copy
  * is @work, with at most @pids processes.  The container: the run's
  * creator's uid and gid (--user; never the host's root), no capability,
- * no new privileges, podman's private network, the working copy at /work,
+ * no new privileges, the host's network, the working copy at /work,
  * $MLFS_METRICS and $MLFS_PARAMS at /mlfs, the mlfs module at /mlfs/lib
- * (read-only), resources as --memory, --cpus, --pids-limit.  0 or -errno
- * with a sentence.
+ * (read-only), resources as --memory, --cpus, --pids-limit; the inputs
+ * read-only at /mlfs/inputs/NAME (mlfs-run makes their views), the run's
+ * GPUs by CDI (-ENODEV with a sentence when the machine has no CDI spec
+ * for them), an array's MLFS_ARRAY_* per task, mlfs-ranks for
+ * procs_per_node > 1.  0 or -errno with a sentence.
  */
 int local_image_files(struct run_ctx *r, const char *work, long pids,
 		      struct err *e);

@@ -172,6 +172,8 @@ static int task_end(const struct array_opts *o, struct task *t, int status)
 		dprintf(1, "mlfs: task %d exceeded its time limit of %ld s and"
 			" was stopped\n", t->idx, o->limit);
 	dprintf(1, "mlfs: task %d ended (exit %d)\n", t->idx, code);
+	if (o->ended)
+		o->ended(o->ended_ctx, t->idx, status);
 	t->pid = 0;
 	return code;
 }

@@ -15,6 +15,11 @@ struct array_opts {
 	int max;		/* tasks at once (>= 1) */
 	long limit;		/* seconds a task may run, 0: no limit */
 	long grace;		/* seconds between TERM and KILL */
+	/* called in the launcher once a task has ended and its exit code
+	 * and status are written (NULL: nothing to do): a task in a
+	 * container removes what a killed podman left */
+	void (*ended)(void *ctx, int idx, int status);
+	void *ended_ctx;
 };
 
 /*

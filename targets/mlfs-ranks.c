@@ -41,9 +41,29 @@ struct rank {
 
 static struct rank ranks[RANKS_MAX];
 
+/* In a container (mlfs-ranks): each rank leads a process group of its
+ * own, and the leader passes the signals it gets on to them, since the
+ * container's init (catatonit) passes them to its child only. */
+static int forward;
+static volatile sig_atomic_t got_sig;
+
 static void on_signal(int sig)
 {
-	(void)sig;	/* wakes poll; the leader outlives TERM */
+	if (sig != SIGCHLD)
+		got_sig = sig;	/* wakes poll; the leader outlives TERM */
+}
+
+void ranks_forward_signals(void)
+{
+	forward = 1;
+}
+
+/* @sig to every rank still running: its group. */
+static void signal_ranks(int n, int sig)
+{
+	for (int r = 0; r < n; r++)
+		if (ranks[r].pid > 0)
+			kill(-ranks[r].pid, sig);
 }
 
 void ranks_gpus(const char *all, int local_rank, int n, char *out,
@@ -114,6 +134,8 @@ static void rank_exec(int r, int n, int port, int out, const char *cmd,
 	signal(SIGHUP, SIG_DFL);
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
+	if (forward)
+		setpgid(0, 0);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	dup2(out, 1);
 	dup2(out, 2);
@@ -159,6 +181,8 @@ static int start_ranks(int n, const char *cmd, ranks_env_fn env)
 			close(p[0]);
 			return -1;
 		}
+		if (forward)	/* before a signal of ours reaches it */
+			setpgid(ranks[r].pid, ranks[r].pid);
 		ranks[r].fd = p[0];
 	}
 	return 0;
@@ -318,14 +342,17 @@ static void stop_others(int n, double *failed_at)
 {
 	if (!*failed_at) {
 		*failed_at = now_s();
-		kill(0, SIGTERM);
+		if (forward)
+			signal_ranks(n, SIGTERM);
+		else
+			kill(0, SIGTERM);
 		return;
 	}
 	if (now_s() - *failed_at < KILL_AFTER_S)
 		return;
 	for (int r = 0; r < n; r++)
 		if (ranks[r].pid > 0)
-			kill(ranks[r].pid, SIGKILL);
+			kill(forward ? -ranks[r].pid : ranks[r].pid, SIGKILL);
 }
 
 void ranks_main(int n, const char *cmd, ranks_env_fn env)
@@ -346,6 +373,10 @@ void ranks_main(int n, const char *cmd, ranks_env_fn env)
 		first = 127;
 	}
 	do {
+		if (got_sig && forward) {
+			signal_ranks(n, got_sig);
+			got_sig = 0;
+		}
 		relay(n, 1000);
 		open = pipes_open(n);
 		alive = reap(n, !open && !first, &first);

@@ -25,6 +25,14 @@ typedef char **(*ranks_env_fn)(void);
 void ranks_main(int n, const char *cmd, ranks_env_fn env);
 
 /*
+ * ranks_forward_signals - before ranks_main, in a container: each rank
+ * in a process group of its own, and TERM, INT, HUP that reach the
+ * leader passed on to every rank (catatonit, the container's init,
+ * passes a signal to its child only; nothing signals the group).
+ */
+void ranks_forward_signals(void);
+
+/*
  * ranks_gpus - the share of the devices in @all ("0,1,2,3") of the
  * process @local_rank out of @n, into @out: consecutive, all shares
  * equal.  With fewer devices than processes (none, or an empty list)

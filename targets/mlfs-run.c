@@ -25,9 +25,13 @@
  * With -i ARGS (a run in an environment) the child runs, as root, the
  * command whose words the daemon wrote into RUNDIR/ARGS (NUL after each:
  * podman run …), with PATH and HOME only: the run's env lines reach the
- * container through podman's --env-file, never a root process; no input
- * view, no user switch (podman runs the command as the run's creator,
- * --user).  Once it ended, the container is removed (podman rm -f, its
+ * container through podman's --env-file, never a root process; no user
+ * switch (podman runs the command as the run's creator, --user; -u/-g
+ * say whose rights open the inputs).  Each input is opened as that user
+ * and a read-only view of it mounted on RUNDIR/ct.inputs/NAME, in a mount
+ * namespace of the child's own, for podman to mount in (ct_inputs).  With
+ * -a too, each task of the array is a container of its own (NAME-tI,
+ * ct_task).  Once it ended, the container is removed (podman rm -f, its
  * name from --name=): a podman killed by the cancel's SIGKILL leaves none.
  * With -a ARRAY (resources: array) the child, still root, is the launcher
  * of the array's tasks (mlfs-array.c): at most MAX at once, each stopped
@@ -340,23 +344,30 @@ static void container_exec(const char *rundir)
 	_exit(127);
 }
 
-/* After the run: its container removed (gone already after --rm). */
-static void container_remove(const char *rundir)
+/* podman rm -f NAME@suffix, NAME from --name= of RUNDIR/ARGS: a podman
+ * killed before its --rm leaves its container behind. */
+static void container_remove_as(const char *rundir, const char *suffix)
 {
-	char *argv[CT_WORDS_MAX + 1], *rm[6];
+	char *argv[CT_WORDS_MAX + 1], *rm[7], name[512];
 	pid_t pid;
 	int n, fd;
 
+	/* -t 0: KILL at once, its podman is gone (killed after the
+	 * grace) and the caller must not wait podman's 10 s for it */
 	n = container_words(rundir, argv);
 	rm[0] = n ? argv[0] : NULL;
 	rm[1] = "rm";
 	rm[2] = "-f";
-	rm[3] = NULL;
-	rm[4] = NULL;
+	rm[3] = "-t";
+	rm[4] = "0";
+	rm[5] = NULL;
+	rm[6] = NULL;
 	for (int i = 0; i < n && rm[0]; i++)
-		if (!strncmp(argv[i], "--name=", 7))
-			rm[3] = argv[i] + 7;
-	if (!rm[0] || !rm[3])
+		if (!strncmp(argv[i], "--name=", 7) &&
+		    snprintf(name, sizeof(name), "%s%s", argv[i] + 7,
+			     suffix) < (int)sizeof(name))
+			rm[5] = name;
+	if (!rm[0] || !rm[5])
 		return;
 	pid = fork();
 	if (pid == 0) {
@@ -371,6 +382,156 @@ static void container_remove(const char *rundir)
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
 }
+
+/* After the run: its container removed (gone already after --rm). */
+static void container_remove(const char *rundir)
+{
+	container_remove_as(rundir, "");
+}
+
+/* ---- an array's tasks in containers ------------------------------------- */
+
+/*
+ * A task of an array in an environment is a container of its own, named
+ * NAME-tI: its own limits (memory and cpus are a task's), its own end; the
+ * launcher stays outside, root, and signals each task's podman (which
+ * passes TERM on) as it signals a task.  MLFS_ARRAY_INDEX and _COUNT
+ * (set by the launcher) reach the container through --env=NAME words.
+ */
+static void ct_task(void *ctx)
+{
+	static char nm[512];
+	const char *rundir = ctx, *idx = getenv("MLFS_ARRAY_INDEX");
+	const char *cnt = getenv("MLFS_ARRAY_COUNT");
+	char *argv[CT_WORDS_MAX + 1], ev[2][64];
+	char *env[] = {
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", ev[0],
+		ev[1], NULL
+	};
+	int fd, n;
+
+	fd = open("/dev/null", O_RDONLY);
+	if (fd > 0) {
+		dup2(fd, 0);
+		close(fd);
+	}
+	n = container_words(rundir, argv);
+	for (int i = 0; i < n; i++)
+		if (!strncmp(argv[i], "--name=", 7)) {
+			snprintf(nm, sizeof(nm), "%s-t%s", argv[i], idx);
+			argv[i] = nm;
+		}
+	snprintf(ev[0], sizeof(ev[0]), "MLFS_ARRAY_INDEX=%s", idx);
+	snprintf(ev[1], sizeof(ev[1]), "MLFS_ARRAY_COUNT=%s", cnt);
+	if (!n || chdir("/")) {
+		dprintf(2, "mlfs: cannot read the container's command %s\n",
+			ct_args);
+		_exit(126);
+	}
+	execve(argv[0], argv, env);
+	dprintf(2, "mlfs: cannot run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* A task's podman was killed (TERM did not end it within the grace):
+ * its container is still there. */
+static void ct_task_ended(void *ctx, int idx, int status)
+{
+	char sfx[24];
+
+	if (!WIFSIGNALED(status))
+		return;		/* podman ended: --rm removed it */
+	snprintf(sfx, sizeof(sfx), "-t%d", idx);
+	container_remove_as(ctx, sfx);
+}
+
+/* ---- inputs of a run in a container ------------------------------------- */
+
+#define CT_INPUTS_DIR	"ct.inputs"	/* local_image.h: RUN_CT_INPUTS */
+
+/* Where @fd (opened as the user) is covered by its read-only view:
+ * RUNDIR/ct.inputs/NAME, made here (root's, in the daemon's folder) as
+ * a folder or an empty file, as the input is. */
+static void ct_input_point(const char *rundir, const char *name, int fd,
+			   char *path, size_t sz)
+{
+	struct stat st;
+	int f;
+
+	snprintf(path, sz, "%s/%s", rundir, CT_INPUTS_DIR);
+	if (mkdir(path, 0700) && errno != EEXIST)
+		fail_input(path, "cannot make");
+	snprintf(path, sz, "%s/%s/%s", rundir, CT_INPUTS_DIR, name);
+	if (fstat(fd, &st))
+		fail_input(path, "cannot stat it");
+	if (S_ISDIR(st.st_mode)) {
+		if (mkdir(path, 0700) && errno != EEXIST)
+			fail_input(path, "cannot make");
+		return;
+	}
+	f = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (f < 0)
+		fail_input(path, "cannot make");
+	close(f);
+}
+
+/* Mount a read-only copy of what @fd is on @path (and all below it). */
+static void ct_input_mount(int fd, const char *src, const char *path)
+{
+	struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY };
+	int t;
+
+	t = open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+		      AT_EMPTY_PATH | AT_RECURSIVE);
+	if (t < 0 || mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &a,
+				   sizeof(a)) ||
+	    move_mount(t, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH))
+		fail_input(src, "cannot make a read-only view of it");
+	close(t);
+}
+
+/*
+ * The inputs of a run in a container: in a mount namespace of the child's
+ * own (podman, conmon and the container are made in it; it ends with
+ * them), each MLFS_INPUT_NAME=PATH is opened with the run's user's rights
+ * and a read-only view of it is mounted on RUNDIR/ct.inputs/NAME, which
+ * podman mounts at /mlfs/inputs/NAME (--volume …:ro): podman resolves no
+ * path of the user's, and the view is what the user could open, nothing
+ * that a link swapped in later would name.
+ */
+static void ct_inputs(const char *rundir)
+{
+	size_t pl = strlen(ENV_INPUT);
+	char name[128], point[4096];
+	const char *eq;
+	size_t nl;
+	int fd, n = 0;
+
+	for (char **p = environ; *p; p++)
+		n += !strncmp(*p, ENV_INPUT, pl) && strchr(*p, '=');
+	if (!n)
+		return;
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL))
+		fail_input("", "cannot make a mount namespace");
+	user_groups();
+	for (char **p = environ; *p; p++) {
+		if (strncmp(*p, ENV_INPUT, pl) || !(eq = strchr(*p, '=')))
+			continue;
+		nl = (size_t)(eq - *p) - pl;
+		if (!nl || nl >= sizeof(name) || memchr(*p + pl, '/', nl))
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)nl, *p + pl);
+		if ((fd = open_as_user(eq + 1)) < 0)
+			fail_input(eq + 1, "cannot open it");
+		ct_input_point(rundir, name, fd, point, sizeof(point));
+		ct_input_mount(fd, eq + 1, point);
+		close(fd);
+	}
+	if (setgroups(0, NULL))		/* podman runs with root's own */
+		fail_input("", "cannot drop the user's groups");
+}
+
 struct command {
 	const char *workdir, *cmd;
 };
@@ -433,6 +594,14 @@ static void child(const char *rundir, const char *workdir, const char *cmd)
 		dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
+	}
+	if (ct_args)
+		ct_inputs(rundir);
+	if (array.spec && ct_args) {	/* a container a task */
+		array.rundir = rundir;
+		array.ended = ct_task_ended;
+		array.ended_ctx = (void *)rundir;
+		array_main(&array, ct_task, (void *)rundir);
 	}
 	if (array.spec) {	/* the launcher stays root, out of cgroups */
 		array.rundir = rundir;

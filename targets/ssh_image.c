@@ -35,9 +35,11 @@
 #include "container.h"
 #include "ssh_common.h"
 #include "ssh_quote.h"
+#include "ssh_script.h"
 
 /* After d=DIR and i=IMAGE: prints nopodman, or podman PATH, ids U G,
- * limits N P, image CODE [why LINE], dir ABS (last: it may be long). */
+ * limits N P, image CODE [why LINE], cdi 0|1 (a CDI spec of the kind
+ * nvidia.com/gpu in podman's folders), dir ABS (last: it may be long). */
 static const char check_script[] =
 	"cd -- \"$d\" || exit 1\n"
 	"p=$(command -v podman 2>/dev/null) || p=\n"
@@ -48,6 +50,8 @@ static const char check_script[] =
 	" END { print \"limits\", n + 0, p + 0 }' /proc/self/limits\n"
 	"w=$(\"$p\" --log-level=error image exists \"$i\" 2>&1); c=$?\n"
 	"echo \"image $c\"\n"
+	"if grep -qsE 'kind\"?[[:space:]]*:[[:space:]]*[\"'\\'']?nvidia\\.com/gpu'"
+	" /etc/cdi/* /var/run/cdi/*; then echo 'cdi 1'; else echo 'cdi 0'; fi\n"
 	"[ -z \"$w\" ] || printf 'why %s\\n' \"$(printf '%s\\n' \"$w\" |"
 	" tail -n 1)\"\n"
 	"echo \"dir $(pwd -P)\"\n";
@@ -106,7 +110,8 @@ static void check_line(struct ssh_podman *h, const char *l)
 		snprintf(h->why, sizeof(h->why), "%s", l + 4);
 	else if (sscanf(l, "ids %u %u", &h->uid, &h->gid) == 2 ||
 		 sscanf(l, "limits %llu %llu", &h->nofile, &h->nproc) == 2 ||
-		 sscanf(l, "image %d", &h->image) == 1)
+		 sscanf(l, "image %d", &h->image) == 1 ||
+		 sscanf(l, "cdi %d", &h->cdi) == 1)
 		return;
 }
 
@@ -185,15 +190,35 @@ static int image_copy(struct ssh_conn *c, const char *dir, const char *image,
 	return rc;
 }
 
-/* One word, quoted for sh, and a blank, into the FILE @ctx. */
+struct line {
+	FILE *f;
+	const char *name;		/* --name=NAME: written as "$n" */
+};
+
+/* One word, quoted for sh, and a blank, into the line @ctx; the name as
+ * "$n", which the line sets (an array's task: NAME-tI). */
 static void word(void *ctx, const char *w)
 {
-	char *q = sh_quote(w);
+	struct line *l = ctx;
+	char *q;
 
-	fputs(q ? q : "''", ctx);	/* ENOMEM: the line fails to run */
-	fputc(' ', ctx);
+	if (!strncmp(w, "--name=", 7) && !strcmp(w + 7, l->name)) {
+		fputs("--name=\"$n\" ", l->f);
+		return;
+	}
+	q = sh_quote(w);
+	fputs(q ? q : "''", l->f);	/* ENOMEM: the line fails to run */
+	fputc(' ', l->f);
 	free(q);
 }
+
+/* A port for the ranks' MASTER_PORT, picked on the host, outside the
+ * container (inside, the launcher's pid is 2 or so: no fallback). */
+static const char ranks_port[] =
+	"MLFS_MASTER_PORT=$(python3 -c 'import socket; s = socket.socket();"
+	" s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])' 2>/dev/null)"
+	" || MLFS_MASTER_PORT=$((20000 + $$ % 20000))\n"
+	"export MLFS_MASTER_PORT\n";
 
 /* The wrapper's command: the container, then its removal when podman
  * was killed (cancel's KILL) before its --rm.  The trap keeps this shell
@@ -203,16 +228,22 @@ static char *ct_line(const struct ct_spec *s)
 	char *buf = NULL, *qp = sh_quote(s->podman), *qn = sh_quote(s->name);
 	size_t len;
 	FILE *f = qp && qn ? open_memstream(&buf, &len) : NULL;
+	struct line l = { f, s->name };
 
 	if (f) {
 		/* rootful podman's netavark runs iptables: sbin too, as
-		 * mlfs-run -i gives the local one */
+		 * mlfs-run -i gives the local one; an array's task (its
+		 * launcher sets MLFS_ARRAY_INDEX) has a container of its
+		 * own, NAME-tI */
 		fputs("trap 'c=1' TERM INT HUP\n"
 		      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
 		      "/sbin:/bin; export PATH\n", f);
-		ct_args(s, word, f);
-		fprintf(f, "\ns=$?\n%s --log-level=error rm -f -- %s"
-			" >/dev/null 2>&1\nexit $s\n", qp, qn);
+		fprintf(f, "n=%s${MLFS_ARRAY_INDEX:+-t$MLFS_ARRAY_INDEX}\n", qn);
+		if (s->launcher)
+			fputs(ranks_port, f);
+		ct_args(s, word, &l);
+		fprintf(f, "\ns=$?\n%s --log-level=error rm -f -- \"$n\""
+			" >/dev/null 2>&1\nexit $s\n", qp);
 		if (fclose(f)) {
 			free(buf);
 			buf = NULL;
@@ -223,7 +254,8 @@ static char *ct_line(const struct ct_spec *s)
 	return buf;
 }
 
-static char *ct_env_text(struct run_ctx *r)
+static char *ct_env_text(struct run_ctx *r, const struct ct_input *in,
+			 int nin)
 {
 	char *buf = NULL;
 	size_t len;
@@ -232,6 +264,7 @@ static char *ct_env_text(struct run_ctx *r)
 	if (!f)
 		return NULL;
 	ct_env(f, r->obj.name, r->res.gpus > 0 ? r->obj.gpus : NULL, &r->env);
+	ct_env_inputs(f, in, nin);
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -239,12 +272,58 @@ static char *ct_env_text(struct run_ctx *r)
 	return buf;
 }
 
+/* The inputs in the host's cache ("MLFS_INPUT_NAME", PATH, … NULL, from
+ * ssh_inputs_send) as the container's mounts: PATH, the entry or the
+ * file in it, at /mlfs/inputs/NAME.  Their count, -ENOMEM, -EINVAL (a
+ * path podman's --volume cannot take). */
+static int ct_inputs(const char *const *env, struct ct_input **out)
+{
+	size_t pl = strlen("MLFS_INPUT_");
+	int n = 0;
+
+	*out = NULL;
+	while (env && env[2 * n] && env[2 * n + 1])
+		n++;
+	if (!n)
+		return 0;
+	*out = calloc(n, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		if (strncmp(env[2 * i], "MLFS_INPUT_", pl) ||
+		    env[2 * i + 1][0] != '/' || strchr(env[2 * i + 1], ':'))
+			return -EINVAL;
+		(*out)[i].name = env[2 * i] + pl;
+		(*out)[i].src = env[2 * i + 1];
+	}
+	return n;
+}
+
+/* The words of procs_per_node = N: the sh launcher in the container. */
+static int ct_ranks(struct run_ctx *r, char **text, const char **launcher)
+{
+	if (r->res.procs_per_node <= 1)
+		return 0;
+	*text = ssh_script_ranks((int)r->res.procs_per_node, 1);
+	if (!*text)
+		return -ENOMEM;
+	launcher[0] = "/bin/sh";
+	launcher[1] = "-c";
+	launcher[2] = *text;
+	launcher[3] = "mlfs-ranks";
+	launcher[4] = NULL;
+	return 1;
+}
+
+static const char *const ranks_env[] = { "MLFS_MASTER_PORT", NULL };
+
 /* The container's command and env file, from the host's values. */
 static int ct_fill(struct run_ctx *r, const struct ssh_podman *h,
-		   struct ssh_ct *ct)
+		   const struct ct_input *in, int nin, struct ssh_ct *ct)
 {
 	char work[PATH_MAX + 8], met[PATH_MAX + 8], par[PATH_MAX + 8];
-	char lib[PATH_MAX + 8], envf[PATH_MAX + 8];
+	char lib[PATH_MAX + 8], envf[PATH_MAX + 8], *ranks = NULL;
+	const char *launcher[5];
 	struct ct_spec s = {
 		.podman = h->podman, .quiet = 1, .name = ct->name,
 		.uid = h->uid, .gid = h->gid, .keep_id = h->uid != 0,
@@ -254,7 +333,18 @@ static int ct_fill(struct run_ctx *r, const struct ssh_podman *h,
 		.cpu_milli = r->res.cpu_milli,
 		.work = work, .metrics = met, .params = par, .lib = lib,
 		.env_file = envf, .image = r->image, .command = r->command,
+		.inputs = in, .ninputs = nin,
+		.gpus = r->res.gpus > 0 ? r->obj.gpus : NULL,
+		.pass_env = r->res.array_n > 0 ? ct_array_env : NULL,
 	};
+	int rc = ct_ranks(r, &ranks, launcher);
+
+	if (rc < 0)
+		return rc;
+	if (rc) {
+		s.launcher = launcher;
+		s.pass_env = ranks_env;
+	}
 
 	snprintf(ct->podman, sizeof(ct->podman), "%s", h->podman);
 	ct_name(ws_state_dir(r->ws), (long long)r->obj.id, ct->name,
@@ -265,7 +355,8 @@ static int ct_fill(struct run_ctx *r, const struct ssh_podman *h,
 	snprintf(lib, sizeof(lib), "%s/py", h->dir);
 	snprintf(envf, sizeof(envf), "%s/ct.env", h->dir);
 	ct->cmd = ct_line(&s);
-	ct->env = ct_env_text(r);
+	ct->env = ct_env_text(r, in, nin);
+	free(ranks);
 	return ct->cmd && ct->env ? 0 : -ENOMEM;
 }
 
@@ -320,18 +411,33 @@ int ssh_image_ensure(struct target_ctx *t, struct ssh_conn *c,
 }
 
 int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
-		      struct run_ctx *r, const char *dir, struct ssh_ct *ct,
+		      struct run_ctx *r, const char *dir,
+		      const char *const *inputs, struct ssh_ct *ct,
 		      char *why, size_t n)
 {
 	struct ssh_podman h;
-	int rc;
+	struct ct_input *in;
+	int rc, nin;
 
 	memset(ct, 0, sizeof(*ct));
 	rc = ssh_image_ensure(t, c, dir, r->image, "the run runs in a"
 			      " container", &h, NULL, 0, why, n);
 	if (rc)
 		return rc;
-	rc = ct_fill(r, &h, ct);
+	if (r->res.gpus > 0 && !h.cdi) {
+		snprintf(why, n, "environment: " CT_NO_CDI, ssh_host(t));
+		return 1;
+	}
+	nin = ct_inputs(inputs, &in);
+	if (nin == -EINVAL) {
+		snprintf(why, n, "environment: an input's path on %s (%s) is"
+			 " not one podman can mount (absolute, no ':')",
+			 ssh_host(t), inputs[1]);
+		free(in);
+		return 1;
+	}
+	rc = nin < 0 ? nin : ct_fill(r, &h, in, nin, ct);
+	free(in);
 	if (rc)
 		snprintf(why, n, "out of memory");
 	return rc;

@@ -28,6 +28,7 @@ struct ssh_podman {
 	unsigned uid, gid;		/* the login's */
 	unsigned long long nofile, nproc;	/* hard limits, 0 unknown */
 	int image;			/* podman image exists: 0 yes, 1 no */
+	int cdi;			/* a CDI spec of nvidia.com/gpu */
 	char why[256];			/* its last line of stderr */
 };
 
@@ -53,12 +54,17 @@ int ssh_image_ensure(struct target_ctx *t, struct ssh_conn *c,
  * image when the host's podman lacks it (podman save here | podman load
  * there, streamed; a line in the run's log says so and how big: an image
  * the host has is never sent again); fill @ct (free it with
- * ssh_image_free).  0; 1 when the run cannot run there (no podman: the
- * sentence in @why names the host and the packages); -EHOSTUNREACH or
- * -EIO with a sentence in @why.
+ * ssh_image_free): the inputs in the host's cache @inputs ("MLFS_INPUT_
+ * NAME", PATH, … NULL, from ssh_inputs_send) mounted read-only at
+ * /mlfs/inputs/NAME, the run's GPUs by CDI, an array's task a container
+ * of its own (NAME-tI), procs_per_node > 1 by the sh launcher inside.
+ * 0; 1 when the run cannot run there (no podman, GPUs without a CDI
+ * spec there: the sentence in @why names the host and the packages);
+ * -EHOSTUNREACH or -EIO with a sentence in @why.
  */
 int ssh_image_prepare(struct target_ctx *t, struct ssh_conn *c,
-		      struct run_ctx *r, const char *dir, struct ssh_ct *ct,
+		      struct run_ctx *r, const char *dir,
+		      const char *const *inputs, struct ssh_ct *ct,
 		      char *why, size_t n);
 
 void ssh_image_free(struct ssh_ct *ct);

@@ -453,6 +453,8 @@ static void launch_ct(struct ssh_launch *l, const struct ssh_ct *ct)
 	l->ct_name = ct->name;
 	l->ct_podman = ct->podman;
 	l->env = NULL;
+	l->inputs = NULL;	/* in the env file, as the container sees them */
+	l->procs = 1;		/* the ranks' launcher is in the container */
 }
 
 static int setup_launch(struct target_ctx *t, struct ssh_conn *c,
@@ -578,7 +580,8 @@ static int setup_inputs(struct target_ctx *t, struct ssh_conn *c,
  * there when missing).  0 (@ct filled, or empty without an image), else
  * the run failed or waits for the host (said here). */
 static int setup_image(struct target_ctx *t, struct ssh_conn *c,
-		       struct run_ctx *r, struct ssh_ct *ct)
+		       struct run_ctx *r, const char *const *inputs,
+		       struct ssh_ct *ct)
 {
 	char why[ERR_MSG_MAX], dir[PATH_MAX];
 	int rc;
@@ -590,7 +593,7 @@ static int setup_image(struct target_ctx *t, struct ssh_conn *c,
 		fail_run(t, r, "the remote path is too long");
 		return -EIO;
 	}
-	rc = ssh_image_prepare(t, c, r, dir, ct, why, sizeof(why));
+	rc = ssh_image_prepare(t, c, r, dir, inputs, ct, why, sizeof(why));
 	if (rc == 1)
 		fail_run(t, r, why);
 	else if (rc)
@@ -629,7 +632,8 @@ static void setup_step(struct target_ctx *t, struct run_ctx *r)
 		setup_failed(t, r, rc, "cannot copy the run's files", why, 0);
 		return;
 	}
-	if (setup_inputs(t, &c, r, &inputs) || setup_image(t, &c, r, &ct)) {
+	if (setup_inputs(t, &c, r, &inputs) ||
+	    setup_image(t, &c, r, (const char *const *)inputs, &ct)) {
 		ssh_inputs_free(inputs);
 		return;
 	}

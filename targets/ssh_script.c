@@ -135,36 +135,44 @@ static const char wrapper[] =
  * then the group gets TERM (the launcher and the wrapper shrug it off) and
  * the ranks KILL 10 s later.  Once all have exited, their seds get up to
  * 5 s to pass on the rest (D/rank.R.done when they do): a process a rank
- * left behind, holding its output, does not hold the run.
+ * left behind, holding its output, does not hold the run.  The rank files
+ * are in R (the %s: .., or /dev/shm inside a container, the one folder
+ * every uid may write there); $MLFS_MASTER_PORT, when set, is the port (a
+ * container's own pid, 2 or so, would give every run the same fallback);
+ * a sed without -u (busybox) relays with its buffering; the first TERM
+ * that reaches it there (the container's init signals it alone) it
+ * passes on to its group, the ranks.
  */
 static const char ranks_launcher[] =
-	"n=%d\n"
-	"trap : TERM INT HUP\n"
-	"p=$(python3 -c 'import socket; s = socket.socket();"
+	"n=%d R=%s\n"
+	"%s\n"
+	"p=${MLFS_MASTER_PORT-}\n"
+	"[ -n \"$p\" ] || p=$(python3 -c 'import socket; s = socket.socket();"
 	" s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])' 2>/dev/null)"
 	" || p=$((20000 + $$ %% 20000))\n"
 	"export MASTER_ADDR=127.0.0.1 MASTER_PORT=$p WORLD_SIZE=$n"
 	" LOCAL_WORLD_SIZE=$n NODE_RANK=0 MLFS_NODE_RANK=0 MLFS_NUM_NODES=1\n"
 	"all=${CUDA_VISIBLE_DEVICES-}\n"
 	"k=$(($(printf '%%s' \"$all\" | tr , '\\n' | grep -c .) / n))\n"
-	"rm -f ../rank.*\n"
+	"rm -f \"$R\"/rank.*\n"
 	"r=0\n"
 	"while [ $r -lt $n ]; do\n"
 	" (trap : TERM INT HUP\n"
 	"  export RANK=$r LOCAL_RANK=$r\n"
 	"  [ $k -gt 0 ] && export CUDA_VISIBLE_DEVICES=$(printf '%%s'"
 	" \"$all\" | cut -d, -f$((r * k + 1))-$((r * k + k)))\n"
-	"  sh -c 'echo $$ >../rank.$RANK.pid; exec sh -c \"$1\"' mlfs-rank"
-	" \"$1\" 2>&1\n"
-	"  echo $? >../rank.$r.exit) |"
-	" (trap '' TERM INT HUP; sed -u \"s/^/$r: /\"; : >../rank.$r.done) &\n"
+	"  sh -c 'echo $$ >\"$2/rank.$RANK.pid\"; exec sh -c \"$1\"' mlfs-rank"
+	" \"$1\" \"$R\" 2>&1\n"
+	"  echo $? >\"$R/rank.$r.exit\") |"
+	" (trap '' TERM INT HUP; { sed -u \"s/^/$r: /\" 2>/dev/null ||"
+	" sed \"s/^/$r: /\"; }; : >\"$R/rank.$r.done\") &\n"
 	" r=$((r + 1))\n"
 	"done\n"
 	"first=0 t=0\n"
 	"while :; do\n"
 	" d=0 r=0\n"
 	" while [ $r -lt $n ]; do\n"
-	"  c=; [ -s ../rank.$r.exit ] && read -r c <../rank.$r.exit\n"
+	"  c=; [ -s \"$R/rank.$r.exit\" ] && read -r c <\"$R/rank.$r.exit\"\n"
 	"  if [ -n \"$c\" ]; then d=$((d + 1))\n"
 	"   if [ \"$first\" = 0 ] && [ \"$c\" != 0 ]; then first=$c;"
 	" kill -TERM 0; fi\n"
@@ -173,12 +181,12 @@ static const char ranks_launcher[] =
 	" done\n"
 	" [ $d -ge $n ] && break\n"
 	" [ \"$first\" != 0 ] && t=$((t + 1))\n"
-	" if [ $t -eq 20 ]; then for f in ../rank.*.pid; do"
+	" if [ $t -eq 20 ]; then for f in \"$R\"/rank.*.pid; do"
 	" read -r q <\"$f\" && kill -KILL \"$q\" 2>/dev/null; done; fi\n"
 	" sleep 0.5\n"
 	"done\n"
 	"t=0\n"
-	"while [ $t -lt 20 ] && [ $(ls ../rank.*.done 2>/dev/null | wc -l)"
+	"while [ $t -lt 20 ] && [ $(ls \"$R\"/rank.*.done 2>/dev/null | wc -l)"
 	" -lt $n ]; do sleep 0.25; t=$((t + 1)); done\n"
 	"exit $first\n";
 
@@ -218,6 +226,8 @@ static const char array_launcher[] =
 	"  [ $4 = 1 ] && echo \"mlfs: task $1 exceeded its time limit of $lim s"
 	" and was stopped\"\n"
 	"  echo \"mlfs: task $1 ended (exit $c)\"\n"
+	"  [ \"$3\" != 0 ] && [ -s ../ct.name ] && \"$(cat ../ct.podman)\""
+	" --log-level=error rm -f -t 0 -- \"$(cat ../ct.name)-t$1\" >/dev/null 2>&1\n"
 	"  echo \"e $1 $c $((0 + $(wc -c <$f/log))) $w\" >>../tasks.ev\n"
 	"  [ \"$c\" != 0 ] && [ $first = 0 ] && first=$c\n"
 	"  ch=1; return 0\n"
@@ -446,11 +456,24 @@ static void put_env(struct script *s, const struct ssh_launch *l)
 	}
 }
 
-static void put_launcher(struct script *s, int n)
+char *ssh_script_ranks(int n, int in_container)
 {
 	char *text;
 
-	if (asprintf(&text, ranks_launcher, n) < 0) {
+	/* in a container the init (catatonit) signals this launcher only:
+	 * it passes the first TERM on to its group (the ranks) */
+	if (asprintf(&text, ranks_launcher, n, in_container ? "/dev/shm" :
+		     "..", in_container ? "trap 'trap : TERM INT HUP;"
+		     " kill -TERM 0' TERM INT HUP" : "trap : TERM INT HUP") < 0)
+		return NULL;
+	return text;
+}
+
+static void put_launcher(struct script *s, int n)
+{
+	char *text = ssh_script_ranks(n, 0);
+
+	if (!text) {
 		s->rc = -ENOMEM;
 		return;
 	}
@@ -574,13 +597,17 @@ char *ssh_script_poll(const struct ssh_poll_item *items, int n)
 }
 
 /* The container of a run in an environment, by its name: podman kill
- * (and rm -f after KILL), whether its wrapper lives or not. */
+ * (and rm -f after KILL), whether its wrapper lives or not; an array's
+ * tasks' containers too (NAME-tI, one a task). */
 static const char ct_signal[] =
 	"if [ -s \"$d/ct.name\" ] && [ -s \"$d/ct.podman\" ]; then\n"
 	"  n=$(cat \"$d/ct.name\"); p=$(cat \"$d/ct.podman\")\n"
-	"  \"$p\" --log-level=error kill -s \"$sg\" -- \"$n\" >/dev/null 2>&1\n"
-	"  [ \"$sg\" = KILL ] &&"
-	" \"$p\" --log-level=error rm -f -- \"$n\" >/dev/null 2>&1\n"
+	"  for c in \"$n\" $(cd \"$d\" 2>/dev/null && for t in tasks/*/; do"
+	" t=${t%/}; [ -d \"$t\" ] && echo \"$n-t${t#tasks/}\"; done); do\n"
+	"    \"$p\" --log-level=error kill -s \"$sg\" -- \"$c\" >/dev/null 2>&1\n"
+	"    [ \"$sg\" = KILL ] &&"
+	" \"$p\" --log-level=error rm -f -t 0 -- \"$c\" >/dev/null 2>&1\n"
+	"  done\n"
 	"fi\n";
 
 char *ssh_script_signal(const char *dir, const char *sig)

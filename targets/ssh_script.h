@@ -78,6 +78,11 @@ struct ssh_launch {
  * for an array spec with other characters. */
 char *ssh_script_launch(const struct ssh_launch *l);
 
+/* The launcher of procs_per_node = @n in POSIX sh (run as `sh -c TEXT
+ * mlfs-ranks COMMAND`), malloc'd or NULL: its rank files in .. (the
+ * run's folder, from work/), or with @in_container in /dev/shm. */
+char *ssh_script_ranks(int n, int in_container);
+
 /* A task of an array whose log the poll reads. */
 struct ssh_task_ask {
 	int idx;

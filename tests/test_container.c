@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tap.h"
 
@@ -106,11 +108,111 @@ static void test_env(void)
 	free(buf);
 	f = open_memstream(&buf, &len);
 	env.n = 0;
-	ct_env(f, "r1", "0,1", &env);
+	ct_env(f, "r1", "2,3", &env);
 	fclose(f);
 	CHECK(strstr(buf, "CUDA_VISIBLE_DEVICES=0,1\n") &&
-	      strstr(buf, "\nPYTHONPATH=/mlfs/lib\n"), "GPUs; no PYTHONPATH");
+	      strstr(buf, "\nPYTHONPATH=/mlfs/lib\n"),
+	      "GPUs 2,3 are 0,1 inside; no PYTHONPATH");
 	free(buf);
+}
+
+/* Inputs, GPUs by CDI, variables passed per task, a launcher. */
+static void test_extras(void)
+{
+	static const struct ct_input in[] = {
+		{ "train", "/s/ct.inputs/train" }, { "f", "/s/ct.inputs/f" },
+	};
+	static const char *const launcher[] = { "/mlfs/lib/mlfs-ranks", "2",
+						NULL };
+	struct words w = { 0 };
+	struct ct_spec c = base;
+	char *buf = NULL;
+	size_t len;
+	FILE *f;
+
+	c.inputs = in;
+	c.ninputs = 2;
+	c.gpus = "1,3";
+	c.pass_env = ct_array_env;
+	c.launcher = launcher;
+	ct_args(&c, add, &w);
+	CHECK(strstr(w.buf, "\n--volume=/h/d/py:/mlfs/lib:ro\n"
+		     "--volume=/s/ct.inputs/train:/mlfs/inputs/train:ro\n"
+		     "--volume=/s/ct.inputs/f:/mlfs/inputs/f:ro\n"
+		     "--device=nvidia.com/gpu=1\n--device=nvidia.com/gpu=3\n"
+		     "--env=MLFS_ARRAY_INDEX\n--env=MLFS_ARRAY_COUNT\n"
+		     "--env-file=/h/d/ct.env\nsha256:abc\n"
+		     "/mlfs/lib/mlfs-ranks\n2\necho 'a b'\nid\n") != NULL,
+	      "inputs read-only, a device a GPU, --env=NAME, the launcher"
+	      " before the command: %s", w.buf);
+	CHECK(w.n == 28, "28 words (%d)", w.n);
+	memset(&w, 0, sizeof(w));
+	c = base;
+	c.gpus = "";
+	ct_args(&c, add, &w);
+	CHECK(!strstr(w.buf, "--device") && !strstr(w.buf, "inputs") &&
+	      !strstr(w.buf, "--env=") && w.n == 22, "none: the same 22 words");
+	f = open_memstream(&buf, &len);
+	ct_env_inputs(f, in, 2);
+	fclose(f);
+	CHECK(!strcmp(buf, "MLFS_INPUT_train=/mlfs/inputs/train\n"
+		      "MLFS_INPUT_f=/mlfs/inputs/f\n"), "MLFS_INPUT_NAME: %s",
+	      buf);
+	free(buf);
+}
+
+static void test_gpus_inside(void)
+{
+	char out[64];
+
+	ct_gpus_inside("5", out, sizeof(out));
+	CHECK(!strcmp(out, "0"), "5 -> 0");
+	ct_gpus_inside("0,2,7", out, sizeof(out));
+	CHECK(!strcmp(out, "0,1,2"), "0,2,7 -> 0,1,2");
+	ct_gpus_inside("", out, sizeof(out));
+	CHECK(!strcmp(out, ""), "none -> empty");
+}
+
+/* A spec file @name holding @text in a fresh folder; the folder. */
+static void spec(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static void test_cdi(void)
+{
+	char a[] = "/tmp/mlfs-cdi-a-XXXXXX", b[] = "/tmp/mlfs-cdi-b-XXXXXX";
+	const char *dirs[] = { a, b, NULL }, *none[] = { "/nonexistent", NULL };
+
+	if (!mkdtemp(a) || !mkdtemp(b)) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	CHECK(!ct_cdi_has_gpu(none), "no folder: no spec");
+	CHECK(!ct_cdi_has_gpu(dirs), "empty folders: no spec");
+	spec(a, "other.yaml", "cdiVersion: 0.5.0\nkind: vendor.com/fpga\n");
+	spec(a, "gpu.txt", "kind: nvidia.com/gpu\n");
+	spec(b, "nvidia.yaml.bak", "kind: nvidia.com/gpu\n");
+	spec(b, "x.json", "{\"kind\": \"nvidia.com/gpus\"}");
+	CHECK(!ct_cdi_has_gpu(dirs), "another kind, another suffix, a longer"
+	      " kind: no spec");
+	spec(b, "nvidia.yaml", "---\ncdiVersion: 0.5.0\nkind: nvidia.com/gpu\n"
+	     "devices:\n- name: \"0\"\n");
+	CHECK(ct_cdi_has_gpu(dirs), "a YAML spec of nvidia.com/gpu");
+	spec(b, "nvidia.yaml", "x");
+	spec(a, "n.json", "{\"cdiVersion\":\"0.5.0\",\"kind\":"
+	     "\"nvidia.com/gpu\",\"devices\":[]}");
+	CHECK(ct_cdi_has_gpu(dirs), "a JSON spec of nvidia.com/gpu");
+	CHECK(!system("rm -rf /tmp/mlfs-cdi-a-?????? /tmp/mlfs-cdi-b-??????"),
+	      "cleanup");
 }
 
 static void test_limits_name(void)
@@ -157,6 +259,9 @@ int main(void)
 	test_args();
 	test_rootless();
 	test_env();
+	test_extras();
+	test_gpus_inside();
+	test_cdi();
 	test_limits_name();
 	return tap_done();
 }

@@ -9,7 +9,11 @@
 # cancel and the time limit leave no container; kill -9 of the daemon
 # during a run adopts it; an image whose RUN layers the rootless login
 # cannot map fails with a sentence; a host without podman fails the run
-# with a sentence.  That host is faked honestly: a second sshd of the same
+# with a sentence; inputs (read-only at /mlfs/inputs/NAME), an array (a
+# container a task; cancel leaves none) and procs_per_node = 2 (one
+# container) in the environment; GPUs on a host with a fake nvidia-smi,
+# failing without a CDI spec, passed in with a fake one in /var/run/cdi.
+# That host is faked honestly: a second sshd of the same
 # machine whose config sets the login's PATH (sshd_config SetEnv) to a
 # folder holding every program of /usr/bin but podman -- what the check
 # on the host asks (`command -v podman` in the login's PATH).
@@ -23,8 +27,10 @@ WORK=$REMOTE/work
 # podman as the host's login (its rootless store), from its home
 hpod() { as $UH sh -c 'cd && exec podman --log-level=error "$@"' podman "$@"; }
 
+CDI_SPEC=/var/run/cdi/mlfs-test-29-$$.json
 ssh_env_cleanup() {
 	local n
+	rm -f "$CDI_SPEC"
 	for n in $(hpod ps -a --format '{{.Names}}' 2>/dev/null); do
 		[[ $n == "$CT_PREFIX"* ]] && hpod rm -f "$n" >/dev/null 2>&1
 	done
@@ -165,15 +171,84 @@ check "the run is adopted and completes" wait_for "$MNT/runs/adopt/status" Compl
 eq "… its output" done "$(cat "$MNT/runs/adopt/outputs/d" 2>/dev/null)"
 check "… no container left" wait_until 60 none_ours
 
-# ---- refusals ----------------------------------------------------------------------
-mkdir "$MNT/runs/ranks"
-wr "$MNT/runs/ranks/command" true
-wr "$MNT/runs/ranks/target" box
-wr "$MNT/runs/ranks/environment" marked
-wr "$MNT/runs/ranks/resources" "procs_per_node = 2"
-expect_err "procs_per_node > 1 in an environment: EINVAL" "Invalid argument" \
-	wr "$MNT/runs/ranks/ctl" submit
-check "… with a sentence" grep -q "procs_per_node > 1" "$MNT/runs/ranks/error"
+# ---- inputs, arrays, procs_per_node in the container ---------------------------
+D=$T/sdata
+mkdir -p "$D"
+echo data > "$D/a.txt"
+mk sin 'cat /etc/mlfs-marker > outputs/marker
+cat "$MLFS_INPUT_d/a.txt" "$MLFS_INPUT_f" > outputs/in
+echo "$MLFS_INPUT_d $MLFS_INPUT_f" > outputs/paths
+touch "$MLFS_INPUT_d/new" 2>outputs/werr || echo refused > outputs/w'
+printf 'd %s\nf %s\n' "$D" "$D/a.txt" > "$MNT/runs/sin/inputs"
+wr "$MNT/runs/sin/ctl" submit
+check "a run with inputs in an environment on the host ends" wait_final "$MNT/runs/sin" 180
+eq "… Completed" Completed "$(st sin)"
+eq "… in the image" "$(tar -xOf "$T/marked.tar" ./etc/mlfs-marker)" \
+	"$(cat "$MNT/runs/sin/outputs/marker" 2>/dev/null)"
+eq "the folder and the file input are read" "data data" \
+	"$(cat "$MNT/runs/sin/outputs/in" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
+eq "at /mlfs/inputs/NAME" "/mlfs/inputs/d /mlfs/inputs/f" \
+	"$(cat "$MNT/runs/sin/outputs/paths" 2>/dev/null)"
+eq "a write into an input is refused" refused "$(cat "$MNT/runs/sin/outputs/w" 2>/dev/null)"
+check "… by a read-only mount (not only the cache's modes)" \
+	grep -q "Read-only file system" "$MNT/runs/sin/outputs/werr"
+check "… no container left" wait_until 60 none_ours
+
+mk sarr 'cat /etc/mlfs-marker > outputs/$MLFS_ARRAY_INDEX
+echo "$MLFS_ARRAY_INDEX $MLFS_ARRAY_COUNT" >> outputs/$MLFS_ARRAY_INDEX
+echo "task $MLFS_ARRAY_INDEX here"'
+wr "$MNT/runs/sarr/resources" "array = 0-2"
+wr "$MNT/runs/sarr/ctl" submit
+check "an array of 3 in an environment on the host ends" wait_final "$MNT/runs/sarr" 240
+eq "… Completed" Completed "$(st sarr)"
+MARK=$(tar -xOf "$T/marked.tar" ./etc/mlfs-marker)
+for i in 0 1 2; do
+	eq "task $i ran in the image with its index" "$MARK $i 3" \
+		"$(cat "$MNT/runs/sarr/outputs/$i" 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
+	eq "task $i: Completed" Completed "$(cat "$MNT/runs/sarr/tasks/$i/status")"
+	check "task $i: its own log" grep -q "^task $i here$" "$MNT/runs/sarr/tasks/$i/log"
+done
+check "… no container left" wait_until 60 none_ours
+mk sarrstop 'echo up > outputs/$MLFS_ARRAY_INDEX; sleep 300'
+wr "$MNT/runs/sarrstop/resources" "array = 0-1"
+wr "$MNT/runs/sarrstop/ctl" submit
+task_cts() { hpod ps --format '{{.Names}}' | grep -c "^$CT_PREFIX.*-t[01]\$"; }
+check "two tasks, a container each (NAME-tI), run on the host" \
+	wait_until 120 eval '[[ $(task_cts) == 2 ]]'
+wr "$MNT/runs/sarrstop/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/sarrstop/status" Canceled 60
+check "… no task's container left" wait_until 60 none_ours
+
+mk sddp 'cat /etc/mlfs-marker > outputs/m$RANK
+echo "$RANK $WORLD_SIZE $LOCAL_RANK $MASTER_ADDR" > outputs/r$RANK
+echo "$MASTER_PORT" > outputs/p$RANK; readlink /proc/1/ns/pid > outputs/ns$RANK
+echo hello from $RANK'
+wr "$MNT/runs/sddp/resources" "procs_per_node = 2"
+wr "$MNT/runs/sddp/ctl" submit
+check "procs_per_node = 2 in an environment on the host ends" wait_final "$MNT/runs/sddp" 180
+eq "… Completed" Completed "$(st sddp)"
+for i in 0 1; do
+	eq "rank $i in the image" "$MARK" "$(cat "$MNT/runs/sddp/outputs/m$i" 2>/dev/null)"
+	eq "rank $i's variables" "$i 2 $i 127.0.0.1" "$(cat "$MNT/runs/sddp/outputs/r$i" 2>/dev/null)"
+done
+check "one MASTER_PORT, one container" sh -c "[ -s '$MNT/runs/sddp/outputs/p0' ] &&
+	cmp -s '$MNT/runs/sddp/outputs/p0' '$MNT/runs/sddp/outputs/p1' &&
+	cmp -s '$MNT/runs/sddp/outputs/ns0' '$MNT/runs/sddp/outputs/ns1'"
+check "each rank's lines with its rank" sh -c "grep -q '^0: hello from 0' '$MNT/runs/sddp/log' &&
+	grep -q '^1: hello from 1' '$MNT/runs/sddp/log'"
+check "… no container left" wait_until 60 none_ours
+# (their lines reach the log when busybox's sed, which has no -u, ends:
+# the ranks say they are up through MLFS_METRICS, read while they run)
+mk sddpstop 'trap "echo got \$RANK; exit 3" TERM; echo "up$RANK 1" >> "$MLFS_METRICS"; sleep 300 & wait'
+wr "$MNT/runs/sddpstop/resources" "procs_per_node = 2"
+wr "$MNT/runs/sddpstop/ctl" submit
+check "two ranks running in the container" wait_until 120 sh -c \
+	"grep -q '^up0 1' '$MNT/runs/sddpstop/metrics' && grep -q '^up1 1' '$MNT/runs/sddpstop/metrics'"
+wr "$MNT/runs/sddpstop/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/sddpstop/status" Canceled 60
+check "… the TERM reached both ranks (the launcher passes it on)" wait_until 30 sh -c \
+	"grep -q '^0: got 0' '$MNT/runs/sddpstop/log' && grep -q '^1: got 1' '$MNT/runs/sddpstop/log'"
+check "… no container left" wait_until 60 none_ours
 
 # ---- an image with a RUN step, on the rootless login -----------------------------
 # A root daemon's RUN layers are owned by the build namespace's host ids
@@ -295,6 +370,62 @@ else
 		"$MNT/runs/nouid/error"
 	check "… one sentence" has_sentence "$MNT/runs/nouid/error"
 	sed 's/^/# error: /' "$MNT/runs/nouid/error"
+
+	# GPUs: the login's PATH starts with a fake nvidia-smi of two
+	if grep -qs 'nvidia.com/gpu' /etc/cdi/* /var/run/cdi/*; then
+		echo "# this machine has a CDI spec for nvidia.com/gpu: the GPU checks are skipped"
+	else
+		GPUB=$T/gpu-bin
+		mkdir -p "$GPUB"
+		printf '#!/bin/sh\nfor i in 0 1; do echo "$i, Tesla T4, 15360 MiB"; done\n' \
+			> "$GPUB/nvidia-smi"
+		chmod 755 "$GPUB" "$GPUB/nvidia-smi"
+		sed -i "s|^SetEnv PATH=.*|SetEnv PATH=$GPUB:/usr/local/bin:/usr/bin:/bin|" \
+			"$SSHD2/sshd_config"
+		kill -HUP "$(cat "$SSHD2/sshd.pid")"
+		check "the second host's login has a (fake) nvidia-smi now" \
+			wait_until 20 sh -c "ssh -n -p $P2 -i '$SSHD2/id_ed25519' \
+			-o BatchMode=yes -o StrictHostKeyChecking=no \
+			-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+			$UH@127.0.0.1 'command -v nvidia-smi && command -v podman' >/dev/null"
+		TGP=$MNT/targets/gpubox
+		mkdir "$TGP" && wr "$TGP/type" ssh
+		printf 'host = 127.0.0.1\nport = %s\nuser = %s\nidentity_file = %s\nworkdir = %s\nconnect_timeout = 5\n' \
+			"$P2" $UH "$SSHD2/id_ed25519" "$REMOTE/work4" > "$TGP/config"
+		wr "$TGP/ctl" provision
+		check "a host with two GPUs attaches" wait_for "$TGP/status" Succeeded 30
+		eq "… its nodes have 2 GPUs" 2 "$(cut -d' ' -f5 "$TGP/nodes")"
+		mkdir "$MNT/runs/gpu0"
+		wr "$MNT/runs/gpu0/command" 'echo $CUDA_VISIBLE_DEVICES'
+		wr "$MNT/runs/gpu0/target" gpubox
+		wr "$MNT/runs/gpu0/environment" marked
+		wr "$MNT/runs/gpu0/resources" "gpus = 1"
+		wr "$MNT/runs/gpu0/ctl" submit
+		check "GPUs on a host without a CDI spec: the run ends" wait_final "$MNT/runs/gpu0" 120
+		eq "… Failed" Failed "$(st gpu0)"
+		check "… saying the host has no CDI spec for nvidia.com/gpu" \
+			grep -q "127.0.0.1 has no CDI spec for nvidia.com/gpu" "$MNT/runs/gpu0/error"
+		check "… one sentence" has_sentence "$MNT/runs/gpu0/error"
+		mkdir -p /var/run/cdi
+		cat > "$CDI_SPEC" <<'JSON'
+{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
+ "devices": [
+  {"name": "0", "containerEdits": {"env": ["MLFS_TEST_GPU0=given"]}},
+  {"name": "1", "containerEdits": {"env": ["MLFS_TEST_GPU1=given"]}}
+ ]}
+JSON
+		mkdir "$MNT/runs/gpu1"
+		wr "$MNT/runs/gpu1/command" 'echo "$CUDA_VISIBLE_DEVICES ${MLFS_TEST_GPU0:-no} ${MLFS_TEST_GPU1:-no}"'
+		wr "$MNT/runs/gpu1/target" gpubox
+		wr "$MNT/runs/gpu1/environment" marked
+		wr "$MNT/runs/gpu1/resources" "gpus = 1"
+		wr "$MNT/runs/gpu1/ctl" submit
+		check "with a (fake) CDI spec on the host the run ends" wait_final "$MNT/runs/gpu1" 180
+		eq "… Completed" Completed "$(st gpu1)"
+		eq "… with its GPU passed in (the spec's edit), numbered 0" "0 given no" \
+			"$(grep -v '^mlfs:' "$MNT/runs/gpu1/log" | tail -1)"
+		rm -f "$CDI_SPEC"
+	fi
 fi
 
 done_testing
