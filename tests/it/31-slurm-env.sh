@@ -272,5 +272,12 @@ mk two sl true
 as $UA sh -c "echo 'nodes = 2' > '$MNT/runs/two/resources'"
 expect_err "nodes = 2 in an environment: EINVAL" "Invalid argument" sub two
 check "… with a sentence" grep -q "nodes > 1" "$MNT/runs/two/error"
+for what in "array = 0-2" "procs_per_node = 2"; do
+	as $UA sh -c "echo '$what' > '$MNT/runs/two/resources'"
+	expect_err "$what in an environment on slurm: EINVAL" "Invalid argument" sub two
+	check "… with a sentence" grep -q "does not run in an environment on a slurm target yet" \
+		"$MNT/runs/two/error"
+done
+eq "… still Draft" Draft "$(st two)"
 
 done_testing
