@@ -146,6 +146,13 @@ struct slurm_run *sl_run_get(struct run_ctx *r);
 void sl_run_note(struct run_ctx *r, const char *why);
 int sl_run_unnote(struct run_ctx *r);
 /* Where the job works (PATH_MAX bytes). */
+/* Folder @name in @dfd, made (@mode) and opened without following a
+ * link; it must be the daemon's and written by nobody else: its fd, or
+ * -errno (-EPERM: a link, or another's). */
+int sl_own_dir_at(int dfd, const char *name, mode_t mode);
+/* The workdir's mlfs-HASH folder (path into @path), made and checked as
+ * sl_own_dir_at does: its fd, or -errno with a sentence in @e. */
+int sl_work_top(const struct target_ctx *t, char *path, struct err *e);
 void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
 		  char *buf);
 /* Look for @r's job by its comment: 0 found, -ENOENT none, or -errno. */

@@ -89,40 +89,41 @@ static int job_ids(const struct slurm_target *st, const struct run_ctx *r,
 
 /* ---- the image cache ---------------------------------------------------- */
 
-/* The cache's folder, made (0711, the daemon's) and opened without
- * following a link: its fd, or -errno with a sentence. */
+/*
+ * The cache's folder, made (0711, the daemon's) and opened without
+ * following a link: its fd, or -errno with a sentence.  With a workdir
+ * (a folder users may write, on the shared file system) its mlfs-HASH
+ * folder is made and checked the same way (sl_work_top): a link or a
+ * folder a user made there in its place is refused, never written
+ * through.
+ */
 static int cache_open(struct target_ctx *t, char *path, struct err *e)
 {
 	const struct slurm_target *st = t->priv;
-	const char *state = ws_state_dir(t->ws);
-	struct stat sb;
-	int fd;
+	int fd, md;
 
 	if (st->cfg.workdir) {
-		snprintf(path, PATH_MAX, "%s/mlfs-%08x", st->cfg.workdir,
-			 (unsigned)fnv1a64_add(FNV64_BASIS_SHORT, state,
-					       strlen(state)));
-		if (mkdir(path, 0755) && errno != EEXIST)
-			return err_set(e, -errno, "cannot make %s: %s", path,
-				       strerror(errno));
-		strncat(path, "/" IMAGES_DIR, PATH_MAX - strlen(path) - 1);
+		md = sl_work_top(t, path, e);
+		if (md < 0)
+			return md;
 	} else {
-		ws_obj_path(t->ws, t->obj.id, IMAGES_DIR, path);
+		ws_obj_path(t->ws, t->obj.id, NULL, path);
+		md = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			  O_CLOEXEC);
+		if (md < 0)
+			return err_set(e, -errno, "cannot open %s: %s", path,
+				       strerror(errno));
 	}
-	if (mkdir(path, 0711) && errno != EEXIST)
-		return err_set(e, -errno, "cannot make the image cache %s: %s",
-			       path, strerror(errno));
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, -errno, "cannot open the image cache %s: %s",
-			       path, strerror(errno));
-	if (fstat(fd, &sb) || sb.st_uid != geteuid() ||
-	    (sb.st_mode & 0022)) {
-		close(fd);
+	strncat(path, "/" IMAGES_DIR, PATH_MAX - strlen(path) - 1);
+	fd = sl_own_dir_at(md, IMAGES_DIR, 0711);
+	close(md);
+	if (fd == -EPERM)
 		return err_set(e, -EPERM, "the image cache %s is not the"
 			       " daemon's own folder (or others may write it)",
 			       path);
-	}
+	if (fd < 0)
+		return err_set(e, fd, "cannot make the image cache %s: %s",
+			       path, strerror(-fd));
 	return fd;
 }
 

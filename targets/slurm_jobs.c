@@ -12,6 +12,7 @@
  * up by its comment before it is submitted again.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,12 +83,58 @@ void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
 			 (long long)r->obj.id, r->obj.name);
 }
 
+int sl_own_dir_at(int dfd, const char *name, mode_t mode)
+{
+	struct stat sb;
+	int fd;
+
+	if (mkdirat(dfd, name, mode) && errno != EEXIST)
+		return -errno;
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
+	if (fstat(fd, &sb) || sb.st_uid != geteuid() ||
+	    (sb.st_mode & 0022)) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+int sl_work_top(const struct target_ctx *t, char *path, struct err *e)
+{
+	const struct slurm_target *st = t->priv;
+	const char *state = ws_state_dir(t->ws);
+	char top[64];
+	int wd, fd;
+
+	snprintf(top, sizeof(top), "mlfs-%08x",
+		 (unsigned)fnv1a64_add(FNV64_BASIS_SHORT, state,
+				       strlen(state)));
+	snprintf(path, PATH_MAX, "%s/%s", st->cfg.workdir, top);
+	wd = open(st->cfg.workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (wd < 0)
+		return err_set(e, -errno, "cannot open workdir %s: %s",
+			       st->cfg.workdir, strerror(errno));
+	fd = sl_own_dir_at(wd, top, 0755);
+	close(wd);
+	if (fd == -EPERM)
+		return err_set(e, -EPERM, "%s is not the daemon's own folder"
+			       " (a link, or others may write it): nothing is"
+			       " made through it", path);
+	if (fd < 0)
+		return err_set(e, fd, "cannot make %s: %s", path,
+			       strerror(-fd));
+	return fd;
+}
+
 /* The working copy; with a workdir also an empty <run>/work/outputs. */
 static int make_copy(const struct target_ctx *t, const struct run_ctx *r,
 		     const char *work, struct err *e)
 {
-	char files[PATH_MAX], path[PATH_MAX], *slash;
-	int rc;
+	char files[PATH_MAX], path[PATH_MAX];
+	int rc, fd;
 
 	/* code/ or all the run's files: the backend says which */
 	rc = userfile_work_root(r->dir, files, sizeof(files), e);
@@ -95,12 +142,12 @@ static int make_copy(const struct target_ctx *t, const struct run_ctx *r,
 		return rc;
 	if (!((struct slurm_target *)t->priv)->cfg.workdir)
 		return copy_tree_fresh(files, work, e);
-	snprintf(path, sizeof(path), "%s", work);
-	slash = strrchr(path, '/');
-	*slash = '\0';
-	if (mkdir(path, 0755) && errno != EEXIST)
-		return err_set(e, -errno, "cannot make %s: %s", path,
-			       strerror(errno));
+	/* the workdir is users' too: its mlfs-HASH folder must be ours (a
+	 * link a user put there would take the copy, made as root) */
+	fd = sl_work_top(t, path, e);
+	if (fd < 0)
+		return fd;
+	close(fd);
 	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/%s/outputs", r->dir, RUN_WORK);

@@ -155,6 +155,20 @@ check "workdir: the run completes" wait_for "$R/wd/status" Completed 30
 check "workdir: it ran there" log_has wd "^$T/shared/mlfs-[0-9a-f]*/[0-9]*-wd$"
 eq "workdir: outputs copied back" w2 "$(cat "$R/wd/outputs/out.txt" 2>/dev/null)"
 check "workdir: the working copy is gone" bash -c "! ls -d '$T'/shared/mlfs-*/*-wd 2>/dev/null"
+# a link in place of the daemon's folder there (the workdir is users'
+# too): the working copy is never made through it, as root
+MH=$(cd "$T/shared" && ls -d mlfs-* | head -1)
+mkdir -m 755 "$T/linked"
+rm -rf "${T:?}/shared/$MH" && ln -s "$T/linked" "$T/shared/$MH"
+mkdir "$R/wdl" && wr "$R/wdl/command" true
+wr "$R/wdl/target" sl2
+wr "$R/wdl/ctl" submit
+check "workdir through a link: the run ends" wait_final "$R/wdl" 30
+eq "… Failed" Failed "$(cat "$R/wdl/status")"
+check "… saying the folder is not the daemon's" \
+	grep -q "shared/$MH is not the daemon's own folder" "$R/wdl/error"
+eq "… nothing made where the link points" "" "$(ls -A "$T/linked")"
+rm -f "$T/shared/$MH"
 
 # ---- after: Slurm's own dependency -------------------------------------------
 # A run whose runs are all started on the same target goes to Slurm at once,

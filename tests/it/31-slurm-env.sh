@@ -268,6 +268,30 @@ check "… saying the node's podman cannot load it" \
 	"$MNT/runs/badload/error"
 check "… one sentence" has_sentence "$MNT/runs/badload/error"
 
+# ---- a workdir users may write: the cache's folder there is never a link ------
+WD=$T/wd
+mkdir -p "$WD" "$T/elsewhere"
+chmod 1777 "$WD"
+target wds "podman = $NPOD" "workdir = $WD"
+mk w1 wds true
+sub w1
+check "a run with a workdir: ends" wait_final "$MNT/runs/w1" 120
+eq "… Completed" Completed "$(st w1)"
+MH=$(cd "$WD" && ls -d mlfs-* 2>/dev/null | head -1)
+check "its image cache is the daemon's folder in the workdir" \
+	test -n "$MH" -a -d "$WD/$MH/images" -a ! -L "$WD/$MH"
+# a user puts a link in place of the folder: the daemon must not write
+# through it (as root, into a folder the link names)
+rm -rf "${WD:?}/$MH"
+as $UA ln -s "$T/elsewhere" "$WD/$MH"
+mk w2 wds true
+sub w2 2>/dev/null
+check "the image cache through a user's link: the run ends" wait_final "$MNT/runs/w2" 120
+eq "… Failed" Failed "$(st w2)"
+check "… saying the folder is not the daemon's" grep -q "is not the daemon's own folder" \
+	"$MNT/runs/w2/error"
+eq "… nothing was made where the link points" "" "$(ls -A "$T/elsewhere")"
+
 mk two sl true
 as $UA sh -c "echo 'nodes = 2' > '$MNT/runs/two/resources'"
 expect_err "nodes = 2 in an environment: EINVAL" "Invalid argument" sub two
