@@ -83,52 +83,6 @@ void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
 			 (long long)r->obj.id, r->obj.name);
 }
 
-int sl_own_dir_at(int dfd, const char *name, mode_t mode)
-{
-	struct stat sb;
-	int fd;
-
-	if (mkdirat(dfd, name, mode) && errno != EEXIST)
-		return -errno;
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-	if (fd < 0)
-		return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
-	if (fstat(fd, &sb) || sb.st_uid != geteuid() ||
-	    (sb.st_mode & 0022)) {
-		close(fd);
-		return -EPERM;
-	}
-	return fd;
-}
-
-int sl_work_top(const struct target_ctx *t, char *path, struct err *e)
-{
-	const struct slurm_target *st = t->priv;
-	const char *state = ws_state_dir(t->ws);
-	char top[64];
-	int wd, fd;
-
-	snprintf(top, sizeof(top), "mlfs-%08x",
-		 (unsigned)fnv1a64_add(FNV64_BASIS_SHORT, state,
-				       strlen(state)));
-	snprintf(path, PATH_MAX, "%s/%s", st->cfg.workdir, top);
-	wd = open(st->cfg.workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (wd < 0)
-		return err_set(e, -errno, "cannot open workdir %s: %s",
-			       st->cfg.workdir, strerror(errno));
-	fd = sl_own_dir_at(wd, top, 0755);
-	close(wd);
-	if (fd == -EPERM)
-		return err_set(e, -EPERM, "%s is not the daemon's own folder"
-			       " (a link, or others may write it): nothing is"
-			       " made through it", path);
-	if (fd < 0)
-		return err_set(e, fd, "cannot make %s: %s", path,
-			       strerror(-fd));
-	return fd;
-}
-
 /* The working copy; with a workdir also an empty <run>/work/outputs. */
 static int make_copy(const struct target_ctx *t, const struct run_ctx *r,
 		     const char *work, struct err *e)
