@@ -38,7 +38,11 @@
 # requests/s and p99 through the endpoint vs. straight to the deployment,
 # same run, CONNS keep-alive connections, EP_PAIRS=11 pairs of EP_LOAD_S=1
 # second side by side (medians; the ratio the median of the pairs'
-# ratios); and a traffic
+# ratios); the same through the endpoint vs. through a bare HAProxy hop
+# (a frontend and one server, nothing else: what any proxy in front costs
+# on this machine); the endpoint vs. straight to a second deployment of 2
+# replicas whose run() takes ~1 ms of CPU (EP_WORK_N=25000), reached by the
+# pin header; and a traffic
 # change -> applied, a write of `traffic`, which returns once the proxy
 # took it, median of 20; and the same write to a Draft endpoint: the write
 # path without the proxy).
@@ -122,8 +126,8 @@ cleanup() {
 	if [[ -n $CLHOSTS_D ]]; then
 		"$ROOT/scripts/cluster-hosts.sh" stop "$CLHOSTS_D" >/dev/null 2>&1 || true
 	fi
-	if [[ -d $W/ep-proxy ]]; then
-		"$ROOT/build/tests/ep-proxy-tool" stop "$W/ep-proxy" || true
+	if [[ -n $BARE_PID ]]; then
+		kill "$BARE_PID" 2>/dev/null || true
 	fi
 	if [[ -d $W/sshd ]]; then
 		"$ROOT/scripts/ssh-host.sh" stop "$W/sshd" >/dev/null 2>&1 || true
@@ -136,6 +140,7 @@ cleanup() {
 }
 SLURM_D=
 CLHOSTS_D=
+BARE_PID=
 trap cleanup EXIT
 
 # The daemon has not exited (a zombie is gone)
@@ -975,27 +980,28 @@ PY
 	deploy_wait "$d" Draft
 }
 
-# score_load URL KEY: "requests/s p50 p99 errors" of one load.
+# score_load URL KEY [-H HEADER]: "requests/s p50 p99 errors" of one load.
 score_load() {
-	python3 "$ROOT/scripts/score-bench.py" "$1" "$2" -c "${CONNS:-4}" \
+	python3 "$ROOT/scripts/score-bench.py" "$@" -c "${CONNS:-4}" \
 		-d "${LOAD_S:-5}"
 }
 
-# ep_pairs URI KEY EURI EKEY: EP_PAIRS (default 11) pairs of loads of
-# EP_LOAD_S seconds each (default 1), straight to the deployment and
-# through the endpoint, back to back, the order swapped every pair (ABBA):
-# on a shared machine the load drifts by the second, and only figures
-# taken side by side compare.  One line a pair: direct_rps through_rps
-# direct_p99 through_p99 direct_errors through_errors.
+# ep_pairs URI KEY EURI EKEY [HEADER]: EP_PAIRS (default 11) pairs of loads
+# of EP_LOAD_S seconds each (default 1), A (URI) and B (EURI, with HEADER
+# when given), back to back, the order swapped every pair (ABBA): on a
+# shared machine the load drifts by the second, and only figures taken
+# side by side compare.  One line a pair: a_rps b_rps a_p99 b_p99 a_errors
+# b_errors.
 ep_pairs() {
-	local i a b
+	local i a b h=()
+	[[ -n ${5:-} ]] && h=(-H "$5")
 	for ((i = 0; i < ${EP_PAIRS:-11}; i++)); do
 		if ((i % 2)); then
-			b=$(LOAD_S=${EP_LOAD_S:-1} score_load "$3" "$4")
+			b=$(LOAD_S=${EP_LOAD_S:-1} score_load "$3" "$4" "${h[@]}")
 			a=$(LOAD_S=${EP_LOAD_S:-1} score_load "$1" "$2")
 		else
 			a=$(LOAD_S=${EP_LOAD_S:-1} score_load "$1" "$2")
-			b=$(LOAD_S=${EP_LOAD_S:-1} score_load "$3" "$4")
+			b=$(LOAD_S=${EP_LOAD_S:-1} score_load "$3" "$4" "${h[@]}")
 		fi
 		read -r ar _ ap ae <<< "$a"
 		read -r br _ bp be <<< "$b"
@@ -1003,40 +1009,84 @@ ep_pairs() {
 	done
 }
 
+# ep_rows FILE WHAT: the rows of ep_pairs' lines in FILE: B's requests/s
+# against A's (the ratio the median of each pair's own ratio: a load that
+# drifts between pairs cancels out), B's p99 against A's, failures.
+ep_rows() {
+	local rps0 rps1 ratio err0 err1
+	rps0=$(awk '{print $1}' "$1" | median1)
+	rps1=$(awk '{print $2}' "$1" | median1)
+	ratio=$(awk '$1 > 0 {print $2 / $1}' "$1" | sort -n |
+		awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
+	row "$2: requests/s" "$rps1" "$rps0" "${ratio}x"
+	row "$2: p99 (ms)" "$(awk '{print $4}' "$1" | median)" \
+		"$(awk '{print $3}' "$1" | median)" \
+		"$(awk '{print $4 - $3}' "$1" | median | xargs printf %+.2f)"
+	err0=$(awk '{n += $5} END {print n + 0}' "$1")
+	err1=$(awk '{n += $6} END {print n + 0}' "$1")
+	((err0 + err1 == 0)) || row "$2: failed requests" "$err1" "$err0" "-"
+}
+
+# bare_proxy PORT BACKEND_PORT: HAProxy with nothing but a frontend and
+# one server (no key, no map, no log): the cost of the hop itself, which
+# any proxy in front of the replicas pays.  Its pid in BARE_PID.
+bare_proxy() {
+	printf '%s\n' global 'nbthread 2' defaults 'mode http' \
+		'timeout connect 5s' 'timeout client 30s' 'timeout server 30s' \
+		'frontend bare' "bind 127.0.0.1:$1" 'default_backend replicas' \
+		'backend replicas' "server d 127.0.0.1:$2" > "$W/bare.cfg"
+	/usr/sbin/haproxy -db -f "$W/bare.cfg" 2>>"$W/bare.err" &
+	BARE_PID=$!
+	until curl -s -m 5 -o /dev/null "http://127.0.0.1:$1/"; do
+		kill -0 "$BARE_PID" || { cat "$W/bare.err" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
 endpoint_section() {
 	local d=$MNT/deployments/ebench e=$MNT/endpoints/ebench
-	local uri euri drps trps dp99 tp99 derr terr ratio i t0 t1 times=()
+	local w=$MNT/deployments/ebwork uri euri ekey port i t0 t1 times=()
 	trivial_deployment "$d"
 	echo "replicas = 2" > "$d/config"
 	echo deploy > "$d/ctl"
+	# the same 2 replicas with a run() of about 1 ms of CPU here
+	# (EP_WORK_N): a small model's prediction, not an empty one
+	trivial_deployment "$w"
+	printf 'def init():\n    pass\ndef run(data):\n    return {"y": sum(i * i for i in range(%d))}\n' \
+		"${EP_WORK_N:-25000}" > "$w/score.py"
+	echo "replicas = 2" > "$w/config"
+	echo deploy > "$w/ctl"
 	deploy_wait "$d" Healthy
+	deploy_wait "$w" Healthy
 	uri=$(cat "$d/scoring_uri")
 	mkdir "$e"
 	echo ebench > "$d/endpoint"
+	echo ebench > "$w/endpoint"
 	echo 'ebench 100' > "$e/traffic"
 	echo start > "$e/ctl"
 	deploy_wait "$e" Healthy
 	euri=$(cat "$e/scoring_uri")
-	# the worker reloads the proxy once the deployment joined
-	until curl -sf -m 5 -H "Authorization: Bearer $(cat "$e/keys/primary")" \
-		-d '{}' "$euri" >/dev/null; do sleep 0.05; done
-	ep_pairs "$uri" "$(cat "$d/key")" "$euri" "$(cat "$e/keys/primary")" \
-		> "$W/ep-pairs"
-	# the medians over the pairs; the ratio is the median of each
-	# pair's own ratio (a load that drifts between pairs cancels out)
-	drps=$(awk '{print $1}' "$W/ep-pairs" | median1)
-	trps=$(awk '{print $2}' "$W/ep-pairs" | median1)
-	dp99=$(awk '{print $3}' "$W/ep-pairs" | median)
-	tp99=$(awk '{print $4}' "$W/ep-pairs" | median)
-	ratio=$(awk '$1 > 0 {print $2 / $1}' "$W/ep-pairs" | sort -n |
-		awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]}')
-	row "endpoint, 2 replicas: requests/s" "$trps" "$drps" "${ratio}x"
-	row "endpoint, 2 replicas: p99 (ms)" "$tp99" "$dp99" \
-		"$(awk '{print $4 - $3}' "$W/ep-pairs" | median |
-			xargs printf %+.2f)"
-	derr=$(awk '{n += $5} END {print n + 0}' "$W/ep-pairs")
-	terr=$(awk '{n += $6} END {print n + 0}' "$W/ep-pairs")
-	((derr + terr == 0)) || row "endpoint: failed requests" "$terr" "$derr" "-"
+	ekey=$(cat "$e/keys/primary")
+	# the worker reloads the proxy once the deployments joined
+	for i in ebench ebwork; do
+		until curl -sf -m 5 -H "Authorization: Bearer $ekey" \
+			-H "azureml-model-deployment: $i" -d '{}' "$euri" \
+			>/dev/null; do sleep 0.05; done
+	done
+	ep_pairs "$uri" "$(cat "$d/key")" "$euri" "$ekey" > "$W/ep-pairs"
+	ep_rows "$W/ep-pairs" "endpoint vs deployment, 2 replicas, trivial run()"
+	# the floor: the same load through a bare HAProxy hop
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	bare_proxy "$port" "$(sed 's|.*:\([0-9]*\)/.*|\1|' <<< "$uri")"
+	ep_pairs "http://127.0.0.1:$port/score" "$(cat "$d/key")" "$euri" "$ekey" \
+		> "$W/ep-bare"
+	kill "$BARE_PID"
+	wait "$BARE_PID" 2>/dev/null || true
+	BARE_PID=
+	ep_rows "$W/ep-bare" "endpoint vs bare HAProxy hop, trivial run()"
+	ep_pairs "$(cat "$w/scoring_uri")" "$(cat "$w/key")" "$euri" "$ekey" \
+		"azureml-model-deployment: ebwork" > "$W/ep-work"
+	ep_rows "$W/ep-work" "endpoint vs deployment, 2 replicas, 1 ms run()"
 	# the write returns once the proxy applied it (runtime API inside it);
 	# the same write to a Draft endpoint (no proxy) is the write path's
 	# own share (FUSE, the check, the store's commit).  Timed by bash's
@@ -1060,7 +1110,9 @@ endpoint_section() {
 		"$(cat "$W/ep-write.ebench-draft")" "-" "-"
 	rmdir "$e" "$e-draft"
 	echo delete > "$d/ctl"
+	echo delete > "$w/ctl"
 	deploy_wait "$d" Draft
+	deploy_wait "$w" Draft
 }
 
 slurm_section() {

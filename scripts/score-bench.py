@@ -3,6 +3,7 @@
 """score-bench - a keep-alive load client for a deployment's /score.
 
     score-bench.py URL KEY [-c CONNECTIONS] [-d SECONDS] [-b BODY]
+                   [-H 'NAME: VALUE']...
 
 CONNECTIONS client threads, each with one keep-alive connection, POST BODY
 back to back for SECONDS.  Prints "requests/s p50_ms p99_ms errors".
@@ -64,12 +65,15 @@ def main():
 	ap.add_argument("-c", type=int, default=4)
 	ap.add_argument("-d", type=float, default=5)
 	ap.add_argument("-b", default='{"x": 1}')
+	ap.add_argument("-H", action="append", default=[],
+			help="one more request header, 'NAME: VALUE'")
 	a = ap.parse_args()
 	u = urllib.parse.urlsplit(a.url)
 	body = a.b.encode()
 	req = ("POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-	       "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-	       % (u.path or "/score", u.netloc, a.key, len(body))).encode() + body
+	       "Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
+	       % (u.path or "/score", u.netloc, a.key, len(body),
+		  "".join(h + "\r\n" for h in a.H))).encode() + body
 	lats, errs, ths = [], [], []
 	start = time.perf_counter()
 	until = start + a.d
