@@ -18,7 +18,8 @@
 # an array (a container a task, canceled: none left), GPUs by CDI (no
 # spec: its sentence; a fake spec in /var/run/cdi), nodes = 2 ×
 # procs_per_node = 2 (a container a node, the rank variables), a node
-# that fails, and an input path podman cannot mount.
+# that fails, a run on two nodes canceled (no container left), an input
+# of a rootless job, and an input path podman cannot mount.
 source "$(dirname "$0")/../lib.sh"
 
 NS=$T/nodestore
@@ -409,6 +410,15 @@ check "nodes = 2, a node's command fails: the run ends" wait_final "$MNT/runs/di
 eq "… Failed, with that code" "Failed 3" "$(st distfail) $(cat "$MNT/runs/distfail/exit_code")"
 [[ $(st distfail) == Failed ]] || sed 's/^/# /' "$MNT/runs/distfail/error" "$MNT/runs/distfail/log"
 check "… the other node's container is gone too" wait_until 60 none_ours
+# cancel of a run on two nodes: each node's container stops
+mk distlong sl 'echo up; sleep 300'
+as $UA sh -c "printf 'nodes = 2\n' > '$MNT/runs/distlong/resources'"
+sub distlong
+check "nodes = 2: a container runs on each node (NAME-n0, NAME-n1)" \
+	wait_until 90 sh -c "[ \$('$NPOD' ps --format '{{.Names}}' | grep -c '^$CT_PREFIX.*-n[01]\$') = 2 ]"
+wr "$MNT/runs/distlong/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/distlong/status" Canceled 60
+check "… no node's container left" wait_until 60 none_ours
 rm -f "$CDI_SPEC"
 
 # ---- bad cases of these ----------------------------------------------------------------
