@@ -276,20 +276,14 @@ static int submit_check(struct ws *ws, const struct obj *o, struct obj *t,
 	rc = submit_env_check(ws, o, t, image, e);
 	if (rc)
 		return rc;
-	if (image[0] && res.nodes > 1)
+	/* a container a node: Slurm's jobs start one on each (srun); the
+	 * local and ssh targets are one machine */
+	if (image[0] && res.nodes > 1 && strcmp(t->type, "slurm") &&
+	    strcmp(t->type, "cluster"))
 		return err_set(e, -EINVAL, "environment: nodes > 1 does not"
-			       " run in an environment yet (a container runs"
-			       " on one node)");
-	/* the local and ssh targets run these in containers; Slurm's jobs
-	 * (slurm_image.c) not yet */
-	if (image[0] && (!strcmp(t->type, "slurm") ||
-			 !strcmp(t->type, "cluster")) &&
-	    (res.array_n || res.procs_per_node > 1 || has_inputs(ws, o)))
-		return err_set(e, -EINVAL, "environment: %s does not run in an"
-			       " environment on a %s target yet (the local and"
-			       " ssh targets run it)", res.array_n ? "an array" :
-			       res.procs_per_node > 1 ? "procs_per_node > 1" :
-			       "a run with inputs", t->type);
+			       " run in an environment on a %s target (a"
+			       " container runs on one machine; slurm and"
+			       " cluster targets run one a node)", t->type);
 	if (!d->inputs && has_inputs(ws, o))
 		return err_set(e, -EINVAL, "inputs: target '%s' (%s) cannot"
 			       " give a run its inputs yet; the local, ssh,"

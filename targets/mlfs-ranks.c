@@ -41,6 +41,18 @@ struct rank {
 
 static struct rank ranks[RANKS_MAX];
 
+/* This node among the run's (ranks_set_node); one node by default. */
+static int node_rank, num_nodes = 1, master_port, ranks_n;
+static const char *master_addr = "127.0.0.1";
+
+void ranks_set_node(int node, int nodes, const char *addr, int port)
+{
+	node_rank = node;
+	num_nodes = nodes;
+	master_addr = addr;
+	master_port = port;
+}
+
 /* In a container (mlfs-ranks): each rank leads a process group of its
  * own, and the leader passes the signals it gets on to them, since the
  * container's init (catatonit) passes them to its child only. */
@@ -139,14 +151,14 @@ static void rank_exec(int r, int n, int port, int out, const char *cmd,
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	dup2(out, 1);
 	dup2(out, 2);
-	setenv_int("RANK", r);
+	setenv_int("RANK", (long)node_rank * n + r);
 	setenv_int("LOCAL_RANK", r);
-	setenv_int("WORLD_SIZE", n);
+	setenv_int("WORLD_SIZE", (long)num_nodes * n);
 	setenv_int("LOCAL_WORLD_SIZE", n);
-	setenv("NODE_RANK", "0", 1);
-	setenv("MLFS_NODE_RANK", "0", 1);
-	setenv("MLFS_NUM_NODES", "1", 1);
-	setenv("MASTER_ADDR", "127.0.0.1", 1);
+	setenv_int("NODE_RANK", node_rank);
+	setenv_int("MLFS_NODE_RANK", node_rank);
+	setenv_int("MLFS_NUM_NODES", num_nodes);
+	setenv("MASTER_ADDR", master_addr, 1);
 	setenv_int("MASTER_PORT", port);
 	if (all) {
 		ranks_gpus(all, r, n, gpus, sizeof(gpus));
@@ -159,7 +171,7 @@ static void rank_exec(int r, int n, int port, int out, const char *cmd,
 
 static int start_ranks(int n, const char *cmd, ranks_env_fn env)
 {
-	int port = free_port(), p[2];
+	int port = master_port > 0 ? master_port : free_port(), p[2];
 	sigset_t block, old;
 
 	sigemptyset(&block);
@@ -219,7 +231,8 @@ static void out_flush(void)
 static void emit(int r, const char *s, size_t len)
 {
 	char pre[16];
-	int o = snprintf(pre, sizeof(pre), "%d: ", r);
+	int o = snprintf(pre, sizeof(pre), "%ld: ",
+			 (long)node_rank * ranks_n + r);	/* RANK */
 
 	if (out_len + o + len + 1 > sizeof(out))
 		out_flush();
@@ -363,6 +376,7 @@ void ranks_main(int n, const char *cmd, ranks_env_fn env)
 
 	if (n > RANKS_MAX)
 		n = RANKS_MAX;
+	ranks_n = n;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);

@@ -25,6 +25,16 @@ typedef char **(*ranks_env_fn)(void);
 void ranks_main(int n, const char *cmd, ranks_env_fn env);
 
 /*
+ * ranks_set_node - before ranks_main, for a run of several nodes (each
+ * runs ranks_main with the same N): this node is @node of @nodes, rank 0
+ * listens at @addr, port @port (0: a free one here, one node only).  RANK
+ * is then @node * N + the local rank, WORLD_SIZE @nodes * N, NODE_RANK
+ * and MLFS_NODE_RANK @node, MLFS_NUM_NODES @nodes; the log's prefix is
+ * RANK.  @addr is kept, not copied.
+ */
+void ranks_set_node(int node, int nodes, const char *addr, int port);
+
+/*
  * ranks_forward_signals - before ranks_main, in a container: each rank
  * in a process group of its own, and TERM, INT, HUP that reach the
  * leader passed on to every rank (catatonit, the container's init,

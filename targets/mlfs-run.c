@@ -38,6 +38,16 @@
  * after LIMIT seconds (0: never), KILL GRACE seconds after TERM.
  * It links against libc only, so that it starts fast.
  *
+ *   mlfs-run -v -u UID -g GID RUNDIR PROGRAM [ARG]...
+ *
+ * is the inputs of a container that a Slurm job starts as root on a node
+ * (targets/slurm_image.c): the views of the MLFS_INPUT_NAME=PATH in its
+ * environment on RUNDIR/ct.inputs/NAME, each opened as UID (ct_inputs, in
+ * a mount namespace of its own), then exec of PROGRAM (podman run …, by
+ * its absolute path) in that namespace without those variables; an input
+ * that user cannot open exits 126 with its line on stderr.  No pid file,
+ * no exit file: the job waits for it.
+ *
  * Environment: the daemon starts it with a daemon-built one only; the
  * run's own `env` lines come as MLFS_ENV_KEY=VALUE, a name nothing in libc
  * or ld.so reads, so that LD_PRELOAD, GCONV_PATH & co never act in this
@@ -532,6 +542,32 @@ static void ct_inputs(const char *rundir)
 		fail_input("", "cannot drop the user's groups");
 }
 
+/* -v: the inputs' views, then PROGRAM in their namespace (see above). */
+static int views_exec(const char *rundir, char **argv)
+{
+	size_t pl = strlen(ENV_INPUT);
+	char **p;
+
+	ct_inputs(rundir);
+	for (p = environ; *p;)
+		if (!strncmp(*p, ENV_INPUT, pl) && strchr(*p, '=')) {
+			char name[160];
+
+			snprintf(name, sizeof(name), "%.*s",
+				 (int)(strchr(*p, '=') - *p), *p);
+			unsetenv(name);		/* environ shifts down */
+		} else {
+			p++;
+		}
+	if (argv[0][0] != '/') {
+		dprintf(2, "mlfs-run: %s: not an absolute path\n", argv[0]);
+		return 127;
+	}
+	execv(argv[0], argv);
+	dprintf(2, "mlfs-run: cannot run %s: %s\n", argv[0], strerror(errno));
+	return 127;
+}
+
 struct command {
 	const char *workdir, *cmd;
 };
@@ -662,9 +698,9 @@ int main(int argc, char **argv)
 	int fd, status, n;
 	pid_t pid;
 
-	int opt;
+	int opt, views = 0;
 
-	while ((opt = getopt(argc, argv, "+u:g:c:n:i:a:m:t:k:")) != -1) {
+	while ((opt = getopt(argc, argv, "+u:g:c:n:i:a:m:t:k:v")) != -1) {
 		if (opt == 'u')
 			run_uid = (uid_t)strtoul(optarg, NULL, 10);
 		else if (opt == 'g')
@@ -683,11 +719,21 @@ int main(int argc, char **argv)
 			array.limit = atol(optarg);
 		else if (opt == 'k')
 			array.grace = atol(optarg);
+		else if (opt == 'v')
+			views = 1;
 		else
 			return 2;
 	}
 	argv += optind - 1;
 	argc -= optind - 1;
+	if (views) {
+		if (argc < 3 || run_uid == (uid_t)-1 || run_gid == (gid_t)-1) {
+			fprintf(stderr, "usage: mlfs-run -v -u UID -g GID"
+				" RUNDIR PROGRAM [ARG]...\n");
+			return 2;
+		}
+		return views_exec(argv[1], argv + 2);
+	}
 	if (argc != 4 || (run_uid == (uid_t)-1) != (run_gid == (gid_t)-1) ||
 	    procs < 1 || procs > 256 || array.max < 1 ||
 	    (array.spec && procs > 1)) {

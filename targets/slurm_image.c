@@ -27,6 +27,26 @@
  * (--userns=keep-id), as on an ssh target.  The run's env lines never
  * reach the batch script (root's, often): only the container, through the
  * 0600 --env-file.
+ *
+ * What a run asks for beyond one process:
+ *  - inputs, read-only at /mlfs/inputs/NAME: a root job opens each with
+ *    the creator's rights and mounts a read-only view of what it opened on
+ *    RUNDIR/ct.inputs/NAME, in a mount namespace of its own, for podman to
+ *    mount in (mlfs-run -v, the local target's code): root's podman never
+ *    resolves a path of the user's.  Another job user's rootless podman
+ *    mounts the paths themselves, with that user's rights (as its jobs
+ *    without a container read them).
+ *  - an array: Slurm runs the script once a task; each task's container
+ *    is NAME-tI, with MLFS_ARRAY_INDEX and MLFS_ARRAY_COUNT (--env), its
+ *    output in tasks/I/log.
+ *  - nodes > 1: the script starts the node's part on every node by srun
+ *    (one task a node), a container each (NAME-nK); procs_per_node > 1 or
+ *    nodes > 1: mlfs-ranks inside starts the ranks, told the node's place
+ *    (MLFS_RANKS_*: RANK, WORLD_SIZE, MASTER_ADDR/PORT as Slurm's script
+ *    without a container gives them).
+ *  - GPUs: those Slurm gave the job on the node, passed in by CDI
+ *    (--device nvidia.com/gpu=I) and numbered from 0 inside; a node with
+ *    no CDI spec of that kind fails the run with CT_NO_CDI.
  */
 #include "slurm_image.h"
 
@@ -373,6 +393,11 @@ static char *env_text(const struct run_ctx *r)
 	if (!f)
 		return NULL;
 	ct_env(f, r->obj.name, NULL, &r->env);
+	for (int i = 0; i < r->ninputs; i++) {
+		struct ct_input in = { r->inputs[i].name, NULL };
+
+		ct_env_inputs(f, &in, 1);
+	}
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -383,6 +408,7 @@ static char *env_text(const struct run_ctx *r)
 static int run_files(const struct run_ctx *r, const char *work,
 		     const struct ct_ids *ids, struct err *e)
 {
+	const struct slurm_run *sr = r->priv;
 	char *env = env_text(r);
 	int rc = env ? 0 : -ENOMEM;
 
@@ -399,6 +425,14 @@ static int run_files(const struct run_ctx *r, const char *work,
 		rc = raw_file(r, RUN_PARAMS_RAW, ids->in_uid, ids->in_gid);
 	if (!rc)
 		rc = raw_file(r, RUN_LOG, ids->job_uid, ids->job_gid);
+	/* an array's tasks/I/log, which Slurm opens as the job user too */
+	for (int k = 0; !rc && sr && r->res.array_n && k < sr->ntasks; k++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), RUN_TASKS "/%d/" RUN_LOG,
+			 sr->idx[k]);
+		rc = raw_file(r, name, ids->job_uid, ids->job_gid);
+	}
 	if (rc)
 		return err_set(e, rc, "environment: cannot write the"
 			       " container's files: %s", strerror(-rc));
@@ -412,13 +446,24 @@ static int run_files(const struct run_ctx *r, const char *work,
 
 /* ---- the batch script --------------------------------------------------- */
 
+/* What the script of a run needs besides the ids. */
+struct ct_job {
+	int views;		/* a root job with inputs: mlfs-run -v opens
+				 * them as the creator (RUNDIR/ct.inputs) */
+	int multi;		/* nodes > 1: a container a node, by srun */
+	int ranks;		/* mlfs-ranks inside: procs_per_node > 1 or
+				 * nodes > 1 */
+	int gpus;		/* the GPUs Slurm gave, by CDI */
+};
+
 /*
- * Before the container: podman on the node (the config's, or the one in
- * the fixed PATH), the image loaded from the cache when the node's podman
- * lacks it, and checked; any failure leaves one sentence in the error
- * file (the daemon's `error`) and the log, and ends the job (125).  The
- * hard limits of the node cap --ulimit.  Variables: e (error file), i
- * (image), t (its tar), n (container), p (podman, or empty: look it up).
+ * Before the container, on each node: podman (the config's, or the one
+ * in the fixed PATH), the image loaded from the cache when the node's
+ * podman lacks it, and checked; any failure leaves one sentence in the
+ * error file (the daemon's `error`) and the log, and ends the job (125).
+ * The hard limits of the node cap --ulimit.  Variables: e (error file),
+ * i (image), t (its tar), n (container), p (podman, or empty: look it
+ * up).
  */
 static const char prelude[] =
 	"h=${SLURMD_NODENAME:-$(uname -n)}\n"
@@ -449,12 +494,36 @@ static const char prelude[] =
 	" >/dev/null 2>&1; }\n"
 	"trap stop TERM INT HUP\n";
 
+/*
+ * The GPUs Slurm gave the job on this node (the step's on a node srun
+ * started, else the job's, else CUDA_VISIBLE_DEVICES), each passed in by
+ * CDI (--device nvidia.com/gpu=I: gd) and numbered from 0 inside (gi),
+ * as on the local target; a node whose podman has no CDI spec of that
+ * kind fails the run (c1 NODE c2: CT_NO_CDI).
+ */
+static const char gpu_part[] =
+	"cdi() { for x in /etc/cdi/* /var/run/cdi/*; do case $x in"
+	" *.yaml|*.yml|*.json) ;; *) continue ;; esac;"
+	" [ -f \"$x\" ] && grep -qE"
+	" 'kind.{0,3}:[[:space:]]*.?nvidia\\.com/gpu([^A-Za-z0-9./]|$)'"
+	" \"$x\" 2>/dev/null && return 0; done; return 1; }\n"
+	"cdi || fail \"$c1$h$c2\"\n"
+	"gd=(); gi=\n"
+	"IFS=, read -ra ga <<<\"${SLURM_STEP_GPUS:-${SLURM_JOB_GPUS:-"
+	"${CUDA_VISIBLE_DEVICES-}}}\"\n"
+	"for x in \"${ga[@]}\"; do case $x in ''|*[!0-9A-Za-z_-]*) continue"
+	" ;; esac; gi=${gi:+$gi,}${#gd[@]};"
+	" gd+=(\"--device=nvidia.com/gpu=$x\"); done\n"
+	"unset ga x\n";
+
 /* After the container's line (started in the background): wait for it
  * through a TERM (podman passes it on; stop() stops the container too),
  * then remove it after a stop or a podman that failed or was killed (its
  * --rm may not have run; after a plain exit it did).  podman's own
  * failure (125, or 126 from the OCI runtime: no container) is its last
- * "Error: " line in the log (g), as one sentence in the error file. */
+ * "Error: " line in the log (g), as one sentence in the error file; an
+ * input the creator cannot open (mlfs-run -v: 126), its "mlfs: input"
+ * line. */
 static const char postlude[] =
 	" &\n"
 	"c=$!\n"
@@ -463,25 +532,67 @@ static const char postlude[] =
 	"  \"$p\" --log-level=error rm -f -- \"$n\" >/dev/null 2>&1\n"
 	"fi\n"
 	"if [ \"$s\" = 125 ] || [ \"$s\" = 126 ]; then\n"
-	"  m=$(tail -c 4096 \"$g\" 2>/dev/null | grep '^Error: ' | tail -n 1)\n"
-	"  [ -n \"$m\" ] && printf '%s\\n' \"podman on $h could not start the"
-	" run's container: ${m#Error: }\" >\"$e\"\n"
+	"  m=$(tail -c 4096 \"$g\" 2>/dev/null |"
+	" grep -E '^(Error: |mlfs: input )' | tail -n 1)\n"
+	"  case $m in\n"
+	"  'mlfs: input '*) printf '%s\\n' \"${m#mlfs: } (on $h)\" >\"$e\" ;;\n"
+	"  ?*) printf '%s\\n' \"podman on $h could not start the run's"
+	" container: ${m#Error: }\" >\"$e\" ;;\n"
+	"  esac\n"
 	"fi\n"
 	"exit $s\n";
 
-/* One word of podman's line into the FILE @ctx: podman itself and the
- * limits are the job's variables, the rest quoted. */
+/* Where the words of podman's line go: the FILE, and how the first word
+ * (podman) and the GPUs' are written. */
+struct words {
+	FILE *f;
+	const struct run_ctx *r;
+	const struct ct_ids *ids;
+	const struct ct_job *j;
+};
+
+#define W_PODMAN	"\x01podman"
+#define W_GPUS		"\x01gpus"
+#define W_NAME		"\x01name"
+
+/* podman, or with inputs to open as the creator: mlfs-run -v, given
+ * them as MLFS_INPUT_NAME=PATH (its environment only), then podman. */
+static void podman_word(const struct words *w)
+{
+	char *q;
+
+	if (!w->j->views) {
+		fputs("\"$p\" ", w->f);
+		return;
+	}
+	for (int i = 0; i < w->r->ninputs; i++) {
+		q = sh_quote(w->r->inputs[i].path);
+		fprintf(w->f, "MLFS_INPUT_%s=%s ", w->r->inputs[i].name,
+			q ? q : "''");
+		free(q);
+	}
+	fprintf(w->f, "\"$L/mlfs-run\" -v -u %u -g %u \"$D\" \"$p\" ",
+		(unsigned)w->ids->in_uid, (unsigned)w->ids->in_gid);
+}
+
+/* One word of podman's line: podman, the GPUs and the limits are the
+ * job's variables, the rest quoted. */
 static void word(void *ctx, const char *w)
 {
-	FILE *f = ctx;
+	const struct words *ws = ctx;
+	FILE *f = ws->f;
 	char *q;
 
 	if (!strncmp(w, "--ulimit=nofile=", 16)) {
 		fputs("\"--ulimit=nofile=$nf:$nf\" ", f);
 	} else if (!strncmp(w, "--ulimit=nproc=", 15)) {
 		fputs("\"--ulimit=nproc=$np:$np\" ", f);
-	} else if (!strcmp(w, "\x01podman")) {
-		fputs("\"$p\" ", f);
+	} else if (!strcmp(w, W_PODMAN)) {
+		podman_word(ws);
+	} else if (strstr(w, W_GPUS)) {
+		fputs("\"${gd[@]}\" ", f);
+	} else if (strstr(w, W_NAME)) {
+		fputs("\"--name=$n\" ", f);
 	} else {
 		q = sh_quote(w);
 		fputs(q ? q : "''", f);	/* ENOMEM: the job fails */
@@ -499,33 +610,158 @@ static void var(FILE *f, const char *name, const char *value)
 	free(q);
 }
 
-static char *script_text(struct target_ctx *t, const struct run_ctx *r,
-			 const char *work, const struct ct_ids *ids,
-			 const char *tar, long long staged)
+/* The variables podman passes into the container from its own
+ * environment (--env=NAME: they win over the env file's lines). */
+static void pass_env(const struct run_ctx *r, const struct ct_job *j,
+		     const char **v)
 {
-	const struct slurm_target *st = t->priv;
-	char name[64], path[PATH_MAX], met[PATH_MAX], par[PATH_MAX];
-	char envf[PATH_MAX], *buf = NULL;
+	int n = 0;
+
+	if (r->res.array_n) {
+		v[n++] = "MLFS_ARRAY_INDEX";
+		v[n++] = "MLFS_ARRAY_COUNT";
+	}
+	if (j->multi) {
+		v[n++] = "MLFS_RANKS_NODE";
+		v[n++] = "MLFS_RANKS_NODES";
+		v[n++] = "MLFS_RANKS_ADDR";
+		v[n++] = "MLFS_RANKS_PORT";
+	}
+	/* unless the env lines set it (theirs win, as on the local target) */
+	if (j->gpus && !kv_get(&r->env, "CUDA_VISIBLE_DEVICES"))
+		v[n++] = "CUDA_VISIBLE_DEVICES";
+	v[n] = NULL;
+}
+
+/* What each node runs before podman's line: its container's name, its
+ * place among the nodes, an array task's index, the GPUs. */
+static void node_part(FILE *f, const struct run_ctx *r,
+		      const struct ct_job *j)
+{
+	fputs(prelude, f);
+	if (j->multi)	/* the first failure's code is the job's (x) */
+		fputs("trap 'q=$?; [ $q -ne 0 ] && (set -C; echo $q >\"$x\")"
+		      " 2>/dev/null' EXIT\n"
+		      "n=$n-n$SLURM_NODEID\n"
+		      "export MLFS_RANKS_NODE=$SLURM_NODEID"
+		      " MLFS_RANKS_ADDR=$SLURM_LAUNCH_NODE_IPADDR\n", f);
+	if (r->res.array_n)
+		fprintf(f, "n=$n-t$SLURM_ARRAY_TASK_ID\n"
+			"export MLFS_ARRAY_INDEX=$SLURM_ARRAY_TASK_ID"
+			" MLFS_ARRAY_COUNT=%ld\n", r->res.array_n);
+	if (j->gpus)
+		fputs(gpu_part, f);
+	if (j->gpus && !kv_get(&r->env, "CUDA_VISIBLE_DEVICES"))
+		fputs("export CUDA_VISIBLE_DEVICES=$gi\n", f);
+	if (j->views)
+		fputs("[ -x \"$L/mlfs-run\" ] || fail \"environment: $h has no"
+		      " $L/mlfs-run, which opens the run's inputs with its"
+		      " creator's rights (the nodes must see mlfs's folder at"
+		      " the same path)\"\n", f);
+}
+
+/* The podman line of a node, and what follows it, into @f. */
+static void node_script(FILE *f, const struct run_ctx *r, const char *work,
+			const struct ct_ids *ids, const struct ct_job *j)
+{
+	char met[PATH_MAX], par[PATH_MAX], envf[PATH_MAX];
+	char procs[24], ranks[PATH_MAX], *srcs = NULL;
+	const char *launcher[] = { ranks, procs, NULL }, *env[8];
+	struct ct_input *in = NULL;
+	struct words w = { f, r, ids, j };
 	struct ct_spec c = {
-		.podman = "\x01podman", .quiet = 1, .name = name,
+		.podman = W_PODMAN, .quiet = 1, .name = W_NAME,
 		.uid = ids->in_uid, .gid = ids->in_gid, .keep_id = ids->keep_id,
 		.network = "host", .nofile = CT_ULIMIT_MAX,
 		.nproc = CT_ULIMIT_MAX, .pids = CG_PIDS_DEFAULT,
 		.memory_mib = r->res.memory_mib, .cpu_milli = r->res.cpu_milli,
 		.work = work, .metrics = met, .params = par,
 		.lib = ws_helper_dir(r->ws), .env_file = envf,
-		.image = r->image, .command = r->command,
+		.image = r->image, .command = r->command, .pass_env = env,
+		.gpus = j->gpus ? W_GPUS : NULL,
 	};
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
+
+	node_part(f, r, j);
+	snprintf(met, sizeof(met), "%s/%s", r->dir, RUN_METRICS_RAW);
+	snprintf(par, sizeof(par), "%s/%s", r->dir, RUN_PARAMS_RAW);
+	snprintf(envf, sizeof(envf), "%s/%s", r->dir, RUN_CT_ENV);
+	pass_env(r, j, env);
+	if (j->ranks) {
+		snprintf(ranks, sizeof(ranks), "%s/%s", CT_LIB, RUN_CT_RANKS);
+		snprintf(procs, sizeof(procs), "%ld",
+			 r->res.procs_per_node > 1 ? r->res.procs_per_node : 1);
+		c.launcher = launcher;
+	}
+	if (r->ninputs) {
+		in = calloc(r->ninputs, sizeof(*in));
+		srcs = calloc(r->ninputs, PATH_MAX);
+	}
+	for (int i = 0; in && srcs && i < r->ninputs; i++) {
+		char *src = srcs + (size_t)i * PATH_MAX;
+
+		/* the view mlfs-run -v makes, or the path itself (read by
+		 * the job user's rootless podman, with its rights) */
+		if (j->views)
+			snprintf(src, PATH_MAX, "%s/%s/%s", r->dir,
+				 RUN_CT_INPUTS, r->inputs[i].name);
+		else
+			snprintf(src, PATH_MAX, "%s", r->inputs[i].path);
+		in[i].name = r->inputs[i].name;
+		in[i].src = src;
+	}
+	if (in && srcs) {
+		c.inputs = in;
+		c.ninputs = r->ninputs;
+	}
+	/* the inputs' run fails rather than run without them (ENOMEM) */
+	if (r->ninputs && !c.ninputs)
+		fputs("fail 'out of memory'\n", f);
+	ct_args(&c, word, &w);
+	fputs(postlude, f);
+	free(in);
+	free(srcs);
+}
+
+/* With nodes > 1 the batch script starts a node's part on each node by
+ * srun (one task a node; MASTER_PORT as the Slurm script without a
+ * container picks it on the batch host), the first failure's code being
+ * the job's. */
+static void multi_script(FILE *f, const char *body)
+{
+	char *q = sh_quote(body);
+
+	fputs("export w e g i t n f p L D x c1 c2\n"
+	      "o=$((20000 + SLURM_JOB_ID % 20000)); z=0\n"
+	      "while [ $z -lt 100 ] && (exec 3<>/dev/tcp/127.0.0.1/$o)"
+	      " 2>/dev/null; do o=$((o + 1)); z=$((z + 1)); done\n"
+	      "export MLFS_RANKS_PORT=$o"
+	      " MLFS_RANKS_NODES=$SLURM_JOB_NUM_NODES\n"
+	      "rm -f -- \"$x\"\n"
+	      "srun --nodes=$SLURM_JOB_NUM_NODES --ntasks=$SLURM_JOB_NUM_NODES"
+	      " --ntasks-per-node=1 --kill-on-bad-exit=1 /bin/bash -c ", f);
+	fputs(q ? q : "'exit 1'", f);
+	fputs(" mlfs-node\n"
+	      "s=$?\n"
+	      "[ -f \"$x\" ] && [ ! -L \"$x\" ] && read -r s <\"$x\"\n"
+	      "rm -f -- \"$x\"\n"
+	      "case $s in *[!0-9]*|'') s=1 ;; esac\n"
+	      "exit $s\n", f);
+	free(q);
+}
+
+static char *script_text(struct target_ctx *t, const struct run_ctx *r,
+			 const char *work, const struct ct_ids *ids,
+			 const struct ct_job *j, const char *tar,
+			 long long staged)
+{
+	const struct slurm_target *st = t->priv;
+	char name[64], path[PATH_MAX], *buf = NULL, *body = NULL;
+	size_t len, blen;
+	FILE *f = open_memstream(&buf, &len), *b;
 
 	if (!f)
 		return NULL;
 	ct_name(ws_state_dir(r->ws), (long long)r->obj.id, name, sizeof(name));
-	snprintf(met, sizeof(met), "%s/%s", r->dir, RUN_METRICS_RAW);
-	snprintf(par, sizeof(par), "%s/%s", r->dir, RUN_PARAMS_RAW);
-	snprintf(envf, sizeof(envf), "%s/%s", r->dir, RUN_CT_ENV);
-	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_CT_ERROR);
 	fprintf(f, "#!/bin/bash\n# mlfs run %s: in a container of %s\n"
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
 		"/sbin:/bin; export PATH\n", r->obj.name, r->image);
@@ -534,27 +770,61 @@ static char *script_text(struct target_ctx *t, const struct run_ctx *r,
 	      " HOME=$(getent passwd \"$u\" | cut -d: -f6); unset u\n", f);
 	var(f, "w", work);
 	fputs("cd -- \"$w\" || exit 1\n", f);
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_CT_ERROR);
 	var(f, "e", path);
-	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_LOG);
-	var(f, "g", path);
+	if (r->res.array_n) {	/* each task's own log */
+		var(f, "g", r->dir);
+		fputs("g=$g/" RUN_TASKS "/$SLURM_ARRAY_TASK_ID/" RUN_LOG "\n",
+		      f);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_LOG);
+		var(f, "g", path);
+	}
 	var(f, "i", r->image);
 	var(f, "t", tar);
 	var(f, "n", name);
-	var(f, "f", envf);
+	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_CT_ENV);
+	var(f, "f", path);
 	var(f, "p", st->cfg.podman ? st->cfg.podman : "");
+	var(f, "L", ws_helper_dir(r->ws));
+	var(f, "D", r->dir);
+	/* the first failing node's code: in the run's folder for a root job
+	 * (the working copy is the creator's, who could put a link there),
+	 * else in the working copy (the job user's own) */
+	if (ids->job_uid == 0)
+		snprintf(path, sizeof(path), "%s/ct.exit", r->dir);
+	else
+		snprintf(path, sizeof(path), "%s/.mlfs-exit", work);
+	var(f, "x", path);
+	if (j->gpus) {	/* CT_NO_CDI around the node's name */
+		const char *s = strstr(CT_NO_CDI, "%s");
+
+		snprintf(path, sizeof(path), "environment: %.*s",
+			 s ? (int)(s - CT_NO_CDI) : 0, CT_NO_CDI);
+		var(f, "c1", path);
+		var(f, "c2", s ? s + 2 : "");
+	}
 	if (staged >= 0)
 		fprintf(f, "echo 'mlfs: the image %s was staged for the nodes"
 			" (podman save), %.1f MB'\n", r->image,
 			(double)staged / 1e6);
-	fputs(prelude, f);
-	/* the GPUs Slurm gave the job, by their numbers (no device is
-	 * passed in yet), unless the env lines set them */
-	if (r->res.gpus > 0 && !kv_get(&r->env, "CUDA_VISIBLE_DEVICES"))
-		fputs("[ -n \"${CUDA_VISIBLE_DEVICES-}\" ] && printf"
-		      " 'CUDA_VISIBLE_DEVICES=%s\\n' \"$CUDA_VISIBLE_DEVICES\""
-		      " >>\"$f\"\n", f);
-	ct_args(&c, word, f);
-	fputs(postlude, f);
+	if (!j->multi) {
+		node_script(f, r, work, ids, j);
+	} else {
+		b = open_memstream(&body, &blen);
+		if (b) {
+			node_script(b, r, work, ids, j);
+			if (fclose(b)) {
+				free(body);
+				body = NULL;
+			}
+		}
+		if (body)
+			multi_script(f, body);
+		else
+			fputs("exit 1\n", f);
+		free(body);
+	}
 	if (fclose(f)) {
 		free(buf);
 		return NULL;
@@ -562,32 +832,53 @@ static char *script_text(struct target_ctx *t, const struct run_ctx *r,
 	return buf;
 }
 
+/* Mount sources podman's --volume can take: no ':' (its separator). */
+static int input_paths(const struct run_ctx *r, struct err *e)
+{
+	for (int i = 0; i < r->ninputs; i++)
+		if (strchr(r->inputs[i].path, ':'))
+			return err_set(e, -EINVAL, "input '%s': %s holds a"
+				       " ':', which podman's --volume cannot"
+				       " mount", r->inputs[i].name,
+				       r->inputs[i].path);
+	return 0;
+}
+
 int sl_image_prepare(struct target_ctx *t, struct run_ctx *r,
 		     const char *work, char **script, struct err *e)
 {
-	char tar[PATH_MAX];
+	char tar[PATH_MAX], path[PATH_MAX];
 	struct ct_ids ids = { 0 };
+	struct ct_job j = {
+		.multi = r->res.nodes > 1,
+		.ranks = r->res.nodes > 1 || r->res.procs_per_node > 1,
+		.gpus = r->res.gpus > 0,
+	};
 	long long staged;
 	int rc;
 
 	*script = NULL;
-	if (r->ninputs)
-		return err_set(e, -EINVAL, "environment: inputs are not"
-			       " mounted into an environment on a Slurm target"
-			       " yet");
-	if (r->res.nodes > 1 || r->res.procs_per_node > 1 || r->res.array_n)
-		return err_set(e, -EINVAL, "environment: a run in an"
-			       " environment on a Slurm target is one process"
-			       " on one node (no nodes > 1, procs_per_node > 1"
-			       " or array) yet");
 	rc = job_ids(t->priv, r, &ids, e);
+	if (rc)
+		return rc;
+	/* a root job opens the inputs as the creator (mlfs-run -v), another
+	 * job user's podman mounts the paths as they are, with its rights */
+	j.views = r->ninputs > 0 && ids.job_uid == 0;
+	if (!j.views)
+		rc = input_paths(r, e);
+	snprintf(path, sizeof(path), "%s/%s", ws_helper_dir(r->ws),
+		 RUN_CT_RANKS);
+	if (!rc && j.ranks && access(path, X_OK))
+		rc = err_set(e, -ENOENT, "environment: %s is missing: several"
+			     " processes in a container need it (it is built"
+			     " with mlfs)", path);
 	if (!rc)
 		rc = stage(t, r->image, &ids, tar, &staged, e);
 	if (!rc)
 		rc = run_files(r, work, &ids, e);
 	if (rc)
 		return rc;
-	*script = script_text(t, r, work, &ids, tar, staged);
+	*script = script_text(t, r, work, &ids, &j, tar, staged);
 	return *script ? 0 : err_set(e, -ENOMEM, "out of memory");
 }
 

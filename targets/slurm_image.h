@@ -23,8 +23,11 @@
  * made: stage the image for the nodes (podman save into the target's
  * image cache on the shared file system, once per image and job user),
  * write the container's env file and the empty error file, make the
- * metrics and params files and give the working copy to the user the
- * command runs as inside; @script gets the batch script (malloc'd).
+ * metrics and params files (and an array's tasks/I/log) and give the
+ * working copy to the user the command runs as inside; @script gets the
+ * batch script (malloc'd): the container on the node Slurm picked, or one
+ * on each node (nodes > 1, by srun), the ranks inside by mlfs-ranks, the
+ * inputs read-only, the GPUs by CDI.
  * 0, or -errno with a sentence (the run cannot be submitted).
  */
 int sl_image_prepare(struct target_ctx *t, struct run_ctx *r,

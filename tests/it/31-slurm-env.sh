@@ -12,11 +12,18 @@
 # (rootless podman, keep-id, its own store); cancel leaves no container,
 # also of a command that ignores TERM; kill -9 of the daemon during a run:
 # adopted, it completes; a node without podman, a container podman
-# refuses and an image that does not load fail the run with a sentence;
-# nodes > 1 is refused.
+# refuses and an image that does not load fail the run with a sentence.
+# Then what goes beyond one process: inputs read-only at /mlfs/inputs
+# (opened as the creator by a root job: a link to a root-only file fails),
+# an array (a container a task, canceled: none left), GPUs by CDI (no
+# spec: its sentence; a fake spec in /var/run/cdi), nodes = 2 ×
+# procs_per_node = 2 (a container a node, the rank variables), a node
+# that fails, a run on two nodes canceled (no container left), an input
+# of a rootless job, and an input path podman cannot mount.
 source "$(dirname "$0")/../lib.sh"
 
 NS=$T/nodestore
+CDI_SPEC=/var/run/cdi/mlfs-test-$$.json
 NPOD=$T/nodepodman
 # podman as the nodes of target sl run it
 npod() { "$NPOD" --log-level=error "$@"; }
@@ -39,6 +46,7 @@ slurm_env_cleanup() {
 		podman_pause_stop "$US"
 	fi
 	rm -rf "$NS"
+	rm -f "$CDI_SPEC"
 	[[ -n ${IMG:-} ]] && podman rmi -f "$IMG" >/dev/null 2>&1
 	return 0
 }
@@ -150,14 +158,11 @@ eq "the env file is 0600 and not in the working copy" "600" \
 	"$(stat -c %a "$(ls -d "$STATE"/objects/*/container.env | head -1)")"
 M0=$(stat -c %Y.%i "$TAR" 2>/dev/null)
 
-mk second sl 'cat /etc/mlfs-marker; echo "gpus $CUDA_VISIBLE_DEVICES"'
-as $UA sh -c "echo 'gpus = 1' > '$MNT/runs/second/resources'"
+mk second sl 'cat /etc/mlfs-marker'
 sub second
 check "a second run ends" wait_final "$MNT/runs/second" 120
 eq "… Completed" Completed "$(st second)"
 check "… in the image" grep -q "inside-the-image" "$MNT/runs/second/log"
-check "… with the GPU Slurm gave the job (CUDA_VISIBLE_DEVICES)" \
-	grep -qx "gpus [0-9]" "$MNT/runs/second/log"
 check "… the image neither staged nor loaded again" \
 	sh -c "! grep -qE 'staged|loaded' '$MNT/runs/second/log'"
 eq "… the staged file is the same" "$M0" "$(stat -c %Y.%i "$TAR" 2>/dev/null)"
@@ -197,10 +202,19 @@ check "… staged for $US and loaded into $US's store" sh -c \
 check "… metrics" grep -q "^loss 1 1" "$MNT/runs/rootless/metrics"
 eq "… the staged file is $US's, 0600" "$US 600" \
 	"$(stat -c '%U %a' "$STATE"/objects/*/images/*-"$(id -u $US)".tar 2>/dev/null)"
-mku rootless2 'true'
+# an input: $US's rootless podman mounts the path itself, with its rights
+IN=$T/in
+mkdir -p "$IN/d"
+echo data-in > "$IN/d/f"
+echo one-file > "$IN/one"
+chmod -R a+rX "$IN"
+mku rootless2 'cat "$MLFS_INPUT_d/f"; touch "$MLFS_INPUT_d/x" 2>/dev/null || echo read-only'
+as $US sh -c "echo 'd $IN/d' > '$MNT/runs/rootless2/inputs'"
 UA=$US sub rootless2
 check "a second run as $US ends" wait_final "$MNT/runs/rootless2" 120
 eq "… Completed" Completed "$(st rootless2)"
+eq "… its input read at /mlfs/inputs/d, read-only" "data-in read-only" \
+	"$(grep -xE 'data-in|read-only' "$MNT/runs/rootless2/log" | tr '\n' ' ' | sed 's/ $//')"
 check "… nothing staged or loaded again" \
 	sh -c "! grep -qE 'staged|loaded' '$MNT/runs/rootless2/log'"
 
@@ -292,16 +306,131 @@ check "… saying the folder is not the daemon's" grep -q "is not the daemon's o
 	"$MNT/runs/w2/error"
 eq "… nothing was made where the link points" "" "$(ls -A "$T/elsewhere")"
 
-mk two sl true
-as $UA sh -c "echo 'nodes = 2' > '$MNT/runs/two/resources'"
-expect_err "nodes = 2 in an environment: EINVAL" "Invalid argument" sub two
-check "… with a sentence" grep -q "nodes > 1" "$MNT/runs/two/error"
-for what in "array = 0-2" "procs_per_node = 2"; do
-	as $UA sh -c "echo '$what' > '$MNT/runs/two/resources'"
-	expect_err "$what in an environment on slurm: EINVAL" "Invalid argument" sub two
-	check "… with a sentence" grep -q "does not run in an environment on a slurm target yet" \
-		"$MNT/runs/two/error"
+# ---- inputs and an array in the image (a root job) -----------------------------
+# Each task is a container of its own, with its index; the inputs are
+# read-only at /mlfs/inputs/NAME, opened with the creator's rights.
+mk arr sl 'echo "task $MLFS_ARRAY_INDEX/$MLFS_ARRAY_COUNT $(id -u) $(cat "$MLFS_INPUT_d/f") $(cat "$MLFS_INPUT_one") $MLFS_INPUT_d"
+cat /etc/mlfs-marker
+if touch "$MLFS_INPUT_d/new" 2>/dev/null; then echo wrote; else echo read-only; fi'
+as $UA sh -c "printf 'd $IN/d\none $IN/one\n' > '$MNT/runs/arr/inputs'; echo 'array = 0-2' > '$MNT/runs/arr/resources'"
+sub arr
+check "an array with inputs in an environment ends" wait_final "$MNT/runs/arr" 120
+eq "… Completed" Completed "$(st arr)"
+[[ $(st arr) == Completed ]] || sed 's/^/# /' "$MNT/runs/arr/error" "$MNT"/runs/arr/tasks/*/log
+for k in 0 1 2; do
+	eq "… task $k: Completed, its index, the creator, both inputs at /mlfs/inputs" \
+		"Completed|task $k/3 $(id -u $UA) data-in one-file /mlfs/inputs/d" \
+		"$(cat "$MNT/runs/arr/tasks/$k/status")|$(grep '^task ' "$MNT/runs/arr/tasks/$k/log")"
 done
-eq "… still Draft" Draft "$(st two)"
+eq "… each task in the image, the input read-only" "3 3" \
+	"$(cat "$MNT"/runs/arr/tasks/*/log | grep -c inside-the-image) $(cat "$MNT"/runs/arr/tasks/*/log | grep -cx read-only)"
+eq "… the input folder unchanged" "f" "$(ls "$IN/d")"
+check "… no container left" none_ours
+
+# the creator's link to a file in a folder only root may enter: the root
+# job opens it as the creator, and fails
+mkdir -m 700 "$T/secret"
+echo top-secret-words > "$T/secret/s"
+chmod 644 "$T/secret/s"
+mkdir "$T/ul" && chown $UA "$T/ul"
+as $UA ln -s "$T/secret/s" "$T/ul/link"
+mk sneak sl 'cat "$MLFS_INPUT_s"; ls -l /mlfs/inputs'
+as $UA sh -c "echo 's $T/ul/link' > '$MNT/runs/sneak/inputs'"
+sub sneak
+check "an input the creator cannot open: the run ends" wait_final "$MNT/runs/sneak" 120
+eq "… Failed" Failed "$(st sneak)"
+check "… saying so" grep -qE "^input $T/ul/link: cannot open it: Permission denied \(on node[12]\)$" \
+	"$MNT/runs/sneak/error"
+check "… one sentence" has_sentence "$MNT/runs/sneak/error"
+check "… nothing of the file shows" sh -c "! grep -rq top-secret '$MNT/runs/sneak/'"
+check "… no container left" none_ours
+
+# ---- a running array canceled: no task's container is left -----------------------
+mk arrlong sl 'echo started; sleep 300'
+as $UA sh -c "echo 'array = 0-1' > '$MNT/runs/arrlong/resources'"
+sub arrlong
+check "a long array: both tasks' containers run" \
+	wait_until 90 sh -c "[ \$('$NPOD' ps --format '{{.Names}}' | grep -c '^$CT_PREFIX.*-t[01]\$') = 2 ]"
+wr "$MNT/runs/arrlong/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/arrlong/status" Canceled 60
+check "… no task's container left" wait_until 60 none_ours
+
+# ---- GPUs by CDI ---------------------------------------------------------------------
+# The test cluster's nodes have 2 GPUs each (gres.conf: /dev/null, /dev/zero).
+mk gpu0 sl 'echo "$CUDA_VISIBLE_DEVICES"'
+as $UA sh -c "echo 'gpus = 1' > '$MNT/runs/gpu0/resources'"
+if grep -qs 'nvidia.com/gpu' /etc/cdi/* /var/run/cdi/*; then
+	echo "# this machine has a CDI spec for nvidia.com/gpu: its absence is not tried"
+else
+	sub gpu0
+	check "GPUs on a node without a CDI spec: the run ends" wait_final "$MNT/runs/gpu0" 60
+	eq "… Failed" Failed "$(st gpu0)"
+	check "… with the sentence, naming the node" \
+		grep -qE "^environment: the run asks for GPUs and node[12] has no CDI spec for nvidia.com/gpu" \
+		"$MNT/runs/gpu0/error"
+	check "… one sentence" has_sentence "$MNT/runs/gpu0/error"
+fi
+mkdir -p /var/run/cdi
+cat > "$CDI_SPEC" <<'JSON'
+{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
+ "devices": [
+  {"name": "0", "containerEdits": {"env": ["MLFS_TEST_GPU0=given"]}},
+  {"name": "1", "containerEdits": {"env": ["MLFS_TEST_GPU1=given"]}}
+ ]}
+JSON
+
+# ---- nodes = 2, procs_per_node = 2, 2 GPUs a node: a container a node ---------------
+mk dist sl 'echo "r $RANK $WORLD_SIZE $LOCAL_RANK $LOCAL_WORLD_SIZE $NODE_RANK $MLFS_NODE_RANK $MLFS_NUM_NODES $MASTER_ADDR $MASTER_PORT [$CUDA_VISIBLE_DEVICES] ${MLFS_TEST_GPU0:-no} ${MLFS_TEST_GPU1:-no}"
+cat /etc/mlfs-marker'
+as $UA sh -c "printf 'nodes = 2\nprocs_per_node = 2\ngpus = 2\n' > '$MNT/runs/dist/resources'"
+sub dist
+check "nodes = 2 × procs_per_node = 2 in an environment ends" wait_final "$MNT/runs/dist" 180
+eq "… Completed" Completed "$(st dist)"
+[[ $(st dist) == Completed ]] || sed 's/^/# /' "$MNT/runs/dist/error" "$MNT/runs/dist/log"
+L=$(grep -E '^[0-3]: r ' "$MNT/runs/dist/log" | sort)
+eq "… four ranks, each line prefixed with its RANK" "0 1 2 3" \
+	"$(echo "$L" | awk '{print $3}' | tr '\n' ' ' | sed 's/ $//')"
+eq "… RANK = NODE_RANK × 2 + LOCAL_RANK, WORLD_SIZE 4, LOCAL_WORLD_SIZE 2, 2 nodes" \
+	"0:4:0:2:0:0:2 1:4:1:2:0:0:2 2:4:0:2:1:1:2 3:4:1:2:1:1:2" \
+	"$(echo "$L" | awk '{printf "%s%s:%s:%s:%s:%s:%s:%s", (NR > 1 ? " " : ""), $3, $4, $5, $6, $7, $8, $9}')"
+eq "… one MASTER_ADDR and MASTER_PORT for all" 1 \
+	"$(echo "$L" | awk '{print $10, $11}' | sort -u | wc -l)"
+check "… MASTER_ADDR is the batch host's" sh -c "echo '$L' | awk '{print \$10}' | grep -qx 127.0.0.1"
+eq "… each node's 2 GPUs by CDI (--device nvidia.com/gpu=0 and 1), one a rank, numbered from 0 inside" \
+	"[0] [1] [0] [1] given given" \
+	"$(echo "$L" | awk '{print $12}' | tr '\n' ' ')$(echo "$L" | awk '{print $13, $14}' | sort -u)"
+eq "… every rank in the image" 4 "$(grep -c 'inside-the-image' "$MNT/runs/dist/log")"
+check "… no container left" none_ours
+# a rank of node 1 fails while node 0's sleep: the run fails with its
+# code, node 0's container is stopped too (srun --kill-on-bad-exit)
+mk distfail sl 'if [ "$NODE_RANK" = 1 ]; then sleep 1; exit 3; fi; echo up; sleep 300'
+as $UA sh -c "printf 'nodes = 2\n' > '$MNT/runs/distfail/resources'"
+sub distfail
+check "nodes = 2, a node's command fails: the run ends" wait_final "$MNT/runs/distfail" 120
+eq "… Failed, with that code" "Failed 3" "$(st distfail) $(cat "$MNT/runs/distfail/exit_code")"
+[[ $(st distfail) == Failed ]] || sed 's/^/# /' "$MNT/runs/distfail/error" "$MNT/runs/distfail/log"
+check "… the other node's container is gone too" wait_until 60 none_ours
+# cancel of a run on two nodes: each node's container stops
+mk distlong sl 'echo up; sleep 300'
+as $UA sh -c "printf 'nodes = 2\n' > '$MNT/runs/distlong/resources'"
+sub distlong
+check "nodes = 2: a container runs on each node (NAME-n0, NAME-n1)" \
+	wait_until 90 sh -c "[ \$('$NPOD' ps --format '{{.Names}}' | grep -c '^$CT_PREFIX.*-n[01]\$') = 2 ]"
+wr "$MNT/runs/distlong/ctl" cancel
+check "cancel: Canceled" wait_for "$MNT/runs/distlong/status" Canceled 60
+check "… no node's container left" wait_until 60 none_ours
+rm -f "$CDI_SPEC"
+
+# ---- bad cases of these ----------------------------------------------------------------
+# a job user that is not root mounts the paths itself: one podman cannot
+mkdir -p "$T/a:b"
+chmod 755 "$T/a:b"
+mku colon 'true'
+as $US sh -c "echo 'c $T/a:b' > '$MNT/runs/colon/inputs'"
+UA=$US sub colon
+check "an input whose path holds ':' on a rootless job: the run ends" wait_final "$MNT/runs/colon" 60
+eq "… Failed" Failed "$(st colon)"
+check "… saying why" grep -q "holds a ':', which podman's --volume cannot mount" "$MNT/runs/colon/error"
+check "… one sentence" has_sentence "$MNT/runs/colon/error"
 
 done_testing
