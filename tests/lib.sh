@@ -999,3 +999,41 @@ decoy_intact() {
 	[[ $(stat -c '%U %G %a %h' "$1") == "root root 600 1" ]] &&
 		sha256sum < "$1" | cmp -s - "$1.sum"
 }
+
+# fake_cdi FILE: a CDI spec (FILE, in /var/run/cdi, which podman 4.3 reads
+# besides /etc/cdi) of two nvidia.com/gpu devices, 0 and 1, that only set
+# MLFS_TEST_GPU0 or MLFS_TEST_GPU1=given in the container: what podman
+# needs to take --device nvidia.com/gpu=I on a machine without GPUs.
+fake_cdi() {
+	mkdir -p "$(dirname "$1")"
+	cat > "$1" <<'JSON'
+{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
+ "devices": [
+  {"name": "0", "containerEdits": {"env": ["MLFS_TEST_GPU0=given"]}},
+  {"name": "1", "containerEdits": {"env": ["MLFS_TEST_GPU1=given"]}}
+ ]}
+JSON
+}
+
+# busybox_tree DIR: a root file system of busybox-static in DIR (its
+# commands as links, /tmp 1777, root in passwd and group), for an image
+# made by `rootfs = TAR`.
+busybox_tree() {
+	local c
+	mkdir -p "$1"/{bin,tmp,etc,proc,sys,dev,run,root,work}
+	cp /bin/busybox "$1/bin/busybox"
+	for c in $(/bin/busybox --list); do
+		[[ $c == busybox ]] || ln -sf busybox "$1/bin/$c"
+	done
+	chmod 1777 "$1/tmp"
+	echo 'root:x:0:0:root:/root:/bin/sh' > "$1/etc/passwd"
+	echo 'root:x:0:' > "$1/etc/group"
+}
+
+# tar_tree DIR TAR: DIR tarred as root's into TAR (made under a temporary
+# name, then renamed: a cached TAR is whole or absent), DIR removed.
+tar_tree() {
+	tar -C "$1" --numeric-owner --owner=0 --group=0 -cf "$2.$$" . &&
+		mv "$2.$$" "$2"
+	rm -rf "$1"
+}

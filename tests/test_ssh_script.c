@@ -271,9 +271,9 @@ static void test_params_inputs(const char *tmp)
 	check(ssh_poll_parse(out, len, &pos, &r) == 1 && r.par_n == 7 &&
 	      r.par_size == 7 && !memcmp(r.par, "lr 0.1\n", 7),
 	      "$MLFS_PARAMS comes back as the third chunk", NULL);
-	check(r.log_n > 0 && memmem(r.log, r.log_n, "/cache/k 'x'\n", 13),
+	check(r.log && r.log_n > 0 && memmem(r.log, r.log_n, "/cache/k 'x'\n", 13),
 	      "MLFS_INPUT_D is the path given", NULL);
-	check(r.log_n > 0 && memmem(r.log, r.log_n, "/mine:/", 7) &&
+	check(r.log && r.log_n > 0 && memmem(r.log, r.log_n, "/mine:/", 7) &&
 	      memmem(r.log, r.log_n, "/9-par/py\n# it's mlfs\n", 22),
 	      "PYTHONPATH: the run's, then py/ with mlfs.py", NULL);
 	free(out);

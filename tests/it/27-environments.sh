@@ -45,18 +45,9 @@ CACHE=/var/cache/mlfs-test
 BASE_TAR=$CACHE/busybox-rootfs-$BBV.tar
 if [[ ! -s $BASE_TAR ]]; then
 	mkdir -p "$CACHE"
-	R=$T/rootfs
-	mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,var/tmp,work}
-	cp "$BB" "$R/bin/busybox"
-	for c in $("$BB" --list); do
-		[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
-	done
-	chmod 1777 "$R/tmp" "$R/var/tmp"
-	echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
-	echo 'root:x:0:' > "$R/etc/group"
-	tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$BASE_TAR.$$" . &&
-		mv "$BASE_TAR.$$" "$BASE_TAR"
-	rm -rf "$R"
+	busybox_tree "$T/rootfs"
+	mkdir -p -m 1777 "$T/rootfs/var/tmp"
+	tar_tree "$T/rootfs" "$BASE_TAR"
 fi
 chmod 644 "$BASE_TAR"
 

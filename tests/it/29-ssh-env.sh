@@ -51,18 +51,9 @@ BB=/bin/busybox
 [[ -x $BB ]] || { echo "1..0 # SKIP busybox-static is not installed (scripts/deps.sh test)"; exit 0; }
 
 # ---- the image: busybox and a file only the image has ----------------------
-R=$T/rootfs
-mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,work}
-cp "$BB" "$R/bin/busybox"
-for c in $("$BB" --list); do
-	[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
-done
-chmod 1777 "$R/tmp"
-echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
-echo 'root:x:0:' > "$R/etc/group"
-echo "inside-the-image $$" > "$R/etc/mlfs-marker"
-tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$T/marked.tar" .
-rm -rf "$R"
+busybox_tree "$T/rootfs"
+echo "inside-the-image $$" > "$T/rootfs/etc/mlfs-marker"
+tar_tree "$T/rootfs" "$T/marked.tar"
 chmod 644 "$T/marked.tar"
 
 # Can podman run a container here at all?  (27 asks the same)
@@ -406,14 +397,7 @@ else
 		check "… saying the host has no CDI spec for nvidia.com/gpu" \
 			grep -q "127.0.0.1 has no CDI spec for nvidia.com/gpu" "$MNT/runs/gpu0/error"
 		check "… one sentence" has_sentence "$MNT/runs/gpu0/error"
-		mkdir -p /var/run/cdi
-		cat > "$CDI_SPEC" <<'JSON'
-{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
- "devices": [
-  {"name": "0", "containerEdits": {"env": ["MLFS_TEST_GPU0=given"]}},
-  {"name": "1", "containerEdits": {"env": ["MLFS_TEST_GPU1=given"]}}
- ]}
-JSON
+		fake_cdi "$CDI_SPEC"
 		mkdir "$MNT/runs/gpu1"
 		wr "$MNT/runs/gpu1/command" 'echo "$CUDA_VISIBLE_DEVICES ${MLFS_TEST_GPU0:-no} ${MLFS_TEST_GPU1:-no}"'
 		wr "$MNT/runs/gpu1/target" gpubox

@@ -57,18 +57,9 @@ BB=/bin/busybox
 [[ -x $BB ]] || { echo "1..0 # SKIP busybox-static is not installed (scripts/deps.sh test)"; exit 0; }
 
 # ---- the image: busybox and a file only the image has ----------------------
-R=$T/rootfs
-mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,work}
-cp "$BB" "$R/bin/busybox"
-for c in $("$BB" --list); do
-	[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
-done
-chmod 1777 "$R/tmp"
-echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
-echo 'root:x:0:' > "$R/etc/group"
-echo "inside-the-image $$" > "$R/etc/mlfs-marker"
-tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$T/marked.tar" .
-rm -rf "$R"
+busybox_tree "$T/rootfs"
+echo "inside-the-image $$" > "$T/rootfs/etc/mlfs-marker"
+tar_tree "$T/rootfs" "$T/marked.tar"
 chmod 644 "$T/marked.tar"
 if ! podman_runs "$T/marked.tar"; then
 	echo "1..0 # SKIP podman cannot run containers on this machine"
@@ -370,14 +361,7 @@ else
 		"$MNT/runs/gpu0/error"
 	check "… one sentence" has_sentence "$MNT/runs/gpu0/error"
 fi
-mkdir -p /var/run/cdi
-cat > "$CDI_SPEC" <<'JSON'
-{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
- "devices": [
-  {"name": "0", "containerEdits": {"env": ["MLFS_TEST_GPU0=given"]}},
-  {"name": "1", "containerEdits": {"env": ["MLFS_TEST_GPU1=given"]}}
- ]}
-JSON
+fake_cdi "$CDI_SPEC"
 
 # ---- nodes = 2, procs_per_node = 2, 2 GPUs a node: a container a node ---------------
 mk dist sl 'echo "r $RANK $WORLD_SIZE $LOCAL_RANK $LOCAL_WORLD_SIZE $NODE_RANK $MLFS_NODE_RANK $MLFS_NUM_NODES $MASTER_ADDR $MASTER_PORT [$CUDA_VISIBLE_DEVICES] ${MLFS_TEST_GPU0:-no} ${MLFS_TEST_GPU1:-no}"

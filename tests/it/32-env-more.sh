@@ -33,18 +33,9 @@ CACHE=/var/cache/mlfs-test
 BASE_TAR=$CACHE/busybox-rootfs-$BBV.tar
 if [[ ! -s $BASE_TAR ]]; then
 	mkdir -p "$CACHE"
-	R=$T/rootfs
-	mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,var/tmp,work}
-	cp "$BB" "$R/bin/busybox"
-	for c in $("$BB" --list); do
-		[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
-	done
-	chmod 1777 "$R/tmp" "$R/var/tmp"
-	echo 'root:x:0:0:root:/root:/bin/sh' > "$R/etc/passwd"
-	echo 'root:x:0:' > "$R/etc/group"
-	tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$BASE_TAR.$$" . &&
-		mv "$BASE_TAR.$$" "$BASE_TAR"
-	rm -rf "$R"
+	busybox_tree "$T/rootfs"
+	mkdir -p -m 1777 "$T/rootfs/var/tmp"
+	tar_tree "$T/rootfs" "$BASE_TAR"
 fi
 if ! podman_runs "$BASE_TAR"; then
 	echo "1..0 # SKIP podman cannot run containers on this machine"
@@ -237,14 +228,7 @@ else
 	check "GPUs without a CDI spec: the run fails" wait_for "$R/status" Failed 60
 	check "... with the sentence" grep -q "has no CDI spec for nvidia.com/gpu" "$R/error"
 	check "... one sentence" has_sentence "$R/error"
-	mkdir -p /var/run/cdi
-	cat > "$CDI_SPEC" <<'JSON'
-{"cdiVersion": "0.5.0", "kind": "nvidia.com/gpu",
- "devices": [
-  {"name": "0", "containerEdits": {"env": ["MLFS_TEST_GPU0=given"]}},
-  {"name": "1", "containerEdits": {"env": ["MLFS_TEST_GPU1=given"]}}
- ]}
-JSON
+	fake_cdi "$CDI_SPEC"
 	R=$MNT/runs/hold
 	as mlfs_ua mkdir "$R"
 	as mlfs_ua sh -c "echo 'sleep 300' > '$R/command'; printf 'gpus = 1\n' > '$R/resources'; echo submit > '$R/ctl'"
