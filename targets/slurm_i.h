@@ -145,7 +145,6 @@ struct slurm_run *sl_run_get(struct run_ctx *r);
 /* Note an outage on @r; drop the note (1 when there was one). */
 void sl_run_note(struct run_ctx *r, const char *why);
 int sl_run_unnote(struct run_ctx *r);
-/* Where the job works (PATH_MAX bytes). */
 /* Folder @name in @dfd, made (@mode) and opened without following a
  * link; it must be the daemon's and written by nobody else: its fd, or
  * -errno (-EPERM: a link, or another's). */
@@ -153,6 +152,19 @@ int sl_own_dir_at(int dfd, const char *name, mode_t mode);
 /* The workdir's mlfs-HASH folder (path into @path), made and checked as
  * sl_own_dir_at does: its fd, or -errno with a sentence in @e. */
 int sl_work_top(const struct target_ctx *t, char *path, struct err *e);
+
+/*
+ * sl_work_anchor - the run's working copy @work (sl_work_path) as a path
+ * through the held fd of the workdir's mlfs-HASH folder (sl_work_top):
+ * "/proc/self/fd/N/ID-NAME" into @buf, so that a user who renames entries
+ * of a workdir they may write, between the check and what the daemon then
+ * does by path (copy, chown, remove, as root), sends none of it elsewhere.
+ * The fd into *@fd: close it once done.  Without a workdir: @work itself
+ * and *@fd -1.  0 or -errno with a sentence.
+ */
+int sl_work_anchor(const struct target_ctx *t, const char *work, char *buf,
+		   int *fd, struct err *e);
+/* Where the job works (PATH_MAX bytes). */
 void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
 		  char *buf);
 /* Look for @r's job by its comment: 0 found, -ENOENT none, or -errno. */

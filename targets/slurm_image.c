@@ -155,6 +155,32 @@ int sl_work_top(const struct target_ctx *t, char *path, struct err *e)
 	return fd;
 }
 
+int sl_work_anchor(const struct target_ctx *t, const char *work, char *buf,
+		   int *fd, struct err *e)
+{
+	char top[PATH_MAX];
+	size_t n;
+
+	*fd = -1;
+	if (!((const struct slurm_target *)t->priv)->cfg.workdir) {
+		snprintf(buf, PATH_MAX, "%s", work);
+		return 0;
+	}
+	*fd = sl_work_top(t, top, e);
+	if (*fd < 0)
+		return *fd;
+	n = strlen(top);
+	if (strncmp(work, top, n) || work[n] != '/' ||
+	    strchr(work + n + 1, '/')) {
+		close(*fd);
+		*fd = -1;
+		return err_set(e, -EINVAL, "the working copy %s is not in %s",
+			       work, top);
+	}
+	snprintf(buf, PATH_MAX, "/proc/self/fd/%d%s", *fd, work + n);
+	return 0;
+}
+
 /*
  * The cache's folder, made (0711, the daemon's) and opened without
  * following a link: its fd, or -errno with a sentence.  With a workdir
@@ -847,7 +873,7 @@ static int input_paths(const struct run_ctx *r, struct err *e)
 int sl_image_prepare(struct target_ctx *t, struct run_ctx *r,
 		     const char *work, char **script, struct err *e)
 {
-	char tar[PATH_MAX], path[PATH_MAX];
+	char tar[PATH_MAX], path[PATH_MAX], at[PATH_MAX];
 	struct ct_ids ids = { 0 };
 	struct ct_job j = {
 		.multi = r->res.nodes > 1,
@@ -855,7 +881,7 @@ int sl_image_prepare(struct target_ctx *t, struct run_ctx *r,
 		.gpus = r->res.gpus > 0,
 	};
 	long long staged;
-	int rc;
+	int rc, fd;
 
 	*script = NULL;
 	rc = job_ids(t->priv, r, &ids, e);
@@ -874,8 +900,12 @@ int sl_image_prepare(struct target_ctx *t, struct run_ctx *r,
 			     " with mlfs)", path);
 	if (!rc)
 		rc = stage(t, r->image, &ids, tar, &staged, e);
-	if (!rc)
-		rc = run_files(r, work, &ids, e);
+	/* the working copy's files, through the held mlfs-HASH folder */
+	if (!rc && !(rc = sl_work_anchor(t, work, at, &fd, e))) {
+		rc = run_files(r, at, &ids, e);
+		if (fd >= 0)
+			close(fd);
+	}
 	if (rc)
 		return rc;
 	*script = script_text(t, r, work, &ids, &j, tar, staged);

@@ -87,7 +87,7 @@ void sl_work_path(const struct target_ctx *t, const struct run_ctx *r,
 static int make_copy(const struct target_ctx *t, const struct run_ctx *r,
 		     const char *work, struct err *e)
 {
-	char files[PATH_MAX], path[PATH_MAX];
+	char files[PATH_MAX], path[PATH_MAX], at[PATH_MAX];
 	int rc, fd;
 
 	/* code/ or all the run's files: the backend says which */
@@ -97,16 +97,18 @@ static int make_copy(const struct target_ctx *t, const struct run_ctx *r,
 	if (!((struct slurm_target *)t->priv)->cfg.workdir)
 		return copy_tree_fresh(files, work, e);
 	/* the workdir is users' too: its mlfs-HASH folder must be ours (a
-	 * link a user put there would take the copy, made as root) */
-	fd = sl_work_top(t, path, e);
-	if (fd < 0)
-		return fd;
-	close(fd);
+	 * link a user put there would take the copy, made as root), and the
+	 * copy goes through it, held (not by its name: renamed meanwhile) */
+	rc = sl_work_anchor(t, work, at, &fd, e);
+	if (rc)
+		return rc;
 	snprintf(path, sizeof(path), "%s/%s", r->dir, RUN_WORK);
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/%s/outputs", r->dir, RUN_WORK);
 	mkdir(path, 0755);
-	return copy_tree_fresh(files, work, e);
+	rc = copy_tree_fresh(files, at, e);
+	close(fd);
+	return rc;
 }
 
 /* @s in single quotes for sh, malloc'd. */
@@ -697,19 +699,28 @@ int slurm_start_after(struct target_ctx *t, struct run_ctx *r,
 /* With a workdir: move (or copy) outputs back, drop the working copy. */
 static void outputs_back(const struct target_ctx *t, const struct run_ctx *r)
 {
-	char work[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
+	char work[PATH_MAX], at[PATH_MAX], src[PATH_MAX], dst[PATH_MAX];
 	struct err e = { { 0 } };
+	int fd;
 
 	if (!((struct slurm_target *)t->priv)->cfg.workdir)
 		return;
 	sl_work_path(t, r, work);
-	snprintf(src, sizeof(src), "%s/outputs", work);
+	/* through the held mlfs-HASH folder: a user's rename in the workdir
+	 * sends neither the outputs nor the removal (as root) elsewhere */
+	if (sl_work_anchor(t, work, at, &fd, &e)) {
+		log_warn("run %s: outputs not copied back: %s", r->obj.name,
+			 e.msg);
+		return;
+	}
+	snprintf(src, sizeof(src), "%s/outputs", at);
 	snprintf(dst, sizeof(dst), "%s/%s/outputs", r->dir, RUN_WORK);
 	remove_tree(dst);
 	if (rename(src, dst) && copy_tree_fresh(src, dst, &e))
 		log_warn("run %s: outputs not copied back: %s", r->obj.name,
 			 e.msg);
-	remove_tree(work);
+	remove_tree(at);
+	close(fd);
 }
 
 /* The working copy, outputs and all, is the run's user's once the job is

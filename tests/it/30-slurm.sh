@@ -169,6 +169,23 @@ check "… saying the folder is not the daemon's" \
 	grep -q "shared/$MH is not the daemon's own folder" "$R/wdl/error"
 eq "… nothing made where the link points" "" "$(ls -A "$T/linked")"
 rm -f "$T/shared/$MH"
+# the folder swapped for a link while a run works there: at its end the
+# daemon (root) removes the working copy; through the link it would remove
+# a folder of the same name wherever the link points
+mkdir -m 1777 "$T/gate"
+mkdir "$R/wd2" && wr "$R/wd2/command" \
+	"while [ ! -e $T/gate/go ]; do sleep 0.2; done; echo o > \"\$MLFS_OUTPUTS/o.txt\""
+wr "$R/wd2/target" sl2
+wr "$R/wd2/ctl" submit
+check "workdir swap: the run runs" wait_for "$R/wd2/status" Running 30
+WC=$(cd "$T/shared/$MH" && ls -d *-wd2)
+mkdir -p "$T/victim/$WC" && echo precious > "$T/victim/$WC/file"
+mv "$T/shared/$MH" "$T/shared/$MH.moved" && ln -s "$T/victim" "$T/shared/$MH"
+touch "$T/gate/go"
+check "… the run ends" wait_final "$R/wd2" 30
+eq "… the folder the link points at is intact" precious \
+	"$(cat "$T/victim/$WC/file" 2>/dev/null)"
+rm -f "$T/shared/$MH" && mv "$T/shared/$MH.moved" "$T/shared/$MH"
 
 # ---- after: Slurm's own dependency -------------------------------------------
 # A run whose runs are all started on the same target goes to Slurm at once,
