@@ -15,17 +15,20 @@
 #include <string.h>
 
 #include "slurm_i.h"
+#include "slurm_image_cache.h"
 
 #define POLL_DEFAULT	2.0	/* seconds between two polls of a run */
 #define TIMEOUT_DEFAULT	10	/* seconds for one HTTP call */
 
 const char *const slurm_keys[] = {
 	"url", "user", "token", "token_file", "partition", "api_version",
-	"workdir", "podman", "poll_seconds", "timeout_seconds", NULL
+	"workdir", "podman", "poll_seconds", "timeout_seconds", SL_CACHE_KEY,
+	NULL
 };
 
 const char *const slurm_live_keys[] = {
-	"token", "token_file", "poll_seconds", "timeout_seconds", NULL
+	"token", "token_file", "poll_seconds", "timeout_seconds", SL_CACHE_KEY,
+	NULL
 };
 
 /* ---- config (pure) ------------------------------------------------------ */
@@ -91,6 +94,7 @@ static int cfg_more(const struct kv_list *kv, struct slurm_cfg *c,
 {
 	const char *v = cfg_str(kv, "api_version");
 	double d = TIMEOUT_DEFAULT;
+	long mb;
 	int rc;
 
 	if (c->token && c->token_file)
@@ -117,6 +121,8 @@ static int cfg_more(const struct kv_list *kv, struct slurm_cfg *c,
 		rc = cfg_name(c->partition, "partition", e);
 	if (!rc)
 		rc = cfg_name(c->user, "user", e);
+	if (!rc)	/* read by slurm_image_cache.c from the config */
+		rc = sl_cache_mb(kv, &mb, e);
 	return rc;
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "slurm_i.h"
+#include "slurm_image_cache.h"
 
 static int nchecks, nfailed;
 
@@ -154,6 +155,35 @@ static void test_bad(void)
 	bad("url = http://h\npartition = a b\n", "partition 'a b' has a"
 	    " character");
 	bad("url = http://h\nuser = bob;rm\n", "user 'bob;rm' has a character");
+	bad("url = http://h\nimage_cache_mb = -1\n", "image_cache_mb (the"
+	    " bound of the image cache, in MiB) must be an integer from 0 to"
+	    " 16777216, not '-1'");
+	bad("url = http://h\nimage_cache_mb = 10G\n", "image_cache_mb");
+	bad("url = http://h\nimage_cache_mb = 16777217\n", "image_cache_mb");
+	bad("url = http://h\nimage_cache_mb = 1.5\n", "image_cache_mb");
+}
+
+/* image_cache_mb: the default, 0, the largest. */
+static void test_cache_mb(void)
+{
+	struct kv_list kv = { 0 };
+	struct slurm_cfg c;
+	struct err e = { { 0 } };
+	long mb = -1;
+	int rc;
+
+	good("url = http://h\n", &c, &kv);
+	rc = sl_cache_mb(&kv, &mb, &e);
+	check(!rc && mb == SL_CACHE_MB_DEFAULT,
+	      "image_cache_mb defaults to 10240 (%ld)", mb);
+	kv_free(&kv);
+	good("url = http://h\nimage_cache_mb = 0\n", &c, &kv);
+	check(!sl_cache_mb(&kv, &mb, &e) && mb == 0, "image_cache_mb = 0");
+	kv_free(&kv);
+	good("url = http://h\nimage_cache_mb = 16777216\n", &c, &kv);
+	check(!sl_cache_mb(&kv, &mb, &e) && mb == SL_CACHE_MB_MAX,
+	      "image_cache_mb = 16777216 (16 TiB)");
+	kv_free(&kv);
 }
 
 static void test_keys(void)
@@ -170,7 +200,7 @@ static void test_keys(void)
 		check(known, "live key %s is a config key", *k);
 		live++;
 	}
-	check(n == 10 && live == 4, "10 keys, 4 of them live (%d, %d)", n, live);
+	check(n == 11 && live == 5, "11 keys, 5 of them live (%d, %d)", n, live);
 }
 
 /* slurm_check_run against @nodes: @want (0 or -EINVAL). */
@@ -208,6 +238,7 @@ int main(void)
 	test_all_keys();
 	test_bad();
 	test_keys();
+	test_cache_mb();
 	test_check_run();
 	printf("1..%d\n", nchecks);
 	if (nfailed)
