@@ -94,7 +94,6 @@ static int cfg_more(const struct kv_list *kv, struct slurm_cfg *c,
 {
 	const char *v = cfg_str(kv, "api_version");
 	double d = TIMEOUT_DEFAULT;
-	long mb;
 	int rc;
 
 	if (c->token && c->token_file)
@@ -121,8 +120,6 @@ static int cfg_more(const struct kv_list *kv, struct slurm_cfg *c,
 		rc = cfg_name(c->partition, "partition", e);
 	if (!rc)
 		rc = cfg_name(c->user, "user", e);
-	if (!rc)	/* read by slurm_image_cache.c from the config */
-		rc = sl_cache_mb(kv, &mb, e);
 	return rc;
 }
 
@@ -144,11 +141,18 @@ int slurm_cfg_parse(const struct kv_list *kv, struct slurm_cfg *c,
 	return cfg_more(kv, c, e);
 }
 
+/* image_cache_mb is checked here, not by slurm_cfg_parse: the worker
+ * parses the config anew at each entry, also a config edited and not
+ * applied yet, and a bad bound must not stop the target's runs
+ * (slurm_image_cache.c reads it, the default when bad). */
 int slurm_validate(const struct kv_list *kv, struct err *e)
 {
 	struct slurm_cfg c;
+	long mb;
+	int rc;
 
-	return slurm_cfg_parse(kv, &c, e);
+	rc = slurm_cfg_parse(kv, &c, e);
+	return rc ? rc : sl_cache_mb(kv, &mb, e);
 }
 
 /* ---- check_run (pure) --------------------------------------------------- */

@@ -206,9 +206,9 @@ void sl_cache_prune(struct target_ctx *t);
 void sl_cache_ended(struct target_ctx *t);
 
 /*
- * sl_cache_empty - @t is deprovisioned: a pass with a bound of 0 (every
- * file no unfinished run uses goes; a workdir's cache is shared by the
- * workspace's targets with that workdir, whose runs hold their files).
+ * sl_cache_empty - @t is deprovisioned: a pass that removes every file
+ * no unfinished run uses (a workdir's cache is shared by the workspace's
+ * targets with that workdir, whose runs hold their files).
  */
 void sl_cache_empty(struct target_ctx *t);
 

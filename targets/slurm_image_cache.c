@@ -307,11 +307,12 @@ static struct entry *lru(entry_vec *files)
 	return best;
 }
 
-/* Files of no one, then the least recently used above @mb. */
+/* Files of no one, then the least recently used above @mb (-1: the
+ * target is deprovisioned: every file no unfinished run uses). */
 static void prune_files(struct target_ctx *t, int dfd, entry_vec *files,
 			long mb)
 {
-	double total = 0, bound = (double)mb * MIB;
+	double total = 0, bound = mb < 0 ? 0 : (double)mb * MIB;
 	struct entry *en;
 	char why[160];
 
@@ -326,9 +327,13 @@ static void prune_files(struct target_ctx *t, int dfd, entry_vec *files,
 		}
 	}
 	while (total > bound && (en = lru(files))) {
-		snprintf(why, sizeof(why), "the least recently used, the"
-			 " cache holding %.1f MB, over %s = %ld", total / 1e6,
-			 SL_CACHE_KEY, mb);
+		if (mb < 0)
+			snprintf(why, sizeof(why), "the target is"
+				 " deprovisioned");
+		else
+			snprintf(why, sizeof(why), "the least recently used,"
+				 " the cache holding %.1f MB, over %s = %ld",
+				 total / 1e6, SL_CACHE_KEY, mb);
 		remove_file(t, dfd, en, why);
 		total -= (double)en->size;
 		en->size = -1;
@@ -350,7 +355,7 @@ static void refused(struct target_ctx *t, struct slurm_target *st,
 	ws_event(t->ws, K_TARGET, t->obj.name, text);
 }
 
-/* One pass over @t's cache, with the bound @mb. */
+/* One pass over @t's cache, with the bound @mb (-1: deprovisioned). */
 static void pass(struct target_ctx *t, struct slurm_target *st, long mb)
 {
 	char path[PATH_MAX];
@@ -423,5 +428,5 @@ void sl_cache_empty(struct target_ctx *t)
 	struct slurm_target *st = target(t);
 
 	if (st)
-		pass(t, st, 0);
+		pass(t, st, -1);
 }
