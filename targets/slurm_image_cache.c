@@ -228,6 +228,15 @@ static int stale_part(int dfd, const char *name)
 	return time(NULL) - sb.st_mtim.tv_sec > PART_STALE_S;
 }
 
+static void part_removed(struct target_ctx *t, const char *name)
+{
+	char text[NAME_MAX + 128];
+
+	snprintf(text, sizeof(text), "image cache: removed %s: a podman save"
+		 " left unfinished (the daemon stopped while it wrote)", name);
+	ws_event(t->ws, K_TARGET, t->obj.name, text);
+}
+
 /* The cache's own files into @files, each with its holder. */
 static int list_files(int dfd, const held_vec *held, entry_vec *files,
 		      struct target_ctx *t)
@@ -248,8 +257,7 @@ static int list_files(int dfd, const held_vec *held, entry_vec *files,
 	while ((de = readdir(d))) {
 		if (stale_part(dfd, de->d_name) &&
 		    !unlinkat(dfd, de->d_name, 0))
-			log_info("target %s: image cache: removed %s (a save"
-				 " left unfinished)", t->obj.name, de->d_name);
+			part_removed(t, de->d_name);
 		if (!cache_name(de->d_name, &uid) ||
 		    fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ||
 		    !own_file(&sb, uid))

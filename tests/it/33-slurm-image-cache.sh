@@ -8,8 +8,9 @@
 # unfinished runs; each removal is an events line; links, folders, a
 # foreign file, a file with two links and other names in the cache are
 # never followed nor removed, nor is a cache a user's link in a workdir
-# points to; deprovision empties the cache; bad values of image_cache_mb:
-# EINVAL with a sentence (Draft and live).
+# points to; an unfinished save's file goes after an hour; deprovision
+# empties the cache; bad values of image_cache_mb: EINVAL with a sentence
+# (Draft and live).
 source "$(dirname "$0")/../lib.sh"
 
 PODMAN=$(command -v podman || true)
@@ -151,6 +152,13 @@ ln "$T/victim2" "$CACHE/$C-$JU.tar"
 mkdir "$CACHE/$B-$JU.tar"
 echo notes >"$CACHE/notes.txt"
 echo x >"$CACHE/$H-$JU.tar.old"
+# what a daemon killed during a podman save leaves: gone after an hour
+PART_OLD=.$C-$JU.tar.7.part PART_NEW=.$D-$JU.tar.7.part
+echo x >"$CACHE/$PART_OLD"
+touch -d '2 hours ago' "$CACHE/$PART_OLD"
+echo x >"$CACHE/$PART_NEW"
+ln -s "$T/victim" "$CACHE/.$B-$JU.tar.8.part"
+touch -h -d '2 hours ago' "$CACHE/.$B-$JU.tar.8.part"
 next_pass
 mk p1 a true
 check "a run ends" completes p1
@@ -162,8 +170,13 @@ check "a file with a second link: kept" test -f "$CACHE/$C-$JU.tar" -a -f "$T/vi
 check "a folder named as a cache file: kept" test -d "$CACHE/$B-$JU.tar"
 check "other names: kept" test -f "$CACHE/notes.txt" -a -f "$CACHE/$H-$JU.tar.old"
 eq "no events line for any of them" 0 "$(ev_count "image cache: removed ($H|$D|$C|$B)-")"
+check "an unfinished save's file untouched for 2 hours: removed" test ! -e "$CACHE/$PART_OLD"
+check "... said in events" grep -q "target sl image cache: removed $PART_OLD: a podman save left unfinished" "$MNT/events"
+check "... a recent one (a save under way): kept" test -f "$CACHE/$PART_NEW"
+check "... a link named as one: kept" test -L "$CACHE/.$B-$JU.tar.8.part"
 rm -rf "${CACHE:?}/$H-$JU.tar" "${CACHE:?}/$D-$JU.tar" "${CACHE:?}/$C-$JU.tar" \
-	"${CACHE:?}/$B-$JU.tar" "$CACHE/notes.txt" "$CACHE/$H-$JU.tar.old"
+	"${CACHE:?}/$B-$JU.tar" "$CACHE/notes.txt" "$CACHE/$H-$JU.tar.old" \
+	"${CACHE:?}/$PART_NEW" "${CACHE:?}/.$B-$JU.tar.8.part"
 
 # ---- image_cache_mb: the least recently used file goes first ----------------
 mk b1 b true
