@@ -3,7 +3,8 @@
  * Who uses an environment: a run's or a deployment's `environment`
  * setting checked and resolved to the image id (runs at submit,
  * deployments at deploy), and the deployments that name one or run in an
- * image (the environments' busy check, the pruning of images).  Apart
+ * image (the environments' busy check, the pruning of images), and the
+ * images in use, for the slurm driver's image caches.  Apart
  * from env.c and the deploy_*.c files, which both call it, so that
  * neither calls the other.
  */
@@ -62,6 +63,15 @@ int env_run_image(struct ws *ws, const struct obj *o, char *image,
 			       state_name(env.state), name);
 	snprintf(image, sz, "%s", env.node);
 	return 0;
+}
+
+/* ---- images in use (the image caches of the slurm driver) ---------------- */
+
+int ws_images_held(struct ws *ws,
+		   int (*cb)(void *arg, const char *image, int run),
+		   void *arg)
+{
+	return store_list_held_images(ws->st, cb, arg);
 }
 
 /* ---- the image of a generation (info.json, environments) ----------------- */

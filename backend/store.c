@@ -101,6 +101,13 @@ const char *const stmt_sql[S_COUNT] = {
 	[S_SAVEPOINT] = "SAVEPOINT store_update",
 	[S_RELEASE] = "RELEASE store_update",
 	[S_ROLLBACK_TO] = "ROLLBACK TO store_update",
+	/* image ids in use: each environment's (kind 7) current one, and
+	 * the one each unfinished run (kind 2) recorded at submit */
+	[S_HELD_IMAGES] = "SELECT node, 0 FROM objects WHERE kind = 7"
+			  " AND node <> '' UNION ALL"
+			  " SELECT CAST(t.value AS TEXT), 1 FROM objects o"
+			  " JOIN texts t ON t.obj = o.id AND t.file = :file"
+			  " WHERE o.kind = 2 AND o.state IN (:s1, :s2, :s3)",
 };
 
 static int sql_errno(int rc)
@@ -154,6 +161,7 @@ static const enum obj_state in_states[S_COUNT][3] = {
 	[S_BUSY_TARGETS]	= BUSY_TARGETS,
 	[S_VERSION_USERS]	= LIVE_DEPLOYMENTS,
 	[S_LIVE_DEPLOYMENTS]	= LIVE_DEPLOYMENTS,
+	[S_HELD_IMAGES]		= ACTIVE_RUNS,
 };
 
 /* Statement @id, reset, its state names bound (the store keeps names). */
@@ -656,6 +664,30 @@ static int64_t single_int(struct store *s, sqlite3_stmt *st)
 		sql_fail(s, rc, "count");
 	sqlite3_reset(st);
 	return v;
+}
+
+int store_list_held_images(struct store *s,
+			   int (*cb)(void *arg, const char *image, int run),
+			   void *arg)
+{
+	sqlite3_stmt *st;
+	const unsigned char *v;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	st = stmt(s, S_HELD_IMAGES);
+	bind_i64(st, ":file", TEXT_RUN_IMAGE);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = sqlite3_column_text(st, 0);
+		if (v && *v && cb(arg, (const char *)v,
+				  sqlite3_column_int(st, 1)))
+			break;
+	}
+	rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 :
+	     sql_fail(s, rc, "held images");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&s->lock);
+	return rc;
 }
 
 int store_count_active_runs(struct store *s, int64_t target_id)

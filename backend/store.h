@@ -55,6 +55,12 @@ int store_list_active_runs(struct store *s,
 int store_list_busy_targets(struct store *s,
 			    int (*cb)(void *arg, const struct obj *o),
 			    void *arg);
+/* Each image id in use, once per holder: every environment's current
+ * image (@run 0) and the image every active run recorded at submit
+ * (@run 1); @cb returns non-zero to stop.  0 or -errno. */
+int store_list_held_images(struct store *s,
+			   int (*cb)(void *arg, const char *image, int run),
+			   void *arg);
 /* Number of active runs whose target is @target_id. */
 int store_count_active_runs(struct store *s, int64_t target_id);
 /* The next integer version name of model @model_id (1 when none). */

@@ -319,6 +319,17 @@ int ws_target_set_nodes(struct ws *ws, struct target_ctx *t,
 /* Set the error text of target @t without a state change ("" clears). */
 int ws_target_note(struct ws *ws, struct target_ctx *t, const char *error);
 
+/*
+ * ws_images_held - each image id in use in the workspace, once per
+ * holder: every environment's current image (@run 0) and the image each
+ * unfinished run (Queued, Starting, Running) recorded at submit (@run 1).
+ * @cb returns non-zero to stop.  Any thread; one indexed query.  0 or
+ * -errno.
+ */
+int ws_images_held(struct ws *ws,
+		   int (*cb)(void *arg, const char *image, int run),
+		   void *arg);
+
 /* Append one line to `events`: "<time> <kind> <name> <text>". */
 void ws_event(struct ws *ws, int kind, const char *name, const char *text);
 const char *kind_name(int kind);

@@ -372,6 +372,8 @@ static int cluster_refresh(struct target_ctx *t, char **nodes, struct err *e)
 	if (!rc)
 		rc = refresh(t, &v, nodes, e);
 	view_done(&v);
+	if (!rc)	/* the image cache's pass, when due */
+		sl_cache_prune(t);
 	return rc;
 }
 

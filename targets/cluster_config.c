@@ -19,6 +19,7 @@
  *   slurmd_port = 6818   slurmd's port on the hosts
  *   connect_timeout = 10 seconds for an ssh connection
  *   install = yes        apt-get install slurmd munge where missing
+ *   image_cache_mb = 10240  bound of the image cache (slurm_image_cache.h)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,16 +27,17 @@
 #include <string.h>
 
 #include "cluster_i.h"
+#include "slurm_image_cache.h"
 #include "ssh_quote.h"
 
 const char *const cluster_keys[] = {
 	"hosts", "host", "user", "port", "identity_file", "min_nodes",
 	"max_nodes", "idle_seconds", "resume_seconds", "controller",
-	"slurmd_port", "connect_timeout", "install", NULL
+	"slurmd_port", "connect_timeout", "install", SL_CACHE_KEY, NULL
 };
 
 const char *const cluster_live_keys[] = {
-	"min_nodes", "max_nodes", "idle_seconds", NULL
+	"min_nodes", "max_nodes", "idle_seconds", SL_CACHE_KEY, NULL
 };
 
 const char *const cluster_multi_keys[] = { "host", NULL };
@@ -208,11 +210,12 @@ int cluster_validate(const struct kv_list *kv, struct err *e)
 {
 	struct kv_list copy = { 0 };
 	struct cluster_cfg c;
+	long mb;
 	int rc;
 
 	rc = cluster_cfg_parse(kv, &copy, &c, e);
 	kv_free(&copy);
-	return rc;
+	return rc ? rc : sl_cache_mb(kv, &mb, e);
 }
 
 /* ---- check_run (pure) ---------------------------------------------------- */

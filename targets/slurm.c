@@ -53,6 +53,7 @@ static int slurm_refresh(struct target_ctx *t, char **nodes, struct err *e)
 	struct slurm_target *st;
 	int rc;
 
+	sl_cache_prune(t);	/* idle: the image cache's pass, when due */
 	rc = sl_ready(t, &st, e);
 	return rc ? rc : sl_nodes(st, nodes, e);
 }
@@ -62,6 +63,7 @@ static int slurm_deprovision(struct target_ctx *t, struct err *e)
 	struct slurm_target *st = t->priv;
 
 	(void)e;
+	sl_cache_empty(t);
 	if (st) {
 		sl_free_http(st);
 		st->api = NULL;

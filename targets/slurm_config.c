@@ -15,17 +15,20 @@
 #include <string.h>
 
 #include "slurm_i.h"
+#include "slurm_image_cache.h"
 
 #define POLL_DEFAULT	2.0	/* seconds between two polls of a run */
 #define TIMEOUT_DEFAULT	10	/* seconds for one HTTP call */
 
 const char *const slurm_keys[] = {
 	"url", "user", "token", "token_file", "partition", "api_version",
-	"workdir", "podman", "poll_seconds", "timeout_seconds", NULL
+	"workdir", "podman", "poll_seconds", "timeout_seconds", SL_CACHE_KEY,
+	NULL
 };
 
 const char *const slurm_live_keys[] = {
-	"token", "token_file", "poll_seconds", "timeout_seconds", NULL
+	"token", "token_file", "poll_seconds", "timeout_seconds", SL_CACHE_KEY,
+	NULL
 };
 
 /* ---- config (pure) ------------------------------------------------------ */
@@ -138,11 +141,18 @@ int slurm_cfg_parse(const struct kv_list *kv, struct slurm_cfg *c,
 	return cfg_more(kv, c, e);
 }
 
+/* image_cache_mb is checked here, not by slurm_cfg_parse: the worker
+ * parses the config anew at each entry, also a config edited and not
+ * applied yet, and a bad bound must not stop the target's runs
+ * (slurm_image_cache.c reads it, the default when bad). */
 int slurm_validate(const struct kv_list *kv, struct err *e)
 {
 	struct slurm_cfg c;
+	long mb;
+	int rc;
 
-	return slurm_cfg_parse(kv, &c, e);
+	rc = slurm_cfg_parse(kv, &c, e);
+	return rc ? rc : sl_cache_mb(kv, &mb, e);
 }
 
 /* ---- check_run (pure) --------------------------------------------------- */

@@ -66,6 +66,11 @@ struct slurm_target {
 	struct slurm_job *cache;	/* last full GET /jobs, by job id */
 	size_t ncache;
 	double cache_at;		/* when it was last known current */
+	/* the image cache (slurm_image_cache.c) */
+	double images_at;		/* its last pass (monotonic), 0 none */
+	int images_due;			/* a pass at the next chance */
+	int images_refused;		/* its folder is not the daemon's:
+					 * said once in events */
 	/* a managed cluster (cluster.c) gives its own config and state */
 	const struct kv_list *over;	/* parsed instead of t->config */
 	void *ext;			/* the cluster driver's */
@@ -183,6 +188,41 @@ void sl_run_home(struct target_ctx *t, const struct run_ctx *r);
 /* An array run's indices (sr->idx, sr->ntasks), read once from its
  * `array`: 0 or -errno. */
 int sl_array_tasks(struct run_ctx *r);
+
+/* ---- slurm_image_cache.c (its config key: slurm_image_cache.h) ---------- */
+
+/*
+ * sl_cache_top_name - the name of the workspace's folder in a target's
+ * workdir ("mlfs-<hash of the state dir>") into @buf.
+ */
+void sl_cache_top_name(const struct target_ctx *t, char *buf, size_t len);
+
+/*
+ * sl_cache_touch - a run uses cache file @name of folder @dfd again:
+ * its time is now (the cache's "recently used", kept in the file's
+ * mtime).  0, or -errno (-ENOENT: a pass removed it: stage it anew).
+ * Ordered against the passes (a pass never removes a file between its
+ * decision and a run's touch).
+ */
+int sl_cache_touch(int dfd, const char *name);
+
+/*
+ * sl_cache_prune - a pass over @t's image cache when one is due (every
+ * SL_CACHE_EVERY_S, and at once after sl_cache_ended): removes what
+ * slurm_image_cache.c's top comment says, one `events` line each.  Never
+ * creates the cache nor follows a link to it.
+ */
+void sl_cache_prune(struct target_ctx *t);
+
+/* sl_cache_ended - a run in an environment of @t ended: a pass is due. */
+void sl_cache_ended(struct target_ctx *t);
+
+/*
+ * sl_cache_empty - @t is deprovisioned: a pass that removes every file
+ * no unfinished run uses (a workdir's cache is shared by the workspace's
+ * targets with that workdir, whose runs hold their files).
+ */
+void sl_cache_empty(struct target_ctx *t);
 
 /* ---- slurm_poll.c ------------------------------------------------------- */
 

@@ -131,13 +131,10 @@ int sl_own_dir_at(int dfd, const char *name, mode_t mode)
 int sl_work_top(const struct target_ctx *t, char *path, struct err *e)
 {
 	const struct slurm_target *st = t->priv;
-	const char *state = ws_state_dir(t->ws);
 	char top[64];
 	int wd, fd;
 
-	snprintf(top, sizeof(top), "mlfs-%08x",
-		 (unsigned)fnv1a64_add(FNV64_BASIS_SHORT, state,
-				       strlen(state)));
+	sl_cache_top_name(t, top, sizeof(top));
 	snprintf(path, PATH_MAX, "%s/%s", st->cfg.workdir, top);
 	wd = open(st->cfg.workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (wd < 0)
@@ -359,7 +356,8 @@ static int stage(struct target_ctx *t, const char *image,
 	snprintf(tar, PATH_MAX, "%s/%s", dir, name);
 	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) ||
 	    !S_ISREG(sb.st_mode) || !sb.st_size ||
-	    (geteuid() == 0 && sb.st_uid != ids->job_uid))
+	    (geteuid() == 0 && sb.st_uid != ids->job_uid) ||
+	    sl_cache_touch(dfd, name))	/* used now (or pruned: again) */
 		rc = stage_new(t, dfd, image, name, ids, bytes, e);
 	close(dfd);
 	return rc;

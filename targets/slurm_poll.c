@@ -362,7 +362,11 @@ void slurm_poll(struct target_ctx *t, struct run_ctx **runs, int n)
 	for (int i = 0; rc < 0 && i < m; i++)
 		if (!run_state_final(due[i]->obj.state))
 			sl_run_note(due[i], e.msg);
+	for (int i = 0; i < m; i++)	/* its image may be unused now */
+		if (run_state_final(due[i]->obj.state) && due[i]->image[0])
+			sl_cache_ended(t);
 	free(due);
+	sl_cache_prune(t);
 	if (!rc)
 		refresh_nodes(t, st);
 }

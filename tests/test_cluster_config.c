@@ -112,6 +112,9 @@ int main(void)
 	bad("hosts = a\nport = 70000\n", "port");
 	bad("hosts = a\ninstall = maybe\n", "install must be yes or no");
 	bad("hosts = a\ncontroller = $(x)\n", "controller");
+	bad("hosts = a\nimage_cache_mb = lots\n", "image_cache_mb (the bound"
+	    " of the image cache, in MiB) must be an integer from 0 to");
+	bad("hosts = a\nimage_cache_mb = -5\n", "image_cache_mb");
 
 	fits("hosts = a b c\n", nodes3, "nodes = 2\n", 1, "");
 	fits("hosts = a b c\nmax_nodes = 2\n", nodes3, "nodes = 3\n", 0,

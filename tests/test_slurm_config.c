@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "slurm_i.h"
+#include "slurm_image_cache.h"
 
 static int nchecks, nfailed;
 
@@ -87,6 +88,25 @@ static void bad(const char *text, const char *words)
 	kv_free(&kv);
 }
 
+/* url = http://h and @line: slurm_validate refuses it with @words, but
+ * the worker's parse takes it (an edit not applied stops no run). */
+static void bad_bound(const char *line, const char *words)
+{
+	char text[256];
+	struct slurm_cfg c;
+	struct kv_list kv = { 0 };
+	struct err e;
+	int rc;
+
+	snprintf(text, sizeof(text), "url = http://h\n%s", line);
+	rc = parse(text, &kv, &c, &e);
+	check(rc == 0, "the worker's parse takes %s", oneline(line));
+	rc = slurm_validate(&kv, &e);
+	check(rc == -EINVAL && strstr(e.msg, words), "slurm_validate refuses"
+	      " %s -> '%s'", oneline(text), e.msg);
+	kv_free(&kv);
+}
+
 static void test_defaults(void)
 {
 	struct kv_list kv = { 0 };
@@ -154,6 +174,35 @@ static void test_bad(void)
 	bad("url = http://h\npartition = a b\n", "partition 'a b' has a"
 	    " character");
 	bad("url = http://h\nuser = bob;rm\n", "user 'bob;rm' has a character");
+	bad_bound("image_cache_mb = -1\n", "image_cache_mb (the bound of the"
+		  " image cache, in MiB) must be an integer from 0 to"
+		  " 16777216, not '-1'");
+	bad_bound("image_cache_mb = 10G\n", "not '10G'");
+	bad_bound("image_cache_mb = 16777217\n", "not '16777217'");
+	bad_bound("image_cache_mb = 1.5\n", "not '1.5'");
+}
+
+/* image_cache_mb: the default, 0, the largest. */
+static void test_cache_mb(void)
+{
+	struct kv_list kv = { 0 };
+	struct slurm_cfg c;
+	struct err e = { { 0 } };
+	long mb = -1;
+	int rc;
+
+	good("url = http://h\n", &c, &kv);
+	rc = sl_cache_mb(&kv, &mb, &e);
+	check(!rc && mb == SL_CACHE_MB_DEFAULT,
+	      "image_cache_mb defaults to 10240 (%ld)", mb);
+	kv_free(&kv);
+	good("url = http://h\nimage_cache_mb = 0\n", &c, &kv);
+	check(!sl_cache_mb(&kv, &mb, &e) && mb == 0, "image_cache_mb = 0");
+	kv_free(&kv);
+	good("url = http://h\nimage_cache_mb = 16777216\n", &c, &kv);
+	check(!sl_cache_mb(&kv, &mb, &e) && mb == SL_CACHE_MB_MAX,
+	      "image_cache_mb = 16777216 (16 TiB)");
+	kv_free(&kv);
 }
 
 static void test_keys(void)
@@ -170,7 +219,7 @@ static void test_keys(void)
 		check(known, "live key %s is a config key", *k);
 		live++;
 	}
-	check(n == 10 && live == 4, "10 keys, 4 of them live (%d, %d)", n, live);
+	check(n == 11 && live == 5, "11 keys, 5 of them live (%d, %d)", n, live);
 }
 
 /* slurm_check_run against @nodes: @want (0 or -EINVAL). */
@@ -208,6 +257,7 @@ int main(void)
 	test_all_keys();
 	test_bad();
 	test_keys();
+	test_cache_mb();
 	test_check_run();
 	printf("1..%d\n", nchecks);
 	if (nfailed)

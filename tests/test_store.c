@@ -37,6 +37,45 @@ static struct obj mk(int kind, int64_t parent, const char *name)
 	return o;
 }
 
+/* "IMAGE:RUN " for each held image, appended to the buffer @arg. */
+static int held_cb(void *arg, const char *image, int run)
+{
+	char *buf = arg;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 256 - n, "%s:%d ", image, run);
+	return 0;
+}
+
+/* The images in use: environments' current ones, active runs' ones (not
+ * a Draft's, not a finished run's); @running is an active run. */
+static void test_held(struct store *s, int64_t running)
+{
+	struct obj env = mk(K_ENVIRONMENT, 0, "e1"), draft = mk(K_RUN, 0, "h1");
+	struct obj done = mk(K_RUN, 0, "h2"), none = mk(K_ENVIRONMENT, 0, "e2");
+	char buf[256] = "";
+
+	env.state = ES_READY;
+	snprintf(env.node, sizeof(env.node), "sha256:aa");
+	store_insert(s, &env);
+	store_update(s, &env);
+	store_insert(s, &none);		/* no image yet */
+	store_insert(s, &draft);
+	store_text_put(s, draft.id, TEXT_RUN_IMAGE, "sha256:dd", 9);
+	done.state = RS_COMPLETED;
+	store_insert(s, &done);
+	store_update(s, &done);
+	store_text_put(s, done.id, TEXT_RUN_IMAGE, "sha256:cc", 9);
+	store_text_put(s, running, TEXT_RUN_IMAGE, "sha256:bb", 9);
+	CHECK(store_list_held_images(s, held_cb, buf) == 0 &&
+	      !strcmp(buf, "sha256:aa:0 sha256:bb:1 "), "held images: the"
+	      " environment's and the active run's (%s)", buf);
+	store_delete(s, env.id);
+	store_delete(s, none.id);
+	store_delete(s, draft.id);
+	store_delete(s, done.id);
+}
+
 /* A workspace.db as schema 4 left it (mlfs before deployments had their
  * own tables), with deployments in the old encoding. */
 static const char schema4[] =
@@ -321,6 +360,7 @@ int main(void)
 	first = 0;
 	store_list(s, K_RUN, 0, a.id, first_cb, &first);
 	CHECK(first == c.id, "list resumes after an id");
+	test_held(s, a.id);
 	CHECK(store_text_get(s, a.id, F_COMMAND, &buf, &len) == -ENOENT,
 	      "unset text -> ENOENT");
 	CHECK(store_text_put(s, a.id, F_COMMAND, "a\0b", 3) == 0, "put text");

@@ -147,7 +147,7 @@ eq "the staged image: one file in the target's cache, root's (the job user's), 0
 	"1 root 600" "$(ls -A "$(dirname "$TAR")" | wc -l) $(stat -c '%U %a' "$TAR" 2>/dev/null)"
 eq "the env file is 0600 and not in the working copy" "600" \
 	"$(stat -c %a "$(ls -d "$STATE"/objects/*/container.env | head -1)")"
-M0=$(stat -c %Y.%i "$TAR" 2>/dev/null)
+M0=$(stat -c %i "$TAR" 2>/dev/null) U0=$(stat -c %.9Y "$TAR" 2>/dev/null)
 
 mk second sl 'cat /etc/mlfs-marker'
 sub second
@@ -156,7 +156,9 @@ eq "… Completed" Completed "$(st second)"
 check "… in the image" grep -q "inside-the-image" "$MNT/runs/second/log"
 check "… the image neither staged nor loaded again" \
 	sh -c "! grep -qE 'staged|loaded' '$MNT/runs/second/log'"
-eq "… the staged file is the same" "$M0" "$(stat -c %Y.%i "$TAR" 2>/dev/null)"
+eq "… the staged file is the same (not written again)" "$M0" "$(stat -c %i "$TAR" 2>/dev/null)"
+check "… its mtime says it was used again (what image_cache_mb removes by)" \
+	awk -v a="$U0" -v b="$(stat -c %.9Y "$TAR" 2>/dev/null)" 'BEGIN { exit !(b > a) }'
 
 # ---- podman found in the job's PATH; a store that has the image --------------
 target slroot

@@ -7,10 +7,11 @@
 # them; nodes power down after
 # idle_seconds; `resize 1 3` keeps one up; a host cut off while powered
 # down ends `down` with the reason and its run goes to another host;
-# slurmctld killed is started again and runs go on; kill -9 of the daemon
-# and a remount lose nothing and run nothing twice; deprovision is EBUSY
-# while a run is active, then leaves no process on any host; provision
-# again; rmdir.
+# slurmctld killed is started again and runs go on; a user's run in an
+# environment (podman on the node) sees a file only the image has, runs
+# as that user and completes; kill -9 of the daemon and a remount lose
+# nothing and run nothing twice; deprovision is EBUSY while a run is
+# active, then leaves no process on any host; provision again; rmdir.
 source "$(dirname "$0")/../lib.sh"
 
 chmod 755 "$T"
@@ -28,7 +29,31 @@ source "$HOSTS/hosts.env"
 read -r -a H <<<"$CLUSTER_HOSTS"
 G=$MNT/targets/gpu
 
-check "mount" mount_ws
+check "mount" mount_ws -o allow_other
+
+# An environment for the run in a container below, built while the
+# cluster comes up: busybox and a file only the image has.  The hosts
+# share this machine's root podman store (cluster-hosts.sh: only
+# /run/mlfs-cluster is theirs), so the job finds the image there.
+ENV_OK=
+if command -v podman >/dev/null && [[ -x /bin/busybox ]]; then
+	R=$T/rootfs
+	mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,work}
+	cp /bin/busybox "$R/bin/busybox"
+	for c in $(/bin/busybox --list); do
+		[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
+	done
+	chmod 1777 "$R/tmp"
+	echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
+	echo 'root:x:0:' >"$R/etc/group"
+	echo "inside-the-image $$" >"$R/etc/mlfs-marker"
+	tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$T/marked.tar" .
+	rm -rf "$R"
+	chmod 644 "$T/marked.tar"
+	mkdir "$MNT/environments/marked" &&
+		wr "$MNT/environments/marked/config" "rootfs = $T/marked.tar" &&
+		wr "$MNT/environments/marked/ctl" build && mu_users mlfs_ua && ENV_OK=1
+fi
 
 # provision NAME CONFIG: a cluster target; returns once it left Creating.
 provision() {
@@ -314,6 +339,27 @@ wait_until 60 status_is gpu Succeeded
 some_idle() { (($(count_state idle) >= 1)); }
 check "min_nodes = 1 again: a node idles" wait_until 120 some_idle
 
+# ---- a run in an environment: the node's podman, as the run's creator ------
+if [[ -n $ENV_OK ]] && [[ $(env_settled marked 120) == Ready ]]; then
+	chmod go+x "$G"
+	as mlfs_ua mkdir "$MNT/runs/inimage"
+	as mlfs_ua sh -c "echo 'cat /etc/mlfs-marker; id -u' > '$MNT/runs/inimage/command'
+		echo gpu > '$MNT/runs/inimage/target'
+		echo marked > '$MNT/runs/inimage/environment'
+		echo submit > '$MNT/runs/inimage/ctl'"
+	check "a user's run in an environment on the cluster completes" completes inimage 180
+	[[ $(cat "$MNT/runs/inimage/status") == Completed ]] ||
+		sed 's/^/# /' "$MNT/runs/inimage/log" "$MNT/runs/inimage/error"
+	eq "... in the image (a file only it has), as its creator inside" \
+		"inside-the-image $$ $(id -u mlfs_ua)" \
+		"$(sed 's/^node[0-9]*: //' "$MNT/runs/inimage/log" | grep -v '^mlfs: ' | tr '\n' ' ' | sed 's/ $//')"
+	check "... the image staged in the cluster's cache (the state folder the hosts share)" \
+		test -f "$STATE/objects/$GID/images/$(sed 's/^sha256://' "$MNT/environments/marked/image")-0.tar"
+	podman rmi -f "$(cat "$MNT/environments/marked/image")" >/dev/null 2>&1
+else
+	ok "a run in an environment on the cluster # SKIP no podman, busybox or image here"
+fi
+
 # ---- slurmctld killed: started again, runs go on ---------------------------
 run gate1 "$(gated 1)"
 check "a run Running" wait_until 180 run_is gate1 Running
@@ -358,7 +404,7 @@ run gate2 "$(gated 2)"
 check "a run Running before the crash" wait_until 180 run_is gate2 Running
 expect_err "deprovision with an active run: EBUSY" "busy" wr "$G/ctl" deprovision
 crash_ws
-remount_or_bail "remount after kill -9"
+remount_or_bail "remount after kill -9" -o allow_other
 check "the controller was adopted, not started again" alive "$(ctl_pid slurmctld)"
 touch "$T/gate-2"
 check "the run completes after the remount" completes gate2 120
@@ -372,7 +418,7 @@ for p in $(ctl_pid slurmrestd) $(ctl_pid slurmctld) $(ctl_pid munged); do
 	kill -KILL "$p" 2>/dev/null
 done
 rm -rf "$RUNDIR"
-remount_or_bail "remount after a reboot (the cluster's /run folder gone)"
+remount_or_bail "remount after a reboot (the cluster's /run folder gone)" -o allow_other
 check "the cluster's files under /run are made again" wait_until 60 test -s "$RUNDIR/slurm.conf"
 check "... its controller runs again" wait_until 60 alive "$(ctl_pid slurmctld)"
 check "... said in events" wait_until 30 said 'target gpu controller: .*slurmctld.* started again'
