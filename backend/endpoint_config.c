@@ -373,9 +373,14 @@ static void cfg_addr(struct text *t, const char *host, int port)
 	out(t, "%s:%d", host, port);
 }
 
-/* How each server of a deployment is watched: GET / every second, down
- * after 2 failures, up after 1 answer. */
-#define EP_SERVER_CHECK	" check inter 1s fall 2 rise 1"
+/* Each server of a deployment: watched by a GET / every second (down
+ * after 2 failures, up after 1 answer), and its idle keep-alive
+ * connections kept for the next requests.  The pool is said, not left to
+ * the defaults: a server added at run time (`add server`) gets no idle
+ * pool from HAProxy 2.6 without it, and opened a connection a request
+ * (seen in `show stat`: connect = requests, reuse 0). */
+#define EP_SERVER_OPTS	" check inter 1s fall 2 rise 1 pool-max-conn -1" \
+			" pool-purge-delay 5s"
 
 static void cfg_global(struct text *t, const struct ep_proxy *p)
 {
@@ -490,11 +495,11 @@ static void cfg_dep(struct text *t, const struct ep_proxy *p,
 	    "\thttp-request set-header authorization \"Bearer %s\"\n",
 	    b->name, b->name, b->key);
 	for (int i = 0; i < b->nrep; i++)
-		out(t, "\tserver r%d 127.0.0.1:%d" EP_SERVER_CHECK "\n",
+		out(t, "\tserver r%d 127.0.0.1:%d" EP_SERVER_OPTS "\n",
 		    b->rep[i], b->rep[i]);
 	out(t, "\tserver %s ", b->name);
 	cfg_addr(t, b->host, b->port);
-	out(t, EP_SERVER_CHECK " backup\n\n");
+	out(t, EP_SERVER_OPTS " backup\n\n");
 }
 
 int ep_rep_has(const struct ep_backend *b, int port)
@@ -512,7 +517,7 @@ int ep_rep_cmd(const struct ep_backend *b, int port, int add, char *buf,
 
 	if (add)
 		n = snprintf(buf, sz, "add server dep_%s/r%d 127.0.0.1:%d"
-			     EP_SERVER_CHECK "\nenable health dep_%s/r%d\n"
+			     EP_SERVER_OPTS "\nenable health dep_%s/r%d\n"
 			     "enable server dep_%s/r%d\n", b->name, port, port,
 			     b->name, port, b->name, port);
 	else

@@ -219,14 +219,15 @@ static void proxy_text(void)
 		     " track dep_blue/blue") != NULL, "blue weighted 90");
 	CHECK(strstr(cfg, "\"Bearer greenkey\"") != NULL,
 	      "green's own key on its hop");
+#define OPTS "check inter 1s fall 2 rise 1 pool-max-conn -1 pool-purge-delay 5s"
 	CHECK(strstr(cfg, "backend dep_blue\n\tbalance roundrobin\n") &&
-	      strstr(cfg, "\tserver r41001 127.0.0.1:41001 check inter 1s fall"
-		     " 2 rise 1\n\tserver r41002 127.0.0.1:41002 check inter"
-		     " 1s fall 2 rise 1\n\tserver blue 127.0.0.1:8001 check"
-		     " inter 1s fall 2 rise 1 backup\n"),
-	      "blue: a server per replica, the service the backup");
-	CHECK(strstr(cfg, "\tserver green 127.0.0.1:8002 check inter 1s fall"
-		     " 2 rise 1 backup\n") && !strstr(cfg, "dep_green/r"),
+	      strstr(cfg, "\tserver r41001 127.0.0.1:41001 " OPTS "\n"
+		     "\tserver r41002 127.0.0.1:41002 " OPTS "\n"
+		     "\tserver blue 127.0.0.1:8001 " OPTS " backup\n"),
+	      "blue: a server per replica (idle connections pooled), the"
+	      " service the backup");
+	CHECK(strstr(cfg, "\tserver green 127.0.0.1:8002 " OPTS " backup\n") &&
+	      !strstr(cfg, "dep_green/r"),
 	      "green (no direct port known): the service alone");
 	CHECK(strstr(cfg, " %[var(txn.dep)] %ST %Ta\"") &&
 	      strstr(cfg, "backend dep_green\n\tbalance roundrobin\n\toption"
@@ -418,8 +419,8 @@ static void rep_cmds(void)
 	CHECK(ep_rep_has(&p.b[0], 41002) && !ep_rep_has(&p.b[0], 41003) &&
 	      !ep_rep_has(&p.b[1], 41001), "which replicas have a server");
 	CHECK(!ep_rep_cmd(&p.b[0], 41003, 1, buf, sizeof(buf)) &&
-	      !strcmp(buf, "add server dep_blue/r41003 127.0.0.1:41003 check"
-		      " inter 1s fall 2 rise 1\nenable health dep_blue/r41003\n"
+	      !strcmp(buf, "add server dep_blue/r41003 127.0.0.1:41003 " OPTS
+		      "\nenable health dep_blue/r41003\n"
 		      "enable server dep_blue/r41003\n"),
 	      "a new replica: added, checked, enabled");
 	CHECK(!ep_rep_cmd(&p.b[0], 41001, 0, buf, sizeof(buf)) &&

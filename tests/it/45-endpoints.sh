@@ -189,6 +189,32 @@ balanced() {
 }
 check "20 requests on one connection: both replicas, 8+ each" \
 	wait_until 30 balanced
+# … over kept connections: a server added at run time keeps its idle ones
+# (HAProxy 2.6 opened one a request for it without a pool said)
+reps_reuse() {
+	python3 - "$STATE" <<'PY'
+import csv, glob, io, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(glob.glob(sys.argv[1] + "/endpoints/*/api.sock")[0])
+s.sendall(b"show stat\n")
+d = b""
+while True:
+    x = s.recv(65536)
+    if not x:
+        break
+    d += x
+rows = list(csv.reader(io.StringIO(d.decode())))
+h = [rows[0][0].lstrip("# ")] + rows[0][1:]
+reps = [dict(zip(h, r)) for r in rows[1:] if len(r) >= len(h)]
+reps = [r for r in reps if r["pxname"] == "dep_blue" and r["svname"][0] == "r"]
+for r in reps:
+    print("# %s: %s requests, %s connections" % (r["svname"], r["stot"], r["connect"]))
+sys.exit(not (len(reps) == 2 and all(int(r["stot"]) >= 10 and
+          int(r["connect"]) * 4 <= int(r["stot"]) for r in reps)))
+PY
+}
+check "… over connections kept: each replica's server opened ≤ 1 in 4" \
+	reps_reuse
 
 # ---- a replica's word for its direct port is checked ------------------------------
 # The liar's replica says (in its stats file, which mlfs-serve can no longer
