@@ -10,8 +10,8 @@
 # lines, MLFS_RUN, metrics; the image is staged once and loaded once (a
 # second run copies and loads nothing); a job user that is not root
 # (rootless podman, keep-id, its own store); cancel leaves no container,
-# also of a command that ignores TERM; kill -9 of the daemon during a run:
-# adopted, it completes; a node without podman, a container podman
+# also of a command that ignores TERM; kill -9 of the daemon during a run
+# and an array of 2: adopted, they complete (each task too); a node without podman, a container podman
 # refuses and an image that does not load fail the run with a sentence.
 # Then what goes beyond one process: inputs read-only at /mlfs/inputs
 # (opened as the creator by a root job: a link to a root-only file fails),
@@ -232,13 +232,23 @@ check "cancel: Canceled" wait_for "$MNT/runs/deaf/status" Canceled 60
 check "… no container left" wait_until 60 none_ours
 
 # ---- kill -9 of the daemon during a run: adopted as any Slurm run ----------------
+# (and an array of 2, a container a task, each adopted by its task's job)
 mk adopt sl 'sleep 4; echo done > outputs/d'
 sub adopt
+mk adoptarr sl 'sleep 4; echo "done $MLFS_ARRAY_INDEX" > "outputs/d$MLFS_ARRAY_INDEX"'
+as $UA sh -c "echo 'array = 0-1' > '$MNT/runs/adoptarr/resources'"
+sub adoptarr
 check "Running before the crash" wait_for "$MNT/runs/adopt/status" Running 60
+check "… the array too" wait_for "$MNT/runs/adoptarr/status" Running 60
 crash_ws
 remount_or_bail "remount during a run in a container on a node" -o allow_other
 check "the run is adopted and completes" wait_for "$MNT/runs/adopt/status" Completed 60
 eq "… its output" done "$(cat "$MNT/runs/adopt/outputs/d" 2>/dev/null)"
+check "the array is adopted and completes" wait_for "$MNT/runs/adoptarr/status" Completed 90
+eq "… each task Completed" "Completed Completed" \
+	"$(cat "$MNT/runs/adoptarr/tasks/0/status" "$MNT/runs/adoptarr/tasks/1/status" | xargs)"
+eq "… each task's output" "done 0 done 1" \
+	"$(cat "$MNT/runs/adoptarr/outputs/d0" "$MNT/runs/adoptarr/outputs/d1" 2>/dev/null | xargs)"
 check "… no container left" wait_until 60 none_ours
 
 # ---- bad cases ---------------------------------------------------------------------
