@@ -33,7 +33,7 @@ static int stats_field(const char *text, const char *name)
 	long n = 0;
 	int digits = 0;
 
-	for (p = text; p && *p; p = strchr(p, '\n'), p += p != NULL) {
+	for (p = text; p && *p; p = (p = strchr(p, '\n')) ? p + 1 : NULL) {
 		if (strncmp(p, name, len) || p[len] != ' ')
 			continue;
 		for (p += len + 1; *p >= '0' && *p <= '9' && digits < 7; p++) {
