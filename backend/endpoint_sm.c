@@ -697,9 +697,16 @@ static void reps_sync(struct ep_live *l, const struct ep_proxy *p)
 
 			if (ep_rep_has(was, port))
 				continue;
-			if (ep_rep_cmd(now, port, 1, cmd, sizeof(cmd)) ||
-			    ep_proxy_api(l->dir, cmd, EP_API_MS, NULL, NULL))
+			if (ep_rep_cmd(now, port, 1, cmd, sizeof(cmd)))
 				break;
+			if (ep_proxy_api(l->dir, cmd, EP_API_MS, NULL, NULL)) {
+				/* half made (added, not enabled): out again,
+				 * so that the next tick adds it anew */
+				if (!ep_rep_cmd(now, port, 0, cmd, sizeof(cmd)))
+					ep_proxy_api(l->dir, cmd, EP_API_MS,
+						     NULL, NULL);
+				break;
+			}
 			keep[n++] = port;
 		}
 		memcpy(was->rep, keep, (size_t)n * sizeof(*keep));
