@@ -5,7 +5,9 @@
 # says.  It scales out to ceil(in flight / target_in_flight), never beyond
 # max_replicas, back in to min_replicas once the load has been lower for
 # the cool-down (the drained replicas answer what they hold), no request
-# fails, each change is an events line; bad configs are refused.  Then
+# fails, each change is an events line; bad configs are refused; behind an
+# endpoint, its load scales the replicas and its proxy's servers follow
+# them (one per replica, at run time).  Then
 # the same, shorter, on an ssh target (a private sshd on loopback): the
 # load comes from the host's replicas, read by the poll round.
 source "$(dirname "$0")/../lib.sh"
@@ -112,9 +114,10 @@ PY
 HP=${URI#http://}
 HP=${HP%/score}
 LOADS=()
-load() {	# load NAME N: N requests held until $T/go-NAME exists
+load() {	# load NAME N [HOST:PORT KEY]: N requests held until $T/go-NAME exists
+	local hp=${3:-$HP} key=${4:-$KEY}
 	rm -f "$T/go-$1" "$T/load-$1.out"
-	python3 "$T/load.py" "${HP%:*}" "${HP##*:}" "$KEY" "$T/go-$1" "$2" \
+	python3 "$T/load.py" "${hp%:*}" "${hp##*:}" "$key" "$T/go-$1" "$2" \
 		"$T/load-$1.out" 2> "$T/load-$1.err" &
 	LOADS+=("$!")
 }
@@ -199,6 +202,65 @@ eq "the same processes" "$P2" "$(ready_pids "$D" | tr ' ' '\n' | sort | xargs)"
 release e
 load_result e 4
 check "then back in to 1" wait_until 30 counts 1
+
+# ---- behind an endpoint: its load scales the replicas, its proxy follows ---------
+# The proxy has a server per replica (its direct port), added and deleted
+# at run time as autoscale starts and stops replicas.
+E=$MNT/endpoints/front
+check "mkdir endpoints/front" mkdir "$E"
+check "auto joins front" wr "$D/endpoint" front
+check "all of front's traffic to auto" wr "$E/traffic" "auto 100"
+check "start front" wr "$E/ctl" start
+check "front Healthy" wait_for "$E/status" Healthy 30
+EHP=$(cat "$E/scoring_uri")
+EHP=${EHP#http://}
+EHP=${EHP%/score}
+EKEY=$(cat "$E/keys/primary")
+# the replicas' servers of the proxy (show stat on its API socket)
+rep_servers() {
+	python3 - "$STATE" <<'PY'
+import csv, glob, io, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(glob.glob(sys.argv[1] + "/endpoints/*/api.sock")[0])
+s.sendall(b"show stat\n")
+d = b""
+while True:
+    x = s.recv(65536)
+    if not x:
+        break
+    d += x
+rows = list(csv.reader(io.StringIO(d.decode())))
+h = [rows[0][0].lstrip("# ")] + rows[0][1:]
+print(sum(1 for r in rows[1:] if len(r) >= len(h) and r[0] == "dep_auto"
+          and r[1][0] == "r" and r[h.index("status")].startswith("UP")))
+PY
+}
+check "the proxy has the one replica's server" wait_until 30 \
+	eval '[[ $(rep_servers) == 1 ]]'
+load f 5 "$EHP" "$EKEY"
+check "5 requests in flight through the endpoint" wait_until 20 \
+	eval '[[ $(inflight) == 5 ]]'
+check "scales out to 3" wait_until 30 counts 3
+check "the proxy has the 3 replicas' servers (no reload)" wait_until 30 \
+	eval '[[ $(rep_servers) == 3 ]]'
+# 3 more: the proxy sends each to the next replica, one each; the first
+# replica's waits behind f's there, the 2 new ones run theirs at once
+FPID=$(ls "$T"/go-f.started.* | sed 's/.*started\.\([0-9]*\)\..*/\1/' | sort -u)
+load g 3 "$EHP" "$EKEY"
+check "2 of 3 requests more in run() at once" wait_until 20 \
+	eval '[[ $(started g) == 2 ]]'
+GPIDS=$(ls "$T"/go-g.started.* | sed 's/.*started\.\([0-9]*\)\..*/\1/' | sort -u | xargs)
+echo "# f's requests on pid $FPID, g's running on $GPIDS"
+check "… on the 2 new replicas, one each" \
+	eval "[[ \$(wc -w <<< '$GPIDS') == 2 && ' $GPIDS ' != *' $FPID '* ]]"
+release f
+release g
+load_result f 5
+load_result g 3
+check "back in to 1" wait_until 30 counts 1
+check "the proxy's servers follow: 1" wait_until 30 \
+	eval '[[ $(rep_servers) == 1 ]]'
+check "rmdir front" rmdir "$E"
 
 check "delete" wr "$D/ctl" delete
 check "Draft" wait_for "$D/status" Draft 30
