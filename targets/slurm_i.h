@@ -150,9 +150,10 @@ struct slurm_run *sl_run_get(struct run_ctx *r);
 /* Note an outage on @r; drop the note (1 when there was one). */
 void sl_run_note(struct run_ctx *r, const char *why);
 int sl_run_unnote(struct run_ctx *r);
-/* Folder @name in @dfd, made (@mode) and opened without following a
- * link; it must be the daemon's and written by nobody else: its fd, or
- * -errno (-EPERM: a link, or another's). */
+/* Folder @name in @dfd, made (@mode; 0: never made, -ENOENT when
+ * missing) and opened without following a link; it must be the daemon's
+ * and written by nobody else: its fd, or -errno (-EPERM: a link, or
+ * another's). */
 int sl_own_dir_at(int dfd, const char *name, mode_t mode);
 /* The workdir's mlfs-HASH folder (path into @path), made and checked as
  * sl_own_dir_at does: its fd, or -errno with a sentence in @e. */

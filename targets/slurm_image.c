@@ -109,25 +109,6 @@ static int job_ids(const struct slurm_target *st, const struct run_ctx *r,
 
 /* ---- the image cache ---------------------------------------------------- */
 
-int sl_own_dir_at(int dfd, const char *name, mode_t mode)
-{
-	struct stat sb;
-	int fd;
-
-	if (mkdirat(dfd, name, mode) && errno != EEXIST)
-		return -errno;
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-	if (fd < 0)
-		return errno == ELOOP || errno == ENOTDIR ? -EPERM : -errno;
-	if (fstat(fd, &sb) || sb.st_uid != geteuid() ||
-	    (sb.st_mode & 0022)) {
-		close(fd);
-		return -EPERM;
-	}
-	return fd;
-}
-
 int sl_work_top(const struct target_ctx *t, char *path, struct err *e)
 {
 	const struct slurm_target *st = t->priv;

@@ -104,13 +104,13 @@ int sl_cache_touch(int dfd, const char *name)
 
 /* ---- the folder ----------------------------------------------------------- */
 
-/* Folder @name of @dfd, opened without following a link, the daemon's
- * and written by nobody else: its fd, -ENOENT, or -EPERM. */
-static int own_dir(int dfd, const char *name)
+int sl_own_dir_at(int dfd, const char *name, mode_t mode)
 {
 	struct stat sb;
 	int fd;
 
+	if (mode && mkdirat(dfd, name, mode) && errno != EEXIST)
+		return -errno;
 	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 		    O_CLOEXEC);
 	if (fd < 0)
@@ -135,7 +135,7 @@ static int cache_dir(struct target_ctx *t, const struct slurm_target *st,
 		sl_cache_top_name(t, top, sizeof(top));
 		snprintf(path, PATH_MAX, "%s/%s", st->cfg.workdir, top);
 		fd = open(st->cfg.workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		md = fd < 0 ? -errno : own_dir(fd, top);
+		md = fd < 0 ? -errno : sl_own_dir_at(fd, top, 0);
 		if (fd >= 0)
 			close(fd);
 	} else {
@@ -147,7 +147,7 @@ static int cache_dir(struct target_ctx *t, const struct slurm_target *st,
 	if (md < 0)
 		return md;
 	strncat(path, "/" IMAGES_DIR, PATH_MAX - strlen(path) - 1);
-	fd = own_dir(md, IMAGES_DIR);
+	fd = sl_own_dir_at(md, IMAGES_DIR, 0);
 	close(md);
 	return fd;
 }

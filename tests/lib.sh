@@ -1037,3 +1037,24 @@ tar_tree() {
 		mv "$2.$$" "$2"
 	rm -rf "$1"
 }
+
+# ep_stats [FIELD...]: `show stat` of the endpoint proxy of the daemon at
+# $STATE (its runtime API socket; the first endpoint's), a line per row:
+# PXNAME SVNAME FIELD... (an empty field: -).
+ep_stats() {
+	python3 - "$STATE" "$@" <<'PY'
+import csv, glob, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sorted(glob.glob(sys.argv[1] + "/endpoints/*/api.sock"))[0])
+s.sendall(b"show stat\n")
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+for r in csv.DictReader(out.decode().lstrip("# ").splitlines()):
+    print(" ".join([r["pxname"], r["svname"]] +
+                   [r[f] or "-" for f in sys.argv[2:]]))
+PY
+}

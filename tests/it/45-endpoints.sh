@@ -118,21 +118,8 @@ check "blue took 70 % of 200 within 5 sd ($nb)" eval "((nb >= 108 && nb <= 172))
 # a deployment go straight to its backend, the second hop (frontend in_D,
 # the fallback while a deployment is down) sees none of them.
 ep_stat() {	# ep_stat PROXY SERVER FIELD
-	python3 - "$STATE"/endpoints/*/api.sock "$@" <<'PY'
-import csv, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b"show stat\n")
-out = b""
-while True:
-    d = s.recv(65536)
-    if not d:
-        break
-    out += d
-rows = csv.DictReader(out.decode().lstrip("# ").splitlines())
-print(next((r[sys.argv[4]] for r in rows if r["pxname"] == sys.argv[2]
-            and r["svname"] == sys.argv[3]), "none"))
-PY
+	ep_stats "$3" | awk -v p="$1" -v s="$2" \
+		'$1 == p && $2 == s {print $3; f = 1} END {if (!f) print "none"}'
 }
 eq "one hop: no request took the second hop (in_blue, in_green)" "0 0" \
 	"$(ep_stat in_blue FRONTEND stot) $(ep_stat in_green FRONTEND stot)"
@@ -192,26 +179,10 @@ check "20 requests on one connection: both replicas, 8+ each" \
 # … over kept connections: a server added at run time keeps its idle ones
 # (HAProxy 2.6 opened one a request for it without a pool said)
 reps_reuse() {
-	python3 - "$STATE" <<'PY'
-import csv, glob, io, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(glob.glob(sys.argv[1] + "/endpoints/*/api.sock")[0])
-s.sendall(b"show stat\n")
-d = b""
-while True:
-    x = s.recv(65536)
-    if not x:
-        break
-    d += x
-rows = list(csv.reader(io.StringIO(d.decode())))
-h = [rows[0][0].lstrip("# ")] + rows[0][1:]
-reps = [dict(zip(h, r)) for r in rows[1:] if len(r) >= len(h)]
-reps = [r for r in reps if r["pxname"] == "dep_blue" and r["svname"][0] == "r"]
-for r in reps:
-    print("# %s: %s requests, %s connections" % (r["svname"], r["stot"], r["connect"]))
-sys.exit(not (len(reps) == 2 and all(int(r["stot"]) >= 10 and
-          int(r["connect"]) * 4 <= int(r["stot"]) for r in reps)))
-PY
+	ep_stats stot connect | awk '$1 == "dep_blue" && $2 ~ /^r/ {
+		n++; print "# " $2 ": " $3 " requests, " $4 " connections"
+		if ($3 < 10 || $4 * 4 > $3) bad = 1 }
+		END {exit bad || n != 2}'
 }
 check "… over connections kept: each replica's server opened ≤ 1 in 4" \
 	reps_reuse

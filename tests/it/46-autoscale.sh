@@ -218,22 +218,8 @@ EHP=${EHP%/score}
 EKEY=$(cat "$E/keys/primary")
 # the replicas' servers of the proxy (show stat on its API socket)
 rep_servers() {
-	python3 - "$STATE" <<'PY'
-import csv, glob, io, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(glob.glob(sys.argv[1] + "/endpoints/*/api.sock")[0])
-s.sendall(b"show stat\n")
-d = b""
-while True:
-    x = s.recv(65536)
-    if not x:
-        break
-    d += x
-rows = list(csv.reader(io.StringIO(d.decode())))
-h = [rows[0][0].lstrip("# ")] + rows[0][1:]
-print(sum(1 for r in rows[1:] if len(r) >= len(h) and r[0] == "dep_auto"
-          and r[1][0] == "r" and r[h.index("status")].startswith("UP")))
-PY
+	ep_stats status |
+		awk '$1 == "dep_auto" && $2 ~ /^r/ && $3 ~ /^UP/ {n++} END {print n + 0}'
 }
 check "the proxy has the one replica's server" wait_until 30 \
 	eval '[[ $(rep_servers) == 1 ]]'

@@ -37,18 +37,9 @@ check "mount" mount_ws -o allow_other
 # /run/mlfs-cluster is theirs), so the job finds the image there.
 ENV_OK=
 if command -v podman >/dev/null && [[ -x /bin/busybox ]]; then
-	R=$T/rootfs
-	mkdir -p "$R"/{bin,tmp,etc,proc,sys,dev,run,root,work}
-	cp /bin/busybox "$R/bin/busybox"
-	for c in $(/bin/busybox --list); do
-		[[ $c == busybox ]] || ln -sf busybox "$R/bin/$c"
-	done
-	chmod 1777 "$R/tmp"
-	echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
-	echo 'root:x:0:' >"$R/etc/group"
-	echo "inside-the-image $$" >"$R/etc/mlfs-marker"
-	tar -C "$R" --numeric-owner --owner=0 --group=0 -cf "$T/marked.tar" .
-	rm -rf "$R"
+	busybox_tree "$T/rootfs"
+	echo "inside-the-image $$" >"$T/rootfs/etc/mlfs-marker"
+	tar_tree "$T/rootfs" "$T/marked.tar"
 	chmod 644 "$T/marked.tar"
 	mkdir "$MNT/environments/marked" &&
 		wr "$MNT/environments/marked/config" "rootfs = $T/marked.tar" &&
