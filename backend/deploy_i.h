@@ -109,16 +109,6 @@ static inline int64_t deploy_model_version(const struct obj *o)
  */
 void deploy_replica_counts(const struct obj *o, int *ready, int *desired);
 
-/*
- * deploy_direct_ports - the direct ports (127.0.0.1) of deployment @id's
- * ready replicas as its worker last saw them, in port order, into @port
- * (at most @max): an endpoint's proxy sends each request to one of them.
- * Their number; 0 when none is known (a target whose replicas have none,
- * e.g. ssh, or not polled yet): the proxy uses the service's address.
- * Any thread.
- */
-int deploy_direct_ports(int64_t id, int *port, int max);
-
 /* Worker only: track deployment @o (adopting its replicas after a
  * restart) or refresh the tracked copy. */
 void deploy_track(struct target_ctx *t, struct deploy_ctx **list,

@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,7 +144,6 @@ static int rep_start(struct deploy_ctx *d, struct deploy_spec *s,
 	int picked = !s->port, rc;
 
 	r->state = REP_STARTING;
-	r->direct_port = 0;
 	r->started = wall_s();
 	r->ready = 0;
 	r->exit_code = -1;
@@ -299,7 +297,6 @@ static void crash(struct deploy_ctx *d, struct replica *r, const char *why)
 	drv(d)->replica_release(d->t, d, r);
 	r->priv = NULL;
 	r->pid = 0;
-	r->direct_port = 0;
 	if (r->restarts > MAX_RESTARTS) {
 		snprintf(text, sizeof(text), "replica %d crashed %d times in a"
 			 " row; the last time it %s", r->slot, r->restarts, why);
@@ -748,74 +745,6 @@ void deploy_watch_logs(struct deploy_ctx *list)
 		watch_log(list, -1);
 }
 
-/* ---- direct ports: what the endpoints' worker balances over ------------ */
-
-struct direct {
-	int64_t id;
-	int n;
-	int port[DEP_REPS_MAX];
-	struct direct *next;
-};
-
-static pthread_mutex_t direct_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct direct *directs;
-
-static int cmp_port(const void *a, const void *b)
-{
-	return *(const int *)a - *(const int *)b;
-}
-
-/* @id's ready replicas' direct ports are @port (@n, 0: forgotten). */
-static void direct_put(int64_t id, const int *port, int n)
-{
-	struct direct **pp, *x;
-
-	pthread_mutex_lock(&direct_lock);
-	for (pp = &directs; (x = *pp) && x->id != id; pp = &x->next)
-		;
-	if (!x && n && (x = calloc(1, sizeof(*x)))) {
-		x->id = id;
-		x->next = directs;
-		directs = x;
-	}
-	if (x && n) {
-		memcpy(x->port, port, (size_t)n * sizeof(*port));
-		x->n = n;
-	} else if (x) {
-		*pp = x->next;
-		free(x);
-	}
-	pthread_mutex_unlock(&direct_lock);
-}
-
-/* The ready replicas of @d that have a direct port, in port order. */
-static void direct_publish(const struct deploy_ctx *d)
-{
-	int port[DEP_REPS_MAX], n = 0;
-
-	for (const struct replica *r = d->reps; r && n < DEP_REPS_MAX;
-	     r = r->next)
-		if (r->state == REP_READY && r->direct_port > 0)
-			port[n++] = r->direct_port;
-	qsort(port, (size_t)n, sizeof(*port), cmp_port);
-	direct_put(d->obj.id, port, n);
-}
-
-int deploy_direct_ports(int64_t id, int *port, int max)
-{
-	int n = 0;
-
-	pthread_mutex_lock(&direct_lock);
-	for (struct direct *x = directs; x; x = x->next)
-		if (x->id == id) {
-			n = x->n < max ? x->n : max;
-			memcpy(port, x->port, (size_t)n * sizeof(*port));
-			break;
-		}
-	pthread_mutex_unlock(&direct_lock);
-	return n;
-}
-
 static void dep_step(struct deploy_ctx *d)
 {
 	struct dep_row before = { 0 }, after = { 0 };
@@ -831,7 +760,6 @@ static void dep_step(struct deploy_ctx *d)
 		step_serving(d);
 	if (reap(d) && !d->verb)
 		gen_gc(d);	/* generations nothing runs any more */
-	direct_publish(d);
 	dep_fill(d, 0, &after);
 	if (memcmp(&before, &after, sizeof(before)) &&
 	    live_state(d->obj.state))
@@ -844,7 +772,6 @@ static void dep_free(struct deploy_ctx *d, int ino_fd)
 
 	if (d->watch >= 0 && ino_fd >= 0)
 		inotify_rm_watch(ino_fd, d->watch);
-	direct_put(d->obj.id, NULL, 0);
 	while ((r = d->reps)) {
 		d->reps = r->next;
 		if (r->state == REP_EXITED && drv(d)->replica_release)

@@ -264,8 +264,6 @@ struct replica {
 	int gen, slot;
 	int state;			/* enum replica_state */
 	long pid;			/* the engine's pid (local or remote) */
-	int direct_port;		/* its own port on 127.0.0.1 serving the
-					 * whole service (checked), 0: none */
 	int exit_code;			/* -1: unknown */
 	int restarts;			/* crashes of this slot in a row */
 	int killed;			/* KILL sent after the grace */

@@ -16,19 +16,8 @@
  *                      it: straight to its backend dep_D when D has a
  *                      server up, else to `split`.
  *   backend dep_D      per deployment D: sets D's own bearer key and sends
- *                      each request to the next of D's ready replicas in
- *                      turn, at its direct port (a server each, added and
- *                      deleted at run time as replicas come and go),
- *                      health-checked with GET /; D's service address is
- *                      the backup server, used while no replica's direct
- *                      port is known (an ssh target has none).  One hop
- *                      from the client's request to the replica.  (The
- *                      service's shared port alone balances connections
- *                      by a hash: a few keep-alive connections from the
- *                      proxy can all land on one replica.  Round robin,
- *                      not leastconn: HAProxy 2.6's leastconn stopped
- *                      choosing a server added at run time, in
- *                      tests/it/45-endpoints.sh.)
+ *                      to D's service, health-checked with GET /.  One hop
+ *                      from the client's request to the service.
  *   backend split      the fallback (a drawn deployment down, a draw with
  *                      no range): one server per deployment, weighted by
  *                      `traffic` (`set server split/D weight W`), each
@@ -373,15 +362,6 @@ static void cfg_addr(struct text *t, const char *host, int port)
 	out(t, "%s:%d", host, port);
 }
 
-/* Each server of a deployment: watched by a GET / every second (down
- * after 2 failures, up after 1 answer), and its idle keep-alive
- * connections kept for the next requests.  The pool is said, not left to
- * the defaults: a server added at run time (`add server`) gets no idle
- * pool from HAProxy 2.6 without it, and opened a connection a request
- * (seen in `show stat`: connect = requests, reuse 0). */
-#define EP_SERVER_OPTS	" check inter 1s fall 2 rise 1 pool-max-conn -1" \
-			" pool-purge-delay 5s"
-
 static void cfg_global(struct text *t, const struct ep_proxy *p)
 {
 	long ms = p->cfg.request_timeout_ms;
@@ -449,11 +429,9 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
 	 * keep-alive connection with `Connection: close` instead of closing
 	 * it under a client that is sending one (which would fail it) */
 	out(t, "\n\toption idle-close-on-response");
-	/* time (UTC, as in events), deployment (set by the backend that
-	 * took the request: its servers are the replicas; `-` for one
-	 * refused before), status, ms */
+	/* time (UTC, as in events), deployment, status, ms */
 	out(t, "\n\tlog-format \"%%[date,utime(%%Y-%%m-%%dT%%H:%%M:%%SZ)]"
-	    " %%[var(txn.dep)] %%ST %%Ta\"\n"
+	    " %%s %%ST %%Ta\"\n"
 	    "\thttp-request deny deny_status 413 if"
 	    " { req.hdr_val(content-length) gt %ld }\n"
 	    "\thttp-request deny deny_status 401 unless"
@@ -472,8 +450,7 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
  * in_D frontend (a second hop). */
 static void cfg_split(struct text *t, const struct ep_proxy *p)
 {
-	out(t, "backend split\n\tbalance random\n"
-	    "\thttp-after-response set-var(txn.dep) srv_name\n");
+	out(t, "backend split\n\tbalance random\n");
 	for (int i = 0; i < p->n; i++)
 		out(t, "\tserver %s abns@mlfs-ep-%s-%s weight %d"
 		    " track dep_%s/%s\n", p->b[i].name, p->tag,
@@ -490,41 +467,11 @@ static void cfg_dep(struct text *t, const struct ep_proxy *p,
 	out(t, "frontend in_%s\n\tbind abns@mlfs-ep-%s-%s\n\tno log\n"
 	    "\tdefault_backend dep_%s\n\n", b->name, p->tag, b->name,
 	    b->name);
-	out(t, "backend dep_%s\n\tbalance roundrobin\n\toption httpchk GET /\n"
-	    "\thttp-request set-var(txn.dep) str(%s)\n"
-	    "\thttp-request set-header authorization \"Bearer %s\"\n",
-	    b->name, b->name, b->key);
-	for (int i = 0; i < b->nrep; i++)
-		out(t, "\tserver r%d 127.0.0.1:%d" EP_SERVER_OPTS "\n",
-		    b->rep[i], b->rep[i]);
-	out(t, "\tserver %s ", b->name);
+	out(t, "backend dep_%s\n\toption httpchk GET /\n"
+	    "\thttp-request set-header authorization \"Bearer %s\"\n"
+	    "\tserver %s ", b->name, b->key, b->name);
 	cfg_addr(t, b->host, b->port);
-	out(t, EP_SERVER_OPTS " backup\n\n");
-}
-
-int ep_rep_has(const struct ep_backend *b, int port)
-{
-	for (int i = 0; i < b->nrep; i++)
-		if (b->rep[i] == port)
-			return 1;
-	return 0;
-}
-
-int ep_rep_cmd(const struct ep_backend *b, int port, int add, char *buf,
-	       size_t sz)
-{
-	int n;
-
-	if (add)
-		n = snprintf(buf, sz, "add server dep_%s/r%d 127.0.0.1:%d"
-			     EP_SERVER_OPTS "\nenable health dep_%s/r%d\n"
-			     "enable server dep_%s/r%d\n", b->name, port, port,
-			     b->name, port, b->name, port);
-	else
-		n = snprintf(buf, sz, "set server dep_%s/r%d state maint\n"
-			     "del server dep_%s/r%d\n", b->name, port,
-			     b->name, port);
-	return n > 0 && (size_t)n < sz ? 0 : -ENAMETOOLONG;
+	out(t, " check inter 1s fall 2 rise 1\n\n");
 }
 
 /* Nothing the proxy's syntax would read otherwise: no blank, quote or

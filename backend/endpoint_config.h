@@ -14,7 +14,6 @@
 #include "parse.h"
 
 #define EP_DEPS_MAX	16	/* deployments behind one endpoint */
-#define EP_REPS_MAX	48	/* replicas of one, each a server */
 #define EP_NAME_MAX	64	/* an object name and its NUL */
 #define EP_KEY_MAX	128	/* a key (hex) and its NUL */
 /* the proxy's buffer: a mirrored body must fit in it whole */
@@ -101,12 +100,6 @@ struct ep_backend {
 	char key[EP_KEY_MAX];	/* the deployment's own bearer key */
 	int weight;		/* from `traffic`, 0 when not listed */
 	int replicas;		/* its replicas serving (for `stats`) */
-	/* its ready replicas' direct ports on 127.0.0.1, ascending: a
-	 * server each, requests balanced over them (least connections);
-	 * the service's address is the backup (none known yet, or a
-	 * target without them) */
-	int nrep;
-	int rep[EP_REPS_MAX];
 	int gone;		/* left the endpoint: in maintenance (no
 				 * request, no check) until the next reload
 				 * drops it; not in `stats` */
@@ -180,20 +173,6 @@ int ep_mirror_cmds(const struct ep_proxy *p, const struct ep_mirror *m,
  * be NULL): a regenerated key is valid before the old one goes. */
 int ep_key_cmds(const struct ep_proxy *p, const char *add, const char *del,
 		char **out);
-
-/* Has deployment @b a server for the replica whose direct port is
- * @port?  1 or 0. */
-int ep_rep_has(const struct ep_backend *b, int port);
-
-/*
- * ep_rep_cmd - the runtime-API commands that add (@add 1: health-checked,
- * then enabled) or remove (0: in maintenance, then deleted; HAProxy
- * refuses the delete while a connection still uses it) the server of
- * deployment @b's replica at direct port @port, into @buf (@sz).  No
- * reload: no request is failed by it.  0 or -ENAMETOOLONG.
- */
-int ep_rep_cmd(const struct ep_backend *b, int port, int add, char *buf,
-	       size_t sz);
 
 /*
  * ep_stats_text - the `stats` file: one line per deployment of @p,

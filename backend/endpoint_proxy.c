@@ -194,15 +194,9 @@ static int api_one(const char *dir, const char *cmd, size_t len, int ms,
 	return 0;
 }
 
-/* Is @s a success: empty but for blanks, or what `add server` and `del
- * server` say when they did it? */
-static int done(const char *s)
+/* Is @s empty but for blanks? */
+static int blank(const char *s)
 {
-	s += strspn(s, " \t\r\n");
-	if (!strncmp(s, "New server registered.", 22))
-		s += 22;
-	else if (!strncmp(s, "Server deleted.", 15))
-		s += 15;
 	return s[strspn(s, " \t\r\n")] == '\0';
 }
 
@@ -225,7 +219,7 @@ int ep_proxy_api(const char *dir, const char *cmds, int ms, char **reply,
 		if (api_one(dir, s, len, ms, &ans))
 			return err_set(e, -EIO, "the endpoint's proxy does not"
 				       " answer on %s/" EP_FILE_API, dir);
-		if (!reply && !done(ans)) {
+		if (!reply && !blank(ans)) {
 			err_set(e, -EIO, "the endpoint's proxy refused '%.*s':"
 				" %.*s", (int)len, s, (int)strcspn(ans, "\n"),
 				ans);

@@ -229,7 +229,6 @@ static int member_cb(void *arg, const struct obj *d)
 	snprintf(b->key, sizeof(b->key), "%s", k);
 	b->weight = weight_in(c->t, d->name);
 	deploy_replica_counts(d, &b->replicas, &desired);
-	b->nrep = deploy_direct_ports(d->id, b->rep, EP_REPS_MAX);
 	c->p->n++;
 	return 0;
 }
@@ -615,12 +614,6 @@ static int retire(struct ep_live *l, const struct ep_proxy *p, struct err *e)
 			 " maint\nset server split/%s weight 0\n", b->name,
 			 b->name, b->name);
 		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
-		/* and its replicas' servers: no request drawn to it */
-		for (int j = 0; !rc && j < b->nrep; j++) {
-			snprintf(cmds, sizeof(cmds), "set server dep_%s/r%d"
-				 " state maint\n", b->name, b->rep[j]);
-			rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
-		}
 		/* (gone from the map already when it was deleted) */
 		snprintf(del, sizeof(del), "del map %s/" EP_FILE_NAMES " %s\n",
 			 l->dir, b->name);
@@ -660,58 +653,6 @@ static int departures_only(struct ep_live *l, const struct ep_proxy *p)
 		l->fp = fingerprint(p);
 	pthread_mutex_unlock(&ep_lock);
 	return rc;
-}
-
-/*
- * Under ep_lock: the servers of @l's proxy follow the replicas of @p's
- * deployments (autoscale, a rolling update, a restart), through the
- * runtime API: new replicas added, those gone deleted.  A delete HAProxy
- * refuses (a connection still on it) stays in l->p and is asked again
- * at the next tick.  The first failure ends it; the next tick goes on.
- */
-static void reps_sync(struct ep_live *l, const struct ep_proxy *p)
-{
-	char cmd[512];
-
-	for (int i = 0; i < p->n; i++) {
-		const struct ep_backend *now = &p->b[i];
-		struct ep_backend *was = NULL;
-		int keep[EP_REPS_MAX], n = 0;
-
-		for (int j = 0; j < l->p.n && !was; j++)
-			if (!l->p.b[j].gone &&
-			    !strcmp(l->p.b[j].name, now->name))
-				was = &l->p.b[j];
-		if (!was)
-			continue;	/* joins at the next reload */
-		for (int j = 0; j < was->nrep; j++) {
-			int port = was->rep[j];
-
-			if (ep_rep_has(now, port) ||
-			    ep_rep_cmd(was, port, 0, cmd, sizeof(cmd)) ||
-			    ep_proxy_api(l->dir, cmd, EP_API_MS, NULL, NULL))
-				keep[n++] = port;	/* still there */
-		}
-		for (int j = 0; j < now->nrep && n < EP_REPS_MAX; j++) {
-			int port = now->rep[j];
-
-			if (ep_rep_has(was, port))
-				continue;
-			if (ep_rep_cmd(now, port, 1, cmd, sizeof(cmd)))
-				break;
-			if (ep_proxy_api(l->dir, cmd, EP_API_MS, NULL, NULL)) {
-				/* half made (added, not enabled): out again,
-				 * so that the next tick adds it anew */
-				if (!ep_rep_cmd(now, port, 0, cmd, sizeof(cmd)))
-					ep_proxy_api(l->dir, cmd, EP_API_MS,
-						     NULL, NULL);
-				break;
-			}
-			keep[n++] = port;
-		}
-		memcpy(was->rep, keep, (size_t)n * sizeof(*keep));
-		was->nrep = n;
-	}
 }
 
 /* ---- stats and health ---------------------------------------------------- */
@@ -861,9 +802,6 @@ static void ep_up(struct ws *ws, struct obj *o, struct ep_live *l)
 		rc = proxy_reload(ws, o, l, &p, &e);
 	if (rc)
 		return failed(ws, o, l, &e);
-	pthread_mutex_lock(&ep_lock);
-	reps_sync(l, &p);
-	pthread_mutex_unlock(&ep_lock);
 	if (!was)
 		save(ws, o, DS_TRANSITIONING, "", l, p.port);
 	stats_step(ws, o, l, down, sizeof(down));

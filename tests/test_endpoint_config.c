@@ -187,9 +187,6 @@ static void proxy_fill(struct ep_proxy *p, const char *dir)
 	p->b[0].port = 8001;
 	snprintf(p->b[0].key, EP_KEY_MAX, "bluekey");
 	p->b[0].weight = 90;
-	p->b[0].nrep = 2;	/* blue's replicas' direct ports; green: none */
-	p->b[0].rep[0] = 41001;
-	p->b[0].rep[1] = 41002;
 	snprintf(p->b[1].name, EP_NAME_MAX, "green");
 	snprintf(p->b[1].host, 256, "127.0.0.1");
 	p->b[1].port = 8002;
@@ -219,22 +216,6 @@ static void proxy_text(void)
 		     " track dep_blue/blue") != NULL, "blue weighted 90");
 	CHECK(strstr(cfg, "\"Bearer greenkey\"") != NULL,
 	      "green's own key on its hop");
-#define OPTS "check inter 1s fall 2 rise 1 pool-max-conn -1 pool-purge-delay 5s"
-	CHECK(strstr(cfg, "backend dep_blue\n\tbalance roundrobin\n") &&
-	      strstr(cfg, "\tserver r41001 127.0.0.1:41001 " OPTS "\n"
-		     "\tserver r41002 127.0.0.1:41002 " OPTS "\n"
-		     "\tserver blue 127.0.0.1:8001 " OPTS " backup\n"),
-	      "blue: a server per replica (idle connections pooled), the"
-	      " service the backup");
-	CHECK(strstr(cfg, "\tserver green 127.0.0.1:8002 " OPTS " backup\n") &&
-	      !strstr(cfg, "dep_green/r"),
-	      "green (no direct port known): the service alone");
-	CHECK(strstr(cfg, " %[var(txn.dep)] %ST %Ta\"") &&
-	      strstr(cfg, "backend dep_green\n\tbalance roundrobin\n\toption"
-		     " httpchk GET /\n\thttp-request set-var(txn.dep)"
-		     " str(green)\n") &&
-	      strstr(cfg, "\thttp-after-response set-var(txn.dep) srv_name\n"),
-	      "the access line names the deployment, whichever server");
 	CHECK(strstr(cfg, "bind 127.0.0.1:18080") != NULL, "binds");
 	CHECK(strstr(cfg, "bind 127.0.0.1:18080\n\toption"
 		     " idle-close-on-response\n") != NULL,
@@ -409,28 +390,6 @@ static void haproxy_check(void)
 		printf("# could not remove %s\n", dir);
 }
 
-/* A replica's server added and removed at run time. */
-static void rep_cmds(void)
-{
-	struct ep_proxy p;
-	char buf[512];
-
-	proxy_fill(&p, "/state/ep/7");
-	CHECK(ep_rep_has(&p.b[0], 41002) && !ep_rep_has(&p.b[0], 41003) &&
-	      !ep_rep_has(&p.b[1], 41001), "which replicas have a server");
-	CHECK(!ep_rep_cmd(&p.b[0], 41003, 1, buf, sizeof(buf)) &&
-	      !strcmp(buf, "add server dep_blue/r41003 127.0.0.1:41003 " OPTS
-		      "\nenable health dep_blue/r41003\n"
-		      "enable server dep_blue/r41003\n"),
-	      "a new replica: added, checked, enabled");
-	CHECK(!ep_rep_cmd(&p.b[0], 41001, 0, buf, sizeof(buf)) &&
-	      !strcmp(buf, "set server dep_blue/r41001 state maint\n"
-		      "del server dep_blue/r41001\n"),
-	      "a replica gone: in maintenance, deleted");
-	CHECK(ep_rep_cmd(&p.b[0], 41001, 1, buf, 40) == -ENAMETOOLONG,
-	      "a buffer too small is refused");
-}
-
 int main(void)
 {
 	traffic_good();
@@ -439,7 +398,6 @@ int main(void)
 	mirrors();
 	configs();
 	proxy_text();
-	rep_cmds();
 	proxy_cmds();
 	stats();
 	haproxy_check();
