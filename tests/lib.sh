@@ -1058,3 +1058,49 @@ for r in csv.DictReader(out.decode().lstrip("# ").splitlines()):
                    [r[f] or "-" for f in sys.argv[2:]]))
 PY
 }
+
+# python_rootfs: PY_TAR, a root file system tarball of this machine's
+# python3 (its standard library without tests or tkinter, the libraries of
+# it and of its extension modules) and busybox as /bin/sh, made once and
+# cached in /var/cache/mlfs-test by the versions it holds (49 and 55).
+python_rootfs() {
+	local pybin pyv tag cache=/var/cache/mlfs-test r=$T/pyroot l real
+	pybin=$(readlink -f /usr/bin/python3)
+	pyv=$(basename "$pybin")
+	tag="$pyv-$(dpkg-query -W -f='${Version}' "lib${pyv}-minimal" 2>/dev/null ||
+		echo local)-$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null ||
+		echo local)"
+	PY_TAR=$cache/python-rootfs-${tag//[^A-Za-z0-9.+-]/_}.tar
+	[[ -s $PY_TAR ]] && return 0
+	mkdir -p "$cache" "$r"/{bin,tmp,etc,proc,sys,dev,run,root,var/tmp,usr/bin,lib64}
+	cp /bin/busybox "$r/bin/busybox"
+	for l in sh id cat ls sleep hostname; do ln -s busybox "$r/bin/$l"; done
+	cp "$pybin" "$r/usr/bin/$pyv"
+	ln -s "$pyv" "$r/usr/bin/python3"
+	tar -C / --exclude="$pyv/test" --exclude="$pyv/idlelib" \
+		--exclude="$pyv/tkinter" --exclude="$pyv/lib2to3" \
+		--exclude="$pyv/ensurepip" --exclude="$pyv/config-*" \
+		--exclude="$pyv/site-packages" --exclude="$pyv/dist-packages" \
+		-cf - "usr/lib/$pyv" | tar -C "$r" -xf -
+	for l in $(ldd "$pybin" /usr/lib/"$pyv"/lib-dynload/*.so 2>/dev/null |
+		awk '/=> \//{print $3} /^\t\/lib/{print $1}' | sort -u); do
+		mkdir -p "$r$(dirname "$l")"
+		cp -L "$l" "$r$l"
+		real=$(readlink -f "$l")
+		[[ -e $r$real ]] || { mkdir -p "$r$(dirname "$real")"; cp "$real" "$r$real"; }
+	done
+	chmod 1777 "$r/tmp" "$r/var/tmp"
+	echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"
+	echo 'root:x:0:' > "$r/etc/group"
+	tar_tree "$r" "$PY_TAR"
+}
+
+# busybox_marked TAR: busybox_tree with /etc/mlfs-marker holding
+# "inside-the-image PID" (a file only that image has), tarred into TAR
+# (0644).
+busybox_marked() {
+	busybox_tree "$T/rootfs"
+	echo "inside-the-image $$" > "$T/rootfs/etc/mlfs-marker"
+	tar_tree "$T/rootfs" "$1"
+	chmod 644 "$1"
+}

@@ -51,10 +51,7 @@ BB=/bin/busybox
 [[ -x $BB ]] || { echo "1..0 # SKIP busybox-static is not installed (scripts/deps.sh test)"; exit 0; }
 
 # ---- the image: busybox and a file only the image has ----------------------
-busybox_tree "$T/rootfs"
-echo "inside-the-image $$" > "$T/rootfs/etc/mlfs-marker"
-tar_tree "$T/rootfs" "$T/marked.tar"
-chmod 644 "$T/marked.tar"
+busybox_marked "$T/marked.tar"
 
 # Can podman run a container here at all?  (27 asks the same)
 if ! podman_runs "$T/marked.tar"; then

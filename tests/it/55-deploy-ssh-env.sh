@@ -60,45 +60,7 @@ PODMAN=$(command -v podman || true)
 	{ echo "1..0 # SKIP busybox-static or python3 is missing (scripts/deps.sh test)"; exit 0; }
 
 # ---- the images: 49's python rootfs (cached), a marker appended -----------------
-PYBIN=$(readlink -f /usr/bin/python3)
-PYV=$(basename "$PYBIN")
-ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo local; }
-TAG="$PYV-$(ver "lib${PYV}-minimal")-$(ver busybox-static)"
-TAG=${TAG//[^A-Za-z0-9.+-]/_}
-CACHE=/var/cache/mlfs-test
-PY_TAR=$CACHE/python-rootfs-$TAG.tar
-
-# make_rootfs OUT: as in 49 (the same cache file).
-make_rootfs() {
-	local r=$T/pyroot l real
-	mkdir -p "$r"/{bin,tmp,etc,proc,sys,dev,run,root,var/tmp,usr/bin,lib64}
-	cp /bin/busybox "$r/bin/busybox"
-	for l in sh id cat ls sleep hostname; do ln -s busybox "$r/bin/$l"; done
-	cp "$PYBIN" "$r/usr/bin/$PYV"
-	ln -s "$PYV" "$r/usr/bin/python3"
-	tar -C / --exclude="$PYV/test" --exclude="$PYV/idlelib" \
-		--exclude="$PYV/tkinter" --exclude="$PYV/lib2to3" \
-		--exclude="$PYV/ensurepip" --exclude="$PYV/config-*" \
-		--exclude="$PYV/site-packages" --exclude="$PYV/dist-packages" \
-		-cf - "usr/lib/$PYV" | tar -C "$r" -xf -
-	for l in $(ldd "$PYBIN" /usr/lib/"$PYV"/lib-dynload/*.so 2>/dev/null |
-		awk '/=> \//{print $3} /^\t\/lib/{print $1}' | sort -u); do
-		mkdir -p "$r$(dirname "$l")"
-		cp -L "$l" "$r$l"
-		real=$(readlink -f "$l")
-		[[ -e $r$real ]] || { mkdir -p "$r$(dirname "$real")"; cp "$real" "$r$real"; }
-	done
-	chmod 1777 "$r/tmp" "$r/var/tmp"
-	echo 'root:x:0:0:root:/root:/bin/sh' > "$r/etc/passwd"
-	echo 'root:x:0:' > "$r/etc/group"
-	tar -C "$r" --numeric-owner --owner=0 --group=0 -cf "$1.$$" . &&
-		mv "$1.$$" "$1"
-	rm -rf "$r"
-}
-if [[ ! -s $PY_TAR ]]; then
-	mkdir -p "$CACHE"
-	make_rootfs "$PY_TAR"
-fi
+python_rootfs
 
 # marked N: $T/pyN.tar, the rootfs with /etc/mlfs-marker holding N and a
 # word of this test run (a file only that image has)

@@ -37,10 +37,7 @@ check "mount" mount_ws -o allow_other
 # /run/mlfs-cluster is theirs), so the job finds the image there.
 ENV_OK=
 if command -v podman >/dev/null && [[ -x /bin/busybox ]]; then
-	busybox_tree "$T/rootfs"
-	echo "inside-the-image $$" >"$T/rootfs/etc/mlfs-marker"
-	tar_tree "$T/rootfs" "$T/marked.tar"
-	chmod 644 "$T/marked.tar"
+	busybox_marked "$T/marked.tar"
 	mkdir "$MNT/environments/marked" &&
 		wr "$MNT/environments/marked/config" "rootfs = $T/marked.tar" &&
 		wr "$MNT/environments/marked/ctl" build && mu_users mlfs_ua && ENV_OK=1
