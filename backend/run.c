@@ -3,8 +3,8 @@
  * The run kind: its control files, `submit`, `cancel`, `register` and
  * `clone` (checked and recorded inside the ctl write, on the FUSE request
  * thread), its info.json, and the transitions the worker and the drivers
- * report (ws_run_transition, ws_run_save, ws_run_note: worker threads
- * only).
+ * report (ws_run_save, ws_run_note: worker threads only; their state
+ * changes are in run_state.c).
  */
 #include "ws.h"
 
@@ -477,45 +477,6 @@ static int run_verb(struct ws *ws, struct obj *o, const struct ctl_cmd *c,
 			       c->argv[0]);
 	return err_set(e, -EINVAL, "unknown command '%s' for a run (commands:"
 		       " submit, cancel, register, clone)", c->argv[0]);
-}
-
-int ws_run_transition(struct ws *ws, struct run_ctx *r,
-		      enum obj_state state, int exit_code, const char *error)
-{
-	struct obj o = r->obj;
-	fmask_t mask = 0;
-	double now = wall_s();
-	int rc;
-
-	o.state = state;
-	if (exit_code >= 0)
-		o.exit_code = exit_code;
-	if (error)
-		snprintf(o.error, sizeof(o.error), "%s", error);
-	/* a run that failed on a full disk says so: its writes failed */
-	if (state == RS_FAILED && space_full(ws))
-		space_note(ws, o.error, sizeof(o.error));
-	if ((state == RS_STARTING || state == RS_RUNNING) &&
-	    o.started <= 0)
-		o.started = now;
-	if (run_state_final(state)) {
-		if (o.ended <= 0)
-			o.ended = now;
-		if (o.started <= 0)
-			o.started = o.ended;
-		mask |= FBIT(F_LOG) | FBIT(F_METRICS) | FBIT(F_CTL) |
-			FBIT(F_WAIT);
-	}
-	/* what the engine wrote is final now: the kernel's copies go before
-	 * a reader can see the run ended */
-	if (run_state_final(state))
-		ws_engine_folders_changed(ws, &o);
-	rc = ws_update_obj(ws, &o, r->obj.state, mask);
-	if (!rc || rc == -EAGAIN)
-		r->obj = o;
-	if (!rc && run_state_final(state))
-		worker_kick(ws, WORKERS_ALL);	/* runs `after` this one */
-	return rc;
 }
 
 int ws_run_save(struct ws *ws, struct run_ctx *r)

@@ -148,160 +148,6 @@ static struct run_ctx *run_new(struct tworker *w, const struct obj *o)
 	return r;
 }
 
-/* ---- metrics: metrics.raw -> metrics ---------------------------------- */
-
-/* Count earlier lines of @name in @path for the default step. */
-static long long metric_count(const char *path, const char *name)
-{
-	char line[512], n[160];
-	long long count = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "%159s", n) == 1 && !strcmp(n, name))
-			count++;
-	fclose(f);
-	return count;
-}
-
-#define PARAM_MARK	"@param "	/* a param in $MLFS_METRICS, where a
-					 * target has no $MLFS_PARAMS (ssh) */
-
-/*
- * Not a metric: a param (`kernel linear`, or `@param lr 0.1`) goes to
- * @params as a `name value` line; anything else is named in error.
- */
-static void metrics_other(struct tworker *w, struct run_ctx *r,
-			  const char *line, struct sbuf *params)
-{
-	char name[METRIC_NAME_BUF];
-	const char *v;
-	size_t vl;
-	int rc;
-
-	if (!strncmp(line, PARAM_MARK, strlen(PARAM_MARK)))
-		rc = param_parse_line(line + strlen(PARAM_MARK), name,
-				      sizeof(name), &v, &vl);
-	else
-		rc = metric_param_line(line, name, sizeof(name), &v, &vl);
-	if (!rc)
-		sb_printf(params, "%s %.*s\n", name, (int)vl, v);
-	else if (line[strspn(line, " \t\r")])
-		run_bad_line(w->ws, r, "MLFS_METRICS", line,
-			     "`name number [step]`; text values are params");
-}
-
-static void metrics_line(struct tworker *w, struct run_ctx *r,
-			 const char *line, FILE *out, const char *out_path,
-			 struct sbuf *params)
-{
-	char name[160];
-	long long step;
-	double value;
-	int rc;
-
-	rc = metric_parse_line(line, name, sizeof(name), &value, &step);
-	if (rc < 0) {
-		metrics_other(w, r, line, params);
-		return;
-	}
-	if (rc == 0) {
-		fflush(out);
-		step = metric_count(out_path, name);
-	}
-	fprintf(out, "%s %.15g %lld %.3f\n", name, value, step, wall_s());
-}
-
-/*
- * Convert new complete lines of metrics.raw.  The offset lives in memory;
- * at adoption it is recovered from the metrics file (see metrics_recover).
- */
-static void metrics_pump(struct tworker *w, struct run_ctx *r)
-{
-	char raw[PATH_MAX], out_path[PATH_MAX], *buf, *p, *nl;
-	struct sbuf params = { 0 };
-	struct stat st, ost;
-	ssize_t n;
-	FILE *out;
-	int fd;
-
-	ws_obj_path(w->ws, r->obj.id, RUN_METRICS_RAW, raw);
-	if (stat(raw, &st) || st.st_size <= r->metrics_off)
-		return;
-	if (st.st_size - r->metrics_off > (1 << 24))
-		r->metrics_off = st.st_size - (1 << 24);
-	fd = open(raw, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	buf = malloc(st.st_size - r->metrics_off + 1);
-	n = buf ? pread(fd, buf, st.st_size - r->metrics_off, r->metrics_off) : -1;
-	close(fd);
-	if (n <= 0) {
-		free(buf);
-		return;
-	}
-	buf[n] = '\0';
-	ws_obj_path(w->ws, r->obj.id, RUN_METRICS, out_path);
-	out = fopen(out_path, "a");
-	if (!out) {
-		free(buf);
-		return;
-	}
-	ost.st_size = 0;
-	fstat(fileno(out), &ost);
-	for (p = buf; (nl = memchr(p, '\n', buf + n - p)); p = nl + 1) {
-		*nl = '\0';
-		metrics_line(w, r, p, out, out_path, &params);
-	}
-	r->metrics_off += p - buf;
-	fclose(out);
-	free(buf);
-	if (params.len)
-		run_params_merge(w->ws, r, params.s, params.len,
-				 "MLFS_METRICS");
-	sb_free(&params);
-	if (w->ws->hooks.inval_grow)
-		w->ws->hooks.inval_grow(w->ws->hooks.ctx, r->obj.id, F_METRICS,
-					ost.st_size);
-}
-
-/* After a restart: the number of raw lines already converted equals the
- * number of lines in metrics, skip that many complete raw lines. */
-static void metrics_recover(struct tworker *w, struct run_ctx *r)
-{
-	char path[PATH_MAX], line[4096];
-	long long done = 0, seen = 0;
-	FILE *f;
-
-	ws_obj_path(w->ws, r->obj.id, RUN_METRICS, path);
-	f = fopen(path, "r");
-	if (f) {
-		while (fgets(line, sizeof(line), f))
-			done++;
-		fclose(f);
-	}
-	ws_obj_path(w->ws, r->obj.id, RUN_METRICS_RAW, path);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	while (seen < done && fgets(line, sizeof(line), f)) {
-		size_t l = strlen(line);
-		char n[160];
-		double v;
-		long long s;
-
-		r->metrics_off += l;
-		if (l && line[l - 1] == '\n') {
-			line[l - 1] = '\0';
-			if (metric_parse_line(line, n, sizeof(n), &v, &s) >= 0)
-				seen++;
-		}
-	}
-	fclose(f);
-}
-
 /* ---- target ------------------------------------------------------------ */
 
 static int target_load(struct tworker *w, struct err *e)
@@ -454,7 +300,7 @@ static void run_track(struct tworker *w, const struct obj *o)
 		rc = w->t.drv->adopt ? w->t.drv->adopt(&w->t, r, &e) : -ENOENT;
 		if (rc == 0) {
 			r->started = 1;
-			metrics_recover(w, r);
+			run_metrics_recover(w->ws, r);
 			log_info("adopted run %s (%s)", o->name, o->backend_id);
 		} else if (rc != -ENOENT) {
 			ws_run_transition(w->ws, r, RS_FAILED, -1, e.msg);
@@ -732,7 +578,7 @@ static void watch_files(struct tworker *w)
 	for (struct run_ctx *r = w->runs; r; r = r->next) {
 		if (r->started) {
 			watch_log(w, r);
-			metrics_pump(w, r);
+			run_metrics_pump(w->ws, r);
 			run_params_pump(w->ws, r);
 			run_plot_refresh(w->ws, r,
 					 run_state_final(r->obj.state));

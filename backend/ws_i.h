@@ -289,5 +289,9 @@ void run_params_pump(struct ws *ws, struct run_ctx *r);
 /* Redraw metrics.svg and the summary if metrics changed (@final: the
  * run ended, no throttling). */
 void run_plot_refresh(struct ws *ws, struct run_ctx *r, int final);
+/* run_metrics.c: new complete lines of $MLFS_METRICS into metrics */
+void run_metrics_pump(struct ws *ws, struct run_ctx *r);
+/* After a restart: skip the raw lines metrics already holds. */
+void run_metrics_recover(struct ws *ws, struct run_ctx *r);
 
 #endif
