@@ -4,16 +4,20 @@
  * and /proc/PID/fd (a listening socket's inode, then the fds that hold
  * it): whether a local replica's process group listens on the service's
  * port yet, and mlfs-serve's own liveness port.  No state; backend worker
- * thread (local_deploy.c's replica poll).
+ * thread (local_deploy.c's replica poll).  And the kernel's hand-over of
+ * a closed listener's pending connections (listen_handover).
  */
 #include "listen.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "../lib/log.h"
 
 /* Inodes of the TCP sockets listening on @port (both families). */
 static int listen_inodes(int port, unsigned long *ino, int max)
@@ -165,4 +169,42 @@ int listen_probe_port(pid_t pid, int port)
 		if (ports[i] != port && pid_holds(pid, &ino[i], 1))
 			return ports[i];
 	return 0;
+}
+
+/*
+ * The replicas of a deployment share its port (SO_REUSEPORT), and a
+ * draining one closes its listening socket: the kernel resets the
+ * connections still in that socket's handshake or accept queue unless
+ * net.ipv4.tcp_migrate_req hands them to another socket of the group (a
+ * client connecting during a rolling update got "connection reset", 9 in
+ * 100 closes of a listener under a connect loop here).  Set once, when
+ * the daemon may (root) and it is off; the host's other services share
+ * it, and it changes nothing but that hand-over.
+ */
+static void migrate_once(void)
+{
+	const char *path = "/proc/sys/net/ipv4/tcp_migrate_req";
+	char v = '0';
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;		/* an old kernel, or not root */
+	if (pread(fd, &v, 1, 0) == 1 && v == '0') {
+		if (pwrite(fd, "1\n", 2, 0) == 2)
+			log_info("net.ipv4.tcp_migrate_req set to 1: a"
+				 " replica that stops listening hands its"
+				 " pending connections to the others");
+		else
+			log_warn("cannot set net.ipv4.tcp_migrate_req: a"
+				 " connection made as a replica drains may"
+				 " be reset");
+	}
+	close(fd);
+}
+
+void listen_handover(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, migrate_once);
 }

@@ -19,4 +19,9 @@ pid_t listen_in_session(pid_t sid, int port);
  * liveness port of mlfs-serve), or 0: none. */
 int listen_probe_port(pid_t pid, int port);
 
+/* Once per process: net.ipv4.tcp_migrate_req on (root only), so that a
+ * replica closing its listening socket as it drains hands the connections
+ * still being made to the others instead of resetting them. */
+void listen_handover(void);
+
 #endif

@@ -817,6 +817,7 @@ int local_replica_start(struct target_ctx *t, struct deploy_ctx *d,
 	if (!s->port && (rc = try_bind(s->host, 0, &s->port)))
 		return err_set(e, rc, "cannot find a free port on %s: %s",
 			       s->host, strerror(-rc));
+	listen_handover();
 	if (s->image[0])
 		return ct_start(t, d, s, r, e);
 	snprintf(helper, sizeof(helper), "%s/mlfs-serve.py",

@@ -707,7 +707,14 @@ rolling_update() {
 	client_stop
 	check "the client made requests throughout ($NREQ)" eval "[[ ${NREQ:-0} -ge 2 ]]"
 	eq "no failed request during the rolling update" 0 "$NFAIL"
-	eq "the client saw version $((gen - 1)) then $gen" "$((gen - 1)),$gen" "$SEEN"
+	if [[ -n ${CLIENT_FRESH:-} ]]; then
+		# each connection to either generation while both serve
+		check "the client saw versions $((gen - 1)) and $gen, $gen last" \
+			eval "[[ ,$SEEN, =~ ^,$((gen - 1)),($gen,$((gen - 1)),)*$gen,\$ ]]"
+	else
+		eq "the client saw version $((gen - 1)) then $gen" \
+			"$((gen - 1)),$gen" "$SEEN"
+	fi
 	eq "same scoring URI" "$URI" "$(cat "$d/scoring_uri")"
 }
 
@@ -741,13 +748,15 @@ PY
 }
 
 # client_start URI KEY: tests/score-client.py in the background, POSTing
-# to URI until client_stop ($CLIENT is its pid).
+# to URI until client_stop ($CLIENT is its pid); CLIENT_FRESH=1: a new
+# connection for each request.
 client_start() {
 	local hp=${1#http://}
 	hp=${hp%/score}
 	rm -f "$T/stop" "$T/stop.ready" "$T/stop.seen"
 	python3 "$ROOT/tests/score-client.py" "${hp%:*}" "${hp##*:}" "$2" \
-		"$T/stop" > "$T/client.out" 2> "$T/client.err" &
+		"$T/stop" ${CLIENT_FRESH:+fresh} > "$T/client.out" \
+		2> "$T/client.err" &
 	CLIENT=$!
 }
 

@@ -6,7 +6,10 @@ connections until STOPFILE exists, then print "REQUESTS FAILED VERSIONS"
 Tells its progress in files beside STOPFILE: STOPFILE.ready once a first
 answer came, STOPFILE.seen gets a line per new version seen.
 
-    score-client.py HOST PORT KEY STOPFILE
+    score-client.py HOST PORT KEY STOPFILE [fresh]
+
+fresh: a new connection for each request (the server's listening sockets
+are met as often as can be), closed after its answer.
 """
 import http.client
 import json
@@ -14,6 +17,7 @@ import os
 import sys
 
 host, port, key, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+fresh = sys.argv[5:] == ["fresh"]
 n = fails = 0
 seen = []
 conn = None
@@ -37,7 +41,7 @@ while not os.path.exists(stop):
                     f.write("%s\n" % v)
             if n == 1:
                 open(stop + ".ready", "w").close()
-        if r.getheader("Connection", "").lower() == "close":
+        if fresh or r.getheader("Connection", "").lower() == "close":
             conn.close()
             conn = None
     except Exception as e:

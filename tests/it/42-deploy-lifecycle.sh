@@ -49,14 +49,27 @@ rolling_update "$D" 2 score 2
 eq "the new version answers" '{"y": 6, "version": 2}' "$(ask)"
 check "the old replicas are gone" wait_until 30 eval "! kill -0 $P2 2>/dev/null"
 
+# ---- … and under a client that connects for each request ------------------------------
+# The old replicas close their listening sockets on the shared port as they
+# drain: a connection still being made to one of them was reset, unless the
+# kernel hands it to another (net.ipv4.tcp_migrate_req, which the daemon
+# turns on as root).
+if ((EUID == 0)); then
+	eq "net.ipv4.tcp_migrate_req is on" 1 \
+		"$(cat /proc/sys/net/ipv4/tcp_migrate_req)"
+fi
+P2=$(pids)
+CLIENT_FRESH=1 rolling_update "$D" 3 score 3
+check "the old replicas are gone" wait_until 30 eval "! kill -0 $P2 2>/dev/null"
+
 # ---- an update whose init() fails: the old generation keeps serving ---------------
 cp "$D/score.py" "$T/score.good"
 printf 'def init():\n    raise KeyError("weights")\ndef run(d):\n    return d\n' > "$D/score.py"
 check "deploy a broken update" wr "$D/ctl" deploy
 check "back to Healthy" wait_for "$D/status" Healthy 30
 check "error tells the update failed" grep -q "update failed.*KeyError: 'weights'" "$D/error"
-eq "the previous version still answers" '{"y": 6, "version": 2}' "$(ask)"
-eq "still generation 2" 2 "$(json_get "$D/info.json" generation)"
+eq "the previous version still answers" '{"y": 6, "version": 3}' "$(ask)"
+eq "still generation 3" 3 "$(json_get "$D/info.json" generation)"
 cp "$T/score.good" "$D/score.py"
 
 # ---- restart: new processes, same code -----------------------------------------------
@@ -65,12 +78,12 @@ check "restart" wr "$D/ctl" restart
 check "Healthy after restart" wait_for "$D/status" Healthy 30
 check "new processes" eval "[[ '$(pids)' != '$P3' ]]"
 check "the old ones are gone" wait_until 30 eval "! kill -0 $P3 2>/dev/null"
-eq "same answers" '{"y": 6, "version": 2}' "$(ask)"
+eq "same answers" '{"y": 6, "version": 3}' "$(ask)"
 
 # ---- the daemon restarts: adopted, same URI and key -------------------------------------
 P4=$(pids)
 check "unmount (the deployment keeps serving)" unmount_ws
-eq "it answers with no daemon" '{"y": 6, "version": 2}' "$(ask)"
+eq "it answers with no daemon" '{"y": 6, "version": 3}' "$(ask)"
 check "mount again" mount_ws
 check "Healthy after the remount" wait_for "$D/status" Healthy 20
 check "both replicas seen listening" wait_until 10 eval '[[ $(pids | wc -w) == 2 ]]'
@@ -80,11 +93,11 @@ eq "the same processes were adopted" "$(tr ' ' '\n' <<< "$P4" | sort | paste -sd
 	"$(pids | tr ' ' '\n' | sort | paste -sd' ')"
 U0=$(ev_count 'svc Unhealthy')
 crash_ws
-eq "it answers after kill -9 of the daemon" '{"y": 6, "version": 2}' "$(ask)"
+eq "it answers after kill -9 of the daemon" '{"y": 6, "version": 3}' "$(ask)"
 stop_replicas
 check "mount after a crash, with the replicas gone too" mount_ws
 check "it answers again (replicas restarted)" \
-	wait_until 20 eval "[[ \$(ask) == '{\"y\": 6, \"version\": 2}' ]]"
+	wait_until 20 eval "[[ \$(ask) == '{\"y\": 6, \"version\": 3}' ]]"
 check "Unhealthy meanwhile" eval "[[ \$(ev_count 'svc Unhealthy') -gt $U0 ]]"
 check "Healthy again" wait_for "$D/status" Healthy 20
 eq "same URI after the restart" "$URI" "$(cat "$D/scoring_uri")"
