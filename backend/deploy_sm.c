@@ -31,6 +31,7 @@
 
 #define MAX_RESTARTS	5	/* crashes in a row before Failed */
 #define UP_RESETS_S	60.0	/* up this long: the crash count restarts */
+#define LEAVE_MAX_S	5.0	/* TERM held while a proxy sends to it */
 #define STOP_GRACE_S	10.0	/* TERM (drain), then KILL ... */
 #define STOP_BUSY_S	35.0	/* ... unless it still answers requests
 				 * (mlfs-serve ends a drain at 30 s) */
@@ -144,6 +145,7 @@ static int rep_start(struct deploy_ctx *d, struct deploy_spec *s,
 	int picked = !s->port, rc;
 
 	r->state = REP_STARTING;
+	r->direct_port = 0;
 	r->started = wall_s();
 	r->ready = 0;
 	r->exit_code = -1;
@@ -172,6 +174,25 @@ static struct replica *rep_new(struct deploy_ctx *d, int gen, int slot)
 	return r;
 }
 
+/*
+ * Send @r (stopping) its drain, TERM, unless an endpoint's proxy still
+ * sends to its direct port: its drain closes that port, and a request the
+ * proxy sent there would fail.  No longer published, it leaves the proxy
+ * at the endpoints' next look (woken by the change), which lets it go
+ * (deploy_direct.c); held LEAVE_MAX_S at most.
+ */
+static void rep_term(struct deploy_ctx *d, struct replica *r)
+{
+	if (!r->term_due)
+		return;
+	if (wall_s() - r->stop_sent < LEAVE_MAX_S &&
+	    deploy_direct_in_use(d->obj.id, r->direct_port))
+		return;
+	drv(d)->replica_stop(d->t, d, r, 0);
+	r->term_due = 0;
+	r->stop_sent = wall_s();
+}
+
 static void rep_stop(struct deploy_ctx *d, struct replica *r)
 {
 	if (r->state == REP_WAITING) {
@@ -180,9 +201,10 @@ static void rep_stop(struct deploy_ctx *d, struct replica *r)
 	}
 	if (r->state != REP_STARTING && r->state != REP_READY)
 		return;
-	drv(d)->replica_stop(d->t, d, r, 0);
 	r->state = REP_STOPPING;
 	r->stop_sent = wall_s();
+	r->term_due = 1;
+	rep_term(d, r);
 }
 
 static void stop_gen(struct deploy_ctx *d, int gen, int all)
@@ -214,7 +236,8 @@ static int reap(struct deploy_ctx *d)
 	int n = 0;
 
 	while ((r = *pp)) {
-		if (r->state == REP_STOPPING && stop_overdue(d, r)) {
+		if (r->state == REP_STOPPING && !r->term_due &&
+		    stop_overdue(d, r)) {
 			drv(d)->replica_stop(d->t, d, r, 1);
 			r->killed = 1;
 		}
@@ -297,6 +320,7 @@ static void crash(struct deploy_ctx *d, struct replica *r, const char *why)
 	drv(d)->replica_release(d->t, d, r);
 	r->priv = NULL;
 	r->pid = 0;
+	r->direct_port = 0;
 	if (r->restarts > MAX_RESTARTS) {
 		snprintf(text, sizeof(text), "replica %d crashed %d times in a"
 			 " row; the last time it %s", r->slot, r->restarts, why);
@@ -745,6 +769,20 @@ void deploy_watch_logs(struct deploy_ctx *list)
 		watch_log(list, -1);
 }
 
+/* ---- direct ports: what the endpoints' worker balances over ------------ */
+
+/* The ready replicas of @d that have a direct port (deploy_direct.c). */
+static void direct_publish(const struct deploy_ctx *d)
+{
+	int port[DEP_REPS_MAX], n = 0;
+
+	for (const struct replica *r = d->reps; r && n < DEP_REPS_MAX;
+	     r = r->next)
+		if (r->state == REP_READY && r->direct_port > 0)
+			port[n++] = r->direct_port;
+	deploy_direct_publish(d->ws, d->obj.id, port, n);
+}
+
 static void dep_step(struct deploy_ctx *d)
 {
 	struct dep_row before = { 0 }, after = { 0 };
@@ -760,6 +798,9 @@ static void dep_step(struct deploy_ctx *d)
 		step_serving(d);
 	if (reap(d) && !d->verb)
 		gen_gc(d);	/* generations nothing runs any more */
+	direct_publish(d);
+	for (struct replica *r = d->reps; r; r = r->next)
+		rep_term(d, r);		/* held ones the proxy let go */
 	dep_fill(d, 0, &after);
 	if (memcmp(&before, &after, sizeof(before)) &&
 	    live_state(d->obj.state))
@@ -772,6 +813,7 @@ static void dep_free(struct deploy_ctx *d, int ino_fd)
 
 	if (d->watch >= 0 && ino_fd >= 0)
 		inotify_rm_watch(ino_fd, d->watch);
+	deploy_direct_publish(d->ws, d->obj.id, NULL, 0);
 	while ((r = d->reps)) {
 		d->reps = r->next;
 		if (r->state == REP_EXITED && drv(d)->replica_release)

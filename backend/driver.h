@@ -264,9 +264,13 @@ struct replica {
 	int gen, slot;
 	int state;			/* enum replica_state */
 	long pid;			/* the engine's pid (local or remote) */
+	int direct_port;		/* its own port on 127.0.0.1 serving the
+					 * whole service (checked), 0: none */
 	int exit_code;			/* -1: unknown */
 	int restarts;			/* crashes of this slot in a row */
 	int killed;			/* KILL sent after the grace */
+	int term_due;			/* stopping, its TERM held while an
+					 * endpoint's proxy still sends to it */
 	double started, ready, stop_sent, restart_at;
 	void *priv;			/* the driver's */
 	struct replica *next;

@@ -16,8 +16,23 @@
  *                      it: straight to its backend dep_D when D has a
  *                      server up, else to `split`.
  *   backend dep_D      per deployment D: sets D's own bearer key and sends
- *                      to D's service, health-checked with GET /.  One hop
- *                      from the client's request to the service.
+ *                      each request to the ready replica with the fewest
+ *                      requests at hand, at its direct port, health-checked
+ *                      with GET /.  The replicas are slots r1..rN, fixed
+ *                      servers (N = EP_REPS_MAX, those without a replica
+ *                      disabled) that the runtime API points at a new
+ *                      replica's port and readies, or puts in maintenance
+ *                      when it goes (`set server ... addr`, `state`):
+ *                      never added or deleted (HAProxy 2.6's `del server`
+ *                      crashed its worker under a client loop across
+ *                      rolling updates, its `leastconn` ignored servers
+ *                      added at run time and gave them no idle pool).  D's
+ *                      service address is the backup server, used while no
+ *                      replica's direct port is known (an ssh target has
+ *                      none).  One hop from the client's request to the
+ *                      replica.  (The service's shared port alone balances
+ *                      connections by a hash: a few keep-alive connections
+ *                      from the proxy can all land on one replica.)
  *   backend split      the fallback (a drawn deployment down, a draw with
  *                      no range): one server per deployment, weighted by
  *                      `traffic` (`set server split/D weight W`), each
@@ -362,6 +377,13 @@ static void cfg_addr(struct text *t, const char *host, int port)
 	out(t, "%s:%d", host, port);
 }
 
+/* Each server of a deployment: watched by a GET / every second (down
+ * after 2 failures, up after 1 answer), and its idle keep-alive
+ * connections kept for the next requests (said, not left to defaults that
+ * changed from one HAProxy to the next). */
+#define EP_SERVER_OPTS	" check inter 1s fall 2 rise 1 pool-max-conn -1" \
+			" pool-purge-delay 5s"
+
 static void cfg_global(struct text *t, const struct ep_proxy *p)
 {
 	long ms = p->cfg.request_timeout_ms;
@@ -429,9 +451,11 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
 	 * keep-alive connection with `Connection: close` instead of closing
 	 * it under a client that is sending one (which would fail it) */
 	out(t, "\n\toption idle-close-on-response");
-	/* time (UTC, as in events), deployment, status, ms */
+	/* time (UTC, as in events), deployment (set by the backend that
+	 * took the request: its servers are the replicas; `-` for one
+	 * refused before), status, ms */
 	out(t, "\n\tlog-format \"%%[date,utime(%%Y-%%m-%%dT%%H:%%M:%%SZ)]"
-	    " %%s %%ST %%Ta\"\n"
+	    " %%[var(txn.dep)] %%ST %%Ta\"\n"
 	    "\thttp-request deny deny_status 413 if"
 	    " { req.hdr_val(content-length) gt %ld }\n"
 	    "\thttp-request deny deny_status 401 unless"
@@ -450,7 +474,8 @@ static void cfg_frontend(struct text *t, const struct ep_proxy *p)
  * in_D frontend (a second hop). */
 static void cfg_split(struct text *t, const struct ep_proxy *p)
 {
-	out(t, "backend split\n\tbalance random\n");
+	out(t, "backend split\n\tbalance random\n"
+	    "\thttp-after-response set-var(txn.dep) srv_name\n");
 	for (int i = 0; i < p->n; i++)
 		out(t, "\tserver %s abns@mlfs-ep-%s-%s weight %d"
 		    " track dep_%s/%s\n", p->b[i].name, p->tag,
@@ -467,11 +492,60 @@ static void cfg_dep(struct text *t, const struct ep_proxy *p,
 	out(t, "frontend in_%s\n\tbind abns@mlfs-ep-%s-%s\n\tno log\n"
 	    "\tdefault_backend dep_%s\n\n", b->name, p->tag, b->name,
 	    b->name);
-	out(t, "backend dep_%s\n\toption httpchk GET /\n"
-	    "\thttp-request set-header authorization \"Bearer %s\"\n"
-	    "\tserver %s ", b->name, b->key, b->name);
+	out(t, "backend dep_%s\n\tbalance leastconn\n\toption httpchk GET /\n"
+	    "\thttp-request set-var(txn.dep) str(%s)\n"
+	    "\thttp-request set-header authorization \"Bearer %s\"\n",
+	    b->name, b->name, b->key);
+	for (int i = 0; i < EP_REPS_MAX; i++)
+		out(t, "\tserver r%d 127.0.0.1:%d" EP_SERVER_OPTS "%s\n", i + 1,
+		    b->slot[i] ? b->slot[i] : 1, b->slot[i] ? "" : " disabled");
+	out(t, "\tserver %s ", b->name);
 	cfg_addr(t, b->host, b->port);
-	out(t, " check inter 1s fall 2 rise 1\n\n");
+	out(t, EP_SERVER_OPTS " backup\n\n");
+}
+
+int ep_rep_has(const struct ep_backend *b, int port)
+{
+	for (int i = 0; i < b->nrep; i++)
+		if (b->rep[i] == port)
+			return 1;
+	return 0;
+}
+
+int ep_slot_free(const struct ep_backend *b)
+{
+	int best = -1;
+
+	for (int k = 0; k < EP_REPS_MAX; k++)
+		if (!b->slot[k] && (best < 0 || b->freed[k] < b->freed[best]))
+			best = k;
+	return best;
+}
+
+void ep_slots_fill(struct ep_backend *b)
+{
+	memset(b->slot, 0, sizeof(b->slot));
+	memset(b->freed, 0, sizeof(b->freed));
+	b->nfreed = 0;
+	for (int i = 0; i < b->nrep && i < EP_REPS_MAX; i++)
+		b->slot[i] = b->rep[i];
+}
+
+int ep_slot_cmd(const struct ep_backend *b, int slot, int port, char *buf,
+		size_t sz)
+{
+	int n;
+
+	if (slot < 0 || slot >= EP_REPS_MAX)
+		return -EINVAL;
+	if (port)
+		n = snprintf(buf, sz, "set server dep_%s/r%d addr 127.0.0.1"
+			     " port %d\nset server dep_%s/r%d state ready\n",
+			     b->name, slot + 1, port, b->name, slot + 1);
+	else
+		n = snprintf(buf, sz, "set server dep_%s/r%d state maint\n",
+			     b->name, slot + 1);
+	return n > 0 && (size_t)n < sz ? 0 : -ENAMETOOLONG;
 }
 
 /* Nothing the proxy's syntax would read otherwise: no blank, quote or

@@ -14,6 +14,7 @@
 #include "parse.h"
 
 #define EP_DEPS_MAX	16	/* deployments behind one endpoint */
+#define EP_REPS_MAX	48	/* replicas of one, each a server */
 #define EP_NAME_MAX	64	/* an object name and its NUL */
 #define EP_KEY_MAX	128	/* a key (hex) and its NUL */
 /* the proxy's buffer: a mirrored body must fit in it whole */
@@ -94,12 +95,28 @@ int ep_config_parse(const char *buf, size_t len, struct ep_config *c,
 /* A deployment behind the endpoint, as the proxy reaches it. */
 struct ep_backend {
 	char name[EP_NAME_MAX];
+	int64_t id;		/* the deployment's object id */
 	char host[256];		/* its service address (IPv6: no
 				 * brackets) */
 	int port;
 	char key[EP_KEY_MAX];	/* the deployment's own bearer key */
 	int weight;		/* from `traffic`, 0 when not listed */
 	int replicas;		/* its replicas serving (for `stats`) */
+	/* its ready replicas' direct ports on 127.0.0.1, ascending: a
+	 * server each, requests balanced over them (least connections);
+	 * the service's address is the backup (none known yet, or a
+	 * target without them) */
+	int nrep;
+	int rep[EP_REPS_MAX];
+	/* the proxy's replica servers r1..rN: slot[i] is the direct port
+	 * server r(i+1) sends to, 0 when it is disabled (no replica) */
+	int slot[EP_REPS_MAX];
+	/* when each slot was last freed (a count; 0: never): a new replica
+	 * takes the slot free the longest, so that connections the proxy
+	 * kept to a replica that left are closed before the slot is
+	 * pointed anywhere else */
+	unsigned long freed[EP_REPS_MAX];
+	unsigned long nfreed;
 	int gone;		/* left the endpoint: in maintenance (no
 				 * request, no check) until the next reload
 				 * drops it; not in `stats` */
@@ -173,6 +190,28 @@ int ep_mirror_cmds(const struct ep_proxy *p, const struct ep_mirror *m,
  * be NULL): a regenerated key is valid before the old one goes. */
 int ep_key_cmds(const struct ep_proxy *p, const char *add, const char *del,
 		char **out);
+
+/* Has deployment @b a server for the replica whose direct port is
+ * @port?  1 or 0. */
+int ep_rep_has(const struct ep_backend *b, int port);
+
+/* Slot i of @b to the replica rep[i], each other slot disabled: what a
+ * new configuration starts with. */
+void ep_slots_fill(struct ep_backend *b);
+
+/* The free slot of @b (no replica) freed the longest ago, never used
+ * first; -1 when none is free. */
+int ep_slot_free(const struct ep_backend *b);
+
+/*
+ * ep_slot_cmd - the runtime-API commands that point server r(@slot+1) of
+ * deployment @b at the replica whose direct port is @port and ready it,
+ * or (@port 0) put it in maintenance, into @buf (@sz).  No server is
+ * added or deleted and nothing reloaded: no request is failed by it.
+ * 0, -EINVAL (no such slot) or -ENAMETOOLONG.
+ */
+int ep_slot_cmd(const struct ep_backend *b, int slot, int port, char *buf,
+		size_t sz);
 
 /*
  * ep_stats_text - the `stats` file: one line per deployment of @p,

@@ -194,10 +194,16 @@ static int api_one(const char *dir, const char *cmd, size_t len, int ms,
 	return 0;
 }
 
-/* Is @s empty but for blanks? */
-static int blank(const char *s)
+/* Is @s a success: empty but for blanks, or what `set server ... addr`
+ * says when it took the address ("IP changed from ...", "no need to
+ * change the addr, port changed from ...": its refusals say otherwise)? */
+static int done(const char *s)
 {
-	return s[strspn(s, " \t\r\n")] == '\0';
+	s += strspn(s, " \t\r\n");
+	if (!strncmp(s, "IP changed from ", 16) ||
+	    !strncmp(s, "no need to change the addr", 26))
+		return 1;
+	return *s == '\0';
 }
 
 int ep_proxy_api(const char *dir, const char *cmds, int ms, char **reply,
@@ -219,7 +225,7 @@ int ep_proxy_api(const char *dir, const char *cmds, int ms, char **reply,
 		if (api_one(dir, s, len, ms, &ans))
 			return err_set(e, -EIO, "the endpoint's proxy does not"
 				       " answer on %s/" EP_FILE_API, dir);
-		if (!reply && !blank(ans)) {
+		if (!reply && !done(ans)) {
 			err_set(e, -EIO, "the endpoint's proxy refused '%.*s':"
 				" %.*s", (int)len, s, (int)strcspn(ans, "\n"),
 				ans);

@@ -51,7 +51,8 @@ void ep_proxy_stop(pid_t pid, const char *dir, int grace_ms);
 /*
  * ep_proxy_api - send @cmds (lines) to the runtime API of @dir, one
  * connection each, waiting at most @ms for each answer; an answer that is
- * not empty (HAProxy's "done" is empty or "Done.") fails.  The last
+ * not empty (HAProxy's "done" is empty or "Done."; `set server ... addr`
+ * says its own) fails.  The last
  * answer into @reply (may be NULL), malloc'd.  0 or -EIO with a sentence.
  */
 int ep_proxy_api(const char *dir, const char *cmds, int ms, char **reply,

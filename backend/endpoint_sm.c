@@ -226,9 +226,12 @@ static int member_cb(void *arg, const struct obj *d)
 	    ws_read_word(c->ws, d->id, F_KEY, "key", k, sizeof(k), &e))
 		return 0;
 	snprintf(b->name, sizeof(b->name), "%s", d->name);
+	b->id = d->id;
 	snprintf(b->key, sizeof(b->key), "%s", k);
 	b->weight = weight_in(c->t, d->name);
 	deploy_replica_counts(d, &b->replicas, &desired);
+	b->nrep = deploy_direct_ports(d->id, b->rep, EP_REPS_MAX);
+	ep_slots_fill(b);	/* what a new configuration starts with */
 	c->p->n++;
 	return 0;
 }
@@ -614,6 +617,12 @@ static int retire(struct ep_live *l, const struct ep_proxy *p, struct err *e)
 			 " maint\nset server split/%s weight 0\n", b->name,
 			 b->name, b->name);
 		rc = ep_proxy_api(l->dir, cmds, EP_API_MS, NULL, e);
+		/* and its replicas' servers: no request drawn to it */
+		for (int j = 0; !rc && j < EP_REPS_MAX; j++)
+			if (b->slot[j] &&
+			    !ep_slot_cmd(b, j, 0, cmds, sizeof(cmds)))
+				rc = ep_proxy_api(l->dir, cmds, EP_API_MS,
+						  NULL, e);
 		/* (gone from the map already when it was deleted) */
 		snprintf(del, sizeof(del), "del map %s/" EP_FILE_NAMES " %s\n",
 			 l->dir, b->name);
@@ -653,6 +662,96 @@ static int departures_only(struct ep_live *l, const struct ep_proxy *p)
 		l->fp = fingerprint(p);
 	pthread_mutex_unlock(&ep_lock);
 	return rc;
+}
+
+/*
+ * Under ep_lock: the replica servers of @l's proxy follow the replicas of
+ * @p's deployments (autoscale, a rolling update, a restart), through the
+ * runtime API: a slot whose replica is gone goes into maintenance, a new
+ * replica takes the slot free the longest (its address set, then
+ * readied).  The slots
+ * are fixed servers of the configuration: none is added or deleted.  A
+ * command the proxy refuses leaves the slot as it was known (retried at
+ * the next tick); the first failure ends it.
+ */
+static void reps_sync(struct ep_live *l, const struct ep_proxy *p)
+{
+	char cmd[512];
+
+	for (int i = 0; i < p->n; i++) {
+		const struct ep_backend *now = &p->b[i];
+		struct ep_backend *was = NULL;
+		int j, k;
+
+		for (j = 0; j < l->p.n && !was; j++)
+			if (!l->p.b[j].gone &&
+			    !strcmp(l->p.b[j].name, now->name))
+				was = &l->p.b[j];
+		if (!was)
+			continue;	/* joins at the next reload */
+		for (k = 0; k < EP_REPS_MAX; k++) {
+			if (!was->slot[k] || ep_rep_has(now, was->slot[k]))
+				continue;
+			if (ep_slot_cmd(was, k, 0, cmd, sizeof(cmd)) ||
+			    ep_proxy_api(l->dir, cmd, EP_API_MS, NULL, NULL))
+				return;
+			was->slot[k] = 0;
+			was->freed[k] = ++was->nfreed;
+		}
+		for (j = 0; j < now->nrep; j++) {
+			int port = now->rep[j];
+
+			for (k = 0; k < EP_REPS_MAX && was->slot[k] != port; k++)
+				;
+			if (k < EP_REPS_MAX)
+				continue;	/* has its server */
+			k = ep_slot_free(was);
+			if (k < 0)
+				break;		/* no slot free */
+			if (ep_slot_cmd(was, k, port, cmd, sizeof(cmd)) ||
+			    ep_proxy_api(l->dir, cmd, EP_API_MS, NULL, NULL))
+				return;
+			was->slot[k] = port;
+		}
+		memcpy(was->rep, now->rep, sizeof(was->rep));
+		was->nrep = now->nrep;
+	}
+}
+
+/* Is deployment @id in @p and not gone? */
+static int has_dep(const struct ep_proxy *p, int64_t id)
+{
+	for (int i = 0; p && i < p->n; i++)
+		if (p->b[i].id == id && !p->b[i].gone)
+			return 1;
+	return 0;
+}
+
+/*
+ * Tell the deployments' workers which of their replicas @l's proxy sends
+ * to now (its slots in use; none when @l has no proxy): a replica leaving
+ * is drained once its slot is in maintenance (deploy_direct.c).  Those of
+ * @was (what the proxy ran with before) no longer behind it: to none.
+ * Under ep_lock.
+ */
+static void used_report(struct ws *ws, const struct ep_live *l,
+			const struct ep_proxy *was)
+{
+	const struct ep_proxy *now = l->pid ? &l->p : NULL;
+	int port[EP_REPS_MAX], n;
+
+	for (int i = 0; was && i < was->n; i++)
+		if (!has_dep(now, was->b[i].id))
+			deploy_direct_used(ws, was->b[i].id, l->id, NULL, 0);
+	for (int i = 0; now && i < now->n; i++) {
+		const struct ep_backend *b = &now->b[i];
+
+		n = 0;
+		for (int k = 0; !b->gone && k < EP_REPS_MAX; k++)
+			if (b->slot[k])
+				port[n++] = b->slot[k];
+		deploy_direct_used(ws, b->id, l->id, port, n);
+	}
 }
 
 /* ---- stats and health ---------------------------------------------------- */
@@ -779,17 +878,16 @@ static void failed(struct ws *ws, struct obj *o, struct ep_live *l,
 	save(ws, o, DS_FAILED, e->msg, l, 0);
 }
 
-/* A started endpoint: its proxy up and current, its health. */
-static void ep_up(struct ws *ws, struct obj *o, struct ep_live *l)
+/* ep_up's proxy: built into @p, (re)started or reloaded as needed, its
+ * replica slots following the replicas.  0 or -errno with a sentence. */
+static int ep_up_step(struct ws *ws, struct obj *o, struct ep_live *l,
+		      struct ep_proxy *p, struct err *e)
 {
-	struct err e = { { 0 } };
-	struct ep_proxy p;
-	char down[EP_NAME_MAX], why[ERR_MSG_MAX];
-	int rc, was = l->pid != 0;
+	int rc;
 
-	rc = build(ws, o, &p, l, &e);
+	rc = build(ws, o, p, l, e);
 	if (rc)
-		return failed(ws, o, l, &e);
+		return rc;
 	if (l->pid && !ep_proxy_is(l->pid, l->dir)) {
 		ws_obj_event(ws, o, "the proxy exited: started again");
 		pthread_mutex_lock(&ep_lock);
@@ -797,20 +895,54 @@ static void ep_up(struct ws *ws, struct obj *o, struct ep_live *l)
 		pthread_mutex_unlock(&ep_lock);
 	}
 	if (!l->pid)
-		rc = proxy_start(ws, o, l, &p, &e);
-	else if (l->fp != fingerprint(&p) && !departures_only(l, &p))
-		rc = proxy_reload(ws, o, l, &p, &e);
+		rc = proxy_start(ws, o, l, p, e);
+	else if (l->fp != fingerprint(p) && !departures_only(l, p))
+		rc = proxy_reload(ws, o, l, p, e);
 	if (rc)
-		return failed(ws, o, l, &e);
-	if (!was)
-		save(ws, o, DS_TRANSITIONING, "", l, p.port);
-	stats_step(ws, o, l, down, sizeof(down));
-	why[0] = '\0';
-	if (down[0])
-		snprintf(why, sizeof(why), "deployment '%s' is out of the"
-			 " rotation: its replicas do not answer (its weight"
-			 " goes to the others)", down);
-	save(ws, o, down[0] ? DS_UNHEALTHY : DS_HEALTHY, why, l, p.port);
+		return rc;
+	pthread_mutex_lock(&ep_lock);
+	reps_sync(l, p);
+	pthread_mutex_unlock(&ep_lock);
+	return 0;
+}
+
+/* A started endpoint: its proxy up and current, its health; the
+ * deployments' workers told which replicas it sends to. */
+static void ep_up(struct ws *ws, struct obj *o, struct ep_live *l)
+{
+	struct err e = { { 0 } };
+	struct ep_proxy *p = malloc(sizeof(*p)), *before = malloc(sizeof(*p));
+	char down[EP_NAME_MAX], why[ERR_MSG_MAX];
+	int rc, was = l->pid != 0;
+
+	if (!p || !before) {
+		free(p);
+		free(before);
+		return;
+	}
+	pthread_mutex_lock(&ep_lock);
+	*before = l->p;
+	pthread_mutex_unlock(&ep_lock);
+	rc = ep_up_step(ws, o, l, p, &e);
+	if (rc)
+		failed(ws, o, l, &e);
+	pthread_mutex_lock(&ep_lock);
+	used_report(ws, l, before);
+	pthread_mutex_unlock(&ep_lock);
+	if (!rc) {
+		if (!was)
+			save(ws, o, DS_TRANSITIONING, "", l, p->port);
+		stats_step(ws, o, l, down, sizeof(down));
+		why[0] = '\0';
+		if (down[0])
+			snprintf(why, sizeof(why), "deployment '%s' is out of"
+				 " the rotation: its replicas do not answer"
+				 " (its weight goes to the others)", down);
+		save(ws, o, down[0] ? DS_UNHEALTHY : DS_HEALTHY, why, l,
+		     p->port);
+	}
+	free(p);
+	free(before);
 }
 
 static void ep_down(struct ws *ws, struct obj *o, struct ep_live *l)
@@ -818,6 +950,9 @@ static void ep_down(struct ws *ws, struct obj *o, struct ep_live *l)
 	if (o->state == DS_DRAFT)
 		return;
 	proxy_stop(l);
+	pthread_mutex_lock(&ep_lock);
+	used_report(ws, l, &l->p);	/* to none */
+	pthread_mutex_unlock(&ep_lock);
 	save(ws, o, DS_DRAFT, "", l, 0);
 }
 
@@ -856,8 +991,9 @@ static int id_cb(void *arg, const struct obj *o)
 	return s->n >= EP_MAX;
 }
 
-/* Entries of endpoints gone (housekeeping stops their proxies). */
-static void live_sweep(void)
+/* Entries of endpoints gone (housekeeping stops their proxies): their
+ * deployments' replicas no longer held for them. */
+static void live_sweep(struct ws *ws)
 {
 	struct ep_live **pp, *l;
 
@@ -869,6 +1005,8 @@ static void live_sweep(void)
 			continue;
 		}
 		*pp = l->next;
+		l->pid = 0;
+		used_report(ws, l, &l->p);
 		free(l);
 	}
 	pthread_mutex_unlock(&ep_lock);
@@ -884,7 +1022,7 @@ void ep_step(struct ws *ws)
 	for (int i = 0; i < s->n; i++)
 		ep_one(ws, s->id[i]);
 	free(s);
-	live_sweep();
+	live_sweep(ws);
 }
 
 void ep_release(void)

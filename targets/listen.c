@@ -157,17 +157,36 @@ static int loopback_listeners(unsigned long *ino, int *ports, int max)
 }
 
 /* mlfs-serve's own liveness port: a socket that @pid itself listens on at
- * 127.0.0.1, other than the service's @port.  0: none (a server of the
- * user's, by `command`, has none: the deployment's GET / watches it). */
-int listen_probe_port(pid_t pid, int port)
+ * 127.0.0.1, other than the service's @port and its direct port @other
+ * (0: not known yet).  0: none (a server of the user's, by `command`, has
+ * none: the deployment's GET / watches it), or not sure which (two
+ * candidates while the direct port is not known). */
+int listen_probe_port(pid_t pid, int port, int other)
+{
+	unsigned long ino[256];
+	int ports[256], n, found = 0;
+
+	n = loopback_listeners(ino, ports, 256);
+	for (int i = 0; i < n; i++) {
+		if (ports[i] == port || ports[i] == other ||
+		    !pid_holds(pid, &ino[i], 1))
+			continue;
+		if (found)
+			return 0;
+		found = ports[i];
+	}
+	return found;
+}
+
+int listen_own(pid_t pid, int port)
 {
 	unsigned long ino[256];
 	int ports[256], n;
 
 	n = loopback_listeners(ino, ports, 256);
 	for (int i = 0; i < n; i++)
-		if (ports[i] != port && pid_holds(pid, &ino[i], 1))
-			return ports[i];
+		if (ports[i] == port && pid_holds(pid, &ino[i], 1))
+			return 1;
 	return 0;
 }
 

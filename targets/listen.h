@@ -15,9 +15,13 @@ int listen_by_group(pid_t pgid, int port);
  * init leads the session, the server has a group of its own), or 0. */
 pid_t listen_in_session(pid_t sid, int port);
 
-/* A port other than @port on which @pid itself listens at 127.0.0.1 (the
- * liveness port of mlfs-serve), or 0: none. */
-int listen_probe_port(pid_t pid, int port);
+/* The one port other than @port and @other on which @pid itself listens
+ * at 127.0.0.1 (the liveness port of mlfs-serve), or 0: none, or more
+ * than one. */
+int listen_probe_port(pid_t pid, int port, int other);
+
+/* Does @pid itself listen at 127.0.0.1:@port?  1 or 0. */
+int listen_own(pid_t pid, int port);
 
 /* Once per process: net.ipv4.tcp_migrate_req on (root only), so that a
  * replica closing its listening socket as it drains hands the connections

@@ -924,6 +924,23 @@ int local_replica_load(struct target_ctx *t, struct deploy_ctx *d,
 	return replica_stats_in_flight(buf);
 }
 
+/*
+ * The replica's direct port (mlfs-serve's "direct_port P" in its stats
+ * file), once its server is seen to listen there itself: a replica's word
+ * alone never sends an endpoint's requests, with this deployment's key,
+ * to a port it names.  0: none (yet).
+ */
+static int direct_port(const struct deploy_ctx *d, const struct replica *r,
+		       const struct deploy_spec *s, const struct local_rep *lr)
+{
+	char buf[64];
+	int port;
+
+	read_own(d, r, "stats", buf, sizeof(buf));
+	port = replica_stats_direct_port(buf);
+	return port && port != s->port && listen_own(lr->srv, port) ? port : 0;
+}
+
 /* A probe ended: @ok, or one more failure; LIVE_FAILS in a row and the
  * replica is killed (poll then reports it with the reason). */
 static void live_result(const struct deploy_ctx *d, struct local_rep *lr,
@@ -949,13 +966,15 @@ static void live_result(const struct deploy_ctx *d, struct local_rep *lr,
  * next ticks.  A SIGSTOPped replica, or one whose event loop is wedged,
  * still gets connected by the kernel but never answers.
  */
-static void live_step(const struct deploy_ctx *d, const struct replica *r,
+static void live_step(const struct deploy_ctx *d, struct replica *r,
 		      const struct deploy_spec *s, struct local_rep *lr)
 {
 	int rc;
 
 	if (!lr->srv)	/* adopted: found again */
 		lr->srv = rep_server(d, r, s, lr);
+	if (!r->direct_port && lr->srv)
+		r->direct_port = direct_port(d, r, s, lr);
 	if (lr->probe_fd >= 0) {
 		rc = replica_probe_check(lr->probe_fd);
 		if (rc || mono_s() - lr->probe_at > LIVE_WAIT_S)
@@ -965,7 +984,8 @@ static void live_step(const struct deploy_ctx *d, const struct replica *r,
 	if (mono_s() < lr->probe_at || lr->wedged)
 		return;
 	if (!lr->probe_port && lr->srv)
-		lr->probe_port = listen_probe_port(lr->srv, s->port);
+		lr->probe_port = listen_probe_port(lr->srv, s->port,
+						   r->direct_port);
 	if (!lr->probe_port) {
 		lr->probe_at = mono_s() + LIVE_EVERY_S;
 		return;

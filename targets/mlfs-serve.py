@@ -51,12 +51,17 @@ or 501, then close; a head must arrive within --read-timeout of its first
 byte and a body may not pause longer (408, close); past --max-conns open
 connections new ones get 503.  Each replica also listens on 127.0.0.1 port
 0, its own: the daemon's liveness probe reaches this replica there, where
-the shared port would reach any of them.
+the shared port would reach any of them.  And on a third socket, its direct
+port (127.0.0.1, port 0): the whole service as on the shared port, counted
+in --max-conns, for an endpoint's proxy that balances each request over
+the replicas (the shared port balances connections, by a hash: a few
+keep-alive connections can all land on one replica).
 
 Load (issue 16): the requests in flight - from the moment a request for
 /score is read whole until its answer is written - are counted, and the
-count is written to MLFS_STATS_FILE (when set) as "in_flight N", replaced
-atomically at most every STATS_EVERY seconds while it changes.  The
+count is written to MLFS_STATS_FILE (when set) as "in_flight N", with a
+line "direct_port P", replaced atomically at most every STATS_EVERY
+seconds while it changes.  The
 daemon reads it on its poll and scales the deployment's replicas by it.
 
 SIGTERM drains: the listening socket is emptied and closed, each open
@@ -493,7 +498,8 @@ class Server:
 		self.run = run
 		self.raw = run_raw(a, run)	# no, yes, request
 		self.key = key.encode()
-		self.socks = socks	# the service's, then the liveness one
+		self.socks = socks	# the service's, the liveness one, the
+					# direct one
 		self.pool = ThreadPoolExecutor(max_workers=max(1, a.threads))
 		self.max_body = a.max_body
 		self.read_timeout = a.read_timeout
@@ -505,6 +511,7 @@ class Server:
 		self.loop = None
 		self.in_flight = 0	# /score requests read, not yet answered
 		self.stats_path = os.environ.get("MLFS_STATS_FILE", "")
+		self.direct_port = socks[2].getsockname()[1]
 		self.stats_due = False
 
 	# ---- accepting ---------------------------------------------------
@@ -518,7 +525,7 @@ class Server:
 			except OSError as e:
 				log("accept: %s" % e)
 				return
-			live = sock is not self.socks[0]
+			live = sock is self.socks[1]
 			if not live and self.nconn >= self.max_conns:
 				self.refuse(c)
 				continue
@@ -595,7 +602,8 @@ class Server:
 			fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC |
 				     os.O_NOFOLLOW, 0o644)
 			with os.fdopen(fd, "w") as f:
-				f.write("in_flight %d\n" % self.in_flight)
+				f.write("in_flight %d\ndirect_port %d\n" % (
+					self.in_flight, self.direct_port))
 			os.replace(tmp, self.stats_path)
 		except OSError as e:
 			log("cannot write %s: %s" % (self.stats_path, e))
@@ -1011,9 +1019,12 @@ def main():
 	setup_logging()
 	sys.meta_path.append(AzuremlShim())
 	run = load_entry(a.entry)
-	socks = [listen(a.host, a.port, True), listen("127.0.0.1", 0, False)]
-	log("serving %s on %s:%d (liveness on 127.0.0.1:%d)%s" % (
+	socks = [listen(a.host, a.port, True), listen("127.0.0.1", 0, False),
+		 listen("127.0.0.1", 0, False)]
+	log("serving %s on %s:%d (liveness on 127.0.0.1:%d, direct on"
+	    " 127.0.0.1:%d)%s" % (
 		a.entry, a.host, a.port, socks[1].getsockname()[1],
+		socks[2].getsockname()[1],
 		"" if run_raw(a, run) == "no" else
 		", run() gets %s" % ("the request" if run_raw(a, run) ==
 				     "request" else "bytes")))

@@ -25,19 +25,36 @@ void replica_exit_reason(const char *err_line, int code, struct err *e)
 		err_set(e, -EIO, "is gone (exit code unknown)");
 }
 
-int replica_stats_in_flight(const char *text)
+/* The number of line "@name N" of @text (N at most 7 digits), or -1. */
+static int stats_field(const char *text, const char *name)
 {
+	size_t len = strlen(name);
+	const char *p;
 	long n = 0;
 	int digits = 0;
-	const char *p;
 
-	if (strncmp(text, "in_flight ", 10))
-		return -1;
-	for (p = text + 10; *p >= '0' && *p <= '9' && digits < 7; p++) {
-		n = n * 10 + (*p - '0');
-		digits++;
+	for (p = text; p && *p; p = (p = strchr(p, '\n')) ? p + 1 : NULL) {
+		if (strncmp(p, name, len) || p[len] != ' ')
+			continue;
+		for (p += len + 1; *p >= '0' && *p <= '9' && digits < 7; p++) {
+			n = n * 10 + (*p - '0');
+			digits++;
+		}
+		return digits && (*p == '\n' || *p == '\0') ? (int)n : -1;
 	}
-	return digits && (*p == '\n' || *p == '\0') ? (int)n : -1;
+	return -1;
+}
+
+int replica_stats_in_flight(const char *text)
+{
+	return stats_field(text, "in_flight");
+}
+
+int replica_stats_direct_port(const char *text)
+{
+	int port = stats_field(text, "direct_port");
+
+	return port > 0 && port < 65536 ? port : 0;
 }
 
 int replica_addr(const char *host, int port, struct sockaddr_storage *sa,

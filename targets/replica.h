@@ -26,6 +26,15 @@ void replica_exit_reason(const char *err_line, int code, struct err *e);
  */
 int replica_stats_in_flight(const char *text);
 
+/*
+ * replica_stats_direct_port - the port of mlfs-serve's line "direct_port
+ * P" in the same text: its own port on 127.0.0.1 that serves the whole
+ * service (an endpoint's proxy balances each request over the replicas
+ * there); 0 when @text has none.  What a replica says is a claim: check
+ * that it listens there (listen_own) before use.
+ */
+int replica_stats_direct_port(const char *text);
+
 /* @host:@port as a socket address (numeric port; @host resolved).
  * 0 or -EINVAL. */
 int replica_addr(const char *host, int port, struct sockaddr_storage *sa,

@@ -187,6 +187,11 @@ static void proxy_fill(struct ep_proxy *p, const char *dir)
 	p->b[0].port = 8001;
 	snprintf(p->b[0].key, EP_KEY_MAX, "bluekey");
 	p->b[0].weight = 90;
+	p->b[0].nrep = 2;	/* blue's replicas' direct ports; green: none */
+	p->b[0].rep[0] = 41001;
+	p->b[0].rep[1] = 41002;
+	ep_slots_fill(&p->b[0]);
+	ep_slots_fill(&p->b[1]);
 	snprintf(p->b[1].name, EP_NAME_MAX, "green");
 	snprintf(p->b[1].host, 256, "127.0.0.1");
 	p->b[1].port = 8002;
@@ -216,6 +221,27 @@ static void proxy_text(void)
 		     " track dep_blue/blue") != NULL, "blue weighted 90");
 	CHECK(strstr(cfg, "\"Bearer greenkey\"") != NULL,
 	      "green's own key on its hop");
+#define OPTS "check inter 1s fall 2 rise 1 pool-max-conn -1 pool-purge-delay 5s"
+	CHECK(strstr(cfg, "backend dep_blue\n\tbalance leastconn\n") &&
+	      strstr(cfg, "\tserver r1 127.0.0.1:41001 " OPTS "\n"
+		     "\tserver r2 127.0.0.1:41002 " OPTS "\n"
+		     "\tserver r3 127.0.0.1:1 " OPTS " disabled\n") &&
+	      strstr(cfg, "\tserver r48 127.0.0.1:1 " OPTS " disabled\n"
+		     "\tserver blue 127.0.0.1:8001 " OPTS " backup\n") &&
+	      !strstr(cfg, "dep_blue/r49"),
+	      "blue: a slot per replica (idle connections pooled), the"
+	      " others disabled up to 48, the service the backup");
+	CHECK(strstr(cfg, "\tserver r1 127.0.0.1:1 " OPTS " disabled\n") &&
+	      strstr(cfg, "\tserver r48 127.0.0.1:1 " OPTS " disabled\n"
+		     "\tserver green 127.0.0.1:8002 " OPTS " backup\n"),
+	      "green (no direct port known): its slots disabled, the"
+	      " service alone");
+	CHECK(strstr(cfg, " %[var(txn.dep)] %ST %Ta\"") &&
+	      strstr(cfg, "backend dep_green\n\tbalance leastconn\n\toption"
+		     " httpchk GET /\n\thttp-request set-var(txn.dep)"
+		     " str(green)\n") &&
+	      strstr(cfg, "\thttp-after-response set-var(txn.dep) srv_name\n"),
+	      "the access line names the deployment, whichever server");
 	CHECK(strstr(cfg, "bind 127.0.0.1:18080") != NULL, "binds");
 	CHECK(strstr(cfg, "bind 127.0.0.1:18080\n\toption"
 		     " idle-close-on-response\n") != NULL,
@@ -390,6 +416,43 @@ static void haproxy_check(void)
 		printf("# could not remove %s\n", dir);
 }
 
+/* A replica's slot pointed at it, or put in maintenance, at run time. */
+static void rep_cmds(void)
+{
+	struct ep_proxy p;
+	char buf[512];
+
+	proxy_fill(&p, "/state/ep/7");
+	CHECK(ep_rep_has(&p.b[0], 41002) && !ep_rep_has(&p.b[0], 41003) &&
+	      !ep_rep_has(&p.b[1], 41001), "which replicas have a server");
+	CHECK(p.b[0].slot[0] == 41001 && p.b[0].slot[1] == 41002 &&
+	      !p.b[0].slot[2] && !p.b[1].slot[0],
+	      "a new configuration's slots: the replicas in order");
+	CHECK(!ep_slot_cmd(&p.b[0], 2, 41003, buf, sizeof(buf)) &&
+	      !strcmp(buf, "set server dep_blue/r3 addr 127.0.0.1 port 41003\n"
+		      "set server dep_blue/r3 state ready\n"),
+	      "a new replica: slot 3 pointed at it, readied");
+	CHECK(!ep_slot_cmd(&p.b[0], 0, 0, buf, sizeof(buf)) &&
+	      !strcmp(buf, "set server dep_blue/r1 state maint\n"),
+	      "a replica gone: its slot in maintenance");
+	CHECK(ep_slot_free(&p.b[0]) == 2, "the first free slot: r3");
+	p.b[0].slot[0] = 0;
+	p.b[0].freed[0] = ++p.b[0].nfreed;
+	CHECK(ep_slot_free(&p.b[0]) == 2,
+	      "a slot just freed is taken last (r3 before r1)");
+	for (int k = 2; k < EP_REPS_MAX; k++)
+		p.b[0].slot[k] = 42000 + k;
+	CHECK(ep_slot_free(&p.b[0]) == 0, "… and taken when alone");
+	p.b[0].slot[0] = 41009;
+	CHECK(ep_slot_free(&p.b[0]) == -1, "none free: -1");
+	CHECK(ep_slot_cmd(&p.b[0], 1, 41001, buf, 40) == -ENAMETOOLONG,
+	      "a buffer too small is refused");
+	CHECK(ep_slot_cmd(&p.b[0], EP_REPS_MAX, 41001, buf,
+			  sizeof(buf)) == -EINVAL &&
+	      ep_slot_cmd(&p.b[0], -1, 0, buf, sizeof(buf)) == -EINVAL,
+	      "no slot past the last");
+}
+
 int main(void)
 {
 	traffic_good();
@@ -398,6 +461,7 @@ int main(void)
 	mirrors();
 	configs();
 	proxy_text();
+	rep_cmds();
 	proxy_cmds();
 	stats();
 	haproxy_check();

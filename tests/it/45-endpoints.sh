@@ -29,17 +29,17 @@ check "run completes" wait_for "$R/status" Completed 30
 check "register model m" wr "$R/ctl" "register m"
 
 # A deployment answering its name; the mirror's copies are counted in a
-# file of its own (run() appends a line).
+# file of its own (run() appends a line: the replica's pid).
 make_dep() {
 	local d=$MNT/deployments/$1
 	mkdir "$d"
 	cat > "$d/score.py" <<PY
-import json
+import json, os
 def init():
     pass
 def run(data):
     with open("$T/seen.$1", "a") as f:
-        f.write("x\\n")
+        f.write("%d\\n" % os.getpid())
     return {"version": "$1"}
 PY
 	wr "$d/model" m:1
@@ -48,6 +48,7 @@ PY
 make_dep blue
 BLUE_URI=$URI BLUE_KEY=$KEY
 make_dep green
+GREEN_PORT=${URI##*:} GREEN_PORT=${GREEN_PORT%%/*}
 
 E=$MNT/endpoints/fraud
 check "mkdir endpoints/fraud" mkdir "$E"
@@ -160,6 +161,93 @@ check "$NREQ requests, 0 failed across blue's rolling update" \
 eq "the proxy not reloaded: the same master" "$MPID" \
 	"$(cat "$STATE/endpoints/"*/haproxy.pid)"
 eq "… and the same one worker" "$WPID" "$(workers)"
+
+# ---- each request to the next replica --------------------------------------------
+# The proxy knows each replica (its direct port): 20 requests one after the
+# other on one keep-alive connection go 10 and 10.  Through the shared port
+# alone they would all reach the replica that connection hashed to.
+balanced() {
+	local i urls=()
+	: > "$T/seen.blue"
+	for i in $(seq 20); do urls+=("$EURI"); done
+	curl -s -m 10 -H "Authorization: Bearer $K1" -d '{}' "${urls[@]}" \
+		>/dev/null
+	sort "$T/seen.blue" | uniq -c | awk '$1 >= 8 {n++} END {exit n != 2}'
+}
+check "20 requests on one connection: both replicas, 8+ each" \
+	wait_until 30 balanced
+# … over kept connections: each replica's server keeps its idle ones
+reps_reuse() {
+	ep_stats stot connect status | awk '$1 == "dep_blue" && $2 ~ /^r/ &&
+		$5 != "MAINT" {
+		n++; print "# " $2 ": " $3 " requests, " $4 " connections"
+		if ($3 < 10 || $4 * 4 > $3) bad = 1 }
+		END {exit bad || n != 2}'
+}
+check "… over connections kept: each replica's server opened ≤ 1 in 4" \
+	reps_reuse
+
+# ---- rolling updates behind it: the replicas' slots follow, nothing restarts -------
+# Each replica's server is a fixed slot pointed at its direct port at run
+# time (HAProxy 2.6 crashed deleting servers added at run time under such a
+# loop: 503s while its master was started again).
+client_start "$EURI" "$K1"
+check "the client gets answers" wait_until 20 test -e "$T/stop.ready"
+for g in 3 4 5 6; do
+	check "blue rolls out generation $g" wr "$B/ctl" deploy
+	check "… generation $g serves, 2 replicas ready" wait_until 60 \
+		eval "serves_gen '$B' $g && [[ \$(head -1 '$B/replicas') == 'ready 2' ]]"
+done
+client_stop
+check "$NREQ requests, 0 failed across 4 rolling updates" \
+	eval "((NREQ > 0 && NFAIL == 0))"
+eq "the proxy's master and worker: the same (no crash, no reload)" \
+	"$MPID $WPID" "$(cat "$STATE/endpoints/"*/haproxy.pid) $(workers)"
+slots_live() {
+	ep_stats status | awk '$1 == "dep_blue" && $2 ~ /^r[0-9]+$/ &&
+		$3 != "MAINT" {n++} END {exit n != 2}'
+}
+check "2 of blue's 48 slots in use, the rest in maintenance" \
+	wait_until 30 slots_live
+check "20 requests on one connection: both replicas, 8+ each" \
+	wait_until 30 balanced
+eq "… the replicas of generation 6" \
+	"$(tr ' ' '\n' <<< "$(ready_pids "$B")" | sort | xargs)" \
+	"$(sort -u "$T/seen.blue" | xargs)"
+
+# ---- a replica's word for its direct port is checked ------------------------------
+# The liar's replica says (in its stats file, which mlfs-serve can no longer
+# write: a folder in the way of its temporary file) that green's service is
+# its direct port.  Believed, the proxy would send liar's requests, with
+# liar's key, to green (401 there).
+L=$MNT/deployments/liar
+mkdir "$L"
+cat > "$L/score.py" <<PY
+import os
+def init():
+    p = os.environ["MLFS_STATS_FILE"]
+    os.mkdir(p + ".tmp")
+    with open(p + ".lie", "w") as f:
+        f.write("in_flight 0\\ndirect_port $GREEN_PORT\\n")
+    os.replace(p + ".lie", p)
+def run(data):
+    return {"version": "liar"}
+PY
+wr "$L/model" m:1
+deploy_timed "$L" 30
+check "liar joins fraud" wr "$L/endpoint" fraud
+check "liar answers pinned through the endpoint" wait_until 20 \
+	sh -c "curl -s -m 5 -H 'Authorization: Bearer $K1' -H 'azureml-model-deployment: liar' -d '{}' '$EURI' | grep -q liar"
+liar_ok=1
+for _ in $(seq 30); do	# three of the endpoint's ticks, and more
+	[[ $(curl -s -m 5 -H "Authorization: Bearer $K1" \
+		-H 'azureml-model-deployment: liar' -d '{}' "$EURI") == \
+		'{"version": "liar"}' ]] || liar_ok=0
+	sleep 0.1
+done
+check "30 requests over 3 s: every one answered by liar" eval "((liar_ok))"
+check "delete liar" wr "$L/ctl" delete
+check "liar Draft" wait_for "$L/status" Draft 30
 
 # ---- the mirror ---------------------------------------------------------------
 printf 'blue 100\ngreen 0\n' > "$E/traffic"

@@ -6,7 +6,8 @@
 # max_replicas, back in to min_replicas once the load has been lower for
 # the cool-down (the drained replicas answer what they hold), no request
 # fails, each change is an events line; bad configs are refused; behind an
-# endpoint, its load scales the replicas (the proxy not reloaded).  Then
+# endpoint, its load scales the replicas and its proxy's servers follow
+# them (one per replica, at run time).  Then
 # the same, shorter, on an ssh target (a private sshd on loopback): the
 # load comes from the host's replicas, read by the poll round.
 source "$(dirname "$0")/../lib.sh"
@@ -202,9 +203,9 @@ release e
 load_result e 4
 check "then back in to 1" wait_until 30 counts 1
 
-# ---- behind an endpoint: its load scales the replicas -----------------------------
-# The proxy sends to the deployment's service address, which the replicas
-# share: new replicas take their share without a reload of the proxy.
+# ---- behind an endpoint: its load scales the replicas, its proxy follows ---------
+# The proxy has a server per replica (its direct port), added and deleted
+# at run time as autoscale starts and stops replicas.
 E=$MNT/endpoints/front
 check "mkdir endpoints/front" mkdir "$E"
 check "auto joins front" wr "$D/endpoint" front
@@ -215,23 +216,43 @@ EHP=$(cat "$E/scoring_uri")
 EHP=${EHP#http://}
 EHP=${EHP%/score}
 EKEY=$(cat "$E/keys/primary")
-check "front answers" wait_until 20 \
-	sh -c "curl -sf -m 5 -H 'Authorization: Bearer $EKEY' -d '{}' 'http://$EHP/score' | grep -q pid"
-MPID=$(cat "$STATE"/endpoints/*/haproxy.pid)
+# the replicas' servers of the proxy (show stat on its API socket)
+rep_servers() {
+	ep_stats status |
+		awk '$1 == "dep_auto" && $2 ~ /^r/ && $3 ~ /^UP/ {n++} END {print n + 0}'
+}
+check "the proxy has the one replica's server" wait_until 30 \
+	eval '[[ $(rep_servers) == 1 ]]'
 load f 5 "$EHP" "$EKEY"
 check "5 requests in flight through the endpoint" wait_until 20 \
 	eval '[[ $(inflight) == 5 ]]'
 check "scales out to 3" wait_until 30 counts 3
+check "the proxy has the 3 replicas' servers (no reload)" wait_until 30 \
+	eval '[[ $(rep_servers) == 3 ]]'
+# 3 more: the proxy sends each to the next replica, one each; the first
+# replica's waits behind f's there, the 2 new ones run theirs at once
+FPID=$(ls "$T"/go-f.started.* | sed 's/.*started\.\([0-9]*\)\..*/\1/' | sort -u)
 load g 3 "$EHP" "$EKEY"
-check "3 requests more through the endpoint reach run()" wait_until 30 \
-	eval '[[ $(started g) -ge 1 ]]'
+if wait_until 20 eval '[[ $(started g) == 2 ]]'; then
+	ok "2 of 3 requests more in run() at once"
+else
+	not_ok "2 of 3 requests more in run() at once ($(started g))"
+	# what the proxy did with them: its replicas' servers in use
+	ep_stats status addr scur stot | awk '$1 == "dep_auto" &&
+		$3 != "MAINT"' | sed 's/^/# /'
+	json_get "$D/info.json" replicas | sed 's/^/# /'
+fi
+GPIDS=$(ls "$T"/go-g.started.* | sed 's/.*started\.\([0-9]*\)\..*/\1/' | sort -u | xargs)
+echo "# f's requests on pid $FPID, g's running on $GPIDS"
+check "… on the 2 new replicas, one each" \
+	eval "[[ \$(wc -w <<< '$GPIDS') == 2 && ' $GPIDS ' != *' $FPID '* ]]"
 release f
 release g
 load_result f 5
 load_result g 3
 check "back in to 1" wait_until 30 counts 1
-eq "the proxy was not reloaded (the same master)" "$MPID" \
-	"$(cat "$STATE"/endpoints/*/haproxy.pid)"
+check "the proxy's servers follow: 1" wait_until 30 \
+	eval '[[ $(rep_servers) == 1 ]]'
 check "rmdir front" rmdir "$E"
 
 check "delete" wr "$D/ctl" delete
