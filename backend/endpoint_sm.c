@@ -669,10 +669,9 @@ static int departures_only(struct ep_live *l, const struct ep_proxy *p)
  * @p's deployments (autoscale, a rolling update, a restart), through the
  * runtime API: a slot whose replica is gone goes into maintenance, a new
  * replica takes the slot free the longest (its address set, then
- * readied).  The slots
- * are fixed servers of the configuration: none is added or deleted.  A
- * command the proxy refuses leaves the slot as it was known (retried at
- * the next tick); the first failure ends it.
+ * readied).  The slots are fixed servers of the configuration: none is
+ * added or deleted.  A command the proxy refuses leaves the slot as it
+ * was known (retried at the next look); the first failure ends it.
  */
 static void reps_sync(struct ep_live *l, const struct ep_proxy *p)
 {
