@@ -101,13 +101,15 @@ void inval_name(struct mlfs *m, uint64_t parent, const char *name)
 }
 
 /*
- * Invalidate @ino's attributes and its pages from @off (-1: none):
- * attributes and folders at once (see above), so that a new entry (a
- * model's version, say) is listed as soon as the write that made it
- * returns, and a file's new size is asked for by the next read even
- * before the notifier drops its pages (a run's params, read at once after
- * its state says Completed, was cut at the size the kernel knew); the
- * kernel drops the pages of a file whose size changed itself.
+ * Invalidate @ino's attributes and its pages from @off (-1: none): pages
+ * of files on the notifier; attributes and folders at once (see above),
+ * so that a new entry (a model's version, say) is listed as soon as the
+ * write that made it returns.  A file's attributes go with its pages, on
+ * the notifier: dropping them at once as well (tried) made reads stale in
+ * 55-deploy-ssh-env under load (a replica's crash missing from events
+ * seconds after it was written, twice in CI), likely a GETATTR answered
+ * between the two drops and discarded by the kernel as older than the
+ * second while it kept the old size.
  */
 void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 {
@@ -115,12 +117,10 @@ void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 		  (ino_is_obj(ino) &&
 		   (ws_root_flags(ino_file(ino)) & FD_DIRECTORY));
 
-	if (off >= 0 && !dir) {
-		kernel_inval_inode(m, ino, -1);
+	if (off >= 0 && !dir)
 		enqueue(m, ino, NULL, off);
-	} else {
+	else
 		kernel_inval_inode(m, ino, off);
-	}
 }
 
 /*
