@@ -101,15 +101,11 @@ void inval_name(struct mlfs *m, uint64_t parent, const char *name)
 }
 
 /*
- * Invalidate @ino's attributes and its pages from @off (-1: none): pages
- * of files on the notifier; attributes and folders at once (see above),
- * so that a new entry (a model's version, say) is listed as soon as the
- * write that made it returns.  A file's attributes go with its pages, on
- * the notifier: dropping them at once as well (tried) made reads stale in
- * 55-deploy-ssh-env under load (a replica's crash missing from events
- * seconds after it was written, twice in CI), likely a GETATTR answered
- * between the two drops and discarded by the kernel as older than the
- * second while it kept the old size.
+ * Invalidate @ino's attributes and its pages from @off (-1: none): a
+ * file's pages on the notifier, its attributes with them (in order with
+ * the other drops); attributes alone and folders at once (see above), so
+ * that a new entry (a model's version, say) is listed as soon as the
+ * write that made it returns.
  */
 void inval_inode(struct mlfs *m, uint64_t ino, off_t off)
 {
