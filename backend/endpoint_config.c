@@ -843,8 +843,13 @@ static void dep_stat(const char *csv, const char *name, struct dep_stat *d)
 		d->flight = csv_num(be, csv_col(csv, "scur")) +
 			    csv_num(be, csv_col(csv, "qcur"));
 	}
-	if (sv) {
-		csv_field(sv, csv_col(csv, "status"), st, sizeof(st));
+	/* up while the backend has a server up, the replicas' slots or the
+	 * service's address: the proxy's own test (nbsrv) for sending to it.
+	 * The service's server alone said down while a slot still took
+	 * requests to a stopped replica (45, under ASan) */
+	if (be || sv) {
+		csv_field(be ? be : sv, csv_col(csv, "status"), st,
+			  sizeof(st));
 		d->state = !strncmp(st, "UP", 2) ? "up" : st[0] ? "down" : "?";
 	}
 }

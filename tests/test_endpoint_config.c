@@ -355,6 +355,19 @@ static void stats(void)
 	      "stats: requests, errors, p50, p99, replicas, in flight,"
 	      " state: %s", s ? s : "");
 	free(s);
+	/* the service's server down, a replica's slot up: blue is up (the
+	 * proxy still sends to it) */
+	{
+		char *c2 = strdup(csv), *at = c2 ? strstr(c2, "dep_blue,blue,") : NULL;
+
+		if (at)
+			memcpy(strstr(at, ",UP,"), ",DN,", 4);
+		CHECK(c2 && ep_stats_text(&p, c2, log, strlen(log), &s) == 0 &&
+		      s && !strncmp(s, "blue 12 0 3 100 2 3 up\n", 23),
+		      "up while its backend is: %s", s ? s : "");
+		free(s);
+		free(c2);
+	}
 	CHECK(ep_stats_text(&p, NULL, NULL, 0, &s) == 0 && s &&
 	      !strcmp(s, "blue 0 0 - - 2 0 ?\ngreen 0 0 - - 0 0 ?\n"),
 	      "stats of a proxy that says nothing");

@@ -181,7 +181,7 @@ reps_reuse() {
 	ep_stats stot connect status | awk '$1 == "dep_blue" && $2 ~ /^r/ &&
 		$5 != "MAINT" {
 		n++; print "# " $2 ": " $3 " requests, " $4 " connections"
-		if ($3 < 10 || $4 * 4 > $3) bad = 1 }
+		if ($3 < 5 || $4 * 4 > $3) bad = 1 }
 		END {exit bad || n != 2}'
 }
 check "… over connections kept: each replica's server opened ≤ 1 in 4" \
