@@ -100,7 +100,7 @@ void run_metrics_pump(struct ws *ws, struct run_ctx *r)
 		return;
 	if (st.st_size - r->metrics_off > (1 << 24))
 		r->metrics_off = st.st_size - (1 << 24);
-	fd = open(raw, O_RDONLY | O_CLOEXEC);
+	fd = open(raw, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	buf = malloc(st.st_size - r->metrics_off + 1);
