@@ -643,13 +643,23 @@ static int signal_group(struct run_ctx *r, int sig)
 {
 	struct local_run *lr = r->priv;
 	unsigned long long ticks;
-	pid_t pid, pgid;
+	pid_t pid, pgid, leader_sid;
 
 	if (lr->pgid <= 0 && !read_pid_file(r, &pid, &pgid, &ticks))
 		lr->pgid = pgid;
 	if (lr->pgid <= 0)
 		return -EAGAIN;
-	kill(-lr->pgid, sig);
+	/* The group's id is its leader's pid: once the whole group has
+	 * ended, another process may have it.  A leader that is there must
+	 * be in the supervisor's session (whose id no new process can take
+	 * while any member lives); a group whose leader has ended is
+	 * signalled for its members left. */
+	pid = lr->pid;
+	if (pid <= 0 && read_pid_file(r, &pid, &pgid, &ticks))
+		pid = 0;
+	leader_sid = proc_session(lr->pgid);
+	if (!leader_sid || (pid > 0 && leader_sid == pid))
+		kill(-lr->pgid, sig);
 	return 0;
 }
 

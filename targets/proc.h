@@ -13,9 +13,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-/* Field 22 of /proc/PID/stat (0: self): start time in clock ticks since
- * boot; 0 when the process is gone. */
-static inline unsigned long long proc_start_ticks(pid_t pid)
+/* Field FIELD (>= 3) of /proc/PID/stat (0: self) as a number; 0 when
+ * the process is gone. */
+static inline unsigned long long proc_stat_field(pid_t pid, int field)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long t = 0;
@@ -35,12 +35,25 @@ static inline unsigned long long proc_start_ticks(pid_t pid)
 		return 0;
 	buf[n] = '\0';
 	p = strrchr(buf, ')');	/* the name may hold spaces and ')' */
-	/* after ")": state is field 3, starttime field 22 */
-	for (int field = 2; p && field < 22; field++)
+	/* after ")": state is field 3 */
+	for (int f = 2; p && f < field; f++)
 		p = strchr(p + 1, ' ');
 	if (p)
 		t = strtoull(p + 1, NULL, 10);
 	return t;
+}
+
+/* Start time of PID (0: self) in clock ticks since boot (field 22); 0
+ * when the process is gone. */
+static inline unsigned long long proc_start_ticks(pid_t pid)
+{
+	return proc_stat_field(pid, 22);
+}
+
+/* The session of PID (field 6); 0 when the process is gone. */
+static inline pid_t proc_session(pid_t pid)
+{
+	return (pid_t)proc_stat_field(pid, 6);
 }
 
 #endif

@@ -357,17 +357,8 @@ daemon_clean() {
 # stop_replicas: KILL the server processes of deployments, by the pid and
 # start time each replica recorded (a pid reused since is left alone).
 stop_replicas() {
-	local f pid ticks now
-	for f in "$STATE"/objects/*/replicas/*.pid \
-		"$STATE"/trash/*/replicas/*.pid; do
-		[[ -f $f ]] || continue
-		read -r pid ticks < "$f" || continue
-		now=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null |
-			awk '{print $20}')
-		[[ -n $pid && $now == "$ticks" ]] &&
-			kill -KILL -- "-$pid" 2>/dev/null
-	done
-	return 0
+	kill_recorded "$STATE"/objects/*/replicas/*.pid \
+		"$STATE"/trash/*/replicas/*.pid
 }
 
 cleanup() {
@@ -399,18 +390,53 @@ cleanup() {
 # stop_runs: runs and replicas started by this test: their supervisors live
 # in sessions of their own; stop them by the pids they recorded (and the
 # tasks of an array, in groups of their own in the supervisor's session).
+#
+# A pid file outlives its processes, and pids are reused (CI's two lanes
+# run tests side by side, pid_max is 32768): a pid is KILLed only while it
+# is still the recorded process -- the supervisor by its start time, the
+# command's group while its leader is in the supervisor's session (a
+# session's id is not reused while one of its members lives).
 stop_runs() {
-	local p sup child
+	local p sup child ticks
 	for p in "$STATE"/objects/*/pid; do
 		[[ -f $p ]] || continue
-		read -r sup child _ < "$p" || continue
-		[[ -n "$child" ]] && kill -KILL -- "-$child" 2>/dev/null
-		[[ -d ${p%/pid}/tasks && -n "$sup" ]] &&
+		read -r sup child ticks _ < "$p" || continue
+		[[ $sup =~ ^[0-9]+$ && $child =~ ^[0-9]+$ ]] || continue
+		[[ $(proc_field "$child" 6) == "$sup" ]] &&
+			kill -KILL -- "-$child" 2>/dev/null
+		# an array's tasks: groups of their own in its session
+		[[ -d ${p%/pid}/tasks ]] &&
 			kill -KILL $(ps -eo pid=,sid= |
-				awk -v s="$sup" '$2 == s { print $1 }') 2>/dev/null
-		[[ -n "$sup" ]] && kill -KILL "$sup" 2>/dev/null
+				awk -v s="$sup" '$2 == s && $1 != s { print $1 }') 2>/dev/null
+		[[ -n $ticks && $(proc_field "$sup" 22) == "$ticks" ]] &&
+			kill -KILL "$sup" 2>/dev/null
 	done
 	stop_replicas
+}
+
+# proc_field PID N: field N of /proc/PID/stat (3: state, 5: group, 6:
+# session, 22: start time); empty when PID is gone.
+proc_field() {
+	local s n=$2
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	s=${s##*) }
+	set -- $s
+	shift $((n - 3))
+	echo "$1"
+}
+
+# kill_recorded FILE...: KILL the process group of each "PID STARTTIME"
+# file (the host's runs and replicas), while PID is still the process
+# that started then.
+kill_recorded() {
+	local f pid st
+	for f; do
+		[[ -f $f ]] || continue
+		read -r pid st < "$f" || continue
+		[[ $pid =~ ^[0-9]+$ && -n $st && $(proc_field "$pid" 22) == "$st" ]] &&
+			kill -KILL -- "-$pid" 2>/dev/null
+	done
+	return 0
 }
 
 # stop_clusters: the controllers of the managed clusters of $STATE
@@ -767,6 +793,7 @@ client_stop() {
 	CLIENT=
 	read -r NREQ NFAIL SEEN < "$T/client.out"
 	echo "# client: $NREQ requests, $NFAIL failed, versions seen $SEEN"
+	[[ ${NFAIL:-0} == 0 ]] || head -5 "$T/client.err" | sed 's/^/#   /'
 }
 
 # ---- helpers for the array tests (25, 28) --------------------------------------
@@ -863,27 +890,21 @@ sshd_cut() {
 # replicas recorded there, each checked against its start time (a pid
 # reused since is left alone).
 host_kill() {
-	local f pid st now
-	for f in "$WORK"/deploy-*/g*/r*/pid "$WORK"/deploy-*/g*/r*/spid; do
+	local f pid st
+	kill_recorded "$WORK"/deploy-*/g*/r*/pid
+	for f in "$WORK"/deploy-*/g*/r*/spid; do
 		[[ -f $f ]] || continue
 		read -r pid st < "$f" || continue
-		now=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
-		[[ -n $now && $now == "$st" ]] || continue
-		if [[ $f == */pid ]]; then
-			kill -KILL -- "-$pid" 2>/dev/null
-		else
+		[[ -n $st && $(proc_field "$pid" 22) == "$st" ]] &&
 			kill -KILL "$pid" 2>/dev/null
-		fi
 	done
+	return 0
 }
 
 # ssh_cleanup: KILL the runs left on the test's "host" ($WORK/*/pid), then
 # cut its sshd.
 ssh_cleanup() {
-	local p pid
-	for p in "$WORK"/*/pid; do
-		[[ -f $p ]] && read -r pid _ <"$p" && kill -KILL -- "-$pid" 2>/dev/null
-	done
+	kill_recorded "$WORK"/*/pid
 	sshd_cut
 }
 

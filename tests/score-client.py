@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import sys
+import time
 
 host, port, key, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 fresh = sys.argv[5:] == ["fresh"]
@@ -32,7 +33,8 @@ while not os.path.exists(stop):
         n += 1
         if r.status != 200:
             fails += 1
-            print("status", r.status, body, file=sys.stderr)
+            print(time.strftime("%T"), "request", n, "status", r.status,
+                  body, file=sys.stderr)
         else:
             v = json.loads(body)["version"]
             if not seen or seen[-1] != v:
@@ -46,6 +48,7 @@ while not os.path.exists(stop):
             conn = None
     except Exception as e:
         fails += 1
-        print("error", repr(e), file=sys.stderr)
+        print(time.strftime("%T"), "request", n + 1, "error", repr(e),
+              file=sys.stderr)
         conn = None
 print(n, fails, ",".join(map(str, seen)))

@@ -266,4 +266,18 @@ check "ed Completed" wait_for "$E/status" Completed
 eq "the run used the edited settings" $'B=2 C=3 A=unset\nnew version' "$(cat "$E/log")"
 
 check "unmount exits 0" unmount_ws
+
+# The cleanup of every test KILLs what runs left by the pids they recorded:
+# pids are reused (CI's lanes run side by side), so a pid file of a run
+# that ended, naming another process now, leaves that process alone.
+setsid sleep 300 & DECOY=$!
+check "a decoy in a group of its own" wait_until 10 \
+	eval '[[ $(proc_field $DECOY 5) == "$DECOY" ]]'
+P=$(ls "$STATE"/objects/*/pid | head -1)
+read -r _ _ TICKS < "$P"
+echo "$$ $DECOY $TICKS" > "$P"	# and this shell as the supervisor
+stop_runs
+check "the cleanup leaves alone a process a stale pid file names" \
+	kill -0 "$DECOY"
+kill "$DECOY"
 done_testing

@@ -16,10 +16,7 @@ REMOTE=$T/remote	# the host's folders (the ssh login is $UH)
 CACHE=$REMOTE/work/inputs
 
 ssh_cleanup() {
-	local p pid
-	for p in "$REMOTE"/*/*/pid; do
-		[[ -f $p ]] && read -r pid _ < "$p" && kill -KILL -- "-$pid" 2>/dev/null
-	done
+	kill_recorded "$REMOTE"/*/*/pid
 	chmod -R u+w "$REMOTE" 2>/dev/null
 	sshd_cut
 }

@@ -14,10 +14,7 @@ SSHD=$T/sshd
 REMOTE=$T/remote	# the host's folders (the ssh login is $UC)
 
 ssh_cleanup() {
-	local p pid
-	for p in "$REMOTE"/*/*/pid; do
-		[[ -f $p ]] && read -r pid _ < "$p" && kill -KILL -- "-$pid" 2>/dev/null
-	done
+	kill_recorded "$REMOTE"/*/*/pid
 	sshd_cut
 	"$ROOT/scripts/ssh-host.sh" stop "$T/sshd-root" >/dev/null 2>&1
 }
