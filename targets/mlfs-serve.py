@@ -537,9 +537,22 @@ class Server:
 				self.live.append(conn)
 			else:
 				self.nconn += 1
+			# counted from here: the transport is made by a task
+			# that runs later, and a drain must wait for it
+			self.conns.add(conn)
 			c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-			self.loop.create_task(self.loop.connect_accepted_socket(
-				lambda conn=conn: conn, c))
+			task = self.loop.create_task(
+				self.loop.connect_accepted_socket(
+					lambda conn=conn: conn, c))
+			task.add_done_callback(
+				lambda tk, conn=conn, c=c: self.made(tk, conn, c))
+
+	def made(self, task, conn, c):
+		"""The transport of an accepted connection could not be made:
+		it is forgotten as connection_lost would."""
+		if task.cancelled() or task.exception() is not None:
+			c.close()
+			conn.connection_lost(None)
 
 	def refuse(self, c):
 		"""Over the connection cap: a 503 if it fits, then close."""
@@ -693,6 +706,8 @@ class Conn(asyncio.Protocol):
 			self.drain()
 
 	def connection_lost(self, exc):
+		if self not in self.srv.conns:
+			return		# forgotten already
 		self.closing = True
 		self.srv.conns.discard(self)
 		if not self.live:
@@ -725,6 +740,9 @@ class Conn(asyncio.Protocol):
 					  self.timeout), False)
 
 	def drain(self):
+		if self.idle_timer:
+			self.idle_timer.cancel()
+			self.idle_timer = None
 		if not self.busy and not self.buf and self.req is None:
 			self.idle_timer = self.srv.loop.call_later(
 				DRAIN_IDLE, self.close)

@@ -62,6 +62,37 @@ P2=$(pids)
 CLIENT_FRESH=1 rolling_update "$D" 3 score 3
 check "the old replicas are gone" wait_until 30 eval "! kill -0 $P2 2>/dev/null"
 
+# ---- a drain answers what waits in its listening queue ----------------------------
+# The server alone: stopped, it lets 5 connections wait in its queue with
+# their requests, then gets TERM: it takes them as it stops listening and
+# answers each before it exits (it once exited before the tasks that make
+# their transports had run: each was reset).
+mkdir "$T/drain"
+printf 'def run(d):\n    return 1\n' > "$T/drain/score.py"
+DPORT=$((20000 + RANDOM % 20000))
+(cd "$T/drain" && MLFS_KEY=dk exec /usr/bin/python3 "$ROOT/targets/mlfs-serve.py" \
+	--entry score.py --port $DPORT 2> "$T/drain/log") &
+SPID=$!
+drain_up() { curl -s -m 2 "http://127.0.0.1:$DPORT/" >/dev/null; }
+queued() { [[ $(ss -Hltn "sport = :$DPORT" | awk '{print $2}') == 5 ]]; }
+if check "the server alone starts" wait_until 30 drain_up; then
+	kill -STOP $SPID
+	CURLS=()
+	for i in 1 2 3 4 5; do
+		curl -s -m 60 -o /dev/null -w '%{http_code}\n' -H 'Authorization: Bearer dk' \
+			-d '{"x": 1}' "http://127.0.0.1:$DPORT/score" > "$T/drain/c$i" &
+		CURLS+=($!)
+	done
+	check "5 connections wait in its queue" wait_until 30 queued
+	kill -TERM $SPID
+	kill -CONT $SPID
+	wait "${CURLS[@]}"
+	eq "each is answered" "200 200 200 200 200" "$(cat "$T"/drain/c? | xargs)"
+fi
+kill -CONT $SPID 2>/dev/null
+check "the server exits once they are" wait_until 30 eval "! kill -0 $SPID 2>/dev/null"
+check "... with nothing left behind in its log" eval "! grep -q 'Task was destroyed' '$T/drain/log'"
+
 # ---- an update whose init() fails: the old generation keeps serving ---------------
 cp "$D/score.py" "$T/score.good"
 printf 'def init():\n    raise KeyError("weights")\ndef run(d):\n    return d\n' > "$D/score.py"
