@@ -392,24 +392,28 @@ cleanup() {
 # tasks of an array, in groups of their own in the supervisor's session).
 #
 # A pid file outlives its processes, and pids are reused (CI's two lanes
-# run tests side by side, pid_max is 32768): a pid is KILLed only while it
-# is still the recorded process -- the supervisor by its start time, the
-# command's group while its leader is in the supervisor's session (a
-# session's id is not reused while one of its members lives).
+# run tests side by side, pid_max is 32768): a process there under a
+# recorded pid is KILLed only if it is the recorded one -- the supervisor
+# by its start time, the command's group leader by its session (a
+# session's or a group's id is not reused while one of its members
+# lives).  A group or session whose leader has gone is KILLed as it is:
+# what a run left behind.
 stop_runs() {
-	local p sup child ticks
+	local p sup child ticks sid now
 	for p in "$STATE"/objects/*/pid; do
 		[[ -f $p ]] || continue
 		read -r sup child ticks _ < "$p" || continue
 		[[ $sup =~ ^[0-9]+$ && $child =~ ^[0-9]+$ ]] || continue
-		[[ $(proc_field "$child" 6) == "$sup" ]] &&
+		sid=$(proc_field "$child" 6)
+		[[ -z $sid || $sid == "$sup" ]] &&
 			kill -KILL -- "-$child" 2>/dev/null
+		now=$(proc_field "$sup" 22)
+		[[ -z $now || $now == "$ticks" ]] || continue
 		# an array's tasks: groups of their own in its session
 		[[ -d ${p%/pid}/tasks ]] &&
 			kill -KILL $(ps -eo pid=,sid= |
 				awk -v s="$sup" '$2 == s && $1 != s { print $1 }') 2>/dev/null
-		[[ -n $ticks && $(proc_field "$sup" 22) == "$ticks" ]] &&
-			kill -KILL "$sup" 2>/dev/null
+		[[ -n $now ]] && kill -KILL "$sup" 2>/dev/null
 	done
 	stop_replicas
 }
@@ -426,15 +430,16 @@ proc_field() {
 }
 
 # kill_recorded FILE...: KILL the process group of each "PID STARTTIME"
-# file (the host's runs and replicas), while PID is still the process
-# that started then.
+# file (the host's runs and replicas), unless another process has PID now
+# (see stop_runs: a group whose leader has gone is what a run left).
 kill_recorded() {
-	local f pid st
+	local f pid st now
 	for f; do
 		[[ -f $f ]] || continue
 		read -r pid st < "$f" || continue
-		[[ $pid =~ ^[0-9]+$ && -n $st && $(proc_field "$pid" 22) == "$st" ]] &&
-			kill -KILL -- "-$pid" 2>/dev/null
+		[[ $pid =~ ^[0-9]+$ ]] || continue
+		now=$(proc_field "$pid" 22)
+		[[ -z $now || $now == "$st" ]] && kill -KILL -- "-$pid" 2>/dev/null
 	done
 	return 0
 }
