@@ -441,8 +441,11 @@ static int rename_onto_setting(fuse_req_t req, struct mlfs *m,
 	 * until the notifier drops that name: meanwhile it answers as the
 	 * setting, so that a stat or open of the name never fails */
 	nodes_redirect(m->nodes, parent, name, obj_ino(o->id, fd->file));
-	inval_name(m, obj_ino(o->id, F_DIR), fd->name);
+	/* the setting's old pages first: once the name is dropped, a
+	 * lookup finds the setting's own inode again, and an open of it
+	 * read what a reader had cached before the replace (17, once) */
 	inval_inode(m, obj_ino(o->id, fd->file), 0);
+	inval_name(m, obj_ino(o->id, F_DIR), fd->name);
 	return 0;
 }
 
