@@ -12,6 +12,7 @@
  * endpoints' worker at once.  Any thread; one lock, held briefly.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 
 struct direct {
 	int64_t id;			/* the deployment */
+	char host[DEP_DIRECT_HOST_MAX];	/* where they are reached */
 	int n;				/* its ready replicas' direct ports */
 	int port[DEP_REPS_MAX];
 	int64_t ep;			/* the endpoint whose proxy uses them,
@@ -68,7 +70,8 @@ static int cmp_port(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
-void deploy_direct_publish(struct ws *ws, int64_t id, const int *port, int n)
+void deploy_direct_publish(struct ws *ws, int64_t id, const char *host,
+			   const int *port, int n)
 {
 	int sorted[DEP_REPS_MAX], changed = 0;
 	int64_t ep = 0;
@@ -81,10 +84,13 @@ void deploy_direct_publish(struct ws *ws, int64_t id, const int *port, int n)
 	qsort(sorted, (size_t)n, sizeof(*sorted), cmp_port);
 	pthread_mutex_lock(&direct_lock);
 	x = entry(id, n > 0);
-	if (x && (x->n != n || memcmp(x->port, sorted,
-				      (size_t)n * sizeof(*sorted)))) {
+	if (!host)
+		host = "";
+	if (x && (x->n != n || strcmp(x->host, host) ||
+		  memcmp(x->port, sorted, (size_t)n * sizeof(*sorted)))) {
 		memcpy(x->port, sorted, (size_t)n * sizeof(*sorted));
 		x->n = n;
+		snprintf(x->host, sizeof(x->host), "%s", host);
 		changed = 1;
 		ep = x->ep;
 	}
@@ -95,16 +101,18 @@ void deploy_direct_publish(struct ws *ws, int64_t id, const int *port, int n)
 		worker_kick(ws, ep);
 }
 
-int deploy_direct_ports(int64_t id, int *port, int max)
+int deploy_direct_ports(int64_t id, char *host, size_t hsz, int *port,
+			int max)
 {
 	struct direct *x;
 	int n = 0;
 
 	pthread_mutex_lock(&direct_lock);
 	x = entry(id, 0);
-	if (x) {
+	if (x && x->host[0]) {
 		n = x->n < max ? x->n : max;
 		memcpy(port, x->port, (size_t)n * sizeof(*port));
+		snprintf(host, hsz, "%s", x->host);
 	}
 	pthread_mutex_unlock(&direct_lock);
 	return n;

@@ -113,20 +113,24 @@ void deploy_replica_counts(const struct obj *o, int *ready, int *desired);
  * The replicas' direct ports, between a deployment's worker and the
  * endpoints' (deploy_direct.c; any thread):
  * deploy_direct_publish - deployment @id's ready replicas have direct
- *   ports @port (@n; 0: none, or forgotten); a change wakes the endpoints'
- *   worker whose proxy uses them.
- * deploy_direct_ports - those ports, ascending, into @port (at most @max):
- *   an endpoint's proxy sends each request to one of them.  Their number;
- *   0 when none is known (a target whose replicas have none, e.g. ssh, or
- *   not polled yet): the proxy uses the service's address.
+ *   ports @port (@n; 0: none, or forgotten) at address @host (an IP
+ *   literal: 127.0.0.1 for a local target's, the host's for ssh); a
+ *   change wakes the endpoints' worker whose proxy uses them.
+ * deploy_direct_ports - those ports, ascending, into @port (at most @max)
+ *   and their address into @host: an endpoint's proxy sends each request
+ *   to one of them.  Their number; 0 when none is known (a server of the
+ *   user's `command`, a host that says direct_ports = no, or not polled
+ *   yet): the proxy uses the service's address.
  * deploy_direct_used - the proxy of endpoint @ep sends to @id's replicas
  *   at @port (@n; 0: to none any more); a port let go wakes @id's worker.
  * deploy_direct_in_use - does a proxy still send to @id's replica at
  *   @port?  1 or 0: its drain waits for it.
  */
-void deploy_direct_publish(struct ws *ws, int64_t id, const int *port,
-			   int n);
-int deploy_direct_ports(int64_t id, int *port, int max);
+#define DEP_DIRECT_HOST_MAX 64	/* an IPv6 literal and more */
+void deploy_direct_publish(struct ws *ws, int64_t id, const char *host,
+			   const int *port, int n);
+int deploy_direct_ports(int64_t id, char *host, size_t hsz, int *port,
+			int max);
 void deploy_direct_used(struct ws *ws, int64_t id, int64_t ep,
 			const int *port, int n);
 int deploy_direct_in_use(int64_t id, int port);

@@ -771,8 +771,29 @@ void deploy_watch_logs(struct deploy_ctx *list)
 
 /* ---- direct ports: what the endpoints' worker balances over ------------ */
 
+#define DIRECT_RETRY_S	30.0	/* a host that had no address: asked again */
+
+/* Where the direct ports of @d's replicas are reached (drv->direct_host),
+ * asked once for the generation serving (the first one coming before). */
+static const char *direct_host(struct deploy_ctx *d)
+{
+	const struct deploy_spec *s = d->serving.gen ? &d->serving : &d->coming;
+
+	if (s->gen == d->direct_gen &&
+	    (d->direct_host[0] || wall_s() - d->direct_at < DIRECT_RETRY_S))
+		return d->direct_host;
+	d->direct_gen = s->gen;
+	d->direct_at = wall_s();
+	if (drv(d)->direct_host)
+		drv(d)->direct_host(d->t, s, d->direct_host,
+				    sizeof(d->direct_host));
+	else
+		snprintf(d->direct_host, sizeof(d->direct_host), "127.0.0.1");
+	return d->direct_host;
+}
+
 /* The ready replicas of @d that have a direct port (deploy_direct.c). */
-static void direct_publish(const struct deploy_ctx *d)
+static void direct_publish(struct deploy_ctx *d)
 {
 	int port[DEP_REPS_MAX], n = 0;
 
@@ -780,7 +801,8 @@ static void direct_publish(const struct deploy_ctx *d)
 	     r = r->next)
 		if (r->state == REP_READY && r->direct_port > 0)
 			port[n++] = r->direct_port;
-	deploy_direct_publish(d->ws, d->obj.id, port, n);
+	deploy_direct_publish(d->ws, d->obj.id, n ? direct_host(d) : NULL,
+			      port, n);
 }
 
 static void dep_step(struct deploy_ctx *d)
@@ -813,7 +835,7 @@ static void dep_free(struct deploy_ctx *d, int ino_fd)
 
 	if (d->watch >= 0 && ino_fd >= 0)
 		inotify_rm_watch(ino_fd, d->watch);
-	deploy_direct_publish(d->ws, d->obj.id, NULL, 0);
+	deploy_direct_publish(d->ws, d->obj.id, NULL, NULL, 0);
 	while ((r = d->reps)) {
 		d->reps = r->next;
 		if (r->state == REP_EXITED && drv(d)->replica_release)

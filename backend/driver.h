@@ -193,6 +193,12 @@ struct driver {
 	 * s->host, or this machine's name when that is 0.0.0.0 or ::). */
 	void (*service_host)(struct target_ctx *t, const struct deploy_spec *s,
 			     char *buf, size_t n);
+	/* Worker: the address (an IP literal) at which an endpoint's proxy
+	 * here reaches the replicas' direct ports, "" when it must not
+	 * (NULL: 127.0.0.1, where a replica on this machine has its own).
+	 * May resolve a name: asked once a generation. */
+	void (*direct_host)(struct target_ctx *t, const struct deploy_spec *s,
+			    char *buf, size_t n);
 	/* Worker: nothing of @d runs any more (Draft after delete, or
 	 * Failed): drop what the engine keeps for it (may be NULL). */
 	void (*undeploy)(struct target_ctx *t, struct deploy_ctx *d);
@@ -294,6 +300,9 @@ struct deploy_ctx {
 	int64_t log_size;
 	double scaled_at;		/* last autoscale change (wall) */
 	double low_since;		/* load under the count since, 0: not */
+	char direct_host[64];		/* drv->direct_host's answer ... */
+	int direct_gen;			/* ... for this generation */
+	double direct_at;		/* and when ("": asked again later) */
 	int watch;			/* inotify watch on dir, -1 if none */
 	void *priv;			/* the driver's */
 	struct deploy_ctx *next;

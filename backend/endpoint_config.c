@@ -484,6 +484,12 @@ static void cfg_split(struct text *t, const struct ep_proxy *p)
 	out(t, "\n");
 }
 
+/* Where @b's replicas have their direct ports. */
+static const char *rep_host(const struct ep_backend *b)
+{
+	return b->rhost[0] ? b->rhost : "127.0.0.1";
+}
+
 /* Deployment @b's backend, its own key, its health; and the frontend
  * that the fallback's second hop reaches it by. */
 static void cfg_dep(struct text *t, const struct ep_proxy *p,
@@ -496,9 +502,11 @@ static void cfg_dep(struct text *t, const struct ep_proxy *p,
 	    "\thttp-request set-var(txn.dep) str(%s)\n"
 	    "\thttp-request set-header authorization \"Bearer %s\"\n",
 	    b->name, b->name, b->key);
-	for (int i = 0; i < EP_REPS_MAX; i++)
-		out(t, "\tserver r%d 127.0.0.1:%d" EP_SERVER_OPTS "%s\n", i + 1,
-		    b->slot[i] ? b->slot[i] : 1, b->slot[i] ? "" : " disabled");
+	for (int i = 0; i < EP_REPS_MAX; i++) {
+		out(t, "\tserver r%d ", i + 1);
+		cfg_addr(t, rep_host(b), b->slot[i] ? b->slot[i] : 1);
+		out(t, EP_SERVER_OPTS "%s\n", b->slot[i] ? "" : " disabled");
+	}
 	out(t, "\tserver %s ", b->name);
 	cfg_addr(t, b->host, b->port);
 	out(t, EP_SERVER_OPTS " backup\n\n");
@@ -539,9 +547,10 @@ int ep_slot_cmd(const struct ep_backend *b, int slot, int port, char *buf,
 	if (slot < 0 || slot >= EP_REPS_MAX)
 		return -EINVAL;
 	if (port)
-		n = snprintf(buf, sz, "set server dep_%s/r%d addr 127.0.0.1"
+		n = snprintf(buf, sz, "set server dep_%s/r%d addr %s"
 			     " port %d\nset server dep_%s/r%d state ready\n",
-			     b->name, slot + 1, port, b->name, slot + 1);
+			     b->name, slot + 1, rep_host(b), port, b->name,
+			     slot + 1);
 	else
 		n = snprintf(buf, sz, "set server dep_%s/r%d state maint\n",
 			     b->name, slot + 1);
@@ -562,7 +571,8 @@ static int proxy_check(const struct ep_proxy *p, struct err *e)
 			       " has a character its configuration cannot"
 			       " carry.");
 	for (int i = 0; i < p->n; i++)
-		if (!cfg_safe(p->b[i].host) || !cfg_safe(p->b[i].key))
+		if (!cfg_safe(p->b[i].host) || !cfg_safe(p->b[i].key) ||
+		    !cfg_safe(rep_host(&p->b[i])))
 			return err_set(e, -EINVAL, "deployment '%s' has an"
 				       " address or key the proxy cannot"
 				       " carry.", p->b[i].name);

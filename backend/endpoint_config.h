@@ -102,12 +102,13 @@ struct ep_backend {
 	char key[EP_KEY_MAX];	/* the deployment's own bearer key */
 	int weight;		/* from `traffic`, 0 when not listed */
 	int replicas;		/* its replicas serving (for `stats`) */
-	/* its ready replicas' direct ports on 127.0.0.1, ascending: a
-	 * server each, requests balanced over them (least connections);
-	 * the service's address is the backup (none known yet, or a
-	 * target without them) */
+	/* its ready replicas' direct ports at rhost, ascending: a server
+	 * each, requests balanced over them (least connections); the
+	 * service's address is the backup (none known yet, or replicas
+	 * without them) */
 	int nrep;
 	int rep[EP_REPS_MAX];
+	char rhost[64];		/* an IP literal ("": 127.0.0.1) */
 	/* the proxy's replica servers r1..rN: slot[i] is the direct port
 	 * server r(i+1) sends to, 0 when it is disabled (no replica) */
 	int slot[EP_REPS_MAX];

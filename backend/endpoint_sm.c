@@ -230,7 +230,8 @@ static int member_cb(void *arg, const struct obj *d)
 	snprintf(b->key, sizeof(b->key), "%s", k);
 	b->weight = weight_in(c->t, d->name);
 	deploy_replica_counts(d, &b->replicas, &desired);
-	b->nrep = deploy_direct_ports(d->id, b->rep, EP_REPS_MAX);
+	b->nrep = deploy_direct_ports(d->id, b->rhost, sizeof(b->rhost),
+				      b->rep, EP_REPS_MAX);
 	ep_slots_fill(b);	/* what a new configuration starts with */
 	c->p->n++;
 	return 0;
@@ -680,7 +681,7 @@ static void reps_sync(struct ep_live *l, const struct ep_proxy *p)
 	for (int i = 0; i < p->n; i++) {
 		const struct ep_backend *now = &p->b[i];
 		struct ep_backend *was = NULL;
-		int j, k;
+		int j, k, moved;
 
 		for (j = 0; j < l->p.n && !was; j++)
 			if (!l->p.b[j].gone &&
@@ -688,8 +689,11 @@ static void reps_sync(struct ep_live *l, const struct ep_proxy *p)
 				was = &l->p.b[j];
 		if (!was)
 			continue;	/* joins at the next reload */
+		/* replicas at another address now: every slot is let go */
+		moved = strcmp(was->rhost, now->rhost) != 0;
 		for (k = 0; k < EP_REPS_MAX; k++) {
-			if (!was->slot[k] || ep_rep_has(now, was->slot[k]))
+			if (!was->slot[k] ||
+			    (!moved && ep_rep_has(now, was->slot[k])))
 				continue;
 			if (ep_slot_cmd(was, k, 0, cmd, sizeof(cmd)) ||
 			    ep_proxy_api(l->dir, cmd, EP_API_MS, NULL, NULL))
@@ -697,6 +701,8 @@ static void reps_sync(struct ep_live *l, const struct ep_proxy *p)
 			was->slot[k] = 0;
 			was->freed[k] = ++was->nfreed;
 		}
+		/* the slots readied now point there */
+		snprintf(was->rhost, sizeof(was->rhost), "%s", now->rhost);
 		for (j = 0; j < now->nrep; j++) {
 			int port = now->rep[j];
 

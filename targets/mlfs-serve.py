@@ -3,7 +3,8 @@
 """mlfs-serve - the scoring server of one replica of an mlfs deployment.
 
     python3 mlfs-serve.py --entry score.py --host 127.0.0.1 --port 8080 \
-        [--max-body BYTES] [--read-timeout SECONDS] [--max-conns N]
+        [--max-body BYTES] [--read-timeout SECONDS] [--max-conns N] \
+        [--direct-host ADDRESS]
 
 Started by the mlfs daemon in the deployment's code snapshot (the working
 directory), with AZUREML_MODEL_DIR (the model version's folder), MLFS_KEY
@@ -52,10 +53,12 @@ byte and a body may not pause longer (408, close); past --max-conns open
 connections new ones get 503.  Each replica also listens on 127.0.0.1 port
 0, its own: the daemon's liveness probe reaches this replica there, where
 the shared port would reach any of them.  And on a third socket, its direct
-port (127.0.0.1, port 0): the whole service as on the shared port, counted
-in --max-conns, for an endpoint's proxy that balances each request over
-the replicas (the shared port balances connections, by a hash: a few
-keep-alive connections can all land on one replica).
+port (--direct-host, 127.0.0.1 by default; port 0): the whole service as
+on the shared port, counted in --max-conns, for an endpoint's proxy that
+balances each request over the replicas (the shared port balances
+connections, by a hash: a few keep-alive connections can all land on one
+replica).  A replica on an ssh host has it on the service's address,
+where the endpoint's proxy on the daemon's machine reaches it.
 
 Load (issue 16): the requests in flight - from the moment a request for
 /score is read whole until its answer is written - are counted, and the
@@ -1020,6 +1023,7 @@ def main():
 	ap.add_argument("--entry", required=True)
 	ap.add_argument("--host", default="127.0.0.1")
 	ap.add_argument("--port", type=int, required=True)
+	ap.add_argument("--direct-host", default="127.0.0.1")
 	ap.add_argument("--threads", type=int, default=1)
 	ap.add_argument("--max-body", type=int, default=MAX_BODY)
 	ap.add_argument("--read-timeout", type=float, default=READ_TIMEOUT)
@@ -1038,11 +1042,11 @@ def main():
 	sys.meta_path.append(AzuremlShim())
 	run = load_entry(a.entry)
 	socks = [listen(a.host, a.port, True), listen("127.0.0.1", 0, False),
-		 listen("127.0.0.1", 0, False)]
+		 listen(a.direct_host, 0, False)]
 	log("serving %s on %s:%d (liveness on 127.0.0.1:%d, direct on"
-	    " 127.0.0.1:%d)%s" % (
+	    " %s:%d)%s" % (
 		a.entry, a.host, a.port, socks[1].getsockname()[1],
-		socks[2].getsockname()[1],
+		a.direct_host, socks[2].getsockname()[1],
 		"" if run_raw(a, run) == "no" else
 		", run() gets %s" % ("the request" if run_raw(a, run) ==
 				     "request" else "bytes")))

@@ -46,7 +46,7 @@
 static const char *const ssh_keys[] = {
 	"host", "port", "user", "identity_file", "workdir", "max_concurrent",
 	"connect_timeout", "cancel_grace_seconds", "transfer", "input_cache",
-	NULL
+	"direct_ports", NULL
 };
 
 static const char *const ssh_live_keys[] = {
@@ -97,6 +97,10 @@ static int ssh_validate(const struct kv_list *cfg, struct err *e)
 	v = kv_get(cfg, "cancel_grace_seconds");
 	if (v && (rc = parse_int(v, 0, 3600, &n, "cancel_grace_seconds", e)))
 		return rc;
+	v = kv_get(cfg, "direct_ports");
+	if (v && strcmp(v, "yes") && strcmp(v, "no"))
+		return err_set(e, -EINVAL, "direct_ports must be yes or no,"
+			       " not '%.64s'", v);
 	v = kv_get(cfg, "transfer");
 	return v ? check_transfer(v, e) : 0;
 }
@@ -390,5 +394,6 @@ const struct driver ssh_driver = {
 	.replica_release = ssh_replica_release,
 	.health		= ssh_health,
 	.service_host	= ssh_service_host,
+	.direct_host	= ssh_direct_host,
 	.undeploy	= ssh_undeploy,
 };

@@ -54,6 +54,8 @@ struct ssh_rent {
 	int code;
 	int caught_up;			/* the whole log is here */
 	int in_flight;			/* requests it serves, -1: unknown */
+	int direct_port;		/* its own port on the host, 0: not
+					 * known (yet) */
 	char err[256];
 	/* its liveness probe, run by the round on the host */
 	double live_at;			/* when the next is due (monotonic) */

@@ -37,9 +37,11 @@
  */
 #include "ssh_deploy.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +164,16 @@ static void apply_reply(struct ssh_rent *x, const struct ssh_poll_reply *p)
 	take_log(x, p);
 	live_result(x, p->live);
 	x->in_flight = x->st == ST_RUNNING ? p->in_flight : -1;
+	if (p->direct_port > 0 && p->direct_port != x->port)
+		x->direct_port = p->direct_port;
+}
+
+/* Ask a serving replica its direct port until it is known (see
+ * ssh_script.h: seen listening there by its own processes). */
+static int direct_ask(const struct ssh_rent *x)
+{
+	return !x->direct_port && !x->stopping && !x->orphan &&
+	       (x->st == ST_READY || x->st == ST_RUNNING);
 }
 
 /* The script for the entries @who (item i is @who[i]'s), with the trash
@@ -192,6 +204,7 @@ static char *round_script(struct target_ctx *t, struct ssh_dep *dt,
 			.listen_port = who[i]->want_ready ? who[i]->port : 0,
 			.sig = who[i]->sig,
 			.live_port = live_ask(who[i]) ? who[i]->port : 0,
+			.direct_ask = direct_ask(who[i]),
 		};
 	}
 	if (items && tdirs && trash)
@@ -719,6 +732,8 @@ int ssh_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 		dep_round(t, dt);
 	if (x->pid > 0 && x->pid != r->pid)
 		r->pid = x->pid;
+	if (x->direct_port && !r->direct_port)
+		r->direct_port = x->direct_port;
 	if (x->st == ST_READY && r->state == REP_STARTING)
 		return REP_READY;
 	if (!final_state(x->st) || !x->caught_up)
@@ -911,6 +926,50 @@ void ssh_service_host(struct target_ctx *t, const struct deploy_spec *s,
 {
 	(void)s;
 	snprintf(buf, n, "%s", ssh_host(t));
+}
+
+/*
+ * An endpoint's proxy on this machine reaches each replica at its own
+ * port on the host, where it reaches the service: at the address the
+ * replicas listen on when the deployment names one, else at the host's
+ * (its name resolved here; IPv4 for replicas on 0.0.0.0).  "" with direct_ports = no (a firewall that
+ * lets only the service's port through): the proxy then sends to the
+ * service's port, balanced by the host's kernel per connection.
+ */
+void ssh_direct_host(struct target_ctx *t, const struct deploy_spec *s,
+		     char *buf, size_t n)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM };
+	const char *v = kv_get(&t->config, "direct_ports");
+	const char *host = s->host;
+	struct addrinfo *res = NULL;
+	char ip[INET6_ADDRSTRLEN] = "";
+
+	buf[0] = '\0';
+	if (v && !strcmp(v, "no"))
+		return;
+	/* replicas on 0.0.0.0 have IPv4 only ("::" both) */
+	if (!*host || !strcmp(host, "0.0.0.0")) {
+		host = ssh_host(t);
+		hints.ai_family = AF_INET;
+	} else if (!strcmp(host, "::")) {
+		host = ssh_host(t);
+	}
+	if (getaddrinfo(host, NULL, &hints, &res) || !res) {
+		log_warn("deployment on %s: cannot resolve %s: an endpoint"
+			 " sends to its service's port for now", ssh_host(t),
+			 host);
+		return;
+	}
+	if (res->ai_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr,
+			  ip, sizeof(ip));
+	else if (res->ai_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, ip,
+			  sizeof(ip));
+	freeaddrinfo(res);
+	snprintf(buf, n, "%s", ip);
 }
 
 /* Nothing of @d runs: remove its folder from the host (best effort; an

@@ -28,6 +28,8 @@ int ssh_health(struct target_ctx *t, struct deploy_ctx *d,
 	       const struct deploy_spec *s, struct err *e);
 void ssh_service_host(struct target_ctx *t, const struct deploy_spec *s,
 		      char *buf, size_t n);
+void ssh_direct_host(struct target_ctx *t, const struct deploy_spec *s,
+		     char *buf, size_t n);
 void ssh_undeploy(struct target_ctx *t, struct deploy_ctx *d);
 
 /* Free the target's replica table (at release: the replicas keep

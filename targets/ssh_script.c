@@ -756,6 +756,17 @@ static const char dep_prelude[] =
 	"    sed -n 's/^in_flight \\([0-9]\\{1,7\\}\\)$/\\1/p' | head -n 1)\n"
 	"  echo \"f${mlfs_n:--}\"\n"
 	"}\n"
+	"mlfs_direct() {\n"
+	"  mlfs_dp=$(if [ -d \"$1/in\" ]; then mlfs_rd \"$1\" stats; else cat \"$1/stats\" 2>/dev/null; fi |\n"
+	"    sed -n 's/^direct_port \\([0-9]\\{1,5\\}\\)$/\\1/p' | head -n 1)\n"
+	"  [ -n \"$mlfs_dp\" ] || return 0\n"
+	"  if [ -s \"$1/ct.name\" ]; then\n"
+	"    [ -n \"$2\" ] && [ -n \"$(mlfs_lsess \"$2\" \"$mlfs_dp\")\" ] || return 0\n"
+	"  else\n"
+	"    mlfs_listens \"$(cut -d' ' -f1 \"$1/pid\")\" \"$mlfs_dp\" || return 0\n"
+	"  fi\n"
+	"  echo \"d$mlfs_dp\"\n"
+	"}\n"
 	"mlfs_rep() {\n"
 	"  if [ ! -d \"$2\" ]; then st=nodir\n"
 	"  elif mlfs_alive \"$2\" spid; then\n"
@@ -779,6 +790,8 @@ static const char dep_prelude[] =
 	"        mv -f \"$2/live.tmp\" \"$2/live\") </dev/null >/dev/null 2>&1 &\n"
 	"    fi\n"
 	"    case $st in running*) st=\"$st $(mlfs_flight \"$2\")\" ;; esac\n"
+	"    [ \"$mlfs_da\" = 1 ] && case $st in running* | ready*)"
+	" st=\"$st $(mlfs_direct \"$2\" \"$c\")\" ;; esac\n"
 	"  elif [ -s \"$2/exit\" ]; then st=\"exited $(cat \"$2/exit\")\"\n"
 	"  elif mlfs_alive \"$2\"; then st=\"starting 0\"\n"
 	"  elif [ -s \"$2/exit\" ]; then st=\"exited $(cat \"$2/exit\")\"\n"
@@ -940,7 +953,8 @@ static void put_dep_server(struct script *s, const struct ssh_dep_launch *l)
 	put_q(s, l->entry, 0);
 	fputs(" --host ", s->f);
 	put_q(s, l->host, 0);
-	fputs(" --port \"$port\"", s->f);
+	fputs(" --port \"$port\" --direct-host ", s->f);
+	put_q(s, l->host, 0);
 	if (l->max_body > 0)
 		fprintf(s->f, " --max-body %ld", l->max_body);
 	if (l->read_timeout > 0)
@@ -978,7 +992,8 @@ static void put_dep_ct(struct script *s, const struct ssh_dep_launch *l)
 	put_q(s, l->entry, 0);
 	fputs(" --host=", s->f);
 	put_q(s, l->host, 0);
-	fputs(" --port=\"$port\"", s->f);
+	fputs(" --port=\"$port\" --direct-host=", s->f);
+	put_q(s, l->host, 0);
 	if (l->max_body > 0)
 		fprintf(s->f, " --max-body=%ld", l->max_body);
 	if (l->read_timeout > 0)
@@ -1079,7 +1094,8 @@ char *ssh_script_dep_poll(const struct ssh_dep_item *items, int n,
 			break;
 		}
 	for (int i = 0; i < n; i++) {
-		fprintf(s.f, "mlfs_rep %d ", i);
+		fprintf(s.f, "mlfs_da=%d; mlfs_rep %d ", items[i].direct_ask,
+			i);
 		put_q(&s, items[i].dir, 1);
 		fprintf(s.f, " %lld %lld %d %d\n", items[i].log_off,
 			items[i].log_max, items[i].listen_port > 0 ?
@@ -1143,13 +1159,21 @@ static int find_first(const char *buf, size_t len, size_t *pos)
 	return 0;
 }
 
-/* After a replica's PID: "fN" (requests in flight, "f-" unknown) and
- * the liveness probe's answer (1, 0, -), in either order. */
+/* After a replica's PID: "fN" (requests in flight, "f-" unknown), "dP"
+ * (its direct port, when asked) and the liveness probe's answer (1, 0,
+ * -), in any order. */
 static void parse_token(const char *t, struct ssh_poll_reply *r)
 {
 	char *end;
 	long n;
 
+	if (*t == 'd') {
+		n = strtol(t + 1, &end, 10);
+		if (end != t + 1 && !*end && t[1] >= '1' && t[1] <= '9' &&
+		    n <= 65535)
+			r->direct_port = (int)n;
+		return;
+	}
 	if (*t != 'f') {
 		r->live = !strcmp(t, "1") ? SSH_LIVE_OK : !strcmp(t, "0") ?
 			  SSH_LIVE_FAILED : SSH_LIVE_NONE;
@@ -1201,7 +1225,7 @@ static int parse_array(const char *buf, size_t len, size_t *pos,
 int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 		   struct ssh_poll_reply *r)
 {
-	char line[128], tok[2][16];
+	char line[128], tok[3][16];
 	int k;
 
 	if (*pos == 0 && !find_first(buf, len, pos))
@@ -1211,8 +1235,8 @@ int ssh_poll_parse(const char *buf, size_t len, size_t *pos,
 	memset(r, 0, sizeof(*r));
 	if (take_line(buf, len, pos, line, sizeof(line)))
 		return -EINVAL;
-	k = sscanf(line, "@@mlfs %d %15s %lld %15s %15s", &r->index,
-		   r->status, &r->arg, tok[0], tok[1]);
+	k = sscanf(line, "@@mlfs %d %15s %lld %15s %15s %15s", &r->index,
+		   r->status, &r->arg, tok[0], tok[1], tok[2]);
 	if (k < 2)
 		return -EINVAL;
 	if (k == 2)

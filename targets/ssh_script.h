@@ -199,6 +199,8 @@ struct ssh_dep_item {
 	const char *sig;		/* "TERM", "KILL" or NULL: send first */
 	int live_port;			/* > 0: probe the liveness port of the
 					 * server serving on this port */
+	int direct_ask;			/* 1: say its direct port ("dP") once
+					 * its own server listens there */
 };
 
 /*
@@ -210,7 +212,9 @@ struct ssh_dep_item {
  * PID 0: not started yet) | ready PID | running PID (alive; not asked
  * whether it listens: listen_port 0; with live_port, a liveness probe is
  * started and the last one's answer L given: "running PID L", L 1, 0 or -;
- * then fN, the requests in flight it wrote to R/stats, "f-" unknown)
+ * then fN, the requests in flight it wrote to R/stats, "f-" unknown;
+ * a ready or running one asked direct_ask adds dP when R/stats names its
+ * direct port P and its own process group listens there)
  * | exited CODE | lost.  Signals go to R's
  * process group while its wrapper or its server (checked by start time
  * and boot) lives, so never to a reused pid.
@@ -232,6 +236,7 @@ struct ssh_poll_reply {
 	long long par_n, par_size;
 	int live;			/* enum ssh_live */
 	int in_flight;			/* "running PID … fN": N, else -1 */
+	int direct_port;		/* "… dP": P, else 0 */
 	const char *ev;			/* an array's tasks.ev (ev_size 0:
 					 * none) */
 	long long ev_n, ev_size;

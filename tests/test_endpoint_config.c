@@ -263,6 +263,17 @@ static void proxy_text(void)
 		     " !mirror_off\n"),
 	      "the body is waited for only when the mirror is on");
 	free(cfg);
+	snprintf(p.b[0].rhost, sizeof(p.b[0].rhost), "192.0.2.7");
+	CHECK(ep_proxy_config(&p, &cfg, &e) == 0 && cfg &&
+	      strstr(cfg, "\tserver r1 192.0.2.7:41001 " OPTS "\n") &&
+	      strstr(cfg, "\tserver r48 192.0.2.7:1 " OPTS " disabled\n"),
+	      "replicas on an ssh host: the slots at the host's address");
+	free(cfg);
+	cfg = NULL;
+	snprintf(p.b[0].rhost, sizeof(p.b[0].rhost), "a b");
+	CHECK(ep_proxy_config(&p, &cfg, &e) == -EINVAL,
+	      "a replicas' address with a blank is refused");
+	p.b[0].rhost[0] = '\0';
 	snprintf(p.b[1].key, EP_KEY_MAX, "a\" b");
 	CHECK(ep_proxy_config(&p, &cfg, &e) == -EINVAL &&
 	      strstr(e.msg, "green"), "a key with a quote is refused (%s)",
@@ -448,6 +459,12 @@ static void rep_cmds(void)
 	CHECK(!ep_slot_cmd(&p.b[0], 0, 0, buf, sizeof(buf)) &&
 	      !strcmp(buf, "set server dep_blue/r1 state maint\n"),
 	      "a replica gone: its slot in maintenance");
+	snprintf(p.b[0].rhost, sizeof(p.b[0].rhost), "192.0.2.7");
+	CHECK(!ep_slot_cmd(&p.b[0], 2, 41003, buf, sizeof(buf)) &&
+	      !strcmp(buf, "set server dep_blue/r3 addr 192.0.2.7 port 41003\n"
+		      "set server dep_blue/r3 state ready\n"),
+	      "replicas on an ssh host: their slots at the host's address");
+	p.b[0].rhost[0] = '\0';
 	CHECK(ep_slot_free(&p.b[0]) == 2, "the first free slot: r3");
 	p.b[0].slot[0] = 0;
 	p.b[0].freed[0] = ++p.b[0].nfreed;

@@ -446,10 +446,11 @@ static void mirror(void)
 		usleep(10000);
 	}
 	/* copies are best effort: one the mirror does not take (a loaded
-	 * machine: 18 and 19 of 20 were seen) is dropped, as it should be;
-	 * a mirror not applied, or at a smaller share, sends few or none */
+	 * machine: 18, 19, and once 15 of 20 were seen, the unit tests all
+	 * at once on 2 cores) is dropped, as it should be; a mirror not
+	 * applied sends none, one at 20 % about 4 (10 or more: p < 0.003) */
 	got = svc_seen(&svcs[1]) - before;
-	CHECK(got >= 16, "green saw most of the 20 copies (%d)", got);
+	CHECK(got >= 10, "green saw most of the 20 copies (%d)", got);
 	svc_stop(&svcs[1]);
 	CHECK(count(20, keys[0], "blue", &bad) == 20 && !bad,
 	      "the mirror down: no client sees it");

@@ -659,9 +659,35 @@ static void dep_stats(const char *dir, const char *text, int want,
 	free(out);
 }
 
+/* Write @text to @dir/stats; a poll asking its direct port says @want
+ * (0: none said). */
+static void dep_direct(const char *dir, const char *text, int want,
+		       const char *what)
+{
+	struct ssh_dep_item it = { .dir = dir, .log_max = 1 << 20,
+				   .direct_ask = 1 };
+	struct ssh_poll_reply r;
+	char path[700], *out = NULL, *script;
+	size_t len, pos = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/stats", dir);
+	f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	script = ssh_script_dep_poll(&it, 1, NULL);
+	run_sh(script, &out, &len);
+	free(script);
+	check(ssh_poll_parse(out, len, &pos, &r) == 1 &&
+	      !strcmp(r.status, "running") && r.direct_port == want, what, out);
+	free(out);
+}
+
 static void test_dep_serve(const char *tmp)
 {
-	char g[512], dir[600], *out;
+	char g[512], dir[600], path[64], *out;
 	struct ssh_poll_reply r;
 	long pid;
 	int port = 0, ok;
@@ -700,6 +726,15 @@ static void test_dep_serve(const char *tmp)
 	dep_stats(dir, "in_flight x\n", -1, "poll: stats not a count: f-");
 	dep_stats(dir, "in_flight 99999999\n", -1,
 		  "poll: stats: 8 digits are not a count");
+	snprintf(path, sizeof(path), "in_flight 0\ndirect_port %d\n", port);
+	dep_direct(dir, path, port, "poll: dP, a direct port its own group"
+		   " listens on");
+	snprintf(path, sizeof(path), "direct_port %d\n", port == 1 ? 2 : 1);
+	dep_direct(dir, path, 0, "poll: no dP for a port it does not listen"
+		   " on");
+	dep_direct(dir, "direct_port 123456\n", 0,
+		   "poll: no dP for 6 digits");
+	dep_direct(dir, "in_flight 0\n", 0, "poll: no dP without the line");
 	out = dep_launch(g, "r2-a", port, 1, listener);
 	snprintf(dir, sizeof(dir), "busy %d\n", port);
 	check(!strcmp(out, dir), "launch: a fixed port already taken is busy",

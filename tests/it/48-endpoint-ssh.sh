@@ -4,7 +4,9 @@
 # (scripts/ssh-host.sh) and the real proxy (HAProxy): a 50/50 split
 # reaches both (answers counted by deployment, within 5 sd of 200
 # requests, and the access log names both), the pinning header sends
-# every request to the ssh one, its replicas killed on the host (kept from
+# every request to the ssh one, and each request on one connection to the
+# next of its replicas on the host (their direct ports; direct_ports = no:
+# the host's service port), its replicas killed on the host (kept from
 # coming back by a gate file their init() waits on) take it out of the
 # rotation: the endpoint Unhealthy with the reason in `error`, every
 # request answered by the local one, none failed; the gate opened, it
@@ -45,7 +47,7 @@ def init():
     while os.path.exists("$T/hold.$1"):
         time.sleep(0.05)
 def run(data):
-    return {"version": "$1"}
+    return {"version": "$1", "pid": os.getpid()}
 PY
 	wr "$d/model" m:1
 	[[ -z ${2:-} ]] || { wr "$d/target" "$2"; wr1 "$d/config" $'replicas = 2\n'; }
@@ -99,6 +101,32 @@ all_there=1
 for _ in $(seq 20); do [[ $(pinned) == *there* ]] || all_there=0; done
 check "the pinning header sends all 20 to the ssh deployment" eval "((all_there))"
 
+# ---- each request to the next of its replicas on the host --------------------------
+# The proxy reaches each replica at its own direct port on the host (the
+# host's address, resolved from its name): 20 requests on one keep-alive
+# connection go to both.  Through the host's shared port alone they would
+# all reach the replica that the proxy's connection hashed to.
+there_slots() {	# the ssh deployment's slots in use: "ADDRESS" lines
+	ep_stats addr status | awk '$1 == "dep_there" && $2 ~ /^r[0-9]+$/ &&
+		$4 != "MAINT" { print $3 }'
+}
+check "2 of its 48 slots in use" wait_until 30 \
+	eval '[[ $(there_slots | wc -l) == 2 ]]'
+SPORT=${URI##*:}
+SPORT=${SPORT%%/*}
+check "… each at the host's address, at a port of its own (not $SPORT)" \
+	eval '[[ $(there_slots | grep -E "^127\.0\.0\.1:[0-9]+$" | grep -vc ":$SPORT\$") == 2 ]]'
+there_balanced() {
+	local i urls=()
+	for i in $(seq 20); do urls+=("$EURI"); done
+	curl -s -m 10 -H "Authorization: Bearer $K" \
+		-H 'azureml-model-deployment: there' -d '{}' "${urls[@]}" |
+		grep -o '"pid": [0-9]*' | sort | uniq -c |
+		awk '$1 >= 8 {n++} END {exit n != 2}'
+}
+check "20 pinned requests on one connection: both replicas, 8+ each" \
+	wait_until 30 there_balanced
+
 # ---- its replicas killed on the host: out of the rotation ---------------------------
 P=$(ready_pids "$THERE")
 eq "two replicas on the host" 2 "$(wc -w <<< "$P")"
@@ -134,6 +162,36 @@ check "pinned requests reach it again" wait_until 20 eval "[[ \$(pinned) == *the
 read -r nh nt no <<< "$(count 100)"
 check "a split reaches both again ($nh here, $nt there)" \
 	eval "((nh > 0 && nt > 0 && no == 0))"
+
+# ---- direct_ports = no: through the host's service port ----------------------------
+# (for a host whose firewall lets only the service's port through)
+S=$MNT/targets/shut
+mkdir "$S" && wr "$S/type" ssh
+ssh_config "workdir = $WORK" "connect_timeout = 3" "direct_ports = maybe" \
+	> "$S/config"
+expect_err "direct_ports = maybe is refused" "Invalid argument" \
+	wr "$S/ctl" provision
+check "… with a sentence naming the choices" \
+	grep -q "direct_ports must be yes or no, not 'maybe'" "$S/error"
+ssh_config "workdir = $WORK" "connect_timeout = 3" "direct_ports = no" \
+	> "$S/config"
+wr "$S/ctl" provision
+check "the target with direct_ports = no attaches" \
+	wait_for "$S/status" Succeeded 20
+make_dep far shut
+check "far joins" wr "$MNT/deployments/far/endpoint" mixed
+check "far answers pinned through the endpoint" wait_until 30 eval \
+	"[[ \$(post -H 'azureml-model-deployment: far') == *far* ]]"
+eq "none of far's slots in use (its service's port only)" "0" \
+	"$(ep_stats status | awk '$1 == "dep_far" && $2 ~ /^r[0-9]+$/ &&
+		$3 != "MAINT"' | wc -l)"
+far_ok=1
+for _ in $(seq 10); do
+	[[ $(post -H 'azureml-model-deployment: far') == *far* ]] || far_ok=0
+done
+check "10 more pinned requests answered" eval "((far_ok))"
+check "delete far" wr "$MNT/deployments/far/ctl" delete
+check "far is Draft" wait_for "$MNT/deployments/far/status" Draft 30
 
 # ---- the ssh deployment deleted under a client loop ---------------------------------
 client_start "$EURI" "$K"
