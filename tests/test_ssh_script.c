@@ -640,12 +640,10 @@ static void test_dep_stage(const char *tmp)
 	free(out);
 }
 
-/* Write @text to @dir/stats; the next poll of @dir says @want. */
-static void dep_stats(const char *dir, const char *text, int want,
-		      const char *what)
+/* @text into @dir/stats, as mlfs-serve writes it. */
+static void stats_write(const char *dir, const char *text)
 {
-	struct ssh_poll_reply r;
-	char path[700], *out;
+	char path[700];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/stats", dir);
@@ -654,6 +652,16 @@ static void dep_stats(const char *dir, const char *text, int want,
 		fputs(text, f);
 		fclose(f);
 	}
+}
+
+/* Write @text to @dir/stats; the next poll of @dir says @want. */
+static void dep_stats(const char *dir, const char *text, int want,
+		      const char *what)
+{
+	struct ssh_poll_reply r;
+	char *out;
+
+	stats_write(dir, text);
 	dep_poll(dir, 0, NULL, NULL, &r, &out);
 	check(!strcmp(r.status, "running") && r.in_flight == want, what, out);
 	free(out);
@@ -667,16 +675,10 @@ static void dep_direct(const char *dir, const char *text, int want,
 	struct ssh_dep_item it = { .dir = dir, .log_max = 1 << 20,
 				   .direct_ask = 1 };
 	struct ssh_poll_reply r;
-	char path[700], *out = NULL, *script;
+	char *out = NULL, *script;
 	size_t len, pos = 0;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/stats", dir);
-	f = fopen(path, "w");
-	if (f) {
-		fputs(text, f);
-		fclose(f);
-	}
+	stats_write(dir, text);
 	script = ssh_script_dep_poll(&it, 1, NULL);
 	run_sh(script, &out, &len);
 	free(script);
