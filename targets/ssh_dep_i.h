@@ -56,6 +56,8 @@ struct ssh_rent {
 	int in_flight;			/* requests it serves, -1: unknown */
 	int direct_port;		/* its own port on the host, 0: not
 					 * known (yet) */
+	int serve;			/* mlfs-serve (not a `command`): has
+					 * a direct port to ask for */
 	char err[256];
 	/* its liveness probe, run by the round on the host */
 	double live_at;			/* when the next is due (monotonic) */

@@ -172,7 +172,7 @@ static void apply_reply(struct ssh_rent *x, const struct ssh_poll_reply *p)
  * ssh_script.h: seen listening there by its own processes). */
 static int direct_ask(const struct ssh_rent *x)
 {
-	return !x->direct_port && !x->stopping && !x->orphan &&
+	return x->serve && !x->direct_port && !x->stopping && !x->orphan &&
 	       (x->st == ST_READY || x->st == ST_RUNNING);
 }
 
@@ -722,12 +722,12 @@ int ssh_replica_poll(struct target_ctx *t, struct deploy_ctx *d,
 	struct ssh_rent *x = ent_of(dt, r);
 
 	(void)d;
-	(void)s;
 	if (!x) {
 		replica_exit_reason(NULL, -1, e);
 		return REP_EXITED;
 	}
 	x->want_ready = r->state == REP_STARTING;
+	x->serve = !s->command[0];
 	if (mono_s() >= dt->next_poll)
 		dep_round(t, dt);
 	if (x->pid > 0 && x->pid != r->pid)
@@ -932,9 +932,10 @@ void ssh_service_host(struct target_ctx *t, const struct deploy_spec *s,
  * An endpoint's proxy on this machine reaches each replica at its own
  * port on the host, where it reaches the service: at the address the
  * replicas listen on when the deployment names one, else at the host's
- * (its name resolved here; IPv4 for replicas on 0.0.0.0).  "" with direct_ports = no (a firewall that
- * lets only the service's port through): the proxy then sends to the
- * service's port, balanced by the host's kernel per connection.
+ * (its name resolved here; IPv4 for replicas on 0.0.0.0).  "" with
+ * direct_ports = no (a firewall that lets only the service's port
+ * through): the proxy then sends to the service's port, balanced by the
+ * host's kernel per connection.
  */
 void ssh_direct_host(struct target_ctx *t, const struct deploy_spec *s,
 		     char *buf, size_t n)
@@ -962,8 +963,9 @@ void ssh_direct_host(struct target_ctx *t, const struct deploy_spec *s,
 		return;
 	}
 	if (res->ai_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr,
-			  ip, sizeof(ip));
+		inet_ntop(AF_INET,
+			  &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip,
+			  sizeof(ip));
 	else if (res->ai_family == AF_INET6)
 		inet_ntop(AF_INET6,
 			  &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, ip,
