@@ -968,10 +968,14 @@ podman_runs() {
 # ep_stop_proxies: the endpoints' proxies outlive the daemon by design: a
 # test stops its own (after the daemon, which would start them again).
 ep_stop_proxies() {
-	local f
+	local f pid
 	for f in "$STATE"/endpoints/*/haproxy.pid; do
-		[[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null
+		pid=$(cat "$f" 2>/dev/null) || continue
+		# a proxy stopped already: its pid may be another's now
+		[[ $(readlink "/proc/$pid/exe" 2>/dev/null) == */haproxy ]] &&
+			kill "$pid" 2>/dev/null
 	done
+	return 0
 }
 
 # ---- helpers for the multi-user tests (60-69) -----------------------------------

@@ -36,6 +36,7 @@ IMAGES=()
 cleanup_55() {
 	local n keep=${KEEP:-}
 	KEEP=1 cleanup_deep	# the daemon first: it would restart what dies
+	ep_stop_proxies
 	for n in $(hpod ps -a --format '{{.Names}}' 2>/dev/null); do
 		[[ $n == "${CT_PREFIX:-none}"* ]] && hpod rm -f -t 0 "$n" >/dev/null 2>&1
 	done
@@ -147,7 +148,8 @@ def run(data):
     body = json.loads(data)
     if body.get("data") == "whoami":
         return {"uid": os.getuid(), "pid1": open("/proc/1/cmdline").read().split("\0")[0],
-                "marker": " ".join(marker), "pid": os.getpid()}
+                "marker": " ".join(marker), "pid": os.getpid(),
+                "rep": os.environ.get("MLFS_REPLICA")}
     if "x" in body:
         return {"y": body["x"] * model["w"][0], "version": int(marker[0])}
     return [sum(w * x for w, x in zip(model["w"], r)) + model["b"] for r in body["data"]]
@@ -184,6 +186,40 @@ check "the log says the image was copied to the host, and how big" \
 	grep -qE "^mlfs: the image $IMG1 was not on .*: copied .* [0-9.]+ MB$" "$D/log"
 eq "… once" 1 "$(grep -c "copied (podman save" "$D/log")"
 check "the host's podman has it now" hpod image exists "$IMG1"
+
+# ---- behind an endpoint: each request to the replica least busy, in its container --
+# The proxy reaches each server at its own direct port on the host (the
+# poll sees the container's processes listen there): 20 requests on one
+# keep-alive connection reach both.
+if [[ -x /usr/sbin/haproxy ]]; then
+	EP=$MNT/endpoints/front
+	as mlfs_ua mkdir "$EP"
+	as mlfs_ua sh -c "echo front > '$D/endpoint'; echo 'ct 100' > '$EP/traffic';
+		echo start > '$EP/ctl'"
+	check "an endpoint in front of it is Healthy" wait_for "$EP/status" Healthy 30
+	ct_slots() {
+		ep_stats status | awk '$1 == "dep_ct" && $2 ~ /^r[0-9]+$/ &&
+			$3 != "MAINT"' | wc -l
+	}
+	check "2 of its slots in use" wait_until 60 eval '[[ $(ct_slots) == 2 ]]'
+	EK=$(cat "$EP/keys/primary")
+	ct_balanced() {
+		local i urls=()
+		for i in $(seq 20); do urls+=("$(cat "$EP/scoring_uri")"); done
+		curl -s -m 30 -H "Authorization: Bearer $EK" \
+			-d '{"data": "whoami"}' "${urls[@]}" |
+			grep -o '"rep": "[0-9]*"' | sort | uniq -c |
+			awk '$1 >= 8 {n++} END {exit n != 2}'
+	}
+	# (each container has its own pids: its replica number tells them)
+	check "20 requests on one connection: both servers, 8+ each" \
+		wait_until 30 ct_balanced
+	as mlfs_ua sh -c "echo stop > '$EP/ctl'"
+	check "the endpoint stops" wait_for "$EP/status" Draft 30
+	check "… and goes" as mlfs_ua rmdir "$EP"
+else
+	not_ok "haproxy is installed (scripts/deps.sh)"
+fi
 eq "two containers run on the host, generation 1's" 2 "$(ours | grep -cE -- '-g1-r[0-9]+-[0-9a-f]+$')"
 check "the env lines reach the servers in the containers" \
 	wait_until 20 eval "[[ \$(grep -c 'loaded in image 1 greeting $SECRET' '$D/log') == 2 ]]"
