@@ -879,7 +879,9 @@ sshd_start() { "$ROOT/scripts/ssh-host.sh" start "$SSHD" >/dev/null; }
 sshd_kids() {
 	local lp
 	lp=$(head -n1 "$SSHD/sshd.pid" 2>/dev/null) || return 0
-	[[ -n $lp ]] && ps -o pid= --ppid "$lp" 2>/dev/null
+	# (a listener gone already: its pid may be another's now)
+	[[ -n $lp && $(readlink "/proc/$lp/exe" 2>/dev/null) == */sshd ]] &&
+		ps -o pid= --ppid "$lp" 2>/dev/null
 }
 
 # sshd_cut: a network cut: stop the listener and the open connections.
