@@ -6,7 +6,8 @@
 # requests, and the access log names both), the pinning header sends
 # every request to the ssh one, and each request on one connection to the
 # next of its replicas on the host (their direct ports; direct_ports = no:
-# the host's service port), its replicas killed on the host (kept from
+# the host's service port; a rolling update there under a client loop
+# loses no request), its replicas killed on the host (kept from
 # coming back by a gate file their init() waits on) take it out of the
 # rotation: the endpoint Unhealthy with the reason in `error`, every
 # request answered by the local one, none failed; the gate opened, it
@@ -125,6 +126,22 @@ there_balanced() {
 		awk '$1 >= 8 {n++} END {exit n != 2}'
 }
 check "20 pinned requests on one connection: both replicas, 8+ each" \
+	wait_until 30 there_balanced
+
+# ---- a rolling update on the host under a client loop --------------------------------
+# The new replicas take free slots at their ports; an old one is told to
+# drain only once its slot is in maintenance (the TERM goes over ssh).
+client_start "$EURI" "$K"
+check "a client loop gets answers" wait_until 20 test -e "$T/stop.ready"
+check "the ssh deployment rolls out generation 2" wr "$THERE/ctl" deploy
+check "… generation 2 serves, 2 replicas ready" wait_until 90 \
+	eval "serves_gen '$THERE' 2 && [[ \$(head -1 '$THERE/replicas') == 'ready 2' ]]"
+client_stop
+check "$NREQ requests across its rolling update, 0 failed" \
+	eval "((NREQ > 0 && NFAIL == 0))"
+check "2 of its slots in use again, at the new replicas' own ports" \
+	wait_until 30 eval '[[ $(there_slots | grep -vc ":$SPORT\$") == 2 ]]'
+check "… both of generation 2 answer on one connection" \
 	wait_until 30 there_balanced
 
 # ---- its replicas killed on the host: out of the rotation ---------------------------
