@@ -375,10 +375,14 @@ void run_array_task_set(struct run_ctx *r, int idx, enum obj_state s,
 			int code)
 {
 	char text[32];
-	int dfd = task_dir(r, idx, 0);
+	int dfd = task_dir(r, idx, 0), ran_unseen;
 
 	if (dfd < 0)
 		return;
+	/* a task that ran between two looks is seen only once ended: the
+	 * log still says it started (the log tells every task that ran) */
+	ran_unseen = run_state_final(s) && code >= 0 &&
+		     run_array_task_state(r, idx) != RS_RUNNING;
 	/* exit_code before status: a reader that sees the end sees it */
 	if (run_state_final(s) && code >= 0) {
 		snprintf(text, sizeof(text), "%d\n", code);
@@ -387,5 +391,7 @@ void run_array_task_set(struct run_ctx *r, int idx, enum obj_state s,
 	snprintf(text, sizeof(text), "%s\n", state_name(s));
 	task_write(dfd, "status", text);
 	close(dfd);
+	if (ran_unseen)
+		task_log_line(r, idx, RS_RUNNING, -1);
 	task_log_line(r, idx, s, code);
 }

@@ -350,6 +350,22 @@ check "A: the run's log says when task 4 started" \
 check "A: and when it ended" grep -qx "mlfs: task 4 ended (exit 0)" "$R/A/log"
 eq "A: error empty" "" "$(cat "$R/A/error")"
 
+# tasks that run between two of the daemon's looks (seen only once ended):
+# the log still says each started, then ended
+go Q 0 1 2 3	# before they start: each ends at once
+arr Q 0-3
+check "Q (instant tasks) Completed" wait_for "$R/Q/status" Completed 60
+q_lines() {
+	local i
+	for i in 0 1 2 3; do
+		grep -xE "mlfs: task $i (started|ended \(exit 0\))" "$R/Q/log" |
+			paste -sd' '
+	done
+}
+eq "Q: the log says each task started, then ended" \
+	"$(for i in 0 1 2 3; do echo "mlfs: task $i started mlfs: task $i ended (exit 0)"; done)" \
+	"$(q_lines)"
+
 # one index fails: Failed, that index in error
 arr AF1 0-3 '[ $i != 2 ] || exit 3'
 go AF1 0 1 2 3
