@@ -96,13 +96,17 @@ void run_metrics_pump(struct ws *ws, struct run_ctx *r)
 	int fd;
 
 	ws_obj_path(ws, r->obj.id, RUN_METRICS_RAW, raw);
-	if (stat(raw, &st) || st.st_size <= r->metrics_off)
-		return;
-	if (st.st_size - r->metrics_off > (1 << 24))
-		r->metrics_off = st.st_size - (1 << 24);
 	fd = open(raw, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return;
+	/* the size of what was opened, a regular file */
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    st.st_size <= r->metrics_off) {
+		close(fd);
+		return;
+	}
+	if (st.st_size - r->metrics_off > (1 << 24))
+		r->metrics_off = st.st_size - (1 << 24);
 	buf = malloc(st.st_size - r->metrics_off + 1);
 	n = buf ? pread(fd, buf, st.st_size - r->metrics_off, r->metrics_off) : -1;
 	close(fd);

@@ -429,17 +429,23 @@ proc_field() {
 	echo "$1"
 }
 
-# kill_recorded FILE...: KILL the process group of each "PID STARTTIME"
-# file (the host's runs and replicas), unless another process has PID now
-# (see stop_runs: a group whose leader has gone is what a run left).
+# kill_recorded [--one] FILE...: KILL the process group of each "PID
+# STARTTIME" file (the host's runs and replicas), unless another process
+# has PID now (see stop_runs: a group whose leader has gone is what a run
+# left).  --one: the process PID alone, while it is the recorded one.
 kill_recorded() {
-	local f pid st now
+	local f pid st now one=
+	[[ ${1:-} == --one ]] && { one=1; shift; }
 	for f; do
 		[[ -f $f ]] || continue
 		read -r pid st < "$f" || continue
 		[[ $pid =~ ^[0-9]+$ ]] || continue
 		now=$(proc_field "$pid" 22)
-		[[ -z $now || $now == "$st" ]] && kill -KILL -- "-$pid" 2>/dev/null
+		if [[ -n $one ]]; then
+			[[ -n $st && $now == "$st" ]] && kill -KILL "$pid" 2>/dev/null
+		elif [[ -z $now || $now == "$st" ]]; then
+			kill -KILL -- "-$pid" 2>/dev/null
+		fi
 	done
 	return 0
 }
@@ -897,15 +903,8 @@ sshd_cut() {
 # replicas recorded there, each checked against its start time (a pid
 # reused since is left alone).
 host_kill() {
-	local f pid st
 	kill_recorded "$WORK"/deploy-*/g*/r*/pid
-	for f in "$WORK"/deploy-*/g*/r*/spid; do
-		[[ -f $f ]] || continue
-		read -r pid st < "$f" || continue
-		[[ -n $st && $(proc_field "$pid" 22) == "$st" ]] &&
-			kill -KILL "$pid" 2>/dev/null
-	done
-	return 0
+	kill_recorded --one "$WORK"/deploy-*/g*/r*/spid
 }
 
 # ssh_cleanup: KILL the runs left on the test's "host" ($WORK/*/pid), then
