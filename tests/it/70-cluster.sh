@@ -408,7 +408,10 @@ done
 rm -rf "$RUNDIR"
 remount_or_bail "remount after a reboot (the cluster's /run folder gone)" -o allow_other
 check "the cluster's files under /run are made again" wait_until 60 test -s "$RUNDIR/slurm.conf"
-check "... its controller runs again" wait_until 60 alive "$(ctl_pid slurmctld)"
+# (its pid file read at each look: the killed one's stays until the new
+# controller writes its own, a moment after the files above)
+ctl_alive() { alive "$(ctl_pid slurmctld)"; }
+check "... its controller runs again" wait_until 60 ctl_alive
 check "... said in events" wait_until 30 said 'target gpu controller: .*slurmctld.* started again'
 run after 'echo "after the reboot"'
 check "... a run completes on it" completes after 180
